@@ -1,0 +1,135 @@
+# maglevd: GNU Make build. `make help` lists the targets; `V=1` shows the commands.
+
+BUILD     ?= build
+CC        ?= cc
+CLANG     ?= clang
+V         ?= 0
+FUZZ_SECONDS ?= 20
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+PKGS      := libxdp libbpf yaml-0.1 libxxhash liburcu liburcu-cds libmnl libmicrohttpd jansson libpcap
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+OPT       ?= -O2 -g
+WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS    += -std=gnu11 $(OPT) $(WARN) -MMD -MP -D_GNU_SOURCE -pthread -Isrc $(PKG_CFLAGS)
+LDLIBS    += $(PKG_LIBS) -lm -pthread
+
+# SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer build in build-san/.
+ifeq ($(SAN),1)
+BUILD     := build-san
+OPT       := -O1 -g -fno-omit-frame-pointer
+CFLAGS    += -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS   += -fsanitize=address,undefined
+endif
+
+# FUZZ=1: clang + libFuzzer instrumentation in build-fuzz/ (use `make fuzz`).
+ifeq ($(FUZZ),1)
+BUILD     := build-fuzz
+CC        := $(CLANG)
+OPT       := -O1 -g -fno-omit-frame-pointer
+CFLAGS    += -fsanitize=fuzzer-no-link,address,undefined -DMAGLEV_FUZZ
+LDFLAGS   += -fsanitize=address,undefined
+endif
+
+LIB_SRCS  := $(wildcard src/core/*.c src/io/*.c src/control/*.c)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB       := $(BUILD)/libmaglev.a
+BINS      := $(patsubst src/cmd/%.c,$(BUILD)/%,$(wildcard src/cmd/*.c))
+TESTS     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
+FUZZERS   := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(wildcard bpf/*.bpf.c))
+BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -Ibpf -Isrc
+
+.PHONY: all help check check-unit check-san check-fuzz check-e2e bench demo fuzz clean format
+.DEFAULT_GOAL := all
+
+all: $(LIB) $(BINS) $(BPF_OBJS) $(TESTS) $(BENCHES)
+
+help:
+	@echo 'maglevd make targets:'
+	@echo '  all         build maglevd, maglevctl, the XDP programs, unit tests and benchmarks (default)'
+	@echo '  check       every test: unit, unit under ASan+UBSan, fuzzers (bounded), end-to-end (root)'
+	@echo '  check-unit  unit tests (cmocka)'
+	@echo '  check-san   unit tests built with SAN=1 (AddressSanitizer + UBSan)'
+	@echo '  check-fuzz  each libFuzzer harness for FUZZ_SECONDS (default 20) seconds'
+	@echo '  check-e2e   end-to-end tests in network namespaces (root)'
+	@echo '  bench       benchmarks, printed as tables'
+	@echo '  demo        namespace topology, traffic through a VIP, results printed (root)'
+	@echo '  format      clang-format every C file in place'
+	@echo '  clean       remove build outputs'
+	@echo 'variables: V=1 (show commands), SAN=1 (sanitizers), BUILD=dir, CC=compiler'
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  CC      $<')
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	@$(if $(Q),echo '  AR      $@')
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%: $(BUILD)/src/cmd/%.o $(LIB)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(CMOCKA_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  BPF     $<')
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c -o $@ $<
+
+check: check-unit check-san check-fuzz check-e2e
+
+check-unit: $(TESTS)
+	$(Q)scripts/run-unit.sh $(TESTS)
+
+check-san:
+	$(Q)$(MAKE) --no-print-directory SAN=1 check-unit
+
+fuzz:
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 fuzzers
+
+fuzzers: $(FUZZERS)
+
+check-fuzz: fuzz
+	$(Q)scripts/run-fuzz.sh $(FUZZ_SECONDS) $(patsubst tests/fuzz/%.c,build-fuzz/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+check-e2e: all
+	$(Q)tests/e2e/run.sh
+
+bench: all
+	$(Q)scripts/run-bench.sh $(BENCHES)
+
+demo: all
+	$(Q)scripts/demo.sh
+
+format:
+	clang-format -i $(shell find src tests bench bpf -name '*.[ch]')
+
+clean:
+	rm -rf build build-san build-fuzz
+
+.SECONDARY:
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

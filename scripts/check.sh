@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh machine: install packages, build, run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+make -j"$(nproc)" all
+make check

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs each libFuzzer harness for a bounded time: run-fuzz.sh SECONDS FUZZER...
+# Seeds come from tests/fuzz/corpus/<name>/; new inputs go to a scratch copy, not the tree.
+set -u
+secs=$1
+shift
+passed=0 failed=0
+for f in "$@"; do
+	name=$(basename "$f")
+	work=$(mktemp -d)
+	[ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$work/"
+	if "$f" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
+		"$work" >"$work.log" 2>&1; then
+		passed=$((passed + 1))
+		echo "fuzz $name: ok ($(grep -c . "$work.log") log lines, $(ls "$work" | wc -l) corpus)"
+	else
+		failed=$((failed + 1))
+		echo "fuzz $name: FAILED" >&2
+		tail -n 40 "$work.log" >&2
+	fi
+	rm -rf "$work" "$work.log"
+done
+echo "fuzz: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,43 @@
+/* Configuration defaults and release. */
+#include "core/config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void config_init(struct config *c)
+{
+	*c = (struct config){
+		.hash_seed = CONFIG_HASH_SEED_DEFAULT,
+		.table_size = 65537u,
+		.dataplane = {
+			.mode = DP_MODE_AFXDP,
+			.workers = CONFIG_WORKERS_DEFAULT,
+			.ttl = CONFIG_TTL_DEFAULT,
+			.mtu = CONFIG_MTU_DEFAULT,
+			.icmp_rate = CONFIG_ICMP_RATE_DEFAULT,
+		},
+		.conntrack = {
+			.entries = CONFIG_CT_ENTRIES_DEFAULT,
+			.tcp_timeout = CONFIG_CT_TCP_TIMEOUT_DEFAULT,
+			.tcp_fin_timeout = CONFIG_CT_TCP_FIN_TIMEOUT_DEFAULT,
+			.udp_timeout = CONFIG_CT_UDP_TIMEOUT_DEFAULT,
+			.icmp_timeout = CONFIG_CT_ICMP_TIMEOUT_DEFAULT,
+		},
+		.control = {
+			.socket = CONFIG_SOCKET_DEFAULT,
+			.metrics_enabled = true,
+			.metrics_address = CONFIG_METRICS_ADDR_DEFAULT,
+			.metrics_port = CONFIG_METRICS_PORT_DEFAULT,
+		},
+	};
+}
+
+void config_free(struct config *c)
+{
+	if (!c)
+		return;
+	for (uint32_t i = 0; i < c->n_vips; i++)
+		free(c->vips[i].backends);
+	free(c->vips);
+	free(c);
+}

@@ -1,0 +1,121 @@
+/*
+ * The configuration model: what a maglevd config file says, after parsing and validation.
+ * Plain data; src/control/config_yaml.c fills it from YAML. docs/config.md is the reference.
+ */
+#ifndef MAGLEV_CORE_CONFIG_H
+#define MAGLEV_CORE_CONFIG_H
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/addr.h"
+
+#define CONFIG_NAME_MAX         64u   /* VIP name, bytes with the NUL */
+#define CONFIG_PATH_MAX         256u  /* file paths in the config, bytes with the NUL */
+#define CONFIG_VIPS_MAX         1024u /* VIPs per config */
+#define CONFIG_BACKENDS_MAX     4096u /* backends per VIP */
+
+#define CONFIG_HASH_SEED_DEFAULT 0x5eedull
+#define CONFIG_TTL_DEFAULT       64u    /* outer TTL / hop limit of GRE packets */
+#define CONFIG_MTU_DEFAULT       1500u  /* egress MTU, bytes of IP packet */
+#define CONFIG_WORKERS_DEFAULT   1u
+#define CONFIG_CT_ENTRIES_DEFAULT (1u << 20) /* tracked flows per worker */
+#define CONFIG_CT_TCP_TIMEOUT_DEFAULT     300u /* seconds, established TCP */
+#define CONFIG_CT_TCP_FIN_TIMEOUT_DEFAULT 10u  /* seconds, TCP after FIN or RST */
+#define CONFIG_CT_UDP_TIMEOUT_DEFAULT     30u  /* seconds */
+#define CONFIG_CT_ICMP_TIMEOUT_DEFAULT    10u  /* seconds */
+#define CONFIG_ICMP_RATE_DEFAULT          1000u /* generated ICMP errors per second per worker */
+#define CONFIG_SOCKET_DEFAULT    "/run/maglevd.sock"
+#define CONFIG_METRICS_ADDR_DEFAULT "127.0.0.1"
+#define CONFIG_METRICS_PORT_DEFAULT 9180u
+
+enum dp_mode {
+	DP_MODE_AFXDP,    /* AF_XDP through libxdp (default) */
+	DP_MODE_AFPACKET, /* TPACKET_V3 fallback */
+};
+
+enum hc_type {
+	HC_NONE, /* no health check: the backend is always up */
+	HC_TCP,  /* TCP connect */
+	HC_HTTP, /* HTTP GET path, expect status */
+};
+
+struct config_health {
+	enum hc_type type;
+	uint16_t port;          /* 0 = the VIP's port */
+	uint16_t expect_status; /* HTTP status that means up; default 200 */
+	char path[CONFIG_PATH_MAX]; /* HTTP request path; default "/" */
+	uint32_t interval_ms;   /* default 1000 */
+	uint32_t timeout_ms;    /* default 500 */
+	uint32_t rise;          /* successes in a row to come up; default 2 */
+	uint32_t fall;          /* failures in a row to go down; default 3 */
+	int line;
+};
+
+struct config_backend {
+	struct lb_addr addr;
+	uint32_t weight; /* 0..65535; 0 = drain */
+	bool has_health; /* health below overrides the VIP's */
+	struct config_health health;
+	int line;        /* line in the config file, for messages */
+};
+
+struct config_vip {
+	char name[CONFIG_NAME_MAX];
+	struct lb_addr addr;
+	uint8_t proto;       /* IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t port;       /* host order; 0 = every port */
+	uint32_t table_size; /* M for this VIP (cluster's unless overridden) */
+	struct config_health health; /* type HC_NONE if none */
+	struct config_backend *backends;
+	uint32_t n_backends;
+	int line;
+};
+
+struct config_dataplane {
+	enum dp_mode mode;
+	char interface[IF_NAMESIZE]; /* where VIP traffic arrives and GRE leaves */
+	uint32_t workers;            /* RX queues / worker threads */
+	struct lb_addr source_ipv4;  /* outer source of GRE to IPv4 backends */
+	struct lb_addr source_ipv6;  /* outer source of GRE to IPv6 backends */
+	uint8_t ttl;                 /* outer TTL / hop limit */
+	uint16_t mtu;                /* egress MTU */
+	bool has_nexthop_mac;        /* else the kernel's neighbour table (netlink) */
+	uint8_t nexthop_mac[6];
+	uint32_t icmp_rate;          /* generated ICMP errors per second per worker */
+};
+
+struct config_conntrack {
+	uint32_t entries;         /* flows per worker */
+	uint32_t tcp_timeout;     /* seconds */
+	uint32_t tcp_fin_timeout; /* seconds */
+	uint32_t udp_timeout;     /* seconds */
+	uint32_t icmp_timeout;    /* seconds */
+};
+
+struct config_control {
+	char socket[108];          /* maglevctl Unix socket (sun_path size) */
+	bool metrics_enabled;
+	char metrics_address[LB_ADDR_STRLEN];
+	uint16_t metrics_port;
+};
+
+struct config {
+	char path[CONFIG_PATH_MAX]; /* file it came from, for messages */
+	uint64_t hash_seed;
+	uint32_t table_size;        /* cluster default M */
+	struct config_dataplane dataplane;
+	struct config_conntrack conntrack;
+	struct config_control control;
+	struct config_vip *vips;
+	uint32_t n_vips;
+};
+
+/* Sets every field to its default (no VIPs). */
+void config_init(struct config *c);
+
+/* Frees what config_load allocated, including c itself; NULL is fine. */
+void config_free(struct config *c);
+
+#endif
