@@ -1,6 +1,44 @@
 /* Maglev lookup table: population, weights, permutations from keys, digest. */
 #include "core/maglev.h"
 
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+/*
+ * Once at most MAGLEV_TAIL_FACTOR * sqrt(M) slots are empty, a turn finds its slot by scanning the
+ * list of empty slots (one multiply per empty slot) instead of walking the backend's permutation
+ * (about M / empty probes). Both give the same slot, the first empty one in the backend's
+ * permutation order; only the speed differs.
+ */
+#define MAGLEV_TAIL_FACTOR 2u /* tail length = MAGLEV_TAIL_FACTOR * sqrt(M) empty slots */
+
+/* Per positive-weight backend state while a table is populated. */
+struct maglev_turn {
+	uint32_t cur;     /* slot at the backend's next unexamined permutation position */
+	uint32_t skip;    /* permutation step */
+	uint32_t inv;     /* skip^-1 mod M, set when the tail phase starts */
+	uint32_t weight;  /* > 0 */
+	uint64_t claimed; /* slots taken so far (= turns taken) */
+	uint16_t id;      /* value written into the table for this backend */
+};
+
+/* Population state shared by the turn loops. */
+struct maglev_fill {
+	uint16_t *table;
+	uint32_t m;
+	uint32_t empty;    /* slots not yet claimed */
+	uint32_t tail_max; /* switch to the empty-slot scan at this many empty slots */
+	uint64_t *used;    /* occupancy bitmap, one bit per slot */
+	uint32_t *empties; /* the empty slots, once in the tail phase (tail_max entries) */
+	uint32_t n_empties;
+	bool in_tail;
+	double m_inv; /* 1.0 / m, for mulmod() */
+};
+
 bool maglev_size_valid(uint32_t m)
 {
 	if (m < MAGLEV_SIZE_MIN || m > MAGLEV_SIZE_MAX || m % 2 == 0)
@@ -9,4 +47,390 @@ bool maglev_size_valid(uint32_t m)
 		if (m % d == 0)
 			return false;
 	return true;
+}
+
+void maglev_perm_from_key(struct maglev_perm *p, const uint8_t *key, size_t key_len, uint64_t seed,
+			  uint32_t m)
+{
+	p->offset = (uint32_t)(XXH64(key, key_len, seed) % m);
+	p->skip = (uint32_t)(XXH64(key, key_len, seed ^ MAGLEV_SKIP_SEED_XOR) % (m - 1)) + 1;
+}
+
+static uint32_t isqrt32(uint32_t x)
+{
+	uint32_t r = 0;
+
+	while ((uint64_t)(r + 1) * (r + 1) <= x)
+		r++;
+	return r;
+}
+
+/* a^-1 mod m for prime m and 0 < a < m (extended Euclid). */
+static uint32_t inv_mod(uint32_t a, uint32_t m)
+{
+	int64_t t = 0, new_t = 1, r = m, new_r = a;
+
+	while (new_r != 0) {
+		int64_t q = r / new_r, tmp;
+
+		tmp = t - q * new_t;
+		t = new_t;
+		new_t = tmp;
+		tmp = r - q * new_r;
+		r = new_r;
+		new_r = tmp;
+	}
+	return (uint32_t)(t < 0 ? t + m : t);
+}
+
+/*
+ * a * b mod m for a, b < m <= 2^20 without a division: the product is below 2^40, so the quotient
+ * estimated in double precision is off by at most one and one correction step suffices.
+ */
+static inline uint32_t mulmod(uint32_t a, uint32_t b, uint32_t m, double m_inv)
+{
+	uint64_t x = (uint64_t)a * b;
+	uint64_t q = (uint64_t)((double)x * m_inv);
+	int64_t r = (int64_t)(x - q * m);
+
+	if (r < 0)
+		r += m;
+	else if (r >= (int64_t)m)
+		r -= m;
+	return (uint32_t)r;
+}
+
+static inline bool slot_used(const uint64_t *used, uint32_t c)
+{
+	return (used[c >> 6] >> (c & 63)) & 1;
+}
+
+static void tail_start(struct maglev_fill *f, struct maglev_turn *turns, uint32_t n)
+{
+	uint32_t words = (f->m + 63) / 64;
+
+	f->n_empties = 0;
+	for (uint32_t w = 0; w < words; w++) {
+		uint64_t free_bits = ~f->used[w];
+
+		while (free_bits) {
+			uint32_t c = w * 64 + (uint32_t)__builtin_ctzll(free_bits);
+
+			free_bits &= free_bits - 1;
+			if (c < f->m)
+				f->empties[f->n_empties++] = c;
+		}
+	}
+	for (uint32_t i = 0; i < n; i++)
+		turns[i].inv = inv_mod(turns[i].skip, f->m);
+	f->in_tail = true;
+}
+
+/*
+ * One turn: t claims the first empty slot at or after its next permutation position. Returns
+ * false when that filled the table. Precondition: at least one slot is empty.
+ */
+static inline bool turn_take(struct maglev_fill *f, struct maglev_turn *t, struct maglev_turn *all,
+			     uint32_t n)
+{
+	uint32_t m = f->m, c = t->cur, skip = t->skip;
+
+	if (f->empty <= f->tail_max) {
+		uint32_t best = UINT32_MAX, best_k = 0;
+
+		if (!f->in_tail)
+			tail_start(f, all, n);
+		/*
+		 * Every slot before t->cur in t's permutation is used, so the empty slot with the
+		 * smallest permutation distance from cur is the one the probe walk would find.
+		 */
+		for (uint32_t k = 0; k < f->n_empties; k++) {
+			uint32_t e = f->empties[k];
+			uint32_t d = e >= c ? e - c : e + m - c;
+			uint32_t pos = mulmod(d, t->inv, m, f->m_inv);
+
+			if (pos < best) {
+				best = pos;
+				best_k = k;
+			}
+		}
+		c = f->empties[best_k];
+		f->empties[best_k] = f->empties[--f->n_empties];
+	} else {
+		while (slot_used(f->used, c)) {
+			c += skip;
+			c -= c >= m ? m : 0;
+		}
+	}
+	f->used[c >> 6] |= 1ull << (c & 63);
+	f->table[c] = t->id;
+	c += skip;
+	t->cur = c >= m ? c - m : c;
+	t->claimed++;
+	return --f->empty != 0;
+}
+
+/* Equal weights: the paper's round robin, every backend one turn per round. */
+static void fill_equal(struct maglev_fill *f, struct maglev_turn *turns, uint32_t n)
+{
+	for (;;)
+		for (uint32_t i = 0; i < n; i++)
+			if (!turn_take(f, &turns[i], turns, n))
+				return;
+}
+
+/* Round in which a backend that has taken `claimed` turns takes its next one (docs/maglev.md). */
+static inline uint64_t turn_round(const struct maglev_turn *t, uint32_t wmax)
+{
+	return t->claimed * wmax / t->weight + 1;
+}
+
+#define HEAP_KEY(round, i) (((round) << 16) | (i)) /* turn order: round, then backend index */
+
+static void heap_sift_down(uint64_t *h, uint32_t len, uint32_t i)
+{
+	uint64_t v = h[i];
+
+	for (;;) {
+		uint32_t l = 2 * i + 1, s;
+
+		if (l >= len)
+			break;
+		s = l + 1 < len && h[l + 1] < h[l] ? l + 1 : l;
+		if (h[s] >= v)
+			break;
+		h[i] = h[s];
+		i = s;
+	}
+	h[i] = v;
+}
+
+/*
+ * Unequal weights: turns in order of (round, backend index), where a backend's next round is the
+ * first round r with claimed * wmax < r * weight. A min-heap of those keys yields exactly the
+ * sequence of the round-by-round scan without visiting backends that sit a round out.
+ */
+static void fill_weighted(struct maglev_fill *f, struct maglev_turn *turns, uint32_t n,
+			  uint64_t *heap)
+{
+	uint32_t wmax = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (turns[i].weight > wmax)
+			wmax = turns[i].weight;
+	for (uint32_t i = 0; i < n; i++)
+		heap[i] = HEAP_KEY(turn_round(&turns[i], wmax), (uint64_t)i);
+	for (uint32_t i = n / 2; i-- > 0;)
+		heap_sift_down(heap, n, i);
+	for (;;) {
+		uint32_t i = (uint32_t)(heap[0] & 0xffff);
+
+		if (!turn_take(f, &turns[i], turns, n))
+			return;
+		heap[0] = HEAP_KEY(turn_round(&turns[i], wmax), (uint64_t)i);
+		heap_sift_down(heap, n, 0);
+	}
+}
+
+/* Bytes of scratch memory populate_core needs for m slots and n backends. */
+static size_t scratch_size(uint32_t m, uint32_t n)
+{
+	size_t words = (m + 63) / 64;
+
+	return n * sizeof(struct maglev_turn) + words * sizeof(uint64_t) +
+	       n * sizeof(uint64_t) + (isqrt32(m) * MAGLEV_TAIL_FACTOR + 1) * sizeof(uint32_t);
+}
+
+/*
+ * The population proper, on validated input: backend k (in turn order) has perms[k], weights[k]
+ * and writes ids[k] into the table. scratch holds scratch_size(m, n) bytes.
+ */
+static void populate_core(uint16_t *table, uint32_t m, const struct maglev_perm *perms,
+			  const uint32_t *weights, const uint16_t *ids, uint32_t n, void *scratch)
+{
+	struct maglev_turn *turns = scratch;
+	uint64_t *used = (uint64_t *)(turns + n);
+	uint32_t words = (m + 63) / 64;
+	uint64_t *heap = used + words;
+	uint32_t *empties = (uint32_t *)(heap + n);
+	struct maglev_fill f = {
+		.table = table,
+		.m = m,
+		.empty = m,
+		.tail_max = isqrt32(m) * MAGLEV_TAIL_FACTOR,
+		.used = used,
+		.empties = empties,
+		.m_inv = 1.0 / m,
+	};
+	uint32_t active = 0;
+	bool equal = true;
+
+	for (uint32_t k = 0; k < n; k++) {
+		if (weights[k] == 0)
+			continue;
+		turns[active] = (struct maglev_turn){
+			.cur = perms[k].offset,
+			.skip = perms[k].skip,
+			.weight = weights[k],
+			.id = ids[k],
+		};
+		if (turns[active].weight != turns[0].weight)
+			equal = false;
+		active++;
+	}
+	if (active == 0) {
+		for (uint32_t s = 0; s < m; s++)
+			table[s] = MAGLEV_EMPTY;
+		return;
+	}
+	memset(used, 0, words * sizeof(uint64_t));
+	if (equal)
+		fill_equal(&f, turns, active);
+	else
+		fill_weighted(&f, turns, active, heap);
+}
+
+int maglev_populate(uint16_t *table, uint32_t m, const struct maglev_perm *perms,
+		    const uint32_t *weights, uint32_t n)
+{
+	uint16_t *ids = NULL;
+	void *scratch = NULL;
+	int err = -EINVAL;
+
+	if (!table || !perms || !weights || n == 0 || n > MAGLEV_BACKENDS_MAX ||
+	    !maglev_size_valid(m))
+		goto out;
+	for (uint32_t k = 0; k < n; k++)
+		if (perms[k].offset >= m || perms[k].skip == 0 || perms[k].skip >= m ||
+		    weights[k] > MAGLEV_WEIGHT_MAX)
+			goto out;
+	err = -ENOMEM;
+	ids = malloc(n * sizeof(*ids));
+	scratch = malloc(scratch_size(m, n));
+	if (!ids || !scratch)
+		goto out;
+	for (uint32_t k = 0; k < n; k++)
+		ids[k] = (uint16_t)k;
+	populate_core(table, m, perms, weights, ids, n, scratch);
+	err = 0;
+out:
+	free(ids);
+	free(scratch);
+	return err;
+}
+
+/* Key order: shorter keys first, then bytes (for lb_addr keys: IPv4 before IPv6, like lb_addr_cmp). */
+static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	if (alen != blen)
+		return alen < blen ? -1 : 1;
+	return memcmp(a, b, alen);
+}
+
+struct maglev_sorted {
+	const uint8_t *key;
+	size_t key_len;
+	uint32_t weight;
+	uint16_t id;
+};
+
+static int sorted_cmp(const void *pa, const void *pb)
+{
+	const struct maglev_sorted *a = pa, *b = pb;
+
+	return key_cmp(a->key, a->key_len, b->key, b->key_len);
+}
+
+int maglev_build(uint16_t *table, uint32_t m, const struct maglev_backend *b, uint32_t n,
+		 uint64_t seed)
+{
+	struct maglev_sorted *sorted;
+	struct maglev_perm *perms;
+	uint32_t *weights;
+	uint16_t *ids;
+	void *mem = NULL, *scratch;
+	int err = -EINVAL;
+
+	if (!table || !b || n == 0 || n > MAGLEV_BACKENDS_MAX || !maglev_size_valid(m))
+		goto out;
+	for (uint32_t k = 0; k < n; k++)
+		if (!b[k].key || b[k].key_len == 0 || b[k].weight > MAGLEV_WEIGHT_MAX)
+			goto out;
+	err = -ENOMEM;
+	/* One allocation: the sorted view, the per-backend arrays, then populate_core's scratch. */
+	mem = malloc(n * (sizeof(*sorted) + sizeof(*perms) + sizeof(*weights) + sizeof(*ids)) +
+		     scratch_size(m, n) + 16);
+	if (!mem)
+		goto out;
+	sorted = mem;
+	perms = (struct maglev_perm *)(sorted + n);
+	weights = (uint32_t *)(perms + n);
+	ids = (uint16_t *)(weights + n);
+	scratch = (void *)(((uintptr_t)(ids + n) + 15) & ~(uintptr_t)15);
+	for (uint32_t k = 0; k < n; k++)
+		sorted[k] = (struct maglev_sorted){ b[k].key, b[k].key_len, b[k].weight, (uint16_t)k };
+	qsort(sorted, n, sizeof(*sorted), sorted_cmp);
+	err = -EINVAL;
+	for (uint32_t k = 1; k < n; k++)
+		if (sorted_cmp(&sorted[k - 1], &sorted[k]) == 0)
+			goto out;
+	for (uint32_t k = 0; k < n; k++) {
+		maglev_perm_from_key(&perms[k], sorted[k].key, sorted[k].key_len, seed, m);
+		weights[k] = sorted[k].weight;
+		ids[k] = sorted[k].id;
+	}
+	populate_core(table, m, perms, weights, ids, n, scratch);
+	err = 0;
+out:
+	free(mem);
+	return err;
+}
+
+void maglev_count(const uint16_t *table, uint32_t m, uint32_t *slots, uint32_t n)
+{
+	memset(slots, 0, n * sizeof(*slots));
+	for (uint32_t s = 0; s < m; s++)
+		if (table[s] < n)
+			slots[table[s]]++;
+}
+
+#define DIGEST_CHUNK 256u /* slot hashes per XXH64_update call */
+
+static void le64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+uint64_t maglev_digest(const uint16_t *table, uint32_t m, const struct maglev_backend *b,
+		       uint32_t n)
+{
+	uint8_t buf[DIGEST_CHUNK * 8];
+	XXH64_state_t st;
+	uint64_t *khash;
+	uint32_t fill = 0;
+
+	/* The key hashes are cached so each slot costs one lookup; without memory, hash per slot. */
+	khash = malloc((n ? n : 1) * sizeof(*khash));
+	if (khash)
+		for (uint32_t k = 0; k < n; k++)
+			khash[k] = XXH64(b[k].key, b[k].key_len, 0);
+	XXH64_reset(&st, 0);
+	le64_put(buf, m);
+	XXH64_update(&st, buf, 8);
+	for (uint32_t s = 0; s < m; s++) {
+		uint16_t id = table[s];
+		uint64_t h = 0;
+
+		if (id < n)
+			h = khash ? khash[id] : XXH64(b[id].key, b[id].key_len, 0);
+		le64_put(buf + 8 * fill, h);
+		if (++fill == DIGEST_CHUNK) {
+			XXH64_update(&st, buf, sizeof(buf));
+			fill = 0;
+		}
+	}
+	XXH64_update(&st, buf, 8 * fill);
+	free(khash);
+	return XXH64_digest(&st);
 }
