@@ -9,34 +9,34 @@
 #include <xxhash.h>
 
 /*
- * Once at most MAGLEV_TAIL_FACTOR * sqrt(M) slots are empty, a turn finds its slot by scanning the
- * list of empty slots (one multiply per empty slot) instead of walking the backend's permutation
+ * Once at most sqrt(M * MAGLEV_TAIL_SCALE) slots are empty, a turn finds its slot by scanning the
+ * list of empty slots (a few cycles per empty slot) instead of walking the backend's permutation
  * (about M / empty probes). Both give the same slot, the first empty one in the backend's
- * permutation order; only the speed differs.
+ * permutation order; only the speed differs. The scale is the measured ratio of the two costs.
  */
-#define MAGLEV_TAIL_FACTOR 2u /* tail length = MAGLEV_TAIL_FACTOR * sqrt(M) empty slots */
+#define MAGLEV_TAIL_SCALE 2u
 
-/* Per positive-weight backend state while a table is populated. */
-struct maglev_turn {
-	uint32_t cur;     /* slot at the backend's next unexamined permutation position */
-	uint32_t skip;    /* permutation step */
-	uint32_t inv;     /* skip^-1 mod M, set when the tail phase starts */
-	uint32_t weight;  /* > 0 */
-	uint64_t claimed; /* slots taken so far (= turns taken) */
-	uint16_t id;      /* value written into the table for this backend */
+/* Hot per-backend state while a table is populated, indexed by turn order. */
+struct maglev_pos {
+	uint32_t cur;  /* slot at the backend's next unexamined permutation position */
+	uint32_t skip; /* permutation step */
 };
 
-/* Population state shared by the turn loops. */
+/* Population state. */
 struct maglev_fill {
 	uint16_t *table;
 	uint32_t m;
-	uint32_t empty;    /* slots not yet claimed */
-	uint32_t tail_max; /* switch to the empty-slot scan at this many empty slots */
-	uint64_t *used;    /* occupancy bitmap, one bit per slot */
-	uint32_t *empties; /* the empty slots, once in the tail phase (tail_max entries) */
+	uint32_t empty;      /* slots not yet claimed */
+	uint32_t tail_max;   /* switch to the empty-slot scan at this many empty slots */
+	uint64_t *used;      /* occupancy bitmap, one bit per slot */
+	struct maglev_pos *pos;
+	const uint16_t *ids; /* value written into the table, per backend */
+	uint32_t n;          /* backends with positive weight */
+	uint32_t *inv;       /* skip^-1 mod M per backend, for the tail */
+	uint32_t *empties;   /* the empty slots in the tail phase (tail_max entries) */
 	uint32_t n_empties;
 	bool in_tail;
-	double m_inv; /* 1.0 / m, for mulmod() */
+	uint64_t mu; /* floor((2^64 - 1) / M), for mod_m() */
 };
 
 bool maglev_size_valid(uint32_t m)
@@ -56,13 +56,18 @@ void maglev_perm_from_key(struct maglev_perm *p, const uint8_t *key, size_t key_
 	p->skip = (uint32_t)(XXH64(key, key_len, seed ^ MAGLEV_SKIP_SEED_XOR) % (m - 1)) + 1;
 }
 
-static uint32_t isqrt32(uint32_t x)
+static uint32_t isqrt32(uint64_t x)
 {
 	uint32_t r = 0;
 
 	while ((uint64_t)(r + 1) * (r + 1) <= x)
 		r++;
 	return r;
+}
+
+static uint32_t tail_max_for(uint32_t m)
+{
+	return isqrt32((uint64_t)m * MAGLEV_TAIL_SCALE);
 }
 
 /* a^-1 mod m for prime m and 0 < a < m (extended Euclid). */
@@ -84,28 +89,30 @@ static uint32_t inv_mod(uint32_t a, uint32_t m)
 }
 
 /*
- * a * b mod m for a, b < m <= 2^20 without a division: the product is below 2^40, so the quotient
- * estimated in double precision is off by at most one and one correction step suffices.
+ * x mod m for x < 2^42 without a division (Barrett): with mu = floor((2^64 - 1) / m) the estimated
+ * quotient is the true one or one less, so one conditional subtraction finishes.
  */
-static inline uint32_t mulmod(uint32_t a, uint32_t b, uint32_t m, double m_inv)
+static inline uint32_t mod_m(uint64_t x, uint32_t m, uint64_t mu)
 {
-	uint64_t x = (uint64_t)a * b;
-	uint64_t q = (uint64_t)((double)x * m_inv);
-	int64_t r = (int64_t)(x - q * m);
+	uint64_t q = (uint64_t)(((unsigned __int128)x * mu) >> 64);
+	uint64_t r = x - q * m;
 
-	if (r < 0)
-		r += m;
-	else if (r >= (int64_t)m)
-		r -= m;
-	return (uint32_t)r;
+	return (uint32_t)(r >= m ? r - m : r);
 }
 
-static inline bool slot_used(const uint64_t *used, uint32_t c)
+/* Walks the permutation from c to the first empty slot and claims it in the bitmap. */
+static inline __attribute__((always_inline)) uint32_t probe_claim(uint64_t *used, uint32_t m,
+								   uint32_t c, uint32_t skip)
 {
-	return (used[c >> 6] >> (c & 63)) & 1;
+	while ((used[c >> 6] >> (c & 63)) & 1) {
+		c += skip;
+		c = c >= m ? c - m : c;
+	}
+	used[c >> 6] |= 1ull << (c & 63);
+	return c;
 }
 
-static void tail_start(struct maglev_fill *f, struct maglev_turn *turns, uint32_t n)
+static void tail_start(struct maglev_fill *f)
 {
 	uint32_t words = (f->m + 63) / 64;
 
@@ -117,72 +124,94 @@ static void tail_start(struct maglev_fill *f, struct maglev_turn *turns, uint32_
 			uint32_t c = w * 64 + (uint32_t)__builtin_ctzll(free_bits);
 
 			free_bits &= free_bits - 1;
-			if (c < f->m)
-				f->empties[f->n_empties++] = c;
+			f->empties[f->n_empties++] = c;
 		}
 	}
-	for (uint32_t i = 0; i < n; i++)
-		turns[i].inv = inv_mod(turns[i].skip, f->m);
+	for (uint32_t i = 0; i < f->n; i++)
+		f->inv[i] = inv_mod(f->pos[i].skip, f->m);
 	f->in_tail = true;
 }
 
 /*
- * One turn: t claims the first empty slot at or after its next permutation position. Returns
- * false when that filled the table. Precondition: at least one slot is empty.
+ * A turn of backend i in the tail phase. Every slot before pos[i].cur in i's permutation is used,
+ * so the empty slot nearest to cur in permutation order, ((e - cur) * skip^-1) mod M, is the one
+ * the probe walk would reach. Returns false when that filled the table.
  */
-static inline bool turn_take(struct maglev_fill *f, struct maglev_turn *t, struct maglev_turn *all,
-			     uint32_t n)
+static bool turn_scan(struct maglev_fill *f, uint32_t i)
 {
-	uint32_t m = f->m, c = t->cur, skip = t->skip;
+	uint32_t m = f->m, c = f->pos[i].cur, inv, k, e;
+	uint64_t best = UINT64_MAX, mu = f->mu;
 
-	if (f->empty <= f->tail_max) {
-		uint32_t best = UINT32_MAX, best_k = 0;
+	if (!f->in_tail)
+		tail_start(f);
+	inv = f->inv[i];
+	for (k = 0; k < f->n_empties; k++) {
+		uint64_t key = (uint64_t)mod_m((uint64_t)(f->empties[k] + m - c) * inv, m, mu) << 32 | k;
 
-		if (!f->in_tail)
-			tail_start(f, all, n);
-		/*
-		 * Every slot before t->cur in t's permutation is used, so the empty slot with the
-		 * smallest permutation distance from cur is the one the probe walk would find.
-		 */
-		for (uint32_t k = 0; k < f->n_empties; k++) {
-			uint32_t e = f->empties[k];
-			uint32_t d = e >= c ? e - c : e + m - c;
-			uint32_t pos = mulmod(d, t->inv, m, f->m_inv);
-
-			if (pos < best) {
-				best = pos;
-				best_k = k;
-			}
-		}
-		c = f->empties[best_k];
-		f->empties[best_k] = f->empties[--f->n_empties];
-	} else {
-		while (slot_used(f->used, c)) {
-			c += skip;
-			c -= c >= m ? m : 0;
-		}
+		best = key < best ? key : best;
 	}
-	f->used[c >> 6] |= 1ull << (c & 63);
-	f->table[c] = t->id;
-	c += skip;
-	t->cur = c >= m ? c - m : c;
-	t->claimed++;
+	k = (uint32_t)best;
+	e = f->empties[k];
+	f->empties[k] = f->empties[--f->n_empties];
+	f->used[e >> 6] |= 1ull << (e & 63);
+	f->table[e] = f->ids[i];
+	e += f->pos[i].skip;
+	f->pos[i].cur = e >= m ? e - m : e;
 	return --f->empty != 0;
 }
 
-/* Equal weights: the paper's round robin, every backend one turn per round. */
-static void fill_equal(struct maglev_fill *f, struct maglev_turn *turns, uint32_t n)
+/* A turn of backend i by walking its permutation. Returns false when that filled the table. */
+static inline __attribute__((always_inline)) bool turn_probe(struct maglev_fill *f, uint32_t i)
 {
-	for (;;)
-		for (uint32_t i = 0; i < n; i++)
-			if (!turn_take(f, &turns[i], turns, n))
-				return;
+	uint32_t m = f->m, skip = f->pos[i].skip;
+	uint32_t c = probe_claim(f->used, m, f->pos[i].cur, skip);
+
+	f->table[c] = f->ids[i];
+	c += skip;
+	f->pos[i].cur = c >= m ? c - m : c;
+	return --f->empty != 0;
+}
+
+/*
+ * Equal weights: the paper's round robin, every backend one turn per round. Turns that cannot
+ * reach the tail threshold run in a tight loop without the per-turn checks.
+ */
+static void fill_equal(struct maglev_fill *f)
+{
+	uint16_t *table = f->table;
+	uint64_t *used = f->used;
+	struct maglev_pos *pos = f->pos;
+	const uint16_t *ids = f->ids;
+	uint32_t m = f->m, n = f->n, i = 0;
+
+	while (f->empty > f->tail_max) {
+		uint32_t run = n - i < f->empty - f->tail_max ? n - i : f->empty - f->tail_max;
+
+		for (uint32_t end = i + run; i < end; i++) {
+			uint32_t skip = pos[i].skip, c = probe_claim(used, m, pos[i].cur, skip);
+
+			table[c] = ids[i];
+			c += skip;
+			pos[i].cur = c >= m ? c - m : c;
+		}
+		f->empty -= run;
+		if (i == n)
+			i = 0;
+	}
+	if (f->empty == 0)
+		return;
+	for (;;) {
+		if (!turn_scan(f, i))
+			return;
+		if (++i == n)
+			i = 0;
+	}
 }
 
 /* Round in which a backend that has taken `claimed` turns takes its next one (docs/maglev.md). */
-static inline uint64_t turn_round(const struct maglev_turn *t, uint32_t wmax)
+static inline uint64_t turn_round(uint64_t claimed, uint32_t weight, uint32_t wmax)
 {
-	return t->claimed * wmax / t->weight + 1;
+	return claimed * wmax / weight + 1;
 }
 
 #define HEAP_KEY(round, i) (((round) << 16) | (i)) /* turn order: round, then backend index */
@@ -210,84 +239,94 @@ static void heap_sift_down(uint64_t *h, uint32_t len, uint32_t i)
  * first round r with claimed * wmax < r * weight. A min-heap of those keys yields exactly the
  * sequence of the round-by-round scan without visiting backends that sit a round out.
  */
-static void fill_weighted(struct maglev_fill *f, struct maglev_turn *turns, uint32_t n,
+static void fill_weighted(struct maglev_fill *f, const uint32_t *weights, uint64_t *claimed,
 			  uint64_t *heap)
 {
-	uint32_t wmax = 0;
+	uint32_t wmax = 0, n = f->n;
 
+	for (uint32_t i = 0; i < n; i++) {
+		wmax = weights[i] > wmax ? weights[i] : wmax;
+		claimed[i] = 0;
+	}
 	for (uint32_t i = 0; i < n; i++)
-		if (turns[i].weight > wmax)
-			wmax = turns[i].weight;
-	for (uint32_t i = 0; i < n; i++)
-		heap[i] = HEAP_KEY(turn_round(&turns[i], wmax), (uint64_t)i);
+		heap[i] = HEAP_KEY(turn_round(0, weights[i], wmax), (uint64_t)i);
 	for (uint32_t i = n / 2; i-- > 0;)
 		heap_sift_down(heap, n, i);
 	for (;;) {
 		uint32_t i = (uint32_t)(heap[0] & 0xffff);
+		bool more = f->empty > f->tail_max ? turn_probe(f, i) : turn_scan(f, i);
 
-		if (!turn_take(f, &turns[i], turns, n))
+		if (!more)
 			return;
-		heap[0] = HEAP_KEY(turn_round(&turns[i], wmax), (uint64_t)i);
+		claimed[i]++;
+		heap[0] = HEAP_KEY(turn_round(claimed[i], weights[i], wmax), (uint64_t)i);
 		heap_sift_down(heap, n, 0);
 	}
 }
 
-/* Bytes of scratch memory populate_core needs for m slots and n backends. */
+/* Bytes of scratch memory populate_core needs for m slots and n backends (8-byte aligned parts). */
 static size_t scratch_size(uint32_t m, uint32_t n)
 {
 	size_t words = (m + 63) / 64;
 
-	return n * sizeof(struct maglev_turn) + words * sizeof(uint64_t) +
-	       n * sizeof(uint64_t) + (isqrt32(m) * MAGLEV_TAIL_FACTOR + 1) * sizeof(uint32_t);
+	return n * (sizeof(struct maglev_pos) + 2 * sizeof(uint64_t) + 2 * sizeof(uint32_t) +
+		    sizeof(uint16_t)) +
+	       words * sizeof(uint64_t) + (tail_max_for(m) + 1) * sizeof(uint32_t) + 8;
 }
 
 /*
  * The population proper, on validated input: backend k (in turn order) has perms[k], weights[k]
- * and writes ids[k] into the table. scratch holds scratch_size(m, n) bytes.
+ * and writes ids[k] into the table. scratch holds scratch_size(m, n) bytes, 8-byte aligned.
  */
 static void populate_core(uint16_t *table, uint32_t m, const struct maglev_perm *perms,
 			  const uint32_t *weights, const uint16_t *ids, uint32_t n, void *scratch)
 {
-	struct maglev_turn *turns = scratch;
-	uint64_t *used = (uint64_t *)(turns + n);
 	uint32_t words = (m + 63) / 64;
-	uint64_t *heap = used + words;
-	uint32_t *empties = (uint32_t *)(heap + n);
+	uint64_t *used = scratch;
+	uint64_t *claimed = used + words;
+	uint64_t *heap = claimed + n;
+	struct maglev_pos *pos = (struct maglev_pos *)(heap + n);
+	uint32_t *wts = (uint32_t *)(pos + n);
+	uint32_t *inv = wts + n;
+	uint32_t *empties = inv + n;
+	uint16_t *act_ids = (uint16_t *)(empties + tail_max_for(m) + 1);
 	struct maglev_fill f = {
 		.table = table,
 		.m = m,
 		.empty = m,
-		.tail_max = isqrt32(m) * MAGLEV_TAIL_FACTOR,
+		.tail_max = tail_max_for(m),
 		.used = used,
+		.pos = pos,
+		.ids = act_ids,
+		.inv = inv,
 		.empties = empties,
-		.m_inv = 1.0 / m,
+		.mu = UINT64_MAX / m,
 	};
-	uint32_t active = 0;
 	bool equal = true;
 
 	for (uint32_t k = 0; k < n; k++) {
 		if (weights[k] == 0)
 			continue;
-		turns[active] = (struct maglev_turn){
-			.cur = perms[k].offset,
-			.skip = perms[k].skip,
-			.weight = weights[k],
-			.id = ids[k],
-		};
-		if (turns[active].weight != turns[0].weight)
+		pos[f.n] = (struct maglev_pos){ perms[k].offset, perms[k].skip };
+		wts[f.n] = weights[k];
+		act_ids[f.n] = ids[k];
+		if (wts[f.n] != wts[0])
 			equal = false;
-		active++;
+		f.n++;
 	}
-	if (active == 0) {
+	if (f.n == 0) {
 		for (uint32_t s = 0; s < m; s++)
 			table[s] = MAGLEV_EMPTY;
 		return;
 	}
 	memset(used, 0, words * sizeof(uint64_t));
+	/* Bits past slot m - 1 count as used so the tail's scan of free bits never sees them. */
+	if (m % 64)
+		used[words - 1] = ~0ull << (m % 64);
 	if (equal)
-		fill_equal(&f, turns, active);
+		fill_equal(&f);
 	else
-		fill_weighted(&f, turns, active, heap);
+		fill_weighted(&f, wts, claimed, heap);
 }
 
 int maglev_populate(uint16_t *table, uint32_t m, const struct maglev_perm *perms,
@@ -359,14 +398,14 @@ int maglev_build(uint16_t *table, uint32_t m, const struct maglev_backend *b, ui
 	err = -ENOMEM;
 	/* One allocation: the sorted view, the per-backend arrays, then populate_core's scratch. */
 	mem = malloc(n * (sizeof(*sorted) + sizeof(*perms) + sizeof(*weights) + sizeof(*ids)) +
-		     scratch_size(m, n) + 16);
+		     scratch_size(m, n) + 8);
 	if (!mem)
 		goto out;
 	sorted = mem;
 	perms = (struct maglev_perm *)(sorted + n);
 	weights = (uint32_t *)(perms + n);
 	ids = (uint16_t *)(weights + n);
-	scratch = (void *)(((uintptr_t)(ids + n) + 15) & ~(uintptr_t)15);
+	scratch = (void *)(((uintptr_t)(ids + n) + 7) & ~(uintptr_t)7);
 	for (uint32_t k = 0; k < n; k++)
 		sorted[k] = (struct maglev_sorted){ b[k].key, b[k].key_len, b[k].weight, (uint16_t)k };
 	qsort(sorted, n, sizeof(*sorted), sorted_cmp);
