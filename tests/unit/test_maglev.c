@@ -611,11 +611,15 @@ static void test_matches_reference(void **state)
 					 : mode == 1	? rng_below(4)
 							: rng_below(MAGLEV_WEIGHT_MAX + 1);
 		shuffle(ks.b, n);
-		assert_int_equal(maglev_build(t, m, ks.b, n, seed), 0);
 		ref_build(r, m, ks.b, n, seed);
+		assert_int_equal(maglev_build(t, m, ks.b, n, seed), 0);
 		if (memcmp(t, r, m * sizeof(*t)) != 0)
 			fail_msg("iteration %d: m %u n %u mode %u differs from the reference", iter, m,
 				 n, mode);
+		assert_int_equal(maglev_build_flags(t, m, ks.b, n, seed, MAGLEV_BUILD_SCALAR), 0);
+		if (memcmp(t, r, m * sizeof(*t)) != 0)
+			fail_msg("iteration %d: m %u n %u mode %u scalar differs from the reference",
+				 iter, m, n, mode);
 		keyset_free(&ks);
 	}
 	/* The benchmark's sizes. */
@@ -624,8 +628,10 @@ static void test_matches_reference(void **state)
 		struct keyset ks;
 
 		keyset_make(&ks, 1000, 90 + big, false);
-		assert_int_equal(maglev_build(t, m, ks.b, 1000, SEED), 0);
 		ref_build(r, m, ks.b, 1000, SEED);
+		assert_int_equal(maglev_build(t, m, ks.b, 1000, SEED), 0);
+		assert_memory_equal(t, r, m * sizeof(*t));
+		assert_int_equal(maglev_build_flags(t, m, ks.b, 1000, SEED, MAGLEV_BUILD_SCALAR), 0);
 		assert_memory_equal(t, r, m * sizeof(*t));
 		keyset_free(&ks);
 	}
