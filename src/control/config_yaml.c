@@ -185,14 +185,11 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 				r = -ENOMEM;
 				goto out;
 			}
-			if (parser.context)
-				r = cy_err(ctx, (int)parser.problem_mark.line + 1, NULL,
-					   "YAML syntax error: %s %s", parser.context,
-					   parser.problem ? parser.problem : "");
-			else
-				r = cy_err(ctx, (int)parser.problem_mark.line + 1, NULL,
-					   "YAML syntax error: %s",
-					   parser.problem ? parser.problem : "unknown");
+			r = cy_err(ctx, (int)parser.problem_mark.line + 1, NULL,
+				   "YAML syntax error: %s at column %zu%s%s%s",
+				   parser.problem ? parser.problem : "unknown",
+				   parser.problem_mark.column + 1, parser.context ? " (" : "",
+				   parser.context ? parser.context : "", parser.context ? ")" : "");
 			goto out;
 		}
 		int line = (int)ev.start_mark.line + 1;
@@ -290,6 +287,8 @@ static int cy_scalar(struct cy_ctx *ctx, const struct cy_node *v, const char *ke
 {
 	if (v->type != CY_SCALAR)
 		return cy_err_type(ctx, v, key, "expected a scalar");
+	if (v->plain && v->len == 0)
+		return cy_err(ctx, v->line, key, "value missing");
 	if (strlen(v->str) != v->len)
 		return cy_err_val(ctx, v, key, "contains a NUL byte");
 	return 0;

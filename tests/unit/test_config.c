@@ -378,7 +378,8 @@ struct bad {
 
 static const struct bad bad[] = {
 	/* YAML syntax */
-	{ "cluster:\n  hash_seed: [1, 2\n", 3, "YAML syntax error" },
+	{ "cluster:\n  hash_seed: [1, 2\n", 3,
+	  "YAML syntax error: did not find expected ',' or ']' at column 1 (while parsing a flow sequence)" },
 	{ "cluster:\n  table_size: 7\n bad: x\n", 3, "YAML syntax error" },
 	{ "a: 'unterminated\n", 2, "YAML syntax error" },
 	{ "cluster: {}\n---\ncluster: {}\n", 2, "only one YAML document" },
@@ -420,7 +421,8 @@ static const struct bad bad[] = {
 	{ "cluster:\n  hash_seed: ' 5'\n", 2, "not an integer ' 5'" },
 	{ "cluster:\n  hash_seed: 0x\n", 2, "not an integer '0x'" },
 	{ "cluster:\n  hash_seed: 1.5\n", 2, "not an integer '1.5'" },
-	{ "cluster:\n  hash_seed:\n", 2, "not an integer ''" },
+	{ "cluster:\n  hash_seed:\n", 2, "cluster.hash_seed: value missing" },
+	{ "dataplane:\n  interface:\nvips: []\n", 2, "dataplane.interface: value missing" },
 	{ "dataplane:\n  workers: 0\n", 2, "dataplane.workers: out of range 1..64 '0'" },
 	{ "dataplane:\n  workers: 65\n", 2, "out of range 1..64 '65'" },
 	{ "dataplane:\n  ttl: 256\n", 2, "out of range 1..255 '256'" },
