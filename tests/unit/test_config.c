@@ -583,7 +583,22 @@ static void test_long_value_quoted_short(void **state)
 static void test_check_dataplane(void **state)
 {
 	char err[ERR_LEN];
-	struct config *c = parse_ok("dataplane:\n  interface: eth0\n  source_ipv4: 198.18.0.2\n"
+	/* The minimal file of docs/config.md. */
+	struct config *c = parse_ok("dataplane: { interface: eth0, source_ipv4: 198.18.0.2 }\n"
+				    "vips:\n"
+				    "  - name: web\n"
+				    "    address: 203.0.113.10\n"
+				    "    protocol: tcp\n"
+				    "    port: 80\n"
+				    "    backends:\n"
+				    "      - address: 198.18.1.11\n"
+				    "      - address: 198.18.1.12\n");
+
+	assert_int_equal(config_check_dataplane(c, err, sizeof(err)), 0);
+	assert_int_equal(c->vips[0].n_backends, 2);
+	config_free(c);
+
+	c = parse_ok("dataplane:\n  interface: eth0\n  source_ipv4: 198.18.0.2\n"
 				    "  mtu: 1000\n" VIP_HEAD ONE_BACKEND);
 
 	assert_int_equal(config_check_dataplane(c, err, sizeof(err)), 0);
@@ -618,6 +633,53 @@ static void test_check_dataplane(void **state)
 	assert_int_equal(config_check_dataplane(c, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "t.yaml:11: VIP 'a' has IPv6 backend '2001:db8::5' but "
 				 "dataplane.mtu 1200 is below 1280");
+	config_free(c);
+}
+
+/* An IPv6 VIP with IPv4 backends is fine, as long as the MTU suits IPv6. */
+static void test_check_dataplane_ipv6_vip(void **state)
+{
+	char err[ERR_LEN];
+	const char *text = "dataplane:\n  interface: eth0\n  source_ipv4: 198.18.0.2\n  mtu: %u\n"
+			   "vips:\n  - name: six\n    address: 2001:db8:100::1\n    protocol: tcp\n"
+			   "    port: 80\n    backends: [ { address: 198.18.1.1 } ]\n";
+	char buf[512];
+	struct config *c;
+
+	snprintf(buf, sizeof(buf), text, 1280u);
+	c = parse_ok(buf);
+	assert_int_equal(config_check_dataplane(c, err, sizeof(err)), 0);
+	config_free(c);
+	snprintf(buf, sizeof(buf), text, 1279u);
+	c = parse_ok(buf);
+	assert_int_equal(config_check_dataplane(c, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "t.yaml:6: VIP 'six' is IPv6 but dataplane.mtu 1279 is below 1280");
+	config_free(c);
+}
+
+/* YAML forms that are accepted: anchors without aliases, tags, null health, comments, '---'. */
+static void test_yaml_forms(void **state)
+{
+	struct config *c = parse_ok("%YAML 1.1\n"
+				    "--- # the config\n"
+				    "cluster: &cl { hash_seed: !!str 0x10 }\n"
+				    "dataplane: { nexthop_mac: ~, source_ipv4: null }\n"
+				    "vips:\n"
+				    "  - name: a\n"
+				    "    address: \"203.0.113.1\"\n"
+				    "    protocol: tcp\n"
+				    "    port: 80\n"
+				    "    health:\n"
+				    "    backends:\n"
+				    "      - address: 198.18.1.1\n"
+				    "        health: ~\n"
+				    "...\n");
+
+	assert_true(c->hash_seed == 0x10);
+	assert_false(c->dataplane.has_nexthop_mac);
+	assert_int_equal(c->dataplane.source_ipv4.family, 0);
+	assert_int_equal(c->vips[0].health.type, HC_NONE);
+	assert_false(c->vips[0].backends[0].has_health);
 	config_free(c);
 }
 
@@ -687,6 +749,8 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_long_value_quoted_short),
 		cmocka_unit_test(test_check_dataplane),
+		cmocka_unit_test(test_check_dataplane_ipv6_vip),
+		cmocka_unit_test(test_yaml_forms),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_example_file),
 	};
