@@ -20,7 +20,7 @@
  * (about M / empty probes). Both give the same slot, the first empty one in the backend's
  * permutation order; only the speed differs. The scale is the measured ratio of the two costs.
  */
-#define MAGLEV_TAIL_SCALE 4u
+#define MAGLEV_TAIL_SCALE 2u
 #define MAGLEV_TAIL_MAX   4088u /* empty slots in the tail list: index + padding fits SCAN_KEY_BITS */
 #define SCAN_PAD          8u    /* the empty list is padded to a multiple of this */
 #define SCAN_KEY_BITS     12u   /* scan keys are (distance << SCAN_KEY_BITS) | index */
@@ -122,12 +122,23 @@ static inline uint32_t add_m(uint32_t a, uint32_t b, uint32_t m)
 	return a >= m ? a - m : a;
 }
 
-/* Walks the permutation from c to the first empty slot and claims it in the bitmap. */
+/*
+ * Walks the permutation from c to the first empty slot and claims it in the bitmap. The wrap
+ * test is marked unpredictable so that it compiles to a conditional move, and the empty asm
+ * keeps the claim's bit arithmetic out of the loop: ten instructions a probe with GCC 12.
+ */
 static inline __attribute__((always_inline)) uint32_t probe_claim(uint64_t *used, uint32_t m,
 								   uint32_t c, uint32_t skip)
 {
-	while ((used[c >> 6] >> (c & 63)) & 1)
-		c = add_m(c, skip, m);
+	for (;;) {
+		uint32_t c1;
+
+		if (!((used[c >> 6] >> (c & 63)) & 1))
+			break;
+		c1 = c + skip;
+		c = __builtin_expect_with_probability(c1 >= m, 1, 0.5) ? c1 - m : c1;
+	}
+	__asm__("" : "+r"(c));
 	used[c >> 6] |= 1ull << (c & 63);
 	return c;
 }
