@@ -359,18 +359,42 @@ static void heap_sift_down(uint64_t *h, uint32_t len, uint32_t i)
 }
 
 /*
- * Unequal weights: turns in order of (round, backend index), where a backend's next round is the
- * first round r with claimed * wmax < r * weight. A min-heap of those keys yields exactly the
- * sequence of the round-by-round scan without visiting backends that sit a round out.
+ * Unequal weights use a round scan while a round visits at most this many backends per turn
+ * taken (n * w_max / sum of weights), else the heap.
+ */
+#define MAGLEV_SCAN_VISITS_MAX 8u
+
+/*
+ * Unequal weights: turns in order of (round, backend index), a backend taking a turn in round r
+ * iff claimed * wmax < r * weight. With balanced weights most backends go every round or two, so
+ * the rounds are walked as the definition says. With skewed weights (one heavy backend among
+ * many light ones) most backends sit most rounds out; then a min-heap keyed by (next round,
+ * index), next round = floor(claimed * wmax / weight) + 1, yields the same sequence without
+ * visiting them.
  */
 static void fill_weighted(struct maglev_fill *f, const uint32_t *weights, uint64_t *claimed,
 			  uint64_t *heap)
 {
 	uint32_t wmax = 0, n = f->n;
+	uint64_t wsum = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
 		wmax = weights[i] > wmax ? weights[i] : wmax;
+		wsum += weights[i];
 		claimed[i] = 0;
+	}
+	if ((uint64_t)n * wmax <= MAGLEV_SCAN_VISITS_MAX * wsum) {
+		for (uint64_t r = 1;; r++)
+			for (uint32_t i = 0; i < n; i++) {
+				bool more;
+
+				if (claimed[i] * wmax >= r * weights[i])
+					continue;
+				more = f->empty > f->tail_max ? turn_probe(f, i) : turn_scan(f, i);
+				if (!more)
+					return;
+				claimed[i]++;
+			}
 	}
 	for (uint32_t i = 0; i < n; i++)
 		heap[i] = HEAP_KEY(turn_round(0, weights[i], wmax), (uint64_t)i);

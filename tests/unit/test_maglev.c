@@ -649,18 +649,19 @@ static void test_matches_reference(void **state)
 
 	(void)state;
 	assert_true(t && r);
-	for (int iter = 0; iter < 60; iter++) {
+	for (int iter = 0; iter < 80; iter++) {
 		uint32_t m = primes[rng_below(sizeof(primes) / sizeof(primes[0]))];
 		uint32_t n = 1 + rng_below(iter % 4 == 0 ? 1500 : 60);
 		uint64_t seed = rng_next();
-		uint32_t mode = iter % 3;
+		uint32_t mode = iter % 4;
 		struct keyset ks;
 
 		keyset_make(&ks, n, 20 + iter, true);
 		for (uint32_t i = 0; i < n; i++)
-			ks.b[i].weight = mode == 0	? 1
-					 : mode == 1	? rng_below(4)
-							: rng_below(MAGLEV_WEIGHT_MAX + 1);
+			ks.b[i].weight = mode == 0   ? 1
+					 : mode == 1 ? rng_below(4)
+					 : mode == 2 ? rng_below(MAGLEV_WEIGHT_MAX + 1)
+						     : (i % 16 == 0 ? 1000 + rng_below(64536) : 1); /* skewed */
 		shuffle(ks.b, n);
 		ref_build(r, m, ks.b, n, seed);
 		assert_int_equal(maglev_build(t, m, ks.b, n, seed), 0);
