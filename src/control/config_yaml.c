@@ -245,6 +245,21 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 				r = -ENOMEM;
 				goto out;
 			}
+			if (parser.error == YAML_READER_ERROR) {
+				/* Encoding errors carry a byte offset instead of a mark. */
+				size_t end = parser.problem_offset < len ? parser.problem_offset : len;
+				const char *p = text;
+				int eline = 1;
+
+				while ((p = memchr(p, '\n', (size_t)(text + end - p))) != NULL) {
+					p++;
+					eline++;
+				}
+				r = cy_err(ctx, eline, NULL, "bad character: %s at offset %zu '0x%02x'",
+					   parser.problem ? parser.problem : "unknown",
+					   parser.problem_offset, (unsigned)parser.problem_value & 0xffu);
+				goto out;
+			}
 			r = cy_err(ctx, (int)parser.problem_mark.line + 1, NULL,
 				   "YAML syntax error: %s at column %zu%s%s%s",
 				   parser.problem ? parser.problem : "unknown",

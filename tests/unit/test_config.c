@@ -383,6 +383,9 @@ static const struct bad bad[] = {
 	{ "cluster:\n  table_size: 7\n bad: x\n", 3, "YAML syntax error" },
 	{ "a: 'unterminated\n", 2, "YAML syntax error" },
 	{ "cluster: {}\n---\ncluster: {}\n", 2, "only one YAML document" },
+	{ "cluster:\n  table_size: 7\ndataplane: { interface: \"e\xff\" }\n", 3,
+	  "bad character: invalid leading UTF-8 octet at offset 51 '0xff'" },
+	{ "cluster:\n\n  table_size: \x01\n", 3, "bad character: control characters are not allowed" },
 	{ "cluster: &c { table_size: 7 }\ndataplane: *c\n", 2, "aliases are not supported '*c'" },
 	/* unknown keys, every level */
 	{ "clusters: {}\n", 1, "unknown key 'clusters'" },
