@@ -123,7 +123,8 @@ static int cy_err_type(struct cy_ctx *ctx, const struct cy_node *v, const char *
 }
 
 /* Appends a segment to the key path; returns the old length for cy_path_pop. */
-static size_t __attribute__((format(printf, 2, 3))) cy_path_push(struct cy_ctx *ctx, const char *fmt, ...)
+static size_t __attribute__((format(printf, 2, 3)))
+cy_path_push(struct cy_ctx *ctx, const char *fmt, ...)
 {
 	size_t old = strlen(ctx->path);
 	va_list ap;
@@ -247,17 +248,22 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 			}
 			if (parser.error == YAML_READER_ERROR) {
 				/* Encoding errors carry a byte offset instead of a mark. */
-				size_t end = parser.problem_offset < len ? parser.problem_offset : len;
+				size_t end = parser.problem_offset;
 				const char *p = text;
 				int eline = 1;
+
+				if (end > len)
+					end = len;
 
 				while ((p = memchr(p, '\n', (size_t)(text + end - p))) != NULL) {
 					p++;
 					eline++;
 				}
-				r = cy_err(ctx, eline, NULL, "bad character: %s at offset %zu '0x%02x'",
+				r = cy_err(ctx, eline, NULL,
+					   "bad character: %s at offset %zu '0x%02x'",
 					   parser.problem ? parser.problem : "unknown",
-					   parser.problem_offset, (unsigned)parser.problem_value & 0xffu);
+					   parser.problem_offset,
+					   (unsigned)parser.problem_value & 0xffu);
 				goto out;
 			}
 			r = cy_err(ctx, (int)parser.problem_mark.line + 1, NULL,
@@ -289,7 +295,8 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT:
 			if (++t->nodes > CONFIG_NODES_MAX) {
-				r = cy_err(ctx, line, NULL, "more than %u YAML nodes", CONFIG_NODES_MAX);
+				r = cy_err(ctx, line, NULL, "more than %u YAML nodes",
+					   CONFIG_NODES_MAX);
 				break;
 			}
 			n = cy_alloc(t, sizeof(*n));
@@ -480,7 +487,8 @@ static int cy_get_word(struct cy_ctx *ctx, const struct cy_node *v, const char *
 	}
 	for (size_t i = 0; i < v->len; i++)
 		if (!isgraph((unsigned char)v->str[i]))
-			return cy_err_val(ctx, v, key, "must not hold spaces or control characters");
+			return cy_err_val(ctx, v, key,
+					  "must not hold spaces or control characters");
 	memcpy(out, v->str, v->len + 1);
 	return 0;
 }
@@ -544,7 +552,8 @@ static int cy_get_duration_ms(struct cy_ctx *ctx, const struct cy_node *v, const
 		digits++;
 	if (digits == 0 || digits >= sizeof(num))
 		return cy_err_val(ctx, v, key,
-				  digits ? "duration too large" : "not a duration (e.g. 500ms, 10s, 5m, 1h)");
+				  digits ? "duration too large"
+					 : "not a duration (e.g. 500ms, 10s, 5m, 1h)");
 	memcpy(num, v->str, digits);
 	num[digits] = '\0';
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
@@ -571,7 +580,8 @@ static int cy_get_duration_s(struct cy_ctx *ctx, const struct cy_node *v, const 
 			     uint32_t min_s, uint32_t max_s, uint32_t *out)
 {
 	uint64_t ms;
-	int r = cy_get_duration_ms(ctx, v, key, (uint64_t)min_s * 1000, (uint64_t)max_s * 1000, &ms);
+	int r = cy_get_duration_ms(ctx, v, key, (uint64_t)min_s * 1000, (uint64_t)max_s * 1000,
+				   &ms);
 
 	if (r < 0)
 		return r;
@@ -877,7 +887,8 @@ static int cy_health(struct cy_ctx *ctx, const struct cy_node *node, uint16_t vi
 	if (!v[HC_KEY_TIMEOUT] && h->timeout_ms >= h->interval_ms)
 		h->timeout_ms = h->interval_ms / 2;
 	if (h->timeout_ms >= h->interval_ms) {
-		const struct cy_node *k = v[HC_KEY_TIMEOUT] ? v[HC_KEY_TIMEOUT] : v[HC_KEY_INTERVAL];
+		const struct cy_node *k =
+			v[HC_KEY_TIMEOUT] ? v[HC_KEY_TIMEOUT] : v[HC_KEY_INTERVAL];
 		const char *kn = v[HC_KEY_TIMEOUT] ? "timeout" : "interval";
 
 		if (!k)
@@ -969,8 +980,9 @@ static int cy_backends_unique(struct cy_ctx *ctx, const struct config_vip *vip)
 	qsort(s, vip->n_backends, sizeof(*s), cy_addr_cmp);
 	for (uint32_t i = 1; i < vip->n_backends; i++) {
 		if (lb_addr_eq(&s[i]->addr, &s[i - 1]->addr)) {
-			r = cy_err(ctx, s[i]->line, NULL, "duplicate backend (first at line %d) '%s'",
-				   s[i - 1]->line, lb_addr_str(&s[i]->addr, buf, sizeof(buf)));
+			r = cy_err(ctx, s[i]->line, NULL,
+				   "duplicate backend (first at line %d) '%s'", s[i - 1]->line,
+				   lb_addr_str(&s[i]->addr, buf, sizeof(buf)));
 			break;
 		}
 	}
@@ -1103,8 +1115,9 @@ static int cy_vips_unique(struct cy_ctx *ctx, const struct config *c)
 	qsort(s, c->n_vips, sizeof(*s), cy_vip_name_cmp);
 	for (uint32_t i = 1; i < c->n_vips && r == 0; i++)
 		if (strcmp(s[i]->name, s[i - 1]->name) == 0)
-			r = cy_err(ctx, s[i]->line, NULL, "duplicate VIP name (first at line %d) '%s'",
-				   s[i - 1]->line, s[i]->name);
+			r = cy_err(ctx, s[i]->line, NULL,
+				   "duplicate VIP name (first at line %d) '%s'", s[i - 1]->line,
+				   s[i]->name);
 	if (r == 0)
 		qsort(s, c->n_vips, sizeof(*s), cy_vip_tuple_cmp);
 	for (uint32_t i = 1, first = 0; i < c->n_vips && r == 0; i++) {
@@ -1118,11 +1131,16 @@ static int cy_vips_unique(struct cy_ctx *ctx, const struct config *c)
 			const struct config_vip *later = p->line > q->line ? p : q;
 			const struct config_vip *earlier = later == p ? q : p;
 
-			r = cy_err(ctx, later->line, NULL,
-				   p->port == q->port ? "duplicate VIP (same address, protocol and port as '%s' at line %d) '%s'"
-						      : "VIP overlaps port-0 VIP '%s' at line %d '%s'",
-				   earlier->name, earlier->line,
-				   lb_addr_str(&later->addr, buf, sizeof(buf)));
+			lb_addr_str(&later->addr, buf, sizeof(buf));
+			if (p->port == q->port)
+				r = cy_err(ctx, later->line, NULL,
+					   "duplicate VIP (same address, protocol and port as "
+					   "'%s' at line %d) '%s'",
+					   earlier->name, earlier->line, buf);
+			else
+				r = cy_err(ctx, later->line, NULL,
+					   "VIP overlaps port-0 VIP '%s' at line %d '%s'",
+					   earlier->name, earlier->line, buf);
 		} else {
 			first = i;
 		}
@@ -1211,7 +1229,8 @@ int config_parse(const char *text, size_t len, const char *name, struct config *
 	if (len > CONFIG_FILE_MAX) {
 		r = -EFBIG;
 		if (err && errlen)
-			snprintf(err, errlen, "%s: larger than %u bytes", ctx.name, CONFIG_FILE_MAX);
+			snprintf(err, errlen, "%s: larger than %u bytes", ctx.name,
+				 CONFIG_FILE_MAX);
 		goto out;
 	}
 	c = calloc(1, sizeof(*c));
@@ -1301,7 +1320,8 @@ int config_check_dataplane(const struct config *c, char *err, size_t errlen)
 			snprintf(err, errlen, "%s:%d: dataplane.interface is not set", c->path,
 				 d->line);
 		else
-			snprintf(err, errlen, "%s: no dataplane section (dataplane.interface is required)",
+			snprintf(err, errlen,
+				 "%s: no dataplane section (dataplane.interface is required)",
 				 c->path);
 		return -EINVAL;
 	}
@@ -1316,23 +1336,22 @@ int config_check_dataplane(const struct config *c, char *err, size_t errlen)
 		}
 		for (uint32_t j = 0; j < vip->n_backends; j++) {
 			const struct config_backend *b = &vip->backends[j];
+			bool v4 = b->addr.family == AF_INET;
+			const struct lb_addr *src = v4 ? &d->source_ipv4 : &d->source_ipv6;
+			char fam = v4 ? '4' : '6';
 
 			lb_addr_str(&b->addr, buf, sizeof(buf));
-			if (b->addr.family == AF_INET && d->source_ipv4.family != AF_INET) {
+			if (src->family != b->addr.family) {
 				snprintf(err, errlen,
-					 "%s:%d: VIP '%s' has IPv4 backend '%s' but dataplane.source_ipv4 is not set",
-					 c->path, b->line, vip->name, buf);
+					 "%s:%d: VIP '%s' has IPv%c backend '%s' but "
+					 "dataplane.source_ipv%c is not set",
+					 c->path, b->line, vip->name, fam, buf, fam);
 				return -EINVAL;
 			}
-			if (b->addr.family == AF_INET6 && d->source_ipv6.family != AF_INET6) {
+			if (!v4 && d->mtu < CONFIG_MTU_IPV6_MIN) {
 				snprintf(err, errlen,
-					 "%s:%d: VIP '%s' has IPv6 backend '%s' but dataplane.source_ipv6 is not set",
-					 c->path, b->line, vip->name, buf);
-				return -EINVAL;
-			}
-			if (b->addr.family == AF_INET6 && d->mtu < CONFIG_MTU_IPV6_MIN) {
-				snprintf(err, errlen,
-					 "%s:%d: VIP '%s' has IPv6 backend '%s' but dataplane.mtu %u is below %u",
+					 "%s:%d: VIP '%s' has IPv6 backend '%s' but "
+					 "dataplane.mtu %u is below %u",
 					 c->path, b->line, vip->name, buf, d->mtu,
 					 CONFIG_MTU_IPV6_MIN);
 				return -EINVAL;
