@@ -621,29 +621,29 @@ static int cy_get_mac(struct cy_ctx *ctx, const struct cy_node *v, const char *k
  * Checks that node is a mapping (a null value counts as an empty one) whose keys are all in
  * keys[0..n), each at most once, and sets vals[i] to key i's value or NULL.
  */
-static int cy_map(struct cy_ctx *ctx, const struct cy_node *node, const char *what,
-		  const char *const *keys, size_t n, const struct cy_node **vals)
+static int cy_map(struct cy_ctx *ctx, const struct cy_node *node, const char *const *keys, size_t n,
+		  const struct cy_node **vals)
 {
 	for (size_t i = 0; i < n; i++)
 		vals[i] = NULL;
 	if (cy_is_null(node))
 		return 0;
 	if (node->type != CY_MAP)
-		return cy_err_type(ctx, node, what, "expected a mapping");
+		return cy_err_type(ctx, node, NULL, "expected a mapping");
 	for (uint32_t k = 0; k + 1 < node->n; k += 2) {
 		const struct cy_node *key = node->kids[k];
 		size_t i;
 
 		if (key->type != CY_SCALAR)
-			return cy_err(ctx, key->line, what, "keys must be scalars, not %s",
+			return cy_err(ctx, key->line, NULL, "keys must be scalars, not %s",
 				      cy_type_name(key->type));
 		for (i = 0; i < n; i++)
 			if (key->len == strlen(keys[i]) && strcmp(key->str, keys[i]) == 0)
 				break;
 		if (i == n)
-			return cy_err_val(ctx, key, what, "unknown key");
+			return cy_err_val(ctx, key, NULL, "unknown key");
 		if (vals[i])
-			return cy_err_val(ctx, key, what, "duplicate key");
+			return cy_err_val(ctx, key, NULL, "duplicate key");
 		vals[i] = node->kids[k + 1];
 	}
 	return 0;
@@ -656,19 +656,19 @@ static const char *const cluster_keys[CL_N] = { "hash_seed", "table_size" };
 
 static int cy_table_size(struct cy_ctx *ctx, const struct cy_node *v, uint32_t *out)
 {
-	uint32_t m = 0;
-	int r = cy_get_u32(ctx, v, "table_size", 0, UINT32_MAX, &m);
+	uint64_t m = 0;
+	int r = cy_get_u64(ctx, v, "table_size", 0, UINT64_MAX, &m);
 
 	if (r < 0)
 		return r;
-	if (!maglev_size_valid(m)) {
+	if (m > UINT32_MAX || !maglev_size_valid((uint32_t)m)) {
 		char msg[96];
 
 		snprintf(msg, sizeof(msg), "must be a prime in %u..%u", MAGLEV_SIZE_MIN,
 			 MAGLEV_SIZE_MAX);
 		return cy_err_val(ctx, v, "table_size", msg);
 	}
-	*out = m;
+	*out = (uint32_t)m;
 	return 0;
 }
 
@@ -676,7 +676,7 @@ static int cy_cluster(struct cy_ctx *ctx, const struct cy_node *node, struct con
 {
 	const struct cy_node *v[CL_N];
 	size_t old = cy_path_push(ctx, "cluster");
-	int r = cy_map(ctx, node, NULL, cluster_keys, CL_N, v);
+	int r = cy_map(ctx, node, cluster_keys, CL_N, v);
 
 	if (r == 0 && v[CL_HASH_SEED])
 		r = cy_get_u64(ctx, v[CL_HASH_SEED], "hash_seed", 0, UINT64_MAX, &c->hash_seed);
@@ -701,7 +701,7 @@ static int cy_dataplane(struct cy_ctx *ctx, const struct cy_node *node, int key_
 	const struct cy_node *v[DP_N];
 	size_t old = cy_path_push(ctx, "dataplane");
 	uint32_t x = 0;
-	int r = cy_map(ctx, node, NULL, dataplane_keys, DP_N, v);
+	int r = cy_map(ctx, node, dataplane_keys, DP_N, v);
 
 	d->line = key_line;
 	if (r == 0 && v[DP_MODE]) {
@@ -760,7 +760,7 @@ static int cy_conntrack(struct cy_ctx *ctx, const struct cy_node *node, struct c
 		[CT_ICMP] = &t->icmp_timeout,
 	};
 	size_t old = cy_path_push(ctx, "conntrack");
-	int r = cy_map(ctx, node, NULL, conntrack_keys, CT_N, v);
+	int r = cy_map(ctx, node, conntrack_keys, CT_N, v);
 
 	if (r == 0 && v[CT_ENTRIES])
 		r = cy_get_u32(ctx, v[CT_ENTRIES], "entries", CONFIG_CT_ENTRIES_MIN,
@@ -783,14 +783,14 @@ static int cy_control(struct cy_ctx *ctx, const struct cy_node *node, struct con
 	const struct cy_node *v[CO_N], *m[MX_N];
 	size_t old = cy_path_push(ctx, "control"), old2;
 	struct lb_addr a;
-	int r = cy_map(ctx, node, NULL, control_keys, CO_N, v);
+	int r = cy_map(ctx, node, control_keys, CO_N, v);
 
 	if (r == 0 && v[CO_SOCKET])
 		r = cy_get_word(ctx, v[CO_SOCKET], "socket", co->socket, sizeof(co->socket));
 	if (r < 0 || !v[CO_METRICS])
 		goto out;
 	old2 = cy_path_push(ctx, ".metrics");
-	r = cy_map(ctx, v[CO_METRICS], NULL, metrics_keys, MX_N, m);
+	r = cy_map(ctx, v[CO_METRICS], metrics_keys, MX_N, m);
 	if (r == 0 && m[MX_ENABLED])
 		r = cy_get_bool(ctx, m[MX_ENABLED], "enabled", &co->metrics_enabled);
 	if (r == 0 && m[MX_ADDRESS])
@@ -821,7 +821,7 @@ static int cy_health(struct cy_ctx *ctx, const struct cy_node *node, uint16_t vi
 	const struct cy_node *v[HC_KEY_N];
 	size_t old = cy_path_push(ctx, ".health");
 	uint64_t ms;
-	int r = cy_map(ctx, node, NULL, health_keys, HC_KEY_N, v);
+	int r = cy_map(ctx, node, health_keys, HC_KEY_N, v);
 
 	if (r < 0)
 		goto out;
@@ -936,7 +936,7 @@ static int cy_backend(struct cy_ctx *ctx, const struct cy_node *node, const stru
 	config_health_init(&b->health);
 	if (node->type != CY_MAP)
 		return cy_err_type(ctx, node, NULL, "expected a mapping with address and weight");
-	r = cy_map(ctx, node, NULL, backend_keys, BE_N, v);
+	r = cy_map(ctx, node, backend_keys, BE_N, v);
 	if (r < 0)
 		return r;
 	if (!v[BE_ADDRESS])
@@ -1007,7 +1007,7 @@ static int cy_vip(struct cy_ctx *ctx, const struct cy_node *node, const struct c
 	config_health_init(&vip->health);
 	if (node->type != CY_MAP)
 		return cy_err_type(ctx, node, NULL, "expected a mapping (a VIP)");
-	r = cy_map(ctx, node, NULL, vip_keys, VIP_N, v);
+	r = cy_map(ctx, node, vip_keys, VIP_N, v);
 	if (r < 0)
 		return r;
 	for (int k = 0; k < VIP_N; k++) {
@@ -1192,7 +1192,7 @@ static int cy_root(struct cy_ctx *ctx, const struct cy_node *root, struct config
 		return 0;
 	if (root->type != CY_MAP && !cy_is_null(root))
 		return cy_err_type(ctx, root, NULL, "the file must be a mapping of sections");
-	r = cy_map(ctx, root, NULL, root_keys, ROOT_N, v);
+	r = cy_map(ctx, root, root_keys, ROOT_N, v);
 	if (r < 0)
 		return r;
 	/* cluster first: VIPs inherit its table_size wherever the sections stand in the file. */

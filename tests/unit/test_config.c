@@ -422,6 +422,8 @@ static const struct bad bad[] = {
 	{ "cluster:\n  table_size: 65536\n", 2, "must be a prime in 7..1048573 '65536'" },
 	{ "cluster:\n  table_size: 5\n", 2, "must be a prime in 7..1048573 '5'" },
 	{ "cluster:\n  table_size: 1048583\n", 2, "must be a prime" },
+	{ "cluster:\n  table_size: 4294967311\n", 2,
+	  "must be a prime in 7..1048573 '4294967311'" },
 	{ VIP_HEAD "    table_size: 100\n" ONE_BACKEND, 6, "vips[0].table_size: must be a prime" },
 	/* integers */
 	{ "cluster:\n  hash_seed: 12abc\n", 2, "not an integer '12abc'" },
