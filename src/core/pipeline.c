@@ -127,15 +127,7 @@ static inline uint32_t addr_len_of(uint8_t family)
 static inline void key_fill(struct lb_flow_key *k, uint8_t family, const uint8_t *src,
 			    const uint8_t *dst, uint8_t proto, uint16_t sport, uint16_t dport)
 {
-	uint32_t al = addr_len_of(family);
-
-	memset(k, 0, sizeof(*k));
-	memcpy(k->src, src, al);
-	memcpy(k->dst, dst, al);
-	k->sport = sport;
-	k->dport = dport;
-	k->proto = proto;
-	k->family = family;
+	lb_flow_key_fill(k, family, src, dst, proto, sport, dport);
 }
 
 /* A TCP/UDP packet ip to VIP address ai: its VIP and flow. Sets j->kind. */
@@ -498,9 +490,8 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	src = baf == AF_INET ? &s->source_ipv4 : &s->source_ipv6;
 	if (src->family != baf)
 		return drop(w, LB_CTR_DROP_NO_SOURCE_ADDR);
-	for (unsigned i = 0; i < 6; i++)
-		o.eth_dst[i] = (uint8_t)(mac >> (40 - 8 * i));
-	memcpy(o.eth_src, w->p.mac, 6);
+	o.eth_dst = mac;
+	o.eth_src = w->p.mac;
 	o.src = src;
 	o.dst = &b->addr;
 	o.ttl = s->ttl;
