@@ -12,7 +12,7 @@
 
 #define NS_PER_SEC     1000000000ull
 #define IPPROTO_GRE_   47u
-#define CTR_NONE       LB_CTR_MAX
+#define LB_PREFETCH_AHEAD 8u /* frames between an entry prefetch and its use in a batch */
 
 enum job_kind {
 	JOB_VERDICT, /* decided while classifying: count and return */
@@ -540,6 +540,12 @@ enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, str
 	return act(w, s, f, j, now_ns);
 }
 
+static inline void prefetch_job(const struct lb_worker *w, const struct lb_job *j)
+{
+	if (j->kind == JOB_FLOW && j->track)
+		ct_prefetch_entries(w->ct, j->hash);
+}
+
 void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
 		      enum lb_verdict *v, unsigned n, uint64_t now_ns)
 {
@@ -552,11 +558,17 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 			if (w->jobs[i].kind == JOB_FLOW && w->jobs[i].track)
 				ct_prefetch(w->ct, w->jobs[i].hash);
 		}
-		for (unsigned i = 0; i < m; i++)
-			if (w->jobs[i].kind == JOB_FLOW && w->jobs[i].track)
-				ct_prefetch_entries(w->ct, w->jobs[i].hash);
-		for (unsigned i = 0; i < m; i++)
+		/*
+		 * Entries are prefetched LB_PREFETCH_AHEAD frames before they are used, once their
+		 * bucket headers (prefetched above) have had the whole classify pass to arrive.
+		 */
+		for (unsigned i = 0; i < m && i < LB_PREFETCH_AHEAD; i++)
+			prefetch_job(w, &w->jobs[i]);
+		for (unsigned i = 0; i < m; i++) {
+			if (i + LB_PREFETCH_AHEAD < m)
+				prefetch_job(w, &w->jobs[i + LB_PREFETCH_AHEAD]);
 			v[i] = act(w, s, &f[i], &w->jobs[i], now_ns);
+		}
 		f += m;
 		v += m;
 		n -= m;
