@@ -17,10 +17,10 @@
 #include "core/flow.h"
 #include "core/pkt.h"
 
-#define CT_WAYS         8u          /* entries per bucket */
-#define CT_ENTRIES_MIN  CT_WAYS     /* smallest table, flows */
-#define CT_ENTRIES_MAX  (1u << 28)  /* largest table, flows (~15 GiB) */
-#define CT_TICK_SHIFT   20u         /* a tick is 2^20 ns (~1.05 ms): the unit of expiry times */
+#define CT_WAYS        8u         /* entries per bucket */
+#define CT_ENTRIES_MIN CT_WAYS    /* smallest table, flows */
+#define CT_ENTRIES_MAX (1u << 28) /* largest table, flows (~15 GiB) */
+#define CT_TICK_SHIFT  20u        /* a tick is 2^20 ns (~1.05 ms): the unit of expiry times */
 
 /* Entry state flags. */
 #define CT_F_FIN 0x01u /* TCP FIN or RST seen: the short timeout applies */
@@ -152,7 +152,7 @@ static inline void ct_prefetch_entries(const struct ct_table *t, uint64_t hash)
  * way) or -1.
  */
 static inline int64_t ct_find(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash,
-			      uint32_t now)
+                              uint32_t now)
 {
 	uint32_t b = ct_bucket_of(t, hash);
 	const struct ct_bucket *h = &t->buckets[b];
@@ -174,7 +174,7 @@ static inline int64_t ct_find(const struct ct_table *t, const struct lb_flow_key
  * without ACK switches back) at tick now.
  */
 static inline void ct_touch(struct ct_table *t, uint64_t slot, uint8_t proto, uint8_t tcp_flags,
-			    uint32_t now)
+                            uint32_t now)
 {
 	struct ct_bucket *h = &t->buckets[slot / CT_WAYS];
 	unsigned i = slot % CT_WAYS;
@@ -209,7 +209,7 @@ static inline void ct_set_bref(struct ct_table *t, uint64_t slot, uint32_t bref)
  * the way that expires soonest; *evicted tells whether a live flow was dropped. Returns the slot.
  */
 uint64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t bref,
-		   uint8_t tcp_flags, uint32_t now, bool *evicted);
+                   uint8_t tcp_flags, uint32_t now, bool *evicted);
 
 /*
  * Looks flow k up without changing anything and without the expiry check, for a reader on
@@ -217,6 +217,6 @@ uint64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t has
  * and the bref and expiry tick if present.
  */
 bool ct_peek(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t *bref,
-	     uint32_t *expires);
+             uint32_t *expires);
 
 #endif
