@@ -75,27 +75,15 @@ static void decap_log_capture(void)
 static void decap_key_from_addr(const struct lb_addr *a, struct decap_vip_key *k)
 {
 	memset(k, 0, sizeof(*k));
-	if (a->family == AF_INET) {
-		k->addr[10] = 0xff;
-		k->addr[11] = 0xff;
-		memcpy(&k->addr[12], a->b, 4);
-	} else {
-		memcpy(k->addr, a->b, 16);
-	}
+	k->family = a->family == AF_INET ? DECAP_FAMILY_IPV4 : DECAP_FAMILY_IPV6;
+	memcpy(k->addr, a->b, lb_addr_len(a));
 }
 
 static void decap_addr_from_key(const struct decap_vip_key *k, struct lb_addr *a)
 {
-	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
-
 	memset(a, 0, sizeof(*a));
-	if (memcmp(k->addr, v4mapped, sizeof(v4mapped)) == 0) {
-		a->family = AF_INET;
-		memcpy(a->b, &k->addr[12], 4);
-	} else {
-		a->family = AF_INET6;
-		memcpy(a->b, k->addr, 16);
-	}
+	a->family = k->family == DECAP_FAMILY_IPV4 ? AF_INET : AF_INET6;
+	memcpy(a->b, k->addr, lb_addr_len(a));
 }
 
 int decap_obj_path(char *path, size_t len)
