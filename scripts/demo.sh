@@ -53,8 +53,7 @@ echo "   and sent $lb_tx (GRE to the backends); the replies went from the backen
 
 echo "== maglevd counters"
 if "$MAGLEVCTL" --help 2>&1 | grep -qw counters; then
-	"$MAGLEVCTL" --socket "$MAGLEVD_SOCKET" counters 2>&1 | sed 's/^/   /' ||
-		echo "   (maglevctl counters failed)"
+	run_in "$NS_LB" "$MAGLEVCTL" counters -s "$MAGLEVD_SOCKET" 2>&1 | sed 's/^/   /'
 fi
 for i in 0 1 2; do
 	echo "   ${BACKEND_NAMES[$i]} xdp_decap: $(run_in "${NS_BACKENDS[$i]}" "$MAGLEVCTL" decap status "$BE_IF" |
