@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "control/ctl_offline.h"
+#include "control/decap.h"
 
 #define CTL_ERR_MAX 512u /* bytes of one error line */
 
@@ -22,6 +23,8 @@ static const struct ctl_command ctl_commands[] = {
 	  "-c FILE [--vip NAME] [--json]   per VIP: table size, digest, slots per backend (offline)" },
 	{ "diff", ctl_cmd_diff,
 	  "OLD.yaml NEW.yaml [--json]      share of flows a config change moves, per VIP (offline)" },
+	{ "decap", ctl_cmd_decap,
+	  "attach|detach|status DEV ...   XDP GRE decapsulation on a backend (see decap --help)" },
 };
 
 #define CTL_N_COMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))
