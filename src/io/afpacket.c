@@ -21,26 +21,14 @@
 #include <unistd.h>
 
 #include "io/io.h"
+#include "io/vipfilter.h"
 
 #define AFPACKET_BLOCK_SIZE (1u << 18) /* bytes per ring block */
 #define AFPACKET_BLOCKS     64u        /* ring blocks per worker: 16 MiB */
 #define AFPACKET_FRAME_SIZE 2048u      /* TPACKET_V3 frame unit (blocks hold variable frames) */
 #define AFPACKET_BLOCK_TOV  1u         /* ms before a partly filled block goes to user space */
 #define AFPACKET_SLOT_SIZE  (LB_HEADROOM + 9216u + 64u) /* copy buffer: headroom, jumbo, VLAN */
-#define AFPACKET_SNAPLEN    0x40000u   /* filter accept length: whole frames */
-#define CBPF_INSNS_MAX      BPF_MAXINSNS
 
-/* Offsets from the Ethernet header as the filter sees the frame (VLAN tags already removed). */
-#define OFF_ETHERTYPE 12u
-#define OFF_IP4_FRAG  20u
-#define OFF_IP4_PROTO 23u
-#define OFF_IP4_DST   30u
-#define OFF_IP4_VHL   14u
-#define OFF_L4_DPORT  16u /* from the IPv4 header start + ETH_HLEN, for BPF_IND with X = IHL */
-#define OFF_IP6_NEXT  20u
-#define OFF_IP6_DST   38u
-#define OFF_IP6_DPORT 56u /* no extension headers */
-#define IPPROTO_GRE_NUM 47u
 
 struct afpacket_queue {
 	int fd;
@@ -62,118 +50,6 @@ struct afpacket_dev {
 	char mode[32];
 };
 
-struct cbpf {
-	struct sock_filter ins[CBPF_INSNS_MAX];
-	uint32_t n;
-	bool overflow;
-};
-
-static void cbpf_emit(struct cbpf *p, uint16_t code, uint8_t jt, uint8_t jf, uint32_t k)
-{
-	if (p->n >= CBPF_INSNS_MAX) {
-		p->overflow = true;
-		return;
-	}
-	p->ins[p->n++] = (struct sock_filter){ .code = code, .jt = jt, .jf = jf, .k = k };
-}
-
-/*
- * One self-contained block: accept when the destination is addr, the protocol proto and (port
- * != 0) the destination port port; otherwise fall through to the next block. IPv4 non-first
- * fragments of (addr, proto) have no port and are accepted by address. Every jump is relative
- * and stays inside the block, so blocks compose without labels.
- */
-static void cbpf_block(struct cbpf *p, const struct lb_addr *addr, uint8_t proto, uint16_t port)
-{
-	uint32_t len, at = 0, words = addr->family == AF_INET ? 1 : 4;
-
-	/* Length: address words (2 each) + proto (2) + port part + accept (1). */
-	if (addr->family == AF_INET)
-		len = 2 + 2 + (port ? 5 : 0) + 1;
-	else
-		len = 2 * words + 2 + (port ? 2 : 0) + 1;
-#define TO_END (uint8_t)(len - at - 1)
-	for (uint32_t w = 0; w < words; w++) {
-		uint32_t off = (addr->family == AF_INET ? OFF_IP4_DST : OFF_IP6_DST) + 4 * w;
-
-		cbpf_emit(p, BPF_LD | BPF_W | BPF_ABS, 0, 0, off), at++;
-		cbpf_emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, TO_END, ntohl(addr->w[w])), at++;
-	}
-	cbpf_emit(p, BPF_LD | BPF_B | BPF_ABS, 0, 0,
-		  addr->family == AF_INET ? OFF_IP4_PROTO : OFF_IP6_NEXT), at++;
-	cbpf_emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, TO_END, proto), at++;
-	if (port && addr->family == AF_INET) {
-		cbpf_emit(p, BPF_LD | BPF_H | BPF_ABS, 0, 0, OFF_IP4_FRAG), at++;
-		/* Non-first fragment: jump to the accept at the end of the block. */
-		cbpf_emit(p, BPF_JMP | BPF_JSET | BPF_K, (uint8_t)(len - at - 2), 0, 0x1fff), at++;
-		cbpf_emit(p, BPF_LDX | BPF_B | BPF_MSH, 0, 0, OFF_IP4_VHL), at++;
-		cbpf_emit(p, BPF_LD | BPF_H | BPF_IND, 0, 0, OFF_L4_DPORT), at++;
-		cbpf_emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, TO_END, port), at++;
-	} else if (port) {
-		cbpf_emit(p, BPF_LD | BPF_H | BPF_ABS, 0, 0, OFF_IP6_DPORT), at++;
-		cbpf_emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, TO_END, port), at++;
-	}
-#undef TO_END
-	cbpf_emit(p, BPF_RET | BPF_K, 0, 0, AFPACKET_SNAPLEN);
-}
-
-static bool addr_seen(const struct io_filter *f, uint32_t i)
-{
-	for (uint32_t j = 0; j < i; j++)
-		if (lb_addr_eq(&f->vips[j].addr, &f->vips[i].addr))
-			return true;
-	return false;
-}
-
-/* One family's section: a block per VIP, ICMP (and IPv6 fragments) per VIP address, GRE to self. */
-static void cbpf_section(struct cbpf *p, const struct io_filter *f, int family)
-{
-	for (uint32_t i = 0; i < f->n_vips; i++) {
-		const struct io_vip *v = &f->vips[i];
-
-		if (v->addr.family != family)
-			continue;
-		cbpf_block(p, &v->addr, v->proto, v->port);
-		if (addr_seen(f, i))
-			continue;
-		if (family == AF_INET) {
-			cbpf_block(p, &v->addr, IPPROTO_ICMP, 0);
-		} else {
-			cbpf_block(p, &v->addr, IPPROTO_ICMPV6, 0);
-			cbpf_block(p, &v->addr, IPPROTO_FRAGMENT, 0);
-		}
-	}
-	for (uint32_t i = 0; i < IO_SELF_MAX; i++)
-		if (f->self[i].family == family)
-			cbpf_block(p, &f->self[i], IPPROTO_GRE_NUM, 0);
-	cbpf_emit(p, BPF_RET | BPF_K, 0, 0, 0);
-}
-
-/* Builds the whole filter: dispatch on EtherType, then the IPv4 and IPv6 sections. */
-static int cbpf_build(struct cbpf *p, const struct io_filter *f)
-{
-	struct cbpf *v6 = calloc(1, sizeof(*v6));
-
-	if (!v6)
-		return -ENOMEM;
-	p->n = 0;
-	p->overflow = false;
-	cbpf_emit(p, BPF_LD | BPF_H | BPF_ABS, 0, 0, OFF_ETHERTYPE);
-	cbpf_emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, ETH_P_IP);
-	cbpf_emit(p, BPF_JMP | BPF_JA, 0, 0, 3); /* to the IPv4 section */
-	cbpf_emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, ETH_P_IPV6);
-	cbpf_emit(p, BPF_JMP | BPF_JA, 0, 0, 0); /* to the IPv6 section, patched below */
-	cbpf_emit(p, BPF_RET | BPF_K, 0, 0, 0);
-	cbpf_section(p, f, AF_INET);
-	p->ins[4].k = p->n - 5;
-	cbpf_section(v6, f, AF_INET6);
-	for (uint32_t i = 0; i < v6->n; i++)
-		cbpf_emit(p, v6->ins[i].code, v6->ins[i].jt, v6->ins[i].jf, v6->ins[i].k);
-	p->overflow |= v6->overflow;
-	free(v6);
-	return p->overflow ? -E2BIG : 0;
-}
-
 static int afpacket_attach(int fd, struct sock_filter *ins, uint32_t n)
 {
 	struct sock_fprog prog = { .len = (unsigned short)n, .filter = ins };
@@ -184,22 +60,26 @@ static int afpacket_attach(int fd, struct sock_filter *ins, uint32_t n)
 static int afpacket_set_filter(struct io_dev *d, const struct io_filter *f)
 {
 	struct afpacket_dev *dev = (struct afpacket_dev *)d;
-	struct cbpf *p = calloc(1, sizeof(*p));
+	struct sock_filter *ins = calloc(VIPFILTER_INSNS_MAX, sizeof(*ins));
+	uint32_t n;
 	int rc;
 
-	if (!p)
+	if (!ins)
 		return -ENOMEM;
-	rc = cbpf_build(p, f);
-	if (rc) {
-		fprintf(stderr, "maglevd: afpacket: %u VIPs need more than %u filter instructions\n",
-			f->n_vips, CBPF_INSNS_MAX);
-		goto out;
+	rc = vipfilter_build(f, ins, VIPFILTER_INSNS_MAX, &n);
+	if (rc == -E2BIG) {
+		/* Still correct, only slower: the pipeline passes what is not for a VIP. */
+		fprintf(stderr, "maglevd: afpacket: %u VIPs need more than %u filter instructions: "
+			"copying every IPv4/IPv6 frame instead\n", f->n_vips, VIPFILTER_INSNS_MAX);
+		rc = vipfilter_build_all_ip(ins, VIPFILTER_INSNS_MAX, &n);
 	}
+	if (rc)
+		goto out;
 	/* SO_ATTACH_FILTER swaps the filter of a live socket in one step. */
 	for (uint32_t i = 0; i < dev->n_queues && !rc; i++)
-		rc = afpacket_attach(dev->queues[i]->fd, p->ins, p->n);
+		rc = afpacket_attach(dev->queues[i]->fd, ins, n);
 out:
-	free(p);
+	free(ins);
 	return rc;
 }
 
