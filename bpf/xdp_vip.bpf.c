@@ -67,25 +67,26 @@ struct {
 	__type(value, __u64);
 } stats_map SEC(".maps");
 
-static __always_inline int verdict_pass(void)
+static __always_inline void stat_add(__u32 k)
 {
-	__u32 k = XDP_STAT_PASS;
 	__u64 *c = bpf_map_lookup_elem(&stats_map, &k);
 
 	if (c)
 		*c += 1;
+}
+
+static __always_inline int verdict_pass(void)
+{
+	stat_add(XDP_STAT_PASS);
 	return XDP_PASS;
 }
 
 /* Redirect to this queue's socket; a queue without a socket falls back to the kernel. */
 static __always_inline int verdict_redirect(struct xdp_md *ctx)
 {
-	__u32 k = XDP_STAT_REDIRECT;
-	__u64 *c = bpf_map_lookup_elem(&stats_map, &k);
 	int rc = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
 
-	if (c && rc == XDP_REDIRECT)
-		*c += 1;
+	stat_add(rc == XDP_REDIRECT ? XDP_STAT_REDIRECT : XDP_STAT_NO_SOCKET);
 	return rc;
 }
 

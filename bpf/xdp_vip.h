@@ -36,8 +36,9 @@ struct xdp_addr_key {
 
 /* Indexes of the per-CPU stats array. */
 enum xdp_vip_stat {
-	XDP_STAT_REDIRECT, /* steered to an AF_XDP socket */
-	XDP_STAT_PASS,     /* left to the kernel */
+	XDP_STAT_REDIRECT,  /* steered to an AF_XDP socket */
+	XDP_STAT_NO_SOCKET, /* for maglevd, but its RX queue has no socket: left to the kernel */
+	XDP_STAT_PASS,      /* not for maglevd: left to the kernel */
 	XDP_STAT_MAX
 };
 

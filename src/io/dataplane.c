@@ -282,6 +282,39 @@ void dataplane_stop(struct dataplane *dp)
 	free(dp);
 }
 
+/* 1 if the sysctl file holds "1", 0 if "0", -1 if it cannot be read. */
+static int dp_sysctl_flag(const char *fmt, const char *ifname)
+{
+	char path[128];
+	int c = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), fmt, ifname);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	c = fgetc(f);
+	fclose(f);
+	return c == '1' ? 1 : c == '0' ? 0 : -1;
+}
+
+/*
+ * AF_PACKET receives a copy: the kernel still processes every VIP packet. On a host that does
+ * not forward, a packet for an address it does not own is dropped without an ICMP error; with
+ * forwarding on, the kernel would route the copy back out (duplicates, loops until the TTL ends).
+ */
+static void dp_afpacket_check_forwarding(const char *ifname)
+{
+	if (dp_sysctl_flag("/proc/sys/net/ipv4/conf/%s/forwarding", ifname) == 1)
+		fprintf(stderr, "maglevd: warning: afpacket: IPv4 forwarding is on for %s, so the "
+			"kernel forwards its own copy of VIP packets too; set "
+			"net.ipv4.conf.%s.forwarding=0\n", ifname, ifname);
+	if (dp_sysctl_flag("/proc/sys/net/ipv6/conf/%s/forwarding", ifname) == 1)
+		fprintf(stderr, "maglevd: warning: afpacket: IPv6 forwarding is on for %s, so the "
+			"kernel forwards its own copy of VIP packets too; set "
+			"net.ipv6.conf.%s.forwarding=0\n", ifname, ifname);
+}
+
 int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_snapshot **current,
 		    char *err, size_t errlen)
 {
@@ -321,6 +354,8 @@ int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_
 		if (rc)
 			goto out;
 	}
+	if (c->mode == DP_MODE_AFPACKET)
+		dp_afpacket_check_forwarding(c->interface);
 	dp_bpf_path(bpf_path, sizeof(bpf_path));
 	params.bpf_path = bpf_path;
 	rc = dp->ops->open(&dp->dev, &params, err, errlen);
