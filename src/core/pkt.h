@@ -10,25 +10,28 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <netinet/in.h>
 
-#define PKT_ETH_HLEN      14u /* bytes: dst MAC, src MAC, ethertype */
-#define PKT_VLAN_HLEN     4u  /* bytes of one 802.1Q tag */
-#define PKT_IPV4_HLEN     20u /* bytes of an IPv4 header without options */
-#define PKT_IPV6_HLEN     40u /* bytes of the fixed IPv6 header */
-#define PKT_GRE_HLEN      4u  /* bytes of a GRE header without checksum, key or sequence */
-#define PKT_TCP_HLEN      20u
-#define PKT_UDP_HLEN      8u
-#define PKT_ICMP_HLEN     8u  /* type, code, checksum, 4 bytes of rest-of-header */
-#define PKT_L4_PORTS_LEN  8u  /* bytes of L4 header an ICMP error must quote to name the flow */
-#define PKT_IPV6_EXT_MAX  8u  /* IPv6 extension headers walked before the packet is dropped */
+#include "core/counters.h"
+
+#define PKT_ETH_HLEN     14u /* bytes: dst MAC, src MAC, ethertype */
+#define PKT_VLAN_HLEN    4u  /* bytes of one 802.1Q tag */
+#define PKT_IPV4_HLEN    20u /* bytes of an IPv4 header without options */
+#define PKT_IPV6_HLEN    40u /* bytes of the fixed IPv6 header */
+#define PKT_GRE_HLEN     4u  /* bytes of a GRE header without checksum, key or sequence */
+#define PKT_TCP_HLEN     20u
+#define PKT_UDP_HLEN     8u
+#define PKT_ICMP_HLEN    8u /* type, code, checksum, 4 bytes of rest-of-header */
+#define PKT_L4_PORTS_LEN 8u /* bytes of L4 header an ICMP error must quote to name the flow */
+#define PKT_IPV6_EXT_MAX 8u /* IPv6 extension headers walked before the packet is dropped */
 
 #define PKT_ETHERTYPE_IPV4 0x0800u
 #define PKT_ETHERTYPE_IPV6 0x86ddu
 #define PKT_ETHERTYPE_VLAN 0x8100u
 
-#define PKT_IPV4_DF       0x4000u /* in frag_off, host order */
-#define PKT_IPV4_MF       0x2000u
-#define PKT_IPV4_OFFMASK  0x1fffu
+#define PKT_IPV4_DF      0x4000u /* in frag_off, host order */
+#define PKT_IPV4_MF      0x2000u
+#define PKT_IPV4_OFFMASK 0x1fffu
 
 #define PKT_TCP_FIN 0x01u
 #define PKT_TCP_SYN 0x02u
@@ -84,23 +87,113 @@ static inline void pkt_store32(uint8_t *p, uint32_t v)
  * *l3off is where the network header starts and *ethertype its type. Returns 0 or the drop
  * counter (enum lb_counter) that names what is wrong.
  */
-int pkt_parse_eth(const uint8_t *d, uint32_t len, uint32_t *l3off, uint16_t *ethertype);
+static inline int pkt_parse_eth(const uint8_t *d, uint32_t len, uint32_t *l3off,
+                                uint16_t *ethertype)
+{
+	uint16_t et;
+
+	if (len < PKT_ETH_HLEN)
+		return LB_CTR_DROP_ETH_TRUNCATED;
+	et = pkt_load16(d + 12);
+	if (et != PKT_ETHERTYPE_VLAN) {
+		*l3off = PKT_ETH_HLEN;
+		*ethertype = et;
+		return 0;
+	}
+	if (len < PKT_ETH_HLEN + PKT_VLAN_HLEN)
+		return LB_CTR_DROP_VLAN_TRUNCATED;
+	*l3off = PKT_ETH_HLEN + PKT_VLAN_HLEN;
+	*ethertype = pkt_load16(d + 16);
+	return 0;
+}
 
 /*
  * Parses the IPv4 (family 4) or IPv6 (family 6) header at d[off], with end the end of the bytes
  * present. quoted: the packet is one quoted in an ICMP error, which may be cut short (len may
  * exceed end - off; ip->end is then end); otherwise len must fit. Returns 0 or a drop counter.
  */
-int pkt_parse_ip(const uint8_t *d, uint32_t off, uint32_t end, uint8_t family, bool quoted,
-		 struct pkt_ip *ip);
+static inline int pkt_parse_ipv4(const uint8_t *d, uint32_t off, uint32_t end, bool quoted,
+                                 struct pkt_ip *ip)
+{
+	const uint8_t *h = d + off;
+	uint32_t ihl, tot;
+	uint16_t frag;
+
+	if (end - off < PKT_IPV4_HLEN)
+		return LB_CTR_DROP_IPV4_TRUNCATED;
+	ihl = (h[0] & 0x0fu) * 4u;
+	if ((h[0] >> 4) != 4 || ihl < PKT_IPV4_HLEN)
+		return LB_CTR_DROP_IPV4_BAD_HEADER;
+	tot = pkt_load16(h + 2);
+	if (tot < ihl)
+		return LB_CTR_DROP_IPV4_BAD_LEN;
+	if (end - off < ihl)
+		return LB_CTR_DROP_IPV4_TRUNCATED;
+	if (tot > end - off) {
+		if (!quoted)
+			return LB_CTR_DROP_IPV4_BAD_LEN;
+	} else {
+		end = off + tot;
+	}
+	frag = pkt_load16(h + 6);
+	ip->off = off;
+	ip->len = tot;
+	ip->end = end;
+	ip->l4off = off + ihl;
+	ip->family = 4;
+	ip->proto = h[9];
+	ip->tos = h[1];
+	ip->df = (frag & PKT_IPV4_DF) != 0;
+	ip->frag = (frag & (PKT_IPV4_MF | PKT_IPV4_OFFMASK)) != 0;
+	ip->has_l4 = (frag & PKT_IPV4_OFFMASK) == 0;
+	return 0;
+}
+
+/* The IPv6 header and its extension header walk (out of line: the longer path). */
+int pkt_parse_ipv6(const uint8_t *d, uint32_t off, uint32_t end, bool quoted, struct pkt_ip *ip);
+
+static inline int pkt_parse_ip(const uint8_t *d, uint32_t off, uint32_t end, uint8_t family,
+                               bool quoted, struct pkt_ip *ip)
+{
+	if (family == 4)
+		return pkt_parse_ipv4(d, off, end, quoted, ip);
+	return pkt_parse_ipv6(d, off, end, quoted, ip);
+}
 
 /*
  * Checks the TCP/UDP header of a parsed, complete packet and returns 0 or a drop counter; *sport
  * and *dport get the ports (network order), *tcp_flags the TCP flags (0 for UDP). Only for
  * has_l4 packets whose proto is TCP or UDP.
  */
-int pkt_parse_ports(const uint8_t *d, const struct pkt_ip *ip, uint16_t *sport, uint16_t *dport,
-		    uint8_t *tcp_flags);
+static inline int pkt_parse_ports(const uint8_t *d, const struct pkt_ip *ip, uint16_t *sport,
+                                  uint16_t *dport, uint8_t *tcp_flags)
+{
+	const uint8_t *l4 = d + ip->l4off;
+	uint32_t avail = ip->end - ip->l4off;
+
+	if (ip->proto == IPPROTO_TCP) {
+		uint32_t doff;
+
+		if (avail < PKT_TCP_HLEN)
+			return LB_CTR_DROP_TCP_TRUNCATED;
+		doff = (uint32_t)(l4[12] >> 4) * 4u;
+		if (doff < PKT_TCP_HLEN || doff > avail)
+			return LB_CTR_DROP_TCP_BAD_HEADER;
+		*tcp_flags = l4[13];
+	} else {
+		uint32_t ulen;
+
+		if (avail < PKT_UDP_HLEN)
+			return LB_CTR_DROP_UDP_TRUNCATED;
+		ulen = pkt_load16(l4 + 4);
+		if (ulen < PKT_UDP_HLEN || ulen > avail)
+			return LB_CTR_DROP_UDP_BAD_LEN;
+		*tcp_flags = 0;
+	}
+	memcpy(sport, l4, 2);
+	memcpy(dport, l4 + 2, 2);
+	return 0;
+}
 
 /* Internet checksum (RFC 1071): adds len bytes at p to the running 32-bit sum. */
 static inline uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
@@ -126,8 +219,9 @@ static inline uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
 /* Folds a running sum into the 16-bit one's complement checksum (host order). */
 static inline uint16_t csum_fold(uint32_t sum)
 {
-	while (sum >> 16)
-		sum = (sum & 0xffffu) + (sum >> 16);
+	/* Two folds always suffice for 32 bits: the first leaves at most 0x1fffe. */
+	sum = (sum & 0xffffu) + (sum >> 16);
+	sum = (sum & 0xffffu) + (sum >> 16);
 	return (uint16_t)~sum;
 }
 

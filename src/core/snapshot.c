@@ -176,7 +176,7 @@ static int assign_ids(struct lb_snapshot *s, const struct config *cfg,
 	for (k = 0; k < total; k++) {
 		if (ids[k] != LB_BACKEND_NONE)
 			continue;
-		while (kept[next_free] == 1)
+		while (kept[next_free])
 			next_free++;
 		kept[next_free] = 2; /* new */
 		ids[k] = (uint16_t)next_free;
@@ -352,7 +352,11 @@ static int build_lookup(struct lb_snapshot *s, char *err, size_t errlen)
 		unsigned pi = vip->proto == IPPROTO_UDP;
 
 		if (ai < 0) {
-			i = (uint32_t)snapshot_addr_mix(vip->addr.b, vip->addr.family) & s->addr_mask;
+			uint64_t lo, hi;
+
+			memcpy(&lo, vip->addr.b, 8);
+			memcpy(&hi, vip->addr.b + 8, 8);
+			i = (uint32_t)snapshot_addr_mix(lo, hi) & s->addr_mask;
 			while (s->addr_slots[i])
 				i = (i + 1) & s->addr_mask;
 			ai = (int32_t)s->n_addrs++;
