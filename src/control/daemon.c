@@ -55,10 +55,16 @@ static void daemon_summary(struct daemon *d)
 
 	for (uint32_t i = 0; i < n; i++) {
 		const uint64_t *c = lb_worker_counters(dataplane_worker(d->dp, i));
+		uint64_t wio[IO_CTR_MAX] = { 0 };
 
 		for (int k = 0; k < LB_CTR_MAX; k++)
 			sum[k] += lb_counter_read(&c[k]);
-		dataplane_io_counters(d->dp, i, io);
+		dataplane_io_counters(d->dp, i, wio);
+		for (int k = 0; k < IO_CTR_MAX; k++)
+			io[k] += wio[k];
+		fprintf(stderr, "maglevd: worker %u: %llu frames received, %llu sent\n", i,
+			(unsigned long long)wio[IO_CTR_RX_FRAMES],
+			(unsigned long long)wio[IO_CTR_TX_FRAMES]);
 	}
 	fprintf(stderr, "maglevd: counters (sum over %u workers):\n", n);
 	for (int k = 0; k < IO_CTR_MAX; k++)

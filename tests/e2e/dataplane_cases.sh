@@ -10,6 +10,8 @@
 #   6 PMTU: a 10 MB upload completes with MTU 1500 everywhere (maglevd's ICMP frag-needed)
 #   7 after SIGTERM: exit 0, no XDP program left on the interface, no AF_XDP frame leaked
 #   8 start-up failure (no such interface): exit 1 with one message
+#   9 next hops follow the kernel: after the lb's neighbour table is flushed, traffic resumes
+#  10 two workers on a two-queue interface: both get frames, 300 requests all answered
 
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -164,6 +166,70 @@ dp_case_bad_start() {
 	lb_xdp_attached && dp_fail "8 bad interface: XDP left attached"
 }
 
+dp_case_nexthop_flush() {
+	local i ok=0 out
+	run_in "$NS_LB" ip neigh flush dev "$LB_IF"
+	run_in "$NS_LB" ip -6 neigh flush dev "$LB_IF"
+	# Unresolved next hops are asked for again every NH_RETRY_MS (1 s): allow a few seconds.
+	for ((i = 0; i < 50; i++)); do
+		out=$(run_in "$NS_CLIENT" curl -s --connect-timeout 1 -m 2 -H 'Connection: close' \
+			"http://$VIP_WEB4/?[1-10]" | grep -c '^be[0-9]$')
+		if [ "$out" -eq 10 ]; then
+			ok=1
+			break
+		fi
+		sleep 0.2
+	done
+	[ "$ok" -eq 1 ] && dp_pass "9 nexthop: traffic resumed after a neighbour flush" ||
+		dp_fail "9 nexthop: traffic did not resume after a neighbour flush"
+}
+
+# dp_lb_link_multiqueue: replaces the lb's link to the router with a veth pair of 2 queues.
+dp_lb_link_multiqueue() {
+	run_in "$NS_LB" ip link del "$LB_IF"
+	ip link add "$LB_IF" netns "$NS_LB" numtxqueues 2 numrxqueues 2 type veth \
+		peer name "$ROUTER_LB_IF" netns "$NS_ROUTER" numtxqueues 2 numrxqueues 2 || return 1
+	run_in "$NS_LB" ethtool -K "$LB_IF" tx off >/dev/null 2>&1
+	run_in "$NS_ROUTER" ethtool -K "$ROUTER_LB_IF" tx off >/dev/null 2>&1
+	run_in "$NS_LB" ip link set "$LB_IF" up
+	run_in "$NS_ROUTER" ip link set "$ROUTER_LB_IF" up
+	e2e_addr "$NS_LB" "$LB_IF" "$LB4/24" "$LB6/64"
+	e2e_addr "$NS_ROUTER" "$ROUTER_LB_IF" "$ROUTER_LB4/24" "$ROUTER_LB6/64"
+	run_in "$NS_LB" ip route add default via "$ROUTER_LB4"
+	run_in "$NS_LB" ip -6 route add default via "$ROUTER_LB6"
+	local r
+	for r in "${VIP_ROUTES4[@]}"; do
+		run_in "$NS_ROUTER" ip route replace "$r" via "$LB4"
+	done
+	for r in "${VIP_ROUTES6[@]}"; do
+		run_in "$NS_ROUTER" ip -6 route replace "$r" via "$LB6"
+	done
+	e2e_sysctl "$NS_ROUTER" "net.ipv4.conf.$ROUTER_LB_IF.rp_filter=0"
+	wait_for 5 run_in "$NS_LB" ping -c1 -W1 "$ROUTER_LB4"
+}
+
+dp_case_workers() {
+	local cfg=$E2E_DIR/maglevd.workers.yaml out n w busy=0
+	dp_lb_link_multiqueue || { dp_fail "10 workers: cannot make a 2-queue link"; return; }
+	sed 's/^  interface: .*/&\n  workers: 2/' "$E2E_DIR/maglevd.yaml" >"$cfg"
+	dp_start_maglevd "$cfg" || { dp_fail "10 workers: maglevd did not start"; return; }
+	out=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
+		"http://$VIP_WEB4/?[1-$DP_REQUESTS]")
+	n=$(grep -c '^be[0-9]$' <<<"$out")
+	stop_maglevd || dp_fail "10 workers: maglevd exit status $?"
+	for w in 0 1; do
+		grep -qE "^maglevd: worker $w: [1-9][0-9]* frames received" "$MAGLEVD_LOG" &&
+			busy=$((busy + 1))
+	done
+	if [ "$n" -eq "$DP_REQUESTS" ] && [ "$busy" -eq 2 ] && ! grep -q LEAK "$MAGLEVD_LOG"; then
+		dp_pass "10 workers: $n/$DP_REQUESTS answered; $(grep -E '^maglevd: worker [01]:' "$MAGLEVD_LOG" | sed 's/^maglevd: //' | tr '\n' ' ')"
+	else
+		dp_fail "10 workers: $n/$DP_REQUESTS answered, $busy of 2 workers got frames"
+		cat "$MAGLEVD_LOG"
+	fi
+	lb_xdp_attached && dp_fail "10 workers: XDP left attached"
+}
+
 dp_main() {
 	local extra
 	e2e_init
@@ -180,8 +246,10 @@ dp_main() {
 	dp_case_host
 	dp_case_udp_icmp
 	dp_case_pmtu
+	dp_case_nexthop_flush
 	dp_case_stop
 	dp_case_bad_start
+	dp_case_workers
 	if [ "$DP_FAILED" -ne 0 ]; then
 		echo "$DP_MODE: $DP_FAILED case(s) failed"
 		exit 1
