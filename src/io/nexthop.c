@@ -369,6 +369,9 @@ static int nh_event_cb(const struct nlmsghdr *nlh, void *data)
 			continue;
 		e->mac = mac;
 		nh_publish(r, e);
+		/* Lost (deleted, failed): ask again now rather than at the next retry tick. */
+		if (!mac)
+			nh_solicit(r, e);
 	}
 	return MNL_CB_OK;
 }

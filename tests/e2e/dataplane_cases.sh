@@ -32,11 +32,12 @@ dp_pass() {
 	echo "ok   [$DP_MODE]: $*"
 }
 
-# dp_start_maglevd CONFIG: maglevd in the lb namespace; ready when it logs "running".
+# dp_start_maglevd CONFIG [TAG]: maglevd in the lb namespace, log maglevd.MODE[.TAG].log;
+# ready when it logs "running".
 dp_start_maglevd() {
 	local i
 	MAGLEVD_CONFIG=$1
-	MAGLEVD_LOG=$E2E_DIR/maglevd.$DP_MODE.log
+	MAGLEVD_LOG=$E2E_DIR/maglevd.$DP_MODE${2:+.$2}.log
 	bg_in "$NS_LB" "$MAGLEVD_LOG" "$MAGLEVD" -c "$MAGLEVD_CONFIG"
 	MAGLEVD_PID=$BG_PID
 	for ((i = 0; i < 100; i++)); do
@@ -148,7 +149,7 @@ dp_case_stop() {
 	elif grep -q 'LEAK' "$MAGLEVD_LOG"; then
 		dp_fail "7 stop: AF_XDP frames leaked: $(grep LEAK "$MAGLEVD_LOG")"
 	else
-		dp_pass "7 stop: exit $rc, nothing attached to $LB_IF$(grep -o 'frames accounted [0-9/]*' "$MAGLEVD_LOG" | head -1 | sed 's/^/, /')"
+		dp_pass "7 stop: exit $rc, nothing attached to $LB_IF$(grep -o 'frames accounted [0-9/]*' "$MAGLEVD_LOG" | head -1 | sed 's/^/, /')$(grep -o 'drop_nexthop_unresolved *[0-9]*' "$MAGLEVD_LOG" | tr -s ' ' | sed 's/^/, /')"
 	fi
 	echo "--- maglevd log ($DP_MODE)"
 	cat "$MAGLEVD_LOG"
@@ -180,7 +181,7 @@ dp_case_nexthop_flush() {
 		fi
 		sleep 0.2
 	done
-	[ "$ok" -eq 1 ] && dp_pass "9 nexthop: traffic resumed after a neighbour flush" ||
+	[ "$ok" -eq 1 ] && dp_pass "9 nexthop: traffic resumed after a neighbour flush (attempt $((i + 1)))" ||
 		dp_fail "9 nexthop: traffic did not resume after a neighbour flush"
 }
 
@@ -212,7 +213,7 @@ dp_case_workers() {
 	local cfg=$E2E_DIR/maglevd.workers.yaml out n w busy=0
 	dp_lb_link_multiqueue || { dp_fail "10 workers: cannot make a 2-queue link"; return; }
 	sed 's/^  interface: .*/&\n  workers: 2/' "$E2E_DIR/maglevd.yaml" >"$cfg"
-	dp_start_maglevd "$cfg" || { dp_fail "10 workers: maglevd did not start"; return; }
+	dp_start_maglevd "$cfg" workers || { dp_fail "10 workers: maglevd did not start"; return; }
 	out=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
 		"http://$VIP_WEB4/?[1-$DP_REQUESTS]")
 	n=$(grep -c '^be[0-9]$' <<<"$out")
