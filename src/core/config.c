@@ -8,7 +8,7 @@ void config_init(struct config *c)
 {
 	*c = (struct config){
 		.hash_seed = CONFIG_HASH_SEED_DEFAULT,
-		.table_size = 65537u,
+		.table_size = CONFIG_TABLE_SIZE_DEFAULT,
 		.dataplane = {
 			.mode = DP_MODE_AFXDP,
 			.workers = CONFIG_WORKERS_DEFAULT,
@@ -29,6 +29,19 @@ void config_init(struct config *c)
 			.metrics_address = CONFIG_METRICS_ADDR_DEFAULT,
 			.metrics_port = CONFIG_METRICS_PORT_DEFAULT,
 		},
+	};
+}
+
+void config_health_init(struct config_health *h)
+{
+	*h = (struct config_health){
+		.type = HC_NONE,
+		.expect_status = CONFIG_HC_EXPECT_STATUS_DEFAULT,
+		.path = CONFIG_HC_PATH_DEFAULT,
+		.interval_ms = CONFIG_HC_INTERVAL_DEFAULT_MS,
+		.timeout_ms = CONFIG_HC_TIMEOUT_DEFAULT_MS,
+		.rise = CONFIG_HC_RISE_DEFAULT,
+		.fall = CONFIG_HC_FALL_DEFAULT,
 	};
 }
 

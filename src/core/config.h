@@ -15,8 +15,30 @@
 #define CONFIG_PATH_MAX         256u  /* file paths in the config, bytes with the NUL */
 #define CONFIG_VIPS_MAX         1024u /* VIPs per config */
 #define CONFIG_BACKENDS_MAX     4096u /* backends per VIP */
+#define CONFIG_WORKERS_MAX      64u   /* worker threads (RX queues) */
+#define CONFIG_TTL_MIN          1u
+#define CONFIG_TTL_MAX          255u
+#define CONFIG_MTU_MIN          576u  /* bytes; smallest MTU every IPv4 host must accept */
+#define CONFIG_MTU_MAX          9000u /* bytes; jumbo frames */
+#define CONFIG_MTU_IPV6_MIN     1280u /* bytes; IPv6 needs links of at least this (RFC 8200) */
+#define CONFIG_ICMP_RATE_MAX    1000000u /* generated ICMP errors per second per worker */
+#define CONFIG_CT_ENTRIES_MIN   1024u      /* flows per worker */
+#define CONFIG_CT_ENTRIES_MAX   (1u << 26) /* flows per worker; 4 GiB of 64-byte entries */
+#define CONFIG_CT_TIMEOUT_MIN   1u         /* seconds */
+#define CONFIG_CT_TIMEOUT_MAX   604800u    /* seconds (one week) */
+#define CONFIG_HC_INTERVAL_MIN_MS 10u      /* health check interval floor, ms */
+#define CONFIG_HC_INTERVAL_MAX_MS 3600000u /* one hour, ms */
+#define CONFIG_HC_TIMEOUT_MIN_MS  1u       /* ms; must also be below the interval */
+#define CONFIG_HC_RISE_FALL_MAX   100u     /* checks in a row */
+#define CONFIG_HC_INTERVAL_DEFAULT_MS 1000u
+#define CONFIG_HC_TIMEOUT_DEFAULT_MS  500u
+#define CONFIG_HC_RISE_DEFAULT        2u
+#define CONFIG_HC_FALL_DEFAULT        3u
+#define CONFIG_HC_EXPECT_STATUS_DEFAULT 200u
+#define CONFIG_HC_PATH_DEFAULT        "/"
 
 #define CONFIG_HASH_SEED_DEFAULT 0x5eedull
+#define CONFIG_TABLE_SIZE_DEFAULT 65537u /* M; same as MAGLEV_SIZE_DEFAULT */
 #define CONFIG_TTL_DEFAULT       64u    /* outer TTL / hop limit of GRE packets */
 #define CONFIG_MTU_DEFAULT       1500u  /* egress MTU, bytes of IP packet */
 #define CONFIG_WORKERS_DEFAULT   1u
@@ -43,14 +65,14 @@ enum hc_type {
 
 struct config_health {
 	enum hc_type type;
-	uint16_t port;          /* 0 = the VIP's port */
+	uint16_t port;          /* port checked; the VIP's port when not set (0 only for HC_NONE) */
 	uint16_t expect_status; /* HTTP status that means up; default 200 */
 	char path[CONFIG_PATH_MAX]; /* HTTP request path; default "/" */
 	uint32_t interval_ms;   /* default 1000 */
 	uint32_t timeout_ms;    /* default 500 */
 	uint32_t rise;          /* successes in a row to come up; default 2 */
 	uint32_t fall;          /* failures in a row to go down; default 3 */
-	int line;
+	int line;               /* line of the health: mapping; 0 if defaulted */
 };
 
 struct config_backend {
@@ -83,7 +105,8 @@ struct config_dataplane {
 	uint16_t mtu;                /* egress MTU */
 	bool has_nexthop_mac;        /* else the kernel's neighbour table (netlink) */
 	uint8_t nexthop_mac[6];
-	uint32_t icmp_rate;          /* generated ICMP errors per second per worker */
+	uint32_t icmp_rate;          /* generated ICMP errors per second per worker; 0 = none */
+	int line;                    /* line of the dataplane: key; 0 if the section is absent */
 };
 
 struct config_conntrack {
@@ -114,6 +137,9 @@ struct config {
 
 /* Sets every field to its default (no VIPs). */
 void config_init(struct config *c);
+
+/* Sets h to the health-check defaults with type HC_NONE and port 0. */
+void config_health_init(struct config_health *h);
 
 /* Frees what config_load allocated, including c itself; NULL is fine. */
 void config_free(struct config *c);

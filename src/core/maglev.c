@@ -1,6 +1,44 @@
 /* Maglev lookup table: population, weights, permutations from keys, digest. */
 #include "core/maglev.h"
 
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+/*
+ * Once at most sqrt(M * MAGLEV_TAIL_SCALE) slots are empty, a turn finds its slot by scanning the
+ * list of empty slots (a few cycles per empty slot) instead of walking the backend's permutation
+ * (about M / empty probes). Both give the same slot, the first empty one in the backend's
+ * permutation order; only the speed differs. The scale is the measured ratio of the two costs.
+ */
+#define MAGLEV_TAIL_SCALE 2u
+
+/* Hot per-backend state while a table is populated, indexed by turn order. */
+struct maglev_pos {
+	uint32_t cur;  /* slot at the backend's next unexamined permutation position */
+	uint32_t skip; /* permutation step */
+};
+
+/* Population state. */
+struct maglev_fill {
+	uint16_t *table;
+	uint32_t m;
+	uint32_t empty;      /* slots not yet claimed */
+	uint32_t tail_max;   /* switch to the empty-slot scan at this many empty slots */
+	uint64_t *used;      /* occupancy bitmap, one bit per slot */
+	struct maglev_pos *pos;
+	const uint16_t *ids; /* value written into the table, per backend */
+	uint32_t n;          /* backends with positive weight */
+	uint32_t *inv;       /* skip^-1 mod M per backend, for the tail */
+	uint32_t *empties;   /* the empty slots in the tail phase (tail_max entries) */
+	uint32_t n_empties;
+	bool in_tail;
+	uint64_t mu; /* floor((2^64 - 1) / M), for mod_m() */
+};
+
 bool maglev_size_valid(uint32_t m)
 {
 	if (m < MAGLEV_SIZE_MIN || m > MAGLEV_SIZE_MAX || m % 2 == 0)
@@ -9,4 +47,429 @@ bool maglev_size_valid(uint32_t m)
 		if (m % d == 0)
 			return false;
 	return true;
+}
+
+void maglev_perm_from_key(struct maglev_perm *p, const uint8_t *key, size_t key_len, uint64_t seed,
+			  uint32_t m)
+{
+	p->offset = (uint32_t)(XXH64(key, key_len, seed) % m);
+	p->skip = (uint32_t)(XXH64(key, key_len, seed ^ MAGLEV_SKIP_SEED_XOR) % (m - 1)) + 1;
+}
+
+static uint32_t isqrt32(uint64_t x)
+{
+	uint32_t r = 0;
+
+	while ((uint64_t)(r + 1) * (r + 1) <= x)
+		r++;
+	return r;
+}
+
+static uint32_t tail_max_for(uint32_t m)
+{
+	return isqrt32((uint64_t)m * MAGLEV_TAIL_SCALE);
+}
+
+/* a^-1 mod m for prime m and 0 < a < m (extended Euclid). */
+static uint32_t inv_mod(uint32_t a, uint32_t m)
+{
+	int64_t t = 0, new_t = 1, r = m, new_r = a;
+
+	while (new_r != 0) {
+		int64_t q = r / new_r, tmp;
+
+		tmp = t - q * new_t;
+		t = new_t;
+		new_t = tmp;
+		tmp = r - q * new_r;
+		r = new_r;
+		new_r = tmp;
+	}
+	return (uint32_t)(t < 0 ? t + m : t);
+}
+
+/*
+ * x mod m for x < 2^42 without a division (Barrett): with mu = floor((2^64 - 1) / m) the estimated
+ * quotient is the true one or one less, so one conditional subtraction finishes.
+ */
+static inline uint32_t mod_m(uint64_t x, uint32_t m, uint64_t mu)
+{
+	uint64_t q = (uint64_t)(((unsigned __int128)x * mu) >> 64);
+	uint64_t r = x - q * m;
+
+	return (uint32_t)(r >= m ? r - m : r);
+}
+
+/* Walks the permutation from c to the first empty slot and claims it in the bitmap. */
+static inline __attribute__((always_inline)) uint32_t probe_claim(uint64_t *used, uint32_t m,
+								   uint32_t c, uint32_t skip)
+{
+	while ((used[c >> 6] >> (c & 63)) & 1) {
+		c += skip;
+		c = c >= m ? c - m : c;
+	}
+	used[c >> 6] |= 1ull << (c & 63);
+	return c;
+}
+
+static void tail_start(struct maglev_fill *f)
+{
+	uint32_t words = (f->m + 63) / 64;
+
+	f->n_empties = 0;
+	for (uint32_t w = 0; w < words; w++) {
+		uint64_t free_bits = ~f->used[w];
+
+		while (free_bits) {
+			uint32_t c = w * 64 + (uint32_t)__builtin_ctzll(free_bits);
+
+			free_bits &= free_bits - 1;
+			f->empties[f->n_empties++] = c;
+		}
+	}
+	for (uint32_t i = 0; i < f->n; i++)
+		f->inv[i] = inv_mod(f->pos[i].skip, f->m);
+	f->in_tail = true;
+}
+
+/*
+ * A turn of backend i in the tail phase. Every slot before pos[i].cur in i's permutation is used,
+ * so the empty slot nearest to cur in permutation order, ((e - cur) * skip^-1) mod M, is the one
+ * the probe walk would reach. Returns false when that filled the table.
+ */
+static bool turn_scan(struct maglev_fill *f, uint32_t i)
+{
+	uint32_t m = f->m, c = f->pos[i].cur, inv, k, e;
+	uint64_t best = UINT64_MAX, mu = f->mu;
+
+	if (!f->in_tail)
+		tail_start(f);
+	inv = f->inv[i];
+	for (k = 0; k < f->n_empties; k++) {
+		uint64_t key = (uint64_t)mod_m((uint64_t)(f->empties[k] + m - c) * inv, m, mu) << 32 | k;
+
+		best = key < best ? key : best;
+	}
+	k = (uint32_t)best;
+	e = f->empties[k];
+	f->empties[k] = f->empties[--f->n_empties];
+	f->used[e >> 6] |= 1ull << (e & 63);
+	f->table[e] = f->ids[i];
+	e += f->pos[i].skip;
+	f->pos[i].cur = e >= m ? e - m : e;
+	return --f->empty != 0;
+}
+
+/* A turn of backend i by walking its permutation. Returns false when that filled the table. */
+static inline __attribute__((always_inline)) bool turn_probe(struct maglev_fill *f, uint32_t i)
+{
+	uint32_t m = f->m, skip = f->pos[i].skip;
+	uint32_t c = probe_claim(f->used, m, f->pos[i].cur, skip);
+
+	f->table[c] = f->ids[i];
+	c += skip;
+	f->pos[i].cur = c >= m ? c - m : c;
+	return --f->empty != 0;
+}
+
+/*
+ * Equal weights: the paper's round robin, every backend one turn per round. Turns that cannot
+ * reach the tail threshold run in a tight loop without the per-turn checks.
+ */
+static void fill_equal(struct maglev_fill *f)
+{
+	uint16_t *table = f->table;
+	uint64_t *used = f->used;
+	struct maglev_pos *pos = f->pos;
+	const uint16_t *ids = f->ids;
+	uint32_t m = f->m, n = f->n, i = 0;
+
+	while (f->empty > f->tail_max) {
+		uint32_t run = n - i < f->empty - f->tail_max ? n - i : f->empty - f->tail_max;
+
+		for (uint32_t end = i + run; i < end; i++) {
+			uint32_t skip = pos[i].skip, c = probe_claim(used, m, pos[i].cur, skip);
+
+			table[c] = ids[i];
+			c += skip;
+			pos[i].cur = c >= m ? c - m : c;
+		}
+		f->empty -= run;
+		if (i == n)
+			i = 0;
+	}
+	if (f->empty == 0)
+		return;
+	for (;;) {
+		if (!turn_scan(f, i))
+			return;
+		if (++i == n)
+			i = 0;
+	}
+}
+
+/* Round in which a backend that has taken `claimed` turns takes its next one (docs/maglev.md). */
+static inline uint64_t turn_round(uint64_t claimed, uint32_t weight, uint32_t wmax)
+{
+	return claimed * wmax / weight + 1;
+}
+
+#define HEAP_KEY(round, i) (((round) << 16) | (i)) /* turn order: round, then backend index */
+
+static void heap_sift_down(uint64_t *h, uint32_t len, uint32_t i)
+{
+	uint64_t v = h[i];
+
+	for (;;) {
+		uint32_t l = 2 * i + 1, s;
+
+		if (l >= len)
+			break;
+		s = l + 1 < len && h[l + 1] < h[l] ? l + 1 : l;
+		if (h[s] >= v)
+			break;
+		h[i] = h[s];
+		i = s;
+	}
+	h[i] = v;
+}
+
+/*
+ * Unequal weights: turns in order of (round, backend index), where a backend's next round is the
+ * first round r with claimed * wmax < r * weight. A min-heap of those keys yields exactly the
+ * sequence of the round-by-round scan without visiting backends that sit a round out.
+ */
+static void fill_weighted(struct maglev_fill *f, const uint32_t *weights, uint64_t *claimed,
+			  uint64_t *heap)
+{
+	uint32_t wmax = 0, n = f->n;
+
+	for (uint32_t i = 0; i < n; i++) {
+		wmax = weights[i] > wmax ? weights[i] : wmax;
+		claimed[i] = 0;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		heap[i] = HEAP_KEY(turn_round(0, weights[i], wmax), (uint64_t)i);
+	for (uint32_t i = n / 2; i-- > 0;)
+		heap_sift_down(heap, n, i);
+	for (;;) {
+		uint32_t i = (uint32_t)(heap[0] & 0xffff);
+		bool more = f->empty > f->tail_max ? turn_probe(f, i) : turn_scan(f, i);
+
+		if (!more)
+			return;
+		claimed[i]++;
+		heap[0] = HEAP_KEY(turn_round(claimed[i], weights[i], wmax), (uint64_t)i);
+		heap_sift_down(heap, n, 0);
+	}
+}
+
+/* Bytes of scratch memory populate_core needs for m slots and n backends (8-byte aligned parts). */
+static size_t scratch_size(uint32_t m, uint32_t n)
+{
+	size_t words = (m + 63) / 64;
+
+	return n * (sizeof(struct maglev_pos) + 2 * sizeof(uint64_t) + 2 * sizeof(uint32_t) +
+		    sizeof(uint16_t)) +
+	       words * sizeof(uint64_t) + (tail_max_for(m) + 1) * sizeof(uint32_t) + 8;
+}
+
+/*
+ * The population proper, on validated input: backend k (in turn order) has perms[k], weights[k]
+ * and writes ids[k] into the table. scratch holds scratch_size(m, n) bytes, 8-byte aligned.
+ */
+static void populate_core(uint16_t *table, uint32_t m, const struct maglev_perm *perms,
+			  const uint32_t *weights, const uint16_t *ids, uint32_t n, void *scratch)
+{
+	uint32_t words = (m + 63) / 64;
+	uint64_t *used = scratch;
+	uint64_t *claimed = used + words;
+	uint64_t *heap = claimed + n;
+	struct maglev_pos *pos = (struct maglev_pos *)(heap + n);
+	uint32_t *wts = (uint32_t *)(pos + n);
+	uint32_t *inv = wts + n;
+	uint32_t *empties = inv + n;
+	uint16_t *act_ids = (uint16_t *)(empties + tail_max_for(m) + 1);
+	struct maglev_fill f = {
+		.table = table,
+		.m = m,
+		.empty = m,
+		.tail_max = tail_max_for(m),
+		.used = used,
+		.pos = pos,
+		.ids = act_ids,
+		.inv = inv,
+		.empties = empties,
+		.mu = UINT64_MAX / m,
+	};
+	bool equal = true;
+
+	for (uint32_t k = 0; k < n; k++) {
+		if (weights[k] == 0)
+			continue;
+		pos[f.n] = (struct maglev_pos){ perms[k].offset, perms[k].skip };
+		wts[f.n] = weights[k];
+		act_ids[f.n] = ids[k];
+		if (wts[f.n] != wts[0])
+			equal = false;
+		f.n++;
+	}
+	if (f.n == 0) {
+		for (uint32_t s = 0; s < m; s++)
+			table[s] = MAGLEV_EMPTY;
+		return;
+	}
+	memset(used, 0, words * sizeof(uint64_t));
+	/* Bits past slot m - 1 count as used so the tail's scan of free bits never sees them. */
+	if (m % 64)
+		used[words - 1] = ~0ull << (m % 64);
+	if (equal)
+		fill_equal(&f);
+	else
+		fill_weighted(&f, wts, claimed, heap);
+}
+
+int maglev_populate(uint16_t *table, uint32_t m, const struct maglev_perm *perms,
+		    const uint32_t *weights, uint32_t n)
+{
+	uint16_t *ids = NULL;
+	void *scratch = NULL;
+	int err = -EINVAL;
+
+	if (!table || !perms || !weights || n == 0 || n > MAGLEV_BACKENDS_MAX ||
+	    !maglev_size_valid(m))
+		goto out;
+	for (uint32_t k = 0; k < n; k++)
+		if (perms[k].offset >= m || perms[k].skip == 0 || perms[k].skip >= m ||
+		    weights[k] > MAGLEV_WEIGHT_MAX)
+			goto out;
+	err = -ENOMEM;
+	ids = malloc(n * sizeof(*ids));
+	scratch = malloc(scratch_size(m, n));
+	if (!ids || !scratch)
+		goto out;
+	for (uint32_t k = 0; k < n; k++)
+		ids[k] = (uint16_t)k;
+	populate_core(table, m, perms, weights, ids, n, scratch);
+	err = 0;
+out:
+	free(ids);
+	free(scratch);
+	return err;
+}
+
+/* Key order: shorter keys first, then bytes (for lb_addr keys: IPv4 before IPv6, like lb_addr_cmp). */
+static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	if (alen != blen)
+		return alen < blen ? -1 : 1;
+	return memcmp(a, b, alen);
+}
+
+struct maglev_sorted {
+	const uint8_t *key;
+	size_t key_len;
+	uint32_t weight;
+	uint16_t id;
+};
+
+static int sorted_cmp(const void *pa, const void *pb)
+{
+	const struct maglev_sorted *a = pa, *b = pb;
+
+	return key_cmp(a->key, a->key_len, b->key, b->key_len);
+}
+
+int maglev_build(uint16_t *table, uint32_t m, const struct maglev_backend *b, uint32_t n,
+		 uint64_t seed)
+{
+	struct maglev_sorted *sorted;
+	struct maglev_perm *perms;
+	uint32_t *weights;
+	uint16_t *ids;
+	void *mem = NULL, *scratch;
+	int err = -EINVAL;
+
+	if (!table || !b || n == 0 || n > MAGLEV_BACKENDS_MAX || !maglev_size_valid(m))
+		goto out;
+	for (uint32_t k = 0; k < n; k++)
+		if (!b[k].key || b[k].key_len == 0 || b[k].weight > MAGLEV_WEIGHT_MAX)
+			goto out;
+	err = -ENOMEM;
+	/* One allocation: the sorted view, the per-backend arrays, then populate_core's scratch. */
+	mem = malloc(n * (sizeof(*sorted) + sizeof(*perms) + sizeof(*weights) + sizeof(*ids)) +
+		     scratch_size(m, n) + 8);
+	if (!mem)
+		goto out;
+	sorted = mem;
+	perms = (struct maglev_perm *)(sorted + n);
+	weights = (uint32_t *)(perms + n);
+	ids = (uint16_t *)(weights + n);
+	scratch = (void *)(((uintptr_t)(ids + n) + 7) & ~(uintptr_t)7);
+	for (uint32_t k = 0; k < n; k++)
+		sorted[k] = (struct maglev_sorted){ b[k].key, b[k].key_len, b[k].weight, (uint16_t)k };
+	qsort(sorted, n, sizeof(*sorted), sorted_cmp);
+	err = -EINVAL;
+	for (uint32_t k = 1; k < n; k++)
+		if (sorted_cmp(&sorted[k - 1], &sorted[k]) == 0)
+			goto out;
+	for (uint32_t k = 0; k < n; k++) {
+		maglev_perm_from_key(&perms[k], sorted[k].key, sorted[k].key_len, seed, m);
+		weights[k] = sorted[k].weight;
+		ids[k] = sorted[k].id;
+	}
+	populate_core(table, m, perms, weights, ids, n, scratch);
+	err = 0;
+out:
+	free(mem);
+	return err;
+}
+
+void maglev_count(const uint16_t *table, uint32_t m, uint32_t *slots, uint32_t n)
+{
+	memset(slots, 0, n * sizeof(*slots));
+	for (uint32_t s = 0; s < m; s++)
+		if (table[s] < n)
+			slots[table[s]]++;
+}
+
+#define DIGEST_CHUNK 256u /* slot hashes per XXH64_update call */
+
+static void le64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+uint64_t maglev_digest(const uint16_t *table, uint32_t m, const struct maglev_backend *b,
+		       uint32_t n)
+{
+	uint8_t buf[DIGEST_CHUNK * 8];
+	XXH64_state_t st;
+	uint64_t *khash;
+	uint32_t fill = 0;
+
+	/* The key hashes are cached so each slot costs one lookup; without memory, hash per slot. */
+	khash = malloc((n ? n : 1) * sizeof(*khash));
+	if (khash)
+		for (uint32_t k = 0; k < n; k++)
+			khash[k] = XXH64(b[k].key, b[k].key_len, 0);
+	XXH64_reset(&st, 0);
+	le64_put(buf, m);
+	XXH64_update(&st, buf, 8);
+	for (uint32_t s = 0; s < m; s++) {
+		uint16_t id = table[s];
+		uint64_t h = 0;
+
+		if (id < n)
+			h = khash ? khash[id] : XXH64(b[id].key, b[id].key_len, 0);
+		le64_put(buf + 8 * fill, h);
+		if (++fill == DIGEST_CHUNK) {
+			XXH64_update(&st, buf, sizeof(buf));
+			fill = 0;
+		}
+	}
+	XXH64_update(&st, buf, 8 * fill);
+	free(khash);
+	return XXH64_digest(&st);
 }
