@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "control/config_yaml.h"
 #include "control/ctlsock.h"
@@ -54,6 +56,7 @@ struct ctlplane {
 	struct health_checker *hc;
 	struct ctl_server *srv;
 	struct metrics_server *ms;
+	int epfd; /* holds the socket's and the checker's fds */
 	atomic_int reload_asked;
 	bool dirty; /* health changed since the last build */
 };
@@ -892,6 +895,8 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 	struct ctlplane *cp = calloc(1, sizeof(*cp));
 	int ret;
 
+	if (cp)
+		cp->epfd = -1;
 	if (!cp) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -903,6 +908,12 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 	cp->cur = cur;
 	cp->config_generation = 1;
 	cp->started_ms = cp_now_ms();
+	cp->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (cp->epfd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		goto out;
+	}
 	ret = health_create(&cp->hc, cp_on_health, cp);
 	if (ret < 0) {
 		snprintf(err, errlen, "health checks: %s", strerror(-ret));
@@ -913,6 +924,16 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 	if (ret < 0) {
 		snprintf(err, errlen, "control socket %s: %s", cfg->control.socket, strerror(-ret));
 		goto out;
+	}
+	{
+		struct epoll_event ev = {.events = EPOLLIN};
+
+		if (epoll_ctl(cp->epfd, EPOLL_CTL_ADD, ctl_server_fd(cp->srv), &ev) < 0 ||
+		    epoll_ctl(cp->epfd, EPOLL_CTL_ADD, health_fd(cp->hc), &ev) < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "epoll: %s", strerror(errno));
+			goto out;
+		}
 	}
 	if (cfg->control.metrics_enabled) {
 		ret = metrics_start(&cp->ms, cfg->control.metrics_address, cfg->control.metrics_port,
@@ -928,9 +949,7 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 	return 0;
 out:
 	/* The caller keeps cfg and cur on failure. */
-	cp->cfg = NULL;
-	cp->cur = NULL;
-	ctlplane_destroy(cp);
+	ctlplane_destroy(cp, &cur, &cfg);
 	return ret;
 }
 
@@ -950,11 +969,10 @@ int ctlplane_run(struct ctlplane *cp, int timeout_ms)
 		if (ret < 0)
 			return ret;
 	}
-	if (p[0].revents || timeout_ms >= 0) {
-		ret = ctl_server_dispatch(cp->srv, 0);
-		if (ret < 0)
-			return ret;
-	}
+	/* Always: the server also drops idle clients on its own clock. */
+	ret = ctl_server_dispatch(cp->srv, 0);
+	if (ret < 0)
+		return ret;
 	if (atomic_exchange(&cp->reload_asked, 0))
 		ctlplane_reload(cp, err, sizeof(err));
 	if (cp->dirty) {
@@ -972,15 +990,28 @@ int ctlplane_run(struct ctlplane *cp, int timeout_ms)
 	return 0;
 }
 
-void ctlplane_destroy(struct ctlplane *cp)
+int ctlplane_fd(const struct ctlplane *cp)
+{
+	return cp->epfd;
+}
+
+void ctlplane_destroy(struct ctlplane *cp, struct lb_snapshot **cur, struct config **cfg)
 {
 	if (!cp)
 		return;
 	metrics_stop(cp->ms);
 	ctl_server_close(cp->srv);
 	health_destroy(cp->hc);
-	snapshot_free(cp->cur);
-	config_free(cp->cfg);
+	if (cp->epfd >= 0)
+		close(cp->epfd);
+	if (cur)
+		*cur = cp->cur;
+	else
+		snapshot_free(cp->cur);
+	if (cfg)
+		*cfg = cp->cfg;
+	else
+		config_free(cp->cfg);
 	free(cp->ov);
 	pthread_mutex_destroy(&cp->lock);
 	free(cp);

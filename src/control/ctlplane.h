@@ -57,8 +57,8 @@ int ctlplane_first_snapshot(const struct config *cfg, struct lb_snapshot **out, 
 			    size_t errlen);
 
 /*
- * One round of the control loop: waits up to timeout_ms for control socket clients and health
- * probes, handles them, runs a reload asked for by ctlplane_request_reload, and rebuilds the
+ * One round of the control loop: waits up to timeout_ms (0 = no wait, e.g. after polling
+ * ctlplane_fd) for control socket clients and health probes, handles them, runs a reload asked for by ctlplane_request_reload, and rebuilds the
  * snapshot when health or overrides changed. Returns 0 or a negative errno.
  */
 int ctlplane_run(struct ctlplane *cp, int timeout_ms);
@@ -76,8 +76,14 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen);
 /* The snapshot workers read now (the control thread's view). */
 const struct lb_snapshot *ctlplane_snapshot(const struct ctlplane *cp);
 
-/* Stops the socket, metrics and health checks and frees everything, the current snapshot and
- * config included: workers must have stopped. NULL is fine. */
-void ctlplane_destroy(struct ctlplane *cp);
+/* A pollable fd (epoll) that is readable when ctlplane_run has socket or health work. */
+int ctlplane_fd(const struct ctlplane *cp);
+
+/*
+ * Stops the socket, metrics and health checks and frees the control plane. The current snapshot
+ * and config go to *cur and *cfg when those are not NULL (the daemon frees them once the data
+ * plane is stopped), else they are freed too. NULL cp is fine.
+ */
+void ctlplane_destroy(struct ctlplane *cp, struct lb_snapshot **cur, struct config **cfg);
 
 #endif
