@@ -81,7 +81,7 @@ int64_t ct_find(const struct ct_table *t, const struct lb_flow_key *k, uint64_t 
 	for (unsigned i = 0; i < CT_WAYS; i++) {
 		uint64_t slot = (uint64_t)b * CT_WAYS + i;
 
-		if (h->sig[i] != sig || h->expires[i] <= now)
+		if (h->sig[i] != sig || ct_expired(h->expires[i], now))
 			continue;
 		if (lb_flow_key_eq(&t->entries[slot].key, k))
 			return (int64_t)slot;
@@ -131,11 +131,11 @@ uint64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t has
 
 	*evicted = false;
 	for (unsigned i = 0; i < CT_WAYS; i++) {
-		if (h->sig[i] == 0 || h->expires[i] <= now) {
+		if (h->sig[i] == 0 || ct_expired(h->expires[i], now)) {
 			victim = i;
 			goto take;
 		}
-		if (h->expires[i] < h->expires[victim])
+		if ((int32_t)(h->expires[i] - now) < (int32_t)(h->expires[victim] - now))
 			victim = i;
 	}
 	*evicted = true;

@@ -15,7 +15,7 @@
 #define CT_WAYS         8u          /* entries per bucket */
 #define CT_ENTRIES_MIN  CT_WAYS     /* smallest table, flows */
 #define CT_ENTRIES_MAX  (1u << 28)  /* largest table, flows (~15 GiB) */
-#define CT_TICK_SHIFT   30u         /* a tick is 2^30 ns (~1.074 s): the unit of expiry times */
+#define CT_TICK_SHIFT   20u         /* a tick is 2^20 ns (~1.05 ms): the unit of expiry times */
 
 /* Entry state flags. */
 #define CT_F_FIN 0x01u /* TCP FIN or RST seen: the short timeout applies */
@@ -26,7 +26,7 @@
  */
 struct ct_bucket {
 	uint16_t sig[CT_WAYS];
-	uint32_t expires[CT_WAYS]; /* tick after which the way is free */
+	uint32_t expires[CT_WAYS]; /* tick from which the way is free (compared modulo 2^32) */
 	uint8_t flags[CT_WAYS];
 	uint8_t spare[8];
 };
@@ -65,9 +65,19 @@ static inline uint32_t ct_capacity(const struct ct_table *t)
 	return t->n_buckets * CT_WAYS;
 }
 
+/*
+ * Ticks wrap every 2^32 ticks (~52 days); expiry is compared as a signed difference, so timeouts
+ * up to ~26 days are exact. An entry left untouched for a multiple of ~52 days may look live
+ * again: harmless, as a hit is only used when its backend is still valid for the flow.
+ */
 static inline uint32_t ct_tick(uint64_t now_ns)
 {
 	return (uint32_t)(now_ns >> CT_TICK_SHIFT);
+}
+
+static inline bool ct_expired(uint32_t expires, uint32_t now)
+{
+	return (int32_t)(expires - now) <= 0;
 }
 
 static inline uint32_t ct_bucket_of(const struct ct_table *t, uint64_t hash)

@@ -88,7 +88,7 @@ struct lb_explanation {
 	uint16_t table_backend;  /* backend id in that slot, LB_BACKEND_NONE if none */
 	bool tracked;            /* the worker's connection table has the flow */
 	uint32_t tracked_bref;   /* its LB_BREF */
-	uint64_t tracked_expires_ns; /* when its entry expires (worker clock, tick granularity) */
+	uint64_t tracked_expires_ns; /* when its entry expires: worker clock modulo 2^52 ns, ~1 ms */
 	bool tracked_usable;     /* the tracked backend still takes the flow (in use, same tag, up) */
 	uint16_t backend;        /* where the flow's next packet goes; LB_BACKEND_NONE: dropped */
 };

@@ -36,11 +36,11 @@ static int parse_ipv4(const uint8_t *d, uint32_t off, uint32_t end, bool quoted,
 	ihl = (h[0] & 0x0fu) * 4u;
 	if ((h[0] >> 4) != 4 || ihl < PKT_IPV4_HLEN)
 		return LB_CTR_DROP_IPV4_BAD_HEADER;
-	if (end - off < ihl)
-		return LB_CTR_DROP_IPV4_TRUNCATED;
 	tot = pkt_load16(h + 2);
 	if (tot < ihl)
 		return LB_CTR_DROP_IPV4_BAD_LEN;
+	if (end - off < ihl)
+		return LB_CTR_DROP_IPV4_TRUNCATED;
 	if (tot > end - off) {
 		if (!quoted)
 			return LB_CTR_DROP_IPV4_BAD_LEN;

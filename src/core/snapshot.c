@@ -176,7 +176,7 @@ static int assign_ids(struct lb_snapshot *s, const struct config *cfg,
 	for (k = 0; k < total; k++) {
 		if (ids[k] != LB_BACKEND_NONE)
 			continue;
-		while (kept[next_free] == 1)
+		while (kept[next_free])
 			next_free++;
 		kept[next_free] = 2; /* new */
 		ids[k] = (uint16_t)next_free;
