@@ -59,6 +59,8 @@ static uint64_t health_now_ms(void)
 	return (uint64_t)ts.tv_sec * HEALTH_MS_PER_S + (uint64_t)ts.tv_nsec / HEALTH_NS_PER_MS;
 }
 
+static int health_timer_arm(struct health_checker *hc);
+
 static int health_target_cmp(const struct health_target *a, const struct health_target *b)
 {
 	int r = lb_addr_cmp(&a->addr, &b->addr);
@@ -281,6 +283,8 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 	hc->checks = next;
 	hc->n = m;
 	next = NULL;
+	/* Armed here too: a caller that polls health_fd only must see the first probes come due. */
+	ret = health_timer_arm(hc);
 out:
 	if (next) {
 		for (uint32_t j = 0; j < m; j++)

@@ -94,7 +94,8 @@ static void write_config(struct fixture *f, int n_web, bool broken)
 		"      - { address: 127.0.0.2, weight: 1 }\n",
 		f->hc_port);
 	if (broken)
-		fprintf(fp, "  - name: bad\n    address: 203.0.113.300\n");
+		fprintf(fp, "  - name: bad\n    address: 203.0.113.300\n    protocol: tcp\n"
+			    "    port: 81\n    backends:\n      - { address: 198.18.1.11 }\n");
 	fclose(fp);
 }
 
