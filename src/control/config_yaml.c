@@ -18,7 +18,8 @@
 
 #define CY_PATH_MAX   256u /* bytes of a key path in messages ("vips[3].backends[12].weight") */
 #define CY_QUOTE_MAX  64u  /* bytes of a bad value quoted in a message; longer ones are cut */
-#define CY_READ_CHUNK 65536u
+#define CY_READ_CHUNK 65536u /* bytes read from the file at a time */
+#define CY_CHUNK_BYTES (256u << 10) /* arena chunk of the node tree */
 
 enum cy_type {
 	CY_SCALAR,
@@ -27,17 +28,31 @@ enum cy_type {
 };
 
 /*
- * One YAML node. A mapping's kids are key, value, key, value...; a scalar's str is NUL-terminated
- * but may hold an embedded NUL (len tells), which the getters refuse.
+ * One YAML node, allocated from the tree's arena. A mapping's kids are key, value, key, value...;
+ * a scalar's str is NUL-terminated but may hold an embedded NUL (len tells), which the getters
+ * refuse. A scalar has no kids, a list or mapping no str.
  */
 struct cy_node {
-	enum cy_type type;
-	int line;   /* 1-based */
-	bool plain; /* unquoted scalar: may be null */
-	char *str;
-	size_t len;
+	const char *str;
 	struct cy_node **kids;
-	uint32_t n, cap;
+	uint32_t len;
+	uint32_t n;
+	int line;   /* 1-based */
+	uint8_t type; /* enum cy_type */
+	bool plain; /* unquoted scalar: may be null */
+};
+
+/* Bump allocator: the tree is built once, read once, freed at once. */
+struct cy_chunk {
+	struct cy_chunk *next;
+	size_t used, size;
+	max_align_t data[];
+};
+
+struct cy_tree {
+	struct cy_chunk *chunks;
+	struct cy_node *root; /* NULL for an empty document */
+	uint32_t nodes;
 };
 
 struct cy_ctx {
@@ -126,29 +141,72 @@ static void cy_path_pop(struct cy_ctx *ctx, size_t old)
 
 /* ---- the node tree, from libyaml events ---- */
 
-static void cy_node_free(struct cy_node *n)
+static void *cy_alloc(struct cy_tree *t, size_t size)
 {
-	if (!n)
-		return;
-	for (uint32_t i = 0; i < n->n; i++)
-		cy_node_free(n->kids[i]);
-	free(n->kids);
-	free(n->str);
-	free(n);
+	struct cy_chunk *c = t->chunks;
+	void *p;
+
+	size = (size + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+	if (!c || c->size - c->used < size) {
+		size_t csize = size > CY_CHUNK_BYTES ? size : CY_CHUNK_BYTES;
+
+		c = malloc(sizeof(*c) + csize);
+		if (!c)
+			return NULL;
+		c->size = csize;
+		c->used = 0;
+		c->next = t->chunks;
+		t->chunks = c;
+	}
+	p = (char *)c->data + c->used;
+	c->used += size;
+	return p;
 }
 
-static int cy_node_add(struct cy_node *parent, struct cy_node *kid)
+static void cy_tree_free(struct cy_tree *t)
 {
-	if (parent->n == parent->cap) {
-		uint32_t cap = parent->cap ? parent->cap * 2 : 8;
-		struct cy_node **k = realloc(parent->kids, cap * sizeof(*k));
+	while (t->chunks) {
+		struct cy_chunk *next = t->chunks->next;
+
+		free(t->chunks);
+		t->chunks = next;
+	}
+	t->root = NULL;
+}
+
+/* The kids of a list or mapping while its events arrive; moved to the arena at its end. */
+struct cy_open {
+	struct cy_node *node;
+	struct cy_node **kids;
+	uint32_t n, cap;
+};
+
+static int cy_open_add(struct cy_open *o, struct cy_node *kid)
+{
+	if (o->n == o->cap) {
+		uint32_t cap = o->cap ? o->cap * 2 : 16;
+		struct cy_node **k = realloc(o->kids, cap * sizeof(*k));
 
 		if (!k)
 			return -ENOMEM;
-		parent->kids = k;
-		parent->cap = cap;
+		o->kids = k;
+		o->cap = cap;
 	}
-	parent->kids[parent->n++] = kid;
+	o->kids[o->n++] = kid;
+	return 0;
+}
+
+static int cy_open_close(struct cy_tree *t, struct cy_open *o)
+{
+	if (o->n) {
+		o->node->kids = cy_alloc(t, o->n * sizeof(*o->kids));
+		if (!o->node->kids)
+			return -ENOMEM;
+		memcpy(o->node->kids, o->kids, o->n * sizeof(*o->kids));
+	}
+	o->node->n = o->n;
+	o->n = 0;
+	o->node = NULL;
 	return 0;
 }
 
@@ -161,11 +219,12 @@ static bool cy_is_null(const struct cy_node *v)
 /*
  * Builds the tree of the single document in text. Aliases are refused: libyaml's event API
  * leaves their expansion to us, and expanding them is how small files become huge ("billion
- * laughs"). Nesting is bounded by CONFIG_DEPTH_MAX. *root is NULL for an empty document.
+ * laughs"). Nesting is bounded by CONFIG_DEPTH_MAX and the node count by CONFIG_NODES_MAX, so
+ * memory stays within a small multiple of the file's size.
  */
-static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct cy_node **root)
+static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct cy_tree *t)
 {
-	struct cy_node *stack[CONFIG_DEPTH_MAX + 1];
+	struct cy_open open[CONFIG_DEPTH_MAX] = { { 0 } };
 	unsigned depth = 0;
 	unsigned docs = 0;
 	yaml_parser_t parser;
@@ -173,12 +232,13 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 	bool done = false;
 	int r = 0;
 
-	*root = NULL;
+	*t = (struct cy_tree){ 0 };
 	if (!yaml_parser_initialize(&parser))
 		return -ENOMEM;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	while (!done) {
 		struct cy_node *n = NULL;
+		char *str;
 
 		if (!yaml_parser_parse(&parser, &ev)) {
 			if (parser.error == YAML_MEMORY_ERROR) {
@@ -213,42 +273,44 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 		case YAML_SCALAR_EVENT:
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT:
-			n = calloc(1, sizeof(*n));
+			if (++t->nodes > CONFIG_NODES_MAX) {
+				r = cy_err(ctx, line, NULL, "more than %u YAML nodes", CONFIG_NODES_MAX);
+				break;
+			}
+			n = cy_alloc(t, sizeof(*n));
 			if (!n) {
 				r = -ENOMEM;
 				break;
 			}
-			n->line = line;
+			*n = (struct cy_node){ .line = line };
 			if (ev.type == YAML_SCALAR_EVENT) {
 				n->type = CY_SCALAR;
-				n->len = ev.data.scalar.length;
+				n->len = (uint32_t)ev.data.scalar.length;
 				n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-				n->str = malloc(n->len + 1);
-				if (!n->str) {
-					free(n);
+				str = cy_alloc(t, n->len + 1);
+				if (!str) {
 					r = -ENOMEM;
 					break;
 				}
-				memcpy(n->str, ev.data.scalar.value, n->len);
-				n->str[n->len] = '\0';
+				memcpy(str, ev.data.scalar.value, n->len);
+				str[n->len] = '\0';
+				n->str = str;
 			} else {
 				n->type = ev.type == YAML_MAPPING_START_EVENT ? CY_MAP : CY_SEQ;
 			}
 			if (depth == 0) {
-				*root = n;
+				t->root = n;
 			} else {
-				struct cy_node *p = stack[depth - 1];
+				struct cy_open *p = &open[depth - 1];
 
-				r = cy_node_add(p, n);
-				if (r < 0) {
-					cy_node_free(n);
+				r = cy_open_add(p, n);
+				if (r < 0)
 					break;
-				}
 				/*
 				 * An empty value ("key:" then a new line) gets the mark of the next
 				 * token; messages about it should name the key's line.
 				 */
-				if (p->type == CY_MAP && p->n % 2 == 0 && cy_is_null(n))
+				if (p->node->type == CY_MAP && p->n % 2 == 0 && cy_is_null(n))
 					n->line = p->kids[p->n - 2]->line;
 			}
 			if (n->type != CY_SCALAR) {
@@ -257,13 +319,13 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 						   CONFIG_DEPTH_MAX);
 					break;
 				}
-				stack[depth++] = n;
+				open[depth++].node = n;
 			}
 			break;
 		case YAML_SEQUENCE_END_EVENT:
 		case YAML_MAPPING_END_EVENT:
 			if (depth > 0)
-				depth--;
+				r = cy_open_close(t, &open[--depth]);
 			break;
 		default:
 			break;
@@ -274,10 +336,10 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 	}
 out:
 	yaml_parser_delete(&parser);
-	if (r < 0) {
-		cy_node_free(*root);
-		*root = NULL;
-	}
+	for (unsigned i = 0; i < CONFIG_DEPTH_MAX; i++)
+		free(open[i].kids);
+	if (r < 0)
+		cy_tree_free(t);
 	return r;
 }
 
@@ -1124,7 +1186,7 @@ int config_parse(const char *text, size_t len, const char *name, struct config *
 		 size_t errlen)
 {
 	struct cy_ctx ctx = { .name = name ? name : "(config)", .err = err, .errlen = errlen };
-	struct cy_node *root = NULL;
+	struct cy_tree tree = { 0 };
 	struct config *c = NULL;
 	int r;
 
@@ -1144,13 +1206,13 @@ int config_parse(const char *text, size_t len, const char *name, struct config *
 	}
 	config_init(c);
 	snprintf(c->path, sizeof(c->path), "%s", ctx.name);
-	r = cy_tree_load(&ctx, text, len, &root);
+	r = cy_tree_load(&ctx, text, len, &tree);
 	if (r == 0)
-		r = cy_root(&ctx, root, c);
+		r = cy_root(&ctx, tree.root, c);
 	if (r == -ENOMEM && err && errlen)
 		snprintf(err, errlen, "%s: out of memory", ctx.name);
 out:
-	cy_node_free(root);
+	cy_tree_free(&tree);
 	if (r < 0) {
 		config_free(c);
 		return r;

@@ -8,6 +8,7 @@
 
 #define CONFIG_FILE_MAX  (16u << 20) /* bytes; larger config files are refused (-EFBIG) */
 #define CONFIG_DEPTH_MAX 16u         /* nesting of YAML mappings and sequences */
+#define CONFIG_NODES_MAX (1u << 21)  /* YAML scalars, lists and mappings per file */
 
 /*
  * Reads and validates the file at path. On success *out owns a new config (config_free) and 0 is

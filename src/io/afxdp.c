@@ -70,7 +70,8 @@ struct afxdp_dev {
 
 static int afxdp_print(enum libxdp_print_level level, const char *fmt, va_list ap)
 {
-	if (level != LIBXDP_WARN)
+	/* Without bpffs libxdp attaches our program alone, which is what we want: not a warning. */
+	if (level != LIBXDP_WARN || strstr(fmt, "bpffs"))
 		return 0;
 	fputs("maglevd: libxdp: ", stderr);
 	return vfprintf(stderr, fmt, ap);
@@ -104,6 +105,10 @@ static void afxdp_fill(struct afxdp_queue *q)
 
 	if (n == 0)
 		return;
+	/* reserve is all or nothing: ask for what the ring has room for. */
+	n = xsk_prod_nb_free(&q->fill, n);
+	if (n > q->n_free)
+		n = q->n_free;
 	n = xsk_ring_prod__reserve(&q->fill, n, &idx);
 	for (uint32_t i = 0; i < n; i++)
 		*xsk_ring_prod__fill_addr(&q->fill, idx + i) = q->free[--q->n_free];
@@ -166,11 +171,17 @@ static void afxdp_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f, const e
 {
 	struct afxdp_dev *dev = (struct afxdp_dev *)d;
 	struct afxdp_queue *q = dev->queues[qid];
-	uint32_t idx = 0, want = 0, sent = 0, room;
+	uint32_t idx = 0, want = 0, sent = 0, room = 0;
 
 	for (unsigned i = 0; i < n; i++)
 		want += v[i] == LB_TX;
-	room = want ? xsk_ring_prod__reserve(&q->tx, want, &idx) : 0;
+	if (want) {
+		/* reserve is all or nothing: take what the ring has room for, drop the rest. */
+		room = xsk_prod_nb_free(&q->tx, want);
+		if (room > want)
+			room = want;
+		room = xsk_ring_prod__reserve(&q->tx, room, &idx);
+	}
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t addr = (uint64_t)(f[i].data - (uint8_t *)q->area);
 
@@ -330,7 +341,7 @@ static void afxdp_report(struct io_dev *d)
 			total == AFXDP_FRAMES ? "" : " LEAK");
 		if (getsockopt(xsk_socket__fd(q->xsk), SOL_XDP, XDP_STATISTICS, &st, &len) == 0 &&
 		    (st.rx_dropped || st.rx_invalid_descs || st.tx_invalid_descs ||
-		     st.rx_ring_full || st.rx_fill_ring_empty_descs || st.tx_ring_empty_descs))
+		     st.rx_ring_full || st.rx_fill_ring_empty_descs))
 			fprintf(stderr,
 				"maglevd: afxdp: queue %u kernel: rx_dropped %llu rx_invalid %llu "
 				"tx_invalid %llu rx_ring_full %llu fill_empty %llu\n",

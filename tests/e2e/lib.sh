@@ -320,12 +320,19 @@ start_backend_servers() {
 		echo "$BG_PID" >"$E2E_DIR/iperf3.${BACKEND_NAMES[$i]}.pid"
 	done
 	for i in "${idx[@]}"; do
-		wait_for 10 run_in "${NS_BACKENDS[$i]}" curl -sf -m1 "http://${BACKENDS4[$i]}/" || {
+		wait_for 10 e2e_servers_answer "$i" || {
 			e2e_log "servers on ${BACKEND_NAMES[$i]} did not come up:"
 			cat "$E2E_DIR/servers.${BACKEND_NAMES[$i]}.log" >&2
 			return 1
 		}
 	done
+}
+
+# e2e_servers_answer I: backend I's HTTP and UDP echo both answer on its own address.
+e2e_servers_answer() {
+	local ns=${NS_BACKENDS[$1]} a=${BACKENDS4[$1]}
+	run_in "$ns" curl -sf -m1 "http://$a/" >/dev/null &&
+		[ "$(echo ping | run_in "$ns" socat -T1 - "UDP4:$a:53" 2>/dev/null)" = ping ]
 }
 
 # stop_backend_servers [I...]: stops the HTTP/UDP servers (not iperf3) of backends I (default all).

@@ -557,6 +557,21 @@ static void test_limits(void **state)
 					i, i + 1);
 	assert_int_equal(config_parse(t, len, "t.yaml", &c, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "t.yaml:1026: vips: more than 1024 VIPs"));
+
+	/* Node count: the root mapping, its key, the list and CONFIG_NODES_MAX - 2 scalars. */
+	free(t);
+	cap = 2 * (size_t)CONFIG_NODES_MAX + 16;
+	t = malloc(cap);
+	assert_non_null(t);
+	len = (size_t)snprintf(t, cap, "x: [");
+	for (unsigned i = 0; i < CONFIG_NODES_MAX - 2; i++) {
+		if (i)
+			t[len++] = ',';
+		t[len++] = '1';
+	}
+	len += (size_t)snprintf(t + len, cap - len, "]\n");
+	assert_int_equal(config_parse(t, len, "t.yaml", &c, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "t.yaml:1: more than 2097152 YAML nodes");
 	free(t);
 
 	assert_int_equal(config_parse("", CONFIG_FILE_MAX + 1, "big.yaml", &c, err, sizeof(err)),
