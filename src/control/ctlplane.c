@@ -38,8 +38,9 @@ struct ctlplane {
 	char path[CONFIG_PATH_MAX];
 	struct ctlplane_hooks h;
 	/*
-	 * cfg, cur, ov and the statistics below change only on the control thread, under lock;
-	 * the metrics thread reads them under lock. The control thread reads them without it.
+	 * cfg, cur, ov, the statistics below and the health checker's state change only on the
+	 * control thread, under lock; the metrics thread reads them under lock. The control thread
+	 * reads them without it.
 	 */
 	pthread_mutex_t lock;
 	struct config *cfg;
@@ -231,7 +232,10 @@ static void cp_targets_set(struct ctlplane *cp, const struct config *cfg)
 			n++;
 		}
 	}
+	/* The metrics thread reads the checker under the lock (cp_health). */
+	pthread_mutex_lock(&cp->lock);
 	ret = health_set_targets(cp->hc, t, n);
+	pthread_mutex_unlock(&cp->lock);
 	if (ret < 0)
 		fprintf(stderr, "maglevd: health checks not updated: %s\n", strerror(-ret));
 out:
@@ -965,7 +969,9 @@ int ctlplane_run(struct ctlplane *cp, int timeout_ms)
 	if (poll(p, 2, atomic_load(&cp->reload_asked) ? 0 : timeout_ms) < 0 && errno != EINTR)
 		return -errno;
 	if (p[1].revents) {
+		pthread_mutex_lock(&cp->lock);
 		ret = health_dispatch(cp->hc, 0);
+		pthread_mutex_unlock(&cp->lock);
 		if (ret < 0)
 			return ret;
 	}
