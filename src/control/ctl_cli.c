@@ -13,6 +13,7 @@
 #define CTL_CLI_CELL_MAX 96u /* bytes of one printed cell */
 #define CTL_CLI_EXIT_FAIL  1
 #define CTL_CLI_EXIT_USAGE 2
+#define CTL_CLI_HELP_COL   28u /* column where help texts start */
 
 struct ctl_cli_cmd {
 	const char *name;
@@ -61,8 +62,17 @@ void ctl_cli_usage(FILE *f)
 		char lhs[64];
 
 		snprintf(lhs, sizeof(lhs), "%s %s", ctl_cli_cmds[i].name, ctl_cli_cmds[i].args);
-		fprintf(f, "  %-28s%s\n", lhs, ctl_cli_cmds[i].help);
+		if (strlen(lhs) >= CTL_CLI_HELP_COL)
+			fprintf(f, "  %s\n  %-*s%s\n", lhs, (int)CTL_CLI_HELP_COL, "",
+				ctl_cli_cmds[i].help);
+		else
+			fprintf(f, "  %-*s%s\n", (int)CTL_CLI_HELP_COL, lhs, ctl_cli_cmds[i].help);
 	}
+	ctl_cli_usage_notes(f);
+}
+
+void ctl_cli_usage_notes(FILE *f)
+{
 	fprintf(f, "Options of online commands:\n"
 		   "  -s, --socket PATH           control socket (default: control.socket of -c, "
 		   "else " CONFIG_SOCKET_DEFAULT ")\n"
@@ -177,16 +187,9 @@ static void ctl_cli_print(json_t *result)
 	}
 }
 
-static int ctl_cli_usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "maglevctl: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry 'maglevctl --help'.\n");
-	return CTL_CLI_EXIT_USAGE;
-}
-
-/* Builds the request of cmd with positional arguments a[0..n); NULL (message printed) if bad. */
-static json_t *ctl_cli_request(const struct ctl_cli_cmd *cmd, char **a, int n)
+/* Builds the request of cmd with positional arguments a[0..n); NULL (err set) if bad. */
+static json_t *ctl_cli_request(const struct ctl_cli_cmd *cmd, char **a, int n, char *err,
+			       size_t errlen)
 {
 	json_t *req = json_pack("{s:s}", "cmd", cmd->name);
 	struct lb_addr addr;
@@ -205,14 +208,14 @@ static json_t *ctl_cli_request(const struct ctl_cli_cmd *cmd, char **a, int n)
 		errno = 0;
 		v = strtol(a[2], &end, 10);
 		if (errno || *end || end == a[2] || v < 0 || v > UINT16_MAX) {
-			ctl_cli_usage_error("weight must be 0..65535, not '%s'", a[2]);
+			snprintf(err, errlen, "weight must be 0..65535, not '%s'", a[2]);
 			goto bad;
 		}
 		json_object_set_new(req, "weight", json_integer(v));
 	}
 	if (!strcmp(cmd->name, "explain")) {
 		if (ctl_hostport_parse(a[1], &addr, &port) < 0) {
-			ctl_cli_usage_error("bad SRC[:PORT] '%s'", a[1]);
+			snprintf(err, errlen, "bad SRC[:PORT] '%s'", a[1]);
 			goto bad;
 		}
 		/* Resend the address alone: the daemon takes the port as its own member. */
@@ -231,7 +234,7 @@ static json_t *ctl_cli_request(const struct ctl_cli_cmd *cmd, char **a, int n)
 			errno = 0;
 			v = strtol(a[i], &end, 10);
 			if (errno || *end || end == a[i] || v <= 0 || v > UINT16_MAX) {
-				ctl_cli_usage_error("bad DST_PORT or PROTO '%s'", a[i]);
+				snprintf(err, errlen, "bad DST_PORT or PROTO '%s'", a[i]);
 				goto bad;
 			}
 			json_object_set_new(req, "dst_port", json_integer(v));
@@ -244,10 +247,11 @@ bad:
 }
 
 /* The socket path: -s, else -c's control.socket, else the default. */
-static int ctl_cli_socket(const char *sock, const char *config, char *out, size_t len)
+static int ctl_cli_socket(const char *sock, const char *config, char *out, size_t len,
+			  char *err, size_t errlen)
 {
-	char err[CTL_ERR_MAX];
 	struct config *cfg;
+	int ret;
 
 	if (sock) {
 		snprintf(out, len, "%s", sock);
@@ -257,16 +261,15 @@ static int ctl_cli_socket(const char *sock, const char *config, char *out, size_
 		snprintf(out, len, "%s", CONFIG_SOCKET_DEFAULT);
 		return 0;
 	}
-	if (config_load(config, &cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "maglevctl: %s\n", err);
-		return -EINVAL;
-	}
+	ret = config_load(config, &cfg, err, errlen);
+	if (ret < 0)
+		return ret;
 	snprintf(out, len, "%s", cfg->control.socket);
 	config_free(cfg);
 	return 0;
 }
 
-int ctl_cli_main(int argc, char **argv)
+int ctl_cmd_online(int argc, char **argv, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, 's'},
@@ -277,14 +280,17 @@ int ctl_cli_main(int argc, char **argv)
 	};
 	const struct ctl_cli_cmd *cmd = argc > 0 ? ctl_cli_find(argv[0]) : NULL;
 	const char *sock = NULL, *config = NULL;
-	char path[CONFIG_PATH_MAX], err[CTL_ERR_MAX];
+	char path[CONFIG_PATH_MAX];
 	json_t *req, *resp;
 	bool json = false;
 	int c, n, ret;
 
-	if (!cmd)
-		return ctl_cli_usage_error("unknown command '%s'", argc > 0 ? argv[0] : "");
+	if (!cmd) {
+		snprintf(err, errlen, "unknown command '%s'", argc > 0 ? argv[0] : "");
+		return -EINVAL;
+	}
 	optind = 1;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "s:c:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -300,36 +306,37 @@ int ctl_cli_main(int argc, char **argv)
 			ctl_cli_usage(stdout);
 			return 0;
 		default:
-			return ctl_cli_usage_error("bad option for '%s'", cmd->name);
+			snprintf(err, errlen, "bad option '%s'; usage: maglevctl %s %s [-s SOCKET] "
+					      "[-c CONFIG] [--json]",
+				 argv[optind - 1], cmd->name, cmd->args);
+			return -EINVAL;
 		}
 	}
 	n = argc - optind;
 	if (n < cmd->min_args || n > cmd->max_args) {
-		fprintf(stderr, "maglevctl: usage: maglevctl %s %s [-s SOCKET] [--json]\n", cmd->name,
-			cmd->args);
-		return CTL_CLI_EXIT_USAGE;
+		snprintf(err, errlen, "usage: maglevctl %s %s [-s SOCKET] [-c CONFIG] [--json]",
+			 cmd->name, cmd->args);
+		return -EINVAL;
 	}
-	req = ctl_cli_request(cmd, argv + optind, n);
+	req = ctl_cli_request(cmd, argv + optind, n, err, errlen);
 	if (!req)
-		return CTL_CLI_EXIT_USAGE;
-	if (ctl_cli_socket(sock, config, path, sizeof(path)) < 0) {
-		json_decref(req);
-		return CTL_CLI_EXIT_FAIL;
-	}
-	ret = ctl_call(path, req, &resp, CTL_CLI_TIMEOUT_MS, err, sizeof(err));
+		return -EINVAL;
+	ret = ctl_cli_socket(sock, config, path, sizeof(path), err, errlen);
+	if (ret == 0)
+		ret = ctl_call(path, req, &resp, CTL_CLI_TIMEOUT_MS, err, errlen);
 	json_decref(req);
-	if (ret < 0) {
-		fprintf(stderr, "maglevctl: %s\n", err);
-		return CTL_CLI_EXIT_FAIL;
-	}
+	if (ret < 0)
+		return ret;
 	if (!json_is_true(json_object_get(resp, "ok"))) {
 		const char *e = json_string_value(json_object_get(resp, "error"));
 
-		fprintf(stderr, "maglevctl: %s: %s\n", cmd->name, e ? e : "failed");
-		if (json)
+		snprintf(err, errlen, "%s", e ? e : "refused by maglevd");
+		if (json) {
 			json_dumpf(resp, stdout, JSON_INDENT(2));
+			putchar('\n');
+		}
 		json_decref(resp);
-		return CTL_CLI_EXIT_FAIL;
+		return -EINVAL;
 	}
 	if (json) {
 		json_dumpf(json_object_get(resp, "result"), stdout, JSON_INDENT(2));
@@ -339,4 +346,16 @@ int ctl_cli_main(int argc, char **argv)
 	}
 	json_decref(resp);
 	return 0;
+}
+
+int ctl_cli_main(int argc, char **argv)
+{
+	char err[CTL_ERR_MAX] = "";
+	int ret = ctl_cmd_online(argc, argv, err, sizeof(err));
+
+	if (ret == 0)
+		return 0;
+	fprintf(stderr, "maglevctl %s: %s\n", argc > 0 ? argv[0] : "", err[0] ? err : strerror(-ret));
+	return ret == -EINVAL && strncmp(err, "usage:", 6) == 0 ? CTL_CLI_EXIT_USAGE
+								 : CTL_CLI_EXIT_FAIL;
 }

@@ -14,10 +14,19 @@
  */
 int ctl_cli_main(int argc, char **argv);
 
+/*
+ * The same as a row of maglevctl's command table: prints the answer, returns 0, or a negative
+ * errno with one line in err (the daemon's refusal, no daemon, usage) for main to print.
+ */
+int ctl_cmd_online(int argc, char **argv, char *err, size_t errlen);
+
 /* True if name is one of the online commands. */
 int ctl_cli_is_command(const char *name);
 
-/* Writes the online commands' part of `maglevctl --help`. */
+/* Writes the online commands' part of `maglevctl --help`: commands, options, notes. */
 void ctl_cli_usage(FILE *f);
+
+/* Writes only the options and notes (for a help that lists the commands itself). */
+void ctl_cli_usage_notes(FILE *f);
 
 #endif
