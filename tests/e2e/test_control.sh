@@ -48,7 +48,7 @@ be_name_of() { # be_name_of ADDR -> be1..be3
 }
 
 # write_config FILE SPEC...: the web VIP with backends SPEC ("I:WEIGHT", I = 0..2) and an HTTP
-# health check, and lib.sh's other VIPs unchanged.
+# health check, and lib.sh's dns VIP unless NO_DNS is set.
 write_config() {
 	local f=$1 s
 	shift
@@ -72,7 +72,7 @@ write_config() {
 		for s in "$@"; do
 			echo "      - { address: ${BACKENDS4[${s%%:*}]}, weight: ${s##*:} }"
 		done
-		e2e_config_vip dns "$VIP_DNS4" udp 53 "${BACKENDS4[@]}"
+		[ -n "${NO_DNS:-}" ] || e2e_config_vip dns "$VIP_DNS4" udp 53 "${BACKENDS4[@]}"
 	} >"$f"
 }
 
@@ -242,6 +242,29 @@ done
 check "explain agrees with 6 of 6 real connections ($agree)" [ "$agree" -eq 6 ]
 ctl explain web "$CLIENT4:41001" || bad "explain (human form)"
 
+# --- VIPs removed and added by a reload leave and join the XDP steering map ---------------------
+udp_echo() { # true if a UDP datagram to the dns VIP is echoed
+	run_in "$NS_CLIENT" "$E2E_PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+for i in range(3):
+    s.sendto(b"ping", (sys.argv[1], 53))
+    try:
+        if s.recvfrom(64)[0] == b"ping":
+            sys.exit(0)
+    except OSError:
+        pass
+sys.exit(1)' "$VIP_DNS4"
+}
+check "dns VIP answers before" udp_echo
+NO_DNS=1 write_config "$CFG" 0:1 1:1 2:1
+check "reload removing the dns VIP" ctl reload
+if udp_echo; then bad "removed VIP no longer answered"; else ok "removed VIP no longer answered"; fi
+write_config "$CFG" 0:1 1:1 2:1
+check "reload adding the dns VIP back" ctl reload
+check "re-added VIP answered again" udp_echo
+
 # --- 5. metrics move with traffic --------------------------------------------------------------
 rx0=$(metric_sum maglevd_rx_frames_total)
 pk0=$(metric_sum maglevd_backend_packets_total)
@@ -256,7 +279,7 @@ check "metrics: reload failures counted" bash -c "ip netns exec '$NS_LB' curl -s
 # --- SIGHUP reloads too ------------------------------------------------------------------------
 write_config "$CFG" 0:1 1:1 2:2
 kill -HUP "$MAGLEVD_PID"
-check "SIGHUP: reload logged" wait_for 5 grep -q "reload: .*config generation $((gen0 + 4))" "$MAGLEVD_LOG"
+check "SIGHUP: reload logged" wait_for 5 grep -q "reload: .*config generation $((gen0 + 6))" "$MAGLEVD_LOG"
 
 check "maglevd still running" pid_alive "$MAGLEVD_PID"
 stop_maglevd || bad "maglevd exit status"
