@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "control/ctl_cli.h"
 #include "control/ctlsock.h"
 
 static int parse(const char *s, struct ctl_request *req, char *err)
@@ -287,12 +288,61 @@ static void test_server(void **state)
 	rmdir(path);
 }
 
+/* maglevctl's online commands against the fake daemon: requests built, refusals returned. */
+static void test_cli(void **state)
+{
+	char path[] = "/tmp/maglev-cli-test-XXXXXX";
+	char sock[sizeof(path) + 8], err[CTL_ERR_MAX];
+	struct server_thread t = {0};
+	atomic_int calls = 0;
+	char *ok_weight[] = {"weight", "web", "198.18.1.11", "7", "-s", sock, NULL};
+	char *ok_explain[] = {"explain", "-s", sock, "203.0.113.10", "[2001:db8::1]:443", "443",
+			      "udp", NULL};
+	char *refused[] = {"backends", "other", "-s", sock, NULL};
+	char *bad_weight[] = {"weight", "web", "198.18.1.11", "70000", "-s", sock, NULL};
+	char *bad_src[] = {"explain", "web", "1.2.3:80", "-s", sock, NULL};
+	char *too_many[] = {"status", "extra", "-s", sock, NULL};
+	char *no_daemon[] = {"status", "-s", "/nonexistent/sock", NULL};
+	char *unknown[] = {"frobnicate", NULL};
+
+	(void)state;
+	assert_non_null(mkdtemp(path));
+	snprintf(sock, sizeof(sock), "%s/s", path);
+	assert_int_equal(ctl_server_open(&t.srv, sock, fake_handler, &calls), 0);
+	assert_int_equal(pthread_create(&t.thread, NULL, server_run, &t), 0);
+
+	assert_int_equal(ctl_cmd_online(6, ok_weight, err, sizeof(err)), 0);
+	assert_int_equal(ctl_cmd_online(7, ok_explain, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "no VIP '203.0.113.10'"); /* the fake knows only the name */
+	assert_int_equal(ctl_cmd_online(4, refused, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "no VIP 'other'");
+	assert_int_equal(atomic_load(&calls), 3);
+
+	assert_int_equal(ctl_cmd_online(6, bad_weight, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "weight must be 0..65535"));
+	assert_int_equal(ctl_cmd_online(5, bad_src, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "bad SRC[:PORT] '1.2.3:80'"));
+	assert_int_equal(ctl_cmd_online(4, too_many, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "usage: maglevctl status"));
+	assert_true(ctl_cmd_online(3, no_daemon, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "is maglevd running?"));
+	assert_int_equal(ctl_cmd_online(1, unknown, err, sizeof(err)), -EINVAL);
+	assert_int_equal(atomic_load(&calls), 3); /* none of the bad ones reached the daemon */
+	assert_true(ctl_cli_is_command("drain"));
+	assert_false(ctl_cli_is_command("table"));
+
+	atomic_store(&t.stop, true);
+	pthread_join(t.thread, NULL);
+	ctl_server_close(t.srv);
+	rmdir(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_valid), cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_hostport),    cmocka_unit_test(test_handle_line),
-		cmocka_unit_test(test_server),
+		cmocka_unit_test(test_server),	    cmocka_unit_test(test_cli),
 	};
 
 	return cmocka_run_group_tests_name("ctlsock", tests, NULL, NULL);
