@@ -15,10 +15,11 @@
 #include "control/config_yaml.h"
 #include "core/snapshot.h"
 
-#define BENCH_BACKENDS 1000u /* N backends of the VIP */
-#define BENCH_RUNS     11u   /* timed reloads per row; the median is printed */
-#define BENCH_READERS  1u    /* reader threads standing in for packet workers */
-#define BENCH_READER_PAUSE_NS 20000L /* a reader's pause between batches (an idle worker's poll) */
+#define BENCH_BACKENDS        1000u  /* N backends of the VIP */
+#define BENCH_RUNS            11u    /* timed reloads per row; the median is printed */
+#define BENCH_READERS         1u     /* reader threads standing in for packet workers */
+#define BENCH_READER_PAUSE_NS 20000L /* a reader's pause between batches (an idle worker's poll)   \
+	                              */
 #define BENCH_YAML_MAX (BENCH_BACKENDS * 64u + 1024u) /* bytes of the generated config */
 
 static struct lb_snapshot *current; /* RCU pointer the readers follow */
@@ -64,21 +65,21 @@ static void *reader_run(void *arg)
 static size_t yaml_make(char *buf, size_t cap, uint32_t m, uint32_t n, uint32_t skip)
 {
 	size_t off = (size_t)snprintf(buf, cap,
-				      "cluster: { table_size: %u }\n"
-				      "vips:\n"
-				      "  - name: web\n"
-				      "    address: 203.0.113.10\n"
-				      "    protocol: tcp\n"
-				      "    port: 80\n"
-				      "    backends:\n",
-				      m);
+	                              "cluster: { table_size: %u }\n"
+	                              "vips:\n"
+	                              "  - name: web\n"
+	                              "    address: 203.0.113.10\n"
+	                              "    protocol: tcp\n"
+	                              "    port: 80\n"
+	                              "    backends:\n",
+	                              m);
 
 	for (uint32_t i = 0; i < n && off < cap; i++) {
 		if (i == skip)
 			continue;
 		off += (size_t)snprintf(buf + off, cap - off,
-					"      - { address: 198.18.%u.%u, weight: 1 }\n",
-					(unsigned)(i / 250u + 1u), (unsigned)(i % 250u + 1u));
+		                        "      - { address: 198.18.%u.%u, weight: 1 }\n",
+		                        (unsigned)(i / 250u + 1u), (unsigned)(i % 250u + 1u));
 	}
 	return off;
 }
@@ -88,8 +89,7 @@ struct row {
 };
 
 /* One reload: text to published snapshot, old freed. */
-static int reload_once(const char *text, size_t len, const struct snapshot_state *st,
-		       struct row *r)
+static int reload_once(const char *text, size_t len, const struct snapshot_state *st, struct row *r)
 {
 	char err[512];
 	struct config *cfg;
@@ -142,7 +142,8 @@ static int bench_case(const char *what, uint32_t m, uint32_t skip, bool reweight
 		/* Alternate between the two configs so every reload really changes the table. */
 		bool odd = i % 2;
 
-		if (reload_once(odd ? a : b, odd ? la : lb, reweight && !odd ? &st : NULL, &r) < 0) {
+		if (reload_once(odd ? a : b, odd ? la : lb, reweight && !odd ? &st : NULL, &r) <
+		    0) {
 			ret = -1;
 			goto out;
 		}
@@ -177,8 +178,9 @@ int main(void)
 	       BENCH_READERS, BENCH_RUNS);
 	printf("| %-30s | %7s | %5s | %8s | %8s | %8s | %8s |\n", "change", "M", "N", "parse",
 	       "build", "publish", "total");
-	printf("|--------------------------------|---------|-------|----------|----------|----------|"
-	       "----------|\n");
+	printf(
+	    "|--------------------------------|---------|-------|----------|----------|----------|"
+	    "----------|\n");
 	if (bench_case("remove/add 1 backend", 65537u, 500u, false) < 0 ||
 	    bench_case("remove 1 + re-weight 1", 65537u, 500u, true) < 0 ||
 	    bench_case("remove/add 1 backend", 655373u, 500u, false) < 0)

@@ -9,8 +9,8 @@
 #include "control/config_yaml.h"
 #include "control/ctlsock.h"
 
-#define CTL_CLI_COLS_MAX 24u /* columns of a printed table */
-#define CTL_CLI_CELL_MAX 96u /* bytes of one printed cell */
+#define CTL_CLI_COLS_MAX   24u /* columns of a printed table */
+#define CTL_CLI_CELL_MAX   96u /* bytes of one printed cell */
 #define CTL_CLI_EXIT_FAIL  1
 #define CTL_CLI_EXIT_USAGE 2
 #define CTL_CLI_HELP_COL   28u /* column where help texts start */
@@ -23,21 +23,21 @@ struct ctl_cli_cmd {
 };
 
 static const struct ctl_cli_cmd ctl_cli_cmds[] = {
-	{"status", 0, 0, "", "version, uptime, mode, workers, config file and generation, digests"},
-	{"vips", 0, 0, "", "VIPs: address, protocol, port, table size and digest, traffic"},
-	{"backends", 0, 1, "[VIP]",
-	 "backends: address, weight, health, slots, share, packets/bytes/flows"},
-	{"counters", 0, 0, "", "every counter, summed and per worker"},
-	{"reload", 0, 0, "",
-	 "re-read the config file; a bad one is refused (FILE:LINE: reason, exit 1)\n"
-	 "                              and the running config keeps serving"},
-	{"weight", 3, 3, "VIP BACKEND N", "set the weight of a backend (0..65535; 0 drains)"},
-	{"drain", 2, 2, "VIP BACKEND",
-	 "no new flows to the backend; its tracked flows stay until they end"},
-	{"undrain", 2, 2, "VIP BACKEND", "undo drain (back to the config's or set weight)"},
-	{"explain", 2, 4, "VIP SRC[:PORT] [DST_PORT] [PROTO]",
-	 "which backend this flow gets and why (tracked on a worker,\n"
-	 "                              or table slot N of M, health)"},
+    {"status", 0, 0, "", "version, uptime, mode, workers, config file and generation, digests"},
+    {"vips", 0, 0, "", "VIPs: address, protocol, port, table size and digest, traffic"},
+    {"backends", 0, 1, "[VIP]",
+     "backends: address, weight, health, slots, share, packets/bytes/flows"},
+    {"counters", 0, 0, "", "every counter, summed and per worker"},
+    {"reload", 0, 0, "",
+     "re-read the config file; a bad one is refused (FILE:LINE: reason, exit 1)\n"
+     "                              and the running config keeps serving"},
+    {"weight", 3, 3, "VIP BACKEND N", "set the weight of a backend (0..65535; 0 drains)"},
+    {"drain", 2, 2, "VIP BACKEND",
+     "no new flows to the backend; its tracked flows stay until they end"},
+    {"undrain", 2, 2, "VIP BACKEND", "undo drain (back to the config's or set weight)"},
+    {"explain", 2, 4, "VIP SRC[:PORT] [DST_PORT] [PROTO]",
+     "which backend this flow gets and why (tracked on a worker,\n"
+     "                              or table slot N of M, health)"},
 };
 
 #define CTL_CLI_CMDS_N (sizeof(ctl_cli_cmds) / sizeof(ctl_cli_cmds[0]))
@@ -64,7 +64,7 @@ void ctl_cli_usage(FILE *f)
 		snprintf(lhs, sizeof(lhs), "%s %s", ctl_cli_cmds[i].name, ctl_cli_cmds[i].args);
 		if (strlen(lhs) >= CTL_CLI_HELP_COL)
 			fprintf(f, "  %s\n  %-*s%s\n", lhs, (int)CTL_CLI_HELP_COL, "",
-				ctl_cli_cmds[i].help);
+			        ctl_cli_cmds[i].help);
 		else
 			fprintf(f, "  %-*s%s\n", (int)CTL_CLI_HELP_COL, lhs, ctl_cli_cmds[i].help);
 	}
@@ -73,14 +73,15 @@ void ctl_cli_usage(FILE *f)
 
 void ctl_cli_usage_notes(FILE *f)
 {
-	fprintf(f, "Options of online commands:\n"
-		   "  -s, --socket PATH           control socket (default: control.socket of -c, "
-		   "else " CONFIG_SOCKET_DEFAULT ")\n"
-		   "  -c, --config FILE           read the socket path from this config file\n"
-		   "  --json                      print the daemon's JSON answer instead of tables\n"
-		   "VIP is a VIP name or address, BACKEND a backend address, PROTO tcp or udp.\n"
-		   "Runtime changes (weight, drain, undrain) are lost on the next reload or restart\n"
-		   "unless they are also written to the config file. Health-check state is kept.\n");
+	fprintf(f,
+	        "Options of online commands:\n"
+	        "  -s, --socket PATH           control socket (default: control.socket of -c, "
+	        "else " CONFIG_SOCKET_DEFAULT ")\n"
+	        "  -c, --config FILE           read the socket path from this config file\n"
+	        "  --json                      print the daemon's JSON answer instead of tables\n"
+	        "VIP is a VIP name or address, BACKEND a backend address, PROTO tcp or udp.\n"
+	        "Runtime changes (weight, drain, undrain) are lost on the next reload or restart\n"
+	        "unless they are also written to the config file. Health-check state is kept.\n");
 }
 
 /* One cell of a table: strings as they are, numbers in decimal, arrays joined with ','. */
@@ -102,12 +103,13 @@ static void ctl_cli_cell(json_t *v, char *buf, size_t len)
 	else if (json_is_null(v))
 		snprintf(buf, len, "-");
 	else if (json_is_array(v)) {
-		json_array_foreach(v, i, e) {
+		json_array_foreach(v, i, e)
+		{
 			char one[CTL_CLI_CELL_MAX];
 
 			ctl_cli_cell(e, one, sizeof(one));
 			off += (size_t)snprintf(buf + off, off < len ? len - off : 0, "%s%s",
-						i ? "," : "", one);
+			                        i ? "," : "", one);
 			if (off >= len)
 				break;
 		}
@@ -129,13 +131,15 @@ static void ctl_cli_table(json_t *rows)
 		printf("%s\n", cell);
 		return;
 	}
-	json_object_foreach(first, key, v) {
+	json_object_foreach(first, key, v)
+	{
 		if (n == CTL_CLI_COLS_MAX)
 			break;
 		cols[n] = key;
 		width[n++] = strlen(key);
 	}
-	json_array_foreach(rows, i, row) {
+	json_array_foreach(rows, i, row)
+	{
 		for (size_t c = 0; c < n; c++) {
 			ctl_cli_cell(json_object_get(row, cols[c]), cell, sizeof(cell));
 			if (strlen(cell) > width[c])
@@ -144,7 +148,8 @@ static void ctl_cli_table(json_t *rows)
 	}
 	for (size_t c = 0; c < n; c++)
 		printf("%-*s%s", (int)width[c], cols[c], c + 1 < n ? "  " : "\n");
-	json_array_foreach(rows, i, row) {
+	json_array_foreach(rows, i, row)
+	{
 		for (size_t c = 0; c < n; c++) {
 			ctl_cli_cell(json_object_get(row, cols[c]), cell, sizeof(cell));
 			printf("%-*s%s", (int)width[c], cell, c + 1 < n ? "  " : "\n");
@@ -165,10 +170,10 @@ static void ctl_cli_print(json_t *result)
 		printf("%s\n", cell);
 		return;
 	}
+	json_object_foreach(result, key, v) if (!json_is_array(v) && strlen(key) > w) w =
+	    strlen(key);
 	json_object_foreach(result, key, v)
-		if (!json_is_array(v) && strlen(key) > w)
-			w = strlen(key);
-	json_object_foreach(result, key, v) {
+	{
 		if (json_is_array(v) && json_is_object(json_array_get(v, 0)))
 			continue;
 		if (json_is_object(v)) {
@@ -178,7 +183,8 @@ static void ctl_cli_print(json_t *result)
 		ctl_cli_cell(v, cell, sizeof(cell));
 		printf("%-*s  %s\n", (int)w + 1, key, cell);
 	}
-	json_object_foreach(result, key, v) {
+	json_object_foreach(result, key, v)
+	{
 		if (!json_is_array(v) || !json_is_object(json_array_get(v, 0)))
 			continue;
 		if (json_object_size(result) > 1)
@@ -189,7 +195,7 @@ static void ctl_cli_print(json_t *result)
 
 /* Builds the request of cmd with positional arguments a[0..n); NULL (err set) if bad. */
 static json_t *ctl_cli_request(const struct ctl_cli_cmd *cmd, char **a, int n, char *err,
-			       size_t errlen)
+                               size_t errlen)
 {
 	json_t *req = json_pack("{s:s}", "cmd", cmd->name);
 	struct lb_addr addr;
@@ -222,7 +228,8 @@ static json_t *ctl_cli_request(const struct ctl_cli_cmd *cmd, char **a, int n, c
 		{
 			char s[LB_ADDR_STRLEN];
 
-			json_object_set_new(req, "src", json_string(lb_addr_str(&addr, s, sizeof(s))));
+			json_object_set_new(req, "src",
+			                    json_string(lb_addr_str(&addr, s, sizeof(s))));
 		}
 		if (port)
 			json_object_set_new(req, "src_port", json_integer(port));
@@ -247,8 +254,8 @@ bad:
 }
 
 /* The socket path: -s, else -c's control.socket, else the default. */
-static int ctl_cli_socket(const char *sock, const char *config, char *out, size_t len,
-			  char *err, size_t errlen)
+static int ctl_cli_socket(const char *sock, const char *config, char *out, size_t len, char *err,
+                          size_t errlen)
 {
 	struct config *cfg;
 	int ret;
@@ -272,11 +279,11 @@ static int ctl_cli_socket(const char *sock, const char *config, char *out, size_
 int ctl_cmd_online(int argc, char **argv, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"config", required_argument, NULL, 'c'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"socket", required_argument, NULL, 's'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const struct ctl_cli_cmd *cmd = argc > 0 ? ctl_cli_find(argv[0]) : NULL;
 	const char *sock = NULL, *config = NULL;
@@ -306,16 +313,17 @@ int ctl_cmd_online(int argc, char **argv, char *err, size_t errlen)
 			ctl_cli_usage(stdout);
 			return 0;
 		default:
-			snprintf(err, errlen, "bad option '%s'; usage: maglevctl %s %s [-s SOCKET] "
-					      "[-c CONFIG] [--json]",
-				 argv[optind - 1], cmd->name, cmd->args);
+			snprintf(err, errlen,
+			         "bad option '%s'; usage: maglevctl %s %s [-s SOCKET] "
+			         "[-c CONFIG] [--json]",
+			         argv[optind - 1], cmd->name, cmd->args);
 			return -EINVAL;
 		}
 	}
 	n = argc - optind;
 	if (n < cmd->min_args || n > cmd->max_args) {
 		snprintf(err, errlen, "usage: maglevctl %s %s [-s SOCKET] [-c CONFIG] [--json]",
-			 cmd->name, cmd->args);
+		         cmd->name, cmd->args);
 		return -EINVAL;
 	}
 	req = ctl_cli_request(cmd, argv + optind, n, err, errlen);
@@ -355,7 +363,8 @@ int ctl_cli_main(int argc, char **argv)
 
 	if (ret == 0)
 		return 0;
-	fprintf(stderr, "maglevctl %s: %s\n", argc > 0 ? argv[0] : "", err[0] ? err : strerror(-ret));
+	fprintf(stderr, "maglevctl %s: %s\n", argc > 0 ? argv[0] : "",
+	        err[0] ? err : strerror(-ret));
 	return ret == -EINVAL && strncmp(err, "usage:", 6) == 0 ? CTL_CLI_EXIT_USAGE
-								 : CTL_CLI_EXIT_FAIL;
+	                                                        : CTL_CLI_EXIT_FAIL;
 }

@@ -23,7 +23,7 @@
 #define CP_OVERRIDES_MAX (CONFIG_VIPS_MAX * 16u) /* runtime weight/drain entries */
 #define CP_PERCENT       100.0
 #define CP_MS_PER_S      1000.0
-#define CP_DIGEST_STRLEN 17u /* 16 hex digits and the NUL */
+#define CP_DIGEST_STRLEN 17u  /* 16 hex digits and the NUL */
 #define CP_NAME_MAX      128u /* bytes of a metric name */
 
 /* A runtime change to one (VIP, backend): lost on the next reload. */
@@ -85,7 +85,7 @@ static const char *cp_proto_str(uint8_t proto)
 
 /* The health check a backend of a VIP has: its own, else the VIP's; false if none. */
 static bool cp_target(const struct config_vip *v, const struct config_backend *b,
-		      struct health_target *t)
+                      struct health_target *t)
 {
 	const struct config_health *h = b->has_health ? &b->health : &v->health;
 
@@ -103,7 +103,7 @@ static const struct config_vip *cp_cfg_vip(const struct config *cfg, const char 
 }
 
 static const struct config_backend *cp_cfg_backend(const struct config_vip *v,
-						   const struct lb_addr *a)
+                                                   const struct lb_addr *a)
 {
 	for (uint32_t i = 0; v && i < v->n_backends; i++)
 		if (lb_addr_eq(&v->backends[i].addr, a))
@@ -112,7 +112,7 @@ static const struct config_backend *cp_cfg_backend(const struct config_vip *v,
 }
 
 static struct cp_override *cp_override_find(struct ctlplane *cp, const char *vip,
-					    const struct lb_addr *a)
+                                            const struct lb_addr *a)
 {
 	for (uint32_t i = 0; i < cp->n_ov; i++)
 		if (strcmp(cp->ov[i].vip, vip) == 0 && lb_addr_eq(&cp->ov[i].backend, a))
@@ -122,7 +122,7 @@ static struct cp_override *cp_override_find(struct ctlplane *cp, const char *vip
 
 /* Health of a configured backend: 1 up, 0 down, -1 not checked. */
 static int cp_health(const struct ctlplane *cp, const struct config_vip *v,
-		     const struct config_backend *b)
+                     const struct config_backend *b)
 {
 	struct health_target t;
 
@@ -144,7 +144,7 @@ static void cp_log_addr(const char *fmt, const char *vip, const struct lb_addr *
  * for that VIP, so it keeps serving on its full table instead of dropping every flow.
  */
 static int cp_state_build(struct ctlplane *cp, const struct config *cfg,
-			  struct snapshot_override **out, uint32_t *n_out)
+                          struct snapshot_override **out, uint32_t *n_out)
 {
 	struct snapshot_override *v = NULL;
 	uint32_t n = 0, cap = 0;
@@ -185,10 +185,11 @@ static int cp_state_build(struct ctlplane *cp, const struct config *cfg,
 			n++;
 		}
 		if (eligible && !up) {
-			fprintf(stderr,
-				"maglevd: vip %s: every backend is down; ignoring health checks for "
-				"it (fail open) until one comes back\n",
-				vip->name);
+			fprintf(
+			    stderr,
+			    "maglevd: vip %s: every backend is down; ignoring health checks for "
+			    "it (fail open) until one comes back\n",
+			    vip->name);
 			for (uint32_t k = first; k < n; k++)
 				v[k].down = false;
 		}
@@ -225,8 +226,8 @@ static void cp_targets_set(struct ctlplane *cp, const struct config *cfg)
 			}
 			if (health_target_from_config(&t[n], h, &b->addr, v->port) < 0) {
 				cp_log_addr("maglevd: vip %s backend %s: health check has no port "
-					    "(VIP port 0): not checked\n",
-					    v->name, &b->addr);
+				            "(VIP port 0): not checked\n",
+				            v->name, &b->addr);
 				continue;
 			}
 			n++;
@@ -304,7 +305,7 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 	    cfg->dataplane.workers != cp->cfg->dataplane.workers ||
 	    cfg->dataplane.mode != cp->cfg->dataplane.mode)
 		fprintf(stderr, "maglevd: reload: control socket, metrics, interface, mode and "
-				"workers changes take effect on restart only\n");
+		                "workers changes take effect on restart only\n");
 	/* Runtime overrides end with a reload: set them aside, restore them if it fails. */
 	ov = cp->ov;
 	n_ov = cp->n_ov;
@@ -328,10 +329,10 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 	cp->last_reload_error[0] = '\0';
 	pthread_mutex_unlock(&cp->lock);
 	fprintf(stderr,
-		"maglevd: reload: %s: config generation %llu, snapshot generation %llu, %u VIPs, "
-		"in %.3f ms\n",
-		cp->path, (unsigned long long)cp->config_generation,
-		(unsigned long long)cp->cur->generation, cp->cfg->n_vips, took);
+	        "maglevd: reload: %s: config generation %llu, snapshot generation %llu, %u VIPs, "
+	        "in %.3f ms\n",
+	        cp->path, (unsigned long long)cp->config_generation,
+	        (unsigned long long)cp->cur->generation, cp->cfg->n_vips, took);
 	return 0;
 fail:
 	pthread_mutex_lock(&cp->lock);
@@ -365,7 +366,7 @@ static void cp_on_health(void *ctx, const struct health_target *t, bool up)
 
 /* The snapshot VIP a request names, by name, else by address (first match); -1 if none. */
 static int32_t cp_vip_find(const struct lb_snapshot *s, const char *name, uint8_t proto,
-			   uint16_t port)
+                           uint16_t port)
 {
 	struct lb_addr a;
 	bool is_addr = lb_addr_parse(name, &a) == 0;
@@ -387,7 +388,7 @@ static int32_t cp_vip_find(const struct lb_snapshot *s, const char *name, uint8_
 }
 
 static void cp_backend_counters(const struct ctlplane *cp, uint16_t id,
-				struct lb_backend_counters *sum)
+                                struct lb_backend_counters *sum)
 {
 	memset(sum, 0, sizeof(*sum));
 	for (uint32_t w = 0; w < cp->h.n_workers; w++) {
@@ -420,15 +421,16 @@ static json_t *cp_backend_json(const struct ctlplane *cp, const struct lb_vip *v
 	const char *state = !b->up ? "down" : b->weight == 0 ? "drained" : "active";
 
 	cp_backend_counters(cp, id, &c);
-	return json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:f, s:I, s:I, s:I}", "vip", v->name,
-			 "address", lb_addr_str(&b->addr, a, sizeof(a)), "weight",
-			 (json_int_t)b->weight, "config_weight",
-			 (json_int_t)(cb ? cb->weight : 0), "health",
-			 health < 0 ? "unchecked" : health ? "up" : "down", "state", state, "slots",
-			 (json_int_t)b->slots, "share_pct",
-			 v->table_size ? CP_PERCENT * b->slots / v->table_size : 0.0, "packets",
-			 (json_int_t)c.packets, "bytes", (json_int_t)c.bytes, "flows",
-			 (json_int_t)c.flows);
+	return json_pack(
+	    "{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:f, s:I, s:I, s:I}", "vip", v->name, "address",
+	    lb_addr_str(&b->addr, a, sizeof(a)), "weight", (json_int_t)b->weight, "config_weight",
+	    (json_int_t)(cb ? cb->weight : 0), "health",
+	    health < 0 ? "unchecked"
+	    : health   ? "up"
+	               : "down",
+	    "state", state, "slots", (json_int_t)b->slots, "share_pct",
+	    v->table_size ? CP_PERCENT * b->slots / v->table_size : 0.0, "packets",
+	    (json_int_t)c.packets, "bytes", (json_int_t)c.bytes, "flows", (json_int_t)c.flows);
 }
 
 static json_t *cp_req_status(struct ctlplane *cp)
@@ -440,19 +442,19 @@ static json_t *cp_req_status(struct ctlplane *cp)
 		const struct lb_vip *v = &cp->cur->vips[i];
 
 		json_array_append_new(vips, json_pack("{s:s, s:I, s:s}", "name", v->name,
-						      "table_size", (json_int_t)v->table_size,
-						      "digest", cp_digest_str(v->digest, d)));
+		                                      "table_size", (json_int_t)v->table_size,
+		                                      "digest", cp_digest_str(v->digest, d)));
 	}
 	return json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:s, s:I, s:o}",
-			 "version", CTLPLANE_VERSION, "uptime_s",
-			 (json_int_t)((cp_now_ms() - cp->started_ms) / 1000u), "mode",
-			 cp->h.mode ? cp->h.mode(cp->h.ctx) : "none", "workers",
-			 (json_int_t)cp->h.n_workers, "config", cp->path, "config_generation",
-			 (json_int_t)cp->config_generation, "snapshot_generation",
-			 (json_int_t)cp->cur->generation, "reloads_ok", (json_int_t)cp->reloads_ok,
-			 "reloads_failed", (json_int_t)cp->reloads_failed, "last_reload_ms",
-			 cp->last_reload_ms, "last_reload_error", cp->last_reload_error,
-			 "health_checks", (json_int_t)health_count(cp->hc), "vips", vips);
+	                 "version", CTLPLANE_VERSION, "uptime_s",
+	                 (json_int_t)((cp_now_ms() - cp->started_ms) / 1000u), "mode",
+	                 cp->h.mode ? cp->h.mode(cp->h.ctx) : "none", "workers",
+	                 (json_int_t)cp->h.n_workers, "config", cp->path, "config_generation",
+	                 (json_int_t)cp->config_generation, "snapshot_generation",
+	                 (json_int_t)cp->cur->generation, "reloads_ok", (json_int_t)cp->reloads_ok,
+	                 "reloads_failed", (json_int_t)cp->reloads_failed, "last_reload_ms",
+	                 cp->last_reload_ms, "last_reload_error", cp->last_reload_error,
+	                 "health_checks", (json_int_t)health_count(cp->hc), "vips", vips);
 }
 
 static json_t *cp_req_vips(struct ctlplane *cp)
@@ -473,20 +475,20 @@ static json_t *cp_req_vips(struct ctlplane *cp)
 			up += cp->cur->backends[v->backends[j]].up;
 		}
 		json_array_append_new(
-			vips, json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:I}",
-					"name", v->name, "address", lb_addr_str(&v->addr, a, sizeof(a)),
-					"protocol", cp_proto_str(v->proto), "port", v->port,
-					"table_size", (json_int_t)v->table_size, "digest",
-					cp_digest_str(v->digest, d), "backends",
-					(json_int_t)v->n_backends, "up", (json_int_t)up, "packets",
-					(json_int_t)sum.packets, "bytes", (json_int_t)sum.bytes,
-					"flows", (json_int_t)sum.flows));
+		    vips,
+		    json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:I}", "name",
+		              v->name, "address", lb_addr_str(&v->addr, a, sizeof(a)), "protocol",
+		              cp_proto_str(v->proto), "port", v->port, "table_size",
+		              (json_int_t)v->table_size, "digest", cp_digest_str(v->digest, d),
+		              "backends", (json_int_t)v->n_backends, "up", (json_int_t)up,
+		              "packets", (json_int_t)sum.packets, "bytes", (json_int_t)sum.bytes,
+		              "flows", (json_int_t)sum.flows));
 	}
 	return json_pack("{s:o}", "vips", vips);
 }
 
 static json_t *cp_req_backends(struct ctlplane *cp, const struct ctl_request *req, char *err,
-			       size_t errlen)
+                               size_t errlen)
 {
 	json_t *rows = json_array();
 	int32_t only = -1;
@@ -526,11 +528,12 @@ static json_t *cp_req_counters(struct ctlplane *cp)
 
 		for (uint32_t w = 0; w < nw; w++) {
 			total += io[(size_t)w * nio + k];
-			json_array_append_new(per, json_integer((json_int_t)io[(size_t)w * nio + k]));
+			json_array_append_new(per,
+			                      json_integer((json_int_t)io[(size_t)w * nio + k]));
 		}
 		json_array_append_new(rows, json_pack("{s:s, s:I, s:o}", "name",
-						      cp->h.io_counter_names[k], "total",
-						      (json_int_t)total, "per_worker", per));
+		                                      cp->h.io_counter_names[k], "total",
+		                                      (json_int_t)total, "per_worker", per));
 	}
 	free(io);
 	for (uint32_t k = 0; k < LB_CTR_MAX; k++) {
@@ -538,14 +541,16 @@ static json_t *cp_req_counters(struct ctlplane *cp)
 		uint64_t total = 0;
 
 		for (uint32_t w = 0; w < nw; w++) {
-			const struct lb_worker *wk = cp->h.worker ? cp->h.worker(cp->h.ctx, w) : NULL;
+			const struct lb_worker *wk =
+			    cp->h.worker ? cp->h.worker(cp->h.ctx, w) : NULL;
 			uint64_t v = wk ? lb_counter_read(&lb_worker_counters(wk)[k]) : 0;
 
 			total += v;
 			json_array_append_new(per, json_integer((json_int_t)v));
 		}
-		json_array_append_new(rows, json_pack("{s:s, s:I, s:o}", "name", lb_counter_name[k],
-						      "total", (json_int_t)total, "per_worker", per));
+		json_array_append_new(rows,
+		                      json_pack("{s:s, s:I, s:o}", "name", lb_counter_name[k],
+		                                "total", (json_int_t)total, "per_worker", per));
 	}
 	return json_pack("{s:I, s:o}", "workers", (json_int_t)nw, "counters", rows);
 }
@@ -555,12 +560,12 @@ static json_t *cp_req_reload(struct ctlplane *cp, char *err, size_t errlen)
 	if (ctlplane_reload(cp, err, errlen) < 0)
 		return NULL;
 	return json_pack("{s:I, s:I, s:f}", "config_generation", (json_int_t)cp->config_generation,
-			 "snapshot_generation", (json_int_t)cp->cur->generation, "took_ms",
-			 cp->last_reload_ms);
+	                 "snapshot_generation", (json_int_t)cp->cur->generation, "took_ms",
+	                 cp->last_reload_ms);
 }
 
 static json_t *cp_req_override(struct ctlplane *cp, const struct ctl_request *req, char *err,
-			       size_t errlen)
+                               size_t errlen)
 {
 	struct cp_override *o, saved = {0};
 	const struct config_vip *cv;
@@ -576,7 +581,7 @@ static json_t *cp_req_override(struct ctlplane *cp, const struct ctl_request *re
 	cv = cp_cfg_vip(cp->cfg, cp->cur->vips[vi].name);
 	if (!cp_cfg_backend(cv, &req->backend)) {
 		snprintf(err, errlen, "VIP %s has no backend %s", cp->cur->vips[vi].name,
-			 lb_addr_str(&req->backend, a, sizeof(a)));
+		         lb_addr_str(&req->backend, a, sizeof(a)));
 		return NULL;
 	}
 	o = cp_override_find(cp, cv->name, &req->backend);
@@ -585,9 +590,10 @@ static json_t *cp_req_override(struct ctlplane *cp, const struct ctl_request *re
 		struct cp_override *nv;
 
 		if (cp->n_ov >= CP_OVERRIDES_MAX) {
-			snprintf(err, errlen, "more than %u runtime changes: write them to the "
-					      "config and reload",
-				 CP_OVERRIDES_MAX);
+			snprintf(err, errlen,
+			         "more than %u runtime changes: write them to the "
+			         "config and reload",
+			         CP_OVERRIDES_MAX);
 			return NULL;
 		}
 		nv = realloc(cp->ov, (cp->n_ov + 1) * sizeof(*nv));
@@ -620,12 +626,12 @@ static json_t *cp_req_override(struct ctlplane *cp, const struct ctl_request *re
 	}
 	lb_addr_str(&req->backend, a, sizeof(a));
 	fprintf(stderr, "maglevd: vip %s backend %s: %s%s (runtime; lost on reload)\n", cv->name, a,
-		ctl_cmd_name(req->cmd), req->cmd == CTL_CMD_WEIGHT ? " set" : "");
+	        ctl_cmd_name(req->cmd), req->cmd == CTL_CMD_WEIGHT ? " set" : "");
 	id = snapshot_backend_find(cp->cur, (uint32_t)vi, &req->backend);
 	return json_pack("{s:o, s:I}", "backend",
-			 id == LB_BACKEND_NONE ? json_null()
-					       : cp_backend_json(cp, &cp->cur->vips[vi], id),
-			 "snapshot_generation", (json_int_t)cp->cur->generation);
+	                 id == LB_BACKEND_NONE ? json_null()
+	                                       : cp_backend_json(cp, &cp->cur->vips[vi], id),
+	                 "snapshot_generation", (json_int_t)cp->cur->generation);
 }
 
 static json_t *cp_addr_json(const struct lb_snapshot *s, uint16_t id)
@@ -638,7 +644,7 @@ static json_t *cp_addr_json(const struct lb_snapshot *s, uint16_t id)
 }
 
 static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req, char *err,
-			      size_t errlen)
+                              size_t errlen)
 {
 	const struct lb_snapshot *s = cp->cur;
 	struct lb_explanation ex, wx;
@@ -654,14 +660,14 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 	if (vi < 0) {
 		json_decref(tracked);
 		snprintf(err, errlen, "no VIP '%s'%s", req->vip,
-			 req->proto || req->dst_port ? " with that protocol and port" : "");
+		         req->proto || req->dst_port ? " with that protocol and port" : "");
 		return NULL;
 	}
 	v = &s->vips[vi];
 	if (req->src.family != v->addr.family) {
 		json_decref(tracked);
 		snprintf(err, errlen, "source and VIP %s are of different address families",
-			 v->name);
+		         v->name);
 		return NULL;
 	}
 	proto = req->proto ? req->proto : v->proto;
@@ -683,11 +689,10 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 
 		if (!wk || lb_explain(wk, s, &k, &wx) < 0 || !wx.tracked)
 			continue;
-		json_array_append_new(tracked,
-				      json_pack("{s:I, s:o, s:b}", "worker", (json_int_t)w,
-						"backend",
-						cp_addr_json(s, LB_BREF_ID(wx.tracked_bref)),
-						"usable", wx.tracked_usable));
+		json_array_append_new(
+		    tracked, json_pack("{s:I, s:o, s:b}", "worker", (json_int_t)w, "backend",
+		                       cp_addr_json(s, LB_BREF_ID(wx.tracked_bref)), "usable",
+		                       wx.tracked_usable));
 		if (wx.tracked_usable && usable_worker < 0) {
 			usable_worker = (int32_t)w;
 			backend = wx.backend;
@@ -696,18 +701,19 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 	if (usable_worker >= 0)
 		snprintf(reason, sizeof(reason), "tracked flow on worker %d", usable_worker);
 	else if (ex.table_backend == LB_BACKEND_NONE)
-		snprintf(reason, sizeof(reason), "table slot %u of %u is empty (no backend takes "
-						 "flows): dropped",
-			 ex.slot, v->table_size);
+		snprintf(reason, sizeof(reason),
+		         "table slot %u of %u is empty (no backend takes "
+		         "flows): dropped",
+		         ex.slot, v->table_size);
 	else
 		snprintf(reason, sizeof(reason), "table slot %u of %u", ex.slot, v->table_size);
 	snprintf(flow, sizeof(flow), "%s %s:%u -> %s:%u", cp_proto_str(proto),
-		 lb_addr_str(&req->src, sa, sizeof(sa)), req->src_port,
-		 lb_addr_str(&v->addr, va, sizeof(va)), dport);
-	res = json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:o, s:o}", "vip", v->name, "flow", flow,
-			"backend", cp_addr_json(s, backend), "reason", reason, "hash", "",
-			"slot", (json_int_t)ex.slot, "table_size", (json_int_t)v->table_size,
-			"table_backend", cp_addr_json(s, ex.table_backend), "tracked", tracked);
+	         lb_addr_str(&req->src, sa, sizeof(sa)), req->src_port,
+	         lb_addr_str(&v->addr, va, sizeof(va)), dport);
+	res = json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:o, s:o}", "vip", v->name, "flow",
+	                flow, "backend", cp_addr_json(s, backend), "reason", reason, "hash", "",
+	                "slot", (json_int_t)ex.slot, "table_size", (json_int_t)v->table_size,
+	                "table_backend", cp_addr_json(s, ex.table_backend), "tracked", tracked);
 	if (res) {
 		char h[CP_DIGEST_STRLEN];
 
@@ -716,9 +722,9 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 			const struct lb_backend *b = &s->backends[backend];
 
 			json_object_set_new(res, "backend_state",
-					    json_string(!b->up	     ? "down"
-							: b->weight == 0 ? "drained"
-									 : "active"));
+			                    json_string(!b->up           ? "down"
+			                                : b->weight == 0 ? "drained"
+			                                                 : "active"));
 		}
 	}
 	return res;
@@ -765,9 +771,9 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 	const char *wl[] = {"worker", wid, NULL};
 	const struct lb_snapshot *s;
 	static const char *const bfam[3][2] = {
-		{"maglevd_backend_packets_total", "Packets sent to the backend"},
-		{"maglevd_backend_bytes_total", "Bytes sent to the backend, before encapsulation"},
-		{"maglevd_backend_flows_total", "New flows given to the backend"},
+	    {"maglevd_backend_packets_total", "Packets sent to the backend"},
+	    {"maglevd_backend_bytes_total", "Bytes sent to the backend, before encapsulation"},
+	    {"maglevd_backend_flows_total", "New flows given to the backend"},
 	};
 
 	pthread_mutex_lock(&cp->lock);
@@ -776,11 +782,12 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 		cp_metric_name(name, lb_counter_name[k], "_total");
 		metrics_family(w, name, "counter", lb_counter_help[k]);
 		for (uint32_t i = 0; i < nw; i++) {
-			const struct lb_worker *wk = cp->h.worker ? cp->h.worker(cp->h.ctx, i) : NULL;
+			const struct lb_worker *wk =
+			    cp->h.worker ? cp->h.worker(cp->h.ctx, i) : NULL;
 
 			snprintf(wid, sizeof(wid), "%u", i);
 			metrics_sample(w, name, wl,
-				       wk ? lb_counter_read(&lb_worker_counters(wk)[k]) : 0);
+			               wk ? lb_counter_read(&lb_worker_counters(wk)[k]) : 0);
 		}
 	}
 	if (cp->h.io_counters && cp->h.n_io_counters) {
@@ -805,36 +812,38 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 			for (uint32_t j = 0; j < s->vips[i].n_backends; j++) {
 				uint16_t id = s->vips[i].backends[j];
 				const char *l[] = {"vip", s->vips[i].name, "backend",
-						   lb_addr_str(&s->backends[id].addr, a, sizeof(a)),
-						   NULL};
+				                   lb_addr_str(&s->backends[id].addr, a, sizeof(a)),
+				                   NULL};
 				struct lb_backend_counters c;
 
 				cp_backend_counters(cp, id, &c);
 				metrics_sample(w, bfam[f][0], l,
-					       f == 0 ? c.packets : f == 1 ? c.bytes : c.flows);
+				               f == 0   ? c.packets
+				               : f == 1 ? c.bytes
+				                        : c.flows);
 			}
 	}
 	metrics_family(w, "maglevd_backend_up", "gauge",
-		       "Health check result: 1 up (or not checked), 0 down");
+	               "Health check result: 1 up (or not checked), 0 down");
 	for (uint32_t i = 0; i < s->n_vips; i++) {
 		const struct config_vip *cv = cp_cfg_vip(cp->cfg, s->vips[i].name);
 
 		for (uint32_t j = 0; j < s->vips[i].n_backends; j++) {
 			const struct lb_backend *b = &s->backends[s->vips[i].backends[j]];
 			const char *l[] = {"vip", s->vips[i].name, "backend",
-					   lb_addr_str(&b->addr, a, sizeof(a)), NULL};
+			                   lb_addr_str(&b->addr, a, sizeof(a)), NULL};
 
 			metrics_sample(w, "maglevd_backend_up", l,
-				       cp_health(cp, cv, cp_cfg_backend(cv, &b->addr)) != 0);
+			               cp_health(cp, cv, cp_cfg_backend(cv, &b->addr)) != 0);
 		}
 	}
 	metrics_family(w, "maglevd_backend_weight", "gauge",
-		       "Effective weight (config or runtime; 0 = drained)");
+	               "Effective weight (config or runtime; 0 = drained)");
 	for (uint32_t i = 0; i < s->n_vips; i++)
 		for (uint32_t j = 0; j < s->vips[i].n_backends; j++) {
 			const struct lb_backend *b = &s->backends[s->vips[i].backends[j]];
 			const char *l[] = {"vip", s->vips[i].name, "backend",
-					   lb_addr_str(&b->addr, a, sizeof(a)), NULL};
+			                   lb_addr_str(&b->addr, a, sizeof(a)), NULL};
 
 			metrics_sample(w, "maglevd_backend_weight", l, b->weight);
 		}
@@ -843,27 +852,31 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 		for (uint32_t j = 0; j < s->vips[i].n_backends; j++) {
 			const struct lb_backend *b = &s->backends[s->vips[i].backends[j]];
 			const char *l[] = {"vip", s->vips[i].name, "backend",
-					   lb_addr_str(&b->addr, a, sizeof(a)), NULL};
+			                   lb_addr_str(&b->addr, a, sizeof(a)), NULL};
 
 			metrics_sample(w, "maglevd_backend_slots", l, b->slots);
 		}
 	metrics_family(w, "maglevd_vip_info", "gauge",
-		       "One per VIP; the digest label proves equal tables across maglevd");
+	               "One per VIP; the digest label proves equal tables across maglevd");
 	for (uint32_t i = 0; i < s->n_vips; i++) {
 		const struct lb_vip *v = &s->vips[i];
-		const char *l[] = {"vip", v->name, "address", lb_addr_str(&v->addr, a, sizeof(a)),
-				   "protocol", cp_proto_str(v->proto), "port", port, "table_size",
-				   m, "digest", cp_digest_str(v->digest, d), NULL};
+		const char *l[] = {"vip",        v->name,
+		                   "address",    lb_addr_str(&v->addr, a, sizeof(a)),
+		                   "protocol",   cp_proto_str(v->proto),
+		                   "port",       port,
+		                   "table_size", m,
+		                   "digest",     cp_digest_str(v->digest, d),
+		                   NULL};
 
 		snprintf(port, sizeof(port), "%u", v->port);
 		snprintf(m, sizeof(m), "%u", v->table_size);
 		metrics_sample(w, "maglevd_vip_info", l, 1);
 	}
 	metrics_family(w, "maglevd_config_generation", "gauge",
-		       "1 + successful reloads of the config file");
+	               "1 + successful reloads of the config file");
 	metrics_sample(w, "maglevd_config_generation", NULL, cp->config_generation);
 	metrics_family(w, "maglevd_snapshot_generation", "gauge",
-		       "Snapshots published (reloads, runtime changes, health changes)");
+	               "Snapshots published (reloads, runtime changes, health changes)");
 	metrics_sample(w, "maglevd_snapshot_generation", NULL, s->generation);
 	metrics_family(w, "maglevd_reloads_total", "counter", "Config reloads by result");
 	{
@@ -874,9 +887,9 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 		metrics_sample(w, "maglevd_reloads_total", bad, cp->reloads_failed);
 	}
 	metrics_family(w, "maglevd_last_reload_duration_seconds", "gauge",
-		       "Time of the last successful reload: parse, build, publish");
+	               "Time of the last successful reload: parse, build, publish");
 	metrics_sample_f(w, "maglevd_last_reload_duration_seconds", NULL,
-			 cp->last_reload_ms / CP_MS_PER_S);
+	                 cp->last_reload_ms / CP_MS_PER_S);
 	metrics_family(w, "maglevd_health_checks", "gauge", "Distinct health checks running");
 	metrics_sample(w, "maglevd_health_checks", NULL, health_count(cp->hc));
 	metrics_family(w, "maglevd_uptime_seconds", "gauge", "Seconds since maglevd started");
@@ -887,14 +900,14 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 /* ---- life cycle ---- */
 
 int ctlplane_first_snapshot(const struct config *cfg, struct lb_snapshot **out, char *err,
-			    size_t errlen)
+                            size_t errlen)
 {
 	return snapshot_build(cfg, NULL, NULL, out, err, errlen);
 }
 
 int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
-		    struct lb_snapshot *cur, const struct ctlplane_hooks *hooks, char *err,
-		    size_t errlen)
+                    struct lb_snapshot *cur, const struct ctlplane_hooks *hooks, char *err,
+                    size_t errlen)
 {
 	struct ctlplane *cp = calloc(1, sizeof(*cp));
 	int ret;
@@ -940,12 +953,12 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 		}
 	}
 	if (cfg->control.metrics_enabled) {
-		ret = metrics_start(&cp->ms, cfg->control.metrics_address, cfg->control.metrics_port,
-				    cp_collect, cp);
+		ret = metrics_start(&cp->ms, cfg->control.metrics_address,
+		                    cfg->control.metrics_port, cp_collect, cp);
 		if (ret < 0) {
 			snprintf(err, errlen, "metrics on %s port %u: %s",
-				 cfg->control.metrics_address, cfg->control.metrics_port,
-				 strerror(-ret));
+			         cfg->control.metrics_address, cfg->control.metrics_port,
+			         strerror(-ret));
 			goto out;
 		}
 	}
@@ -960,8 +973,8 @@ out:
 int ctlplane_run(struct ctlplane *cp, int timeout_ms)
 {
 	struct pollfd p[2] = {
-		{.fd = ctl_server_fd(cp->srv), .events = POLLIN},
-		{.fd = health_fd(cp->hc), .events = POLLIN},
+	    {.fd = ctl_server_fd(cp->srv), .events = POLLIN},
+	    {.fd = health_fd(cp->hc), .events = POLLIN},
 	};
 	char err[CTL_ERR_MAX];
 	int ret;
@@ -988,9 +1001,10 @@ int ctlplane_run(struct ctlplane *cp, int timeout_ms)
 			fprintf(stderr, "maglevd: rebuild after a health change failed: %s\n", err);
 			cp->dirty = true;
 		} else {
-			fprintf(stderr, "maglevd: health change published: snapshot generation "
-					"%llu in %.3f ms\n",
-				(unsigned long long)cp->cur->generation, cp->last_rebuild_ms);
+			fprintf(stderr,
+			        "maglevd: health change published: snapshot generation "
+			        "%llu in %.3f ms\n",
+			        (unsigned long long)cp->cur->generation, cp->last_rebuild_ms);
 		}
 	}
 	return 0;

@@ -25,7 +25,7 @@ struct ctlplane_hooks {
 	 * previous one must still be the current one, and err says why.
 	 */
 	int (*publish)(void *ctx, const struct config *cfg, struct lb_snapshot *next, char *err,
-		       size_t errlen);
+	               size_t errlen);
 	/* Worker i (0..n_workers), for counters and explain; NULL if it does not exist. */
 	const struct lb_worker *(*worker)(void *ctx, uint32_t i);
 	uint32_t n_workers;
@@ -46,20 +46,21 @@ struct ctlplane;
  * of cfg->control and starts the health checks. Returns 0, or a negative errno and err.
  */
 int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
-		    struct lb_snapshot *cur, const struct ctlplane_hooks *hooks, char *err,
-		    size_t errlen);
+                    struct lb_snapshot *cur, const struct ctlplane_hooks *hooks, char *err,
+                    size_t errlen);
 
 /*
  * Builds the first snapshot of cfg (with nothing before it), for the daemon to publish before
  * ctlplane_create. Returns 0 or a negative errno and err.
  */
 int ctlplane_first_snapshot(const struct config *cfg, struct lb_snapshot **out, char *err,
-			    size_t errlen);
+                            size_t errlen);
 
 /*
  * One round of the control loop: waits up to timeout_ms (0 = no wait, e.g. after polling
- * ctlplane_fd) for control socket clients and health probes, handles them, runs a reload asked for by ctlplane_request_reload, and rebuilds the
- * snapshot when health or overrides changed. Returns 0 or a negative errno.
+ * ctlplane_fd) for control socket clients and health probes, handles them, runs a reload asked for
+ * by ctlplane_request_reload, and rebuilds the snapshot when health or overrides changed. Returns 0
+ * or a negative errno.
  */
 int ctlplane_run(struct ctlplane *cp, int timeout_ms);
 

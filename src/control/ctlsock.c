@@ -19,11 +19,9 @@
 #define CTL_PORT_MAX     65535
 
 static const char *const ctl_cmd_names[] = {
-	[CTL_CMD_STATUS] = "status",	 [CTL_CMD_VIPS] = "vips",
-	[CTL_CMD_BACKENDS] = "backends", [CTL_CMD_COUNTERS] = "counters",
-	[CTL_CMD_RELOAD] = "reload",	 [CTL_CMD_WEIGHT] = "weight",
-	[CTL_CMD_DRAIN] = "drain",	 [CTL_CMD_UNDRAIN] = "undrain",
-	[CTL_CMD_EXPLAIN] = "explain",
+    [CTL_CMD_STATUS] = "status",     [CTL_CMD_VIPS] = "vips",       [CTL_CMD_BACKENDS] = "backends",
+    [CTL_CMD_COUNTERS] = "counters", [CTL_CMD_RELOAD] = "reload",   [CTL_CMD_WEIGHT] = "weight",
+    [CTL_CMD_DRAIN] = "drain",       [CTL_CMD_UNDRAIN] = "undrain", [CTL_CMD_EXPLAIN] = "explain",
 };
 
 #define CTL_CMDS_N (sizeof(ctl_cmd_names) / sizeof(ctl_cmd_names[0]))
@@ -83,7 +81,7 @@ int ctl_hostport_parse(const char *s, struct lb_addr *addr, uint16_t *port)
 
 /* Reads an optional string member; -EINVAL (err set) if present and not a string. */
 static int ctl_get_str(json_t *o, const char *key, bool required, const char **out, char *err,
-		       size_t errlen)
+                       size_t errlen)
 {
 	json_t *v = json_object_get(o, key);
 
@@ -107,7 +105,7 @@ static int ctl_get_str(json_t *o, const char *key, bool required, const char **o
 }
 
 static int ctl_get_uint(json_t *o, const char *key, json_int_t max, bool required, uint32_t *out,
-			char *err, size_t errlen)
+                        char *err, size_t errlen)
 {
 	json_t *v = json_object_get(o, key);
 	json_int_t n;
@@ -125,7 +123,7 @@ static int ctl_get_uint(json_t *o, const char *key, json_int_t max, bool require
 	n = json_integer_value(v);
 	if (n < 0 || n > max) {
 		snprintf(err, errlen, "\"%s\" %lld out of range 0..%lld", key, (long long)n,
-			 (long long)max);
+		         (long long)max);
 		return -EINVAL;
 	}
 	*out = (uint32_t)n;
@@ -146,8 +144,7 @@ static int ctl_get_addr(json_t *o, const char *key, struct lb_addr *a, char *err
 	return 0;
 }
 
-static int ctl_get_vip(json_t *o, bool required, struct ctl_request *req, char *err,
-		       size_t errlen)
+static int ctl_get_vip(json_t *o, bool required, struct ctl_request *req, char *err, size_t errlen)
 {
 	const char *s;
 	int ret = ctl_get_str(o, "vip", required, &s, err, errlen);
@@ -193,7 +190,7 @@ static int ctl_get_proto(json_t *o, struct ctl_request *req, char *err, size_t e
 }
 
 int ctl_request_parse(const char *line, size_t len, struct ctl_request *req, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	json_error_t jerr;
 	json_t *o;
@@ -243,7 +240,8 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *req, cha
 		if (!ret)
 			ret = ctl_get_addr(o, "backend", &req->backend, err, errlen);
 		if (!ret)
-			ret = ctl_get_uint(o, "weight", UINT16_MAX, true, &req->weight, err, errlen);
+			ret =
+			    ctl_get_uint(o, "weight", UINT16_MAX, true, &req->weight, err, errlen);
 		break;
 	case CTL_CMD_DRAIN:
 	case CTL_CMD_UNDRAIN:
@@ -493,8 +491,9 @@ static void ctl_client_lines(struct ctl_server *s, struct ctl_client *c, bool eo
 	if (c->in_len == CTL_REQUEST_MAX) {
 		char msg[96];
 
-		snprintf(msg, sizeof(msg), "{\"ok\":false,\"error\":\"request longer than %u bytes\"}",
-			 CTL_REQUEST_MAX);
+		snprintf(msg, sizeof(msg),
+		         "{\"ok\":false,\"error\":\"request longer than %u bytes\"}",
+		         CTL_REQUEST_MAX);
 		ctl_client_queue(c, strdup(msg));
 		c->in_len = 0;
 		c->closing = true;
@@ -515,7 +514,8 @@ static void ctl_client_io(struct ctl_server *s, struct ctl_client *c, uint32_t e
 	if (events & EPOLLIN && !c->closing) {
 		size_t room = CTL_REQUEST_MAX - c->in_len;
 
-		r = recv(c->fd, c->in + c->in_len, room < CTL_READ_CHUNK ? room : CTL_READ_CHUNK, 0);
+		r = recv(c->fd, c->in + c->in_len, room < CTL_READ_CHUNK ? room : CTL_READ_CHUNK,
+		         0);
 		if (r < 0 && errno != EAGAIN) {
 			ctl_client_drop(c);
 			return;
@@ -550,7 +550,8 @@ static void ctl_client_io(struct ctl_server *s, struct ctl_client *c, uint32_t e
 			return;
 		}
 	}
-	/* While a response is pending, stop reading: a client cannot make us buffer without bound. */
+	/* While a response is pending, stop reading: a client cannot make us buffer without bound.
+	 */
 	ev.events = c->out_len ? EPOLLOUT : EPOLLIN;
 	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
 		ctl_client_drop(c);
@@ -568,7 +569,7 @@ int ctl_server_dispatch(struct ctl_server *s, int timeout_ms)
 		if (c->fd >= 0 && c->deadline_ms <= now)
 			ctl_client_drop(c);
 		else if (c->fd >= 0 && timeout_ms != 0 &&
-			 (timeout_ms < 0 || c->deadline_ms - now < (uint64_t)timeout_ms))
+		         (timeout_ms < 0 || c->deadline_ms - now < (uint64_t)timeout_ms))
 			timeout_ms = (int)(c->deadline_ms - now);
 	}
 	n = epoll_wait(s->epfd, ev, CTL_EVENTS_BATCH, timeout_ms);
@@ -584,8 +585,7 @@ int ctl_server_dispatch(struct ctl_server *s, int timeout_ms)
 	return 0;
 }
 
-int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char *err,
-	     size_t errlen)
+int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char *err, size_t errlen)
 {
 	uint64_t deadline = ctl_now_ms() + (uint64_t)timeout_ms;
 	struct sockaddr_un sun;
@@ -640,7 +640,7 @@ int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char 
 			if (cap >= CTL_RESPONSE_MAX) {
 				ret = -E2BIG;
 				snprintf(err, errlen, "%s: response over %u bytes", path,
-					 CTL_RESPONSE_MAX);
+				         CTL_RESPONSE_MAX);
 				goto out;
 			}
 			cap = cap ? cap * 2 : 4 * CTL_READ_CHUNK;

@@ -54,11 +54,11 @@ struct ctl_request {
  * saying what is wrong (unknown VIP, failed reload with the config's FILE:LINE, ...).
  */
 typedef json_t *(*ctl_handler_fn)(void *ctx, const struct ctl_request *req, char *err,
-				  size_t errlen);
+                                  size_t errlen);
 
 /* Parses and validates one request line; 0, or -EINVAL with err set. */
 int ctl_request_parse(const char *line, size_t len, struct ctl_request *req, char *err,
-		      size_t errlen);
+                      size_t errlen);
 
 /*
  * Parses, runs and answers one request line: returns the response {"ok":true,"result":...} or
@@ -96,6 +96,6 @@ int ctl_server_dispatch(struct ctl_server *s, int timeout_ms);
  * errno and err says why (no daemon, permission, timeout, bad response).
  */
 int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char *err,
-	     size_t errlen);
+             size_t errlen);
 
 #endif

@@ -12,9 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HEALTH_EVENTS_BATCH 64u  /* epoll events handled per wait */
-#define HEALTH_REASON_MAX   64u  /* bytes of the last failure reason, for logs */
-#define HEALTH_HTTP_PORT    80u  /* port left out of the Host header */
+#define HEALTH_EVENTS_BATCH 64u /* epoll events handled per wait */
+#define HEALTH_REASON_MAX   64u /* bytes of the last failure reason, for logs */
+#define HEALTH_HTTP_PORT    80u /* port left out of the Host header */
 #define HEALTH_MS_PER_S     1000ull
 #define HEALTH_NS_PER_MS    1000000ull
 
@@ -28,7 +28,7 @@ enum probe_state {
 struct health_check {
 	struct health_target t;
 	bool up;
-	bool keep; /* scratch mark of health_set_targets */
+	bool keep;         /* scratch mark of health_set_targets */
 	uint32_t ok_run;   /* successes in a row */
 	uint32_t fail_run; /* failures in a row */
 	enum probe_state state;
@@ -96,16 +96,16 @@ const char *health_target_str(const struct health_target *t, char *buf, size_t l
 
 	lb_addr_str(&t->addr, a, sizeof(a));
 	if (t->type == HC_HTTP)
-		snprintf(buf, len, t->addr.family == AF_INET6 ? "[%s]:%u http %s" : "%s:%u http %s", a,
-			 t->port, t->path);
+		snprintf(buf, len, t->addr.family == AF_INET6 ? "[%s]:%u http %s" : "%s:%u http %s",
+		         a, t->port, t->path);
 	else
 		snprintf(buf, len, t->addr.family == AF_INET6 ? "[%s]:%u tcp" : "%s:%u tcp", a,
-			 t->port);
+		         t->port);
 	return buf;
 }
 
 int health_target_from_config(struct health_target *t, const struct config_health *h,
-			      const struct lb_addr *addr, uint16_t vip_port)
+                              const struct lb_addr *addr, uint16_t vip_port)
 {
 	if (h->type != HC_TCP && h->type != HC_HTTP)
 		return -EINVAL;
@@ -199,7 +199,7 @@ int health_fd(const struct health_checker *hc)
 }
 
 static struct health_check *health_find(const struct health_checker *hc,
-					const struct health_target *t)
+                                        const struct health_target *t)
 {
 	struct health_check **c;
 
@@ -235,7 +235,8 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 			goto out;
 		}
 		memcpy(sorted, t, n * sizeof(*sorted));
-		/* qsort is not stable: "first target wins" means first in sorted order of equal keys. */
+		/* qsort is not stable: "first target wins" means first in sorted order of equal
+		 * keys. */
 		qsort(sorted, n, sizeof(*sorted), health_target_qcmp);
 	}
 	for (uint32_t i = 0; i < n; i++) {
@@ -255,7 +256,8 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 			next[m]->t = sorted[i];
 			next[m]->up = true;
 			next[m]->fd = -1;
-			next[m]->next_ms = UINT64_MAX; /* placed below, once fresh checks are counted */
+			next[m]->next_ms =
+			    UINT64_MAX; /* placed below, once fresh checks are counted */
 			fresh++;
 		}
 		m++;
@@ -302,15 +304,16 @@ static void health_log(const struct health_check *c, bool up)
 
 	health_target_str(&c->t, s, sizeof(s));
 	if (up)
-		fprintf(stderr, "maglevd: health: %s is up (%u successes in a row)\n", s, c->ok_run);
+		fprintf(stderr, "maglevd: health: %s is up (%u successes in a row)\n", s,
+		        c->ok_run);
 	else
 		fprintf(stderr, "maglevd: health: %s is down (%u failures in a row, last: %s)\n", s,
-			c->fail_run, c->reason);
+		        c->fail_run, c->reason);
 }
 
 /* Ends the current probe with a verdict and schedules the next one, one interval after start. */
 static void health_probe_end(struct health_checker *hc, struct health_check *c, bool ok,
-			     const char *reason, uint64_t now)
+                             const char *reason, uint64_t now)
 {
 	bool was_up = c->up;
 
@@ -338,7 +341,7 @@ static void health_probe_end(struct health_checker *hc, struct health_check *c, 
 }
 
 static int health_probe_watch(struct health_checker *hc, struct health_check *c, uint32_t events,
-			      int op)
+                              int op)
 {
 	struct epoll_event ev = {.events = events, .data.ptr = c};
 
@@ -355,12 +358,13 @@ static void health_request_format(struct health_check *c)
 		snprintf(host, sizeof(host), c->t.addr.family == AF_INET6 ? "[%s]" : "%s", a);
 	else
 		snprintf(host, sizeof(host), c->t.addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
-			 c->t.port);
+		         c->t.port);
 	len = snprintf(c->req, sizeof(c->req),
-		       "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: maglevd-health\r\n"
-		       "Connection: close\r\n\r\n",
-		       c->t.path, host);
-	c->req_len = len < 0 ? 0 : ((size_t)len < sizeof(c->req) ? (size_t)len : sizeof(c->req) - 1);
+	               "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: maglevd-health\r\n"
+	               "Connection: close\r\n\r\n",
+	               c->t.path, host);
+	c->req_len =
+	    len < 0 ? 0 : ((size_t)len < sizeof(c->req) ? (size_t)len : sizeof(c->req) - 1);
 	c->req_off = 0;
 }
 
@@ -394,7 +398,8 @@ static void health_probe_start(struct health_checker *hc, struct health_check *c
 		return;
 	}
 	if (c->t.type == HC_TCP) {
-		/* A TCP check closes with RST so that probes leave no TIME_WAIT behind on either side. */
+		/* A TCP check closes with RST so that probes leave no TIME_WAIT behind on either
+		 * side. */
 		struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -428,7 +433,7 @@ static int health_status_parse(const struct health_check *c)
 }
 
 static void health_probe_io(struct health_checker *hc, struct health_check *c, uint32_t events,
-			    uint64_t now)
+                            uint64_t now)
 {
 	char reason[HEALTH_REASON_MAX];
 	ssize_t r;
@@ -480,9 +485,10 @@ static void health_probe_io(struct health_checker *hc, struct health_check *c, u
 		return;
 	code = health_status_parse(c);
 	if (code < 0) {
-		health_probe_end(hc, c, false, r == 0 && !c->resp_len ? "closed without response"
-								    : "bad HTTP status line",
-				 now);
+		health_probe_end(hc, c, false,
+		                 r == 0 && !c->resp_len ? "closed without response"
+		                                        : "bad HTTP status line",
+		                 now);
 		return;
 	}
 	snprintf(reason, sizeof(reason), "HTTP status %d, want %u", code, c->t.expect_status);

@@ -8,9 +8,9 @@
 #include "core/addr.h"
 #include "core/config.h"
 
-#define HEALTH_CHECKS_MAX      16384u /* distinct checks per checker */
-#define HEALTH_RESPONSE_MAX    512u   /* bytes of an HTTP response read to find the status line */
-#define HEALTH_REQUEST_MAX     (CONFIG_PATH_MAX + 128u) /* bytes of an HTTP request */
+#define HEALTH_CHECKS_MAX   16384u /* distinct checks per checker */
+#define HEALTH_RESPONSE_MAX 512u   /* bytes of an HTTP response read to find the status line */
+#define HEALTH_REQUEST_MAX  (CONFIG_PATH_MAX + 128u) /* bytes of an HTTP request */
 
 /*
  * What one check probes. Two targets are the same check when address, kind, port, path and
@@ -69,7 +69,7 @@ int health_dispatch(struct health_checker *hc, int timeout_ms);
 /* Fills a target from a config check for backend addr under a VIP with port vip_port. -EINVAL if
  * the check has no port (HTTP/TCP check on a port-0 VIP without health.port) or type HC_NONE. */
 int health_target_from_config(struct health_target *t, const struct config_health *h,
-			      const struct lb_addr *addr, uint16_t vip_port);
+                              const struct lb_addr *addr, uint16_t vip_port);
 
 /* "198.18.1.11:80 http /healthz" into buf; returns buf. */
 const char *health_target_str(const struct health_target *t, char *buf, size_t len);

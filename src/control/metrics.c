@@ -11,7 +11,7 @@
 
 #include "core/addr.h"
 
-#define METRICS_BUF_INITIAL (16u * 1024u) /* bytes; grows by doubling */
+#define METRICS_BUF_INITIAL  (16u * 1024u) /* bytes; grows by doubling */
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 struct metrics_writer {
@@ -49,7 +49,7 @@ static void metrics_puts(struct metrics_writer *w, const char *s)
 }
 
 static void metrics_printf(struct metrics_writer *w, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void metrics_printf(struct metrics_writer *w, const char *fmt, ...)
 {
@@ -79,8 +79,7 @@ static void metrics_escaped(struct metrics_writer *w, const char *s, bool quote)
 	}
 }
 
-void metrics_family(struct metrics_writer *w, const char *name, const char *type,
-		    const char *help)
+void metrics_family(struct metrics_writer *w, const char *name, const char *type, const char *help)
 {
 	metrics_puts(w, "# HELP ");
 	metrics_puts(w, name);
@@ -111,14 +110,14 @@ static void metrics_labels(struct metrics_writer *w, const char *name, const cha
 }
 
 void metrics_sample(struct metrics_writer *w, const char *name, const char *const *labels,
-		    uint64_t value)
+                    uint64_t value)
 {
 	metrics_labels(w, name, labels);
 	metrics_printf(w, " %llu\n", (unsigned long long)value);
 }
 
 void metrics_sample_f(struct metrics_writer *w, const char *name, const char *const *labels,
-		      double value)
+                      double value)
 {
 	metrics_labels(w, name, labels);
 	metrics_printf(w, " %.17g\n", value);
@@ -145,8 +144,8 @@ struct metrics_server {
 	uint16_t port;
 };
 
-static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned status,
-				     const char *type, char *body, size_t len)
+static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned status, const char *type,
+                                     char *body, size_t len)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -163,9 +162,9 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned statu
 }
 
 static enum MHD_Result metrics_handle(void *cls, struct MHD_Connection *conn, const char *url,
-				      const char *method, const char *version,
-				      const char *upload_data, size_t *upload_data_size,
-				      void **req_cls)
+                                      const char *method, const char *version,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **req_cls)
 {
 	struct metrics_server *s = cls;
 	char *body;
@@ -175,7 +174,7 @@ static enum MHD_Result metrics_handle(void *cls, struct MHD_Connection *conn, co
 	(void)upload_data;
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return metrics_reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
-				     strdup("GET only\n"), strlen("GET only\n"));
+		                     strdup("GET only\n"), strlen("GET only\n"));
 	/* First call per request only announces it; answer on the second (no body for GET). */
 	if (!*req_cls) {
 		*req_cls = s;
@@ -184,7 +183,8 @@ static enum MHD_Result metrics_handle(void *cls, struct MHD_Connection *conn, co
 	*upload_data_size = 0;
 	if (strcmp(url, METRICS_PATH) != 0)
 		return metrics_reply(conn, MHD_HTTP_NOT_FOUND, "text/plain",
-				     strdup("see " METRICS_PATH "\n"), strlen("see " METRICS_PATH "\n"));
+		                     strdup("see " METRICS_PATH "\n"),
+		                     strlen("see " METRICS_PATH "\n"));
 	body = metrics_render(s->fn, s->ctx, &len);
 	if (!body)
 		return MHD_NO;
@@ -192,7 +192,7 @@ static enum MHD_Result metrics_handle(void *cls, struct MHD_Connection *conn, co
 }
 
 int metrics_start(struct metrics_server **out, const char *address, uint16_t port,
-		  metrics_collect_fn fn, void *ctx)
+                  metrics_collect_fn fn, void *ctx)
 {
 	struct sockaddr_storage ss = {0};
 	struct metrics_server *s;
@@ -223,9 +223,9 @@ int metrics_start(struct metrics_server **out, const char *address, uint16_t por
 	s->fn = fn;
 	s->ctx = ctx;
 	s->mhd = MHD_start_daemon(flags, port, NULL, NULL, metrics_handle, s, MHD_OPTION_SOCK_ADDR,
-				  (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-				  (unsigned)METRICS_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
-				  (unsigned)METRICS_TIMEOUT_S, MHD_OPTION_END);
+	                          (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+	                          (unsigned)METRICS_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+	                          (unsigned)METRICS_TIMEOUT_S, MHD_OPTION_END);
 	if (!s->mhd) {
 		free(s);
 		return -EADDRNOTAVAIL;
@@ -233,7 +233,7 @@ int metrics_start(struct metrics_server **out, const char *address, uint16_t por
 	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_LISTEN_FD);
 	if (info && getsockname(info->listen_fd, (struct sockaddr *)&ss, &sl) == 0)
 		s->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-							: ((struct sockaddr_in6 *)&ss)->sin6_port);
+		                                        : ((struct sockaddr_in6 *)&ss)->sin6_port);
 	else
 		s->port = port;
 	*out = s;

@@ -1,4 +1,5 @@
-/* Prometheus metrics: a text exposition writer and its HTTP endpoint (libmicrohttpd) at /metrics. */
+/* Prometheus metrics: a text exposition writer and its HTTP endpoint (libmicrohttpd) at /metrics.
+ */
 #ifndef MAGLEV_CONTROL_METRICS_H
 #define MAGLEV_CONTROL_METRICS_H
 
@@ -19,19 +20,18 @@ struct metrics_writer;
  * "untyped"). Call once per family, then metrics_sample for each of its samples; every sample of
  * a family must follow its metrics_family call without another family in between.
  */
-void metrics_family(struct metrics_writer *w, const char *name, const char *type,
-		    const char *help);
+void metrics_family(struct metrics_writer *w, const char *name, const char *type, const char *help);
 
 /*
  * One sample of the current family. labels is a NULL-terminated list of name, value, name,
  * value ... (NULL itself for none); values are escaped as the format requires.
  */
 void metrics_sample(struct metrics_writer *w, const char *name, const char *const *labels,
-		    uint64_t value);
+                    uint64_t value);
 
 /* Same with a floating-point value. */
 void metrics_sample_f(struct metrics_writer *w, const char *name, const char *const *labels,
-		      double value);
+                      double value);
 
 /* Fills the exposition; called on the HTTP server's thread for every scrape. */
 typedef void (*metrics_collect_fn)(void *ctx, struct metrics_writer *w);
@@ -50,7 +50,7 @@ struct metrics_server;
  * state it reads. Returns 0 or a negative errno.
  */
 int metrics_start(struct metrics_server **out, const char *address, uint16_t port,
-		  metrics_collect_fn fn, void *ctx);
+                  metrics_collect_fn fn, void *ctx);
 
 /* The port the server listens on. */
 uint16_t metrics_port(const struct metrics_server *s);

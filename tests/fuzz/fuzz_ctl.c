@@ -29,8 +29,8 @@ static json_t *fake_handler(void *ctx, const struct ctl_request *req, char *err,
 	char a[LB_ADDR_STRLEN];
 	uint32_t i;
 
-	if (req->cmd == CTL_CMD_STATUS || req->cmd == CTL_CMD_VIPS || req->cmd == CTL_CMD_COUNTERS ||
-	    req->cmd == CTL_CMD_RELOAD)
+	if (req->cmd == CTL_CMD_STATUS || req->cmd == CTL_CMD_VIPS ||
+	    req->cmd == CTL_CMD_COUNTERS || req->cmd == CTL_CMD_RELOAD)
 		return json_pack("{s:s}", "cmd", ctl_cmd_name(req->cmd));
 	if (req->vip[0] && !fake_vip_match(st, req->vip)) {
 		snprintf(err, errlen, "no VIP '%s'", req->vip);
@@ -38,13 +38,13 @@ static json_t *fake_handler(void *ctx, const struct ctl_request *req, char *err,
 	}
 	if (req->cmd == CTL_CMD_BACKENDS || req->cmd == CTL_CMD_EXPLAIN)
 		return json_pack("{s:s, s:i, s:i}", "src", lb_addr_str(&req->src, a, sizeof(a)),
-				 "src_port", req->src_port, "proto", req->proto);
+		                 "src_port", req->src_port, "proto", req->proto);
 	for (i = 0; i < FAKE_BACKENDS; i++)
 		if (lb_addr_eq(&st->backends[i], &req->backend))
 			break;
 	if (i == FAKE_BACKENDS) {
 		snprintf(err, errlen, "no backend %s in VIP %s",
-			 lb_addr_str(&req->backend, a, sizeof(a)), req->vip);
+		         lb_addr_str(&req->backend, a, sizeof(a)), req->vip);
 		return NULL;
 	}
 	if (req->cmd == CTL_CMD_WEIGHT)
@@ -57,7 +57,7 @@ static json_t *fake_handler(void *ctx, const struct ctl_request *req, char *err,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const addrs[FAKE_BACKENDS] = {"198.18.1.11", "198.18.1.12",
-							 "2001:db8::12"};
+	                                                 "2001:db8::12"};
 	struct fake_state st = {0};
 	char hp[LB_ADDR_STRLEN + 16];
 	struct lb_addr a;

@@ -46,7 +46,7 @@ static const struct lb_worker *fx_worker(void *ctx, uint32_t i)
 }
 
 static int fx_publish(void *ctx, const struct config *cfg, struct lb_snapshot *next, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	struct fixture *f = ctx;
 
@@ -70,32 +70,33 @@ static void write_config(struct fixture *f, int n_web, bool broken)
 
 	assert_non_null(fp);
 	fprintf(fp,
-		"cluster: { table_size: 1009 }\n"
-		"control:\n"
-		"  socket: %s\n"
-		"  metrics: { address: 127.0.0.1, port: %u }\n"
-		"vips:\n"
-		"  - name: web\n"
-		"    address: 203.0.113.10\n"
-		"    protocol: tcp\n"
-		"    port: 80\n"
-		"    backends:\n",
-		f->sock, f->metrics_port);
+	        "cluster: { table_size: 1009 }\n"
+	        "control:\n"
+	        "  socket: %s\n"
+	        "  metrics: { address: 127.0.0.1, port: %u }\n"
+	        "vips:\n"
+	        "  - name: web\n"
+	        "    address: 203.0.113.10\n"
+	        "    protocol: tcp\n"
+	        "    port: 80\n"
+	        "    backends:\n",
+	        f->sock, f->metrics_port);
 	for (int i = 0; i < n_web; i++)
 		fprintf(fp, "      - { address: 198.18.1.%d, weight: 1 }\n", 11 + i);
-	fprintf(fp,
-		"  - name: hc\n"
-		"    address: 203.0.113.20\n"
-		"    protocol: tcp\n"
-		"    port: 80\n"
-		"    health: { type: tcp, port: %u, interval: 40ms, timeout: 30ms, rise: 1, fall: 2 }\n"
-		"    backends:\n"
-		"      - { address: 127.0.0.1, weight: 1 }\n"
-		"      - { address: 127.0.0.2, weight: 1 }\n",
-		f->hc_port);
+	fprintf(
+	    fp,
+	    "  - name: hc\n"
+	    "    address: 203.0.113.20\n"
+	    "    protocol: tcp\n"
+	    "    port: 80\n"
+	    "    health: { type: tcp, port: %u, interval: 40ms, timeout: 30ms, rise: 1, fall: 2 }\n"
+	    "    backends:\n"
+	    "      - { address: 127.0.0.1, weight: 1 }\n"
+	    "      - { address: 127.0.0.2, weight: 1 }\n",
+	    f->hc_port);
 	if (broken)
 		fprintf(fp, "  - name: bad\n    address: 203.0.113.300\n    protocol: tcp\n"
-			    "    port: 81\n    backends:\n      - { address: 198.18.1.11 }\n");
+		            "    port: 81\n    backends:\n      - { address: 198.18.1.11 }\n");
 	fclose(fp);
 }
 
@@ -127,11 +128,13 @@ static void *control_thread(void *arg)
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct lb_worker_params wp = {.ct_entries = 1024, .tcp_timeout = 300,
-				      .tcp_fin_timeout = 10, .udp_timeout = 30,
-				      .icmp_timeout = 10};
-	struct ctlplane_hooks h = {.publish = fx_publish, .worker = fx_worker, .n_workers = 2,
-				   .mode = fx_mode};
+	struct lb_worker_params wp = {.ct_entries = 1024,
+	                              .tcp_timeout = 300,
+	                              .tcp_fin_timeout = 10,
+	                              .udp_timeout = 30,
+	                              .icmp_timeout = 10};
+	struct ctlplane_hooks h = {
+	    .publish = fx_publish, .worker = fx_worker, .n_workers = 2, .mode = fx_mode};
 	char err[CTL_ERR_MAX];
 	struct lb_snapshot *first;
 	struct config *cfg;
@@ -190,7 +193,8 @@ static json_t *call(struct fixture *f, json_t *req, json_t **resp, char *err)
 	json_decref(req);
 	assert_int_equal(ret, 0);
 	if (!json_is_true(json_object_get(*resp, "ok"))) {
-		snprintf(err, CTL_ERR_MAX, "%s", json_string_value(json_object_get(*resp, "error")));
+		snprintf(err, CTL_ERR_MAX, "%s",
+		         json_string_value(json_object_get(*resp, "error")));
 		return NULL;
 	}
 	return json_object_get(*resp, "result");
@@ -205,9 +209,9 @@ static json_t *backend_row(struct fixture *f, const char *vip, const char *a, js
 	size_t i;
 
 	assert_non_null(r);
-	json_array_foreach(json_object_get(r, "backends"), i, row)
-		if (strcmp(json_string_value(json_object_get(row, "address")), a) == 0)
-			return row;
+	json_array_foreach(json_object_get(r, "backends"), i,
+	                   row) if (strcmp(json_string_value(json_object_get(row, "address")), a) ==
+	                            0) return row;
 	return NULL;
 }
 
@@ -235,22 +239,21 @@ static void test_status_and_counters(void **state)
 	assert_string_equal(row_str(r, "config"), f->cfg_path);
 	assert_int_equal(json_array_size(json_object_get(r, "vips")), 2);
 	assert_int_equal(strlen(row_str(json_array_get(json_object_get(r, "vips"), 0), "digest")),
-			 16);
+	                 16);
 	json_decref(resp);
 
 	r = call(f, json_pack("{s:s}", "cmd", "counters"), &resp, err);
 	assert_non_null(r);
 	assert_int_equal(json_array_size(json_object_get(r, "counters")), LB_CTR_MAX);
-	assert_int_equal(
-		json_array_size(json_object_get(json_array_get(json_object_get(r, "counters"), 0),
-						"per_worker")),
-		2);
+	assert_int_equal(json_array_size(json_object_get(
+	                     json_array_get(json_object_get(r, "counters"), 0), "per_worker")),
+	                 2);
 	json_decref(resp);
 
 	r = call(f, json_pack("{s:s}", "cmd", "vips"), &resp, err);
 	assert_non_null(r);
 	assert_string_equal(row_str(json_array_get(json_object_get(r, "vips"), 0), "address"),
-			    "203.0.113.10");
+	                    "203.0.113.10");
 	json_decref(resp);
 
 	r = call(f, json_pack("{s:s, s:s}", "cmd", "backends", "vip", "nope"), &resp, err);
@@ -273,9 +276,10 @@ static void test_weight_drain_reload(void **state)
 	assert_true(slots_before >= 1009 / 3 && slots_before <= 1009 / 3 + 1);
 	json_decref(resp);
 
-	r = call(f, json_pack("{s:s, s:s, s:s, s:i}", "cmd", "weight", "vip", "web", "backend",
-			      "198.18.1.11", "weight", 3),
-		 &resp, err);
+	r = call(f,
+	         json_pack("{s:s, s:s, s:s, s:i}", "cmd", "weight", "vip", "web", "backend",
+	                   "198.18.1.11", "weight", 3),
+	         &resp, err);
 	assert_non_null(r);
 	json_decref(resp);
 	row = backend_row(f, "web", "198.18.1.11", &resp);
@@ -284,9 +288,10 @@ static void test_weight_drain_reload(void **state)
 	assert_true(row_int(row, "slots") > 1009 / 2); /* 3 of 5 weight units */
 	json_decref(resp);
 
-	r = call(f, json_pack("{s:s, s:s, s:s}", "cmd", "drain", "vip", "203.0.113.10", "backend",
-			      "198.18.1.11"),
-		 &resp, err);
+	r = call(f,
+	         json_pack("{s:s, s:s, s:s}", "cmd", "drain", "vip", "203.0.113.10", "backend",
+	                   "198.18.1.11"),
+	         &resp, err);
 	assert_non_null(r);
 	json_decref(resp);
 	row = backend_row(f, "web", "198.18.1.11", &resp);
@@ -295,18 +300,19 @@ static void test_weight_drain_reload(void **state)
 	assert_string_equal(row_str(row, "state"), "drained");
 	json_decref(resp);
 
-	r = call(f, json_pack("{s:s, s:s, s:s}", "cmd", "undrain", "vip", "web", "backend",
-			      "198.18.1.11"),
-		 &resp, err);
+	r = call(
+	    f,
+	    json_pack("{s:s, s:s, s:s}", "cmd", "undrain", "vip", "web", "backend", "198.18.1.11"),
+	    &resp, err);
 	assert_non_null(r);
 	json_decref(resp);
 	row = backend_row(f, "web", "198.18.1.11", &resp);
 	assert_int_equal(row_int(row, "weight"), 3); /* the runtime weight it had before drain */
 	json_decref(resp);
 
-	r = call(f, json_pack("{s:s, s:s, s:s}", "cmd", "drain", "vip", "web", "backend",
-			      "198.18.9.9"),
-		 &resp, err);
+	r = call(
+	    f, json_pack("{s:s, s:s, s:s}", "cmd", "drain", "vip", "web", "backend", "198.18.9.9"),
+	    &resp, err);
 	assert_null(r);
 	assert_string_equal(err, "VIP web has no backend 198.18.9.9");
 	json_decref(resp);
@@ -358,9 +364,10 @@ static void test_explain(void **state)
 	char err[CTL_ERR_MAX];
 	json_t *resp, *r;
 
-	r = call(f, json_pack("{s:s, s:s, s:s, s:i}", "cmd", "explain", "vip", "web", "src",
-			      "198.18.0.2", "src_port", 40000),
-		 &resp, err);
+	r = call(f,
+	         json_pack("{s:s, s:s, s:s, s:i}", "cmd", "explain", "vip", "web", "src",
+	                   "198.18.0.2", "src_port", 40000),
+	         &resp, err);
 	assert_non_null(r);
 	assert_true(row_int(r, "slot") < 1009);
 	assert_int_equal(row_int(r, "table_size"), 1009);
@@ -371,9 +378,9 @@ static void test_explain(void **state)
 	assert_int_equal(json_array_size(json_object_get(r, "tracked")), 0);
 	json_decref(resp);
 
-	r = call(f, json_pack("{s:s, s:s, s:s}", "cmd", "explain", "vip", "web", "src",
-			      "2001:db8::1"),
-		 &resp, err);
+	r = call(f,
+	         json_pack("{s:s, s:s, s:s}", "cmd", "explain", "vip", "web", "src", "2001:db8::1"),
+	         &resp, err);
 	assert_null(r);
 	assert_non_null(strstr(err, "different address families"));
 	json_decref(resp);
@@ -391,7 +398,8 @@ static json_t *wait_health(struct fixture *f, const char *a, const char *want, j
 			return row;
 		json_decref(*resp);
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > WAIT_MAX_MS)
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
+		    WAIT_MAX_MS)
 			fail_msg("%s never became %s", a, want);
 		usleep(10000);
 	}
@@ -435,9 +443,10 @@ static void test_health_and_metrics(void **state)
 	assert_non_null(strstr(m, " 200 "));
 	assert_non_null(strstr(m, "maglevd_backend_up{vip=\"hc\",backend=\"127.0.0.2\"} 0\n"));
 	assert_non_null(strstr(m, "maglevd_backend_up{vip=\"hc\",backend=\"127.0.0.1\"} 1\n"));
-	assert_non_null(strstr(m, "maglevd_backend_slots{vip=\"hc\",backend=\"127.0.0.1\"} 1009\n"));
+	assert_non_null(
+	    strstr(m, "maglevd_backend_slots{vip=\"hc\",backend=\"127.0.0.1\"} 1009\n"));
 	assert_non_null(strstr(m, "maglevd_vip_info{vip=\"web\",address=\"203.0.113.10\","
-				  "protocol=\"tcp\",port=\"80\",table_size=\"1009\",digest=\""));
+	                          "protocol=\"tcp\",port=\"80\",table_size=\"1009\",digest=\""));
 	assert_non_null(strstr(m, "# TYPE maglevd_rx_frames_total counter\n"));
 	assert_non_null(strstr(m, "maglevd_rx_frames_total{worker=\"1\"} 0\n"));
 	assert_non_null(strstr(m, "maglevd_reloads_total{result=\"success\"} "));
@@ -482,10 +491,10 @@ static void test_health_and_metrics(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_status_and_counters, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_weight_drain_reload, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_status_and_counters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_weight_drain_reload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("ctlplane", tests, NULL, NULL);

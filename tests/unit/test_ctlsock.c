@@ -37,29 +37,29 @@ static void test_parse_valid(void **state)
 	assert_int_equal(parse("{\"cmd\":\"backends\",\"vip\":\"web\"}", &r, err), 0);
 	assert_string_equal(r.vip, "web");
 	assert_int_equal(
-		parse("{\"cmd\":\"weight\",\"vip\":\"web\",\"backend\":\"198.18.1.11\",\"weight\":7}",
-		      &r, err),
-		0);
+	    parse("{\"cmd\":\"weight\",\"vip\":\"web\",\"backend\":\"198.18.1.11\",\"weight\":7}",
+	          &r, err),
+	    0);
 	assert_int_equal(r.cmd, CTL_CMD_WEIGHT);
 	assert_int_equal(r.weight, 7);
 	assert_int_equal(lb_addr_parse("198.18.1.11", &a), 0);
 	assert_true(lb_addr_eq(&r.backend, &a));
-	assert_int_equal(parse("{\"cmd\":\"drain\",\"vip\":\"203.0.113.10\",\"backend\":\"2001:db8::"
-			       "5\"}",
-			       &r, err),
-			 0);
+	assert_int_equal(
+	    parse("{\"cmd\":\"drain\",\"vip\":\"203.0.113.10\",\"backend\":\"2001:db8::"
+	          "5\"}",
+	          &r, err),
+	    0);
 	assert_int_equal(r.cmd, CTL_CMD_DRAIN);
 	assert_int_equal(r.backend.family, AF_INET6);
 	assert_int_equal(parse("{\"cmd\":\"explain\",\"vip\":\"web\",\"src\":\"198.18.0.2\","
-			       "\"src_port\":40000,\"dst_port\":80,\"proto\":\"udp\"}",
-			       &r, err),
-			 0);
+	                       "\"src_port\":40000,\"dst_port\":80,\"proto\":\"udp\"}",
+	                       &r, err),
+	                 0);
 	assert_int_equal(r.src_port, 40000);
 	assert_int_equal(r.dst_port, 80);
 	assert_int_equal(r.proto, IPPROTO_UDP);
-	assert_int_equal(parse("{\"cmd\":\"explain\",\"vip\":\"web\",\"src\":\"198.18.0.2\"}", &r,
-			       err),
-			 0);
+	assert_int_equal(
+	    parse("{\"cmd\":\"explain\",\"vip\":\"web\",\"src\":\"198.18.0.2\"}", &r, err), 0);
 	assert_int_equal(r.src_port, 0);
 	assert_int_equal(r.proto, 0);
 }
@@ -70,30 +70,31 @@ static void test_parse_errors(void **state)
 		const char *req;
 		const char *want; /* substring of the error */
 	} cases[] = {
-		{"", "bad JSON"},
-		{"{", "bad JSON"},
-		{"[1,2]", "JSON object"},
-		{"{}", "missing \"cmd\""},
-		{"{\"cmd\":3}", "must be a string"},
-		{"{\"cmd\":\"reboot\"}", "unknown command 'reboot'"},
-		{"{\"cmd\":\"status\",\"cmd\":\"vips\"}", "bad JSON"},
-		{"{\"cmd\":\"weight\",\"vip\":\"web\",\"backend\":\"198.18.1.11\"}", "missing \"weight\""},
-		{"{\"cmd\":\"weight\",\"vip\":\"web\",\"backend\":\"198.18.1.11\",\"weight\":65536}",
-		 "out of range"},
-		{"{\"cmd\":\"weight\",\"vip\":\"web\",\"backend\":\"198.18.1.11\",\"weight\":-1}",
-		 "out of range"},
-		{"{\"cmd\":\"weight\",\"vip\":\"web\",\"backend\":\"198.18.1.11\",\"weight\":1.5}",
-		 "integer"},
-		{"{\"cmd\":\"drain\",\"vip\":\"web\",\"backend\":\"nope\"}", "bad address 'nope'"},
-		{"{\"cmd\":\"drain\",\"backend\":\"198.18.1.11\"}", "missing \"vip\""},
-		{"{\"cmd\":\"drain\",\"vip\":\"\",\"backend\":\"198.18.1.11\"}", "bad VIP name"},
-		{"{\"cmd\":\"explain\",\"vip\":\"web\",\"src\":\"1.2.3.4\",\"proto\":\"sctp\"}",
-		 "want tcp or udp"},
-		{"{\"cmd\":\"explain\",\"vip\":\"web\",\"src\":\"1.2.3.4\",\"proto\":1}", "want tcp"},
-		{"{\"cmd\":\"explain\",\"vip\":\"web\",\"src\":\"1.2.3.4\",\"src_port\":70000}",
-		 "out of range"},
-		{"{\"cmd\":\"explain\",\"vip\":\"web\"}", "missing \"src\""},
-		{"{\"cmd\":\"backends\",\"vip\":\"w\\u0000x\"}", "NUL"},
+	    {"", "bad JSON"},
+	    {"{", "bad JSON"},
+	    {"[1,2]", "JSON object"},
+	    {"{}", "missing \"cmd\""},
+	    {"{\"cmd\":3}", "must be a string"},
+	    {"{\"cmd\":\"reboot\"}", "unknown command 'reboot'"},
+	    {"{\"cmd\":\"status\",\"cmd\":\"vips\"}", "bad JSON"},
+	    {"{\"cmd\":\"weight\",\"vip\":\"web\",\"backend\":\"198.18.1.11\"}",
+	     "missing \"weight\""},
+	    {"{\"cmd\":\"weight\",\"vip\":\"web\",\"backend\":\"198.18.1.11\",\"weight\":65536}",
+	     "out of range"},
+	    {"{\"cmd\":\"weight\",\"vip\":\"web\",\"backend\":\"198.18.1.11\",\"weight\":-1}",
+	     "out of range"},
+	    {"{\"cmd\":\"weight\",\"vip\":\"web\",\"backend\":\"198.18.1.11\",\"weight\":1.5}",
+	     "integer"},
+	    {"{\"cmd\":\"drain\",\"vip\":\"web\",\"backend\":\"nope\"}", "bad address 'nope'"},
+	    {"{\"cmd\":\"drain\",\"backend\":\"198.18.1.11\"}", "missing \"vip\""},
+	    {"{\"cmd\":\"drain\",\"vip\":\"\",\"backend\":\"198.18.1.11\"}", "bad VIP name"},
+	    {"{\"cmd\":\"explain\",\"vip\":\"web\",\"src\":\"1.2.3.4\",\"proto\":\"sctp\"}",
+	     "want tcp or udp"},
+	    {"{\"cmd\":\"explain\",\"vip\":\"web\",\"src\":\"1.2.3.4\",\"proto\":1}", "want tcp"},
+	    {"{\"cmd\":\"explain\",\"vip\":\"web\",\"src\":\"1.2.3.4\",\"src_port\":70000}",
+	     "out of range"},
+	    {"{\"cmd\":\"explain\",\"vip\":\"web\"}", "missing \"src\""},
+	    {"{\"cmd\":\"backends\",\"vip\":\"w\\u0000x\"}", "NUL"},
 	};
 	struct ctl_request r;
 	char err[CTL_ERR_MAX];
@@ -242,8 +243,8 @@ static void test_server(void **state)
 	req = json_pack("{s:s, s:s}", "cmd", "backends", "vip", "web");
 	assert_int_equal(ctl_call(sock, req, &resp, 2000, err, sizeof(err)), 0);
 	assert_true(json_is_true(json_object_get(resp, "ok")));
-	assert_string_equal(json_string_value(json_object_get(json_object_get(resp, "result"), "cmd")),
-			    "backends");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(resp, "result"), "cmd")), "backends");
 	json_decref(resp);
 	json_decref(req);
 
@@ -296,8 +297,8 @@ static void test_cli(void **state)
 	struct server_thread t = {0};
 	atomic_int calls = 0;
 	char *ok_weight[] = {"weight", "web", "198.18.1.11", "7", "-s", sock, NULL};
-	char *ok_explain[] = {"explain", "-s", sock, "203.0.113.10", "[2001:db8::1]:443", "443",
-			      "udp", NULL};
+	char *ok_explain[] = {"explain",           "-s",  sock,  "203.0.113.10",
+	                      "[2001:db8::1]:443", "443", "udp", NULL};
 	char *refused[] = {"backends", "other", "-s", sock, NULL};
 	char *bad_weight[] = {"weight", "web", "198.18.1.11", "70000", "-s", sock, NULL};
 	char *bad_src[] = {"explain", "web", "1.2.3:80", "-s", sock, NULL};
@@ -340,9 +341,9 @@ static void test_cli(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_valid), cmocka_unit_test(test_parse_errors),
-		cmocka_unit_test(test_hostport),    cmocka_unit_test(test_handle_line),
-		cmocka_unit_test(test_server),	    cmocka_unit_test(test_cli),
+	    cmocka_unit_test(test_parse_valid), cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_hostport),    cmocka_unit_test(test_handle_line),
+	    cmocka_unit_test(test_server),      cmocka_unit_test(test_cli),
 	};
 
 	return cmocka_run_group_tests_name("ctlsock", tests, NULL, NULL);

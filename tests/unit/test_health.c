@@ -1,4 +1,5 @@
-/* Health checker against real listeners on 127.0.0.1: TCP connect, HTTP status, timeouts, merging. */
+/* Health checker against real listeners on 127.0.0.1: TCP connect, HTTP status, timeouts, merging.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -171,7 +172,7 @@ static void *responder_run(void *arg)
 		pthread_mutex_unlock(&r->lock);
 		atomic_fetch_add(&r->requests, 1);
 		n = snprintf(out, sizeof(out), "HTTP/1.0 %d X\r\nContent-Length: 2\r\n\r\nok",
-			     atomic_load(&r->status));
+		             atomic_load(&r->status));
 		if (send(fd, out, (size_t)n, MSG_NOSIGNAL) < 0)
 			(void)0;
 		close(fd);
@@ -281,8 +282,8 @@ static void test_bad_targets(void **state)
 {
 	struct health_checker *hc;
 	struct health_target t;
-	struct config_health h = {.type = HC_HTTP, .interval_ms = 1000, .timeout_ms = 500,
-				  .rise = 2, .fall = 3};
+	struct config_health h = {
+	    .type = HC_HTTP, .interval_ms = 1000, .timeout_ms = 500, .rise = 2, .fall = 3};
 	struct lb_addr a;
 
 	(void)state;
@@ -308,11 +309,9 @@ static void test_bad_targets(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tcp_down_and_up),
-		cmocka_unit_test(test_http_status),
-		cmocka_unit_test(test_http_timeout),
-		cmocka_unit_test(test_merge_and_keep_state),
-		cmocka_unit_test(test_bad_targets),
+	    cmocka_unit_test(test_tcp_down_and_up), cmocka_unit_test(test_http_status),
+	    cmocka_unit_test(test_http_timeout),    cmocka_unit_test(test_merge_and_keep_state),
+	    cmocka_unit_test(test_bad_targets),
 	};
 
 	return cmocka_run_group_tests_name("health", tests, NULL, NULL);

@@ -76,11 +76,11 @@ static void test_render(void **state)
 	assert_int_equal(strlen(t), len);
 	check_format(t);
 	assert_non_null(strstr(t, "# HELP maglevd_rx_frames_total Frames handed\\nto the pipeline\n"
-				  "# TYPE maglevd_rx_frames_total counter\n"
-				  "maglevd_rx_frames_total{worker=\"0\"} 10\n"
-				  "maglevd_rx_frames_total{worker=\"1\"} 18446744073709551615\n"));
+	                          "# TYPE maglevd_rx_frames_total counter\n"
+	                          "maglevd_rx_frames_total{worker=\"0\"} 10\n"
+	                          "maglevd_rx_frames_total{worker=\"1\"} 18446744073709551615\n"));
 	assert_non_null(strstr(t, "maglevd_backend_weight{vip=\"a\\\"b\\\\c\\nd\","
-				  "backend=\"198.18.1.11\"} 3\n"));
+	                          "backend=\"198.18.1.11\"} 3\n"));
 	assert_non_null(strstr(t, "\nmaglevd_config_generation 7\n"));
 	assert_non_null(strstr(t, "\nmaglevd_last_reload_seconds 0.25\n"));
 	free(t);
@@ -150,8 +150,8 @@ static void test_http(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_render),
-		cmocka_unit_test(test_http),
+	    cmocka_unit_test(test_render),
+	    cmocka_unit_test(test_http),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
