@@ -25,6 +25,11 @@
 #define CP_MS_PER_S      1000.0
 #define CP_DIGEST_STRLEN 17u  /* 16 hex digits and the NUL */
 #define CP_NAME_MAX      128u /* bytes of a metric name */
+#define CP_LINE_MAX      160u /* bytes of an explain reason or flow text */
+#define CP_NUM_MAX       24u  /* bytes of a number printed as a label value */
+#define CP_GROW_INITIAL  64u  /* entries of a growing array's first allocation */
+#define CP_MS_PER_S_INT  1000u
+#define CP_NS_PER_MS     1000000u
 
 /* A runtime change to one (VIP, backend): lost on the next reload. */
 struct cp_override {
@@ -67,7 +72,7 @@ static uint64_t cp_now_ms(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t)ts.tv_sec * CP_MS_PER_S_INT + (uint64_t)ts.tv_nsec / CP_NS_PER_MS;
 }
 
 static double cp_now_ms_f(void)
@@ -169,7 +174,7 @@ static int cp_state_build(struct ctlplane *cp, const struct config *cfg,
 			if (n == cap) {
 				struct snapshot_override *nv;
 
-				cap = cap ? cap * 2 : 64;
+				cap = cap ? cap * 2 : CP_GROW_INITIAL;
 				nv = realloc(v, cap * sizeof(*v));
 				if (!nv) {
 					free(v);
@@ -218,7 +223,7 @@ static void cp_targets_set(struct ctlplane *cp, const struct config *cfg)
 			if (n == cap) {
 				struct health_target *nt;
 
-				cap = cap ? cap * 2 : 64;
+				cap = cap ? cap * 2 : CP_GROW_INITIAL;
 				nt = realloc(t, cap * sizeof(*t));
 				if (!nt)
 					goto out;
@@ -447,7 +452,7 @@ static json_t *cp_req_status(struct ctlplane *cp)
 	}
 	return json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:s, s:I, s:o}",
 	                 "version", CTLPLANE_VERSION, "uptime_s",
-	                 (json_int_t)((cp_now_ms() - cp->started_ms) / 1000u), "mode",
+	                 (json_int_t)((cp_now_ms() - cp->started_ms) / CP_MS_PER_S_INT), "mode",
 	                 cp->h.mode ? cp->h.mode(cp->h.ctx) : "none", "workers",
 	                 (json_int_t)cp->h.n_workers, "config", cp->path, "config_generation",
 	                 (json_int_t)cp->config_generation, "snapshot_generation",
@@ -651,7 +656,7 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 	struct lb_flow_key k;
 	const struct lb_vip *v;
 	json_t *tracked = json_array(), *res;
-	char reason[160], sa[LB_ADDR_STRLEN], va[LB_ADDR_STRLEN], flow[160];
+	char reason[CP_LINE_MAX], sa[LB_ADDR_STRLEN], va[LB_ADDR_STRLEN], flow[CP_LINE_MAX];
 	uint16_t backend, dport;
 	uint8_t proto;
 	int32_t vi = cp_vip_find(s, req->vip, req->proto, req->dst_port);
@@ -767,7 +772,8 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 {
 	struct ctlplane *cp = ctx;
 	uint32_t nw = cp->h.n_workers;
-	char name[CP_NAME_MAX], wid[16], a[LB_ADDR_STRLEN], d[CP_DIGEST_STRLEN], port[8], m[16];
+	char name[CP_NAME_MAX], wid[CP_NUM_MAX], a[LB_ADDR_STRLEN], d[CP_DIGEST_STRLEN];
+	char port[CP_NUM_MAX], m[CP_NUM_MAX];
 	const char *wl[] = {"worker", wid, NULL};
 	const struct lb_snapshot *s;
 	static const char *const bfam[3][2] = {
@@ -893,7 +899,8 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 	metrics_family(w, "maglevd_health_checks", "gauge", "Distinct health checks running");
 	metrics_sample(w, "maglevd_health_checks", NULL, health_count(cp->hc));
 	metrics_family(w, "maglevd_uptime_seconds", "gauge", "Seconds since maglevd started");
-	metrics_sample(w, "maglevd_uptime_seconds", NULL, (cp_now_ms() - cp->started_ms) / 1000u);
+	metrics_sample(w, "maglevd_uptime_seconds", NULL,
+	               (cp_now_ms() - cp->started_ms) / CP_MS_PER_S_INT);
 	pthread_mutex_unlock(&cp->lock);
 }
 

@@ -17,6 +17,8 @@
 #define CTL_EVENTS_BATCH 32u   /* epoll events handled per wait */
 #define CTL_READ_CHUNK   4096u /* bytes read from a client at a time */
 #define CTL_PORT_MAX     65535
+#define CTL_MS_PER_S     1000u
+#define CTL_NS_PER_MS    1000000u
 
 static const char *const ctl_cmd_names[] = {
     [CTL_CMD_STATUS] = "status",     [CTL_CMD_VIPS] = "vips",       [CTL_CMD_BACKENDS] = "backends",
@@ -36,7 +38,7 @@ static uint64_t ctl_now_ms(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t)ts.tv_sec * CTL_MS_PER_S + (uint64_t)ts.tv_nsec / CTL_NS_PER_MS;
 }
 
 int ctl_hostport_parse(const char *s, struct lb_addr *addr, uint16_t *port)

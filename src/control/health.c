@@ -417,17 +417,21 @@ static void health_probe_start(struct health_checker *hc, struct health_check *c
 /* Parses "HTTP/1.x NNN ..." at the start of c->resp; returns the status or -1. */
 static int health_status_parse(const struct health_check *c)
 {
+	/* "HTTP/1.x" is 8 bytes, a space at 8, three digits at 9..11, then space or end of line. */
+	enum { VERSION_LEN = 8, CODE_AT = 9, CODE_END = 12 };
 	const char *p = c->resp;
 	int code = 0;
 
-	if (c->resp_len < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ')
+	if (c->resp_len < CODE_END || memcmp(p, "HTTP/1.", VERSION_LEN - 1) != 0 ||
+	    p[VERSION_LEN] != ' ')
 		return -1;
-	for (int i = 9; i < 12; i++) {
+	for (int i = CODE_AT; i < CODE_END; i++) {
 		if (p[i] < '0' || p[i] > '9')
 			return -1;
 		code = code * 10 + (p[i] - '0');
 	}
-	if (c->resp_len > 12 && p[12] != ' ' && p[12] != '\r' && p[12] != '\n')
+	if (c->resp_len > CODE_END && p[CODE_END] != ' ' && p[CODE_END] != '\r' &&
+	    p[CODE_END] != '\n')
 		return -1;
 	return code;
 }
