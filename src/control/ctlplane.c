@@ -30,6 +30,7 @@
 #define CP_GROW_INITIAL  64u  /* entries of a growing array's first allocation */
 #define CP_MS_PER_S_INT  1000u
 #define CP_NS_PER_MS     1000000u
+#define CP_RETRY_MS      1000u /* wait before retrying a failed health rebuild */
 
 /* A runtime change to one (VIP, backend): lost on the next reload. */
 struct cp_override {
@@ -64,7 +65,8 @@ struct ctlplane {
 	struct metrics_server *ms;
 	int epfd; /* holds the socket's and the checker's fds */
 	atomic_int reload_asked;
-	bool dirty; /* health changed since the last build */
+	bool dirty;             /* health changed since the last build */
+	uint64_t retry_ms;      /* a failed health rebuild is retried from then on */
 };
 
 static uint64_t cp_now_ms(void)
@@ -1001,12 +1003,15 @@ int ctlplane_run(struct ctlplane *cp, int timeout_ms)
 		return ret;
 	if (atomic_exchange(&cp->reload_asked, 0))
 		ctlplane_reload(cp, err, sizeof(err));
-	if (cp->dirty) {
+	if (cp->dirty && cp_now_ms() >= cp->retry_ms) {
 		cp->dirty = false;
 		ret = cp_rebuild(cp, cp->cfg, err, sizeof(err));
 		if (ret < 0) {
-			fprintf(stderr, "maglevd: rebuild after a health change failed: %s\n", err);
+			fprintf(stderr,
+				"maglevd: rebuild after a health change failed (retry in %u ms): %s\n",
+				CP_RETRY_MS, err);
 			cp->dirty = true;
+			cp->retry_ms = cp_now_ms() + CP_RETRY_MS;
 		} else {
 			fprintf(stderr,
 			        "maglevd: health change published: snapshot generation "

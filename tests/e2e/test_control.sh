@@ -228,6 +228,17 @@ fi
 flows=$(new_flows "$CURLS")
 check "health: be2 gets new connections again" [ "$(grep -c '^be2$' <<<"$flows")" -gt 0 ]
 
+# --- every backend down: fail open (the VIP keeps its full table) -------------------------------
+all_down() { health_is "${BACKENDS4[0]}" down && health_is "${BACKENDS4[1]}" down && health_is "${BACKENDS4[2]}" down; }
+stop_backend_servers 0 1 2
+check "all down: every web backend marked down by health checks" wait_for 10 all_down
+check "all down: fail open, every backend still in service" \
+	bash -c "[ \"\$('$MAGLEVCTL' backends web --json -s '$MAGLEVD_SOCKET' | grep -c '\"state\": \"active\"')\" -eq 3 ]"
+check "all down: fail-open logged" grep -q "vip web: every backend is down" "$MAGLEVD_LOG"
+start_backend_servers 0 1 2 || bad "restart servers"
+all_up() { health_is "${BACKENDS4[0]}" up && health_is "${BACKENDS4[1]}" up && health_is "${BACKENDS4[2]}" up; }
+check "all down: every backend back up" wait_for 10 all_up
+
 # --- 4. explain agrees with where real connections went ---------------------------------------
 agree=0
 for port in 41001 41002 41003 41004 41005 41006; do
