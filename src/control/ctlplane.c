@@ -965,9 +965,10 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 		ret = metrics_start(&cp->ms, cfg->control.metrics_address,
 		                    cfg->control.metrics_port, cp_collect, cp);
 		if (ret < 0) {
-			snprintf(err, errlen, "metrics on %s port %u: %s",
-			         cfg->control.metrics_address, cfg->control.metrics_port,
-			         strerror(-ret));
+			snprintf(err, errlen,
+			         "metrics on %s port %u: cannot listen (port in use, or address not "
+			         "local; set control.metrics)",
+			         cfg->control.metrics_address, cfg->control.metrics_port);
 			goto out;
 		}
 	}
