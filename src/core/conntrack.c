@@ -4,10 +4,12 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/pkt.h"
 
 #define NS_PER_SEC 1000000000ull
+#define CT_HUGE_ALIGN (2u << 20) /* bytes: transparent huge page size on x86-64 */
 
 static uint32_t secs_to_ticks(uint32_t s)
 {
@@ -32,11 +34,17 @@ struct ct_table *ct_create(uint32_t entries, const struct ct_timeouts *to)
 	t->n_buckets = (entries + CT_WAYS - 1) / CT_WAYS;
 	hbytes = (size_t)t->n_buckets * sizeof(struct ct_bucket);
 	ebytes = (size_t)t->n_buckets * CT_WAYS * sizeof(struct ct_entry);
-	if (posix_memalign((void **)&t->buckets, 64, hbytes) ||
-	    posix_memalign((void **)&t->entries, 64, ebytes)) {
+	if (posix_memalign((void **)&t->buckets, CT_HUGE_ALIGN, hbytes) ||
+	    posix_memalign((void **)&t->entries, CT_HUGE_ALIGN, ebytes)) {
 		ct_destroy(t);
 		return NULL;
 	}
+	/*
+	 * A large table is read at random: ask for transparent huge pages so a lookup costs cache
+	 * misses, not also TLB misses and page walks. A hint only; failure changes nothing else.
+	 */
+	madvise(t->buckets, hbytes, MADV_HUGEPAGE);
+	madvise(t->entries, ebytes, MADV_HUGEPAGE);
 	/* Touch every page now so the packet path never takes a first-use page fault. */
 	memset(t->buckets, 0, hbytes);
 	memset(t->entries, 0, ebytes);
@@ -54,39 +62,6 @@ void ct_destroy(struct ct_table *t)
 	free(t->buckets);
 	free(t->entries);
 	free(t);
-}
-
-void ct_prefetch_entries(const struct ct_table *t, uint64_t hash)
-{
-	uint32_t b = ct_bucket_of(t, hash);
-	const struct ct_bucket *h = &t->buckets[b];
-	uint16_t sig = ct_sig_of(hash);
-
-	for (unsigned i = 0; i < CT_WAYS; i++) {
-		if (h->sig[i] == sig) {
-			const char *e = (const char *)&t->entries[(uint64_t)b * CT_WAYS + i];
-
-			__builtin_prefetch(e, 1, 3);
-			__builtin_prefetch(e + sizeof(struct ct_entry) - 1, 1, 3);
-		}
-	}
-}
-
-int64_t ct_find(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t now)
-{
-	uint32_t b = ct_bucket_of(t, hash);
-	const struct ct_bucket *h = &t->buckets[b];
-	uint16_t sig = ct_sig_of(hash);
-
-	for (unsigned i = 0; i < CT_WAYS; i++) {
-		uint64_t slot = (uint64_t)b * CT_WAYS + i;
-
-		if (h->sig[i] != sig || ct_expired(h->expires[i], now))
-			continue;
-		if (lb_flow_key_eq(&t->entries[slot].key, k))
-			return (int64_t)slot;
-	}
-	return -1;
 }
 
 static uint32_t timeout_of(const struct ct_table *t, uint8_t proto, uint8_t flags)
@@ -108,16 +83,6 @@ static uint8_t flags_after(uint8_t flags, uint8_t proto, uint8_t tcp_flags)
 	if ((tcp_flags & (PKT_TCP_SYN | PKT_TCP_ACK)) == PKT_TCP_SYN)
 		return flags & (uint8_t)~CT_F_FIN;
 	return flags;
-}
-
-void ct_touch(struct ct_table *t, uint64_t slot, uint8_t proto, uint8_t tcp_flags, uint32_t now)
-{
-	struct ct_bucket *h = &t->buckets[slot / CT_WAYS];
-	unsigned i = slot % CT_WAYS;
-	uint8_t fl = flags_after(h->flags[i], proto, tcp_flags);
-
-	h->flags[i] = fl;
-	h->expires[i] = now + timeout_of(t, proto, fl) + 1;
 }
 
 uint64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t bref,

@@ -10,7 +10,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "core/flow.h"
+#include "core/pkt.h"
 
 #define CT_WAYS         8u          /* entries per bucket */
 #define CT_ENTRIES_MIN  CT_WAYS     /* smallest table, flows */
@@ -91,26 +96,103 @@ static inline uint16_t ct_sig_of(uint64_t hash)
 	return s ? s : 1;
 }
 
+/*
+ * A prefetch the compiler may not drop: GCC deletes __builtin_prefetch in loops whose results are
+ * otherwise unused (observed for ct_prefetch_entries), so on x86 it is an asm volatile.
+ */
+static inline void ct_prefetch_line(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 1, 3);
+#endif
+}
+
 /* Starts loading the bucket header a flow hash maps to. */
 static inline void ct_prefetch(const struct ct_table *t, uint64_t hash)
 {
-	__builtin_prefetch(&t->buckets[ct_bucket_of(t, hash)], 1, 3);
+	ct_prefetch_line(&t->buckets[ct_bucket_of(t, hash)]);
+}
+
+/* Bit i set when way i of h has signature sig (one SSE2 compare of the 8 signatures). */
+static inline uint32_t ct_sig_match(const struct ct_bucket *h, uint16_t sig)
+{
+#if defined(__SSE2__)
+	__m128i v = _mm_loadu_si128((const __m128i *)h->sig);
+	__m128i eq = _mm_cmpeq_epi16(v, _mm_set1_epi16((short)sig));
+
+	return (uint32_t)_mm_movemask_epi8(_mm_packs_epi16(eq, _mm_setzero_si128()));
+#else
+	uint32_t m = 0;
+
+	for (unsigned i = 0; i < CT_WAYS; i++)
+		m |= (uint32_t)(h->sig[i] == sig) << i;
+	return m;
+#endif
 }
 
 /* Starts loading the entries whose signature matches (call after ct_prefetch had time to land). */
-void ct_prefetch_entries(const struct ct_table *t, uint64_t hash);
+static inline void ct_prefetch_entries(const struct ct_table *t, uint64_t hash)
+{
+	uint32_t b = ct_bucket_of(t, hash);
+	uint32_t m = ct_sig_match(&t->buckets[b], ct_sig_of(hash));
+
+	while (m) {
+		const char *e = (const char *)&t->entries[(uint64_t)b * CT_WAYS + __builtin_ctz(m)];
+
+		ct_prefetch_line(e);
+		ct_prefetch_line(e + sizeof(struct ct_entry) - 1);
+		m &= m - 1;
+	}
+}
 
 /*
  * Finds the live flow k (hash = its flow hash) at tick now. Returns its slot (bucket * CT_WAYS +
  * way) or -1.
  */
-int64_t ct_find(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t now);
+static inline int64_t ct_find(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash,
+			      uint32_t now)
+{
+	uint32_t b = ct_bucket_of(t, hash);
+	const struct ct_bucket *h = &t->buckets[b];
+	uint32_t m = ct_sig_match(h, ct_sig_of(hash));
+
+	while (m) {
+		unsigned i = (unsigned)__builtin_ctz(m);
+		uint64_t slot = (uint64_t)b * CT_WAYS + i;
+
+		if (!ct_expired(h->expires[i], now) && lb_flow_key_eq(&t->entries[slot].key, k))
+			return (int64_t)slot;
+		m &= m - 1;
+	}
+	return -1;
+}
 
 /*
  * Refreshes slot's expiry for a packet with tcp_flags (FIN/RST switch to the short timeout; a SYN
  * without ACK switches back) at tick now.
  */
-void ct_touch(struct ct_table *t, uint64_t slot, uint8_t proto, uint8_t tcp_flags, uint32_t now);
+static inline void ct_touch(struct ct_table *t, uint64_t slot, uint8_t proto, uint8_t tcp_flags,
+			    uint32_t now)
+{
+	struct ct_bucket *h = &t->buckets[slot / CT_WAYS];
+	unsigned i = slot % CT_WAYS;
+	uint8_t fl = h->flags[i];
+	uint32_t to;
+
+	if (proto == IPPROTO_TCP) {
+		if (tcp_flags & (PKT_TCP_FIN | PKT_TCP_RST))
+			fl |= CT_F_FIN;
+		else if ((tcp_flags & (PKT_TCP_SYN | PKT_TCP_ACK)) == PKT_TCP_SYN)
+			fl &= (uint8_t)~CT_F_FIN; /* a new connection reusing the 5-tuple */
+		to = (fl & CT_F_FIN) ? t->to_tcp_fin : t->to_tcp;
+	} else {
+		to = proto == IPPROTO_UDP ? t->to_udp : t->to_other;
+	}
+	h->flags[i] = fl;
+	h->expires[i] = now + to + 1;
+}
 
 static inline uint32_t ct_bref(const struct ct_table *t, uint64_t slot)
 {

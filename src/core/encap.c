@@ -8,30 +8,51 @@
 
 static void write_eth(uint8_t *p, const struct gre_outer *o, uint16_t ethertype)
 {
-	memcpy(p, o->eth_dst, 6);
+	/* Whole-word stores from registers: no reload of freshly stored bytes on the hot path. */
+	uint32_t hi = __builtin_bswap32((uint32_t)(o->eth_dst >> 16));
+	uint16_t lo = __builtin_bswap16((uint16_t)o->eth_dst);
+
+	memcpy(p, &hi, 4);
+	memcpy(p + 4, &lo, 2);
 	memcpy(p + 6, o->eth_src, 6);
 	pkt_store16(p + 12, ethertype);
 }
 
-/* Writes the outer IP header at p for a payload (GRE header and on) of plen bytes. */
+static inline void store_be32(uint8_t *p, uint32_t v)
+{
+	v = __builtin_bswap32(v);
+	memcpy(p, &v, 4);
+}
+
+/*
+ * Writes the outer IP header at p for a payload (GRE header and on) of plen bytes. Whole 32-bit
+ * stores and a checksum computed from the values, not by reading the header back (loads spanning
+ * freshly stored bytes stall store forwarding on the hot path).
+ */
 static void write_outer_ip(uint8_t *p, const struct gre_outer *o, uint32_t plen)
 {
 	if (o->dst->family == AF_INET) {
-		p[0] = 0x45;
-		p[1] = o->tos;
-		pkt_store16(p + 2, (uint16_t)(PKT_IPV4_HLEN + plen));
-		pkt_store16(p + 4, o->id);
-		pkt_store16(p + 6, o->df ? PKT_IPV4_DF : 0);
-		p[8] = o->ttl;
-		p[9] = IPPROTO_GRE_;
-		memcpy(p + 12, o->src->b, 4);
-		memcpy(p + 16, o->dst->b, 4);
-		pkt_ipv4_csum_set(p, PKT_IPV4_HLEN);
+		uint32_t w0 = 0x45u << 24 | (uint32_t)o->tos << 16 | (PKT_IPV4_HLEN + plen);
+		uint32_t w1 = (uint32_t)o->id << 16 | (o->df ? PKT_IPV4_DF : 0);
+		uint32_t w2 = (uint32_t)o->ttl << 24 | IPPROTO_GRE_ << 16;
+		uint32_t sa, da;
+		uint64_t sum;
+
+		memcpy(&sa, o->src->b, 4);
+		memcpy(&da, o->dst->b, 4);
+		sa = __builtin_bswap32(sa);
+		da = __builtin_bswap32(da);
+		sum = (uint64_t)(w0 >> 16) + (w0 & 0xffff) + (w1 >> 16) + (w1 & 0xffff) + (w2 >> 16) +
+		      (sa >> 16) + (sa & 0xffff) + (da >> 16) + (da & 0xffff);
+		w2 |= csum_fold((uint32_t)sum);
+		store_be32(p, w0);
+		store_be32(p + 4, w1);
+		store_be32(p + 8, w2);
+		store_be32(p + 12, sa);
+		store_be32(p + 16, da);
 	} else {
-		pkt_store32(p, 6u << 28 | (uint32_t)o->tos << 20);
-		pkt_store16(p + 4, (uint16_t)plen);
-		p[6] = IPPROTO_GRE_;
-		p[7] = o->ttl;
+		store_be32(p, 6u << 28 | (uint32_t)o->tos << 20);
+		store_be32(p + 4, plen << 16 | IPPROTO_GRE_ << 8 | o->ttl);
 		memcpy(p + 8, o->src->b, 16);
 		memcpy(p + 24, o->dst->b, 16);
 	}
@@ -60,8 +81,7 @@ int gre_encap(struct lb_frame *f, uint32_t ip_off, uint32_t ip_len, uint8_t inne
 	p = f->data + start;
 	write_eth(p, o, ethertype_of(af));
 	write_outer_ip(p + PKT_ETH_HLEN, o, PKT_GRE_HLEN + ip_len);
-	pkt_store16(p + PKT_ETH_HLEN + hl, 0);
-	pkt_store16(p + PKT_ETH_HLEN + hl + 2, inner_family == 4 ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6);
+	store_be32(p + PKT_ETH_HLEN + hl, inner_family == 4 ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6);
 	f->data = p;
 	f->headroom = (uint32_t)((int64_t)f->headroom + start);
 	f->len = need + ip_len;

@@ -21,8 +21,8 @@ struct lb_frame;
 
 /* The outer headers of a packet sent to a backend. */
 struct gre_outer {
-	uint8_t eth_dst[6];       /* next hop */
-	uint8_t eth_src[6];       /* our interface */
+	uint64_t eth_dst;          /* next hop, as in lb_nexthop.mac (byte 0 in bits 40..47) */
+	const uint8_t *eth_src;    /* our interface, 6 bytes */
 	const struct lb_addr *src; /* outer source: our address of the backend's family */
 	const struct lb_addr *dst; /* the backend */
 	uint8_t ttl;               /* TTL / hop limit */

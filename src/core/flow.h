@@ -24,7 +24,7 @@
  *   bytes 38..39  zero
  * The flow hash is XXH3_64bits_withSeed(key, 40, hash_seed) and the Maglev slot is hash % M.
  */
-struct lb_flow_key {
+struct __attribute__((aligned(8))) lb_flow_key {
 	uint8_t src[16];
 	uint8_t dst[16];
 	uint16_t sport; /* network order */
@@ -47,7 +47,62 @@ static inline uint64_t lb_flow_hash(const struct lb_flow_key *k, uint64_t seed)
 
 static inline int lb_flow_key_eq(const struct lb_flow_key *a, const struct lb_flow_key *b)
 {
-	return memcmp(a, b, LB_FLOW_KEY_LEN) == 0;
+	uint64_t x[5], y[5], d = 0;
+
+	memcpy(x, a, sizeof(x));
+	memcpy(y, b, sizeof(y));
+	for (unsigned i = 0; i < 5; i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
+}
+
+/*
+ * Fills k from address bytes (4 for family 4, 16 for 6) and network-order ports with five 8-byte
+ * stores, so that the hash and compare loads that follow forward from the store buffer.
+ */
+static inline void lb_flow_key_fill(struct lb_flow_key *k, uint8_t family, const uint8_t *src,
+				    const uint8_t *dst, uint8_t proto, uint16_t sport,
+				    uint16_t dport)
+{
+	uint64_t w[5];
+
+	if (family == LB_FLOW_V4) {
+		uint32_t s4, d4;
+
+		memcpy(&s4, src, 4);
+		memcpy(&d4, dst, 4);
+		w[0] = s4;
+		w[1] = 0;
+		w[2] = d4;
+		w[3] = 0;
+	} else {
+		memcpy(&w[0], src, 8);
+		memcpy(&w[1], src + 8, 8);
+		memcpy(&w[2], dst, 8);
+		memcpy(&w[3], dst + 8, 8);
+	}
+	/* Little-endian hosts: this is the byte layout above; big-endian ones shift the other way. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	{
+		uint64_t sp, dp;
+		uint16_t s16 = sport, d16 = dport;
+
+		sp = s16;
+		dp = d16;
+		w[4] = sp | dp << 16 | (uint64_t)proto << 32 | (uint64_t)family << 40;
+	}
+#else
+	{
+		uint8_t tail[8] = { 0 };
+
+		memcpy(tail, &sport, 2);
+		memcpy(tail + 2, &dport, 2);
+		tail[4] = proto;
+		tail[5] = family;
+		memcpy(&w[4], tail, 8);
+	}
+#endif
+	memcpy(k, w, sizeof(w));
 }
 
 /*

@@ -12,7 +12,7 @@
 
 #define NS_PER_SEC     1000000000ull
 #define IPPROTO_GRE_   47u
-#define CTR_NONE       LB_CTR_MAX
+#define LB_PREFETCH_AHEAD 8u /* frames between an entry prefetch and its use in a batch */
 
 enum job_kind {
 	JOB_VERDICT, /* decided while classifying: count and return */
@@ -127,15 +127,7 @@ static inline uint32_t addr_len_of(uint8_t family)
 static inline void key_fill(struct lb_flow_key *k, uint8_t family, const uint8_t *src,
 			    const uint8_t *dst, uint8_t proto, uint16_t sport, uint16_t dport)
 {
-	uint32_t al = addr_len_of(family);
-
-	memset(k, 0, sizeof(*k));
-	memcpy(k->src, src, al);
-	memcpy(k->dst, dst, al);
-	k->sport = sport;
-	k->dport = dport;
-	k->proto = proto;
-	k->family = family;
+	lb_flow_key_fill(k, family, src, dst, proto, sport, dport);
 }
 
 /* A TCP/UDP packet ip to VIP address ai: its VIP and flow. Sets j->kind. */
@@ -498,9 +490,8 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	src = baf == AF_INET ? &s->source_ipv4 : &s->source_ipv6;
 	if (src->family != baf)
 		return drop(w, LB_CTR_DROP_NO_SOURCE_ADDR);
-	for (unsigned i = 0; i < 6; i++)
-		o.eth_dst[i] = (uint8_t)(mac >> (40 - 8 * i));
-	memcpy(o.eth_src, w->p.mac, 6);
+	o.eth_dst = mac;
+	o.eth_src = w->p.mac;
 	o.src = src;
 	o.dst = &b->addr;
 	o.ttl = s->ttl;
@@ -549,6 +540,12 @@ enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, str
 	return act(w, s, f, j, now_ns);
 }
 
+static inline void prefetch_job(const struct lb_worker *w, const struct lb_job *j)
+{
+	if (j->kind == JOB_FLOW && j->track)
+		ct_prefetch_entries(w->ct, j->hash);
+}
+
 void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
 		      enum lb_verdict *v, unsigned n, uint64_t now_ns)
 {
@@ -561,11 +558,17 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 			if (w->jobs[i].kind == JOB_FLOW && w->jobs[i].track)
 				ct_prefetch(w->ct, w->jobs[i].hash);
 		}
-		for (unsigned i = 0; i < m; i++)
-			if (w->jobs[i].kind == JOB_FLOW && w->jobs[i].track)
-				ct_prefetch_entries(w->ct, w->jobs[i].hash);
-		for (unsigned i = 0; i < m; i++)
+		/*
+		 * Entries are prefetched LB_PREFETCH_AHEAD frames before they are used, once their
+		 * bucket headers (prefetched above) have had the whole classify pass to arrive.
+		 */
+		for (unsigned i = 0; i < m && i < LB_PREFETCH_AHEAD; i++)
+			prefetch_job(w, &w->jobs[i]);
+		for (unsigned i = 0; i < m; i++) {
+			if (i + LB_PREFETCH_AHEAD < m)
+				prefetch_job(w, &w->jobs[i + LB_PREFETCH_AHEAD]);
 			v[i] = act(w, s, &f[i], &w->jobs[i], now_ns);
+		}
 		f += m;
 		v += m;
 		n -= m;

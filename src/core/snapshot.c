@@ -352,7 +352,11 @@ static int build_lookup(struct lb_snapshot *s, char *err, size_t errlen)
 		unsigned pi = vip->proto == IPPROTO_UDP;
 
 		if (ai < 0) {
-			i = (uint32_t)snapshot_addr_mix(vip->addr.b, vip->addr.family) & s->addr_mask;
+			uint64_t lo, hi;
+
+			memcpy(&lo, vip->addr.b, 8);
+			memcpy(&hi, vip->addr.b + 8, 8);
+			i = (uint32_t)snapshot_addr_mix(lo, hi) & s->addr_mask;
 			while (s->addr_slots[i])
 				i = (i + 1) & s->addr_mask;
 			ai = (int32_t)s->n_addrs++;

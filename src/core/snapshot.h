@@ -125,18 +125,11 @@ int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
 /* Frees a snapshot no worker can still be reading; NULL is fine. */
 void snapshot_free(struct lb_snapshot *s);
 
-static inline uint64_t snapshot_addr_mix(const uint8_t *a, uint8_t family)
+/* The hash of an address for the lookup table: lo/hi are its two 8-byte halves (IPv4: hi = 0). */
+static inline uint64_t snapshot_addr_mix(uint64_t lo, uint64_t hi)
 {
-	uint64_t x, y;
+	uint64_t x = (lo ^ hi * 0xc2b2ae3d27d4eb4full) * 0x9e3779b97f4a7c15ull;
 
-	memcpy(&x, a, 8);
-	if (family == AF_INET6) {
-		memcpy(&y, a + 8, 8);
-		x ^= y * 0xc2b2ae3d27d4eb4full;
-	} else {
-		x &= 0xffffffffull;
-	}
-	x *= 0x9e3779b97f4a7c15ull;
 	return x ^ (x >> 29);
 }
 
@@ -144,19 +137,30 @@ static inline uint64_t snapshot_addr_mix(const uint8_t *a, uint8_t family)
 static inline int32_t snapshot_addr_find(const struct lb_snapshot *s, uint8_t family,
 					 const uint8_t *a)
 {
-	uint8_t buf[16] = { 0 };
+	uint64_t lo = 0, hi = 0;
 	uint32_t i;
 
-	memcpy(buf, a, family == AF_INET ? 4 : 16);
-	i = (uint32_t)snapshot_addr_mix(buf, family) & s->addr_mask;
+	if (family == AF_INET) {
+		uint32_t a4;
+
+		memcpy(&a4, a, 4);
+		lo = a4;
+	} else {
+		memcpy(&lo, a, 8);
+		memcpy(&hi, a + 8, 8);
+	}
+	i = (uint32_t)snapshot_addr_mix(lo, hi) & s->addr_mask;
 	for (;;) {
 		uint32_t v = s->addr_slots[i];
 		const struct lb_vip_addr *va;
+		uint64_t vlo, vhi;
 
 		if (!v)
 			return -1;
 		va = &s->addrs[v - 1];
-		if (va->addr.family == family && memcmp(va->addr.b, buf, 16) == 0)
+		memcpy(&vlo, va->addr.b, 8);
+		memcpy(&vhi, va->addr.b + 8, 8);
+		if (va->addr.family == family && vlo == lo && vhi == hi)
 			return (int32_t)(v - 1);
 		i = (i + 1) & s->addr_mask;
 	}
