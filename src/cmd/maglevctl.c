@@ -5,6 +5,7 @@
 
 #include "control/ctl_cli.h"
 #include "control/ctl_offline.h"
+#include "control/decap.h"
 
 #define CTL_ERR_MAX 512u /* bytes of one error line */
 
@@ -41,6 +42,8 @@ static const struct ctl_command ctl_commands[] = {
 	  "VIP BACKEND                     undo drain (runtime)" },
 	{ "explain", ctl_cmd_online,
 	  "VIP SRC[:PORT] [DST_PORT] [PROTO]  which backend this flow gets and why" },
+	{ "decap", ctl_cmd_decap,
+	  "attach|detach|status DEV ...   XDP GRE decapsulation on a backend (see decap --help)" },
 };
 
 #define CTL_N_COMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))
