@@ -220,6 +220,7 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 {
 	struct health_target *sorted = NULL;
 	struct health_check **next = NULL;
+	uint32_t *first = NULL; /* first[j]: the sorted target check next[j] was made from */
 	uint32_t m = 0, fresh = 0;
 	uint64_t now = health_now_ms();
 	int ret = 0;
@@ -230,7 +231,8 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 	if (n) {
 		sorted = malloc(n * sizeof(*sorted));
 		next = calloc(n, sizeof(*next));
-		if (!sorted || !next) {
+		first = malloc(n * sizeof(*first));
+		if (!sorted || !next || !first) {
 			ret = -ENOMEM;
 			goto out;
 		}
@@ -246,6 +248,7 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 			ret = -E2BIG;
 			goto out;
 		}
+		first[m] = i;
 		next[m] = health_find(hc, &sorted[i]);
 		if (!next[m]) {
 			next[m] = calloc(1, sizeof(**next));
@@ -273,10 +276,16 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 			free(hc->checks[i]);
 		}
 	}
-	/* Spread the first probes of new checks over one interval instead of a burst. */
+	/* Spread the first probes of new checks over one interval instead of a burst. Checks that
+	 * stay take the new timing (a reload may change it) from their next probe on. */
 	for (uint32_t j = 0, k = 0; j < m; j++) {
-		if (next[j]->next_ms != UINT64_MAX)
+		if (next[j]->next_ms != UINT64_MAX) {
+			next[j]->t.interval_ms = sorted[first[j]].interval_ms;
+			next[j]->t.timeout_ms = sorted[first[j]].timeout_ms;
+			next[j]->t.rise = sorted[first[j]].rise;
+			next[j]->t.fall = sorted[first[j]].fall;
 			continue;
+		}
 		next[j]->next_ms = now + (uint64_t)next[j]->t.interval_ms * k / (fresh ? fresh : 1);
 		next[j]->start_ms = now;
 		k++;
@@ -294,6 +303,7 @@ out:
 				free(next[j]);
 		free(next);
 	}
+	free(first);
 	free(sorted);
 	return ret;
 }
@@ -304,10 +314,11 @@ static void health_log(const struct health_check *c, bool up)
 
 	health_target_str(&c->t, s, sizeof(s));
 	if (up)
-		fprintf(stderr, "maglevd: health: %s is up (%u successes in a row)\n", s,
+		fprintf(stderr, "maglevd: health: %s is up (%u checks in a row passed)\n", s,
 		        c->ok_run);
 	else
-		fprintf(stderr, "maglevd: health: %s is down (%u failures in a row, last: %s)\n", s,
+		fprintf(stderr,
+		        "maglevd: health: %s is down (%u checks in a row failed, last: %s)\n", s,
 		        c->fail_run, c->reason);
 }
 

@@ -273,6 +273,17 @@ static void test_merge_and_keep_state(void **state)
 	assert_false(health_is_up(hc, &t[2]));
 	assert_true(health_is_up(hc, &t[3])); /* not checked any more: up */
 
+	/* New timing for a check that stays (a reload): state kept, new rise applies. */
+	t[0].rise = 1;
+	t[0].interval_ms = 20;
+	assert_int_equal(health_set_targets(hc, t, 1), 0);
+	assert_false(health_is_up(hc, &t[0]));
+	lfd = listen_on(&port);
+	run_until(hc, &e, 4);
+	assert_int_equal(e.n, 4);
+	assert_true(health_is_up(hc, &t[0]));
+	close(lfd);
+
 	assert_int_equal(health_set_targets(hc, NULL, 0), 0);
 	assert_int_equal(health_count(hc), 0);
 	health_destroy(hc);
