@@ -114,15 +114,15 @@ static void test_tcp_down_and_up(void **state)
 	assert_int_equal(e.n, 1);
 	assert_false(e.last_up);
 	assert_false(health_is_up(hc, &t));
-	/* fall (2) x interval (40 ms), plus scheduling slack; the bound is loose on purpose. */
-	assert_true(took < 1000);
+	/* Not before fall (2) probes could have failed; the upper bound is run_until's. */
+	assert_true(took >= 30);
 
 	lfd = listen_on(&port);
 	took = run_until(hc, &e, 2);
 	assert_int_equal(e.n, 2);
 	assert_true(e.last_up);
 	assert_true(health_is_up(hc, &t));
-	assert_true(took < 1000);
+	(void)took;
 	close(lfd);
 	health_destroy(hc);
 }
