@@ -65,8 +65,8 @@ struct ctlplane {
 	struct metrics_server *ms;
 	int epfd; /* holds the socket's and the checker's fds */
 	atomic_int reload_asked;
-	bool dirty;             /* health changed since the last build */
-	uint64_t retry_ms;      /* a failed health rebuild is retried from then on */
+	bool dirty;        /* health changed since the last build */
+	uint64_t retry_ms; /* a failed health rebuild is retried from then on */
 };
 
 static uint64_t cp_now_ms(void)
@@ -732,6 +732,15 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 			                    json_string(!b->up           ? "down"
 			                                : b->weight == 0 ? "drained"
 			                                                 : "active"));
+			{
+				const struct config_vip *cv = cp_cfg_vip(cp->cfg, v->name);
+				int hl = cp_health(cp, cv, cp_cfg_backend(cv, &b->addr));
+
+				json_object_set_new(res, "backend_health",
+				                    json_string(hl < 0 ? "unchecked"
+				                                : hl   ? "up"
+				                                       : "down"));
+			}
 		}
 	}
 	return res;
@@ -965,10 +974,11 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 		ret = metrics_start(&cp->ms, cfg->control.metrics_address,
 		                    cfg->control.metrics_port, cp_collect, cp);
 		if (ret < 0) {
-			snprintf(err, errlen,
-			         "metrics on %s port %u: cannot listen (port in use, or address not "
-			         "local; set control.metrics)",
-			         cfg->control.metrics_address, cfg->control.metrics_port);
+			snprintf(
+			    err, errlen,
+			    "metrics on %s port %u: cannot listen (port in use, or address not "
+			    "local; set control.metrics)",
+			    cfg->control.metrics_address, cfg->control.metrics_port);
 			goto out;
 		}
 	}
@@ -1008,9 +1018,10 @@ int ctlplane_run(struct ctlplane *cp, int timeout_ms)
 		cp->dirty = false;
 		ret = cp_rebuild(cp, cp->cfg, err, sizeof(err));
 		if (ret < 0) {
-			fprintf(stderr,
-				"maglevd: rebuild after a health change failed (retry in %u ms): %s\n",
-				CP_RETRY_MS, err);
+			fprintf(
+			    stderr,
+			    "maglevd: rebuild after a health change failed (retry in %u ms): %s\n",
+			    CP_RETRY_MS, err);
 			cp->dirty = true;
 			cp->retry_ms = cp_now_ms() + CP_RETRY_MS;
 		} else {

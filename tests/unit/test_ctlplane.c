@@ -376,6 +376,8 @@ static void test_explain(void **state)
 	assert_non_null(strstr(row_str(r, "reason"), "table slot"));
 	assert_non_null(strstr(row_str(r, "flow"), "tcp 198.18.0.2:40000 -> 203.0.113.10:80"));
 	assert_int_equal(json_array_size(json_object_get(r, "tracked")), 0);
+	assert_string_equal(row_str(r, "backend_health"), "unchecked");
+	assert_string_equal(row_str(r, "backend_state"), "active");
 	json_decref(resp);
 
 	r = call(f,
