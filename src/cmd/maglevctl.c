@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "control/ctl_cli.h"
 #include "control/ctl_offline.h"
+#include "control/decap.h"
 
 #define CTL_ERR_MAX 512u /* bytes of one error line */
 
@@ -22,6 +24,26 @@ static const struct ctl_command ctl_commands[] = {
 	  "-c FILE [--vip NAME] [--json]   per VIP: table size, digest, slots per backend (offline)" },
 	{ "diff", ctl_cmd_diff,
 	  "OLD.yaml NEW.yaml [--json]      share of flows a config change moves, per VIP (offline)" },
+	{ "status", ctl_cmd_online,
+	  "                                version, uptime, mode, workers, config generation, digests" },
+	{ "vips", ctl_cmd_online,
+	  "                                VIPs: address, table size, digest, backends up, traffic" },
+	{ "backends", ctl_cmd_online,
+	  "[VIP]                           weight, health, state, slots, share, packets/bytes/flows" },
+	{ "counters", ctl_cmd_online,
+	  "                                every counter, total and per worker" },
+	{ "reload", ctl_cmd_online,
+	  "                                re-read the config (as SIGHUP); a bad one: FILE:LINE, exit 1" },
+	{ "weight", ctl_cmd_online,
+	  "VIP BACKEND N                   runtime weight 0..65535 (lost on reload, see below)" },
+	{ "drain", ctl_cmd_online,
+	  "VIP BACKEND                     weight 0: no new flows, tracked flows stay (runtime)" },
+	{ "undrain", ctl_cmd_online,
+	  "VIP BACKEND                     undo drain (runtime)" },
+	{ "explain", ctl_cmd_online,
+	  "VIP SRC[:PORT] [DST_PORT] [PROTO]  which backend this flow gets and why" },
+	{ "decap", ctl_cmd_decap,
+	  "attach|detach|status DEV ...   XDP GRE decapsulation on a backend (see decap --help)" },
 };
 
 #define CTL_N_COMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))
@@ -31,6 +53,8 @@ static void usage_print(FILE *out)
 	fprintf(out, "usage: maglevctl COMMAND [ARGS]   (maglevctl COMMAND --help for details)\n\n");
 	for (size_t i = 0; i < CTL_N_COMMANDS; i++)
 		fprintf(out, "  %-8s %s\n", ctl_commands[i].name, ctl_commands[i].usage);
+	fprintf(out, "\n");
+	ctl_cli_usage_notes(out);
 }
 
 int main(int argc, char **argv)

@@ -123,7 +123,8 @@ static int cy_err_type(struct cy_ctx *ctx, const struct cy_node *v, const char *
 }
 
 /* Appends a segment to the key path; returns the old length for cy_path_pop. */
-static size_t __attribute__((format(printf, 2, 3))) cy_path_push(struct cy_ctx *ctx, const char *fmt, ...)
+static size_t __attribute__((format(printf, 2, 3)))
+cy_path_push(struct cy_ctx *ctx, const char *fmt, ...)
 {
 	size_t old = strlen(ctx->path);
 	va_list ap;
@@ -245,6 +246,26 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 				r = -ENOMEM;
 				goto out;
 			}
+			if (parser.error == YAML_READER_ERROR) {
+				/* Encoding errors carry a byte offset instead of a mark. */
+				size_t end = parser.problem_offset;
+				const char *p = text;
+				int eline = 1;
+
+				if (end > len)
+					end = len;
+
+				while ((p = memchr(p, '\n', (size_t)(text + end - p))) != NULL) {
+					p++;
+					eline++;
+				}
+				r = cy_err(ctx, eline, NULL,
+					   "bad character: %s at offset %zu '0x%02x'",
+					   parser.problem ? parser.problem : "unknown",
+					   parser.problem_offset,
+					   (unsigned)parser.problem_value & 0xffu);
+				goto out;
+			}
 			r = cy_err(ctx, (int)parser.problem_mark.line + 1, NULL,
 				   "YAML syntax error: %s at column %zu%s%s%s",
 				   parser.problem ? parser.problem : "unknown",
@@ -274,7 +295,8 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT:
 			if (++t->nodes > CONFIG_NODES_MAX) {
-				r = cy_err(ctx, line, NULL, "more than %u YAML nodes", CONFIG_NODES_MAX);
+				r = cy_err(ctx, line, NULL, "more than %u YAML nodes",
+					   CONFIG_NODES_MAX);
 				break;
 			}
 			n = cy_alloc(t, sizeof(*n));
@@ -465,7 +487,8 @@ static int cy_get_word(struct cy_ctx *ctx, const struct cy_node *v, const char *
 	}
 	for (size_t i = 0; i < v->len; i++)
 		if (!isgraph((unsigned char)v->str[i]))
-			return cy_err_val(ctx, v, key, "must not hold spaces or control characters");
+			return cy_err_val(ctx, v, key,
+					  "must not hold spaces or control characters");
 	memcpy(out, v->str, v->len + 1);
 	return 0;
 }
@@ -529,7 +552,8 @@ static int cy_get_duration_ms(struct cy_ctx *ctx, const struct cy_node *v, const
 		digits++;
 	if (digits == 0 || digits >= sizeof(num))
 		return cy_err_val(ctx, v, key,
-				  digits ? "duration too large" : "not a duration (e.g. 500ms, 10s, 5m, 1h)");
+				  digits ? "duration too large"
+					 : "not a duration (e.g. 500ms, 10s, 5m, 1h)");
 	memcpy(num, v->str, digits);
 	num[digits] = '\0';
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
@@ -556,7 +580,8 @@ static int cy_get_duration_s(struct cy_ctx *ctx, const struct cy_node *v, const 
 			     uint32_t min_s, uint32_t max_s, uint32_t *out)
 {
 	uint64_t ms;
-	int r = cy_get_duration_ms(ctx, v, key, (uint64_t)min_s * 1000, (uint64_t)max_s * 1000, &ms);
+	int r = cy_get_duration_ms(ctx, v, key, (uint64_t)min_s * 1000, (uint64_t)max_s * 1000,
+				   &ms);
 
 	if (r < 0)
 		return r;
@@ -596,29 +621,29 @@ static int cy_get_mac(struct cy_ctx *ctx, const struct cy_node *v, const char *k
  * Checks that node is a mapping (a null value counts as an empty one) whose keys are all in
  * keys[0..n), each at most once, and sets vals[i] to key i's value or NULL.
  */
-static int cy_map(struct cy_ctx *ctx, const struct cy_node *node, const char *what,
-		  const char *const *keys, size_t n, const struct cy_node **vals)
+static int cy_map(struct cy_ctx *ctx, const struct cy_node *node, const char *const *keys, size_t n,
+		  const struct cy_node **vals)
 {
 	for (size_t i = 0; i < n; i++)
 		vals[i] = NULL;
 	if (cy_is_null(node))
 		return 0;
 	if (node->type != CY_MAP)
-		return cy_err_type(ctx, node, what, "expected a mapping");
+		return cy_err_type(ctx, node, NULL, "expected a mapping");
 	for (uint32_t k = 0; k + 1 < node->n; k += 2) {
 		const struct cy_node *key = node->kids[k];
 		size_t i;
 
 		if (key->type != CY_SCALAR)
-			return cy_err(ctx, key->line, what, "keys must be scalars, not %s",
+			return cy_err(ctx, key->line, NULL, "keys must be scalars, not %s",
 				      cy_type_name(key->type));
 		for (i = 0; i < n; i++)
 			if (key->len == strlen(keys[i]) && strcmp(key->str, keys[i]) == 0)
 				break;
 		if (i == n)
-			return cy_err_val(ctx, key, what, "unknown key");
+			return cy_err_val(ctx, key, NULL, "unknown key");
 		if (vals[i])
-			return cy_err_val(ctx, key, what, "duplicate key");
+			return cy_err_val(ctx, key, NULL, "duplicate key");
 		vals[i] = node->kids[k + 1];
 	}
 	return 0;
@@ -631,19 +656,19 @@ static const char *const cluster_keys[CL_N] = { "hash_seed", "table_size" };
 
 static int cy_table_size(struct cy_ctx *ctx, const struct cy_node *v, uint32_t *out)
 {
-	uint32_t m = 0;
-	int r = cy_get_u32(ctx, v, "table_size", 0, UINT32_MAX, &m);
+	uint64_t m = 0;
+	int r = cy_get_u64(ctx, v, "table_size", 0, UINT64_MAX, &m);
 
 	if (r < 0)
 		return r;
-	if (!maglev_size_valid(m)) {
+	if (m > UINT32_MAX || !maglev_size_valid((uint32_t)m)) {
 		char msg[96];
 
 		snprintf(msg, sizeof(msg), "must be a prime in %u..%u", MAGLEV_SIZE_MIN,
 			 MAGLEV_SIZE_MAX);
 		return cy_err_val(ctx, v, "table_size", msg);
 	}
-	*out = m;
+	*out = (uint32_t)m;
 	return 0;
 }
 
@@ -651,7 +676,7 @@ static int cy_cluster(struct cy_ctx *ctx, const struct cy_node *node, struct con
 {
 	const struct cy_node *v[CL_N];
 	size_t old = cy_path_push(ctx, "cluster");
-	int r = cy_map(ctx, node, NULL, cluster_keys, CL_N, v);
+	int r = cy_map(ctx, node, cluster_keys, CL_N, v);
 
 	if (r == 0 && v[CL_HASH_SEED])
 		r = cy_get_u64(ctx, v[CL_HASH_SEED], "hash_seed", 0, UINT64_MAX, &c->hash_seed);
@@ -676,7 +701,7 @@ static int cy_dataplane(struct cy_ctx *ctx, const struct cy_node *node, int key_
 	const struct cy_node *v[DP_N];
 	size_t old = cy_path_push(ctx, "dataplane");
 	uint32_t x = 0;
-	int r = cy_map(ctx, node, NULL, dataplane_keys, DP_N, v);
+	int r = cy_map(ctx, node, dataplane_keys, DP_N, v);
 
 	d->line = key_line;
 	if (r == 0 && v[DP_MODE]) {
@@ -735,7 +760,7 @@ static int cy_conntrack(struct cy_ctx *ctx, const struct cy_node *node, struct c
 		[CT_ICMP] = &t->icmp_timeout,
 	};
 	size_t old = cy_path_push(ctx, "conntrack");
-	int r = cy_map(ctx, node, NULL, conntrack_keys, CT_N, v);
+	int r = cy_map(ctx, node, conntrack_keys, CT_N, v);
 
 	if (r == 0 && v[CT_ENTRIES])
 		r = cy_get_u32(ctx, v[CT_ENTRIES], "entries", CONFIG_CT_ENTRIES_MIN,
@@ -758,14 +783,14 @@ static int cy_control(struct cy_ctx *ctx, const struct cy_node *node, struct con
 	const struct cy_node *v[CO_N], *m[MX_N];
 	size_t old = cy_path_push(ctx, "control"), old2;
 	struct lb_addr a;
-	int r = cy_map(ctx, node, NULL, control_keys, CO_N, v);
+	int r = cy_map(ctx, node, control_keys, CO_N, v);
 
 	if (r == 0 && v[CO_SOCKET])
 		r = cy_get_word(ctx, v[CO_SOCKET], "socket", co->socket, sizeof(co->socket));
 	if (r < 0 || !v[CO_METRICS])
 		goto out;
 	old2 = cy_path_push(ctx, ".metrics");
-	r = cy_map(ctx, v[CO_METRICS], NULL, metrics_keys, MX_N, m);
+	r = cy_map(ctx, v[CO_METRICS], metrics_keys, MX_N, m);
 	if (r == 0 && m[MX_ENABLED])
 		r = cy_get_bool(ctx, m[MX_ENABLED], "enabled", &co->metrics_enabled);
 	if (r == 0 && m[MX_ADDRESS])
@@ -796,7 +821,7 @@ static int cy_health(struct cy_ctx *ctx, const struct cy_node *node, uint16_t vi
 	const struct cy_node *v[HC_KEY_N];
 	size_t old = cy_path_push(ctx, ".health");
 	uint64_t ms;
-	int r = cy_map(ctx, node, NULL, health_keys, HC_KEY_N, v);
+	int r = cy_map(ctx, node, health_keys, HC_KEY_N, v);
 
 	if (r < 0)
 		goto out;
@@ -862,7 +887,8 @@ static int cy_health(struct cy_ctx *ctx, const struct cy_node *node, uint16_t vi
 	if (!v[HC_KEY_TIMEOUT] && h->timeout_ms >= h->interval_ms)
 		h->timeout_ms = h->interval_ms / 2;
 	if (h->timeout_ms >= h->interval_ms) {
-		const struct cy_node *k = v[HC_KEY_TIMEOUT] ? v[HC_KEY_TIMEOUT] : v[HC_KEY_INTERVAL];
+		const struct cy_node *k =
+			v[HC_KEY_TIMEOUT] ? v[HC_KEY_TIMEOUT] : v[HC_KEY_INTERVAL];
 		const char *kn = v[HC_KEY_TIMEOUT] ? "timeout" : "interval";
 
 		if (!k)
@@ -910,7 +936,7 @@ static int cy_backend(struct cy_ctx *ctx, const struct cy_node *node, const stru
 	config_health_init(&b->health);
 	if (node->type != CY_MAP)
 		return cy_err_type(ctx, node, NULL, "expected a mapping with address and weight");
-	r = cy_map(ctx, node, NULL, backend_keys, BE_N, v);
+	r = cy_map(ctx, node, backend_keys, BE_N, v);
 	if (r < 0)
 		return r;
 	if (!v[BE_ADDRESS])
@@ -954,8 +980,9 @@ static int cy_backends_unique(struct cy_ctx *ctx, const struct config_vip *vip)
 	qsort(s, vip->n_backends, sizeof(*s), cy_addr_cmp);
 	for (uint32_t i = 1; i < vip->n_backends; i++) {
 		if (lb_addr_eq(&s[i]->addr, &s[i - 1]->addr)) {
-			r = cy_err(ctx, s[i]->line, NULL, "duplicate backend (first at line %d) '%s'",
-				   s[i - 1]->line, lb_addr_str(&s[i]->addr, buf, sizeof(buf)));
+			r = cy_err(ctx, s[i]->line, NULL,
+				   "duplicate backend (first at line %d) '%s'", s[i - 1]->line,
+				   lb_addr_str(&s[i]->addr, buf, sizeof(buf)));
 			break;
 		}
 	}
@@ -980,7 +1007,7 @@ static int cy_vip(struct cy_ctx *ctx, const struct cy_node *node, const struct c
 	config_health_init(&vip->health);
 	if (node->type != CY_MAP)
 		return cy_err_type(ctx, node, NULL, "expected a mapping (a VIP)");
-	r = cy_map(ctx, node, NULL, vip_keys, VIP_N, v);
+	r = cy_map(ctx, node, vip_keys, VIP_N, v);
 	if (r < 0)
 		return r;
 	for (int k = 0; k < VIP_N; k++) {
@@ -1088,8 +1115,9 @@ static int cy_vips_unique(struct cy_ctx *ctx, const struct config *c)
 	qsort(s, c->n_vips, sizeof(*s), cy_vip_name_cmp);
 	for (uint32_t i = 1; i < c->n_vips && r == 0; i++)
 		if (strcmp(s[i]->name, s[i - 1]->name) == 0)
-			r = cy_err(ctx, s[i]->line, NULL, "duplicate VIP name (first at line %d) '%s'",
-				   s[i - 1]->line, s[i]->name);
+			r = cy_err(ctx, s[i]->line, NULL,
+				   "duplicate VIP name (first at line %d) '%s'", s[i - 1]->line,
+				   s[i]->name);
 	if (r == 0)
 		qsort(s, c->n_vips, sizeof(*s), cy_vip_tuple_cmp);
 	for (uint32_t i = 1, first = 0; i < c->n_vips && r == 0; i++) {
@@ -1103,11 +1131,16 @@ static int cy_vips_unique(struct cy_ctx *ctx, const struct config *c)
 			const struct config_vip *later = p->line > q->line ? p : q;
 			const struct config_vip *earlier = later == p ? q : p;
 
-			r = cy_err(ctx, later->line, NULL,
-				   p->port == q->port ? "duplicate VIP (same address, protocol and port as '%s' at line %d) '%s'"
-						      : "VIP overlaps port-0 VIP '%s' at line %d '%s'",
-				   earlier->name, earlier->line,
-				   lb_addr_str(&later->addr, buf, sizeof(buf)));
+			lb_addr_str(&later->addr, buf, sizeof(buf));
+			if (p->port == q->port)
+				r = cy_err(ctx, later->line, NULL,
+					   "duplicate VIP (same address, protocol and port as "
+					   "'%s' at line %d) '%s'",
+					   earlier->name, earlier->line, buf);
+			else
+				r = cy_err(ctx, later->line, NULL,
+					   "VIP overlaps port-0 VIP '%s' at line %d '%s'",
+					   earlier->name, earlier->line, buf);
 		} else {
 			first = i;
 		}
@@ -1159,7 +1192,7 @@ static int cy_root(struct cy_ctx *ctx, const struct cy_node *root, struct config
 		return 0;
 	if (root->type != CY_MAP && !cy_is_null(root))
 		return cy_err_type(ctx, root, NULL, "the file must be a mapping of sections");
-	r = cy_map(ctx, root, NULL, root_keys, ROOT_N, v);
+	r = cy_map(ctx, root, root_keys, ROOT_N, v);
 	if (r < 0)
 		return r;
 	/* cluster first: VIPs inherit its table_size wherever the sections stand in the file. */
@@ -1196,7 +1229,8 @@ int config_parse(const char *text, size_t len, const char *name, struct config *
 	if (len > CONFIG_FILE_MAX) {
 		r = -EFBIG;
 		if (err && errlen)
-			snprintf(err, errlen, "%s: larger than %u bytes", ctx.name, CONFIG_FILE_MAX);
+			snprintf(err, errlen, "%s: larger than %u bytes", ctx.name,
+				 CONFIG_FILE_MAX);
 		goto out;
 	}
 	c = calloc(1, sizeof(*c));
@@ -1286,7 +1320,8 @@ int config_check_dataplane(const struct config *c, char *err, size_t errlen)
 			snprintf(err, errlen, "%s:%d: dataplane.interface is not set", c->path,
 				 d->line);
 		else
-			snprintf(err, errlen, "%s: no dataplane section (dataplane.interface is required)",
+			snprintf(err, errlen,
+				 "%s: no dataplane section (dataplane.interface is required)",
 				 c->path);
 		return -EINVAL;
 	}
@@ -1301,23 +1336,22 @@ int config_check_dataplane(const struct config *c, char *err, size_t errlen)
 		}
 		for (uint32_t j = 0; j < vip->n_backends; j++) {
 			const struct config_backend *b = &vip->backends[j];
+			bool v4 = b->addr.family == AF_INET;
+			const struct lb_addr *src = v4 ? &d->source_ipv4 : &d->source_ipv6;
+			char fam = v4 ? '4' : '6';
 
 			lb_addr_str(&b->addr, buf, sizeof(buf));
-			if (b->addr.family == AF_INET && d->source_ipv4.family != AF_INET) {
+			if (src->family != b->addr.family) {
 				snprintf(err, errlen,
-					 "%s:%d: VIP '%s' has IPv4 backend '%s' but dataplane.source_ipv4 is not set",
-					 c->path, b->line, vip->name, buf);
+					 "%s:%d: VIP '%s' has IPv%c backend '%s' but "
+					 "dataplane.source_ipv%c is not set",
+					 c->path, b->line, vip->name, fam, buf, fam);
 				return -EINVAL;
 			}
-			if (b->addr.family == AF_INET6 && d->source_ipv6.family != AF_INET6) {
+			if (!v4 && d->mtu < CONFIG_MTU_IPV6_MIN) {
 				snprintf(err, errlen,
-					 "%s:%d: VIP '%s' has IPv6 backend '%s' but dataplane.source_ipv6 is not set",
-					 c->path, b->line, vip->name, buf);
-				return -EINVAL;
-			}
-			if (b->addr.family == AF_INET6 && d->mtu < CONFIG_MTU_IPV6_MIN) {
-				snprintf(err, errlen,
-					 "%s:%d: VIP '%s' has IPv6 backend '%s' but dataplane.mtu %u is below %u",
+					 "%s:%d: VIP '%s' has IPv6 backend '%s' but "
+					 "dataplane.mtu %u is below %u",
 					 c->path, b->line, vip->name, buf, d->mtu,
 					 CONFIG_MTU_IPV6_MIN);
 				return -EINVAL;

@@ -184,7 +184,8 @@ static void test_defaults(void **state)
 {
 	struct config d;
 	struct config *c = parse_ok("vips:\n"
-				    "  - { name: a, address: 203.0.113.1, protocol: udp, port: 53,\n"
+				    "  - { name: a, address: 203.0.113.1, protocol: udp,\n"
+				    "      port: 53,\n"
 				    "      backends: [ { address: 198.18.1.1 } ] }\n");
 
 	config_init(&d);
@@ -374,15 +375,22 @@ struct bad {
 
 #define VIP_HEAD "vips:\n  - name: a\n    address: 203.0.113.1\n    protocol: tcp\n    port: 80\n"
 /* Lines 1..5 are VIP_HEAD; a backends list follows at line 6. */
+#define VIP(name, addr, proto, port)                                                        \
+	"  - name: " name "\n    address: " addr "\n    protocol: " proto "\n    port: " port "\n"
 #define ONE_BACKEND "    backends: [ { address: 198.18.1.1 } ]\n"
 
 static const struct bad bad[] = {
 	/* YAML syntax */
 	{ "cluster:\n  hash_seed: [1, 2\n", 3,
-	  "YAML syntax error: did not find expected ',' or ']' at column 1 (while parsing a flow sequence)" },
+	  "YAML syntax error: did not find expected ',' or ']' at column 1 "
+	  "(while parsing a flow sequence)" },
 	{ "cluster:\n  table_size: 7\n bad: x\n", 3, "YAML syntax error" },
 	{ "a: 'unterminated\n", 2, "YAML syntax error" },
 	{ "cluster: {}\n---\ncluster: {}\n", 2, "only one YAML document" },
+	{ "cluster:\n  table_size: 7\ndataplane: { interface: \"e\xff\" }\n", 3,
+	  "bad character: invalid leading UTF-8 octet at offset 51 '0xff'" },
+	{ "cluster:\n\n  table_size: \x01\n",
+	  3, "bad character: control characters are not allowed" },
 	{ "cluster: &c { table_size: 7 }\ndataplane: *c\n", 2, "aliases are not supported '*c'" },
 	/* unknown keys, every level */
 	{ "clusters: {}\n", 1, "unknown key 'clusters'" },
@@ -399,12 +407,14 @@ static const struct bad bad[] = {
 	{ "<<: {}\n", 1, "unknown key '<<'" },
 	/* wrong types */
 	{ "cluster: 5\n", 1, "cluster: expected a mapping '5'" },
-	{ "cluster:\n  table_size: { a: 1 }\n", 2, "cluster.table_size: expected a scalar, not a mapping" },
+	{ "cluster:\n  table_size: { a: 1 }\n",
+	  2, "cluster.table_size: expected a scalar, not a mapping" },
 	{ "dataplane:\n  interface: [eth0]\n", 2, "expected a scalar, not a list" },
 	{ "vips: { name: a }\n", 1, "vips: expected a list of VIPs, not a mapping" },
 	{ "vips:\n  - just-a-string\n", 2, "vips[0]: expected a mapping (a VIP) 'just-a-string'" },
 	{ VIP_HEAD "    backends: 198.18.1.1\n", 6, "expected a list of backends '198.18.1.1'" },
-	{ VIP_HEAD "    backends:\n      - 198.18.1.1\n", 7, "vips[0].backends[0]: expected a mapping" },
+	{ VIP_HEAD "    backends:\n      - 198.18.1.1\n",
+	  7, "vips[0].backends[0]: expected a mapping" },
 	{ "- 1\n- 2\n", 1, "the file must be a mapping" },
 	{ "[1]: x\n", 1, "keys must be scalars" },
 	{ "control: { metrics: { enabled: maybe } }\n", 1, "expected true or false 'maybe'" },
@@ -412,10 +422,13 @@ static const struct bad bad[] = {
 	{ "cluster:\n  table_size: 65536\n", 2, "must be a prime in 7..1048573 '65536'" },
 	{ "cluster:\n  table_size: 5\n", 2, "must be a prime in 7..1048573 '5'" },
 	{ "cluster:\n  table_size: 1048583\n", 2, "must be a prime" },
+	{ "cluster:\n  table_size: 4294967311\n", 2,
+	  "must be a prime in 7..1048573 '4294967311'" },
 	{ VIP_HEAD "    table_size: 100\n" ONE_BACKEND, 6, "vips[0].table_size: must be a prime" },
 	/* integers */
 	{ "cluster:\n  hash_seed: 12abc\n", 2, "not an integer '12abc'" },
-	{ "cluster:\n  hash_seed: 18446744073709551616\n", 2, "integer too large '18446744073709551616'" },
+	{ "cluster:\n  hash_seed: 18446744073709551616\n",
+	  2, "integer too large '18446744073709551616'" },
 	{ "cluster:\n  hash_seed: 0x1ffffffffffffffff\n", 2, "integer too large" },
 	{ "cluster:\n  hash_seed: -1\n", 2, "not an integer '-1'" },
 	{ "cluster:\n  hash_seed: ' 5'\n", 2, "not an integer ' 5'" },
@@ -441,7 +454,8 @@ static const struct bad bad[] = {
 	{ "conntrack:\n  udp_timeout: 99999999999999999999h\n", 2, "duration too large" },
 	{ VIP_HEAD "    health:\n      interval: 1s\n      timeout: 1s\n" ONE_BACKEND, 8,
 	  "vips[0].health.timeout: timeout 1000ms must be less than interval 1000ms '1s'" },
-	{ VIP_HEAD "    health:\n      interval: 5ms\n" ONE_BACKEND, 7, "out of range 10ms..3600000ms '5ms'" },
+	{ VIP_HEAD "    health:\n      interval: 5ms\n" ONE_BACKEND,
+	  7, "out of range 10ms..3600000ms '5ms'" },
 	/* enumerations and strings */
 	{ "dataplane:\n  mode: dpdk\n", 2, "expected afxdp or afpacket 'dpdk'" },
 	{ "dataplane:\n  interface: a-very-long-interface-name\n", 2, "longer than 15 bytes" },
@@ -450,56 +464,64 @@ static const struct bad bad[] = {
 	{ "dataplane:\n  nexthop_mac: 02:00:00:00:00\n", 2, "not a MAC address" },
 	{ "dataplane:\n  nexthop_mac: 02:00:00:00:00:0g\n", 2, "not a MAC address" },
 	{ "dataplane:\n  nexthop_mac: 02-00-00-00-00-01\n", 2, "not a MAC address" },
-	{ "vips:\n  - name: a\n    address: 203.0.113.1\n    protocol: sctp\n    port: 1\n" ONE_BACKEND,
+	{ "vips:\n" VIP("a", "203.0.113.1", "sctp", "1") ONE_BACKEND,
 	  4, "vips[0].protocol: expected tcp or udp 'sctp'" },
-	{ "vips:\n  - name: 'a b'\n    address: 203.0.113.1\n    protocol: tcp\n    port: 1\n" ONE_BACKEND,
+	{ "vips:\n" VIP("'a b'", "203.0.113.1", "tcp", "1") ONE_BACKEND,
 	  2, "must not hold spaces" },
-	{ "vips:\n  - name: a/b\n    address: 203.0.113.1\n    protocol: tcp\n    port: 1\n" ONE_BACKEND,
+	{ "vips:\n" VIP("a/b", "203.0.113.1", "tcp", "1") ONE_BACKEND,
 	  2, "may hold only letters, digits" },
 	{ "vips:\n  - name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
 	  "    address: 203.0.113.1\n    protocol: tcp\n    port: 1\n" ONE_BACKEND,
 	  2, "longer than 63 bytes" },
-	{ VIP_HEAD "    health: { type: icmp }\n" ONE_BACKEND, 6, "expected tcp, http or none 'icmp'" },
-	{ VIP_HEAD "    health: { type: tcp, path: /x }\n" ONE_BACKEND, 6, "path: only for type http '/x'" },
-	{ VIP_HEAD "    health: { type: http, path: healthz }\n" ONE_BACKEND, 6, "must start with / 'healthz'" },
-	{ VIP_HEAD "    health: { type: http, expect_status: 600 }\n" ONE_BACKEND, 6, "out of range 100..599" },
-	{ "vips:\n  - name: a\n    address: 203.0.113.1\n    protocol: tcp\n    port: 0\n"
+	{ VIP_HEAD "    health: { type: icmp }\n" ONE_BACKEND,
+	  6, "expected tcp, http or none 'icmp'" },
+	{ VIP_HEAD "    health: { type: tcp, path: /x }\n" ONE_BACKEND,
+	  6, "path: only for type http '/x'" },
+	{ VIP_HEAD "    health: { type: http, path: healthz }\n" ONE_BACKEND,
+	  6, "must start with / 'healthz'" },
+	{ VIP_HEAD "    health: { type: http, expect_status: 600 }\n" ONE_BACKEND,
+	  6, "out of range 100..599" },
+	{ "vips:\n" VIP("a", "203.0.113.1", "tcp", "0")
 	  "    health: { type: tcp }\n" ONE_BACKEND,
 	  6, "port is required when the VIP's port is 0" },
 	/* addresses */
-	{ "vips:\n  - name: a\n    address: 203.0.113.256\n    protocol: tcp\n    port: 1\n" ONE_BACKEND,
+	{ "vips:\n" VIP("a", "203.0.113.256", "tcp", "1") ONE_BACKEND,
 	  3, "vips[0].address: not an IPv4 or IPv6 address '203.0.113.256'" },
-	{ "vips:\n  - name: a\n    address: 0.0.0.0\n    protocol: tcp\n    port: 1\n" ONE_BACKEND,
+	{ "vips:\n" VIP("a", "0.0.0.0", "tcp", "1") ONE_BACKEND,
 	  3, "unspecified address '0.0.0.0'" },
 	{ VIP_HEAD "    backends: [ { address: 'ff02::1' } ]\n", 6, "multicast address 'ff02::1'" },
-	{ VIP_HEAD "    backends: [ { address: 198.18.1 } ]\n", 6, "not an IPv4 or IPv6 address '198.18.1'" },
-	{ VIP_HEAD "    backends: [ { weight: 1 } ]\n", 6, "vips[0].backends[0]: address is required" },
+	{ VIP_HEAD "    backends: [ { address: 198.18.1 } ]\n",
+	  6, "not an IPv4 or IPv6 address '198.18.1'" },
+	{ VIP_HEAD "    backends: [ { weight: 1 } ]\n",
+	  6, "vips[0].backends[0]: address is required" },
 	{ "dataplane:\n  source_ipv4: 2001:db8::1\n", 2, "not an IPv4 address '2001:db8::1'" },
 	{ "dataplane:\n  source_ipv6: 198.18.0.1\n", 2, "not an IPv6 address '198.18.0.1'" },
-	{ "control:\n  metrics:\n    address: localhost\n", 3, "not an IPv4 or IPv6 address 'localhost'" },
-	{ "vips:\n  - name: a\n    address: 203.0.113.1\n    protocol: tcp\n    port: 65536\n" ONE_BACKEND,
+	{ "control:\n  metrics:\n    address: localhost\n",
+	  3, "not an IPv4 or IPv6 address 'localhost'" },
+	{ "vips:\n" VIP("a", "203.0.113.1", "tcp", "65536") ONE_BACKEND,
 	  5, "out of range 0..65535 '65536'" },
 	/* weights */
 	{ VIP_HEAD "    backends:\n      - address: 198.18.1.1\n        weight: 65536\n", 8,
 	  "vips[0].backends[0].weight: out of range 0..65535 '65536'" },
-	{ VIP_HEAD "    backends:\n      - address: 198.18.1.1\n        weight: -1\n", 8, "not an integer '-1'" },
+	{ VIP_HEAD "    backends:\n      - address: 198.18.1.1\n        weight: -1\n",
+	  8, "not an integer '-1'" },
 	/* structure */
 	{ VIP_HEAD "    backends: []\n", 6, "vips[0].backends: a VIP needs at least one backend" },
 	{ VIP_HEAD "    backends:\n", 6, "a VIP needs at least one backend" },
 	{ "vips:\n  - name: a\n    address: 203.0.113.1\n    port: 1\n" ONE_BACKEND, 2,
 	  "vips[0]: protocol is required" },
-	{ "vips:\n  - name: a\n    address: 203.0.113.1\n    protocol: tcp\n    port: 1\n", 2,
+	{ "vips:\n" VIP("a", "203.0.113.1", "tcp", "1"), 2,
 	  "backends is required" },
 	/* duplicates */
 	{ VIP_HEAD "    backends:\n      - address: 198.18.1.1\n      - address: 198.18.1.2\n"
 		   "      - { address: 198.18.1.1, weight: 3 }\n",
 	  9, "duplicate backend (first at line 7) '198.18.1.1'" },
-	{ VIP_HEAD ONE_BACKEND "  - name: a\n    address: 203.0.113.2\n    protocol: tcp\n    port: 80\n" ONE_BACKEND,
+	{ VIP_HEAD ONE_BACKEND VIP("a", "203.0.113.2", "tcp", "80") ONE_BACKEND,
 	  7, "duplicate VIP name (first at line 2) 'a'" },
-	{ VIP_HEAD ONE_BACKEND "  - name: b\n    address: 203.0.113.1\n    protocol: tcp\n    port: 80\n" ONE_BACKEND,
+	{ VIP_HEAD ONE_BACKEND VIP("b", "203.0.113.1", "tcp", "80") ONE_BACKEND,
 	  7, "duplicate VIP (same address, protocol and port as 'a' at line 2) '203.0.113.1'" },
-	{ "vips:\n  - name: all\n    address: 203.0.113.1\n    protocol: tcp\n    port: 0\n" ONE_BACKEND
-	  "  - name: b\n    address: 203.0.113.1\n    protocol: tcp\n    port: 443\n" ONE_BACKEND,
+	{ "vips:\n" VIP("all", "203.0.113.1", "tcp", "0") ONE_BACKEND
+	  VIP("b", "203.0.113.1", "tcp", "443") ONE_BACKEND,
 	  7, "VIP overlaps port-0 VIP 'all' at line 2 '203.0.113.1'" },
 	/* nesting */
 	{ "a: [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]\n", 1, "nested deeper than 16 levels" },
@@ -517,8 +539,8 @@ static void test_errors(void **state)
 		snprintf(prefix, sizeof(prefix), "t.yaml:%d: ", bad[i].line);
 		if (r != -EINVAL || strncmp(err, prefix, strlen(prefix)) != 0 ||
 		    !strstr(err, bad[i].msg) || strchr(err, '\n'))
-			print_error("case %zu: r=%d err=\"%s\"; want line %d and \"%s\"\n", i, r, err,
-				    bad[i].line, bad[i].msg);
+			print_error("case %zu: r=%d err=\"%s\"; want line %d and \"%s\"\n", i, r,
+				    err, bad[i].line, bad[i].msg);
 		assert_int_equal(r, -EINVAL);
 		assert_null(c);
 		assert_int_equal(strncmp(err, prefix, strlen(prefix)), 0);
@@ -552,8 +574,8 @@ static void test_limits(void **state)
 	len = (size_t)snprintf(t, cap, "vips:\n");
 	for (unsigned i = 0; i < CONFIG_VIPS_MAX + 1; i++)
 		len += (size_t)snprintf(t + len, cap - len,
-					"  - { name: v%u, address: 203.0.113.1, protocol: tcp, port: %u,"
-					" backends: [ { address: 198.18.1.1 } ] }\n",
+					"  - { name: v%u, address: 203.0.113.1, protocol: tcp,"
+					" port: %u, backends: [ { address: 198.18.1.1 } ] }\n",
 					i, i + 1);
 	assert_int_equal(config_parse(t, len, "t.yaml", &c, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "t.yaml:1026: vips: more than 1024 VIPs"));
@@ -643,7 +665,8 @@ static void test_check_dataplane(void **state)
 				 "dataplane.source_ipv6 is not set");
 	config_free(c);
 
-	c = parse_ok("dataplane:\n  interface: eth0\n  source_ipv6: 2001:db8::2\n  mtu: 1200\n" VIP_HEAD
+	c = parse_ok("dataplane:\n  interface: eth0\n  source_ipv6: 2001:db8::2\n"
+		     "  mtu: 1200\n" VIP_HEAD
 		     "    backends:\n      - address: 2001:db8::5\n");
 	assert_int_equal(config_check_dataplane(c, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "t.yaml:11: VIP 'a' has IPv6 backend '2001:db8::5' but "
@@ -668,7 +691,8 @@ static void test_check_dataplane_ipv6_vip(void **state)
 	snprintf(buf, sizeof(buf), text, 1279u);
 	c = parse_ok(buf);
 	assert_int_equal(config_check_dataplane(c, err, sizeof(err)), -EINVAL);
-	assert_string_equal(err, "t.yaml:6: VIP 'six' is IPv6 but dataplane.mtu 1279 is below 1280");
+	assert_string_equal(err,
+			    "t.yaml:6: VIP 'six' is IPv6 but dataplane.mtu 1279 is below 1280");
 	config_free(c);
 }
 
