@@ -462,8 +462,7 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
                            struct lb_job *j, uint64_t now_ns)
 {
 	const struct lb_backend *b;
-	const struct lb_addr *src;
-	struct gre_outer o;
+	struct gre_fields fl;
 	uint64_t mac;
 	uint16_t id;
 	uint8_t baf;
@@ -489,18 +488,23 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	mac = atomic_load_explicit(&s->nexthops[b->nexthop].mac, memory_order_relaxed);
 	if (!(mac & LB_NH_VALID))
 		return drop(w, LB_CTR_DROP_NEXTHOP_UNRESOLVED);
-	src = baf == AF_INET ? &s->source_ipv4 : &s->source_ipv6;
-	if (src->family != baf)
+	if (!b->has_source)
 		return drop(w, LB_CTR_DROP_NO_SOURCE_ADDR);
-	o.eth_dst = mac;
-	o.eth_src = w->p.mac;
-	o.src = src;
-	o.dst = &b->addr;
-	o.ttl = s->ttl;
-	o.tos = j->ip.tos;
-	o.df = j->ip.df;
-	o.id = j->ip.family == 4 ? pkt_load16(f->data + j->ip.off + 4) : 0;
+	fl.tos = j->ip.tos;
+	fl.df = j->ip.df;
+	fl.id = j->ip.family == 4 ? pkt_load16(f->data + j->ip.off + 4) : 0;
 	if (j->retarget) {
+		struct gre_outer o = {
+		    .eth_dst = mac,
+		    .eth_src = w->p.mac,
+		    .src = baf == AF_INET ? &s->source_ipv4 : &s->source_ipv6,
+		    .dst = &b->addr,
+		    .ttl = s->ttl,
+		    .tos = fl.tos,
+		    .df = fl.df,
+		    .id = fl.id,
+		};
+
 		err = gre_retarget(f, &j->outer, j->gre_off, &o, s->mtu);
 		if (err)
 			return drop(w, (unsigned)err);
@@ -520,7 +524,7 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 			                           : LB_CTR_TX_ICMP6_TOO_BIG);
 			return LB_TX;
 		}
-		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, &o);
+		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, mac, w->p.mac, b, &fl);
 		if (err)
 			return drop(w, (unsigned)err);
 		count(w, baf == AF_INET ? LB_CTR_TX_GRE_IPV4 : LB_CTR_TX_GRE_IPV6);
