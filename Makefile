@@ -48,6 +48,8 @@ BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 FUZZERS   := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(wildcard bpf/*.bpf.c))
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -Ibpf -Isrc
+# <linux/bpf.h> needs <asm/types.h>, which Debian keeps under the multiarch include directory.
+BPF_CFLAGS += -I/usr/include/$(shell $(CC) -dumpmachine 2>/dev/null)
 
 .PHONY: all help check check-unit check-san check-fuzz check-e2e bench demo fuzz clean format
 .DEFAULT_GOAL := all

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "control/config_yaml.h"
+#include "control/daemon.h"
 #include "io/replay.h"
 
 #ifndef MAGLEVD_VERSION
@@ -100,7 +101,5 @@ int main(int argc, char **argv)
 		}
 		return 0;
 	}
-	config_free(cfg);
-	fprintf(stderr, "maglevd: daemon mode not built yet\n");
-	return 1;
+	return daemon_run(config_path, cfg);
 }

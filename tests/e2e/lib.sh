@@ -1,0 +1,440 @@
+# shellcheck shell=bash
+# tests/e2e/lib.sh: the end-to-end topology (client, router, maglevd host, three backends in network
+# namespaces joined by veth) and the helpers the tests, the benchmark and the demo build on.
+#
+# Source it, then:
+#   e2e_init                 # root check (exit 4 = skip), temp dir, stale cleanup, trap on EXIT
+#   e2e_topology_up          # namespaces, addresses, routes, backends with the XDP decap attached
+#   start_backend_servers    # HTTP :80 ("beN\n"), UDP echo :53, iperf3 -s on every backend
+#   start_maglevd afxdp      # writes the config and runs build/maglevd in the lb namespace
+#   run_in "$NS_CLIENT" curl -s "http://$VIP_WEB4/"
+#   stop_maglevd             # (e2e_cleanup, run by the trap, stops everything and removes it all)
+#
+# Every name starts with $E2E_PREFIX (default "mgw") so several runs can coexist; veth pairs are
+# created straight inside their namespaces, so nothing is left in the root namespace. Addresses
+# (IPv4 and IPv6):
+#
+#   client 198.18.0.2 2001:db8::2 -- router 198.18.0.1 2001:db8::1       (client eth0 / router cl0)
+#   lb     198.18.2.2 2001:db8:2::2 -- router 198.18.2.1 2001:db8:2::1   (lb eth0 / router lb0)
+#   beN    198.18.1.1N 2001:db8:1::1N -- router bridge br0 198.18.1.1 2001:db8:1::1 (beN eth0 / router beN)
+#   router routes 203.0.113.0/24, 198.51.100.0/24, 2001:db8:100::/64 (the VIPs) via the lb.
+#   backends: the VIPs on lo, rp_filter=0, arp_ignore=1, arp_announce=2, XDP GRE decap on eth0.
+
+E2E_PREFIX=${E2E_PREFIX:-mgw}
+E2E_SKIP=4
+E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+E2E_BUILD=${E2E_BUILD:-$E2E_ROOT/build}
+E2E_PYTHON=${E2E_PYTHON:-/usr/bin/python3} # Debian's, which has scapy
+MAGLEVD=${MAGLEVD:-$E2E_BUILD/maglevd}
+MAGLEVCTL=${MAGLEVCTL:-$E2E_BUILD/maglevctl}
+E2E_DIR=${E2E_DIR:-} # per-run temp dir (configs, logs, sockets, PID files); set by e2e_init
+
+NS_CLIENT=$E2E_PREFIX-client
+NS_ROUTER=$E2E_PREFIX-router
+NS_LB=$E2E_PREFIX-lb
+NS_BACKENDS=("$E2E_PREFIX-be1" "$E2E_PREFIX-be2" "$E2E_PREFIX-be3")
+BACKEND_NAMES=(be1 be2 be3)
+
+CLIENT_IF=eth0 # in $NS_CLIENT
+LB_IF=eth0     # in $NS_LB: maglevd's dataplane.interface
+BE_IF=eth0     # in each backend namespace
+ROUTER_CLIENT_IF=cl0
+ROUTER_LB_IF=lb0
+ROUTER_BRIDGE=br0 # backends' side; its ports are named be1..be3
+
+CLIENT4=198.18.0.2
+CLIENT6=2001:db8::2
+ROUTER_CLIENT4=198.18.0.1
+ROUTER_CLIENT6=2001:db8::1
+ROUTER_LB4=198.18.2.1
+ROUTER_LB6=2001:db8:2::1
+ROUTER_BE4=198.18.1.1
+ROUTER_BE6=2001:db8:1::1
+LB4=198.18.2.2
+LB6=2001:db8:2::2
+BACKENDS4=(198.18.1.11 198.18.1.12 198.18.1.13)
+BACKENDS6=(2001:db8:1::11 2001:db8:1::12 2001:db8:1::13)
+
+VIP_WEB4=203.0.113.10    # tcp 80 in the maglevd config ("web")
+VIP_DNS4=203.0.113.11    # udp 53 ("dns")
+VIP_WEB6=2001:db8:100::10 # tcp 80 ("web6")
+VIP_DNS6=2001:db8:100::11 # udp 53 ("dns6")
+VIPS=("$VIP_WEB4" "$VIP_DNS4" "$VIP_WEB6" "$VIP_DNS6") # put on every backend's lo
+VIP_ROUTES4=(203.0.113.0/24 198.51.100.0/24)
+VIP_ROUTES6=(2001:db8:100::/64)
+
+E2E_WAIT_STEP=0.1 # seconds between polls in wait_for
+
+MAGLEVD_PID=
+MAGLEVD_CONFIG=
+MAGLEVD_LOG=
+MAGLEVD_SOCKET=
+
+e2e_log() { echo "e2e[$E2E_PREFIX]: $*" >&2; }
+
+# run_in NS CMD...: runs CMD inside namespace NS.
+run_in() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+# bg_in NS LOG CMD...: starts CMD in NS in the background, output to LOG; sets BG_PID to its PID
+# and records it (e2e_cleanup kills it). `ip netns exec` execs CMD, so the PID is CMD's own. Call
+# it directly, not in $(...), so that the process stays a child of this shell (wait works).
+BG_PID=
+bg_in() {
+	local ns=$1 log=$2
+	shift 2
+	ip netns exec "$ns" "$@" >"$log" 2>&1 </dev/null &
+	BG_PID=$!
+	echo "$BG_PID" >>"$E2E_DIR/pids"
+}
+
+# pid_alive PID: true while PID runs (a zombie that has not been waited for counts as ended).
+pid_alive() {
+	local st
+	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# kill_pid PID [SECONDS]: SIGTERM, wait up to SECONDS (default 5), then SIGKILL. Returns the
+# process's exit status (our child) or 0.
+kill_pid() {
+	local pid=$1 secs=${2:-5} i
+	if ! pid_alive "$pid"; then
+		wait "$pid" 2>/dev/null
+		return $?
+	fi
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < secs * 10; i++)); do
+		pid_alive "$pid" || break
+		sleep 0.1
+	done
+	if pid_alive "$pid"; then
+		e2e_log "pid $pid ignored SIGTERM for ${secs}s, killing it"
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+}
+
+# wait_for SECONDS CMD...: polls CMD until it succeeds (0) or SECONDS have passed (1).
+wait_for() {
+	local secs=$1 i n
+	shift
+	n=$(awk -v s="$secs" -v st="$E2E_WAIT_STEP" 'BEGIN { printf "%d", s / st }')
+	for ((i = 0; i <= n; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep "$E2E_WAIT_STEP"
+	done
+	return 1
+}
+
+# e2e_skip MSG: prints why and exits with the skip code.
+e2e_skip() {
+	echo "SKIP: $*"
+	exit "$E2E_SKIP"
+}
+
+# e2e_namespaces: every namespace with our prefix (also stale ones from an earlier run).
+e2e_namespaces() {
+	ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E "^${E2E_PREFIX}-(client|router|lb|be[0-9]+)$" || true
+}
+
+# e2e_cleanup: stops what we started (by PID), deletes every namespace with our prefix (after
+# killing what still runs inside it: only our own runs use our prefix) and the temp dir.
+e2e_cleanup() {
+	local pid ns
+	if [ -n "$MAGLEVD_PID" ]; then
+		kill_pid "$MAGLEVD_PID" 5 || true
+		MAGLEVD_PID=
+	fi
+	if [ -n "$E2E_DIR" ] && [ -f "$E2E_DIR/pids" ]; then
+		while read -r pid; do
+			[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+		done <"$E2E_DIR/pids"
+		sleep 0.2
+		while read -r pid; do
+			[ -n "$pid" ] || continue
+			kill -KILL "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+		done <"$E2E_DIR/pids"
+		rm -f "$E2E_DIR/pids"
+	fi
+	for ns in $(e2e_namespaces); do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			kill -KILL "$pid" 2>/dev/null
+		done
+		ip netns del "$ns" 2>/dev/null
+	done
+	if [ -n "$E2E_DIR" ] && [ -d "$E2E_DIR" ] && [ -z "${E2E_KEEP:-}" ]; then
+		rm -rf "$E2E_DIR"
+	fi
+	return 0
+}
+
+# e2e_init: skips (exit 4) unless root; makes the temp dir; removes stale namespaces with our
+# prefix; installs e2e_cleanup as the EXIT trap (INT/TERM exit through it).
+e2e_init() {
+	[ "$(id -u)" -eq 0 ] || e2e_skip "needs root"
+	E2E_DIR=$(mktemp -d "/tmp/${E2E_PREFIX}-e2e.XXXXXX")
+	: >"$E2E_DIR/pids"
+	local d=$E2E_DIR
+	E2E_DIR=
+	e2e_cleanup
+	E2E_DIR=$d
+	trap e2e_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+e2e_sysctl() {
+	local ns=$1
+	shift
+	run_in "$ns" sysctl -q -w "$@" >/dev/null
+}
+
+# e2e_netns_add NS: a namespace with lo up and IPv6 DAD off (addresses usable at once).
+e2e_netns_add() {
+	local ns=$1
+	ip netns add "$ns"
+	run_in "$ns" ip link set lo up
+	e2e_sysctl "$ns" net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+		net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.all.accept_ra=0 \
+		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+}
+
+# e2e_veth NS1 IF1 NS2 IF2: a veth pair created inside the two namespaces, both ends up, TX
+# checksum offload off (so AF_XDP, AF_PACKET and XDP see complete checksums; environment.md).
+e2e_veth() {
+	local ns1=$1 if1=$2 ns2=$3 if2=$4
+	ip link add "$if1" netns "$ns1" type veth peer name "$if2" netns "$ns2"
+	run_in "$ns1" ethtool -K "$if1" tx off >/dev/null 2>&1
+	run_in "$ns2" ethtool -K "$if2" tx off >/dev/null 2>&1
+	run_in "$ns1" ip link set "$if1" up
+	run_in "$ns2" ip link set "$if2" up
+}
+
+e2e_addr() {
+	local ns=$1 dev=$2 a4=$3 a6=$4
+	run_in "$ns" ip addr add "$a4" dev "$dev"
+	run_in "$ns" ip -6 addr add "$a6" dev "$dev" nodad
+}
+
+# e2e_topology_up [--no-decap]: builds the whole topology; the backends get the XDP GRE decap
+# program (maglevctl decap attach) unless --no-decap.
+e2e_topology_up() {
+	local decap=1 i ns r
+	[ "${1:-}" = "--no-decap" ] && decap=0
+	for ns in "$NS_CLIENT" "$NS_ROUTER" "$NS_LB" "${NS_BACKENDS[@]}"; do
+		e2e_netns_add "$ns" || return 1
+	done
+
+	e2e_sysctl "$NS_ROUTER" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	run_in "$NS_ROUTER" ip link add "$ROUTER_BRIDGE" type bridge
+	run_in "$NS_ROUTER" ip link set "$ROUTER_BRIDGE" up
+
+	e2e_veth "$NS_CLIENT" "$CLIENT_IF" "$NS_ROUTER" "$ROUTER_CLIENT_IF"
+	e2e_addr "$NS_CLIENT" "$CLIENT_IF" "$CLIENT4/24" "$CLIENT6/64"
+	e2e_addr "$NS_ROUTER" "$ROUTER_CLIENT_IF" "$ROUTER_CLIENT4/24" "$ROUTER_CLIENT6/64"
+	run_in "$NS_CLIENT" ip route add default via "$ROUTER_CLIENT4"
+	run_in "$NS_CLIENT" ip -6 route add default via "$ROUTER_CLIENT6"
+
+	e2e_veth "$NS_LB" "$LB_IF" "$NS_ROUTER" "$ROUTER_LB_IF"
+	e2e_addr "$NS_LB" "$LB_IF" "$LB4/24" "$LB6/64"
+	e2e_addr "$NS_ROUTER" "$ROUTER_LB_IF" "$ROUTER_LB4/24" "$ROUTER_LB6/64"
+	run_in "$NS_LB" ip route add default via "$ROUTER_LB4"
+	run_in "$NS_LB" ip -6 route add default via "$ROUTER_LB6"
+
+	e2e_addr "$NS_ROUTER" "$ROUTER_BRIDGE" "$ROUTER_BE4/24" "$ROUTER_BE6/64"
+	for i in 0 1 2; do
+		ns=${NS_BACKENDS[$i]}
+		e2e_veth "$ns" "$BE_IF" "$NS_ROUTER" "${BACKEND_NAMES[$i]}"
+		run_in "$NS_ROUTER" ip link set "${BACKEND_NAMES[$i]}" master "$ROUTER_BRIDGE"
+		e2e_addr "$ns" "$BE_IF" "${BACKENDS4[$i]}/24" "${BACKENDS6[$i]}/64"
+		run_in "$ns" ip route add default via "$ROUTER_BE4"
+		run_in "$ns" ip -6 route add default via "$ROUTER_BE6"
+		e2e_sysctl "$ns" net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+			"net.ipv4.conf.$BE_IF.rp_filter=0" net.ipv4.conf.lo.rp_filter=0
+		for r in "${VIPS[@]}"; do
+			case $r in
+			*:*) run_in "$ns" ip -6 addr add "$r/128" dev lo ;;
+			*) run_in "$ns" ip addr add "$r/32" dev lo ;;
+			esac
+		done
+	done
+
+	for r in "${VIP_ROUTES4[@]}"; do
+		run_in "$NS_ROUTER" ip route add "$r" via "$LB4"
+	done
+	for r in "${VIP_ROUTES6[@]}"; do
+		run_in "$NS_ROUTER" ip -6 route add "$r" via "$LB6"
+	done
+	# Replies from the backends have the VIP as source and enter on br0 while the VIP's route
+	# points at lb0: strict reverse-path filtering would drop them.
+	for r in all default "$ROUTER_CLIENT_IF" "$ROUTER_LB_IF" "$ROUTER_BRIDGE"; do
+		e2e_sysctl "$NS_ROUTER" "net.ipv4.conf.$r.rp_filter=0"
+	done
+
+	if [ "$decap" -eq 1 ]; then
+		for i in 0 1 2; do
+			backend_decap_attach "$i" || return 1
+		done
+	fi
+	wait_for 5 run_in "$NS_CLIENT" ping -c1 -W1 "${BACKENDS4[2]}" || {
+		e2e_log "topology: client cannot reach ${BACKENDS4[2]}"
+		return 1
+	}
+}
+
+# backend_decap_attach I: attaches the XDP GRE decap program to backend I's eth0 with every VIP.
+backend_decap_attach() {
+	local i=$1 args=() v
+	for v in "${VIPS[@]}"; do
+		args+=(--vip "$v")
+	done
+	run_in "${NS_BACKENDS[$i]}" "$MAGLEVCTL" decap attach "$BE_IF" "${args[@]}" >>"$E2E_DIR/decap.log" 2>&1 || {
+		e2e_log "decap attach on ${BACKEND_NAMES[$i]} failed:"
+		cat "$E2E_DIR/decap.log" >&2
+		return 1
+	}
+}
+
+backend_decap_detach() {
+	run_in "${NS_BACKENDS[$1]}" "$MAGLEVCTL" decap detach "$BE_IF"
+}
+
+# start_backend_servers [I...]: on backends I (default all): HTTP :80 answering "beN\n", UDP
+# echo :53 (both bound to every VIP and the backend's own addresses), iperf3 -s on 5201. Waits
+# until they answer on the backend's own address.
+start_backend_servers() {
+	local idx=("$@") i ns
+	[ ${#idx[@]} -eq 0 ] && idx=(0 1 2)
+	for i in "${idx[@]}"; do
+		ns=${NS_BACKENDS[$i]}
+		bg_in "$ns" "$E2E_DIR/servers.${BACKEND_NAMES[$i]}.log" "$E2E_PYTHON" \
+			"$E2E_ROOT/tests/e2e/servers.py" "${BACKEND_NAMES[$i]}" "${VIPS[@]}" \
+			"${BACKENDS4[$i]}" "${BACKENDS6[$i]}"
+		echo "$BG_PID" >"$E2E_DIR/servers.${BACKEND_NAMES[$i]}.pid"
+		bg_in "$ns" "$E2E_DIR/iperf3.${BACKEND_NAMES[$i]}.log" iperf3 -s -p 5201
+		echo "$BG_PID" >"$E2E_DIR/iperf3.${BACKEND_NAMES[$i]}.pid"
+	done
+	for i in "${idx[@]}"; do
+		wait_for 10 e2e_servers_answer "$i" || {
+			e2e_log "servers on ${BACKEND_NAMES[$i]} did not come up:"
+			cat "$E2E_DIR/servers.${BACKEND_NAMES[$i]}.log" >&2
+			return 1
+		}
+	done
+}
+
+# e2e_servers_answer I: backend I's HTTP and UDP echo both answer on its own address.
+e2e_servers_answer() {
+	local ns=${NS_BACKENDS[$1]} a=${BACKENDS4[$1]}
+	run_in "$ns" curl -sf -m1 "http://$a/" >/dev/null &&
+		[ "$(echo ping | run_in "$ns" socat -T1 - "UDP4:$a:53" 2>/dev/null)" = ping ]
+}
+
+# stop_backend_servers [I...]: stops the HTTP/UDP servers (not iperf3) of backends I (default all).
+stop_backend_servers() {
+	local idx=("$@") i f
+	[ ${#idx[@]} -eq 0 ] && idx=(0 1 2)
+	for i in "${idx[@]}"; do
+		f=$E2E_DIR/servers.${BACKEND_NAMES[$i]}.pid
+		[ -f "$f" ] && kill_pid "$(cat "$f")" 3
+		rm -f "$f"
+	done
+	return 0
+}
+
+# write_maglevd_config FILE MODE: the test config. VIPs web (tcp 80), dns (udp 53) with the three
+# IPv4 backends, web6 (tcp 80) and dns6 (udp 53) with the three IPv6 backends. E2E_CONFIG_EXTRA,
+# if set, is appended verbatim (e.g. health checks).
+write_maglevd_config() {
+	local f=$1 mode=$2 i
+	{
+		echo "# maglevd config written by tests/e2e/lib.sh (prefix $E2E_PREFIX)"
+		echo "cluster:"
+		echo "  hash_seed: 0x5eed"
+		echo "  table_size: 65537"
+		echo "dataplane:"
+		echo "  mode: $mode"
+		echo "  interface: $LB_IF"
+		echo "  source_ipv4: $LB4"
+		echo "  source_ipv6: $LB6"
+		echo "control:"
+		echo "  socket: $E2E_DIR/maglevd.sock"
+		echo "vips:"
+		e2e_config_vip web "$VIP_WEB4" tcp 80 "${BACKENDS4[@]}"
+		e2e_config_vip dns "$VIP_DNS4" udp 53 "${BACKENDS4[@]}"
+		e2e_config_vip web6 "$VIP_WEB6" tcp 80 "${BACKENDS6[@]}"
+		e2e_config_vip dns6 "$VIP_DNS6" udp 53 "${BACKENDS6[@]}"
+		[ -n "${E2E_CONFIG_EXTRA:-}" ] && echo "$E2E_CONFIG_EXTRA"
+	} >"$f"
+}
+
+e2e_config_vip() {
+	local name=$1 addr=$2 proto=$3 port=$4 b
+	shift 4
+	echo "  - name: $name"
+	echo "    address: $addr"
+	echo "    protocol: $proto"
+	echo "    port: $port"
+	echo "    backends:"
+	for b in "$@"; do
+		echo "      - { address: $b, weight: 1 }"
+	done
+}
+
+# start_maglevd MODE [CONFIG]: runs build/maglevd -c CONFIG in the lb namespace (CONFIG defaults
+# to one written by write_maglevd_config for MODE). Sets MAGLEVD_PID, MAGLEVD_CONFIG, MAGLEVD_LOG,
+# MAGLEVD_SOCKET. Ready when its control socket exists (or, for afxdp, its XDP program is on
+# $LB_IF); fails with its log if it exits or is not ready within 10 s.
+start_maglevd() {
+	local mode=$1 i
+	MAGLEVD_CONFIG=${2:-$E2E_DIR/maglevd.$mode.yaml}
+	MAGLEVD_LOG=$E2E_DIR/maglevd.$mode.log
+	MAGLEVD_SOCKET=$E2E_DIR/maglevd.sock
+	[ -x "$MAGLEVD" ] || { e2e_log "no $MAGLEVD (run make)"; return 1; }
+	[ -n "${2:-}" ] || write_maglevd_config "$MAGLEVD_CONFIG" "$mode"
+	rm -f "$MAGLEVD_SOCKET"
+	bg_in "$NS_LB" "$MAGLEVD_LOG" "$MAGLEVD" -c "$MAGLEVD_CONFIG"
+	MAGLEVD_PID=$BG_PID
+	for ((i = 0; i < 100; i++)); do
+		if ! pid_alive "$MAGLEVD_PID"; then
+			wait "$MAGLEVD_PID" 2>/dev/null
+			e2e_log "maglevd ($mode) exited at start (rc $?):"
+			cat "$MAGLEVD_LOG" >&2
+			MAGLEVD_PID=
+			return 1
+		fi
+		[ -S "$MAGLEVD_SOCKET" ] && return 0
+		if [ "$mode" = afxdp ] && run_in "$NS_LB" ip link show "$LB_IF" | grep -q 'prog/xdp'; then
+			sleep 0.3 # sockets bound right after the program is attached
+			return 0
+		fi
+		sleep 0.1
+	done
+	e2e_log "maglevd ($mode) not ready after 10 s:"
+	cat "$MAGLEVD_LOG" >&2
+	return 1
+}
+
+# stop_maglevd: SIGTERM, waits (5 s, then SIGKILL); returns maglevd's exit status.
+stop_maglevd() {
+	local rc=0
+	[ -n "$MAGLEVD_PID" ] || return 0
+	kill_pid "$MAGLEVD_PID" 5 || rc=$?
+	MAGLEVD_PID=
+	return $rc
+}
+
+# lb_xdp_attached: true if some XDP program is attached to the lb's interface.
+lb_xdp_attached() {
+	run_in "$NS_LB" ip link show "$LB_IF" | grep -q 'prog/xdp'
+}
+
+# link_stat NS DEV FIELD: one counter of DEV (rx_packets, tx_packets, rx_bytes, ...) from sysfs.
+link_stat() {
+	run_in "$1" cat "/sys/class/net/$2/statistics/$3"
+}
