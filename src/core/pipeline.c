@@ -11,7 +11,6 @@
 #include "core/pkt.h"
 
 #define NS_PER_SEC        1000000000ull
-#define IPPROTO_GRE_      47u
 #define LB_PREFETCH_AHEAD 8u /* frames between an entry prefetch and its use in a batch */
 
 enum job_kind {
@@ -123,13 +122,6 @@ static inline uint32_t addr_len_of(uint8_t family)
 	return family == 4 ? 4u : 16u;
 }
 
-/* Fills the flow key from addresses in the frame (family 4/6) and network-order ports. */
-static inline void key_fill(struct lb_flow_key *k, uint8_t family, const uint8_t *src,
-                            const uint8_t *dst, uint8_t proto, uint16_t sport, uint16_t dport)
-{
-	lb_flow_key_fill(k, family, src, dst, proto, sport, dport);
-}
-
 /* A TCP/UDP packet ip to VIP address ai: its VIP and flow. Sets j->kind. */
 static void classify_l4(const struct lb_snapshot *s, const uint8_t *d, const struct pkt_ip *ip,
                         int32_t ai, struct lb_job *j)
@@ -163,8 +155,8 @@ static void classify_l4(const struct lb_snapshot *s, const uint8_t *d, const str
 	}
 	j->kind = JOB_FLOW;
 	j->vip = (uint16_t)vip;
-	key_fill(&j->key, ip->family, pkt_ip_src(d, ip), pkt_ip_dst(d, ip), ip->proto, sport,
-	         dport);
+	lb_flow_key_fill(&j->key, ip->family, pkt_ip_src(d, ip), pkt_ip_dst(d, ip), ip->proto,
+	                 sport, dport);
 	j->hash = lb_flow_hash(&j->key, s->hash_seed);
 }
 
@@ -211,7 +203,8 @@ static void classify_icmp_error(const struct lb_snapshot *s, const uint8_t *d,
 	j->insert = false;
 	j->tcp_flags = 0;
 	j->vip = (uint16_t)vip;
-	key_fill(&j->key, ip->family, pkt_ip_dst(d, &e), pkt_ip_src(d, &e), e.proto, sport, dport);
+	lb_flow_key_fill(&j->key, ip->family, pkt_ip_dst(d, &e), pkt_ip_src(d, &e), e.proto, sport,
+	                 dport);
 	j->hash = lb_flow_hash(&j->key, s->hash_seed);
 }
 
@@ -319,7 +312,7 @@ static void classify_gre(const struct lb_snapshot *s, const uint8_t *d, const st
 	}
 }
 
-/* First stage: parse and classify f into j; no state changes besides nothing (pure). */
+/* First stage: parse and classify f into j, reading only the frame and the snapshot. */
 static void classify(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
 {
 	const uint8_t *d = f->data;
@@ -348,7 +341,7 @@ static void classify(const struct lb_snapshot *s, const struct lb_frame *f, stru
 			job_verdict(j, LB_DROP, (unsigned)err);
 		return;
 	}
-	if (j->ip.proto == IPPROTO_GRE_ && is_our_source(s, d, &j->ip)) {
+	if (j->ip.proto == GRE_IPPROTO && is_our_source(s, d, &j->ip)) {
 		struct pkt_ip outer = j->ip;
 
 		classify_gre(s, d, &outer, j);
