@@ -123,8 +123,10 @@ static inline uint32_t addr_len_of(uint8_t family)
 }
 
 /* A TCP/UDP packet ip to VIP address ai: its VIP and flow. Sets j->kind. */
-static void classify_l4(const struct lb_snapshot *s, const uint8_t *d, const struct pkt_ip *ip,
-                        int32_t ai, struct lb_job *j)
+static inline __attribute__((always_inline)) void classify_l4(const struct lb_snapshot *s,
+                                                              const uint8_t *d,
+                                                              const struct pkt_ip *ip, int32_t ai,
+                                                              struct lb_job *j)
 {
 	uint16_t sport = 0, dport = 0;
 	int32_t vip;
@@ -313,7 +315,8 @@ static void classify_gre(const struct lb_snapshot *s, const uint8_t *d, const st
 }
 
 /* First stage: parse and classify f into j, reading only the frame and the snapshot. */
-static void classify(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
+static inline __attribute__((always_inline)) void
+classify(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
 {
 	const uint8_t *d = f->data;
 	uint32_t l3off;
