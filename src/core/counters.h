@@ -1,8 +1,8 @@
 /*
  * Worker counters, defined once: the enum, the metric name and its help text come from the one
  * X-macro list below so they cannot drift. Every drop and every decision has its own counter.
- * Each worker owns its array and increments it without atomics; readers (control thread) load
- * entries with relaxed atomic loads and sum over workers.
+ * Each worker owns its array and is its only writer (relaxed atomic stores, see LB_CTR_ADD);
+ * readers (control thread) load entries with relaxed atomic loads and sum over workers.
  */
 #ifndef MAGLEV_CORE_COUNTERS_H
 #define MAGLEV_CORE_COUNTERS_H
@@ -12,16 +12,87 @@
 /* X(ENUM_SUFFIX, "metric_name", "help text") */
 #define LB_COUNTERS(X)                                                                             \
 	X(RX_FRAMES, "rx_frames", "Frames handed to the pipeline")                                 \
-	X(PASS_NOT_VIP, "pass_not_vip", "Frames not for a VIP, passed to the kernel")
+	X(PASS_NOT_IP, "pass_not_ip", "Frames neither IPv4 nor IPv6, passed to the kernel")        \
+	X(PASS_NOT_VIP, "pass_not_vip", "Frames not for a VIP, passed to the kernel")              \
+	X(PASS_ICMP6_ND, "pass_icmp6_nd", "ICMPv6 neighbour discovery to a VIP address, passed")   \
+	X(PASS_GRE_NOT_VIP, "pass_gre_not_vip",                                                    \
+	  "GRE to our source address whose inner packet is not for a VIP, passed")                 \
+	X(DROP_ETH_TRUNCATED, "drop_eth_truncated", "Dropped: shorter than an Ethernet header")    \
+	X(DROP_VLAN_TRUNCATED, "drop_vlan_truncated", "Dropped: 802.1Q tag cut short")             \
+	X(DROP_IPV4_TRUNCATED, "drop_ipv4_truncated", "Dropped: IPv4 header cut short")            \
+	X(DROP_IPV4_BAD_HEADER, "drop_ipv4_bad_header", "Dropped: IPv4 version or IHL invalid")    \
+	X(DROP_IPV4_BAD_LEN, "drop_ipv4_bad_len",                                                  \
+	  "Dropped: IPv4 total length below IHL or beyond the frame")                              \
+	X(DROP_IPV6_TRUNCATED, "drop_ipv6_truncated", "Dropped: IPv6 header cut short")            \
+	X(DROP_IPV6_BAD_HEADER, "drop_ipv6_bad_header", "Dropped: IPv6 version invalid")           \
+	X(DROP_IPV6_BAD_LEN, "drop_ipv6_bad_len", "Dropped: IPv6 payload length beyond the frame") \
+	X(DROP_IPV6_BAD_EXT, "drop_ipv6_bad_ext",                                                  \
+	  "Dropped: IPv6 extension header chain cut short or longer than the walk bound")          \
+	X(DROP_TCP_TRUNCATED, "drop_tcp_truncated", "Dropped: TCP header to a VIP cut short")      \
+	X(DROP_TCP_BAD_HEADER, "drop_tcp_bad_header", "Dropped: TCP data offset invalid")          \
+	X(DROP_UDP_TRUNCATED, "drop_udp_truncated", "Dropped: UDP header to a VIP cut short")      \
+	X(DROP_UDP_BAD_LEN, "drop_udp_bad_len", "Dropped: UDP length invalid")                     \
+	X(DROP_ICMP_TRUNCATED, "drop_icmp_truncated", "Dropped: ICMP header to a VIP cut short")   \
+	X(DROP_ICMP_UNSUPPORTED, "drop_icmp_unsupported",                                          \
+	  "Dropped: ICMP to a VIP that is neither echo request nor an error about a VIP flow")     \
+	X(DROP_ICMP_BAD_EMBEDDED, "drop_icmp_bad_embedded",                                        \
+	  "Dropped: ICMP error whose quoted packet is malformed or not from a VIP")                \
+	X(DROP_GRE_TRUNCATED, "drop_gre_truncated", "Dropped: GRE header to us cut short")         \
+	X(DROP_GRE_UNSUPPORTED, "drop_gre_unsupported",                                            \
+	  "Dropped: GRE to us with flags (checksum, key, sequence), version or protocol not "      \
+	  "re-targeted")                                                                           \
+	X(DROP_NO_BACKEND, "drop_no_backend", "Dropped: the VIP has no backend that takes flows")  \
+	X(DROP_NEXTHOP_UNRESOLVED, "drop_nexthop_unresolved",                                      \
+	  "Dropped: the backend's next-hop MAC is not resolved yet")                               \
+	X(DROP_NO_SOURCE_ADDR, "drop_no_source_addr",                                              \
+	  "Dropped: no outer source address configured for the backend's family")                  \
+	X(DROP_NO_HEADROOM, "drop_no_headroom", "Dropped: frame has too little headroom")          \
+	X(DROP_TOO_BIG_NO_DF, "drop_too_big_no_df",                                                \
+	  "Dropped: IPv4 without DF too big once encapsulated (the outer is not fragmented)")      \
+	X(DROP_TOO_BIG_ICMP, "drop_too_big_icmp",                                                  \
+	  "Dropped: ICMP error or re-targeted packet too big to send on")                          \
+	X(DROP_ICMP_FRAGMENT, "drop_icmp_fragment", "Dropped: fragmented ICMP to a VIP")           \
+	X(TX_GRE_IPV4, "tx_gre_ipv4", "Sent: encapsulated in GRE with outer IPv4")                 \
+	X(TX_GRE_IPV6, "tx_gre_ipv6", "Sent: encapsulated in GRE with outer IPv6")                 \
+	X(TX_RETARGET, "tx_retarget",                                                              \
+	  "Sent: GRE to us re-targeted to a backend (outer rewritten)")                            \
+	X(TX_ICMP_ECHO_REPLY, "tx_icmp_echo_reply", "Sent: ICMP echo reply from a VIP")            \
+	X(TX_ICMP6_ECHO_REPLY, "tx_icmp6_echo_reply", "Sent: ICMPv6 echo reply from a VIP")        \
+	X(TX_ICMP_FRAG_NEEDED, "tx_icmp_frag_needed",                                              \
+	  "Sent: ICMP fragmentation needed to a client")                                           \
+	X(TX_ICMP6_TOO_BIG, "tx_icmp6_too_big", "Sent: ICMPv6 packet too big to a client")         \
+	X(ICMP_RATE_LIMITED, "icmp_rate_limited",                                                  \
+	  "Dropped: too big, and the ICMP error about it was suppressed by the rate limit")        \
+	X(ICMP_STEERED, "icmp_steered",                                                            \
+	  "ICMP errors about a VIP flow sent to that flow's backend")                              \
+	X(FRAGMENTS, "fragments", "IP fragments to a VIP (3-tuple hash, not tracked)")             \
+	X(CT_HIT, "ct_hit", "Connection table hits")                                               \
+	X(CT_MISS, "ct_miss", "Connection table misses (backend chosen from the Maglev table)")    \
+	X(CT_EVICTED, "ct_evicted", "Live flows evicted from a full connection table bucket")      \
+	X(CT_RECHOSEN, "ct_rechosen",                                                              \
+	  "Tracked flows re-chosen: their backend was removed, marked down or replaced")
 
 enum lb_counter {
 #define LB_COUNTER_ENUM(id, name, help) LB_CTR_##id,
 	LB_COUNTERS(LB_COUNTER_ENUM)
 #undef LB_COUNTER_ENUM
-	LB_CTR_MAX
+	    LB_CTR_MAX
 };
 
 extern const char *const lb_counter_name[LB_CTR_MAX];
 extern const char *const lb_counter_help[LB_CTR_MAX];
+
+/*
+ * Adds n to a counter that only the calling thread writes. Relaxed load + store (a plain add on
+ * x86) so that concurrent relaxed loads by readers are well defined.
+ */
+#define LB_CTR_ADD(c, n)                                                                           \
+	__atomic_store_n(&(c), __atomic_load_n(&(c), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+
+/* Reads a counter another thread writes. */
+static inline uint64_t lb_counter_read(const uint64_t *c)
+{
+	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/addr.h"
 #include "core/config.h"
@@ -22,11 +23,12 @@
  * allocation tag in the high 16. A reference whose tag no longer matches the snapshot's (the id
  * was freed and given to another backend) is stale and the flow is chosen anew.
  */
-#define LB_BREF(id, tag)  (((uint32_t)(tag) << 16) | (uint32_t)(id))
-#define LB_BREF_ID(ref)   ((uint16_t)((ref) & 0xffffu))
-#define LB_BREF_TAG(ref)  ((uint16_t)((ref) >> 16))
+#define LB_BREF(id, tag) (((uint32_t)(tag) << 16) | (uint32_t)(id))
+#define LB_BREF_ID(ref)  ((uint16_t)((ref)&0xffffu))
+#define LB_BREF_TAG(ref) ((uint16_t)((ref) >> 16))
 
-/* Next-hop MAC of a backend address: bit 63 = resolved, bits 0..47 = MAC (byte 0 in bits 40..47). */
+/* Next-hop MAC of a backend address: bit 63 = resolved, bits 0..47 = MAC (byte 0 in bits 40..47).
+ */
 #define LB_NH_VALID (1ull << 63)
 struct lb_nexthop {
 	_Atomic uint64_t mac;
@@ -36,13 +38,13 @@ struct lb_nexthop {
 /* One backend of one VIP. Its id is stable across snapshots while the pair (VIP, address) lives. */
 struct lb_backend {
 	struct lb_addr addr;
-	uint32_t weight;   /* effective weight: config, runtime override; 0 = drain */
-	uint32_t slots;    /* slots it holds in its VIP's table */
-	uint16_t tag;      /* allocation tag of its id, see LB_BREF */
-	uint16_t vip;      /* index into lb_snapshot.vips */
-	uint32_t nexthop;  /* index into lb_snapshot.nexthops */
-	bool in_use;       /* false for a free id */
-	bool up;           /* health; tracked flows stay only on up backends */
+	uint32_t weight;  /* effective weight: config, runtime override; 0 = drain */
+	uint32_t slots;   /* slots it holds in its VIP's table */
+	uint16_t tag;     /* allocation tag of its id, see LB_BREF */
+	uint16_t vip;     /* index into lb_snapshot.vips */
+	uint32_t nexthop; /* index into lb_snapshot.nexthops */
+	bool in_use;      /* false for a free id */
+	bool up;          /* health; tracked flows stay only on up backends */
 };
 
 struct lb_vip {
@@ -57,6 +59,146 @@ struct lb_vip {
 	uint32_t n_backends;
 };
 
-struct lb_snapshot;
+#define LB_VIP_NONE 0xffffu
+
+/* A VIP address: the VIPs that take fragments on it (see docs/pipeline.md, "Fragments"). */
+struct lb_vip_addr {
+	struct lb_addr addr;
+	uint16_t frag_vip[2]; /* [0] TCP, [1] UDP: port-0 VIP, else the first listed; LB_VIP_NONE */
+};
+
+struct lb_snapshot {
+	uint64_t generation; /* prev's + 1; 1 for the first */
+	uint64_t hash_seed;  /* flow hash and Maglev permutation seed */
+
+	struct lb_vip *vips;
+	uint32_t n_vips;
+	struct lb_backend *backends; /* indexed by id; ids [0, n_backends) exist, some free */
+	uint32_t n_backends;
+	struct lb_nexthop *nexthops; /* one per distinct backend address */
+	uint32_t n_nexthops;
+
+	/* Data-plane parameters copied from the config. */
+	struct lb_addr source_ipv4; /* family 0 if not configured */
+	struct lb_addr source_ipv6;
+	uint8_t ttl;
+	uint16_t mtu;
+	uint32_t icmp_rate;
+
+	/* VIP lookup: open addressing over addresses, then over (address, proto, port). */
+	struct lb_vip_addr *addrs;
+	uint32_t n_addrs;
+	uint32_t *addr_slots; /* addr_mask + 1 slots: index into addrs + 1; 0 = empty */
+	uint32_t addr_mask;
+	uint64_t *port_keys; /* port_mask + 1 slots: LB_PORT_KEY; 0 = empty */
+	uint16_t *port_vips; /* the VIP index of each port_keys slot */
+	uint32_t port_mask;
+};
+
+#define LB_PORT_KEY(ai, proto, port)                                                               \
+	(((uint64_t)(ai) + 1u) << 32 | (uint64_t)(proto) << 16 | (uint64_t)(port))
+
+/* Per-(VIP, backend) runtime state the control plane applies on top of the config. */
+struct snapshot_override {
+	char vip[CONFIG_NAME_MAX];
+	struct lb_addr backend;
+	int32_t weight; /* -1 = the config's */
+	bool down;      /* health check says down */
+};
+
+struct snapshot_state {
+	const struct snapshot_override *v;
+	uint32_t n;
+};
+
+/*
+ * Builds the snapshot of cfg with state's overrides (NULL = none). prev (NULL = none) is the one
+ * being replaced: a (VIP name, backend address) pair present in both keeps its backend id and tag;
+ * ids of removed pairs are freed and given a new tag when reused, resolved next-hop MACs of
+ * addresses present in both are carried over. Next hops are otherwise unresolved (0), or all
+ * cfg->dataplane.nexthop_mac when has_nexthop_mac. Runs off the packet path (allocates, builds
+ * Maglev tables). Returns 0 and *out, or a negative errno and a message in err.
+ */
+int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
+                   const struct snapshot_state *state, struct lb_snapshot **out, char *err,
+                   size_t errlen);
+
+/* Frees a snapshot no worker can still be reading; NULL is fine. */
+void snapshot_free(struct lb_snapshot *s);
+
+/* The hash of an address for the lookup table: lo/hi are its two 8-byte halves (IPv4: hi = 0). */
+static inline uint64_t snapshot_addr_mix(uint64_t lo, uint64_t hi)
+{
+	uint64_t x = (lo ^ hi * 0xc2b2ae3d27d4eb4full) * 0x9e3779b97f4a7c15ull;
+
+	return x ^ (x >> 29);
+}
+
+/* Index into s->addrs of VIP address a (4 bytes for AF_INET, 16 for AF_INET6), or -1. */
+static inline int32_t snapshot_addr_find(const struct lb_snapshot *s, uint8_t family,
+                                         const uint8_t *a)
+{
+	uint64_t lo = 0, hi = 0;
+	uint32_t i;
+
+	if (family == AF_INET) {
+		uint32_t a4;
+
+		memcpy(&a4, a, 4);
+		lo = a4;
+	} else {
+		memcpy(&lo, a, 8);
+		memcpy(&hi, a + 8, 8);
+	}
+	i = (uint32_t)snapshot_addr_mix(lo, hi) & s->addr_mask;
+	for (;;) {
+		uint32_t v = s->addr_slots[i];
+		const struct lb_vip_addr *va;
+		uint64_t vlo, vhi;
+
+		if (!v)
+			return -1;
+		va = &s->addrs[v - 1];
+		memcpy(&vlo, va->addr.b, 8);
+		memcpy(&vhi, va->addr.b + 8, 8);
+		if (va->addr.family == family && vlo == lo && vhi == hi)
+			return (int32_t)(v - 1);
+		i = (i + 1) & s->addr_mask;
+	}
+}
+
+static inline int32_t snapshot_port_find(const struct lb_snapshot *s, uint64_t key)
+{
+	uint64_t x = key * 0x9e3779b97f4a7c15ull;
+	uint32_t i = (uint32_t)(x >> 32) & s->port_mask;
+
+	for (;;) {
+		uint64_t v = s->port_keys[i];
+
+		if (v == key)
+			return s->port_vips[i];
+		if (!v)
+			return -1;
+		i = (i + 1) & s->port_mask;
+	}
+}
+
+/* VIP index for (address index, proto, port host order) with the port-0 fallback, or -1. */
+static inline int32_t snapshot_vip_find(const struct lb_snapshot *s, int32_t ai, uint8_t proto,
+                                        uint16_t port)
+{
+	int32_t v = snapshot_port_find(s, LB_PORT_KEY(ai, proto, port));
+
+	if (v < 0 && port)
+		v = snapshot_port_find(s, LB_PORT_KEY(ai, proto, 0));
+	return v;
+}
+
+/* VIP index for an address, proto and port (host order), port-0 fallback; -1 if none. */
+int32_t snapshot_vip_lookup(const struct lb_snapshot *s, const struct lb_addr *a, uint8_t proto,
+                            uint16_t port);
+
+/* Backend id by (VIP index, address), or LB_BACKEND_NONE. */
+uint16_t snapshot_backend_find(const struct lb_snapshot *s, uint32_t vip, const struct lb_addr *a);
 
 #endif

@@ -1,0 +1,45 @@
+/*
+ * Map layouts of the VIP steering program (bpf/xdp_vip.bpf.c), shared with user space
+ * (src/io/afxdp.c). Fixed-width fields only: the same bytes are read by BPF and by the host.
+ */
+#ifndef MAGLEV_BPF_XDP_VIP_H
+#define MAGLEV_BPF_XDP_VIP_H
+
+#include <linux/types.h>
+
+#define XDP_VIP_MAP_ENTRIES  4096u /* (address, proto, port) VIP entries */
+#define XDP_ADDR_MAP_ENTRIES 4096u /* distinct VIP and own addresses */
+#define XDP_XSK_MAP_ENTRIES  64u   /* RX queues that can have an AF_XDP socket */
+
+/* Address families as the maps store them (not AF_*: the BPF side has no socket headers). */
+#define XDP_FAMILY_IPV4 4
+#define XDP_FAMILY_IPV6 6
+
+/* Key of vip_map: a VIP as (destination, protocol, destination port); port 0 = every port. */
+struct xdp_vip_key {
+	__u8 addr[16]; /* IPv4 in addr[0..3], the rest zero */
+	__u8 family;   /* XDP_FAMILY_* */
+	__u8 proto;    /* IPPROTO_TCP / IPPROTO_UDP */
+	__be16 port;   /* network order */
+};
+
+/* Key of addr_map: one address maglevd answers for. */
+struct xdp_addr_key {
+	__u8 addr[16];
+	__u8 family;
+	__u8 pad[3];
+};
+
+/* Value bits of addr_map. */
+#define XDP_ADDR_VIP  1u /* a VIP address: ICMP and fragments to it are steered */
+#define XDP_ADDR_SELF 2u /* one of our GRE source addresses: GRE to it is steered (re-target) */
+
+/* Indexes of the per-CPU stats array. */
+enum xdp_vip_stat {
+	XDP_STAT_REDIRECT,  /* steered to an AF_XDP socket */
+	XDP_STAT_NO_SOCKET, /* for maglevd, but its RX queue has no socket: left to the kernel */
+	XDP_STAT_PASS,      /* not for maglevd: left to the kernel */
+	XDP_STAT_MAX
+};
+
+#endif

@@ -1,0 +1,255 @@
+/* The foreground daemon: start-up, snapshot publication over RCU, signal loop, clean stop. */
+#include "control/daemon.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <urcu.h>
+
+#include "control/config_yaml.h"
+#include "control/ctlplane.h"
+#include "core/counters.h"
+#include "core/pipeline.h"
+#include "core/snapshot.h"
+#include "io/dataplane.h"
+
+#define DAEMON_ERR_MAX 512u /* bytes of one error line */
+#define DAEMON_TICK_MS 200  /* the control loop runs at least this often (idle clients, retries) */
+
+struct daemon {
+	const char *config_path;
+	struct config *cfg;
+	struct lb_snapshot *current; /* RCU pointer read by the workers */
+	struct dataplane *dp;
+	int sig_fd;                  /* signalfd for SIGTERM, SIGINT, SIGHUP */
+	struct ctlplane *cp;         /* owns cfg and current while it runs */
+};
+
+/*
+ * Makes next the published snapshot: next hops and steering first, then the pointer swap, then
+ * a grace period so no worker still reads the old one, then the old one's VIPs leave the filter
+ * and it is freed.
+ */
+static int daemon_publish(struct daemon *d, struct lb_snapshot *next)
+{
+	struct lb_snapshot *old = d->current;
+	int rc = dataplane_prepare(d->dp, next);
+
+	if (rc)
+		return rc;
+	rcu_assign_pointer(d->current, next);
+	synchronize_rcu();
+	dataplane_commit(d->dp, next);
+	snapshot_free(old);
+	return 0;
+}
+
+/*
+ * The control plane's publish hook: like daemon_publish, but the control plane frees the old
+ * snapshot (it may still be reading it for metrics until it swaps its own pointer).
+ */
+static int daemon_publish_hook(void *ctx, const struct config *cfg, struct lb_snapshot *next,
+			       char *err, size_t errlen)
+{
+	struct daemon *d = ctx;
+	int rc = dataplane_prepare(d->dp, next);
+
+	(void)cfg;
+	if (rc) {
+		snprintf(err, errlen, "data plane refused the new snapshot: %s", strerror(-rc));
+		return rc;
+	}
+	rcu_assign_pointer(d->current, next);
+	synchronize_rcu();
+	dataplane_commit(d->dp, next);
+	return 0;
+}
+
+static const struct lb_worker *daemon_worker_hook(void *ctx, uint32_t i)
+{
+	struct daemon *d = ctx;
+
+	return i < dataplane_worker_count(d->dp) ? dataplane_worker(d->dp, i) : NULL;
+}
+
+static const char *daemon_mode_hook(void *ctx)
+{
+	return dataplane_mode(((struct daemon *)ctx)->dp);
+}
+
+static void daemon_io_counters_hook(void *ctx, uint32_t i, uint64_t *out)
+{
+	dataplane_io_counters(((struct daemon *)ctx)->dp, i, out);
+}
+
+/* Hands the config and the published snapshot to the control plane (socket, metrics, health). */
+static int daemon_control_start(struct daemon *d, char *err, size_t errlen)
+{
+	const struct ctlplane_hooks hooks = {
+		.ctx = d,
+		.publish = daemon_publish_hook,
+		.worker = daemon_worker_hook,
+		.n_workers = dataplane_worker_count(d->dp),
+		.mode = daemon_mode_hook,
+		.io_counters = daemon_io_counters_hook,
+		.io_counter_names = io_counter_name,
+		.io_counter_help = io_counter_help,
+		.n_io_counters = IO_CTR_MAX,
+	};
+
+	return ctlplane_create(&d->cp, d->config_path, d->cfg, d->current, &hooks, err, errlen);
+}
+
+/* Takes the config and snapshot back from the control plane and stops it. */
+static void daemon_control_stop(struct daemon *d)
+{
+	struct lb_snapshot *cur = NULL;
+
+	if (!d->cp)
+		return;
+	ctlplane_destroy(d->cp, &cur, &d->cfg);
+	d->cp = NULL;
+	d->current = cur;
+}
+
+/* Prints the non-zero counters summed over workers. */
+static void daemon_summary(struct daemon *d)
+{
+	uint64_t sum[LB_CTR_MAX] = { 0 }, io[IO_CTR_MAX] = { 0 };
+	uint32_t n = dataplane_worker_count(d->dp);
+
+	for (uint32_t i = 0; i < n; i++) {
+		const uint64_t *c = lb_worker_counters(dataplane_worker(d->dp, i));
+		uint64_t wio[IO_CTR_MAX] = { 0 };
+
+		for (int k = 0; k < LB_CTR_MAX; k++)
+			sum[k] += lb_counter_read(&c[k]);
+		dataplane_io_counters(d->dp, i, wio);
+		for (int k = 0; k < IO_CTR_MAX; k++)
+			io[k] += wio[k];
+		fprintf(stderr, "maglevd: worker %u: %llu frames received, %llu sent\n", i,
+			(unsigned long long)wio[IO_CTR_RX_FRAMES],
+			(unsigned long long)wio[IO_CTR_TX_FRAMES]);
+	}
+	fprintf(stderr, "maglevd: counters (sum over %u workers):\n", n);
+	for (int k = 0; k < IO_CTR_MAX; k++)
+		if (io[k])
+			fprintf(stderr, "  %-28s %llu\n", io_counter_name[k], (unsigned long long)io[k]);
+	for (int k = 0; k < LB_CTR_MAX; k++)
+		if (sum[k])
+			fprintf(stderr, "  %-28s %llu\n", lb_counter_name[k],
+				(unsigned long long)sum[k]);
+}
+
+static int daemon_signals_block(struct daemon *d)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* Blocked before any thread starts, so every thread inherits the mask. */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return -errno;
+	d->sig_fd = signalfd(-1, &set, SFD_CLOEXEC);
+	return d->sig_fd < 0 ? -errno : 0;
+}
+
+/*
+ * The control thread's loop until SIGTERM/SIGINT: SIGHUP asks the control plane for a reload;
+ * control socket clients and health probes are served by ctlplane_run.
+ */
+static void daemon_loop(struct daemon *d)
+{
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = d->sig_fd, .events = POLLIN },
+			{ .fd = ctlplane_fd(d->cp), .events = POLLIN },
+		};
+		struct signalfd_siginfo si;
+		int rc;
+
+		if (poll(pfd, 2, DAEMON_TICK_MS) < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "maglevd: poll: %s\n", strerror(errno));
+			return;
+		}
+		rc = ctlplane_run(d->cp, 0);
+		if (rc < 0)
+			fprintf(stderr, "maglevd: control plane: %s\n", strerror(-rc));
+		if (!(pfd[0].revents & POLLIN) || read(d->sig_fd, &si, sizeof(si)) != sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			fprintf(stderr, "maglevd: %s, stopping\n", strsignal((int)si.ssi_signo));
+			return;
+		}
+		if (si.ssi_signo == SIGHUP) {
+			fprintf(stderr, "maglevd: SIGHUP, reloading %s\n", d->config_path);
+			ctlplane_request_reload(d->cp);
+			ctlplane_run(d->cp, 0);
+		}
+	}
+}
+
+int daemon_run(const char *config_path, struct config *cfg)
+{
+	struct daemon d = { .config_path = config_path, .cfg = cfg, .sig_fd = -1 };
+	struct lb_snapshot *first = NULL;
+	char err[DAEMON_ERR_MAX] = "";
+	int rc, exit_code = DAEMON_EXIT_FAILURE;
+
+	rcu_register_thread();
+	rc = d.cfg ? 0 : config_load(config_path, &d.cfg, err, sizeof(err));
+	if (rc == 0)
+		rc = config_check_dataplane(d.cfg, err, sizeof(err));
+	if (rc)
+		goto out;
+	rc = daemon_signals_block(&d);
+	if (rc) {
+		snprintf(err, sizeof(err), "signalfd: %s", strerror(-rc));
+		goto out;
+	}
+	rc = snapshot_build(d.cfg, NULL, NULL, &first, err, sizeof(err));
+	if (rc)
+		goto out;
+	rc = dataplane_start(&d.dp, d.cfg, &d.current, err, sizeof(err));
+	if (rc)
+		goto out;
+	rc = daemon_publish(&d, first);
+	if (rc) {
+		snprintf(err, sizeof(err), "cannot publish the first snapshot: %s", strerror(-rc));
+		goto out;
+	}
+	first = NULL;
+	fprintf(stderr, "maglevd: running on %s, %s, %u workers, %u VIPs\n",
+		d.cfg->dataplane.interface, dataplane_mode(d.dp), dataplane_worker_count(d.dp),
+		d.current->n_vips);
+	rc = daemon_control_start(&d, err, sizeof(err));
+	if (rc)
+		goto out;
+	daemon_loop(&d);
+	dataplane_halt(d.dp);
+	daemon_control_stop(&d);
+	daemon_summary(&d);
+	exit_code = DAEMON_EXIT_OK;
+out:
+	if (exit_code != DAEMON_EXIT_OK)
+		fprintf(stderr, "maglevd: %s\n", err[0] ? err : strerror(-rc));
+	daemon_control_stop(&d);
+	dataplane_stop(d.dp);
+	snapshot_free(first);
+	snapshot_free(d.current);
+	config_free(d.cfg);
+	if (d.sig_fd >= 0)
+		close(d.sig_fd);
+	rcu_unregister_thread();
+	return exit_code;
+}

@@ -1,0 +1,20 @@
+/*
+ * The maglevd daemon in the foreground: load and check the config, build the first snapshot,
+ * start the data plane, publish the snapshot over RCU, run the event loop until SIGTERM/SIGINT,
+ * stop cleanly. Logs go to stderr (systemd-friendly).
+ */
+#ifndef MAGLEV_CONTROL_DAEMON_H
+#define MAGLEV_CONTROL_DAEMON_H
+
+#include "core/config.h"
+
+#define DAEMON_EXIT_OK      0
+#define DAEMON_EXIT_FAILURE 1 /* start-up failure: one message on stderr */
+
+/*
+ * Runs maglevd with the config file at config_path until SIGTERM/SIGINT; returns the process
+ * exit code. cfg is that file already loaded (daemon_run owns and frees it), or NULL to load it.
+ */
+int daemon_run(const char *config_path, struct config *cfg);
+
+#endif

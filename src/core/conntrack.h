@@ -1,0 +1,222 @@
+/*
+ * Connection table of one worker: a fixed-size, 8-way set-associative hash table of flows to
+ * backend references, with per-protocol timeouts and eviction of the entry closest to expiry when
+ * a bucket is full. Allocated once at creation; no allocation on the packet path. Single writer
+ * (its worker); see ct_peek for readers on other threads.
+ */
+#ifndef MAGLEV_CORE_CONNTRACK_H
+#define MAGLEV_CORE_CONNTRACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "core/flow.h"
+#include "core/pkt.h"
+
+#define CT_WAYS        8u         /* entries per bucket */
+#define CT_ENTRIES_MIN CT_WAYS    /* smallest table, flows */
+#define CT_ENTRIES_MAX (1u << 28) /* largest table, flows (~15 GiB) */
+#define CT_TICK_SHIFT  20u        /* a tick is 2^20 ns (~1.05 ms): the unit of expiry times */
+
+/* Entry state flags. */
+#define CT_F_FIN 0x01u /* TCP FIN or RST seen: the short timeout applies */
+
+/*
+ * A bucket header: one cache line with the signatures (16 hash bits; 0 = empty way), expiry ticks
+ * and flags of its 8 ways, so a lookup reads this line and then only the matching entry.
+ */
+struct ct_bucket {
+	uint16_t sig[CT_WAYS];
+	uint32_t expires[CT_WAYS]; /* tick from which the way is free (compared modulo 2^32) */
+	uint8_t flags[CT_WAYS];
+	uint8_t spare[8];
+};
+
+/* A flow: its full key (never two flows confused) and its backend reference (LB_BREF). */
+struct ct_entry {
+	struct lb_flow_key key;
+	uint32_t bref;
+	uint32_t spare;
+};
+
+_Static_assert(sizeof(struct ct_bucket) == 64, "bucket header is one cache line");
+_Static_assert(sizeof(struct ct_entry) == 48, "entry size");
+
+struct ct_timeouts {
+	uint32_t tcp, tcp_fin, udp, other; /* seconds */
+};
+
+struct ct_table {
+	struct ct_bucket *buckets; /* n_buckets headers, 64-byte aligned */
+	struct ct_entry *entries;  /* n_buckets * CT_WAYS entries */
+	uint32_t n_buckets;
+	uint32_t to_tcp, to_tcp_fin, to_udp, to_other; /* ticks */
+};
+
+/* Bytes the table takes per flow it can hold, headers included. */
+#define CT_BYTES_PER_FLOW ((sizeof(struct ct_bucket) + CT_WAYS * sizeof(struct ct_entry)) / CT_WAYS)
+
+/* Allocates a table for at least entries flows (rounded up to whole buckets). NULL on failure. */
+struct ct_table *ct_create(uint32_t entries, const struct ct_timeouts *t);
+void ct_destroy(struct ct_table *t);
+
+/* Number of flows the table holds at most. */
+static inline uint32_t ct_capacity(const struct ct_table *t)
+{
+	return t->n_buckets * CT_WAYS;
+}
+
+/*
+ * Ticks wrap every 2^32 ticks (~52 days); expiry is compared as a signed difference, so timeouts
+ * up to ~26 days are exact. An entry left untouched for a multiple of ~52 days may look live
+ * again: harmless, as a hit is only used when its backend is still valid for the flow.
+ */
+static inline uint32_t ct_tick(uint64_t now_ns)
+{
+	return (uint32_t)(now_ns >> CT_TICK_SHIFT);
+}
+
+static inline bool ct_expired(uint32_t expires, uint32_t now)
+{
+	return (int32_t)(expires - now) <= 0;
+}
+
+static inline uint32_t ct_bucket_of(const struct ct_table *t, uint64_t hash)
+{
+	return (uint32_t)(((hash & 0xffffffffu) * (uint64_t)t->n_buckets) >> 32);
+}
+
+static inline uint16_t ct_sig_of(uint64_t hash)
+{
+	uint16_t s = (uint16_t)(hash >> 48);
+	return s ? s : 1;
+}
+
+/*
+ * A prefetch the compiler may not drop: GCC deletes __builtin_prefetch in loops whose results are
+ * otherwise unused (observed for ct_prefetch_entries), so on x86 it is an asm volatile.
+ */
+static inline void ct_prefetch_line(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 1, 3);
+#endif
+}
+
+/* Starts loading the bucket header a flow hash maps to. */
+static inline void ct_prefetch(const struct ct_table *t, uint64_t hash)
+{
+	ct_prefetch_line(&t->buckets[ct_bucket_of(t, hash)]);
+}
+
+/* Bit i set when way i of h has signature sig (one SSE2 compare of the 8 signatures). */
+static inline uint32_t ct_sig_match(const struct ct_bucket *h, uint16_t sig)
+{
+#if defined(__SSE2__)
+	__m128i v = _mm_loadu_si128((const __m128i *)h->sig);
+	__m128i eq = _mm_cmpeq_epi16(v, _mm_set1_epi16((short)sig));
+
+	return (uint32_t)_mm_movemask_epi8(_mm_packs_epi16(eq, _mm_setzero_si128()));
+#else
+	uint32_t m = 0;
+
+	for (unsigned i = 0; i < CT_WAYS; i++)
+		m |= (uint32_t)(h->sig[i] == sig) << i;
+	return m;
+#endif
+}
+
+/* Starts loading the entries whose signature matches (call after ct_prefetch had time to land). */
+static inline void ct_prefetch_entries(const struct ct_table *t, uint64_t hash)
+{
+	uint32_t b = ct_bucket_of(t, hash);
+	uint32_t m = ct_sig_match(&t->buckets[b], ct_sig_of(hash));
+
+	while (m) {
+		const char *e = (const char *)&t->entries[(uint64_t)b * CT_WAYS + __builtin_ctz(m)];
+
+		ct_prefetch_line(e);
+		ct_prefetch_line(e + sizeof(struct ct_entry) - 1);
+		m &= m - 1;
+	}
+}
+
+/*
+ * Finds the live flow k (hash = its flow hash) at tick now. Returns its slot (bucket * CT_WAYS +
+ * way) or -1.
+ */
+static inline int64_t ct_find(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash,
+                              uint32_t now)
+{
+	uint32_t b = ct_bucket_of(t, hash);
+	const struct ct_bucket *h = &t->buckets[b];
+	uint32_t m = ct_sig_match(h, ct_sig_of(hash));
+
+	while (m) {
+		unsigned i = (unsigned)__builtin_ctz(m);
+		uint64_t slot = (uint64_t)b * CT_WAYS + i;
+
+		if (!ct_expired(h->expires[i], now) && lb_flow_key_eq(&t->entries[slot].key, k))
+			return (int64_t)slot;
+		m &= m - 1;
+	}
+	return -1;
+}
+
+/*
+ * Refreshes slot's expiry for a packet with tcp_flags (FIN/RST switch to the short timeout; a SYN
+ * without ACK switches back) at tick now.
+ */
+static inline void ct_touch(struct ct_table *t, uint64_t slot, uint8_t proto, uint8_t tcp_flags,
+                            uint32_t now)
+{
+	struct ct_bucket *h = &t->buckets[slot / CT_WAYS];
+	unsigned i = slot % CT_WAYS;
+	uint8_t fl = h->flags[i];
+	uint32_t to;
+
+	if (proto == IPPROTO_TCP) {
+		if (tcp_flags & (PKT_TCP_FIN | PKT_TCP_RST))
+			fl |= CT_F_FIN;
+		else if ((tcp_flags & (PKT_TCP_SYN | PKT_TCP_ACK)) == PKT_TCP_SYN)
+			fl &= (uint8_t)~CT_F_FIN; /* a new connection reusing the 5-tuple */
+		to = (fl & CT_F_FIN) ? t->to_tcp_fin : t->to_tcp;
+	} else {
+		to = proto == IPPROTO_UDP ? t->to_udp : t->to_other;
+	}
+	h->flags[i] = fl;
+	h->expires[i] = now + to + 1;
+}
+
+static inline uint32_t ct_bref(const struct ct_table *t, uint64_t slot)
+{
+	return t->entries[slot].bref;
+}
+
+static inline void ct_set_bref(struct ct_table *t, uint64_t slot, uint32_t bref)
+{
+	t->entries[slot].bref = bref;
+}
+
+/*
+ * Inserts flow k (not present) with bref: takes a free or expired way of its bucket, else evicts
+ * the way that expires soonest; *evicted tells whether a live flow was dropped. Returns the slot.
+ */
+uint64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t bref,
+                   uint8_t tcp_flags, uint32_t now, bool *evicted);
+
+/*
+ * Looks flow k up without changing anything and without the expiry check, for a reader on
+ * another thread (the result is best effort: the worker may be rewriting the bucket). Returns true
+ * and the bref and expiry tick if present.
+ */
+bool ct_peek(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t *bref,
+             uint32_t *expires);
+
+#endif

@@ -1,0 +1,121 @@
+/*
+ * lb_flow_key and the flow hash: the packed 5-tuple every maglevd hashes the same way, so that all
+ * balancers of a cluster send a flow to the same Maglev slot (docs/pipeline.md, "Flow hash").
+ */
+#ifndef MAGLEV_CORE_FLOW_H
+#define MAGLEV_CORE_FLOW_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "core/addr.h"
+
+/*
+ * The hashed and tracked form of a flow: 40 bytes, no implicit padding, every unused byte zero.
+ *   bytes  0..15  source address (IPv4: 4 bytes then 12 zero bytes)
+ *   bytes 16..31  destination address (same)
+ *   bytes 32..33  source port, network order (0 for ICMP and fragments)
+ *   bytes 34..35  destination port, network order (0 for ICMP and fragments)
+ *   byte  36      IP protocol (6 TCP, 17 UDP)
+ *   byte  37      address family: 4 or 6 (not the OS's AF_ value, so every OS hashes alike)
+ *   bytes 38..39  zero
+ * The flow hash is XXH3_64bits_withSeed(key, 40, hash_seed) and the Maglev slot is hash % M.
+ */
+struct __attribute__((aligned(8))) lb_flow_key {
+	uint8_t src[16];
+	uint8_t dst[16];
+	uint16_t sport; /* network order */
+	uint16_t dport; /* network order */
+	uint8_t proto;
+	uint8_t family; /* LB_FLOW_V4 or LB_FLOW_V6 */
+	uint8_t pad[2];
+};
+
+#define LB_FLOW_V4      4u
+#define LB_FLOW_V6      6u
+#define LB_FLOW_KEY_LEN 40u /* bytes hashed and compared */
+
+_Static_assert(sizeof(struct lb_flow_key) == LB_FLOW_KEY_LEN, "flow key is packed");
+
+static inline uint64_t lb_flow_hash(const struct lb_flow_key *k, uint64_t seed)
+{
+	return XXH3_64bits_withSeed(k, LB_FLOW_KEY_LEN, seed);
+}
+
+static inline int lb_flow_key_eq(const struct lb_flow_key *a, const struct lb_flow_key *b)
+{
+	const uint8_t *x = (const uint8_t *)a, *y = (const uint8_t *)b;
+	uint64_t d = 0;
+
+	/* Five word compares in registers (memcpy of a word is one load), no memcmp call. */
+	for (unsigned i = 0; i < LB_FLOW_KEY_LEN; i += 8) {
+		uint64_t u, v;
+
+		memcpy(&u, x + i, 8);
+		memcpy(&v, y + i, 8);
+		d |= u ^ v;
+	}
+	return d == 0;
+}
+
+/*
+ * Fills k from address bytes (4 for family 4, 16 for 6) and network-order ports with five 8-byte
+ * stores, so that the hash and compare loads that follow forward from the store buffer.
+ */
+static inline void lb_flow_key_fill(struct lb_flow_key *k, uint8_t family, const uint8_t *src,
+                                    const uint8_t *dst, uint8_t proto, uint16_t sport,
+                                    uint16_t dport)
+{
+	uint64_t w[5];
+
+	if (family == LB_FLOW_V4) {
+		uint32_t s4, d4;
+
+		memcpy(&s4, src, 4);
+		memcpy(&d4, dst, 4);
+		w[0] = s4;
+		w[1] = 0;
+		w[2] = d4;
+		w[3] = 0;
+	} else {
+		memcpy(&w[0], src, 8);
+		memcpy(&w[1], src + 8, 8);
+		memcpy(&w[2], dst, 8);
+		memcpy(&w[3], dst + 8, 8);
+	}
+	/* Little-endian hosts: this is the byte layout above; big-endian ones shift the other way.
+	 */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	{
+		uint64_t sp, dp;
+		uint16_t s16 = sport, d16 = dport;
+
+		sp = s16;
+		dp = d16;
+		w[4] = sp | dp << 16 | (uint64_t)proto << 32 | (uint64_t)family << 40;
+	}
+#else
+	{
+		uint8_t tail[8] = {0};
+
+		memcpy(tail, &sport, 2);
+		memcpy(tail + 2, &dport, 2);
+		tail[4] = proto;
+		tail[5] = family;
+		memcpy(&w[4], tail, 8);
+	}
+#endif
+	memcpy(k, w, sizeof(w));
+}
+
+/*
+ * Fills k from addresses (same family) and host-order ports; the key of a fragment or of a flow
+ * without ports has both ports 0.
+ */
+void lb_flow_key_make(struct lb_flow_key *k, const struct lb_addr *src, const struct lb_addr *dst,
+                      uint8_t proto, uint16_t sport, uint16_t dport);
+
+#endif

@@ -1,0 +1,617 @@
+/* The forwarding pipeline: classify a frame, choose a backend, encapsulate or answer. */
+#include "core/pipeline.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include "core/conntrack.h"
+#include "core/encap.h"
+#include "core/icmp.h"
+#include "core/pkt.h"
+
+#define NS_PER_SEC        1000000000ull
+#define IPPROTO_GRE_      47u
+#define LB_PREFETCH_AHEAD 8u /* frames between an entry prefetch and its use in a batch */
+
+enum job_kind {
+	JOB_VERDICT, /* decided while classifying: count and return */
+	JOB_FLOW,    /* for a VIP: choose a backend, then encapsulate / steer / re-target */
+	JOB_ECHO,    /* ICMP echo request to a VIP address */
+};
+
+/* What classifying one frame found; the second stage acts on it. */
+struct lb_job {
+	uint8_t kind;
+	uint8_t verdict;
+	bool steer;    /* ip is an ICMP error about the flow (not tracked, counted apart) */
+	bool retarget; /* ip came in GRE to us: rewrite the outer header instead of wrapping */
+	bool track;    /* look the flow up in the connection table */
+	bool insert;   /* and track it if missing */
+	uint8_t tcp_flags;
+	uint16_t counter; /* JOB_VERDICT: counter to add 1 to */
+	uint16_t vip;
+	uint32_t gre_off; /* retarget: GRE header */
+	uint64_t hash;
+	struct pkt_ip ip;    /* the packet sent on (for retarget: the inner one) */
+	struct pkt_ip outer; /* retarget: the outer IP header */
+	struct lb_flow_key key;
+};
+
+struct lb_worker {
+	struct lb_worker_params p;
+	struct ct_table *ct;
+	uint64_t ctr[LB_CTR_MAX];
+	struct lb_backend_counters *bctr; /* LB_BACKEND_IDS_MAX */
+	uint64_t icmp_credit;             /* token bucket, in units of 1e-9 token */
+	uint64_t icmp_last_ns;
+	bool icmp_started;
+	struct lb_job jobs[LB_BATCH_MAX];
+};
+
+struct lb_worker *lb_worker_create(const struct lb_worker_params *p)
+{
+	struct lb_worker *w;
+	struct ct_timeouts to = {
+	    .tcp = p->tcp_timeout,
+	    .tcp_fin = p->tcp_fin_timeout,
+	    .udp = p->udp_timeout,
+	    .other = p->icmp_timeout,
+	};
+
+	if (posix_memalign((void **)&w, 64, sizeof(*w)))
+		return NULL;
+	memset(w, 0, sizeof(*w));
+	w->p = *p;
+	w->ct = ct_create(p->ct_entries, &to);
+	w->bctr = calloc(LB_BACKEND_IDS_MAX, sizeof(*w->bctr));
+	if (!w->ct || !w->bctr) {
+		lb_worker_destroy(w);
+		return NULL;
+	}
+	return w;
+}
+
+void lb_worker_destroy(struct lb_worker *w)
+{
+	if (!w)
+		return;
+	ct_destroy(w->ct);
+	free(w->bctr);
+	free(w);
+}
+
+const uint64_t *lb_worker_counters(const struct lb_worker *w)
+{
+	return w->ctr;
+}
+
+const struct lb_backend_counters *lb_worker_backend_counters(const struct lb_worker *w)
+{
+	return w->bctr;
+}
+
+uint32_t lb_worker_ct_capacity(const struct lb_worker *w)
+{
+	return ct_capacity(w->ct);
+}
+
+size_t lb_worker_ct_bytes(const struct lb_worker *w)
+{
+	return (size_t)ct_capacity(w->ct) * CT_BYTES_PER_FLOW;
+}
+
+static inline void count(struct lb_worker *w, unsigned c)
+{
+	LB_CTR_ADD(w->ctr[c], 1);
+}
+
+static inline void job_verdict(struct lb_job *j, enum lb_verdict v, unsigned counter)
+{
+	j->kind = JOB_VERDICT;
+	j->verdict = (uint8_t)v;
+	j->counter = (uint16_t)counter;
+}
+
+static inline uint8_t af_of(uint8_t family)
+{
+	return family == 4 ? AF_INET : AF_INET6;
+}
+
+static inline uint32_t addr_len_of(uint8_t family)
+{
+	return family == 4 ? 4u : 16u;
+}
+
+/* Fills the flow key from addresses in the frame (family 4/6) and network-order ports. */
+static inline void key_fill(struct lb_flow_key *k, uint8_t family, const uint8_t *src,
+                            const uint8_t *dst, uint8_t proto, uint16_t sport, uint16_t dport)
+{
+	lb_flow_key_fill(k, family, src, dst, proto, sport, dport);
+}
+
+/* A TCP/UDP packet ip to VIP address ai: its VIP and flow. Sets j->kind. */
+static void classify_l4(const struct lb_snapshot *s, const uint8_t *d, const struct pkt_ip *ip,
+                        int32_t ai, struct lb_job *j)
+{
+	uint16_t sport = 0, dport = 0;
+	int32_t vip;
+
+	if (ip->frag) {
+		vip = s->addrs[ai].frag_vip[ip->proto == IPPROTO_UDP];
+		if (vip == LB_VIP_NONE) {
+			job_verdict(j, LB_PASS, LB_CTR_PASS_NOT_VIP);
+			return;
+		}
+		j->track = false;
+		j->insert = false;
+		j->tcp_flags = 0;
+	} else {
+		int err = pkt_parse_ports(d, ip, &sport, &dport, &j->tcp_flags);
+
+		if (err) {
+			job_verdict(j, LB_DROP, (unsigned)err);
+			return;
+		}
+		vip = snapshot_vip_find(s, ai, ip->proto, ntohs(dport));
+		if (vip < 0) {
+			job_verdict(j, LB_PASS, LB_CTR_PASS_NOT_VIP);
+			return;
+		}
+		j->track = true;
+		j->insert = true;
+	}
+	j->kind = JOB_FLOW;
+	j->vip = (uint16_t)vip;
+	key_fill(&j->key, ip->family, pkt_ip_src(d, ip), pkt_ip_dst(d, ip), ip->proto, sport,
+	         dport);
+	j->hash = lb_flow_hash(&j->key, s->hash_seed);
+}
+
+/*
+ * An ICMP error to VIP address ai: the flow it is about is the quoted packet reversed (VIP to
+ * client becomes client to VIP), hashed like the forward direction.
+ */
+static void classify_icmp_error(const struct lb_snapshot *s, const uint8_t *d,
+                                const struct pkt_ip *ip, int32_t ai, struct lb_job *j)
+{
+	struct pkt_ip e;
+	uint16_t sport = 0, dport = 0;
+	int32_t vip;
+	uint32_t al = addr_len_of(ip->family);
+
+	if (pkt_parse_ip(d, ip->l4off + PKT_ICMP_HLEN, ip->end, ip->family, true, &e) ||
+	    memcmp(pkt_ip_src(d, &e), pkt_ip_dst(d, ip), al) != 0 ||
+	    (e.proto != IPPROTO_TCP && e.proto != IPPROTO_UDP)) {
+		job_verdict(j, LB_DROP, LB_CTR_DROP_ICMP_BAD_EMBEDDED);
+		return;
+	}
+	if (e.has_l4) {
+		if (e.end - e.l4off < 4) {
+			job_verdict(j, LB_DROP, LB_CTR_DROP_ICMP_BAD_EMBEDDED);
+			return;
+		}
+		/* The quoted packet went VIP -> client: its source port is the VIP's. */
+		memcpy(&dport, d + e.l4off, 2);
+		memcpy(&sport, d + e.l4off + 2, 2);
+		vip = snapshot_vip_find(s, ai, e.proto, ntohs(dport));
+		j->track = true;
+	} else {
+		vip = s->addrs[ai].frag_vip[e.proto == IPPROTO_UDP];
+		if (vip == LB_VIP_NONE)
+			vip = -1;
+		j->track = false;
+	}
+	if (vip < 0) {
+		job_verdict(j, LB_DROP, LB_CTR_DROP_ICMP_BAD_EMBEDDED);
+		return;
+	}
+	j->kind = JOB_FLOW;
+	j->steer = true;
+	j->insert = false;
+	j->tcp_flags = 0;
+	j->vip = (uint16_t)vip;
+	key_fill(&j->key, ip->family, pkt_ip_dst(d, &e), pkt_ip_src(d, &e), e.proto, sport, dport);
+	j->hash = lb_flow_hash(&j->key, s->hash_seed);
+}
+
+static void classify_icmp(const struct lb_snapshot *s, const uint8_t *d, const struct pkt_ip *ip,
+                          int32_t ai, struct lb_job *j)
+{
+	uint8_t type;
+
+	if (ip->frag) {
+		job_verdict(j, LB_DROP, LB_CTR_DROP_ICMP_FRAGMENT);
+		return;
+	}
+	if (ip->end - ip->l4off < PKT_ICMP_HLEN) {
+		job_verdict(j, LB_DROP, LB_CTR_DROP_ICMP_TRUNCATED);
+		return;
+	}
+	type = d[ip->l4off];
+	if (ip->family == 4) {
+		if (type == ICMP_ECHO_REQUEST) {
+			j->kind = JOB_ECHO;
+			return;
+		}
+		if (type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED) {
+			classify_icmp_error(s, d, ip, ai, j);
+			return;
+		}
+	} else {
+		if (type == ICMP6_ECHO_REQUEST) {
+			j->kind = JOB_ECHO;
+			return;
+		}
+		if (type == ICMP6_DEST_UNREACH || type == ICMP6_PACKET_TOO_BIG ||
+		    type == ICMP6_TIME_EXCEEDED) {
+			classify_icmp_error(s, d, ip, ai, j);
+			return;
+		}
+		if (type >= ICMP6_ND_FIRST && type <= ICMP6_ND_LAST) {
+			job_verdict(j, LB_PASS, LB_CTR_PASS_ICMP6_ND);
+			return;
+		}
+	}
+	job_verdict(j, LB_DROP, LB_CTR_DROP_ICMP_UNSUPPORTED);
+}
+
+static inline bool is_our_source(const struct lb_snapshot *s, const uint8_t *d,
+                                 const struct pkt_ip *ip)
+{
+	const struct lb_addr *a = ip->family == 4 ? &s->source_ipv4 : &s->source_ipv6;
+
+	return a->family == af_of(ip->family) &&
+	       memcmp(a->b, pkt_ip_dst(d, ip), addr_len_of(ip->family)) == 0;
+}
+
+/* GRE to one of our source addresses: re-target it if its inner packet is for a VIP. */
+static void classify_gre(const struct lb_snapshot *s, const uint8_t *d, const struct pkt_ip *outer,
+                         struct lb_job *j)
+{
+	uint32_t g = outer->l4off;
+	uint16_t proto;
+	uint8_t ifam;
+	int32_t ai;
+	int err;
+
+	if (outer->frag) {
+		job_verdict(j, LB_DROP, LB_CTR_DROP_GRE_UNSUPPORTED);
+		return;
+	}
+	if (outer->end - g < PKT_GRE_HLEN) {
+		job_verdict(j, LB_DROP, LB_CTR_DROP_GRE_TRUNCATED);
+		return;
+	}
+	proto = pkt_load16(d + g + 2);
+	if (pkt_load16(d + g) != 0 || (proto != GRE_PROTO_IPV4 && proto != GRE_PROTO_IPV6)) {
+		job_verdict(j, LB_DROP, LB_CTR_DROP_GRE_UNSUPPORTED);
+		return;
+	}
+	ifam = proto == GRE_PROTO_IPV4 ? 4 : 6;
+	err = pkt_parse_ip(d, g + PKT_GRE_HLEN, outer->end, ifam, false, &j->ip);
+	if (err) {
+		job_verdict(j, LB_DROP, (unsigned)err);
+		return;
+	}
+	ai = snapshot_addr_find(s, af_of(ifam), pkt_ip_dst(d, &j->ip));
+	if (ai < 0) {
+		job_verdict(j, LB_PASS, LB_CTR_PASS_GRE_NOT_VIP);
+		return;
+	}
+	if (j->ip.proto == IPPROTO_TCP || j->ip.proto == IPPROTO_UDP) {
+		classify_l4(s, d, &j->ip, ai, j);
+	} else if ((ifam == 4 && j->ip.proto == IPPROTO_ICMP) ||
+	           (ifam == 6 && j->ip.proto == IPPROTO_ICMPV6)) {
+		classify_icmp(s, d, &j->ip, ai, j);
+		if (j->kind == JOB_ECHO)
+			job_verdict(j, LB_DROP, LB_CTR_DROP_ICMP_UNSUPPORTED);
+	} else {
+		job_verdict(j, LB_PASS, LB_CTR_PASS_GRE_NOT_VIP);
+		return;
+	}
+	if (j->kind == JOB_VERDICT && j->counter == LB_CTR_PASS_NOT_VIP)
+		j->counter = LB_CTR_PASS_GRE_NOT_VIP;
+	if (j->kind == JOB_FLOW) {
+		j->retarget = true;
+		j->outer = *outer;
+		j->gre_off = g;
+	}
+}
+
+/* First stage: parse and classify f into j; no state changes besides nothing (pure). */
+static void classify(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
+{
+	const uint8_t *d = f->data;
+	uint32_t l3off;
+	uint16_t et;
+	int32_t ai;
+	int err;
+
+	j->steer = false;
+	j->retarget = false;
+	err = pkt_parse_eth(d, f->len, &l3off, &et);
+	if (err) {
+		job_verdict(j, LB_DROP, (unsigned)err);
+		return;
+	}
+	if (et == PKT_ETHERTYPE_IPV4)
+		err = pkt_parse_ip(d, l3off, f->len, 4, false, &j->ip);
+	else if (et == PKT_ETHERTYPE_IPV6)
+		err = pkt_parse_ip(d, l3off, f->len, 6, false, &j->ip);
+	else
+		err = -1;
+	if (err) {
+		if (err < 0)
+			job_verdict(j, LB_PASS, LB_CTR_PASS_NOT_IP);
+		else
+			job_verdict(j, LB_DROP, (unsigned)err);
+		return;
+	}
+	if (j->ip.proto == IPPROTO_GRE_ && is_our_source(s, d, &j->ip)) {
+		struct pkt_ip outer = j->ip;
+
+		classify_gre(s, d, &outer, j);
+		return;
+	}
+	ai = snapshot_addr_find(s, af_of(j->ip.family), pkt_ip_dst(d, &j->ip));
+	if (ai < 0) {
+		job_verdict(j, LB_PASS, LB_CTR_PASS_NOT_VIP);
+		return;
+	}
+	if (j->ip.proto == IPPROTO_TCP || j->ip.proto == IPPROTO_UDP)
+		classify_l4(s, d, &j->ip, ai, j);
+	else if (j->ip.proto == (j->ip.family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6))
+		classify_icmp(s, d, &j->ip, ai, j);
+	else
+		job_verdict(j, LB_PASS, LB_CTR_PASS_NOT_VIP);
+}
+
+/* ICMP error token bucket: burst and rate of s->icmp_rate per second. */
+static bool icmp_allow(struct lb_worker *w, uint32_t rate, uint64_t now_ns)
+{
+	uint64_t cap = (uint64_t)rate * NS_PER_SEC, el;
+
+	if (!w->icmp_started) {
+		w->icmp_started = true;
+		w->icmp_credit = cap;
+		w->icmp_last_ns = now_ns;
+	}
+	el = now_ns > w->icmp_last_ns ? now_ns - w->icmp_last_ns : 0;
+	w->icmp_last_ns = now_ns > w->icmp_last_ns ? now_ns : w->icmp_last_ns;
+	if (el >= NS_PER_SEC)
+		w->icmp_credit = cap;
+	else
+		w->icmp_credit += el * rate;
+	if (w->icmp_credit > cap)
+		w->icmp_credit = cap;
+	if (w->icmp_credit < NS_PER_SEC)
+		return false;
+	w->icmp_credit -= NS_PER_SEC;
+	return true;
+}
+
+static inline bool backend_usable(const struct lb_snapshot *s, uint32_t bref, uint16_t vip)
+{
+	uint16_t id = LB_BREF_ID(bref);
+	const struct lb_backend *b;
+
+	if (id >= s->n_backends)
+		return false;
+	b = &s->backends[id];
+	return b->in_use && b->up && b->tag == LB_BREF_TAG(bref) && b->vip == vip;
+}
+
+static inline uint16_t table_choice(const struct lb_snapshot *s, const struct lb_job *j)
+{
+	const struct lb_vip *v = &s->vips[j->vip];
+
+	return v->table[j->hash % v->table_size];
+}
+
+/* Chooses the backend of j's flow: connection table, else the VIP's Maglev table. */
+static uint16_t choose(struct lb_worker *w, const struct lb_snapshot *s, const struct lb_job *j,
+                       uint32_t now)
+{
+	uint16_t id;
+	int64_t slot;
+
+	if (!j->track)
+		return table_choice(s, j);
+	slot = ct_find(w->ct, &j->key, j->hash, now);
+	if (slot >= 0) {
+		uint32_t bref = ct_bref(w->ct, (uint64_t)slot);
+
+		if (backend_usable(s, bref, j->vip)) {
+			count(w, LB_CTR_CT_HIT);
+			if (j->insert)
+				ct_touch(w->ct, (uint64_t)slot, j->key.proto, j->tcp_flags, now);
+			return LB_BREF_ID(bref);
+		}
+		id = table_choice(s, j);
+		if (id == LB_BACKEND_NONE || !j->insert)
+			return id;
+		count(w, LB_CTR_CT_RECHOSEN);
+		ct_set_bref(w->ct, (uint64_t)slot, LB_BREF(id, s->backends[id].tag));
+		ct_touch(w->ct, (uint64_t)slot, j->key.proto, j->tcp_flags, now);
+		LB_CTR_ADD(w->bctr[id].flows, 1);
+		return id;
+	}
+	count(w, LB_CTR_CT_MISS);
+	id = table_choice(s, j);
+	if (id != LB_BACKEND_NONE && j->insert) {
+		bool evicted;
+
+		ct_insert(w->ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag), j->tcp_flags,
+		          now, &evicted);
+		if (evicted)
+			count(w, LB_CTR_CT_EVICTED);
+		LB_CTR_ADD(w->bctr[id].flows, 1);
+	}
+	return id;
+}
+
+static enum lb_verdict drop(struct lb_worker *w, unsigned c)
+{
+	count(w, c);
+	return LB_DROP;
+}
+
+/* Second stage: act on j. */
+static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
+                           struct lb_job *j, uint64_t now_ns)
+{
+	const struct lb_backend *b;
+	const struct lb_addr *src;
+	struct gre_outer o;
+	uint64_t mac;
+	uint16_t id;
+	uint8_t baf;
+	int err;
+
+	if (j->kind == JOB_VERDICT) {
+		count(w, j->counter);
+		return (enum lb_verdict)j->verdict;
+	}
+	if (j->kind == JOB_ECHO) {
+		icmp_echo_reply(f, &j->ip, s->ttl);
+		count(w,
+		      j->ip.family == 4 ? LB_CTR_TX_ICMP_ECHO_REPLY : LB_CTR_TX_ICMP6_ECHO_REPLY);
+		return LB_TX;
+	}
+	if (j->ip.frag)
+		count(w, LB_CTR_FRAGMENTS);
+	id = choose(w, s, j, ct_tick(now_ns));
+	if (id == LB_BACKEND_NONE)
+		return drop(w, LB_CTR_DROP_NO_BACKEND);
+	b = &s->backends[id];
+	baf = b->addr.family;
+	mac = atomic_load_explicit(&s->nexthops[b->nexthop].mac, memory_order_relaxed);
+	if (!(mac & LB_NH_VALID))
+		return drop(w, LB_CTR_DROP_NEXTHOP_UNRESOLVED);
+	src = baf == AF_INET ? &s->source_ipv4 : &s->source_ipv6;
+	if (src->family != baf)
+		return drop(w, LB_CTR_DROP_NO_SOURCE_ADDR);
+	o.eth_dst = mac;
+	o.eth_src = w->p.mac;
+	o.src = src;
+	o.dst = &b->addr;
+	o.ttl = s->ttl;
+	o.tos = j->ip.tos;
+	o.df = j->ip.df;
+	o.id = j->ip.family == 4 ? pkt_load16(f->data + j->ip.off + 4) : 0;
+	if (j->retarget) {
+		err = gre_retarget(f, &j->outer, j->gre_off, &o, s->mtu);
+		if (err)
+			return drop(w, (unsigned)err);
+		count(w, LB_CTR_TX_RETARGET);
+	} else {
+		if (gre_overhead(baf) + j->ip.len > s->mtu) {
+			if (j->steer)
+				return drop(w, LB_CTR_DROP_TOO_BIG_ICMP);
+			if (!j->ip.df)
+				return drop(w, LB_CTR_DROP_TOO_BIG_NO_DF);
+			if (!icmp_allow(w, s->icmp_rate, now_ns))
+				return drop(w, LB_CTR_ICMP_RATE_LIMITED);
+			err = icmp_too_big(f, &j->ip, s->mtu - gre_overhead(baf), s->ttl);
+			if (err)
+				return drop(w, (unsigned)err);
+			count(w, j->ip.family == 4 ? LB_CTR_TX_ICMP_FRAG_NEEDED
+			                           : LB_CTR_TX_ICMP6_TOO_BIG);
+			return LB_TX;
+		}
+		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, &o);
+		if (err)
+			return drop(w, (unsigned)err);
+		count(w, baf == AF_INET ? LB_CTR_TX_GRE_IPV4 : LB_CTR_TX_GRE_IPV6);
+	}
+	if (j->steer)
+		count(w, LB_CTR_ICMP_STEERED);
+	LB_CTR_ADD(w->bctr[id].packets, 1);
+	LB_CTR_ADD(w->bctr[id].bytes, j->ip.len);
+	return LB_TX;
+}
+
+enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
+                           uint64_t now_ns)
+{
+	struct lb_job *j = &w->jobs[0];
+
+	count(w, LB_CTR_RX_FRAMES);
+	classify(s, f, j);
+	return act(w, s, f, j, now_ns);
+}
+
+static inline void prefetch_job(const struct lb_worker *w, const struct lb_job *j)
+{
+	if (j->kind == JOB_FLOW && j->track)
+		ct_prefetch_entries(w->ct, j->hash);
+}
+
+void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
+                      enum lb_verdict *v, unsigned n, uint64_t now_ns)
+{
+	while (n) {
+		unsigned m = n < LB_BATCH_MAX ? n : LB_BATCH_MAX;
+
+		LB_CTR_ADD(w->ctr[LB_CTR_RX_FRAMES], m);
+		for (unsigned i = 0; i < m; i++) {
+			classify(s, &f[i], &w->jobs[i]);
+			if (w->jobs[i].kind == JOB_FLOW && w->jobs[i].track)
+				ct_prefetch(w->ct, w->jobs[i].hash);
+		}
+		/*
+		 * Entries are prefetched LB_PREFETCH_AHEAD frames before they are used, once their
+		 * bucket headers (prefetched above) have had the whole classify pass to arrive.
+		 */
+		for (unsigned i = 0; i < m && i < LB_PREFETCH_AHEAD; i++)
+			prefetch_job(w, &w->jobs[i]);
+		for (unsigned i = 0; i < m; i++) {
+			if (i + LB_PREFETCH_AHEAD < m)
+				prefetch_job(w, &w->jobs[i + LB_PREFETCH_AHEAD]);
+			v[i] = act(w, s, &f[i], &w->jobs[i], now_ns);
+		}
+		f += m;
+		v += m;
+		n -= m;
+	}
+}
+
+int lb_explain(const struct lb_worker *w, const struct lb_snapshot *s, const struct lb_flow_key *k,
+               struct lb_explanation *out)
+{
+	struct lb_job j;
+	int32_t ai, vip;
+	uint8_t af = k->family == LB_FLOW_V4 ? AF_INET : AF_INET6;
+
+	memset(out, 0, sizeof(*out));
+	out->vip = -1;
+	out->table_backend = LB_BACKEND_NONE;
+	out->backend = LB_BACKEND_NONE;
+	ai = snapshot_addr_find(s, af, k->dst);
+	if (ai < 0)
+		return -ENOENT;
+	vip = snapshot_vip_find(s, ai, k->proto, ntohs(k->dport));
+	if (vip < 0)
+		return -ENOENT;
+	j.vip = (uint16_t)vip;
+	j.hash = lb_flow_hash(k, s->hash_seed);
+	out->vip = vip;
+	out->hash = j.hash;
+	out->slot = (uint32_t)(j.hash % s->vips[vip].table_size);
+	out->table_backend = table_choice(s, &j);
+	out->backend = out->table_backend;
+	if (w) {
+		uint32_t bref, expires;
+
+		if (ct_peek(w->ct, k, j.hash, &bref, &expires)) {
+			out->tracked = true;
+			out->tracked_bref = bref;
+			out->tracked_expires_ns = (uint64_t)expires << CT_TICK_SHIFT;
+			out->tracked_usable = backend_usable(s, bref, (uint16_t)vip);
+			if (out->tracked_usable)
+				out->backend = LB_BREF_ID(bref);
+		}
+	}
+	return 0;
+}

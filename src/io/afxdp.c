@@ -1,0 +1,577 @@
+/*
+ * AF_XDP packet I/O (libxdp): our steering program (bpf/xdp_vip.bpf.c) on the interface, one
+ * UMEM + socket per RX queue, zero-copy when the driver can, copy mode otherwise.
+ */
+#include <errno.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <linux/if_xdp.h>
+#include <xdp/libxdp.h>
+#include <xdp/xsk.h>
+
+#include "io/io.h"
+#include "../../bpf/xdp_vip.h" /* map layouts shared with the BPF side */
+
+#define AFXDP_FRAME_SIZE  XSK_UMEM__DEFAULT_FRAME_SIZE /* bytes per UMEM frame */
+#define AFXDP_FRAMES      4096u /* UMEM frames per queue: fill + RX + TX rings never exceed it */
+#define AFXDP_RING_SIZE   2048u /* descriptors in each of the fill, completion, RX, TX rings */
+#define AFXDP_WAIT_TX_MS  1     /* poll timeout while TX completions are outstanding */
+
+/*
+ * Frame accounting, per queue: every UMEM frame is in exactly one place, so
+ *   n_free + in_kernel_fill + in_kernel_tx + held == AFXDP_FRAMES
+ * at all times (held = frames between rx and tx on the worker). afxdp_report checks it.
+ */
+struct afxdp_queue {
+	struct afxdp_dev *dev;
+	uint32_t id;
+	void *area; /* AFXDP_FRAMES * AFXDP_FRAME_SIZE bytes, page aligned */
+	struct xsk_umem *umem;
+	struct xsk_socket *xsk;
+	struct xsk_ring_prod fill;
+	struct xsk_ring_cons comp;
+	struct xsk_ring_cons rx;
+	struct xsk_ring_prod tx;
+	uint64_t free[AFXDP_FRAMES]; /* stack of frame base addresses owned by user space */
+	uint32_t n_free;
+	uint32_t in_kernel_fill; /* given on the fill ring, not yet seen on RX */
+	uint32_t in_kernel_tx;   /* put on the TX ring, not yet seen on the completion ring */
+	uint32_t held;           /* received and not yet released by tx */
+	bool zerocopy;
+	uint64_t ctr[IO_CTR_MAX];
+};
+
+struct afxdp_dev {
+	char ifname[IF_NAMESIZE];
+	int ifindex;
+	struct xdp_program *prog;
+	enum xdp_attach_mode attach_mode;
+	int vip_map_fd, addr_map_fd, xsks_map_fd, stats_map_fd;
+	struct xdp_vip_key *vip_keys; /* what vip_map holds now */
+	uint32_t n_vip_keys;
+	struct xdp_addr_key *addr_keys; /* what addr_map holds now */
+	uint32_t n_addr_keys;
+	uint32_t n_queues;
+	struct afxdp_queue *queues[IO_QUEUES_MAX];
+	char mode[64];
+};
+
+static int afxdp_print(enum libxdp_print_level level, const char *fmt, va_list ap)
+{
+	/* Without bpffs libxdp attaches our program alone, which is what we want: not a warning. */
+	if (level != LIBXDP_WARN || strstr(fmt, "bpffs"))
+		return 0;
+	fputs("maglevd: libxdp: ", stderr);
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int afxdp_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level != LIBBPF_WARN)
+		return 0;
+	fputs("maglevd: libbpf: ", stderr);
+	return vfprintf(stderr, fmt, ap);
+}
+
+static uint32_t afxdp_rx_queues(const char *ifname)
+{
+	char path[128];
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < IO_QUEUES_MAX; i++) {
+		snprintf(path, sizeof(path), "/sys/class/net/%s/queues/rx-%u", ifname, i);
+		if (access(path, F_OK) != 0)
+			break;
+		n++;
+	}
+	return n;
+}
+
+static void afxdp_fill(struct afxdp_queue *q)
+{
+	uint32_t idx, n = q->n_free;
+
+	if (n == 0)
+		return;
+	/* reserve is all or nothing: ask for what the ring has room for. */
+	n = xsk_prod_nb_free(&q->fill, n);
+	if (n > q->n_free)
+		n = q->n_free;
+	n = xsk_ring_prod__reserve(&q->fill, n, &idx);
+	for (uint32_t i = 0; i < n; i++)
+		*xsk_ring_prod__fill_addr(&q->fill, idx + i) = q->free[--q->n_free];
+	xsk_ring_prod__submit(&q->fill, n);
+	q->in_kernel_fill += n;
+	if (n && xsk_ring_prod__needs_wakeup(&q->fill)) {
+		io_count(q->ctr, IO_CTR_WAKEUPS, 1);
+		recvfrom(xsk_socket__fd(q->xsk), NULL, 0, MSG_DONTWAIT, NULL, NULL);
+	}
+}
+
+static void afxdp_complete(struct afxdp_queue *q)
+{
+	uint32_t idx, n = xsk_ring_cons__peek(&q->comp, AFXDP_RING_SIZE, &idx);
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t addr = *xsk_ring_cons__comp_addr(&q->comp, idx + i);
+
+		q->free[q->n_free++] = addr & ~(uint64_t)(AFXDP_FRAME_SIZE - 1);
+	}
+	xsk_ring_cons__release(&q->comp, n);
+	q->in_kernel_tx -= n;
+}
+
+static void afxdp_kick_tx(struct afxdp_queue *q)
+{
+	if (!xsk_ring_prod__needs_wakeup(&q->tx))
+		return;
+	io_count(q->ctr, IO_CTR_WAKEUPS, 1);
+	/* EAGAIN/EBUSY/ENOBUFS only mean "try later": the frames stay on the ring. */
+	sendto(xsk_socket__fd(q->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0);
+}
+
+static unsigned afxdp_rx(struct io_dev *d, uint32_t qid, struct lb_frame *f, unsigned max)
+{
+	struct afxdp_dev *dev = (struct afxdp_dev *)d;
+	struct afxdp_queue *q = dev->queues[qid];
+	uint32_t idx, n;
+
+	afxdp_complete(q);
+	afxdp_fill(q);
+	n = xsk_ring_cons__peek(&q->rx, max, &idx);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct xdp_desc *desc = xsk_ring_cons__rx_desc(&q->rx, idx + i);
+		uint64_t base = desc->addr & ~(uint64_t)(AFXDP_FRAME_SIZE - 1);
+
+		f[i].data = (uint8_t *)q->area + desc->addr;
+		f[i].len = desc->len;
+		f[i].headroom = (uint32_t)(desc->addr - base);
+	}
+	xsk_ring_cons__release(&q->rx, n);
+	q->in_kernel_fill -= n;
+	q->held += n;
+	io_count(q->ctr, IO_CTR_RX_FRAMES, n);
+	return n;
+}
+
+static void afxdp_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f, const enum lb_verdict *v,
+		     unsigned n)
+{
+	struct afxdp_dev *dev = (struct afxdp_dev *)d;
+	struct afxdp_queue *q = dev->queues[qid];
+	uint32_t idx = 0, want = 0, sent = 0, room = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		want += v[i] == LB_TX;
+	if (want) {
+		/* reserve is all or nothing: take what the ring has room for, drop the rest. */
+		room = xsk_prod_nb_free(&q->tx, want);
+		if (room > want)
+			room = want;
+		room = xsk_ring_prod__reserve(&q->tx, room, &idx);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t addr = (uint64_t)(f[i].data - (uint8_t *)q->area);
+
+		if (v[i] == LB_TX && sent < room) {
+			struct xdp_desc *desc = xsk_ring_prod__tx_desc(&q->tx, idx + sent++);
+
+			/* Same frame, data may start earlier in its headroom: the offset says where. */
+			desc->addr = addr;
+			desc->len = f[i].len;
+			continue;
+		}
+		if (v[i] == LB_TX)
+			io_count(q->ctr, IO_CTR_TX_ERRORS, 1);
+		else if (v[i] == LB_PASS)
+			io_count(q->ctr, IO_CTR_PASS_DROPPED, 1);
+		q->free[q->n_free++] = addr & ~(uint64_t)(AFXDP_FRAME_SIZE - 1);
+	}
+	q->held -= n;
+	if (sent) {
+		xsk_ring_prod__submit(&q->tx, sent);
+		q->in_kernel_tx += sent;
+		io_count(q->ctr, IO_CTR_TX_FRAMES, sent);
+		afxdp_kick_tx(q);
+	}
+}
+
+static void afxdp_wait(struct io_dev *d, uint32_t qid, int timeout_ms)
+{
+	struct afxdp_dev *dev = (struct afxdp_dev *)d;
+	struct afxdp_queue *q = dev->queues[qid];
+	struct pollfd pfd = { .fd = xsk_socket__fd(q->xsk), .events = POLLIN };
+
+	/* Frames waiting for TX completion come back without an RX event: look again soon. */
+	if (q->in_kernel_tx) {
+		afxdp_kick_tx(q);
+		if (timeout_ms > AFXDP_WAIT_TX_MS)
+			timeout_ms = AFXDP_WAIT_TX_MS;
+	}
+	poll(&pfd, 1, timeout_ms);
+}
+
+static void afxdp_counters(struct io_dev *d, uint32_t qid, uint64_t *out)
+{
+	struct afxdp_dev *dev = (struct afxdp_dev *)d;
+
+	for (int i = 0; i < IO_CTR_MAX; i++)
+		out[i] += io_counter_read(dev->queues[qid]->ctr, i);
+}
+
+static const char *afxdp_mode(const struct io_dev *d)
+{
+	return ((const struct afxdp_dev *)d)->mode;
+}
+
+static void afxdp_queue_free(struct afxdp_queue *q)
+{
+	if (!q)
+		return;
+	if (q->xsk)
+		xsk_socket__delete(q->xsk);
+	if (q->umem)
+		xsk_umem__delete(q->umem);
+	if (q->area)
+		munmap(q->area, (size_t)AFXDP_FRAMES * AFXDP_FRAME_SIZE);
+	free(q);
+}
+
+static int afxdp_queue_open(struct afxdp_dev *dev, uint32_t id, struct afxdp_queue **out,
+			    char *err, size_t errlen)
+{
+	const struct xsk_umem_config ucfg = {
+		.fill_size = AFXDP_RING_SIZE,
+		.comp_size = AFXDP_RING_SIZE,
+		.frame_size = AFXDP_FRAME_SIZE,
+		.frame_headroom = LB_HEADROOM,
+	};
+	struct xsk_socket_config scfg = {
+		.rx_size = AFXDP_RING_SIZE,
+		.tx_size = AFXDP_RING_SIZE,
+		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+		.xdp_flags = dev->attach_mode == XDP_MODE_NATIVE ? XDP_FLAGS_DRV_MODE
+								 : XDP_FLAGS_SKB_MODE,
+	};
+	struct afxdp_queue *q;
+	size_t size = (size_t)AFXDP_FRAMES * AFXDP_FRAME_SIZE;
+	int fd, rc;
+
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->dev = dev;
+	q->id = id;
+	q->area = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (q->area == MAP_FAILED) {
+		q->area = NULL;
+		rc = -errno;
+		snprintf(err, errlen, "afxdp: queue %u: cannot map %zu bytes of UMEM: %s", id, size,
+			 strerror(-rc));
+		goto out;
+	}
+	rc = xsk_umem__create(&q->umem, q->area, size, &q->fill, &q->comp, &ucfg);
+	if (rc) {
+		q->umem = NULL;
+		snprintf(err, errlen, "afxdp: queue %u: cannot create UMEM: %s", id, strerror(-rc));
+		goto out;
+	}
+	/* Zero-copy needs driver support and native XDP; veth and SKB mode fall back to copy. */
+	rc = -EOPNOTSUPP;
+	if (dev->attach_mode == XDP_MODE_NATIVE) {
+		scfg.bind_flags = XDP_USE_NEED_WAKEUP | XDP_ZEROCOPY;
+		rc = xsk_socket__create(&q->xsk, dev->ifname, id, q->umem, &q->rx, &q->tx, &scfg);
+		q->zerocopy = rc == 0;
+	}
+	if (rc) {
+		scfg.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY;
+		rc = xsk_socket__create(&q->xsk, dev->ifname, id, q->umem, &q->rx, &q->tx, &scfg);
+	}
+	if (rc) {
+		q->xsk = NULL;
+		snprintf(err, errlen, "afxdp: %s queue %u: cannot create AF_XDP socket: %s",
+			 dev->ifname, id, strerror(-rc));
+		goto out;
+	}
+	fd = xsk_socket__fd(q->xsk);
+	if (bpf_map_update_elem(dev->xsks_map_fd, &id, &fd, BPF_ANY)) {
+		rc = -errno;
+		snprintf(err, errlen, "afxdp: %s queue %u: cannot add socket to xsks_map: %s",
+			 dev->ifname, id, strerror(-rc));
+		goto out;
+	}
+	for (uint32_t i = 0; i < AFXDP_FRAMES; i++)
+		q->free[q->n_free++] = (uint64_t)(AFXDP_FRAMES - 1 - i) * AFXDP_FRAME_SIZE;
+	afxdp_fill(q);
+	*out = q;
+	return 0;
+out:
+	afxdp_queue_free(q);
+	return rc;
+}
+
+static void afxdp_report(struct io_dev *d)
+{
+	struct afxdp_dev *dev = (struct afxdp_dev *)d;
+
+	for (uint32_t i = 0; i < dev->n_queues; i++) {
+		struct afxdp_queue *q = dev->queues[i];
+		struct xdp_statistics st = { 0 };
+		socklen_t len = sizeof(st);
+		uint32_t total;
+
+		if (!q)
+			continue;
+		afxdp_complete(q);
+		total = q->n_free + q->in_kernel_fill + q->in_kernel_tx + q->held;
+		fprintf(stderr, "maglevd: afxdp: queue %u frames accounted %u/%u (free %u, fill %u, tx %u)%s\n",
+			i, total, AFXDP_FRAMES, q->n_free, q->in_kernel_fill, q->in_kernel_tx,
+			total == AFXDP_FRAMES ? "" : " LEAK");
+		if (getsockopt(xsk_socket__fd(q->xsk), SOL_XDP, XDP_STATISTICS, &st, &len) == 0 &&
+		    (st.rx_dropped || st.rx_invalid_descs || st.tx_invalid_descs ||
+		     st.rx_ring_full || st.rx_fill_ring_empty_descs))
+			fprintf(stderr,
+				"maglevd: afxdp: queue %u kernel: rx_dropped %llu rx_invalid %llu "
+				"tx_invalid %llu rx_ring_full %llu fill_empty %llu\n",
+				i, (unsigned long long)st.rx_dropped,
+				(unsigned long long)st.rx_invalid_descs,
+				(unsigned long long)st.tx_invalid_descs,
+				(unsigned long long)st.rx_ring_full,
+				(unsigned long long)st.rx_fill_ring_empty_descs);
+	}
+}
+
+static void afxdp_close(struct io_dev *d)
+{
+	struct afxdp_dev *dev = (struct afxdp_dev *)d;
+
+	if (!dev)
+		return;
+	for (uint32_t i = 0; i < dev->n_queues; i++)
+		afxdp_queue_free(dev->queues[i]);
+	if (dev->prog) {
+		int rc = xdp_program__detach(dev->prog, dev->ifindex, dev->attach_mode, 0);
+
+		if (rc)
+			fprintf(stderr, "maglevd: afxdp: cannot detach XDP program from %s: %s\n",
+				dev->ifname, strerror(-rc));
+		xdp_program__close(dev->prog);
+	}
+	free(dev->vip_keys);
+	free(dev->addr_keys);
+	free(dev);
+}
+
+static int afxdp_map_fd(struct afxdp_dev *dev, const char *name, char *err, size_t errlen)
+{
+	int fd = bpf_object__find_map_fd_by_name(xdp_program__bpf_obj(dev->prog), name);
+
+	if (fd < 0)
+		snprintf(err, errlen, "afxdp: XDP program has no map '%s'", name);
+	return fd;
+}
+
+static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err, size_t errlen)
+{
+	struct afxdp_dev *dev;
+	uint32_t rxq;
+	long perr;
+	int rc;
+
+	libxdp_set_print(afxdp_print);
+	libbpf_set_print(afxdp_libbpf_print);
+	if (p->queues == 0 || p->queues > IO_QUEUES_MAX) {
+		snprintf(err, errlen, "afxdp: %u workers: must be 1..%u", p->queues, IO_QUEUES_MAX);
+		return -EINVAL;
+	}
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	snprintf(dev->ifname, sizeof(dev->ifname), "%s", p->ifname);
+	dev->ifindex = (int)if_nametoindex(p->ifname);
+	if (dev->ifindex == 0) {
+		rc = -ENODEV;
+		snprintf(err, errlen, "afxdp: no such interface '%s'", p->ifname);
+		goto out;
+	}
+	rxq = afxdp_rx_queues(p->ifname);
+	if (rxq && p->queues > rxq) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "afxdp: %u workers but '%s' has %u RX queues", p->queues,
+			 p->ifname, rxq);
+		goto out;
+	}
+	dev->prog = xdp_program__open_file(p->bpf_path, "xdp", NULL);
+	perr = libxdp_get_error(dev->prog);
+	if (perr) {
+		dev->prog = NULL;
+		rc = (int)perr;
+		snprintf(err, errlen, "afxdp: cannot open XDP program '%s': %s", p->bpf_path,
+			 strerror(-rc));
+		goto out;
+	}
+	/* Native XDP first (needed for zero-copy), generic SKB mode when the driver refuses. */
+	dev->attach_mode = XDP_MODE_NATIVE;
+	rc = xdp_program__attach(dev->prog, dev->ifindex, XDP_MODE_NATIVE, 0);
+	if (rc) {
+		dev->attach_mode = XDP_MODE_SKB;
+		rc = xdp_program__attach(dev->prog, dev->ifindex, XDP_MODE_SKB, 0);
+	}
+	if (rc) {
+		char why[128];
+
+		libxdp_strerror(rc, why, sizeof(why));
+		snprintf(err, errlen, "afxdp: cannot attach XDP program to '%s': %s%s", p->ifname,
+			 why, rc == -EEXIST || rc == -EBUSY ? " (another XDP program is attached: "
+							     "ip link set dev IF xdp off)" : "");
+		xdp_program__close(dev->prog);
+		dev->prog = NULL;
+		goto out;
+	}
+	if ((dev->vip_map_fd = afxdp_map_fd(dev, "vip_map", err, errlen)) < 0 ||
+	    (dev->addr_map_fd = afxdp_map_fd(dev, "addr_map", err, errlen)) < 0 ||
+	    (dev->xsks_map_fd = afxdp_map_fd(dev, "xsks_map", err, errlen)) < 0 ||
+	    (dev->stats_map_fd = afxdp_map_fd(dev, "stats_map", err, errlen)) < 0) {
+		rc = -ENOENT;
+		goto out;
+	}
+	for (uint32_t i = 0; i < p->queues; i++) {
+		rc = afxdp_queue_open(dev, i, &dev->queues[i], err, errlen);
+		if (rc)
+			goto out;
+		dev->n_queues = i + 1;
+	}
+	snprintf(dev->mode, sizeof(dev->mode), "afxdp %s (%s XDP)",
+		 dev->queues[0]->zerocopy ? "zero-copy" : "copy",
+		 dev->attach_mode == XDP_MODE_NATIVE ? "native" : "generic");
+	*out = (struct io_dev *)dev;
+	return 0;
+out:
+	afxdp_close((struct io_dev *)dev);
+	return rc;
+}
+
+static void afxdp_vip_key(struct xdp_vip_key *k, const struct io_vip *v)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->addr, v->addr.b, lb_addr_len(&v->addr));
+	k->family = v->addr.family == AF_INET ? XDP_FAMILY_IPV4 : XDP_FAMILY_IPV6;
+	k->proto = v->proto;
+	k->port = htons(v->port);
+}
+
+static void afxdp_addr_key(struct xdp_addr_key *k, const struct lb_addr *a)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->addr, a->b, lb_addr_len(a));
+	k->family = a->family == AF_INET ? XDP_FAMILY_IPV4 : XDP_FAMILY_IPV6;
+}
+
+/* Adds to addr_keys (deduplicated) with its flag bits OR-ed into flags[]. */
+static void afxdp_addr_add(struct xdp_addr_key *keys, uint32_t *flags, uint32_t *n,
+			   const struct lb_addr *a, uint32_t flag)
+{
+	struct xdp_addr_key k;
+
+	afxdp_addr_key(&k, a);
+	for (uint32_t i = 0; i < *n; i++) {
+		if (memcmp(&keys[i], &k, sizeof(k)) == 0) {
+			flags[i] |= flag;
+			return;
+		}
+	}
+	keys[*n] = k;
+	flags[(*n)++] = flag;
+}
+
+/*
+ * New entries are written before stale ones are deleted, so a VIP present in both the old and
+ * the new filter is never missing from the maps.
+ */
+static int afxdp_set_filter(struct io_dev *d, const struct io_filter *f)
+{
+	struct afxdp_dev *dev = (struct afxdp_dev *)d;
+	uint32_t n_addr = 0, one = 1, n_max = f->n_vips + IO_SELF_MAX;
+	struct xdp_vip_key *vk = calloc(f->n_vips ? f->n_vips : 1, sizeof(*vk));
+	struct xdp_addr_key *ak = calloc(n_max, sizeof(*ak));
+	uint32_t *aflags = calloc(n_max, sizeof(*aflags));
+	int rc = 0;
+
+	if (!vk || !ak || !aflags) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < f->n_vips; i++) {
+		afxdp_vip_key(&vk[i], &f->vips[i]);
+		afxdp_addr_add(ak, aflags, &n_addr, &f->vips[i].addr, XDP_ADDR_VIP);
+	}
+	for (uint32_t i = 0; i < IO_SELF_MAX; i++)
+		if (f->self[i].family)
+			afxdp_addr_add(ak, aflags, &n_addr, &f->self[i], XDP_ADDR_SELF);
+	for (uint32_t i = 0; i < f->n_vips; i++) {
+		if (bpf_map_update_elem(dev->vip_map_fd, &vk[i], &one, BPF_ANY)) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	for (uint32_t i = 0; i < n_addr; i++) {
+		if (bpf_map_update_elem(dev->addr_map_fd, &ak[i], &aflags[i], BPF_ANY)) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	for (uint32_t i = 0; i < dev->n_vip_keys; i++) {
+		bool keep = false;
+
+		for (uint32_t j = 0; j < f->n_vips && !keep; j++)
+			keep = memcmp(&dev->vip_keys[i], &vk[j], sizeof(*vk)) == 0;
+		if (!keep)
+			bpf_map_delete_elem(dev->vip_map_fd, &dev->vip_keys[i]);
+	}
+	for (uint32_t i = 0; i < dev->n_addr_keys; i++) {
+		bool keep = false;
+
+		for (uint32_t j = 0; j < n_addr && !keep; j++)
+			keep = memcmp(&dev->addr_keys[i], &ak[j], sizeof(*ak)) == 0;
+		if (!keep)
+			bpf_map_delete_elem(dev->addr_map_fd, &dev->addr_keys[i]);
+	}
+	free(dev->vip_keys);
+	free(dev->addr_keys);
+	dev->vip_keys = vk;
+	dev->n_vip_keys = f->n_vips;
+	dev->addr_keys = ak;
+	dev->n_addr_keys = n_addr;
+	vk = NULL;
+	ak = NULL;
+out:
+	free(vk);
+	free(ak);
+	free(aflags);
+	return rc;
+}
+
+const struct io_ops io_afxdp_ops = {
+	.name = "afxdp",
+	.open = afxdp_open,
+	.set_filter = afxdp_set_filter,
+	.rx = afxdp_rx,
+	.tx = afxdp_tx,
+	.wait = afxdp_wait,
+	.counters = afxdp_counters,
+	.mode = afxdp_mode,
+	.report = afxdp_report,
+	.close = afxdp_close,
+};

@@ -1,0 +1,114 @@
+/*
+ * Packet I/O backends behind one ops struct: AF_XDP (afxdp.c) and AF_PACKET (afpacket.c).
+ * A backend owns one interface and one RX/TX queue per worker; the forwarding pipeline never sees
+ * which backend it runs on (it gets struct lb_frame and returns enum lb_verdict).
+ */
+#ifndef MAGLEV_IO_IO_H
+#define MAGLEV_IO_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/addr.h"
+#include "core/pipeline.h"
+
+#define IO_BATCH_MAX  64u /* frames per rx call */
+#define IO_QUEUES_MAX 64u /* RX queues (workers) per interface */
+#define IO_SELF_MAX   2u  /* own GRE addresses steered for re-target: one IPv4, one IPv6 */
+
+/* Per-queue I/O counters, X(ENUM_SUFFIX, "metric_name", "help text"), next to the pipeline's. */
+#define IO_COUNTERS(X)                                                                             \
+	X(RX_FRAMES, "io_rx_frames", "Frames received from the interface")                         \
+	X(TX_FRAMES, "io_tx_frames", "Frames handed to the interface for sending")                 \
+	X(TX_ERRORS, "io_tx_errors", "Frames the interface refused to send (ring full, errors)")  \
+	X(PASS_DROPPED, "io_pass_dropped",                                                         \
+	  "Frames the pipeline passed that AF_XDP cannot give back to the kernel")                \
+	X(PASS_IGNORED, "io_pass_ignored",                                                         \
+	  "Frames the pipeline passed on AF_PACKET (the kernel has its own copy)")               \
+	X(RX_TRUNCATED, "io_rx_truncated", "Frames larger than a receive buffer, dropped")         \
+	X(NO_SNAPSHOT, "io_no_snapshot", "Frames dropped before the first snapshot was published") \
+	X(WAKEUPS, "io_wakeups", "Kernel wake-ups asked for (need_wakeup, TX kicks)")
+
+enum io_counter {
+#define IO_COUNTER_ENUM(id, name, help) IO_CTR_##id,
+	IO_COUNTERS(IO_COUNTER_ENUM)
+#undef IO_COUNTER_ENUM
+	IO_CTR_MAX
+};
+
+extern const char *const io_counter_name[IO_CTR_MAX];
+extern const char *const io_counter_help[IO_CTR_MAX];
+
+/* One VIP as the steering filter sees it. */
+struct io_vip {
+	struct lb_addr addr;
+	uint8_t proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	uint16_t port; /* host order; 0 = every port */
+};
+
+/*
+ * What a backend steers to maglevd: TCP/UDP to a VIP (port 0 = every port), ICMP/ICMPv6 and
+ * fragments to a VIP address, GRE to one of self[] (re-target mode). Everything else stays
+ * with the kernel.
+ */
+struct io_filter {
+	const struct io_vip *vips;
+	uint32_t n_vips;
+	struct lb_addr self[IO_SELF_MAX]; /* family 0 = unused */
+};
+
+struct io_params {
+	const char *ifname;
+	uint32_t queues;      /* RX queues used, one worker each, queue ids 0..queues-1 */
+	const char *bpf_path; /* AF_XDP: object file of bpf/xdp_vip.bpf.c */
+};
+
+struct io_dev;
+
+/*
+ * Threads: open, set_filter, mode, counters and close run on the control thread; rx, tx and
+ * wait for queue q run only on worker q. counters may run while workers run: it reads with
+ * relaxed atomic loads (values may lag, never tear).
+ */
+struct io_ops {
+	const char *name;
+	/* Opens ifname with p->queues queues; steers nothing until set_filter. err: one line. */
+	int (*open)(struct io_dev **out, const struct io_params *p, char *err, size_t errlen);
+	/* Replaces the steering filter (atomically for packets: old or new, never half). */
+	int (*set_filter)(struct io_dev *d, const struct io_filter *f);
+	/*
+	 * Receives up to max (≤ IO_BATCH_MAX) frames into f[]. Each has ≥ LB_HEADROOM bytes of
+	 * headroom before data that the pipeline may use. Frames stay owned by the backend and
+	 * valid until the tx call that follows; every rx must be followed by exactly one tx.
+	 */
+	unsigned (*rx)(struct io_dev *d, uint32_t q, struct lb_frame *f, unsigned max);
+	/* Sends the LB_TX frames of the last rx (f->data/len may have moved), releases all n. */
+	void (*tx)(struct io_dev *d, uint32_t q, struct lb_frame *f, const enum lb_verdict *v,
+		   unsigned n);
+	/* Sleeps until queue q may have frames or timeout_ms passed (no busy spinning). */
+	void (*wait)(struct io_dev *d, uint32_t q, int timeout_ms);
+	/* Adds queue q's counters to out[IO_CTR_MAX]. */
+	void (*counters)(struct io_dev *d, uint32_t q, uint64_t *out);
+	/* "afxdp zero-copy", "afxdp copy", "afpacket", with the XDP attach mode where it applies. */
+	const char *(*mode)(const struct io_dev *d);
+	/* Logs backend-specific end-of-run facts (kernel drop statistics, frame accounting). */
+	void (*report)(struct io_dev *d);
+	/* Detaches everything from the interface and frees d; workers must have stopped. */
+	void (*close)(struct io_dev *d);
+};
+
+extern const struct io_ops io_afxdp_ops;
+extern const struct io_ops io_afpacket_ops;
+
+/* Counter helpers for backends: a queue's counters are written by its worker only. */
+static inline void io_count(uint64_t *c, enum io_counter id, uint64_t n)
+{
+	__atomic_store_n(&c[id], __atomic_load_n(&c[id], __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t io_counter_read(const uint64_t *c, enum io_counter id)
+{
+	return __atomic_load_n(&c[id], __ATOMIC_RELAXED);
+}
+
+#endif

@@ -1,0 +1,186 @@
+/* Offline pcap replay through the pipeline (libpcap). */
+#include "io/replay.h"
+
+#include <errno.h>
+#include <pcap/pcap.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/pipeline.h"
+#include "core/snapshot.h"
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* The data plane needs a source address for every backend family and, here, a next-hop MAC. */
+static int check_config(const struct config *cfg, char *err, size_t errlen)
+{
+	if (!cfg->dataplane.has_nexthop_mac) {
+		set_err(err, errlen, "%s: dataplane.nexthop_mac is required for --replay",
+		        cfg->path);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < cfg->n_vips; i++) {
+		for (uint32_t j = 0; j < cfg->vips[i].n_backends; j++) {
+			const struct lb_addr *a = &cfg->vips[i].backends[j].addr;
+			const struct lb_addr *src = a->family == AF_INET
+			                                ? &cfg->dataplane.source_ipv4
+			                                : &cfg->dataplane.source_ipv6;
+			char buf[LB_ADDR_STRLEN];
+
+			if (src->family != a->family) {
+				set_err(
+				    err, errlen,
+				    "%s:%d: VIP '%s' has backend '%s' but dataplane.%s is not set",
+				    cfg->path, cfg->vips[i].backends[j].line, cfg->vips[i].name,
+				    lb_addr_str(a, buf, sizeof(buf)),
+				    a->family == AF_INET ? "source_ipv4" : "source_ipv6");
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+int replay_run(const struct config *cfg, const char *in_path, const char *out_path, FILE *report,
+               struct replay_result *res, char *err, size_t errlen)
+{
+	char perr[PCAP_ERRBUF_SIZE] = "";
+	struct lb_snapshot *s = NULL;
+	struct lb_worker *w = NULL;
+	pcap_t *in = NULL, *dead = NULL;
+	pcap_dumper_t *out = NULL;
+	uint8_t *buf = NULL;
+	struct lb_worker_params wp = {
+	    .ct_entries = cfg->conntrack.entries,
+	    .tcp_timeout = cfg->conntrack.tcp_timeout,
+	    .tcp_fin_timeout = cfg->conntrack.tcp_fin_timeout,
+	    .udp_timeout = cfg->conntrack.udp_timeout,
+	    .icmp_timeout = cfg->conntrack.icmp_timeout,
+	};
+	struct pcap_pkthdr *h;
+	const u_char *data;
+	int ret, rc;
+
+	memset(res, 0, sizeof(*res));
+	ret = check_config(cfg, err, errlen);
+	if (ret)
+		goto out;
+	ret = snapshot_build(cfg, NULL, NULL, &s, err, errlen);
+	if (ret)
+		goto out;
+	in = pcap_open_offline_with_tstamp_precision(in_path, PCAP_TSTAMP_PRECISION_NANO, perr);
+	if (!in) {
+		set_err(err, errlen, "%s: %s", in_path, perr);
+		ret = -ENOENT;
+		goto out;
+	}
+	if (pcap_datalink(in) != DLT_EN10MB) {
+		set_err(err, errlen, "%s: link type %s, only Ethernet (EN10MB) is replayed",
+		        in_path, pcap_datalink_val_to_name(pcap_datalink(in)) ?: "unknown");
+		ret = -EINVAL;
+		goto out;
+	}
+	dead = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, REPLAY_FRAME_MAX,
+	                                            PCAP_TSTAMP_PRECISION_NANO);
+	if (!dead) {
+		ret = -ENOMEM;
+		set_err(err, errlen, "out of memory");
+		goto out;
+	}
+	out = pcap_dump_open(dead, out_path);
+	if (!out) {
+		set_err(err, errlen, "%s: %s", out_path, pcap_geterr(dead));
+		ret = -EIO;
+		goto out;
+	}
+	buf = malloc(LB_HEADROOM + REPLAY_FRAME_MAX);
+	if (!buf) {
+		ret = -ENOMEM;
+		set_err(err, errlen, "out of memory");
+		goto out;
+	}
+	while ((rc = pcap_next_ex(in, &h, &data)) == 1) {
+		struct lb_frame f;
+		struct pcap_pkthdr oh;
+		uint64_t now = (uint64_t)h->ts.tv_sec * 1000000000ull + (uint64_t)h->ts.tv_usec;
+		uint32_t len = h->caplen < REPLAY_FRAME_MAX ? h->caplen : REPLAY_FRAME_MAX;
+		enum lb_verdict v;
+
+		if (!w) {
+			if (len >= 6)
+				memcpy(wp.mac, data, 6);
+			w = lb_worker_create(&wp);
+			if (!w) {
+				ret = -ENOMEM;
+				set_err(err, errlen, "cannot allocate a worker of %u flows",
+				        wp.ct_entries);
+				goto out;
+			}
+		}
+		res->frames_in++;
+		if (h->caplen < h->len)
+			res->truncated++;
+		memcpy(buf + LB_HEADROOM, data, len);
+		f = (struct lb_frame){buf + LB_HEADROOM, len, LB_HEADROOM};
+		v = lb_process(w, s, &f, now);
+		if (v == LB_PASS) {
+			res->frames_pass++;
+			continue;
+		}
+		if (v == LB_DROP) {
+			res->frames_drop++;
+			continue;
+		}
+		oh.ts = h->ts;
+		oh.caplen = f.len;
+		oh.len = f.len;
+		pcap_dump((u_char *)out, &oh, f.data);
+		res->frames_out++;
+	}
+	if (rc == -1) {
+		set_err(err, errlen, "%s: %s", in_path, pcap_geterr(in));
+		ret = -EIO;
+		goto out;
+	}
+	if (pcap_dump_flush(out)) {
+		set_err(err, errlen, "%s: write failed", out_path);
+		ret = -EIO;
+		goto out;
+	}
+	if (report) {
+		fprintf(report, "replay: %llu frames in, %llu out, %llu passed, %llu dropped",
+		        (unsigned long long)res->frames_in, (unsigned long long)res->frames_out,
+		        (unsigned long long)res->frames_pass, (unsigned long long)res->frames_drop);
+		if (res->truncated)
+			fprintf(report, ", %llu cut short by the capture",
+			        (unsigned long long)res->truncated);
+		fprintf(report, "\n");
+		for (unsigned i = 0; w && i < LB_CTR_MAX; i++) {
+			uint64_t c = lb_counter_read(&lb_worker_counters(w)[i]);
+
+			if (c)
+				fprintf(report, "%-26s %llu\n", lb_counter_name[i],
+				        (unsigned long long)c);
+		}
+	}
+	ret = 0;
+out:
+	if (out)
+		pcap_dump_close(out);
+	if (dead)
+		pcap_close(dead);
+	if (in)
+		pcap_close(in);
+	free(buf);
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	return ret;
+}

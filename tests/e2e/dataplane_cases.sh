@@ -1,0 +1,260 @@
+# shellcheck shell=bash
+# tests/e2e/dataplane_cases.sh: issue 4's data-plane end-to-end cases, run for one mode by
+# test_afxdp.sh and test_afpacket.sh (DP_MODE=afxdp|afpacket). Sources lib.sh for the topology.
+#
+#   1 300 HTTP requests to the VIP, each a new connection: all succeed, every backend >= 20%
+#   2 iperf3 TCP through a VIP for 3 s
+#   3 direct server return: the router's link to maglevd carries client->VIP, never VIP->client
+#   4 the maglevd host's own traffic (ping, TCP) works while maglevd runs
+#   5 UDP echo through the UDP VIPs and ping to the VIPs (IPv4 and IPv6)
+#   6 PMTU: a 10 MB upload completes with MTU 1500 everywhere (maglevd's ICMP frag-needed)
+#   7 after SIGTERM: exit 0, no XDP program left on the interface, no AF_XDP frame leaked
+#   8 start-up failure (no such interface): exit 1 with one message
+#   9 next hops follow the kernel: after the lb's neighbour table is flushed, traffic resumes
+#  10 two workers on a two-queue interface: both get frames, 300 requests all answered
+
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DP_MODE=${DP_MODE:?DP_MODE=afxdp or afpacket}
+DP_REQUESTS=300
+DP_SHARE_MIN=60 # requests per backend: 20% of DP_REQUESTS
+DP_UPLOAD_BYTES=10000000
+VIP_BULK_PORT=5201 # iperf3 through VIP_WEB4:5201, one backend (iperf3's two connections meet)
+DP_FAILED=0
+
+dp_fail() {
+	echo "FAIL [$DP_MODE]: $*"
+	DP_FAILED=$((DP_FAILED + 1))
+}
+
+dp_pass() {
+	echo "ok   [$DP_MODE]: $*"
+}
+
+# dp_start_maglevd CONFIG [TAG]: maglevd in the lb namespace, log maglevd.MODE[.TAG].log;
+# ready when it logs "running".
+dp_start_maglevd() {
+	local i
+	MAGLEVD_CONFIG=$1
+	MAGLEVD_LOG=$E2E_DIR/maglevd.$DP_MODE${2:+.$2}.log
+	bg_in "$NS_LB" "$MAGLEVD_LOG" "$MAGLEVD" -c "$MAGLEVD_CONFIG"
+	MAGLEVD_PID=$BG_PID
+	for ((i = 0; i < 100; i++)); do
+		grep -q '^maglevd: running' "$MAGLEVD_LOG" 2>/dev/null && return 0
+		if ! pid_alive "$MAGLEVD_PID"; then
+			e2e_log "maglevd ($DP_MODE) exited at start:"
+			cat "$MAGLEVD_LOG" >&2
+			MAGLEVD_PID=
+			return 1
+		fi
+		sleep 0.1
+	done
+	e2e_log "maglevd ($DP_MODE) not running after 10 s:"
+	cat "$MAGLEVD_LOG" >&2
+	return 1
+}
+
+dp_case_http() {
+	local out n i c
+	out=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
+		"http://$VIP_WEB4/?[1-$DP_REQUESTS]")
+	n=$(grep -c '^be[0-9]$' <<<"$out")
+	[ "$n" -eq "$DP_REQUESTS" ] || { dp_fail "1 http: $n of $DP_REQUESTS requests answered"; return; }
+	for i in "${BACKEND_NAMES[@]}"; do
+		c=$(grep -c "^$i\$" <<<"$out")
+		[ "$c" -ge "$DP_SHARE_MIN" ] || { dp_fail "1 http: $i served $c of $DP_REQUESTS (< 20%)"; return; }
+	done
+	dp_pass "1 http: $DP_REQUESTS/$DP_REQUESTS new connections answered; $(for i in "${BACKEND_NAMES[@]}"; do printf '%s=%s ' "$i" "$(grep -c "^$i\$" <<<"$out")"; done)"
+	out=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
+		"http://[$VIP_WEB6]/?[1-30]")
+	n=$(grep -c '^be[0-9]$' <<<"$out")
+	[ "$n" -eq 30 ] && dp_pass "1 http over IPv6: 30/30" || dp_fail "1 http over IPv6: $n of 30 answered"
+}
+
+dp_case_iperf() {
+	local out
+	out=$(run_in "$NS_CLIENT" timeout 20 iperf3 -c "$VIP_WEB4" -p "$VIP_BULK_PORT" -t 3 -f m 2>&1)
+	if grep -q 'receiver' <<<"$out"; then
+		dp_pass "2 iperf3: $(grep receiver <<<"$out" | awk '{ print $7, $8 }')"
+	else
+		dp_fail "2 iperf3 failed: $(tail -3 <<<"$out" | tr '\n' ' ')"
+	fi
+}
+
+dp_case_dsr() {
+	local cap=$E2E_DIR/dsr.pcap fwd back pid
+	# Background jobs of a script ignore SIGINT: tcpdump is stopped with SIGTERM, and writes
+	# each packet at once (--immediate-mode -U) so none is left in its buffer.
+	bg_in "$NS_ROUTER" "$E2E_DIR/tcpdump.log" tcpdump -ni "$ROUTER_LB_IF" -w "$cap" -U \
+		--immediate-mode \
+		"tcp port 80 and host $VIP_WEB4"
+	pid=$BG_PID
+	wait_for 5 grep -q listening "$E2E_DIR/tcpdump.log"
+	run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
+		"http://$VIP_WEB4/?[1-20]" >/dev/null
+	sleep 1
+	kill_pid "$pid" 3
+	fwd=$(tcpdump -nr "$cap" "dst host $VIP_WEB4" 2>/dev/null | wc -l)
+	back=$(tcpdump -nr "$cap" "src host $VIP_WEB4" 2>/dev/null | wc -l)
+	if [ "$fwd" -gt 0 ] && [ "$back" -eq 0 ]; then
+		dp_pass "3 dsr: $fwd client->VIP packets toward maglevd, 0 VIP->client"
+	else
+		dp_fail "3 dsr: $fwd client->VIP, $back VIP->client packets on the link to maglevd"
+	fi
+}
+
+dp_case_host() {
+	local out
+	run_in "$NS_CLIENT" ping -c 2 -i 0.2 -W 1 "$LB4" >/dev/null || { dp_fail "4 host: ping $LB4"; return; }
+	bg_in "$NS_LB" "$E2E_DIR/lbhttp.log" "$E2E_PYTHON" -m http.server 8080 --bind "$LB4" \
+		--directory "$E2E_DIR"
+	wait_for 5 run_in "$NS_LB" curl -sf -m1 -o /dev/null "http://$LB4:8080/"
+	out=$(run_in "$NS_CLIENT" curl -s -m 3 -o /dev/null -w '%{http_code}' "http://$LB4:8080/")
+	[ "$out" = 200 ] && dp_pass "4 host: ping and TCP to $LB4 work" ||
+		dp_fail "4 host: TCP to $LB4:8080 gave '$out'"
+}
+
+dp_case_udp_icmp() {
+	local out v
+	for v in "UDP4:$VIP_DNS4" "UDP6:[$VIP_DNS6]"; do
+		out=$(echo "echo-$v" | run_in "$NS_CLIENT" socat -t 2 - "$v:53" 2>&1)
+		[ "$out" = "echo-$v" ] || { dp_fail "5 udp echo via $v: got '$out'"; return; }
+	done
+	for v in "$VIP_WEB4" "$VIP_WEB6"; do
+		run_in "$NS_CLIENT" ping -c 3 -i 0.2 -W 1 "$v" >/dev/null ||
+			{ dp_fail "5 ping $v not answered"; return; }
+	done
+	dp_pass "5 udp echo and ping via IPv4 and IPv6 VIPs"
+}
+
+dp_case_pmtu() {
+	local out file=$E2E_DIR/upload.bin
+	# A file, not stdin: curl then sends Content-Length instead of chunked encoding.
+	head -c "$DP_UPLOAD_BYTES" /dev/zero >"$file"
+	out=$(run_in "$NS_CLIENT" curl -s -m 60 -H 'Expect:' -T "$file" "http://$VIP_WEB4/upload")
+	if grep -qE "^be[0-9] $DP_UPLOAD_BYTES\$" <<<"$out"; then
+		dp_pass "6 pmtu: 10 MB upload through MTU 1500 completed ($out); client route: $(run_in "$NS_CLIENT" ip route get "$VIP_WEB4" | grep -o 'mtu [0-9]*' | head -1)"
+	else
+		dp_fail "6 pmtu: upload answered '$out'"
+	fi
+}
+
+dp_case_stop() {
+	local rc=0
+	stop_maglevd || rc=$?
+	[ "$rc" -eq 0 ] || dp_fail "7 stop: maglevd exited $rc"
+	if lb_xdp_attached; then
+		dp_fail "7 stop: an XDP program is still attached to $LB_IF"
+	elif grep -q 'LEAK' "$MAGLEVD_LOG"; then
+		dp_fail "7 stop: AF_XDP frames leaked: $(grep LEAK "$MAGLEVD_LOG")"
+	else
+		dp_pass "7 stop: exit $rc, nothing attached to $LB_IF$(grep -o 'frames accounted [0-9/]*' "$MAGLEVD_LOG" | head -1 | sed 's/^/, /')$(grep -o 'drop_nexthop_unresolved *[0-9]*' "$MAGLEVD_LOG" | tr -s ' ' | sed 's/^/, /')"
+	fi
+	echo "--- maglevd log ($DP_MODE)"
+	cat "$MAGLEVD_LOG"
+}
+
+dp_case_bad_start() {
+	local cfg=$E2E_DIR/bad.yaml out rc=0
+	sed "s/^  interface: .*/  interface: nosuchif0/" "$MAGLEVD_CONFIG" >"$cfg"
+	out=$(run_in "$NS_LB" "$MAGLEVD" -c "$cfg" 2>&1) || rc=$?
+	if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q nosuchif0 <<<"$out"; then
+		dp_pass "8 bad interface: exit 1, '$out'"
+	else
+		dp_fail "8 bad interface: exit $rc, output '$out'"
+	fi
+	lb_xdp_attached && dp_fail "8 bad interface: XDP left attached"
+}
+
+dp_case_nexthop_flush() {
+	local i ok=0 out
+	run_in "$NS_LB" ip neigh flush dev "$LB_IF"
+	run_in "$NS_LB" ip -6 neigh flush dev "$LB_IF"
+	# Unresolved next hops are asked for again every NH_RETRY_MS (1 s): allow a few seconds.
+	for ((i = 0; i < 50; i++)); do
+		out=$(run_in "$NS_CLIENT" curl -s --connect-timeout 1 -m 2 -H 'Connection: close' \
+			"http://$VIP_WEB4/?[1-10]" | grep -c '^be[0-9]$')
+		if [ "$out" -eq 10 ]; then
+			ok=1
+			break
+		fi
+		sleep 0.2
+	done
+	[ "$ok" -eq 1 ] && dp_pass "9 nexthop: traffic resumed after a neighbour flush (attempt $((i + 1)))" ||
+		dp_fail "9 nexthop: traffic did not resume after a neighbour flush"
+}
+
+# dp_lb_link_multiqueue: replaces the lb's link to the router with a veth pair of 2 queues.
+dp_lb_link_multiqueue() {
+	run_in "$NS_LB" ip link del "$LB_IF"
+	ip link add "$LB_IF" netns "$NS_LB" numtxqueues 2 numrxqueues 2 type veth \
+		peer name "$ROUTER_LB_IF" netns "$NS_ROUTER" numtxqueues 2 numrxqueues 2 || return 1
+	run_in "$NS_LB" ethtool -K "$LB_IF" tx off >/dev/null 2>&1
+	run_in "$NS_ROUTER" ethtool -K "$ROUTER_LB_IF" tx off >/dev/null 2>&1
+	run_in "$NS_LB" ip link set "$LB_IF" up
+	run_in "$NS_ROUTER" ip link set "$ROUTER_LB_IF" up
+	e2e_addr "$NS_LB" "$LB_IF" "$LB4/24" "$LB6/64"
+	e2e_addr "$NS_ROUTER" "$ROUTER_LB_IF" "$ROUTER_LB4/24" "$ROUTER_LB6/64"
+	run_in "$NS_LB" ip route add default via "$ROUTER_LB4"
+	run_in "$NS_LB" ip -6 route add default via "$ROUTER_LB6"
+	local r
+	for r in "${VIP_ROUTES4[@]}"; do
+		run_in "$NS_ROUTER" ip route replace "$r" via "$LB4"
+	done
+	for r in "${VIP_ROUTES6[@]}"; do
+		run_in "$NS_ROUTER" ip -6 route replace "$r" via "$LB6"
+	done
+	e2e_sysctl "$NS_ROUTER" "net.ipv4.conf.$ROUTER_LB_IF.rp_filter=0"
+	wait_for 5 run_in "$NS_LB" ping -c1 -W1 "$ROUTER_LB4"
+}
+
+dp_case_workers() {
+	local cfg=$E2E_DIR/maglevd.workers.yaml out n w busy=0
+	dp_lb_link_multiqueue || { dp_fail "10 workers: cannot make a 2-queue link"; return; }
+	sed 's/^  interface: .*/&\n  workers: 2/' "$E2E_DIR/maglevd.yaml" >"$cfg"
+	dp_start_maglevd "$cfg" workers || { dp_fail "10 workers: maglevd did not start"; return; }
+	out=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
+		"http://$VIP_WEB4/?[1-$DP_REQUESTS]")
+	n=$(grep -c '^be[0-9]$' <<<"$out")
+	stop_maglevd || dp_fail "10 workers: maglevd exit status $?"
+	for w in 0 1; do
+		grep -qE "^maglevd: worker $w: [1-9][0-9]* frames received" "$MAGLEVD_LOG" &&
+			busy=$((busy + 1))
+	done
+	if [ "$n" -eq "$DP_REQUESTS" ] && [ "$busy" -eq 2 ] && ! grep -q LEAK "$MAGLEVD_LOG"; then
+		dp_pass "10 workers: $n/$DP_REQUESTS answered; $(grep -E '^maglevd: worker [01]:' "$MAGLEVD_LOG" | sed 's/^maglevd: //' | tr '\n' ' ')"
+	else
+		dp_fail "10 workers: $n/$DP_REQUESTS answered, $busy of 2 workers got frames"
+		cat "$MAGLEVD_LOG"
+	fi
+	lb_xdp_attached && dp_fail "10 workers: XDP left attached"
+}
+
+dp_main() {
+	local extra
+	e2e_init
+	[ -x "$MAGLEVD" ] || e2e_skip "no $MAGLEVD (run make)"
+	[ -x "$MAGLEVCTL" ] || e2e_skip "no $MAGLEVCTL (run make)"
+	e2e_topology_up || { echo "FAIL: topology"; exit 1; }
+	start_backend_servers || { echo "FAIL: backend servers"; exit 1; }
+	extra=$(e2e_config_vip bulk "$VIP_WEB4" tcp "$VIP_BULK_PORT" "${BACKENDS4[0]}")
+	E2E_CONFIG_EXTRA=$extra write_maglevd_config "$E2E_DIR/maglevd.yaml" "$DP_MODE"
+	dp_start_maglevd "$E2E_DIR/maglevd.yaml" || { echo "FAIL: maglevd did not start"; exit 1; }
+	dp_case_http
+	dp_case_iperf
+	dp_case_dsr
+	dp_case_host
+	dp_case_udp_icmp
+	dp_case_pmtu
+	dp_case_nexthop_flush
+	dp_case_stop
+	dp_case_bad_start
+	dp_case_workers
+	if [ "$DP_FAILED" -ne 0 ]; then
+		echo "$DP_MODE: $DP_FAILED case(s) failed"
+		exit 1
+	fi
+	echo "$DP_MODE: all cases passed"
+	exit 0
+}

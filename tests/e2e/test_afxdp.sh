@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# End-to-end data-plane tests of issue 4 with dataplane.mode afxdp (cases in dataplane_cases.sh).
+set -u
+DP_MODE=afxdp
+# shellcheck source=tests/e2e/dataplane_cases.sh
+source "$(dirname "$0")/dataplane_cases.sh"
+dp_main

@@ -1,0 +1,548 @@
+/* Pipeline tests: byte-exact fixtures (scapy-built), and flow properties across snapshots. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "core/pipeline.h"
+#include "core/snapshot.h"
+#include "fixtures/pipeline_fixtures.h"
+#include "fixtures/test_config.h"
+#include "fixtures/test_frames.h"
+
+#define NOW_NS  (1000ull * 1000000000ull) /* any start time: the clock is the test's */
+#define N_FLOWS 400u
+
+static struct lb_worker *worker_new(uint32_t entries)
+{
+	struct lb_worker_params p = {
+	    .id = 0,
+	    .ct_entries = entries,
+	    .tcp_timeout = 300,
+	    .tcp_fin_timeout = 10,
+	    .udp_timeout = 30,
+	    .icmp_timeout = 10,
+	};
+	struct lb_worker *w;
+
+	memcpy(p.mac, TCFG_MAC_ME, 6);
+	w = lb_worker_create(&p);
+	assert_non_null(w);
+	return w;
+}
+
+static struct lb_snapshot *snap(const struct config *c, const struct lb_snapshot *prev,
+                                const struct snapshot_state *st)
+{
+	struct lb_snapshot *s = NULL;
+	char err[256] = "";
+	int ret = snapshot_build(c, prev, st, &s, err, sizeof(err));
+
+	if (ret)
+		fail_msg("snapshot_build: %d %s", ret, err);
+	return s;
+}
+
+static uint64_t ctr(const struct lb_worker *w, enum lb_counter c)
+{
+	return lb_counter_read(&lb_worker_counters(w)[c]);
+}
+
+static void check_fixture(const struct fixture *fx, enum lb_verdict v, const struct lb_frame *f,
+                          uint64_t before, uint64_t after)
+{
+	if ((int)v != fx->verdict)
+		fail_msg("%s: verdict %d, expected %d", fx->name, v, fx->verdict);
+	if (after != before + 1)
+		fail_msg("%s: counter %s went %llu -> %llu", fx->name, lb_counter_name[fx->counter],
+		         (unsigned long long)before, (unsigned long long)after);
+	if (!fx->out)
+		return;
+	if (f->len != fx->out_len)
+		fail_msg("%s: output %u bytes, expected %u", fx->name, f->len, fx->out_len);
+	for (uint32_t i = 0; i < f->len; i++)
+		if (f->data[i] != fx->out[i])
+			fail_msg("%s: output byte %u is 0x%02x, expected 0x%02x", fx->name, i,
+			         f->data[i], fx->out[i]);
+}
+
+static void test_fixtures(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+	struct lb_worker *w = worker_new(1024);
+	static struct tbuf b;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+		const struct fixture *fx = &fixtures[i];
+		struct lb_frame f = tbuf_frame(&b, fx->in, fx->in_len);
+		uint64_t before = ctr(w, (enum lb_counter)fx->counter);
+		enum lb_verdict v = lb_process(w, s, &f, NOW_NS);
+
+		check_fixture(fx, v, &f, before, ctr(w, (enum lb_counter)fx->counter));
+	}
+	assert_int_equal(ctr(w, LB_CTR_RX_FRAMES), sizeof(fixtures) / sizeof(fixtures[0]));
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/* The same fixtures through lb_process_batch, all in one batch (chunked past LB_BATCH_MAX). */
+static void test_fixtures_batch(void **state)
+{
+	enum { N = sizeof(fixtures) / sizeof(fixtures[0]) };
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+	struct lb_worker *w = worker_new(1024);
+	static struct tbuf b[N];
+	struct lb_frame f[N];
+	enum lb_verdict v[N];
+	uint64_t before[LB_CTR_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < N; i++)
+		f[i] = tbuf_frame(&b[i], fixtures[i].in, fixtures[i].in_len);
+	for (unsigned k = 0; k < LB_CTR_MAX; k++)
+		before[k] = ctr(w, (enum lb_counter)k);
+	lb_process_batch(w, s, f, v, N, NOW_NS);
+	for (size_t i = 0; i < N; i++)
+		check_fixture(&fixtures[i], v[i], &f[i], 0, 1);
+	assert_int_equal(ctr(w, LB_CTR_RX_FRAMES) - before[LB_CTR_RX_FRAMES], N);
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/* Every prefix of every fixture, in a buffer of exactly that size: counted, never out of bounds. */
+static void test_truncations(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+	struct lb_worker *w = worker_new(1024);
+	uint64_t n = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+		for (uint32_t len = 0; len <= fixtures[i].in_len; len++) {
+			uint8_t *mem = malloc(LB_HEADROOM + len + 1);
+			struct lb_frame f = {mem + LB_HEADROOM, len, LB_HEADROOM};
+
+			memcpy(f.data, fixtures[i].in, len);
+			lb_process(w, s, &f, NOW_NS);
+			assert_true(f.data >= mem && f.data + f.len <= mem + LB_HEADROOM + len);
+			free(mem);
+			n++;
+		}
+	}
+	assert_int_equal(ctr(w, LB_CTR_RX_FRAMES), n);
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/* The flow hash is XXH3-64 over the documented 40-byte layout (docs/pipeline.md). */
+static void test_flow_hash_layout(void **state)
+{
+	struct lb_addr a = tcfg_addr("198.18.100.7"), v = tcfg_addr("203.0.113.20");
+	struct lb_addr a6 = tcfg_addr("2001:db8:200::7"), v6 = tcfg_addr("2001:db8:100::20");
+	uint8_t raw[40] = {0};
+	struct lb_flow_key k;
+
+	(void)state;
+	lb_flow_key_make(&k, &a, &v, 6, 40000, 80);
+	memcpy(raw, "\xc6\x12\x64\x07", 4);
+	memcpy(raw + 16, "\xcb\x00\x71\x14", 4);
+	memcpy(raw + 32, "\x9c\x40\x00\x50\x06\x04", 6);
+	assert_memory_equal(&k, raw, 40);
+	assert_true(lb_flow_hash(&k, 0x5eed) == XXH3_64bits_withSeed(raw, 40, 0x5eed));
+	assert_true(lb_flow_hash(&k, 0x5eed) != lb_flow_hash(&k, 0x5eee));
+
+	memset(raw, 0, sizeof(raw));
+	lb_flow_key_make(&k, &a6, &v6, 17, 53, 0);
+	memcpy(raw, a6.b, 16);
+	memcpy(raw + 16, v6.b, 16);
+	memcpy(raw + 32, "\x00\x35\x00\x00\x11\x06", 6);
+	assert_memory_equal(&k, raw, 40);
+}
+
+/* Sends a flow's packet and returns the backend it went to (outer destination), "" if not TX. */
+static const char *send_flow(struct lb_worker *w, const struct lb_snapshot *s, const char *client,
+                             const char *vip, uint8_t proto, uint16_t sport, uint16_t dport,
+                             uint8_t flags, uint64_t now, char *out)
+{
+	static struct tbuf b;
+	uint8_t pkt[128];
+	uint32_t n = strchr(vip, ':') ? tf_flow6(pkt, client, vip, proto, sport, dport, flags)
+	                              : tf_flow4(pkt, client, vip, proto, sport, dport, flags);
+	struct lb_frame f = tbuf_frame(&b, pkt, n);
+
+	out[0] = 0;
+	if (lb_process(w, s, &f, now) != LB_TX)
+		return out;
+	return tf_outer_dst(&f, out);
+}
+
+/* A tracked flow stays on its backend while the table changes under it. */
+static void test_stickiness(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct config_vip *mv = &c->vips[5];
+	struct lb_snapshot *s1 = snap(c, NULL, NULL), *s2, *s3, *s4, *s5;
+	struct lb_worker *w = worker_new(1 << 16);
+	static char first[N_FLOWS][LB_ADDR_STRLEN];
+	char got[LB_ADDR_STRLEN];
+	unsigned moved_in_table = 0, on_b2 = 0, on_b3 = 0, on_b4 = 0;
+	uint64_t rechosen;
+	struct snapshot_override ov[2];
+	struct snapshot_state st = {ov, 0};
+
+	(void)state;
+	assert_string_equal(mv->name, "multi");
+	for (unsigned i = 0; i < N_FLOWS; i++) {
+		send_flow(w, s1, "198.18.100.7", "203.0.113.20", 6, (uint16_t)(10000 + i), 80, 0x02,
+		          NOW_NS, first[i]);
+		assert_true(first[i][0]);
+	}
+	assert_int_equal(ctr(w, LB_CTR_CT_MISS), N_FLOWS);
+
+	/* A backend added: the table moves some flows, the connection table keeps them. */
+	tcfg_backend_add(mv, "198.18.2.5", 1);
+	s2 = snap(c, s1, NULL);
+	for (unsigned i = 0; i < N_FLOWS; i++) {
+		struct lb_flow_key k;
+		struct lb_addr cl = tcfg_addr("198.18.100.7"), vip = tcfg_addr("203.0.113.20");
+		struct lb_explanation e;
+		char tb[LB_ADDR_STRLEN];
+
+		lb_flow_key_make(&k, &cl, &vip, 6, (uint16_t)(10000 + i), 80);
+		assert_int_equal(lb_explain(w, s2, &k, &e), 0);
+		assert_true(e.tracked && e.tracked_usable);
+		lb_addr_str(&s2->backends[e.table_backend].addr, tb, sizeof(tb));
+		if (strcmp(tb, first[i]) != 0)
+			moved_in_table++;
+		send_flow(w, s2, "198.18.100.7", "203.0.113.20", 6, (uint16_t)(10000 + i), 80, 0x10,
+		          NOW_NS + 1000000000ull, got);
+		assert_string_equal(got, first[i]);
+	}
+	assert_true(moved_in_table > 0);
+	assert_int_equal(ctr(w, LB_CTR_CT_HIT), N_FLOWS);
+
+	/* Backend .2 removed, .3 down, .4 drained (weight 0). */
+	tcfg_backend_del(mv, 1);
+	ov[0] = (struct snapshot_override){.vip = "multi", .weight = -1, .down = true};
+	ov[0].backend = tcfg_addr("198.18.2.3");
+	ov[1] = (struct snapshot_override){.vip = "multi", .weight = 0, .down = false};
+	ov[1].backend = tcfg_addr("198.18.2.4");
+	st.n = 2;
+	s3 = snap(c, s2, &st);
+	rechosen = ctr(w, LB_CTR_CT_RECHOSEN);
+	for (unsigned i = 0; i < N_FLOWS; i++) {
+		send_flow(w, s3, "198.18.100.7", "203.0.113.20", 6, (uint16_t)(10000 + i), 80, 0x10,
+		          NOW_NS + 2000000000ull, got);
+		if (!strcmp(first[i], "198.18.2.2") || !strcmp(first[i], "198.18.2.3")) {
+			on_b2 += !strcmp(first[i], "198.18.2.2");
+			on_b3 += !strcmp(first[i], "198.18.2.3");
+			assert_string_not_equal(got, "198.18.2.2");
+			assert_string_not_equal(got, "198.18.2.3");
+			assert_string_not_equal(got, "198.18.2.4");
+		} else {
+			on_b4 += !strcmp(first[i], "198.18.2.4");
+			assert_string_equal(got, first[i]);
+		}
+	}
+	assert_true(on_b2 > 0 && on_b3 > 0 && on_b4 > 0);
+	assert_int_equal(ctr(w, LB_CTR_CT_RECHOSEN) - rechosen, on_b2 + on_b3);
+	/* New flows never go to the drained or down backends. */
+	for (unsigned i = 0; i < N_FLOWS; i++) {
+		send_flow(w, s3, "198.18.100.8", "203.0.113.20", 6, (uint16_t)(10000 + i), 80, 0x02,
+		          NOW_NS + 2000000000ull, got);
+		assert_string_not_equal(got, "198.18.2.3");
+		assert_string_not_equal(got, "198.18.2.4");
+	}
+
+	/*
+	 * Stale tag: .1 removed frees its id; a new backend then takes that id with a new tag, so
+	 * flows tracked on .1 are re-chosen instead of following the id to the newcomer blindly.
+	 */
+	{
+		uint16_t old_id = snapshot_backend_find(s3, 5, &(struct lb_addr){0});
+		struct lb_addr b1 = tcfg_addr("198.18.2.1");
+		unsigned on_b1 = 0;
+
+		(void)old_id;
+		old_id = snapshot_backend_find(s3, 5, &b1);
+		assert_int_not_equal(old_id, LB_BACKEND_NONE);
+		tcfg_backend_del(mv, 0);
+		st.n = 0;
+		s4 = snap(c, s3, &st);
+		assert_false(s4->backends[old_id].in_use);
+		tcfg_backend_add(mv, "198.18.2.9", 1);
+		s5 = snap(c, s4, &st);
+		assert_true(s5->backends[old_id].in_use);
+		assert_int_equal(s5->backends[old_id].tag,
+		                 (uint16_t)(s3->backends[old_id].tag + 1));
+		rechosen = ctr(w, LB_CTR_CT_RECHOSEN);
+		for (unsigned i = 0; i < N_FLOWS; i++) {
+			if (strcmp(first[i], "198.18.2.1") != 0)
+				continue;
+			on_b1++;
+			send_flow(w, s5, "198.18.100.7", "203.0.113.20", 6, (uint16_t)(10000 + i),
+			          80, 0x10, NOW_NS + 3000000000ull, got);
+			assert_true(got[0]);
+		}
+		assert_true(on_b1 > 0);
+		assert_int_equal(ctr(w, LB_CTR_CT_RECHOSEN) - rechosen, on_b1);
+	}
+	lb_worker_destroy(w);
+	snapshot_free(s1);
+	snapshot_free(s2);
+	snapshot_free(s3);
+	snapshot_free(s4);
+	snapshot_free(s5);
+	config_free(c);
+}
+
+/* All fragments of a datagram meet at one backend: the 3-tuple one. */
+static void test_fragments_same_backend(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+	struct lb_worker *w = worker_new(1024);
+	static struct tbuf b;
+	unsigned distinct = 0;
+	char seen[4][LB_ADDR_STRLEN] = {""};
+
+	(void)state;
+	for (unsigned i = 0; i < 64; i++) {
+		char client[32], got1[LB_ADDR_STRLEN], got2[LB_ADDR_STRLEN], want[LB_ADDR_STRLEN];
+		uint8_t pkt[128];
+		uint32_t n;
+		struct lb_frame f;
+		struct lb_flow_key k;
+		struct lb_explanation e;
+		struct lb_addr cl, vip = tcfg_addr("203.0.113.21");
+
+		snprintf(client, sizeof(client), "198.18.%u.%u", 100 + i / 200, 1 + i % 200);
+		/* First fragment: UDP header present, MF set. */
+		n = tf_eth(pkt, 0x0800);
+		n += tf_ip4(pkt + n, client, "203.0.113.21", 17, 20 + 16, (uint16_t)i, 0x2000);
+		n += tf_l4(pkt + n, 17, (uint16_t)(3000 + i), 53, 0, 100);
+		memset(pkt + n, 0xab, 8);
+		n += 8;
+		f = tbuf_frame(&b, pkt, n);
+		assert_int_equal(lb_process(w, s, &f, NOW_NS), LB_TX);
+		tf_outer_dst(&f, got1);
+		/* Last fragment: offset 2 (16 bytes), no UDP header. */
+		n = tf_eth(pkt, 0x0800);
+		n += tf_ip4(pkt + n, client, "203.0.113.21", 17, 20 + 8, (uint16_t)i, 2);
+		memset(pkt + n, 0xcd, 8);
+		n += 8;
+		f = tbuf_frame(&b, pkt, n);
+		assert_int_equal(lb_process(w, s, &f, NOW_NS), LB_TX);
+		tf_outer_dst(&f, got2);
+		assert_string_equal(got1, got2);
+		cl = tcfg_addr(client);
+		lb_flow_key_make(&k, &cl, &vip, 17, 0, 0);
+		assert_int_equal(lb_explain(NULL, s, &k, &e), 0);
+		lb_addr_str(&s->backends[e.backend].addr, want, sizeof(want));
+		assert_string_equal(got1, want);
+		for (unsigned j = 0; j < 4; j++) {
+			if (!strcmp(seen[j], got1))
+				break;
+			if (!seen[j][0]) {
+				snprintf(seen[j], sizeof(seen[j]), "%s", got1);
+				distinct++;
+				break;
+			}
+		}
+	}
+	assert_true(distinct > 1);
+	assert_int_equal(ctr(w, LB_CTR_FRAGMENTS), 128);
+	assert_int_equal(ctr(w, LB_CTR_CT_MISS), 0); /* fragments are not tracked */
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/* ICMP errors about a flow go to that flow's backend, tracked (even when the table moved) or not.
+ */
+static void test_icmp_steering(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL), *s2;
+	struct lb_worker *w = worker_new(1 << 14);
+	struct lb_worker *fresh = worker_new(1024);
+	static struct tbuf b;
+	static char fwd[64][LB_ADDR_STRLEN];
+
+	(void)state;
+	for (unsigned i = 0; i < 64; i++)
+		send_flow(w, s, "198.18.100.9", "203.0.113.20", 6, (uint16_t)(20000 + i), 80, 0x02,
+		          NOW_NS, fwd[i]);
+	tcfg_backend_add(&c->vips[5], "198.18.2.6", 1);
+	tcfg_backend_add(&c->vips[5], "198.18.2.7", 1);
+	s2 = snap(c, s, NULL);
+	for (unsigned i = 0; i < 64; i++) {
+		uint8_t pkt[256];
+		uint32_t n = tf_eth(pkt, 0x0800), q;
+		char got[LB_ADDR_STRLEN];
+		struct lb_frame f;
+
+		n += tf_ip4(pkt + n, "198.18.5.5", "203.0.113.20", 1, 20 + 8 + 20 + 20, 1, 0);
+		memcpy(pkt + n, "\x03\x04\x00\x00\x00\x00\x05\x78", 8);
+		n += 8;
+		q = n;
+		n += tf_ip4(pkt + n, "203.0.113.20", "198.18.100.9", 6, 1400, 1, 0x4000);
+		n += tf_l4(pkt + n, 6, 80, (uint16_t)(20000 + i), 0x10, 0);
+		(void)q;
+		f = tbuf_frame(&b, pkt, n);
+		assert_int_equal(lb_process(w, s2, &f, NOW_NS + 1), LB_TX);
+		assert_string_equal(tf_outer_dst(&f, got), fwd[i]);
+		/* Without connection state the table decides, as for the forward direction. */
+		f = tbuf_frame(&b, pkt, n);
+		assert_int_equal(lb_process(fresh, s, &f, NOW_NS + 1), LB_TX);
+		assert_string_equal(tf_outer_dst(&f, got), fwd[i]);
+	}
+	assert_int_equal(ctr(w, LB_CTR_ICMP_STEERED), 64);
+	assert_int_equal(ctr(fresh, LB_CTR_CT_MISS), 64);
+	assert_int_equal(ctr(w, LB_CTR_CT_MISS),
+	                 64); /* the forward SYNs only: errors insert none */
+	lb_worker_destroy(w);
+	lb_worker_destroy(fresh);
+	snapshot_free(s);
+	snapshot_free(s2);
+	config_free(c);
+}
+
+/* Frag-needed generation is limited to icmp_rate a second, with a burst of as many. */
+static void test_icmp_rate_limit(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s;
+	struct lb_worker *w = worker_new(1024);
+	const struct fixture *fx = NULL;
+	static struct tbuf b;
+	unsigned tx = 0;
+
+	(void)state;
+	c->dataplane.icmp_rate = 3;
+	s = snap(c, NULL, NULL);
+	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++)
+		if (!strcmp(fixtures[i].name, "frag_needed"))
+			fx = &fixtures[i];
+	assert_non_null(fx);
+	for (unsigned i = 0; i < 10; i++) {
+		struct lb_frame f = tbuf_frame(&b, fx->in, fx->in_len);
+
+		tx += lb_process(w, s, &f, NOW_NS) == LB_TX;
+	}
+	assert_int_equal(tx, 3);
+	assert_int_equal(ctr(w, LB_CTR_ICMP_RATE_LIMITED), 7);
+	for (unsigned i = 0; i < 3; i++) {
+		/* A third of a second later one token is back. */
+		struct lb_frame f = tbuf_frame(&b, fx->in, fx->in_len);
+
+		assert_int_equal(lb_process(w, s, &f, NOW_NS + (i + 1) * 334000000ull), LB_TX);
+		f = tbuf_frame(&b, fx->in, fx->in_len);
+		assert_int_equal(lb_process(w, s, &f, NOW_NS + (i + 1) * 334000000ull), LB_DROP);
+	}
+	assert_int_equal(ctr(w, LB_CTR_TX_ICMP_FRAG_NEEDED), 6);
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/* Unresolved next hop, missing source address, no backend with weight, too little headroom. */
+static void test_counted_drops(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s;
+	struct lb_worker *w = worker_new(1024);
+	const struct fixture *fx = &fixtures[0];
+	static struct tbuf b;
+	struct lb_frame f;
+	char got[LB_ADDR_STRLEN];
+
+	(void)state;
+	assert_string_equal(fx->name, "tcp4_to_backend4");
+	c->dataplane.has_nexthop_mac = false;
+	c->dataplane.source_ipv6.family = 0;
+	c->vips[6].backends[0].weight = 0;
+	c->vips[6].backends[1].weight = 0;
+	c->vips[6].backends[2].weight = 0;
+	c->vips[6].backends[3].weight = 0;
+	s = snap(c, NULL, NULL);
+	f = tbuf_frame(&b, fx->in, fx->in_len);
+	assert_int_equal(lb_process(w, s, &f, NOW_NS), LB_DROP);
+	assert_int_equal(ctr(w, LB_CTR_DROP_NEXTHOP_UNRESOLVED), 1);
+	for (uint32_t i = 0; i < s->n_nexthops; i++)
+		atomic_store_explicit(&s->nexthops[i].mac, LB_NH_VALID | 0x020000000002ull,
+		                      memory_order_relaxed);
+	f = tbuf_frame(&b, fx->in, fx->in_len);
+	assert_int_equal(lb_process(w, s, &f, NOW_NS), LB_TX);
+	assert_int_equal(f.len, fx->out_len);
+	assert_memory_equal(f.data, fx->out, f.len);
+
+	f = tbuf_frame(&b, fx->in, fx->in_len);
+	f.headroom = 8;
+	assert_int_equal(lb_process(w, s, &f, NOW_NS), LB_DROP);
+	assert_int_equal(ctr(w, LB_CTR_DROP_NO_HEADROOM), 1);
+
+	send_flow(w, s, "198.18.100.7", "203.0.113.11", 6, 1234, 80, 0x02, NOW_NS, got);
+	assert_string_equal(got, "");
+	assert_int_equal(ctr(w, LB_CTR_DROP_NO_SOURCE_ADDR), 1);
+
+	send_flow(w, s, "198.18.100.7", "203.0.113.21", 17, 1234, 53, 0, NOW_NS, got);
+	assert_string_equal(got, "");
+	assert_int_equal(ctr(w, LB_CTR_DROP_NO_BACKEND), 1);
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/* Flows expire with the injected clock; FIN shortens the timeout. */
+static void test_pipeline_timeouts(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+	struct lb_worker *w = worker_new(1024);
+	char got[LB_ADDR_STRLEN];
+	const uint64_t sec = 1000000000ull;
+
+	(void)state;
+	send_flow(w, s, "198.18.100.7", "203.0.113.21", 17, 5000, 53, 0, NOW_NS, got);
+	send_flow(w, s, "198.18.100.7", "203.0.113.21", 17, 5000, 53, 0, NOW_NS + 25 * sec, got);
+	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 1);
+	send_flow(w, s, "198.18.100.7", "203.0.113.21", 17, 5000, 53, 0, NOW_NS + 70 * sec, got);
+	assert_int_equal(ctr(w, LB_CTR_CT_MISS), 2);
+
+	send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 5001, 80, 0x02, NOW_NS, got);
+	send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 5001, 80, 0x10, NOW_NS + 200 * sec, got);
+	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 2);
+	send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 5001, 80, 0x11, NOW_NS + 201 * sec, got);
+	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 3);
+	send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 5001, 80, 0x10, NOW_NS + 214 * sec, got);
+	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 3);
+	assert_int_equal(ctr(w, LB_CTR_CT_MISS), 4);
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	config_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_fixtures),      cmocka_unit_test(test_fixtures_batch),
+	    cmocka_unit_test(test_truncations),   cmocka_unit_test(test_flow_hash_layout),
+	    cmocka_unit_test(test_stickiness),    cmocka_unit_test(test_fragments_same_backend),
+	    cmocka_unit_test(test_icmp_steering), cmocka_unit_test(test_icmp_rate_limit),
+	    cmocka_unit_test(test_counted_drops), cmocka_unit_test(test_pipeline_timeouts),
+	};
+
+	return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
+}

@@ -1,0 +1,278 @@
+/* Snapshot tests: id stability and tags across rebuilds, overrides, next hops, VIP lookup. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/maglev.h"
+#include "core/snapshot.h"
+#include "fixtures/test_config.h"
+
+static struct lb_snapshot *snap(const struct config *c, const struct lb_snapshot *prev,
+                                const struct snapshot_state *st)
+{
+	struct lb_snapshot *s = NULL;
+	char err[256] = "";
+	int ret = snapshot_build(c, prev, st, &s, err, sizeof(err));
+
+	if (ret)
+		fail_msg("snapshot_build: %d %s", ret, err);
+	return s;
+}
+
+static uint16_t id_of(const struct lb_snapshot *s, uint32_t vip, const char *addr)
+{
+	struct lb_addr a = tcfg_addr(addr);
+
+	return snapshot_backend_find(s, vip, &a);
+}
+
+static void test_build_basics(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+
+	(void)state;
+	assert_int_equal(s->generation, 1);
+	assert_int_equal(s->n_vips, c->n_vips);
+	assert_int_equal(s->n_backends, 1 + 1 + 1 + 1 + 1 + 4 + 4 + 3);
+	assert_int_equal(s->ttl, 64);
+	assert_int_equal(s->mtu, 1500);
+	assert_true(s->hash_seed == c->hash_seed);
+	for (uint32_t v = 0; v < s->n_vips; v++) {
+		const struct lb_vip *vip = &s->vips[v];
+		uint32_t slots = 0;
+		struct maglev_backend mb[8];
+		uint16_t *t = malloc(vip->table_size * sizeof(*t));
+
+		assert_int_equal(vip->table_size, v == 5 ? 65537 : 251);
+		for (uint32_t j = 0; j < vip->n_backends; j++) {
+			const struct lb_backend *b = &s->backends[vip->backends[j]];
+
+			assert_true(b->in_use && b->up);
+			assert_int_equal(b->vip, v);
+			slots += b->slots;
+			mb[j] =
+			    (struct maglev_backend){b->addr.b, lb_addr_len(&b->addr), b->weight};
+		}
+		assert_int_equal(slots, vip->table_size);
+		/* Same table as maglev_build of the backends, mapped to ids; same digest. */
+		assert_int_equal(
+		    maglev_build(t, vip->table_size, mb, vip->n_backends, s->hash_seed), 0);
+		for (uint32_t i = 0; i < vip->table_size; i++)
+			assert_int_equal(vip->table[i], vip->backends[t[i]]);
+		assert_true(vip->digest == maglev_digest(t, vip->table_size, mb, vip->n_backends));
+		free(t);
+	}
+	/* One next hop per distinct address: 198.18.2.1..4 are shared by three VIPs. */
+	assert_int_equal(s->n_nexthops, 5 + 4 + 2);
+	assert_int_equal(s->backends[id_of(s, 5, "198.18.2.3")].nexthop,
+	                 s->backends[id_of(s, 7, "198.18.2.3")].nexthop);
+	for (uint32_t i = 0; i < s->n_nexthops; i++)
+		assert_true(atomic_load(&s->nexthops[i].mac) == (LB_NH_VALID | 0x020000000002ull));
+	snapshot_free(s);
+	config_free(c);
+}
+
+static void test_vip_lookup(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+	struct lb_addr a = tcfg_addr("203.0.113.10"), u = tcfg_addr("203.0.113.12");
+	struct lb_addr six = tcfg_addr("2001:db8:100::10"), none = tcfg_addr("203.0.113.99");
+	int32_t ai;
+
+	(void)state;
+	assert_int_equal(snapshot_vip_lookup(s, &a, IPPROTO_TCP, 80), 0);
+	assert_int_equal(snapshot_vip_lookup(s, &a, IPPROTO_TCP, 81), -1);
+	assert_int_equal(snapshot_vip_lookup(s, &a, IPPROTO_UDP, 80), -1);
+	assert_int_equal(snapshot_vip_lookup(s, &u, IPPROTO_UDP, 1), 2); /* port 0 */
+	assert_int_equal(snapshot_vip_lookup(s, &u, IPPROTO_UDP, 65535), 2);
+	assert_int_equal(snapshot_vip_lookup(s, &u, IPPROTO_TCP, 1), -1);
+	assert_int_equal(snapshot_vip_lookup(s, &six, IPPROTO_TCP, 443), 3);
+	assert_int_equal(snapshot_vip_lookup(s, &none, IPPROTO_TCP, 80), -1);
+	ai = snapshot_addr_find(s, AF_INET, a.b);
+	assert_true(ai >= 0);
+	assert_int_equal(s->addrs[ai].frag_vip[0], 0);
+	assert_int_equal(s->addrs[ai].frag_vip[1], LB_VIP_NONE);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/* A port-0 VIP next to a port VIP on one address: exact port first, then port 0. */
+static void test_port_fallback_and_duplicates(void **state)
+{
+	static const char *const b1[] = {"198.18.1.1"};
+	static const char *const b2[] = {"198.18.1.2"};
+	struct config *c = tcfg_new();
+	struct lb_snapshot *s;
+	struct lb_addr a = tcfg_addr("198.51.100.1");
+	char err[256];
+	int32_t ai;
+
+	(void)state;
+	c->table_size = 7;
+	tcfg_vip(c, "http", "198.51.100.1", IPPROTO_TCP, 80, b1, 1, 0);
+	tcfg_vip(c, "rest", "198.51.100.1", IPPROTO_TCP, 0, b2, 1, 0);
+	s = snap(c, NULL, NULL);
+	assert_int_equal(snapshot_vip_lookup(s, &a, IPPROTO_TCP, 80), 0);
+	assert_int_equal(snapshot_vip_lookup(s, &a, IPPROTO_TCP, 443), 1);
+	ai = snapshot_addr_find(s, AF_INET, a.b);
+	assert_int_equal(s->addrs[ai].frag_vip[0], 1); /* fragments: the port-0 VIP */
+	snapshot_free(s);
+	tcfg_vip(c, "dup", "198.51.100.1", IPPROTO_TCP, 80, b2, 1, 0);
+	s = NULL;
+	assert_int_equal(snapshot_build(c, NULL, NULL, &s, err, sizeof(err)), -EINVAL);
+	assert_null(s);
+	assert_non_null(strstr(err, "dup"));
+	config_free(c);
+}
+
+/* Ids and tags: kept for kept pairs, freed ids get a new tag, reused ids keep the new tag. */
+static void test_id_stability(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s1 = snap(c, NULL, NULL), *s2, *s3, *s4;
+	uint16_t ids1[4], id_removed;
+
+	(void)state;
+	for (unsigned j = 0; j < 4; j++)
+		ids1[j] = s1->vips[5].backends[j];
+	/* The same config again: same ids, same tags, same tables. */
+	s2 = snap(c, s1, NULL);
+	assert_int_equal(s2->generation, 2);
+	assert_int_equal(s2->n_backends, s1->n_backends);
+	for (uint32_t id = 0; id < s1->n_backends; id++) {
+		assert_true(lb_addr_eq(&s1->backends[id].addr, &s2->backends[id].addr));
+		assert_int_equal(s1->backends[id].tag, s2->backends[id].tag);
+		assert_int_equal(s1->backends[id].vip, s2->backends[id].vip);
+	}
+	assert_memory_equal(s1->vips[5].table, s2->vips[5].table, 65537 * sizeof(uint16_t));
+	/* Reordering backends in the config changes no id. */
+	{
+		struct config_backend t = c->vips[5].backends[0];
+
+		c->vips[5].backends[0] = c->vips[5].backends[3];
+		c->vips[5].backends[3] = t;
+	}
+	s3 = snap(c, s2, NULL);
+	for (unsigned j = 0; j < 4; j++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "198.18.2.%u", j + 1);
+		assert_int_equal(id_of(s3, 5, a), ids1[j]);
+	}
+	assert_memory_equal(s1->vips[5].table, s3->vips[5].table, 65537 * sizeof(uint16_t));
+	/* Remove .2 and add .8: .8 reuses .2's id under the next tag. */
+	id_removed = id_of(s3, 5, "198.18.2.2");
+	tcfg_backend_del(&c->vips[5], 1);
+	tcfg_backend_add(&c->vips[5], "198.18.2.8", 1);
+	s4 = snap(c, s3, NULL);
+	assert_int_equal(id_of(s4, 5, "198.18.2.8"), id_removed);
+	assert_int_equal(s4->backends[id_removed].tag,
+	                 (uint16_t)(s3->backends[id_removed].tag + 1));
+	assert_int_equal(id_of(s4, 5, "198.18.2.1"), ids1[0]);
+	assert_int_equal(id_of(s4, 5, "198.18.2.2"), LB_BACKEND_NONE);
+	/* The same address in another VIP is another id. */
+	assert_int_not_equal(id_of(s4, 6, "198.18.2.1"), id_of(s4, 5, "198.18.2.1"));
+	snapshot_free(s1);
+	snapshot_free(s2);
+	snapshot_free(s3);
+	snapshot_free(s4);
+	config_free(c);
+}
+
+static void test_overrides(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct snapshot_override ov[3] = {
+	    {.vip = "multi", .weight = 0},
+	    {.vip = "multi", .weight = -1, .down = true},
+	    {.vip = "nosuch", .weight = 5},
+	};
+	struct snapshot_state st = {ov, 3};
+	struct lb_snapshot *s;
+	uint16_t a, b;
+
+	(void)state;
+	ov[0].backend = tcfg_addr("198.18.2.1");
+	ov[1].backend = tcfg_addr("198.18.2.2");
+	ov[2].backend = tcfg_addr("198.18.2.3");
+	s = snap(c, NULL, &st);
+	a = id_of(s, 5, "198.18.2.1");
+	b = id_of(s, 5, "198.18.2.2");
+	assert_int_equal(s->backends[a].weight, 0);
+	assert_true(s->backends[a].up);
+	assert_int_equal(s->backends[a].slots, 0);
+	assert_false(s->backends[b].up);
+	assert_int_equal(s->backends[b].weight, 1);
+	assert_int_equal(s->backends[b].slots, 0);
+	assert_int_equal(s->backends[id_of(s, 5, "198.18.2.3")].slots +
+	                     s->backends[id_of(s, 5, "198.18.2.4")].slots,
+	                 65537);
+	/* The other VIP with the same addresses is untouched. */
+	assert_true(s->backends[id_of(s, 6, "198.18.2.1")].slots > 0);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/* Next-hop MACs: unresolved without nexthop_mac; resolved ones carry over to the next snapshot. */
+static void test_nexthop_carry_over(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s1, *s2;
+
+	(void)state;
+	c->dataplane.has_nexthop_mac = false;
+	s1 = snap(c, NULL, NULL);
+	for (uint32_t i = 0; i < s1->n_nexthops; i++)
+		assert_true(atomic_load(&s1->nexthops[i].mac) == 0);
+	atomic_store(&s1->nexthops[0].mac, LB_NH_VALID | 0x0a0b0c0d0e0full);
+	tcfg_backend_add(&c->vips[0], "198.18.1.99", 1);
+	s2 = snap(c, s1, NULL);
+	assert_int_equal(s2->n_nexthops, s1->n_nexthops + 1);
+	for (uint32_t i = 0; i < s2->n_nexthops; i++) {
+		uint64_t m = atomic_load(&s2->nexthops[i].mac);
+
+		if (lb_addr_eq(&s2->nexthops[i].addr, &s1->nexthops[0].addr))
+			assert_true(m == (LB_NH_VALID | 0x0a0b0c0d0e0full));
+		else
+			assert_true(m == 0);
+	}
+	snapshot_free(s1);
+	snapshot_free(s2);
+	config_free(c);
+}
+
+static void test_bad_inputs(void **state)
+{
+	static const char *const b1[] = {"198.18.1.1"};
+	struct config *c = tcfg_new();
+	struct lb_snapshot *s = NULL;
+	char err[256];
+
+	(void)state;
+	tcfg_vip(c, "bad", "198.51.100.1", IPPROTO_TCP, 80, b1, 1, 100);
+	assert_int_equal(snapshot_build(c, NULL, NULL, &s, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "100"));
+	assert_null(s);
+	config_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_build_basics),
+	    cmocka_unit_test(test_vip_lookup),
+	    cmocka_unit_test(test_port_fallback_and_duplicates),
+	    cmocka_unit_test(test_id_stability),
+	    cmocka_unit_test(test_overrides),
+	    cmocka_unit_test(test_nexthop_carry_over),
+	    cmocka_unit_test(test_bad_inputs),
+	};
+
+	return cmocka_run_group_tests_name("snapshot", tests, NULL, NULL);
+}

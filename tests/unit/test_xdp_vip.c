@@ -1,0 +1,303 @@
+/*
+ * Unit tests of the XDP steering program (bpf/xdp_vip.bpf.c) run in the kernel with
+ * BPF_PROG_TEST_RUN: which frames it would hand to maglevd and which it leaves to the kernel.
+ * Needs root and build/bpf/xdp_vip.bpf.o (make all); skipped otherwise. No socket is in the
+ * XSKMAP, so a steered frame comes back XDP_PASS and shows up in the NO_SOCKET statistic.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+
+#include "core/addr.h"
+#include "../../bpf/xdp_vip.h"
+
+#define OBJ_ENV     "MAGLEV_BPF_DIR"
+#define OBJ_DEFAULT "build/bpf"
+#define FRAME_MAX   256u
+
+struct fixture {
+	struct bpf_object *obj;
+	int prog_fd, vip_fd, addr_fd, stats_fd;
+	int ncpus;
+};
+
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	(void)fmt;
+	(void)ap;
+	return 0;
+}
+
+static struct lb_addr addr(const char *s)
+{
+	struct lb_addr a;
+
+	assert_int_equal(lb_addr_parse(s, &a), 0);
+	return a;
+}
+
+static void vip_add(struct fixture *fx, const char *a, uint8_t proto, uint16_t port)
+{
+	struct lb_addr la = addr(a);
+	struct xdp_vip_key k = { .family = la.family == AF_INET ? XDP_FAMILY_IPV4 : XDP_FAMILY_IPV6,
+				 .proto = proto, .port = htons(port) };
+	struct xdp_addr_key ak = { .family = k.family };
+	uint32_t one = 1, flags = XDP_ADDR_VIP;
+
+	memcpy(k.addr, la.b, lb_addr_len(&la));
+	memcpy(ak.addr, la.b, lb_addr_len(&la));
+	assert_int_equal(bpf_map_update_elem(fx->vip_fd, &k, &one, BPF_ANY), 0);
+	assert_int_equal(bpf_map_update_elem(fx->addr_fd, &ak, &flags, BPF_ANY), 0);
+}
+
+static void self_add(struct fixture *fx, const char *a)
+{
+	struct lb_addr la = addr(a);
+	struct xdp_addr_key ak = { .family = la.family == AF_INET ? XDP_FAMILY_IPV4
+								 : XDP_FAMILY_IPV6 };
+	uint32_t flags = XDP_ADDR_SELF;
+
+	memcpy(ak.addr, la.b, lb_addr_len(&la));
+	assert_int_equal(bpf_map_update_elem(fx->addr_fd, &ak, &flags, BPF_ANY), 0);
+}
+
+static uint64_t stat_read(struct fixture *fx, uint32_t k)
+{
+	uint64_t *v = calloc((size_t)fx->ncpus, sizeof(*v)), sum = 0;
+
+	assert_non_null(v);
+	assert_int_equal(bpf_map_lookup_elem(fx->stats_fd, &k, v), 0);
+	for (int i = 0; i < fx->ncpus; i++)
+		sum += v[i];
+	free(v);
+	return sum;
+}
+
+/* Runs one frame; true if the program meant it for maglevd (steered, no socket to take it). */
+static bool steered(struct fixture *fx, const uint8_t *frame, uint32_t len)
+{
+	uint64_t before = stat_read(fx, XDP_STAT_NO_SOCKET);
+	uint8_t out[FRAME_MAX];
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
+		    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
+
+	assert_int_equal(bpf_prog_test_run_opts(fx->prog_fd, &opts), 0);
+	assert_int_equal(opts.retval, XDP_PASS);
+	return stat_read(fx, XDP_STAT_NO_SOCKET) == before + 1;
+}
+
+/* Ethernet (+ vlans 802.1Q tags) + IPv4 + 8 bytes of transport header. */
+static uint32_t frame4(uint8_t *f, int vlans, const char *dst, uint8_t proto, uint16_t dport,
+		       uint8_t icmp_type, uint16_t frag)
+{
+	struct lb_addr d = addr(dst);
+	uint32_t o = 12;
+
+	memset(f, 0, FRAME_MAX);
+	for (int i = 0; i < vlans; i++, o += 4) {
+		f[o] = 0x81;
+		f[o + 1] = 0x00;
+		f[o + 3] = 7;
+	}
+	f[o] = 0x08;
+	o += 2;
+	f[o] = 0x45;
+	f[o + 6] = (uint8_t)(frag >> 8);
+	f[o + 7] = (uint8_t)frag;
+	f[o + 8] = 64;
+	f[o + 9] = proto;
+	memcpy(f + o + 16, d.b, 4);
+	o += 20;
+	if (proto == IPPROTO_ICMP) {
+		f[o] = icmp_type;
+	} else {
+		f[o + 2] = (uint8_t)(dport >> 8);
+		f[o + 3] = (uint8_t)dport;
+	}
+	return o + 8;
+}
+
+/* Ethernet + IPv6 + an optional extension header (ext: its type, 0 = none) + 8 bytes of L4. */
+static uint32_t frame6(uint8_t *f, const char *dst, uint8_t ext, uint16_t frag_off, uint8_t proto,
+		       uint16_t dport, uint8_t icmp_type)
+{
+	struct lb_addr d = addr(dst);
+	uint32_t o = 54;
+
+	memset(f, 0, FRAME_MAX);
+	f[12] = 0x86;
+	f[13] = 0xdd;
+	f[14] = 0x60;
+	f[20] = ext ? ext : proto;
+	f[21] = 64;
+	memcpy(f + 38, d.b, 16);
+	if (ext) {
+		f[o] = proto;
+		if (ext == IPPROTO_FRAGMENT) {
+			f[o + 2] = (uint8_t)(frag_off >> 8);
+			f[o + 3] = (uint8_t)frag_off;
+		}
+		o += 8;
+	}
+	if (proto == IPPROTO_ICMPV6) {
+		f[o] = icmp_type;
+	} else {
+		f[o + 2] = (uint8_t)(dport >> 8);
+		f[o + 3] = (uint8_t)dport;
+	}
+	return o + 8;
+}
+
+static int setup(void **state)
+{
+	static struct fixture fx;
+	char path[512];
+	const char *dir = getenv(OBJ_ENV);
+	struct bpf_program *prog;
+
+	*state = NULL;
+	if (geteuid() != 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/xdp_vip.bpf.o", dir && *dir ? dir : OBJ_DEFAULT);
+	if (access(path, R_OK) != 0)
+		return 0;
+	libbpf_set_print(quiet);
+	fx.obj = bpf_object__open_file(path, NULL);
+	if (!fx.obj || bpf_object__load(fx.obj))
+		return -1;
+	prog = bpf_object__find_program_by_name(fx.obj, "xdp_vip");
+	if (!prog)
+		return -1;
+	fx.prog_fd = bpf_program__fd(prog);
+	fx.vip_fd = bpf_object__find_map_fd_by_name(fx.obj, "vip_map");
+	fx.addr_fd = bpf_object__find_map_fd_by_name(fx.obj, "addr_map");
+	fx.stats_fd = bpf_object__find_map_fd_by_name(fx.obj, "stats_map");
+	fx.ncpus = libbpf_num_possible_cpus();
+	if (fx.prog_fd < 0 || fx.vip_fd < 0 || fx.addr_fd < 0 || fx.stats_fd < 0 || fx.ncpus <= 0)
+		return -1;
+	vip_add(&fx, "203.0.113.10", IPPROTO_TCP, 80);
+	vip_add(&fx, "203.0.113.11", IPPROTO_UDP, 53);
+	vip_add(&fx, "203.0.113.12", IPPROTO_TCP, 0);
+	vip_add(&fx, "2001:db8:100::10", IPPROTO_TCP, 80);
+	self_add(&fx, "198.18.2.2");
+	self_add(&fx, "2001:db8:2::2");
+	*state = &fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	if (fx)
+		bpf_object__close(fx->obj);
+	return 0;
+}
+
+#define NEED_FIXTURE(state)                                                                        \
+	do {                                                                                       \
+		if (!*(state)) {                                                                   \
+			fprintf(stderr, "skipped: needs root and build/bpf/xdp_vip.bpf.o\n");     \
+			skip();                                                                    \
+		}                                                                                  \
+	} while (0)
+
+static void test_ipv4(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t f[FRAME_MAX];
+
+	NEED_FIXTURE(state);
+	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_TCP, 80, 0, 0)));
+	assert_false(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_TCP, 22, 0, 0)));
+	assert_false(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_UDP, 80, 0, 0)));
+	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.11", IPPROTO_UDP, 53, 0, 0)));
+	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.12", IPPROTO_TCP, 4242, 0, 0)));
+	assert_false(steered(fx, f, frame4(f, 0, "203.0.113.13", IPPROTO_TCP, 80, 0, 0)));
+	assert_false(steered(fx, f, frame4(f, 0, "198.18.2.2", IPPROTO_TCP, 22, 0, 0)));
+	/* Non-first fragment: no ports, the VIP address decides. */
+	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_TCP, 0, 0, 0x00b9)));
+	/* 802.1Q and QinQ-style double tags. */
+	assert_true(steered(fx, f, frame4(f, 1, "203.0.113.10", IPPROTO_TCP, 80, 0, 0)));
+	assert_true(steered(fx, f, frame4(f, 2, "203.0.113.10", IPPROTO_TCP, 80, 0, 0)));
+	/* Truncated: the TCP header is cut short. */
+	assert_false(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_TCP, 80, 0, 0) - 6));
+}
+
+static void test_icmp_gre(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t f[FRAME_MAX];
+
+	NEED_FIXTURE(state);
+	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 8, 0)));  /* echo */
+	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 3, 0)));  /* unreach */
+	assert_false(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 0, 0))); /* reply */
+	assert_false(steered(fx, f, frame4(f, 0, "198.18.2.2", IPPROTO_ICMP, 0, 8, 0)));
+	assert_true(steered(fx, f, frame4(f, 0, "198.18.2.2", 47, 0, 0, 0)));   /* GRE to us */
+	assert_false(steered(fx, f, frame4(f, 0, "203.0.113.10", 47, 0, 0, 0))); /* GRE to a VIP */
+	assert_false(steered(fx, f, frame4(f, 0, "198.18.2.3", 47, 0, 0, 0)));
+}
+
+static void test_ipv6(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t f[FRAME_MAX];
+
+	NEED_FIXTURE(state);
+	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_TCP, 80, 0)));
+	assert_false(steered(fx, f, frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_TCP, 81, 0)));
+	assert_false(steered(fx, f, frame6(f, "2001:db8:100::11", 0, 0, IPPROTO_TCP, 80, 0)));
+	/* Extension headers are skipped. */
+	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", IPPROTO_DSTOPTS, 0, IPPROTO_TCP,
+					  80, 0)));
+	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", IPPROTO_FRAGMENT, 0, IPPROTO_TCP,
+					  80, 0)));
+	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", IPPROTO_FRAGMENT, 0x0100,
+					  IPPROTO_TCP, 0, 0)));
+	/* ICMPv6: echo request and errors to a VIP; neighbour discovery stays with the kernel. */
+	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_ICMPV6, 0, 128)));
+	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_ICMPV6, 0, 2)));
+	assert_false(steered(fx, f, frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_ICMPV6, 0, 135)));
+	assert_true(steered(fx, f, frame6(f, "2001:db8:2::2", 0, 0, 47, 0, 0)));
+}
+
+static void test_other(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t f[FRAME_MAX];
+	uint32_t len;
+
+	NEED_FIXTURE(state);
+	len = frame4(f, 0, "203.0.113.10", IPPROTO_TCP, 80, 0, 0);
+	f[12] = 0x08;
+	f[13] = 0x06; /* ARP */
+	assert_false(steered(fx, f, len));
+	f[13] = 0x00; /* IPv4, but the frame ends after the Ethernet header */
+	assert_false(steered(fx, f, 14));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ipv4),
+		cmocka_unit_test(test_icmp_gre),
+		cmocka_unit_test(test_ipv6),
+		cmocka_unit_test(test_other),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
