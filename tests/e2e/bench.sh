@@ -118,6 +118,9 @@ maglevd_row() {
 	fi
 	measure
 	row "maglevd $mode" "$ROW_OFFERED" "$ROW_PPS"
+	# Its I/O and drop counters above zero (warm-up and run), for where the frames went.
+	run_in "$NS_LB" "$MAGLEVCTL" counters -s "$MAGLEVD_SOCKET" 2>/dev/null |
+		awk '$1 ~ /^(io_|drop_)/ && $2 ~ /^[0-9]+$/ && $2 > 0 { printf "    %s %s\n", $1, $2 }'
 	if ! stop_maglevd; then
 		echo "  (maglevd $mode did not stop cleanly; log: $MAGLEVD_LOG)"
 	fi
