@@ -5,7 +5,7 @@
 # HTTP requests to the VIP with curl (a new connection each), prints how they spread over the
 # backends and maglevd's counters, and removes everything again (also on failure or Ctrl-C).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 DEMO_REQUESTS=${DEMO_REQUESTS:-1000}
 DEMO_MODE=${DEMO_MODE:-afxdp}
