@@ -216,10 +216,11 @@ static int decap_vips_set(int map_fd, const struct lb_addr *vips, size_t n, char
 		decap_key_from_addr(&vips[i], &k);
 		if (bpf_map_update_elem(map_fd, &k, &one, BPF_ANY)) {
 			char buf[LB_ADDR_STRLEN];
+			int e = errno;
 
 			snprintf(err, errlen, "adding VIP %s to the map: %s",
-			         lb_addr_str(&vips[i], buf, sizeof(buf)), strerror(errno));
-			return -errno;
+			         lb_addr_str(&vips[i], buf, sizeof(buf)), strerror(e));
+			return -e;
 		}
 	}
 	while (n_stale < DECAP_VIPS_MAX && bpf_map_get_next_key(map_fd, prev, &next) == 0) {
@@ -455,7 +456,7 @@ int decap_status_read(const char *dev, struct decap_status *st, char *err, size_
 		if (bpf_map_lookup_elem(map_fd, &i, vals)) {
 			r = -errno;
 			snprintf(err, errlen, "%s: reading counter %s: %s", dev,
-			         decap_counter_name[i], strerror(errno));
+			         decap_counter_name[i], strerror(-r));
 			goto out;
 		}
 		for (int c = 0; c < ncpu; c++)
