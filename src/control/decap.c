@@ -332,6 +332,10 @@ int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
 			         decap_mode_name(am), ebuf);
 		goto out;
 	}
+	/*
+	 * The map is filled right after the attach (libxdp loads and attaches in one call): for
+	 * that moment GRE for the VIPs passes to the kernel untouched, as before the attach.
+	 */
 	*mode_name = decap_mode_name(am);
 	map_fd = bpf_object__find_map_fd_by_name(xdp_program__bpf_obj(prog), DECAP_MAP_VIPS);
 	if (map_fd < 0) {
