@@ -83,24 +83,26 @@ dp_case_iperf() {
 }
 
 dp_case_dsr() {
-	local cap=$E2E_DIR/dsr.pcap fwd back pid
+	local cap=$E2E_DIR/dsr.pcap fwd back icmp pid
 	# Background jobs of a script ignore SIGINT: tcpdump is stopped with SIGTERM, and writes
 	# each packet at once (--immediate-mode -U) so none is left in its buffer.
 	bg_in "$NS_ROUTER" "$E2E_DIR/tcpdump.log" tcpdump -ni "$ROUTER_LB_IF" -w "$cap" -U \
 		--immediate-mode \
-		"tcp port 80 and host $VIP_WEB4"
+		"(tcp port 80 and host $VIP_WEB4) or (icmp and src host $LB4)"
 	pid=$BG_PID
 	wait_for 5 grep -q listening "$E2E_DIR/tcpdump.log"
 	run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
 		"http://$VIP_WEB4/?[1-20]" >/dev/null
 	sleep 1
 	kill_pid "$pid" 3
-	fwd=$(tcpdump -nr "$cap" "dst host $VIP_WEB4" 2>/dev/null | wc -l)
-	back=$(tcpdump -nr "$cap" "src host $VIP_WEB4" 2>/dev/null | wc -l)
-	if [ "$fwd" -gt 0 ] && [ "$back" -eq 0 ]; then
-		dp_pass "3 dsr: $fwd client->VIP packets toward maglevd, 0 VIP->client"
+	fwd=$(tcpdump -nr "$cap" "tcp and dst host $VIP_WEB4" 2>/dev/null | wc -l)
+	back=$(tcpdump -nr "$cap" "tcp and src host $VIP_WEB4" 2>/dev/null | wc -l)
+	# The lb kernel must not answer VIP packets itself (AF_PACKET: it gets a copy of each).
+	icmp=$(tcpdump -nr "$cap" "icmp and src host $LB4" 2>/dev/null | wc -l)
+	if [ "$fwd" -gt 0 ] && [ "$back" -eq 0 ] && [ "$icmp" -eq 0 ]; then
+		dp_pass "3 dsr: $fwd client->VIP packets toward maglevd, 0 VIP->client, 0 ICMP from the lb host"
 	else
-		dp_fail "3 dsr: $fwd client->VIP, $back VIP->client packets on the link to maglevd"
+		dp_fail "3 dsr: $fwd client->VIP, $back VIP->client, $icmp ICMP from the lb host on the link to maglevd"
 	fi
 }
 
