@@ -68,10 +68,16 @@ struct afxdp_dev {
 	char mode[64];
 };
 
+/*
+ * Set while attaching: libxdp's explanations of a refused attach ("existing program is not using
+ * a dispatcher") would precede our own one-line error. Only the control thread attaches.
+ */
+static bool afxdp_quiet;
+
 static int afxdp_print(enum libxdp_print_level level, const char *fmt, va_list ap)
 {
 	/* Without bpffs libxdp attaches our program alone, which is what we want: not a warning. */
-	if (level != LIBXDP_WARN || strstr(fmt, "bpffs"))
+	if (level != LIBXDP_WARN || afxdp_quiet || strstr(fmt, "bpffs"))
 		return 0;
 	fputs("maglevd: libxdp: ", stderr);
 	return vfprintf(stderr, fmt, ap);
@@ -424,18 +430,22 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 	}
 	/* Native XDP first (needed for zero-copy), generic SKB mode when the driver refuses. */
 	dev->attach_mode = XDP_MODE_NATIVE;
+	afxdp_quiet = true;
 	rc = xdp_program__attach(dev->prog, dev->ifindex, XDP_MODE_NATIVE, 0);
 	if (rc) {
 		dev->attach_mode = XDP_MODE_SKB;
 		rc = xdp_program__attach(dev->prog, dev->ifindex, XDP_MODE_SKB, 0);
 	}
+	afxdp_quiet = false;
 	if (rc) {
 		char why[128];
+		bool busy = rc == -EEXIST || rc == -EBUSY;
 
 		libxdp_strerror(rc, why, sizeof(why));
-		snprintf(err, errlen, "afxdp: cannot attach XDP program to '%s': %s%s", p->ifname,
-			 why, rc == -EEXIST || rc == -EBUSY ? " (another XDP program is attached: "
-							     "ip link set dev IF xdp off)" : "");
+		snprintf(err, errlen, "afxdp: cannot attach XDP program to '%s': %s%s%s%s", p->ifname,
+			 why, busy ? " (another XDP program is attached; detach it with "
+				     "'ip link set dev " : "", busy ? p->ifname : "",
+			 busy ? " xdp off')" : "");
 		xdp_program__close(dev->prog);
 		dev->prog = NULL;
 		goto out;

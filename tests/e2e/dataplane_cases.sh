@@ -9,7 +9,7 @@
 #   5 UDP echo through the UDP VIPs and ping to the VIPs (IPv4 and IPv6)
 #   6 PMTU: a 10 MB upload completes with MTU 1500 everywhere (maglevd's ICMP frag-needed)
 #   7 after SIGTERM: exit 0, no XDP program left on the interface, no AF_XDP frame leaked
-#   8 start-up failure (no such interface): exit 1 with one message
+#   8 start-up failures (no such interface, bad config, XDP refused): exit 1 with one message
 #   9 next hops follow the kernel: after the lb's neighbour table is flushed, traffic resumes
 #  10 two workers on a two-queue interface: both get frames, 300 requests all answered
 
@@ -167,6 +167,26 @@ dp_case_bad_start() {
 		dp_fail "8 bad interface: exit $rc, output '$out'"
 	fi
 	lb_xdp_attached && dp_fail "8 bad interface: XDP left attached"
+	rc=0
+	sed "s/^  mode: .*/  mode: nosuchmode/" "$MAGLEVD_CONFIG" >"$cfg"
+	out=$(run_in "$NS_LB" "$MAGLEVD" -c "$cfg" 2>&1) || rc=$?
+	if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q 'bad.yaml:[0-9]' <<<"$out"; then
+		dp_pass "8 bad config: exit 1, '$out'"
+	else
+		dp_fail "8 bad config: exit $rc, output '$out'"
+	fi
+	[ "$DP_MODE" = afxdp ] || return 0
+	# XDP refused: another program already holds the interface.
+	rc=0
+	run_in "$NS_LB" ip link set dev "$LB_IF" xdpgeneric obj "$E2E_BUILD/bpf/xdp_vip.bpf.o" sec xdp ||
+		{ dp_fail "8 xdp refused: cannot attach a program by hand"; return; }
+	out=$(run_in "$NS_LB" "$MAGLEVD" -c "$MAGLEVD_CONFIG" 2>&1) || rc=$?
+	run_in "$NS_LB" ip link set dev "$LB_IF" xdpgeneric off
+	if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q 'another XDP program' <<<"$out"; then
+		dp_pass "8 xdp refused: exit 1, '$out'"
+	else
+		dp_fail "8 xdp refused: exit $rc, output '$out'"
+	fi
 }
 
 dp_case_nexthop_flush() {
