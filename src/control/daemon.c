@@ -69,7 +69,8 @@ static void daemon_summary(struct daemon *d)
 	fprintf(stderr, "maglevd: counters (sum over %u workers):\n", n);
 	for (int k = 0; k < IO_CTR_MAX; k++)
 		if (io[k])
-			fprintf(stderr, "  %-28s %llu\n", io_counter_name[k], (unsigned long long)io[k]);
+			fprintf(stderr, "  %-28s %llu\n", io_counter_name[k],
+				(unsigned long long)io[k]);
 	for (int k = 0; k < LB_CTR_MAX; k++)
 		if (sum[k])
 			fprintf(stderr, "  %-28s %llu\n", lb_counter_name[k],

@@ -165,8 +165,8 @@ static unsigned afpacket_rx(struct io_dev *d, uint32_t qid, struct lb_frame *f, 
 	return n;
 }
 
-static void afpacket_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f, const enum lb_verdict *v,
-			unsigned n)
+static void afpacket_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f,
+			const enum lb_verdict *v, unsigned n)
 {
 	struct afpacket_dev *dev = (struct afpacket_dev *)d;
 	struct afpacket_queue *q = dev->queues[qid];
@@ -179,7 +179,9 @@ static void afpacket_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f, cons
 		if (v[i] != LB_TX)
 			continue;
 		q->iov[k] = (struct iovec){ .iov_base = f[i].data, .iov_len = f[i].len };
-		q->msgs[k] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &q->iov[k], .msg_iovlen = 1 } };
+		q->msgs[k] = (struct mmsghdr){
+			.msg_hdr = { .msg_iov = &q->iov[k], .msg_iovlen = 1 },
+		};
 		k++;
 	}
 	if (k == 0)
@@ -223,7 +225,8 @@ static void afpacket_report(struct io_dev *d)
 		/* Reading the statistics also resets them; done once, at stop. */
 		if (getsockopt(dev->queues[i]->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0 &&
 		    st.tp_drops)
-			fprintf(stderr, "maglevd: afpacket: queue %u kernel: %u of %u frames dropped "
+			fprintf(stderr,
+				"maglevd: afpacket: queue %u kernel: %u of %u frames dropped "
 				"(ring full)\n", i, st.tp_drops, st.tp_packets);
 	}
 }
@@ -311,7 +314,8 @@ static int afpacket_queue_open(struct afpacket_dev *dev, uint32_t id, struct afp
 	return 0;
 fail:
 	rc = -errno;
-	snprintf(err, errlen, "afpacket: %s queue %u: %s: %s", dev->ifname, id, what, strerror(-rc));
+	snprintf(err, errlen, "afpacket: %s queue %u: %s: %s", dev->ifname, id, what,
+		 strerror(-rc));
 	afpacket_queue_free(q);
 	return rc;
 }
@@ -322,7 +326,8 @@ static int afpacket_open(struct io_dev **out, const struct io_params *p, char *e
 	int rc = 0;
 
 	if (p->queues == 0 || p->queues > IO_QUEUES_MAX) {
-		snprintf(err, errlen, "afpacket: %u workers: must be 1..%u", p->queues, IO_QUEUES_MAX);
+		snprintf(err, errlen, "afpacket: %u workers: must be 1..%u", p->queues,
+			 IO_QUEUES_MAX);
 		return -EINVAL;
 	}
 	dev = calloc(1, sizeof(*dev));

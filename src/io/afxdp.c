@@ -62,6 +62,7 @@ struct afxdp_dev {
 	struct xdp_vip_key *vip_keys; /* what vip_map holds now */
 	uint32_t n_vip_keys;
 	struct xdp_addr_key *addr_keys; /* what addr_map holds now */
+	uint32_t *addr_flags;           /* and with which XDP_ADDR_* bits */
 	uint32_t n_addr_keys;
 	uint32_t n_queues;
 	struct afxdp_queue *queues[IO_QUEUES_MAX];
@@ -194,7 +195,7 @@ static void afxdp_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f, const e
 		if (v[i] == LB_TX && sent < room) {
 			struct xdp_desc *desc = xsk_ring_prod__tx_desc(&q->tx, idx + sent++);
 
-			/* Same frame, data may start earlier in its headroom: the offset says where. */
+			/* Same frame; data may have moved into the headroom: new offset. */
 			desc->addr = addr;
 			desc->len = f[i].len;
 			continue;
@@ -342,7 +343,9 @@ static void afxdp_report(struct io_dev *d)
 			continue;
 		afxdp_complete(q);
 		total = q->n_free + q->in_kernel_fill + q->in_kernel_tx + q->held;
-		fprintf(stderr, "maglevd: afxdp: queue %u frames accounted %u/%u (free %u, fill %u, tx %u)%s\n",
+		fprintf(stderr,
+			"maglevd: afxdp: queue %u frames accounted %u/%u "
+			"(free %u, fill %u, tx %u)%s\n",
 			i, total, AFXDP_FRAMES, q->n_free, q->in_kernel_fill, q->in_kernel_tx,
 			total == AFXDP_FRAMES ? "" : " LEAK");
 		if (getsockopt(xsk_socket__fd(q->xsk), SOL_XDP, XDP_STATISTICS, &st, &len) == 0 &&
@@ -377,6 +380,7 @@ static void afxdp_close(struct io_dev *d)
 	}
 	free(dev->vip_keys);
 	free(dev->addr_keys);
+	free(dev->addr_flags);
 	free(dev);
 }
 
@@ -442,8 +446,8 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 		bool busy = rc == -EEXIST || rc == -EBUSY;
 
 		libxdp_strerror(rc, why, sizeof(why));
-		snprintf(err, errlen, "afxdp: cannot attach XDP program to '%s': %s%s%s%s", p->ifname,
-			 why, busy ? " (another XDP program is attached; detach it with "
+		snprintf(err, errlen, "afxdp: cannot attach XDP program to '%s': %s%s%s%s",
+			 p->ifname, why, busy ? " (another XDP program is attached; detach it with "
 				     "'ip link set dev " : "", busy ? p->ifname : "",
 			 busy ? " xdp off')" : "");
 		xdp_program__close(dev->prog);
@@ -506,6 +510,42 @@ static void afxdp_addr_add(struct xdp_addr_key *keys, uint32_t *flags, uint32_t 
 	flags[(*n)++] = flag;
 }
 
+static bool afxdp_vip_known(const struct afxdp_dev *dev, const struct xdp_vip_key *k)
+{
+	for (uint32_t i = 0; i < dev->n_vip_keys; i++)
+		if (memcmp(&dev->vip_keys[i], k, sizeof(*k)) == 0)
+			return true;
+	return false;
+}
+
+static int afxdp_addr_known(const struct afxdp_dev *dev, const struct xdp_addr_key *k)
+{
+	for (uint32_t i = 0; i < dev->n_addr_keys; i++)
+		if (memcmp(&dev->addr_keys[i], k, sizeof(*k)) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Deletes the entries of vk/ak that the current filter does not have and rewrites the flags of
+ * those it has (the failed update may have overwritten them).
+ */
+static void afxdp_maps_restore(struct afxdp_dev *dev, const struct xdp_vip_key *vk, uint32_t n_vk,
+			       const struct xdp_addr_key *ak, uint32_t n_ak)
+{
+	for (uint32_t i = 0; i < n_vk; i++)
+		if (!afxdp_vip_known(dev, &vk[i]))
+			bpf_map_delete_elem(dev->vip_map_fd, &vk[i]);
+	for (uint32_t i = 0; i < n_ak; i++) {
+		int j = afxdp_addr_known(dev, &ak[i]);
+
+		if (j < 0)
+			bpf_map_delete_elem(dev->addr_map_fd, &ak[i]);
+		else
+			bpf_map_update_elem(dev->addr_map_fd, &ak[i], &dev->addr_flags[j], BPF_ANY);
+	}
+}
+
 /*
  * New entries are written before stale ones are deleted, so a VIP present in both the old and
  * the new filter is never missing from the maps.
@@ -530,17 +570,16 @@ static int afxdp_set_filter(struct io_dev *d, const struct io_filter *f)
 	for (uint32_t i = 0; i < IO_SELF_MAX; i++)
 		if (f->self[i].family)
 			afxdp_addr_add(ak, aflags, &n_addr, &f->self[i], XDP_ADDR_SELF);
-	for (uint32_t i = 0; i < f->n_vips; i++) {
-		if (bpf_map_update_elem(dev->vip_map_fd, &vk[i], &one, BPF_ANY)) {
+	for (uint32_t i = 0; i < f->n_vips && !rc; i++)
+		if (bpf_map_update_elem(dev->vip_map_fd, &vk[i], &one, BPF_ANY))
 			rc = -errno;
-			goto out;
-		}
-	}
-	for (uint32_t i = 0; i < n_addr; i++) {
-		if (bpf_map_update_elem(dev->addr_map_fd, &ak[i], &aflags[i], BPF_ANY)) {
+	for (uint32_t i = 0; i < n_addr && !rc; i++)
+		if (bpf_map_update_elem(dev->addr_map_fd, &ak[i], &aflags[i], BPF_ANY))
 			rc = -errno;
-			goto out;
-		}
+	if (rc) {
+		/* Map full: take back what this call added, so the maps hold the old filter. */
+		afxdp_maps_restore(dev, vk, f->n_vips, ak, n_addr);
+		goto out;
 	}
 	for (uint32_t i = 0; i < dev->n_vip_keys; i++) {
 		bool keep = false;
@@ -560,12 +599,15 @@ static int afxdp_set_filter(struct io_dev *d, const struct io_filter *f)
 	}
 	free(dev->vip_keys);
 	free(dev->addr_keys);
+	free(dev->addr_flags);
 	dev->vip_keys = vk;
 	dev->n_vip_keys = f->n_vips;
 	dev->addr_keys = ak;
+	dev->addr_flags = aflags;
 	dev->n_addr_keys = n_addr;
 	vk = NULL;
 	ak = NULL;
+	aflags = NULL;
 out:
 	free(vk);
 	free(ak);

@@ -89,7 +89,7 @@ struct io_ops {
 	void (*wait)(struct io_dev *d, uint32_t q, int timeout_ms);
 	/* Adds queue q's counters to out[IO_CTR_MAX]. */
 	void (*counters)(struct io_dev *d, uint32_t q, uint64_t *out);
-	/* "afxdp zero-copy", "afxdp copy", "afpacket", with the XDP attach mode where it applies. */
+	/* "afxdp zero-copy", "afxdp copy", "afpacket", with the XDP attach mode if any. */
 	const char *(*mode)(const struct io_dev *d);
 	/* Logs backend-specific end-of-run facts (kernel drop statistics, frame accounting). */
 	void (*report)(struct io_dev *d);
