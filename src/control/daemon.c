@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,53 @@ static int daemon_publish(struct daemon *d, struct lb_snapshot *next)
 	dataplane_commit(d->dp, next);
 	snapshot_free(old);
 	return 0;
+}
+
+/* The data-plane settings a running data plane cannot change: they need a restart. */
+static bool daemon_restart_needed(const struct config_dataplane *a, const struct config_dataplane *b)
+{
+	return a->mode != b->mode || strcmp(a->interface, b->interface) != 0 ||
+	       a->workers != b->workers || !lb_addr_eq(&a->source_ipv4, &b->source_ipv4) ||
+	       !lb_addr_eq(&a->source_ipv6, &b->source_ipv6) ||
+	       a->has_nexthop_mac != b->has_nexthop_mac;
+}
+
+/*
+ * Re-reads the config file and publishes its snapshot; on any error the running config and
+ * snapshot stay and err says why. Backends keep their ids (and tracked flows) across it.
+ */
+static int daemon_reload(struct daemon *d, char *err, size_t errlen)
+{
+	struct config *cfg = NULL;
+	struct lb_snapshot *next = NULL;
+	int rc;
+
+	rc = config_load(d->config_path, &cfg, err, errlen);
+	if (rc == 0)
+		rc = config_check_dataplane(cfg, err, errlen);
+	if (rc)
+		goto out;
+	if (daemon_restart_needed(&d->cfg->dataplane, &cfg->dataplane))
+		fprintf(stderr, "maglevd: reload: dataplane mode, interface, workers, source "
+			"addresses and nexthop_mac take effect at restart only\n");
+	/* What the running data plane uses stays: only VIPs, backends and tables change. */
+	cfg->dataplane = d->cfg->dataplane;
+	rc = snapshot_build(cfg, d->current, NULL, &next, err, errlen);
+	if (rc)
+		goto out;
+	rc = daemon_publish(d, next);
+	if (rc) {
+		snprintf(err, errlen, "cannot publish the new snapshot: %s", strerror(-rc));
+		goto out;
+	}
+	next = NULL;
+	config_free(d->cfg);
+	d->cfg = cfg;
+	cfg = NULL;
+out:
+	snapshot_free(next);
+	config_free(cfg);
+	return rc;
 }
 
 /* Prints the non-zero counters summed over workers. */
@@ -92,9 +140,11 @@ static int daemon_signals_block(struct daemon *d)
 	return d->sig_fd < 0 ? -errno : 0;
 }
 
-/* Waits for SIGTERM/SIGINT. SIGHUP is acknowledged (reload is the control plane's to add). */
+/* Waits for SIGTERM/SIGINT; SIGHUP reloads the config file. */
 static void daemon_loop(struct daemon *d)
 {
+	char err[DAEMON_ERR_MAX];
+
 	for (;;) {
 		struct pollfd pfd = { .fd = d->sig_fd, .events = POLLIN };
 		struct signalfd_siginfo si;
@@ -111,8 +161,15 @@ static void daemon_loop(struct daemon *d)
 			fprintf(stderr, "maglevd: %s, stopping\n", strsignal((int)si.ssi_signo));
 			return;
 		}
-		fprintf(stderr, "maglevd: %s ignored (no reload in this build)\n",
-			strsignal((int)si.ssi_signo));
+		if (si.ssi_signo != SIGHUP)
+			continue;
+		err[0] = '\0';
+		if (daemon_reload(d, err, sizeof(err)))
+			fprintf(stderr, "maglevd: reload failed, the running config stays: %s\n", err);
+		else
+			fprintf(stderr, "maglevd: reloaded %s: generation %llu, %u VIPs\n",
+				d->config_path, (unsigned long long)d->current->generation,
+				d->current->n_vips);
 	}
 }
 

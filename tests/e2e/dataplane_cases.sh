@@ -12,6 +12,8 @@
 #   8 start-up failures (no such interface, bad config, XDP refused): exit 1 with one message
 #   9 next hops follow the kernel: after the lb's neighbour table is flushed, traffic resumes
 #  10 two workers on a two-queue interface: both get frames, 300 requests all answered
+#  11 SIGHUP reload: a VIP added is steered (its ping answered), a VIP removed no longer is, a bad
+#     config is refused and traffic keeps flowing
 
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -253,6 +255,48 @@ dp_case_workers() {
 	lb_xdp_attached && dp_fail "10 workers: XDP left attached"
 }
 
+VIP_NEW4=203.0.113.20 # added and removed by reloads (answered by maglevd's own ICMP echo)
+
+dp_reloads_more_than() {
+	[ "$(grep -c '^maglevd: reload' "$MAGLEVD_LOG")" -gt "$1" ]
+}
+
+# dp_reload CONFIG: copies CONFIG over the running one, SIGHUP, waits for the log line.
+dp_reload() {
+	local n
+	n=$(grep -c '^maglevd: reload' "$MAGLEVD_LOG")
+	cp "$1" "$MAGLEVD_CONFIG"
+	kill -HUP "$MAGLEVD_PID"
+	wait_for 5 dp_reloads_more_than "$n"
+}
+
+dp_vip_pings() {
+	run_in "$NS_CLIENT" ping -c 1 -W 1 "$1" >/dev/null 2>&1
+}
+
+dp_case_reload() {
+	local base=$E2E_DIR/reload.base.yaml more=$E2E_DIR/reload.more.yaml bad=$E2E_DIR/reload.bad.yaml n
+	cp "$MAGLEVD_CONFIG" "$base"
+	{ cat "$base"; e2e_config_vip new "$VIP_NEW4" tcp 80 "${BACKENDS4[@]}"; } >"$more"
+	{ cat "$base"; echo "  - name: broken"; } >"$bad"
+	dp_vip_pings "$VIP_NEW4" && { dp_fail "11 reload: $VIP_NEW4 answers before it is a VIP"; return; }
+	dp_reload "$more" || { dp_fail "11 reload: no reload logged"; return; }
+	grep -q '^maglevd: reloaded' "$MAGLEVD_LOG" || { dp_fail "11 reload: $(tail -1 "$MAGLEVD_LOG")"; return; }
+	wait_for 3 dp_vip_pings "$VIP_NEW4" || { dp_fail "11 reload: added VIP $VIP_NEW4 not answered"; return; }
+	dp_reload "$bad" || { dp_fail "11 reload: no log line for the bad config"; return; }
+	grep -q '^maglevd: reload failed' "$MAGLEVD_LOG" || { dp_fail "11 reload: bad config accepted"; return; }
+	n=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
+		"http://$VIP_WEB4/?[1-20]" | grep -c '^be[0-9]$')
+	[ "$n" -eq 20 ] || { dp_fail "11 reload: after a refused reload $n of 20 requests answered"; return; }
+	dp_vip_pings "$VIP_NEW4" || { dp_fail "11 reload: refused reload dropped $VIP_NEW4"; return; }
+	dp_reload "$base" || { dp_fail "11 reload: no reload logged"; return; }
+	dp_vip_pings "$VIP_NEW4" && { dp_fail "11 reload: removed VIP $VIP_NEW4 still answered"; return; }
+	n=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
+		"http://$VIP_WEB4/?[1-20]" | grep -c '^be[0-9]$')
+	[ "$n" -eq 20 ] || { dp_fail "11 reload: after removing a VIP $n of 20 requests answered"; return; }
+	dp_pass "11 reload: VIP added (answered), bad config refused ($(grep '^maglevd: reload failed' "$MAGLEVD_LOG" | sed 's/.*stays: //')), VIP removed (not answered)"
+}
+
 dp_main() {
 	local extra
 	e2e_init
@@ -270,6 +314,7 @@ dp_main() {
 	dp_case_udp_icmp
 	dp_case_pmtu
 	dp_case_nexthop_flush
+	dp_case_reload
 	dp_case_stop
 	dp_case_bad_start
 	dp_case_workers
