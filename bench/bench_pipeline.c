@@ -17,11 +17,11 @@
 #include "core/snapshot.h"
 #include "../tests/unit/fixtures/test_config.h"
 
-#define BATCH        32u
-#define FRAME_LEN    60u        /* 64 bytes on the wire with the FCS */
-#define FLOWS_MANY   (1u << 20) /* case (b) */
-#define CT_ENTRIES   (1u << 21) /* flows per worker table: 1M flows at half load */
-#define BACKENDS     16u
+#define BATCH      32u
+#define FRAME_LEN  60u        /* 64 bytes on the wire with the FCS */
+#define FLOWS_MANY (1u << 20) /* case (b) */
+#define CT_ENTRIES (1u << 21) /* flows per worker table: 1M flows at half load */
+#define BACKENDS   16u
 
 struct bench_case {
 	const char *name;
@@ -96,7 +96,7 @@ static inline void batch_reset(struct bench_frames *b, enum mode m, uint64_t *se
 		uint8_t *p = b->mem[i] + LB_HEADROOM;
 
 		memcpy(p, b->pristine, 14);
-		b->f[i] = (struct lb_frame){ p, FRAME_LEN, LB_HEADROOM };
+		b->f[i] = (struct lb_frame){p, FRAME_LEN, LB_HEADROOM};
 		if (m == M_MANY) {
 			/* A fixed odd multiplier walks all 2^20 flows in a scattered order. */
 			flow_set(p, (uint32_t)((*seq)++ * 0x9e3779b1u) & (FLOWS_MANY - 1));
@@ -107,7 +107,7 @@ static inline void batch_reset(struct bench_frames *b, enum mode m, uint64_t *se
 }
 
 static double run(struct lb_worker *w, const struct lb_snapshot *s, struct bench_frames *b,
-		  enum mode m, uint64_t packets, uint64_t *seq, uint64_t *tx)
+                  enum mode m, uint64_t packets, uint64_t *seq, uint64_t *tx)
 {
 	uint64_t now = 1000000000ull, t0, t1, sent = 0;
 
@@ -128,23 +128,23 @@ int main(void)
 {
 	static struct bench_frames b;
 	static const struct bench_case cases[] = {
-		{ "(a) one tracked flow", 40, 20000000 },
-		{ "(b) 1M tracked flows, random order", 100, 8000000 },
-		{ "(c) every packet a new flow (SYN flood)", 0, 8000000 },
-		{ "(d) not for a VIP (pass)", 0, 20000000 },
+	    {"(a) one tracked flow", 40, 20000000},
+	    {"(b) 1M tracked flows, random order", 100, 8000000},
+	    {"(c) every packet a new flow (SYN flood)", 0, 8000000},
+	    {"(d) not for a VIP (pass)", 0, 20000000},
 	};
-	static const char *const vip_dst[] = { "203.0.113.20", "203.0.113.20", "203.0.113.20",
-					       "198.18.50.1" };
+	static const char *const vip_dst[] = {"203.0.113.20", "203.0.113.20", "203.0.113.20",
+	                                      "198.18.50.1"};
 	char names[BACKENDS][32];
 	const char *addrs[BACKENDS];
 	struct config *c = tcfg_new();
 	struct lb_snapshot *s = NULL;
 	struct lb_worker_params p = {
-		.ct_entries = CT_ENTRIES,
-		.tcp_timeout = 300,
-		.tcp_fin_timeout = 10,
-		.udp_timeout = 30,
-		.icmp_timeout = 10,
+	    .ct_entries = CT_ENTRIES,
+	    .tcp_timeout = 300,
+	    .tcp_fin_timeout = 10,
+	    .udp_timeout = 30,
+	    .icmp_timeout = 10,
 	};
 	struct lb_worker *w;
 	char err[256];
@@ -166,11 +166,14 @@ int main(void)
 		fprintf(stderr, "bench_pipeline: cannot allocate the worker\n");
 		return 1;
 	}
-	printf("bench_pipeline: one core, %u-byte TCP frames, batches of %u, %u backends, M=65537\n",
-	       FRAME_LEN + 4, BATCH, BACKENDS);
-	printf("conntrack: entry %zu B + bucket header %zu B per %u ways = %zu B/flow; %u flows, %.1f MiB\n",
-	       sizeof(struct ct_entry), sizeof(struct ct_bucket), CT_WAYS, (size_t)CT_BYTES_PER_FLOW,
-	       lb_worker_ct_capacity(w), (double)lb_worker_ct_bytes(w) / (1 << 20));
+	printf(
+	    "bench_pipeline: one core, %u-byte TCP frames, batches of %u, %u backends, M=65537\n",
+	    FRAME_LEN + 4, BATCH, BACKENDS);
+	printf("conntrack: entry %zu B + bucket header %zu B per %u ways = %zu B/flow; %u flows, "
+	       "%.1f MiB\n",
+	       sizeof(struct ct_entry), sizeof(struct ct_bucket), CT_WAYS,
+	       (size_t)CT_BYTES_PER_FLOW, lb_worker_ct_capacity(w),
+	       (double)lb_worker_ct_bytes(w) / (1 << 20));
 	printf("%-42s %12s %10s %8s %10s\n", "case", "packets", "ns/pkt", "Mpps", "target");
 	for (unsigned k = 0; k < 4; k++) {
 		enum mode m = (enum mode)k;
@@ -194,14 +197,13 @@ int main(void)
 		ns = run(w, s, &b, m, packets, &seq, &tx);
 		if (m != M_PASS && tx != packets) {
 			fprintf(stderr, "bench_pipeline: %s: only %llu of %llu frames sent\n",
-				cases[k].name, (unsigned long long)tx,
-				(unsigned long long)packets);
+			        cases[k].name, (unsigned long long)tx, (unsigned long long)packets);
 			return 1;
 		}
 		if (cases[k].target_ns > 0)
 			printf("%-42s %12llu %10.1f %8.2f %7s%.0f\n", cases[k].name,
-			       (unsigned long long)packets, ns, 1000.0 / ns, "<= ",
-			       cases[k].target_ns);
+			       (unsigned long long)packets, ns, 1000.0 / ns,
+			       "<= ", cases[k].target_ns);
 		else
 			printf("%-42s %12llu %10.1f %8.2f %10s\n", cases[k].name,
 			       (unsigned long long)packets, ns, 1000.0 / ns, "-");

@@ -73,9 +73,8 @@ static __always_inline __u32 inner_vip_key(void *inner, void *end, __be16 proto,
 			return DECAP_CTR_MALFORMED;
 		if (ip->version != 4 || ip->ihl < IPV4_IHL_MIN)
 			return DECAP_CTR_MALFORMED;
-		key->addr[10] = 0xff;
-		key->addr[11] = 0xff;
-		__builtin_memcpy(&key->addr[12], &ip->daddr, sizeof(ip->daddr));
+		key->family = DECAP_FAMILY_IPV4;
+		__builtin_memcpy(key->addr, &ip->daddr, sizeof(ip->daddr));
 		return DECAP_CTR_MAX;
 	}
 	if (proto == bpf_htons(ETH_P_IPV6)) {
@@ -85,6 +84,7 @@ static __always_inline __u32 inner_vip_key(void *inner, void *end, __be16 proto,
 			return DECAP_CTR_MALFORMED;
 		if (ip6->version != 6)
 			return DECAP_CTR_MALFORMED;
+		key->family = DECAP_FAMILY_IPV6;
 		__builtin_memcpy(key->addr, &ip6->daddr, sizeof(key->addr));
 		return DECAP_CTR_MAX;
 	}

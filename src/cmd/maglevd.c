@@ -17,30 +17,32 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: maglevd -c FILE                                 run the load balancer\n"
-		"       maglevd -c FILE --replay IN.pcap --output OUT.pcap\n"
-		"                                                       run the forwarding pipeline\n"
-		"                                                       over a pcap, write what it sends\n"
-		"options:\n"
-		"  -c, --config FILE   configuration (YAML, see docs/config.md)\n"
-		"      --replay FILE   Ethernet pcap to run through the pipeline (needs\n"
-		"                      dataplane.nexthop_mac); prints the counters\n"
-		"      --output FILE   pcap the transmitted frames are written to (with --replay)\n"
-		"  -h, --help          this text\n"
-		"  -V, --version       print the version\n");
+	fprintf(
+	    out,
+	    "usage: maglevd -c FILE                                 run the load balancer\n"
+	    "       maglevd -c FILE --replay IN.pcap --output OUT.pcap\n"
+	    "                                                       run the forwarding pipeline\n"
+	    "                                                       over a pcap, write what it "
+	    "sends\n"
+	    "options:\n"
+	    "  -c, --config FILE   configuration (YAML, see docs/config.md)\n"
+	    "      --replay FILE   Ethernet pcap to run through the pipeline (needs\n"
+	    "                      dataplane.nexthop_mac); prints the counters\n"
+	    "      --output FILE   pcap the transmitted frames are written to (with --replay)\n"
+	    "  -h, --help          this text\n"
+	    "  -V, --version       print the version\n");
 }
 
 int main(int argc, char **argv)
 {
 	enum { OPT_REPLAY = 256, OPT_OUTPUT };
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "replay", required_argument, NULL, OPT_REPLAY },
-		{ "output", required_argument, NULL, OPT_OUTPUT },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+	    {"config", required_argument, NULL, 'c'},
+	    {"replay", required_argument, NULL, OPT_REPLAY},
+	    {"output", required_argument, NULL, OPT_OUTPUT},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *config_path = NULL, *replay = NULL, *output = NULL;
 	struct config *cfg = NULL;

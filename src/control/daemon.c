@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +13,14 @@
 #include <urcu.h>
 
 #include "control/config_yaml.h"
+#include "control/ctlplane.h"
 #include "core/counters.h"
 #include "core/pipeline.h"
 #include "core/snapshot.h"
 #include "io/dataplane.h"
 
 #define DAEMON_ERR_MAX 512u /* bytes of one error line */
+#define DAEMON_TICK_MS 200  /* the control loop runs at least this often (idle clients, retries) */
 
 struct daemon {
 	const char *config_path;
@@ -27,6 +28,7 @@ struct daemon {
 	struct lb_snapshot *current; /* RCU pointer read by the workers */
 	struct dataplane *dp;
 	int sig_fd;                  /* signalfd for SIGTERM, SIGINT, SIGHUP */
+	struct ctlplane *cp;         /* owns cfg and current while it runs */
 };
 
 /*
@@ -48,51 +50,72 @@ static int daemon_publish(struct daemon *d, struct lb_snapshot *next)
 	return 0;
 }
 
-/* The data-plane settings a running data plane cannot change: they need a restart. */
-static bool daemon_restart_needed(const struct config_dataplane *a, const struct config_dataplane *b)
+/*
+ * The control plane's publish hook: like daemon_publish, but the control plane frees the old
+ * snapshot (it may still be reading it for metrics until it swaps its own pointer).
+ */
+static int daemon_publish_hook(void *ctx, const struct config *cfg, struct lb_snapshot *next,
+			       char *err, size_t errlen)
 {
-	return a->mode != b->mode || strcmp(a->interface, b->interface) != 0 ||
-	       a->workers != b->workers || !lb_addr_eq(&a->source_ipv4, &b->source_ipv4) ||
-	       !lb_addr_eq(&a->source_ipv6, &b->source_ipv6) ||
-	       a->has_nexthop_mac != b->has_nexthop_mac;
+	struct daemon *d = ctx;
+	int rc = dataplane_prepare(d->dp, next);
+
+	(void)cfg;
+	if (rc) {
+		snprintf(err, errlen, "data plane refused the new snapshot: %s", strerror(-rc));
+		return rc;
+	}
+	rcu_assign_pointer(d->current, next);
+	synchronize_rcu();
+	dataplane_commit(d->dp, next);
+	return 0;
 }
 
-/*
- * Re-reads the config file and publishes its snapshot; on any error the running config and
- * snapshot stay and err says why. Backends keep their ids (and tracked flows) across it.
- */
-static int daemon_reload(struct daemon *d, char *err, size_t errlen)
+static const struct lb_worker *daemon_worker_hook(void *ctx, uint32_t i)
 {
-	struct config *cfg = NULL;
-	struct lb_snapshot *next = NULL;
-	int rc;
+	struct daemon *d = ctx;
 
-	rc = config_load(d->config_path, &cfg, err, errlen);
-	if (rc == 0)
-		rc = config_check_dataplane(cfg, err, errlen);
-	if (rc)
-		goto out;
-	if (daemon_restart_needed(&d->cfg->dataplane, &cfg->dataplane))
-		fprintf(stderr, "maglevd: reload: dataplane mode, interface, workers, source "
-			"addresses and nexthop_mac take effect at restart only\n");
-	/* What the running data plane uses stays: only VIPs, backends and tables change. */
-	cfg->dataplane = d->cfg->dataplane;
-	rc = snapshot_build(cfg, d->current, NULL, &next, err, errlen);
-	if (rc)
-		goto out;
-	rc = daemon_publish(d, next);
-	if (rc) {
-		snprintf(err, errlen, "cannot publish the new snapshot: %s", strerror(-rc));
-		goto out;
-	}
-	next = NULL;
-	config_free(d->cfg);
-	d->cfg = cfg;
-	cfg = NULL;
-out:
-	snapshot_free(next);
-	config_free(cfg);
-	return rc;
+	return i < dataplane_worker_count(d->dp) ? dataplane_worker(d->dp, i) : NULL;
+}
+
+static const char *daemon_mode_hook(void *ctx)
+{
+	return dataplane_mode(((struct daemon *)ctx)->dp);
+}
+
+static void daemon_io_counters_hook(void *ctx, uint32_t i, uint64_t *out)
+{
+	dataplane_io_counters(((struct daemon *)ctx)->dp, i, out);
+}
+
+/* Hands the config and the published snapshot to the control plane (socket, metrics, health). */
+static int daemon_control_start(struct daemon *d, char *err, size_t errlen)
+{
+	const struct ctlplane_hooks hooks = {
+		.ctx = d,
+		.publish = daemon_publish_hook,
+		.worker = daemon_worker_hook,
+		.n_workers = dataplane_worker_count(d->dp),
+		.mode = daemon_mode_hook,
+		.io_counters = daemon_io_counters_hook,
+		.io_counter_names = io_counter_name,
+		.io_counter_help = io_counter_help,
+		.n_io_counters = IO_CTR_MAX,
+	};
+
+	return ctlplane_create(&d->cp, d->config_path, d->cfg, d->current, &hooks, err, errlen);
+}
+
+/* Takes the config and snapshot back from the control plane and stops it. */
+static void daemon_control_stop(struct daemon *d)
+{
+	struct lb_snapshot *cur = NULL;
+
+	if (!d->cp)
+		return;
+	ctlplane_destroy(d->cp, &cur, &d->cfg);
+	d->cp = NULL;
+	d->current = cur;
 }
 
 /* Prints the non-zero counters summed over workers. */
@@ -117,8 +140,7 @@ static void daemon_summary(struct daemon *d)
 	fprintf(stderr, "maglevd: counters (sum over %u workers):\n", n);
 	for (int k = 0; k < IO_CTR_MAX; k++)
 		if (io[k])
-			fprintf(stderr, "  %-28s %llu\n", io_counter_name[k],
-				(unsigned long long)io[k]);
+			fprintf(stderr, "  %-28s %llu\n", io_counter_name[k], (unsigned long long)io[k]);
 	for (int k = 0; k < LB_CTR_MAX; k++)
 		if (sum[k])
 			fprintf(stderr, "  %-28s %llu\n", lb_counter_name[k],
@@ -140,36 +162,40 @@ static int daemon_signals_block(struct daemon *d)
 	return d->sig_fd < 0 ? -errno : 0;
 }
 
-/* Waits for SIGTERM/SIGINT; SIGHUP reloads the config file. */
+/*
+ * The control thread's loop until SIGTERM/SIGINT: SIGHUP asks the control plane for a reload;
+ * control socket clients and health probes are served by ctlplane_run.
+ */
 static void daemon_loop(struct daemon *d)
 {
-	char err[DAEMON_ERR_MAX];
-
 	for (;;) {
-		struct pollfd pfd = { .fd = d->sig_fd, .events = POLLIN };
+		struct pollfd pfd[2] = {
+			{ .fd = d->sig_fd, .events = POLLIN },
+			{ .fd = ctlplane_fd(d->cp), .events = POLLIN },
+		};
 		struct signalfd_siginfo si;
+		int rc;
 
-		if (poll(&pfd, 1, -1) < 0) {
+		if (poll(pfd, 2, DAEMON_TICK_MS) < 0) {
 			if (errno == EINTR)
 				continue;
 			fprintf(stderr, "maglevd: poll: %s\n", strerror(errno));
 			return;
 		}
-		if (read(d->sig_fd, &si, sizeof(si)) != sizeof(si))
+		rc = ctlplane_run(d->cp, 0);
+		if (rc < 0)
+			fprintf(stderr, "maglevd: control plane: %s\n", strerror(-rc));
+		if (!(pfd[0].revents & POLLIN) || read(d->sig_fd, &si, sizeof(si)) != sizeof(si))
 			continue;
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
 			fprintf(stderr, "maglevd: %s, stopping\n", strsignal((int)si.ssi_signo));
 			return;
 		}
-		if (si.ssi_signo != SIGHUP)
-			continue;
-		err[0] = '\0';
-		if (daemon_reload(d, err, sizeof(err)))
-			fprintf(stderr, "maglevd: reload failed, the running config stays: %s\n", err);
-		else
-			fprintf(stderr, "maglevd: reloaded %s: generation %llu, %u VIPs\n",
-				d->config_path, (unsigned long long)d->current->generation,
-				d->current->n_vips);
+		if (si.ssi_signo == SIGHUP) {
+			fprintf(stderr, "maglevd: SIGHUP, reloading %s\n", d->config_path);
+			ctlplane_request_reload(d->cp);
+			ctlplane_run(d->cp, 0);
+		}
 	}
 }
 
@@ -206,13 +232,18 @@ int daemon_run(const char *config_path, struct config *cfg)
 	fprintf(stderr, "maglevd: running on %s, %s, %u workers, %u VIPs\n",
 		d.cfg->dataplane.interface, dataplane_mode(d.dp), dataplane_worker_count(d.dp),
 		d.current->n_vips);
+	rc = daemon_control_start(&d, err, sizeof(err));
+	if (rc)
+		goto out;
 	daemon_loop(&d);
 	dataplane_halt(d.dp);
+	daemon_control_stop(&d);
 	daemon_summary(&d);
 	exit_code = DAEMON_EXIT_OK;
 out:
 	if (exit_code != DAEMON_EXIT_OK)
 		fprintf(stderr, "maglevd: %s\n", err[0] ? err : strerror(-rc));
+	daemon_control_stop(&d);
 	dataplane_stop(d.dp);
 	snapshot_free(first);
 	snapshot_free(d.current);

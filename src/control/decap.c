@@ -75,27 +75,15 @@ static void decap_log_capture(void)
 static void decap_key_from_addr(const struct lb_addr *a, struct decap_vip_key *k)
 {
 	memset(k, 0, sizeof(*k));
-	if (a->family == AF_INET) {
-		k->addr[10] = 0xff;
-		k->addr[11] = 0xff;
-		memcpy(&k->addr[12], a->b, 4);
-	} else {
-		memcpy(k->addr, a->b, 16);
-	}
+	k->family = a->family == AF_INET ? DECAP_FAMILY_IPV4 : DECAP_FAMILY_IPV6;
+	memcpy(k->addr, a->b, lb_addr_len(a));
 }
 
 static void decap_addr_from_key(const struct decap_vip_key *k, struct lb_addr *a)
 {
-	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
-
 	memset(a, 0, sizeof(*a));
-	if (memcmp(k->addr, v4mapped, sizeof(v4mapped)) == 0) {
-		a->family = AF_INET;
-		memcpy(a->b, &k->addr[12], 4);
-	} else {
-		a->family = AF_INET6;
-		memcpy(a->b, k->addr, 16);
-	}
+	a->family = k->family == DECAP_FAMILY_IPV4 ? AF_INET : AF_INET6;
+	memcpy(a->b, k->addr, lb_addr_len(a));
 }
 
 int decap_obj_path(char *path, size_t len)
@@ -474,20 +462,39 @@ out:
 	return r;
 }
 
-static void decap_usage(FILE *f)
+#define DECAP_USAGE                                                                                \
+	"usage: maglevctl decap attach DEV (-c CONFIG | --vip ADDR [--vip ADDR ...]) [--mode native|skb]\n" \
+	"       maglevctl decap detach DEV\n"                                                      \
+	"       maglevctl decap status DEV\n"
+
+void decap_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: maglevctl decap attach DEV (-c CONFIG | --vip ADDR [--vip ADDR ...]) [--mode native|skb]\n"
-		"       maglevctl decap detach DEV\n"
-		"       maglevctl decap status DEV\n"
+		DECAP_USAGE
 		"Attaches the XDP GRE decapsulation program (for backends without kernel GRE) to DEV.\n"
 		"Frames GRE-wrapped to DEV whose inner destination is one of the VIPs (every VIP address\n"
 		"in CONFIG, or each --vip) are decapsulated and passed to the stack; everything else\n"
 		"passes untouched. Native XDP is tried first, then generic (skb) mode. Attaching again\n"
 		"replaces the VIP set. The program stays attached after maglevctl exits. Needs root.\n"
-		"status prints the mode, the VIPs and the counters; it exits 3 if DEV has no xdp_decap.\n"
-		"The BPF object is <dir of maglevctl>/bpf/%s, or $%s/%s.\n",
+		"status prints the mode, the VIPs and the counters; it fails if DEV has no xdp_decap.\n"
+		"The BPF object is <dir of maglevctl>/bpf/%s, or $%s/%s.\n"
+		"See docs/backends.md.\n",
 		DECAP_OBJ_FILE, DECAP_BPF_DIR_ENV, DECAP_OBJ_FILE);
+}
+
+static int decap_usage_err(char *err, size_t errlen, const char *why, const char *arg)
+{
+	snprintf(err, errlen, "%s%s%s%s (maglevctl decap --help)", why, arg ? " '" : "",
+		 arg ? arg : "", arg ? "'" : "");
+	return -EINVAL;
+}
+
+static int decap_need_root(char *err, size_t errlen)
+{
+	if (geteuid() == 0)
+		return 0;
+	snprintf(err, errlen, "must run as root (XDP needs CAP_BPF and CAP_NET_ADMIN)");
+	return -EPERM;
 }
 
 /* Appends a to vips (deduplicated); -E2BIG when full. */
@@ -502,13 +509,38 @@ static int decap_vip_add(struct lb_addr *vips, size_t *n, const struct lb_addr *
 	return 0;
 }
 
-static int decap_cmd_attach(int argc, char **argv)
+/* Every distinct VIP address of the config at path. */
+static int decap_vips_from_config(const char *path, struct lb_addr *vips, size_t *n, char *err,
+				  size_t errlen)
+{
+	struct config *cfg = NULL;
+	int r;
+
+	r = config_load(path, &cfg, err, errlen);
+	if (r)
+		return r;
+	for (uint32_t v = 0; v < cfg->n_vips; v++) {
+		r = decap_vip_add(vips, n, &cfg->vips[v].addr);
+		if (r) {
+			snprintf(err, errlen, "%s: more than %u VIP addresses", path, DECAP_VIPS_MAX);
+			goto out;
+		}
+	}
+	if (*n == 0) {
+		r = -EINVAL;
+		snprintf(err, errlen, "%s has no VIPs", path);
+	}
+out:
+	config_free(cfg);
+	return r;
+}
+
+static int decap_cmd_attach(int argc, char **argv, char *err, size_t errlen)
 {
 	static struct lb_addr vips[DECAP_VIPS_MAX];
-	char err[DECAP_ERR_MAX] = "", obj[PATH_MAX];
+	char obj[PATH_MAX];
 	const char *dev = NULL, *config = NULL, *mode_name;
 	enum decap_mode mode = DECAP_MODE_AUTO;
-	struct config *cfg = NULL;
 	struct lb_addr a;
 	size_t n = 0;
 	bool replaced, any_vip = false;
@@ -521,13 +553,11 @@ static int decap_cmd_attach(int argc, char **argv)
 			config = argv[++i];
 		} else if (!strcmp(arg, "--vip") && i + 1 < argc) {
 			any_vip = true;
-			if (lb_addr_parse(argv[++i], &a)) {
-				fprintf(stderr, "maglevctl decap: bad VIP address '%s'\n", argv[i]);
-				return 2;
-			}
+			if (lb_addr_parse(argv[++i], &a))
+				return decap_usage_err(err, errlen, "bad VIP address", argv[i]);
 			if (decap_vip_add(vips, &n, &a)) {
-				fprintf(stderr, "maglevctl decap: more than %u VIPs\n", DECAP_VIPS_MAX);
-				return 2;
+				snprintf(err, errlen, "more than %u VIPs", DECAP_VIPS_MAX);
+				return -E2BIG;
 			}
 		} else if (!strcmp(arg, "--mode") && i + 1 < argc) {
 			i++;
@@ -535,58 +565,39 @@ static int decap_cmd_attach(int argc, char **argv)
 				mode = DECAP_MODE_NATIVE;
 			else if (!strcmp(argv[i], "skb"))
 				mode = DECAP_MODE_SKB;
-			else {
-				fprintf(stderr, "maglevctl decap: bad mode '%s' (native or skb)\n", argv[i]);
-				return 2;
-			}
+			else
+				return decap_usage_err(err, errlen, "mode is native or skb, not", argv[i]);
 		} else if (arg[0] != '-' && !dev) {
 			dev = arg;
 		} else {
-			fprintf(stderr, "maglevctl decap attach: unexpected argument '%s'\n", arg);
-			decap_usage(stderr);
-			return 2;
+			return decap_usage_err(err, errlen, "unexpected argument", arg);
 		}
 	}
-	if (!dev || (!config && !any_vip) || (config && any_vip)) {
-		decap_usage(stderr);
-		return 2;
-	}
+	if (!dev)
+		return decap_usage_err(err, errlen, "attach: no device", NULL);
+	if (!config && !any_vip)
+		return decap_usage_err(err, errlen, "attach: give -c CONFIG or --vip ADDR", NULL);
+	if (config && any_vip)
+		return decap_usage_err(err, errlen, "attach: -c and --vip exclude each other", NULL);
 	if (config) {
-		r = config_load(config, &cfg, err, sizeof(err));
-		if (r) {
-			fprintf(stderr, "maglevctl decap: %s\n", err);
-			return 1;
-		}
-		for (uint32_t v = 0; v < cfg->n_vips; v++) {
-			if (decap_vip_add(vips, &n, &cfg->vips[v].addr)) {
-				fprintf(stderr, "maglevctl decap: %s: more than %u VIP addresses\n", config,
-					DECAP_VIPS_MAX);
-				config_free(cfg);
-				return 1;
-			}
-		}
-		config_free(cfg);
-		if (n == 0) {
-			fprintf(stderr, "maglevctl decap: %s has no VIPs\n", config);
-			return 1;
-		}
+		r = decap_vips_from_config(config, vips, &n, err, errlen);
+		if (r)
+			return r;
 	}
-	if (geteuid() != 0) {
-		fprintf(stderr, "maglevctl decap: must run as root (XDP needs CAP_BPF and CAP_NET_ADMIN)\n");
-		return 1;
-	}
+	r = decap_need_root(err, errlen);
+	if (r)
+		return r;
 	r = decap_obj_path(obj, sizeof(obj));
 	if (r) {
-		fprintf(stderr, "maglevctl decap: no BPF object at %s (run make, or set %s)\n", obj,
-			DECAP_BPF_DIR_ENV);
-		return 1;
+		snprintf(err, errlen, "no BPF object at %s (run make, or set %s)", obj,
+			 DECAP_BPF_DIR_ENV);
+		return r;
 	}
-	r = decap_attach(dev, obj, mode, vips, n, &mode_name, &replaced, err, sizeof(err));
+	r = decap_attach(dev, obj, mode, vips, n, &mode_name, &replaced, err, errlen);
 	if (r) {
-		fprintf(stderr, "maglevctl decap: %s\n", err);
 		if (strstr(err, "verifier") && decap_log_len > 0)
-			fprintf(stderr, "maglevctl decap: libbpf/verifier log:\n%s", decap_log);
-		return 1;
+			fprintf(stderr, "libbpf/verifier log:\n%s", decap_log);
+		return r;
 	}
 	if (replaced)
 		printf("%s: xdp_decap already attached (%s mode): VIP set replaced, %zu VIPs\n", dev,
@@ -596,54 +607,43 @@ static int decap_cmd_attach(int argc, char **argv)
 	return 0;
 }
 
-static int decap_cmd_detach(int argc, char **argv)
+static int decap_cmd_detach(int argc, char **argv, char *err, size_t errlen)
 {
-	char err[DECAP_ERR_MAX] = "";
+	int r;
 
-	if (argc != 1 || argv[0][0] == '-') {
-		decap_usage(stderr);
-		return 2;
-	}
-	if (geteuid() != 0) {
-		fprintf(stderr, "maglevctl decap: must run as root\n");
-		return 1;
-	}
-	if (decap_detach(argv[0], err, sizeof(err))) {
-		fprintf(stderr, "maglevctl decap: %s\n", err);
-		return 1;
-	}
+	if (argc != 1 || argv[0][0] == '-')
+		return decap_usage_err(err, errlen, "detach takes one device", NULL);
+	r = decap_need_root(err, errlen);
+	if (r)
+		return r;
+	r = decap_detach(argv[0], err, errlen);
+	if (r)
+		return r;
 	printf("%s: xdp_decap detached\n", argv[0]);
 	return 0;
 }
 
-static int decap_cmd_status(int argc, char **argv)
+static int decap_cmd_status(int argc, char **argv, char *err, size_t errlen)
 {
 	static struct decap_status st;
-	char err[DECAP_ERR_MAX] = "", buf[LB_ADDR_STRLEN];
+	char buf[LB_ADDR_STRLEN];
 	int r;
 
-	if (argc != 1 || argv[0][0] == '-') {
-		decap_usage(stderr);
-		return 2;
-	}
-	if (geteuid() != 0) {
-		fprintf(stderr, "maglevctl decap: must run as root\n");
-		return 1;
-	}
-	r = decap_status_read(argv[0], &st, err, sizeof(err));
-	if (r && !st.attached) {
-		fprintf(stderr, "maglevctl decap: %s\n", err);
-		return 1;
-	}
+	if (argc != 1 || argv[0][0] == '-')
+		return decap_usage_err(err, errlen, "status takes one device", NULL);
+	r = decap_need_root(err, errlen);
+	if (r)
+		return r;
+	r = decap_status_read(argv[0], &st, err, errlen);
+	if (r && !st.attached)
+		return r;
 	if (!st.attached) {
-		printf("%s: xdp_decap not attached\n", argv[0]);
-		return 3;
+		snprintf(err, errlen, "%s: xdp_decap not attached", argv[0]);
+		return -ENOENT;
 	}
 	printf("%s: xdp_decap attached (%s mode, program id %u)\n", argv[0], st.mode, st.prog_id);
-	if (r) {
-		printf("counters unreachable: %s\n", err);
-		return 0;
-	}
+	if (r)
+		return r;
 	printf("vips:");
 	for (uint32_t i = 0; i < st.n_vips; i++)
 		printf(" %s", lb_addr_str(&st.vips[i], buf, sizeof(buf)));
@@ -653,19 +653,30 @@ static int decap_cmd_status(int argc, char **argv)
 	return 0;
 }
 
-int decap_main(int argc, char **argv)
+int ctl_cmd_decap(int argc, char **argv, char *err, size_t errlen)
 {
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		decap_usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	if (argc < 2)
+		return decap_usage_err(err, errlen, "attach, detach or status?", NULL);
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		decap_usage(stdout);
+		return 0;
 	}
 	if (!strcmp(argv[1], "attach"))
-		return decap_cmd_attach(argc - 2, argv + 2);
+		return decap_cmd_attach(argc - 2, argv + 2, err, errlen);
 	if (!strcmp(argv[1], "detach"))
-		return decap_cmd_detach(argc - 2, argv + 2);
+		return decap_cmd_detach(argc - 2, argv + 2, err, errlen);
 	if (!strcmp(argv[1], "status"))
-		return decap_cmd_status(argc - 2, argv + 2);
-	fprintf(stderr, "maglevctl decap: unknown command '%s'\n", argv[1]);
-	decap_usage(stderr);
-	return 2;
+		return decap_cmd_status(argc - 2, argv + 2, err, errlen);
+	return decap_usage_err(err, errlen, "unknown decap command", argv[1]);
+}
+
+int decap_main(int argc, char **argv)
+{
+	char err[DECAP_ERR_MAX] = "";
+	int r = ctl_cmd_decap(argc, argv, err, sizeof(err));
+
+	if (r == 0)
+		return 0;
+	fprintf(stderr, "maglevctl decap: %s\n", err[0] ? err : strerror(-r));
+	return 1;
 }

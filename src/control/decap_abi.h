@@ -14,12 +14,18 @@
 #define DECAP_VIPS_MAX      1024u            /* VIP addresses per program; CONFIG_VIPS_MAX */
 
 /*
- * A VIP as the program looks it up: the IPv6 address, or an IPv4 address mapped into IPv6
- * (::ffff:a.b.c.d, RFC 4291 2.5.5.2), so one map holds both families.
+ * A VIP as the program looks it up: family 4 with the IPv4 address in addr[0..3] and the rest
+ * zero, or family 6 with the IPv6 address. (The family keeps an IPv6 packet to the IPv4-mapped
+ * form of an IPv4 VIP from matching it.) pad must be zero.
  */
 struct decap_vip_key {
+	__u8 family; /* DECAP_FAMILY_IPV4 or DECAP_FAMILY_IPV6 */
+	__u8 pad[3];
 	__u8 addr[16];
 };
+
+#define DECAP_FAMILY_IPV4 4
+#define DECAP_FAMILY_IPV6 6
 
 /*
  * X(ENUM_SUFFIX, "name", "help"). Every frame the program sees is counted exactly once.

@@ -8,7 +8,7 @@
 
 #include "core/pkt.h"
 
-#define NS_PER_SEC 1000000000ull
+#define NS_PER_SEC    1000000000ull
 #define CT_HUGE_ALIGN (2u << 20) /* bytes: transparent huge page size on x86-64 */
 
 static uint32_t secs_to_ticks(uint32_t s)
@@ -86,7 +86,7 @@ static uint8_t flags_after(uint8_t flags, uint8_t proto, uint8_t tcp_flags)
 }
 
 uint64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t bref,
-		   uint8_t tcp_flags, uint32_t now, bool *evicted)
+                   uint8_t tcp_flags, uint32_t now, bool *evicted)
 {
 	uint32_t b = ct_bucket_of(t, hash);
 	struct ct_bucket *h = &t->buckets[b];
@@ -116,7 +116,7 @@ take:
 }
 
 bool ct_peek(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t *bref,
-	     uint32_t *expires)
+             uint32_t *expires)
 {
 	uint32_t b = ct_bucket_of(t, hash);
 	const struct ct_bucket *h = &t->buckets[b];

@@ -27,7 +27,7 @@
 	X(DROP_IPV6_BAD_HEADER, "drop_ipv6_bad_header", "Dropped: IPv6 version invalid")           \
 	X(DROP_IPV6_BAD_LEN, "drop_ipv6_bad_len", "Dropped: IPv6 payload length beyond the frame") \
 	X(DROP_IPV6_BAD_EXT, "drop_ipv6_bad_ext",                                                  \
-	  "Dropped: IPv6 extension header chain cut short or longer than the walk bound")         \
+	  "Dropped: IPv6 extension header chain cut short or longer than the walk bound")          \
 	X(DROP_TCP_TRUNCATED, "drop_tcp_truncated", "Dropped: TCP header to a VIP cut short")      \
 	X(DROP_TCP_BAD_HEADER, "drop_tcp_bad_header", "Dropped: TCP data offset invalid")          \
 	X(DROP_UDP_TRUNCATED, "drop_udp_truncated", "Dropped: UDP header to a VIP cut short")      \
@@ -39,8 +39,8 @@
 	  "Dropped: ICMP error whose quoted packet is malformed or not from a VIP")                \
 	X(DROP_GRE_TRUNCATED, "drop_gre_truncated", "Dropped: GRE header to us cut short")         \
 	X(DROP_GRE_UNSUPPORTED, "drop_gre_unsupported",                                            \
-	  "Dropped: GRE to us with flags (checksum, key, sequence), version or protocol we do not " \
-	  "re-target")                                                                             \
+	  "Dropped: GRE to us with flags (checksum, key, sequence), version or protocol not "      \
+	  "re-targeted")                                                                           \
 	X(DROP_NO_BACKEND, "drop_no_backend", "Dropped: the VIP has no backend that takes flows")  \
 	X(DROP_NEXTHOP_UNRESOLVED, "drop_nexthop_unresolved",                                      \
 	  "Dropped: the backend's next-hop MAC is not resolved yet")                               \
@@ -51,17 +51,20 @@
 	  "Dropped: IPv4 without DF too big once encapsulated (the outer is not fragmented)")      \
 	X(DROP_TOO_BIG_ICMP, "drop_too_big_icmp",                                                  \
 	  "Dropped: ICMP error or re-targeted packet too big to send on")                          \
-	X(DROP_ICMP_FRAGMENT, "drop_icmp_fragment", "Dropped: fragmented ICMP to a VIP")      \
+	X(DROP_ICMP_FRAGMENT, "drop_icmp_fragment", "Dropped: fragmented ICMP to a VIP")           \
 	X(TX_GRE_IPV4, "tx_gre_ipv4", "Sent: encapsulated in GRE with outer IPv4")                 \
 	X(TX_GRE_IPV6, "tx_gre_ipv6", "Sent: encapsulated in GRE with outer IPv6")                 \
-	X(TX_RETARGET, "tx_retarget", "Sent: GRE to us re-targeted to a backend (outer rewritten)") \
+	X(TX_RETARGET, "tx_retarget",                                                              \
+	  "Sent: GRE to us re-targeted to a backend (outer rewritten)")                            \
 	X(TX_ICMP_ECHO_REPLY, "tx_icmp_echo_reply", "Sent: ICMP echo reply from a VIP")            \
 	X(TX_ICMP6_ECHO_REPLY, "tx_icmp6_echo_reply", "Sent: ICMPv6 echo reply from a VIP")        \
-	X(TX_ICMP_FRAG_NEEDED, "tx_icmp_frag_needed", "Sent: ICMP fragmentation needed to a client") \
+	X(TX_ICMP_FRAG_NEEDED, "tx_icmp_frag_needed",                                              \
+	  "Sent: ICMP fragmentation needed to a client")                                           \
 	X(TX_ICMP6_TOO_BIG, "tx_icmp6_too_big", "Sent: ICMPv6 packet too big to a client")         \
 	X(ICMP_RATE_LIMITED, "icmp_rate_limited",                                                  \
 	  "Dropped: too big, and the ICMP error about it was suppressed by the rate limit")        \
-	X(ICMP_STEERED, "icmp_steered", "ICMP errors about a VIP flow sent to that flow's backend") \
+	X(ICMP_STEERED, "icmp_steered",                                                            \
+	  "ICMP errors about a VIP flow sent to that flow's backend")                              \
 	X(FRAGMENTS, "fragments", "IP fragments to a VIP (3-tuple hash, not tracked)")             \
 	X(CT_HIT, "ct_hit", "Connection table hits")                                               \
 	X(CT_MISS, "ct_miss", "Connection table misses (backend chosen from the Maglev table)")    \
@@ -73,7 +76,7 @@ enum lb_counter {
 #define LB_COUNTER_ENUM(id, name, help) LB_CTR_##id,
 	LB_COUNTERS(LB_COUNTER_ENUM)
 #undef LB_COUNTER_ENUM
-	LB_CTR_MAX
+	    LB_CTR_MAX
 };
 
 extern const char *const lb_counter_name[LB_CTR_MAX];
@@ -83,7 +86,7 @@ extern const char *const lb_counter_help[LB_CTR_MAX];
  * Adds n to a counter that only the calling thread writes. Relaxed load + store (a plain add on
  * x86) so that concurrent relaxed loads by readers are well defined.
  */
-#define LB_CTR_ADD(c, n)                                                                          \
+#define LB_CTR_ADD(c, n)                                                                           \
 	__atomic_store_n(&(c), __atomic_load_n(&(c), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
 
 /* Reads a counter another thread writes. */

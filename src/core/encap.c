@@ -4,9 +4,8 @@
 #include "core/counters.h"
 #include "core/pipeline.h"
 
-
 int gre_retarget(struct lb_frame *f, const struct pkt_ip *outer, uint32_t gre_off,
-		 const struct gre_outer *o, uint32_t mtu)
+                 const struct gre_outer *o, uint32_t mtu)
 {
 	uint8_t af = o->dst->family;
 	uint32_t out_family = outer->family == 4 ? AF_INET : AF_INET6;

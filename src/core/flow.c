@@ -4,7 +4,7 @@
 #include <arpa/inet.h>
 
 void lb_flow_key_make(struct lb_flow_key *k, const struct lb_addr *src, const struct lb_addr *dst,
-		      uint8_t proto, uint16_t sport, uint16_t dport)
+                      uint8_t proto, uint16_t sport, uint16_t dport)
 {
 	memset(k, 0, sizeof(*k));
 	memcpy(k->src, src->b, lb_addr_len(src));

@@ -12,20 +12,21 @@
 
 struct lb_frame;
 
-#define ICMP_ECHO_REPLY        0u
-#define ICMP_DEST_UNREACH      3u
-#define ICMP_FRAG_NEEDED_CODE  4u
-#define ICMP_ECHO_REQUEST      8u
-#define ICMP_TIME_EXCEEDED     11u
-#define ICMP6_DEST_UNREACH     1u
-#define ICMP6_PACKET_TOO_BIG   2u
-#define ICMP6_TIME_EXCEEDED    3u
-#define ICMP6_ECHO_REQUEST     128u
-#define ICMP6_ECHO_REPLY       129u
-#define ICMP6_ND_FIRST         133u /* router solicitation */
-#define ICMP6_ND_LAST          137u /* redirect */
+#define ICMP_ECHO_REPLY       0u
+#define ICMP_DEST_UNREACH     3u
+#define ICMP_FRAG_NEEDED_CODE 4u
+#define ICMP_ECHO_REQUEST     8u
+#define ICMP_TIME_EXCEEDED    11u
+#define ICMP6_DEST_UNREACH    1u
+#define ICMP6_PACKET_TOO_BIG  2u
+#define ICMP6_TIME_EXCEEDED   3u
+#define ICMP6_ECHO_REQUEST    128u
+#define ICMP6_ECHO_REPLY      129u
+#define ICMP6_ND_FIRST        133u /* router solicitation */
+#define ICMP6_ND_LAST         137u /* redirect */
 
-#define ICMP_QUOTE_MAX_V4 576u  /* bytes of IP datagram an ICMP error may fill (RFC 1812 4.3.2.3) */
+#define ICMP_QUOTE_MAX_V4 576u  /* bytes of IP datagram an ICMP error may fill (RFC 1812 4.3.2.3)  \
+	                         */
 #define ICMP_QUOTE_MAX_V6 1280u /* bytes of IPv6 packet an ICMPv6 error may fill (RFC 4443 2.4) */
 #define ICMP_MTU_MIN_V4   68u   /* smallest next-hop MTU we report (RFC 791) */
 #define ICMP_MTU_MIN_V6   1280u /* smallest MTU we report in packet too big (RFC 8200) */

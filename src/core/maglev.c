@@ -5,6 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define MAGLEV_HAVE_AVX2 1
+#endif
+
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -14,7 +19,9 @@
  * (about M / empty probes). Both give the same slot, the first empty one in the backend's
  * permutation order; only the speed differs. The scale is the measured ratio of the two costs.
  */
-#define MAGLEV_TAIL_SCALE 2u
+#define MAGLEV_TAIL_SCALE 4u
+#define MAGLEV_TAIL_MAX   4095u /* empty slots in the tail list: index fits SCAN_KEY_BITS */
+#define SCAN_KEY_BITS     12u   /* scan keys are (distance << SCAN_KEY_BITS) | index */
 
 /* Hot per-backend state while a table is populated, indexed by turn order. */
 struct maglev_pos {
@@ -36,6 +43,7 @@ struct maglev_fill {
 	uint32_t *empties;   /* the empty slots in the tail phase (tail_max entries) */
 	uint32_t n_empties;
 	bool in_tail;
+	bool avx2;   /* the CPU runs scan_nearest_avx2 */
 	uint64_t mu; /* floor((2^64 - 1) / M), for mod_m() */
 };
 
@@ -67,25 +75,27 @@ static uint32_t isqrt32(uint64_t x)
 
 static uint32_t tail_max_for(uint32_t m)
 {
-	return isqrt32((uint64_t)m * MAGLEV_TAIL_SCALE);
+	uint32_t t = isqrt32((uint64_t)m * MAGLEV_TAIL_SCALE);
+
+	return t < MAGLEV_TAIL_MAX ? t : MAGLEV_TAIL_MAX;
 }
 
-/* a^-1 mod m for prime m and 0 < a < m (extended Euclid). */
+/* a^-1 mod m for prime m and 0 < a < m (extended Euclid; |t| < m < 2^31 throughout). */
 static uint32_t inv_mod(uint32_t a, uint32_t m)
 {
-	int64_t t = 0, new_t = 1, r = m, new_r = a;
+	int32_t t = 0, new_t = 1;
+	uint32_t r = m, new_r = a;
 
 	while (new_r != 0) {
-		int64_t q = r / new_r, tmp;
+		uint32_t q = r / new_r, tmp_r = r - q * new_r;
+		int32_t tmp_t = t - (int32_t)q * new_t;
 
-		tmp = t - q * new_t;
 		t = new_t;
-		new_t = tmp;
-		tmp = r - q * new_r;
+		new_t = tmp_t;
 		r = new_r;
-		new_r = tmp;
+		new_r = tmp_r;
 	}
-	return (uint32_t)(t < 0 ? t + m : t);
+	return (uint32_t)(t < 0 ? t + (int32_t)m : t);
 }
 
 /*
@@ -100,14 +110,18 @@ static inline uint32_t mod_m(uint64_t x, uint32_t m, uint64_t mu)
 	return (uint32_t)(r >= m ? r - m : r);
 }
 
+static inline uint32_t add_m(uint32_t a, uint32_t b, uint32_t m)
+{
+	a += b;
+	return a >= m ? a - m : a;
+}
+
 /* Walks the permutation from c to the first empty slot and claims it in the bitmap. */
 static inline __attribute__((always_inline)) uint32_t probe_claim(uint64_t *used, uint32_t m,
 								   uint32_t c, uint32_t skip)
 {
-	while ((used[c >> 6] >> (c & 63)) & 1) {
-		c += skip;
-		c = c >= m ? c - m : c;
-	}
+	while ((used[c >> 6] >> (c & 63)) & 1)
+		c = add_m(c, skip, m);
 	used[c >> 6] |= 1ull << (c & 63);
 	return c;
 }
@@ -127,10 +141,99 @@ static void tail_start(struct maglev_fill *f)
 			f->empties[f->n_empties++] = c;
 		}
 	}
-	for (uint32_t i = 0; i < f->n; i++)
-		f->inv[i] = inv_mod(f->pos[i].skip, f->m);
+	/*
+	 * All inverses with one inv_mod (Montgomery's batch inversion): inv[i] first holds the
+	 * prefix product skip[0] * ... * skip[i], then, walking back, the inverse of skip[i].
+	 */
+	{
+		uint32_t m = f->m, n = f->n, t;
+		uint64_t mu = f->mu;
+
+		f->inv[0] = f->pos[0].skip;
+		for (uint32_t i = 1; i < n; i++)
+			f->inv[i] = mod_m((uint64_t)f->inv[i - 1] * f->pos[i].skip, m, mu);
+		t = inv_mod(f->inv[n - 1], m);
+		for (uint32_t i = n - 1; i > 0; i--) {
+			f->inv[i] = mod_m((uint64_t)t * f->inv[i - 1], m, mu);
+			t = mod_m((uint64_t)t * f->pos[i].skip, m, mu);
+		}
+		f->inv[0] = t;
+	}
 	f->in_tail = true;
 }
+
+/*
+ * Index into empties[0..n_e) of the slot nearest to c in the permutation with step skip = inv^-1:
+ * the one with the smallest ((e - c) * inv) mod M. Distances are distinct, so the answer is unique.
+ */
+static uint32_t scan_nearest(const uint32_t *empties, uint32_t n_e, uint32_t c, uint32_t inv,
+			     uint32_t m, uint64_t mu)
+{
+	uint64_t best = UINT64_MAX;
+
+	for (uint32_t k = 0; k < n_e; k++) {
+		uint64_t d = mod_m((uint64_t)(empties[k] + m - c) * inv, m, mu);
+		uint64_t key = d << SCAN_KEY_BITS | k;
+
+		best = key < best ? key : best;
+	}
+	return (uint32_t)(best & ((1u << SCAN_KEY_BITS) - 1));
+}
+
+#ifdef MAGLEV_HAVE_AVX2
+/*
+ * scan_nearest, four slots per vector in double precision; exact: x = (e + m - c) * inv < 2^41 is
+ * exact in a double, floor(x * (1/m)) is the true quotient or one less (the rounding error is
+ * below 2^-31 while a nonzero remainder puts x/m at least 2^-20 from an integer), so x - q*m
+ * (exact) needs at most one subtraction of m. Keys (d * 2^12 + k < 2^32) are exact too.
+ */
+__attribute__((target("avx2"))) static uint32_t
+scan_nearest_avx2(const uint32_t *empties, uint32_t n_e, uint32_t c, uint32_t inv, uint32_t m,
+		  uint64_t mu)
+{
+	const __m256d vinv = _mm256_set1_pd((double)inv), vm = _mm256_set1_pd((double)m);
+	const __m256d vminv = _mm256_set1_pd(1.0 / m);
+	const __m256d vscale = _mm256_set1_pd((double)(1u << SCAN_KEY_BITS));
+	const __m256d vstep = _mm256_set1_pd(8.0);
+	const __m128i voff = _mm_set1_epi32((int32_t)(m - c));
+	__m256d best0 = _mm256_set1_pd(1e300), best1 = best0;
+	__m256d k0 = _mm256_setr_pd(0, 1, 2, 3), k1 = _mm256_setr_pd(4, 5, 6, 7);
+	uint32_t k = 0, tail_k;
+	uint64_t best;
+	double lanes[4];
+
+	for (; k + 8 <= n_e; k += 8) {
+		__m128i e0 = _mm_loadu_si128((const __m128i *)(empties + k));
+		__m128i e1 = _mm_loadu_si128((const __m128i *)(empties + k + 4));
+		__m256d x0 = _mm256_mul_pd(_mm256_cvtepi32_pd(_mm_add_epi32(e0, voff)), vinv);
+		__m256d x1 = _mm256_mul_pd(_mm256_cvtepi32_pd(_mm_add_epi32(e1, voff)), vinv);
+		__m256d q0 = _mm256_floor_pd(_mm256_mul_pd(x0, vminv));
+		__m256d q1 = _mm256_floor_pd(_mm256_mul_pd(x1, vminv));
+		__m256d r0 = _mm256_sub_pd(x0, _mm256_mul_pd(q0, vm));
+		__m256d r1 = _mm256_sub_pd(x1, _mm256_mul_pd(q1, vm));
+
+		r0 = _mm256_sub_pd(r0, _mm256_and_pd(_mm256_cmp_pd(r0, vm, _CMP_GE_OQ), vm));
+		r1 = _mm256_sub_pd(r1, _mm256_and_pd(_mm256_cmp_pd(r1, vm, _CMP_GE_OQ), vm));
+		best0 = _mm256_min_pd(best0, _mm256_add_pd(_mm256_mul_pd(r0, vscale), k0));
+		best1 = _mm256_min_pd(best1, _mm256_add_pd(_mm256_mul_pd(r1, vscale), k1));
+		k0 = _mm256_add_pd(k0, vstep);
+		k1 = _mm256_add_pd(k1, vstep);
+	}
+	_mm256_storeu_pd(lanes, _mm256_min_pd(best0, best1));
+	best = UINT64_MAX;
+	for (int l = 0; l < 4; l++)
+		if (lanes[l] < 1e300 && (uint64_t)lanes[l] < best)
+			best = (uint64_t)lanes[l];
+	for (; k < n_e; k++) {
+		uint64_t d = mod_m((uint64_t)(empties[k] + m - c) * inv, m, mu);
+		uint64_t key = d << SCAN_KEY_BITS | k;
+
+		best = key < best ? key : best;
+	}
+	tail_k = (uint32_t)(best & ((1u << SCAN_KEY_BITS) - 1));
+	return tail_k;
+}
+#endif
 
 /*
  * A turn of backend i in the tail phase. Every slot before pos[i].cur in i's permutation is used,
@@ -140,17 +243,16 @@ static void tail_start(struct maglev_fill *f)
 static bool turn_scan(struct maglev_fill *f, uint32_t i)
 {
 	uint32_t m = f->m, c = f->pos[i].cur, inv, k, e;
-	uint64_t best = UINT64_MAX, mu = f->mu;
 
 	if (!f->in_tail)
 		tail_start(f);
 	inv = f->inv[i];
-	for (k = 0; k < f->n_empties; k++) {
-		uint64_t key = (uint64_t)mod_m((uint64_t)(f->empties[k] + m - c) * inv, m, mu) << 32 | k;
-
-		best = key < best ? key : best;
-	}
-	k = (uint32_t)best;
+#ifdef MAGLEV_HAVE_AVX2
+	if (f->avx2)
+		k = scan_nearest_avx2(f->empties, f->n_empties, c, inv, m, f->mu);
+	else
+#endif
+		k = scan_nearest(f->empties, f->n_empties, c, inv, m, f->mu);
 	e = f->empties[k];
 	f->empties[k] = f->empties[--f->n_empties];
 	f->used[e >> 6] |= 1ull << (e & 63);
@@ -279,7 +381,8 @@ static size_t scratch_size(uint32_t m, uint32_t n)
  * and writes ids[k] into the table. scratch holds scratch_size(m, n) bytes, 8-byte aligned.
  */
 static void populate_core(uint16_t *table, uint32_t m, const struct maglev_perm *perms,
-			  const uint32_t *weights, const uint16_t *ids, uint32_t n, void *scratch)
+			  const uint32_t *weights, const uint16_t *ids, uint32_t n, void *scratch,
+			  unsigned flags)
 {
 	uint32_t words = (m + 63) / 64;
 	uint64_t *used = scratch;
@@ -301,6 +404,9 @@ static void populate_core(uint16_t *table, uint32_t m, const struct maglev_perm 
 		.inv = inv,
 		.empties = empties,
 		.mu = UINT64_MAX / m,
+#ifdef MAGLEV_HAVE_AVX2
+		.avx2 = !(flags & MAGLEV_BUILD_SCALAR) && __builtin_cpu_supports("avx2"),
+#endif
 	};
 	bool equal = true;
 
@@ -350,7 +456,7 @@ int maglev_populate(uint16_t *table, uint32_t m, const struct maglev_perm *perms
 		goto out;
 	for (uint32_t k = 0; k < n; k++)
 		ids[k] = (uint16_t)k;
-	populate_core(table, m, perms, weights, ids, n, scratch);
+	populate_core(table, m, perms, weights, ids, n, scratch, 0);
 	err = 0;
 out:
 	free(ids);
@@ -382,6 +488,12 @@ static int sorted_cmp(const void *pa, const void *pb)
 
 int maglev_build(uint16_t *table, uint32_t m, const struct maglev_backend *b, uint32_t n,
 		 uint64_t seed)
+{
+	return maglev_build_flags(table, m, b, n, seed, 0);
+}
+
+int maglev_build_flags(uint16_t *table, uint32_t m, const struct maglev_backend *b, uint32_t n,
+		       uint64_t seed, unsigned flags)
 {
 	struct maglev_sorted *sorted;
 	struct maglev_perm *perms;
@@ -418,7 +530,7 @@ int maglev_build(uint16_t *table, uint32_t m, const struct maglev_backend *b, ui
 		weights[k] = sorted[k].weight;
 		ids[k] = sorted[k].id;
 	}
-	populate_core(table, m, perms, weights, ids, n, scratch);
+	populate_core(table, m, perms, weights, ids, n, scratch, flags);
 	err = 0;
 out:
 	free(mem);

@@ -59,6 +59,14 @@ int maglev_populate(uint16_t *table, uint32_t m, const struct maglev_perm *perms
 int maglev_build(uint16_t *table, uint32_t m, const struct maglev_backend *b, uint32_t n,
 		 uint64_t seed);
 
+/*
+ * maglev_build with flags: MAGLEV_BUILD_SCALAR keeps to portable scalar code (no SIMD) even where
+ * the CPU has it; the table is the same either way (tests and benchmarks compare the two).
+ */
+#define MAGLEV_BUILD_SCALAR 1u
+int maglev_build_flags(uint16_t *table, uint32_t m, const struct maglev_backend *b, uint32_t n,
+		       uint64_t seed, unsigned flags);
+
 /* slots[i] = number of table slots holding i, for i < n (MAGLEV_EMPTY slots are not counted). */
 void maglev_count(const uint16_t *table, uint32_t m, uint32_t *slots, uint32_t n);
 

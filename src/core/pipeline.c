@@ -10,8 +10,8 @@
 #include "core/icmp.h"
 #include "core/pkt.h"
 
-#define NS_PER_SEC     1000000000ull
-#define IPPROTO_GRE_   47u
+#define NS_PER_SEC        1000000000ull
+#define IPPROTO_GRE_      47u
 #define LB_PREFETCH_AHEAD 8u /* frames between an entry prefetch and its use in a batch */
 
 enum job_kind {
@@ -26,12 +26,12 @@ struct lb_job {
 	uint8_t verdict;
 	bool steer;    /* ip is an ICMP error about the flow (not tracked, counted apart) */
 	bool retarget; /* ip came in GRE to us: rewrite the outer header instead of wrapping */
-	bool track;  /* look the flow up in the connection table */
-	bool insert; /* and track it if missing */
+	bool track;    /* look the flow up in the connection table */
+	bool insert;   /* and track it if missing */
 	uint8_t tcp_flags;
 	uint16_t counter; /* JOB_VERDICT: counter to add 1 to */
 	uint16_t vip;
-	uint32_t gre_off;    /* retarget: GRE header */
+	uint32_t gre_off; /* retarget: GRE header */
 	uint64_t hash;
 	struct pkt_ip ip;    /* the packet sent on (for retarget: the inner one) */
 	struct pkt_ip outer; /* retarget: the outer IP header */
@@ -53,10 +53,10 @@ struct lb_worker *lb_worker_create(const struct lb_worker_params *p)
 {
 	struct lb_worker *w;
 	struct ct_timeouts to = {
-		.tcp = p->tcp_timeout,
-		.tcp_fin = p->tcp_fin_timeout,
-		.udp = p->udp_timeout,
-		.other = p->icmp_timeout,
+	    .tcp = p->tcp_timeout,
+	    .tcp_fin = p->tcp_fin_timeout,
+	    .udp = p->udp_timeout,
+	    .other = p->icmp_timeout,
 	};
 
 	if (posix_memalign((void **)&w, 64, sizeof(*w)))
@@ -125,14 +125,14 @@ static inline uint32_t addr_len_of(uint8_t family)
 
 /* Fills the flow key from addresses in the frame (family 4/6) and network-order ports. */
 static inline void key_fill(struct lb_flow_key *k, uint8_t family, const uint8_t *src,
-			    const uint8_t *dst, uint8_t proto, uint16_t sport, uint16_t dport)
+                            const uint8_t *dst, uint8_t proto, uint16_t sport, uint16_t dport)
 {
 	lb_flow_key_fill(k, family, src, dst, proto, sport, dport);
 }
 
 /* A TCP/UDP packet ip to VIP address ai: its VIP and flow. Sets j->kind. */
 static void classify_l4(const struct lb_snapshot *s, const uint8_t *d, const struct pkt_ip *ip,
-			int32_t ai, struct lb_job *j)
+                        int32_t ai, struct lb_job *j)
 {
 	uint16_t sport = 0, dport = 0;
 	int32_t vip;
@@ -163,7 +163,8 @@ static void classify_l4(const struct lb_snapshot *s, const uint8_t *d, const str
 	}
 	j->kind = JOB_FLOW;
 	j->vip = (uint16_t)vip;
-	key_fill(&j->key, ip->family, pkt_ip_src(d, ip), pkt_ip_dst(d, ip), ip->proto, sport, dport);
+	key_fill(&j->key, ip->family, pkt_ip_src(d, ip), pkt_ip_dst(d, ip), ip->proto, sport,
+	         dport);
 	j->hash = lb_flow_hash(&j->key, s->hash_seed);
 }
 
@@ -172,7 +173,7 @@ static void classify_l4(const struct lb_snapshot *s, const uint8_t *d, const str
  * client becomes client to VIP), hashed like the forward direction.
  */
 static void classify_icmp_error(const struct lb_snapshot *s, const uint8_t *d,
-				const struct pkt_ip *ip, int32_t ai, struct lb_job *j)
+                                const struct pkt_ip *ip, int32_t ai, struct lb_job *j)
 {
 	struct pkt_ip e;
 	uint16_t sport = 0, dport = 0;
@@ -215,7 +216,7 @@ static void classify_icmp_error(const struct lb_snapshot *s, const uint8_t *d,
 }
 
 static void classify_icmp(const struct lb_snapshot *s, const uint8_t *d, const struct pkt_ip *ip,
-			  int32_t ai, struct lb_job *j)
+                          int32_t ai, struct lb_job *j)
 {
 	uint8_t type;
 
@@ -256,7 +257,7 @@ static void classify_icmp(const struct lb_snapshot *s, const uint8_t *d, const s
 }
 
 static inline bool is_our_source(const struct lb_snapshot *s, const uint8_t *d,
-				 const struct pkt_ip *ip)
+                                 const struct pkt_ip *ip)
 {
 	const struct lb_addr *a = ip->family == 4 ? &s->source_ipv4 : &s->source_ipv6;
 
@@ -266,7 +267,7 @@ static inline bool is_our_source(const struct lb_snapshot *s, const uint8_t *d,
 
 /* GRE to one of our source addresses: re-target it if its inner packet is for a VIP. */
 static void classify_gre(const struct lb_snapshot *s, const uint8_t *d, const struct pkt_ip *outer,
-			 struct lb_job *j)
+                         struct lb_job *j)
 {
 	uint32_t g = outer->l4off;
 	uint16_t proto;
@@ -301,7 +302,7 @@ static void classify_gre(const struct lb_snapshot *s, const uint8_t *d, const st
 	if (j->ip.proto == IPPROTO_TCP || j->ip.proto == IPPROTO_UDP) {
 		classify_l4(s, d, &j->ip, ai, j);
 	} else if ((ifam == 4 && j->ip.proto == IPPROTO_ICMP) ||
-		   (ifam == 6 && j->ip.proto == IPPROTO_ICMPV6)) {
+	           (ifam == 6 && j->ip.proto == IPPROTO_ICMPV6)) {
 		classify_icmp(s, d, &j->ip, ai, j);
 		if (j->kind == JOB_ECHO)
 			job_verdict(j, LB_DROP, LB_CTR_DROP_ICMP_UNSUPPORTED);
@@ -410,7 +411,7 @@ static inline uint16_t table_choice(const struct lb_snapshot *s, const struct lb
 
 /* Chooses the backend of j's flow: connection table, else the VIP's Maglev table. */
 static uint16_t choose(struct lb_worker *w, const struct lb_snapshot *s, const struct lb_job *j,
-		       uint32_t now)
+                       uint32_t now)
 {
 	uint16_t id;
 	int64_t slot;
@@ -441,8 +442,8 @@ static uint16_t choose(struct lb_worker *w, const struct lb_snapshot *s, const s
 	if (id != LB_BACKEND_NONE && j->insert) {
 		bool evicted;
 
-		ct_insert(w->ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag), j->tcp_flags, now,
-			  &evicted);
+		ct_insert(w->ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag), j->tcp_flags,
+		          now, &evicted);
 		if (evicted)
 			count(w, LB_CTR_CT_EVICTED);
 		LB_CTR_ADD(w->bctr[id].flows, 1);
@@ -458,7 +459,7 @@ static enum lb_verdict drop(struct lb_worker *w, unsigned c)
 
 /* Second stage: act on j. */
 static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
-			   struct lb_job *j, uint64_t now_ns)
+                           struct lb_job *j, uint64_t now_ns)
 {
 	const struct lb_backend *b;
 	const struct lb_addr *src;
@@ -474,7 +475,8 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	}
 	if (j->kind == JOB_ECHO) {
 		icmp_echo_reply(f, &j->ip, s->ttl);
-		count(w, j->ip.family == 4 ? LB_CTR_TX_ICMP_ECHO_REPLY : LB_CTR_TX_ICMP6_ECHO_REPLY);
+		count(w,
+		      j->ip.family == 4 ? LB_CTR_TX_ICMP_ECHO_REPLY : LB_CTR_TX_ICMP6_ECHO_REPLY);
 		return LB_TX;
 	}
 	if (j->ip.frag)
@@ -515,7 +517,7 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 			if (err)
 				return drop(w, (unsigned)err);
 			count(w, j->ip.family == 4 ? LB_CTR_TX_ICMP_FRAG_NEEDED
-						   : LB_CTR_TX_ICMP6_TOO_BIG);
+			                           : LB_CTR_TX_ICMP6_TOO_BIG);
 			return LB_TX;
 		}
 		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, &o);
@@ -531,7 +533,7 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 }
 
 enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
-			   uint64_t now_ns)
+                           uint64_t now_ns)
 {
 	struct lb_job *j = &w->jobs[0];
 
@@ -547,7 +549,7 @@ static inline void prefetch_job(const struct lb_worker *w, const struct lb_job *
 }
 
 void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
-		      enum lb_verdict *v, unsigned n, uint64_t now_ns)
+                      enum lb_verdict *v, unsigned n, uint64_t now_ns)
 {
 	while (n) {
 		unsigned m = n < LB_BATCH_MAX ? n : LB_BATCH_MAX;
@@ -576,7 +578,7 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 }
 
 int lb_explain(const struct lb_worker *w, const struct lb_snapshot *s, const struct lb_flow_key *k,
-	       struct lb_explanation *out)
+               struct lb_explanation *out)
 {
 	struct lb_job j;
 	int32_t ai, vip;

@@ -31,7 +31,8 @@ struct lb_frame {
 enum lb_verdict {
 	LB_DROP, /* counted; free the frame */
 	LB_PASS, /* not ours: give it to the kernel unchanged */
-	LB_TX,   /* send f->data, f->len (may have moved into the headroom) out of the same interface */
+	LB_TX, /* send f->data, f->len (may have moved into the headroom) out of the same interface
+	        */
 };
 
 struct lb_worker_params {
@@ -60,7 +61,7 @@ void lb_worker_destroy(struct lb_worker *w);
  * for every output to be possible (less: counted drops). Only the worker's own thread calls this.
  */
 enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
-			   uint64_t now_ns);
+                           uint64_t now_ns);
 
 /*
  * lb_process over f[0..n) with verdicts in v[0..n): parses the batch first and prefetches the
@@ -68,7 +69,7 @@ enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, str
  * as n calls of lb_process in order.
  */
 void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
-		      enum lb_verdict *v, unsigned n, uint64_t now_ns);
+                      enum lb_verdict *v, unsigned n, uint64_t now_ns);
 
 /* The worker's counters: LB_CTR_MAX entries; other threads read them with lb_counter_read. */
 const uint64_t *lb_worker_counters(const struct lb_worker *w);
@@ -82,15 +83,16 @@ size_t lb_worker_ct_bytes(const struct lb_worker *w);
 
 /* What the pipeline would do with a flow, for `maglevctl explain`. */
 struct lb_explanation {
-	int32_t vip;             /* VIP index in the snapshot, -1 if the tuple is for no VIP */
-	uint64_t hash;           /* flow hash (docs/pipeline.md) */
-	uint32_t slot;           /* hash % M */
-	uint16_t table_backend;  /* backend id in that slot, LB_BACKEND_NONE if none */
-	bool tracked;            /* the worker's connection table has the flow */
-	uint32_t tracked_bref;   /* its LB_BREF */
-	uint64_t tracked_expires_ns; /* when its entry expires: worker clock modulo 2^52 ns, ~1 ms */
-	bool tracked_usable;     /* the tracked backend still takes the flow (in use, same tag, up) */
-	uint16_t backend;        /* where the flow's next packet goes; LB_BACKEND_NONE: dropped */
+	int32_t vip;            /* VIP index in the snapshot, -1 if the tuple is for no VIP */
+	uint64_t hash;          /* flow hash (docs/pipeline.md) */
+	uint32_t slot;          /* hash % M */
+	uint16_t table_backend; /* backend id in that slot, LB_BACKEND_NONE if none */
+	bool tracked;           /* the worker's connection table has the flow */
+	uint32_t tracked_bref;  /* its LB_BREF */
+	uint64_t
+	    tracked_expires_ns; /* when its entry expires: worker clock modulo 2^52 ns, ~1 ms */
+	bool tracked_usable; /* the tracked backend still takes the flow (in use, same tag, up) */
+	uint16_t backend;    /* where the flow's next packet goes; LB_BACKEND_NONE: dropped */
 };
 
 /*
@@ -100,6 +102,6 @@ struct lb_explanation {
  * for a VIP (out->vip = -1).
  */
 int lb_explain(const struct lb_worker *w, const struct lb_snapshot *s, const struct lb_flow_key *k,
-	       struct lb_explanation *out);
+               struct lb_explanation *out);
 
 #endif

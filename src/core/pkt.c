@@ -12,8 +12,7 @@ static bool ipv6_is_ext(uint8_t nh)
 	       nh == IPPROTO_FRAGMENT || nh == IPPROTO_AH;
 }
 
-int pkt_parse_ipv6(const uint8_t *d, uint32_t off, uint32_t end, bool quoted,
-		    struct pkt_ip *ip)
+int pkt_parse_ipv6(const uint8_t *d, uint32_t off, uint32_t end, bool quoted, struct pkt_ip *ip)
 {
 	const uint8_t *h = d + off;
 	uint32_t tot, p;
@@ -71,4 +70,3 @@ int pkt_parse_ipv6(const uint8_t *d, uint32_t off, uint32_t end, bool quoted,
 	ip->l4off = p;
 	return 0;
 }
-

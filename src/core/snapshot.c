@@ -128,10 +128,10 @@ void snapshot_free(struct lb_snapshot *s)
  * pair, else the lowest free id. Allocates s->backends and sets in_use and tags.
  */
 static int assign_ids(struct lb_snapshot *s, const struct config *cfg,
-		      const struct lb_snapshot *prev, uint16_t *ids, char *err, size_t errlen)
+                      const struct lb_snapshot *prev, uint16_t *ids, char *err, size_t errlen)
 {
 	struct pair *pp = NULL;
-	struct pairmap pm = { 0 };
+	struct pairmap pm = {0};
 	uint8_t *kept = NULL;
 	uint32_t total = 0, k = 0, n_pp = 0, next_free = 0;
 	uint32_t n_prev = prev ? prev->n_backends : 0, n_ids = n_prev;
@@ -149,7 +149,7 @@ static int assign_ids(struct lb_snapshot *s, const struct config *cfg,
 		const struct lb_backend *b = &prev->backends[id];
 
 		if (b->in_use)
-			pp[n_pp++] = (struct pair){ prev->vips[b->vip].name, &b->addr, id };
+			pp[n_pp++] = (struct pair){prev->vips[b->vip].name, &b->addr, id};
 	}
 	ret = pairmap_init(&pm, pp, n_pp);
 	if (ret)
@@ -165,7 +165,7 @@ static int assign_ids(struct lb_snapshot *s, const struct config *cfg,
 				continue;
 			if (kept[id]) {
 				set_err(err, errlen, "VIP '%s': duplicate backend '%s'",
-					cfg->vips[i].name, lb_addr_str(&cb->addr, a, sizeof(a)));
+				        cfg->vips[i].name, lb_addr_str(&cb->addr, a, sizeof(a)));
 				ret = -EINVAL;
 				goto out;
 			}
@@ -190,8 +190,8 @@ static int assign_ids(struct lb_snapshot *s, const struct config *cfg,
 		goto out;
 	}
 	/*
-	 * A kept id keeps its tag. Any other id that prev used is free from now on and gets the next
-	 * tag, so flows still referring to it under the old tag are seen as stale.
+	 * A kept id keeps its tag. Any other id that prev used is free from now on and gets the
+	 * next tag, so flows still referring to it under the old tag are seen as stale.
 	 */
 	for (uint32_t id = 0; id < n_prev; id++) {
 		const struct lb_backend *b = &prev->backends[id];
@@ -209,8 +209,8 @@ out:
 }
 
 static const struct snapshot_override *find_override(const struct pairmap *om,
-						     const struct snapshot_state *st,
-						     const char *vip, const struct lb_addr *a)
+                                                     const struct snapshot_state *st,
+                                                     const char *vip, const struct lb_addr *a)
 {
 	int64_t i;
 
@@ -222,7 +222,7 @@ static const struct snapshot_override *find_override(const struct pairmap *om,
 
 /* Fills vip's Maglev table from the backends ids[0..n) of s. */
 static int build_table(struct lb_snapshot *s, struct lb_vip *v, uint64_t seed, char *err,
-		       size_t errlen)
+                       size_t errlen)
 {
 	struct maglev_backend *mb = calloc(v->n_backends, sizeof(*mb));
 	int ret;
@@ -259,11 +259,11 @@ out:
 
 /* One next hop per distinct backend address; resolved MACs of prev carry over. */
 static int build_nexthops(struct lb_snapshot *s, const struct config *cfg,
-			  const struct lb_snapshot *prev)
+                          const struct lb_snapshot *prev)
 {
 	struct pair *pp = calloc(s->n_backends ? s->n_backends : 1, sizeof(*pp));
 	struct pair *prevp = NULL;
-	struct pairmap pm = { 0 }, prevm = { 0 };
+	struct pairmap pm = {0}, prevm = {0};
 	uint32_t n = 0;
 	int ret = -ENOMEM;
 
@@ -275,7 +275,7 @@ static int build_nexthops(struct lb_snapshot *s, const struct config *cfg,
 		if (!prevp)
 			goto out;
 		for (uint32_t i = 0; i < prev->n_nexthops; i++)
-			prevp[i] = (struct pair){ NULL, &prev->nexthops[i].addr, i };
+			prevp[i] = (struct pair){NULL, &prev->nexthops[i].addr, i};
 		ret = pairmap_init(&prevm, prevp, prev->n_nexthops);
 		if (ret)
 			goto out;
@@ -293,7 +293,7 @@ static int build_nexthops(struct lb_snapshot *s, const struct config *cfg,
 		if (nh < 0) {
 			uint64_t mac = 0;
 
-			pp[n] = (struct pair){ NULL, &b->addr, n };
+			pp[n] = (struct pair){NULL, &b->addr, n};
 			pairmap_put(&pm, n);
 			s->nexthops[n].addr = b->addr;
 			if (cfg->dataplane.has_nexthop_mac) {
@@ -305,7 +305,7 @@ static int build_nexthops(struct lb_snapshot *s, const struct config *cfg,
 
 				if (p >= 0)
 					mac = atomic_load_explicit(&prev->nexthops[p].mac,
-								   memory_order_relaxed);
+					                           memory_order_relaxed);
 			}
 			atomic_init(&s->nexthops[n].mac, mac);
 			nh = n++;
@@ -369,8 +369,10 @@ static int build_lookup(struct lb_snapshot *s, char *err, size_t errlen)
 		if (snapshot_port_find(s, key) >= 0) {
 			char a[LB_ADDR_STRLEN];
 
-			set_err(err, errlen, "VIP '%s': another VIP has address %s, protocol %u, port %u",
-				vip->name, lb_addr_str(&vip->addr, a, sizeof(a)), vip->proto, vip->port);
+			set_err(err, errlen,
+			        "VIP '%s': another VIP has address %s, protocol %u, port %u",
+			        vip->name, lb_addr_str(&vip->addr, a, sizeof(a)), vip->proto,
+			        vip->port);
 			return -EINVAL;
 		}
 		x = key * 0x9e3779b97f4a7c15ull;
@@ -386,12 +388,12 @@ static int build_lookup(struct lb_snapshot *s, char *err, size_t errlen)
 }
 
 int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
-		   const struct snapshot_state *state, struct lb_snapshot **out, char *err,
-		   size_t errlen)
+                   const struct snapshot_state *state, struct lb_snapshot **out, char *err,
+                   size_t errlen)
 {
 	struct lb_snapshot *s = NULL;
 	struct pair *op = NULL;
-	struct pairmap om = { 0 };
+	struct pairmap om = {0};
 	uint16_t *ids = NULL;
 	uint32_t total = 0, k = 0;
 	int ret;
@@ -404,7 +406,7 @@ int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
 		total += cfg->vips[i].n_backends;
 	if (total > LB_BACKEND_IDS_MAX) {
 		set_err(err, errlen, "%u backends over all VIPs, at most %u", total,
-			LB_BACKEND_IDS_MAX);
+		        LB_BACKEND_IDS_MAX);
 		return -E2BIG;
 	}
 	s = calloc(1, sizeof(*s));
@@ -432,7 +434,7 @@ int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
 			goto out;
 		}
 		for (uint32_t i = 0; i < state->n; i++)
-			op[i] = (struct pair){ state->v[i].vip, &state->v[i].backend, i };
+			op[i] = (struct pair){state->v[i].vip, &state->v[i].backend, i};
 		ret = pairmap_init(&om, op, state->n);
 		if (ret)
 			goto out;
@@ -452,7 +454,7 @@ int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
 		v->table_size = cv->table_size ? cv->table_size : cfg->table_size;
 		if (!maglev_size_valid(v->table_size)) {
 			set_err(err, errlen, "VIP '%s': table size %u is not a prime in [%u, %u]",
-				cv->name, v->table_size, MAGLEV_SIZE_MIN, MAGLEV_SIZE_MAX);
+			        cv->name, v->table_size, MAGLEV_SIZE_MIN, MAGLEV_SIZE_MAX);
 			ret = -EINVAL;
 			goto out;
 		}
@@ -466,7 +468,7 @@ int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
 		for (uint32_t j = 0; j < cv->n_backends; j++, k++) {
 			const struct config_backend *cb = &cv->backends[j];
 			const struct snapshot_override *o =
-				find_override(&om, state, cv->name, &cb->addr);
+			    find_override(&om, state, cv->name, &cb->addr);
 			struct lb_backend *b = &s->backends[ids[k]];
 
 			v->backends[j] = ids[k];
@@ -503,7 +505,7 @@ out:
 }
 
 int32_t snapshot_vip_lookup(const struct lb_snapshot *s, const struct lb_addr *a, uint8_t proto,
-			    uint16_t port)
+                            uint16_t port)
 {
 	int32_t ai = snapshot_addr_find(s, a->family, a->b);
 

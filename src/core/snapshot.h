@@ -23,11 +23,12 @@
  * allocation tag in the high 16. A reference whose tag no longer matches the snapshot's (the id
  * was freed and given to another backend) is stale and the flow is chosen anew.
  */
-#define LB_BREF(id, tag)  (((uint32_t)(tag) << 16) | (uint32_t)(id))
-#define LB_BREF_ID(ref)   ((uint16_t)((ref) & 0xffffu))
-#define LB_BREF_TAG(ref)  ((uint16_t)((ref) >> 16))
+#define LB_BREF(id, tag) (((uint32_t)(tag) << 16) | (uint32_t)(id))
+#define LB_BREF_ID(ref)  ((uint16_t)((ref)&0xffffu))
+#define LB_BREF_TAG(ref) ((uint16_t)((ref) >> 16))
 
-/* Next-hop MAC of a backend address: bit 63 = resolved, bits 0..47 = MAC (byte 0 in bits 40..47). */
+/* Next-hop MAC of a backend address: bit 63 = resolved, bits 0..47 = MAC (byte 0 in bits 40..47).
+ */
 #define LB_NH_VALID (1ull << 63)
 struct lb_nexthop {
 	_Atomic uint64_t mac;
@@ -37,13 +38,13 @@ struct lb_nexthop {
 /* One backend of one VIP. Its id is stable across snapshots while the pair (VIP, address) lives. */
 struct lb_backend {
 	struct lb_addr addr;
-	uint32_t weight;   /* effective weight: config, runtime override; 0 = drain */
-	uint32_t slots;    /* slots it holds in its VIP's table */
-	uint16_t tag;      /* allocation tag of its id, see LB_BREF */
-	uint16_t vip;      /* index into lb_snapshot.vips */
-	uint32_t nexthop;  /* index into lb_snapshot.nexthops */
-	bool in_use;       /* false for a free id */
-	bool up;           /* health; tracked flows stay only on up backends */
+	uint32_t weight;  /* effective weight: config, runtime override; 0 = drain */
+	uint32_t slots;   /* slots it holds in its VIP's table */
+	uint16_t tag;     /* allocation tag of its id, see LB_BREF */
+	uint16_t vip;     /* index into lb_snapshot.vips */
+	uint32_t nexthop; /* index into lb_snapshot.nexthops */
+	bool in_use;      /* false for a free id */
+	bool up;          /* health; tracked flows stay only on up backends */
 };
 
 struct lb_vip {
@@ -89,12 +90,12 @@ struct lb_snapshot {
 	uint32_t n_addrs;
 	uint32_t *addr_slots; /* addr_mask + 1 slots: index into addrs + 1; 0 = empty */
 	uint32_t addr_mask;
-	uint64_t *port_keys;  /* port_mask + 1 slots: LB_PORT_KEY; 0 = empty */
-	uint16_t *port_vips;  /* the VIP index of each port_keys slot */
+	uint64_t *port_keys; /* port_mask + 1 slots: LB_PORT_KEY; 0 = empty */
+	uint16_t *port_vips; /* the VIP index of each port_keys slot */
 	uint32_t port_mask;
 };
 
-#define LB_PORT_KEY(ai, proto, port) \
+#define LB_PORT_KEY(ai, proto, port)                                                               \
 	(((uint64_t)(ai) + 1u) << 32 | (uint64_t)(proto) << 16 | (uint64_t)(port))
 
 /* Per-(VIP, backend) runtime state the control plane applies on top of the config. */
@@ -119,8 +120,8 @@ struct snapshot_state {
  * Maglev tables). Returns 0 and *out, or a negative errno and a message in err.
  */
 int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
-		   const struct snapshot_state *state, struct lb_snapshot **out, char *err,
-		   size_t errlen);
+                   const struct snapshot_state *state, struct lb_snapshot **out, char *err,
+                   size_t errlen);
 
 /* Frees a snapshot no worker can still be reading; NULL is fine. */
 void snapshot_free(struct lb_snapshot *s);
@@ -135,7 +136,7 @@ static inline uint64_t snapshot_addr_mix(uint64_t lo, uint64_t hi)
 
 /* Index into s->addrs of VIP address a (4 bytes for AF_INET, 16 for AF_INET6), or -1. */
 static inline int32_t snapshot_addr_find(const struct lb_snapshot *s, uint8_t family,
-					 const uint8_t *a)
+                                         const uint8_t *a)
 {
 	uint64_t lo = 0, hi = 0;
 	uint32_t i;
@@ -184,7 +185,7 @@ static inline int32_t snapshot_port_find(const struct lb_snapshot *s, uint64_t k
 
 /* VIP index for (address index, proto, port host order) with the port-0 fallback, or -1. */
 static inline int32_t snapshot_vip_find(const struct lb_snapshot *s, int32_t ai, uint8_t proto,
-					uint16_t port)
+                                        uint16_t port)
 {
 	int32_t v = snapshot_port_find(s, LB_PORT_KEY(ai, proto, port));
 
@@ -195,7 +196,7 @@ static inline int32_t snapshot_vip_find(const struct lb_snapshot *s, int32_t ai,
 
 /* VIP index for an address, proto and port (host order), port-0 fallback; -1 if none. */
 int32_t snapshot_vip_lookup(const struct lb_snapshot *s, const struct lb_addr *a, uint8_t proto,
-			    uint16_t port);
+                            uint16_t port);
 
 /* Backend id by (VIP index, address), or LB_BACKEND_NONE. */
 uint16_t snapshot_backend_find(const struct lb_snapshot *s, uint32_t vip, const struct lb_addr *a);

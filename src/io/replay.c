@@ -23,22 +23,25 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 static int check_config(const struct config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->dataplane.has_nexthop_mac) {
-		set_err(err, errlen, "%s: dataplane.nexthop_mac is required for --replay", cfg->path);
+		set_err(err, errlen, "%s: dataplane.nexthop_mac is required for --replay",
+		        cfg->path);
 		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < cfg->n_vips; i++) {
 		for (uint32_t j = 0; j < cfg->vips[i].n_backends; j++) {
 			const struct lb_addr *a = &cfg->vips[i].backends[j].addr;
-			const struct lb_addr *src = a->family == AF_INET ? &cfg->dataplane.source_ipv4
-									 : &cfg->dataplane.source_ipv6;
+			const struct lb_addr *src = a->family == AF_INET
+			                                ? &cfg->dataplane.source_ipv4
+			                                : &cfg->dataplane.source_ipv6;
 			char buf[LB_ADDR_STRLEN];
 
 			if (src->family != a->family) {
-				set_err(err, errlen,
-					"%s:%d: VIP '%s' has backend '%s' but dataplane.%s is not set",
-					cfg->path, cfg->vips[i].backends[j].line, cfg->vips[i].name,
-					lb_addr_str(a, buf, sizeof(buf)),
-					a->family == AF_INET ? "source_ipv4" : "source_ipv6");
+				set_err(
+				    err, errlen,
+				    "%s:%d: VIP '%s' has backend '%s' but dataplane.%s is not set",
+				    cfg->path, cfg->vips[i].backends[j].line, cfg->vips[i].name,
+				    lb_addr_str(a, buf, sizeof(buf)),
+				    a->family == AF_INET ? "source_ipv4" : "source_ipv6");
 				return -EINVAL;
 			}
 		}
@@ -47,7 +50,7 @@ static int check_config(const struct config *cfg, char *err, size_t errlen)
 }
 
 int replay_run(const struct config *cfg, const char *in_path, const char *out_path, FILE *report,
-	       struct replay_result *res, char *err, size_t errlen)
+               struct replay_result *res, char *err, size_t errlen)
 {
 	char perr[PCAP_ERRBUF_SIZE] = "";
 	struct lb_snapshot *s = NULL;
@@ -56,11 +59,11 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 	pcap_dumper_t *out = NULL;
 	uint8_t *buf = NULL;
 	struct lb_worker_params wp = {
-		.ct_entries = cfg->conntrack.entries,
-		.tcp_timeout = cfg->conntrack.tcp_timeout,
-		.tcp_fin_timeout = cfg->conntrack.tcp_fin_timeout,
-		.udp_timeout = cfg->conntrack.udp_timeout,
-		.icmp_timeout = cfg->conntrack.icmp_timeout,
+	    .ct_entries = cfg->conntrack.entries,
+	    .tcp_timeout = cfg->conntrack.tcp_timeout,
+	    .tcp_fin_timeout = cfg->conntrack.tcp_fin_timeout,
+	    .udp_timeout = cfg->conntrack.udp_timeout,
+	    .icmp_timeout = cfg->conntrack.icmp_timeout,
 	};
 	struct pcap_pkthdr *h;
 	const u_char *data;
@@ -80,13 +83,13 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 		goto out;
 	}
 	if (pcap_datalink(in) != DLT_EN10MB) {
-		set_err(err, errlen, "%s: link type %s, only Ethernet (EN10MB) is replayed", in_path,
-			pcap_datalink_val_to_name(pcap_datalink(in)) ?: "unknown");
+		set_err(err, errlen, "%s: link type %s, only Ethernet (EN10MB) is replayed",
+		        in_path, pcap_datalink_val_to_name(pcap_datalink(in)) ?: "unknown");
 		ret = -EINVAL;
 		goto out;
 	}
 	dead = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, REPLAY_FRAME_MAX,
-						    PCAP_TSTAMP_PRECISION_NANO);
+	                                            PCAP_TSTAMP_PRECISION_NANO);
 	if (!dead) {
 		ret = -ENOMEM;
 		set_err(err, errlen, "out of memory");
@@ -118,7 +121,7 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 			if (!w) {
 				ret = -ENOMEM;
 				set_err(err, errlen, "cannot allocate a worker of %u flows",
-					wp.ct_entries);
+				        wp.ct_entries);
 				goto out;
 			}
 		}
@@ -126,7 +129,7 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 		if (h->caplen < h->len)
 			res->truncated++;
 		memcpy(buf + LB_HEADROOM, data, len);
-		f = (struct lb_frame){ buf + LB_HEADROOM, len, LB_HEADROOM };
+		f = (struct lb_frame){buf + LB_HEADROOM, len, LB_HEADROOM};
 		v = lb_process(w, s, &f, now);
 		if (v == LB_PASS) {
 			res->frames_pass++;
@@ -154,18 +157,18 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 	}
 	if (report) {
 		fprintf(report, "replay: %llu frames in, %llu out, %llu passed, %llu dropped",
-			(unsigned long long)res->frames_in, (unsigned long long)res->frames_out,
-			(unsigned long long)res->frames_pass, (unsigned long long)res->frames_drop);
+		        (unsigned long long)res->frames_in, (unsigned long long)res->frames_out,
+		        (unsigned long long)res->frames_pass, (unsigned long long)res->frames_drop);
 		if (res->truncated)
 			fprintf(report, ", %llu cut short by the capture",
-				(unsigned long long)res->truncated);
+			        (unsigned long long)res->truncated);
 		fprintf(report, "\n");
 		for (unsigned i = 0; w && i < LB_CTR_MAX; i++) {
 			uint64_t c = lb_counter_read(&lb_worker_counters(w)[i]);
 
 			if (c)
 				fprintf(report, "%-26s %llu\n", lb_counter_name[i],
-					(unsigned long long)c);
+				        (unsigned long long)c);
 		}
 	}
 	ret = 0;

@@ -26,6 +26,6 @@ struct replay_result {
  * Returns 0 or a negative errno with one line in err.
  */
 int replay_run(const struct config *cfg, const char *in_path, const char *out_path, FILE *report,
-	       struct replay_result *res, char *err, size_t errlen);
+               struct replay_result *res, char *err, size_t errlen);
 
 #endif

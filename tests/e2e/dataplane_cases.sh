@@ -281,7 +281,8 @@ dp_case_reload() {
 	{ cat "$base"; echo "  - name: broken"; } >"$bad"
 	dp_vip_pings "$VIP_NEW4" && { dp_fail "11 reload: $VIP_NEW4 answers before it is a VIP"; return; }
 	dp_reload "$more" || { dp_fail "11 reload: no reload logged"; return; }
-	grep -q '^maglevd: reloaded' "$MAGLEVD_LOG" || { dp_fail "11 reload: $(tail -1 "$MAGLEVD_LOG")"; return; }
+	grep -q '^maglevd: reload: .*generation' "$MAGLEVD_LOG" ||
+		{ dp_fail "11 reload: $(tail -1 "$MAGLEVD_LOG")"; return; }
 	wait_for 3 dp_vip_pings "$VIP_NEW4" || { dp_fail "11 reload: added VIP $VIP_NEW4 not answered"; return; }
 	dp_reload "$bad" || { dp_fail "11 reload: no log line for the bad config"; return; }
 	grep -q '^maglevd: reload failed' "$MAGLEVD_LOG" || { dp_fail "11 reload: bad config accepted"; return; }

@@ -185,15 +185,17 @@ test_plain_traffic() {
 }
 
 test_detach() {
-	local out
+	local out msg rc
 	run_in "$BE" "$MAGLEVCTL" decap detach "$BE_IF" >/dev/null || not_ok "decap detach failed"
 	if run_in "$BE" ip link show "$BE_IF" | grep -q 'prog/xdp'; then
 		not_ok "an XDP program is still on be1 after detach"
 	else
 		ok "decap detach removed the program"
 	fi
-	run_in "$BE" "$MAGLEVCTL" decap status "$BE_IF" >/dev/null
-	[ $? -eq 3 ] && ok "decap status says not attached (exit 3)" || not_ok "decap status after detach"
+	msg=$(run_in "$BE" "$MAGLEVCTL" decap status "$BE_IF" 2>&1)
+	rc=$?
+	[ $rc -ne 0 ] && echo "$msg" | grep -q "not attached" &&
+		ok "decap status after detach fails: '$msg'" || not_ok "decap status after detach: rc $rc '$msg'"
 	# Without the program the kernel (no GRE) must not answer: the replies above were its doing.
 	capture_start "$NS_CLIENT" client2 || { not_ok "tcpdump on client"; return; }
 	local cpid=$CAP_PID
@@ -202,6 +204,30 @@ test_detach() {
 	capture_stop "$cpid"
 	out=$(replies "$E2E_DIR/client2.pcap")
 	[ -z "$out" ] && ok "no replies to GRE once detached" || not_ok "replies without the program: $out"
+}
+
+test_skb_mode() {
+	local out d0 d1
+	run_in "$BE" "$MAGLEVCTL" decap detach "$BE_IF" >/dev/null || not_ok "decap detach failed"
+	# The VIPs from a maglevd config this time.
+	write_maglevd_config "$E2E_DIR/maglevd.yaml" afxdp
+	out=$(run_in "$BE" "$MAGLEVCTL" decap attach "$BE_IF" --mode skb -c "$E2E_DIR/maglevd.yaml" 2>&1)
+	echo "$out" | grep -q "attached in skb mode, 4 VIPs" && ok "attach --mode skb -c CONFIG: '$out'" ||
+		not_ok "attach --mode skb -c CONFIG: '$out'"
+	run_in "$BE" ip link show "$BE_IF" | grep -q xdpgeneric && ok "generic XDP on be1" ||
+		not_ok "no generic XDP on be1"
+	d0=$(decap_counter decapsulated)
+	capture_start "$NS_CLIENT" client_skb || { not_ok "tcpdump on client"; return; }
+	local cpid=$CAP_PID
+	send_gre vip
+	wait_for 5 vip_replies_at_least "$E2E_DIR/client_skb.pcap" 5
+	capture_stop "$cpid"
+	out=$(replies "$E2E_DIR/client_skb.pcap")
+	[ "$(echo "$out" | grep -c decap-)" -eq 5 ] && ok "skb mode: 5 replies from the VIPs" ||
+		not_ok "skb mode: replies '$out'"
+	d1=$(decap_counter decapsulated)
+	[ "$((d1 - d0))" -eq 5 ] && ok "skb mode: decapsulated +5" ||
+		not_ok "skb mode: decapsulated $d0 -> $d1"
 }
 
 test_errors() {
@@ -219,6 +245,11 @@ test_errors() {
 	rc=$?
 	[ $rc -ne 0 ] && echo "$msg" | grep -q "no BPF object" && ok "missing BPF object: '$msg'" ||
 		not_ok "missing BPF object: rc $rc '$msg'"
+	printf 'vips:\n  - name: web\n    adress: 203.0.113.10\n' >"$E2E_DIR/bad.yaml"
+	msg=$(run_in "$BE" "$MAGLEVCTL" decap attach "$BE_IF" -c "$E2E_DIR/bad.yaml" 2>&1)
+	rc=$?
+	[ $rc -ne 0 ] && echo "$msg" | grep -q "bad.yaml:3" && ok "bad config: '$msg'" ||
+		not_ok "bad config: rc $rc '$msg'"
 	msg=$(run_in "$BE" "$MAGLEVCTL" decap attach "$BE_IF" --vip 203.0.113.300 2>&1)
 	rc=$?
 	[ $rc -ne 0 ] && echo "$msg" | grep -q "203.0.113.300" && ok "bad VIP address: '$msg'" ||
@@ -228,7 +259,8 @@ test_errors() {
 e2e_topology_up || { echo "FAIL: topology"; exit 1; }
 start_backend_servers 0 || { echo "FAIL: backend servers"; exit 1; }
 
-for t in test_topology_attached test_gre_replies_dsr test_plain_traffic test_errors test_detach; do
+for t in test_topology_attached test_gre_replies_dsr test_plain_traffic test_errors test_skb_mode \
+	test_detach; do
 	echo "# $t"
 	$t
 done

@@ -22,11 +22,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct config *c = tcfg_fixture();
 	struct lb_worker_params p = {
-		.ct_entries = 4096,
-		.tcp_timeout = 300,
-		.tcp_fin_timeout = 10,
-		.udp_timeout = 30,
-		.icmp_timeout = 10,
+	    .ct_entries = 4096,
+	    .tcp_timeout = 300,
+	    .tcp_fin_timeout = 10,
+	    .udp_timeout = 30,
+	    .icmp_timeout = 10,
 	};
 	char err[256];
 
@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!mem)
 		return 0;
 	memcpy(mem + LB_HEADROOM, data, size);
-	f = (struct lb_frame){ mem + LB_HEADROOM, (uint32_t)size, LB_HEADROOM };
+	f = (struct lb_frame){mem + LB_HEADROOM, (uint32_t)size, LB_HEADROOM};
 	v = lb_process(worker, snap, &f, clock_ns);
 	check(&f, mem, LB_HEADROOM + size, v);
 	/* The same frame through the batch path, twice in one batch (the second may hit). */
@@ -81,8 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				uint8_t *base = m2 + i * (LB_HEADROOM + size);
 
 				memcpy(base + LB_HEADROOM, data, size);
-				fb[i] = (struct lb_frame){ base + LB_HEADROOM, (uint32_t)size,
-							   LB_HEADROOM };
+				fb[i] = (struct lb_frame){base + LB_HEADROOM, (uint32_t)size,
+				                          LB_HEADROOM};
 			}
 			lb_process_batch(worker, snap, fb, vb, 2, clock_ns);
 			for (unsigned i = 0; i < 2; i++)

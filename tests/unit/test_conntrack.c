@@ -12,7 +12,7 @@
 
 #define SEC (1000000000ull)
 
-static const struct ct_timeouts TO = { .tcp = 300, .tcp_fin = 10, .udp = 30, .other = 10 };
+static const struct ct_timeouts TO = {.tcp = 300, .tcp_fin = 10, .udp = 30, .other = 10};
 
 static struct lb_flow_key key4(const char *src, uint16_t sport, uint8_t proto)
 {
@@ -81,13 +81,14 @@ static void test_eviction(void **state)
 	}
 	/* Flow 0 is refreshed last: flow 1 is now the oldest. */
 	ct_touch(t, (uint64_t)ct_find(t, &k[0], lb_flow_hash(&k[0], 1), ct_tick(20 * SEC)),
-		 IPPROTO_UDP, 0, ct_tick(20 * SEC));
+	         IPPROTO_UDP, 0, ct_tick(20 * SEC));
 	ct_insert(t, &k[CT_WAYS], lb_flow_hash(&k[CT_WAYS], 1), 99, 0, ct_tick(21 * SEC), &ev);
 	assert_true(ev);
 	assert_int_equal(ct_find(t, &k[1], lb_flow_hash(&k[1], 1), ct_tick(21 * SEC)), -1);
 	for (unsigned i = 0; i <= CT_WAYS; i++)
 		if (i != 1)
-			assert_true(ct_find(t, &k[i], lb_flow_hash(&k[i], 1), ct_tick(21 * SEC)) >= 0);
+			assert_true(ct_find(t, &k[i], lb_flow_hash(&k[i], 1), ct_tick(21 * SEC)) >=
+			            0);
 	ct_destroy(t);
 }
 
@@ -169,12 +170,9 @@ static void test_full_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_find_insert),
-		cmocka_unit_test(test_eviction),
-		cmocka_unit_test(test_expired_reuse),
-		cmocka_unit_test(test_timeouts),
-		cmocka_unit_test(test_full_table),
+	    cmocka_unit_test(test_sizes),    cmocka_unit_test(test_find_insert),
+	    cmocka_unit_test(test_eviction), cmocka_unit_test(test_expired_reuse),
+	    cmocka_unit_test(test_timeouts), cmocka_unit_test(test_full_table),
 	};
 
 	return cmocka_run_group_tests_name("conntrack", tests, NULL, NULL);

@@ -555,6 +555,31 @@ static void test_bad_input(void **state)
 	free(t);
 }
 
+/*
+ * Known answer across implementations: the Python reference in docs/maglev.md (ctypes over
+ * libxxhash, the literal algorithm) prints 2bcac4aed0c47efb for backends 198.18.0.0 .. +999,
+ * weight 1, seed 0x5eed, M = 65537 (the config bench_maglev prints the digest of).
+ */
+static void test_digest_known_answer(void **state)
+{
+	uint8_t keys[1000][4];
+	struct maglev_backend b[1000];
+	uint16_t *t = malloc(65537 * sizeof(*t));
+
+	(void)state;
+	assert_non_null(t);
+	for (uint32_t i = 0; i < 1000; i++) {
+		keys[i][0] = 198;
+		keys[i][1] = 18;
+		keys[i][2] = (uint8_t)(i >> 8);
+		keys[i][3] = (uint8_t)i;
+		b[i] = (struct maglev_backend){ keys[i], 4, 1 };
+	}
+	assert_int_equal(maglev_build(t, 65537, b, 1000, 0x5eed), 0);
+	assert_true(maglev_digest(t, 65537, b, 1000) == 0x2bcac4aed0c47efbull);
+	free(t);
+}
+
 static void test_digest(void **state)
 {
 	const uint32_t n = 200, m = 65537;
@@ -611,11 +636,15 @@ static void test_matches_reference(void **state)
 					 : mode == 1	? rng_below(4)
 							: rng_below(MAGLEV_WEIGHT_MAX + 1);
 		shuffle(ks.b, n);
-		assert_int_equal(maglev_build(t, m, ks.b, n, seed), 0);
 		ref_build(r, m, ks.b, n, seed);
+		assert_int_equal(maglev_build(t, m, ks.b, n, seed), 0);
 		if (memcmp(t, r, m * sizeof(*t)) != 0)
 			fail_msg("iteration %d: m %u n %u mode %u differs from the reference", iter, m,
 				 n, mode);
+		assert_int_equal(maglev_build_flags(t, m, ks.b, n, seed, MAGLEV_BUILD_SCALAR), 0);
+		if (memcmp(t, r, m * sizeof(*t)) != 0)
+			fail_msg("iteration %d: m %u n %u mode %u scalar differs from the reference",
+				 iter, m, n, mode);
 		keyset_free(&ks);
 	}
 	/* The benchmark's sizes. */
@@ -624,8 +653,10 @@ static void test_matches_reference(void **state)
 		struct keyset ks;
 
 		keyset_make(&ks, 1000, 90 + big, false);
-		assert_int_equal(maglev_build(t, m, ks.b, 1000, SEED), 0);
 		ref_build(r, m, ks.b, 1000, SEED);
+		assert_int_equal(maglev_build(t, m, ks.b, 1000, SEED), 0);
+		assert_memory_equal(t, r, m * sizeof(*t));
+		assert_int_equal(maglev_build_flags(t, m, ks.b, 1000, SEED, MAGLEV_BUILD_SCALAR), 0);
 		assert_memory_equal(t, r, m * sizeof(*t));
 		keyset_free(&ks);
 	}
@@ -647,6 +678,7 @@ int main(void)
 		cmocka_unit_test(test_weight_zero),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_digest),
+		cmocka_unit_test(test_digest_known_answer),
 		cmocka_unit_test(test_matches_reference),
 	};
 

@@ -14,18 +14,18 @@
 #include "fixtures/test_config.h"
 #include "fixtures/test_frames.h"
 
-#define NOW_NS (1000ull * 1000000000ull) /* any start time: the clock is the test's */
+#define NOW_NS  (1000ull * 1000000000ull) /* any start time: the clock is the test's */
 #define N_FLOWS 400u
 
 static struct lb_worker *worker_new(uint32_t entries)
 {
 	struct lb_worker_params p = {
-		.id = 0,
-		.ct_entries = entries,
-		.tcp_timeout = 300,
-		.tcp_fin_timeout = 10,
-		.udp_timeout = 30,
-		.icmp_timeout = 10,
+	    .id = 0,
+	    .ct_entries = entries,
+	    .tcp_timeout = 300,
+	    .tcp_fin_timeout = 10,
+	    .udp_timeout = 30,
+	    .icmp_timeout = 10,
 	};
 	struct lb_worker *w;
 
@@ -36,7 +36,7 @@ static struct lb_worker *worker_new(uint32_t entries)
 }
 
 static struct lb_snapshot *snap(const struct config *c, const struct lb_snapshot *prev,
-				const struct snapshot_state *st)
+                                const struct snapshot_state *st)
 {
 	struct lb_snapshot *s = NULL;
 	char err[256] = "";
@@ -53,13 +53,13 @@ static uint64_t ctr(const struct lb_worker *w, enum lb_counter c)
 }
 
 static void check_fixture(const struct fixture *fx, enum lb_verdict v, const struct lb_frame *f,
-			  uint64_t before, uint64_t after)
+                          uint64_t before, uint64_t after)
 {
 	if ((int)v != fx->verdict)
 		fail_msg("%s: verdict %d, expected %d", fx->name, v, fx->verdict);
 	if (after != before + 1)
 		fail_msg("%s: counter %s went %llu -> %llu", fx->name, lb_counter_name[fx->counter],
-			 (unsigned long long)before, (unsigned long long)after);
+		         (unsigned long long)before, (unsigned long long)after);
 	if (!fx->out)
 		return;
 	if (f->len != fx->out_len)
@@ -67,7 +67,7 @@ static void check_fixture(const struct fixture *fx, enum lb_verdict v, const str
 	for (uint32_t i = 0; i < f->len; i++)
 		if (f->data[i] != fx->out[i])
 			fail_msg("%s: output byte %u is 0x%02x, expected 0x%02x", fx->name, i,
-				 f->data[i], fx->out[i]);
+			         f->data[i], fx->out[i]);
 }
 
 static void test_fixtures(void **state)
@@ -130,7 +130,7 @@ static void test_truncations(void **state)
 	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
 		for (uint32_t len = 0; len <= fixtures[i].in_len; len++) {
 			uint8_t *mem = malloc(LB_HEADROOM + len + 1);
-			struct lb_frame f = { mem + LB_HEADROOM, len, LB_HEADROOM };
+			struct lb_frame f = {mem + LB_HEADROOM, len, LB_HEADROOM};
 
 			memcpy(f.data, fixtures[i].in, len);
 			lb_process(w, s, &f, NOW_NS);
@@ -150,7 +150,7 @@ static void test_flow_hash_layout(void **state)
 {
 	struct lb_addr a = tcfg_addr("198.18.100.7"), v = tcfg_addr("203.0.113.20");
 	struct lb_addr a6 = tcfg_addr("2001:db8:200::7"), v6 = tcfg_addr("2001:db8:100::20");
-	uint8_t raw[40] = { 0 };
+	uint8_t raw[40] = {0};
 	struct lb_flow_key k;
 
 	(void)state;
@@ -172,13 +172,13 @@ static void test_flow_hash_layout(void **state)
 
 /* Sends a flow's packet and returns the backend it went to (outer destination), "" if not TX. */
 static const char *send_flow(struct lb_worker *w, const struct lb_snapshot *s, const char *client,
-			     const char *vip, uint8_t proto, uint16_t sport, uint16_t dport,
-			     uint8_t flags, uint64_t now, char *out)
+                             const char *vip, uint8_t proto, uint16_t sport, uint16_t dport,
+                             uint8_t flags, uint64_t now, char *out)
 {
 	static struct tbuf b;
 	uint8_t pkt[128];
 	uint32_t n = strchr(vip, ':') ? tf_flow6(pkt, client, vip, proto, sport, dport, flags)
-				      : tf_flow4(pkt, client, vip, proto, sport, dport, flags);
+	                              : tf_flow4(pkt, client, vip, proto, sport, dport, flags);
 	struct lb_frame f = tbuf_frame(&b, pkt, n);
 
 	out[0] = 0;
@@ -199,13 +199,13 @@ static void test_stickiness(void **state)
 	unsigned moved_in_table = 0, on_b2 = 0, on_b3 = 0, on_b4 = 0;
 	uint64_t rechosen;
 	struct snapshot_override ov[2];
-	struct snapshot_state st = { ov, 0 };
+	struct snapshot_state st = {ov, 0};
 
 	(void)state;
 	assert_string_equal(mv->name, "multi");
 	for (unsigned i = 0; i < N_FLOWS; i++) {
 		send_flow(w, s1, "198.18.100.7", "203.0.113.20", 6, (uint16_t)(10000 + i), 80, 0x02,
-			  NOW_NS, first[i]);
+		          NOW_NS, first[i]);
 		assert_true(first[i][0]);
 	}
 	assert_int_equal(ctr(w, LB_CTR_CT_MISS), N_FLOWS);
@@ -226,7 +226,7 @@ static void test_stickiness(void **state)
 		if (strcmp(tb, first[i]) != 0)
 			moved_in_table++;
 		send_flow(w, s2, "198.18.100.7", "203.0.113.20", 6, (uint16_t)(10000 + i), 80, 0x10,
-			  NOW_NS + 1000000000ull, got);
+		          NOW_NS + 1000000000ull, got);
 		assert_string_equal(got, first[i]);
 	}
 	assert_true(moved_in_table > 0);
@@ -234,16 +234,16 @@ static void test_stickiness(void **state)
 
 	/* Backend .2 removed, .3 down, .4 drained (weight 0). */
 	tcfg_backend_del(mv, 1);
-	ov[0] = (struct snapshot_override){ .vip = "multi", .weight = -1, .down = true };
+	ov[0] = (struct snapshot_override){.vip = "multi", .weight = -1, .down = true};
 	ov[0].backend = tcfg_addr("198.18.2.3");
-	ov[1] = (struct snapshot_override){ .vip = "multi", .weight = 0, .down = false };
+	ov[1] = (struct snapshot_override){.vip = "multi", .weight = 0, .down = false};
 	ov[1].backend = tcfg_addr("198.18.2.4");
 	st.n = 2;
 	s3 = snap(c, s2, &st);
 	rechosen = ctr(w, LB_CTR_CT_RECHOSEN);
 	for (unsigned i = 0; i < N_FLOWS; i++) {
 		send_flow(w, s3, "198.18.100.7", "203.0.113.20", 6, (uint16_t)(10000 + i), 80, 0x10,
-			  NOW_NS + 2000000000ull, got);
+		          NOW_NS + 2000000000ull, got);
 		if (!strcmp(first[i], "198.18.2.2") || !strcmp(first[i], "198.18.2.3")) {
 			on_b2 += !strcmp(first[i], "198.18.2.2");
 			on_b3 += !strcmp(first[i], "198.18.2.3");
@@ -260,7 +260,7 @@ static void test_stickiness(void **state)
 	/* New flows never go to the drained or down backends. */
 	for (unsigned i = 0; i < N_FLOWS; i++) {
 		send_flow(w, s3, "198.18.100.8", "203.0.113.20", 6, (uint16_t)(10000 + i), 80, 0x02,
-			  NOW_NS + 2000000000ull, got);
+		          NOW_NS + 2000000000ull, got);
 		assert_string_not_equal(got, "198.18.2.3");
 		assert_string_not_equal(got, "198.18.2.4");
 	}
@@ -270,7 +270,7 @@ static void test_stickiness(void **state)
 	 * flows tracked on .1 are re-chosen instead of following the id to the newcomer blindly.
 	 */
 	{
-		uint16_t old_id = snapshot_backend_find(s3, 5, &(struct lb_addr){ 0 });
+		uint16_t old_id = snapshot_backend_find(s3, 5, &(struct lb_addr){0});
 		struct lb_addr b1 = tcfg_addr("198.18.2.1");
 		unsigned on_b1 = 0;
 
@@ -284,14 +284,15 @@ static void test_stickiness(void **state)
 		tcfg_backend_add(mv, "198.18.2.9", 1);
 		s5 = snap(c, s4, &st);
 		assert_true(s5->backends[old_id].in_use);
-		assert_int_equal(s5->backends[old_id].tag, (uint16_t)(s3->backends[old_id].tag + 1));
+		assert_int_equal(s5->backends[old_id].tag,
+		                 (uint16_t)(s3->backends[old_id].tag + 1));
 		rechosen = ctr(w, LB_CTR_CT_RECHOSEN);
 		for (unsigned i = 0; i < N_FLOWS; i++) {
 			if (strcmp(first[i], "198.18.2.1") != 0)
 				continue;
 			on_b1++;
 			send_flow(w, s5, "198.18.100.7", "203.0.113.20", 6, (uint16_t)(10000 + i),
-				  80, 0x10, NOW_NS + 3000000000ull, got);
+			          80, 0x10, NOW_NS + 3000000000ull, got);
 			assert_true(got[0]);
 		}
 		assert_true(on_b1 > 0);
@@ -314,7 +315,7 @@ static void test_fragments_same_backend(void **state)
 	struct lb_worker *w = worker_new(1024);
 	static struct tbuf b;
 	unsigned distinct = 0;
-	char seen[4][LB_ADDR_STRLEN] = { "" };
+	char seen[4][LB_ADDR_STRLEN] = {""};
 
 	(void)state;
 	for (unsigned i = 0; i < 64; i++) {
@@ -368,7 +369,8 @@ static void test_fragments_same_backend(void **state)
 	config_free(c);
 }
 
-/* ICMP errors about a flow go to that flow's backend, tracked (even when the table moved) or not. */
+/* ICMP errors about a flow go to that flow's backend, tracked (even when the table moved) or not.
+ */
 static void test_icmp_steering(void **state)
 {
 	struct config *c = tcfg_fixture();
@@ -381,7 +383,7 @@ static void test_icmp_steering(void **state)
 	(void)state;
 	for (unsigned i = 0; i < 64; i++)
 		send_flow(w, s, "198.18.100.9", "203.0.113.20", 6, (uint16_t)(20000 + i), 80, 0x02,
-			  NOW_NS, fwd[i]);
+		          NOW_NS, fwd[i]);
 	tcfg_backend_add(&c->vips[5], "198.18.2.6", 1);
 	tcfg_backend_add(&c->vips[5], "198.18.2.7", 1);
 	s2 = snap(c, s, NULL);
@@ -408,7 +410,8 @@ static void test_icmp_steering(void **state)
 	}
 	assert_int_equal(ctr(w, LB_CTR_ICMP_STEERED), 64);
 	assert_int_equal(ctr(fresh, LB_CTR_CT_MISS), 64);
-	assert_int_equal(ctr(w, LB_CTR_CT_MISS), 64); /* the forward SYNs only: errors insert none */
+	assert_int_equal(ctr(w, LB_CTR_CT_MISS),
+	                 64); /* the forward SYNs only: errors insert none */
 	lb_worker_destroy(w);
 	lb_worker_destroy(fresh);
 	snapshot_free(s);
@@ -479,7 +482,7 @@ static void test_counted_drops(void **state)
 	assert_int_equal(ctr(w, LB_CTR_DROP_NEXTHOP_UNRESOLVED), 1);
 	for (uint32_t i = 0; i < s->n_nexthops; i++)
 		atomic_store_explicit(&s->nexthops[i].mac, LB_NH_VALID | 0x020000000002ull,
-				      memory_order_relaxed);
+		                      memory_order_relaxed);
 	f = tbuf_frame(&b, fx->in, fx->in_len);
 	assert_int_equal(lb_process(w, s, &f, NOW_NS), LB_TX);
 	assert_int_equal(f.len, fx->out_len);
@@ -534,16 +537,11 @@ static void test_pipeline_timeouts(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fixtures),
-		cmocka_unit_test(test_fixtures_batch),
-		cmocka_unit_test(test_truncations),
-		cmocka_unit_test(test_flow_hash_layout),
-		cmocka_unit_test(test_stickiness),
-		cmocka_unit_test(test_fragments_same_backend),
-		cmocka_unit_test(test_icmp_steering),
-		cmocka_unit_test(test_icmp_rate_limit),
-		cmocka_unit_test(test_counted_drops),
-		cmocka_unit_test(test_pipeline_timeouts),
+	    cmocka_unit_test(test_fixtures),      cmocka_unit_test(test_fixtures_batch),
+	    cmocka_unit_test(test_truncations),   cmocka_unit_test(test_flow_hash_layout),
+	    cmocka_unit_test(test_stickiness),    cmocka_unit_test(test_fragments_same_backend),
+	    cmocka_unit_test(test_icmp_steering), cmocka_unit_test(test_icmp_rate_limit),
+	    cmocka_unit_test(test_counted_drops), cmocka_unit_test(test_pipeline_timeouts),
 	};
 
 	return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);

@@ -12,7 +12,7 @@
 #include "fixtures/test_config.h"
 
 static struct lb_snapshot *snap(const struct config *c, const struct lb_snapshot *prev,
-				const struct snapshot_state *st)
+                                const struct snapshot_state *st)
 {
 	struct lb_snapshot *s = NULL;
 	char err[256] = "";
@@ -55,11 +55,13 @@ static void test_build_basics(void **state)
 			assert_true(b->in_use && b->up);
 			assert_int_equal(b->vip, v);
 			slots += b->slots;
-			mb[j] = (struct maglev_backend){ b->addr.b, lb_addr_len(&b->addr), b->weight };
+			mb[j] =
+			    (struct maglev_backend){b->addr.b, lb_addr_len(&b->addr), b->weight};
 		}
 		assert_int_equal(slots, vip->table_size);
 		/* Same table as maglev_build of the backends, mapped to ids; same digest. */
-		assert_int_equal(maglev_build(t, vip->table_size, mb, vip->n_backends, s->hash_seed), 0);
+		assert_int_equal(
+		    maglev_build(t, vip->table_size, mb, vip->n_backends, s->hash_seed), 0);
 		for (uint32_t i = 0; i < vip->table_size; i++)
 			assert_int_equal(vip->table[i], vip->backends[t[i]]);
 		assert_true(vip->digest == maglev_digest(t, vip->table_size, mb, vip->n_backends));
@@ -68,7 +70,7 @@ static void test_build_basics(void **state)
 	/* One next hop per distinct address: 198.18.2.1..4 are shared by three VIPs. */
 	assert_int_equal(s->n_nexthops, 5 + 4 + 2);
 	assert_int_equal(s->backends[id_of(s, 5, "198.18.2.3")].nexthop,
-			 s->backends[id_of(s, 7, "198.18.2.3")].nexthop);
+	                 s->backends[id_of(s, 7, "198.18.2.3")].nexthop);
 	for (uint32_t i = 0; i < s->n_nexthops; i++)
 		assert_true(atomic_load(&s->nexthops[i].mac) == (LB_NH_VALID | 0x020000000002ull));
 	snapshot_free(s);
@@ -87,7 +89,7 @@ static void test_vip_lookup(void **state)
 	assert_int_equal(snapshot_vip_lookup(s, &a, IPPROTO_TCP, 80), 0);
 	assert_int_equal(snapshot_vip_lookup(s, &a, IPPROTO_TCP, 81), -1);
 	assert_int_equal(snapshot_vip_lookup(s, &a, IPPROTO_UDP, 80), -1);
-	assert_int_equal(snapshot_vip_lookup(s, &u, IPPROTO_UDP, 1), 2);  /* port 0 */
+	assert_int_equal(snapshot_vip_lookup(s, &u, IPPROTO_UDP, 1), 2); /* port 0 */
 	assert_int_equal(snapshot_vip_lookup(s, &u, IPPROTO_UDP, 65535), 2);
 	assert_int_equal(snapshot_vip_lookup(s, &u, IPPROTO_TCP, 1), -1);
 	assert_int_equal(snapshot_vip_lookup(s, &six, IPPROTO_TCP, 443), 3);
@@ -103,8 +105,8 @@ static void test_vip_lookup(void **state)
 /* A port-0 VIP next to a port VIP on one address: exact port first, then port 0. */
 static void test_port_fallback_and_duplicates(void **state)
 {
-	static const char *const b1[] = { "198.18.1.1" };
-	static const char *const b2[] = { "198.18.1.2" };
+	static const char *const b1[] = {"198.18.1.1"};
+	static const char *const b2[] = {"198.18.1.2"};
 	struct config *c = tcfg_new();
 	struct lb_snapshot *s;
 	struct lb_addr a = tcfg_addr("198.51.100.1");
@@ -170,7 +172,8 @@ static void test_id_stability(void **state)
 	tcfg_backend_add(&c->vips[5], "198.18.2.8", 1);
 	s4 = snap(c, s3, NULL);
 	assert_int_equal(id_of(s4, 5, "198.18.2.8"), id_removed);
-	assert_int_equal(s4->backends[id_removed].tag, (uint16_t)(s3->backends[id_removed].tag + 1));
+	assert_int_equal(s4->backends[id_removed].tag,
+	                 (uint16_t)(s3->backends[id_removed].tag + 1));
 	assert_int_equal(id_of(s4, 5, "198.18.2.1"), ids1[0]);
 	assert_int_equal(id_of(s4, 5, "198.18.2.2"), LB_BACKEND_NONE);
 	/* The same address in another VIP is another id. */
@@ -186,11 +189,11 @@ static void test_overrides(void **state)
 {
 	struct config *c = tcfg_fixture();
 	struct snapshot_override ov[3] = {
-		{ .vip = "multi", .weight = 0 },
-		{ .vip = "multi", .weight = -1, .down = true },
-		{ .vip = "nosuch", .weight = 5 },
+	    {.vip = "multi", .weight = 0},
+	    {.vip = "multi", .weight = -1, .down = true},
+	    {.vip = "nosuch", .weight = 5},
 	};
-	struct snapshot_state st = { ov, 3 };
+	struct snapshot_state st = {ov, 3};
 	struct lb_snapshot *s;
 	uint16_t a, b;
 
@@ -208,8 +211,8 @@ static void test_overrides(void **state)
 	assert_int_equal(s->backends[b].weight, 1);
 	assert_int_equal(s->backends[b].slots, 0);
 	assert_int_equal(s->backends[id_of(s, 5, "198.18.2.3")].slots +
-				 s->backends[id_of(s, 5, "198.18.2.4")].slots,
-			 65537);
+	                     s->backends[id_of(s, 5, "198.18.2.4")].slots,
+	                 65537);
 	/* The other VIP with the same addresses is untouched. */
 	assert_true(s->backends[id_of(s, 6, "198.18.2.1")].slots > 0);
 	snapshot_free(s);
@@ -246,7 +249,7 @@ static void test_nexthop_carry_over(void **state)
 
 static void test_bad_inputs(void **state)
 {
-	static const char *const b1[] = { "198.18.1.1" };
+	static const char *const b1[] = {"198.18.1.1"};
 	struct config *c = tcfg_new();
 	struct lb_snapshot *s = NULL;
 	char err[256];
@@ -262,13 +265,13 @@ static void test_bad_inputs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_build_basics),
-		cmocka_unit_test(test_vip_lookup),
-		cmocka_unit_test(test_port_fallback_and_duplicates),
-		cmocka_unit_test(test_id_stability),
-		cmocka_unit_test(test_overrides),
-		cmocka_unit_test(test_nexthop_carry_over),
-		cmocka_unit_test(test_bad_inputs),
+	    cmocka_unit_test(test_build_basics),
+	    cmocka_unit_test(test_vip_lookup),
+	    cmocka_unit_test(test_port_fallback_and_duplicates),
+	    cmocka_unit_test(test_id_stability),
+	    cmocka_unit_test(test_overrides),
+	    cmocka_unit_test(test_nexthop_carry_over),
+	    cmocka_unit_test(test_bad_inputs),
 	};
 
 	return cmocka_run_group_tests_name("snapshot", tests, NULL, NULL);

@@ -1,0 +1,496 @@
+/* `maglevctl table` / `maglevctl diff`: a config's Maglev tables and what a change would move. */
+#include "control/ctl_offline.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control/config_yaml.h"
+#include "core/addr.h"
+#include "core/maglev.h"
+
+#define CTL_PCT_DECIMALS 1e4 /* JSON percentages are rounded to 4 decimals */
+
+static const char ctl_table_usage[] = "usage: maglevctl table -c FILE [--vip NAME] [--json]";
+static const char ctl_diff_usage[] = "usage: maglevctl diff OLD.yaml NEW.yaml [--json]";
+
+int ctl_table_build(const struct config *c, const struct config_vip *v, struct ctl_table *out)
+{
+	struct maglev_backend *b = NULL;
+	int err = -EINVAL;
+
+	*out = (struct ctl_table){ .table_size = v->table_size };
+	if (v->n_backends == 0 || v->n_backends > MAGLEV_BACKENDS_MAX)
+		goto out;
+	err = -ENOMEM;
+	b = calloc(v->n_backends, sizeof(*b));
+	out->table = malloc(v->table_size * sizeof(*out->table));
+	out->slots = calloc(v->n_backends, sizeof(*out->slots));
+	if (!b || !out->table || !out->slots)
+		goto out;
+	for (uint32_t i = 0; i < v->n_backends; i++)
+		b[i] = (struct maglev_backend){
+			.key = v->backends[i].addr.b,
+			.key_len = lb_addr_len(&v->backends[i].addr),
+			.weight = v->backends[i].weight,
+		};
+	err = maglev_build(out->table, v->table_size, b, v->n_backends, c->hash_seed);
+	if (err)
+		goto out;
+	maglev_count(out->table, v->table_size, out->slots, v->n_backends);
+	out->digest = maglev_digest(out->table, v->table_size, b, v->n_backends);
+out:
+	free(b);
+	if (err)
+		ctl_table_free(out);
+	return err;
+}
+
+void ctl_table_free(struct ctl_table *t)
+{
+	free(t->table);
+	free(t->slots);
+	t->table = NULL;
+	t->slots = NULL;
+}
+
+/* Index of the backend of v with address a, or -1. */
+static int32_t backend_find(const struct config_vip *v, const struct lb_addr *a)
+{
+	for (uint32_t i = 0; i < v->n_backends; i++)
+		if (lb_addr_eq(&v->backends[i].addr, a))
+			return (int32_t)i;
+	return -1;
+}
+
+static double pct_round(double x)
+{
+	return round(x * CTL_PCT_DECIMALS) / CTL_PCT_DECIMALS;
+}
+
+int ctl_vip_diff(const struct config *oldc, const struct config_vip *ov, const struct config *newc,
+		 const struct config_vip *nv, struct ctl_vip_diff *out)
+{
+	struct ctl_table to = { 0 }, tn = { 0 };
+	int32_t *map = NULL; /* old backend index -> new backend index or -1 */
+	uint64_t m1 = ov->table_size, m2 = nv->table_size, changed = 0, excess = 0;
+	int err;
+
+	*out = (struct ctl_vip_diff){
+		.status = CTL_VIP_BOTH,
+		.old_size = ov->table_size,
+		.new_size = nv->table_size,
+		.size_changed = ov->table_size != nv->table_size,
+	};
+	snprintf(out->name, sizeof(out->name), "%s", ov->name);
+	err = ctl_table_build(oldc, ov, &to);
+	if (!err)
+		err = ctl_table_build(newc, nv, &tn);
+	if (err)
+		goto out;
+	err = -ENOMEM;
+	map = malloc(ov->n_backends * sizeof(*map));
+	if (!map)
+		goto out;
+	for (uint32_t i = 0; i < ov->n_backends; i++)
+		map[i] = backend_find(nv, &ov->backends[i].addr);
+
+	if (m1 == m2) {
+		for (uint32_t s = 0; s < m1; s++) {
+			uint16_t o = to.table[s], n = tn.table[s];
+			int32_t o_new = o == MAGLEV_EMPTY ? -1 : map[o];
+
+			if (o == MAGLEV_EMPTY ? n == MAGLEV_EMPTY : o_new == (int32_t)n)
+				continue;
+			changed++;
+			if (o_new >= 0 && nv->backends[o_new].weight > 0)
+				excess++;
+		}
+		out->changed_slots = changed;
+		out->excess_slots = excess;
+		out->changed_pct = pct_round(100.0 * (double)changed / (double)m1);
+		out->excess_pct = pct_round(100.0 * (double)excess / (double)m1);
+	} else {
+		/* Pairs (old slot, new slot), each a 1/(m1*m2) share of the flow hashes. */
+		uint64_t same = 0, e1 = m1, e2 = m2;
+
+		for (uint32_t i = 0; i < ov->n_backends; i++) {
+			uint64_t co = to.slots[i], cn = map[i] >= 0 ? tn.slots[map[i]] : 0;
+
+			e1 -= co;
+			same += co * cn;
+			if (map[i] >= 0 && nv->backends[map[i]].weight > 0)
+				excess += co * (m2 - cn);
+		}
+		for (uint32_t j = 0; j < nv->n_backends; j++)
+			e2 -= tn.slots[j];
+		same += e1 * e2; /* empty in both: nothing changes for those flows */
+		changed = m1 * m2 - same;
+		out->changed_slots = (changed + m1 / 2) / m1;
+		out->excess_slots = (excess + m1 / 2) / m1;
+		out->changed_pct = pct_round(100.0 * (double)changed / (double)(m1 * m2));
+		out->excess_pct = pct_round(100.0 * (double)excess / (double)(m1 * m2));
+	}
+	err = 0;
+out:
+	free(map);
+	ctl_table_free(&to);
+	ctl_table_free(&tn);
+	return err;
+}
+
+static const struct config_vip *vip_find(const struct config *c, const char *name)
+{
+	for (uint32_t i = 0; i < c->n_vips; i++)
+		if (strcmp(c->vips[i].name, name) == 0)
+			return &c->vips[i];
+	return NULL;
+}
+
+int ctl_diff(const struct config *oldc, const struct config *newc, struct ctl_vip_diff **out,
+	     uint32_t *n_out)
+{
+	struct ctl_vip_diff *d;
+	uint32_t n = 0;
+	int err = 0;
+
+	d = calloc((size_t)oldc->n_vips + newc->n_vips + 1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < oldc->n_vips; i++) {
+		const struct config_vip *ov = &oldc->vips[i], *nv = vip_find(newc, ov->name);
+
+		if (nv) {
+			err = ctl_vip_diff(oldc, ov, newc, nv, &d[n]);
+			if (err)
+				goto out;
+		} else {
+			d[n] = (struct ctl_vip_diff){
+				.status = CTL_VIP_REMOVED,
+				.old_size = ov->table_size,
+				.changed_slots = ov->table_size,
+				.changed_pct = 100.0,
+			};
+			snprintf(d[n].name, sizeof(d[n].name), "%s", ov->name);
+		}
+		n++;
+	}
+	for (uint32_t j = 0; j < newc->n_vips; j++) {
+		const struct config_vip *nv = &newc->vips[j];
+
+		if (vip_find(oldc, nv->name))
+			continue;
+		d[n] = (struct ctl_vip_diff){
+			.status = CTL_VIP_ADDED,
+			.new_size = nv->table_size,
+			.changed_slots = nv->table_size,
+			.changed_pct = 100.0,
+		};
+		snprintf(d[n].name, sizeof(d[n].name), "%s", nv->name);
+		n++;
+	}
+out:
+	if (err) {
+		free(d);
+		return err;
+	}
+	*out = d;
+	*n_out = n;
+	return 0;
+}
+
+static const char *proto_name(uint8_t proto)
+{
+	return proto == IPPROTO_UDP ? "udp" : "tcp";
+}
+
+static int json_emit(FILE *out, json_t *root)
+{
+	int err = 0;
+
+	if (!root)
+		return -ENOMEM;
+	if (json_dumpf(root, out, JSON_INDENT(2)) != 0 || fputc('\n', out) == EOF)
+		err = -EIO;
+	json_decref(root);
+	return err;
+}
+
+/* The VIPs to show: all, or the one named (-ENOENT). */
+static int vips_select(const struct config *c, const char *vip, uint32_t *first, uint32_t *end,
+		       char *err, size_t errlen)
+{
+	*first = 0;
+	*end = c->n_vips;
+	if (!vip)
+		return 0;
+	for (uint32_t i = 0; i < c->n_vips; i++)
+		if (strcmp(c->vips[i].name, vip) == 0) {
+			*first = i;
+			*end = i + 1;
+			return 0;
+		}
+	snprintf(err, errlen, "%s: no VIP named '%s'", c->path, vip);
+	return -ENOENT;
+}
+
+static void table_print_text(FILE *out, const struct config_vip *v, const struct ctl_table *t)
+{
+	char buf[LB_ADDR_STRLEN];
+	int w = (int)strlen("backend");
+
+	fprintf(out, "vip %s  %s %s port %u  table_size %u  digest %016" PRIx64 "\n", v->name,
+		lb_addr_str(&v->addr, buf, sizeof(buf)), proto_name(v->proto), v->port,
+		t->table_size, t->digest);
+	for (uint32_t i = 0; i < v->n_backends; i++) {
+		int l = (int)strlen(lb_addr_str(&v->backends[i].addr, buf, sizeof(buf)));
+
+		w = l > w ? l : w;
+	}
+	fprintf(out, "  %-*s  %6s  %8s  %8s\n", w, "backend", "weight", "slots", "share");
+	for (uint32_t i = 0; i < v->n_backends; i++)
+		fprintf(out, "  %-*s  %6u  %8u  %7.3f%%\n", w,
+			lb_addr_str(&v->backends[i].addr, buf, sizeof(buf)), v->backends[i].weight,
+			t->slots[i], 100.0 * t->slots[i] / t->table_size);
+}
+
+int ctl_table_print(FILE *out, const struct config *c, const char *vip, bool json, char *err,
+		    size_t errlen)
+{
+	json_t *root = NULL, *vips = NULL;
+	uint32_t first, end;
+	int rc;
+
+	rc = vips_select(c, vip, &first, &end, err, errlen);
+	if (rc)
+		return rc;
+	if (json) {
+		root = json_object();
+		vips = json_array();
+		if (!root || !vips || json_object_set_new(root, "vips", vips) != 0) {
+			json_decref(vips);
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	for (uint32_t i = first; i < end; i++) {
+		const struct config_vip *v = &c->vips[i];
+		struct ctl_table t;
+		char digest[17];
+
+		rc = ctl_table_build(c, v, &t);
+		if (rc) {
+			snprintf(err, errlen, "%s: VIP '%s': cannot build its table: %s", c->path,
+				 v->name, strerror(-rc));
+			goto out;
+		}
+		snprintf(digest, sizeof(digest), "%016" PRIx64, t.digest);
+		if (json) {
+			json_t *bs = json_array(), *o;
+
+			for (uint32_t k = 0; bs && k < v->n_backends; k++) {
+				char buf[LB_ADDR_STRLEN];
+
+				json_array_append_new(
+					bs, json_pack("{s:s, s:I, s:I}", "address",
+						      lb_addr_str(&v->backends[k].addr, buf,
+								  sizeof(buf)),
+						      "weight", (json_int_t)v->backends[k].weight,
+						      "slots", (json_int_t)t.slots[k]));
+			}
+			o = json_pack("{s:s, s:I, s:s, s:o}", "name", v->name, "table_size",
+				      (json_int_t)t.table_size, "digest", digest, "backends", bs);
+			if (!o || json_array_append_new(vips, o) != 0)
+				rc = -ENOMEM;
+		} else {
+			if (i > first)
+				fputc('\n', out);
+			table_print_text(out, v, &t);
+		}
+		ctl_table_free(&t);
+		if (rc)
+			goto out;
+	}
+	if (json) {
+		rc = json_emit(out, root);
+		root = NULL;
+	}
+out:
+	json_decref(root);
+	if (rc == -ENOMEM || rc == -EIO)
+		snprintf(err, errlen, "cannot print the tables: %s", strerror(-rc));
+	return rc;
+}
+
+static const char *status_name(enum ctl_vip_status s)
+{
+	return s == CTL_VIP_ADDED ? "added" : s == CTL_VIP_REMOVED ? "removed" : "both";
+}
+
+static void diff_print_text(FILE *out, const struct ctl_vip_diff *d, uint32_t n)
+{
+	int w = (int)strlen("vip");
+
+	for (uint32_t i = 0; i < n; i++) {
+		int l = (int)strlen(d[i].name);
+
+		w = l > w ? l : w;
+	}
+	fprintf(out, "%-*s  %-7s  %-17s  %8s  %9s  %8s  %9s\n", w, "vip", "status", "table_size",
+		"changed", "changed%", "excess", "excess%");
+	for (uint32_t i = 0; i < n; i++) {
+		char size[32];
+
+		if (d[i].status == CTL_VIP_ADDED)
+			snprintf(size, sizeof(size), "%u", d[i].new_size);
+		else if (d[i].status == CTL_VIP_REMOVED || !d[i].size_changed)
+			snprintf(size, sizeof(size), "%u", d[i].old_size);
+		else
+			snprintf(size, sizeof(size), "%u->%u", d[i].old_size, d[i].new_size);
+		fprintf(out, "%-*s  %-7s  %-17s  %8" PRIu64 "  %8.3f%%  %8" PRIu64 "  %8.3f%%\n", w,
+			d[i].name, status_name(d[i].status), size, d[i].changed_slots,
+			d[i].changed_pct, d[i].excess_slots, d[i].excess_pct);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (d[i].size_changed) {
+			fprintf(out, "table_size changed: slots are flow-hash shares in units of the "
+				     "new table (see docs/maglev.md)\n");
+			break;
+		}
+}
+
+int ctl_diff_print(FILE *out, const struct config *oldc, const struct config *newc, bool json,
+		   char *err, size_t errlen)
+{
+	struct ctl_vip_diff *d = NULL;
+	json_t *root = NULL, *vips;
+	uint32_t n = 0;
+	int rc;
+
+	rc = ctl_diff(oldc, newc, &d, &n);
+	if (rc) {
+		snprintf(err, errlen, "cannot diff %s and %s: %s", oldc->path, newc->path,
+			 strerror(-rc));
+		return rc;
+	}
+	if (!json) {
+		diff_print_text(out, d, n);
+		goto out;
+	}
+	rc = -ENOMEM;
+	vips = json_array();
+	root = json_pack("{s:o}", "vips", vips);
+	if (!root)
+		goto out;
+	for (uint32_t i = 0; i < n; i++) {
+		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:I, s:f}", "name", d[i].name,
+				      "status", status_name(d[i].status), "old_table_size",
+				      (json_int_t)d[i].old_size, "new_table_size",
+				      (json_int_t)d[i].new_size, "changed_slots",
+				      (json_int_t)d[i].changed_slots, "changed_pct", d[i].changed_pct,
+				      "excess_slots", (json_int_t)d[i].excess_slots, "excess_pct",
+				      d[i].excess_pct);
+
+		if (!o || json_array_append_new(vips, o) != 0)
+			goto out;
+	}
+	rc = json_emit(out, root);
+	root = NULL;
+out:
+	json_decref(root);
+	free(d);
+	if (rc)
+		snprintf(err, errlen, "cannot print the diff: %s", strerror(-rc));
+	return rc;
+}
+
+enum { OPT_VIP = 256, OPT_JSON };
+
+int ctl_cmd_table(int argc, char **argv, char *err, size_t errlen)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "vip", required_argument, NULL, OPT_VIP },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL, *vip = NULL;
+	struct config *c = NULL;
+	bool json = false;
+	int opt, rc;
+
+	optind = 0; /* GNU getopt: start over for this subcommand's argv */
+	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case OPT_VIP:
+			vip = optarg;
+			break;
+		case OPT_JSON:
+			json = true;
+			break;
+		case 'h':
+			printf("%s\n", ctl_table_usage);
+			return 0;
+		default:
+			snprintf(err, errlen, "%s", ctl_table_usage);
+			return -EINVAL;
+		}
+	}
+	if (!path || optind != argc) {
+		snprintf(err, errlen, "%s", ctl_table_usage);
+		return -EINVAL;
+	}
+	rc = config_load(path, &c, err, errlen);
+	if (rc)
+		return rc;
+	rc = ctl_table_print(stdout, c, vip, json, err, errlen);
+	config_free(c);
+	return rc;
+}
+
+int ctl_cmd_diff(int argc, char **argv, char *err, size_t errlen)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct config *oldc = NULL, *newc = NULL;
+	bool json = false;
+	int opt, rc;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_JSON:
+			json = true;
+			break;
+		case 'h':
+			printf("%s\n", ctl_diff_usage);
+			return 0;
+		default:
+			snprintf(err, errlen, "%s", ctl_diff_usage);
+			return -EINVAL;
+		}
+	}
+	if (argc - optind != 2) {
+		snprintf(err, errlen, "%s", ctl_diff_usage);
+		return -EINVAL;
+	}
+	rc = config_load(argv[optind], &oldc, err, errlen);
+	if (!rc)
+		rc = config_load(argv[optind + 1], &newc, err, errlen);
+	if (!rc)
+		rc = ctl_diff_print(stdout, oldc, newc, json, err, errlen);
+	config_free(oldc);
+	config_free(newc);
+	return rc;
+}

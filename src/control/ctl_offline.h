@@ -1,0 +1,84 @@
+/* Offline views of a config's Maglev tables: `maglevctl table` and `maglevctl diff` (no daemon). */
+#ifndef MAGLEV_CONTROL_CTL_OFFLINE_H
+#define MAGLEV_CONTROL_CTL_OFFLINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/config.h"
+
+/* One VIP's table as every maglevd with this config builds it. */
+struct ctl_table {
+	uint32_t table_size; /* M */
+	uint16_t *table;     /* M indices into vip->backends, MAGLEV_EMPTY if all weights are 0 */
+	uint32_t *slots;     /* slots per backend, vip->n_backends entries */
+	uint64_t digest;     /* maglev_digest, by backend address */
+};
+
+/*
+ * Builds v's table with c's hash_seed (backend key: lb_addr bytes, 4 for IPv4, 16 for IPv6).
+ * On success out owns memory (ctl_table_free). Negative errno on failure.
+ */
+int ctl_table_build(const struct config *c, const struct config_vip *v, struct ctl_table *out);
+void ctl_table_free(struct ctl_table *t);
+
+enum ctl_vip_status {
+	CTL_VIP_BOTH,    /* in both configs (matched by name) */
+	CTL_VIP_ADDED,   /* only in the new config */
+	CTL_VIP_REMOVED, /* only in the old config */
+};
+
+/*
+ * What a config change does to one VIP's flows (docs/maglev.md, "maglevctl diff").
+ * With equal table sizes, changed_slots counts slots whose backend address differs and
+ * excess_slots those of them whose old backend is still in the new config with weight > 0.
+ * With different sizes (size_changed) slot i of the old table and slot j of the new one serve the
+ * flows with hash = i mod M_old and = j mod M_new, a share 1/(M_old * M_new) of all flows; the
+ * shares are summed over all pairs and reported in slots of the new table (rounded).
+ * ADDED and REMOVED VIPs count every slot of the table they have as changed, none as excess.
+ */
+struct ctl_vip_diff {
+	char name[CONFIG_NAME_MAX];
+	enum ctl_vip_status status;
+	uint32_t old_size; /* 0 if ADDED */
+	uint32_t new_size; /* 0 if REMOVED */
+	bool size_changed; /* BOTH with old_size != new_size */
+	uint64_t changed_slots;
+	uint64_t excess_slots;
+	double changed_pct; /* % of flows (of M when the sizes agree) */
+	double excess_pct;
+};
+
+/* Diff of one VIP present in both configs. Negative errno on failure. */
+int ctl_vip_diff(const struct config *oldc, const struct config_vip *ov, const struct config *newc,
+		 const struct config_vip *nv, struct ctl_vip_diff *out);
+
+/*
+ * Diffs of every VIP: those of the old config in its order (BOTH or REMOVED), then the ADDED ones
+ * in the new config's order. *out is malloc'ed (free it); *n_out entries.
+ */
+int ctl_diff(const struct config *oldc, const struct config *newc, struct ctl_vip_diff **out,
+	     uint32_t *n_out);
+
+/*
+ * Prints the tables of c (only the VIP named vip if not NULL) as aligned text or as JSON
+ * {"vips":[{"name","table_size","digest","backends":[{"address","weight","slots"}]}]}.
+ * -ENOENT with err set if no VIP has that name.
+ */
+int ctl_table_print(FILE *out, const struct config *c, const char *vip, bool json, char *err,
+		    size_t errlen);
+
+/*
+ * Prints ctl_diff as aligned text or as JSON {"vips":[{"name","status","old_table_size",
+ * "new_table_size","changed_slots","changed_pct","excess_slots","excess_pct"}]}.
+ */
+int ctl_diff_print(FILE *out, const struct config *oldc, const struct config *newc, bool json,
+		   char *err, size_t errlen);
+
+/* `maglevctl table` and `maglevctl diff`: argv[0] is the subcommand name. */
+int ctl_cmd_table(int argc, char **argv, char *err, size_t errlen);
+int ctl_cmd_diff(int argc, char **argv, char *err, size_t errlen);
+
+#endif

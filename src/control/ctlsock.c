@@ -1,0 +1,684 @@
+/* The control socket: request parsing and dispatch, the Unix socket server, and the client call. */
+#include "control/ctlsock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CTL_EVENTS_BATCH 32u   /* epoll events handled per wait */
+#define CTL_READ_CHUNK   4096u /* bytes read from a client at a time */
+#define CTL_PORT_MAX     65535
+#define CTL_MS_PER_S     1000u
+#define CTL_NS_PER_MS    1000000u
+
+static const char *const ctl_cmd_names[] = {
+    [CTL_CMD_STATUS] = "status",     [CTL_CMD_VIPS] = "vips",       [CTL_CMD_BACKENDS] = "backends",
+    [CTL_CMD_COUNTERS] = "counters", [CTL_CMD_RELOAD] = "reload",   [CTL_CMD_WEIGHT] = "weight",
+    [CTL_CMD_DRAIN] = "drain",       [CTL_CMD_UNDRAIN] = "undrain", [CTL_CMD_EXPLAIN] = "explain",
+};
+
+#define CTL_CMDS_N (sizeof(ctl_cmd_names) / sizeof(ctl_cmd_names[0]))
+
+const char *ctl_cmd_name(enum ctl_cmd cmd)
+{
+	return (size_t)cmd < CTL_CMDS_N ? ctl_cmd_names[cmd] : "?";
+}
+
+static uint64_t ctl_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * CTL_MS_PER_S + (uint64_t)ts.tv_nsec / CTL_NS_PER_MS;
+}
+
+int ctl_hostport_parse(const char *s, struct lb_addr *addr, uint16_t *port)
+{
+	char host[LB_ADDR_STRLEN];
+	const char *colon, *p;
+	unsigned long v;
+	char *end;
+	size_t hl;
+
+	*port = 0;
+	if (lb_addr_parse(s, addr) == 0)
+		return 0;
+	if (s[0] == '[') {
+		p = strchr(s, ']');
+		if (!p || p[1] != ':')
+			return -EINVAL;
+		hl = (size_t)(p - s - 1);
+		s++;
+		colon = p + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || memchr(s, ':', (size_t)(colon - s)))
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (lb_addr_parse(host, addr) < 0)
+		return -EINVAL;
+	if (colon[1] < '0' || colon[1] > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(colon + 1, &end, 10);
+	if (errno || *end || v == 0 || v > CTL_PORT_MAX)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* Reads an optional string member; -EINVAL (err set) if present and not a string. */
+static int ctl_get_str(json_t *o, const char *key, bool required, const char **out, char *err,
+                       size_t errlen)
+{
+	json_t *v = json_object_get(o, key);
+
+	*out = NULL;
+	if (!v) {
+		if (!required)
+			return 0;
+		snprintf(err, errlen, "missing \"%s\"", key);
+		return -EINVAL;
+	}
+	if (!json_is_string(v)) {
+		snprintf(err, errlen, "\"%s\" must be a string", key);
+		return -EINVAL;
+	}
+	*out = json_string_value(v);
+	if (strlen(*out) != json_string_length(v)) {
+		snprintf(err, errlen, "\"%s\" contains a NUL byte", key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int ctl_get_uint(json_t *o, const char *key, json_int_t max, bool required, uint32_t *out,
+                        char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, key);
+	json_int_t n;
+
+	if (!v) {
+		if (!required)
+			return 0;
+		snprintf(err, errlen, "missing \"%s\"", key);
+		return -EINVAL;
+	}
+	if (!json_is_integer(v)) {
+		snprintf(err, errlen, "\"%s\" must be an integer", key);
+		return -EINVAL;
+	}
+	n = json_integer_value(v);
+	if (n < 0 || n > max) {
+		snprintf(err, errlen, "\"%s\" %lld out of range 0..%lld", key, (long long)n,
+		         (long long)max);
+		return -EINVAL;
+	}
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static int ctl_get_addr(json_t *o, const char *key, struct lb_addr *a, char *err, size_t errlen)
+{
+	const char *s;
+	int ret = ctl_get_str(o, key, true, &s, err, errlen);
+
+	if (ret < 0)
+		return ret;
+	if (lb_addr_parse(s, a) < 0) {
+		snprintf(err, errlen, "\"%s\": bad address '%.64s'", key, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int ctl_get_vip(json_t *o, bool required, struct ctl_request *req, char *err, size_t errlen)
+{
+	const char *s;
+	int ret = ctl_get_str(o, "vip", required, &s, err, errlen);
+
+	if (ret < 0 || !s)
+		return ret;
+	if (!s[0] || strlen(s) >= sizeof(req->vip)) {
+		snprintf(err, errlen, "\"vip\": bad VIP name '%.64s'", s);
+		return -EINVAL;
+	}
+	snprintf(req->vip, sizeof(req->vip), "%s", s);
+	return 0;
+}
+
+static int ctl_get_proto(json_t *o, struct ctl_request *req, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, "proto");
+	uint32_t n = 0;
+	int ret;
+
+	if (!v)
+		return 0;
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+
+		if (strcmp(s, "tcp") == 0)
+			req->proto = IPPROTO_TCP;
+		else if (strcmp(s, "udp") == 0)
+			req->proto = IPPROTO_UDP;
+		else {
+			snprintf(err, errlen, "\"proto\": want tcp or udp, not '%.16s'", s);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	ret = ctl_get_uint(o, "proto", UINT8_MAX, true, &n, err, errlen);
+	if (ret == 0 && n != IPPROTO_TCP && n != IPPROTO_UDP) {
+		snprintf(err, errlen, "\"proto\": want tcp (6) or udp (17), not %u", n);
+		return -EINVAL;
+	}
+	req->proto = (uint8_t)n;
+	return ret;
+}
+
+int ctl_request_parse(const char *line, size_t len, struct ctl_request *req, char *err,
+                      size_t errlen)
+{
+	json_error_t jerr;
+	json_t *o;
+	const char *cmd;
+	uint32_t n;
+	size_t i;
+	int ret;
+
+	memset(req, 0, sizeof(*req));
+	if (len > CTL_REQUEST_MAX) {
+		snprintf(err, errlen, "request longer than %u bytes", CTL_REQUEST_MAX);
+		return -EINVAL;
+	}
+	o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!o) {
+		snprintf(err, errlen, "bad JSON at column %d: %s", jerr.column, jerr.text);
+		return -EINVAL;
+	}
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "request must be a JSON object");
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = ctl_get_str(o, "cmd", true, &cmd, err, errlen);
+	if (ret < 0)
+		goto out;
+	for (i = 0; i < CTL_CMDS_N; i++)
+		if (strcmp(cmd, ctl_cmd_names[i]) == 0)
+			break;
+	if (i == CTL_CMDS_N) {
+		snprintf(err, errlen, "unknown command '%.32s'", cmd);
+		ret = -EINVAL;
+		goto out;
+	}
+	req->cmd = (enum ctl_cmd)i;
+	switch (req->cmd) {
+	case CTL_CMD_STATUS:
+	case CTL_CMD_VIPS:
+	case CTL_CMD_COUNTERS:
+	case CTL_CMD_RELOAD:
+		break;
+	case CTL_CMD_BACKENDS:
+		ret = ctl_get_vip(o, false, req, err, errlen);
+		break;
+	case CTL_CMD_WEIGHT:
+		ret = ctl_get_vip(o, true, req, err, errlen);
+		if (!ret)
+			ret = ctl_get_addr(o, "backend", &req->backend, err, errlen);
+		if (!ret)
+			ret =
+			    ctl_get_uint(o, "weight", UINT16_MAX, true, &req->weight, err, errlen);
+		break;
+	case CTL_CMD_DRAIN:
+	case CTL_CMD_UNDRAIN:
+		ret = ctl_get_vip(o, true, req, err, errlen);
+		if (!ret)
+			ret = ctl_get_addr(o, "backend", &req->backend, err, errlen);
+		break;
+	case CTL_CMD_EXPLAIN:
+		ret = ctl_get_vip(o, true, req, err, errlen);
+		if (!ret)
+			ret = ctl_get_addr(o, "src", &req->src, err, errlen);
+		n = 0;
+		if (!ret)
+			ret = ctl_get_uint(o, "src_port", CTL_PORT_MAX, false, &n, err, errlen);
+		req->src_port = (uint16_t)n;
+		n = 0;
+		if (!ret)
+			ret = ctl_get_uint(o, "dst_port", CTL_PORT_MAX, false, &n, err, errlen);
+		req->dst_port = (uint16_t)n;
+		if (!ret)
+			ret = ctl_get_proto(o, req, err, errlen);
+		break;
+	}
+out:
+	json_decref(o);
+	return ret;
+}
+
+char *ctl_handle_line(const char *line, size_t len, ctl_handler_fn fn, void *ctx)
+{
+	char err[CTL_ERR_MAX] = "";
+	struct ctl_request req;
+	json_t *resp, *result = NULL;
+	char *s;
+
+	if (ctl_request_parse(line, len, &req, err, sizeof(err)) == 0) {
+		result = fn(ctx, &req, err, sizeof(err));
+		if (!result && !err[0])
+			snprintf(err, sizeof(err), "%s failed", ctl_cmd_name(req.cmd));
+	}
+	if (result)
+		resp = json_pack("{s:b, s:o}", "ok", 1, "result", result);
+	else
+		resp = json_pack("{s:b, s:s}", "ok", 0, "error", err);
+	if (!resp)
+		return NULL;
+	s = json_dumps(resp, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(resp);
+	return s;
+}
+
+struct ctl_client {
+	int fd;
+	char *in; /* CTL_REQUEST_MAX bytes */
+	size_t in_len;
+	char *out; /* pending response bytes */
+	size_t out_len, out_off;
+	uint64_t deadline_ms;
+	bool closing; /* close once out is flushed */
+};
+
+struct ctl_server {
+	int epfd;
+	int lfd;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	ctl_handler_fn fn;
+	void *ctx;
+	struct ctl_client clients[CTL_CLIENTS_MAX];
+};
+
+static void ctl_client_drop(struct ctl_client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->in);
+	free(c->out);
+	*c = (struct ctl_client){.fd = -1};
+}
+
+static int ctl_sockaddr(struct sockaddr_un *sun, const char *path)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (!path[0] || strlen(path) >= sizeof(sun->sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sun->sun_path, path, strlen(path) + 1);
+	return 0;
+}
+
+/* Removes a socket file nobody answers on; -EADDRINUSE if a live server does. */
+static int ctl_stale_remove(const struct sockaddr_un *sun)
+{
+	struct stat st;
+	int fd, ret = 0;
+
+	if (lstat(sun->sun_path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0)
+		ret = -EADDRINUSE;
+	else if (unlink(sun->sun_path) < 0 && errno != ENOENT)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int ctl_server_open(struct ctl_server **out, const char *path, ctl_handler_fn fn, void *ctx)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	struct ctl_server *s;
+	struct sockaddr_un sun;
+	mode_t old_mask;
+	int ret;
+
+	ret = ctl_sockaddr(&sun, path);
+	if (ret < 0)
+		return ret;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->fn = fn;
+	s->ctx = ctx;
+	s->lfd = -1;
+	for (size_t i = 0; i < CTL_CLIENTS_MAX; i++)
+		s->clients[i].fd = -1;
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = ctl_stale_remove(&sun);
+	if (ret < 0)
+		goto out;
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->lfd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	/* The umask makes the socket 0600 from birth; chmod below states it regardless of umask. */
+	old_mask = umask(0177);
+	ret = bind(s->lfd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
+	umask(old_mask);
+	if (ret < 0)
+		goto out;
+	memcpy(s->path, path, strlen(path) + 1);
+	if (chmod(path, CTL_SOCKET_MODE) < 0 || listen(s->lfd, (int)CTL_CLIENTS_MAX) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ev.data.ptr = NULL;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	*out = s;
+	return 0;
+out:
+	ctl_server_close(s);
+	return ret;
+}
+
+void ctl_server_close(struct ctl_server *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < CTL_CLIENTS_MAX; i++)
+		if (s->clients[i].fd >= 0)
+			ctl_client_drop(&s->clients[i]);
+	if (s->lfd >= 0)
+		close(s->lfd);
+	if (s->path[0])
+		unlink(s->path);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	free(s);
+}
+
+int ctl_server_fd(const struct ctl_server *s)
+{
+	return s->epfd;
+}
+
+static void ctl_client_accept(struct ctl_server *s, uint64_t now)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	struct ctl_client *c = NULL;
+	int fd;
+
+	fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	for (size_t i = 0; i < CTL_CLIENTS_MAX && !c; i++)
+		if (s->clients[i].fd < 0)
+			c = &s->clients[i];
+	if (!c) {
+		/* Over the limit: the client sees EOF and reports that the daemon is busy. */
+		close(fd);
+		return;
+	}
+	c->in = malloc(CTL_REQUEST_MAX);
+	c->fd = fd;
+	c->deadline_ms = now + CTL_CLIENT_TIMEOUT_MS;
+	ev.data.ptr = c;
+	if (!c->in || epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		ctl_client_drop(c);
+}
+
+/* Queues resp and a newline for c, taking ownership of resp. */
+static void ctl_client_queue(struct ctl_client *c, char *resp)
+{
+	size_t len = resp ? strlen(resp) : 0;
+	char *out;
+
+	if (!resp) {
+		c->closing = true;
+		return;
+	}
+	out = realloc(c->out, c->out_len + len + 1);
+	if (!out) {
+		free(resp);
+		c->closing = true;
+		return;
+	}
+	memcpy(out + c->out_len, resp, len);
+	out[c->out_len + len] = '\n';
+	c->out = out;
+	c->out_len += len + 1;
+	free(resp);
+}
+
+/* Answers every complete line in c->in. A full buffer without a newline is an error response. */
+static void ctl_client_lines(struct ctl_server *s, struct ctl_client *c, bool eof)
+{
+	char *nl;
+
+	while ((nl = memchr(c->in, '\n', c->in_len))) {
+		size_t line = (size_t)(nl - c->in);
+
+		ctl_client_queue(c, ctl_handle_line(c->in, line, s->fn, s->ctx));
+		memmove(c->in, nl + 1, c->in_len - line - 1);
+		c->in_len -= line + 1;
+	}
+	if (c->in_len == CTL_REQUEST_MAX) {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg),
+		         "{\"ok\":false,\"error\":\"request longer than %u bytes\"}",
+		         CTL_REQUEST_MAX);
+		ctl_client_queue(c, strdup(msg));
+		c->in_len = 0;
+		c->closing = true;
+	} else if (eof) {
+		if (c->in_len)
+			ctl_client_queue(c, ctl_handle_line(c->in, c->in_len, s->fn, s->ctx));
+		c->in_len = 0;
+		c->closing = true;
+	}
+}
+
+static void ctl_client_io(struct ctl_server *s, struct ctl_client *c, uint32_t events, uint64_t now)
+{
+	struct epoll_event ev = {.data.ptr = c};
+	bool eof = false;
+	ssize_t r;
+
+	if (events & EPOLLIN && !c->closing) {
+		size_t room = CTL_REQUEST_MAX - c->in_len;
+
+		r = recv(c->fd, c->in + c->in_len, room < CTL_READ_CHUNK ? room : CTL_READ_CHUNK,
+		         0);
+		if (r < 0 && errno != EAGAIN) {
+			ctl_client_drop(c);
+			return;
+		}
+		if (r == 0)
+			eof = true;
+		if (r > 0)
+			c->in_len += (size_t)r;
+		ctl_client_lines(s, c, eof);
+		c->deadline_ms = now + CTL_CLIENT_TIMEOUT_MS;
+	} else if (events & (EPOLLHUP | EPOLLERR) && !c->out_len) {
+		ctl_client_drop(c);
+		return;
+	}
+	while (c->out_off < c->out_len) {
+		r = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+		if (r < 0) {
+			if (errno == EAGAIN)
+				break;
+			ctl_client_drop(c);
+			return;
+		}
+		c->out_off += (size_t)r;
+		c->deadline_ms = now + CTL_CLIENT_TIMEOUT_MS;
+	}
+	if (c->out_off == c->out_len) {
+		free(c->out);
+		c->out = NULL;
+		c->out_len = c->out_off = 0;
+		if (c->closing) {
+			ctl_client_drop(c);
+			return;
+		}
+	}
+	/* While a response is pending, stop reading: a client cannot make us buffer without bound.
+	 */
+	ev.events = c->out_len ? EPOLLOUT : EPOLLIN;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+		ctl_client_drop(c);
+}
+
+int ctl_server_dispatch(struct ctl_server *s, int timeout_ms)
+{
+	struct epoll_event ev[CTL_EVENTS_BATCH];
+	uint64_t now = ctl_now_ms();
+	int n;
+
+	for (size_t i = 0; i < CTL_CLIENTS_MAX; i++) {
+		struct ctl_client *c = &s->clients[i];
+
+		if (c->fd >= 0 && c->deadline_ms <= now)
+			ctl_client_drop(c);
+		else if (c->fd >= 0 && timeout_ms != 0 &&
+		         (timeout_ms < 0 || c->deadline_ms - now < (uint64_t)timeout_ms))
+			timeout_ms = (int)(c->deadline_ms - now);
+	}
+	n = epoll_wait(s->epfd, ev, CTL_EVENTS_BATCH, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	now = ctl_now_ms();
+	for (int i = 0; i < n; i++) {
+		if (!ev[i].data.ptr)
+			ctl_client_accept(s, now);
+		else if (((struct ctl_client *)ev[i].data.ptr)->fd >= 0)
+			ctl_client_io(s, ev[i].data.ptr, ev[i].events, now);
+	}
+	return 0;
+}
+
+int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char *err, size_t errlen)
+{
+	uint64_t deadline = ctl_now_ms() + (uint64_t)timeout_ms;
+	struct sockaddr_un sun;
+	json_error_t jerr;
+	char *line = NULL, *buf = NULL;
+	size_t len, off = 0, cap = 0;
+	int fd = -1, ret;
+
+	*resp = NULL;
+	ret = ctl_sockaddr(&sun, path);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: bad socket path", path);
+		return ret;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s (is maglevd running?)", path, strerror(errno));
+		goto out;
+	}
+	line = json_dumps(req, JSON_COMPACT | JSON_ENSURE_ASCII);
+	if (!line) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	len = strlen(line);
+	line[len] = '\n'; /* json_dumps NUL-terminates: the NUL's place takes the newline */
+	for (size_t sent = 0; sent < len + 1;) {
+		ssize_t r = send(fd, line + sent, len + 1 - sent, MSG_NOSIGNAL);
+
+		if (r < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "%s: send: %s", path, strerror(errno));
+			goto out;
+		}
+		sent += (size_t)r;
+	}
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint64_t now = ctl_now_ms();
+		ssize_t r;
+
+		if (now >= deadline || poll(&p, 1, (int)(deadline - now)) == 0) {
+			ret = -ETIMEDOUT;
+			snprintf(err, errlen, "%s: no answer within %d ms", path, timeout_ms);
+			goto out;
+		}
+		if (off + CTL_READ_CHUNK + 1 > cap) {
+			char *nb;
+
+			if (cap >= CTL_RESPONSE_MAX) {
+				ret = -E2BIG;
+				snprintf(err, errlen, "%s: response over %u bytes", path,
+				         CTL_RESPONSE_MAX);
+				goto out;
+			}
+			cap = cap ? cap * 2 : 4 * CTL_READ_CHUNK;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				ret = -ENOMEM;
+				snprintf(err, errlen, "out of memory");
+				goto out;
+			}
+			buf = nb;
+		}
+		r = recv(fd, buf + off, cap - off - 1, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			ret = r < 0 ? -errno : -ECONNRESET;
+			snprintf(err, errlen, "%s: connection closed before an answer", path);
+			goto out;
+		}
+		off += (size_t)r;
+		if (memchr(buf + off - (size_t)r, '\n', (size_t)r))
+			break;
+	}
+	*resp = json_loadb(buf, off, JSON_DISABLE_EOF_CHECK, &jerr);
+	if (!*resp || !json_is_object(*resp)) {
+		json_decref(*resp);
+		*resp = NULL;
+		ret = -EPROTO;
+		snprintf(err, errlen, "%s: bad response: %s", path, jerr.text);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(line);
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}

@@ -1,0 +1,101 @@
+/*
+ * The control socket: a Unix stream socket where maglevctl sends one JSON request per line and
+ * reads one JSON response line. Parsing and dispatch are separate from the socket so they can be
+ * tested and fuzzed without one.
+ */
+#ifndef MAGLEV_CONTROL_CTLSOCK_H
+#define MAGLEV_CONTROL_CTLSOCK_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/addr.h"
+#include "core/config.h"
+
+#define CTL_REQUEST_MAX       (64u * 1024u) /* bytes of one request line, newline included */
+#define CTL_RESPONSE_MAX      (64u << 20)   /* bytes of one response line a client accepts */
+#define CTL_CLIENTS_MAX       16u           /* connections served at once */
+#define CTL_CLIENT_TIMEOUT_MS 5000u         /* a client idle this long is disconnected */
+#define CTL_SOCKET_MODE       0600          /* root only */
+#define CTL_ERR_MAX           512u          /* bytes of an error message */
+
+enum ctl_cmd {
+	CTL_CMD_STATUS,
+	CTL_CMD_VIPS,
+	CTL_CMD_BACKENDS,
+	CTL_CMD_COUNTERS,
+	CTL_CMD_RELOAD,
+	CTL_CMD_WEIGHT,
+	CTL_CMD_DRAIN,
+	CTL_CMD_UNDRAIN,
+	CTL_CMD_EXPLAIN,
+};
+
+/*
+ * A request after validation. JSON form: {"cmd":"NAME", ...} with the fields of the command:
+ * backends: "vip" (optional); weight: "vip", "backend", "weight" (0..65535); drain, undrain:
+ * "vip", "backend"; explain: "vip", "src", "src_port" (optional), "dst_port" (optional),
+ * "proto" ("tcp", "udp" or a number; optional). "vip" is a VIP name or address.
+ */
+struct ctl_request {
+	enum ctl_cmd cmd;
+	char vip[CONFIG_NAME_MAX]; /* "" = every VIP (backends) */
+	struct lb_addr backend;
+	uint32_t weight;
+	struct lb_addr src;
+	uint16_t src_port; /* 0 = unset */
+	uint16_t dst_port; /* 0 = unset: the VIP's port */
+	uint8_t proto;     /* 0 = unset: the VIP's protocol */
+};
+
+/*
+ * Runs one request: returns its result (a new JSON reference), or NULL with err set to one line
+ * saying what is wrong (unknown VIP, failed reload with the config's FILE:LINE, ...).
+ */
+typedef json_t *(*ctl_handler_fn)(void *ctx, const struct ctl_request *req, char *err,
+                                  size_t errlen);
+
+/* Parses and validates one request line; 0, or -EINVAL with err set. */
+int ctl_request_parse(const char *line, size_t len, struct ctl_request *req, char *err,
+                      size_t errlen);
+
+/*
+ * Parses, runs and answers one request line: returns the response {"ok":true,"result":...} or
+ * {"ok":false,"error":"..."} as a malloc'd NUL-terminated string without a newline, or NULL if
+ * out of memory.
+ */
+char *ctl_handle_line(const char *line, size_t len, ctl_handler_fn fn, void *ctx);
+
+/* The command name of a request ("status", ...). */
+const char *ctl_cmd_name(enum ctl_cmd cmd);
+
+/* Splits "ADDR", "ADDR:PORT" or "[V6ADDR]:PORT"; *port is 0 if absent. 0 or -EINVAL. */
+int ctl_hostport_parse(const char *s, struct lb_addr *addr, uint16_t *port);
+
+struct ctl_server;
+
+/*
+ * Listens on the Unix socket at path (mode CTL_SOCKET_MODE). A stale socket file is replaced;
+ * -EADDRINUSE if another process answers on it. Requests run fn from ctl_server_dispatch.
+ */
+int ctl_server_open(struct ctl_server **out, const char *path, ctl_handler_fn fn, void *ctx);
+
+/* Closes every connection, removes the socket file, frees s; NULL is fine. */
+void ctl_server_close(struct ctl_server *s);
+
+/* A pollable fd (epoll) that is readable when ctl_server_dispatch has work. */
+int ctl_server_fd(const struct ctl_server *s);
+
+/* Accepts, reads, answers, and drops idle clients, waiting up to timeout_ms. 0 or -errno. */
+int ctl_server_dispatch(struct ctl_server *s, int timeout_ms);
+
+/*
+ * Client side: connects to path, sends req as one line and reads one response line within
+ * timeout_ms. On success *resp is the parsed response object and 0 is returned; else a negative
+ * errno and err says why (no daemon, permission, timeout, bad response).
+ */
+int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char *err,
+             size_t errlen);
+
+#endif

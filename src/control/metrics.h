@@ -1,0 +1,61 @@
+/* Prometheus metrics: a text exposition writer and its HTTP endpoint (libmicrohttpd) at /metrics.
+ */
+#ifndef MAGLEV_CONTROL_METRICS_H
+#define MAGLEV_CONTROL_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define METRICS_CONNECTIONS_MAX 16u /* HTTP connections served at once */
+#define METRICS_TIMEOUT_S       5u  /* an HTTP connection idle this long is closed */
+#define METRICS_LABELS_MAX      8u  /* label pairs of one sample */
+#define METRICS_PATH            "/metrics"
+
+/* An exposition being written: text format version 0.0.4. */
+struct metrics_writer;
+
+/*
+ * Starts the family name: writes its "# HELP" and "# TYPE" lines (type "counter", "gauge" or
+ * "untyped"). Call once per family, then metrics_sample for each of its samples; every sample of
+ * a family must follow its metrics_family call without another family in between.
+ */
+void metrics_family(struct metrics_writer *w, const char *name, const char *type, const char *help);
+
+/*
+ * One sample of the current family. labels is a NULL-terminated list of name, value, name,
+ * value ... (NULL itself for none); values are escaped as the format requires.
+ */
+void metrics_sample(struct metrics_writer *w, const char *name, const char *const *labels,
+                    uint64_t value);
+
+/* Same with a floating-point value. */
+void metrics_sample_f(struct metrics_writer *w, const char *name, const char *const *labels,
+                      double value);
+
+/* Fills the exposition; called on the HTTP server's thread for every scrape. */
+typedef void (*metrics_collect_fn)(void *ctx, struct metrics_writer *w);
+
+/*
+ * Renders one exposition with fn: returns a malloc'd NUL-terminated text (length in *len) or
+ * NULL if out of memory.
+ */
+char *metrics_render(metrics_collect_fn fn, void *ctx, size_t *len);
+
+struct metrics_server;
+
+/*
+ * Serves GET /metrics on address:port (numeric IPv4 or IPv6; port 0 = any free port) from an
+ * internal libmicrohttpd thread. fn runs on that thread: it must take whatever lock protects the
+ * state it reads. Returns 0 or a negative errno.
+ */
+int metrics_start(struct metrics_server **out, const char *address, uint16_t port,
+                  metrics_collect_fn fn, void *ctx);
+
+/* The port the server listens on. */
+uint16_t metrics_port(const struct metrics_server *s);
+
+/* Stops the server and frees it; NULL is fine. */
+void metrics_stop(struct metrics_server *s);
+
+#endif

@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# End-to-end test of the control plane (issue 5) on the namespace topology of lib.sh, afxdp mode:
+# long-lived connections across reloads, re-weight, drain and a failed reload; drain semantics;
+# health-check failover and return; explain against a real connection; metrics moving.
+# Exit 0 pass, 4 skip, anything else fail.
+set -u
+export E2E_PREFIX=${E2E_PREFIX:-mgc}
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+HC_INTERVAL_MS=200
+HC_TIMEOUT_MS=100
+HC_RISE=2
+HC_FALL=2
+HC_SLACK_MS=1500 # scheduling slack on a loaded 2-core machine, on top of the configured bound
+CLIENTS_KEEP=20
+CLIENTS_OPEN=60 # opened to find CLIENTS_KEEP that are not on the backend about to be removed
+CURLS=60        # new connections per "where do new flows go" check
+METRICS_URL=http://127.0.0.1:9180/metrics
+
+failures=0
+checks=0
+ok() {
+	checks=$((checks + 1))
+	echo "ok   $checks: $*"
+}
+bad() {
+	checks=$((checks + 1))
+	failures=$((failures + 1))
+	echo "FAIL $checks: $*"
+}
+check() { # check DESCRIPTION CMD...
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+
+ctl() { "$MAGLEVCTL" "$@" -s "$MAGLEVD_SOCKET"; }
+
+now_ms() { date +%s%3N; }
+
+be_name_of() { # be_name_of ADDR -> be1..be3
+	local i
+	for i in 0 1 2; do
+		[ "${BACKENDS4[$i]}" = "$1" ] && { echo "${BACKEND_NAMES[$i]}"; return 0; }
+	done
+	echo "?"
+}
+
+# write_config FILE SPEC...: the web VIP with backends SPEC ("I:WEIGHT", I = 0..2) and an HTTP
+# health check, and lib.sh's dns VIP unless NO_DNS is set.
+write_config() {
+	local f=$1 s
+	shift
+	{
+		echo "cluster: { hash_seed: 0x5eed, table_size: 65537 }"
+		echo "dataplane:"
+		echo "  mode: afxdp"
+		echo "  interface: $LB_IF"
+		echo "  source_ipv4: $LB4"
+		echo "  source_ipv6: $LB6"
+		echo "control:"
+		echo "  socket: $E2E_DIR/maglevd.sock"
+		echo "vips:"
+		echo "  - name: web"
+		echo "    address: $VIP_WEB4"
+		echo "    protocol: tcp"
+		echo "    port: 80"
+		echo "    health: { type: http, path: /, interval: ${HC_INTERVAL_MS}ms," \
+			"timeout: ${HC_TIMEOUT_MS}ms, rise: $HC_RISE, fall: $HC_FALL }"
+		echo "    backends:"
+		for s in "$@"; do
+			echo "      - { address: ${BACKENDS4[${s%%:*}]}, weight: ${s##*:} }"
+		done
+		[ -n "${NO_DNS:-}" ] || e2e_config_vip dns "$VIP_DNS4" udp 53 "${BACKENDS4[@]}"
+	} >"$f"
+}
+
+# new_flows N: N new HTTP connections from the client; prints the backend names, one a line.
+new_flows() {
+	local i
+	for ((i = 0; i < $1; i++)); do
+		run_in "$NS_CLIENT" curl -s -m 2 "http://$VIP_WEB4/" || echo "FAILED"
+	done
+}
+
+# clients_start TAG OPEN KEEP AVOID: long-lived clients in the background; waits until ready.
+clients_start() {
+	local tag=$1
+	rm -f "$E2E_DIR/$tag.ready" "$E2E_DIR/$tag.stop" "$E2E_DIR/$tag.json"
+	bg_in "$NS_CLIENT" "$E2E_DIR/$tag.log" "$E2E_PYTHON" "$E2E_ROOT/tests/e2e/control_clients.py" \
+		"$VIP_WEB4" 80 --open "$2" --keep "$3" --avoid "$4" --ready "$E2E_DIR/$tag.ready" \
+		--stop "$E2E_DIR/$tag.stop" --out "$E2E_DIR/$tag.json" --max-seconds 300
+	echo "$BG_PID" >"$E2E_DIR/$tag.pid"
+	wait_for 60 test -s "$E2E_DIR/$tag.ready" || { cat "$E2E_DIR/$tag.log" >&2; return 1; }
+	cat "$E2E_DIR/$tag.ready"
+}
+
+clients_stop() {
+	local tag=$1 pid
+	pid=$(cat "$E2E_DIR/$tag.pid")
+	touch "$E2E_DIR/$tag.stop"
+	wait_for 20 test -s "$E2E_DIR/$tag.json"
+	wait "$pid" 2>/dev/null
+	[ -s "$E2E_DIR/$tag.json" ] || { cat "$E2E_DIR/$tag.log" >&2; return 1; }
+}
+
+# clients_report TAG: prints "conns errors changed max_gap_ms backends..." from the summary.
+clients_report() {
+	"$E2E_PYTHON" - "$E2E_DIR/$1.json" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+c = s["conns"]
+errs = sum(len(x["errors"]) for x in c)
+changed = sum(1 for x in c if x["changed"])
+gap = max([x["max_gap_ms"] for x in c] or [0])
+names = sorted(set(x["backend"] for x in c))
+print(len(c), errs, changed, gap, ",".join(names))
+for x in c:
+    for e in x["errors"]:
+        print("  conn %d (%s): %s" % (x["sport"], x["backend"], e), file=sys.stderr)
+EOF
+}
+
+metric_sum() { # metric_sum NAME: sum of every sample of NAME at /metrics
+	run_in "$NS_LB" curl -s -m 2 "$METRICS_URL" |
+		awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%d\n", s }'
+}
+
+backend_health() { # backend_health ADDR: up | down | unchecked
+	ctl backends web --json | "$E2E_PYTHON" -c '
+import json, sys
+for b in json.load(sys.stdin)["backends"]:
+    if b["address"] == sys.argv[1]:
+        print(b["health"])' "$1"
+}
+
+health_is() { [ "$(backend_health "$1")" = "$2" ]; }
+
+# ---------------------------------------------------------------------------------------------
+
+e2e_init
+[ -x "$MAGLEVD" ] && [ -x "$MAGLEVCTL" ] || e2e_skip "build maglevd and maglevctl first (make)"
+e2e_topology_up || { echo "topology failed"; exit 1; }
+start_backend_servers || exit 1
+CFG=$E2E_DIR/maglevd.yaml
+write_config "$CFG" 0:1 1:1 2:1
+start_maglevd afxdp "$CFG" || exit 1
+wait_for 10 test -S "$MAGLEVD_SOCKET" || { bad "control socket appears"; exit 1; }
+check "control socket is mode 0600" [ "$(stat -c %a "$MAGLEVD_SOCKET")" = 600 ]
+check "maglevctl status answers" ctl status
+wait_for 10 health_is "${BACKENDS4[0]}" up
+
+# --- 1. long-lived connections across reloads, re-weight, drain and a failed reload ----------
+ready=$(clients_start long "$CLIENTS_OPEN" "$CLIENTS_KEEP" be3) || { bad "clients start"; exit 1; }
+check "$CLIENTS_KEEP long-lived connections open, none on be3 ($ready)" [ "$ready" = "ready $CLIENTS_KEEP" ]
+gen0=$(ctl status --json | "$E2E_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["config_generation"])')
+
+sleep 1
+write_config "$CFG" 0:1 1:1
+check "reload removing be3 (no client on it) succeeds" ctl reload
+sleep 1
+write_config "$CFG" 0:1 1:1 2:1
+check "reload adding be3 back succeeds" ctl reload
+sleep 1
+write_config "$CFG" 0:3 1:1 2:1
+check "reload re-weighting be1 to 3 succeeds" ctl reload
+sleep 1
+check "drain of be3 (no client on it) succeeds" ctl drain web "${BACKENDS4[2]}"
+sleep 1
+cp "$CFG" "$CFG.good"
+printf 'vips:\n  - name: web\n    address: [oops\n' >"$CFG"
+out=$(ctl reload 2>&1)
+rc=$?
+check "failed reload: maglevctl exits non-zero" [ "$rc" -ne 0 ]
+check "failed reload: error names FILE:LINE ($out)" grep -q "$CFG:[0-9]" <<<"$out"
+gen1=$(ctl status --json | "$E2E_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["config_generation"])')
+check "failed reload: generation $gen1 = $gen0 + 3" [ "$gen1" -eq $((gen0 + 3)) ]
+check "failed reload: be3 still drained (old state serving)" \
+	bash -c "'$MAGLEVCTL' backends web --json -s '$MAGLEVD_SOCKET' | grep -q '\"state\": \"drained\"'"
+cp "$CFG.good" "$CFG"
+sleep 1
+clients_stop long || bad "clients stop"
+read -r n errs changed gap names < <(clients_report long)
+check "long-lived: $n connections reported" [ "$n" -eq "$CLIENTS_KEEP" ]
+check "long-lived: no reset, no error ($errs)" [ "$errs" -eq 0 ]
+check "long-lived: none changed backend ($changed)" [ "$changed" -eq 0 ]
+check "long-lived: no stall, longest gap ${gap} ms < 1000 ms" [ "$gap" -lt 1000 ]
+
+# --- 2. drain: new connections avoid the backend, its existing ones finish normally ------------
+check "undrain be3" ctl undrain web "${BACKENDS4[2]}"
+ready=$(clients_start drain 30 30 "") || { bad "drain clients start"; exit 1; }
+check "drain of be3" ctl drain web "${BACKENDS4[2]}"
+flows=$(new_flows "$CURLS")
+check "after drain: every new connection answered" [ "$(grep -c -E '^be[123]$' <<<"$flows")" -eq "$CURLS" ]
+check "after drain: no new connection on be3" [ "$(grep -c '^be3$' <<<"$flows")" -eq 0 ]
+sleep 1
+clients_stop drain || bad "drain clients stop"
+read -r n errs changed gap names < <(clients_report drain)
+check "drain: existing connections included be3 ($names)" grep -q be3 <<<"$names"
+check "drain: existing connections (be3's too) finished without error ($errs)" [ "$errs" -eq 0 ]
+check "undrain be3 again" ctl undrain web "${BACKENDS4[2]}"
+flows=$(new_flows "$CURLS")
+check "after undrain: be3 gets new connections again" [ "$(grep -c '^be3$' <<<"$flows")" -gt 0 ]
+
+# --- 3. health: stop be2's servers, it goes down; start them, it comes back -------------------
+t0=$(now_ms)
+stop_backend_servers 1
+limit=$((HC_FALL * HC_INTERVAL_MS + HC_TIMEOUT_MS + HC_SLACK_MS))
+if wait_for 10 health_is "${BACKENDS4[1]}" down; then
+	took=$(($(now_ms) - t0))
+	check "health: be2 down in ${took} ms (fall x interval + timeout = $((HC_FALL * HC_INTERVAL_MS + HC_TIMEOUT_MS)) ms, +slack)" [ "$took" -le "$limit" ]
+	echo "measured: dead backend detected in ${took} ms" >&2
+else
+	bad "health: be2 never marked down"
+fi
+flows=$(new_flows "$CURLS")
+check "health: every new connection answered after be2 went down" [ "$(grep -c -E '^be[13]$' <<<"$flows")" -eq "$CURLS" ]
+check "health: no new connection on be2" [ "$(grep -c '^be2$' <<<"$flows")" -eq 0 ]
+t0=$(now_ms)
+start_backend_servers 1 || bad "restart be2 servers"
+if wait_for 10 health_is "${BACKENDS4[1]}" up; then
+	took=$(($(now_ms) - t0))
+	check "health: be2 up again in ${took} ms (rise x interval = $((HC_RISE * HC_INTERVAL_MS)) ms, +slack)" [ "$took" -le $((HC_RISE * HC_INTERVAL_MS + HC_SLACK_MS)) ]
+else
+	bad "health: be2 never came back"
+fi
+flows=$(new_flows "$CURLS")
+check "health: be2 gets new connections again" [ "$(grep -c '^be2$' <<<"$flows")" -gt 0 ]
+
+# --- every backend down: fail open (the VIP keeps its full table) -------------------------------
+all_down() { health_is "${BACKENDS4[0]}" down && health_is "${BACKENDS4[1]}" down && health_is "${BACKENDS4[2]}" down; }
+stop_backend_servers 0 1 2
+check "all down: every web backend marked down by health checks" wait_for 10 all_down
+check "all down: fail open, every backend still in service" \
+	bash -c "[ \"\$('$MAGLEVCTL' backends web --json -s '$MAGLEVD_SOCKET' | grep -c '\"state\": \"active\"')\" -eq 3 ]"
+check "all down: fail-open logged" grep -q "vip web: every backend is down" "$MAGLEVD_LOG"
+start_backend_servers 0 1 2 || bad "restart servers"
+all_up() { health_is "${BACKENDS4[0]}" up && health_is "${BACKENDS4[1]}" up && health_is "${BACKENDS4[2]}" up; }
+check "all down: every backend back up" wait_for 10 all_up
+
+# --- 4. explain agrees with where real connections went ---------------------------------------
+agree=0
+for port in 41001 41002 41003 41004 41005 41006; do
+	got=$(run_in "$NS_CLIENT" curl -s -m 2 --local-port "$port" "http://$VIP_WEB4/")
+	addr=$(ctl explain web "$CLIENT4:$port" --json | "$E2E_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["backend"])')
+	if [ "$(be_name_of "$addr")" = "$got" ]; then
+		agree=$((agree + 1))
+	else
+		echo "explain: port $port went to '$got', explain says $addr" >&2
+	fi
+done
+check "explain agrees with 6 of 6 real connections ($agree)" [ "$agree" -eq 6 ]
+ctl explain web "$CLIENT4:41001" || bad "explain (human form)"
+
+# --- VIPs removed and added by a reload leave and join the XDP steering map ---------------------
+udp_echo() { # true if a UDP datagram to the dns VIP is echoed
+	run_in "$NS_CLIENT" "$E2E_PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+for i in range(3):
+    s.sendto(b"ping", (sys.argv[1], 53))
+    try:
+        if s.recvfrom(64)[0] == b"ping":
+            sys.exit(0)
+    except OSError:
+        pass
+sys.exit(1)' "$VIP_DNS4"
+}
+check "dns VIP answers before" udp_echo
+NO_DNS=1 write_config "$CFG" 0:1 1:1 2:1
+check "reload removing the dns VIP" ctl reload
+if udp_echo; then bad "removed VIP no longer answered"; else ok "removed VIP no longer answered"; fi
+write_config "$CFG" 0:1 1:1 2:1
+check "reload adding the dns VIP back" ctl reload
+check "re-added VIP answered again" udp_echo
+
+# --- 5. metrics move with traffic --------------------------------------------------------------
+rx0=$(metric_sum maglevd_rx_frames_total)
+pk0=$(metric_sum maglevd_backend_packets_total)
+new_flows 20 >/dev/null
+rx1=$(metric_sum maglevd_rx_frames_total)
+pk1=$(metric_sum maglevd_backend_packets_total)
+check "metrics: rx_frames moved ($rx0 -> $rx1)" [ "$rx1" -gt "$rx0" ]
+check "metrics: backend packets moved ($pk0 -> $pk1)" [ "$pk1" -gt "$pk0" ]
+check "metrics: vip_info with digest" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_vip_info{vip=\"web\".*digest=\"[0-9a-f]\{16\}\"} 1'"
+check "metrics: reload failures counted" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_reloads_total{result=\"failure\"} 1'"
+
+# --- SIGHUP reloads too ------------------------------------------------------------------------
+write_config "$CFG" 0:1 1:1 2:2
+kill -HUP "$MAGLEVD_PID"
+check "SIGHUP: reload logged" wait_for 5 grep -q "reload: .*config generation $((gen0 + 6))" "$MAGLEVD_LOG"
+
+check "maglevd still running" pid_alive "$MAGLEVD_PID"
+stop_maglevd || bad "maglevd exit status"
+echo "test_control: $((checks - failures))/$checks checks passed"
+[ "$failures" -eq 0 ]

@@ -1,0 +1,503 @@
+/*
+ * The control plane end to end without a data plane: a real config file, control socket, health
+ * checks against loopback listeners, metrics over HTTP, and two pipeline workers for counters and
+ * explain. Reload, bad reload, weight/drain/undrain, health down/up and the all-down policy.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control/config_yaml.h"
+#include "control/ctlplane.h"
+#include "control/ctlsock.h"
+
+#define WAIT_MAX_MS 4000 /* bound of every wait for a health change */
+
+struct fixture {
+	char dir[64];
+	char cfg_path[96];
+	char sock[96];
+	uint16_t metrics_port;
+	uint16_t hc_port;
+	int hc_listener;
+	struct lb_worker *workers[2];
+	atomic_int publishes;
+	struct ctlplane *cp;
+	atomic_bool stop;
+	pthread_t thread;
+};
+
+static const struct lb_worker *fx_worker(void *ctx, uint32_t i)
+{
+	struct fixture *f = ctx;
+
+	return i < 2 ? f->workers[i] : NULL;
+}
+
+static int fx_publish(void *ctx, const struct config *cfg, struct lb_snapshot *next, char *err,
+                      size_t errlen)
+{
+	struct fixture *f = ctx;
+
+	(void)cfg;
+	(void)next;
+	(void)err;
+	(void)errlen;
+	atomic_fetch_add(&f->publishes, 1);
+	return 0;
+}
+
+static const char *fx_mode(void *ctx)
+{
+	(void)ctx;
+	return "test";
+}
+
+static void write_config(struct fixture *f, int n_web, bool broken)
+{
+	FILE *fp = fopen(f->cfg_path, "w");
+
+	assert_non_null(fp);
+	fprintf(fp,
+	        "cluster: { table_size: 1009 }\n"
+	        "control:\n"
+	        "  socket: %s\n"
+	        "  metrics: { address: 127.0.0.1, port: %u }\n"
+	        "vips:\n"
+	        "  - name: web\n"
+	        "    address: 203.0.113.10\n"
+	        "    protocol: tcp\n"
+	        "    port: 80\n"
+	        "    backends:\n",
+	        f->sock, f->metrics_port);
+	for (int i = 0; i < n_web; i++)
+		fprintf(fp, "      - { address: 198.18.1.%d, weight: 1 }\n", 11 + i);
+	fprintf(
+	    fp,
+	    "  - name: hc\n"
+	    "    address: 203.0.113.20\n"
+	    "    protocol: tcp\n"
+	    "    port: 80\n"
+	    "    health: { type: tcp, port: %u, interval: 40ms, timeout: 30ms, rise: 1, fall: 2 }\n"
+	    "    backends:\n"
+	    "      - { address: 127.0.0.1, weight: 1 }\n"
+	    "      - { address: 127.0.0.2, weight: 1 }\n",
+	    f->hc_port);
+	if (broken)
+		fprintf(fp, "  - name: bad\n    address: 203.0.113.300\n    protocol: tcp\n"
+		            "    port: 81\n    backends:\n      - { address: 198.18.1.11 }\n");
+	fclose(fp);
+}
+
+static int listen_loopback(uint16_t *port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(*port)};
+	socklen_t sl = sizeof(sin);
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 128), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+static void *control_thread(void *arg)
+{
+	struct fixture *f = arg;
+
+	while (!atomic_load(&f->stop))
+		if (ctlplane_run(f->cp, 10) < 0)
+			break;
+	return NULL;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct lb_worker_params wp = {.ct_entries = 1024,
+	                              .tcp_timeout = 300,
+	                              .tcp_fin_timeout = 10,
+	                              .udp_timeout = 30,
+	                              .icmp_timeout = 10};
+	struct ctlplane_hooks h = {
+	    .publish = fx_publish, .worker = fx_worker, .n_workers = 2, .mode = fx_mode};
+	char err[CTL_ERR_MAX];
+	struct lb_snapshot *first;
+	struct config *cfg;
+	int probe;
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/maglev-cp-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->cfg_path, sizeof(f->cfg_path), "%s/maglevd.yaml", f->dir);
+	snprintf(f->sock, sizeof(f->sock), "%s/ctl.sock", f->dir);
+	/* A free port for metrics: bind one, release it, and use it. */
+	probe = listen_loopback(&f->metrics_port);
+	close(probe);
+	f->hc_listener = listen_loopback(&f->hc_port);
+	write_config(f, 3, false);
+	for (uint32_t i = 0; i < 2; i++) {
+		wp.id = i;
+		f->workers[i] = lb_worker_create(&wp);
+		assert_non_null(f->workers[i]);
+	}
+	if (config_load(f->cfg_path, &cfg, err, sizeof(err)) < 0)
+		fail_msg("config_load: %s", err);
+	if (ctlplane_first_snapshot(cfg, &first, err, sizeof(err)) < 0)
+		fail_msg("first snapshot: %s", err);
+	h.ctx = f;
+	if (ctlplane_create(&f->cp, f->cfg_path, cfg, first, &h, err, sizeof(err)) < 0)
+		fail_msg("ctlplane_create: %s", err);
+	assert_int_equal(pthread_create(&f->thread, NULL, control_thread, f), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+
+	atomic_store(&f->stop, true);
+	pthread_join(f->thread, NULL);
+	ctlplane_destroy(f->cp, NULL, NULL);
+	for (int i = 0; i < 2; i++)
+		lb_worker_destroy(f->workers[i]);
+	if (f->hc_listener >= 0)
+		close(f->hc_listener);
+	snprintf(path, sizeof(path), "%s", f->cfg_path);
+	unlink(path);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Sends one request; returns the result object (owned by *resp) or NULL with the error in err. */
+static json_t *call(struct fixture *f, json_t *req, json_t **resp, char *err)
+{
+	int ret = ctl_call(f->sock, req, resp, 10000, err, CTL_ERR_MAX);
+
+	json_decref(req);
+	assert_int_equal(ret, 0);
+	if (!json_is_true(json_object_get(*resp, "ok"))) {
+		snprintf(err, CTL_ERR_MAX, "%s",
+		         json_string_value(json_object_get(*resp, "error")));
+		return NULL;
+	}
+	return json_object_get(*resp, "result");
+}
+
+/* The row of backends [VIP] for address a (borrowed from *resp). */
+static json_t *backend_row(struct fixture *f, const char *vip, const char *a, json_t **resp)
+{
+	char err[CTL_ERR_MAX];
+	json_t *r = call(f, json_pack("{s:s, s:s}", "cmd", "backends", "vip", vip), resp, err);
+	json_t *row;
+	size_t i;
+
+	assert_non_null(r);
+	json_array_foreach(json_object_get(r, "backends"), i,
+	                   row) if (strcmp(json_string_value(json_object_get(row, "address")), a) ==
+	                            0) return row;
+	return NULL;
+}
+
+static json_int_t row_int(json_t *row, const char *key)
+{
+	return json_integer_value(json_object_get(row, key));
+}
+
+static const char *row_str(json_t *row, const char *key)
+{
+	return json_string_value(json_object_get(row, key));
+}
+
+static void test_status_and_counters(void **state)
+{
+	struct fixture *f = *state;
+	char err[CTL_ERR_MAX];
+	json_t *resp, *r;
+
+	r = call(f, json_pack("{s:s}", "cmd", "status"), &resp, err);
+	assert_non_null(r);
+	assert_string_equal(row_str(r, "mode"), "test");
+	assert_int_equal(row_int(r, "workers"), 2);
+	assert_int_equal(row_int(r, "config_generation"), 1);
+	assert_string_equal(row_str(r, "config"), f->cfg_path);
+	assert_int_equal(json_array_size(json_object_get(r, "vips")), 2);
+	assert_int_equal(strlen(row_str(json_array_get(json_object_get(r, "vips"), 0), "digest")),
+	                 16);
+	json_decref(resp);
+
+	r = call(f, json_pack("{s:s}", "cmd", "counters"), &resp, err);
+	assert_non_null(r);
+	assert_int_equal(json_array_size(json_object_get(r, "counters")), LB_CTR_MAX);
+	assert_int_equal(json_array_size(json_object_get(
+	                     json_array_get(json_object_get(r, "counters"), 0), "per_worker")),
+	                 2);
+	json_decref(resp);
+
+	r = call(f, json_pack("{s:s}", "cmd", "vips"), &resp, err);
+	assert_non_null(r);
+	assert_string_equal(row_str(json_array_get(json_object_get(r, "vips"), 0), "address"),
+	                    "203.0.113.10");
+	json_decref(resp);
+
+	r = call(f, json_pack("{s:s, s:s}", "cmd", "backends", "vip", "nope"), &resp, err);
+	assert_null(r);
+	assert_string_equal(err, "no VIP 'nope'");
+	json_decref(resp);
+}
+
+static void test_weight_drain_reload(void **state)
+{
+	struct fixture *f = *state;
+	char err[CTL_ERR_MAX], want[160];
+	json_t *resp, *r, *row;
+	json_int_t slots_before;
+
+	row = backend_row(f, "web", "198.18.1.11", &resp);
+	assert_non_null(row);
+	assert_int_equal(row_int(row, "weight"), 1);
+	slots_before = row_int(row, "slots");
+	assert_true(slots_before >= 1009 / 3 && slots_before <= 1009 / 3 + 1);
+	json_decref(resp);
+
+	r = call(f,
+	         json_pack("{s:s, s:s, s:s, s:i}", "cmd", "weight", "vip", "web", "backend",
+	                   "198.18.1.11", "weight", 3),
+	         &resp, err);
+	assert_non_null(r);
+	json_decref(resp);
+	row = backend_row(f, "web", "198.18.1.11", &resp);
+	assert_int_equal(row_int(row, "weight"), 3);
+	assert_int_equal(row_int(row, "config_weight"), 1);
+	assert_true(row_int(row, "slots") > 1009 / 2); /* 3 of 5 weight units */
+	json_decref(resp);
+
+	r = call(f,
+	         json_pack("{s:s, s:s, s:s}", "cmd", "drain", "vip", "203.0.113.10", "backend",
+	                   "198.18.1.11"),
+	         &resp, err);
+	assert_non_null(r);
+	json_decref(resp);
+	row = backend_row(f, "web", "198.18.1.11", &resp);
+	assert_int_equal(row_int(row, "weight"), 0);
+	assert_int_equal(row_int(row, "slots"), 0);
+	assert_string_equal(row_str(row, "state"), "drained");
+	json_decref(resp);
+
+	r = call(
+	    f,
+	    json_pack("{s:s, s:s, s:s}", "cmd", "undrain", "vip", "web", "backend", "198.18.1.11"),
+	    &resp, err);
+	assert_non_null(r);
+	json_decref(resp);
+	row = backend_row(f, "web", "198.18.1.11", &resp);
+	assert_int_equal(row_int(row, "weight"), 3); /* the runtime weight it had before drain */
+	json_decref(resp);
+
+	r = call(
+	    f, json_pack("{s:s, s:s, s:s}", "cmd", "drain", "vip", "web", "backend", "198.18.9.9"),
+	    &resp, err);
+	assert_null(r);
+	assert_string_equal(err, "VIP web has no backend 198.18.9.9");
+	json_decref(resp);
+
+	/* A bad config is refused with FILE:LINE and changes nothing, runtime weight included. */
+	write_config(f, 3, true);
+	r = call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err);
+	assert_null(r);
+	snprintf(want, sizeof(want), "%s:", f->cfg_path);
+	assert_non_null(strstr(err, want));
+	assert_non_null(strstr(err, "203.0.113.300"));
+	json_decref(resp);
+	row = backend_row(f, "web", "198.18.1.11", &resp);
+	assert_int_equal(row_int(row, "weight"), 3);
+	json_decref(resp);
+
+	/* A good reload adds a backend and drops the runtime weight. */
+	write_config(f, 4, false);
+	r = call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err);
+	assert_non_null(r);
+	assert_int_equal(row_int(r, "config_generation"), 2);
+	json_decref(resp);
+	row = backend_row(f, "web", "198.18.1.14", &resp);
+	assert_non_null(row);
+	json_decref(resp);
+	row = backend_row(f, "web", "198.18.1.11", &resp);
+	assert_int_equal(row_int(row, "weight"), 1);
+	json_decref(resp);
+
+	/* SIGHUP's path: the flag, then the control loop reloads. */
+	ctlplane_request_reload(f->cp);
+	for (int i = 0; i < 200; i++) {
+		r = call(f, json_pack("{s:s}", "cmd", "status"), &resp, err);
+		if (row_int(r, "config_generation") == 3)
+			break;
+		json_decref(resp);
+		resp = NULL;
+		usleep(10000);
+	}
+	assert_non_null(resp);
+	assert_int_equal(row_int(r, "reloads_ok"), 2);
+	assert_int_equal(row_int(r, "reloads_failed"), 1);
+	json_decref(resp);
+}
+
+static void test_explain(void **state)
+{
+	struct fixture *f = *state;
+	char err[CTL_ERR_MAX];
+	json_t *resp, *r;
+
+	r = call(f,
+	         json_pack("{s:s, s:s, s:s, s:i}", "cmd", "explain", "vip", "web", "src",
+	                   "198.18.0.2", "src_port", 40000),
+	         &resp, err);
+	assert_non_null(r);
+	assert_true(row_int(r, "slot") < 1009);
+	assert_int_equal(row_int(r, "table_size"), 1009);
+	assert_non_null(row_str(r, "backend"));
+	assert_string_equal(row_str(r, "backend"), row_str(r, "table_backend"));
+	assert_non_null(strstr(row_str(r, "reason"), "table slot"));
+	assert_non_null(strstr(row_str(r, "flow"), "tcp 198.18.0.2:40000 -> 203.0.113.10:80"));
+	assert_int_equal(json_array_size(json_object_get(r, "tracked")), 0);
+	assert_string_equal(row_str(r, "backend_health"), "unchecked");
+	assert_string_equal(row_str(r, "backend_state"), "active");
+	json_decref(resp);
+
+	r = call(f,
+	         json_pack("{s:s, s:s, s:s}", "cmd", "explain", "vip", "web", "src", "2001:db8::1"),
+	         &resp, err);
+	assert_null(r);
+	assert_non_null(strstr(err, "different address families"));
+	json_decref(resp);
+}
+
+static json_t *wait_health(struct fixture *f, const char *a, const char *want, json_t **resp)
+{
+	struct timespec t0, t;
+	json_t *row;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		row = backend_row(f, "hc", a, resp);
+		if (strcmp(row_str(row, "health"), want) == 0)
+			return row;
+		json_decref(*resp);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
+		    WAIT_MAX_MS)
+			fail_msg("%s never became %s", a, want);
+		usleep(10000);
+	}
+}
+
+static char *http_metrics(uint16_t port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+	size_t cap = 1 << 20, len = 0;
+	char *buf = malloc(cap);
+	const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+	for (ssize_t r; (r = recv(fd, buf + len, cap - 1 - len, 0)) > 0;)
+		len += (size_t)r;
+	buf[len] = '\0';
+	close(fd);
+	return buf;
+}
+
+static void test_health_and_metrics(void **state)
+{
+	struct fixture *f = *state;
+	json_t *resp, *row;
+	char *m;
+
+	/* 127.0.0.2 has no listener on the port: down, out of the table. 127.0.0.1 stays up. */
+	row = wait_health(f, "127.0.0.2", "down", &resp);
+	assert_string_equal(row_str(row, "state"), "down");
+	assert_int_equal(row_int(row, "slots"), 0);
+	json_decref(resp);
+	row = backend_row(f, "hc", "127.0.0.1", &resp);
+	assert_string_equal(row_str(row, "health"), "up");
+	assert_int_equal(row_int(row, "slots"), 1009);
+	json_decref(resp);
+
+	m = http_metrics(f->metrics_port);
+	assert_non_null(strstr(m, " 200 "));
+	assert_non_null(strstr(m, "maglevd_backend_up{vip=\"hc\",backend=\"127.0.0.2\"} 0\n"));
+	assert_non_null(strstr(m, "maglevd_backend_up{vip=\"hc\",backend=\"127.0.0.1\"} 1\n"));
+	assert_non_null(
+	    strstr(m, "maglevd_backend_slots{vip=\"hc\",backend=\"127.0.0.1\"} 1009\n"));
+	assert_non_null(strstr(m, "maglevd_vip_info{vip=\"web\",address=\"203.0.113.10\","
+	                          "protocol=\"tcp\",port=\"80\",table_size=\"1009\",digest=\""));
+	assert_non_null(strstr(m, "# TYPE maglevd_rx_frames_total counter\n"));
+	assert_non_null(strstr(m, "maglevd_rx_frames_total{worker=\"1\"} 0\n"));
+	assert_non_null(strstr(m, "maglevd_reloads_total{result=\"success\"} "));
+	assert_non_null(strstr(m, "\nmaglevd_config_generation "));
+	assert_non_null(strstr(m, "\nmaglevd_health_checks 2\n"));
+	free(m);
+
+	/* Every backend down: fail open, both serve again (health still says down). */
+	close(f->hc_listener);
+	f->hc_listener = -1;
+	row = wait_health(f, "127.0.0.1", "down", &resp);
+	for (int i = 0; i < 100 && strcmp(row_str(row, "state"), "active") != 0; i++) {
+		json_decref(resp);
+		usleep(10000);
+		row = backend_row(f, "hc", "127.0.0.1", &resp);
+	}
+	assert_string_equal(row_str(row, "state"), "active");
+	assert_true(row_int(row, "slots") > 0);
+	json_decref(resp);
+	row = backend_row(f, "hc", "127.0.0.2", &resp);
+	assert_string_equal(row_str(row, "state"), "active");
+	json_decref(resp);
+
+	/* One comes back (rise 1): health takes over again, the other is out. */
+	f->hc_listener = listen_loopback(&f->hc_port);
+	row = wait_health(f, "127.0.0.1", "up", &resp);
+	json_decref(resp);
+	for (int i = 0; i < 100; i++) {
+		row = backend_row(f, "hc", "127.0.0.2", &resp);
+		if (strcmp(row_str(row, "state"), "down") == 0)
+			break;
+		json_decref(resp);
+		resp = NULL;
+		usleep(10000);
+	}
+	assert_non_null(resp);
+	assert_string_equal(row_str(row, "state"), "down");
+	json_decref(resp);
+	assert_true(atomic_load(&f->publishes) >= 3);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_status_and_counters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_weight_drain_reload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("ctlplane", tests, NULL, NULL);
+}
