@@ -224,8 +224,14 @@ int dataplane_prepare(struct dataplane *dp, struct lb_snapshot *next)
 			vips[n++] = v;
 	}
 	rc = dp_set_filter(dp, vips, n);
-	if (rc)
+	if (rc) {
 		free(vips);
+		/* The caller frees next: the resolver must not write into it any more. */
+		if (!dp->cfg.has_nexthop_mac && next->n_nexthops) {
+			nh_unwatch(dp->nh, next->nexthops);
+			dp->n_watched--;
+		}
+	}
 	return rc;
 }
 

@@ -274,6 +274,7 @@ static struct nh_entry *nh_entry_find(struct nh_resolver *r, const struct lb_add
 
 int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n)
 {
+	bool added = false;
 	int rc = 0;
 
 	pthread_mutex_lock(&r->lock);
@@ -282,6 +283,7 @@ int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n)
 		goto out;
 	}
 	r->watches[r->n_watches++] = (struct nh_watch){ .nh = nh, .n = n };
+	added = true;
 	for (uint32_t i = 0; i < n; i++) {
 		struct nh_entry *e = nh_entry_find(r, &nh[i].addr);
 
@@ -309,6 +311,9 @@ int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n)
 		atomic_store_explicit(&nh[i].mac, e->mac, memory_order_relaxed);
 	}
 out:
+	/* On failure the caller frees nh: forget it. */
+	if (rc && added)
+		r->n_watches--;
 	pthread_mutex_unlock(&r->lock);
 	return rc;
 }
