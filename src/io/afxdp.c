@@ -28,6 +28,7 @@
 #define AFXDP_FRAMES      4096u /* UMEM frames per queue: fill + RX + TX rings never exceed it */
 #define AFXDP_RING_SIZE   2048u /* descriptors in each of the fill, completion, RX, TX rings */
 #define AFXDP_WAIT_TX_MS  1     /* poll timeout while TX completions are outstanding */
+#define AFXDP_KICKS_MAX   (AFXDP_RING_SIZE / 32u) /* sendto calls per kick: a full TX ring */
 
 /*
  * Frame accounting, per queue: every UMEM frame is in exactly one place, so
@@ -140,13 +141,21 @@ static void afxdp_complete(struct afxdp_queue *q)
 	q->in_kernel_tx -= n;
 }
 
+/*
+ * Asks the kernel to send what is on the TX ring. In copy mode each sendto sends a bounded batch
+ * (32 frames in Linux) and says EAGAIN when more is left, so it is repeated until the ring is
+ * drained or the device pushes back; frames left over stay on the ring for the next kick.
+ */
 static void afxdp_kick_tx(struct afxdp_queue *q)
 {
 	if (!xsk_ring_prod__needs_wakeup(&q->tx))
 		return;
-	io_count(q->ctr, IO_CTR_WAKEUPS, 1);
-	/* EAGAIN/EBUSY/ENOBUFS only mean "try later": the frames stay on the ring. */
-	sendto(xsk_socket__fd(q->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0);
+	for (uint32_t i = 0; i < AFXDP_KICKS_MAX; i++) {
+		io_count(q->ctr, IO_CTR_WAKEUPS, 1);
+		if (sendto(xsk_socket__fd(q->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0 ||
+		    errno != EAGAIN)
+			break;
+	}
 }
 
 static unsigned afxdp_rx(struct io_dev *d, uint32_t qid, struct lb_frame *f, unsigned max)
@@ -185,6 +194,11 @@ static void afxdp_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f, const e
 	if (want) {
 		/* reserve is all or nothing: take what the ring has room for, drop the rest. */
 		room = xsk_prod_nb_free(&q->tx, want);
+		if (room < want) {
+			afxdp_kick_tx(q);
+			afxdp_complete(q);
+			room = xsk_prod_nb_free(&q->tx, want);
+		}
 		if (room > want)
 			room = want;
 		room = xsk_ring_prod__reserve(&q->tx, room, &idx);
