@@ -46,6 +46,7 @@ struct afpacket_dev {
 	char ifname[IF_NAMESIZE];
 	int ifindex;
 	uint32_t n_queues;
+	uint32_t fanout_id; /* PACKET_FANOUT group the kernel gave the first socket */
 	struct afpacket_queue *queues[IO_QUEUES_MAX];
 	char mode[32];
 };
@@ -305,11 +306,24 @@ static int afpacket_queue_open(struct afpacket_dev *dev, uint32_t id, struct afp
 	what = "bind";
 	if (bind(q->fd, (struct sockaddr *)&sll, sizeof(sll)))
 		goto fail;
-	/* One fanout group per device: the flow hash sends each flow to one worker. */
-	fanout = (int)((dev->ifindex ^ getpid()) & 0xffff) | (PACKET_FANOUT_HASH << 16);
+	/*
+	 * One fanout group per device: the flow hash sends each flow to one worker. The kernel
+	 * picks a group id no one else uses for the first socket; the others join that id.
+	 */
+	fanout = (PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+	if (id > 0)
+		fanout = dev->fanout_id | (PACKET_FANOUT_HASH << 16);
 	what = "PACKET_FANOUT";
 	if (setsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &fanout, sizeof(fanout)))
 		goto fail;
+	if (id == 0) {
+		socklen_t len = sizeof(fanout);
+
+		what = "getsockopt(PACKET_FANOUT)";
+		if (getsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &fanout, &len))
+			goto fail;
+		dev->fanout_id = (uint32_t)fanout & 0xffffu;
+	}
 	*out = q;
 	return 0;
 fail:
@@ -347,6 +361,7 @@ static int afpacket_open(struct io_dev **out, const struct io_params *p, char *e
 			goto out;
 		dev->n_queues = i + 1;
 	}
+	io_warn_coalescing(p->ifname, "afpacket");
 	*out = (struct io_dev *)dev;
 	return 0;
 out:

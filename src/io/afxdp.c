@@ -481,6 +481,9 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 			goto out;
 		dev->n_queues = i + 1;
 	}
+	/* Native XDP runs before GRO; generic XDP sees merged frames. */
+	if (dev->attach_mode == XDP_MODE_SKB)
+		io_warn_coalescing(p->ifname, "afxdp in generic XDP mode");
 	snprintf(dev->mode, sizeof(dev->mode), "afxdp %s (%s XDP)",
 		 dev->queues[0]->zerocopy ? "zero-copy" : "copy",
 		 dev->attach_mode == XDP_MODE_NATIVE ? "native" : "generic");

@@ -100,6 +100,12 @@ struct io_ops {
 extern const struct io_ops io_afxdp_ops;
 extern const struct io_ops io_afpacket_ops;
 
+/*
+ * Warns (stderr) when ifname merges received segments (GRO, LRO): AF_PACKET and generic-mode XDP
+ * see the merged frames, which are larger than the MTU. who names the backend in the message.
+ */
+void io_warn_coalescing(const char *ifname, const char *who);
+
 /* Counter helpers for backends: a queue's counters are written by its worker only. */
 static inline void io_count(uint64_t *c, enum io_counter id, uint64_t n)
 {
