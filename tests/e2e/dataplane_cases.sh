@@ -7,7 +7,7 @@
 #   3 direct server return: the router's link to maglevd carries client->VIP, never VIP->client
 #   4 the maglevd host's own traffic (ping, TCP) works while maglevd runs
 #   5 UDP echo through the UDP VIPs and ping to the VIPs (IPv4 and IPv6)
-#   6 PMTU: a 10 MB upload completes with MTU 1500 everywhere (maglevd's ICMP frag-needed)
+#   6 PMTU: a 10 MB upload completes with MTU 1500 everywhere (frag-needed, IPv6 packet too big)
 #   7 after SIGTERM: exit 0, no XDP program left on the interface, no AF_XDP frame leaked
 #   8 start-up failures (no such interface, bad config, XDP refused): exit 1 with one message
 #   9 next hops follow the kernel: after the lb's neighbour table is flushed, traffic resumes
@@ -141,6 +141,12 @@ dp_case_pmtu() {
 		dp_pass "6 pmtu: 10 MB upload through MTU 1500 completed ($out); client route: $(run_in "$NS_CLIENT" ip route get "$VIP_WEB4" | grep -o 'mtu [0-9]*' | head -1)"
 	else
 		dp_fail "6 pmtu: upload answered '$out'"
+	fi
+	out=$(run_in "$NS_CLIENT" curl -s -m 60 -H 'Expect:' -T "$file" "http://[$VIP_WEB6]/upload")
+	if grep -qE "^be[0-9] $DP_UPLOAD_BYTES\$" <<<"$out"; then
+		dp_pass "6 pmtu over IPv6: 10 MB upload completed ($out); client route: $(run_in "$NS_CLIENT" ip -6 route get "$VIP_WEB6" | grep -o 'mtu [0-9]*' | head -1)"
+	else
+		dp_fail "6 pmtu over IPv6: upload answered '$out'"
 	fi
 }
 
