@@ -314,6 +314,63 @@ static void classify_gre(const struct lb_snapshot *s, const uint8_t *d, const st
 	}
 }
 
+/*
+ * The common case with one bounds check and one VIP probe: an untagged IPv4 frame without options
+ * or fragmentation, carrying TCP or UDP to an IPv4 VIP. Returns true with j exactly as the
+ * general path below would have left it, or false, having decided nothing, for any other frame.
+ */
+static inline __attribute__((always_inline)) bool
+classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
+{
+	const uint8_t *d = f->data, *h = d + PKT_ETH_HLEN;
+	uint32_t tot, da;
+	uint16_t sport, dport;
+	uint8_t proto = h[9];
+	int32_t vip;
+	int err;
+
+	/* Ethernet + IPv4 + the 4 bytes of ports; the IPv4 length bounds every later read. */
+	if (f->len < PKT_ETH_HLEN + PKT_IPV4_HLEN + 4 || pkt_load16(d + 12) != PKT_ETHERTYPE_IPV4 ||
+	    h[0] != 0x45 || (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
+		return false;
+	tot = pkt_load16(h + 2);
+	if (tot < PKT_IPV4_HLEN || tot > f->len - PKT_ETH_HLEN ||
+	    (pkt_load16(h + 6) & (PKT_IPV4_MF | PKT_IPV4_OFFMASK)))
+		return false;
+	memcpy(&da, h + 16, 4);
+	memcpy(&dport, h + PKT_IPV4_HLEN + 2, 2);
+	/* A miss may still be a VIP address (a malformed L4 header): the general path decides. */
+	vip = snapshot_vip4_find(s, da, proto, dport);
+	if (vip < 0)
+		return false;
+	j->steer = false;
+	j->retarget = false;
+	j->ip = (struct pkt_ip){
+	    .off = PKT_ETH_HLEN,
+	    .len = tot,
+	    .l4off = PKT_ETH_HLEN + PKT_IPV4_HLEN,
+	    .end = PKT_ETH_HLEN + tot,
+	    .family = 4,
+	    .proto = proto,
+	    .frag = false,
+	    .has_l4 = true,
+	    .df = (h[6] & (PKT_IPV4_DF >> 8)) != 0,
+	    .tos = h[1],
+	};
+	err = pkt_parse_ports(d, &j->ip, &sport, &dport, &j->tcp_flags);
+	if (err) {
+		job_verdict(j, LB_DROP, (unsigned)err);
+		return true;
+	}
+	j->kind = JOB_FLOW;
+	j->track = true;
+	j->insert = true;
+	j->vip = (uint16_t)vip;
+	lb_flow_key_fill(&j->key, 4, h + 12, h + 16, proto, sport, dport);
+	j->hash = lb_flow_hash(&j->key, s->hash_seed);
+	return true;
+}
+
 /* First stage: parse and classify f into j, reading only the frame and the snapshot. */
 static inline __attribute__((always_inline)) void
 classify(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
@@ -324,6 +381,8 @@ classify(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j
 	int32_t ai;
 	int err;
 
+	if (__builtin_expect(classify_ipv4_fast(s, f, j), 1))
+		return;
 	j->steer = false;
 	j->retarget = false;
 	err = pkt_parse_eth(d, f->len, &l3off, &et);

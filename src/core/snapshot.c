@@ -122,6 +122,7 @@ void snapshot_free(struct lb_snapshot *s)
 	free(s->addr_slots);
 	free(s->port_keys);
 	free(s->port_vips);
+	free(s->vip4);
 	free(s);
 }
 
@@ -365,10 +366,12 @@ static int build_lookup(struct lb_snapshot *s, char *err, size_t errlen)
 	s->addr_slots = calloc(asize, sizeof(*s->addr_slots));
 	s->port_keys = calloc(psize, sizeof(*s->port_keys));
 	s->port_vips = calloc(psize, sizeof(*s->port_vips));
-	if (!s->addrs || !s->addr_slots || !s->port_keys || !s->port_vips)
+	s->vip4 = calloc(psize, sizeof(*s->vip4));
+	if (!s->addrs || !s->addr_slots || !s->port_keys || !s->port_vips || !s->vip4)
 		return -ENOMEM;
 	s->addr_mask = asize - 1;
 	s->port_mask = psize - 1;
+	s->vip4_mask = psize - 1;
 	for (uint32_t v = 0; v < s->n_vips; v++) {
 		const struct lb_vip *vip = &s->vips[v];
 		int32_t ai = snapshot_addr_find(s, vip->addr.family, vip->addr.b);
@@ -408,6 +411,17 @@ static int build_lookup(struct lb_snapshot *s, char *err, size_t errlen)
 		s->port_vips[i] = (uint16_t)v;
 		if (s->addrs[ai].frag_vip[pi] == LB_VIP_NONE || vip->port == 0)
 			s->addrs[ai].frag_vip[pi] = (uint16_t)v;
+		if (vip->addr.family == AF_INET) {
+			uint32_t a4;
+
+			memcpy(&a4, vip->addr.b, 4);
+			key = LB_VIP4_KEY(a4, vip->proto, htons(vip->port));
+			for (i = snapshot_vip4_slot(s, key); s->vip4[i].key;
+			     i = (i + 1) & s->vip4_mask)
+				;
+			s->vip4[i].key = key;
+			s->vip4[i].vip = v;
+		}
 	}
 	return 0;
 }

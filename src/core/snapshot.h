@@ -102,7 +102,24 @@ struct lb_snapshot {
 	uint64_t *port_keys; /* port_mask + 1 slots: LB_PORT_KEY; 0 = empty */
 	uint16_t *port_vips; /* the VIP index of each port_keys slot */
 	uint32_t port_mask;
+
+	/* The common case in one probe: IPv4 VIPs by (address, proto, port), see LB_VIP4_KEY. */
+	struct lb_vip4_slot *vip4; /* vip4_mask + 1 slots */
+	uint32_t vip4_mask;
 };
+
+/* A slot of lb_snapshot.vip4: key 0 = empty (a VIP's protocol is never 0). */
+struct lb_vip4_slot {
+	uint64_t key;
+	uint32_t vip;
+};
+
+/*
+ * Key of an IPv4 VIP from the raw (network order) address and port as loaded from a packet, so the
+ * lookup needs no byte swaps; port 0 = every port.
+ */
+#define LB_VIP4_KEY(addr_raw, proto, port_raw)                                                     \
+	((uint64_t)(addr_raw) << 32 | (uint64_t)(proto) << 16 | (uint64_t)(port_raw))
 
 #define LB_PORT_KEY(ai, proto, port)                                                               \
 	(((uint64_t)(ai) + 1u) << 32 | (uint64_t)(proto) << 16 | (uint64_t)(port))
@@ -200,6 +217,38 @@ static inline int32_t snapshot_vip_find(const struct lb_snapshot *s, int32_t ai,
 
 	if (v < 0 && port)
 		v = snapshot_port_find(s, LB_PORT_KEY(ai, proto, 0));
+	return v;
+}
+
+static inline uint32_t snapshot_vip4_slot(const struct lb_snapshot *s, uint64_t key)
+{
+	return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & s->vip4_mask;
+}
+
+static inline int32_t snapshot_vip4_probe(const struct lb_snapshot *s, uint64_t key)
+{
+	for (uint32_t i = snapshot_vip4_slot(s, key);; i = (i + 1) & s->vip4_mask) {
+		const struct lb_vip4_slot *e = &s->vip4[i];
+
+		if (e->key == key)
+			return (int32_t)e->vip;
+		if (!e->key)
+			return -1;
+	}
+}
+
+/*
+ * VIP index of an IPv4 packet to address a4 with proto and port p (both as loaded from the packet,
+ * network order), port-0 fallback; -1 if none. Same answer as snapshot_addr_find followed by
+ * snapshot_vip_find, in one probe when the port's VIP exists.
+ */
+static inline int32_t snapshot_vip4_find(const struct lb_snapshot *s, uint32_t a4, uint8_t proto,
+                                         uint16_t p)
+{
+	int32_t v = snapshot_vip4_probe(s, LB_VIP4_KEY(a4, proto, p));
+
+	if (v < 0 && p)
+		v = snapshot_vip4_probe(s, LB_VIP4_KEY(a4, proto, 0));
 	return v;
 }
 
