@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <endian.h>
+#include <arpa/inet.h>
 
 #include "core/addr.h"
 #include "core/pkt.h"
@@ -110,6 +112,52 @@ struct gre_fields {
 };
 
 /*
+ * gre_encap for an outer header of hl bytes (PKT_IPV4_HLEN or PKT_IPV6_HLEN, a constant in each
+ * caller, so every offset and length below folds to an immediate).
+ */
+static inline __attribute__((always_inline)) int
+gre_encap_hl(struct lb_frame *f, uint32_t ip_off, uint32_t ip_len, uint8_t inner_family,
+             uint64_t eth_dst, const uint8_t *eth_src, const struct lb_backend *b,
+             const struct gre_fields *fl, uint32_t hl)
+{
+	uint32_t need = PKT_ETH_HLEN + hl + PKT_GRE_HLEN, plen = PKT_GRE_HLEN + ip_len;
+	int64_t start = (int64_t)ip_off - need;
+	uint64_t dst = htobe64(eth_dst << 16);
+	uint8_t *p;
+
+	if (start < -(int64_t)f->headroom)
+		return LB_CTR_DROP_NO_HEADROOM;
+	p = f->data + start;
+	/* 8 bytes whose last 2 the source MAC then overwrites: one store for the 6-byte MAC. */
+	memcpy(p, &dst, 8);
+	memcpy(p + 6, eth_src, 6);
+	memcpy(p + PKT_ETH_HLEN, b->outer, hl);
+	if (hl == PKT_IPV4_HLEN) {
+		uint32_t w0 = 0x4500u << 16 | (uint32_t)fl->tos << 16 | (hl + plen);
+		uint32_t w1 = (uint32_t)fl->id << 16 | (fl->df ? PKT_IPV4_DF : 0);
+		/* Summed as 32-bit words and folded: the same one's complement sum as 16-bit words. */
+		uint64_t sum = (uint64_t)b->outer_sum + w0 + w1;
+		uint16_t c;
+
+		sum = (sum & 0xffffffffu) + (sum >> 32);
+		c = htons(csum_fold((uint32_t)sum + (uint32_t)(sum >> 32)));
+		pkt_store16(p + 12, PKT_ETHERTYPE_IPV4);
+		gre_store_be32(p + 14, w0);
+		gre_store_be32(p + 18, w1);
+		memcpy(p + 24, &c, 2);
+	} else {
+		pkt_store16(p + 12, PKT_ETHERTYPE_IPV6);
+		gre_store_be32(p + 14, 6u << 28 | (uint32_t)fl->tos << 20);
+		pkt_store16(p + 18, (uint16_t)plen);
+	}
+	gre_store_be32(p + PKT_ETH_HLEN + hl, inner_family == 4 ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6);
+	f->data = p;
+	f->headroom = (uint32_t)((int64_t)f->headroom + start);
+	f->len = need + ip_len;
+	return 0;
+}
+
+/*
  * Wraps the IP packet of ip_len bytes at f->data + ip_off (inner family 4 or 6) in Ethernet
  * (eth_dst as in lb_nexthop.mac, eth_src 6 bytes), the outer header of backend b (its template,
  * see struct lb_backend, completed with fl) and GRE, written in the bytes before it, which may
@@ -121,44 +169,11 @@ static inline int gre_encap(struct lb_frame *f, uint32_t ip_off, uint32_t ip_len
                             uint8_t inner_family, uint64_t eth_dst, const uint8_t *eth_src,
                             const struct lb_backend *b, const struct gre_fields *fl)
 {
-	uint8_t af = b->addr.family;
-	uint32_t hl = gre_ip_hlen(af), need = PKT_ETH_HLEN + hl + PKT_GRE_HLEN;
-	uint32_t plen = PKT_GRE_HLEN + ip_len;
-	int64_t start = (int64_t)ip_off - need;
-	uint32_t hi = __builtin_bswap32((uint32_t)(eth_dst >> 16));
-	uint16_t lo = __builtin_bswap16((uint16_t)eth_dst);
-	uint8_t *p;
-
-	if (start < -(int64_t)f->headroom)
-		return LB_CTR_DROP_NO_HEADROOM;
-	p = f->data + start;
-	memcpy(p, &hi, 4);
-	memcpy(p + 4, &lo, 2);
-	memcpy(p + 6, eth_src, 6);
-	if (af == AF_INET) {
-		uint32_t w0 = 0x45u << 24 | (uint32_t)fl->tos << 16 | (PKT_IPV4_HLEN + plen);
-		uint32_t w1 = (uint32_t)fl->id << 16 | (fl->df ? PKT_IPV4_DF : 0);
-		uint32_t sum =
-		    b->outer_sum + (w0 >> 16) + (w0 & 0xffff) + (w1 >> 16) + (w1 & 0xffff);
-		uint16_t c = __builtin_bswap16(csum_fold(sum));
-
-		gre_store_be32(p + 12, PKT_ETHERTYPE_IPV4 << 16 | 0x4500u | fl->tos);
-		memcpy(p + 16, b->outer + 2, 18);
-		p[16] = (uint8_t)(w0 >> 8);
-		p[17] = (uint8_t)w0;
-		gre_store_be32(p + 18, w1);
-		memcpy(p + 24, &c, 2);
-	} else {
-		pkt_store16(p + 12, PKT_ETHERTYPE_IPV6);
-		memcpy(p + 14, b->outer, PKT_IPV6_HLEN);
-		gre_store_be32(p + 14, 6u << 28 | (uint32_t)fl->tos << 20);
-		pkt_store16(p + 18, (uint16_t)plen);
-	}
-	gre_store_be32(p + PKT_ETH_HLEN + hl, inner_family == 4 ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6);
-	f->data = p;
-	f->headroom = (uint32_t)((int64_t)f->headroom + start);
-	f->len = need + ip_len;
-	return 0;
+	if (b->addr.family == AF_INET)
+		return gre_encap_hl(f, ip_off, ip_len, inner_family, eth_dst, eth_src, b, fl,
+		                    PKT_IPV4_HLEN);
+	return gre_encap_hl(f, ip_off, ip_len, inner_family, eth_dst, eth_src, b, fl,
+	                    PKT_IPV6_HLEN);
 }
 
 /*
