@@ -109,10 +109,24 @@ static inline void ct_prefetch_line(const void *p)
 #endif
 }
 
-/* Starts loading the bucket header a flow hash maps to. */
-static inline void ct_prefetch(const struct ct_table *t, uint64_t hash)
+/*
+ * Where a flow lives: its bucket and way signature, both from its flow hash; the packet path
+ * computes them once per packet and keeps them for the prefetches and the lookup.
+ */
+struct ct_place {
+	uint32_t bucket;
+	uint16_t sig;
+};
+
+static inline struct ct_place ct_place_of(const struct ct_table *t, uint64_t hash)
 {
-	ct_prefetch_line(&t->buckets[ct_bucket_of(t, hash)]);
+	return (struct ct_place){ct_bucket_of(t, hash), ct_sig_of(hash)};
+}
+
+/* Starts loading the bucket header of place pl. */
+static inline void ct_prefetch(const struct ct_table *t, struct ct_place pl)
+{
+	ct_prefetch_line(&t->buckets[pl.bucket]);
 }
 
 /* Bit i set when way i of h has signature sig (one SSE2 compare of the 8 signatures). */
@@ -133,10 +147,10 @@ static inline uint32_t ct_sig_match(const struct ct_bucket *h, uint16_t sig)
 }
 
 /* Starts loading the entries whose signature matches (call after ct_prefetch had time to land). */
-static inline void ct_prefetch_entries(const struct ct_table *t, uint64_t hash)
+static inline void ct_prefetch_entries(const struct ct_table *t, struct ct_place pl)
 {
-	uint32_t b = ct_bucket_of(t, hash);
-	uint32_t m = ct_sig_match(&t->buckets[b], ct_sig_of(hash));
+	uint32_t b = pl.bucket;
+	uint32_t m = ct_sig_match(&t->buckets[b], pl.sig);
 
 	while (m) {
 		const char *e = (const char *)&t->entries[(uint64_t)b * CT_WAYS + __builtin_ctz(m)];
@@ -148,15 +162,15 @@ static inline void ct_prefetch_entries(const struct ct_table *t, uint64_t hash)
 }
 
 /*
- * Finds the live flow k (hash = its flow hash) at tick now. Returns its slot (bucket * CT_WAYS +
- * way) or -1.
+ * Finds the live flow k (at place pl = ct_place_of its flow hash) at tick now. Returns its slot
+ * (bucket * CT_WAYS + way) or -1.
  */
-static inline int64_t ct_find(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash,
-                              uint32_t now)
+static inline int64_t ct_find_at(const struct ct_table *t, struct ct_place pl,
+                                 const struct lb_flow_key *k, uint32_t now)
 {
-	uint32_t b = ct_bucket_of(t, hash);
+	uint32_t b = pl.bucket;
 	const struct ct_bucket *h = &t->buckets[b];
-	uint32_t m = ct_sig_match(h, ct_sig_of(hash));
+	uint32_t m = ct_sig_match(h, pl.sig);
 
 	while (m) {
 		unsigned i = (unsigned)__builtin_ctz(m);
@@ -167,6 +181,13 @@ static inline int64_t ct_find(const struct ct_table *t, const struct lb_flow_key
 		m &= m - 1;
 	}
 	return -1;
+}
+
+/* ct_find_at for a flow hash. */
+static inline int64_t ct_find(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash,
+                              uint32_t now)
+{
+	return ct_find_at(t, ct_place_of(t, hash), k, now);
 }
 
 /*

@@ -71,34 +71,32 @@ static inline void lb_flow_key_fill(struct lb_flow_key *k, uint8_t family, const
                                     const uint8_t *dst, uint8_t proto, uint16_t sport,
                                     uint16_t dport)
 {
-	uint64_t w[5];
+	/*
+	 * Words in scalars, not an array: a stack array gets copied with 16-byte moves whose loads
+	 * span two 8-byte stores, which store forwarding cannot serve (a stall on every packet).
+	 */
+	uint64_t w0, w1, w2, w3, w4;
 
 	if (family == LB_FLOW_V4) {
 		uint32_t s4, d4;
 
 		memcpy(&s4, src, 4);
 		memcpy(&d4, dst, 4);
-		w[0] = s4;
-		w[1] = 0;
-		w[2] = d4;
-		w[3] = 0;
+		w0 = s4;
+		w1 = 0;
+		w2 = d4;
+		w3 = 0;
 	} else {
-		memcpy(&w[0], src, 8);
-		memcpy(&w[1], src + 8, 8);
-		memcpy(&w[2], dst, 8);
-		memcpy(&w[3], dst + 8, 8);
+		memcpy(&w0, src, 8);
+		memcpy(&w1, src + 8, 8);
+		memcpy(&w2, dst, 8);
+		memcpy(&w3, dst + 8, 8);
 	}
 	/* Little-endian hosts: this is the byte layout above; big-endian ones shift the other way.
 	 */
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	{
-		uint64_t sp, dp;
-		uint16_t s16 = sport, d16 = dport;
-
-		sp = s16;
-		dp = d16;
-		w[4] = sp | dp << 16 | (uint64_t)proto << 32 | (uint64_t)family << 40;
-	}
+	w4 = (uint64_t)sport | (uint64_t)dport << 16 | (uint64_t)proto << 32 |
+	     (uint64_t)family << 40;
 #else
 	{
 		uint8_t tail[8] = {0};
@@ -107,10 +105,14 @@ static inline void lb_flow_key_fill(struct lb_flow_key *k, uint8_t family, const
 		memcpy(tail + 2, &dport, 2);
 		tail[4] = proto;
 		tail[5] = family;
-		memcpy(&w[4], tail, 8);
+		memcpy(&w4, tail, 8);
 	}
 #endif
-	memcpy(k, w, sizeof(w));
+	memcpy((uint8_t *)k, &w0, 8);
+	memcpy((uint8_t *)k + 8, &w1, 8);
+	memcpy((uint8_t *)k + 16, &w2, 8);
+	memcpy((uint8_t *)k + 24, &w3, 8);
+	memcpy((uint8_t *)k + 32, &w4, 8);
 }
 
 /*

@@ -32,6 +32,7 @@ struct lb_job {
 	uint16_t vip;
 	uint32_t gre_off; /* retarget: GRE header */
 	uint64_t hash;
+	struct ct_place place; /* track: the flow's place in the connection table */
 	struct pkt_ip ip;    /* the packet sent on (for retarget: the inner one) */
 	struct pkt_ip outer; /* retarget: the outer IP header */
 	struct lb_flow_key key;
@@ -473,7 +474,7 @@ static uint16_t choose(struct lb_worker *w, const struct lb_snapshot *s, const s
 
 	if (!j->track)
 		return table_choice(s, j);
-	slot = ct_find(w->ct, &j->key, j->hash, now);
+	slot = ct_find_at(w->ct, j->place, &j->key, now);
 	if (slot >= 0) {
 		uint32_t bref = ct_bref(w->ct, (uint64_t)slot);
 
@@ -635,13 +636,15 @@ enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, str
 
 	count(w, LB_CTR_RX_FRAMES);
 	classify(s, f, j);
+	if (j->kind == JOB_FLOW && j->track)
+		j->place = ct_place_of(w->ct, j->hash);
 	return finish(w, s, f, j, now_ns);
 }
 
 static inline void prefetch_job(const struct lb_worker *w, const struct lb_job *j)
 {
 	if (j->kind == JOB_FLOW && j->track)
-		ct_prefetch_entries(w->ct, j->hash);
+		ct_prefetch_entries(w->ct, j->place);
 }
 
 void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
@@ -653,8 +656,10 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 		LB_CTR_ADD(w->ctr[LB_CTR_RX_FRAMES], m);
 		for (unsigned i = 0; i < m; i++) {
 			classify(s, &f[i], &w->jobs[i]);
-			if (w->jobs[i].kind == JOB_FLOW && w->jobs[i].track)
-				ct_prefetch(w->ct, w->jobs[i].hash);
+			if (w->jobs[i].kind == JOB_FLOW && w->jobs[i].track) {
+				w->jobs[i].place = ct_place_of(w->ct, w->jobs[i].hash);
+				ct_prefetch(w->ct, w->jobs[i].place);
+			}
 		}
 		/*
 		 * Entries are prefetched LB_PREFETCH_AHEAD frames before they are used, once their
