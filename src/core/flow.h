@@ -45,6 +45,27 @@ static inline uint64_t lb_flow_hash(const struct lb_flow_key *k, uint64_t seed)
 	return XXH3_64bits_withSeed(k, LB_FLOW_KEY_LEN, seed);
 }
 
+#define LB_FLOW_SECRET_LEN 192u /* bytes: XXH3_SECRET_DEFAULT_SIZE */
+_Static_assert(LB_FLOW_SECRET_LEN == XXH3_SECRET_DEFAULT_SIZE, "XXH3 default secret size");
+
+/* The secret lb_flow_hash_secret needs for seed (XXH3_generateSecret_fromSeed, done once). */
+static inline void lb_flow_secret_make(uint8_t secret[LB_FLOW_SECRET_LEN], uint64_t seed)
+{
+	XXH3_generateSecret_fromSeed(secret, seed);
+}
+
+/*
+ * lb_flow_hash(k, seed), given secret = lb_flow_secret_make(seed): for a 40-byte input XXH3 mixes
+ * the input with secret words plus or minus the seed, and the generated secret holds exactly those
+ * sums, so the packet path loads them instead of recomputing them (test_flow_hash_secret checks
+ * the equality).
+ */
+static inline uint64_t lb_flow_hash_secret(const struct lb_flow_key *k,
+                                           const uint8_t secret[LB_FLOW_SECRET_LEN])
+{
+	return XXH3_64bits_withSecret(k, LB_FLOW_KEY_LEN, secret, LB_FLOW_SECRET_LEN);
+}
+
 static inline uint64_t lb_flow_word(const struct lb_flow_key *k, unsigned i)
 {
 	uint64_t v;

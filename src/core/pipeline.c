@@ -160,7 +160,7 @@ static inline __attribute__((always_inline)) void classify_l4(const struct lb_sn
 	j->vip = (uint16_t)vip;
 	lb_flow_key_fill(&j->key, ip->family, pkt_ip_src(d, ip), pkt_ip_dst(d, ip), ip->proto,
 	                 sport, dport);
-	j->hash = lb_flow_hash(&j->key, s->hash_seed);
+	j->hash = lb_flow_hash_secret(&j->key, s->hash_secret);
 }
 
 /*
@@ -208,7 +208,7 @@ static void classify_icmp_error(const struct lb_snapshot *s, const uint8_t *d,
 	j->vip = (uint16_t)vip;
 	lb_flow_key_fill(&j->key, ip->family, pkt_ip_dst(d, &e), pkt_ip_src(d, &e), e.proto, sport,
 	                 dport);
-	j->hash = lb_flow_hash(&j->key, s->hash_seed);
+	j->hash = lb_flow_hash_secret(&j->key, s->hash_secret);
 }
 
 static void classify_icmp(const struct lb_snapshot *s, const uint8_t *d, const struct pkt_ip *ip,
@@ -368,7 +368,7 @@ classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct
 	j->insert = true;
 	j->vip = (uint16_t)vip;
 	lb_flow_key_fill(&j->key, 4, h + 12, h + 16, proto, sport, dport);
-	j->hash = lb_flow_hash(&j->key, s->hash_seed);
+	j->hash = lb_flow_hash_secret(&j->key, s->hash_secret);
 	return true;
 }
 

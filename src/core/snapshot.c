@@ -456,6 +456,7 @@ int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
 	}
 	s->generation = prev ? prev->generation + 1 : 1;
 	s->hash_seed = cfg->hash_seed;
+	lb_flow_secret_make(s->hash_secret, s->hash_seed);
 	s->source_ipv4 = cfg->dataplane.source_ipv4;
 	s->source_ipv6 = cfg->dataplane.source_ipv6;
 	s->ttl = cfg->dataplane.ttl;

@@ -14,6 +14,7 @@
 
 #include "core/addr.h"
 #include "core/config.h"
+#include "core/flow.h"
 
 #define LB_BACKEND_IDS_MAX 65535u /* backend ids in use at once (one per VIP x backend) */
 #define LB_BACKEND_NONE    0xffffu
@@ -79,6 +80,8 @@ struct lb_vip_addr {
 struct lb_snapshot {
 	uint64_t generation; /* prev's + 1; 1 for the first */
 	uint64_t hash_seed;  /* flow hash and Maglev permutation seed */
+	/* lb_flow_secret_make(hash_seed), for lb_flow_hash_secret on the packet path */
+	uint8_t hash_secret[LB_FLOW_SECRET_LEN];
 
 	struct lb_vip *vips;
 	uint32_t n_vips;

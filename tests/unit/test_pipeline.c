@@ -145,6 +145,43 @@ static void test_truncations(void **state)
 	config_free(c);
 }
 
+/*
+ * The packet path's hash (precomputed XXH3 secret) equals the documented one for any key and seed,
+ * and a snapshot carries the secret of its hash_seed.
+ */
+static void test_flow_hash_secret(void **state)
+{
+	static const uint64_t seeds[] = {0, 1, 0x5eed, 0x8000000000000000ull, ~0ull};
+	uint8_t secret[LB_FLOW_SECRET_LEN];
+	struct config *c = tcfg_new();
+	struct lb_snapshot *s = NULL;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	char err[256];
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		lb_flow_secret_make(secret, seeds[i]);
+		for (unsigned n = 0; n < 1000; n++) {
+			struct lb_flow_key k;
+
+			for (unsigned b = 0; b < sizeof(k); b++) {
+				x ^= x << 13;
+				x ^= x >> 7;
+				x ^= x << 17;
+				((uint8_t *)&k)[b] = (uint8_t)x;
+			}
+			assert_true(lb_flow_hash_secret(&k, secret) == lb_flow_hash(&k, seeds[i]));
+		}
+	}
+	tcfg_dataplane(c);
+	c->hash_seed = 0x5eed;
+	assert_int_equal(snapshot_build(c, NULL, NULL, &s, err, sizeof(err)), 0);
+	lb_flow_secret_make(secret, 0x5eed);
+	assert_memory_equal(s->hash_secret, secret, LB_FLOW_SECRET_LEN);
+	snapshot_free(s);
+	config_free(c);
+}
+
 /* The flow hash is XXH3-64 over the documented 40-byte layout (docs/pipeline.md). */
 static void test_flow_hash_layout(void **state)
 {
@@ -584,6 +621,7 @@ int main(void)
 	    cmocka_unit_test(test_fixtures_batch),
 	    cmocka_unit_test(test_truncations),
 	    cmocka_unit_test(test_flow_hash_layout),
+	    cmocka_unit_test(test_flow_hash_secret),
 	    cmocka_unit_test(test_stickiness),
 	    cmocka_unit_test(test_fragments_same_backend),
 	    cmocka_unit_test(test_icmp_steering),
