@@ -450,12 +450,9 @@ static bool icmp_allow(struct lb_worker *w, uint32_t rate, uint64_t now_ns)
 static inline bool backend_usable(const struct lb_snapshot *s, uint32_t bref, uint16_t vip)
 {
 	uint16_t id = LB_BREF_ID(bref);
-	const struct lb_backend *b;
 
-	if (id >= s->n_backends)
-		return false;
-	b = &s->backends[id];
-	return b->in_use && b->up && b->tag == LB_BREF_TAG(bref) && b->vip == vip;
+	/* In use, up, same tag (the id was not reused) and the packet's VIP: see lb_backend.accept */
+	return id < s->n_backends && s->backends[id].accept == LB_BACKEND_ACCEPT(vip, bref);
 }
 
 static inline uint16_t table_choice(const struct lb_snapshot *s, const struct lb_job *j)

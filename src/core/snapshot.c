@@ -526,9 +526,14 @@ int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
 		if (ret)
 			goto out;
 	}
-	for (uint32_t id = 0; id < s->n_backends; id++)
-		if (s->backends[id].in_use)
-			build_outer(s, &s->backends[id]);
+	for (uint32_t id = 0; id < s->n_backends; id++) {
+		struct lb_backend *b = &s->backends[id];
+
+		b->accept = b->in_use && b->up ? LB_BACKEND_ACCEPT(b->vip, LB_BREF(id, b->tag))
+		                               : LB_ACCEPT_NONE;
+		if (b->in_use)
+			build_outer(s, b);
+	}
 	ret = build_nexthops(s, cfg, prev);
 	if (ret)
 		goto out;

@@ -28,6 +28,9 @@
 #define LB_BREF_ID(ref)  ((uint16_t)((ref)&0xffffu))
 #define LB_BREF_TAG(ref) ((uint16_t)((ref) >> 16))
 
+#define LB_BACKEND_ACCEPT(vip, bref) ((uint64_t)(uint16_t)(vip) << 32 | (uint32_t)(bref))
+#define LB_ACCEPT_NONE               (~0ull) /* equals no LB_BACKEND_ACCEPT: bits 48..63 are 0 */
+
 /* Next-hop MAC of a backend address: bit 63 = resolved, bits 0..47 = MAC (byte 0 in bits 40..47).
  */
 #define LB_NH_VALID (1ull << 63)
@@ -47,6 +50,11 @@ struct lb_backend {
 	bool in_use;      /* false for a free id */
 	bool up;          /* health; tracked flows stay only on up backends */
 	bool has_source;  /* the config has an outer source address of this backend's family */
+	/*
+	 * LB_BACKEND_ACCEPT(vip, LB_BREF(id, tag)) while in use and up, else LB_ACCEPT_NONE: a
+	 * tracked flow keeps this backend when its (VIP, bref) equals it (one compare per packet).
+	 */
+	uint64_t accept;
 	/*
 	 * Outer header template for GRE to this backend: the IPv4 (20 bytes) or IPv6 (40 bytes)
 	 * header with source, destination, TTL / hop limit and protocol set and the per-packet
