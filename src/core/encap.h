@@ -118,7 +118,7 @@ struct gre_fields {
 static inline __attribute__((always_inline)) int
 gre_encap_hl(struct lb_frame *f, uint32_t ip_off, uint32_t ip_len, uint8_t inner_family,
              uint64_t eth_dst, const uint8_t *eth_src, const struct lb_backend *b,
-             const struct gre_fields *fl, uint32_t hl)
+             struct gre_fields fl, uint32_t hl)
 {
 	uint32_t need = PKT_ETH_HLEN + hl + PKT_GRE_HLEN, plen = PKT_GRE_HLEN + ip_len;
 	int64_t start = (int64_t)ip_off - need;
@@ -133,8 +133,8 @@ gre_encap_hl(struct lb_frame *f, uint32_t ip_off, uint32_t ip_len, uint8_t inner
 	memcpy(p + 6, eth_src, 6);
 	memcpy(p + PKT_ETH_HLEN, b->outer, hl);
 	if (hl == PKT_IPV4_HLEN) {
-		uint32_t w0 = 0x4500u << 16 | (uint32_t)fl->tos << 16 | (hl + plen);
-		uint32_t w1 = (uint32_t)fl->id << 16 | (fl->df ? PKT_IPV4_DF : 0);
+		uint32_t w0 = 0x4500u << 16 | (uint32_t)fl.tos << 16 | (hl + plen);
+		uint32_t w1 = (uint32_t)fl.id << 16 | (fl.df ? PKT_IPV4_DF : 0);
 		/* Summed as 32-bit words and folded: the same one's complement sum as 16-bit words. */
 		uint64_t sum = (uint64_t)b->outer_sum + w0 + w1;
 		uint16_t c;
@@ -147,7 +147,7 @@ gre_encap_hl(struct lb_frame *f, uint32_t ip_off, uint32_t ip_len, uint8_t inner
 		memcpy(p + 24, &c, 2);
 	} else {
 		pkt_store16(p + 12, PKT_ETHERTYPE_IPV6);
-		gre_store_be32(p + 14, 6u << 28 | (uint32_t)fl->tos << 20);
+		gre_store_be32(p + 14, 6u << 28 | (uint32_t)fl.tos << 20);
 		pkt_store16(p + 18, (uint16_t)plen);
 	}
 	gre_store_be32(p + PKT_ETH_HLEN + hl, inner_family == 4 ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6);
@@ -160,14 +160,14 @@ gre_encap_hl(struct lb_frame *f, uint32_t ip_off, uint32_t ip_len, uint8_t inner
 /*
  * Wraps the IP packet of ip_len bytes at f->data + ip_off (inner family 4 or 6) in Ethernet
  * (eth_dst as in lb_nexthop.mac, eth_src 6 bytes), the outer header of backend b (its template,
- * see struct lb_backend, completed with fl) and GRE, written in the bytes before it, which may
+ * see struct lb_backend, completed with fl: by value, so its fields stay in registers) and GRE, written in the bytes before it, which may
  * reach into the headroom: needs ip_off + f->headroom >= 14 + gre_overhead. f->data, headroom and
  * len then describe the frame to send; bytes after the inner packet (Ethernet padding) are
  * dropped. Returns 0 or LB_CTR_DROP_NO_HEADROOM. Inline: it is the hot path's last step.
  */
 static inline int gre_encap(struct lb_frame *f, uint32_t ip_off, uint32_t ip_len,
                             uint8_t inner_family, uint64_t eth_dst, const uint8_t *eth_src,
-                            const struct lb_backend *b, const struct gre_fields *fl)
+                            const struct lb_backend *b, struct gre_fields fl)
 {
 	if (b->addr.family == AF_INET)
 		return gre_encap_hl(f, ip_off, ip_len, inner_family, eth_dst, eth_src, b, fl,

@@ -547,7 +547,7 @@ static __attribute__((noinline, cold)) int act_retarget(struct lb_worker *w,
                                                         const struct lb_snapshot *s,
                                                         struct lb_frame *f, const struct lb_job *j,
                                                         const struct lb_backend *b, uint64_t mac,
-                                                        const struct gre_fields *fl)
+                                                        struct gre_fields fl)
 {
 	struct gre_outer o = {
 	    .eth_dst = mac,
@@ -555,9 +555,9 @@ static __attribute__((noinline, cold)) int act_retarget(struct lb_worker *w,
 	    .src = b->addr.family == AF_INET ? &s->source_ipv4 : &s->source_ipv6,
 	    .dst = &b->addr,
 	    .ttl = s->ttl,
-	    .tos = fl->tos,
-	    .df = fl->df,
-	    .id = fl->id,
+	    .tos = fl.tos,
+	    .df = fl.df,
+	    .id = fl.id,
 	};
 	int err = gre_retarget(f, &j->outer, j->gre_off, &o, s->mtu);
 
@@ -598,12 +598,12 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	fl.df = j->ip.df;
 	fl.id = j->ip.family == 4 ? pkt_load16(f->data + j->ip.off + 4) : 0;
 	if (__builtin_expect(j->retarget, 0)) {
-		if (act_retarget(w, s, f, j, b, mac, &fl))
+		if (act_retarget(w, s, f, j, b, mac, fl))
 			return LB_DROP;
 	} else {
 		if (__builtin_expect(gre_overhead(baf) + j->ip.len > s->mtu, 0))
 			return act_too_big(w, s, f, j, baf, now_ns);
-		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, mac, w->p.mac, b, &fl);
+		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, mac, w->p.mac, b, fl);
 		if (err)
 			return drop(w, (unsigned)err);
 		count(w, baf == AF_INET ? LB_CTR_TX_GRE_IPV4 : LB_CTR_TX_GRE_IPV6);
