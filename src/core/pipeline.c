@@ -574,6 +574,7 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
                            struct lb_job *j, uint64_t now_ns)
 {
 	const struct lb_backend *b;
+	struct lb_backend_counters *bc;
 	struct gre_fields fl;
 	uint64_t mac;
 	uint16_t id;
@@ -601,7 +602,7 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 		if (act_retarget(w, s, f, j, b, mac, fl))
 			return LB_DROP;
 	} else {
-		if (__builtin_expect(gre_overhead(baf) + j->ip.len > s->mtu, 0))
+		if (__builtin_expect(j->ip.len > b->inner_mtu, 0))
 			return act_too_big(w, s, f, j, baf, now_ns);
 		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, mac, w->p.mac, b, fl);
 		if (err)
@@ -610,8 +611,9 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	}
 	if (j->steer)
 		count(w, LB_CTR_ICMP_STEERED);
-	LB_CTR_ADD(w->bctr[id].packets, 1);
-	LB_CTR_ADD(w->bctr[id].bytes, j->ip.len);
+	bc = &w->bctr[id];
+	LB_CTR_ADD(bc->packets, 1);
+	LB_CTR_ADD(bc->bytes, j->ip.len);
 	return LB_TX;
 }
 

@@ -533,6 +533,9 @@ int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
 		                               : LB_ACCEPT_NONE;
 		if (b->in_use)
 			build_outer(s, b);
+		b->inner_mtu = s->mtu > gre_overhead(b->addr.family)
+		                   ? s->mtu - gre_overhead(b->addr.family)
+		                   : 0;
 	}
 	ret = build_nexthops(s, cfg, prev);
 	if (ret)

@@ -55,6 +55,7 @@ struct lb_backend {
 	 * tracked flow keeps this backend when its (VIP, bref) equals it (one compare per packet).
 	 */
 	uint64_t accept;
+	uint32_t inner_mtu; /* largest IP packet that fits dataplane.mtu once encapsulated to it */
 	/*
 	 * Outer header template for GRE to this backend: the IPv4 (20 bytes) or IPv6 (40 bytes)
 	 * header with source, destination, TTL / hop limit and protocol set and the per-packet
