@@ -114,19 +114,23 @@ static inline void ct_prefetch_line(const void *p)
  * computes them once per packet and keeps them for the prefetches and the lookup.
  */
 struct ct_place {
-	uint32_t bucket;
+	struct ct_bucket *h; /* the bucket header */
+	struct ct_entry *e;  /* the bucket's CT_WAYS entries */
 	uint16_t sig;
 };
 
 static inline struct ct_place ct_place_of(const struct ct_table *t, uint64_t hash)
 {
-	return (struct ct_place){ct_bucket_of(t, hash), ct_sig_of(hash)};
+	uint32_t b = ct_bucket_of(t, hash);
+
+	return (struct ct_place){&t->buckets[b], &t->entries[(uint64_t)b * CT_WAYS],
+	                         ct_sig_of(hash)};
 }
 
 /* Starts loading the bucket header of place pl. */
-static inline void ct_prefetch(const struct ct_table *t, struct ct_place pl)
+static inline void ct_prefetch(struct ct_place pl)
 {
-	ct_prefetch_line(&t->buckets[pl.bucket]);
+	ct_prefetch_line(pl.h);
 }
 
 /* Bit i set when way i of h has signature sig (one SSE2 compare of the 8 signatures). */
@@ -147,13 +151,12 @@ static inline uint32_t ct_sig_match(const struct ct_bucket *h, uint16_t sig)
 }
 
 /* Starts loading the entries whose signature matches (call after ct_prefetch had time to land). */
-static inline void ct_prefetch_entries(const struct ct_table *t, struct ct_place pl)
+static inline void ct_prefetch_entries(struct ct_place pl)
 {
-	uint32_t b = pl.bucket;
-	uint32_t m = ct_sig_match(&t->buckets[b], pl.sig);
+	uint32_t m = ct_sig_match(pl.h, pl.sig);
 
 	while (m) {
-		const char *e = (const char *)&t->entries[(uint64_t)b * CT_WAYS + __builtin_ctz(m)];
+		const char *e = (const char *)&pl.e[__builtin_ctz(m)];
 
 		ct_prefetch_line(e);
 		ct_prefetch_line(e + sizeof(struct ct_entry) - 1);
@@ -161,44 +164,38 @@ static inline void ct_prefetch_entries(const struct ct_table *t, struct ct_place
 	}
 }
 
-/*
- * Finds the live flow k (at place pl = ct_place_of its flow hash) at tick now. Returns its slot
- * (bucket * CT_WAYS + way) or -1.
- */
-static inline int64_t ct_find_at(const struct ct_table *t, struct ct_place pl,
-                                 const struct lb_flow_key *k, uint32_t now)
+/* Finds the live flow k at place pl (ct_place_of its flow hash) at tick now: its way, or -1. */
+static inline int ct_find_way(struct ct_place pl, const struct lb_flow_key *k, uint32_t now)
 {
-	uint32_t b = pl.bucket;
-	const struct ct_bucket *h = &t->buckets[b];
-	uint32_t m = ct_sig_match(h, pl.sig);
+	uint32_t m = ct_sig_match(pl.h, pl.sig);
 
 	while (m) {
-		unsigned i = (unsigned)__builtin_ctz(m);
-		uint64_t slot = (uint64_t)b * CT_WAYS + i;
+		int i = __builtin_ctz(m);
 
-		if (!ct_expired(h->expires[i], now) && lb_flow_key_eq(&t->entries[slot].key, k))
-			return (int64_t)slot;
+		if (!ct_expired(pl.h->expires[i], now) && lb_flow_key_eq(&pl.e[i].key, k))
+			return i;
 		m &= m - 1;
 	}
 	return -1;
 }
 
-/* ct_find_at for a flow hash. */
+/* ct_find_way for a flow hash: the flow's slot (bucket * CT_WAYS + way), or -1. */
 static inline int64_t ct_find(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash,
                               uint32_t now)
 {
-	return ct_find_at(t, ct_place_of(t, hash), k, now);
+	struct ct_place pl = ct_place_of(t, hash);
+	int i = ct_find_way(pl, k, now);
+
+	return i < 0 ? -1 : (int64_t)(pl.e - t->entries) + i;
 }
 
 /*
- * Refreshes slot's expiry for a packet with tcp_flags (FIN/RST switch to the short timeout; a SYN
- * without ACK switches back) at tick now.
+ * Refreshes the expiry of way i of bucket header h for a packet with tcp_flags (FIN/RST switch to
+ * the short timeout; a SYN without ACK switches back) at tick now.
  */
-static inline void ct_touch(struct ct_table *t, uint64_t slot, uint8_t proto, uint8_t tcp_flags,
-                            uint32_t now)
+static inline void ct_touch_way(const struct ct_table *t, struct ct_bucket *h, unsigned i,
+                                uint8_t proto, uint8_t tcp_flags, uint32_t now)
 {
-	struct ct_bucket *h = &t->buckets[slot / CT_WAYS];
-	unsigned i = slot % CT_WAYS;
 	uint8_t fl = h->flags[i];
 	uint32_t to;
 
@@ -213,6 +210,13 @@ static inline void ct_touch(struct ct_table *t, uint64_t slot, uint8_t proto, ui
 	}
 	h->flags[i] = fl;
 	h->expires[i] = now + to + 1;
+}
+
+/* ct_touch_way for a slot. */
+static inline void ct_touch(struct ct_table *t, uint64_t slot, uint8_t proto, uint8_t tcp_flags,
+                            uint32_t now)
+{
+	ct_touch_way(t, &t->buckets[slot / CT_WAYS], slot % CT_WAYS, proto, tcp_flags, now);
 }
 
 static inline uint32_t ct_bref(const struct ct_table *t, uint64_t slot)

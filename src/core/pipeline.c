@@ -466,27 +466,29 @@ static inline uint16_t table_choice(const struct lb_snapshot *s, const struct lb
 static uint16_t choose(struct lb_worker *w, const struct lb_snapshot *s, const struct lb_job *j,
                        uint32_t now)
 {
+	const struct ct_place *pl = &j->place;
 	uint16_t id;
-	int64_t slot;
+	int way;
 
 	if (!j->track)
 		return table_choice(s, j);
-	slot = ct_find_at(w->ct, j->place, &j->key, now);
-	if (slot >= 0) {
-		uint32_t bref = ct_bref(w->ct, (uint64_t)slot);
+	way = ct_find_way(*pl, &j->key, now);
+	if (way >= 0) {
+		uint32_t bref = pl->e[way].bref;
 
 		if (backend_usable(s, bref, j->vip)) {
 			count(w, LB_CTR_CT_HIT);
 			if (j->insert)
-				ct_touch(w->ct, (uint64_t)slot, j->key.proto, j->tcp_flags, now);
+				ct_touch_way(w->ct, pl->h, (unsigned)way, j->key.proto, j->tcp_flags,
+				             now);
 			return LB_BREF_ID(bref);
 		}
 		id = table_choice(s, j);
 		if (id == LB_BACKEND_NONE || !j->insert)
 			return id;
 		count(w, LB_CTR_CT_RECHOSEN);
-		ct_set_bref(w->ct, (uint64_t)slot, LB_BREF(id, s->backends[id].tag));
-		ct_touch(w->ct, (uint64_t)slot, j->key.proto, j->tcp_flags, now);
+		pl->e[way].bref = LB_BREF(id, s->backends[id].tag);
+		ct_touch_way(w->ct, pl->h, (unsigned)way, j->key.proto, j->tcp_flags, now);
 		LB_CTR_ADD(w->bctr[id].flows, 1);
 		return id;
 	}
@@ -643,7 +645,7 @@ enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, str
 static inline void prefetch_job(const struct lb_worker *w, const struct lb_job *j)
 {
 	if (j->kind == JOB_FLOW && j->track)
-		ct_prefetch_entries(w->ct, j->place);
+		ct_prefetch_entries(j->place);
 }
 
 void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
@@ -657,7 +659,7 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 			classify(s, &f[i], &w->jobs[i]);
 			if (w->jobs[i].kind == JOB_FLOW && w->jobs[i].track) {
 				w->jobs[i].place = ct_place_of(w->ct, w->jobs[i].hash);
-				ct_prefetch(w->ct, w->jobs[i].place);
+				ct_prefetch(w->jobs[i].place);
 			}
 		}
 		/*
