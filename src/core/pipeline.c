@@ -340,8 +340,12 @@ classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct
 		return false;
 	memcpy(&da, h + 16, 4);
 	memcpy(&dport, h + PKT_IPV4_HLEN + 2, 2);
-	/* A miss may still be a VIP address (a malformed L4 header): the general path decides. */
 	vip = snapshot_vip4_find(s, da, proto, dport);
+	if (vip == LB_VIP4_NOT_ADDR) {
+		job_verdict(j, LB_PASS, LB_CTR_PASS_NOT_VIP);
+		return true;
+	}
+	/* A VIP address but no VIP for the port, or a malformed L4 header: the general path. */
 	if (vip < 0)
 		return false;
 	j->steer = false;

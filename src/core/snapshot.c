@@ -357,21 +357,32 @@ static uint32_t pow2_at_least(uint32_t n)
 	return size;
 }
 
+static void vip4_add(struct lb_snapshot *s, uint64_t key, uint32_t value)
+{
+	uint32_t i = snapshot_vip4_slot(s, key);
+
+	while (s->vip4[i].key)
+		i = (i + 1) & s->vip4_mask;
+	s->vip4[i].key = key;
+	s->vip4[i].vip = value;
+}
+
 /* The address and (address, proto, port) hash tables the packet path looks VIPs up in. */
 static int build_lookup(struct lb_snapshot *s, char *err, size_t errlen)
 {
 	uint32_t asize = pow2_at_least(2 * s->n_vips), psize = asize;
+	uint32_t vsize = pow2_at_least(4 * s->n_vips); /* a VIP and its address: half full at most */
 
 	s->addrs = calloc(s->n_vips ? s->n_vips : 1, sizeof(*s->addrs));
 	s->addr_slots = calloc(asize, sizeof(*s->addr_slots));
 	s->port_keys = calloc(psize, sizeof(*s->port_keys));
 	s->port_vips = calloc(psize, sizeof(*s->port_vips));
-	s->vip4 = calloc(psize, sizeof(*s->vip4));
+	s->vip4 = calloc(vsize, sizeof(*s->vip4));
 	if (!s->addrs || !s->addr_slots || !s->port_keys || !s->port_vips || !s->vip4)
 		return -ENOMEM;
 	s->addr_mask = asize - 1;
 	s->port_mask = psize - 1;
-	s->vip4_mask = psize - 1;
+	s->vip4_mask = vsize - 1;
 	for (uint32_t v = 0; v < s->n_vips; v++) {
 		const struct lb_vip *vip = &s->vips[v];
 		int32_t ai = snapshot_addr_find(s, vip->addr.family, vip->addr.b);
@@ -415,12 +426,9 @@ static int build_lookup(struct lb_snapshot *s, char *err, size_t errlen)
 			uint32_t a4;
 
 			memcpy(&a4, vip->addr.b, 4);
-			key = LB_VIP4_KEY(a4, vip->proto, htons(vip->port));
-			for (i = snapshot_vip4_slot(s, key); s->vip4[i].key;
-			     i = (i + 1) & s->vip4_mask)
-				;
-			s->vip4[i].key = key;
-			s->vip4[i].vip = v;
+			vip4_add(s, LB_VIP4_KEY(a4, vip->proto, htons(vip->port)), v);
+			if (snapshot_vip4_probe(s, LB_VIP4_ADDR_KEY(a4)) < 0)
+				vip4_add(s, LB_VIP4_ADDR_KEY(a4), (uint32_t)ai);
 		}
 	}
 	return 0;

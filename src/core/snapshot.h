@@ -115,7 +115,10 @@ struct lb_snapshot {
 	uint16_t *port_vips; /* the VIP index of each port_keys slot */
 	uint32_t port_mask;
 
-	/* The common case in one probe: IPv4 VIPs by (address, proto, port), see LB_VIP4_KEY. */
+	/*
+	 * The common case in one probe: IPv4 VIPs by (address, proto, port), see LB_VIP4_KEY, and
+	 * IPv4 VIP addresses (LB_VIP4_ADDR_KEY).
+	 */
 	struct lb_vip4_slot *vip4; /* vip4_mask + 1 slots */
 	uint32_t vip4_mask;
 };
@@ -123,7 +126,7 @@ struct lb_snapshot {
 /* A slot of lb_snapshot.vip4: key 0 = empty (a VIP's protocol is never 0). */
 struct lb_vip4_slot {
 	uint64_t key;
-	uint32_t vip;
+	uint32_t vip; /* VIP index; for an LB_VIP4_ADDR_KEY, the index into lb_snapshot.addrs */
 };
 
 /*
@@ -132,6 +135,8 @@ struct lb_vip4_slot {
  */
 #define LB_VIP4_KEY(addr_raw, proto, port_raw)                                                     \
 	((uint64_t)(addr_raw) << 32 | (uint64_t)(proto) << 16 | (uint64_t)(port_raw))
+/* The slot that marks a4 as a VIP address (protocol 255 is reserved, never a VIP's). */
+#define LB_VIP4_ADDR_KEY(addr_raw) LB_VIP4_KEY(addr_raw, 255u, 0u)
 
 #define LB_PORT_KEY(ai, proto, port)                                                               \
 	(((uint64_t)(ai) + 1u) << 32 | (uint64_t)(proto) << 16 | (uint64_t)(port))
@@ -249,19 +254,26 @@ static inline int32_t snapshot_vip4_probe(const struct lb_snapshot *s, uint64_t 
 	}
 }
 
+#define LB_VIP4_NOT_ADDR (-1) /* snapshot_vip4_find: the address is no VIP's */
+#define LB_VIP4_NO_PORT  (-2) /* snapshot_vip4_find: a VIP address, no VIP for proto and port */
+
 /*
  * VIP index of an IPv4 packet to address a4 with proto and port p (both as loaded from the packet,
- * network order), port-0 fallback; -1 if none. Same answer as snapshot_addr_find followed by
- * snapshot_vip_find, in one probe when the port's VIP exists.
+ * network order), port-0 fallback; else LB_VIP4_NOT_ADDR or LB_VIP4_NO_PORT. Same answer as
+ * snapshot_addr_find followed by snapshot_vip_find, in one probe when the port's VIP exists and
+ * two when the address is no VIP's.
  */
 static inline int32_t snapshot_vip4_find(const struct lb_snapshot *s, uint32_t a4, uint8_t proto,
                                          uint16_t p)
 {
 	int32_t v = snapshot_vip4_probe(s, LB_VIP4_KEY(a4, proto, p));
 
-	if (v < 0 && p)
-		v = snapshot_vip4_probe(s, LB_VIP4_KEY(a4, proto, 0));
-	return v;
+	if (v >= 0)
+		return v;
+	if (snapshot_vip4_probe(s, LB_VIP4_ADDR_KEY(a4)) < 0)
+		return LB_VIP4_NOT_ADDR;
+	v = p ? snapshot_vip4_probe(s, LB_VIP4_KEY(a4, proto, 0)) : -1;
+	return v >= 0 ? v : LB_VIP4_NO_PORT;
 }
 
 /* VIP index for an address, proto and port (host order), port-0 fallback; -1 if none. */
