@@ -146,6 +146,50 @@ static void test_truncations(void **state)
 }
 
 /*
+ * The one-probe IPv4 VIP table gives the general lookup's answer for every (address, protocol,
+ * port) near the fixture's VIPs, including a port-0 VIP sharing an address with a port VIP.
+ */
+static void test_vip4_find(void **state)
+{
+	static const char *const extra[] = {"198.18.3.1"};
+	static const char *const addrs[] = {"203.0.113.10", "203.0.113.11", "203.0.113.12",
+	                                    "203.0.113.20", "203.0.113.21", "203.0.113.99",
+	                                    "198.18.100.7", "0.0.0.0"};
+	static const uint16_t ports[] = {0, 53, 79, 80, 81, 443, 8080, 65535};
+	static const uint8_t protos[] = {IPPROTO_TCP, IPPROTO_UDP};
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = NULL;
+	char err[256];
+	unsigned hits = 0;
+
+	(void)state;
+	tcfg_vip(c, "web4all", "203.0.113.10", IPPROTO_TCP, 0, extra, 1, 0);
+	assert_int_equal(snapshot_build(c, NULL, NULL, &s, err, sizeof(err)), 0);
+	for (unsigned a = 0; a < sizeof(addrs) / sizeof(addrs[0]); a++) {
+		struct lb_addr la = tcfg_addr(addrs[a]);
+		int32_t ai = snapshot_addr_find(s, AF_INET, la.b);
+		uint32_t a4;
+
+		memcpy(&a4, la.b, 4);
+		for (unsigned p = 0; p < sizeof(protos) / sizeof(protos[0]); p++) {
+			for (unsigned q = 0; q < sizeof(ports) / sizeof(ports[0]); q++) {
+				int32_t want = ai < 0 ? LB_VIP4_NOT_ADDR
+				                      : snapshot_vip_find(s, ai, protos[p], ports[q]);
+				int32_t got = snapshot_vip4_find(s, a4, protos[p], htons(ports[q]));
+
+				if (ai >= 0 && want < 0)
+					want = LB_VIP4_NO_PORT;
+				assert_int_equal(got, want);
+				hits += got >= 0;
+			}
+		}
+	}
+	assert_true(hits > 8);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/*
  * The packet path's hash (precomputed XXH3 secret) equals the documented one for any key and seed,
  * and a snapshot carries the secret of its hash_seed.
  */
@@ -622,6 +666,7 @@ int main(void)
 	    cmocka_unit_test(test_truncations),
 	    cmocka_unit_test(test_flow_hash_layout),
 	    cmocka_unit_test(test_flow_hash_secret),
+	    cmocka_unit_test(test_vip4_find),
 	    cmocka_unit_test(test_stickiness),
 	    cmocka_unit_test(test_fragments_same_backend),
 	    cmocka_unit_test(test_icmp_steering),
