@@ -361,6 +361,7 @@ classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct
 	    .has_l4 = true,
 	    .df = (h[6] & (PKT_IPV4_DF >> 8)) != 0,
 	    .tos = h[1],
+	    .id = pkt_load16(h + 4),
 	};
 	err = pkt_parse_ports(d, &j->ip, &sport, &dport, &j->tcp_flags);
 	if (err) {
@@ -603,7 +604,7 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 		return drop(w, LB_CTR_DROP_NO_SOURCE_ADDR);
 	fl.tos = j->ip.tos;
 	fl.df = j->ip.df;
-	fl.id = j->ip.family == 4 ? pkt_load16(f->data + j->ip.off + 4) : 0;
+	fl.id = j->ip.id;
 	if (__builtin_expect(j->retarget, 0)) {
 		if (act_retarget(w, s, f, j, b, mac, fl))
 			return LB_DROP;

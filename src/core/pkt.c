@@ -35,6 +35,7 @@ int pkt_parse_ipv6(const uint8_t *d, uint32_t off, uint32_t end, bool quoted, st
 	ip->family = 6;
 	ip->tos = (uint8_t)((h[0] << 4) | (h[1] >> 4));
 	ip->df = true;
+	ip->id = 0;
 	ip->frag = false;
 	ip->has_l4 = true;
 	nh = h[6];

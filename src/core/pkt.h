@@ -50,6 +50,7 @@ struct pkt_ip {
 	bool has_l4;    /* the L4 header is here (not a later fragment) */
 	bool df;        /* IPv4 DF (IPv6: true, routers never fragment it) */
 	uint8_t tos;    /* IPv4 TOS / IPv6 traffic class */
+	uint16_t id;    /* IPv4 identification, host order (IPv6: 0) */
 };
 
 /* Source and destination address bytes of a parsed IP header. */
@@ -143,6 +144,7 @@ static inline int pkt_parse_ipv4(const uint8_t *d, uint32_t off, uint32_t end, b
 	ip->family = 4;
 	ip->proto = h[9];
 	ip->tos = h[1];
+	ip->id = pkt_load16(h + 4);
 	ip->df = (frag & PKT_IPV4_DF) != 0;
 	ip->frag = (frag & (PKT_IPV4_MF | PKT_IPV4_OFFMASK)) != 0;
 	ip->has_l4 = (frag & PKT_IPV4_OFFMASK) == 0;
