@@ -324,13 +324,16 @@ static inline __attribute__((always_inline)) bool
 classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
 {
 	const uint8_t *d = f->data, *h = d + PKT_ETH_HLEN;
-	uint32_t tot, da;
+	uint32_t tot;
 	uint16_t sport, dport;
 	uint8_t proto = h[9];
 	int32_t vip;
 	int err;
 
-	/* Ethernet + IPv4 + the 4 bytes of ports; the IPv4 length bounds every later read. */
+	/*
+	 * Ethernet + IPv4 + the 4 bytes of ports (the VIP key's 8 bytes); the IPv4 length bounds
+	 * every later read.
+	 */
 	if (f->len < PKT_ETH_HLEN + PKT_IPV4_HLEN + 4 || pkt_load16(d + 12) != PKT_ETHERTYPE_IPV4 ||
 	    h[0] != 0x45 || (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
 		return false;
@@ -338,9 +341,7 @@ classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct
 	if (tot < PKT_IPV4_HLEN || tot > f->len - PKT_ETH_HLEN ||
 	    (pkt_load16(h + 6) & (PKT_IPV4_MF | PKT_IPV4_OFFMASK)))
 		return false;
-	memcpy(&da, h + 16, 4);
-	memcpy(&dport, h + PKT_IPV4_HLEN + 2, 2);
-	vip = snapshot_vip4_find(s, da, proto, dport);
+	vip = snapshot_vip4_find(s, lb_vip4_key(h + 16, proto));
 	if (vip == LB_VIP4_NOT_ADDR) {
 		job_verdict(j, LB_PASS, LB_CTR_PASS_NOT_VIP);
 		return true;

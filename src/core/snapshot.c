@@ -423,12 +423,14 @@ static int build_lookup(struct lb_snapshot *s, char *err, size_t errlen)
 		if (s->addrs[ai].frag_vip[pi] == LB_VIP_NONE || vip->port == 0)
 			s->addrs[ai].frag_vip[pi] = (uint16_t)v;
 		if (vip->addr.family == AF_INET) {
-			uint32_t a4;
+			uint8_t kb[8] = {0};
 
-			memcpy(&a4, vip->addr.b, 4);
-			vip4_add(s, LB_VIP4_KEY(a4, vip->proto, htons(vip->port)), v);
-			if (snapshot_vip4_probe(s, LB_VIP4_ADDR_KEY(a4)) < 0)
-				vip4_add(s, LB_VIP4_ADDR_KEY(a4), (uint32_t)ai);
+			memcpy(kb, vip->addr.b, 4);
+			pkt_store16(kb + 6, vip->port);
+			key = lb_vip4_key(kb, vip->proto);
+			vip4_add(s, key, v);
+			if (snapshot_vip4_probe(s, lb_vip4_addr_key(key)) < 0)
+				vip4_add(s, lb_vip4_addr_key(key), (uint32_t)ai);
 		}
 	}
 	return 0;

@@ -116,8 +116,8 @@ struct lb_snapshot {
 	uint32_t port_mask;
 
 	/*
-	 * The common case in one probe: IPv4 VIPs by (address, proto, port), see LB_VIP4_KEY, and
-	 * IPv4 VIP addresses (LB_VIP4_ADDR_KEY).
+	 * The common case in one probe: IPv4 VIPs by (address, proto, port), see lb_vip4_key, and
+	 * IPv4 VIP addresses (lb_vip4_addr_key).
 	 */
 	struct lb_vip4_slot *vip4; /* vip4_mask + 1 slots */
 	uint32_t vip4_mask;
@@ -126,17 +126,39 @@ struct lb_snapshot {
 /* A slot of lb_snapshot.vip4: key 0 = empty (a VIP's protocol is never 0). */
 struct lb_vip4_slot {
 	uint64_t key;
-	uint32_t vip; /* VIP index; for an LB_VIP4_ADDR_KEY, the index into lb_snapshot.addrs */
+	uint32_t vip; /* VIP index; for an lb_vip4_addr_key, the index into lb_snapshot.addrs */
 };
 
+/* Byte i (0 = lowest address) of an 8-byte word loaded from memory on this host. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LB_WORD_BYTE(v, i) ((uint64_t)(v) << (8 * (i)))
+#else
+#define LB_WORD_BYTE(v, i) ((uint64_t)(v) << (56 - 8 * (i)))
+#endif
+
+#define LB_VIP4_ADDR_MASK                                                                          \
+	(LB_WORD_BYTE(0xff, 0) | LB_WORD_BYTE(0xff, 1) | LB_WORD_BYTE(0xff, 2) | LB_WORD_BYTE(0xff, 3))
+#define LB_VIP4_PORT_MASK (LB_WORD_BYTE(0xff, 6) | LB_WORD_BYTE(0xff, 7))
+
 /*
- * Key of an IPv4 VIP from the raw (network order) address and port as loaded from a packet, so the
- * lookup needs no byte swaps; port 0 = every port.
+ * Key of an IPv4 VIP: the bytes [address (4)][proto][0][port, network order (2)] read as one
+ * word. p points at an IPv4 address followed by 4 bytes whose last 2 are the port, as a packet's
+ * destination address is followed by its ports: the key is one load, a mask and the protocol
+ * (the source port's place). Port 0 = every port.
  */
-#define LB_VIP4_KEY(addr_raw, proto, port_raw)                                                     \
-	((uint64_t)(addr_raw) << 32 | (uint64_t)(proto) << 16 | (uint64_t)(port_raw))
-/* The slot that marks a4 as a VIP address (protocol 255 is reserved, never a VIP's). */
-#define LB_VIP4_ADDR_KEY(addr_raw) LB_VIP4_KEY(addr_raw, 255u, 0u)
+static inline uint64_t lb_vip4_key(const uint8_t *p, uint8_t proto)
+{
+	uint64_t k;
+
+	memcpy(&k, p, 8);
+	return (k & (LB_VIP4_ADDR_MASK | LB_VIP4_PORT_MASK)) | LB_WORD_BYTE(proto, 4);
+}
+
+/* The key that marks key's address as a VIP address (protocol 255 is reserved, never a VIP's). */
+static inline uint64_t lb_vip4_addr_key(uint64_t key)
+{
+	return (key & LB_VIP4_ADDR_MASK) | LB_WORD_BYTE(255u, 4);
+}
 
 #define LB_PORT_KEY(ai, proto, port)                                                               \
 	(((uint64_t)(ai) + 1u) << 32 | (uint64_t)(proto) << 16 | (uint64_t)(port))
@@ -258,21 +280,20 @@ static inline int32_t snapshot_vip4_probe(const struct lb_snapshot *s, uint64_t 
 #define LB_VIP4_NO_PORT  (-2) /* snapshot_vip4_find: a VIP address, no VIP for proto and port */
 
 /*
- * VIP index of an IPv4 packet to address a4 with proto and port p (both as loaded from the packet,
- * network order), port-0 fallback; else LB_VIP4_NOT_ADDR or LB_VIP4_NO_PORT. Same answer as
- * snapshot_addr_find followed by snapshot_vip_find, in one probe when the port's VIP exists and
- * two when the address is no VIP's.
+ * VIP index for key (lb_vip4_key of a packet's destination address, ports and protocol), port-0
+ * fallback; else LB_VIP4_NOT_ADDR or LB_VIP4_NO_PORT. Same answer as snapshot_addr_find followed
+ * by snapshot_vip_find, in one probe when the port's VIP exists and two when the address is no
+ * VIP's.
  */
-static inline int32_t snapshot_vip4_find(const struct lb_snapshot *s, uint32_t a4, uint8_t proto,
-                                         uint16_t p)
+static inline int32_t snapshot_vip4_find(const struct lb_snapshot *s, uint64_t key)
 {
-	int32_t v = snapshot_vip4_probe(s, LB_VIP4_KEY(a4, proto, p));
+	int32_t v = snapshot_vip4_probe(s, key);
 
 	if (v >= 0)
 		return v;
-	if (snapshot_vip4_probe(s, LB_VIP4_ADDR_KEY(a4)) < 0)
+	if (snapshot_vip4_probe(s, lb_vip4_addr_key(key)) < 0)
 		return LB_VIP4_NOT_ADDR;
-	v = p ? snapshot_vip4_probe(s, LB_VIP4_KEY(a4, proto, 0)) : -1;
+	v = key & LB_VIP4_PORT_MASK ? snapshot_vip4_probe(s, key & ~LB_VIP4_PORT_MASK) : -1;
 	return v >= 0 ? v : LB_VIP4_NO_PORT;
 }
 

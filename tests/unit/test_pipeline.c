@@ -168,14 +168,19 @@ static void test_vip4_find(void **state)
 	for (unsigned a = 0; a < sizeof(addrs) / sizeof(addrs[0]); a++) {
 		struct lb_addr la = tcfg_addr(addrs[a]);
 		int32_t ai = snapshot_addr_find(s, AF_INET, la.b);
-		uint32_t a4;
 
-		memcpy(&a4, la.b, 4);
 		for (unsigned p = 0; p < sizeof(protos) / sizeof(protos[0]); p++) {
 			for (unsigned q = 0; q < sizeof(ports) / sizeof(ports[0]); q++) {
 				int32_t want = ai < 0 ? LB_VIP4_NOT_ADDR
 				                      : snapshot_vip_find(s, ai, protos[p], ports[q]);
-				int32_t got = snapshot_vip4_find(s, a4, protos[p], htons(ports[q]));
+				uint8_t kb[8] = {0};
+				int32_t got;
+
+				memcpy(kb, la.b, 4);
+				memcpy(kb + 4, "\x55\xaa", 2); /* a source port: not part of the key */
+				kb[6] = (uint8_t)(ports[q] >> 8);
+				kb[7] = (uint8_t)ports[q];
+				got = snapshot_vip4_find(s, lb_vip4_key(kb, protos[p]));
 
 				if (ai >= 0 && want < 0)
 					want = LB_VIP4_NO_PORT;
