@@ -479,10 +479,11 @@ static uint16_t choose(struct lb_worker *w, const struct lb_snapshot *s, const s
 	if (!j->track)
 		return table_choice(s, j);
 	way = ct_find_way(*pl, &j->key, now);
-	if (way >= 0) {
+	/* Branch hints on the hot path: a tracked flow hits, its backend is usable, it is sent. */
+	if (__builtin_expect(way >= 0, 1)) {
 		uint32_t bref = pl->e[way].bref;
 
-		if (backend_usable(s, bref, j->vip)) {
+		if (__builtin_expect(backend_usable(s, bref, j->vip), 1)) {
 			count(w, LB_CTR_CT_HIT);
 			if (j->insert)
 				ct_touch_way(w->ct, pl->h, (unsigned)way, j->key.proto, j->tcp_flags,
@@ -594,14 +595,14 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	if (j->ip.frag)
 		count(w, LB_CTR_FRAGMENTS);
 	id = choose(w, s, j, ct_tick(now_ns));
-	if (id == LB_BACKEND_NONE)
+	if (__builtin_expect(id == LB_BACKEND_NONE, 0))
 		return drop(w, LB_CTR_DROP_NO_BACKEND);
 	b = &s->backends[id];
 	baf = b->addr.family;
 	mac = atomic_load_explicit(&s->nexthops[b->nexthop].mac, memory_order_relaxed);
-	if (!(mac & LB_NH_VALID))
+	if (__builtin_expect(!(mac & LB_NH_VALID), 0))
 		return drop(w, LB_CTR_DROP_NEXTHOP_UNRESOLVED);
-	if (!b->has_source)
+	if (__builtin_expect(!b->has_source, 0))
 		return drop(w, LB_CTR_DROP_NO_SOURCE_ADDR);
 	fl.tos = j->ip.tos;
 	fl.df = j->ip.df;
@@ -613,7 +614,7 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 		if (__builtin_expect(j->ip.len > b->inner_mtu, 0))
 			return act_too_big(w, s, f, j, baf, now_ns);
 		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, mac, w->p.mac, b, fl);
-		if (err)
+		if (__builtin_expect(err, 0))
 			return drop(w, (unsigned)err);
 		count(w, baf == AF_INET ? LB_CTR_TX_GRE_IPV4 : LB_CTR_TX_GRE_IPV6);
 	}
