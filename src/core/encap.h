@@ -104,24 +104,16 @@ static inline uint16_t gre_ethertype_of(uint8_t af)
 	return af == AF_INET ? PKT_ETHERTYPE_IPV4 : PKT_ETHERTYPE_IPV6;
 }
 
-/* Per-packet fields of an outer header, from the inner packet. */
-struct gre_fields {
-	uint8_t tos; /* TOS / traffic class copied from the inner packet */
-	bool df;     /* IPv4 outer: DF */
-	uint16_t id; /* IPv4 outer: identification */
-};
-
 /*
  * gre_encap for an outer header of hl bytes (PKT_IPV4_HLEN or PKT_IPV6_HLEN, a constant in each
  * caller, so every offset and length below folds to an immediate).
  */
 static inline __attribute__((always_inline)) int
-gre_encap_hl(struct lb_frame *f, uint32_t ip_off, uint32_t ip_len, uint8_t inner_family,
-             uint64_t eth_dst, const uint8_t *eth_src, const struct lb_backend *b,
-             struct gre_fields fl, uint32_t hl)
+gre_encap_hl(struct lb_frame *f, const struct pkt_ip *ip, uint64_t eth_dst, const uint8_t *eth_src,
+             const struct lb_backend *b, uint32_t hl)
 {
-	uint32_t need = PKT_ETH_HLEN + hl + PKT_GRE_HLEN, plen = PKT_GRE_HLEN + ip_len;
-	int64_t start = (int64_t)ip_off - need;
+	uint32_t need = PKT_ETH_HLEN + hl + PKT_GRE_HLEN, plen = PKT_GRE_HLEN + ip->len;
+	int64_t start = (int64_t)ip->off - need;
 	uint64_t dst = htobe64(eth_dst << 16);
 	uint8_t *p;
 
@@ -133,8 +125,8 @@ gre_encap_hl(struct lb_frame *f, uint32_t ip_off, uint32_t ip_len, uint8_t inner
 	memcpy(p + 6, eth_src, 6);
 	memcpy(p + PKT_ETH_HLEN, b->outer, hl);
 	if (hl == PKT_IPV4_HLEN) {
-		uint32_t w0 = 0x4500u << 16 | (uint32_t)fl.tos << 16 | (hl + plen);
-		uint32_t w1 = (uint32_t)fl.id << 16 | (fl.df ? PKT_IPV4_DF : 0);
+		uint32_t w0 = 0x4500u << 16 | (uint32_t)ip->tos << 16 | (hl + plen);
+		uint32_t w1 = (uint32_t)ip->id << 16 | (ip->df ? PKT_IPV4_DF : 0);
 		/* Summed as 32-bit words and folded: the same one's complement sum as 16-bit words. */
 		uint64_t sum = (uint64_t)b->outer_sum + w0 + w1;
 		uint16_t c;
@@ -147,33 +139,31 @@ gre_encap_hl(struct lb_frame *f, uint32_t ip_off, uint32_t ip_len, uint8_t inner
 		memcpy(p + 24, &c, 2);
 	} else {
 		pkt_store16(p + 12, PKT_ETHERTYPE_IPV6);
-		gre_store_be32(p + 14, 6u << 28 | (uint32_t)fl.tos << 20);
+		gre_store_be32(p + 14, 6u << 28 | (uint32_t)ip->tos << 20);
 		pkt_store16(p + 18, (uint16_t)plen);
 	}
-	gre_store_be32(p + PKT_ETH_HLEN + hl, inner_family == 4 ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6);
+	gre_store_be32(p + PKT_ETH_HLEN + hl, ip->family == 4 ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6);
 	f->data = p;
 	f->headroom = (uint32_t)((int64_t)f->headroom + start);
-	f->len = need + ip_len;
+	f->len = need + ip->len;
 	return 0;
 }
 
 /*
- * Wraps the IP packet of ip_len bytes at f->data + ip_off (inner family 4 or 6) in Ethernet
- * (eth_dst as in lb_nexthop.mac, eth_src 6 bytes), the outer header of backend b (its template,
- * see struct lb_backend, completed with fl: by value, so its fields stay in registers) and GRE, written in the bytes before it, which may
- * reach into the headroom: needs ip_off + f->headroom >= 14 + gre_overhead. f->data, headroom and
- * len then describe the frame to send; bytes after the inner packet (Ethernet padding) are
- * dropped. Returns 0 or LB_CTR_DROP_NO_HEADROOM. Inline: it is the hot path's last step.
+ * Wraps the IP packet ip (parsed from f->data) in Ethernet (eth_dst as in lb_nexthop.mac, eth_src
+ * 6 bytes), the outer header of backend b (its template, see struct lb_backend, completed with
+ * ip's TOS, length and for an IPv4 outer its ID and DF: from an inner IPv6 packet ID 0, DF set)
+ * and GRE, written in the bytes before it, which may reach into the headroom: needs ip->off +
+ * f->headroom >= 14 + gre_overhead. f->data, headroom and len then describe the frame to send;
+ * bytes after the inner packet (Ethernet padding) are dropped. Returns 0 or
+ * LB_CTR_DROP_NO_HEADROOM. Inline: it is the hot path's last step.
  */
-static inline int gre_encap(struct lb_frame *f, uint32_t ip_off, uint32_t ip_len,
-                            uint8_t inner_family, uint64_t eth_dst, const uint8_t *eth_src,
-                            const struct lb_backend *b, struct gre_fields fl)
+static inline int gre_encap(struct lb_frame *f, const struct pkt_ip *ip, uint64_t eth_dst,
+                            const uint8_t *eth_src, const struct lb_backend *b)
 {
 	if (b->addr.family == AF_INET)
-		return gre_encap_hl(f, ip_off, ip_len, inner_family, eth_dst, eth_src, b, fl,
-		                    PKT_IPV4_HLEN);
-	return gre_encap_hl(f, ip_off, ip_len, inner_family, eth_dst, eth_src, b, fl,
-	                    PKT_IPV6_HLEN);
+		return gre_encap_hl(f, ip, eth_dst, eth_src, b, PKT_IPV4_HLEN);
+	return gre_encap_hl(f, ip, eth_dst, eth_src, b, PKT_IPV6_HLEN);
 }
 
 /*

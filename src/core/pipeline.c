@@ -555,8 +555,7 @@ act_too_big(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f
 static __attribute__((noinline, cold)) int act_retarget(struct lb_worker *w,
                                                         const struct lb_snapshot *s,
                                                         struct lb_frame *f, const struct lb_job *j,
-                                                        const struct lb_backend *b, uint64_t mac,
-                                                        struct gre_fields fl)
+                                                        const struct lb_backend *b, uint64_t mac)
 {
 	struct gre_outer o = {
 	    .eth_dst = mac,
@@ -564,9 +563,9 @@ static __attribute__((noinline, cold)) int act_retarget(struct lb_worker *w,
 	    .src = b->addr.family == AF_INET ? &s->source_ipv4 : &s->source_ipv6,
 	    .dst = &b->addr,
 	    .ttl = s->ttl,
-	    .tos = fl.tos,
-	    .df = fl.df,
-	    .id = fl.id,
+	    .tos = j->ip.tos,
+	    .df = j->ip.df,
+	    .id = j->ip.id,
 	};
 	int err = gre_retarget(f, &j->outer, j->gre_off, &o, s->mtu);
 
@@ -584,7 +583,6 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 {
 	const struct lb_backend *b;
 	struct lb_backend_counters *bc;
-	struct gre_fields fl;
 	uint64_t mac;
 	uint16_t id;
 	uint8_t baf;
@@ -604,16 +602,13 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 		return drop(w, LB_CTR_DROP_NEXTHOP_UNRESOLVED);
 	if (__builtin_expect(!b->has_source, 0))
 		return drop(w, LB_CTR_DROP_NO_SOURCE_ADDR);
-	fl.tos = j->ip.tos;
-	fl.df = j->ip.df;
-	fl.id = j->ip.id;
 	if (__builtin_expect(j->retarget, 0)) {
-		if (act_retarget(w, s, f, j, b, mac, fl))
+		if (act_retarget(w, s, f, j, b, mac))
 			return LB_DROP;
 	} else {
 		if (__builtin_expect(j->ip.len > b->inner_mtu, 0))
 			return act_too_big(w, s, f, j, baf, now_ns);
-		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, mac, w->p.mac, b, fl);
+		err = gre_encap(f, &j->ip, mac, w->p.mac, b);
 		if (__builtin_expect(err, 0))
 			return drop(w, (unsigned)err);
 		count(w, baf == AF_INET ? LB_CTR_TX_GRE_IPV4 : LB_CTR_TX_GRE_IPV6);
