@@ -326,7 +326,7 @@ classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct
 	const uint8_t *d = f->data, *h = d + PKT_ETH_HLEN;
 	uint32_t tot;
 	uint16_t sport, dport;
-	uint8_t proto = h[9];
+	uint8_t proto;
 	int32_t vip;
 	int err;
 
@@ -335,7 +335,10 @@ classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct
 	 * every later read.
 	 */
 	if (f->len < PKT_ETH_HLEN + PKT_IPV4_HLEN + 4 || pkt_load16(d + 12) != PKT_ETHERTYPE_IPV4 ||
-	    h[0] != 0x45 || (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
+	    h[0] != 0x45)
+		return false;
+	proto = h[9];
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return false;
 	tot = pkt_load16(h + 2);
 	if (tot < PKT_IPV4_HLEN || tot > f->len - PKT_ETH_HLEN ||
