@@ -33,6 +33,7 @@ struct lb_job {
 	uint32_t gre_off; /* retarget: GRE header */
 	uint64_t hash;
 	struct ct_place place; /* track: the flow's place in the connection table */
+	bool prefetch; /* batch: load place's lines (the job before had another bucket) */
 	struct pkt_ip ip;    /* the packet sent on (for retarget: the inner one) */
 	struct pkt_ip outer; /* retarget: the outer IP header */
 	struct lb_flow_key key;
@@ -647,9 +648,9 @@ enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, str
 	return finish(w, s, f, j, now_ns);
 }
 
-static inline void prefetch_job(const struct lb_worker *w, const struct lb_job *j)
+static inline void prefetch_job(const struct lb_job *j)
 {
-	if (j->kind == JOB_FLOW && j->track)
+	if (j->prefetch)
 		ct_prefetch_entries(j->place);
 }
 
@@ -659,12 +660,21 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 	while (n) {
 		unsigned m = n < LB_BATCH_MAX ? n : LB_BATCH_MAX;
 
+		const struct ct_bucket *last = NULL;
+
 		LB_CTR_ADD(w->ctr[LB_CTR_RX_FRAMES], m);
 		for (unsigned i = 0; i < m; i++) {
-			classify(s, &f[i], &w->jobs[i]);
-			if (w->jobs[i].kind == JOB_FLOW && w->jobs[i].track) {
-				w->jobs[i].place = ct_place_of(w->ct, w->jobs[i].hash);
-				ct_prefetch(w->jobs[i].place);
+			struct lb_job *j = &w->jobs[i];
+
+			classify(s, &f[i], j);
+			j->prefetch = false;
+			if (j->kind == JOB_FLOW && j->track) {
+				j->place = ct_place_of(w->ct, j->hash);
+				/* A burst of one flow (or bucket) has its lines loaded once. */
+				j->prefetch = j->place.h != last;
+				last = j->place.h;
+				if (j->prefetch)
+					ct_prefetch(j->place);
 			}
 		}
 		/*
@@ -672,10 +682,10 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 		 * bucket headers (prefetched above) have had the whole classify pass to arrive.
 		 */
 		for (unsigned i = 0; i < m && i < LB_PREFETCH_AHEAD; i++)
-			prefetch_job(w, &w->jobs[i]);
+			prefetch_job(&w->jobs[i]);
 		for (unsigned i = 0; i < m; i++) {
 			if (i + LB_PREFETCH_AHEAD < m)
-				prefetch_job(w, &w->jobs[i + LB_PREFETCH_AHEAD]);
+				prefetch_job(&w->jobs[i + LB_PREFETCH_AHEAD]);
 			v[i] = finish(w, s, &f[i], &w->jobs[i], now_ns);
 		}
 		f += m;
