@@ -683,11 +683,12 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 		 */
 		for (unsigned i = 0; i < m && i < LB_PREFETCH_AHEAD; i++)
 			prefetch_job(&w->jobs[i]);
-		for (unsigned i = 0; i < m; i++) {
-			if (i + LB_PREFETCH_AHEAD < m)
-				prefetch_job(&w->jobs[i + LB_PREFETCH_AHEAD]);
+		for (unsigned i = 0; i + LB_PREFETCH_AHEAD < m; i++) {
+			prefetch_job(&w->jobs[i + LB_PREFETCH_AHEAD]);
 			v[i] = finish(w, s, &f[i], &w->jobs[i], now_ns);
 		}
+		for (unsigned i = m > LB_PREFETCH_AHEAD ? m - LB_PREFETCH_AHEAD : 0; i < m; i++)
+			v[i] = finish(w, s, &f[i], &w->jobs[i], now_ns);
 		f += m;
 		v += m;
 		n -= m;
