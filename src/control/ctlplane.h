@@ -77,6 +77,13 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen);
 /* The snapshot workers read now (the control thread's view). */
 const struct lb_snapshot *ctlplane_snapshot(const struct ctlplane *cp);
 
+/*
+ * For a clean stop: withdraws every VIP route (announce.*) and stops announcing. Returns how
+ * long, in ms, the caller should keep the data plane forwarding so that routers move the flows
+ * away first (announce.withdraw_delay; 0 when nothing was announced).
+ */
+uint32_t ctlplane_withdraw(struct ctlplane *cp);
+
 /* A pollable fd (epoll) that is readable when ctlplane_run has socket or health work. */
 int ctlplane_fd(const struct ctlplane *cp);
 

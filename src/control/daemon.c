@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <urcu.h>
@@ -199,6 +200,24 @@ static void daemon_loop(struct daemon *d)
 	}
 }
 
+/*
+ * Clean stop with announce.* on: the VIP routes go first, then the workers keep forwarding for
+ * announce.withdraw_delay while BGP tells the routers, so flows move to the other maglevd
+ * (which sends them to the same backends) without a packet lost to a stopped data plane.
+ */
+static void daemon_withdraw(struct daemon *d)
+{
+	uint32_t ms = ctlplane_withdraw(d->cp);
+	struct timespec ts = { .tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L };
+
+	if (!ms)
+		return;
+	fprintf(stderr, "maglevd: VIP routes withdrawn; forwarding %u ms more before stopping\n",
+		ms);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 int daemon_run(const char *config_path, struct config *cfg)
 {
 	struct daemon d = { .config_path = config_path, .cfg = cfg, .sig_fd = -1 };
@@ -236,6 +255,7 @@ int daemon_run(const char *config_path, struct config *cfg)
 	if (rc)
 		goto out;
 	daemon_loop(&d);
+	daemon_withdraw(&d);
 	dataplane_halt(d.dp);
 	daemon_control_stop(&d);
 	daemon_summary(&d);
