@@ -98,6 +98,9 @@ protocol bgp router4 {
 	neighbor ${LB_ROUTER4[$i]} as $ROUTER_AS;
 	hold time 3;
 	keepalive time 1;
+	connect delay time 1;
+	connect retry time 2;
+	error wait time 1, 5;
 	bfd on;
 	ipv4 { table vips4; import none; export all; next hop self; };
 }
@@ -106,6 +109,9 @@ protocol bgp router6 {
 	neighbor ${LB_ROUTER6[$i]} as $ROUTER_AS;
 	hold time 3;
 	keepalive time 1;
+	connect delay time 1;
+	connect retry time 2;
+	error wait time 1, 5;
 	bfd on;
 	ipv6 { table vips6; import none; export all; next hop self; };
 }
@@ -142,6 +148,9 @@ template bgp maglevd4 {
 	local as $ROUTER_AS;
 	hold time 3;
 	keepalive time 1;
+	connect delay time 1;
+	connect retry time 2;
+	error wait time 1, 5;
 	bfd on;
 	ipv4 { import filter vips4_in; export none; };
 }
@@ -149,6 +158,9 @@ template bgp maglevd6 {
 	local as $ROUTER_AS;
 	hold time 3;
 	keepalive time 1;
+	connect delay time 1;
+	connect retry time 2;
+	error wait time 1, 5;
 	bfd on;
 	ipv6 { import filter vips6_in; export none; };
 }
@@ -504,6 +516,27 @@ else
 fi
 answers=$(new_conns 20)
 check "after everything: 20 new connections all answered" [ "$(grep -c -E '^be[123]$' <<<"$answers")" -eq 20 ]
+
+# --- (g) a frozen host (its BIRD stopped: no BFD, no keepalives): BFD takes it out ------------
+bird2_pid=$(cat "$E2E_DIR/bird.lb2.bgpid")
+t0=$(now_ms)
+kill -STOP "$bird2_pid"
+if wait_for 10 only_via "$VIP_WEB4" "$LB4"; then
+	took=$(($(now_ms) - t0))
+	check "frozen lb2 host: router drops it in ${took} ms (BFD 3 x 100 ms; bound $FAILOVER_MS ms)" [ "$took" -le "$FAILOVER_MS" ]
+	echo "measured: failover after the lb2 host froze (BFD): ${took} ms" >&2
+else
+	bad "frozen lb2 host: router still routes via lb2 after 10 s"
+fi
+answers=$(new_conns 10)
+check "frozen lb2 host: 10 new connections all answered through lb1" [ "$(grep -c -E '^be[123]$' <<<"$answers")" -eq 10 ]
+t0=$(now_ms)
+kill -CONT "$bird2_pid"
+if wait_for 30 nexthops_are "$VIP_WEB4" 2; then
+	ok "lb2 host back: BGP re-established, two next hops after $(($(now_ms) - t0)) ms"
+else
+	bad "lb2 host back: not re-announced within 30 s"
+fi
 
 # --- both stop cleanly: the router has no route to any VIP --------------------------------------
 for i in 0 1; do
