@@ -275,6 +275,22 @@ static int an_tun_open(struct announce *a, char *err, size_t errlen)
 	return rc;
 }
 
+/* The TUN device was deleted behind our back (ip link del): a new one, so routes can go back. */
+static int an_tun_reopen(struct announce *a)
+{
+	char err[256];
+	int rc;
+
+	if (a->tun_fd >= 0)
+		close(a->tun_fd);
+	a->tun_fd = -1;
+	a->ifindex = 0;
+	rc = an_tun_open(a, err, sizeof(err));
+	fprintf(stderr, "maglevd: announce: TUN device %s was gone: %s\n", a->cfg.interface,
+	        rc ? err : "created again");
+	return rc;
+}
+
 int announce_open(struct announce **out, const struct config_announce *cfg, char *err,
                   size_t errlen)
 {
@@ -389,6 +405,8 @@ int announce_sync(struct announce *a, const struct lb_addr *want, uint32_t n)
 			          have.v[k].oif == a->ifindex;
 		if (!present) {
 			rc = an_route_add(a, &want[i]);
+			if (rc == -ENODEV && an_tun_reopen(a) == 0)
+				rc = an_route_add(a, &want[i]);
 			if (rc < 0) {
 				a->ctr[ANNOUNCE_CTR_ERRORS]++;
 				first = first ? first : rc;
