@@ -43,7 +43,9 @@ struct ctlplane;
 /*
  * Creates the control plane for config file path, already loaded as cfg, with snapshot cur
  * already published; takes ownership of both. Opens the control socket and the metrics endpoint
- * of cfg->control and starts the health checks. Returns 0, or a negative errno and err.
+ * of cfg->control, starts the health checks and, with cfg->announce.enabled, announces the VIPs
+ * (control/announce.h: fails if the TUN device cannot be made). Returns 0, or a negative errno
+ * and err.
  */
 int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
                     struct lb_snapshot *cur, const struct ctlplane_hooks *hooks, char *err,
