@@ -11,7 +11,6 @@
 #include "core/pkt.h"
 
 #define NS_PER_SEC        1000000000ull
-#define IPPROTO_GRE_      47u
 #define LB_PREFETCH_AHEAD 8u /* frames between an entry prefetch and its use in a batch */
 
 enum job_kind {
@@ -123,16 +122,11 @@ static inline uint32_t addr_len_of(uint8_t family)
 	return family == 4 ? 4u : 16u;
 }
 
-/* Fills the flow key from addresses in the frame (family 4/6) and network-order ports. */
-static inline void key_fill(struct lb_flow_key *k, uint8_t family, const uint8_t *src,
-                            const uint8_t *dst, uint8_t proto, uint16_t sport, uint16_t dport)
-{
-	lb_flow_key_fill(k, family, src, dst, proto, sport, dport);
-}
-
 /* A TCP/UDP packet ip to VIP address ai: its VIP and flow. Sets j->kind. */
-static void classify_l4(const struct lb_snapshot *s, const uint8_t *d, const struct pkt_ip *ip,
-                        int32_t ai, struct lb_job *j)
+static inline __attribute__((always_inline)) void classify_l4(const struct lb_snapshot *s,
+                                                              const uint8_t *d,
+                                                              const struct pkt_ip *ip, int32_t ai,
+                                                              struct lb_job *j)
 {
 	uint16_t sport = 0, dport = 0;
 	int32_t vip;
@@ -163,8 +157,8 @@ static void classify_l4(const struct lb_snapshot *s, const uint8_t *d, const str
 	}
 	j->kind = JOB_FLOW;
 	j->vip = (uint16_t)vip;
-	key_fill(&j->key, ip->family, pkt_ip_src(d, ip), pkt_ip_dst(d, ip), ip->proto, sport,
-	         dport);
+	lb_flow_key_fill(&j->key, ip->family, pkt_ip_src(d, ip), pkt_ip_dst(d, ip), ip->proto,
+	                 sport, dport);
 	j->hash = lb_flow_hash(&j->key, s->hash_seed);
 }
 
@@ -211,7 +205,8 @@ static void classify_icmp_error(const struct lb_snapshot *s, const uint8_t *d,
 	j->insert = false;
 	j->tcp_flags = 0;
 	j->vip = (uint16_t)vip;
-	key_fill(&j->key, ip->family, pkt_ip_dst(d, &e), pkt_ip_src(d, &e), e.proto, sport, dport);
+	lb_flow_key_fill(&j->key, ip->family, pkt_ip_dst(d, &e), pkt_ip_src(d, &e), e.proto, sport,
+	                 dport);
 	j->hash = lb_flow_hash(&j->key, s->hash_seed);
 }
 
@@ -319,8 +314,9 @@ static void classify_gre(const struct lb_snapshot *s, const uint8_t *d, const st
 	}
 }
 
-/* First stage: parse and classify f into j; no state changes besides nothing (pure). */
-static void classify(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
+/* First stage: parse and classify f into j, reading only the frame and the snapshot. */
+static inline __attribute__((always_inline)) void
+classify(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
 {
 	const uint8_t *d = f->data;
 	uint32_t l3off;
@@ -348,7 +344,7 @@ static void classify(const struct lb_snapshot *s, const struct lb_frame *f, stru
 			job_verdict(j, LB_DROP, (unsigned)err);
 		return;
 	}
-	if (j->ip.proto == IPPROTO_GRE_ && is_our_source(s, d, &j->ip)) {
+	if (j->ip.proto == GRE_IPPROTO && is_our_source(s, d, &j->ip)) {
 		struct pkt_ip outer = j->ip;
 
 		classify_gre(s, d, &outer, j);
@@ -458,27 +454,77 @@ static enum lb_verdict drop(struct lb_worker *w, unsigned c)
 }
 
 /* Second stage: act on j. */
+/* An echo request to a VIP address: the reply, in place. Off the hot path. */
+static __attribute__((noinline, cold)) enum lb_verdict act_echo(struct lb_worker *w,
+                                                                const struct lb_snapshot *s,
+                                                                struct lb_frame *f,
+                                                                const struct lb_job *j)
+{
+	icmp_echo_reply(f, &j->ip, s->ttl);
+	count(w, j->ip.family == 4 ? LB_CTR_TX_ICMP_ECHO_REPLY : LB_CTR_TX_ICMP6_ECHO_REPLY);
+	return LB_TX;
+}
+
+/* Encapsulated, the packet would exceed the MTU (see docs/pipeline.md, "MTU"). */
+static __attribute__((noinline, cold)) enum lb_verdict
+act_too_big(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
+            const struct lb_job *j, uint8_t baf, uint64_t now_ns)
+{
+	int err;
+
+	if (j->steer)
+		return drop(w, LB_CTR_DROP_TOO_BIG_ICMP);
+	if (!j->ip.df)
+		return drop(w, LB_CTR_DROP_TOO_BIG_NO_DF);
+	if (!icmp_allow(w, s->icmp_rate, now_ns))
+		return drop(w, LB_CTR_ICMP_RATE_LIMITED);
+	err = icmp_too_big(f, &j->ip, s->mtu - gre_overhead(baf), s->ttl);
+	if (err)
+		return drop(w, (unsigned)err);
+	count(w, j->ip.family == 4 ? LB_CTR_TX_ICMP_FRAG_NEEDED : LB_CTR_TX_ICMP6_TOO_BIG);
+	return LB_TX;
+}
+
+/* A GRE packet to us: rewrite its outer header for backend b. */
+static __attribute__((noinline, cold)) int act_retarget(struct lb_worker *w,
+                                                        const struct lb_snapshot *s,
+                                                        struct lb_frame *f, const struct lb_job *j,
+                                                        const struct lb_backend *b, uint64_t mac,
+                                                        const struct gre_fields *fl)
+{
+	struct gre_outer o = {
+	    .eth_dst = mac,
+	    .eth_src = w->p.mac,
+	    .src = b->addr.family == AF_INET ? &s->source_ipv4 : &s->source_ipv6,
+	    .dst = &b->addr,
+	    .ttl = s->ttl,
+	    .tos = fl->tos,
+	    .df = fl->df,
+	    .id = fl->id,
+	};
+	int err = gre_retarget(f, &j->outer, j->gre_off, &o, s->mtu);
+
+	if (err) {
+		count(w, (unsigned)err);
+		return err;
+	}
+	count(w, LB_CTR_TX_RETARGET);
+	return 0;
+}
+
+/* Second stage for a JOB_FLOW or JOB_ECHO job (verdict jobs are counted by the caller). */
 static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
                            struct lb_job *j, uint64_t now_ns)
 {
 	const struct lb_backend *b;
-	const struct lb_addr *src;
-	struct gre_outer o;
+	struct gre_fields fl;
 	uint64_t mac;
 	uint16_t id;
 	uint8_t baf;
 	int err;
 
-	if (j->kind == JOB_VERDICT) {
-		count(w, j->counter);
-		return (enum lb_verdict)j->verdict;
-	}
-	if (j->kind == JOB_ECHO) {
-		icmp_echo_reply(f, &j->ip, s->ttl);
-		count(w,
-		      j->ip.family == 4 ? LB_CTR_TX_ICMP_ECHO_REPLY : LB_CTR_TX_ICMP6_ECHO_REPLY);
-		return LB_TX;
-	}
+	if (__builtin_expect(j->kind == JOB_ECHO, 0))
+		return act_echo(w, s, f, j);
 	if (j->ip.frag)
 		count(w, LB_CTR_FRAGMENTS);
 	id = choose(w, s, j, ct_tick(now_ns));
@@ -489,38 +535,18 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	mac = atomic_load_explicit(&s->nexthops[b->nexthop].mac, memory_order_relaxed);
 	if (!(mac & LB_NH_VALID))
 		return drop(w, LB_CTR_DROP_NEXTHOP_UNRESOLVED);
-	src = baf == AF_INET ? &s->source_ipv4 : &s->source_ipv6;
-	if (src->family != baf)
+	if (!b->has_source)
 		return drop(w, LB_CTR_DROP_NO_SOURCE_ADDR);
-	o.eth_dst = mac;
-	o.eth_src = w->p.mac;
-	o.src = src;
-	o.dst = &b->addr;
-	o.ttl = s->ttl;
-	o.tos = j->ip.tos;
-	o.df = j->ip.df;
-	o.id = j->ip.family == 4 ? pkt_load16(f->data + j->ip.off + 4) : 0;
-	if (j->retarget) {
-		err = gre_retarget(f, &j->outer, j->gre_off, &o, s->mtu);
-		if (err)
-			return drop(w, (unsigned)err);
-		count(w, LB_CTR_TX_RETARGET);
+	fl.tos = j->ip.tos;
+	fl.df = j->ip.df;
+	fl.id = j->ip.family == 4 ? pkt_load16(f->data + j->ip.off + 4) : 0;
+	if (__builtin_expect(j->retarget, 0)) {
+		if (act_retarget(w, s, f, j, b, mac, &fl))
+			return LB_DROP;
 	} else {
-		if (gre_overhead(baf) + j->ip.len > s->mtu) {
-			if (j->steer)
-				return drop(w, LB_CTR_DROP_TOO_BIG_ICMP);
-			if (!j->ip.df)
-				return drop(w, LB_CTR_DROP_TOO_BIG_NO_DF);
-			if (!icmp_allow(w, s->icmp_rate, now_ns))
-				return drop(w, LB_CTR_ICMP_RATE_LIMITED);
-			err = icmp_too_big(f, &j->ip, s->mtu - gre_overhead(baf), s->ttl);
-			if (err)
-				return drop(w, (unsigned)err);
-			count(w, j->ip.family == 4 ? LB_CTR_TX_ICMP_FRAG_NEEDED
-			                           : LB_CTR_TX_ICMP6_TOO_BIG);
-			return LB_TX;
-		}
-		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, &o);
+		if (__builtin_expect(gre_overhead(baf) + j->ip.len > s->mtu, 0))
+			return act_too_big(w, s, f, j, baf, now_ns);
+		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, mac, w->p.mac, b, &fl);
 		if (err)
 			return drop(w, (unsigned)err);
 		count(w, baf == AF_INET ? LB_CTR_TX_GRE_IPV4 : LB_CTR_TX_GRE_IPV6);
@@ -532,6 +558,17 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	return LB_TX;
 }
 
+/* Both stages' hand-off: verdicts decided while classifying are counted here, without a call. */
+static inline enum lb_verdict finish(struct lb_worker *w, const struct lb_snapshot *s,
+                                     struct lb_frame *f, struct lb_job *j, uint64_t now_ns)
+{
+	if (j->kind == JOB_VERDICT) {
+		count(w, j->counter);
+		return (enum lb_verdict)j->verdict;
+	}
+	return act(w, s, f, j, now_ns);
+}
+
 enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
                            uint64_t now_ns)
 {
@@ -539,7 +576,7 @@ enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, str
 
 	count(w, LB_CTR_RX_FRAMES);
 	classify(s, f, j);
-	return act(w, s, f, j, now_ns);
+	return finish(w, s, f, j, now_ns);
 }
 
 static inline void prefetch_job(const struct lb_worker *w, const struct lb_job *j)
@@ -569,7 +606,7 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 		for (unsigned i = 0; i < m; i++) {
 			if (i + LB_PREFETCH_AHEAD < m)
 				prefetch_job(w, &w->jobs[i + LB_PREFETCH_AHEAD]);
-			v[i] = act(w, s, &f[i], &w->jobs[i], now_ns);
+			v[i] = finish(w, s, &f[i], &w->jobs[i], now_ns);
 		}
 		f += m;
 		v += m;

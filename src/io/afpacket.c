@@ -46,6 +46,7 @@ struct afpacket_dev {
 	char ifname[IF_NAMESIZE];
 	int ifindex;
 	uint32_t n_queues;
+	uint32_t fanout_id; /* PACKET_FANOUT group the kernel gave the first socket */
 	struct afpacket_queue *queues[IO_QUEUES_MAX];
 	char mode[32];
 };
@@ -165,8 +166,8 @@ static unsigned afpacket_rx(struct io_dev *d, uint32_t qid, struct lb_frame *f, 
 	return n;
 }
 
-static void afpacket_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f, const enum lb_verdict *v,
-			unsigned n)
+static void afpacket_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f,
+			const enum lb_verdict *v, unsigned n)
 {
 	struct afpacket_dev *dev = (struct afpacket_dev *)d;
 	struct afpacket_queue *q = dev->queues[qid];
@@ -179,7 +180,9 @@ static void afpacket_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f, cons
 		if (v[i] != LB_TX)
 			continue;
 		q->iov[k] = (struct iovec){ .iov_base = f[i].data, .iov_len = f[i].len };
-		q->msgs[k] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &q->iov[k], .msg_iovlen = 1 } };
+		q->msgs[k] = (struct mmsghdr){
+			.msg_hdr = { .msg_iov = &q->iov[k], .msg_iovlen = 1 },
+		};
 		k++;
 	}
 	if (k == 0)
@@ -223,7 +226,8 @@ static void afpacket_report(struct io_dev *d)
 		/* Reading the statistics also resets them; done once, at stop. */
 		if (getsockopt(dev->queues[i]->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0 &&
 		    st.tp_drops)
-			fprintf(stderr, "maglevd: afpacket: queue %u kernel: %u of %u frames dropped "
+			fprintf(stderr,
+				"maglevd: afpacket: queue %u kernel: %u of %u frames dropped "
 				"(ring full)\n", i, st.tp_drops, st.tp_packets);
 	}
 }
@@ -302,16 +306,30 @@ static int afpacket_queue_open(struct afpacket_dev *dev, uint32_t id, struct afp
 	what = "bind";
 	if (bind(q->fd, (struct sockaddr *)&sll, sizeof(sll)))
 		goto fail;
-	/* One fanout group per device: the flow hash sends each flow to one worker. */
-	fanout = (int)((dev->ifindex ^ getpid()) & 0xffff) | (PACKET_FANOUT_HASH << 16);
+	/*
+	 * One fanout group per device: the flow hash sends each flow to one worker. The kernel
+	 * picks a group id no one else uses for the first socket; the others join that id.
+	 */
+	fanout = (PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+	if (id > 0)
+		fanout = dev->fanout_id | (PACKET_FANOUT_HASH << 16);
 	what = "PACKET_FANOUT";
 	if (setsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &fanout, sizeof(fanout)))
 		goto fail;
+	if (id == 0) {
+		socklen_t len = sizeof(fanout);
+
+		what = "getsockopt(PACKET_FANOUT)";
+		if (getsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &fanout, &len))
+			goto fail;
+		dev->fanout_id = (uint32_t)fanout & 0xffffu;
+	}
 	*out = q;
 	return 0;
 fail:
 	rc = -errno;
-	snprintf(err, errlen, "afpacket: %s queue %u: %s: %s", dev->ifname, id, what, strerror(-rc));
+	snprintf(err, errlen, "afpacket: %s queue %u: %s: %s", dev->ifname, id, what,
+		 strerror(-rc));
 	afpacket_queue_free(q);
 	return rc;
 }
@@ -322,7 +340,8 @@ static int afpacket_open(struct io_dev **out, const struct io_params *p, char *e
 	int rc = 0;
 
 	if (p->queues == 0 || p->queues > IO_QUEUES_MAX) {
-		snprintf(err, errlen, "afpacket: %u workers: must be 1..%u", p->queues, IO_QUEUES_MAX);
+		snprintf(err, errlen, "afpacket: %u workers: must be 1..%u", p->queues,
+			 IO_QUEUES_MAX);
 		return -EINVAL;
 	}
 	dev = calloc(1, sizeof(*dev));
@@ -342,6 +361,7 @@ static int afpacket_open(struct io_dev **out, const struct io_params *p, char *e
 			goto out;
 		dev->n_queues = i + 1;
 	}
+	io_warn_coalescing(p->ifname, "afpacket");
 	*out = (struct io_dev *)dev;
 	return 0;
 out:

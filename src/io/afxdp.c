@@ -28,6 +28,7 @@
 #define AFXDP_FRAMES      4096u /* UMEM frames per queue: fill + RX + TX rings never exceed it */
 #define AFXDP_RING_SIZE   2048u /* descriptors in each of the fill, completion, RX, TX rings */
 #define AFXDP_WAIT_TX_MS  1     /* poll timeout while TX completions are outstanding */
+#define AFXDP_KICKS_MAX   (AFXDP_RING_SIZE / 32u) /* sendto calls per kick: a full TX ring */
 
 /*
  * Frame accounting, per queue: every UMEM frame is in exactly one place, so
@@ -62,16 +63,23 @@ struct afxdp_dev {
 	struct xdp_vip_key *vip_keys; /* what vip_map holds now */
 	uint32_t n_vip_keys;
 	struct xdp_addr_key *addr_keys; /* what addr_map holds now */
+	uint32_t *addr_flags;           /* and with which XDP_ADDR_* bits */
 	uint32_t n_addr_keys;
 	uint32_t n_queues;
 	struct afxdp_queue *queues[IO_QUEUES_MAX];
 	char mode[64];
 };
 
+/*
+ * Set while attaching: libxdp's explanations of a refused attach ("existing program is not using
+ * a dispatcher") would precede our own one-line error. Only the control thread attaches.
+ */
+static bool afxdp_quiet;
+
 static int afxdp_print(enum libxdp_print_level level, const char *fmt, va_list ap)
 {
 	/* Without bpffs libxdp attaches our program alone, which is what we want: not a warning. */
-	if (level != LIBXDP_WARN || strstr(fmt, "bpffs"))
+	if (level != LIBXDP_WARN || afxdp_quiet || strstr(fmt, "bpffs"))
 		return 0;
 	fputs("maglevd: libxdp: ", stderr);
 	return vfprintf(stderr, fmt, ap);
@@ -133,13 +141,21 @@ static void afxdp_complete(struct afxdp_queue *q)
 	q->in_kernel_tx -= n;
 }
 
+/*
+ * Asks the kernel to send what is on the TX ring. In copy mode each sendto sends a bounded batch
+ * (32 frames in Linux) and says EAGAIN when more is left, so it is repeated until the ring is
+ * drained or the device pushes back; frames left over stay on the ring for the next kick.
+ */
 static void afxdp_kick_tx(struct afxdp_queue *q)
 {
 	if (!xsk_ring_prod__needs_wakeup(&q->tx))
 		return;
-	io_count(q->ctr, IO_CTR_WAKEUPS, 1);
-	/* EAGAIN/EBUSY/ENOBUFS only mean "try later": the frames stay on the ring. */
-	sendto(xsk_socket__fd(q->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0);
+	for (uint32_t i = 0; i < AFXDP_KICKS_MAX; i++) {
+		io_count(q->ctr, IO_CTR_WAKEUPS, 1);
+		if (sendto(xsk_socket__fd(q->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0 ||
+		    errno != EAGAIN)
+			break;
+	}
 }
 
 static unsigned afxdp_rx(struct io_dev *d, uint32_t qid, struct lb_frame *f, unsigned max)
@@ -178,6 +194,11 @@ static void afxdp_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f, const e
 	if (want) {
 		/* reserve is all or nothing: take what the ring has room for, drop the rest. */
 		room = xsk_prod_nb_free(&q->tx, want);
+		if (room < want) {
+			afxdp_kick_tx(q);
+			afxdp_complete(q);
+			room = xsk_prod_nb_free(&q->tx, want);
+		}
 		if (room > want)
 			room = want;
 		room = xsk_ring_prod__reserve(&q->tx, room, &idx);
@@ -188,7 +209,7 @@ static void afxdp_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f, const e
 		if (v[i] == LB_TX && sent < room) {
 			struct xdp_desc *desc = xsk_ring_prod__tx_desc(&q->tx, idx + sent++);
 
-			/* Same frame, data may start earlier in its headroom: the offset says where. */
+			/* Same frame; data may have moved into the headroom: new offset. */
 			desc->addr = addr;
 			desc->len = f[i].len;
 			continue;
@@ -336,7 +357,9 @@ static void afxdp_report(struct io_dev *d)
 			continue;
 		afxdp_complete(q);
 		total = q->n_free + q->in_kernel_fill + q->in_kernel_tx + q->held;
-		fprintf(stderr, "maglevd: afxdp: queue %u frames accounted %u/%u (free %u, fill %u, tx %u)%s\n",
+		fprintf(stderr,
+			"maglevd: afxdp: queue %u frames accounted %u/%u "
+			"(free %u, fill %u, tx %u)%s\n",
 			i, total, AFXDP_FRAMES, q->n_free, q->in_kernel_fill, q->in_kernel_tx,
 			total == AFXDP_FRAMES ? "" : " LEAK");
 		if (getsockopt(xsk_socket__fd(q->xsk), SOL_XDP, XDP_STATISTICS, &st, &len) == 0 &&
@@ -371,6 +394,7 @@ static void afxdp_close(struct io_dev *d)
 	}
 	free(dev->vip_keys);
 	free(dev->addr_keys);
+	free(dev->addr_flags);
 	free(dev);
 }
 
@@ -449,18 +473,22 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 	afxdp_detach_stale(dev);
 	/* Native XDP first (needed for zero-copy), generic SKB mode when the driver refuses. */
 	dev->attach_mode = XDP_MODE_NATIVE;
+	afxdp_quiet = true;
 	rc = xdp_program__attach(dev->prog, dev->ifindex, XDP_MODE_NATIVE, 0);
 	if (rc) {
 		dev->attach_mode = XDP_MODE_SKB;
 		rc = xdp_program__attach(dev->prog, dev->ifindex, XDP_MODE_SKB, 0);
 	}
+	afxdp_quiet = false;
 	if (rc) {
 		char why[128];
+		bool busy = rc == -EEXIST || rc == -EBUSY;
 
 		libxdp_strerror(rc, why, sizeof(why));
-		snprintf(err, errlen, "afxdp: cannot attach XDP program to '%s': %s%s", p->ifname,
-			 why, rc == -EEXIST || rc == -EBUSY ? " (another XDP program is attached: "
-							     "ip link set dev IF xdp off)" : "");
+		snprintf(err, errlen, "afxdp: cannot attach XDP program to '%s': %s%s%s%s",
+			 p->ifname, why, busy ? " (another XDP program is attached; detach it with "
+				     "'ip link set dev " : "", busy ? p->ifname : "",
+			 busy ? " xdp off')" : "");
 		xdp_program__close(dev->prog);
 		dev->prog = NULL;
 		goto out;
@@ -478,6 +506,9 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 			goto out;
 		dev->n_queues = i + 1;
 	}
+	/* Native XDP runs before GRO; generic XDP sees merged frames. */
+	if (dev->attach_mode == XDP_MODE_SKB)
+		io_warn_coalescing(p->ifname, "afxdp in generic XDP mode");
 	snprintf(dev->mode, sizeof(dev->mode), "afxdp %s (%s XDP)",
 		 dev->queues[0]->zerocopy ? "zero-copy" : "copy",
 		 dev->attach_mode == XDP_MODE_NATIVE ? "native" : "generic");
@@ -521,6 +552,42 @@ static void afxdp_addr_add(struct xdp_addr_key *keys, uint32_t *flags, uint32_t 
 	flags[(*n)++] = flag;
 }
 
+static bool afxdp_vip_known(const struct afxdp_dev *dev, const struct xdp_vip_key *k)
+{
+	for (uint32_t i = 0; i < dev->n_vip_keys; i++)
+		if (memcmp(&dev->vip_keys[i], k, sizeof(*k)) == 0)
+			return true;
+	return false;
+}
+
+static int afxdp_addr_known(const struct afxdp_dev *dev, const struct xdp_addr_key *k)
+{
+	for (uint32_t i = 0; i < dev->n_addr_keys; i++)
+		if (memcmp(&dev->addr_keys[i], k, sizeof(*k)) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Deletes the entries of vk/ak that the current filter does not have and rewrites the flags of
+ * those it has (the failed update may have overwritten them).
+ */
+static void afxdp_maps_restore(struct afxdp_dev *dev, const struct xdp_vip_key *vk, uint32_t n_vk,
+			       const struct xdp_addr_key *ak, uint32_t n_ak)
+{
+	for (uint32_t i = 0; i < n_vk; i++)
+		if (!afxdp_vip_known(dev, &vk[i]))
+			bpf_map_delete_elem(dev->vip_map_fd, &vk[i]);
+	for (uint32_t i = 0; i < n_ak; i++) {
+		int j = afxdp_addr_known(dev, &ak[i]);
+
+		if (j < 0)
+			bpf_map_delete_elem(dev->addr_map_fd, &ak[i]);
+		else
+			bpf_map_update_elem(dev->addr_map_fd, &ak[i], &dev->addr_flags[j], BPF_ANY);
+	}
+}
+
 /*
  * New entries are written before stale ones are deleted, so a VIP present in both the old and
  * the new filter is never missing from the maps.
@@ -545,17 +612,16 @@ static int afxdp_set_filter(struct io_dev *d, const struct io_filter *f)
 	for (uint32_t i = 0; i < IO_SELF_MAX; i++)
 		if (f->self[i].family)
 			afxdp_addr_add(ak, aflags, &n_addr, &f->self[i], XDP_ADDR_SELF);
-	for (uint32_t i = 0; i < f->n_vips; i++) {
-		if (bpf_map_update_elem(dev->vip_map_fd, &vk[i], &one, BPF_ANY)) {
+	for (uint32_t i = 0; i < f->n_vips && !rc; i++)
+		if (bpf_map_update_elem(dev->vip_map_fd, &vk[i], &one, BPF_ANY))
 			rc = -errno;
-			goto out;
-		}
-	}
-	for (uint32_t i = 0; i < n_addr; i++) {
-		if (bpf_map_update_elem(dev->addr_map_fd, &ak[i], &aflags[i], BPF_ANY)) {
+	for (uint32_t i = 0; i < n_addr && !rc; i++)
+		if (bpf_map_update_elem(dev->addr_map_fd, &ak[i], &aflags[i], BPF_ANY))
 			rc = -errno;
-			goto out;
-		}
+	if (rc) {
+		/* Map full: take back what this call added, so the maps hold the old filter. */
+		afxdp_maps_restore(dev, vk, f->n_vips, ak, n_addr);
+		goto out;
 	}
 	for (uint32_t i = 0; i < dev->n_vip_keys; i++) {
 		bool keep = false;
@@ -575,12 +641,15 @@ static int afxdp_set_filter(struct io_dev *d, const struct io_filter *f)
 	}
 	free(dev->vip_keys);
 	free(dev->addr_keys);
+	free(dev->addr_flags);
 	dev->vip_keys = vk;
 	dev->n_vip_keys = f->n_vips;
 	dev->addr_keys = ak;
+	dev->addr_flags = aflags;
 	dev->n_addr_keys = n_addr;
 	vk = NULL;
 	ak = NULL;
+	aflags = NULL;
 out:
 	free(vk);
 	free(ak);

@@ -200,8 +200,10 @@ int dataplane_prepare(struct dataplane *dp, struct lb_snapshot *next)
 			uint32_t left = nh_wait(dp->nh, DATAPLANE_NH_WAIT_MS);
 
 			if (left)
-				fprintf(stderr, "maglevd: %u of %u next hops not resolved yet; their "
-					"packets are dropped until they are\n", left, next->n_nexthops);
+				fprintf(stderr,
+					"maglevd: %u of %u next hops not resolved yet; their "
+					"packets are dropped until they are\n",
+					left, next->n_nexthops);
 		}
 	}
 	dp->first_prepare_done = true;
@@ -222,8 +224,14 @@ int dataplane_prepare(struct dataplane *dp, struct lb_snapshot *next)
 			vips[n++] = v;
 	}
 	rc = dp_set_filter(dp, vips, n);
-	if (rc)
+	if (rc) {
 		free(vips);
+		/* The caller frees next: the resolver must not write into it any more. */
+		if (!dp->cfg.has_nexthop_mac && next->n_nexthops) {
+			nh_unwatch(dp->nh, next->nexthops);
+			dp->n_watched--;
+		}
+	}
 	return rc;
 }
 
@@ -389,7 +397,8 @@ int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_
 
 		rc = -pthread_create(&wk->thread, NULL, dp_worker_run, wk);
 		if (rc) {
-			snprintf(err, errlen, "worker %u: cannot start thread: %s", i, strerror(-rc));
+			snprintf(err, errlen, "worker %u: cannot start thread: %s", i,
+				 strerror(-rc));
 			goto out;
 		}
 		wk->started = true;

@@ -89,7 +89,7 @@ struct io_ops {
 	void (*wait)(struct io_dev *d, uint32_t q, int timeout_ms);
 	/* Adds queue q's counters to out[IO_CTR_MAX]. */
 	void (*counters)(struct io_dev *d, uint32_t q, uint64_t *out);
-	/* "afxdp zero-copy", "afxdp copy", "afpacket", with the XDP attach mode where it applies. */
+	/* "afxdp zero-copy", "afxdp copy", "afpacket", with the XDP attach mode if any. */
 	const char *(*mode)(const struct io_dev *d);
 	/* Logs backend-specific end-of-run facts (kernel drop statistics, frame accounting). */
 	void (*report)(struct io_dev *d);
@@ -99,6 +99,12 @@ struct io_ops {
 
 extern const struct io_ops io_afxdp_ops;
 extern const struct io_ops io_afpacket_ops;
+
+/*
+ * Warns (stderr) when ifname merges received segments (GRO, LRO): AF_PACKET and generic-mode XDP
+ * see the merged frames, which are larger than the MTU. who names the backend in the message.
+ */
+void io_warn_coalescing(const char *ifname, const char *who);
 
 /* Counter helpers for backends: a queue's counters are written by its worker only. */
 static inline void io_count(uint64_t *c, enum io_counter id, uint64_t n)

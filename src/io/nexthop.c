@@ -1,4 +1,4 @@
-/* Next-hop resolution over rtnetlink (libmnl): routes, neighbours, and the thread following them. */
+/* Next-hop resolution over rtnetlink (libmnl): routes, neighbours, the thread following them. */
 #include "io/nexthop.h"
 
 #include <errno.h>
@@ -21,7 +21,8 @@
 #define NH_WAIT_STEP_MS 20u
 
 /* NUD states in which the neighbour entry holds a usable link-layer address. */
-#define NH_NUD_USABLE (NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT | NUD_NOARP)
+#define NH_NUD_USABLE                                                                              \
+	(NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT | NUD_NOARP)
 
 struct nh_entry {
 	struct lb_addr addr; /* the backend */
@@ -46,6 +47,7 @@ struct nh_resolver {
 	uint32_t n_entries;
 	struct nh_watch watches[NH_WATCHES_MAX];
 	uint32_t n_watches;
+	bool routes_dirty; /* a route changed: every entry's route is looked up again */
 	int stop_fd;
 	pthread_t thread;
 	bool thread_started;
@@ -163,7 +165,9 @@ static bool nh_neigh_parse(const struct nlmsghdr *nlh, struct lb_addr *dst, int 
 	mnl_attr_for_each(attr, nlh, sizeof(*ndm)) {
 		size_t alen = mnl_attr_get_payload_len(attr);
 
-		if (mnl_attr_get_type(attr) == NDA_DST && alen == (ndm->ndm_family == AF_INET ? 4u : 16u)) {
+		size_t want = ndm->ndm_family == AF_INET ? 4u : 16u;
+
+		if (mnl_attr_get_type(attr) == NDA_DST && alen == want) {
 			dst->family = ndm->ndm_family;
 			memcpy(dst->b, mnl_attr_get_payload(attr), alen);
 		} else if (mnl_attr_get_type(attr) == NDA_LLADDR && alen == 6) {
@@ -233,7 +237,8 @@ static void nh_resolve(struct nh_resolver *r, struct nh_entry *e)
 			char dev[IF_NAMESIZE] = "?";
 
 			if_indextoname((unsigned)e->oif, dev);
-			fprintf(stderr, "maglevd: nexthop: backend %s is routed via %s, not through "
+			fprintf(stderr,
+				"maglevd: nexthop: backend %s is routed via %s, not through "
 				"maglevd's interface: unreachable\n",
 				lb_addr_str(&e->addr, a1, sizeof(a1)), dev);
 		}
@@ -269,6 +274,7 @@ static struct nh_entry *nh_entry_find(struct nh_resolver *r, const struct lb_add
 
 int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n)
 {
+	bool added = false;
 	int rc = 0;
 
 	pthread_mutex_lock(&r->lock);
@@ -277,6 +283,7 @@ int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n)
 		goto out;
 	}
 	r->watches[r->n_watches++] = (struct nh_watch){ .nh = nh, .n = n };
+	added = true;
 	for (uint32_t i = 0; i < n; i++) {
 		struct nh_entry *e = nh_entry_find(r, &nh[i].addr);
 
@@ -304,6 +311,9 @@ int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n)
 		atomic_store_explicit(&nh[i].mac, e->mac, memory_order_relaxed);
 	}
 out:
+	/* On failure the caller frees nh: forget it. */
+	if (rc && added)
+		r->n_watches--;
 	pthread_mutex_unlock(&r->lock);
 	return rc;
 }
@@ -326,8 +336,8 @@ static uint32_t nh_unresolved(struct nh_resolver *r)
 
 	for (uint32_t w = 0; w < r->n_watches; w++)
 		for (uint32_t i = 0; i < r->watches[w].n; i++)
-			n += !(atomic_load_explicit(&r->watches[w].nh[i].mac, memory_order_relaxed) &
-			       LB_NH_VALID);
+			n += !(atomic_load_explicit(&r->watches[w].nh[i].mac,
+						    memory_order_relaxed) & LB_NH_VALID);
 	return n;
 }
 
@@ -345,7 +355,7 @@ uint32_t nh_wait(struct nh_resolver *r, int timeout_ms)
 	}
 }
 
-/* Handles one notification; sets *routes_changed for route events. Lock held. */
+/* Handles one notification; route events only mark the routes dirty. Lock held. */
 static int nh_event_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct nh_resolver *r = data;
@@ -354,8 +364,7 @@ static int nh_event_cb(const struct nlmsghdr *nlh, void *data)
 	uint64_t mac;
 
 	if (nlh->nlmsg_type == RTM_NEWROUTE || nlh->nlmsg_type == RTM_DELROUTE) {
-		for (uint32_t i = 0; i < r->n_entries; i++)
-			nh_resolve(r, &r->entries[i]);
+		r->routes_dirty = true; /* one look-up pass per batch of route events */
 		return MNL_CB_OK;
 	}
 	if (nlh->nlmsg_type != RTM_NEWNEIGH && nlh->nlmsg_type != RTM_DELNEIGH)
@@ -396,10 +405,12 @@ static void *nh_thread(void *arg)
 		if (n > 0 && pfd[0].revents) {
 			ssize_t len = mnl_socket_recvfrom(r->events, buf, sizeof(buf));
 
-			if (len > 0) {
+			if (len > 0)
 				mnl_cb_run(buf, (size_t)len, 0, 0, nh_event_cb, r);
-			} else if (len < 0 && errno == ENOBUFS) {
-				/* Lost notifications: look everything up again. */
+			else if (len < 0 && errno == ENOBUFS)
+				r->routes_dirty = true; /* lost notifications: look everything up */
+			if (r->routes_dirty) {
+				r->routes_dirty = false;
 				for (uint32_t i = 0; i < r->n_entries; i++)
 					nh_resolve(r, &r->entries[i]);
 			}

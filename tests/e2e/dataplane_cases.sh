@@ -7,11 +7,13 @@
 #   3 direct server return: the router's link to maglevd carries client->VIP, never VIP->client
 #   4 the maglevd host's own traffic (ping, TCP) works while maglevd runs
 #   5 UDP echo through the UDP VIPs and ping to the VIPs (IPv4 and IPv6)
-#   6 PMTU: a 10 MB upload completes with MTU 1500 everywhere (maglevd's ICMP frag-needed)
+#   6 PMTU: a 10 MB upload completes with MTU 1500 everywhere (frag-needed, IPv6 packet too big)
 #   7 after SIGTERM: exit 0, no XDP program left on the interface, no AF_XDP frame leaked
-#   8 start-up failure (no such interface): exit 1 with one message
+#   8 start-up failures (no such interface, bad config, XDP refused): exit 1 with one message
 #   9 next hops follow the kernel: after the lb's neighbour table is flushed, traffic resumes
 #  10 two workers on a two-queue interface: both get frames, 300 requests all answered
+#  11 SIGHUP reload: a VIP added is steered (its ping answered), a VIP removed no longer is, a bad
+#     config is refused and traffic keeps flowing
 
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -83,24 +85,26 @@ dp_case_iperf() {
 }
 
 dp_case_dsr() {
-	local cap=$E2E_DIR/dsr.pcap fwd back pid
+	local cap=$E2E_DIR/dsr.pcap fwd back icmp pid
 	# Background jobs of a script ignore SIGINT: tcpdump is stopped with SIGTERM, and writes
 	# each packet at once (--immediate-mode -U) so none is left in its buffer.
 	bg_in "$NS_ROUTER" "$E2E_DIR/tcpdump.log" tcpdump -ni "$ROUTER_LB_IF" -w "$cap" -U \
 		--immediate-mode \
-		"tcp port 80 and host $VIP_WEB4"
+		"(tcp port 80 and host $VIP_WEB4) or (icmp and src host $LB4)"
 	pid=$BG_PID
 	wait_for 5 grep -q listening "$E2E_DIR/tcpdump.log"
 	run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
 		"http://$VIP_WEB4/?[1-20]" >/dev/null
 	sleep 1
 	kill_pid "$pid" 3
-	fwd=$(tcpdump -nr "$cap" "dst host $VIP_WEB4" 2>/dev/null | wc -l)
-	back=$(tcpdump -nr "$cap" "src host $VIP_WEB4" 2>/dev/null | wc -l)
-	if [ "$fwd" -gt 0 ] && [ "$back" -eq 0 ]; then
-		dp_pass "3 dsr: $fwd client->VIP packets toward maglevd, 0 VIP->client"
+	fwd=$(tcpdump -nr "$cap" "tcp and dst host $VIP_WEB4" 2>/dev/null | wc -l)
+	back=$(tcpdump -nr "$cap" "tcp and src host $VIP_WEB4" 2>/dev/null | wc -l)
+	# The lb kernel must not answer VIP packets itself (AF_PACKET: it gets a copy of each).
+	icmp=$(tcpdump -nr "$cap" "icmp and src host $LB4" 2>/dev/null | wc -l)
+	if [ "$fwd" -gt 0 ] && [ "$back" -eq 0 ] && [ "$icmp" -eq 0 ]; then
+		dp_pass "3 dsr: $fwd client->VIP packets toward maglevd, 0 VIP->client, 0 ICMP from the lb host"
 	else
-		dp_fail "3 dsr: $fwd client->VIP, $back VIP->client packets on the link to maglevd"
+		dp_fail "3 dsr: $fwd client->VIP, $back VIP->client, $icmp ICMP from the lb host on the link to maglevd"
 	fi
 }
 
@@ -138,6 +142,12 @@ dp_case_pmtu() {
 	else
 		dp_fail "6 pmtu: upload answered '$out'"
 	fi
+	out=$(run_in "$NS_CLIENT" curl -s -m 60 -H 'Expect:' -T "$file" "http://[$VIP_WEB6]/upload")
+	if grep -qE "^be[0-9] $DP_UPLOAD_BYTES\$" <<<"$out"; then
+		dp_pass "6 pmtu over IPv6: 10 MB upload completed ($out); client route: $(run_in "$NS_CLIENT" ip -6 route get "$VIP_WEB6" | grep -o 'mtu [0-9]*' | head -1)"
+	else
+		dp_fail "6 pmtu over IPv6: upload answered '$out'"
+	fi
 }
 
 dp_case_stop() {
@@ -165,6 +175,26 @@ dp_case_bad_start() {
 		dp_fail "8 bad interface: exit $rc, output '$out'"
 	fi
 	lb_xdp_attached && dp_fail "8 bad interface: XDP left attached"
+	rc=0
+	sed "s/^  mode: .*/  mode: nosuchmode/" "$MAGLEVD_CONFIG" >"$cfg"
+	out=$(run_in "$NS_LB" "$MAGLEVD" -c "$cfg" 2>&1) || rc=$?
+	if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q 'bad.yaml:[0-9]' <<<"$out"; then
+		dp_pass "8 bad config: exit 1, '$out'"
+	else
+		dp_fail "8 bad config: exit $rc, output '$out'"
+	fi
+	[ "$DP_MODE" = afxdp ] || return 0
+	# XDP refused: another program already holds the interface.
+	rc=0
+	run_in "$NS_LB" ip link set dev "$LB_IF" xdpgeneric obj "$E2E_BUILD/bpf/xdp_vip.bpf.o" sec xdp ||
+		{ dp_fail "8 xdp refused: cannot attach a program by hand"; return; }
+	out=$(run_in "$NS_LB" "$MAGLEVD" -c "$MAGLEVD_CONFIG" 2>&1) || rc=$?
+	run_in "$NS_LB" ip link set dev "$LB_IF" xdpgeneric off
+	if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q 'another XDP program' <<<"$out"; then
+		dp_pass "8 xdp refused: exit 1, '$out'"
+	else
+		dp_fail "8 xdp refused: exit $rc, output '$out'"
+	fi
 }
 
 dp_case_nexthop_flush() {
@@ -231,6 +261,49 @@ dp_case_workers() {
 	lb_xdp_attached && dp_fail "10 workers: XDP left attached"
 }
 
+VIP_NEW4=203.0.113.20 # added and removed by reloads (answered by maglevd's own ICMP echo)
+
+dp_reloads_more_than() {
+	[ "$(grep -c '^maglevd: reload' "$MAGLEVD_LOG")" -gt "$1" ]
+}
+
+# dp_reload CONFIG: copies CONFIG over the running one, SIGHUP, waits for the log line.
+dp_reload() {
+	local n
+	n=$(grep -c '^maglevd: reload' "$MAGLEVD_LOG")
+	cp "$1" "$MAGLEVD_CONFIG"
+	kill -HUP "$MAGLEVD_PID"
+	wait_for 5 dp_reloads_more_than "$n"
+}
+
+dp_vip_pings() {
+	run_in "$NS_CLIENT" ping -c 1 -W 1 "$1" >/dev/null 2>&1
+}
+
+dp_case_reload() {
+	local base=$E2E_DIR/reload.base.yaml more=$E2E_DIR/reload.more.yaml bad=$E2E_DIR/reload.bad.yaml n
+	cp "$MAGLEVD_CONFIG" "$base"
+	{ cat "$base"; e2e_config_vip new "$VIP_NEW4" tcp 80 "${BACKENDS4[@]}"; } >"$more"
+	{ cat "$base"; echo "  - name: broken"; } >"$bad"
+	dp_vip_pings "$VIP_NEW4" && { dp_fail "11 reload: $VIP_NEW4 answers before it is a VIP"; return; }
+	dp_reload "$more" || { dp_fail "11 reload: no reload logged"; return; }
+	grep -q '^maglevd: reload: .*generation' "$MAGLEVD_LOG" ||
+		{ dp_fail "11 reload: $(tail -1 "$MAGLEVD_LOG")"; return; }
+	wait_for 3 dp_vip_pings "$VIP_NEW4" || { dp_fail "11 reload: added VIP $VIP_NEW4 not answered"; return; }
+	dp_reload "$bad" || { dp_fail "11 reload: no log line for the bad config"; return; }
+	grep -q '^maglevd: reload failed' "$MAGLEVD_LOG" || { dp_fail "11 reload: bad config accepted"; return; }
+	n=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
+		"http://$VIP_WEB4/?[1-20]" | grep -c '^be[0-9]$')
+	[ "$n" -eq 20 ] || { dp_fail "11 reload: after a refused reload $n of 20 requests answered"; return; }
+	dp_vip_pings "$VIP_NEW4" || { dp_fail "11 reload: refused reload dropped $VIP_NEW4"; return; }
+	dp_reload "$base" || { dp_fail "11 reload: no reload logged"; return; }
+	dp_vip_pings "$VIP_NEW4" && { dp_fail "11 reload: removed VIP $VIP_NEW4 still answered"; return; }
+	n=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
+		"http://$VIP_WEB4/?[1-20]" | grep -c '^be[0-9]$')
+	[ "$n" -eq 20 ] || { dp_fail "11 reload: after removing a VIP $n of 20 requests answered"; return; }
+	dp_pass "11 reload: VIP added (answered), bad config refused ($(grep '^maglevd: reload failed' "$MAGLEVD_LOG" | sed 's/.*stays: //')), VIP removed (not answered)"
+}
+
 dp_main() {
 	local extra
 	e2e_init
@@ -248,6 +321,7 @@ dp_main() {
 	dp_case_udp_icmp
 	dp_case_pmtu
 	dp_case_nexthop_flush
+	dp_case_reload
 	dp_case_stop
 	dp_case_bad_start
 	dp_case_workers

@@ -243,9 +243,10 @@ static void test_icmp_gre(void **state)
 	uint8_t f[FRAME_MAX];
 
 	NEED_FIXTURE(state);
-	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 8, 0)));  /* echo */
-	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 3, 0)));  /* unreach */
-	assert_false(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 0, 0))); /* reply */
+	/* Echo request and destination unreachable are steered, echo reply is not. */
+	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 8, 0)));
+	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 3, 0)));
+	assert_false(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 0, 0)));
 	assert_false(steered(fx, f, frame4(f, 0, "198.18.2.2", IPPROTO_ICMP, 0, 8, 0)));
 	assert_true(steered(fx, f, frame4(f, 0, "198.18.2.2", 47, 0, 0, 0)));   /* GRE to us */
 	assert_false(steered(fx, f, frame4(f, 0, "203.0.113.10", 47, 0, 0, 0))); /* GRE to a VIP */
