@@ -19,16 +19,18 @@
 #define AN_GROW_INITIAL 16u /* entries of a route list's first allocation */
 #define AN_PLEN4        32u /* bits of an IPv4 host route */
 #define AN_PLEN6        128u
+#define AN_TABLE_BYTE   256u /* tables below this also fit rtm_table, a byte */
+#define AN_ERR_MAX      256u /* bytes of an error line */
 
 const char *const announce_counter_name[ANNOUNCE_CTR_MAX] = {
 #define ANNOUNCE_CTR_NAME(e, n, h) n,
-	ANNOUNCE_COUNTERS(ANNOUNCE_CTR_NAME)
+    ANNOUNCE_COUNTERS(ANNOUNCE_CTR_NAME)
 #undef ANNOUNCE_CTR_NAME
 };
 
 const char *const announce_counter_help[ANNOUNCE_CTR_MAX] = {
 #define ANNOUNCE_CTR_HELP(e, n, h) h,
-	ANNOUNCE_COUNTERS(ANNOUNCE_CTR_HELP)
+    ANNOUNCE_COUNTERS(ANNOUNCE_CTR_HELP)
 #undef ANNOUNCE_CTR_HELP
 };
 
@@ -103,7 +105,7 @@ static struct rtmsg *an_route_msg(struct announce *a, struct nlmsghdr *nlh, uint
 	rtm->rtm_family = (uint8_t)dst->family;
 	rtm->rtm_dst_len = plen;
 	/* Tables above 255 only fit RTA_TABLE; the kernel prefers RTA_TABLE when both are there. */
-	rtm->rtm_table = a->cfg.table < 256 ? (uint8_t)a->cfg.table : RT_TABLE_UNSPEC;
+	rtm->rtm_table = a->cfg.table < AN_TABLE_BYTE ? (uint8_t)a->cfg.table : RT_TABLE_UNSPEC;
 	rtm->rtm_protocol = a->cfg.protocol;
 	mnl_attr_put_u32(nlh, RTA_TABLE, a->cfg.table);
 	mnl_attr_put(nlh, RTA_DST, lb_addr_len(dst), dst->b);
@@ -114,8 +116,8 @@ static int an_route_add(struct announce *a, const struct lb_addr *dst)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct rtmsg *rtm = an_route_msg(a, nlh, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst,
-	                                 an_plen(dst));
+	struct rtmsg *rtm =
+	    an_route_msg(a, nlh, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst, an_plen(dst));
 
 	rtm->rtm_scope = RT_SCOPE_LINK;
 	rtm->rtm_type = RTN_UNICAST;
@@ -278,7 +280,7 @@ static int an_tun_open(struct announce *a, char *err, size_t errlen)
 /* The TUN device was deleted behind our back (ip link del): a new one, so routes can go back. */
 static int an_tun_reopen(struct announce *a)
 {
-	char err[256];
+	char err[AN_ERR_MAX];
 	int rc;
 
 	if (a->tun_fd >= 0)
@@ -411,8 +413,7 @@ int announce_sync(struct announce *a, const struct lb_addr *want, uint32_t n)
 				a->ctr[ANNOUNCE_CTR_ERRORS]++;
 				first = first ? first : rc;
 				an_live_set(a, &want[i], false);
-				fprintf(stderr,
-				        "maglevd: announce: adding %s to table %u: %s\n",
+				fprintf(stderr, "maglevd: announce: adding %s to table %u: %s\n",
 				        an_str(&want[i], s, sizeof(s)), a->cfg.table,
 				        strerror(-rc));
 				continue;

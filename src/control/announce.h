@@ -15,23 +15,24 @@
 #include "core/addr.h"
 #include "core/config.h"
 
-#define ANNOUNCE_RECONCILE_MS 5000u /* the table is checked against the wanted routes this often */
-#define ANNOUNCE_RETRY_MS     1000u /* after a failed netlink request, the next attempt */
+#define ANNOUNCE_RECONCILE_MS 5000u /* the table is checked against the wanted routes this often   \
+	                             */
+#define ANNOUNCE_RETRY_MS 1000u     /* after a failed netlink request, the next attempt */
 
 /* Control-plane counters of the announcer: X(enum suffix, metric name, help). */
-#define ANNOUNCE_COUNTERS(X)                                                                      \
-	X(ROUTES_ADDED, "announce_routes_added", "VIP routes added to the kernel table")          \
-	X(ROUTES_REMOVED, "announce_routes_removed",                                              \
+#define ANNOUNCE_COUNTERS(X)                                                                       \
+	X(ROUTES_ADDED, "announce_routes_added", "VIP routes added to the kernel table")           \
+	X(ROUTES_REMOVED, "announce_routes_removed",                                               \
 	  "VIP routes removed (VIP gone, withdrawn, or maglevd stopping)")                         \
-	X(STALE_REMOVED, "announce_stale_routes_removed",                                         \
-	  "Routes with maglevd's protocol number it had not added (an earlier run's) removed")    \
+	X(STALE_REMOVED, "announce_stale_routes_removed",                                          \
+	  "Routes with maglevd's protocol number it had not added (an earlier run's) removed")     \
 	X(ERRORS, "announce_errors", "Netlink requests about VIP routes that failed")
 
 enum announce_counter {
 #define ANNOUNCE_CTR_ENUM(e, n, h) ANNOUNCE_CTR_##e,
 	ANNOUNCE_COUNTERS(ANNOUNCE_CTR_ENUM)
 #undef ANNOUNCE_CTR_ENUM
-	ANNOUNCE_CTR_MAX
+	    ANNOUNCE_CTR_MAX
 };
 
 extern const char *const announce_counter_name[ANNOUNCE_CTR_MAX];

@@ -22,6 +22,8 @@
 
 #define DAEMON_ERR_MAX 512u /* bytes of one error line */
 #define DAEMON_TICK_MS 200  /* the control loop runs at least this often (idle clients, retries) */
+#define DAEMON_MS_PER_S  1000u
+#define DAEMON_NS_PER_MS 1000000L
 
 struct daemon {
 	const char *config_path;
@@ -208,7 +210,8 @@ static void daemon_loop(struct daemon *d)
 static void daemon_withdraw(struct daemon *d)
 {
 	uint32_t ms = ctlplane_withdraw(d->cp);
-	struct timespec ts = { .tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L };
+	struct timespec ts = { .tv_sec = ms / DAEMON_MS_PER_S,
+			       .tv_nsec = (long)(ms % DAEMON_MS_PER_S) * DAEMON_NS_PER_MS };
 
 	if (!ms)
 		return;

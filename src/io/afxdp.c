@@ -407,30 +407,6 @@ static int afxdp_map_fd(struct afxdp_dev *dev, const char *name, char *err, size
 	return fd;
 }
 
-/*
- * A maglevd that died without detaching (SIGKILL, crash) leaves its XDP program on the
- * interface, and the next start could not attach. A lone program with the name of ours is
- * ours: it is detached. Anything else stays, and the attach reports it.
- */
-static void afxdp_detach_stale(struct afxdp_dev *dev)
-{
-	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(dev->ifindex);
-	struct xdp_program *old;
-	int rc;
-
-	if (!mp || libxdp_get_error(mp))
-		return;
-	old = xdp_multiprog__main_prog(mp);
-	if (xdp_multiprog__is_legacy(mp) && old &&
-	    strcmp(xdp_program__name(old), xdp_program__name(dev->prog)) == 0) {
-		rc = xdp_multiprog__detach(mp);
-		fprintf(stderr, "maglevd: afxdp: %s: XDP program %s left by an earlier run %s\n",
-			dev->ifname, xdp_program__name(old),
-			rc ? "could not be detached" : "detached");
-	}
-	xdp_multiprog__close(mp);
-}
-
 static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err, size_t errlen)
 {
 	struct afxdp_dev *dev;
@@ -470,7 +446,6 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 			 strerror(-rc));
 		goto out;
 	}
-	afxdp_detach_stale(dev);
 	/* Native XDP first (needed for zero-copy), generic SKB mode when the driver refuses. */
 	dev->attach_mode = XDP_MODE_NATIVE;
 	afxdp_quiet = true;

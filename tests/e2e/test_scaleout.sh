@@ -508,6 +508,12 @@ check "long-lived across SIGKILL: $n connections, no reset, no error ($errs)" [ 
 check "long-lived across SIGKILL: none changed backend ($changed)" [ "$changed" -eq 0 ]
 echo "measured: SIGKILL, longest gap between two answers on one connection: ${gap} ms" >&2
 
+# A SIGKILLed maglevd (afxdp) leaves its XDP program on the interface; the service manager's
+# start step removes it (docs/scaleout.md, ExecStartPre), as done here.
+check "SIGKILL: maglevd's XDP program is still attached on lb1 (needs removing before a restart)" \
+	bash -c "ip netns exec '$NS_LB' ip link show '$LB_IF' | grep -q 'prog/xdp'"
+run_in "$NS_LB" ip link set dev "$LB_IF" xdp off 2>/dev/null
+run_in "$NS_LB" ip link set dev "$LB_IF" xdpgeneric off 2>/dev/null
 t0=$(now_ms)
 if start_lb 0 && wait_for 10 nexthops_are "$VIP_WEB4" 2; then
 	ok "restart after SIGKILL: re-announced, two next hops after $(($(now_ms) - t0)) ms"

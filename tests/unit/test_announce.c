@@ -19,10 +19,10 @@
 
 #include "control/announce.h"
 
-#define ERR_LEN  256
-#define OUT_MAX  4096 /* bytes of `ip route` output read */
-#define TABLE    100u
-#define PROTO    250u
+#define ERR_LEN 256
+#define OUT_MAX 4096 /* bytes of `ip route` output read */
+#define TABLE   100u
+#define PROTO   250u
 
 static bool have_netns;
 
@@ -110,17 +110,24 @@ static void test_sync_add_remove(void **state)
 	if (!have_netns)
 		skip();
 	/* Leftovers of an earlier run (our protocol), and routes that are not ours at all. */
-	assert_int_equal(sh(NULL, 0, "ip route add blackhole 203.0.113.99/32 table %u proto %u", TABLE, PROTO), 0);
-	assert_int_equal(sh(NULL, 0, "ip -6 route add blackhole 2001:db8:100::99/128 table %u proto %u", TABLE, PROTO), 0);
-	assert_int_equal(sh(NULL, 0, "ip route add blackhole 203.0.113.98/32 table %u proto static", TABLE), 0);
-	assert_int_equal(sh(NULL, 0, "ip route add blackhole 203.0.113.97/32 table 101 proto %u", PROTO), 0);
+	assert_int_equal(
+	    sh(NULL, 0, "ip route add blackhole 203.0.113.99/32 table %u proto %u", TABLE, PROTO),
+	    0);
+	assert_int_equal(sh(NULL, 0,
+	                    "ip -6 route add blackhole 2001:db8:100::99/128 table %u proto %u",
+	                    TABLE, PROTO),
+	                 0);
+	assert_int_equal(
+	    sh(NULL, 0, "ip route add blackhole 203.0.113.98/32 table %u proto static", TABLE), 0);
+	assert_int_equal(
+	    sh(NULL, 0, "ip route add blackhole 203.0.113.97/32 table 101 proto %u", PROTO), 0);
 
 	assert_int_equal(announce_open(&a, &c, err, sizeof(err)), 0);
 	assert_non_null(a);
 	assert_int_equal(announce_counter_get(a, ANNOUNCE_CTR_STALE_REMOVED), 2);
 	assert_int_equal(routes("-4", TABLE, PROTO), 0);
 	assert_int_equal(routes("-6", TABLE, PROTO), 0);
-	assert_int_equal(routes("-4", TABLE, -1), 1);   /* proto static stays */
+	assert_int_equal(routes("-4", TABLE, -1), 1);  /* proto static stays */
 	assert_int_equal(routes("-4", 101, PROTO), 1); /* another table stays */
 	assert_int_not_equal(if_nametoindex("mgtest-vips"), 0);
 
