@@ -19,8 +19,9 @@
 #define AN_GROW_INITIAL 16u /* entries of a route list's first allocation */
 #define AN_PLEN4        32u /* bits of an IPv4 host route */
 #define AN_PLEN6        128u
-#define AN_TABLE_BYTE   256u /* tables below this also fit rtm_table, a byte */
-#define AN_ERR_MAX      256u /* bytes of an error line */
+#define AN_TABLE_BYTE   256u                  /* tables below this also fit rtm_table, a byte */
+#define AN_ERR_MAX      256u                  /* bytes of an error line */
+#define AN_ROUTE_STRLEN (LB_ADDR_STRLEN + 5u) /* an address, "/128" and the NUL */
 
 const char *const announce_counter_name[ANNOUNCE_CTR_MAX] = {
 #define ANNOUNCE_CTR_NAME(e, n, h) n,
@@ -208,10 +209,20 @@ static int an_dump(struct announce *a, struct an_list *out)
 		nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 		rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 		rtm->rtm_family = (uint8_t)families[i];
+		/*
+		 * With NETLINK_GET_STRICT_CHK the kernel dumps only our table and protocol (a host
+		 * with a full routing table is not walked every ANNOUNCE_RECONCILE_MS); without it,
+		 * everything comes and an_dump_cb filters.
+		 */
+		rtm->rtm_table =
+		    a->cfg.table < AN_TABLE_BYTE ? (uint8_t)a->cfg.table : RT_TABLE_UNSPEC;
+		rtm->rtm_protocol = a->cfg.protocol;
+		mnl_attr_put_u32(nlh, RTA_TABLE, a->cfg.table);
 		rc = an_talk(a, nlh, an_dump_cb, &d);
 		if (d.err)
 			return d.err;
-		if (rc < 0)
+		/* A table that does not exist (yet, or any more) holds no route of ours. */
+		if (rc < 0 && rc != -ENOENT)
 			return rc;
 	}
 	return 0;
@@ -297,7 +308,7 @@ int announce_open(struct announce **out, const struct config_announce *cfg, char
                   size_t errlen)
 {
 	struct announce *a = calloc(1, sizeof(*a));
-	int rc;
+	int rc, on = 1;
 
 	*out = NULL;
 	if (!a) {
@@ -313,6 +324,8 @@ int announce_open(struct announce **out, const struct config_announce *cfg, char
 		snprintf(err, errlen, "announce: netlink: %s", strerror(errno));
 		goto out;
 	}
+	/* Kernels before 4.20 lack it and dump every route; an_dump_cb filters either way. */
+	mnl_socket_setsockopt(a->nl, NETLINK_GET_STRICT_CHK, &on, sizeof(on));
 	rc = an_tun_open(a, err, errlen);
 	if (rc < 0)
 		goto out;
@@ -357,7 +370,7 @@ static int an_live_set(struct announce *a, const struct lb_addr *dst, bool live)
 int announce_sync(struct announce *a, const struct lb_addr *want, uint32_t n)
 {
 	struct an_list have = {0};
-	char s[LB_ADDR_STRLEN + 8];
+	char s[AN_ROUTE_STRLEN];
 	int first = 0, rc;
 
 	rc = an_dump(a, &have);
