@@ -544,6 +544,25 @@ else
 	bad "lb2 host back: not re-announced within 30 s"
 fi
 
+# --- (h) BIRD on a host dies (host fine): its BGP sessions close, the router drops it at once ----
+t0=$(now_ms)
+kill -KILL "$bird2_pid"
+if wait_for 10 only_via "$VIP_WEB4" "$LB4"; then
+	took=$(($(now_ms) - t0))
+	check "BIRD on lb2 killed: router drops lb2 in ${took} ms (no graceful-restart hold-over; bound $FAILOVER_MS ms)" [ "$took" -le "$FAILOVER_MS" ]
+	echo "measured: failover after BIRD on lb2 died: ${took} ms" >&2
+else
+	bad "BIRD on lb2 killed: router still routes via lb2 after 10 s"
+fi
+wait "$bird2_pid" 2>/dev/null
+t0=$(now_ms)
+start_bird "$NS_LB2" lb2 || bad "restart BIRD on lb2"
+if wait_for 30 nexthops_are "$VIP_WEB4" 2; then
+	ok "BIRD on lb2 back: it learns maglevd's routes again, two next hops after $(($(now_ms) - t0)) ms"
+else
+	bad "BIRD on lb2 back: not re-announced within 30 s"
+fi
+
 # --- both stop cleanly: the router has no route to any VIP --------------------------------------
 for i in 0 1; do
 	kill_pid "${LB_PIDS[$i]}" 10 || bad "maglevd lb$((i + 1)) exit status"
