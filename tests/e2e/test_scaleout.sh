@@ -5,7 +5,8 @@
 # and all succeed; long-lived TCP connections survive one maglevd stopping (routes withdrawn
 # first) and starting again; a VIP with every backend down is withdrawn and comes back; a
 # SIGKILLed maglevd's routes vanish (its TUN device dies with it) and the router stops using it
-# within the documented failover time, with the connections still alive.
+# within the documented failover time, with the connections still alive; a frozen host is taken
+# out by BFD; a host whose BIRD dies is dropped at once; no VIP route is left once both stop.
 # Exit 0 pass, 4 skip (no root, no bird, no build), anything else fail.
 set -u
 export E2E_PREFIX=${E2E_PREFIX:-mgs}
