@@ -230,16 +230,16 @@ write_lb_config() {
 start_lb() {
 	local i=$1 n k
 	n=$((i + 1))
-	LB_RUNS[$i]=$((LB_RUNS[$i] + 1))
+	LB_RUNS[i]=$((LB_RUNS[i] + 1))
 	local log=$E2E_DIR/maglevd.lb$n.run${LB_RUNS[$i]}.log
 	rm -f "$E2E_DIR/lb$n.sock"
 	bg_in "${LB_NS[$i]}" "$log" "$MAGLEVD" -c "$E2E_DIR/maglevd.lb$n.yaml"
-	LB_PIDS[$i]=$BG_PID
+	LB_PIDS[i]=$BG_PID
 	for ((k = 0; k < 100; k++)); do
 		if ! pid_alive "${LB_PIDS[$i]}"; then
 			e2e_log "maglevd on lb$n exited at start:"
 			cat "$log" >&2
-			LB_PIDS[$i]=
+			LB_PIDS[i]=
 			return 1
 		fi
 		[ -S "$E2E_DIR/lb$n.sock" ] && ctl "$i" status >/dev/null 2>&1 && return 0
@@ -345,14 +345,17 @@ web_flows() { vip_field "$1" web flows; } # new flows the host's maglevd gave to
 
 # =============================================================================================
 
-command -v bird >/dev/null && command -v birdc >/dev/null || e2e_skip "BIRD 2 (bird, birdc) not installed (apt-get install bird2)"
+if ! command -v bird >/dev/null || ! command -v birdc >/dev/null; then
+	e2e_skip "BIRD 2 (bird, birdc) not installed (apt-get install bird2)"
+fi
 e2e_init
-[ -x "$MAGLEVD" ] && [ -x "$MAGLEVCTL" ] || e2e_skip "build maglevd and maglevctl first (make)"
+if [ ! -x "$MAGLEVD" ] || [ ! -x "$MAGLEVCTL" ]; then
+	e2e_skip "build maglevd and maglevctl first (make)"
+fi
 T_START=$(now_ms)
 e2e_topology_up --two-lbs --no-vip-routes || { echo "topology failed"; exit 1; }
-for ns in "$NS_ROUTER"; do
-	e2e_sysctl "$ns" net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1
-done
+# ECMP over the 5-tuple (L4), so the flows of one client spread over both maglevd.
+e2e_sysctl "$NS_ROUTER" net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1
 start_backend_servers || exit 1
 
 write_bird_router "$E2E_DIR/bird.router.conf"
@@ -567,7 +570,7 @@ fi
 # --- both stop cleanly: the router has no route to any VIP --------------------------------------
 for i in 0 1; do
 	kill_pid "${LB_PIDS[$i]}" 10 || bad "maglevd lb$((i + 1)) exit status"
-	LB_PIDS[$i]=
+	LB_PIDS[i]=
 done
 check "both stopped: router has no route to the VIPs" wait_for 10 bash -c \
 	"[ -z \"\$(ip netns exec '$NS_ROUTER' ip route show exact $VIP_WEB4)\" ] && [ -z \"\$(ip netns exec '$NS_ROUTER' ip -6 route show exact $VIP_WEB6)\" ]"
