@@ -14,6 +14,8 @@
 #  10 two workers on a two-queue interface: both get frames, 300 requests all answered
 #  11 SIGHUP reload: a VIP added is steered (its ping answered), a VIP removed no longer is, a bad
 #     config is refused and traffic keeps flowing
+#  12 re-target: UDP to a VIP wrapped in GRE to maglevd's own address reaches a backend, whose echo
+#     comes straight back to the client
 
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -304,6 +306,14 @@ dp_case_reload() {
 	dp_pass "11 reload: VIP added (answered), bad config refused ($(grep '^maglevd: reload failed' "$MAGLEVD_LOG" | sed 's/.*stays: //')), VIP removed (not answered)"
 }
 
+dp_case_retarget() {
+	local out
+	out=$(run_in "$NS_CLIENT" "$E2E_PYTHON" "$E2E_ROOT/tests/e2e/gre_probe.py" "$CLIENT4" "$LB4" \
+		"$VIP_DNS4" 53 "retarget-$DP_MODE" 2>&1) &&
+		dp_pass "12 re-target: GRE to $LB4 with UDP to $VIP_DNS4 inside echoed: $out" ||
+		dp_fail "12 re-target: $out"
+}
+
 dp_main() {
 	local extra
 	e2e_init
@@ -322,6 +332,7 @@ dp_main() {
 	dp_case_pmtu
 	dp_case_nexthop_flush
 	dp_case_reload
+	dp_case_retarget
 	dp_case_stop
 	dp_case_bad_start
 	dp_case_workers
