@@ -22,6 +22,7 @@
 #define FLOWS_MANY (1u << 20) /* case (b) */
 #define CT_ENTRIES (1u << 21) /* flows per worker table: 1M flows at half load */
 #define BACKENDS   16u
+#define BENCH_RUNS 3u /* timed runs per case; the median is printed, and the best */
 
 struct bench_case {
 	const char *name;
@@ -89,6 +90,13 @@ static inline void flow_set(uint8_t *p, uint32_t n)
 }
 
 enum mode { M_ONE, M_MANY, M_NEW, M_PASS };
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
 
 static inline void batch_reset(struct bench_frames *b, enum mode m, uint64_t *seq)
 {
@@ -166,19 +174,20 @@ int main(void)
 		fprintf(stderr, "bench_pipeline: cannot allocate the worker\n");
 		return 1;
 	}
-	printf(
-	    "bench_pipeline: one core, %u-byte TCP frames, batches of %u, %u backends, M=65537\n",
-	    FRAME_LEN + 4, BATCH, BACKENDS);
+	printf("bench_pipeline: one core, %u-byte TCP frames, batches of %u, %u backends, M=65537, "
+	       "thread CPU time, median of %u runs\n",
+	       FRAME_LEN + 4, BATCH, BACKENDS, BENCH_RUNS);
 	printf("conntrack: entry %zu B + bucket header %zu B per %u ways = %zu B/flow; %u flows, "
 	       "%.1f MiB\n",
 	       sizeof(struct ct_entry), sizeof(struct ct_bucket), CT_WAYS,
 	       (size_t)CT_BYTES_PER_FLOW, lb_worker_ct_capacity(w),
 	       (double)lb_worker_ct_bytes(w) / (1 << 20));
-	printf("%-42s %12s %10s %8s %10s\n", "case", "packets", "ns/pkt", "Mpps", "target");
+	printf("%-42s %12s %10s %8s %10s %10s\n", "case", "packets", "ns/pkt", "Mpps", "best ns",
+	       "target");
 	for (unsigned k = 0; k < 4; k++) {
 		enum mode m = (enum mode)k;
 		const char *only = getenv("BENCH_CASE");
-		double ns;
+		double ns, runs[BENCH_RUNS] = {0};
 
 		uint64_t packets = cases[k].packets;
 
@@ -194,19 +203,26 @@ int main(void)
 		} else {
 			run(w, s, &b, m, packets / 10, &seq, &tx);
 		}
-		ns = run(w, s, &b, m, packets, &seq, &tx);
+		/* Median (and best) of BENCH_RUNS: other helpers share the machine's two cores. */
+		for (unsigned r = 0; r < BENCH_RUNS; r++) {
+			runs[r] = run(w, s, &b, m, packets, &seq, &tx);
+			if (m != M_PASS && tx != packets)
+				break;
+		}
+		qsort(runs, BENCH_RUNS, sizeof(runs[0]), cmp_double);
+		ns = runs[BENCH_RUNS / 2];
 		if (m != M_PASS && tx != packets) {
 			fprintf(stderr, "bench_pipeline: %s: only %llu of %llu frames sent\n",
 			        cases[k].name, (unsigned long long)tx, (unsigned long long)packets);
 			return 1;
 		}
 		if (cases[k].target_ns > 0)
-			printf("%-42s %12llu %10.1f %8.2f %7s%.0f\n", cases[k].name,
-			       (unsigned long long)packets, ns, 1000.0 / ns,
+			printf("%-42s %12llu %10.1f %8.2f %10.1f %7s%.0f\n", cases[k].name,
+			       (unsigned long long)packets, ns, 1000.0 / ns, runs[0],
 			       "<= ", cases[k].target_ns);
 		else
-			printf("%-42s %12llu %10.1f %8.2f %10s\n", cases[k].name,
-			       (unsigned long long)packets, ns, 1000.0 / ns, "-");
+			printf("%-42s %12llu %10.1f %8.2f %10.1f %10s\n", cases[k].name,
+			       (unsigned long long)packets, ns, 1000.0 / ns, runs[0], "-");
 	}
 	{
 		const uint64_t *ctr = lb_worker_counters(w);

@@ -21,8 +21,8 @@
 
 #include "control/decap_abi.h"
 
-#define GRE_HLEN      4u      /* RFC 2784 header without the optional checksum word */
-#define IPV4_IHL_MIN  5u      /* 32-bit words */
+#define GRE_HLEN       4u     /* RFC 2784 header without the optional checksum word */
+#define IPV4_IHL_MIN   5u     /* 32-bit words */
 #define IPV4_FRAG_MASK 0x3fff /* MF flag and fragment offset of frag_off, host order */
 
 struct vlan_tag {
@@ -64,7 +64,7 @@ static __always_inline int count(__u32 ctr, int verdict)
  * holds its destination, else the counter the frame belongs to.
  */
 static __always_inline __u32 inner_vip_key(void *inner, void *end, __be16 proto,
-					   struct decap_vip_key *key)
+                                           struct decap_vip_key *key)
 {
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = inner;
@@ -163,8 +163,9 @@ int xdp_decap(struct xdp_md *ctx)
 	/*
 	 * Drop the outer IP and GRE headers by moving the frame's start forward, then write the
 	 * saved Ethernet header (and VLAN tag) in front of the inner packet with its ethertype.
-	 * adjust_head only fails for a start beyond the frame, and the frame still holds the inner IP
-	 * header checked above, so the two MALFORMED exits below cannot be taken (the verifier needs them).
+	 * adjust_head only fails for a start beyond the frame, and the frame still holds the inner
+	 * IP header checked above, so the two MALFORMED exits below cannot be taken (the verifier
+	 * needs them).
 	 */
 	if (bpf_xdp_adjust_head(ctx, (int)(outer_len + GRE_HLEN)))
 		return count(DECAP_CTR_MALFORMED, XDP_PASS);

@@ -5,7 +5,7 @@
 # HTTP requests to the VIP with curl (a new connection each), prints how they spread over the
 # backends and maglevd's counters, and removes everything again (also on failure or Ctrl-C).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 DEMO_REQUESTS=${DEMO_REQUESTS:-1000}
 DEMO_MODE=${DEMO_MODE:-afxdp}
@@ -31,6 +31,7 @@ echo "   config: VIP web $VIP_WEB4 tcp 80 -> ${BACKENDS4[*]}"
 
 lb_rx0=$(link_stat "$NS_LB" "$LB_IF" rx_packets)
 lb_tx0=$(link_stat "$NS_LB" "$LB_IF" tx_packets)
+cl_rx0=$(link_stat "$NS_CLIENT" "$CLIENT_IF" rx_packets)
 
 echo "== $DEMO_REQUESTS HTTP requests to http://$VIP_WEB4/ (curl, a new connection each)"
 # One curl, one URL per request; "Connection: close" makes each request its own TCP connection
@@ -48,21 +49,33 @@ done
 
 lb_rx=$(($(link_stat "$NS_LB" "$LB_IF" rx_packets) - lb_rx0))
 lb_tx=$(($(link_stat "$NS_LB" "$LB_IF" tx_packets) - lb_tx0))
-echo "== direct server return: the maglevd host's $LB_IF received $lb_rx packets (client -> VIP)"
-echo "   and sent $lb_tx (GRE to the backends); the replies went from the backends straight to the client"
+cl_rx=$(($(link_stat "$NS_CLIENT" "$CLIENT_IF" rx_packets) - cl_rx0))
+echo "== direct server return: the maglevd host's $LB_IF received $lb_rx packets and sent $lb_tx"
+echo "   (client -> VIP in, GRE to the backends out); the client received $cl_rx packets, the"
+echo "   replies, straight from the backends"
 
-echo "== maglevd counters"
+shown=0
 if "$MAGLEVCTL" --help 2>&1 | grep -qw counters; then
-	run_in "$NS_LB" "$MAGLEVCTL" counters -s "$MAGLEVD_SOCKET" 2>&1 | sed 's/^/   /'
+	echo "== maglevd counters (maglevctl counters; the ones above zero)"
+	# Rows are "name total per_worker...": keep the non-numeric lines and the non-zero rows.
+	run_in "$NS_LB" "$MAGLEVCTL" counters -s "$MAGLEVD_SOCKET" >"$E2E_DIR/counters" 2>&1 &&
+		shown=1
+	awk 'NF && ($2 !~ /^[0-9]+$/ || $2 > 0) { print "   " $0 }' "$E2E_DIR/counters"
 fi
+echo "== the backends' XDP GRE decapsulation (maglevctl decap status)"
 for i in 0 1 2; do
-	echo "   ${BACKEND_NAMES[$i]} xdp_decap: $(run_in "${NS_BACKENDS[$i]}" "$MAGLEVCTL" decap status "$BE_IF" |
+	echo "   ${BACKEND_NAMES[$i]}: $(run_in "${NS_BACKENDS[$i]}" "$MAGLEVCTL" decap status "$BE_IF" |
 		awk '$1 == "decapsulated" { print "decapsulated " $2 }')"
 done
 stop_maglevd || echo "demo: maglevd did not stop cleanly"
 if [ -s "$MAGLEVD_LOG" ]; then
 	echo "== maglevd's log"
-	sed 's/^/   /' "$MAGLEVD_LOG" | tail -40
+	# Its closing counter summary repeats what maglevctl showed.
+	if [ "$shown" -eq 1 ]; then
+		awk '/counters \(sum/ { exit } { print "   " $0 }' "$MAGLEVD_LOG"
+	else
+		sed 's/^/   /' "$MAGLEVD_LOG" | tail -60
+	fi
 fi
 echo "== tearing down"
 [ "$ok" -eq "$DEMO_REQUESTS" ]

@@ -294,16 +294,20 @@ int ctl_table_print(FILE *out, const struct config *c, const char *vip, bool jso
 
 			for (uint32_t k = 0; bs && k < v->n_backends; k++) {
 				char buf[LB_ADDR_STRLEN];
+				json_t *jb = json_pack(
+					"{s:s, s:I, s:I}", "address",
+					lb_addr_str(&v->backends[k].addr, buf, sizeof(buf)),
+					"weight", (json_int_t)v->backends[k].weight, "slots",
+					(json_int_t)t.slots[k]);
 
-				json_array_append_new(
-					bs, json_pack("{s:s, s:I, s:I}", "address",
-						      lb_addr_str(&v->backends[k].addr, buf,
-								  sizeof(buf)),
-						      "weight", (json_int_t)v->backends[k].weight,
-						      "slots", (json_int_t)t.slots[k]));
+				if (!jb || json_array_append_new(bs, jb) != 0) {
+					json_decref(bs);
+					bs = NULL;
+				}
 			}
-			o = json_pack("{s:s, s:I, s:s, s:o}", "name", v->name, "table_size",
-				      (json_int_t)t.table_size, "digest", digest, "backends", bs);
+			o = bs ? json_pack("{s:s, s:I, s:s, s:o}", "name", v->name, "table_size",
+					   (json_int_t)t.table_size, "digest", digest, "backends", bs)
+			       : NULL;
 			if (!o || json_array_append_new(vips, o) != 0)
 				rc = -ENOMEM;
 		} else {

@@ -1,4 +1,4 @@
-/* Backend-side GRE decapsulation: libxdp attach/detach of bpf/xdp_decap.bpf.o, its VIP map and counters, `maglevctl decap`. */
+/* Backend-side GRE decapsulation: libxdp attach/detach of xdp_decap, its VIP map and counters. */
 #include "control/decap.h"
 
 #include <errno.h>
@@ -18,16 +18,18 @@
 #include "control/config_yaml.h"
 #include "core/config.h"
 
-#define DECAP_LOG_MAX   16384u /* bytes of libxdp/libbpf messages kept for an error report */
-#define DECAP_ERR_MAX   512u   /* bytes of one error line */
-#define DECAP_MAP_IDS_MAX 16u  /* maps a program can use that we look through */
-#define DECAP_PROG_NAME_MAX 64u /* bytes of a program name we keep (kernel: 16) */
+#define DECAP_LOG_MAX       16384u /* bytes of libxdp/libbpf messages kept for an error report */
+#define DECAP_ERR_MAX       512u   /* bytes of one error line */
+#define DECAP_MAP_IDS_MAX   16u    /* maps a program can use that we look through */
+#define DECAP_PROG_NAME_MAX 64u    /* bytes of a program name we keep (kernel: 16) */
 
+/* clang-format off */
 const char *const decap_counter_name[DECAP_CTR_MAX] = {
 #define DECAP_COUNTER_NAME(id, name, help) [DECAP_CTR_##id] = name,
 	DECAP_COUNTERS(DECAP_COUNTER_NAME)
 #undef DECAP_COUNTER_NAME
 };
+/* clang-format on */
 
 /*
  * libxdp and libbpf report through print callbacks (e.g. "No bpffs found", the verifier log).
@@ -128,7 +130,7 @@ static const char *decap_mode_name(enum xdp_attach_mode m)
  * the name is copied to other_buf (DECAP_PROG_NAME_MAX bytes) since mp is closed.
  */
 static int decap_find(int ifindex, struct xdp_multiprog **mpp, struct xdp_program **progp,
-		      const char **other, char *other_buf)
+                      const char **other, char *other_buf)
 {
 	struct xdp_multiprog *mp;
 	struct xdp_program *p;
@@ -152,7 +154,8 @@ static int decap_find(int ifindex, struct xdp_multiprog **mpp, struct xdp_progra
 			*other = other_buf;
 		}
 	} else {
-		for (p = xdp_multiprog__next_prog(NULL, mp); p; p = xdp_multiprog__next_prog(p, mp)) {
+		for (p = xdp_multiprog__next_prog(NULL, mp); p;
+		     p = xdp_multiprog__next_prog(p, mp)) {
 			if (strcmp(xdp_program__name(p), DECAP_PROG_NAME) == 0)
 				goto found;
 		}
@@ -201,7 +204,7 @@ static int decap_prog_map_fd(int prog_fd, const char *name)
  * so a VIP present before and after is never missing in between.
  */
 static int decap_vips_set(int map_fd, const struct lb_addr *vips, size_t n, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	struct decap_vip_key k, next, stale[DECAP_VIPS_MAX];
 	size_t i, j, n_stale = 0;
@@ -213,10 +216,11 @@ static int decap_vips_set(int map_fd, const struct lb_addr *vips, size_t n, char
 		decap_key_from_addr(&vips[i], &k);
 		if (bpf_map_update_elem(map_fd, &k, &one, BPF_ANY)) {
 			char buf[LB_ADDR_STRLEN];
+			int e = errno;
 
 			snprintf(err, errlen, "adding VIP %s to the map: %s",
-				 lb_addr_str(&vips[i], buf, sizeof(buf)), strerror(errno));
-			return -errno;
+			         lb_addr_str(&vips[i], buf, sizeof(buf)), strerror(e));
+			return -e;
 		}
 	}
 	while (n_stale < DECAP_VIPS_MAX && bpf_map_get_next_key(map_fd, prev, &next) == 0) {
@@ -252,8 +256,8 @@ static void decap_errstr(int e, char *buf, size_t len)
 }
 
 int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
-		 const struct lb_addr *vips, size_t n, const char **mode_name, bool *replaced,
-		 char *err, size_t errlen)
+                 const struct lb_addr *vips, size_t n, const char **mode_name, bool *replaced,
+                 char *err, size_t errlen)
 {
 	struct xdp_multiprog *mp = NULL;
 	struct xdp_program *found = NULL, *prog = NULL;
@@ -281,20 +285,23 @@ int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
 	}
 	if (r == 1) {
 		*replaced = true;
-		*mode_name = xdp_multiprog__is_legacy(mp) ?
-				     decap_mode_name(xdp_multiprog__attach_mode(mp)) : "multi";
+		*mode_name = xdp_multiprog__is_legacy(mp)
+		                 ? decap_mode_name(xdp_multiprog__attach_mode(mp))
+		                 : "multi";
 		map_fd = decap_prog_map_fd(xdp_program__fd(found), DECAP_MAP_VIPS);
 		if (map_fd < 0) {
 			r = map_fd;
-			snprintf(err, errlen, "%s: xdp_decap is attached but its map %s is unreachable: %s",
-				 dev, DECAP_MAP_VIPS, strerror(-r));
+			snprintf(err, errlen,
+			         "%s: xdp_decap is attached but its map %s is unreachable: %s", dev,
+			         DECAP_MAP_VIPS, strerror(-r));
 			goto out;
 		}
 		r = decap_vips_set(map_fd, vips, n, err, errlen);
 		goto out;
 	}
 	if (other) {
-		snprintf(err, errlen, "%s already has XDP program '%s'; detach it first", dev, other);
+		snprintf(err, errlen, "%s already has XDP program '%s'; detach it first", dev,
+		         other);
 		r = -EBUSY;
 		goto out;
 	}
@@ -310,7 +317,8 @@ int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
 	am = mode == DECAP_MODE_SKB ? XDP_MODE_SKB : XDP_MODE_NATIVE;
 	r = xdp_program__attach(prog, ifindex, am, 0);
 	if (r && mode == DECAP_MODE_AUTO && xdp_program__fd(prog) >= 0) {
-		/* Loaded but refused in native mode (driver without XDP): generic XDP works anywhere. */
+		/* Loaded but refused in native mode (driver without XDP): generic XDP works
+		 * anywhere. */
 		am = XDP_MODE_SKB;
 		r = xdp_program__attach(prog, ifindex, am, 0);
 	}
@@ -318,12 +326,16 @@ int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
 		decap_errstr(r, ebuf, sizeof(ebuf));
 		if (xdp_program__fd(prog) < 0)
 			snprintf(err, errlen, "loading %s failed (rejected by the verifier?): %s",
-				 obj_path, ebuf);
+			         obj_path, ebuf);
 		else
 			snprintf(err, errlen, "attaching to %s in %s mode failed: %s", dev,
-				 decap_mode_name(am), ebuf);
+			         decap_mode_name(am), ebuf);
 		goto out;
 	}
+	/*
+	 * The map is filled right after the attach (libxdp loads and attaches in one call): for
+	 * that moment GRE for the VIPs passes to the kernel untouched, as before the attach.
+	 */
 	*mode_name = decap_mode_name(am);
 	map_fd = bpf_object__find_map_fd_by_name(xdp_program__bpf_obj(prog), DECAP_MAP_VIPS);
 	if (map_fd < 0) {
@@ -409,12 +421,13 @@ int decap_status_read(const char *dev, struct decap_status *st, char *err, size_
 	st->attached = true;
 	st->prog_id = xdp_program__id(prog);
 	st->mode = xdp_multiprog__is_legacy(mp) ? decap_mode_name(xdp_multiprog__attach_mode(mp))
-						: "multi";
+	                                        : "multi";
 
 	map_fd = decap_prog_map_fd(xdp_program__fd(prog), DECAP_MAP_VIPS);
 	if (map_fd < 0) {
 		r = map_fd;
-		snprintf(err, errlen, "%s: map %s unreachable: %s", dev, DECAP_MAP_VIPS, strerror(-r));
+		snprintf(err, errlen, "%s: map %s unreachable: %s", dev, DECAP_MAP_VIPS,
+		         strerror(-r));
 		goto out;
 	}
 	while (st->n_vips < DECAP_VIPS_MAX && bpf_map_get_next_key(map_fd, prev, &k) == 0) {
@@ -428,7 +441,7 @@ int decap_status_read(const char *dev, struct decap_status *st, char *err, size_
 	if (map_fd < 0) {
 		r = map_fd;
 		snprintf(err, errlen, "%s: map %s unreachable: %s", dev, DECAP_MAP_COUNTERS,
-			 strerror(-r));
+		         strerror(-r));
 		goto out;
 	}
 	ncpu = libbpf_num_possible_cpus();
@@ -446,8 +459,8 @@ int decap_status_read(const char *dev, struct decap_status *st, char *err, size_
 	for (i = 0; i < DECAP_CTR_MAX; i++) {
 		if (bpf_map_lookup_elem(map_fd, &i, vals)) {
 			r = -errno;
-			snprintf(err, errlen, "%s: reading counter %s: %s", dev, decap_counter_name[i],
-				 strerror(errno));
+			snprintf(err, errlen, "%s: reading counter %s: %s", dev,
+			         decap_counter_name[i], strerror(-r));
 			goto out;
 		}
 		for (int c = 0; c < ncpu; c++)
@@ -463,29 +476,33 @@ out:
 }
 
 #define DECAP_USAGE                                                                                \
-	"usage: maglevctl decap attach DEV (-c CONFIG | --vip ADDR [--vip ADDR ...]) [--mode native|skb]\n" \
+	"usage: maglevctl decap attach DEV (-c CONFIG | --vip ADDR [--vip ADDR ...]) [--mode "     \
+	"native|skb]\n"                                                                            \
 	"       maglevctl decap detach DEV\n"                                                      \
 	"       maglevctl decap status DEV\n"
 
 void decap_usage(FILE *f)
 {
-	fprintf(f,
-		DECAP_USAGE
-		"Attaches the XDP GRE decapsulation program (for backends without kernel GRE) to DEV.\n"
-		"Frames GRE-wrapped to DEV whose inner destination is one of the VIPs (every VIP address\n"
-		"in CONFIG, or each --vip) are decapsulated and passed to the stack; everything else\n"
-		"passes untouched. Native XDP is tried first, then generic (skb) mode. Attaching again\n"
-		"replaces the VIP set. The program stays attached after maglevctl exits. Needs root.\n"
-		"status prints the mode, the VIPs and the counters; it fails if DEV has no xdp_decap.\n"
-		"The BPF object is <dir of maglevctl>/bpf/%s, or $%s/%s.\n"
-		"See docs/backends.md.\n",
-		DECAP_OBJ_FILE, DECAP_BPF_DIR_ENV, DECAP_OBJ_FILE);
+	fprintf(
+	    f,
+	    DECAP_USAGE
+	    "Attaches the XDP GRE decapsulation program (for backends without kernel GRE) to DEV.\n"
+	    "Frames GRE-wrapped to DEV whose inner destination is one of the VIPs (every VIP "
+	    "address\n"
+	    "in CONFIG, or each --vip) are decapsulated and passed to the stack; everything else\n"
+	    "passes untouched. Native XDP is tried first, then generic (skb) mode. Attaching "
+	    "again\n"
+	    "replaces the VIP set. The program stays attached after maglevctl exits. Needs root.\n"
+	    "status prints the mode, the VIPs and the counters; it fails if DEV has no xdp_decap.\n"
+	    "The BPF object is <dir of maglevctl>/bpf/%s, or $%s/%s.\n"
+	    "See docs/backends.md.\n",
+	    DECAP_OBJ_FILE, DECAP_BPF_DIR_ENV, DECAP_OBJ_FILE);
 }
 
 static int decap_usage_err(char *err, size_t errlen, const char *why, const char *arg)
 {
 	snprintf(err, errlen, "%s%s%s%s (maglevctl decap --help)", why, arg ? " '" : "",
-		 arg ? arg : "", arg ? "'" : "");
+	         arg ? arg : "", arg ? "'" : "");
 	return -EINVAL;
 }
 
@@ -511,7 +528,7 @@ static int decap_vip_add(struct lb_addr *vips, size_t *n, const struct lb_addr *
 
 /* Every distinct VIP address of the config at path. */
 static int decap_vips_from_config(const char *path, struct lb_addr *vips, size_t *n, char *err,
-				  size_t errlen)
+                                  size_t errlen)
 {
 	struct config *cfg = NULL;
 	int r;
@@ -522,7 +539,8 @@ static int decap_vips_from_config(const char *path, struct lb_addr *vips, size_t
 	for (uint32_t v = 0; v < cfg->n_vips; v++) {
 		r = decap_vip_add(vips, n, &cfg->vips[v].addr);
 		if (r) {
-			snprintf(err, errlen, "%s: more than %u VIP addresses", path, DECAP_VIPS_MAX);
+			snprintf(err, errlen, "%s: more than %u VIP addresses", path,
+			         DECAP_VIPS_MAX);
 			goto out;
 		}
 	}
@@ -566,7 +584,8 @@ static int decap_cmd_attach(int argc, char **argv, char *err, size_t errlen)
 			else if (!strcmp(argv[i], "skb"))
 				mode = DECAP_MODE_SKB;
 			else
-				return decap_usage_err(err, errlen, "mode is native or skb, not", argv[i]);
+				return decap_usage_err(err, errlen, "mode is native or skb, not",
+				                       argv[i]);
 		} else if (arg[0] != '-' && !dev) {
 			dev = arg;
 		} else {
@@ -578,7 +597,8 @@ static int decap_cmd_attach(int argc, char **argv, char *err, size_t errlen)
 	if (!config && !any_vip)
 		return decap_usage_err(err, errlen, "attach: give -c CONFIG or --vip ADDR", NULL);
 	if (config && any_vip)
-		return decap_usage_err(err, errlen, "attach: -c and --vip exclude each other", NULL);
+		return decap_usage_err(err, errlen, "attach: -c and --vip exclude each other",
+		                       NULL);
 	if (config) {
 		r = decap_vips_from_config(config, vips, &n, err, errlen);
 		if (r)
@@ -590,7 +610,7 @@ static int decap_cmd_attach(int argc, char **argv, char *err, size_t errlen)
 	r = decap_obj_path(obj, sizeof(obj));
 	if (r) {
 		snprintf(err, errlen, "no BPF object at %s (run make, or set %s)", obj,
-			 DECAP_BPF_DIR_ENV);
+		         DECAP_BPF_DIR_ENV);
 		return r;
 	}
 	r = decap_attach(dev, obj, mode, vips, n, &mode_name, &replaced, err, errlen);
@@ -600,8 +620,8 @@ static int decap_cmd_attach(int argc, char **argv, char *err, size_t errlen)
 		return r;
 	}
 	if (replaced)
-		printf("%s: xdp_decap already attached (%s mode): VIP set replaced, %zu VIPs\n", dev,
-		       mode_name, n);
+		printf("%s: xdp_decap already attached (%s mode): VIP set replaced, %zu VIPs\n",
+		       dev, mode_name, n);
 	else
 		printf("%s: xdp_decap attached in %s mode, %zu VIPs\n", dev, mode_name, n);
 	return 0;

@@ -13,18 +13,18 @@
 #include "control/decap_abi.h"
 #include "core/addr.h"
 
-#define DECAP_OBJ_FILE  "xdp_decap.bpf.o"
+#define DECAP_OBJ_FILE    "xdp_decap.bpf.o"
 #define DECAP_BPF_DIR_ENV "MAGLEV_BPF_DIR" /* overrides <dir of the binary>/bpf */
 
 enum decap_mode {
-	DECAP_MODE_AUTO,   /* native (driver) XDP, else generic (SKB) XDP */
+	DECAP_MODE_AUTO, /* native (driver) XDP, else generic (SKB) XDP */
 	DECAP_MODE_NATIVE,
 	DECAP_MODE_SKB,
 };
 
 struct decap_status {
 	bool attached;
-	const char *mode;   /* "native", "skb", "hw" or "multi" (libxdp dispatcher); static */
+	const char *mode; /* "native", "skb", "hw" or "multi" (libxdp dispatcher); static */
 	uint32_t prog_id;
 	uint32_t n_vips;
 	struct lb_addr vips[DECAP_VIPS_MAX];
@@ -43,11 +43,12 @@ int decap_obj_path(char *path, size_t len);
  * Attaches the program in obj_path to dev with the n VIP addresses (at most DECAP_VIPS_MAX) and
  * leaves it attached when the process exits (netlink attachment, or libxdp's pinned dispatcher
  * when bpffs is mounted). If xdp_decap is already on dev, only its VIP set is replaced (counters
- * kept) and *replaced is set. *mode_name tells where it runs. Errors: negative errno, one line in err.
+ * kept) and *replaced is set. *mode_name tells where it runs. Errors: negative errno, one line in
+ * err.
  */
 int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
-		 const struct lb_addr *vips, size_t n, const char **mode_name, bool *replaced,
-		 char *err, size_t errlen);
+                 const struct lb_addr *vips, size_t n, const char **mode_name, bool *replaced,
+                 char *err, size_t errlen);
 
 /* Detaches xdp_decap from dev; -ENOENT if it is not there. */
 int decap_detach(const char *dev, char *err, size_t errlen);

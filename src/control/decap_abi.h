@@ -8,10 +8,10 @@
 
 #include <linux/types.h>
 
-#define DECAP_PROG_NAME     "xdp_decap"      /* the program's function name */
-#define DECAP_MAP_VIPS      "decap_vips"     /* hash: struct decap_vip_key -> __u32 (1) */
-#define DECAP_MAP_COUNTERS  "decap_counters" /* per-CPU array of __u64, one per counter */
-#define DECAP_VIPS_MAX      1024u            /* VIP addresses per program; CONFIG_VIPS_MAX */
+#define DECAP_PROG_NAME    "xdp_decap"      /* the program's function name */
+#define DECAP_MAP_VIPS     "decap_vips"     /* hash: struct decap_vip_key -> __u32 (1) */
+#define DECAP_MAP_COUNTERS "decap_counters" /* per-CPU array of __u64, one per counter */
+#define DECAP_VIPS_MAX     1024u            /* VIP addresses per program; CONFIG_VIPS_MAX */
 
 /*
  * A VIP as the program looks it up: family 4 with the IPv4 address in addr[0..3] and the rest
@@ -27,6 +27,7 @@ struct decap_vip_key {
 #define DECAP_FAMILY_IPV4 4
 #define DECAP_FAMILY_IPV6 6
 
+/* clang-format off */
 /*
  * X(ENUM_SUFFIX, "name", "help"). Every frame the program sees is counted exactly once.
  */
@@ -35,7 +36,8 @@ struct decap_vip_key {
 	  "GRE frames whose inner destination is a VIP: outer IP and GRE stripped, passed on")   \
 	X(PASSED, "passed", "Frames that are not GRE to a VIP, passed untouched")                \
 	X(MALFORMED, "malformed",                                                                  \
-	  "Frames with truncated or inconsistent outer IP, GRE or inner IP headers, passed untouched") \
+	  "Frames with truncated or inconsistent outer IP, GRE or inner IP headers, passed "       \
+	  "untouched")                                                                             \
 	X(UNSUPPORTED, "unsupported",                                                              \
 	  "GRE with checksum/key/sequence/routing flags or version != 0, outer IPv4 fragments, "   \
 	  "inner protocol neither IPv4 nor IPv6, passed untouched")
@@ -46,5 +48,6 @@ enum decap_counter {
 #undef DECAP_COUNTER_ENUM
 	DECAP_CTR_MAX
 };
+/* clang-format on */
 
 #endif

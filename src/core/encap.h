@@ -14,6 +14,7 @@
 
 #include "core/counters.h"
 #include "core/pipeline.h"
+#include "core/snapshot.h"
 
 #define GRE_IPPROTO 47u /* IP protocol number of GRE */
 
@@ -39,13 +40,6 @@ static inline uint32_t gre_overhead(uint8_t af)
 	return af == AF_INET ? GRE_OVERHEAD_V4 : GRE_OVERHEAD_V6;
 }
 
-/*
- * Wraps the IP packet of ip_len bytes at f->data + ip_off (inner family 4 or 6) in Ethernet, outer
- * IP (family of o->dst) and GRE written in the bytes before it, which may reach into the headroom:
- * needs ip_off + f->headroom >= 14 + gre_overhead. f->data, headroom and len then describe the
- * frame to send; bytes after the inner packet (Ethernet padding) are dropped. Returns 0 or
- * LB_CTR_DROP_NO_HEADROOM.
- */
 static inline void gre_write_eth(uint8_t *p, const struct gre_outer *o, uint16_t ethertype)
 {
 	/* Whole-word stores from registers: no reload of freshly stored bytes on the hot path. */
@@ -108,26 +102,58 @@ static inline uint16_t gre_ethertype_of(uint8_t af)
 	return af == AF_INET ? PKT_ETHERTYPE_IPV4 : PKT_ETHERTYPE_IPV6;
 }
 
+/* Per-packet fields of an outer header, from the inner packet. */
+struct gre_fields {
+	uint8_t tos; /* TOS / traffic class copied from the inner packet */
+	bool df;     /* IPv4 outer: DF */
+	uint16_t id; /* IPv4 outer: identification */
+};
+
 /*
- * Wraps the IP packet of ip_len bytes at f->data + ip_off (inner family 4 or 6) in Ethernet, outer
- * IP (family of o->dst) and GRE written in the bytes before it, which may reach into the headroom:
- * needs ip_off + f->headroom >= 14 + gre_overhead. f->data, headroom and len then describe the
- * frame to send; bytes after the inner packet (Ethernet padding) are dropped. Returns 0 or
- * LB_CTR_DROP_NO_HEADROOM. Inline: it is the hot path's last step.
+ * Wraps the IP packet of ip_len bytes at f->data + ip_off (inner family 4 or 6) in Ethernet
+ * (eth_dst as in lb_nexthop.mac, eth_src 6 bytes), the outer header of backend b (its template,
+ * see struct lb_backend, completed with fl) and GRE, written in the bytes before it, which may
+ * reach into the headroom: needs ip_off + f->headroom >= 14 + gre_overhead. f->data, headroom and
+ * len then describe the frame to send; bytes after the inner packet (Ethernet padding) are
+ * dropped. Returns 0 or LB_CTR_DROP_NO_HEADROOM. Inline: it is the hot path's last step.
  */
 static inline int gre_encap(struct lb_frame *f, uint32_t ip_off, uint32_t ip_len,
-                            uint8_t inner_family, const struct gre_outer *o)
+                            uint8_t inner_family, uint64_t eth_dst, const uint8_t *eth_src,
+                            const struct lb_backend *b, const struct gre_fields *fl)
 {
-	uint8_t af = o->dst->family;
+	uint8_t af = b->addr.family;
 	uint32_t hl = gre_ip_hlen(af), need = PKT_ETH_HLEN + hl + PKT_GRE_HLEN;
+	uint32_t plen = PKT_GRE_HLEN + ip_len;
 	int64_t start = (int64_t)ip_off - need;
+	uint32_t hi = __builtin_bswap32((uint32_t)(eth_dst >> 16));
+	uint16_t lo = __builtin_bswap16((uint16_t)eth_dst);
 	uint8_t *p;
 
 	if (start < -(int64_t)f->headroom)
 		return LB_CTR_DROP_NO_HEADROOM;
 	p = f->data + start;
-	gre_write_eth(p, o, gre_ethertype_of(af));
-	gre_write_outer_ip(p + PKT_ETH_HLEN, o, PKT_GRE_HLEN + ip_len);
+	memcpy(p, &hi, 4);
+	memcpy(p + 4, &lo, 2);
+	memcpy(p + 6, eth_src, 6);
+	if (af == AF_INET) {
+		uint32_t w0 = 0x45u << 24 | (uint32_t)fl->tos << 16 | (PKT_IPV4_HLEN + plen);
+		uint32_t w1 = (uint32_t)fl->id << 16 | (fl->df ? PKT_IPV4_DF : 0);
+		uint32_t sum =
+		    b->outer_sum + (w0 >> 16) + (w0 & 0xffff) + (w1 >> 16) + (w1 & 0xffff);
+		uint16_t c = __builtin_bswap16(csum_fold(sum));
+
+		gre_store_be32(p + 12, PKT_ETHERTYPE_IPV4 << 16 | 0x4500u | fl->tos);
+		memcpy(p + 16, b->outer + 2, 18);
+		p[16] = (uint8_t)(w0 >> 8);
+		p[17] = (uint8_t)w0;
+		gre_store_be32(p + 18, w1);
+		memcpy(p + 24, &c, 2);
+	} else {
+		pkt_store16(p + 12, PKT_ETHERTYPE_IPV6);
+		memcpy(p + 14, b->outer, PKT_IPV6_HLEN);
+		gre_store_be32(p + 14, 6u << 28 | (uint32_t)fl->tos << 20);
+		pkt_store16(p + 18, (uint16_t)plen);
+	}
 	gre_store_be32(p + PKT_ETH_HLEN + hl, inner_family == 4 ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6);
 	f->data = p;
 	f->headroom = (uint32_t)((int64_t)f->headroom + start);

@@ -45,20 +45,22 @@ static inline uint64_t lb_flow_hash(const struct lb_flow_key *k, uint64_t seed)
 	return XXH3_64bits_withSeed(k, LB_FLOW_KEY_LEN, seed);
 }
 
+static inline uint64_t lb_flow_word(const struct lb_flow_key *k, unsigned i)
+{
+	uint64_t v;
+
+	memcpy(&v, (const uint8_t *)k + 8 * i, 8);
+	return v;
+}
+
 static inline int lb_flow_key_eq(const struct lb_flow_key *a, const struct lb_flow_key *b)
 {
-	const uint8_t *x = (const uint8_t *)a, *y = (const uint8_t *)b;
-	uint64_t d = 0;
-
-	/* Five word compares in registers (memcpy of a word is one load), no memcmp call. */
-	for (unsigned i = 0; i < LB_FLOW_KEY_LEN; i += 8) {
-		uint64_t u, v;
-
-		memcpy(&u, x + i, 8);
-		memcpy(&v, y + i, 8);
-		d |= u ^ v;
-	}
-	return d == 0;
+	/* Five word compares in registers (a memcpy of a word is one load), no memcmp call. */
+	return ((lb_flow_word(a, 0) ^ lb_flow_word(b, 0)) |
+	        (lb_flow_word(a, 1) ^ lb_flow_word(b, 1)) |
+	        (lb_flow_word(a, 2) ^ lb_flow_word(b, 2)) |
+	        (lb_flow_word(a, 3) ^ lb_flow_word(b, 3)) |
+	        (lb_flow_word(a, 4) ^ lb_flow_word(b, 4))) == 0;
 }
 
 /*

@@ -11,7 +11,6 @@
 #include "core/pkt.h"
 
 #define NS_PER_SEC        1000000000ull
-#define IPPROTO_GRE_      47u
 #define LB_PREFETCH_AHEAD 8u /* frames between an entry prefetch and its use in a batch */
 
 enum job_kind {
@@ -123,16 +122,11 @@ static inline uint32_t addr_len_of(uint8_t family)
 	return family == 4 ? 4u : 16u;
 }
 
-/* Fills the flow key from addresses in the frame (family 4/6) and network-order ports. */
-static inline void key_fill(struct lb_flow_key *k, uint8_t family, const uint8_t *src,
-                            const uint8_t *dst, uint8_t proto, uint16_t sport, uint16_t dport)
-{
-	lb_flow_key_fill(k, family, src, dst, proto, sport, dport);
-}
-
 /* A TCP/UDP packet ip to VIP address ai: its VIP and flow. Sets j->kind. */
-static void classify_l4(const struct lb_snapshot *s, const uint8_t *d, const struct pkt_ip *ip,
-                        int32_t ai, struct lb_job *j)
+static inline __attribute__((always_inline)) void classify_l4(const struct lb_snapshot *s,
+                                                              const uint8_t *d,
+                                                              const struct pkt_ip *ip, int32_t ai,
+                                                              struct lb_job *j)
 {
 	uint16_t sport = 0, dport = 0;
 	int32_t vip;
@@ -163,8 +157,8 @@ static void classify_l4(const struct lb_snapshot *s, const uint8_t *d, const str
 	}
 	j->kind = JOB_FLOW;
 	j->vip = (uint16_t)vip;
-	key_fill(&j->key, ip->family, pkt_ip_src(d, ip), pkt_ip_dst(d, ip), ip->proto, sport,
-	         dport);
+	lb_flow_key_fill(&j->key, ip->family, pkt_ip_src(d, ip), pkt_ip_dst(d, ip), ip->proto,
+	                 sport, dport);
 	j->hash = lb_flow_hash(&j->key, s->hash_seed);
 }
 
@@ -211,7 +205,8 @@ static void classify_icmp_error(const struct lb_snapshot *s, const uint8_t *d,
 	j->insert = false;
 	j->tcp_flags = 0;
 	j->vip = (uint16_t)vip;
-	key_fill(&j->key, ip->family, pkt_ip_dst(d, &e), pkt_ip_src(d, &e), e.proto, sport, dport);
+	lb_flow_key_fill(&j->key, ip->family, pkt_ip_dst(d, &e), pkt_ip_src(d, &e), e.proto, sport,
+	                 dport);
 	j->hash = lb_flow_hash(&j->key, s->hash_seed);
 }
 
@@ -319,8 +314,9 @@ static void classify_gre(const struct lb_snapshot *s, const uint8_t *d, const st
 	}
 }
 
-/* First stage: parse and classify f into j; no state changes besides nothing (pure). */
-static void classify(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
+/* First stage: parse and classify f into j, reading only the frame and the snapshot. */
+static inline __attribute__((always_inline)) void
+classify(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
 {
 	const uint8_t *d = f->data;
 	uint32_t l3off;
@@ -348,7 +344,7 @@ static void classify(const struct lb_snapshot *s, const struct lb_frame *f, stru
 			job_verdict(j, LB_DROP, (unsigned)err);
 		return;
 	}
-	if (j->ip.proto == IPPROTO_GRE_ && is_our_source(s, d, &j->ip)) {
+	if (j->ip.proto == GRE_IPPROTO && is_our_source(s, d, &j->ip)) {
 		struct pkt_ip outer = j->ip;
 
 		classify_gre(s, d, &outer, j);
@@ -462,8 +458,7 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
                            struct lb_job *j, uint64_t now_ns)
 {
 	const struct lb_backend *b;
-	const struct lb_addr *src;
-	struct gre_outer o;
+	struct gre_fields fl;
 	uint64_t mac;
 	uint16_t id;
 	uint8_t baf;
@@ -489,18 +484,23 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	mac = atomic_load_explicit(&s->nexthops[b->nexthop].mac, memory_order_relaxed);
 	if (!(mac & LB_NH_VALID))
 		return drop(w, LB_CTR_DROP_NEXTHOP_UNRESOLVED);
-	src = baf == AF_INET ? &s->source_ipv4 : &s->source_ipv6;
-	if (src->family != baf)
+	if (!b->has_source)
 		return drop(w, LB_CTR_DROP_NO_SOURCE_ADDR);
-	o.eth_dst = mac;
-	o.eth_src = w->p.mac;
-	o.src = src;
-	o.dst = &b->addr;
-	o.ttl = s->ttl;
-	o.tos = j->ip.tos;
-	o.df = j->ip.df;
-	o.id = j->ip.family == 4 ? pkt_load16(f->data + j->ip.off + 4) : 0;
+	fl.tos = j->ip.tos;
+	fl.df = j->ip.df;
+	fl.id = j->ip.family == 4 ? pkt_load16(f->data + j->ip.off + 4) : 0;
 	if (j->retarget) {
+		struct gre_outer o = {
+		    .eth_dst = mac,
+		    .eth_src = w->p.mac,
+		    .src = baf == AF_INET ? &s->source_ipv4 : &s->source_ipv6,
+		    .dst = &b->addr,
+		    .ttl = s->ttl,
+		    .tos = fl.tos,
+		    .df = fl.df,
+		    .id = fl.id,
+		};
+
 		err = gre_retarget(f, &j->outer, j->gre_off, &o, s->mtu);
 		if (err)
 			return drop(w, (unsigned)err);
@@ -520,7 +520,7 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 			                           : LB_CTR_TX_ICMP6_TOO_BIG);
 			return LB_TX;
 		}
-		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, &o);
+		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, mac, w->p.mac, b, &fl);
 		if (err)
 			return drop(w, (unsigned)err);
 		count(w, baf == AF_INET ? LB_CTR_TX_GRE_IPV4 : LB_CTR_TX_GRE_IPV6);

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/encap.h"
 #include "core/maglev.h"
+#include "core/pkt.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -257,6 +259,29 @@ out:
 	return ret;
 }
 
+/* The outer header template of GRE packets to b (see struct lb_backend). */
+static void build_outer(const struct lb_snapshot *s, struct lb_backend *b)
+{
+	const struct lb_addr *src = b->addr.family == AF_INET ? &s->source_ipv4 : &s->source_ipv6;
+	uint8_t *h = b->outer;
+
+	memset(h, 0, sizeof(b->outer));
+	b->has_source = src->family == b->addr.family;
+	if (b->addr.family == AF_INET) {
+		h[8] = s->ttl;
+		h[9] = GRE_IPPROTO;
+		memcpy(h + 12, src->b, 4);
+		memcpy(h + 16, b->addr.b, 4);
+		b->outer_sum = csum_add(0, h, PKT_IPV4_HLEN);
+	} else {
+		h[6] = GRE_IPPROTO;
+		h[7] = s->ttl;
+		memcpy(h + 8, src->b, 16);
+		memcpy(h + 24, b->addr.b, 16);
+		b->outer_sum = 0;
+	}
+}
+
 /* One next hop per distinct backend address; resolved MACs of prev carry over. */
 static int build_nexthops(struct lb_snapshot *s, const struct config *cfg,
                           const struct lb_snapshot *prev)
@@ -486,6 +511,9 @@ int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
 		if (ret)
 			goto out;
 	}
+	for (uint32_t id = 0; id < s->n_backends; id++)
+		if (s->backends[id].in_use)
+			build_outer(s, &s->backends[id]);
 	ret = build_nexthops(s, cfg, prev);
 	if (ret)
 		goto out;

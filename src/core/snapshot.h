@@ -45,6 +45,15 @@ struct lb_backend {
 	uint32_t nexthop; /* index into lb_snapshot.nexthops */
 	bool in_use;      /* false for a free id */
 	bool up;          /* health; tracked flows stay only on up backends */
+	bool has_source;  /* the config has an outer source address of this backend's family */
+	/*
+	 * Outer header template for GRE to this backend: the IPv4 (20 bytes) or IPv6 (40 bytes)
+	 * header with source, destination, TTL / hop limit and protocol set and the per-packet
+	 * fields (length, TOS / traffic class, ID, DF, checksum) zero. outer_sum is the IPv4
+	 * checksum's one's complement sum of that fixed part, so a packet adds only its own fields.
+	 */
+	uint32_t outer_sum;
+	uint8_t outer[40];
 };
 
 struct lb_vip {

@@ -9,6 +9,10 @@
 #                         L4 hash), so the packets take the same hops as through maglevd
 #   maglevd afxdp / afpacket  build/maglevd in the lb namespace, GRE to the backends; the lb's
 #                         kernel forwarding is off, so whatever arrives went through maglevd.
+# CPUs: trafgen runs on CPU 0 (with the client's, router's and backends' softirq work it causes);
+# the load balancer gets BENCH_LB_CPU (default: the last CPU) for itself in every row: maglevd
+# runs confined to it (its worker is pinned there), and for kernel forwarding the lb's receive
+# processing is steered there with RPS. With one CPU everything shares CPU 0.
 # BENCH_SECONDS (default 5) per row, after BENCH_WARMUP (default 1) seconds of the same traffic.
 # Figures are noisy on a shared 2-core machine: compare the ratios of one run.
 set -u
@@ -22,6 +26,7 @@ BENCH_SPORT_MAX=65023 # 64000 flows
 BENCH_PAYLOAD=18      # bytes: 14 + 20 + 8 + 18 = 60, a 64-byte frame with the FCS
 BENCH_TABLE=100       # router's routing table for what comes back from the lb (kernel row)
 SINK_OBJ=$E2E_BUILD/bpf/xdp_bench_sink.bpf.o
+BENCH_LB_CPU=${BENCH_LB_CPU:-$(($(nproc) - 1))}
 
 e2e_init
 command -v trafgen >/dev/null || e2e_skip "no trafgen (Debian package netsniff-ng)"
@@ -71,9 +76,18 @@ row() {
 	printf '%-24s %12s %14s %10s\n' "$1" "$2" "$3" "$ratio"
 }
 
+# lb_rps MASK: the CPUs (hex mask; 0 = off) that process what the lb's interface receives.
+lb_rps() {
+	local q
+	for q in $(run_in "$NS_LB" sh -c "ls -d /sys/class/net/$LB_IF/queues/rx-*"); do
+		run_in "$NS_LB" sh -c "echo $1 > $q/rps_cpus"
+	done
+}
+
 kernel_forwarding() {
 	local on=$1 i nh=()
 	if [ "$on" -eq 1 ]; then
+		lb_rps "$(printf '%x' $((1 << BENCH_LB_CPU)))"
 		e2e_sysctl "$NS_LB" net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 \
 			"net.ipv4.conf.$LB_IF.send_redirects=0"
 		e2e_sysctl "$NS_ROUTER" net.ipv4.fib_multipath_hash_policy=1
@@ -83,6 +97,7 @@ kernel_forwarding() {
 		run_in "$NS_ROUTER" ip route add "$VIP_DNS4/32" table "$BENCH_TABLE" "${nh[@]}"
 		run_in "$NS_ROUTER" ip rule add iif "$ROUTER_LB_IF" lookup "$BENCH_TABLE" pref 100
 	else
+		lb_rps 0
 		e2e_sysctl "$NS_LB" net.ipv4.ip_forward=0
 		run_in "$NS_ROUTER" ip rule del iif "$ROUTER_LB_IF" lookup "$BENCH_TABLE" pref 100 2>/dev/null
 		run_in "$NS_ROUTER" ip route flush table "$BENCH_TABLE" 2>/dev/null
@@ -96,16 +111,22 @@ maglevd_row() {
 		printf '%-24s not available (no %s)\n' "maglevd $mode" "$MAGLEVD"
 		return
 	fi
-	if ! start_maglevd "$mode" 2>"$E2E_DIR/start.$mode.err"; then
+	if ! E2E_MAGLEVD_CPUS=$BENCH_LB_CPU start_maglevd "$mode" 2>"$E2E_DIR/start.$mode.err"; then
 		why=$(grep -v '^e2e' "$E2E_DIR/start.$mode.err" | head -1)
 		printf '%-24s not available (%s)\n' "maglevd $mode" "${why:-did not start}"
 		return
 	fi
 	measure
 	row "maglevd $mode" "$ROW_OFFERED" "$ROW_PPS"
+	# Its I/O and drop counters above zero (warm-up and run), for where the frames went.
+	run_in "$NS_LB" "$MAGLEVCTL" counters -s "$MAGLEVD_SOCKET" 2>/dev/null |
+		awk '$1 ~ /^(io_|drop_)/ && $2 ~ /^[0-9]+$/ && $2 > 0 { printf "    %s %s\n", $1, $2 }'
 	if ! stop_maglevd; then
 		echo "  (maglevd $mode did not stop cleanly; log: $MAGLEVD_LOG)"
 	fi
+	# maglevd's own account (frames its workers received and sent), for where the rest went.
+	grep -E "worker [0-9]+: .*received|running on" "$MAGLEVD_LOG" | sed 's/^/    /'
+	return 0
 }
 
 e2e_topology_up --no-decap || { echo "bench e2e: topology failed"; exit 1; }
@@ -130,7 +151,8 @@ cat >"$E2E_DIR/udp.trafgen" <<EOF
 }
 EOF
 
-echo "end to end: 64-byte UDP to $VIP_DNS4:53, $((BENCH_SPORT_MAX - BENCH_SPORT_MIN + 1)) flows, trafgen on $BENCH_CPUS CPU(s), ${BENCH_SECONDS}s a row"
+echo "end to end: 64-byte UDP to $VIP_DNS4:53, $((BENCH_SPORT_MAX - BENCH_SPORT_MIN + 1)) flows, ${BENCH_SECONDS}s a row"
+echo "trafgen on $BENCH_CPUS CPU(s) from CPU 0; the load balancer on CPU $BENCH_LB_CPU (maglevd pinned, kernel via RPS)"
 printf '%-24s %12s %14s %10s\n' "path" "offered pps" "delivered pps" "vs kernel"
 kernel_forwarding 1
 measure

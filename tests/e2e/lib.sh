@@ -388,7 +388,8 @@ e2e_config_vip() {
 
 # start_maglevd MODE [CONFIG]: runs build/maglevd -c CONFIG in the lb namespace (CONFIG defaults
 # to one written by write_maglevd_config for MODE). Sets MAGLEVD_PID, MAGLEVD_CONFIG, MAGLEVD_LOG,
-# MAGLEVD_SOCKET. Ready when its control socket exists (or, for afxdp, its XDP program is on
+# MAGLEVD_SOCKET. E2E_MAGLEVD_CPUS (a taskset CPU list) confines it, and so its workers, to those
+# CPUs. Ready when its control socket exists (or, for afxdp, its XDP program is on
 # $LB_IF); fails with its log if it exits or is not ready within 10 s.
 start_maglevd() {
 	local mode=$1 i
@@ -398,7 +399,11 @@ start_maglevd() {
 	[ -x "$MAGLEVD" ] || { e2e_log "no $MAGLEVD (run make)"; return 1; }
 	[ -n "${2:-}" ] || write_maglevd_config "$MAGLEVD_CONFIG" "$mode"
 	rm -f "$MAGLEVD_SOCKET"
-	bg_in "$NS_LB" "$MAGLEVD_LOG" "$MAGLEVD" -c "$MAGLEVD_CONFIG"
+	if [ -n "${E2E_MAGLEVD_CPUS:-}" ]; then
+		bg_in "$NS_LB" "$MAGLEVD_LOG" taskset -c "$E2E_MAGLEVD_CPUS" "$MAGLEVD" -c "$MAGLEVD_CONFIG"
+	else
+		bg_in "$NS_LB" "$MAGLEVD_LOG" "$MAGLEVD" -c "$MAGLEVD_CONFIG"
+	fi
 	MAGLEVD_PID=$BG_PID
 	for ((i = 0; i < 100; i++)); do
 		if ! pid_alive "$MAGLEVD_PID"; then

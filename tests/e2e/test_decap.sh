@@ -245,6 +245,37 @@ test_errors() {
 	rc=$?
 	[ $rc -ne 0 ] && echo "$msg" | grep -q "no BPF object" && ok "missing BPF object: '$msg'" ||
 		not_ok "missing BPF object: rc $rc '$msg'"
+	# A program the verifier must refuse (reads the packet without a bounds check).
+	mkdir -p "$E2E_DIR/badbpf"
+	cat >"$E2E_DIR/badbpf/bad.bpf.c" <<'EOF'
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+SEC("xdp")
+int xdp_decap(struct xdp_md *ctx)
+{
+	unsigned char *p = (void *)(long)ctx->data;
+
+	return p[100] ? XDP_PASS : XDP_DROP;
+}
+char LICENSE[] SEC("license") = "GPL";
+EOF
+	if clang -O2 -target bpf -I"/usr/include/$(cc -dumpmachine)" -c "$E2E_DIR/badbpf/bad.bpf.c" \
+		-o "$E2E_DIR/badbpf/xdp_decap.bpf.o" 2>/dev/null; then
+		backend_decap_detach 1 >/dev/null
+		msg=$(MAGLEV_BPF_DIR=$E2E_DIR/badbpf run_in "${NS_BACKENDS[1]}" "$MAGLEVCTL" decap attach \
+			"$BE_IF" --vip "$VIP_WEB4" 2>&1)
+		rc=$?
+		if [ $rc -ne 0 ] && echo "$msg" | grep -q "rejected by the verifier" &&
+			echo "$msg" | grep -q "invalid access to packet" &&
+			! run_in "${NS_BACKENDS[1]}" ip link show "$BE_IF" | grep -q prog/xdp; then
+			ok "verifier rejection: '$(echo "$msg" | tail -1)' (log shown)"
+		else
+			not_ok "verifier rejection: rc $rc '$msg'"
+		fi
+		backend_decap_attach 1
+	else
+		echo "     (no clang: verifier rejection not tested)"
+	fi
 	printf 'vips:\n  - name: web\n    adress: 203.0.113.10\n' >"$E2E_DIR/bad.yaml"
 	msg=$(run_in "$BE" "$MAGLEVCTL" decap attach "$BE_IF" -c "$E2E_DIR/bad.yaml" 2>&1)
 	rc=$?

@@ -41,8 +41,8 @@ struct frame {
 	size_t len;
 };
 
-static const uint8_t mac_dst[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x11 };
-static const uint8_t mac_src[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 };
+static const uint8_t mac_dst[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x11};
+static const uint8_t mac_src[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
 
 static void put(struct frame *f, const void *p, size_t n)
 {
@@ -74,9 +74,9 @@ static void put_vlan(struct frame *f, uint16_t tci, uint16_t type)
 
 /* An IPv4 header of ihl words (options zero-filled) with payload_len bytes to follow. */
 static void put_ipv4(struct frame *f, const char *src, const char *dst, uint8_t proto,
-		     size_t payload_len, unsigned ihl, uint16_t frag_off)
+                     size_t payload_len, unsigned ihl, uint16_t frag_off)
 {
-	uint8_t h[60] = { 0 };
+	uint8_t h[60] = {0};
 
 	h[0] = (uint8_t)(0x40 | ihl);
 	h[2] = (uint8_t)((ihl * 4 + payload_len) >> 8);
@@ -91,9 +91,9 @@ static void put_ipv4(struct frame *f, const char *src, const char *dst, uint8_t 
 }
 
 static void put_ipv6(struct frame *f, const char *src, const char *dst, uint8_t nh,
-		     size_t payload_len)
+                     size_t payload_len)
 {
-	uint8_t h[40] = { 0 };
+	uint8_t h[40] = {0};
 
 	h[0] = 0x60;
 	h[4] = (uint8_t)(payload_len >> 8);
@@ -114,7 +114,7 @@ static void put_gre(struct frame *f, uint16_t flags_version, uint16_t proto)
 /* Inner packets: an IPv4 ICMP echo (28 bytes + data) and an IPv6 UDP datagram. */
 static void put_inner4(struct frame *f, const char *dst)
 {
-	static const uint8_t icmp[12] = { 8, 0, 0xf7, 0xb6, 0x4d, 0x47, 0, 1, 'm', 'g', 'l', 'v' };
+	static const uint8_t icmp[12] = {8, 0, 0xf7, 0xb6, 0x4d, 0x47, 0, 1, 'm', 'g', 'l', 'v'};
 
 	put_ipv4(f, "198.18.0.2", dst, 1, sizeof(icmp), 5, 0x4000);
 	put(f, icmp, sizeof(icmp));
@@ -122,7 +122,7 @@ static void put_inner4(struct frame *f, const char *dst)
 
 static void put_inner6(struct frame *f, const char *dst)
 {
-	static const uint8_t udp[12] = { 0x9c, 0x41, 0, 53, 0, 12, 0, 0, 'm', 'g', 'l', 'v' };
+	static const uint8_t udp[12] = {0x9c, 0x41, 0, 53, 0, 12, 0, 0, 'm', 'g', 'l', 'v'};
 
 	put_ipv6(f, "2001:db8::2", dst, 17, sizeof(udp));
 	put(f, udp, sizeof(udp));
@@ -159,13 +159,13 @@ static uint64_t counter(enum decap_counter c)
  * want is NULL), and that exactly counter ctr moved, by one.
  */
 static void run_expect(const struct frame *in, int verdict, const struct frame *want,
-		       enum decap_counter ctr)
+                       enum decap_counter ctr)
 {
 	uint8_t out[FRAME_MAX + 256];
 	uint64_t before[DECAP_CTR_MAX];
 	const struct frame *w = want ? want : in;
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->b, .data_size_in = (__u32)in->len,
-		    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
+	            .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
 
 	for (int i = 0; i < DECAP_CTR_MAX; i++)
 		before[i] = counter((enum decap_counter)i);
@@ -178,14 +178,14 @@ static void run_expect(const struct frame *in, int verdict, const struct frame *
 
 		if (counter((enum decap_counter)i) - before[i] != want_delta)
 			fail_msg("counter %s moved by %llu, expected %llu", decap_counter_name[i],
-				 (unsigned long long)(counter((enum decap_counter)i) - before[i]),
-				 (unsigned long long)want_delta);
+			         (unsigned long long)(counter((enum decap_counter)i) - before[i]),
+			         (unsigned long long)want_delta);
 	}
 }
 
 static void vip_add(const char *addr)
 {
-	struct decap_vip_key k = { 0 };
+	struct decap_vip_key k = {0};
 	uint32_t one = 1;
 
 	if (strchr(addr, ':')) {
@@ -270,7 +270,7 @@ static void need_env(void)
 
 static void test_v4_in_v4(void **state)
 {
-	struct frame in = { 0 }, want = { 0 };
+	struct frame in = {0}, want = {0};
 
 	(void)state;
 	need_env();
@@ -285,7 +285,7 @@ static void test_v4_in_v4(void **state)
 
 static void test_v6_in_v6(void **state)
 {
-	struct frame in = { 0 }, want = { 0 };
+	struct frame in = {0}, want = {0};
 
 	(void)state;
 	need_env();
@@ -300,7 +300,7 @@ static void test_v6_in_v6(void **state)
 
 static void test_v6_in_v4(void **state)
 {
-	struct frame in = { 0 }, want = { 0 };
+	struct frame in = {0}, want = {0};
 
 	(void)state;
 	need_env();
@@ -315,7 +315,7 @@ static void test_v6_in_v4(void **state)
 
 static void test_v4_in_v6(void **state)
 {
-	struct frame in = { 0 }, want = { 0 };
+	struct frame in = {0}, want = {0};
 
 	(void)state;
 	need_env();
@@ -330,7 +330,7 @@ static void test_v4_in_v6(void **state)
 
 static void test_vlan_kept(void **state)
 {
-	struct frame in = { 0 }, want = { 0 };
+	struct frame in = {0}, want = {0};
 
 	(void)state;
 	need_env();
@@ -345,7 +345,7 @@ static void test_vlan_kept(void **state)
 
 static void test_outer_ipv4_options(void **state)
 {
-	struct frame in = { 0 }, want = { 0 };
+	struct frame in = {0}, want = {0};
 
 	(void)state;
 	need_env();
@@ -360,8 +360,8 @@ static void test_outer_ipv4_options(void **state)
 
 static void test_ethernet_padding_kept(void **state)
 {
-	static const uint8_t pad[6] = { 0 };
-	struct frame in = { 0 }, want = { 0 };
+	static const uint8_t pad[6] = {0};
+	struct frame in = {0}, want = {0};
 
 	(void)state;
 	need_env();
@@ -378,7 +378,7 @@ static void test_ethernet_padding_kept(void **state)
 
 static void test_inner_not_vip(void **state)
 {
-	struct frame in = { 0 };
+	struct frame in = {0};
 
 	(void)state;
 	need_env();
@@ -391,7 +391,7 @@ static void test_inner_not_vip(void **state)
 
 static void test_inner_v6_not_vip(void **state)
 {
-	struct frame in = { 0 };
+	struct frame in = {0};
 
 	(void)state;
 	need_env();
@@ -405,13 +405,13 @@ static void test_inner_v6_not_vip(void **state)
 
 static void test_gre_flags_unsupported(void **state)
 {
-	static const uint16_t flags[] = { 0x8000 /* C */, 0x2000 /* K */, 0x1000 /* S */,
-					  0x0001 /* version 1 */, 0x4000 /* R */ };
+	static const uint16_t flags[] = {0x8000 /* C */, 0x2000 /* K */, 0x1000 /* S */,
+	                                 0x0001 /* version 1 */, 0x4000 /* R */};
 
 	(void)state;
 	need_env();
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-		struct frame in = { 0 };
+		struct frame in = {0};
 
 		put_eth(&in, 0x0800);
 		put_ipv4(&in, "198.18.2.2", "198.18.1.11", 47, 8 + inner4_len(), 5, 0);
@@ -425,12 +425,12 @@ static void test_gre_flags_unsupported(void **state)
 
 static void test_outer_fragment_unsupported(void **state)
 {
-	static const uint16_t frag[] = { 0x2000 /* MF */, 0x0010 /* offset */ };
+	static const uint16_t frag[] = {0x2000 /* MF */, 0x0010 /* offset */};
 
 	(void)state;
 	need_env();
 	for (size_t i = 0; i < sizeof(frag) / sizeof(frag[0]); i++) {
-		struct frame in = { 0 };
+		struct frame in = {0};
 
 		put_eth(&in, 0x0800);
 		put_ipv4(&in, "198.18.2.2", "198.18.1.11", 47, 4 + inner4_len(), 5, frag[i]);
@@ -442,7 +442,7 @@ static void test_outer_fragment_unsupported(void **state)
 
 static void test_inner_proto_unsupported(void **state)
 {
-	struct frame in = { 0 };
+	struct frame in = {0};
 
 	(void)state;
 	need_env();
@@ -455,9 +455,9 @@ static void test_inner_proto_unsupported(void **state)
 
 static void test_not_gre_passed(void **state)
 {
-	static const uint8_t udp[8] = { 0x9c, 0x41, 0, 53, 0, 8, 0, 0 };
-	static const uint8_t arp[28] = { 0, 1, 8, 0, 6, 4, 0, 1 };
-	struct frame in = { 0 }, in6 = { 0 }, a = { 0 };
+	static const uint8_t udp[8] = {0x9c, 0x41, 0, 53, 0, 8, 0, 0};
+	static const uint8_t arp[28] = {0, 1, 8, 0, 6, 4, 0, 1};
+	struct frame in = {0}, in6 = {0}, a = {0};
 
 	(void)state;
 	need_env();
@@ -478,8 +478,8 @@ static void test_not_gre_passed(void **state)
 
 static void test_truncated_malformed(void **state)
 {
-	struct frame eth_only = { 0 }, gre_cut = { 0 }, inner_cut = { 0 }, v6_cut = { 0 };
-	uint8_t short_inner[10] = { 0x45 };
+	struct frame eth_only = {0}, gre_cut = {0}, inner_cut = {0}, v6_cut = {0};
+	uint8_t short_inner[10] = {0x45};
 
 	(void)state;
 	need_env();
@@ -508,7 +508,7 @@ static void test_truncated_malformed(void **state)
 
 static void test_inconsistent_malformed(void **state)
 {
-	struct frame ver = { 0 }, ihl = { 0 };
+	struct frame ver = {0}, ihl = {0};
 
 	(void)state;
 	need_env();
@@ -531,21 +531,21 @@ static void test_inconsistent_malformed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_v4_in_v4),
-		cmocka_unit_test(test_v6_in_v6),
-		cmocka_unit_test(test_v6_in_v4),
-		cmocka_unit_test(test_v4_in_v6),
-		cmocka_unit_test(test_vlan_kept),
-		cmocka_unit_test(test_outer_ipv4_options),
-		cmocka_unit_test(test_ethernet_padding_kept),
-		cmocka_unit_test(test_inner_not_vip),
-		cmocka_unit_test(test_inner_v6_not_vip),
-		cmocka_unit_test(test_gre_flags_unsupported),
-		cmocka_unit_test(test_outer_fragment_unsupported),
-		cmocka_unit_test(test_inner_proto_unsupported),
-		cmocka_unit_test(test_not_gre_passed),
-		cmocka_unit_test(test_truncated_malformed),
-		cmocka_unit_test(test_inconsistent_malformed),
+	    cmocka_unit_test(test_v4_in_v4),
+	    cmocka_unit_test(test_v6_in_v6),
+	    cmocka_unit_test(test_v6_in_v4),
+	    cmocka_unit_test(test_v4_in_v6),
+	    cmocka_unit_test(test_vlan_kept),
+	    cmocka_unit_test(test_outer_ipv4_options),
+	    cmocka_unit_test(test_ethernet_padding_kept),
+	    cmocka_unit_test(test_inner_not_vip),
+	    cmocka_unit_test(test_inner_v6_not_vip),
+	    cmocka_unit_test(test_gre_flags_unsupported),
+	    cmocka_unit_test(test_outer_fragment_unsupported),
+	    cmocka_unit_test(test_inner_proto_unsupported),
+	    cmocka_unit_test(test_not_gre_passed),
+	    cmocka_unit_test(test_truncated_malformed),
+	    cmocka_unit_test(test_inconsistent_malformed),
 	};
 
 	return cmocka_run_group_tests_name("decap", tests, group_setup, group_teardown);

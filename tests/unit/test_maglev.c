@@ -615,6 +615,32 @@ static void test_digest(void **state)
 	free(t);
 }
 
+/* Keys of other lengths (the API takes any bytes): order by length, then memcmp, past byte 16. */
+static void test_long_keys(void **state)
+{
+	enum { N = 64, M = 1009 };
+	uint8_t keys[N][24];
+	struct maglev_backend b[N];
+	uint16_t t[M], r[M];
+
+	(void)state;
+	for (uint32_t i = 0; i < N; i++) {
+		memset(keys[i], 0xab, sizeof(keys[i]));
+		keys[i][20] = (uint8_t)i; /* differ only beyond the first 16 bytes */
+		b[i] = (struct maglev_backend){ keys[i], i % 4 == 0 ? 17 : 24, 1 + i % 3 };
+		if (i % 4 == 0)
+			keys[i][16] = (uint8_t)i; /* 17-byte keys differ in their last byte */
+	}
+	for (int round = 0; round < 4; round++) {
+		shuffle(b, N);
+		ref_build(r, M, b, N, SEED);
+		assert_int_equal(maglev_build(t, M, b, N, SEED), 0);
+		assert_memory_equal(t, r, sizeof(t));
+	}
+	keys[8][16] = 4; /* now equal to key 4: same length 17, same bytes */
+	assert_int_equal(maglev_build(t, M, b, N, SEED), -EINVAL);
+}
+
 /* Fast build == literal reference, byte for byte, over random sizes, seeds, weights, orders. */
 static void test_matches_reference(void **state)
 {
@@ -623,18 +649,19 @@ static void test_matches_reference(void **state)
 
 	(void)state;
 	assert_true(t && r);
-	for (int iter = 0; iter < 60; iter++) {
+	for (int iter = 0; iter < 80; iter++) {
 		uint32_t m = primes[rng_below(sizeof(primes) / sizeof(primes[0]))];
 		uint32_t n = 1 + rng_below(iter % 4 == 0 ? 1500 : 60);
 		uint64_t seed = rng_next();
-		uint32_t mode = iter % 3;
+		uint32_t mode = iter % 4;
 		struct keyset ks;
 
 		keyset_make(&ks, n, 20 + iter, true);
 		for (uint32_t i = 0; i < n; i++)
-			ks.b[i].weight = mode == 0	? 1
-					 : mode == 1	? rng_below(4)
-							: rng_below(MAGLEV_WEIGHT_MAX + 1);
+			ks.b[i].weight = mode == 0   ? 1
+					 : mode == 1 ? rng_below(4)
+					 : mode == 2 ? rng_below(MAGLEV_WEIGHT_MAX + 1)
+						     : (i % 16 == 0 ? 1000 + rng_below(64536) : 1); /* skewed */
 		shuffle(ks.b, n);
 		ref_build(r, m, ks.b, n, seed);
 		assert_int_equal(maglev_build(t, m, ks.b, n, seed), 0);
@@ -679,6 +706,7 @@ int main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_digest_known_answer),
+		cmocka_unit_test(test_long_keys),
 		cmocka_unit_test(test_matches_reference),
 	};
 

@@ -534,14 +534,63 @@ static void test_pipeline_timeouts(void **state)
 	config_free(c);
 }
 
+/* Per backend counters and lb_explain for a flow and for a tuple that is not for a VIP. */
+static void test_backend_counters_explain(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+	struct lb_worker *w = worker_new(1024);
+	struct lb_addr cl = tcfg_addr("198.18.100.7"), vip = tcfg_addr("203.0.113.20");
+	struct lb_addr other = tcfg_addr("203.0.113.99");
+	struct lb_flow_key k;
+	struct lb_explanation e;
+	const struct lb_backend_counters *bc = lb_worker_backend_counters(w);
+	char got[LB_ADDR_STRLEN], want[LB_ADDR_STRLEN];
+
+	(void)state;
+	lb_flow_key_make(&k, &cl, &vip, 6, 4242, 80);
+	assert_int_equal(lb_explain(w, s, &k, &e), 0);
+	assert_int_equal(e.vip, 5);
+	assert_false(e.tracked);
+	assert_int_equal(e.slot, (uint32_t)(e.hash % 65537));
+	assert_int_equal(e.table_backend, s->vips[5].table[e.slot]);
+	assert_int_equal(e.backend, e.table_backend);
+	for (unsigned i = 0; i < 3; i++)
+		send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 4242, 80, i ? 0x10 : 0x02,
+		          NOW_NS + i, got);
+	lb_addr_str(&s->backends[e.backend].addr, want, sizeof(want));
+	assert_string_equal(got, want);
+	assert_int_equal(lb_counter_read(&bc[e.backend].packets), 3);
+	assert_int_equal(lb_counter_read(&bc[e.backend].bytes), 3 * 40);
+	assert_int_equal(lb_counter_read(&bc[e.backend].flows), 1);
+	assert_int_equal(lb_explain(w, s, &k, &e), 0);
+	assert_true(e.tracked && e.tracked_usable);
+	assert_int_equal(LB_BREF_ID(e.tracked_bref), e.backend);
+	assert_true(e.tracked_expires_ns > NOW_NS);
+	lb_flow_key_make(&k, &cl, &other, 6, 4242, 80);
+	assert_int_equal(lb_explain(w, s, &k, &e), -ENOENT);
+	assert_int_equal(e.vip, -1);
+	lb_flow_key_make(&k, &cl, &vip, 17, 4242, 80);
+	assert_int_equal(lb_explain(w, s, &k, &e), -ENOENT);
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	config_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_fixtures),      cmocka_unit_test(test_fixtures_batch),
-	    cmocka_unit_test(test_truncations),   cmocka_unit_test(test_flow_hash_layout),
-	    cmocka_unit_test(test_stickiness),    cmocka_unit_test(test_fragments_same_backend),
-	    cmocka_unit_test(test_icmp_steering), cmocka_unit_test(test_icmp_rate_limit),
-	    cmocka_unit_test(test_counted_drops), cmocka_unit_test(test_pipeline_timeouts),
+	    cmocka_unit_test(test_fixtures),
+	    cmocka_unit_test(test_fixtures_batch),
+	    cmocka_unit_test(test_truncations),
+	    cmocka_unit_test(test_flow_hash_layout),
+	    cmocka_unit_test(test_stickiness),
+	    cmocka_unit_test(test_fragments_same_backend),
+	    cmocka_unit_test(test_icmp_steering),
+	    cmocka_unit_test(test_icmp_rate_limit),
+	    cmocka_unit_test(test_counted_drops),
+	    cmocka_unit_test(test_pipeline_timeouts),
+	    cmocka_unit_test(test_backend_counters_explain),
 	};
 
 	return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);

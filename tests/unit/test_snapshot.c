@@ -262,6 +262,22 @@ static void test_bad_inputs(void **state)
 	config_free(c);
 }
 
+/* A config without VIPs builds an empty snapshot that matches nothing. */
+static void test_empty(void **state)
+{
+	struct config *c = tcfg_new();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+	struct lb_addr a = tcfg_addr("203.0.113.10");
+
+	(void)state;
+	assert_int_equal(s->n_vips, 0);
+	assert_int_equal(s->n_backends, 0);
+	assert_int_equal(snapshot_vip_lookup(s, &a, IPPROTO_TCP, 80), -1);
+	assert_int_equal(snapshot_addr_find(s, AF_INET, a.b), -1);
+	snapshot_free(s);
+	config_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +288,7 @@ int main(void)
 	    cmocka_unit_test(test_overrides),
 	    cmocka_unit_test(test_nexthop_carry_over),
 	    cmocka_unit_test(test_bad_inputs),
+	    cmocka_unit_test(test_empty),
 	};
 
 	return cmocka_run_group_tests_name("snapshot", tests, NULL, NULL);
