@@ -16,6 +16,7 @@
 #     config is refused and traffic keeps flowing
 #  12 re-target: UDP to a VIP wrapped in GRE to maglevd's own address reaches a backend, whose echo
 #     comes straight back to the client
+#  13 dataplane.nexthop_mac: with the router's MAC configured (no netlink), requests are answered
 
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -314,6 +315,19 @@ dp_case_retarget() {
 		dp_fail "12 re-target: $out"
 }
 
+dp_case_nexthop_mac() {
+	local cfg=$E2E_DIR/maglevd.nhmac.yaml mac n
+	mac=$(run_in "$NS_ROUTER" cat "/sys/class/net/$ROUTER_LB_IF/address")
+	sed "s/^  interface: .*/&\n  nexthop_mac: $mac/" "$E2E_DIR/maglevd.yaml" >"$cfg"
+	run_in "$NS_LB" ip neigh flush dev "$LB_IF"
+	dp_start_maglevd "$cfg" nhmac || { dp_fail "13 nexthop_mac: maglevd did not start"; return; }
+	n=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
+		"http://$VIP_WEB4/?[1-30]" | grep -c '^be[0-9]$')
+	stop_maglevd || dp_fail "13 nexthop_mac: maglevd exit status $?"
+	[ "$n" -eq 30 ] && dp_pass "13 nexthop_mac $mac: 30/30 answered" ||
+		dp_fail "13 nexthop_mac: $n of 30 answered"
+}
+
 dp_main() {
 	local extra
 	e2e_init
@@ -335,6 +349,7 @@ dp_main() {
 	dp_case_retarget
 	dp_case_stop
 	dp_case_bad_start
+	dp_case_nexthop_mac
 	dp_case_workers
 	if [ "$DP_FAILED" -ne 0 ]; then
 		echo "$DP_MODE: $DP_FAILED case(s) failed"
