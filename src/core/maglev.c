@@ -18,7 +18,7 @@
  * Once at most sqrt(M * MAGLEV_TAIL_SCALE) slots are empty, a turn finds its slot by scanning the
  * list of empty slots (a few cycles per empty slot) instead of walking the backend's permutation
  * (about M / empty probes). Both give the same slot, the first empty one in the backend's
- * permutation order; only the speed differs. The scale is the measured ratio of the two costs.
+ * permutation order; only the speed differs. The scale was chosen by measuring builds.
  */
 #define MAGLEV_TAIL_SCALE 2u
 #define MAGLEV_TAIL_MAX   4088u /* empty slots in the tail list: index + padding fits SCAN_KEY_BITS */
@@ -213,12 +213,15 @@ static uint32_t scan_nearest(const uint32_t *empties, uint32_t n_e, uint32_t c, 
 }
 
 #ifdef MAGLEV_HAVE_AVX2
+#define SCAN_ROUND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
 /*
  * scan_nearest, four slots per vector in double precision, over empties_d (the empty slots as
- * doubles). Exact: x = (e + m - c) * inv < 2^41 is exact in a double; q = x * (1/m) rounded to
- * an integer (the 2^52 trick) is within 2^-32 of x/m before rounding, so it is the true quotient
- * or one more, and x - q*m (one fused, exact operation on integers below 2^53) lies in [-m, m):
- * one conditional addition of m gives the distance. Keys d * 2^12 + k < 2^32 are exact too.
+ * doubles). Exact: x = (e + m - c) * inv < 2^41 is exact in a double; x * (1/m) is within 2^-32
+ * of x/m (in any rounding mode), so rounded to the nearest integer (explicitly, not by MXCSR) it
+ * is the true quotient or one more, and x - q*m (one fused, exact operation on integers below
+ * 2^53) lies in [-m, m): one conditional addition of m gives the distance. Keys d * 2^12 + k <
+ * 2^32 are exact too.
  */
 __attribute__((target("avx2,fma"))) static uint32_t
 scan_nearest_avx2(const double *empties_d, uint32_t n_e, uint32_t c, uint32_t inv, uint32_t m,
@@ -226,7 +229,6 @@ scan_nearest_avx2(const double *empties_d, uint32_t n_e, uint32_t c, uint32_t in
 {
 	const __m256d vinv = _mm256_set1_pd((double)inv), vm = _mm256_set1_pd((double)m);
 	const __m256d vminv = _mm256_set1_pd(m_inv), voff = _mm256_set1_pd((double)(m - c));
-	const __m256d vmagic = _mm256_set1_pd(4503599627370496.0); /* 2^52 */
 	const __m256d vscale = _mm256_set1_pd((double)(1u << SCAN_KEY_BITS));
 	const __m256d vstep = _mm256_set1_pd(8.0), vzero = _mm256_setzero_pd();
 	__m256d best0 = _mm256_set1_pd(1e300), best1 = best0, b;
@@ -237,8 +239,8 @@ scan_nearest_avx2(const double *empties_d, uint32_t n_e, uint32_t c, uint32_t in
 		__m256d x0 = _mm256_mul_pd(_mm256_add_pd(_mm256_loadu_pd(empties_d + k), voff), vinv);
 		__m256d x1 = _mm256_mul_pd(_mm256_add_pd(_mm256_loadu_pd(empties_d + k + 4), voff),
 					   vinv);
-		__m256d q0 = _mm256_sub_pd(_mm256_fmadd_pd(x0, vminv, vmagic), vmagic);
-		__m256d q1 = _mm256_sub_pd(_mm256_fmadd_pd(x1, vminv, vmagic), vmagic);
+		__m256d q0 = _mm256_round_pd(_mm256_mul_pd(x0, vminv), SCAN_ROUND);
+		__m256d q1 = _mm256_round_pd(_mm256_mul_pd(x1, vminv), SCAN_ROUND);
 		__m256d r0 = _mm256_fnmadd_pd(q0, vm, x0);
 		__m256d r1 = _mm256_fnmadd_pd(q1, vm, x1);
 

@@ -454,6 +454,65 @@ static enum lb_verdict drop(struct lb_worker *w, unsigned c)
 }
 
 /* Second stage: act on j. */
+/* An echo request to a VIP address: the reply, in place. Off the hot path. */
+static __attribute__((noinline, cold)) enum lb_verdict act_echo(struct lb_worker *w,
+                                                                const struct lb_snapshot *s,
+                                                                struct lb_frame *f,
+                                                                const struct lb_job *j)
+{
+	icmp_echo_reply(f, &j->ip, s->ttl);
+	count(w, j->ip.family == 4 ? LB_CTR_TX_ICMP_ECHO_REPLY : LB_CTR_TX_ICMP6_ECHO_REPLY);
+	return LB_TX;
+}
+
+/* Encapsulated, the packet would exceed the MTU (see docs/pipeline.md, "MTU"). */
+static __attribute__((noinline, cold)) enum lb_verdict
+act_too_big(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
+            const struct lb_job *j, uint8_t baf, uint64_t now_ns)
+{
+	int err;
+
+	if (j->steer)
+		return drop(w, LB_CTR_DROP_TOO_BIG_ICMP);
+	if (!j->ip.df)
+		return drop(w, LB_CTR_DROP_TOO_BIG_NO_DF);
+	if (!icmp_allow(w, s->icmp_rate, now_ns))
+		return drop(w, LB_CTR_ICMP_RATE_LIMITED);
+	err = icmp_too_big(f, &j->ip, s->mtu - gre_overhead(baf), s->ttl);
+	if (err)
+		return drop(w, (unsigned)err);
+	count(w, j->ip.family == 4 ? LB_CTR_TX_ICMP_FRAG_NEEDED : LB_CTR_TX_ICMP6_TOO_BIG);
+	return LB_TX;
+}
+
+/* A GRE packet to us: rewrite its outer header for backend b. */
+static __attribute__((noinline, cold)) int act_retarget(struct lb_worker *w,
+                                                        const struct lb_snapshot *s,
+                                                        struct lb_frame *f, const struct lb_job *j,
+                                                        const struct lb_backend *b, uint64_t mac,
+                                                        const struct gre_fields *fl)
+{
+	struct gre_outer o = {
+	    .eth_dst = mac,
+	    .eth_src = w->p.mac,
+	    .src = b->addr.family == AF_INET ? &s->source_ipv4 : &s->source_ipv6,
+	    .dst = &b->addr,
+	    .ttl = s->ttl,
+	    .tos = fl->tos,
+	    .df = fl->df,
+	    .id = fl->id,
+	};
+	int err = gre_retarget(f, &j->outer, j->gre_off, &o, s->mtu);
+
+	if (err) {
+		count(w, (unsigned)err);
+		return err;
+	}
+	count(w, LB_CTR_TX_RETARGET);
+	return 0;
+}
+
+/* Second stage for a JOB_FLOW or JOB_ECHO job (verdict jobs are counted by the caller). */
 static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
                            struct lb_job *j, uint64_t now_ns)
 {
@@ -464,16 +523,8 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	uint8_t baf;
 	int err;
 
-	if (j->kind == JOB_VERDICT) {
-		count(w, j->counter);
-		return (enum lb_verdict)j->verdict;
-	}
-	if (j->kind == JOB_ECHO) {
-		icmp_echo_reply(f, &j->ip, s->ttl);
-		count(w,
-		      j->ip.family == 4 ? LB_CTR_TX_ICMP_ECHO_REPLY : LB_CTR_TX_ICMP6_ECHO_REPLY);
-		return LB_TX;
-	}
+	if (__builtin_expect(j->kind == JOB_ECHO, 0))
+		return act_echo(w, s, f, j);
 	if (j->ip.frag)
 		count(w, LB_CTR_FRAGMENTS);
 	id = choose(w, s, j, ct_tick(now_ns));
@@ -489,37 +540,12 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	fl.tos = j->ip.tos;
 	fl.df = j->ip.df;
 	fl.id = j->ip.family == 4 ? pkt_load16(f->data + j->ip.off + 4) : 0;
-	if (j->retarget) {
-		struct gre_outer o = {
-		    .eth_dst = mac,
-		    .eth_src = w->p.mac,
-		    .src = baf == AF_INET ? &s->source_ipv4 : &s->source_ipv6,
-		    .dst = &b->addr,
-		    .ttl = s->ttl,
-		    .tos = fl.tos,
-		    .df = fl.df,
-		    .id = fl.id,
-		};
-
-		err = gre_retarget(f, &j->outer, j->gre_off, &o, s->mtu);
-		if (err)
-			return drop(w, (unsigned)err);
-		count(w, LB_CTR_TX_RETARGET);
+	if (__builtin_expect(j->retarget, 0)) {
+		if (act_retarget(w, s, f, j, b, mac, &fl))
+			return LB_DROP;
 	} else {
-		if (gre_overhead(baf) + j->ip.len > s->mtu) {
-			if (j->steer)
-				return drop(w, LB_CTR_DROP_TOO_BIG_ICMP);
-			if (!j->ip.df)
-				return drop(w, LB_CTR_DROP_TOO_BIG_NO_DF);
-			if (!icmp_allow(w, s->icmp_rate, now_ns))
-				return drop(w, LB_CTR_ICMP_RATE_LIMITED);
-			err = icmp_too_big(f, &j->ip, s->mtu - gre_overhead(baf), s->ttl);
-			if (err)
-				return drop(w, (unsigned)err);
-			count(w, j->ip.family == 4 ? LB_CTR_TX_ICMP_FRAG_NEEDED
-			                           : LB_CTR_TX_ICMP6_TOO_BIG);
-			return LB_TX;
-		}
+		if (__builtin_expect(gre_overhead(baf) + j->ip.len > s->mtu, 0))
+			return act_too_big(w, s, f, j, baf, now_ns);
 		err = gre_encap(f, j->ip.off, j->ip.len, j->ip.family, mac, w->p.mac, b, &fl);
 		if (err)
 			return drop(w, (unsigned)err);
@@ -532,6 +558,17 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	return LB_TX;
 }
 
+/* Both stages' hand-off: verdicts decided while classifying are counted here, without a call. */
+static inline enum lb_verdict finish(struct lb_worker *w, const struct lb_snapshot *s,
+                                     struct lb_frame *f, struct lb_job *j, uint64_t now_ns)
+{
+	if (j->kind == JOB_VERDICT) {
+		count(w, j->counter);
+		return (enum lb_verdict)j->verdict;
+	}
+	return act(w, s, f, j, now_ns);
+}
+
 enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
                            uint64_t now_ns)
 {
@@ -539,7 +576,7 @@ enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, str
 
 	count(w, LB_CTR_RX_FRAMES);
 	classify(s, f, j);
-	return act(w, s, f, j, now_ns);
+	return finish(w, s, f, j, now_ns);
 }
 
 static inline void prefetch_job(const struct lb_worker *w, const struct lb_job *j)
@@ -569,7 +606,7 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 		for (unsigned i = 0; i < m; i++) {
 			if (i + LB_PREFETCH_AHEAD < m)
 				prefetch_job(w, &w->jobs[i + LB_PREFETCH_AHEAD]);
-			v[i] = act(w, s, &f[i], &w->jobs[i], now_ns);
+			v[i] = finish(w, s, &f[i], &w->jobs[i], now_ns);
 		}
 		f += m;
 		v += m;

@@ -1,5 +1,6 @@
 /* Unit tests of the Maglev table: known answers, balance, weights, disruption, digest, errors. */
 #include <errno.h>
+#include <fenv.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -641,6 +642,29 @@ static void test_long_keys(void **state)
 	assert_int_equal(maglev_build(t, M, b, N, SEED), -EINVAL);
 }
 
+/* The vector tail scan rounds explicitly: the table does not depend on the FP rounding mode. */
+static void test_rounding_mode(void **state)
+{
+	static const int modes[] = { FE_TOWARDZERO, FE_UPWARD, FE_DOWNWARD };
+	const uint32_t n = 300, m = 65537;
+	struct keyset ks;
+	uint16_t *t = malloc(m * sizeof(*t)), *r = malloc(m * sizeof(*r));
+
+	(void)state;
+	assert_true(t && r);
+	keyset_make(&ks, n, 30, true);
+	assert_int_equal(maglev_build(r, m, ks.b, n, SEED), 0);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		assert_int_equal(fesetround(modes[i]), 0);
+		assert_int_equal(maglev_build(t, m, ks.b, n, SEED), 0);
+		assert_int_equal(fesetround(FE_TONEAREST), 0);
+		assert_memory_equal(t, r, m * sizeof(*t));
+	}
+	keyset_free(&ks);
+	free(t);
+	free(r);
+}
+
 /* Fast build == literal reference, byte for byte, over random sizes, seeds, weights, orders. */
 static void test_matches_reference(void **state)
 {
@@ -707,6 +731,7 @@ int main(void)
 		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_digest_known_answer),
 		cmocka_unit_test(test_long_keys),
+		cmocka_unit_test(test_rounding_mode),
 		cmocka_unit_test(test_matches_reference),
 	};
 
