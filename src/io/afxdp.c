@@ -247,9 +247,15 @@ static void afxdp_wait(struct io_dev *d, uint32_t qid, int timeout_ms)
 static void afxdp_counters(struct io_dev *d, uint32_t qid, uint64_t *out)
 {
 	struct afxdp_dev *dev = (struct afxdp_dev *)d;
+	struct afxdp_queue *q = dev->queues[qid];
+	struct xdp_statistics st = { 0 };
+	socklen_t len = sizeof(st);
 
 	for (int i = 0; i < IO_CTR_MAX; i++)
-		out[i] += io_counter_read(dev->queues[qid]->ctr, i);
+		out[i] += io_counter_read(q->ctr, i);
+	/* Cumulative in the kernel; reading them does not disturb the worker. */
+	if (getsockopt(xsk_socket__fd(q->xsk), SOL_XDP, XDP_STATISTICS, &st, &len) == 0)
+		out[IO_CTR_RX_KERNEL_DROPS] += st.rx_dropped + st.rx_ring_full;
 }
 
 static const char *afxdp_mode(const struct io_dev *d)
