@@ -164,7 +164,7 @@ dp_case_stop() {
 	else
 		dp_pass "7 stop: exit $rc, nothing attached to $LB_IF$(grep -o 'frames accounted [0-9/]*' "$MAGLEVD_LOG" | head -1 | sed 's/^/, /')$(grep -o 'drop_nexthop_unresolved *[0-9]*' "$MAGLEVD_LOG" | tr -s ' ' | sed 's/^/, /')"
 	fi
-	echo "--- maglevd log ($DP_MODE)"
+	echo "# maglevd log ($DP_MODE)"
 	cat "$MAGLEVD_LOG"
 }
 
