@@ -123,21 +123,37 @@ static inline uint32_t add_m(uint32_t a, uint32_t b, uint32_t m)
 }
 
 /*
- * Walks the permutation from c to the first empty slot and claims it in the bitmap. The wrap
- * test is marked unpredictable so that it compiles to a conditional move, and the empty asm
- * keeps the claim's bit arithmetic out of the loop: ten instructions a probe with GCC 12.
+ * The next permutation position after c: c + skip, wrapped below m. With ms = m - skip the wrap is
+ * decided by c < ms, so the sum and the wrapped value both come straight from c and one
+ * subtraction's borrow picks between them: two cycles of latency a step, where "c + skip, then
+ * compare, then select" takes three. GCC turns the C form into a branch (half of them
+ * mispredicted), hence the asm on x86-64.
+ */
+static inline __attribute__((always_inline)) uint32_t perm_step(uint32_t c, uint32_t skip,
+								 uint32_t ms)
+{
+#if defined(__x86_64__)
+	uint32_t c1 = c + skip;
+
+	__asm__("sub %[ms], %[c]\n\tcmovb %[c1], %[c]" : [c] "+&r"(c) : [c1] "r"(c1), [ms] "r"(ms)
+		: "cc");
+	return c;
+#else
+	return c < ms ? c + skip : c - ms;
+#endif
+}
+
+/*
+ * Walks the permutation from c to the first empty slot and claims it in the bitmap. The empty asm
+ * keeps the claim's bit arithmetic out of the loop: eight instructions a probe with GCC 12.
  */
 static inline __attribute__((always_inline)) uint32_t probe_claim(uint64_t *used, uint32_t m,
 								   uint32_t c, uint32_t skip)
 {
-	for (;;) {
-		uint32_t c1;
+	uint32_t ms = m - skip;
 
-		if (!((used[c >> 6] >> (c & 63)) & 1))
-			break;
-		c1 = c + skip;
-		c = __builtin_expect_with_probability(c1 >= m, 1, 0.5) ? c1 - m : c1;
-	}
+	while ((used[c >> 6] >> (c & 63)) & 1)
+		c = perm_step(c, skip, ms);
 	__asm__("" : "+r"(c));
 	used[c >> 6] |= 1ull << (c & 63);
 	return c;
