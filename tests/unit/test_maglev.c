@@ -148,8 +148,8 @@ static void ref_build(uint16_t *table, uint32_t m, const struct maglev_backend *
 		      uint64_t seed)
 {
 	struct ref_entry *s = malloc(n * sizeof(*s));
-	struct maglev_perm *p = malloc(n * sizeof(*p));
-	uint32_t *w = malloc(n * sizeof(*w));
+	struct maglev_perm *p = calloc(n, sizeof(*p)); /* calloc: GCC's -O1 maybe-uninitialized */
+	uint32_t *w = calloc(n, sizeof(*w));
 
 	assert_true(s && p && w);
 	for (uint32_t i = 0; i < n; i++)
