@@ -15,18 +15,21 @@
 #include <xxhash.h>
 
 /*
- * Once at most sqrt(M / MAGLEV_TAIL_DIV) slots are empty, a turn finds its slot by scanning the
- * list of empty slots (a few cycles per empty slot) instead of walking the backend's permutation
- * (about M / empty probes). Both give the same slot, the first empty one in the backend's
- * permutation order; only the speed differs. The divisor was chosen by measuring builds: 2 and 4
- * were 2.5% faster than 1 at M = 65537 and no different at M = 655373.
+ * Once few slots are empty, a turn finds its slot by scanning the list of empty slots instead of
+ * walking the backend's permutation (about M / empty probes). Both give the same slot, the first
+ * empty one in the backend's permutation order; only the speed differs. The scan starts at
+ * sqrt(M / 2) empty slots with the scalar scan (some 6 cycles a slot) and at sqrt(M) with the
+ * vector one (under 2 cycles a slot); measured on the test machine, sqrt(M / 2) was 2.5% faster
+ * than sqrt(M) for the scalar scan at M = 65537, sqrt(M) 1-2% faster than sqrt(M / 2) and
+ * sqrt(2 M) for the vector scan at M = 655373.
  */
-#define MAGLEV_TAIL_DIV 2u
+#define MAGLEV_TAIL_DIV_SCALAR 2u
+#define MAGLEV_TAIL_DIV_VECTOR 1u
 /*
- * The tail scans with AVX2 only from this M on (a tail of sqrt(M / 2) = 256 empty slots and more).
- * Measured on the test machine, builds at M = 65537 run about 7% faster with the scalar scan:
- * 256-bit floating-point code that short does not pay for what it costs the core (vector unit
- * warm-up, a lower clock that outlasts it), while at M = 655373 the vector scan still wins.
+ * The tail scans with AVX2 only from this M on (M = 131072: 362 empty slots). At M = 65537 the
+ * vector scan gave the same best build time as the scalar one but a 10% worse median: 256-bit
+ * floating-point code that short does not pay for what it costs the core (vector unit warm-up, a
+ * lower clock that outlasts it), while at M = 655373 it wins.
  */
 #define MAGLEV_VSCAN_MIN_SIZE (1u << 17)
 #define MAGLEV_TAIL_MAX   4088u /* empty slots in the tail list: index + padding fits SCAN_KEY_BITS */
@@ -94,9 +97,10 @@ static uint32_t isqrt32(uint64_t x)
 	return (uint32_t)r;
 }
 
-static uint32_t tail_max_for(uint32_t m)
+/* Empty slots at which the tail scan starts (the larger for the vector scan). */
+static uint32_t tail_max_for(uint32_t m, bool vector)
 {
-	uint32_t t = isqrt32(m / MAGLEV_TAIL_DIV);
+	uint32_t t = isqrt32(m / (vector ? MAGLEV_TAIL_DIV_VECTOR : MAGLEV_TAIL_DIV_SCALAR));
 
 	return t < MAGLEV_TAIL_MAX ? t : MAGLEV_TAIL_MAX;
 }
@@ -467,8 +471,8 @@ static size_t scratch_size(uint32_t m, uint32_t n)
 
 	return n * (sizeof(struct maglev_pos) + 2 * sizeof(uint64_t) + 2 * sizeof(uint32_t) +
 		    sizeof(uint16_t)) +
-	       (tail_max_for(m) + SCAN_PAD) * sizeof(double) +
-	       words * sizeof(uint64_t) + (tail_max_for(m) + SCAN_PAD) * sizeof(uint32_t) + 8;
+	       (tail_max_for(m, true) + SCAN_PAD) * sizeof(double) +
+	       words * sizeof(uint64_t) + (tail_max_for(m, true) + SCAN_PAD) * sizeof(uint32_t) + 8;
 }
 
 /*
@@ -485,16 +489,15 @@ MAGLEV_HOT_ALIGN static void populate_core(uint16_t *table, uint32_t m,
 	uint64_t *claimed = used + words;
 	uint64_t *heap = claimed + n;
 	double *empties_d = (double *)(heap + n);
-	struct maglev_pos *pos = (struct maglev_pos *)(empties_d + tail_max_for(m) + SCAN_PAD);
+	struct maglev_pos *pos = (struct maglev_pos *)(empties_d + tail_max_for(m, true) + SCAN_PAD);
 	uint32_t *wts = (uint32_t *)(pos + n);
 	uint32_t *inv = wts + n;
 	uint32_t *empties = inv + n;
-	uint16_t *act_ids = (uint16_t *)(empties + tail_max_for(m) + SCAN_PAD);
+	uint16_t *act_ids = (uint16_t *)(empties + tail_max_for(m, true) + SCAN_PAD);
 	struct maglev_fill f = {
 		.table = table,
 		.m = m,
 		.empty = m,
-		.tail_max = tail_max_for(m),
 		.used = used,
 		.pos = pos,
 		.ids = act_ids,
@@ -510,6 +513,7 @@ MAGLEV_HOT_ALIGN static void populate_core(uint16_t *table, uint32_t m,
 	};
 	bool equal = true;
 
+	f.tail_max = tail_max_for(m, f.avx2);
 	for (uint32_t k = 0; k < n; k++) {
 		if (weights[k] == 0)
 			continue;
