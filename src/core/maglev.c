@@ -147,28 +147,18 @@ static inline uint32_t add_m(uint32_t a, uint32_t b, uint32_t m)
 }
 
 /*
- * The next permutation position after c: c + skip, wrapped below m, with ms = m - skip (the sum
- * wraps iff c >= ms). probe_claim's x86-64 loop does the same with one subtraction, whose borrow
- * picks c + skip or c - ms by a conditional move: two cycles of latency a step, where "c + skip,
- * then compare, then select" takes three.
- */
-static inline __attribute__((always_inline)) uint32_t perm_step(uint32_t c, uint32_t skip,
-								 uint32_t ms)
-{
-	return c < ms ? c + skip : c - ms;
-}
-
-/*
  * Walks the permutation from the position after c to the first empty slot and claims it in the
- * bitmap.
+ * bitmap. The next position after c is c + skip, wrapped below m; with ms = m - skip it wraps iff
+ * c >= ms, so c - ms is the wrapped value and its borrow picks c + skip instead: one subtraction
+ * and a conditional move, two cycles of latency a step (c + skip, compare, select take three).
  *
- * On x86-64 the loop is written out: GCC turns perm_step into a branch (half of them
+ * On x86-64 the loop is written out: GCC turns the C step into a branch (half of them
  * mispredicted) rather than the subtraction and conditional move, and the time of a build moved
  * by up to 8% with where the loop happened to land relative to 32- and 64-byte boundaries
  * (measured at M = 65537: 1.02 to 1.10 ms for the same code, linked at different offsets). So the
- * loop, eight instructions in 28 bytes, starts on a 32-byte boundary. The
- * claim sets the bit in the word the last probe loaded and stores it back (two instructions, not
- * a second load and shift): 5% of the build at M = 65537.
+ * loop, eight instructions in 28 bytes, starts on a 32-byte boundary. The claim sets the bit in
+ * the word the last probe loaded and stores it back (two instructions, not a second load and
+ * shift): 5% of the build at M = 65537.
  */
 static inline __attribute__((always_inline)) uint32_t probe_claim(uint64_t *used, uint32_t m,
 								   uint32_t c, uint32_t skip)
@@ -196,7 +186,7 @@ static inline __attribute__((always_inline)) uint32_t probe_claim(uint64_t *used
 		: "cc");
 #else
 	do
-		c = perm_step(c, skip, ms);
+		c = c < ms ? c + skip : c - ms;
 	while ((used[c >> 6] >> (c & 63)) & 1);
 	used[c >> 6] |= 1ull << (c & 63);
 #endif
