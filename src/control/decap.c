@@ -2,7 +2,6 @@
 #include "control/decap.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <limits.h>
 #include <net/if.h>
 #include <stdarg.h>
@@ -17,6 +16,7 @@
 
 #include "control/config_yaml.h"
 #include "core/config.h"
+#include "io/bpfobj.h"
 
 #define DECAP_LOG_MAX       16384u /* bytes of libxdp/libbpf messages kept for an error report */
 #define DECAP_ERR_MAX       512u   /* bytes of one error line */
@@ -86,27 +86,6 @@ static void decap_addr_from_key(const struct decap_vip_key *k, struct lb_addr *a
 	memset(a, 0, sizeof(*a));
 	a->family = k->family == DECAP_FAMILY_IPV4 ? AF_INET : AF_INET6;
 	memcpy(a->b, k->addr, lb_addr_len(a));
-}
-
-int decap_obj_path(char *path, size_t len)
-{
-	const char *dir = getenv(DECAP_BPF_DIR_ENV);
-	char exe[PATH_MAX];
-	ssize_t n;
-	int r;
-
-	if (dir && *dir) {
-		r = snprintf(path, len, "%s/%s", dir, DECAP_OBJ_FILE);
-	} else {
-		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		if (n < 0)
-			return -errno;
-		exe[n] = '\0';
-		r = snprintf(path, len, "%s/bpf/%s", dirname(exe), DECAP_OBJ_FILE);
-	}
-	if (r < 0 || (size_t)r >= len)
-		return -ENAMETOOLONG;
-	return access(path, R_OK) == 0 ? 0 : -ENOENT;
 }
 
 static const char *decap_mode_name(enum xdp_attach_mode m)
@@ -494,9 +473,9 @@ void decap_usage(FILE *f)
 	    "again\n"
 	    "replaces the VIP set. The program stays attached after maglevctl exits. Needs root.\n"
 	    "status prints the mode, the VIPs and the counters; it fails if DEV has no xdp_decap.\n"
-	    "The BPF object is <dir of maglevctl>/bpf/%s, or $%s/%s.\n"
-	    "See docs/backends.md.\n",
-	    DECAP_OBJ_FILE, DECAP_BPF_DIR_ENV, DECAP_OBJ_FILE);
+	    "The BPF object is $%s/%s, else <dir of maglevctl>/bpf/%s, else\n"
+	    "%s/%s. See docs/backends.md.\n",
+	    BPFOBJ_DIR_ENV, DECAP_OBJ_FILE, DECAP_OBJ_FILE, bpfobj_dir_installed, DECAP_OBJ_FILE);
 }
 
 static int decap_usage_err(char *err, size_t errlen, const char *why, const char *arg)
@@ -607,10 +586,10 @@ static int decap_cmd_attach(int argc, char **argv, char *err, size_t errlen)
 	r = decap_need_root(err, errlen);
 	if (r)
 		return r;
-	r = decap_obj_path(obj, sizeof(obj));
+	r = bpfobj_path(DECAP_OBJ_FILE, obj, sizeof(obj));
 	if (r) {
-		snprintf(err, errlen, "no BPF object at %s (run make, or set %s)", obj,
-		         DECAP_BPF_DIR_ENV);
+		snprintf(err, errlen, "no BPF object at %s (run make or make install, or set %s)",
+		         obj, BPFOBJ_DIR_ENV);
 		return r;
 	}
 	r = decap_attach(dev, obj, mode, vips, n, &mode_name, &replaced, err, errlen);

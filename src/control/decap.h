@@ -13,8 +13,7 @@
 #include "control/decap_abi.h"
 #include "core/addr.h"
 
-#define DECAP_OBJ_FILE    "xdp_decap.bpf.o"
-#define DECAP_BPF_DIR_ENV "MAGLEV_BPF_DIR" /* overrides <dir of the binary>/bpf */
+#define DECAP_OBJ_FILE "xdp_decap.bpf.o" /* found with bpfobj_path (src/io/bpfobj.h) */
 
 enum decap_mode {
 	DECAP_MODE_AUTO, /* native (driver) XDP, else generic (SKB) XDP */
@@ -32,12 +31,6 @@ struct decap_status {
 };
 
 extern const char *const decap_counter_name[DECAP_CTR_MAX];
-
-/*
- * Finds the BPF object: $MAGLEV_BPF_DIR/xdp_decap.bpf.o, else <directory of the running
- * binary>/bpf/xdp_decap.bpf.o. Returns 0 or -ENOENT (path then holds where it looked).
- */
-int decap_obj_path(char *path, size_t len);
 
 /*
  * Attaches the program in obj_path to dev with the n VIP addresses (at most DECAP_VIPS_MAX) and

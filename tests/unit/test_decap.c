@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "control/decap.h"
+#include "io/bpfobj.h"
 
 #define FRAME_MAX 512u /* bytes of a fixture frame */
 
@@ -200,7 +201,7 @@ static void vip_add(const char *addr)
 
 static int find_obj(char *path, size_t len)
 {
-	const char *dir = getenv(DECAP_BPF_DIR_ENV);
+	const char *dir = getenv(BPFOBJ_DIR_ENV);
 	char exe[PATH_MAX];
 	ssize_t n;
 
