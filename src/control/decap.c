@@ -19,7 +19,6 @@
 #include "io/bpfobj.h"
 
 #define DECAP_LOG_MAX       16384u /* bytes of libxdp/libbpf messages kept for an error report */
-#define DECAP_ERR_MAX       512u   /* bytes of one error line */
 #define DECAP_MAP_IDS_MAX   16u    /* maps a program can use that we look through */
 #define DECAP_PROG_NAME_MAX 64u    /* bytes of a program name we keep (kernel: 16) */
 
@@ -460,7 +459,7 @@ out:
 	"       maglevctl decap detach DEV\n"                                                      \
 	"       maglevctl decap status DEV\n"
 
-void decap_usage(FILE *f)
+static void decap_usage(FILE *f)
 {
 	fprintf(
 	    f,
@@ -667,15 +666,4 @@ int ctl_cmd_decap(int argc, char **argv, char *err, size_t errlen)
 	if (!strcmp(argv[1], "status"))
 		return decap_cmd_status(argc - 2, argv + 2, err, errlen);
 	return decap_usage_err(err, errlen, "unknown decap command", argv[1]);
-}
-
-int decap_main(int argc, char **argv)
-{
-	char err[DECAP_ERR_MAX] = "";
-	int r = ctl_cmd_decap(argc, argv, err, sizeof(err));
-
-	if (r == 0)
-		return 0;
-	fprintf(stderr, "maglevctl decap: %s\n", err[0] ? err : strerror(-r));
-	return 1;
 }

@@ -8,7 +8,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "control/decap_abi.h"
 #include "core/addr.h"
@@ -52,15 +51,10 @@ int decap_status_read(const char *dev, struct decap_status *st, char *err, size_
 /*
  * `maglevctl decap attach DEV (-c CONFIG | --vip ADDR ...) [--mode native|skb]`,
  * `maglevctl decap detach DEV`, `maglevctl decap status DEV`: a row of maglevctl's command
- * table. argv[0] is "decap". Prints results on stdout; returns 0, or a negative errno with one
- * line in err (a verifier rejection also prints the verifier log on stderr first).
+ * table. argv[0] is "decap". Prints results (or the help text, for --help) on stdout; returns 0,
+ * or a negative errno with one line in err (a verifier rejection also prints the verifier log on
+ * stderr first).
  */
 int ctl_cmd_decap(int argc, char **argv, char *err, size_t errlen);
-
-/* The same as a whole program: prints the error line on stderr, returns the exit status. */
-int decap_main(int argc, char **argv);
-
-/* The full help text of `maglevctl decap`. */
-void decap_usage(FILE *f);
 
 #endif
