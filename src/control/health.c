@@ -381,28 +381,13 @@ static void health_request_format(struct health_check *c)
 
 static void health_probe_start(struct health_checker *hc, struct health_check *c, uint64_t now)
 {
-	struct sockaddr_storage ss = {0};
-	socklen_t sl;
+	struct sockaddr_storage ss;
+	socklen_t sl = lb_addr_sockaddr(&c->t.addr, c->t.port, &ss);
 	int ret;
 
 	c->start_ms = now;
 	c->next_ms = now + c->t.timeout_ms;
 	c->resp_len = 0;
-	if (c->t.addr.family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(c->t.port);
-		sin->sin_addr = c->t.addr.v4;
-		sl = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(c->t.port);
-		sin6->sin6_addr = c->t.addr.v6;
-		sl = sizeof(*sin6);
-	}
 	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		health_probe_end(hc, c, false, strerror(errno), now);
