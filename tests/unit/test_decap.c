@@ -4,7 +4,6 @@
  * and the built object (build/bpf/, or $MAGLEV_BPF_DIR); skipped otherwise.
  */
 #include <errno.h>
-#include <libgen.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,7 +22,7 @@
 #include <cmocka.h>
 
 #include "control/decap.h"
-#include "io/bpfobj.h"
+#include "helpers.h"
 
 #define FRAME_MAX 512u /* bytes of a fixture frame */
 
@@ -199,28 +198,6 @@ static void vip_add(const char *addr)
 	assert_int_equal(bpf_map_update_elem(env.vips_fd, &k, &one, BPF_ANY), 0);
 }
 
-static int find_obj(char *path, size_t len)
-{
-	const char *dir = getenv(BPFOBJ_DIR_ENV);
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (dir && *dir) {
-		snprintf(path, len, "%s/%s", dir, DECAP_OBJ_FILE);
-		return access(path, R_OK);
-	}
-	/* build/tests/test_decap -> build/bpf/, else build/bpf from the source tree's root */
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		snprintf(path, len, "%s/../bpf/%s", dirname(exe), DECAP_OBJ_FILE);
-		if (access(path, R_OK) == 0)
-			return 0;
-	}
-	snprintf(path, len, "build/bpf/%s", DECAP_OBJ_FILE);
-	return access(path, R_OK);
-}
-
 static int group_setup(void **state)
 {
 	char path[PATH_MAX];
@@ -231,7 +208,7 @@ static int group_setup(void **state)
 		env.skip_why = "needs root (BPF_PROG_TEST_RUN)";
 		return 0;
 	}
-	if (find_obj(path, sizeof(path))) {
+	if (th_bpf_obj_path(DECAP_OBJ_FILE, path, sizeof(path))) {
 		env.skip_why = "no xdp_decap.bpf.o (run make)";
 		return 0;
 	}
