@@ -387,7 +387,7 @@ int ctl_server_open(struct ctl_server **out, const char *path, ctl_handler_fn fn
 		goto out;
 	}
 	/* The umask makes the socket 0600 from birth; chmod below states it regardless of umask. */
-	old_mask = umask(0177);
+	old_mask = umask(~(mode_t)CTL_SOCKET_MODE & 0777);
 	ret = bind(s->lfd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
 	umask(old_mask);
 	if (ret < 0)
@@ -605,7 +605,7 @@ int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "%s: %s (is maglevd running?)", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s (is maglevd running?)", path, strerror(-ret));
 		goto out;
 	}
 	line = json_dumps(req, JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -621,7 +621,7 @@ int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char 
 
 		if (r < 0) {
 			ret = -errno;
-			snprintf(err, errlen, "%s: send: %s", path, strerror(errno));
+			snprintf(err, errlen, "%s: send: %s", path, strerror(-ret));
 			goto out;
 		}
 		sent += (size_t)r;
@@ -630,8 +630,16 @@ int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char 
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		uint64_t now = ctl_now_ms();
 		ssize_t r;
+		int ready = now < deadline ? poll(&p, 1, (int)(deadline - now)) : 0;
 
-		if (now >= deadline || poll(&p, 1, (int)(deadline - now)) == 0) {
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "%s: poll: %s", path, strerror(-ret));
+			goto out;
+		}
+		if (ready == 0) {
 			ret = -ETIMEDOUT;
 			snprintf(err, errlen, "%s: no answer within %d ms", path, timeout_ms);
 			goto out;
@@ -668,10 +676,11 @@ int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char 
 	}
 	*resp = json_loadb(buf, off, JSON_DISABLE_EOF_CHECK, &jerr);
 	if (!*resp || !json_is_object(*resp)) {
+		ret = -EPROTO;
+		snprintf(err, errlen, "%s: bad response: %s", path,
+		         *resp ? "not a JSON object" : jerr.text);
 		json_decref(*resp);
 		*resp = NULL;
-		ret = -EPROTO;
-		snprintf(err, errlen, "%s: bad response: %s", path, jerr.text);
 		goto out;
 	}
 	ret = 0;
