@@ -113,8 +113,8 @@ int health_target_from_config(struct health_target *t, const struct config_healt
 	t->addr = *addr;
 	t->type = h->type;
 	t->port = h->port ? h->port : vip_port;
-	t->expect_status = h->expect_status ? h->expect_status : 200;
-	snprintf(t->path, sizeof(t->path), "%s", h->path[0] ? h->path : "/");
+	t->expect_status = h->expect_status ? h->expect_status : CONFIG_HC_EXPECT_STATUS_DEFAULT;
+	snprintf(t->path, sizeof(t->path), "%s", h->path[0] ? h->path : CONFIG_HC_PATH_DEFAULT);
 	t->interval_ms = h->interval_ms;
 	t->timeout_ms = h->timeout_ms;
 	t->rise = h->rise;
@@ -359,9 +359,10 @@ static int health_probe_watch(struct health_checker *hc, struct health_check *c,
 	return epoll_ctl(hc->epfd, op, c->fd, &ev) < 0 ? -errno : 0;
 }
 
-static void health_request_format(struct health_check *c)
+/* Writes the HTTP request into c->req; false if it does not fit (not sent truncated). */
+static bool health_request_format(struct health_check *c)
 {
-	char a[LB_ADDR_STRLEN], host[LB_ADDR_STRLEN + 16];
+	char a[LB_ADDR_STRLEN], host[LB_ADDR_STRLEN + sizeof("[]:65535")];
 	int len;
 
 	lb_addr_str(&c->t.addr, a, sizeof(a));
@@ -374,9 +375,11 @@ static void health_request_format(struct health_check *c)
 	               "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: maglevd-health\r\n"
 	               "Connection: close\r\n\r\n",
 	               c->t.path, host);
-	c->req_len =
-	    len < 0 ? 0 : ((size_t)len < sizeof(c->req) ? (size_t)len : sizeof(c->req) - 1);
+	if (len < 0 || (size_t)len >= sizeof(c->req))
+		return false;
+	c->req_len = (size_t)len;
 	c->req_off = 0;
+	return true;
 }
 
 static void health_probe_start(struct health_checker *hc, struct health_check *c, uint64_t now)
@@ -453,7 +456,10 @@ static void health_probe_io(struct health_checker *hc, struct health_check *c, u
 			health_probe_end(hc, c, true, NULL, now);
 			return;
 		}
-		health_request_format(c);
+		if (!health_request_format(c)) {
+			health_probe_end(hc, c, false, "HTTP request too long", now);
+			return;
+		}
 		c->state = PROBE_SENDING;
 	}
 	if (c->state == PROBE_SENDING) {
