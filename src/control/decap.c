@@ -19,6 +19,7 @@
 #include "io/bpfobj.h"
 
 #define DECAP_LOG_MAX       16384u /* bytes of libxdp/libbpf messages kept for an error report */
+#define DECAP_ERR_MAX       256u   /* bytes of one libxdp error string */
 #define DECAP_MAP_IDS_MAX   16u    /* maps a program can use that we look through */
 #define DECAP_PROG_NAME_MAX 64u    /* bytes of a program name we keep (kernel: 16) */
 
@@ -228,9 +229,37 @@ static int decap_ifindex(const char *dev, char *err, size_t errlen)
 	return (int)ifindex;
 }
 
-static void decap_errstr(int e, char *buf, size_t len)
+/*
+ * decap_find on the interface named dev, with libxdp's messages captured: its index in *ifindex,
+ * the same results as decap_find, and one line in err on failure.
+ */
+static int decap_find_dev(const char *dev, int *ifindex, struct xdp_multiprog **mp,
+                          struct xdp_program **prog, const char **other, char *other_buf,
+                          char *err, size_t errlen)
 {
-	libxdp_strerror(e, buf, len);
+	char ebuf[DECAP_ERR_MAX];
+	int r;
+
+	*mp = NULL;
+	*prog = NULL;
+	*other = NULL;
+	*ifindex = decap_ifindex(dev, err, errlen);
+	if (*ifindex < 0)
+		return *ifindex;
+	decap_log_capture();
+	r = decap_find(*ifindex, mp, prog, other, other_buf);
+	if (r < 0) {
+		libxdp_strerror(r, ebuf, sizeof(ebuf));
+		snprintf(err, errlen, "%s: reading its XDP programs: %s", dev, ebuf);
+	}
+	return r;
+}
+
+/* Where the xdp_decap found in mp runs: its attach mode, or "multi" behind libxdp's dispatcher. */
+static const char *decap_attached_mode(struct xdp_multiprog *mp)
+{
+	return xdp_multiprog__is_legacy(mp) ? decap_mode_name(xdp_multiprog__attach_mode(mp))
+	                                    : "multi";
 }
 
 int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
@@ -241,7 +270,7 @@ int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
 	struct xdp_program *found = NULL, *prog = NULL;
 	enum xdp_attach_mode am;
 	const char *other;
-	char ebuf[256], other_buf[DECAP_PROG_NAME_MAX];
+	char ebuf[DECAP_ERR_MAX], other_buf[DECAP_PROG_NAME_MAX];
 	int ifindex, map_fd = -1, r;
 
 	*replaced = false;
@@ -250,22 +279,12 @@ int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
 		snprintf(err, errlen, "%zu VIPs, at most %u fit the map", n, DECAP_VIPS_MAX);
 		return -E2BIG;
 	}
-	ifindex = decap_ifindex(dev, err, errlen);
-	if (ifindex < 0)
-		return ifindex;
-	decap_log_capture();
-
-	r = decap_find(ifindex, &mp, &found, &other, other_buf);
-	if (r < 0) {
-		decap_errstr(r, ebuf, sizeof(ebuf));
-		snprintf(err, errlen, "%s: reading its XDP programs: %s", dev, ebuf);
+	r = decap_find_dev(dev, &ifindex, &mp, &found, &other, other_buf, err, errlen);
+	if (r < 0)
 		goto out;
-	}
 	if (r == 1) {
 		*replaced = true;
-		*mode_name = xdp_multiprog__is_legacy(mp)
-		                 ? decap_mode_name(xdp_multiprog__attach_mode(mp))
-		                 : "multi";
+		*mode_name = decap_attached_mode(mp);
 		map_fd = decap_prog_map_fd(xdp_program__fd(found), DECAP_MAP_VIPS);
 		if (map_fd < 0) {
 			r = map_fd;
@@ -288,7 +307,7 @@ int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
 	r = (int)libxdp_get_error(prog);
 	if (r) {
 		prog = NULL;
-		decap_errstr(r, ebuf, sizeof(ebuf));
+		libxdp_strerror(r, ebuf, sizeof(ebuf));
 		snprintf(err, errlen, "opening %s: %s", obj_path, ebuf);
 		goto out;
 	}
@@ -301,7 +320,7 @@ int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
 		r = xdp_program__attach(prog, ifindex, am, 0);
 	}
 	if (r) {
-		decap_errstr(r, ebuf, sizeof(ebuf));
+		libxdp_strerror(r, ebuf, sizeof(ebuf));
 		if (xdp_program__fd(prog) < 0)
 			snprintf(err, errlen, "loading %s failed (rejected by the verifier?): %s",
 			         obj_path, ebuf);
@@ -341,19 +360,12 @@ int decap_detach(const char *dev, char *err, size_t errlen)
 	struct xdp_multiprog *mp = NULL;
 	struct xdp_program *prog = NULL;
 	const char *other;
-	char ebuf[256], other_buf[DECAP_PROG_NAME_MAX];
+	char ebuf[DECAP_ERR_MAX], other_buf[DECAP_PROG_NAME_MAX];
 	int ifindex, r;
 
-	ifindex = decap_ifindex(dev, err, errlen);
-	if (ifindex < 0)
-		return ifindex;
-	decap_log_capture();
-	r = decap_find(ifindex, &mp, &prog, &other, other_buf);
-	if (r < 0) {
-		decap_errstr(r, ebuf, sizeof(ebuf));
-		snprintf(err, errlen, "%s: reading its XDP programs: %s", dev, ebuf);
+	r = decap_find_dev(dev, &ifindex, &mp, &prog, &other, other_buf, err, errlen);
+	if (r < 0)
 		return r;
-	}
 	if (r == 0) {
 		snprintf(err, errlen, "%s: xdp_decap is not attached", dev);
 		return -ENOENT;
@@ -363,7 +375,7 @@ int decap_detach(const char *dev, char *err, size_t errlen)
 	else
 		r = xdp_program__detach(prog, ifindex, xdp_multiprog__attach_mode(mp), 0);
 	if (r) {
-		decap_errstr(r, ebuf, sizeof(ebuf));
+		libxdp_strerror(r, ebuf, sizeof(ebuf));
 		snprintf(err, errlen, "%s: detaching xdp_decap: %s", dev, ebuf);
 	}
 	xdp_multiprog__close(mp);
@@ -376,7 +388,7 @@ int decap_status_read(const char *dev, struct decap_status *st, char *err, size_
 	struct xdp_program *prog = NULL;
 	struct decap_vip_key k, kprev;
 	const char *other;
-	char ebuf[256], other_buf[DECAP_PROG_NAME_MAX];
+	char other_buf[DECAP_PROG_NAME_MAX];
 	int ifindex, ncpu, map_fd = -1, r;
 	__u64 *vals = NULL;
 	void *prev = NULL;
@@ -384,22 +396,12 @@ int decap_status_read(const char *dev, struct decap_status *st, char *err, size_
 
 	memset(st, 0, sizeof(*st));
 	st->mode = "none";
-	ifindex = decap_ifindex(dev, err, errlen);
-	if (ifindex < 0)
-		return ifindex;
-	decap_log_capture();
-	r = decap_find(ifindex, &mp, &prog, &other, other_buf);
-	if (r < 0) {
-		decap_errstr(r, ebuf, sizeof(ebuf));
-		snprintf(err, errlen, "%s: reading its XDP programs: %s", dev, ebuf);
+	r = decap_find_dev(dev, &ifindex, &mp, &prog, &other, other_buf, err, errlen);
+	if (r <= 0)
 		return r;
-	}
-	if (r == 0)
-		return 0;
 	st->attached = true;
 	st->prog_id = xdp_program__id(prog);
-	st->mode = xdp_multiprog__is_legacy(mp) ? decap_mode_name(xdp_multiprog__attach_mode(mp))
-	                                        : "multi";
+	st->mode = decap_attached_mode(mp);
 
 	map_fd = decap_prog_map_fd(xdp_program__fd(prog), DECAP_MAP_VIPS);
 	if (map_fd < 0) {
