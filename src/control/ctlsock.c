@@ -81,19 +81,27 @@ int ctl_hostport_parse(const char *s, struct lb_addr *addr, uint16_t *port)
 	return 0;
 }
 
-/* Reads an optional string member; -EINVAL (err set) if present and not a string. */
+/* The member key of o in *v (NULL when absent); -EINVAL (err set) if required and absent. */
+static int ctl_get_member(json_t *o, const char *key, bool required, json_t **v, char *err,
+                          size_t errlen)
+{
+	*v = json_object_get(o, key);
+	if (*v || !required)
+		return 0;
+	snprintf(err, errlen, "missing \"%s\"", key);
+	return -EINVAL;
+}
+
+/* Reads a string member (*out NULL when absent and optional); -EINVAL (err set) if not a string. */
 static int ctl_get_str(json_t *o, const char *key, bool required, const char **out, char *err,
                        size_t errlen)
 {
-	json_t *v = json_object_get(o, key);
+	json_t *v;
+	int ret = ctl_get_member(o, key, required, &v, err, errlen);
 
 	*out = NULL;
-	if (!v) {
-		if (!required)
-			return 0;
-		snprintf(err, errlen, "missing \"%s\"", key);
-		return -EINVAL;
-	}
+	if (ret < 0 || !v)
+		return ret;
 	if (!json_is_string(v)) {
 		snprintf(err, errlen, "\"%s\" must be a string", key);
 		return -EINVAL;
@@ -106,18 +114,16 @@ static int ctl_get_str(json_t *o, const char *key, bool required, const char **o
 	return 0;
 }
 
+/* Reads an integer member in 0..max (*out untouched when absent and optional). */
 static int ctl_get_uint(json_t *o, const char *key, json_int_t max, bool required, uint32_t *out,
                         char *err, size_t errlen)
 {
-	json_t *v = json_object_get(o, key);
+	json_t *v;
 	json_int_t n;
+	int ret = ctl_get_member(o, key, required, &v, err, errlen);
 
-	if (!v) {
-		if (!required)
-			return 0;
-		snprintf(err, errlen, "missing \"%s\"", key);
-		return -EINVAL;
-	}
+	if (ret < 0 || !v)
+		return ret;
 	if (!json_is_integer(v)) {
 		snprintf(err, errlen, "\"%s\" must be an integer", key);
 		return -EINVAL;
