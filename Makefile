@@ -23,6 +23,11 @@ PKGS      := libxdp libbpf yaml-0.1 libxxhash liburcu liburcu-cds libmnl libmicr
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+ifeq ($(PKG_LIBS),)
+ifeq ($(filter help clean format,$(MAKECMDGOALS)),)
+$(warning pkg-config knows not all of: $(PKGS); run scripts/install-deps.sh (as root))
+endif
+endif
 
 OPT       ?= -O2 -g
 WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
