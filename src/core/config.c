@@ -28,6 +28,13 @@ void config_init(struct config *c)
 			.metrics_address = CONFIG_METRICS_ADDR_DEFAULT,
 			.metrics_port = CONFIG_METRICS_PORT_DEFAULT,
 		},
+		.announce = {
+			.table = CONFIG_ANNOUNCE_TABLE_DEFAULT,
+			.protocol = CONFIG_ANNOUNCE_PROTOCOL_DEFAULT,
+			.withdraw_when_no_backends = true,
+			.withdraw_delay_ms = CONFIG_ANNOUNCE_DELAY_DEFAULT_MS,
+			.interface = CONFIG_ANNOUNCE_INTERFACE_DEFAULT,
+		},
 	};
 }
 
