@@ -28,7 +28,8 @@ enum probe_state {
 struct health_check {
 	struct health_target t;
 	bool up;
-	bool keep;         /* scratch mark of health_set_targets */
+	bool keep;         /* scratch mark of health_set_targets: still wanted */
+	bool fresh;        /* scratch mark of health_set_targets: made by this call */
 	uint32_t ok_run;   /* successes in a row */
 	uint32_t fail_run; /* failures in a row */
 	enum probe_state state;
@@ -221,7 +222,7 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 	struct health_target *sorted = NULL;
 	struct health_check **next = NULL;
 	uint32_t *first = NULL; /* first[j]: the sorted target check next[j] was made from */
-	uint32_t m = 0, fresh = 0;
+	uint32_t m = 0, n_fresh = 0;
 	uint64_t now = health_now_ms();
 	int ret = 0;
 
@@ -259,9 +260,8 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 			next[m]->t = sorted[i];
 			next[m]->up = true;
 			next[m]->fd = -1;
-			next[m]->next_ms =
-			    UINT64_MAX; /* placed below, once fresh checks are counted */
-			fresh++;
+			next[m]->fresh = true; /* first probe placed below, once they are counted */
+			n_fresh++;
 		}
 		m++;
 	}
@@ -279,14 +279,15 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 	/* Spread the first probes of new checks over one interval instead of a burst. Checks that
 	 * stay take the new timing (a reload may change it) from their next probe on. */
 	for (uint32_t j = 0, k = 0; j < m; j++) {
-		if (next[j]->next_ms != UINT64_MAX) {
+		if (!next[j]->fresh) {
 			next[j]->t.interval_ms = sorted[first[j]].interval_ms;
 			next[j]->t.timeout_ms = sorted[first[j]].timeout_ms;
 			next[j]->t.rise = sorted[first[j]].rise;
 			next[j]->t.fall = sorted[first[j]].fall;
 			continue;
 		}
-		next[j]->next_ms = now + (uint64_t)next[j]->t.interval_ms * k / (fresh ? fresh : 1);
+		next[j]->fresh = false;
+		next[j]->next_ms = now + (uint64_t)next[j]->t.interval_ms * k / n_fresh;
 		next[j]->start_ms = now;
 		k++;
 	}
@@ -299,7 +300,7 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 out:
 	if (next) {
 		for (uint32_t j = 0; j < m; j++)
-			if (next[j] && next[j]->next_ms == UINT64_MAX)
+			if (next[j] && next[j]->fresh)
 				free(next[j]);
 		free(next);
 	}
