@@ -1,7 +1,6 @@
 /* Configuration defaults and release. */
 #include "core/config.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 
 void config_init(struct config *c)

@@ -49,6 +49,7 @@
 #define CONFIG_CT_ICMP_TIMEOUT_DEFAULT    10u  /* seconds */
 #define CONFIG_ICMP_RATE_DEFAULT          1000u /* generated ICMP errors per second per worker */
 #define CONFIG_SOCKET_DEFAULT    "/run/maglevd.sock"
+#define CONFIG_SOCKET_MAX        108u /* bytes with the NUL: sizeof(sockaddr_un.sun_path) */
 #define CONFIG_METRICS_ADDR_DEFAULT "127.0.0.1"
 #define CONFIG_METRICS_PORT_DEFAULT 9180u
 #define CONFIG_ANNOUNCE_TABLE_DEFAULT    100u /* kernel routing table of the VIP routes */
@@ -126,7 +127,7 @@ struct config_conntrack {
 };
 
 struct config_control {
-	char socket[108];          /* maglevctl Unix socket (sun_path size) */
+	char socket[CONFIG_SOCKET_MAX]; /* maglevctl Unix socket */
 	bool metrics_enabled;
 	char metrics_address[LB_ADDR_STRLEN];
 	uint16_t metrics_port;
