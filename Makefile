@@ -140,7 +140,7 @@ $(BPFOBJ_DIR_H): FORCE
 $(BUILD)/src/io/bpfobj.o: $(BPFOBJ_DIR_H)
 FORCE:
 
-check: check-unit check-san check-fuzz check-e2e
+check: check-unit check-san check-fuzz check-install check-e2e
 
 check-unit: $(TESTS)
 	$(Q)scripts/run-unit.sh $(TESTS)
