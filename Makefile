@@ -79,7 +79,7 @@ all: $(LIB) $(BINS) $(BPF_OBJS) $(TESTS) $(BENCHES)
 help:
 	@echo 'maglevd make targets:'
 	@echo '  all         build maglevd, maglevctl, the XDP programs, unit tests and benchmarks (default)'
-	@echo '  check       every test: unit, unit under ASan+UBSan, fuzzers (bounded), end-to-end (root)'
+	@echo '  check       every test: unit, unit under ASan+UBSan, fuzzers (bounded), install, end-to-end (root)'
 	@echo '  check-unit  unit tests (cmocka)'
 	@echo '  check-san   unit tests built with SAN=1 (AddressSanitizer + UBSan)'
 	@echo '  check-fuzz  each libFuzzer harness for FUZZ_SECONDS (default 20) seconds'
