@@ -12,6 +12,7 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,8 @@ struct afpacket_queue {
 	struct mmsghdr msgs[IO_BATCH_MAX];
 	struct iovec iov[IO_BATCH_MAX];
 	uint64_t ctr[IO_CTR_MAX];
+	/* PACKET_STATISTICS resets when read: the drops read so far (any control thread). */
+	_Atomic uint64_t kernel_drops, kernel_packets;
 };
 
 struct afpacket_dev {
@@ -202,12 +205,27 @@ static void afpacket_wait(struct io_dev *d, uint32_t qid, int timeout_ms)
 	poll(&pfd, 1, timeout_ms);
 }
 
+/* Folds the kernel's statistics of queue q (reset by reading) into its running totals. */
+static void afpacket_kernel_stats(struct afpacket_queue *q)
+{
+	struct tpacket_stats_v3 st = { 0 };
+	socklen_t len = sizeof(st);
+
+	if (getsockopt(q->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0) {
+		atomic_fetch_add(&q->kernel_drops, st.tp_drops);
+		atomic_fetch_add(&q->kernel_packets, st.tp_packets);
+	}
+}
+
 static void afpacket_counters(struct io_dev *d, uint32_t qid, uint64_t *out)
 {
 	struct afpacket_dev *dev = (struct afpacket_dev *)d;
+	struct afpacket_queue *q = dev->queues[qid];
 
 	for (int i = 0; i < IO_CTR_MAX; i++)
-		out[i] += io_counter_read(dev->queues[qid]->ctr, i);
+		out[i] += io_counter_read(q->ctr, i);
+	afpacket_kernel_stats(q);
+	out[IO_CTR_RX_KERNEL_DROPS] += atomic_load(&q->kernel_drops);
 }
 
 static const char *afpacket_mode(const struct io_dev *d)
@@ -220,15 +238,16 @@ static void afpacket_report(struct io_dev *d)
 	struct afpacket_dev *dev = (struct afpacket_dev *)d;
 
 	for (uint32_t i = 0; i < dev->n_queues; i++) {
-		struct tpacket_stats_v3 st = { 0 };
-		socklen_t len = sizeof(st);
+		struct afpacket_queue *q = dev->queues[i];
+		uint64_t drops;
 
-		/* Reading the statistics also resets them; done once, at stop. */
-		if (getsockopt(dev->queues[i]->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0 &&
-		    st.tp_drops)
+		afpacket_kernel_stats(q);
+		drops = atomic_load(&q->kernel_drops);
+		if (drops)
 			fprintf(stderr,
-				"maglevd: afpacket: queue %u kernel: %u of %u frames dropped "
-				"(ring full)\n", i, st.tp_drops, st.tp_packets);
+				"maglevd: afpacket: queue %u kernel: %llu of %llu frames dropped "
+				"(ring full)\n", i, (unsigned long long)drops,
+				(unsigned long long)atomic_load(&q->kernel_packets));
 	}
 }
 

@@ -247,9 +247,15 @@ static void afxdp_wait(struct io_dev *d, uint32_t qid, int timeout_ms)
 static void afxdp_counters(struct io_dev *d, uint32_t qid, uint64_t *out)
 {
 	struct afxdp_dev *dev = (struct afxdp_dev *)d;
+	struct afxdp_queue *q = dev->queues[qid];
+	struct xdp_statistics st = { 0 };
+	socklen_t len = sizeof(st);
 
 	for (int i = 0; i < IO_CTR_MAX; i++)
-		out[i] += io_counter_read(dev->queues[qid]->ctr, i);
+		out[i] += io_counter_read(q->ctr, i);
+	/* Cumulative in the kernel; reading them does not disturb the worker. */
+	if (getsockopt(xsk_socket__fd(q->xsk), SOL_XDP, XDP_STATISTICS, &st, &len) == 0)
+		out[IO_CTR_RX_KERNEL_DROPS] += st.rx_dropped + st.rx_ring_full;
 }
 
 static const char *afxdp_mode(const struct io_dev *d)
@@ -343,10 +349,31 @@ out:
 	return rc;
 }
 
+/* Sums one entry of the steering program's per-CPU stats_map; 0 if it cannot be read. */
+static uint64_t afxdp_stat(const struct afxdp_dev *dev, uint32_t k)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	uint64_t *v, sum = 0;
+
+	if (ncpus <= 0 || !(v = calloc((size_t)ncpus, sizeof(*v))))
+		return 0;
+	if (bpf_map_lookup_elem(dev->stats_map_fd, &k, v) == 0)
+		for (int i = 0; i < ncpus; i++)
+			sum += v[i];
+	free(v);
+	return sum;
+}
+
 static void afxdp_report(struct io_dev *d)
 {
 	struct afxdp_dev *dev = (struct afxdp_dev *)d;
 
+	fprintf(stderr,
+		"maglevd: afxdp: steering program: %llu frames redirected, %llu for a queue "
+		"without a socket, %llu passed to the kernel\n",
+		(unsigned long long)afxdp_stat(dev, XDP_STAT_REDIRECT),
+		(unsigned long long)afxdp_stat(dev, XDP_STAT_NO_SOCKET),
+		(unsigned long long)afxdp_stat(dev, XDP_STAT_PASS));
 	for (uint32_t i = 0; i < dev->n_queues; i++) {
 		struct afxdp_queue *q = dev->queues[i];
 		struct xdp_statistics st = { 0 };
@@ -437,6 +464,13 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 			 p->ifname, rxq);
 		goto out;
 	}
+	/* The steering program passes VIP traffic of a queue without a socket to the kernel. */
+	if (rxq > p->queues)
+		fprintf(stderr,
+			"maglevd: warning: afxdp: '%s' has %u RX queues but there are %u workers: "
+			"VIP packets arriving on queues %u..%u are not seen; set dataplane.workers "
+			"to %u or 'ethtool -L %s combined %u'\n",
+			p->ifname, rxq, p->queues, p->queues, rxq - 1, rxq, p->ifname, p->queues);
 	dev->prog = xdp_program__open_file(p->bpf_path, "xdp", NULL);
 	perr = libxdp_get_error(dev->prog);
 	if (perr) {

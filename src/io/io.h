@@ -26,6 +26,8 @@
 	X(PASS_IGNORED, "io_pass_ignored",                                                         \
 	  "Frames the pipeline passed on AF_PACKET (the kernel has its own copy)")               \
 	X(RX_TRUNCATED, "io_rx_truncated", "Frames larger than a receive buffer, dropped")         \
+	X(RX_KERNEL_DROPS, "io_rx_kernel_drops",                                                   \
+	  "Frames the kernel dropped before maglevd read them (ring full, no free buffer)")        \
 	X(NO_SNAPSHOT, "io_no_snapshot", "Frames dropped before the first snapshot was published") \
 	X(WAKEUPS, "io_wakeups", "Kernel wake-ups asked for (need_wakeup, TX kicks)")
 

@@ -13,12 +13,14 @@
 # the load balancer gets BENCH_LB_CPU (default: the last CPU) for itself in every row: maglevd
 # runs confined to it (its worker is pinned there), and for kernel forwarding the lb's receive
 # processing is steered there with RPS. With one CPU everything shares CPU 0.
-# BENCH_SECONDS (default 5) per row, after BENCH_WARMUP (default 1) seconds of the same traffic.
+# BENCH_REPEAT (default 3) runs of BENCH_SECONDS (default 5) per row, after BENCH_WARMUP (default
+# 1) seconds of the same traffic; the row shows the run with the median delivered rate.
 # Figures are noisy on a shared 2-core machine: compare the ratios of one run.
 set -u
 . "$(dirname "$0")/lib.sh"
 
 BENCH_SECONDS=${BENCH_SECONDS:-5}
+BENCH_REPEAT=${BENCH_REPEAT:-3} # timed runs a row; the median is printed
 BENCH_WARMUP=${BENCH_WARMUP:-1}
 BENCH_CPUS=${BENCH_CPUS:-1} # trafgen processes (one per CPU)
 BENCH_SPORT_MIN=1024  # source ports of the flows: one flow each
@@ -49,23 +51,30 @@ traffic() {
 	sleep 0.3 # frames still on their way
 }
 
-# measure: warm-up, then one timed run; sets ROW_PPS (delivered) and ROW_OFFERED.
+# measure: warm-up, then BENCH_REPEAT timed runs; sets ROW_PPS (delivered) and ROW_OFFERED from
+# the run with the median delivered rate (other work on a shared machine skews single runs).
 ROW_PPS=0
 ROW_OFFERED=0
+ROW_RUNS=
 KERNEL_PPS=0
 measure() {
-	local d0 d1 t0 t1 s0 s1 secs
+	local d0 d1 t0 t1 s0 s1 secs i runs=()
 	traffic "$BENCH_WARMUP"
-	d0=$(delivered)
-	t0=$(link_stat "$NS_CLIENT" "$CLIENT_IF" tx_packets)
-	s0=$(date +%s.%N)
-	traffic "$BENCH_SECONDS"
-	s1=$(date +%s.%N)
-	d1=$(delivered)
-	t1=$(link_stat "$NS_CLIENT" "$CLIENT_IF" tx_packets)
-	secs=$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.3f", b - a }')
-	ROW_PPS=$(awk -v n="$((d1 - d0))" -v s="$secs" 'BEGIN { printf "%d", n / s }')
-	ROW_OFFERED=$(awk -v n="$((t1 - t0))" -v s="$secs" 'BEGIN { printf "%d", n / s }')
+	for ((i = 0; i < BENCH_REPEAT; i++)); do
+		d0=$(delivered)
+		t0=$(link_stat "$NS_CLIENT" "$CLIENT_IF" tx_packets)
+		s0=$(date +%s.%N)
+		traffic "$BENCH_SECONDS"
+		s1=$(date +%s.%N)
+		d1=$(delivered)
+		t1=$(link_stat "$NS_CLIENT" "$CLIENT_IF" tx_packets)
+		secs=$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.3f", b - a }')
+		runs+=("$(awk -v d="$((d1 - d0))" -v t="$((t1 - t0))" -v s="$secs" \
+			'BEGIN { printf "%d %d", d / s, t / s }')")
+	done
+	read -r ROW_PPS ROW_OFFERED < <(printf '%s\n' "${runs[@]}" | sort -n |
+		awk -v m="$(((BENCH_REPEAT + 1) / 2))" 'NR == m')
+	ROW_RUNS=$(printf '%s\n' "${runs[@]}" | awk '{ printf "%s%s", sep, $1; sep = " " }')
 }
 
 row() {
@@ -73,7 +82,7 @@ row() {
 	if [ "$KERNEL_PPS" -gt 0 ] && [[ $3 =~ ^[0-9]+$ ]]; then
 		ratio=$(awk -v a="$3" -v b="$KERNEL_PPS" 'BEGIN { printf "%.2f", a / b }')
 	fi
-	printf '%-24s %12s %14s %10s\n' "$1" "$2" "$3" "$ratio"
+	printf '%-24s %12s %14s %10s   %s\n' "$1" "$2" "$3" "$ratio" "$ROW_RUNS"
 }
 
 # lb_rps MASK: the CPUs (hex mask; 0 = off) that process what the lb's interface receives.
@@ -151,9 +160,10 @@ cat >"$E2E_DIR/udp.trafgen" <<EOF
 }
 EOF
 
-echo "end to end: 64-byte UDP to $VIP_DNS4:53, $((BENCH_SPORT_MAX - BENCH_SPORT_MIN + 1)) flows, ${BENCH_SECONDS}s a row"
+echo "end to end: 64-byte UDP to $VIP_DNS4:53, $((BENCH_SPORT_MAX - BENCH_SPORT_MIN + 1)) flows, median of $BENCH_REPEAT runs of ${BENCH_SECONDS}s"
 echo "trafgen on $BENCH_CPUS CPU(s) from CPU 0; the load balancer on CPU $BENCH_LB_CPU (maglevd pinned, kernel via RPS)"
-printf '%-24s %12s %14s %10s\n' "path" "offered pps" "delivered pps" "vs kernel"
+printf '%-24s %12s %14s %10s   %s\n' "path" "offered pps" "delivered pps" "vs kernel" \
+	"delivered pps of each run"
 kernel_forwarding 1
 measure
 KERNEL_PPS=$ROW_PPS

@@ -14,6 +14,9 @@
 #  10 two workers on a two-queue interface: both get frames, 300 requests all answered
 #  11 SIGHUP reload: a VIP added is steered (its ping answered), a VIP removed no longer is, a bad
 #     config is refused and traffic keeps flowing
+#  12 re-target: UDP to a VIP wrapped in GRE to maglevd's own address reaches a backend, whose echo
+#     comes straight back to the client
+#  13 dataplane.nexthop_mac: with the router's MAC configured (no netlink), requests are answered
 
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -161,7 +164,7 @@ dp_case_stop() {
 	else
 		dp_pass "7 stop: exit $rc, nothing attached to $LB_IF$(grep -o 'frames accounted [0-9/]*' "$MAGLEVD_LOG" | head -1 | sed 's/^/, /')$(grep -o 'drop_nexthop_unresolved *[0-9]*' "$MAGLEVD_LOG" | tr -s ' ' | sed 's/^/, /')"
 	fi
-	echo "--- maglevd log ($DP_MODE)"
+	echo "# maglevd log ($DP_MODE)"
 	cat "$MAGLEVD_LOG"
 }
 
@@ -304,6 +307,27 @@ dp_case_reload() {
 	dp_pass "11 reload: VIP added (answered), bad config refused ($(grep '^maglevd: reload failed' "$MAGLEVD_LOG" | sed 's/.*stays: //')), VIP removed (not answered)"
 }
 
+dp_case_retarget() {
+	local out
+	out=$(run_in "$NS_CLIENT" "$E2E_PYTHON" "$E2E_ROOT/tests/e2e/gre_probe.py" "$CLIENT4" "$LB4" \
+		"$VIP_DNS4" 53 "retarget-$DP_MODE" 2>&1) &&
+		dp_pass "12 re-target: GRE to $LB4 with UDP to $VIP_DNS4 inside echoed: $out" ||
+		dp_fail "12 re-target: $out"
+}
+
+dp_case_nexthop_mac() {
+	local cfg=$E2E_DIR/maglevd.nhmac.yaml mac n
+	mac=$(run_in "$NS_ROUTER" cat "/sys/class/net/$ROUTER_LB_IF/address")
+	sed "s/^  interface: .*/&\n  nexthop_mac: $mac/" "$E2E_DIR/maglevd.yaml" >"$cfg"
+	run_in "$NS_LB" ip neigh flush dev "$LB_IF"
+	dp_start_maglevd "$cfg" nhmac || { dp_fail "13 nexthop_mac: maglevd did not start"; return; }
+	n=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
+		"http://$VIP_WEB4/?[1-30]" | grep -c '^be[0-9]$')
+	stop_maglevd || dp_fail "13 nexthop_mac: maglevd exit status $?"
+	[ "$n" -eq 30 ] && dp_pass "13 nexthop_mac $mac: 30/30 answered" ||
+		dp_fail "13 nexthop_mac: $n of 30 answered"
+}
+
 dp_main() {
 	local extra
 	e2e_init
@@ -322,8 +346,10 @@ dp_main() {
 	dp_case_pmtu
 	dp_case_nexthop_flush
 	dp_case_reload
+	dp_case_retarget
 	dp_case_stop
 	dp_case_bad_start
+	dp_case_nexthop_mac
 	dp_case_workers
 	if [ "$DP_FAILED" -ne 0 ]; then
 		echo "$DP_MODE: $DP_FAILED case(s) failed"

@@ -241,7 +241,7 @@ check "all down: every backend back up" wait_for 10 all_up
 
 # --- 4. explain agrees with where real connections went ---------------------------------------
 agree=0
-for port in 41001 41002 41003 41004 41005 41006; do
+for port in 61001 61002 61003 61004 61005 61006; do # outside ip_local_port_range
 	got=$(run_in "$NS_CLIENT" curl -s -m 2 --local-port "$port" "http://$VIP_WEB4/")
 	addr=$(ctl explain web "$CLIENT4:$port" --json | "$E2E_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["backend"])')
 	if [ "$(be_name_of "$addr")" = "$got" ]; then
@@ -251,7 +251,7 @@ for port in 41001 41002 41003 41004 41005 41006; do
 	fi
 done
 check "explain agrees with 6 of 6 real connections ($agree)" [ "$agree" -eq 6 ]
-ctl explain web "$CLIENT4:41001" || bad "explain (human form)"
+ctl explain web "$CLIENT4:61001" || bad "explain (human form)"
 
 # --- VIPs removed and added by a reload leave and join the XDP steering map ---------------------
 udp_echo() { # true if a UDP datagram to the dns VIP is echoed
