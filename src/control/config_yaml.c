@@ -1373,7 +1373,6 @@ out:
 int config_check_dataplane(const struct config *c, char *err, size_t errlen)
 {
 	const struct config_dataplane *d = &c->dataplane;
-	char buf[LB_ADDR_STRLEN];
 
 	if (!d->interface[0]) {
 		if (d->line)
@@ -1385,38 +1384,5 @@ int config_check_dataplane(const struct config *c, char *err, size_t errlen)
 				 c->path);
 		return -EINVAL;
 	}
-	for (uint32_t i = 0; i < c->n_vips; i++) {
-		const struct config_vip *vip = &c->vips[i];
-
-		if (vip->addr.family == AF_INET6 && d->mtu < CONFIG_MTU_IPV6_MIN) {
-			snprintf(err, errlen,
-				 "%s:%d: VIP '%s' is IPv6 but dataplane.mtu %u is below %u",
-				 c->path, vip->line, vip->name, d->mtu, CONFIG_MTU_IPV6_MIN);
-			return -EINVAL;
-		}
-		for (uint32_t j = 0; j < vip->n_backends; j++) {
-			const struct config_backend *b = &vip->backends[j];
-			bool v4 = b->addr.family == AF_INET;
-			const struct lb_addr *src = v4 ? &d->source_ipv4 : &d->source_ipv6;
-			char fam = v4 ? '4' : '6';
-
-			lb_addr_str(&b->addr, buf, sizeof(buf));
-			if (src->family != b->addr.family) {
-				snprintf(err, errlen,
-					 "%s:%d: VIP '%s' has IPv%c backend '%s' but "
-					 "dataplane.source_ipv%c is not set",
-					 c->path, b->line, vip->name, fam, buf, fam);
-				return -EINVAL;
-			}
-			if (!v4 && d->mtu < CONFIG_MTU_IPV6_MIN) {
-				snprintf(err, errlen,
-					 "%s:%d: VIP '%s' has IPv6 backend '%s' but "
-					 "dataplane.mtu %u is below %u",
-					 c->path, b->line, vip->name, buf, d->mtu,
-					 CONFIG_MTU_IPV6_MIN);
-				return -EINVAL;
-			}
-		}
-	}
-	return 0;
+	return config_check_forwarding(c, err, errlen);
 }

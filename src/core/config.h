@@ -162,6 +162,12 @@ void config_init(struct config *c);
 /* Sets h to the health-check defaults with type HC_NONE and port 0. */
 void config_health_init(struct config_health *h);
 
+/*
+ * What forwarding needs beyond a valid file: an outer source address for each backend family and
+ * an MTU that IPv6 allows where IPv6 is used. 0, or -EINVAL with "FILE:LINE: reason" in err.
+ */
+int config_check_forwarding(const struct config *c, char *err, size_t errlen);
+
 /* Frees what config_load allocated, including c itself; NULL is fine. */
 void config_free(struct config *c);
 

@@ -50,6 +50,17 @@ struct lb_worker {
 	struct lb_job jobs[LB_BATCH_MAX];
 };
 
+void lb_worker_params_init(struct lb_worker_params *p, const struct config_conntrack *ct)
+{
+	*p = (struct lb_worker_params){
+		.ct_entries = ct->entries,
+		.tcp_timeout = ct->tcp_timeout,
+		.tcp_fin_timeout = ct->tcp_fin_timeout,
+		.udp_timeout = ct->udp_timeout,
+		.icmp_timeout = ct->icmp_timeout,
+	};
+}
+
 struct lb_worker *lb_worker_create(const struct lb_worker_params *p)
 {
 	struct lb_worker *w;

@@ -51,6 +51,9 @@ struct lb_backend_counters {
 
 struct lb_worker;
 
+/* Worker parameters from the config's conntrack section; id and mac are left zero. */
+void lb_worker_params_init(struct lb_worker_params *p, const struct config_conntrack *ct);
+
 /* Allocates a worker and everything it uses (connection table, counters). NULL on failure. */
 struct lb_worker *lb_worker_create(const struct lb_worker_params *p);
 void lb_worker_destroy(struct lb_worker *w);

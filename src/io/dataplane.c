@@ -303,16 +303,11 @@ int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_
 	const struct config_dataplane *c = &cfg->dataplane;
 	struct io_params params = { .ifname = c->interface, .queues = c->workers };
 	char bpf_path[PATH_MAX];
-	struct lb_worker_params wp = {
-		.ct_entries = cfg->conntrack.entries,
-		.tcp_timeout = cfg->conntrack.tcp_timeout,
-		.tcp_fin_timeout = cfg->conntrack.tcp_fin_timeout,
-		.udp_timeout = cfg->conntrack.udp_timeout,
-		.icmp_timeout = cfg->conntrack.icmp_timeout,
-	};
+	struct lb_worker_params wp;
 	struct dataplane *dp;
 	int rc, ifindex;
 
+	lb_worker_params_init(&wp, &cfg->conntrack);
 	dp = calloc(1, sizeof(*dp));
 	if (!dp)
 		return -ENOMEM;

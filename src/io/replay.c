@@ -21,25 +21,7 @@ static int replay_check_config(const struct config *cfg, char *err, size_t errle
 		        cfg->path);
 		return -EINVAL;
 	}
-	for (uint32_t i = 0; i < cfg->n_vips; i++) {
-		for (uint32_t j = 0; j < cfg->vips[i].n_backends; j++) {
-			const struct lb_addr *a = &cfg->vips[i].backends[j].addr;
-			const struct lb_addr *src = a->family == AF_INET
-			                                ? &cfg->dataplane.source_ipv4
-			                                : &cfg->dataplane.source_ipv6;
-			char buf[LB_ADDR_STRLEN];
-
-			if (src->family != a->family) {
-				snprintf(err, errlen,
-				         "%s:%d: VIP '%s' has backend '%s' but dataplane.%s is not set",
-				         cfg->path, cfg->vips[i].backends[j].line, cfg->vips[i].name,
-				         lb_addr_str(a, buf, sizeof(buf)),
-				         a->family == AF_INET ? "source_ipv4" : "source_ipv6");
-				return -EINVAL;
-			}
-		}
-	}
-	return 0;
+	return config_check_forwarding(cfg, err, errlen);
 }
 
 int replay_run(const struct config *cfg, const char *in_path, const char *out_path, FILE *report,
@@ -51,18 +33,13 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 	pcap_t *in = NULL, *dead = NULL;
 	pcap_dumper_t *out = NULL;
 	uint8_t *buf = NULL;
-	struct lb_worker_params wp = {
-	    .ct_entries = cfg->conntrack.entries,
-	    .tcp_timeout = cfg->conntrack.tcp_timeout,
-	    .tcp_fin_timeout = cfg->conntrack.tcp_fin_timeout,
-	    .udp_timeout = cfg->conntrack.udp_timeout,
-	    .icmp_timeout = cfg->conntrack.icmp_timeout,
-	};
+	struct lb_worker_params wp;
 	struct pcap_pkthdr *h;
 	const u_char *data;
 	int ret, rc;
 
 	memset(res, 0, sizeof(*res));
+	lb_worker_params_init(&wp, &cfg->conntrack);
 	ret = replay_check_config(cfg, err, errlen);
 	if (ret)
 		goto out;
