@@ -36,12 +36,11 @@ struct daemon {
 
 /*
  * Makes next the published snapshot: next hops and steering first, then the pointer swap, then
- * a grace period so no worker still reads the old one, then the old one's VIPs leave the filter
- * and it is freed.
+ * a grace period so no worker still reads the old one, then the old one's VIPs leave the filter.
+ * The caller owns the old snapshot afterwards.
  */
-static int daemon_publish(struct daemon *d, struct lb_snapshot *next)
+static int daemon_swap(struct daemon *d, struct lb_snapshot *next)
 {
-	struct lb_snapshot *old = d->current;
 	int rc = dataplane_prepare(d->dp, next);
 
 	if (rc)
@@ -49,29 +48,33 @@ static int daemon_publish(struct daemon *d, struct lb_snapshot *next)
 	rcu_assign_pointer(d->current, next);
 	synchronize_rcu();
 	dataplane_commit(d->dp, next);
-	snapshot_free(old);
 	return 0;
 }
 
+/* Publishes the first snapshot (there may be none before it) and frees the one it replaces. */
+static int daemon_publish(struct daemon *d, struct lb_snapshot *next)
+{
+	struct lb_snapshot *old = d->current;
+	int rc = daemon_swap(d, next);
+
+	if (rc == 0)
+		snapshot_free(old);
+	return rc;
+}
+
 /*
- * The control plane's publish hook: like daemon_publish, but the control plane frees the old
- * snapshot (it may still be reading it for metrics until it swaps its own pointer).
+ * The control plane's publish hook: the control plane frees the old snapshot itself (it may
+ * still be reading it for metrics until it swaps its own pointer).
  */
 static int daemon_publish_hook(void *ctx, const struct config *cfg, struct lb_snapshot *next,
 			       char *err, size_t errlen)
 {
-	struct daemon *d = ctx;
-	int rc = dataplane_prepare(d->dp, next);
+	int rc = daemon_swap(ctx, next);
 
 	(void)cfg;
-	if (rc) {
+	if (rc)
 		snprintf(err, errlen, "data plane refused the new snapshot: %s", strerror(-rc));
-		return rc;
-	}
-	rcu_assign_pointer(d->current, next);
-	synchronize_rcu();
-	dataplane_commit(d->dp, next);
-	return 0;
+	return rc;
 }
 
 static const struct lb_worker *daemon_worker_hook(void *ctx, uint32_t i)
