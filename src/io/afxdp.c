@@ -25,8 +25,13 @@
 #include "../../bpf/xdp_vip.h" /* map layouts shared with the BPF side */
 
 #define AFXDP_FRAME_SIZE  XSK_UMEM__DEFAULT_FRAME_SIZE /* bytes per UMEM frame */
-#define AFXDP_FRAMES      4096u /* UMEM frames per queue: fill + RX + TX rings never exceed it */
-#define AFXDP_RING_SIZE   2048u /* descriptors in each of the fill, completion, RX, TX rings */
+/*
+ * Rings of 4096 (fill + RX hold up to 8192 frames): the worker shares its CPU with the kernel's
+ * TX work and, on a busy host, with other processes; at 150 kpps a 2048-entry RX ring overflows
+ * after a 14 ms gap in the worker's run time, a 4096-entry one after 27 ms (docs/dataplane.md).
+ */
+#define AFXDP_RING_SIZE   4096u /* descriptors in each of the fill, completion, RX, TX rings */
+#define AFXDP_FRAMES      (2u * AFXDP_RING_SIZE) /* UMEM frames per queue: fill + RX full */
 #define AFXDP_WAIT_TX_MS  1     /* poll timeout while TX completions are outstanding */
 #define AFXDP_KICKS_MAX   (AFXDP_RING_SIZE / 32u) /* sendto calls per kick: a full TX ring */
 /*
