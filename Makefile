@@ -1,10 +1,17 @@
 # maglevd: GNU Make build. `make help` lists the targets; `V=1` shows the commands.
 
 BUILD     ?= build
-CC        ?= cc
 CLANG     ?= clang
 V         ?= 0
 FUZZ_SECONDS ?= 20
+
+# `make install` places; BPFDIR is also compiled into the binaries (src/io/bpfobj.c).
+PREFIX    ?= /usr/local
+SBINDIR   ?= $(PREFIX)/sbin
+BPFDIR    ?= $(PREFIX)/lib/maglevd/bpf
+SYSCONFDIR ?= /etc
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+INSTALL   ?= install
 
 ifeq ($(V),1)
 Q :=
@@ -16,10 +23,16 @@ PKGS      := libxdp libbpf yaml-0.1 libxxhash liburcu liburcu-cds libmnl libmicr
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+ifeq ($(PKG_LIBS),)
+ifeq ($(filter help clean format,$(MAKECMDGOALS)),)
+$(warning pkg-config knows not all of: $(PKGS); run scripts/install-deps.sh (as root))
+endif
+endif
 
 OPT       ?= -O2 -g
 WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
-CFLAGS    += -std=gnu11 $(OPT) $(WARN) -MMD -MP -D_GNU_SOURCE -pthread -Isrc $(PKG_CFLAGS)
+CFLAGS    += -std=gnu11 $(OPT) $(WARN) -MMD -MP -D_GNU_SOURCE -pthread -Isrc -I$(BUILD)/gen \
+             $(PKG_CFLAGS)
 LDLIBS    += $(PKG_LIBS) -lm -pthread
 
 # SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer build in build-san/.
@@ -47,11 +60,18 @@ TESTS     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/te
 BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 FUZZERS   := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(wildcard bpf/*.bpf.c))
+BPF_INSTALL := $(BUILD)/bpf/xdp_vip.bpf.o $(BUILD)/bpf/xdp_decap.bpf.o # what the binaries load
+BPFOBJ_DIR_H := $(BUILD)/gen/bpfobj_dir.h
+# Every object, for the header dependencies that -MMD writes next to it (%.d).
+ALL_OBJS  := $(LIB_OBJS) $(BINS:$(BUILD)/%=$(BUILD)/src/cmd/%.o) \
+             $(TESTS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.o) $(BENCHES:%=%.o) \
+             $(FUZZERS:$(BUILD)/fuzz/%=$(BUILD)/tests/fuzz/%.o) $(BPF_OBJS)
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -Ibpf -Isrc
 # <linux/bpf.h> needs <asm/types.h>, which Debian keeps under the multiarch include directory.
 BPF_CFLAGS += -I/usr/include/$(shell $(CC) -dumpmachine 2>/dev/null)
 
-.PHONY: all help check check-unit check-san check-fuzz check-e2e bench demo fuzz clean format
+.PHONY: all help check check-unit check-san check-fuzz check-e2e bench demo fuzz fuzzers install \
+        uninstall check-install clean format FORCE
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS) $(BPF_OBJS) $(TESTS) $(BENCHES)
@@ -59,16 +79,25 @@ all: $(LIB) $(BINS) $(BPF_OBJS) $(TESTS) $(BENCHES)
 help:
 	@echo 'maglevd make targets:'
 	@echo '  all         build maglevd, maglevctl, the XDP programs, unit tests and benchmarks (default)'
-	@echo '  check       every test: unit, unit under ASan+UBSan, fuzzers (bounded), end-to-end (root)'
+	@echo '  check       every test: unit, unit under ASan+UBSan, fuzzers (bounded), install, end-to-end (root)'
 	@echo '  check-unit  unit tests (cmocka)'
 	@echo '  check-san   unit tests built with SAN=1 (AddressSanitizer + UBSan)'
 	@echo '  check-fuzz  each libFuzzer harness for FUZZ_SECONDS (default 20) seconds'
 	@echo '  check-e2e   end-to-end tests in network namespaces (root)'
 	@echo '  bench       benchmarks, printed as tables'
 	@echo '  demo        namespace topology, traffic through a VIP, results printed (root)'
+	@echo '  fuzz        build the libFuzzer harnesses in build-fuzz/ (clang)'
+	@echo '  install     maglevd, maglevctl to $$(SBINDIR); BPF objects to $$(BPFDIR); the example'
+	@echo '              config to $$(SYSCONFDIR)/maglevd/maglevd.yaml.example; dist/maglevd.service'
+	@echo '              to $$(UNITDIR)'
+	@echo '  uninstall   remove what install put there (not /etc/maglevd/maglevd.yaml)'
+	@echo '  check-install  install into a scratch DESTDIR and PREFIX and check the result'
 	@echo '  format      clang-format every C file in place'
 	@echo '  clean       remove build outputs'
-	@echo 'variables: V=1 (show commands), SAN=1 (sanitizers), BUILD=dir, CC=compiler'
+	@echo 'variables: V=1 (show commands), SAN=1 (sanitizers), BUILD=dir, CC=compiler,'
+	@echo '  FUZZ_SECONDS=20, PREFIX=$(PREFIX), DESTDIR= (staging root for install),'
+	@echo '  SBINDIR=$(SBINDIR), BPFDIR=$(BPFDIR), SYSCONFDIR=$(SYSCONFDIR),'
+	@echo '  UNITDIR=$(UNITDIR)'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -102,7 +131,16 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c
 	@$(if $(Q),echo '  BPF     $<')
 	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c -o $@ $<
 
-check: check-unit check-san check-fuzz check-e2e
+# Rewritten only when BPFDIR changes, so `make install PREFIX=/usr` after `make` rebuilds the
+# binaries with the right place compiled in, and a plain `make` rebuilds nothing.
+$(BPFOBJ_DIR_H): FORCE
+	@mkdir -p $(@D)
+	$(Q)echo '#define BPFOBJ_DIR_INSTALLED "$(BPFDIR)"' >$@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+$(BUILD)/src/io/bpfobj.o: $(BPFOBJ_DIR_H)
+FORCE:
+
+check: check-unit check-san check-fuzz check-install check-e2e
 
 check-unit: $(TESTS)
 	$(Q)scripts/run-unit.sh $(TESTS)
@@ -127,11 +165,32 @@ bench: all
 demo: all
 	$(Q)scripts/demo.sh
 
+install: $(BINS) $(BPF_INSTALL)
+	$(INSTALL) -d '$(DESTDIR)$(SBINDIR)' '$(DESTDIR)$(BPFDIR)' '$(DESTDIR)$(SYSCONFDIR)/maglevd' \
+		'$(DESTDIR)$(UNITDIR)'
+	$(INSTALL) -m 0755 $(BINS) '$(DESTDIR)$(SBINDIR)/'
+	$(INSTALL) -m 0644 $(BPF_INSTALL) '$(DESTDIR)$(BPFDIR)/'
+	$(INSTALL) -m 0644 docs/examples/maglevd.yaml \
+		'$(DESTDIR)$(SYSCONFDIR)/maglevd/maglevd.yaml.example'
+	sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/etc/maglevd/|$(SYSCONFDIR)/maglevd/|g' \
+		dist/maglevd.service >'$(DESTDIR)$(UNITDIR)/maglevd.service'
+	chmod 0644 '$(DESTDIR)$(UNITDIR)/maglevd.service'
+
+check-install:
+	$(Q)scripts/check-install.sh
+
+uninstall:
+	rm -f $(BINS:$(BUILD)/%='$(DESTDIR)$(SBINDIR)/%') \
+		$(BPF_INSTALL:$(BUILD)/bpf/%='$(DESTDIR)$(BPFDIR)/%') \
+		'$(DESTDIR)$(SYSCONFDIR)/maglevd/maglevd.yaml.example' \
+		'$(DESTDIR)$(UNITDIR)/maglevd.service'
+	rmdir '$(DESTDIR)$(BPFDIR)' '$(DESTDIR)$(PREFIX)/lib/maglevd' 2>/dev/null || true
+
 format:
 	clang-format -i $(shell find src tests bench bpf -name '*.[ch]')
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf $(BUILD) build build-san build-fuzz
 
 .SECONDARY:
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(ALL_OBJS:.o=.d)

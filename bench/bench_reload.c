@@ -18,9 +18,9 @@
 #define BENCH_BACKENDS        1000u  /* N backends of the VIP */
 #define BENCH_RUNS            11u    /* timed reloads per row; the median is printed */
 #define BENCH_READERS         1u     /* reader threads standing in for packet workers */
-#define BENCH_READER_PAUSE_NS 20000L /* a reader's pause between batches (an idle worker's poll)   \
-	                              */
+#define BENCH_READER_PAUSE_NS 20000L /* a reader's pause between batches (an idle poll) */
 #define BENCH_YAML_MAX (BENCH_BACKENDS * 64u + 1024u) /* bytes of the generated config */
+#define BENCH_ERR_MAX  512u                           /* bytes of an error message */
 
 static struct lb_snapshot *current; /* RCU pointer the readers follow */
 static atomic_bool readers_stop;
@@ -62,6 +62,10 @@ static void *reader_run(void *arg)
 	return NULL;
 }
 
+/*
+ * One VIP of n backends (all but number skip) at table size m into buf; returns the length, or 0
+ * if it does not fit in cap.
+ */
 static size_t yaml_make(char *buf, size_t cap, uint32_t m, uint32_t n, uint32_t skip)
 {
 	size_t off = (size_t)snprintf(buf, cap,
@@ -81,7 +85,14 @@ static size_t yaml_make(char *buf, size_t cap, uint32_t m, uint32_t n, uint32_t 
 		                        "      - { address: 198.18.%u.%u, weight: 1 }\n",
 		                        (unsigned)(i / 250u + 1u), (unsigned)(i % 250u + 1u));
 	}
-	return off;
+	return off < cap ? off : 0;
+}
+
+/* The median of v[0..n), which it sorts. */
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), dbl_cmp);
+	return v[n / 2];
 }
 
 struct row {
@@ -91,7 +102,7 @@ struct row {
 /* One reload: text to published snapshot, old freed. */
 static int reload_once(const char *text, size_t len, const struct snapshot_state *st, struct row *r)
 {
-	char err[512];
+	char err[BENCH_ERR_MAX];
 	struct config *cfg;
 	struct lb_snapshot *next, *old;
 	double t0 = now_ms(), t1, t2, t3;
@@ -131,8 +142,18 @@ static int bench_case(const char *what, uint32_t m, uint32_t skip, bool reweight
 	int ret = 0;
 
 	lb_addr_parse("198.18.1.1", &ov.backend);
+	if (!a || !b) {
+		fprintf(stderr, "bench_reload: out of memory\n");
+		ret = -1;
+		goto out;
+	}
 	la = yaml_make(a, BENCH_YAML_MAX, m, BENCH_BACKENDS, UINT32_MAX);
 	lb = yaml_make(b, BENCH_YAML_MAX, m, BENCH_BACKENDS, skip);
+	if (!la || !lb) {
+		fprintf(stderr, "bench_reload: config longer than %u bytes\n", BENCH_YAML_MAX);
+		ret = -1;
+		goto out;
+	}
 	/* The first load has no previous snapshot and is not timed. */
 	if (reload_once(a, la, NULL, &r) < 0) {
 		ret = -1;
@@ -152,13 +173,9 @@ static int bench_case(const char *what, uint32_t m, uint32_t skip, bool reweight
 		publish[i] = r.publish;
 		total[i] = r.total;
 	}
-	qsort(parse, BENCH_RUNS, sizeof(double), dbl_cmp);
-	qsort(build, BENCH_RUNS, sizeof(double), dbl_cmp);
-	qsort(publish, BENCH_RUNS, sizeof(double), dbl_cmp);
-	qsort(total, BENCH_RUNS, sizeof(double), dbl_cmp);
 	printf("| %-30s | %7u | %5u | %8.3f | %8.3f | %8.3f | %8.3f |\n", what, m, BENCH_BACKENDS,
-	       parse[BENCH_RUNS / 2], build[BENCH_RUNS / 2], publish[BENCH_RUNS / 2],
-	       total[BENCH_RUNS / 2]);
+	       median(parse, BENCH_RUNS), median(build, BENCH_RUNS), median(publish, BENCH_RUNS),
+	       median(total, BENCH_RUNS));
 out:
 	free(a);
 	free(b);
@@ -168,11 +185,18 @@ out:
 int main(void)
 {
 	pthread_t readers[BENCH_READERS];
-	int ret = 0;
+	uint32_t started = 0;
+	int ret = 1;
 
 	rcu_register_thread();
-	for (uint32_t i = 0; i < BENCH_READERS; i++)
-		pthread_create(&readers[i], NULL, reader_run, NULL);
+	for (; started < BENCH_READERS; started++) {
+		int e = pthread_create(&readers[started], NULL, reader_run, NULL);
+
+		if (e) {
+			fprintf(stderr, "bench_reload: cannot start a reader: %s\n", strerror(e));
+			goto out;
+		}
+	}
 	printf("reload: parse config, snapshot_build on the previous snapshot, RCU publish with %u "
 	       "readers (median of %u, ms)\n",
 	       BENCH_READERS, BENCH_RUNS);
@@ -184,9 +208,11 @@ int main(void)
 	if (bench_case("remove/add 1 backend", 65537u, 500u, false) < 0 ||
 	    bench_case("remove 1 + re-weight 1", 65537u, 500u, true) < 0 ||
 	    bench_case("remove/add 1 backend", 655373u, 500u, false) < 0)
-		ret = 1;
+		goto out;
+	ret = 0;
+out:
 	atomic_store(&readers_stop, true);
-	for (uint32_t i = 0; i < BENCH_READERS; i++)
+	for (uint32_t i = 0; i < started; i++)
 		pthread_join(readers[i], NULL);
 	snapshot_free(current);
 	rcu_unregister_thread();

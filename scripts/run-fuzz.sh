@@ -2,6 +2,10 @@
 # Runs each libFuzzer harness for a bounded time: run-fuzz.sh SECONDS FUZZER...
 # Seeds come from tests/fuzz/corpus/<name>/; new inputs go to a scratch copy, not the tree.
 set -u
+if [ $# -lt 1 ] || ! [ "$1" -gt 0 ] 2>/dev/null; then
+	echo "usage: run-fuzz.sh SECONDS FUZZER..." >&2
+	exit 2
+fi
 secs=$1
 shift
 passed=0 failed=0

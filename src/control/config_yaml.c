@@ -805,6 +805,53 @@ out:
 	return r;
 }
 
+enum { AN_ENABLED, AN_TABLE, AN_PROTOCOL, AN_WITHDRAW, AN_DELAY, AN_INTERFACE, AN_N };
+static const char *const announce_keys[AN_N] = {
+	"enabled", "table", "protocol", "withdraw_when_no_backends", "withdraw_delay", "interface",
+};
+
+static int cy_announce(struct cy_ctx *ctx, const struct cy_node *node, int key_line,
+		       struct config_announce *an)
+{
+	const struct cy_node *v[AN_N];
+	size_t old = cy_path_push(ctx, "announce");
+	uint64_t ms = 0;
+	uint32_t x = 0;
+	int r = cy_map(ctx, node, announce_keys, AN_N, v);
+
+	an->line = key_line;
+	if (r == 0 && v[AN_ENABLED])
+		r = cy_get_bool(ctx, v[AN_ENABLED], "enabled", &an->enabled);
+	if (r == 0 && v[AN_TABLE])
+		r = cy_get_u32(ctx, v[AN_TABLE], "table", 1, UINT32_MAX, &an->table);
+	if (r == 0 && v[AN_TABLE] && an->table >= CONFIG_ANNOUNCE_TABLE_RESERVED &&
+	    an->table <= CONFIG_ANNOUNCE_TABLE_RESERVED + 2)
+		r = cy_err_val(ctx, v[AN_TABLE], "table",
+			       "253, 254 and 255 are the kernel's default, main and local tables");
+	if (r == 0 && v[AN_PROTOCOL]) {
+		r = cy_get_u32(ctx, v[AN_PROTOCOL], "protocol", CONFIG_ANNOUNCE_PROTOCOL_MIN,
+			       CONFIG_ANNOUNCE_PROTOCOL_MAX, &x);
+		if (r == 0)
+			an->protocol = (uint8_t)x;
+	}
+	if (r == 0 && v[AN_WITHDRAW])
+		r = cy_get_bool(ctx, v[AN_WITHDRAW], "withdraw_when_no_backends",
+				&an->withdraw_when_no_backends);
+	if (r == 0 && v[AN_DELAY]) {
+		r = cy_get_duration_ms(ctx, v[AN_DELAY], "withdraw_delay", 0,
+				       CONFIG_ANNOUNCE_DELAY_MAX_MS, &ms);
+		if (r == 0)
+			an->withdraw_delay_ms = (uint32_t)ms;
+	}
+	if (r == 0 && v[AN_INTERFACE])
+		r = cy_get_word(ctx, v[AN_INTERFACE], "interface", an->interface,
+				sizeof(an->interface));
+	if (r == 0 && v[AN_INTERFACE] && strchr(an->interface, '/'))
+		r = cy_err_val(ctx, v[AN_INTERFACE], "interface", "not an interface name");
+	cy_path_pop(ctx, old);
+	return r;
+}
+
 enum { HC_KEY_TYPE, HC_KEY_PORT, HC_KEY_PATH, HC_KEY_EXPECT, HC_KEY_INTERVAL, HC_KEY_TIMEOUT,
        HC_KEY_RISE, HC_KEY_FALL, HC_KEY_N };
 static const char *const health_keys[HC_KEY_N] = {
@@ -1177,10 +1224,20 @@ static int cy_vips(struct cy_ctx *ctx, const struct cy_node *node, struct config
 	return cy_vips_unique(ctx, c);
 }
 
-enum { ROOT_CLUSTER, ROOT_DATAPLANE, ROOT_CONNTRACK, ROOT_CONTROL, ROOT_VIPS, ROOT_N };
+enum { ROOT_CLUSTER, ROOT_DATAPLANE, ROOT_CONNTRACK, ROOT_CONTROL, ROOT_VIPS, ROOT_ANNOUNCE,
+       ROOT_N };
 static const char *const root_keys[ROOT_N] = {
-	"cluster", "dataplane", "conntrack", "control", "vips",
+	"cluster", "dataplane", "conntrack", "control", "vips", "announce",
 };
+
+/* The line of the key whose value in root is val (0 if none). */
+static int cy_key_line(const struct cy_node *root, const struct cy_node *val)
+{
+	for (uint32_t k = 0; k + 1 < root->n; k += 2)
+		if (root->kids[k + 1] == val)
+			return root->kids[k]->line;
+	return 0;
+}
 
 static int cy_root(struct cy_ctx *ctx, const struct cy_node *root, struct config *c)
 {
@@ -1210,6 +1267,9 @@ static int cy_root(struct cy_ctx *ctx, const struct cy_node *root, struct config
 		r = cy_control(ctx, v[ROOT_CONTROL], &c->control);
 	if (r == 0 && v[ROOT_VIPS])
 		r = cy_vips(ctx, v[ROOT_VIPS], c);
+	if (r == 0 && v[ROOT_ANNOUNCE])
+		r = cy_announce(ctx, v[ROOT_ANNOUNCE], cy_key_line(root, v[ROOT_ANNOUNCE]),
+				&c->announce);
 	return r;
 }
 

@@ -11,8 +11,6 @@
 
 #define CTL_CLI_COLS_MAX   24u /* columns of a printed table */
 #define CTL_CLI_CELL_MAX   96u /* bytes of one printed cell */
-#define CTL_CLI_EXIT_FAIL  1
-#define CTL_CLI_EXIT_USAGE 2
 #define CTL_CLI_HELP_COL   28u /* column where help texts start */
 
 struct ctl_cli_cmd {
@@ -50,9 +48,23 @@ static const struct ctl_cli_cmd *ctl_cli_find(const char *name)
 	return NULL;
 }
 
-int ctl_cli_is_command(const char *name)
+bool ctl_cli_is_command(const char *name)
 {
 	return ctl_cli_find(name) != NULL;
+}
+
+/* Options and notes shared by every online command. */
+static void ctl_cli_usage_notes(FILE *f)
+{
+	fprintf(f,
+	        "Options of online commands:\n"
+	        "  -s, --socket PATH           control socket (default: control.socket of -c, "
+	        "else " CONFIG_SOCKET_DEFAULT ")\n"
+	        "  -c, --config FILE           read the socket path from this config file\n"
+	        "  --json                      print the daemon's JSON answer instead of tables\n"
+	        "VIP is a VIP name or address, BACKEND a backend address, PROTO tcp or udp.\n"
+	        "Runtime changes (weight, drain, undrain) are lost on the next reload or restart\n"
+	        "unless they are also written to the config file. Health-check state is kept.\n");
 }
 
 void ctl_cli_usage(FILE *f)
@@ -69,19 +81,6 @@ void ctl_cli_usage(FILE *f)
 			fprintf(f, "  %-*s%s\n", (int)CTL_CLI_HELP_COL, lhs, ctl_cli_cmds[i].help);
 	}
 	ctl_cli_usage_notes(f);
-}
-
-void ctl_cli_usage_notes(FILE *f)
-{
-	fprintf(f,
-	        "Options of online commands:\n"
-	        "  -s, --socket PATH           control socket (default: control.socket of -c, "
-	        "else " CONFIG_SOCKET_DEFAULT ")\n"
-	        "  -c, --config FILE           read the socket path from this config file\n"
-	        "  --json                      print the daemon's JSON answer instead of tables\n"
-	        "VIP is a VIP name or address, BACKEND a backend address, PROTO tcp or udp.\n"
-	        "Runtime changes (weight, drain, undrain) are lost on the next reload or restart\n"
-	        "unless they are also written to the config file. Health-check state is kept.\n");
 }
 
 /* One cell of a table: strings as they are, numbers in decimal, arrays joined with ','. */
@@ -170,8 +169,11 @@ static void ctl_cli_print(json_t *result)
 		printf("%s\n", cell);
 		return;
 	}
-	json_object_foreach(result, key, v) if (!json_is_array(v) && strlen(key) > w) w =
-	    strlen(key);
+	json_object_foreach(result, key, v)
+	{
+		if (!json_is_array(v) && strlen(key) > w)
+			w = strlen(key);
+	}
 	json_object_foreach(result, key, v)
 	{
 		if (json_is_array(v) && json_is_object(json_array_get(v, 0)))
@@ -198,6 +200,7 @@ static json_t *ctl_cli_request(const struct ctl_cli_cmd *cmd, char **a, int n, c
                                size_t errlen)
 {
 	json_t *req = json_pack("{s:s}", "cmd", cmd->name);
+	char addr_str[LB_ADDR_STRLEN];
 	struct lb_addr addr;
 	uint16_t port;
 	char *end;
@@ -225,12 +228,8 @@ static json_t *ctl_cli_request(const struct ctl_cli_cmd *cmd, char **a, int n, c
 			goto bad;
 		}
 		/* Resend the address alone: the daemon takes the port as its own member. */
-		{
-			char s[LB_ADDR_STRLEN];
-
-			json_object_set_new(req, "src",
-			                    json_string(lb_addr_str(&addr, s, sizeof(s))));
-		}
+		json_object_set_new(req, "src",
+		                    json_string(lb_addr_str(&addr, addr_str, sizeof(addr_str))));
 		if (port)
 			json_object_set_new(req, "src_port", json_integer(port));
 		for (int i = 2; i < n; i++) {
@@ -314,16 +313,16 @@ int ctl_cmd_online(int argc, char **argv, char *err, size_t errlen)
 			return 0;
 		default:
 			snprintf(err, errlen,
-			         "bad option '%s'; usage: maglevctl %s %s [-s SOCKET] "
+			         "bad option '%s'; usage: maglevctl %s%s%s [-s SOCKET] "
 			         "[-c CONFIG] [--json]",
-			         argv[optind - 1], cmd->name, cmd->args);
+			         argv[optind - 1], cmd->name, cmd->args[0] ? " " : "", cmd->args);
 			return -EINVAL;
 		}
 	}
 	n = argc - optind;
 	if (n < cmd->min_args || n > cmd->max_args) {
-		snprintf(err, errlen, "usage: maglevctl %s %s [-s SOCKET] [-c CONFIG] [--json]",
-		         cmd->name, cmd->args);
+		snprintf(err, errlen, "usage: maglevctl %s%s%s [-s SOCKET] [-c CONFIG] [--json]",
+		         cmd->name, cmd->args[0] ? " " : "", cmd->args);
 		return -EINVAL;
 	}
 	req = ctl_cli_request(cmd, argv + optind, n, err, errlen);
@@ -354,17 +353,4 @@ int ctl_cmd_online(int argc, char **argv, char *err, size_t errlen)
 	}
 	json_decref(resp);
 	return 0;
-}
-
-int ctl_cli_main(int argc, char **argv)
-{
-	char err[CTL_ERR_MAX] = "";
-	int ret = ctl_cmd_online(argc, argv, err, sizeof(err));
-
-	if (ret == 0)
-		return 0;
-	fprintf(stderr, "maglevctl %s: %s\n", argc > 0 ? argv[0] : "",
-	        err[0] ? err : strerror(-ret));
-	return ret == -EINVAL && strncmp(err, "usage:", 6) == 0 ? CTL_CLI_EXIT_USAGE
-	                                                        : CTL_CLI_EXIT_FAIL;
 }

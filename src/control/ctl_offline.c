@@ -13,7 +13,8 @@
 #include "core/addr.h"
 #include "core/maglev.h"
 
-#define CTL_PCT_DECIMALS 1e4 /* JSON percentages are rounded to 4 decimals */
+#define CTL_PCT_DECIMALS  1e4 /* JSON percentages are rounded to 4 decimals */
+#define CTL_DIGEST_STRLEN 17u /* 16 hex digits of a 64-bit digest and the NUL */
 
 static const char ctl_table_usage[] = "usage: maglevctl table -c FILE [--vip NAME] [--json]";
 static const char ctl_diff_usage[] = "usage: maglevctl diff OLD.yaml NEW.yaml [--json]";
@@ -59,7 +60,7 @@ void ctl_table_free(struct ctl_table *t)
 }
 
 /* Index of the backend of v with address a, or -1. */
-static int32_t backend_find(const struct config_vip *v, const struct lb_addr *a)
+static int32_t ctl_backend_find(const struct config_vip *v, const struct lb_addr *a)
 {
 	for (uint32_t i = 0; i < v->n_backends; i++)
 		if (lb_addr_eq(&v->backends[i].addr, a))
@@ -67,7 +68,7 @@ static int32_t backend_find(const struct config_vip *v, const struct lb_addr *a)
 	return -1;
 }
 
-static double pct_round(double x)
+static double ctl_pct_round(double x)
 {
 	return round(x * CTL_PCT_DECIMALS) / CTL_PCT_DECIMALS;
 }
@@ -97,7 +98,7 @@ int ctl_vip_diff(const struct config *oldc, const struct config_vip *ov, const s
 	if (!map)
 		goto out;
 	for (uint32_t i = 0; i < ov->n_backends; i++)
-		map[i] = backend_find(nv, &ov->backends[i].addr);
+		map[i] = ctl_backend_find(nv, &ov->backends[i].addr);
 
 	if (m1 == m2) {
 		for (uint32_t s = 0; s < m1; s++) {
@@ -112,8 +113,8 @@ int ctl_vip_diff(const struct config *oldc, const struct config_vip *ov, const s
 		}
 		out->changed_slots = changed;
 		out->excess_slots = excess;
-		out->changed_pct = pct_round(100.0 * (double)changed / (double)m1);
-		out->excess_pct = pct_round(100.0 * (double)excess / (double)m1);
+		out->changed_pct = ctl_pct_round(100.0 * (double)changed / (double)m1);
+		out->excess_pct = ctl_pct_round(100.0 * (double)excess / (double)m1);
 	} else {
 		/* Pairs (old slot, new slot), each a 1/(m1*m2) share of the flow hashes. */
 		uint64_t same = 0, e1 = m1, e2 = m2;
@@ -132,8 +133,8 @@ int ctl_vip_diff(const struct config *oldc, const struct config_vip *ov, const s
 		changed = m1 * m2 - same;
 		out->changed_slots = (changed + m1 / 2) / m1;
 		out->excess_slots = (excess + m1 / 2) / m1;
-		out->changed_pct = pct_round(100.0 * (double)changed / (double)(m1 * m2));
-		out->excess_pct = pct_round(100.0 * (double)excess / (double)(m1 * m2));
+		out->changed_pct = ctl_pct_round(100.0 * (double)changed / (double)(m1 * m2));
+		out->excess_pct = ctl_pct_round(100.0 * (double)excess / (double)(m1 * m2));
 	}
 	err = 0;
 out:
@@ -143,7 +144,7 @@ out:
 	return err;
 }
 
-static const struct config_vip *vip_find(const struct config *c, const char *name)
+static const struct config_vip *ctl_vip_find(const struct config *c, const char *name)
 {
 	for (uint32_t i = 0; i < c->n_vips; i++)
 		if (strcmp(c->vips[i].name, name) == 0)
@@ -162,7 +163,7 @@ int ctl_diff(const struct config *oldc, const struct config *newc, struct ctl_vi
 	if (!d)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < oldc->n_vips; i++) {
-		const struct config_vip *ov = &oldc->vips[i], *nv = vip_find(newc, ov->name);
+		const struct config_vip *ov = &oldc->vips[i], *nv = ctl_vip_find(newc, ov->name);
 
 		if (nv) {
 			err = ctl_vip_diff(oldc, ov, newc, nv, &d[n]);
@@ -182,7 +183,7 @@ int ctl_diff(const struct config *oldc, const struct config *newc, struct ctl_vi
 	for (uint32_t j = 0; j < newc->n_vips; j++) {
 		const struct config_vip *nv = &newc->vips[j];
 
-		if (vip_find(oldc, nv->name))
+		if (ctl_vip_find(oldc, nv->name))
 			continue;
 		d[n] = (struct ctl_vip_diff){
 			.status = CTL_VIP_ADDED,
@@ -203,12 +204,12 @@ out:
 	return 0;
 }
 
-static const char *proto_name(uint8_t proto)
+static const char *ctl_proto_name(uint8_t proto)
 {
 	return proto == IPPROTO_UDP ? "udp" : "tcp";
 }
 
-static int json_emit(FILE *out, json_t *root)
+static int ctl_json_emit(FILE *out, json_t *root)
 {
 	int err = 0;
 
@@ -221,30 +222,31 @@ static int json_emit(FILE *out, json_t *root)
 }
 
 /* The VIPs to show: all, or the one named (-ENOENT). */
-static int vips_select(const struct config *c, const char *vip, uint32_t *first, uint32_t *end,
-		       char *err, size_t errlen)
+static int ctl_vips_select(const struct config *c, const char *vip, uint32_t *first,
+			   uint32_t *end, char *err, size_t errlen)
 {
+	const struct config_vip *v = vip ? ctl_vip_find(c, vip) : NULL;
+
 	*first = 0;
 	*end = c->n_vips;
 	if (!vip)
 		return 0;
-	for (uint32_t i = 0; i < c->n_vips; i++)
-		if (strcmp(c->vips[i].name, vip) == 0) {
-			*first = i;
-			*end = i + 1;
-			return 0;
-		}
-	snprintf(err, errlen, "%s: no VIP named '%s'", c->path, vip);
-	return -ENOENT;
+	if (!v) {
+		snprintf(err, errlen, "%s: no VIP named '%s'", c->path, vip);
+		return -ENOENT;
+	}
+	*first = (uint32_t)(v - c->vips);
+	*end = *first + 1;
+	return 0;
 }
 
-static void table_print_text(FILE *out, const struct config_vip *v, const struct ctl_table *t)
+static void ctl_table_print_text(FILE *out, const struct config_vip *v, const struct ctl_table *t)
 {
 	char buf[LB_ADDR_STRLEN];
 	int w = (int)strlen("backend");
 
 	fprintf(out, "vip %s  %s %s port %u  table_size %u  digest %016" PRIx64 "\n", v->name,
-		lb_addr_str(&v->addr, buf, sizeof(buf)), proto_name(v->proto), v->port,
+		lb_addr_str(&v->addr, buf, sizeof(buf)), ctl_proto_name(v->proto), v->port,
 		t->table_size, t->digest);
 	for (uint32_t i = 0; i < v->n_backends; i++) {
 		int l = (int)strlen(lb_addr_str(&v->backends[i].addr, buf, sizeof(buf)));
@@ -265,7 +267,7 @@ int ctl_table_print(FILE *out, const struct config *c, const char *vip, bool jso
 	uint32_t first, end;
 	int rc;
 
-	rc = vips_select(c, vip, &first, &end, err, errlen);
+	rc = ctl_vips_select(c, vip, &first, &end, err, errlen);
 	if (rc)
 		return rc;
 	if (json) {
@@ -280,7 +282,7 @@ int ctl_table_print(FILE *out, const struct config *c, const char *vip, bool jso
 	for (uint32_t i = first; i < end; i++) {
 		const struct config_vip *v = &c->vips[i];
 		struct ctl_table t;
-		char digest[17];
+		char digest[CTL_DIGEST_STRLEN];
 
 		rc = ctl_table_build(c, v, &t);
 		if (rc) {
@@ -313,14 +315,14 @@ int ctl_table_print(FILE *out, const struct config *c, const char *vip, bool jso
 		} else {
 			if (i > first)
 				fputc('\n', out);
-			table_print_text(out, v, &t);
+			ctl_table_print_text(out, v, &t);
 		}
 		ctl_table_free(&t);
 		if (rc)
 			goto out;
 	}
 	if (json) {
-		rc = json_emit(out, root);
+		rc = ctl_json_emit(out, root);
 		root = NULL;
 	}
 out:
@@ -330,12 +332,12 @@ out:
 	return rc;
 }
 
-static const char *status_name(enum ctl_vip_status s)
+static const char *ctl_status_name(enum ctl_vip_status s)
 {
 	return s == CTL_VIP_ADDED ? "added" : s == CTL_VIP_REMOVED ? "removed" : "both";
 }
 
-static void diff_print_text(FILE *out, const struct ctl_vip_diff *d, uint32_t n)
+static void ctl_diff_print_text(FILE *out, const struct ctl_vip_diff *d, uint32_t n)
 {
 	int w = (int)strlen("vip");
 
@@ -356,7 +358,7 @@ static void diff_print_text(FILE *out, const struct ctl_vip_diff *d, uint32_t n)
 		else
 			snprintf(size, sizeof(size), "%u->%u", d[i].old_size, d[i].new_size);
 		fprintf(out, "%-*s  %-7s  %-17s  %8" PRIu64 "  %8.3f%%  %8" PRIu64 "  %8.3f%%\n", w,
-			d[i].name, status_name(d[i].status), size, d[i].changed_slots,
+			d[i].name, ctl_status_name(d[i].status), size, d[i].changed_slots,
 			d[i].changed_pct, d[i].excess_slots, d[i].excess_pct);
 	}
 	for (uint32_t i = 0; i < n; i++)
@@ -382,7 +384,7 @@ int ctl_diff_print(FILE *out, const struct config *oldc, const struct config *ne
 		return rc;
 	}
 	if (!json) {
-		diff_print_text(out, d, n);
+		ctl_diff_print_text(out, d, n);
 		goto out;
 	}
 	rc = -ENOMEM;
@@ -392,7 +394,7 @@ int ctl_diff_print(FILE *out, const struct config *oldc, const struct config *ne
 		goto out;
 	for (uint32_t i = 0; i < n; i++) {
 		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:I, s:f}", "name", d[i].name,
-				      "status", status_name(d[i].status), "old_table_size",
+				      "status", ctl_status_name(d[i].status), "old_table_size",
 				      (json_int_t)d[i].old_size, "new_table_size",
 				      (json_int_t)d[i].new_size, "changed_slots",
 				      (json_int_t)d[i].changed_slots, "changed_pct", d[i].changed_pct,
@@ -402,7 +404,7 @@ int ctl_diff_print(FILE *out, const struct config *oldc, const struct config *ne
 		if (!o || json_array_append_new(vips, o) != 0)
 			goto out;
 	}
-	rc = json_emit(out, root);
+	rc = ctl_json_emit(out, root);
 	root = NULL;
 out:
 	json_decref(root);

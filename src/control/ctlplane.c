@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control/announce.h"
 #include "control/config_yaml.h"
 #include "control/ctlsock.h"
 #include "control/health.h"
@@ -67,6 +68,12 @@ struct ctlplane {
 	atomic_int reload_asked;
 	bool dirty;        /* health changed since the last build */
 	uint64_t retry_ms; /* a failed health rebuild is retried from then on */
+
+	/* VIP routes (announce.*); NULL when not enabled. Changed under lock. */
+	struct announce *ann;
+	bool *ann_want;        /* per cfg VIP: false = withdrawn (no backend up) */
+	uint64_t ann_next_ms;  /* next reconcile of the kernel table */
+	bool ann_stopped;      /* everything withdrawn for a clean stop: no more syncs */
 };
 
 static uint64_t cp_now_ms(void)
@@ -151,7 +158,7 @@ static void cp_log_addr(const char *fmt, const char *vip, const struct lb_addr *
  * for that VIP, so it keeps serving on its full table instead of dropping every flow.
  */
 static int cp_state_build(struct ctlplane *cp, const struct config *cfg,
-                          struct snapshot_override **out, uint32_t *n_out)
+                          struct snapshot_override **out, uint32_t *n_out, bool *want)
 {
 	struct snapshot_override *v = NULL;
 	uint32_t n = 0, cap = 0;
@@ -191,14 +198,19 @@ static int cp_state_build(struct ctlplane *cp, const struct config *cfg,
 			v[n].down = down;
 			n++;
 		}
+		want[i] = true;
 		if (eligible && !up) {
 			fprintf(
 			    stderr,
 			    "maglevd: vip %s: every backend is down; ignoring health checks for "
-			    "it (fail open) until one comes back\n",
-			    vip->name);
+			    "it (fail open) until one comes back%s\n",
+			    vip->name,
+			    cp->ann && cfg->announce.withdraw_when_no_backends
+			        ? "; its route is withdrawn (announce.withdraw_when_no_backends)"
+			        : "");
 			for (uint32_t k = first; k < n; k++)
 				v[k].down = false;
+			want[i] = !cfg->announce.withdraw_when_no_backends;
 		}
 	}
 	*out = v;
@@ -251,6 +263,49 @@ out:
 }
 
 /*
+ * Brings the kernel's VIP routes in line with the current config and health: one route per
+ * address that has a VIP not withdrawn. Failures are logged and counted by the announcer and
+ * retried after ANNOUNCE_RETRY_MS; the table is re-checked every ANNOUNCE_RECONCILE_MS anyway.
+ */
+static void cp_announce(struct ctlplane *cp)
+{
+	const struct config *cfg = cp->cfg;
+	struct lb_addr *want;
+	uint32_t n = 0;
+	int ret;
+
+	if (!cp->ann || cp->ann_stopped)
+		return;
+	want = calloc(cfg->n_vips + 1, sizeof(*want));
+	if (!want) {
+		cp->ann_next_ms = cp_now_ms() + ANNOUNCE_RETRY_MS;
+		return;
+	}
+	for (uint32_t i = 0; i < cfg->n_vips; i++)
+		if (!cp->ann_want || cp->ann_want[i])
+			want[n++] = cfg->vips[i].addr;
+	pthread_mutex_lock(&cp->lock);
+	ret = announce_sync(cp->ann, want, n);
+	pthread_mutex_unlock(&cp->lock);
+	free(want);
+	cp->ann_next_ms = cp_now_ms() + (ret < 0 ? ANNOUNCE_RETRY_MS : ANNOUNCE_RECONCILE_MS);
+}
+
+/* "announced", "withdrawn" (no backend up), "failed" (route not in the table), or "off". */
+static const char *cp_announce_state(const struct ctlplane *cp, const char *vip)
+{
+	const struct config_vip *cv = cp_cfg_vip(cp->cfg, vip);
+
+	if (!cp->ann || !cv)
+		return "off";
+	if (announce_is_live(cp->ann, &cv->addr))
+		return "announced";
+	if (cp->ann_stopped || (cp->ann_want && !cp->ann_want[cv - cp->cfg->vips]))
+		return "withdrawn";
+	return "failed";
+}
+
+/*
  * Builds the snapshot of cfg on top of the current one and publishes it. On success cfg (if not
  * the current config) becomes current and the old snapshot and config are freed; on failure
  * nothing changes and the caller keeps cfg.
@@ -262,24 +317,31 @@ static int cp_rebuild(struct ctlplane *cp, struct config *cfg, char *err, size_t
 	struct lb_snapshot *next = NULL, *old;
 	struct config *old_cfg = NULL;
 	double t0 = cp_now_ms_f();
+	bool *want = calloc(cfg->n_vips + 1, sizeof(*want)), *old_want;
 	int ret;
 
-	ret = cp_state_build(cp, cfg, &ov, &st.n);
+	ret = want ? cp_state_build(cp, cfg, &ov, &st.n, want) : -ENOMEM;
 	if (ret < 0) {
+		free(want);
 		snprintf(err, errlen, "out of memory");
 		return ret;
 	}
 	st.v = ov;
 	ret = snapshot_build(cfg, cp->cur, &st, &next, err, errlen);
 	free(ov);
-	if (ret < 0)
+	if (ret < 0) {
+		free(want);
 		return ret;
+	}
 	ret = cp->h.publish ? cp->h.publish(cp->h.ctx, cfg, next, err, errlen) : 0;
 	if (ret < 0) {
+		free(want);
 		snapshot_free(next);
 		return ret;
 	}
 	pthread_mutex_lock(&cp->lock);
+	old_want = cp->ann_want;
+	cp->ann_want = want;
 	old = cp->cur;
 	cp->cur = next;
 	if (cfg != cp->cfg) {
@@ -289,8 +351,10 @@ static int cp_rebuild(struct ctlplane *cp, struct config *cfg, char *err, size_t
 	cp->rebuilds++;
 	cp->last_rebuild_ms = cp_now_ms_f() - t0;
 	pthread_mutex_unlock(&cp->lock);
+	free(old_want);
 	snapshot_free(old);
 	config_free(old_cfg);
+	cp_announce(cp);
 	return 0;
 }
 
@@ -313,6 +377,12 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 	    cfg->dataplane.mode != cp->cfg->dataplane.mode)
 		fprintf(stderr, "maglevd: reload: control socket, metrics, interface, mode and "
 		                "workers changes take effect on restart only\n");
+	if (cfg->announce.enabled != cp->cfg->announce.enabled ||
+	    cfg->announce.table != cp->cfg->announce.table ||
+	    cfg->announce.protocol != cp->cfg->announce.protocol ||
+	    strcmp(cfg->announce.interface, cp->cfg->announce.interface) != 0)
+		fprintf(stderr, "maglevd: reload: announce.enabled, table, protocol and interface "
+		                "changes take effect on restart only\n");
 	/* Runtime overrides end with a reload: set them aside, restore them if it fails. */
 	ov = cp->ov;
 	n_ov = cp->n_ov;
@@ -442,7 +512,7 @@ static json_t *cp_backend_json(const struct ctlplane *cp, const struct lb_vip *v
 
 static json_t *cp_req_status(struct ctlplane *cp)
 {
-	json_t *vips = json_array();
+	json_t *vips = json_array(), *res;
 	char d[CP_DIGEST_STRLEN];
 
 	for (uint32_t i = 0; i < cp->cur->n_vips; i++) {
@@ -452,7 +522,7 @@ static json_t *cp_req_status(struct ctlplane *cp)
 		                                      "table_size", (json_int_t)v->table_size,
 		                                      "digest", cp_digest_str(v->digest, d)));
 	}
-	return json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:s, s:I, s:o}",
+	res = json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:s, s:I, s:o}",
 	                 "version", CTLPLANE_VERSION, "uptime_s",
 	                 (json_int_t)((cp_now_ms() - cp->started_ms) / CP_MS_PER_S_INT), "mode",
 	                 cp->h.mode ? cp->h.mode(cp->h.ctx) : "none", "workers",
@@ -462,6 +532,22 @@ static json_t *cp_req_status(struct ctlplane *cp)
 	                 "reloads_failed", (json_int_t)cp->reloads_failed, "last_reload_ms",
 	                 cp->last_reload_ms, "last_reload_error", cp->last_reload_error,
 	                 "health_checks", (json_int_t)health_count(cp->hc), "vips", vips);
+	if (res && cp->ann) {
+		const struct config_announce *an = announce_config(cp->ann);
+
+		json_object_set_new(res, "announce", json_string(cp->ann_stopped ? "stopped" : "on"));
+		json_object_set_new(res, "announce_table", json_integer(an->table));
+		json_object_set_new(res, "announce_protocol", json_integer(an->protocol));
+		json_object_set_new(res, "announce_interface", json_string(an->interface));
+		json_object_set_new(res, "announced_routes",
+		                    json_integer(announce_live_count(cp->ann)));
+		json_object_set_new(
+		    res, "announce_errors",
+		    json_integer((json_int_t)announce_counter_get(cp->ann, ANNOUNCE_CTR_ERRORS)));
+	} else if (res) {
+		json_object_set_new(res, "announce", json_string("off"));
+	}
+	return res;
 }
 
 static json_t *cp_req_vips(struct ctlplane *cp)
@@ -483,13 +569,14 @@ static json_t *cp_req_vips(struct ctlplane *cp)
 		}
 		json_array_append_new(
 		    vips,
-		    json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:I}", "name",
+		    json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "name",
 		              v->name, "address", lb_addr_str(&v->addr, a, sizeof(a)), "protocol",
 		              cp_proto_str(v->proto), "port", v->port, "table_size",
 		              (json_int_t)v->table_size, "digest", cp_digest_str(v->digest, d),
 		              "backends", (json_int_t)v->n_backends, "up", (json_int_t)up,
 		              "packets", (json_int_t)sum.packets, "bytes", (json_int_t)sum.bytes,
-		              "flows", (json_int_t)sum.flows));
+		              "flows", (json_int_t)sum.flows, "announce",
+		              cp_announce_state(cp, v->name)));
 	}
 	return json_pack("{s:o}", "vips", vips);
 }
@@ -889,6 +976,19 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 		snprintf(m, sizeof(m), "%u", v->table_size);
 		metrics_sample(w, "maglevd_vip_info", l, 1);
 	}
+	metrics_family(w, "maglevd_vip_announced", "gauge",
+	               "1 while the VIP's route is in the announce table (BGP announces it)");
+	for (uint32_t i = 0; i < s->n_vips; i++) {
+		const char *l[] = {"vip", s->vips[i].name, NULL};
+
+		metrics_sample(w, "maglevd_vip_announced", l,
+		               strcmp(cp_announce_state(cp, s->vips[i].name), "announced") == 0);
+	}
+	for (uint32_t k = 0; k < ANNOUNCE_CTR_MAX; k++) {
+		cp_metric_name(name, announce_counter_name[k], "_total");
+		metrics_family(w, name, "counter", announce_counter_help[k]);
+		metrics_sample(w, name, NULL, announce_counter_get(cp->ann, k));
+	}
 	metrics_family(w, "maglevd_config_generation", "gauge",
 	               "1 + successful reloads of the config file");
 	metrics_sample(w, "maglevd_config_generation", NULL, cp->config_generation);
@@ -982,6 +1082,12 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 			goto out;
 		}
 	}
+	if (cfg->announce.enabled) {
+		ret = announce_open(&cp->ann, &cfg->announce, err, errlen);
+		if (ret < 0)
+			goto out;
+		cp_announce(cp);
+	}
 	*out = cp;
 	return 0;
 out:
@@ -1014,6 +1120,8 @@ int ctlplane_run(struct ctlplane *cp, int timeout_ms)
 		return ret;
 	if (atomic_exchange(&cp->reload_asked, 0))
 		ctlplane_reload(cp, err, sizeof(err));
+	if (cp->ann && !cp->ann_stopped && cp_now_ms() >= cp->ann_next_ms)
+		cp_announce(cp);
 	if (cp->dirty && cp_now_ms() >= cp->retry_ms) {
 		cp->dirty = false;
 		ret = cp_rebuild(cp, cp->cfg, err, sizeof(err));
@@ -1034,6 +1142,17 @@ int ctlplane_run(struct ctlplane *cp, int timeout_ms)
 	return 0;
 }
 
+uint32_t ctlplane_withdraw(struct ctlplane *cp)
+{
+	if (!cp || !cp->ann || cp->ann_stopped)
+		return 0;
+	pthread_mutex_lock(&cp->lock);
+	announce_sync(cp->ann, NULL, 0);
+	cp->ann_stopped = true;
+	pthread_mutex_unlock(&cp->lock);
+	return cp->cfg->announce.withdraw_delay_ms;
+}
+
 int ctlplane_fd(const struct ctlplane *cp)
 {
 	return cp->epfd;
@@ -1044,6 +1163,8 @@ void ctlplane_destroy(struct ctlplane *cp, struct lb_snapshot **cur, struct conf
 	if (!cp)
 		return;
 	metrics_stop(cp->ms);
+	announce_close(cp->ann);
+	free(cp->ann_want);
 	ctl_server_close(cp->srv);
 	health_destroy(cp->hc);
 	if (cp->epfd >= 0)

@@ -43,7 +43,9 @@ struct ctlplane;
 /*
  * Creates the control plane for config file path, already loaded as cfg, with snapshot cur
  * already published; takes ownership of both. Opens the control socket and the metrics endpoint
- * of cfg->control and starts the health checks. Returns 0, or a negative errno and err.
+ * of cfg->control, starts the health checks and, with cfg->announce.enabled, announces the VIPs
+ * (control/announce.h: fails if the TUN device cannot be made). Returns 0, or a negative errno
+ * and err.
  */
 int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
                     struct lb_snapshot *cur, const struct ctlplane_hooks *hooks, char *err,
@@ -76,6 +78,13 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen);
 
 /* The snapshot workers read now (the control thread's view). */
 const struct lb_snapshot *ctlplane_snapshot(const struct ctlplane *cp);
+
+/*
+ * For a clean stop: withdraws every VIP route (announce.*) and stops announcing. Returns how
+ * long, in ms, the caller should keep the data plane forwarding so that routers move the flows
+ * away first (announce.withdraw_delay; 0 when nothing was announced).
+ */
+uint32_t ctlplane_withdraw(struct ctlplane *cp);
 
 /* A pollable fd (epoll) that is readable when ctlplane_run has socket or health work. */
 int ctlplane_fd(const struct ctlplane *cp);

@@ -81,19 +81,27 @@ int ctl_hostport_parse(const char *s, struct lb_addr *addr, uint16_t *port)
 	return 0;
 }
 
-/* Reads an optional string member; -EINVAL (err set) if present and not a string. */
+/* The member key of o in *v (NULL when absent); -EINVAL (err set) if required and absent. */
+static int ctl_get_member(json_t *o, const char *key, bool required, json_t **v, char *err,
+                          size_t errlen)
+{
+	*v = json_object_get(o, key);
+	if (*v || !required)
+		return 0;
+	snprintf(err, errlen, "missing \"%s\"", key);
+	return -EINVAL;
+}
+
+/* Reads a string member (*out NULL when absent and optional); -EINVAL (err set) if not a string. */
 static int ctl_get_str(json_t *o, const char *key, bool required, const char **out, char *err,
                        size_t errlen)
 {
-	json_t *v = json_object_get(o, key);
+	json_t *v;
+	int ret = ctl_get_member(o, key, required, &v, err, errlen);
 
 	*out = NULL;
-	if (!v) {
-		if (!required)
-			return 0;
-		snprintf(err, errlen, "missing \"%s\"", key);
-		return -EINVAL;
-	}
+	if (ret < 0 || !v)
+		return ret;
 	if (!json_is_string(v)) {
 		snprintf(err, errlen, "\"%s\" must be a string", key);
 		return -EINVAL;
@@ -106,18 +114,16 @@ static int ctl_get_str(json_t *o, const char *key, bool required, const char **o
 	return 0;
 }
 
+/* Reads an integer member in 0..max (*out untouched when absent and optional). */
 static int ctl_get_uint(json_t *o, const char *key, json_int_t max, bool required, uint32_t *out,
                         char *err, size_t errlen)
 {
-	json_t *v = json_object_get(o, key);
+	json_t *v;
 	json_int_t n;
+	int ret = ctl_get_member(o, key, required, &v, err, errlen);
 
-	if (!v) {
-		if (!required)
-			return 0;
-		snprintf(err, errlen, "missing \"%s\"", key);
-		return -EINVAL;
-	}
+	if (ret < 0 || !v)
+		return ret;
 	if (!json_is_integer(v)) {
 		snprintf(err, errlen, "\"%s\" must be an integer", key);
 		return -EINVAL;
@@ -387,7 +393,7 @@ int ctl_server_open(struct ctl_server **out, const char *path, ctl_handler_fn fn
 		goto out;
 	}
 	/* The umask makes the socket 0600 from birth; chmod below states it regardless of umask. */
-	old_mask = umask(0177);
+	old_mask = umask(~(mode_t)CTL_SOCKET_MODE & 0777);
 	ret = bind(s->lfd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
 	umask(old_mask);
 	if (ret < 0)
@@ -605,7 +611,7 @@ int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "%s: %s (is maglevd running?)", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s (is maglevd running?)", path, strerror(-ret));
 		goto out;
 	}
 	line = json_dumps(req, JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -621,7 +627,7 @@ int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char 
 
 		if (r < 0) {
 			ret = -errno;
-			snprintf(err, errlen, "%s: send: %s", path, strerror(errno));
+			snprintf(err, errlen, "%s: send: %s", path, strerror(-ret));
 			goto out;
 		}
 		sent += (size_t)r;
@@ -630,8 +636,16 @@ int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char 
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		uint64_t now = ctl_now_ms();
 		ssize_t r;
+		int ready = now < deadline ? poll(&p, 1, (int)(deadline - now)) : 0;
 
-		if (now >= deadline || poll(&p, 1, (int)(deadline - now)) == 0) {
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "%s: poll: %s", path, strerror(-ret));
+			goto out;
+		}
+		if (ready == 0) {
 			ret = -ETIMEDOUT;
 			snprintf(err, errlen, "%s: no answer within %d ms", path, timeout_ms);
 			goto out;
@@ -668,10 +682,11 @@ int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char 
 	}
 	*resp = json_loadb(buf, off, JSON_DISABLE_EOF_CHECK, &jerr);
 	if (!*resp || !json_is_object(*resp)) {
+		ret = -EPROTO;
+		snprintf(err, errlen, "%s: bad response: %s", path,
+		         *resp ? "not a JSON object" : jerr.text);
 		json_decref(*resp);
 		*resp = NULL;
-		ret = -EPROTO;
-		snprintf(err, errlen, "%s: bad response: %s", path, jerr.text);
 		goto out;
 	}
 	ret = 0;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <urcu.h>
@@ -21,6 +22,8 @@
 
 #define DAEMON_ERR_MAX 512u /* bytes of one error line */
 #define DAEMON_TICK_MS 200  /* the control loop runs at least this often (idle clients, retries) */
+#define DAEMON_MS_PER_S  1000u
+#define DAEMON_NS_PER_MS 1000000L
 
 struct daemon {
 	const char *config_path;
@@ -199,6 +202,25 @@ static void daemon_loop(struct daemon *d)
 	}
 }
 
+/*
+ * Clean stop with announce.* on: the VIP routes go first, then the workers keep forwarding for
+ * announce.withdraw_delay while BGP tells the routers, so flows move to the other maglevd
+ * (which sends them to the same backends) without a packet lost to a stopped data plane.
+ */
+static void daemon_withdraw(struct daemon *d)
+{
+	uint32_t ms = ctlplane_withdraw(d->cp);
+	struct timespec ts = { .tv_sec = ms / DAEMON_MS_PER_S,
+			       .tv_nsec = (long)(ms % DAEMON_MS_PER_S) * DAEMON_NS_PER_MS };
+
+	if (!ms)
+		return;
+	fprintf(stderr, "maglevd: VIP routes withdrawn; forwarding %u ms more before stopping\n",
+		ms);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 int daemon_run(const char *config_path, struct config *cfg)
 {
 	struct daemon d = { .config_path = config_path, .cfg = cfg, .sig_fd = -1 };
@@ -236,6 +258,7 @@ int daemon_run(const char *config_path, struct config *cfg)
 	if (rc)
 		goto out;
 	daemon_loop(&d);
+	daemon_withdraw(&d);
 	dataplane_halt(d.dp);
 	daemon_control_stop(&d);
 	daemon_summary(&d);

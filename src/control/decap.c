@@ -2,7 +2,6 @@
 #include "control/decap.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <limits.h>
 #include <net/if.h>
 #include <stdarg.h>
@@ -17,9 +16,10 @@
 
 #include "control/config_yaml.h"
 #include "core/config.h"
+#include "io/bpfobj.h"
 
 #define DECAP_LOG_MAX       16384u /* bytes of libxdp/libbpf messages kept for an error report */
-#define DECAP_ERR_MAX       512u   /* bytes of one error line */
+#define DECAP_ERR_MAX       256u   /* bytes of one libxdp error string */
 #define DECAP_MAP_IDS_MAX   16u    /* maps a program can use that we look through */
 #define DECAP_PROG_NAME_MAX 64u    /* bytes of a program name we keep (kernel: 16) */
 
@@ -86,27 +86,6 @@ static void decap_addr_from_key(const struct decap_vip_key *k, struct lb_addr *a
 	memset(a, 0, sizeof(*a));
 	a->family = k->family == DECAP_FAMILY_IPV4 ? AF_INET : AF_INET6;
 	memcpy(a->b, k->addr, lb_addr_len(a));
-}
-
-int decap_obj_path(char *path, size_t len)
-{
-	const char *dir = getenv(DECAP_BPF_DIR_ENV);
-	char exe[PATH_MAX];
-	ssize_t n;
-	int r;
-
-	if (dir && *dir) {
-		r = snprintf(path, len, "%s/%s", dir, DECAP_OBJ_FILE);
-	} else {
-		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		if (n < 0)
-			return -errno;
-		exe[n] = '\0';
-		r = snprintf(path, len, "%s/bpf/%s", dirname(exe), DECAP_OBJ_FILE);
-	}
-	if (r < 0 || (size_t)r >= len)
-		return -ENAMETOOLONG;
-	return access(path, R_OK) == 0 ? 0 : -ENOENT;
 }
 
 static const char *decap_mode_name(enum xdp_attach_mode m)
@@ -250,9 +229,37 @@ static int decap_ifindex(const char *dev, char *err, size_t errlen)
 	return (int)ifindex;
 }
 
-static void decap_errstr(int e, char *buf, size_t len)
+/*
+ * decap_find on the interface named dev, with libxdp's messages captured: its index in *ifindex,
+ * the same results as decap_find, and one line in err on failure.
+ */
+static int decap_find_dev(const char *dev, int *ifindex, struct xdp_multiprog **mp,
+                          struct xdp_program **prog, const char **other, char *other_buf,
+                          char *err, size_t errlen)
 {
-	libxdp_strerror(e, buf, len);
+	char ebuf[DECAP_ERR_MAX];
+	int r;
+
+	*mp = NULL;
+	*prog = NULL;
+	*other = NULL;
+	*ifindex = decap_ifindex(dev, err, errlen);
+	if (*ifindex < 0)
+		return *ifindex;
+	decap_log_capture();
+	r = decap_find(*ifindex, mp, prog, other, other_buf);
+	if (r < 0) {
+		libxdp_strerror(r, ebuf, sizeof(ebuf));
+		snprintf(err, errlen, "%s: reading its XDP programs: %s", dev, ebuf);
+	}
+	return r;
+}
+
+/* Where the xdp_decap found in mp runs: its attach mode, or "multi" behind libxdp's dispatcher. */
+static const char *decap_attached_mode(struct xdp_multiprog *mp)
+{
+	return xdp_multiprog__is_legacy(mp) ? decap_mode_name(xdp_multiprog__attach_mode(mp))
+	                                    : "multi";
 }
 
 int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
@@ -263,7 +270,7 @@ int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
 	struct xdp_program *found = NULL, *prog = NULL;
 	enum xdp_attach_mode am;
 	const char *other;
-	char ebuf[256], other_buf[DECAP_PROG_NAME_MAX];
+	char ebuf[DECAP_ERR_MAX], other_buf[DECAP_PROG_NAME_MAX];
 	int ifindex, map_fd = -1, r;
 
 	*replaced = false;
@@ -272,22 +279,12 @@ int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
 		snprintf(err, errlen, "%zu VIPs, at most %u fit the map", n, DECAP_VIPS_MAX);
 		return -E2BIG;
 	}
-	ifindex = decap_ifindex(dev, err, errlen);
-	if (ifindex < 0)
-		return ifindex;
-	decap_log_capture();
-
-	r = decap_find(ifindex, &mp, &found, &other, other_buf);
-	if (r < 0) {
-		decap_errstr(r, ebuf, sizeof(ebuf));
-		snprintf(err, errlen, "%s: reading its XDP programs: %s", dev, ebuf);
+	r = decap_find_dev(dev, &ifindex, &mp, &found, &other, other_buf, err, errlen);
+	if (r < 0)
 		goto out;
-	}
 	if (r == 1) {
 		*replaced = true;
-		*mode_name = xdp_multiprog__is_legacy(mp)
-		                 ? decap_mode_name(xdp_multiprog__attach_mode(mp))
-		                 : "multi";
+		*mode_name = decap_attached_mode(mp);
 		map_fd = decap_prog_map_fd(xdp_program__fd(found), DECAP_MAP_VIPS);
 		if (map_fd < 0) {
 			r = map_fd;
@@ -310,7 +307,7 @@ int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
 	r = (int)libxdp_get_error(prog);
 	if (r) {
 		prog = NULL;
-		decap_errstr(r, ebuf, sizeof(ebuf));
+		libxdp_strerror(r, ebuf, sizeof(ebuf));
 		snprintf(err, errlen, "opening %s: %s", obj_path, ebuf);
 		goto out;
 	}
@@ -323,7 +320,7 @@ int decap_attach(const char *dev, const char *obj_path, enum decap_mode mode,
 		r = xdp_program__attach(prog, ifindex, am, 0);
 	}
 	if (r) {
-		decap_errstr(r, ebuf, sizeof(ebuf));
+		libxdp_strerror(r, ebuf, sizeof(ebuf));
 		if (xdp_program__fd(prog) < 0)
 			snprintf(err, errlen, "loading %s failed (rejected by the verifier?): %s",
 			         obj_path, ebuf);
@@ -363,19 +360,12 @@ int decap_detach(const char *dev, char *err, size_t errlen)
 	struct xdp_multiprog *mp = NULL;
 	struct xdp_program *prog = NULL;
 	const char *other;
-	char ebuf[256], other_buf[DECAP_PROG_NAME_MAX];
+	char ebuf[DECAP_ERR_MAX], other_buf[DECAP_PROG_NAME_MAX];
 	int ifindex, r;
 
-	ifindex = decap_ifindex(dev, err, errlen);
-	if (ifindex < 0)
-		return ifindex;
-	decap_log_capture();
-	r = decap_find(ifindex, &mp, &prog, &other, other_buf);
-	if (r < 0) {
-		decap_errstr(r, ebuf, sizeof(ebuf));
-		snprintf(err, errlen, "%s: reading its XDP programs: %s", dev, ebuf);
+	r = decap_find_dev(dev, &ifindex, &mp, &prog, &other, other_buf, err, errlen);
+	if (r < 0)
 		return r;
-	}
 	if (r == 0) {
 		snprintf(err, errlen, "%s: xdp_decap is not attached", dev);
 		return -ENOENT;
@@ -385,7 +375,7 @@ int decap_detach(const char *dev, char *err, size_t errlen)
 	else
 		r = xdp_program__detach(prog, ifindex, xdp_multiprog__attach_mode(mp), 0);
 	if (r) {
-		decap_errstr(r, ebuf, sizeof(ebuf));
+		libxdp_strerror(r, ebuf, sizeof(ebuf));
 		snprintf(err, errlen, "%s: detaching xdp_decap: %s", dev, ebuf);
 	}
 	xdp_multiprog__close(mp);
@@ -398,7 +388,7 @@ int decap_status_read(const char *dev, struct decap_status *st, char *err, size_
 	struct xdp_program *prog = NULL;
 	struct decap_vip_key k, kprev;
 	const char *other;
-	char ebuf[256], other_buf[DECAP_PROG_NAME_MAX];
+	char other_buf[DECAP_PROG_NAME_MAX];
 	int ifindex, ncpu, map_fd = -1, r;
 	__u64 *vals = NULL;
 	void *prev = NULL;
@@ -406,22 +396,12 @@ int decap_status_read(const char *dev, struct decap_status *st, char *err, size_
 
 	memset(st, 0, sizeof(*st));
 	st->mode = "none";
-	ifindex = decap_ifindex(dev, err, errlen);
-	if (ifindex < 0)
-		return ifindex;
-	decap_log_capture();
-	r = decap_find(ifindex, &mp, &prog, &other, other_buf);
-	if (r < 0) {
-		decap_errstr(r, ebuf, sizeof(ebuf));
-		snprintf(err, errlen, "%s: reading its XDP programs: %s", dev, ebuf);
+	r = decap_find_dev(dev, &ifindex, &mp, &prog, &other, other_buf, err, errlen);
+	if (r <= 0)
 		return r;
-	}
-	if (r == 0)
-		return 0;
 	st->attached = true;
 	st->prog_id = xdp_program__id(prog);
-	st->mode = xdp_multiprog__is_legacy(mp) ? decap_mode_name(xdp_multiprog__attach_mode(mp))
-	                                        : "multi";
+	st->mode = decap_attached_mode(mp);
 
 	map_fd = decap_prog_map_fd(xdp_program__fd(prog), DECAP_MAP_VIPS);
 	if (map_fd < 0) {
@@ -481,7 +461,7 @@ out:
 	"       maglevctl decap detach DEV\n"                                                      \
 	"       maglevctl decap status DEV\n"
 
-void decap_usage(FILE *f)
+static void decap_usage(FILE *f)
 {
 	fprintf(
 	    f,
@@ -494,9 +474,9 @@ void decap_usage(FILE *f)
 	    "again\n"
 	    "replaces the VIP set. The program stays attached after maglevctl exits. Needs root.\n"
 	    "status prints the mode, the VIPs and the counters; it fails if DEV has no xdp_decap.\n"
-	    "The BPF object is <dir of maglevctl>/bpf/%s, or $%s/%s.\n"
-	    "See docs/backends.md.\n",
-	    DECAP_OBJ_FILE, DECAP_BPF_DIR_ENV, DECAP_OBJ_FILE);
+	    "The BPF object is $%s/%s, else <dir of maglevctl>/bpf/%s, else\n"
+	    "%s/%s. See docs/backends.md.\n",
+	    BPFOBJ_DIR_ENV, DECAP_OBJ_FILE, DECAP_OBJ_FILE, bpfobj_dir_installed, DECAP_OBJ_FILE);
 }
 
 static int decap_usage_err(char *err, size_t errlen, const char *why, const char *arg)
@@ -607,10 +587,10 @@ static int decap_cmd_attach(int argc, char **argv, char *err, size_t errlen)
 	r = decap_need_root(err, errlen);
 	if (r)
 		return r;
-	r = decap_obj_path(obj, sizeof(obj));
+	r = bpfobj_path(DECAP_OBJ_FILE, obj, sizeof(obj));
 	if (r) {
-		snprintf(err, errlen, "no BPF object at %s (run make, or set %s)", obj,
-		         DECAP_BPF_DIR_ENV);
+		snprintf(err, errlen, "no BPF object at %s (run make or make install, or set %s)",
+		         obj, BPFOBJ_DIR_ENV);
 		return r;
 	}
 	r = decap_attach(dev, obj, mode, vips, n, &mode_name, &replaced, err, errlen);
@@ -688,15 +668,4 @@ int ctl_cmd_decap(int argc, char **argv, char *err, size_t errlen)
 	if (!strcmp(argv[1], "status"))
 		return decap_cmd_status(argc - 2, argv + 2, err, errlen);
 	return decap_usage_err(err, errlen, "unknown decap command", argv[1]);
-}
-
-int decap_main(int argc, char **argv)
-{
-	char err[DECAP_ERR_MAX] = "";
-	int r = ctl_cmd_decap(argc, argv, err, sizeof(err));
-
-	if (r == 0)
-		return 0;
-	fprintf(stderr, "maglevctl decap: %s\n", err[0] ? err : strerror(-r));
-	return 1;
 }

@@ -8,13 +8,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "control/decap_abi.h"
 #include "core/addr.h"
 
-#define DECAP_OBJ_FILE    "xdp_decap.bpf.o"
-#define DECAP_BPF_DIR_ENV "MAGLEV_BPF_DIR" /* overrides <dir of the binary>/bpf */
+#define DECAP_OBJ_FILE "xdp_decap.bpf.o" /* found with bpfobj_path (src/io/bpfobj.h) */
 
 enum decap_mode {
 	DECAP_MODE_AUTO, /* native (driver) XDP, else generic (SKB) XDP */
@@ -32,12 +30,6 @@ struct decap_status {
 };
 
 extern const char *const decap_counter_name[DECAP_CTR_MAX];
-
-/*
- * Finds the BPF object: $MAGLEV_BPF_DIR/xdp_decap.bpf.o, else <directory of the running
- * binary>/bpf/xdp_decap.bpf.o. Returns 0 or -ENOENT (path then holds where it looked).
- */
-int decap_obj_path(char *path, size_t len);
 
 /*
  * Attaches the program in obj_path to dev with the n VIP addresses (at most DECAP_VIPS_MAX) and
@@ -59,15 +51,10 @@ int decap_status_read(const char *dev, struct decap_status *st, char *err, size_
 /*
  * `maglevctl decap attach DEV (-c CONFIG | --vip ADDR ...) [--mode native|skb]`,
  * `maglevctl decap detach DEV`, `maglevctl decap status DEV`: a row of maglevctl's command
- * table. argv[0] is "decap". Prints results on stdout; returns 0, or a negative errno with one
- * line in err (a verifier rejection also prints the verifier log on stderr first).
+ * table. argv[0] is "decap". Prints results (or the help text, for --help) on stdout; returns 0,
+ * or a negative errno with one line in err (a verifier rejection also prints the verifier log on
+ * stderr first).
  */
 int ctl_cmd_decap(int argc, char **argv, char *err, size_t errlen);
-
-/* The same as a whole program: prints the error line on stderr, returns the exit status. */
-int decap_main(int argc, char **argv);
-
-/* The full help text of `maglevctl decap`. */
-void decap_usage(FILE *f);
 
 #endif

@@ -28,7 +28,8 @@ enum probe_state {
 struct health_check {
 	struct health_target t;
 	bool up;
-	bool keep;         /* scratch mark of health_set_targets */
+	bool keep;         /* scratch mark of health_set_targets: still wanted */
+	bool fresh;        /* scratch mark of health_set_targets: made by this call */
 	uint32_t ok_run;   /* successes in a row */
 	uint32_t fail_run; /* failures in a row */
 	enum probe_state state;
@@ -113,8 +114,8 @@ int health_target_from_config(struct health_target *t, const struct config_healt
 	t->addr = *addr;
 	t->type = h->type;
 	t->port = h->port ? h->port : vip_port;
-	t->expect_status = h->expect_status ? h->expect_status : 200;
-	snprintf(t->path, sizeof(t->path), "%s", h->path[0] ? h->path : "/");
+	t->expect_status = h->expect_status ? h->expect_status : CONFIG_HC_EXPECT_STATUS_DEFAULT;
+	snprintf(t->path, sizeof(t->path), "%s", h->path[0] ? h->path : CONFIG_HC_PATH_DEFAULT);
 	t->interval_ms = h->interval_ms;
 	t->timeout_ms = h->timeout_ms;
 	t->rise = h->rise;
@@ -221,7 +222,7 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 	struct health_target *sorted = NULL;
 	struct health_check **next = NULL;
 	uint32_t *first = NULL; /* first[j]: the sorted target check next[j] was made from */
-	uint32_t m = 0, fresh = 0;
+	uint32_t m = 0, n_fresh = 0;
 	uint64_t now = health_now_ms();
 	int ret = 0;
 
@@ -259,9 +260,8 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 			next[m]->t = sorted[i];
 			next[m]->up = true;
 			next[m]->fd = -1;
-			next[m]->next_ms =
-			    UINT64_MAX; /* placed below, once fresh checks are counted */
-			fresh++;
+			next[m]->fresh = true; /* first probe placed below, once they are counted */
+			n_fresh++;
 		}
 		m++;
 	}
@@ -279,14 +279,15 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 	/* Spread the first probes of new checks over one interval instead of a burst. Checks that
 	 * stay take the new timing (a reload may change it) from their next probe on. */
 	for (uint32_t j = 0, k = 0; j < m; j++) {
-		if (next[j]->next_ms != UINT64_MAX) {
+		if (!next[j]->fresh) {
 			next[j]->t.interval_ms = sorted[first[j]].interval_ms;
 			next[j]->t.timeout_ms = sorted[first[j]].timeout_ms;
 			next[j]->t.rise = sorted[first[j]].rise;
 			next[j]->t.fall = sorted[first[j]].fall;
 			continue;
 		}
-		next[j]->next_ms = now + (uint64_t)next[j]->t.interval_ms * k / (fresh ? fresh : 1);
+		next[j]->fresh = false;
+		next[j]->next_ms = now + (uint64_t)next[j]->t.interval_ms * k / n_fresh;
 		next[j]->start_ms = now;
 		k++;
 	}
@@ -299,7 +300,7 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 out:
 	if (next) {
 		for (uint32_t j = 0; j < m; j++)
-			if (next[j] && next[j]->next_ms == UINT64_MAX)
+			if (next[j] && next[j]->fresh)
 				free(next[j]);
 		free(next);
 	}
@@ -359,9 +360,10 @@ static int health_probe_watch(struct health_checker *hc, struct health_check *c,
 	return epoll_ctl(hc->epfd, op, c->fd, &ev) < 0 ? -errno : 0;
 }
 
-static void health_request_format(struct health_check *c)
+/* Writes the HTTP request into c->req; false if it does not fit (not sent truncated). */
+static bool health_request_format(struct health_check *c)
 {
-	char a[LB_ADDR_STRLEN], host[LB_ADDR_STRLEN + 16];
+	char a[LB_ADDR_STRLEN], host[LB_ADDR_STRLEN + sizeof("[]:65535")];
 	int len;
 
 	lb_addr_str(&c->t.addr, a, sizeof(a));
@@ -374,35 +376,22 @@ static void health_request_format(struct health_check *c)
 	               "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: maglevd-health\r\n"
 	               "Connection: close\r\n\r\n",
 	               c->t.path, host);
-	c->req_len =
-	    len < 0 ? 0 : ((size_t)len < sizeof(c->req) ? (size_t)len : sizeof(c->req) - 1);
+	if (len < 0 || (size_t)len >= sizeof(c->req))
+		return false;
+	c->req_len = (size_t)len;
 	c->req_off = 0;
+	return true;
 }
 
 static void health_probe_start(struct health_checker *hc, struct health_check *c, uint64_t now)
 {
-	struct sockaddr_storage ss = {0};
-	socklen_t sl;
+	struct sockaddr_storage ss;
+	socklen_t sl = lb_addr_sockaddr(&c->t.addr, c->t.port, &ss);
 	int ret;
 
 	c->start_ms = now;
 	c->next_ms = now + c->t.timeout_ms;
 	c->resp_len = 0;
-	if (c->t.addr.family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(c->t.port);
-		sin->sin_addr = c->t.addr.v4;
-		sl = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(c->t.port);
-		sin6->sin6_addr = c->t.addr.v6;
-		sl = sizeof(*sin6);
-	}
 	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		health_probe_end(hc, c, false, strerror(errno), now);
@@ -468,7 +457,10 @@ static void health_probe_io(struct health_checker *hc, struct health_check *c, u
 			health_probe_end(hc, c, true, NULL, now);
 			return;
 		}
-		health_request_format(c);
+		if (!health_request_format(c)) {
+			health_probe_end(hc, c, false, "HTTP request too long", now);
+			return;
+		}
 		c->state = PROBE_SENDING;
 	}
 	if (c->state == PROBE_SENDING) {

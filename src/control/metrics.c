@@ -194,7 +194,7 @@ static enum MHD_Result metrics_handle(void *cls, struct MHD_Connection *conn, co
 int metrics_start(struct metrics_server **out, const char *address, uint16_t port,
                   metrics_collect_fn fn, void *ctx)
 {
-	struct sockaddr_storage ss = {0};
+	struct sockaddr_storage ss;
 	struct metrics_server *s;
 	struct lb_addr a;
 	const union MHD_DaemonInfo *info;
@@ -203,20 +203,9 @@ int metrics_start(struct metrics_server **out, const char *address, uint16_t por
 
 	if (lb_addr_parse(address, &a) < 0)
 		return -EINVAL;
-	if (a.family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		sin->sin_addr = a.v4;
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		sin6->sin6_addr = a.v6;
+	lb_addr_sockaddr(&a, port, &ss);
+	if (a.family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;

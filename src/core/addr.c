@@ -37,3 +37,22 @@ const char *lb_addr_str(const struct lb_addr *a, char *buf, size_t len)
 		snprintf(buf, len, "(bad)");
 	return buf;
 }
+
+socklen_t lb_addr_sockaddr(const struct lb_addr *a, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		sin->sin_addr = a->v4;
+		return sizeof(*sin);
+	}
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(port);
+	sin6->sin6_addr = a->v6;
+	return sizeof(*sin6);
+}

@@ -46,4 +46,10 @@ int lb_addr_parse(const char *s, struct lb_addr *out);
 /* Formats into buf (at least LB_ADDR_STRLEN bytes) and returns buf. */
 const char *lb_addr_str(const struct lb_addr *a, char *buf, size_t len);
 
+/*
+ * Fills ss with a (AF_INET or AF_INET6) and port (host order) for bind or connect; returns the
+ * address length to pass with it.
+ */
+socklen_t lb_addr_sockaddr(const struct lb_addr *a, uint16_t port, struct sockaddr_storage *ss);
+
 #endif

@@ -1,7 +1,6 @@
 /* Configuration defaults and release. */
 #include "core/config.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 
 void config_init(struct config *c)
@@ -28,6 +27,13 @@ void config_init(struct config *c)
 			.metrics_enabled = true,
 			.metrics_address = CONFIG_METRICS_ADDR_DEFAULT,
 			.metrics_port = CONFIG_METRICS_PORT_DEFAULT,
+		},
+		.announce = {
+			.table = CONFIG_ANNOUNCE_TABLE_DEFAULT,
+			.protocol = CONFIG_ANNOUNCE_PROTOCOL_DEFAULT,
+			.withdraw_when_no_backends = true,
+			.withdraw_delay_ms = CONFIG_ANNOUNCE_DELAY_DEFAULT_MS,
+			.interface = CONFIG_ANNOUNCE_INTERFACE_DEFAULT,
 		},
 	};
 }

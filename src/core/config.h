@@ -49,8 +49,17 @@
 #define CONFIG_CT_ICMP_TIMEOUT_DEFAULT    10u  /* seconds */
 #define CONFIG_ICMP_RATE_DEFAULT          1000u /* generated ICMP errors per second per worker */
 #define CONFIG_SOCKET_DEFAULT    "/run/maglevd.sock"
+#define CONFIG_SOCKET_MAX        108u /* bytes with the NUL: sizeof(sockaddr_un.sun_path) */
 #define CONFIG_METRICS_ADDR_DEFAULT "127.0.0.1"
 #define CONFIG_METRICS_PORT_DEFAULT 9180u
+#define CONFIG_ANNOUNCE_TABLE_DEFAULT    100u /* kernel routing table of the VIP routes */
+#define CONFIG_ANNOUNCE_PROTOCOL_DEFAULT 250u /* rtm_protocol marking maglevd's routes */
+#define CONFIG_ANNOUNCE_PROTOCOL_MIN     5u   /* 0..4 are the kernel's own (unspec..static) */
+#define CONFIG_ANNOUNCE_PROTOCOL_MAX     255u
+#define CONFIG_ANNOUNCE_TABLE_RESERVED   253u /* 253..255: default, main, local; refused */
+#define CONFIG_ANNOUNCE_INTERFACE_DEFAULT "maglevd-vips" /* TUN device the routes point into */
+#define CONFIG_ANNOUNCE_DELAY_DEFAULT_MS 1000u  /* forwarding after withdrawal on a clean stop */
+#define CONFIG_ANNOUNCE_DELAY_MAX_MS     60000u /* ms */
 
 enum dp_mode {
 	DP_MODE_AFXDP,    /* AF_XDP through libxdp (default) */
@@ -118,10 +127,21 @@ struct config_conntrack {
 };
 
 struct config_control {
-	char socket[108];          /* maglevctl Unix socket (sun_path size) */
+	char socket[CONFIG_SOCKET_MAX]; /* maglevctl Unix socket */
 	bool metrics_enabled;
 	char metrics_address[LB_ADDR_STRLEN];
 	uint16_t metrics_port;
+};
+
+/* VIP routes in a kernel table for a BGP daemon (BIRD) to export; docs/scaleout.md. */
+struct config_announce {
+	bool enabled;
+	uint32_t table;                  /* kernel routing table, 1..2^32-1 but not 253..255 */
+	uint8_t protocol;                /* rtm_protocol of our routes, 5..255 */
+	bool withdraw_when_no_backends;  /* withdraw a VIP whose backends are all health-down */
+	uint32_t withdraw_delay_ms;      /* clean stop: keep forwarding this long after withdrawing */
+	char interface[IF_NAMESIZE];     /* TUN device the routes point into (dies with maglevd) */
+	int line;                        /* line of the announce: key; 0 if absent */
 };
 
 struct config {
@@ -131,6 +151,7 @@ struct config {
 	struct config_dataplane dataplane;
 	struct config_conntrack conntrack;
 	struct config_control control;
+	struct config_announce announce;
 	struct config_vip *vips;
 	uint32_t n_vips;
 };

@@ -15,19 +15,42 @@
 #include <xxhash.h>
 
 /*
- * Once at most sqrt(M * MAGLEV_TAIL_SCALE) slots are empty, a turn finds its slot by scanning the
- * list of empty slots (a few cycles per empty slot) instead of walking the backend's permutation
- * (about M / empty probes). Both give the same slot, the first empty one in the backend's
- * permutation order; only the speed differs. The scale was chosen by measuring builds.
+ * Once few slots are empty, a turn finds its slot by scanning the list of empty slots instead of
+ * walking the backend's permutation (about M / empty probes). Both give the same slot, the first
+ * empty one in the backend's permutation order; only the speed differs. The scan starts at
+ * sqrt(M / 2) empty slots with the scalar scan (some 6 cycles a slot) and at sqrt(M) with the
+ * vector one (under 2 cycles a slot); measured on the test machine, sqrt(M / 2) was 2.5% faster
+ * than sqrt(M) for the scalar scan at M = 65537, sqrt(M) 1-2% faster than sqrt(M / 2) and
+ * sqrt(2 M) for the vector scan at M = 655373.
  */
-#define MAGLEV_TAIL_SCALE 2u
+#define MAGLEV_TAIL_DIV_SCALAR 2u
+#define MAGLEV_TAIL_DIV_VECTOR 1u
+/*
+ * The tail scans with AVX2 only from this M on (M = 131072: 362 empty slots). At M = 65537 the
+ * vector scan gave the same best build time as the scalar one but a 10% worse median: 256-bit
+ * floating-point code that short does not pay for what it costs the core (vector unit warm-up, a
+ * lower clock that outlasts it), while at M = 655373 it wins.
+ */
+#define MAGLEV_VSCAN_MIN_SIZE (1u << 17)
 #define MAGLEV_TAIL_MAX   4088u /* empty slots in the tail list: index + padding fits SCAN_KEY_BITS */
 #define SCAN_PAD          8u    /* the empty list is padded to a multiple of this */
 #define SCAN_KEY_BITS     12u   /* scan keys are (distance << SCAN_KEY_BITS) | index */
 
+/*
+ * The functions that hold the hot loops start on a cache line, so their loops sit at the same
+ * offsets in every binary that links this file: the build time moved by up to 13% with where the
+ * linker happened to put them (measured at M = 65537), and now it does not.
+ */
+#define MAGLEV_HOT_ALIGN __attribute__((aligned(64)))
+
 /* Hot per-backend state while a table is populated, indexed by turn order. */
 struct maglev_pos {
-	uint32_t cur;  /* slot at the backend's next unexamined permutation position */
+	/*
+	 * Slot at the backend's last examined permutation position (before its first turn, the one
+	 * before offset): its walk goes on from the next. Kept rather than the next position so a
+	 * turn steps once at the start instead of once after the claim: fewer instructions a turn.
+	 */
+	uint32_t last;
 	uint32_t skip; /* permutation step */
 };
 
@@ -46,7 +69,7 @@ struct maglev_fill {
 	double *empties_d;   /* the same as doubles, for scan_nearest_avx2 */
 	uint32_t n_empties;
 	bool in_tail;
-	bool avx2;    /* the CPU runs scan_nearest_avx2 (AVX2 and FMA) */
+	bool avx2;    /* the tail uses scan_nearest_avx2: the CPU has AVX2 and FMA, M is large */
 	uint64_t mu;  /* floor((2^64 - 1) / M), for mod_m() */
 	double m_inv; /* 1.0 / M, for scan_nearest_avx2() */
 };
@@ -79,9 +102,10 @@ static uint32_t isqrt32(uint64_t x)
 	return (uint32_t)r;
 }
 
-static uint32_t tail_max_for(uint32_t m)
+/* Empty slots at which the tail scan starts (the larger for the vector scan). */
+static uint32_t tail_max_for(uint32_t m, bool vector)
 {
-	uint32_t t = isqrt32((uint64_t)m * MAGLEV_TAIL_SCALE);
+	uint32_t t = isqrt32(m / (vector ? MAGLEV_TAIL_DIV_VECTOR : MAGLEV_TAIL_DIV_SCALAR));
 
 	return t < MAGLEV_TAIL_MAX ? t : MAGLEV_TAIL_MAX;
 }
@@ -123,23 +147,49 @@ static inline uint32_t add_m(uint32_t a, uint32_t b, uint32_t m)
 }
 
 /*
- * Walks the permutation from c to the first empty slot and claims it in the bitmap. The wrap
- * test is marked unpredictable so that it compiles to a conditional move, and the empty asm
- * keeps the claim's bit arithmetic out of the loop: ten instructions a probe with GCC 12.
+ * Walks the permutation from the position after c to the first empty slot and claims it in the
+ * bitmap. The next position after c is c + skip, wrapped below m; with ms = m - skip it wraps iff
+ * c >= ms, so c - ms is the wrapped value and its borrow picks c + skip instead: one subtraction
+ * and a conditional move, two cycles of latency a step (c + skip, compare, select take three).
+ *
+ * On x86-64 the loop is written out: GCC turns the C step into a branch (half of them
+ * mispredicted) rather than the subtraction and conditional move, and the time of a build moved
+ * by up to 8% with where the loop happened to land relative to 32- and 64-byte boundaries
+ * (measured at M = 65537: 1.02 to 1.10 ms for the same code, linked at different offsets). So the
+ * loop, eight instructions in 28 bytes, starts on a 32-byte boundary. The claim sets the bit in
+ * the word the last probe loaded and stores it back (two instructions, not a second load and
+ * shift): 5% of the build at M = 65537.
  */
 static inline __attribute__((always_inline)) uint32_t probe_claim(uint64_t *used, uint32_t m,
 								   uint32_t c, uint32_t skip)
 {
-	for (;;) {
-		uint32_t c1;
+	uint32_t ms = m - skip;
+#if defined(__x86_64__)
+	uint64_t w, t;
 
-		if (!((used[c >> 6] >> (c & 63)) & 1))
-			break;
-		c1 = c + skip;
-		c = __builtin_expect_with_probability(c1 >= m, 1, 0.5) ? c1 - m : c1;
-	}
-	__asm__("" : "+r"(c));
+	__asm__("jmp 1f\n\t"
+		".p2align 5\n"
+		"1:\n\t"
+		"lea (%q[c],%q[skip]), %k[t]\n\t" /* c + skip */
+		"sub %[ms], %[c]\n\t"             /* c - ms; borrow iff c < ms */
+		"cmovb %k[t], %[c]\n\t"
+		"mov %[c], %k[t]\n\t"
+		"shr $6, %k[t]\n\t"
+		"mov (%[used],%[t],8), %[w]\n\t"
+		"bt %q[c], %[w]\n\t" /* bit c % 64 of used[c / 64] */
+		"jc 1b\n\t"
+		"bts %q[c], %[w]\n\t" /* claim: the word is at hand */
+		"mov %[w], (%[used],%[t],8)"
+		: [c] "+r"(c), [t] "=&r"(t), [w] "=&r"(w),
+		  "+m"(*(uint64_t(*)[(MAGLEV_SIZE_MAX + 63) / 64])used)
+		: [skip] "r"(skip), [ms] "r"(ms), [used] "r"(used)
+		: "cc");
+#else
+	do
+		c = c < ms ? c + skip : c - ms;
+	while ((used[c >> 6] >> (c & 63)) & 1);
 	used[c >> 6] |= 1ull << (c & 63);
+#endif
 	return c;
 }
 
@@ -259,13 +309,13 @@ scan_nearest_avx2(const double *empties_d, uint32_t n_e, uint32_t c, uint32_t in
 #endif
 
 /*
- * A turn of backend i in the tail phase. Every slot before pos[i].cur in i's permutation is used,
- * so the empty slot nearest to cur in permutation order, ((e - cur) * skip^-1) mod M, is the one
- * the probe walk would reach. Returns false when that filled the table.
+ * A turn of backend i in the tail phase. Every slot up to pos[i].last in i's permutation is used,
+ * so the empty slot nearest to the next position c in permutation order, ((e - c) * skip^-1)
+ * mod M, is the one the probe walk would reach. Returns false when that filled the table.
  */
-static bool turn_scan(struct maglev_fill *f, uint32_t i)
+MAGLEV_HOT_ALIGN static bool turn_scan(struct maglev_fill *f, uint32_t i)
 {
-	uint32_t m = f->m, c = f->pos[i].cur, inv, k, e;
+	uint32_t m = f->m, c = add_m(f->pos[i].last, f->pos[i].skip, m), inv, k, e;
 
 	if (!f->in_tail)
 		tail_start(f);
@@ -282,20 +332,17 @@ static bool turn_scan(struct maglev_fill *f, uint32_t i)
 	empties_pad(f);
 	f->used[e >> 6] |= 1ull << (e & 63);
 	f->table[e] = f->ids[i];
-	e += f->pos[i].skip;
-	f->pos[i].cur = e >= m ? e - m : e;
+	f->pos[i].last = e;
 	return --f->empty != 0;
 }
 
 /* A turn of backend i by walking its permutation. Returns false when that filled the table. */
 static inline __attribute__((always_inline)) bool turn_probe(struct maglev_fill *f, uint32_t i)
 {
-	uint32_t m = f->m, skip = f->pos[i].skip;
-	uint32_t c = probe_claim(f->used, m, f->pos[i].cur, skip);
+	uint32_t c = probe_claim(f->used, f->m, f->pos[i].last, f->pos[i].skip);
 
 	f->table[c] = f->ids[i];
-	c += skip;
-	f->pos[i].cur = c >= m ? c - m : c;
+	f->pos[i].last = c;
 	return --f->empty != 0;
 }
 
@@ -315,10 +362,10 @@ static void fill_equal(struct maglev_fill *f)
 		uint32_t run = n - i < f->empty - f->tail_max ? n - i : f->empty - f->tail_max;
 
 		for (uint32_t end = i + run; i < end; i++) {
-			uint32_t skip = pos[i].skip, c = probe_claim(used, m, pos[i].cur, skip);
+			uint32_t c = probe_claim(used, m, pos[i].last, pos[i].skip);
 
 			table[c] = ids[i];
-			pos[i].cur = add_m(c, skip, m);
+			pos[i].last = c;
 		}
 		f->empty -= run;
 		if (i == n)
@@ -421,33 +468,33 @@ static size_t scratch_size(uint32_t m, uint32_t n)
 
 	return n * (sizeof(struct maglev_pos) + 2 * sizeof(uint64_t) + 2 * sizeof(uint32_t) +
 		    sizeof(uint16_t)) +
-	       (tail_max_for(m) + SCAN_PAD) * sizeof(double) +
-	       words * sizeof(uint64_t) + (tail_max_for(m) + SCAN_PAD) * sizeof(uint32_t) + 8;
+	       (tail_max_for(m, true) + SCAN_PAD) * sizeof(double) +
+	       words * sizeof(uint64_t) + (tail_max_for(m, true) + SCAN_PAD) * sizeof(uint32_t) + 8;
 }
 
 /*
  * The population proper, on validated input: backend k (in turn order) has perms[k], weights[k]
  * and writes ids[k] into the table. scratch holds scratch_size(m, n) bytes, 8-byte aligned.
  */
-static void populate_core(uint16_t *table, uint32_t m, const struct maglev_perm *perms,
-			  const uint32_t *weights, const uint16_t *ids, uint32_t n, void *scratch,
-			  unsigned flags)
+MAGLEV_HOT_ALIGN static void populate_core(uint16_t *table, uint32_t m,
+					   const struct maglev_perm *perms, const uint32_t *weights,
+					   const uint16_t *ids, uint32_t n, void *scratch,
+					   unsigned flags)
 {
 	uint32_t words = (m + 63) / 64;
 	uint64_t *used = scratch;
 	uint64_t *claimed = used + words;
 	uint64_t *heap = claimed + n;
 	double *empties_d = (double *)(heap + n);
-	struct maglev_pos *pos = (struct maglev_pos *)(empties_d + tail_max_for(m) + SCAN_PAD);
+	struct maglev_pos *pos = (struct maglev_pos *)(empties_d + tail_max_for(m, true) + SCAN_PAD);
 	uint32_t *wts = (uint32_t *)(pos + n);
 	uint32_t *inv = wts + n;
 	uint32_t *empties = inv + n;
-	uint16_t *act_ids = (uint16_t *)(empties + tail_max_for(m) + SCAN_PAD);
+	uint16_t *act_ids = (uint16_t *)(empties + tail_max_for(m, true) + SCAN_PAD);
 	struct maglev_fill f = {
 		.table = table,
 		.m = m,
 		.empty = m,
-		.tail_max = tail_max_for(m),
 		.used = used,
 		.pos = pos,
 		.ids = act_ids,
@@ -457,16 +504,18 @@ static void populate_core(uint16_t *table, uint32_t m, const struct maglev_perm 
 		.mu = UINT64_MAX / m,
 		.m_inv = 1.0 / m,
 #ifdef MAGLEV_HAVE_AVX2
-		.avx2 = !(flags & MAGLEV_BUILD_SCALAR) && __builtin_cpu_supports("avx2") &&
-			__builtin_cpu_supports("fma"),
+		.avx2 = !(flags & MAGLEV_BUILD_SCALAR) && m >= MAGLEV_VSCAN_MIN_SIZE &&
+			__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
 #endif
 	};
 	bool equal = true;
 
+	f.tail_max = tail_max_for(m, f.avx2);
 	for (uint32_t k = 0; k < n; k++) {
 		if (weights[k] == 0)
 			continue;
-		pos[f.n] = (struct maglev_pos){ perms[k].offset, perms[k].skip };
+		pos[f.n] = (struct maglev_pos){ add_m(perms[k].offset, m - perms[k].skip, m),
+						perms[k].skip };
 		wts[f.n] = weights[k];
 		act_ids[f.n] = ids[k];
 		if (wts[f.n] != wts[0])
@@ -557,12 +606,30 @@ static inline int sorted_cmp(const struct maglev_sorted *a, const struct maglev_
 	return a->key_len > 16 ? memcmp(a->key + 16, b->key + 16, a->key_len - 16) : 0;
 }
 
-/* Bottom-up merge sort of a[0..n) using tmp[0..n); the result ends up in a. */
+#define SORT_RUN 16u /* sorted_sort insertion-sorts runs of this many records before merging */
+
+/*
+ * Bottom-up merge sort of a[0..n) using tmp[0..n); the result ends up in a. Runs of SORT_RUN are
+ * insertion-sorted first: that saves four merge passes, each of which copies every 40-byte
+ * record, and costs one compare a record where the input is in order already.
+ */
 static void sorted_sort(struct maglev_sorted *a, struct maglev_sorted *tmp, uint32_t n)
 {
 	struct maglev_sorted *src = a, *dst = tmp, *t;
 
-	for (uint32_t w = 1; w < n; w *= 2) {
+	for (uint32_t lo = 0; lo < n; lo += SORT_RUN) {
+		uint32_t hi = lo + SORT_RUN < n ? lo + SORT_RUN : n;
+
+		for (uint32_t i = lo + 1; i < hi; i++) {
+			struct maglev_sorted v = a[i];
+			uint32_t j = i;
+
+			for (; j > lo && sorted_cmp(&v, &a[j - 1]) < 0; j--)
+				a[j] = a[j - 1];
+			a[j] = v;
+		}
+	}
+	for (uint32_t w = SORT_RUN; w < n; w *= 2) {
 		for (uint32_t lo = 0; lo < n; lo += 2 * w) {
 			uint32_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
 			uint32_t i = lo, j = mid, k = lo;

@@ -18,6 +18,7 @@
 
 #include <urcu.h>
 
+#include "io/bpfobj.h"
 #include "io/nexthop.h"
 
 struct dp_worker {
@@ -124,33 +125,6 @@ static int dp_if_mac(const char *ifname, uint8_t mac[6])
 		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
 	close(fd);
 	return rc;
-}
-
-/* Finds the steering program: $MAGLEV_BPF_DIR, next to the executable (build/bpf/), installed. */
-static void dp_bpf_path(char *out, size_t len)
-{
-	const char *env = getenv(DATAPLANE_BPF_ENV);
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (env && *env) {
-		snprintf(out, len, "%s/%s", env, DATAPLANE_BPF_OBJ);
-		return;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		char *slash;
-
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			if (snprintf(out, len, "%.*s/bpf/%s", (int)(len - 32), exe,
-				     DATAPLANE_BPF_OBJ) < (int)len && access(out, R_OK) == 0)
-				return;
-		}
-	}
-	snprintf(out, len, "%s/%s", DATAPLANE_BPF_DIR, DATAPLANE_BPF_OBJ);
 }
 
 static int dp_set_filter(struct dataplane *dp, struct io_vip *vips, uint32_t n)
@@ -364,7 +338,7 @@ int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_
 	}
 	if (c->mode == DP_MODE_AFPACKET)
 		dp_afpacket_check_forwarding(c->interface);
-	dp_bpf_path(bpf_path, sizeof(bpf_path));
+	bpfobj_path(DATAPLANE_BPF_OBJ, bpf_path, sizeof(bpf_path)); /* afxdp reports a miss */
 	params.bpf_path = bpf_path;
 	rc = dp->ops->open(&dp->dev, &params, err, errlen);
 	if (rc) {

@@ -2,6 +2,7 @@
 #include "io/nexthop.h"
 
 #include <errno.h>
+#include <linux/if_ether.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -17,8 +18,9 @@
 
 #include <libmnl/libmnl.h>
 
-#define NH_ENTRIES_MAX  65536u /* distinct backend addresses followed */
-#define NH_WAIT_STEP_MS 20u
+#define NH_ENTRIES_MAX   65536u /* distinct backend addresses followed; a power of 2 */
+#define NH_ENTRIES_FIRST 16u    /* entries allocated at first; doubled when full */
+#define NH_WAIT_STEP_MS  20u    /* nh_wait polls this often */
 
 /* NUD states in which the neighbour entry holds a usable link-layer address. */
 #define NH_NUD_USABLE                                                                              \
@@ -44,7 +46,7 @@ struct nh_resolver {
 	uint32_t seq;
 	int ifindex;
 	struct nh_entry *entries;
-	uint32_t n_entries;
+	uint32_t n_entries, cap_entries;
 	struct nh_watch watches[NH_WATCHES_MAX];
 	uint32_t n_watches;
 	bool routes_dirty; /* a route changed: every entry's route is looked up again */
@@ -53,11 +55,11 @@ struct nh_resolver {
 	bool thread_started;
 };
 
-uint64_t nh_mac_encode(const uint8_t mac[6])
+uint64_t nh_mac_encode(const uint8_t mac[ETH_ALEN])
 {
 	uint64_t v = 0;
 
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < ETH_ALEN; i++)
 		v = v << 8 | mac[i];
 	return v | LB_NH_VALID;
 }
@@ -158,19 +160,19 @@ static bool nh_neigh_parse(const struct nlmsghdr *nlh, struct lb_addr *dst, int 
 	const struct ndmsg *ndm = mnl_nlmsg_get_payload(nlh);
 	const struct nlattr *attr;
 	const uint8_t *ll = NULL;
+	size_t dst_len;
 
 	if (ndm->ndm_family != AF_INET && ndm->ndm_family != AF_INET6)
 		return false;
 	memset(dst, 0, sizeof(*dst));
+	dst_len = ndm->ndm_family == AF_INET ? sizeof(struct in_addr) : sizeof(struct in6_addr);
 	mnl_attr_for_each(attr, nlh, sizeof(*ndm)) {
 		size_t alen = mnl_attr_get_payload_len(attr);
 
-		size_t want = ndm->ndm_family == AF_INET ? 4u : 16u;
-
-		if (mnl_attr_get_type(attr) == NDA_DST && alen == want) {
+		if (mnl_attr_get_type(attr) == NDA_DST && alen == dst_len) {
 			dst->family = ndm->ndm_family;
 			memcpy(dst->b, mnl_attr_get_payload(attr), alen);
-		} else if (mnl_attr_get_type(attr) == NDA_LLADDR && alen == 6) {
+		} else if (mnl_attr_get_type(attr) == NDA_LLADDR && alen == ETH_ALEN) {
 			ll = mnl_attr_get_payload(attr);
 		}
 	}
@@ -201,6 +203,7 @@ static void nh_solicit(struct nh_resolver *r, const struct nh_entry *e)
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ndmsg *ndm;
+	int rc;
 
 	nlh->nlmsg_type = RTM_NEWNEIGH;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK;
@@ -210,11 +213,12 @@ static void nh_solicit(struct nh_resolver *r, const struct nh_entry *e)
 	ndm->ndm_state = NUD_NONE;
 	ndm->ndm_flags = NTF_USE;
 	mnl_attr_put(nlh, NDA_DST, lb_addr_len(&e->via), e->via.b);
-	if (nh_request(r, nlh, NULL, NULL) < 0) {
+	rc = nh_request(r, nlh, NULL, NULL);
+	if (rc < 0) {
 		char a[LB_ADDR_STRLEN];
 
 		fprintf(stderr, "maglevd: nexthop: cannot solicit %s: %s\n",
-			lb_addr_str(&e->via, a, sizeof(a)), strerror(errno));
+			lb_addr_str(&e->via, a, sizeof(a)), strerror(-rc));
 	}
 }
 
@@ -295,8 +299,8 @@ int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n)
 			rc = -ENOSPC;
 			goto out;
 		}
-		if ((r->n_entries & (r->n_entries - 1)) == 0) {
-			uint32_t cap = r->n_entries ? 2 * r->n_entries : 16;
+		if (r->n_entries == r->cap_entries) {
+			uint32_t cap = r->cap_entries ? 2 * r->cap_entries : NH_ENTRIES_FIRST;
 			struct nh_entry *grown = realloc(r->entries, cap * sizeof(*grown));
 
 			if (!grown) {
@@ -304,6 +308,7 @@ int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n)
 				goto out;
 			}
 			r->entries = grown;
+			r->cap_entries = cap;
 		}
 		e = &r->entries[r->n_entries++];
 		*e = (struct nh_entry){ .addr = nh[i].addr };
@@ -449,8 +454,7 @@ void nh_stop(struct nh_resolver *r)
 int nh_start(struct nh_resolver **out, int ifindex, char *err, size_t errlen)
 {
 	struct nh_resolver *r = calloc(1, sizeof(*r));
-	unsigned groups = (1u << (RTNLGRP_NEIGH - 1)) | (1u << (RTNLGRP_IPV4_ROUTE - 1)) |
-			  (1u << (RTNLGRP_IPV6_ROUTE - 1));
+	unsigned groups = RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
 	int rc;
 
 	if (!r)

@@ -6,6 +6,7 @@
 #ifndef MAGLEV_IO_NEXTHOP_H
 #define MAGLEV_IO_NEXTHOP_H
 
+#include <linux/if_ether.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,7 +18,7 @@
 struct nh_resolver;
 
 /* Encodes a MAC as lb_nexthop.mac holds it (LB_NH_VALID set). */
-uint64_t nh_mac_encode(const uint8_t mac[6]);
+uint64_t nh_mac_encode(const uint8_t mac[ETH_ALEN]);
 
 /*
  * Opens netlink sockets and starts the resolver thread for next hops leaving through ifindex

@@ -2,28 +2,22 @@
 #include "io/replay.h"
 
 #include <errno.h>
+#include <linux/if_ether.h>
 #include <pcap/pcap.h>
-#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/pipeline.h"
 #include "core/snapshot.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#define REPLAY_NS_PER_S 1000000000ull
 
 /* The data plane needs a source address for every backend family and, here, a next-hop MAC. */
-static int check_config(const struct config *cfg, char *err, size_t errlen)
+static int replay_check_config(const struct config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->dataplane.has_nexthop_mac) {
-		set_err(err, errlen, "%s: dataplane.nexthop_mac is required for --replay",
+		snprintf(err, errlen, "%s: dataplane.nexthop_mac is required for --replay",
 		        cfg->path);
 		return -EINVAL;
 	}
@@ -36,12 +30,11 @@ static int check_config(const struct config *cfg, char *err, size_t errlen)
 			char buf[LB_ADDR_STRLEN];
 
 			if (src->family != a->family) {
-				set_err(
-				    err, errlen,
-				    "%s:%d: VIP '%s' has backend '%s' but dataplane.%s is not set",
-				    cfg->path, cfg->vips[i].backends[j].line, cfg->vips[i].name,
-				    lb_addr_str(a, buf, sizeof(buf)),
-				    a->family == AF_INET ? "source_ipv4" : "source_ipv6");
+				snprintf(err, errlen,
+				         "%s:%d: VIP '%s' has backend '%s' but dataplane.%s is not set",
+				         cfg->path, cfg->vips[i].backends[j].line, cfg->vips[i].name,
+				         lb_addr_str(a, buf, sizeof(buf)),
+				         a->family == AF_INET ? "source_ipv4" : "source_ipv6");
 				return -EINVAL;
 			}
 		}
@@ -70,7 +63,7 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 	int ret, rc;
 
 	memset(res, 0, sizeof(*res));
-	ret = check_config(cfg, err, errlen);
+	ret = replay_check_config(cfg, err, errlen);
 	if (ret)
 		goto out;
 	ret = snapshot_build(cfg, NULL, NULL, &s, err, errlen);
@@ -78,12 +71,12 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 		goto out;
 	in = pcap_open_offline_with_tstamp_precision(in_path, PCAP_TSTAMP_PRECISION_NANO, perr);
 	if (!in) {
-		set_err(err, errlen, "%s: %s", in_path, perr);
+		snprintf(err, errlen, "%s: %s", in_path, perr);
 		ret = -ENOENT;
 		goto out;
 	}
 	if (pcap_datalink(in) != DLT_EN10MB) {
-		set_err(err, errlen, "%s: link type %s, only Ethernet (EN10MB) is replayed",
+		snprintf(err, errlen, "%s: link type %s, only Ethernet (EN10MB) is replayed",
 		        in_path, pcap_datalink_val_to_name(pcap_datalink(in)) ?: "unknown");
 		ret = -EINVAL;
 		goto out;
@@ -92,35 +85,36 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 	                                            PCAP_TSTAMP_PRECISION_NANO);
 	if (!dead) {
 		ret = -ENOMEM;
-		set_err(err, errlen, "out of memory");
+		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
 	out = pcap_dump_open(dead, out_path);
 	if (!out) {
-		set_err(err, errlen, "%s: %s", out_path, pcap_geterr(dead));
+		snprintf(err, errlen, "%s: %s", out_path, pcap_geterr(dead));
 		ret = -EIO;
 		goto out;
 	}
 	buf = malloc(LB_HEADROOM + REPLAY_FRAME_MAX);
 	if (!buf) {
 		ret = -ENOMEM;
-		set_err(err, errlen, "out of memory");
+		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
 	while ((rc = pcap_next_ex(in, &h, &data)) == 1) {
 		struct lb_frame f;
 		struct pcap_pkthdr oh;
-		uint64_t now = (uint64_t)h->ts.tv_sec * 1000000000ull + (uint64_t)h->ts.tv_usec;
+		/* Opened with nanosecond precision: tv_usec holds nanoseconds. */
+		uint64_t now = (uint64_t)h->ts.tv_sec * REPLAY_NS_PER_S + (uint64_t)h->ts.tv_usec;
 		uint32_t len = h->caplen < REPLAY_FRAME_MAX ? h->caplen : REPLAY_FRAME_MAX;
 		enum lb_verdict v;
 
 		if (!w) {
-			if (len >= 6)
-				memcpy(wp.mac, data, 6);
+			if (len >= ETH_ALEN)
+				memcpy(wp.mac, data, ETH_ALEN); /* our MAC: the first frame's destination */
 			w = lb_worker_create(&wp);
 			if (!w) {
 				ret = -ENOMEM;
-				set_err(err, errlen, "cannot allocate a worker of %u flows",
+				snprintf(err, errlen, "cannot allocate a worker of %u flows",
 				        wp.ct_entries);
 				goto out;
 			}
@@ -146,12 +140,12 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 		res->frames_out++;
 	}
 	if (rc == -1) {
-		set_err(err, errlen, "%s: %s", in_path, pcap_geterr(in));
+		snprintf(err, errlen, "%s: %s", in_path, pcap_geterr(in));
 		ret = -EIO;
 		goto out;
 	}
 	if (pcap_dump_flush(out)) {
-		set_err(err, errlen, "%s: write failed", out_path);
+		snprintf(err, errlen, "%s: write failed", out_path);
 		ret = -EIO;
 		goto out;
 	}

@@ -6,18 +6,18 @@
 #include <linux/if_ether.h>
 #include <stdbool.h>
 
-/* Offsets from the Ethernet header as the filter sees the frame. */
-#define OFF_ETHERTYPE 12u
-#define OFF_IP4_VHL   14u
-#define OFF_IP4_FRAG  20u
-#define OFF_IP4_PROTO 23u
-#define OFF_IP4_DST   30u
-#define OFF_IP4_DPORT 16u /* ETH_HLEN + 2, added to X = IPv4 header length (BPF_IND) */
-#define OFF_IP6_NEXT  20u
-#define OFF_IP6_DST   38u
-#define OFF_IP6_DPORT 56u
+/* Offsets from the Ethernet header as the filter sees the frame (no VLAN tag: see vipfilter.h). */
+#define IP6_HLEN      40u /* the fixed IPv6 header */
+#define OFF_ETHERTYPE (2u * ETH_ALEN)
+#define OFF_IP4_VHL   (ETH_HLEN + 0u)
+#define OFF_IP4_FRAG  (ETH_HLEN + 6u)
+#define OFF_IP4_PROTO (ETH_HLEN + 9u)
+#define OFF_IP4_DST   (ETH_HLEN + 16u)
+#define OFF_IP4_DPORT (ETH_HLEN + 2u) /* added to X = IPv4 header length (BPF_IND) */
+#define OFF_IP6_NEXT  (ETH_HLEN + 6u)
+#define OFF_IP6_DST   (ETH_HLEN + 24u)
+#define OFF_IP6_DPORT (ETH_HLEN + IP6_HLEN + 2u) /* transport right after the fixed header */
 #define IP4_FRAG_OFFSET_MASK 0x1fffu
-#define IPPROTO_GRE_NUM 47u
 
 struct cbpf {
 	struct sock_filter *ins;
@@ -42,25 +42,21 @@ static void cbpf_emit(struct cbpf *p, uint16_t code, uint8_t jt, uint8_t jf, uin
  */
 static void cbpf_block(struct cbpf *p, const struct lb_addr *addr, uint8_t proto, uint16_t port)
 {
-	uint32_t words = addr->family == AF_INET ? 1 : 4, len, at = 0;
-
+	bool v4 = addr->family == AF_INET;
+	uint32_t words = v4 ? 1 : 4, at = 0;
 	/* Instructions: 2 per address word, 2 for the protocol, the port part, 1 accept. */
-	if (addr->family == AF_INET)
-		len = 2 + 2 + (port ? 5 : 0) + 1;
-	else
-		len = 2 * words + 2 + (port ? 2 : 0) + 1;
+	uint32_t len = 2 * words + 2 + (port ? (v4 ? 5 : 2) : 0) + 1;
 #define TO_END ((uint8_t)(len - at - 1))    /* jump offset to the next block */
 #define TO_ACCEPT ((uint8_t)(len - at - 2)) /* jump offset to this block's accept */
 	for (uint32_t w = 0; w < words; w++) {
-		uint32_t off = (addr->family == AF_INET ? OFF_IP4_DST : OFF_IP6_DST) + 4 * w;
+		uint32_t off = (v4 ? OFF_IP4_DST : OFF_IP6_DST) + 4 * w;
 
 		cbpf_emit(p, BPF_LD | BPF_W | BPF_ABS, 0, 0, off), at++;
 		cbpf_emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, TO_END, ntohl(addr->w[w])), at++;
 	}
-	cbpf_emit(p, BPF_LD | BPF_B | BPF_ABS, 0, 0,
-		  addr->family == AF_INET ? OFF_IP4_PROTO : OFF_IP6_NEXT), at++;
+	cbpf_emit(p, BPF_LD | BPF_B | BPF_ABS, 0, 0, v4 ? OFF_IP4_PROTO : OFF_IP6_NEXT), at++;
 	cbpf_emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, TO_END, proto), at++;
-	if (port && addr->family == AF_INET) {
+	if (port && v4) {
 		cbpf_emit(p, BPF_LD | BPF_H | BPF_ABS, 0, 0, OFF_IP4_FRAG), at++;
 		cbpf_emit(p, BPF_JMP | BPF_JSET | BPF_K, TO_ACCEPT, 0, IP4_FRAG_OFFSET_MASK), at++;
 		cbpf_emit(p, BPF_LDX | BPF_B | BPF_MSH, 0, 0, OFF_IP4_VHL), at++;
@@ -103,7 +99,7 @@ static void cbpf_section(struct cbpf *p, const struct io_filter *f, int family)
 	}
 	for (uint32_t i = 0; i < IO_SELF_MAX; i++)
 		if (f->self[i].family == family)
-			cbpf_block(p, &f->self[i], IPPROTO_GRE_NUM, 0);
+			cbpf_block(p, &f->self[i], IPPROTO_GRE, 0);
 	cbpf_emit(p, BPF_RET | BPF_K, 0, 0, 0);
 }
 

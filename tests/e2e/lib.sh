@@ -17,7 +17,10 @@
 #   client 198.18.0.2 2001:db8::2 -- router 198.18.0.1 2001:db8::1       (client eth0 / router cl0)
 #   lb     198.18.2.2 2001:db8:2::2 -- router 198.18.2.1 2001:db8:2::1   (lb eth0 / router lb0)
 #   beN    198.18.1.1N 2001:db8:1::1N -- router bridge br0 198.18.1.1 2001:db8:1::1 (beN eth0 / router beN)
-#   router routes 203.0.113.0/24, 198.51.100.0/24, 2001:db8:100::/64 (the VIPs) via the lb.
+#   lb2    198.18.3.2 2001:db8:3::2 -- router 198.18.3.1 2001:db8:3::1   (lb2 eth0 / router lb2;
+#          only with e2e_topology_up --two-lbs: a second maglevd host for scale-out)
+#   router routes 203.0.113.0/24, 198.51.100.0/24, 2001:db8:100::/64 (the VIPs) via the lb
+#          (not with --no-vip-routes: then BGP puts them there).
 #   backends: the VIPs on lo, rp_filter=0, arp_ignore=1, arp_announce=2, XDP GRE decap on eth0.
 
 E2E_PREFIX=${E2E_PREFIX:-mgw}
@@ -32,6 +35,7 @@ E2E_DIR=${E2E_DIR:-} # per-run temp dir (configs, logs, sockets, PID files); set
 NS_CLIENT=$E2E_PREFIX-client
 NS_ROUTER=$E2E_PREFIX-router
 NS_LB=$E2E_PREFIX-lb
+NS_LB2=$E2E_PREFIX-lb2 # only with e2e_topology_up --two-lbs
 NS_BACKENDS=("$E2E_PREFIX-be1" "$E2E_PREFIX-be2" "$E2E_PREFIX-be3")
 BACKEND_NAMES=(be1 be2 be3)
 
@@ -40,6 +44,7 @@ LB_IF=eth0     # in $NS_LB: maglevd's dataplane.interface
 BE_IF=eth0     # in each backend namespace
 ROUTER_CLIENT_IF=cl0
 ROUTER_LB_IF=lb0
+ROUTER_LB2_IF=lb2
 ROUTER_BRIDGE=br0 # backends' side; its ports are named be1..be3
 
 CLIENT4=198.18.0.2
@@ -52,6 +57,10 @@ ROUTER_BE4=198.18.1.1
 ROUTER_BE6=2001:db8:1::1
 LB4=198.18.2.2
 LB6=2001:db8:2::2
+ROUTER_LB2_4=198.18.3.1
+ROUTER_LB2_6=2001:db8:3::1
+LB2_4=198.18.3.2
+LB2_6=2001:db8:3::2
 BACKENDS4=(198.18.1.11 198.18.1.12 198.18.1.13)
 BACKENDS6=(2001:db8:1::11 2001:db8:1::12 2001:db8:1::13)
 
@@ -138,7 +147,7 @@ e2e_skip() {
 
 # e2e_namespaces: every namespace with our prefix (also stale ones from an earlier run).
 e2e_namespaces() {
-	ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E "^${E2E_PREFIX}-(client|router|lb|be[0-9]+)$" || true
+	ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E "^${E2E_PREFIX}-(client|router|lb|lb2|be[0-9]+)$" || true
 }
 
 # e2e_cleanup: stops what we started (by PID), deletes every namespace with our prefix (after
@@ -221,14 +230,26 @@ e2e_addr() {
 	run_in "$ns" ip -6 addr add "$a6" dev "$dev" nodad
 }
 
-# e2e_topology_up [--no-decap]: builds the whole topology; the backends get the XDP GRE decap
-# program (maglevctl decap attach) unless --no-decap.
+# e2e_topology_up [--no-decap] [--two-lbs] [--no-vip-routes]: builds the whole topology; the
+# backends get the XDP GRE decap program (maglevctl decap attach) unless --no-decap.
+# --two-lbs adds the second maglevd host $NS_LB2; --no-vip-routes leaves the router without
+# static routes to the VIPs (a routing daemon adds them).
 e2e_topology_up() {
-	local decap=1 i ns r
-	[ "${1:-}" = "--no-decap" ] && decap=0
+	local decap=1 two_lbs=0 vip_routes=1 i ns r opt
+	for opt in "$@"; do
+		case $opt in
+		--no-decap) decap=0 ;;
+		--two-lbs) two_lbs=1 ;;
+		--no-vip-routes) vip_routes=0 ;;
+		*) e2e_log "e2e_topology_up: unknown option $opt"; return 1 ;;
+		esac
+	done
 	for ns in "$NS_CLIENT" "$NS_ROUTER" "$NS_LB" "${NS_BACKENDS[@]}"; do
 		e2e_netns_add "$ns" || return 1
 	done
+	if [ "$two_lbs" -eq 1 ]; then
+		e2e_netns_add "$NS_LB2" || return 1
+	fi
 
 	e2e_sysctl "$NS_ROUTER" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 	run_in "$NS_ROUTER" ip link add "$ROUTER_BRIDGE" type bridge
@@ -245,6 +266,14 @@ e2e_topology_up() {
 	e2e_addr "$NS_ROUTER" "$ROUTER_LB_IF" "$ROUTER_LB4/24" "$ROUTER_LB6/64"
 	run_in "$NS_LB" ip route add default via "$ROUTER_LB4"
 	run_in "$NS_LB" ip -6 route add default via "$ROUTER_LB6"
+
+	if [ "$two_lbs" -eq 1 ]; then
+		e2e_veth "$NS_LB2" "$LB_IF" "$NS_ROUTER" "$ROUTER_LB2_IF"
+		e2e_addr "$NS_LB2" "$LB_IF" "$LB2_4/24" "$LB2_6/64"
+		e2e_addr "$NS_ROUTER" "$ROUTER_LB2_IF" "$ROUTER_LB2_4/24" "$ROUTER_LB2_6/64"
+		run_in "$NS_LB2" ip route add default via "$ROUTER_LB2_4"
+		run_in "$NS_LB2" ip -6 route add default via "$ROUTER_LB2_6"
+	fi
 
 	e2e_addr "$NS_ROUTER" "$ROUTER_BRIDGE" "$ROUTER_BE4/24" "$ROUTER_BE6/64"
 	for i in 0 1 2; do
@@ -264,17 +293,22 @@ e2e_topology_up() {
 		done
 	done
 
-	for r in "${VIP_ROUTES4[@]}"; do
-		run_in "$NS_ROUTER" ip route add "$r" via "$LB4"
-	done
-	for r in "${VIP_ROUTES6[@]}"; do
-		run_in "$NS_ROUTER" ip -6 route add "$r" via "$LB6"
-	done
+	if [ "$vip_routes" -eq 1 ]; then
+		for r in "${VIP_ROUTES4[@]}"; do
+			run_in "$NS_ROUTER" ip route add "$r" via "$LB4"
+		done
+		for r in "${VIP_ROUTES6[@]}"; do
+			run_in "$NS_ROUTER" ip -6 route add "$r" via "$LB6"
+		done
+	fi
 	# Replies from the backends have the VIP as source and enter on br0 while the VIP's route
 	# points at lb0: strict reverse-path filtering would drop them.
 	for r in all default "$ROUTER_CLIENT_IF" "$ROUTER_LB_IF" "$ROUTER_BRIDGE"; do
 		e2e_sysctl "$NS_ROUTER" "net.ipv4.conf.$r.rp_filter=0"
 	done
+	if [ "$two_lbs" -eq 1 ]; then
+		e2e_sysctl "$NS_ROUTER" "net.ipv4.conf.$ROUTER_LB2_IF.rp_filter=0"
+	fi
 
 	if [ "$decap" -eq 1 ]; then
 		for i in 0 1 2; do

@@ -194,6 +194,8 @@ static void test_defaults(void **state)
 	assert_memory_equal(&c->dataplane, &d.dataplane, sizeof(d.dataplane));
 	assert_memory_equal(&c->conntrack, &d.conntrack, sizeof(d.conntrack));
 	assert_memory_equal(&c->control, &d.control, sizeof(d.control));
+	assert_memory_equal(&c->announce, &d.announce, sizeof(d.announce));
+	assert_false(c->announce.enabled);
 	assert_int_equal(c->dataplane.mode, DP_MODE_AFXDP);
 	assert_int_equal(c->dataplane.workers, 1);
 	assert_int_equal(c->dataplane.ttl, 64);
@@ -224,6 +226,47 @@ static void test_defaults(void **state)
 	assert_int_equal(c->n_vips, 0);
 	assert_int_equal(c->dataplane.workers, 1);
 	assert_int_equal(c->dataplane.line, 2);
+	config_free(c);
+}
+
+static void test_announce(void **state)
+{
+	struct config *c = parse_ok("vips: []\n"                        /* 1 */
+				    "announce:\n"                        /* 2 */
+				    "  enabled: true\n"                  /* 3 */
+				    "  table: 4000000\n"                 /* 4 */
+				    "  protocol: 201\n"                  /* 5 */
+				    "  withdraw_when_no_backends: off\n" /* 6 */
+				    "  withdraw_delay: 1500ms\n"         /* 7 */
+				    "  interface: lbvips0\n");           /* 8 */
+
+	assert_true(c->announce.enabled);
+	assert_int_equal(c->announce.table, 4000000);
+	assert_int_equal(c->announce.protocol, 201);
+	assert_false(c->announce.withdraw_when_no_backends);
+	assert_int_equal(c->announce.withdraw_delay_ms, 1500);
+	assert_string_equal(c->announce.interface, "lbvips0");
+	assert_int_equal(c->announce.line, 2);
+	config_free(c);
+
+	/* Defaults: off, table 100, protocol 250, withdraw on, 1 s, maglevd-vips. */
+	c = parse_ok("announce: { enabled: yes }\n");
+	assert_true(c->announce.enabled);
+	assert_int_equal(c->announce.table, CONFIG_ANNOUNCE_TABLE_DEFAULT);
+	assert_int_equal(c->announce.table, 100);
+	assert_int_equal(c->announce.protocol, 250);
+	assert_true(c->announce.withdraw_when_no_backends);
+	assert_int_equal(c->announce.withdraw_delay_ms, 1000);
+	assert_string_equal(c->announce.interface, "maglevd-vips");
+	config_free(c);
+	c = parse_ok("announce:\n");
+	assert_false(c->announce.enabled);
+	assert_int_equal(c->announce.protocol, 250);
+	config_free(c);
+	c = parse_ok("announce: { withdraw_delay: 0, table: 252, protocol: 5 }\n");
+	assert_int_equal(c->announce.withdraw_delay_ms, 0);
+	assert_int_equal(c->announce.table, 252);
+	assert_int_equal(c->announce.protocol, 5);
 	config_free(c);
 }
 
@@ -525,6 +568,21 @@ static const struct bad bad[] = {
 	  7, "VIP overlaps port-0 VIP 'all' at line 2 '203.0.113.1'" },
 	/* nesting */
 	{ "a: [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]\n", 1, "nested deeper than 16 levels" },
+	/* announce */
+	{ "announce:\n  enabled: true\n  tabel: 100\n", 3, "announce: unknown key 'tabel'" },
+	{ "announce:\n  enabled: maybe\n", 2, "announce.enabled: expected true or false 'maybe'" },
+	{ "announce:\n  table: 0\n", 2, "announce.table: out of range 1..4294967295 '0'" },
+	{ "announce:\n  table: 254\n", 2, "announce.table: 253, 254 and 255 are the kernel's" },
+	{ "announce:\n\n  protocol: 4\n", 3, "announce.protocol: out of range 5..255 '4'" },
+	{ "announce:\n  protocol: 256\n", 2, "announce.protocol: out of range 5..255 '256'" },
+	{ "announce: { withdraw_when_no_backends: 1 }\n", 1,
+	  "announce.withdraw_when_no_backends: expected true or false '1'" },
+	{ "announce:\n  withdraw_delay: 2m\n", 2,
+	  "announce.withdraw_delay: out of range 0ms..60000ms '2m'" },
+	{ "announce:\n  interface: a/b\n", 2, "announce.interface: not an interface name 'a/b'" },
+	{ "announce:\n  interface: averyveryverylongname\n", 2,
+	  "announce.interface: longer than 15 bytes" },
+	{ "announce: [ true ]\n", 1, "announce: expected a mapping, not a list" },
 };
 
 static void test_errors(void **state)
@@ -781,6 +839,7 @@ int main(void)
 		cmocka_unit_test(test_full_round_trip),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_health_defaults),
+		cmocka_unit_test(test_announce),
 		cmocka_unit_test(test_durations_and_numbers),
 		cmocka_unit_test(test_section_order),
 		cmocka_unit_test(test_ipv6),

@@ -21,6 +21,7 @@
 #include "control/config_yaml.h"
 #include "control/ctlplane.h"
 #include "control/ctlsock.h"
+#include "helpers.h"
 
 #define WAIT_MAX_MS 4000 /* bound of every wait for a health change */
 
@@ -100,21 +101,6 @@ static void write_config(struct fixture *f, int n_web, bool broken)
 	fclose(fp);
 }
 
-static int listen_loopback(uint16_t *port)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(*port)};
-	socklen_t sl = sizeof(sin);
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(fd, 128), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-	*port = ntohs(sin.sin_port);
-	return fd;
-}
-
 static void *control_thread(void *arg)
 {
 	struct fixture *f = arg;
@@ -145,9 +131,9 @@ static int setup(void **state)
 	snprintf(f->cfg_path, sizeof(f->cfg_path), "%s/maglevd.yaml", f->dir);
 	snprintf(f->sock, sizeof(f->sock), "%s/ctl.sock", f->dir);
 	/* A free port for metrics: bind one, release it, and use it. */
-	probe = listen_loopback(&f->metrics_port);
+	probe = th_listen_loopback(&f->metrics_port);
 	close(probe);
-	f->hc_listener = listen_loopback(&f->hc_port);
+	f->hc_listener = th_listen_loopback(&f->hc_port);
 	write_config(f, 3, false);
 	for (uint32_t i = 0; i < 2; i++) {
 		wp.id = i;
@@ -407,24 +393,6 @@ static json_t *wait_health(struct fixture *f, const char *a, const char *want, j
 	}
 }
 
-static char *http_metrics(uint16_t port)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
-	size_t cap = 1 << 20, len = 0;
-	char *buf = malloc(cap);
-	const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
-	for (ssize_t r; (r = recv(fd, buf + len, cap - 1 - len, 0)) > 0;)
-		len += (size_t)r;
-	buf[len] = '\0';
-	close(fd);
-	return buf;
-}
-
 static void test_health_and_metrics(void **state)
 {
 	struct fixture *f = *state;
@@ -441,7 +409,7 @@ static void test_health_and_metrics(void **state)
 	assert_int_equal(row_int(row, "slots"), 1009);
 	json_decref(resp);
 
-	m = http_metrics(f->metrics_port);
+	m = th_http_get(f->metrics_port, "GET /metrics HTTP/1.0\r\n\r\n");
 	assert_non_null(strstr(m, " 200 "));
 	assert_non_null(strstr(m, "maglevd_backend_up{vip=\"hc\",backend=\"127.0.0.2\"} 0\n"));
 	assert_non_null(strstr(m, "maglevd_backend_up{vip=\"hc\",backend=\"127.0.0.1\"} 1\n"));
@@ -473,7 +441,7 @@ static void test_health_and_metrics(void **state)
 	json_decref(resp);
 
 	/* One comes back (rise 1): health takes over again, the other is out. */
-	f->hc_listener = listen_loopback(&f->hc_port);
+	f->hc_listener = th_listen_loopback(&f->hc_port);
 	row = wait_health(f, "127.0.0.1", "up", &resp);
 	json_decref(resp);
 	for (int i = 0; i < 100; i++) {

@@ -4,9 +4,9 @@
  * and the built object (build/bpf/, or $MAGLEV_BPF_DIR); skipped otherwise.
  */
 #include <errno.h>
-#include <libgen.h>
 #include <limits.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,12 +17,14 @@
 
 #include <arpa/inet.h>
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include <cmocka.h>
 
 #include "control/decap.h"
+#include "helpers.h"
 
 #define FRAME_MAX 512u /* bytes of a fixture frame */
 
@@ -67,7 +69,7 @@ static void put_eth(struct frame *f, uint16_t type)
 
 static void put_vlan(struct frame *f, uint16_t tci, uint16_t type)
 {
-	put_eth(f, 0x8100);
+	put_eth(f, ETH_P_8021Q);
 	put16(f, tci);
 	put16(f, type);
 }
@@ -138,6 +140,44 @@ static size_t inner6_len(void)
 	return 40 + 12;
 }
 
+/* The inner packet to the test's IPv4 or IPv6 VIP, and its EtherType. */
+static void put_inner_vip(struct frame *f, bool v6)
+{
+	if (v6)
+		put_inner6(f, "2001:db8:100::10");
+	else
+		put_inner4(f, "203.0.113.10");
+}
+
+static uint16_t ethertype(bool v6)
+{
+	return v6 ? ETH_P_IPV6 : ETH_P_IP;
+}
+
+/* Ethernet, 802.1Q-tagged when vlan; the same MACs and tag in front of the decapsulated packet. */
+static void put_l2(struct frame *f, bool vlan, uint16_t type)
+{
+	if (vlan)
+		put_vlan(f, 0x2064, type);
+	else
+		put_eth(f, type);
+}
+
+/*
+ * What maglevd sends a backend, up to the inner packet: Ethernet, the outer IPv6 header or IPv4
+ * header of ihl words, and GRE with protocol gre_proto around inner_len bytes.
+ */
+static void put_outer(struct frame *f, bool outer_v6, unsigned ihl, bool vlan, uint16_t gre_proto,
+                      size_t inner_len)
+{
+	put_l2(f, vlan, ethertype(outer_v6));
+	if (outer_v6)
+		put_ipv6(f, "2001:db8:2::2", "2001:db8:1::11", IPPROTO_GRE, 4 + inner_len);
+	else
+		put_ipv4(f, "198.18.2.2", "198.18.1.11", IPPROTO_GRE, 4 + inner_len, ihl, 0);
+	put_gre(f, 0, gre_proto);
+}
+
 static uint64_t counter(enum decap_counter c)
 {
 	int ncpu = libbpf_num_possible_cpus();
@@ -198,28 +238,6 @@ static void vip_add(const char *addr)
 	assert_int_equal(bpf_map_update_elem(env.vips_fd, &k, &one, BPF_ANY), 0);
 }
 
-static int find_obj(char *path, size_t len)
-{
-	const char *dir = getenv(DECAP_BPF_DIR_ENV);
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (dir && *dir) {
-		snprintf(path, len, "%s/%s", dir, DECAP_OBJ_FILE);
-		return access(path, R_OK);
-	}
-	/* build/tests/test_decap -> build/bpf/, else build/bpf from the source tree's root */
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		snprintf(path, len, "%s/../bpf/%s", dirname(exe), DECAP_OBJ_FILE);
-		if (access(path, R_OK) == 0)
-			return 0;
-	}
-	snprintf(path, len, "build/bpf/%s", DECAP_OBJ_FILE);
-	return access(path, R_OK);
-}
-
 static int group_setup(void **state)
 {
 	char path[PATH_MAX];
@@ -230,7 +248,7 @@ static int group_setup(void **state)
 		env.skip_why = "needs root (BPF_PROG_TEST_RUN)";
 		return 0;
 	}
-	if (find_obj(path, sizeof(path))) {
+	if (th_bpf_obj_path(DECAP_OBJ_FILE, path, sizeof(path))) {
 		env.skip_why = "no xdp_decap.bpf.o (run make)";
 		return 0;
 	}
@@ -268,94 +286,54 @@ static void need_env(void)
 	}
 }
 
-static void test_v4_in_v4(void **state)
+/* A packet to a VIP inside GRE comes out as the same L2 header and the inner packet, counted. */
+static void expect_decapsulated(bool outer_v6, bool inner_v6, unsigned ihl, bool vlan)
 {
 	struct frame in = {0}, want = {0};
+	size_t inner_len = inner_v6 ? inner6_len() : inner4_len();
 
-	(void)state;
 	need_env();
-	put_eth(&in, 0x0800);
-	put_ipv4(&in, "198.18.2.2", "198.18.1.11", 47, 4 + inner4_len(), 5, 0);
-	put_gre(&in, 0, 0x0800);
-	put_inner4(&in, "203.0.113.10");
-	put_eth(&want, 0x0800);
-	put_inner4(&want, "203.0.113.10");
+	put_outer(&in, outer_v6, ihl, vlan, ethertype(inner_v6), inner_len);
+	put_inner_vip(&in, inner_v6);
+	put_l2(&want, vlan, ethertype(inner_v6));
+	put_inner_vip(&want, inner_v6);
 	run_expect(&in, XDP_PASS, &want, DECAP_CTR_DECAPSULATED);
+}
+
+static void test_v4_in_v4(void **state)
+{
+	(void)state;
+	expect_decapsulated(false, false, 5, false);
 }
 
 static void test_v6_in_v6(void **state)
 {
-	struct frame in = {0}, want = {0};
-
 	(void)state;
-	need_env();
-	put_eth(&in, 0x86dd);
-	put_ipv6(&in, "2001:db8:2::2", "2001:db8:1::11", 47, 4 + inner6_len());
-	put_gre(&in, 0, 0x86dd);
-	put_inner6(&in, "2001:db8:100::10");
-	put_eth(&want, 0x86dd);
-	put_inner6(&want, "2001:db8:100::10");
-	run_expect(&in, XDP_PASS, &want, DECAP_CTR_DECAPSULATED);
+	expect_decapsulated(true, true, 5, false);
 }
 
 static void test_v6_in_v4(void **state)
 {
-	struct frame in = {0}, want = {0};
-
 	(void)state;
-	need_env();
-	put_eth(&in, 0x0800);
-	put_ipv4(&in, "198.18.2.2", "198.18.1.11", 47, 4 + inner6_len(), 5, 0);
-	put_gre(&in, 0, 0x86dd);
-	put_inner6(&in, "2001:db8:100::10");
-	put_eth(&want, 0x86dd);
-	put_inner6(&want, "2001:db8:100::10");
-	run_expect(&in, XDP_PASS, &want, DECAP_CTR_DECAPSULATED);
+	expect_decapsulated(false, true, 5, false);
 }
 
 static void test_v4_in_v6(void **state)
 {
-	struct frame in = {0}, want = {0};
-
 	(void)state;
-	need_env();
-	put_eth(&in, 0x86dd);
-	put_ipv6(&in, "2001:db8:2::2", "2001:db8:1::11", 47, 4 + inner4_len());
-	put_gre(&in, 0, 0x0800);
-	put_inner4(&in, "203.0.113.10");
-	put_eth(&want, 0x0800);
-	put_inner4(&want, "203.0.113.10");
-	run_expect(&in, XDP_PASS, &want, DECAP_CTR_DECAPSULATED);
+	expect_decapsulated(true, false, 5, false);
 }
 
 static void test_vlan_kept(void **state)
 {
-	struct frame in = {0}, want = {0};
-
 	(void)state;
-	need_env();
-	put_vlan(&in, 0x2064, 0x0800);
-	put_ipv4(&in, "198.18.2.2", "198.18.1.11", 47, 4 + inner4_len(), 5, 0);
-	put_gre(&in, 0, 0x0800);
-	put_inner4(&in, "203.0.113.10");
-	put_vlan(&want, 0x2064, 0x0800);
-	put_inner4(&want, "203.0.113.10");
-	run_expect(&in, XDP_PASS, &want, DECAP_CTR_DECAPSULATED);
+	expect_decapsulated(false, false, 5, true);
 }
 
 static void test_outer_ipv4_options(void **state)
 {
-	struct frame in = {0}, want = {0};
-
 	(void)state;
-	need_env();
-	put_eth(&in, 0x0800);
-	put_ipv4(&in, "198.18.2.2", "198.18.1.11", 47, 4 + inner4_len(), 7, 0);
-	put_gre(&in, 0, 0x0800);
-	put_inner4(&in, "203.0.113.10");
-	put_eth(&want, 0x0800);
-	put_inner4(&want, "203.0.113.10");
-	run_expect(&in, XDP_PASS, &want, DECAP_CTR_DECAPSULATED);
+	expect_decapsulated(false, false, 7, false);
 }
 
 static void test_ethernet_padding_kept(void **state)
@@ -365,13 +343,11 @@ static void test_ethernet_padding_kept(void **state)
 
 	(void)state;
 	need_env();
-	put_eth(&in, 0x86dd);
-	put_ipv6(&in, "2001:db8:2::2", "2001:db8:1::11", 47, 4 + inner4_len());
-	put_gre(&in, 0, 0x0800);
-	put_inner4(&in, "203.0.113.10");
+	put_outer(&in, true, 5, false, ETH_P_IP, inner4_len());
+	put_inner_vip(&in, false);
 	put(&in, pad, sizeof(pad));
-	put_eth(&want, 0x0800);
-	put_inner4(&want, "203.0.113.10");
+	put_l2(&want, false, ETH_P_IP);
+	put_inner_vip(&want, false);
 	put(&want, pad, sizeof(pad)); /* the stack trims by the inner IP length */
 	run_expect(&in, XDP_PASS, &want, DECAP_CTR_DECAPSULATED);
 }
@@ -382,9 +358,7 @@ static void test_inner_not_vip(void **state)
 
 	(void)state;
 	need_env();
-	put_eth(&in, 0x0800);
-	put_ipv4(&in, "198.18.2.2", "198.18.1.11", 47, 4 + inner4_len(), 5, 0);
-	put_gre(&in, 0, 0x0800);
+	put_outer(&in, false, 5, false, ETH_P_IP, inner4_len());
 	put_inner4(&in, "203.0.113.99");
 	run_expect(&in, XDP_PASS, NULL, DECAP_CTR_PASSED);
 }
@@ -395,9 +369,7 @@ static void test_inner_v6_not_vip(void **state)
 
 	(void)state;
 	need_env();
-	put_eth(&in, 0x86dd);
-	put_ipv6(&in, "2001:db8:2::2", "2001:db8:1::11", 47, 4 + inner6_len());
-	put_gre(&in, 0, 0x86dd);
+	put_outer(&in, true, 5, false, ETH_P_IPV6, inner6_len());
 	/* an IPv6 packet to the IPv4-mapped form of the IPv4 VIP is not for that VIP */
 	put_inner6(&in, "::ffff:203.0.113.10");
 	run_expect(&in, XDP_PASS, NULL, DECAP_CTR_PASSED);
@@ -413,9 +385,9 @@ static void test_gre_flags_unsupported(void **state)
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
 		struct frame in = {0};
 
-		put_eth(&in, 0x0800);
-		put_ipv4(&in, "198.18.2.2", "198.18.1.11", 47, 8 + inner4_len(), 5, 0);
-		put_gre(&in, flags[i], 0x0800);
+		put_eth(&in, ETH_P_IP);
+		put_ipv4(&in, "198.18.2.2", "198.18.1.11", IPPROTO_GRE, 8 + inner4_len(), 5, 0);
+		put_gre(&in, flags[i], ETH_P_IP);
 		put16(&in, 0);
 		put16(&in, 7);
 		put_inner4(&in, "203.0.113.10");
@@ -432,9 +404,9 @@ static void test_outer_fragment_unsupported(void **state)
 	for (size_t i = 0; i < sizeof(frag) / sizeof(frag[0]); i++) {
 		struct frame in = {0};
 
-		put_eth(&in, 0x0800);
-		put_ipv4(&in, "198.18.2.2", "198.18.1.11", 47, 4 + inner4_len(), 5, frag[i]);
-		put_gre(&in, 0, 0x0800);
+		put_eth(&in, ETH_P_IP);
+		put_ipv4(&in, "198.18.2.2", "198.18.1.11", IPPROTO_GRE, 4 + inner4_len(), 5, frag[i]);
+		put_gre(&in, 0, ETH_P_IP);
 		put_inner4(&in, "203.0.113.10");
 		run_expect(&in, XDP_PASS, NULL, DECAP_CTR_UNSUPPORTED);
 	}
@@ -446,10 +418,8 @@ static void test_inner_proto_unsupported(void **state)
 
 	(void)state;
 	need_env();
-	put_eth(&in, 0x0800);
-	put_ipv4(&in, "198.18.2.2", "198.18.1.11", 47, 4 + inner4_len(), 5, 0);
-	put_gre(&in, 0, 0x6558); /* transparent Ethernet bridging */
-	put_inner4(&in, "203.0.113.10");
+	put_outer(&in, false, 5, false, ETH_P_TEB, inner4_len()); /* transparent Ethernet bridging */
+	put_inner_vip(&in, false);
 	run_expect(&in, XDP_PASS, NULL, DECAP_CTR_UNSUPPORTED);
 }
 
@@ -461,17 +431,17 @@ static void test_not_gre_passed(void **state)
 
 	(void)state;
 	need_env();
-	put_eth(&in, 0x0800);
+	put_eth(&in, ETH_P_IP);
 	put_ipv4(&in, "198.18.0.2", "203.0.113.10", 17, sizeof(udp), 5, 0);
 	put(&in, udp, sizeof(udp));
 	run_expect(&in, XDP_PASS, NULL, DECAP_CTR_PASSED);
 
-	put_eth(&in6, 0x86dd);
+	put_eth(&in6, ETH_P_IPV6);
 	put_ipv6(&in6, "2001:db8::2", "2001:db8:100::10", 17, sizeof(udp));
 	put(&in6, udp, sizeof(udp));
 	run_expect(&in6, XDP_PASS, NULL, DECAP_CTR_PASSED);
 
-	put_eth(&a, 0x0806);
+	put_eth(&a, ETH_P_ARP);
 	put(&a, arp, sizeof(arp));
 	run_expect(&a, XDP_PASS, NULL, DECAP_CTR_PASSED);
 }
@@ -484,24 +454,24 @@ static void test_truncated_malformed(void **state)
 	(void)state;
 	need_env();
 	/* an IPv4 ethertype and no IPv4 header */
-	put_eth(&eth_only, 0x0800);
+	put_eth(&eth_only, ETH_P_IP);
 	run_expect(&eth_only, XDP_PASS, NULL, DECAP_CTR_MALFORMED);
 
 	/* the frame ends inside the GRE header */
-	put_eth(&gre_cut, 0x0800);
-	put_ipv4(&gre_cut, "198.18.2.2", "198.18.1.11", 47, 2, 5, 0);
+	put_eth(&gre_cut, ETH_P_IP);
+	put_ipv4(&gre_cut, "198.18.2.2", "198.18.1.11", IPPROTO_GRE, 2, 5, 0);
 	put16(&gre_cut, 0);
 	run_expect(&gre_cut, XDP_PASS, NULL, DECAP_CTR_MALFORMED);
 
 	/* the inner IPv4 header is cut short */
-	put_eth(&inner_cut, 0x0800);
-	put_ipv4(&inner_cut, "198.18.2.2", "198.18.1.11", 47, 4 + sizeof(short_inner), 5, 0);
-	put_gre(&inner_cut, 0, 0x0800);
+	put_eth(&inner_cut, ETH_P_IP);
+	put_ipv4(&inner_cut, "198.18.2.2", "198.18.1.11", IPPROTO_GRE, 4 + sizeof(short_inner), 5, 0);
+	put_gre(&inner_cut, 0, ETH_P_IP);
 	put(&inner_cut, short_inner, sizeof(short_inner));
 	run_expect(&inner_cut, XDP_PASS, NULL, DECAP_CTR_MALFORMED);
 
 	/* an outer IPv6 header cut short */
-	put_eth(&v6_cut, 0x86dd);
+	put_eth(&v6_cut, ETH_P_IPV6);
 	put(&v6_cut, short_inner, sizeof(short_inner));
 	run_expect(&v6_cut, XDP_PASS, NULL, DECAP_CTR_MALFORMED);
 }
@@ -513,18 +483,14 @@ static void test_inconsistent_malformed(void **state)
 	(void)state;
 	need_env();
 	/* GRE says IPv4, the inner header says version 6 */
-	put_eth(&ver, 0x0800);
-	put_ipv4(&ver, "198.18.2.2", "198.18.1.11", 47, 4 + inner6_len(), 5, 0);
-	put_gre(&ver, 0, 0x0800);
-	put_inner6(&ver, "2001:db8:100::10");
+	put_outer(&ver, false, 5, false, ETH_P_IP, inner6_len());
+	put_inner_vip(&ver, true);
 	run_expect(&ver, XDP_PASS, NULL, DECAP_CTR_MALFORMED);
 
 	/* an outer IPv4 header length below 5 words */
-	put_eth(&ihl, 0x0800);
-	put_ipv4(&ihl, "198.18.2.2", "198.18.1.11", 47, 4 + inner4_len(), 5, 0);
-	ihl.b[14] = 0x44;
-	put_gre(&ihl, 0, 0x0800);
-	put_inner4(&ihl, "203.0.113.10");
+	put_outer(&ihl, false, 5, false, ETH_P_IP, inner4_len());
+	ihl.b[ETH_HLEN] = 0x44; /* version 4, 4 words */
+	put_inner_vip(&ihl, false);
 	run_expect(&ihl, XDP_PASS, NULL, DECAP_CTR_MALFORMED);
 }
 

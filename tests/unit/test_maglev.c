@@ -148,8 +148,8 @@ static void ref_build(uint16_t *table, uint32_t m, const struct maglev_backend *
 		      uint64_t seed)
 {
 	struct ref_entry *s = malloc(n * sizeof(*s));
-	struct maglev_perm *p = malloc(n * sizeof(*p));
-	uint32_t *w = malloc(n * sizeof(*w));
+	struct maglev_perm *p = calloc(n, sizeof(*p)); /* calloc: GCC's -O1 maybe-uninitialized */
+	uint32_t *w = calloc(n, sizeof(*w));
 
 	assert_true(s && p && w);
 	for (uint32_t i = 0; i < n; i++)
@@ -642,11 +642,14 @@ static void test_long_keys(void **state)
 	assert_int_equal(maglev_build(t, M, b, N, SEED), -EINVAL);
 }
 
-/* The vector tail scan rounds explicitly: the table does not depend on the FP rounding mode. */
+/*
+ * The vector tail scan rounds explicitly: the table does not depend on the FP rounding mode. M is
+ * above MAGLEV_VSCAN_MIN_SIZE (src/core/maglev.c), so the vector scan runs where the CPU has it.
+ */
 static void test_rounding_mode(void **state)
 {
 	static const int modes[] = { FE_TOWARDZERO, FE_UPWARD, FE_DOWNWARD };
-	const uint32_t n = 300, m = 65537;
+	const uint32_t n = 300, m = 262147;
 	struct keyset ks;
 	uint16_t *t = malloc(m * sizeof(*t)), *r = malloc(m * sizeof(*r));
 
@@ -665,10 +668,45 @@ static void test_rounding_mode(void **state)
 	free(r);
 }
 
+/*
+ * Explicit permutations at the edges of the probe step's wrap (skip 1 and M - 1, offsets 0 and
+ * M - 1) and random ones, equal and unequal weights: maglev_populate == the literal reference.
+ */
+static void test_edge_perms(void **state)
+{
+	static const uint32_t sizes[] = { 7, 101, 4099, 65537 };
+	const uint32_t n_max = 64;
+	struct maglev_perm p[64];
+	uint32_t w[64];
+	uint16_t *t = malloc(65537 * sizeof(*t)), *r = malloc(65537 * sizeof(*r));
+
+	(void)state;
+	assert_true(t && r);
+	for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++)
+		for (int weighted = 0; weighted < 2; weighted++) {
+			uint32_t m = sizes[si], n = m < n_max ? m : n_max;
+
+			for (uint32_t i = 0; i < n; i++) {
+				p[i].offset = i % 3 == 0 ? 0 : i % 3 == 1 ? m - 1 : rng_below(m);
+				p[i].skip = i % 4 == 0 ? 1 : i % 4 == 1 ? m - 1 : 1 + rng_below(m - 1);
+				w[i] = weighted ? 1 + rng_below(5) : 1;
+			}
+			ref_populate(r, m, p, w, n);
+			assert_int_equal(maglev_populate(t, m, p, w, n), 0);
+			if (memcmp(t, r, m * sizeof(*t)) != 0)
+				fail_msg("m %u weighted %d differs from the reference", m, weighted);
+		}
+	free(t);
+	free(r);
+}
+
 /* Fast build == literal reference, byte for byte, over random sizes, seeds, weights, orders. */
 static void test_matches_reference(void **state)
 {
-	static const uint32_t primes[] = { 7, 11, 13, 101, 251, 1009, 4099, 10007, 65537, 131071 };
+	/* Sizes on both sides of MAGLEV_VSCAN_MIN_SIZE (2^17), where the tail scan's vector path starts. */
+	static const uint32_t primes[] = { 7,     11,    13,     101,    251,
+					   1009,  4099,  10007,  65537,  131071,
+					   131101, 262147 };
 	uint16_t *t = malloc(655373 * sizeof(*t)), *r = malloc(655373 * sizeof(*r));
 
 	(void)state;
@@ -732,6 +770,7 @@ int main(void)
 		cmocka_unit_test(test_digest_known_answer),
 		cmocka_unit_test(test_long_keys),
 		cmocka_unit_test(test_rounding_mode),
+		cmocka_unit_test(test_edge_perms),
 		cmocka_unit_test(test_matches_reference),
 	};
 

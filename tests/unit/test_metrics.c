@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "control/metrics.h"
+#include "helpers.h"
 
 static void fake_collect(void *ctx, struct metrics_writer *w)
 {
@@ -86,31 +87,6 @@ static void test_render(void **state)
 	free(t);
 }
 
-/* One HTTP/1.0 request to 127.0.0.1:port; returns the whole response (malloc'd). */
-static char *http_get(uint16_t port, const char *req)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
-	size_t cap = 1 << 16, len = 0;
-	char *buf = malloc(cap);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct timeval tv = {.tv_sec = 5};
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
-	for (;;) {
-		ssize_t r = recv(fd, buf + len, cap - 1 - len, 0);
-
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	buf[len] = '\0';
-	close(fd);
-	return buf;
-}
-
 static void test_http(void **state)
 {
 	struct metrics_server *s;
@@ -121,7 +97,7 @@ static void test_http(void **state)
 	assert_int_equal(metrics_start(&s, "127.0.0.1", 0, fake_collect, &scrapes), 0);
 	assert_true(metrics_port(s) != 0);
 
-	r = http_get(metrics_port(s), "GET /metrics HTTP/1.0\r\n\r\n");
+	r = th_http_get(metrics_port(s), "GET /metrics HTTP/1.0\r\n\r\n");
 	assert_non_null(strstr(r, "HTTP/1.0 200") ? r : strstr(r, "HTTP/1.1 200"));
 	assert_non_null(strstr(r, "text/plain; version=0.0.4"));
 	body = strstr(r, "\r\n\r\n");
@@ -131,14 +107,14 @@ static void test_http(void **state)
 	free(r);
 
 	/* The next scrape sees the moved counter. */
-	r = http_get(metrics_port(s), "GET /metrics HTTP/1.0\r\n\r\n");
+	r = th_http_get(metrics_port(s), "GET /metrics HTTP/1.0\r\n\r\n");
 	assert_non_null(strstr(r, "maglevd_rx_frames_total{worker=\"0\"} 20\n"));
 	free(r);
 
-	r = http_get(metrics_port(s), "GET /nope HTTP/1.0\r\n\r\n");
+	r = th_http_get(metrics_port(s), "GET /nope HTTP/1.0\r\n\r\n");
 	assert_non_null(strstr(r, " 404 "));
 	free(r);
-	r = http_get(metrics_port(s), "POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
+	r = th_http_get(metrics_port(s), "POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
 	assert_non_null(strstr(r, " 405 "));
 	free(r);
 	assert_int_equal(atomic_load(&scrapes), 2);

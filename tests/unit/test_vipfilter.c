@@ -16,17 +16,10 @@
 #include <cmocka.h>
 #include <pcap/bpf.h>
 
+#include "helpers.h"
 #include "io/vipfilter.h"
 
 #define FRAME_MAX 128u
-
-static struct lb_addr addr(const char *s)
-{
-	struct lb_addr a;
-
-	assert_int_equal(lb_addr_parse(s, &a), 0);
-	return a;
-}
 
 /* Runs the program over frame; true if accepted (non-zero snap length). */
 static bool accepts(const struct sock_filter *ins, const uint8_t *frame, uint32_t len)
@@ -39,7 +32,7 @@ static bool accepts(const struct sock_filter *ins, const uint8_t *frame, uint32_
 static uint32_t frame4(uint8_t *f, const char *dst, uint8_t proto, uint16_t dport,
 		       uint16_t frag_off, uint8_t ihl_words)
 {
-	struct lb_addr d = addr(dst);
+	struct lb_addr d = th_addr(dst);
 	uint32_t ihl = ihl_words * 4u, l4 = 14 + ihl;
 
 	memset(f, 0, FRAME_MAX);
@@ -59,7 +52,7 @@ static uint32_t frame4(uint8_t *f, const char *dst, uint8_t proto, uint16_t dpor
 
 static uint32_t frame6(uint8_t *f, const char *dst, uint8_t next, uint16_t dport)
 {
-	struct lb_addr d = addr(dst);
+	struct lb_addr d = th_addr(dst);
 
 	memset(f, 0, FRAME_MAX);
 	f[12] = 0x86;
@@ -86,11 +79,11 @@ static struct sock_filter *build(const struct io_filter *f, uint32_t *n)
 static void test_ipv4(void **state)
 {
 	struct io_vip vips[] = {
-		{ addr("203.0.113.10"), IPPROTO_TCP, 80 },
-		{ addr("203.0.113.11"), IPPROTO_UDP, 53 },
-		{ addr("203.0.113.12"), IPPROTO_TCP, 0 },
+		{ th_addr("203.0.113.10"), IPPROTO_TCP, 80 },
+		{ th_addr("203.0.113.11"), IPPROTO_UDP, 53 },
+		{ th_addr("203.0.113.12"), IPPROTO_TCP, 0 },
 	};
-	struct io_filter f = { .vips = vips, .n_vips = 3, .self = { addr("198.18.2.2") } };
+	struct io_filter f = { .vips = vips, .n_vips = 3, .self = { th_addr("198.18.2.2") } };
 	uint8_t fr[FRAME_MAX];
 	uint32_t n, len;
 	struct sock_filter *ins = build(&f, &n);
@@ -136,11 +129,11 @@ static void test_ipv4(void **state)
 static void test_ipv6(void **state)
 {
 	struct io_vip vips[] = {
-		{ addr("203.0.113.10"), IPPROTO_TCP, 80 },
-		{ addr("2001:db8:100::10"), IPPROTO_TCP, 80 },
-		{ addr("2001:db8:100::11"), IPPROTO_UDP, 53 },
+		{ th_addr("203.0.113.10"), IPPROTO_TCP, 80 },
+		{ th_addr("2001:db8:100::10"), IPPROTO_TCP, 80 },
+		{ th_addr("2001:db8:100::11"), IPPROTO_UDP, 53 },
 	};
-	struct io_filter f = { .vips = vips, .n_vips = 3, .self = { [1] = addr("2001:db8:2::2") } };
+	struct io_filter f = { .vips = vips, .n_vips = 3, .self = { [1] = th_addr("2001:db8:2::2") } };
 	uint8_t fr[FRAME_MAX];
 	uint32_t n, len;
 	struct sock_filter *ins = build(&f, &n);
@@ -182,9 +175,9 @@ static void test_many_vips(void **state)
 	assert_non_null(vips);
 	for (int i = 0; i < N; i++) {
 		snprintf(a, sizeof(a), "198.51.100.%d", i);
-		vips[i] = (struct io_vip){ addr(a), IPPROTO_TCP, (uint16_t)(1000 + i) };
+		vips[i] = (struct io_vip){ th_addr(a), IPPROTO_TCP, (uint16_t)(1000 + i) };
 	}
-	vips[N] = (struct io_vip){ addr("2001:db8:100::10"), IPPROTO_TCP, 80 };
+	vips[N] = (struct io_vip){ th_addr("2001:db8:100::10"), IPPROTO_TCP, 80 };
 	ins = build(&f, &n);
 	assert_true(n > 2 * 255);
 	for (int i = 0; i < N; i += 37) {
@@ -202,7 +195,7 @@ static void test_many_vips(void **state)
 
 static void test_too_many(void **state)
 {
-	struct io_vip vips[] = { { addr("203.0.113.10"), IPPROTO_TCP, 80 } };
+	struct io_vip vips[] = { { th_addr("203.0.113.10"), IPPROTO_TCP, 80 } };
 	struct io_filter f = { .vips = vips, .n_vips = 1 };
 	struct sock_filter ins[8], *big = calloc(VIPFILTER_INSNS_MAX, sizeof(*big));
 	struct io_vip *many = calloc(1000, sizeof(*many));

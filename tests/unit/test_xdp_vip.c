@@ -21,11 +21,11 @@
 #include <linux/if_link.h>
 
 #include "core/addr.h"
+#include "helpers.h"
 #include "../../bpf/xdp_vip.h"
 
-#define OBJ_ENV     "MAGLEV_BPF_DIR"
-#define OBJ_DEFAULT "build/bpf"
-#define FRAME_MAX   256u
+#define OBJ_FILE  "xdp_vip.bpf.o"
+#define FRAME_MAX 256u
 
 struct fixture {
 	struct bpf_object *obj;
@@ -41,17 +41,9 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 	return 0;
 }
 
-static struct lb_addr addr(const char *s)
-{
-	struct lb_addr a;
-
-	assert_int_equal(lb_addr_parse(s, &a), 0);
-	return a;
-}
-
 static void vip_add(struct fixture *fx, const char *a, uint8_t proto, uint16_t port)
 {
-	struct lb_addr la = addr(a);
+	struct lb_addr la = th_addr(a);
 	struct xdp_vip_key k = { .family = la.family == AF_INET ? XDP_FAMILY_IPV4 : XDP_FAMILY_IPV6,
 				 .proto = proto, .port = htons(port) };
 	struct xdp_addr_key ak = { .family = k.family };
@@ -65,7 +57,7 @@ static void vip_add(struct fixture *fx, const char *a, uint8_t proto, uint16_t p
 
 static void self_add(struct fixture *fx, const char *a)
 {
-	struct lb_addr la = addr(a);
+	struct lb_addr la = th_addr(a);
 	struct xdp_addr_key ak = { .family = la.family == AF_INET ? XDP_FAMILY_IPV4
 								 : XDP_FAMILY_IPV6 };
 	uint32_t flags = XDP_ADDR_SELF;
@@ -103,7 +95,7 @@ static bool steered(struct fixture *fx, const uint8_t *frame, uint32_t len)
 static uint32_t frame4(uint8_t *f, int vlans, const char *dst, uint8_t proto, uint16_t dport,
 		       uint8_t icmp_type, uint16_t frag)
 {
-	struct lb_addr d = addr(dst);
+	struct lb_addr d = th_addr(dst);
 	uint32_t o = 12;
 
 	memset(f, 0, FRAME_MAX);
@@ -134,7 +126,7 @@ static uint32_t frame4(uint8_t *f, int vlans, const char *dst, uint8_t proto, ui
 static uint32_t frame6(uint8_t *f, const char *dst, uint8_t ext, uint16_t frag_off, uint8_t proto,
 		       uint16_t dport, uint8_t icmp_type)
 {
-	struct lb_addr d = addr(dst);
+	struct lb_addr d = th_addr(dst);
 	uint32_t o = 54;
 
 	memset(f, 0, FRAME_MAX);
@@ -164,15 +156,11 @@ static uint32_t frame6(uint8_t *f, const char *dst, uint8_t ext, uint16_t frag_o
 static int setup(void **state)
 {
 	static struct fixture fx;
-	char path[512];
-	const char *dir = getenv(OBJ_ENV);
+	char path[PATH_MAX];
 	struct bpf_program *prog;
 
 	*state = NULL;
-	if (geteuid() != 0)
-		return 0;
-	snprintf(path, sizeof(path), "%s/xdp_vip.bpf.o", dir && *dir ? dir : OBJ_DEFAULT);
-	if (access(path, R_OK) != 0)
+	if (geteuid() != 0 || th_bpf_obj_path(OBJ_FILE, path, sizeof(path)) != 0)
 		return 0;
 	libbpf_set_print(quiet);
 	fx.obj = bpf_object__open_file(path, NULL);
@@ -210,7 +198,7 @@ static int teardown(void **state)
 #define NEED_FIXTURE(state)                                                                        \
 	do {                                                                                       \
 		if (!*(state)) {                                                                   \
-			fprintf(stderr, "skipped: needs root and build/bpf/xdp_vip.bpf.o\n");     \
+			fprintf(stderr, "skipped: needs root and build/bpf/" OBJ_FILE "\n");       \
 			skip();                                                                    \
 		}                                                                                  \
 	} while (0)

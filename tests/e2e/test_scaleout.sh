@@ -1,0 +1,579 @@
+#!/usr/bin/env bash
+# End-to-end test of scale-out (docs/scaleout.md): two maglevd hosts, each with BIRD 2 announcing
+# maglevd's VIP routes over BGP to a router that runs BIRD 2 and spreads VIP traffic over both
+# with ECMP (L4 hash). Checks: the router learns every VIP from both; new connections are spread
+# and all succeed; long-lived TCP connections survive one maglevd stopping (routes withdrawn
+# first) and starting again; a VIP with every backend down is withdrawn and comes back; a
+# SIGKILLed maglevd's routes vanish (its TUN device dies with it) and the router stops using it
+# within the documented failover time, with the connections still alive; a frozen host is taken
+# out by BFD; a host whose BIRD dies is dropped at once; no VIP route is left once both stop.
+# Exit 0 pass, 4 skip (no root, no bird, no build), anything else fail.
+set -u
+export E2E_PREFIX=${E2E_PREFIX:-mgs}
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+ROUTER_AS=65000
+LB_AS=65001
+ANNOUNCE_TABLE=100
+ANNOUNCE_PROTO=250
+WITHDRAW_DELAY_MS=1000
+FAILOVER_MS=2000  # documented bound for a crashed maglevd (sub-second, plus slack on 2 cores)
+CONVERGE_S=15     # BGP sessions coming up, routes appearing after a start
+NEW_CONNS=60      # new connections for the spread check
+LONG_CONNS=20     # long-lived connections across a stop and a restart
+KILL_CONNS=12     # long-lived connections across a SIGKILL
+VIP_SOLO=198.51.100.20 # VIP "solo": tcp 8080, one backend (be3) with a TCP health check
+SOLO_PORT=8080
+
+LB_NS=("$NS_LB" "$NS_LB2")
+LB_ADDR4=("$LB4" "$LB2_4")
+LB_ADDR6=("$LB6" "$LB2_6")
+LB_ROUTER4=("$ROUTER_LB4" "$ROUTER_LB2_4")
+LB_ROUTER6=("$ROUTER_LB6" "$ROUTER_LB2_6")
+LB_PIDS=("" "")
+LB_RUNS=(0 0)
+
+failures=0
+checks=0
+ok() {
+	checks=$((checks + 1))
+	echo "ok   $checks: $*"
+}
+bad() {
+	checks=$((checks + 1))
+	failures=$((failures + 1))
+	echo "FAIL $checks: $*"
+}
+check() { # check DESCRIPTION CMD...
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+
+now_ms() { date +%s%3N; }
+
+both_positive() { # both_positive N...: every N is above 0
+	local x
+	for x in "$@"; do
+		[ "$x" -gt 0 ] || return 1
+	done
+}
+
+# ---- BIRD -------------------------------------------------------------------------------------
+
+# write_bird_lb I FILE: BIRD on maglevd host I: learn maglevd's routes (table 100, protocol 250)
+# and announce them to the router over BGP, one session per address family, with BFD.
+write_bird_lb() {
+	local i=$1 f=$2
+	cat >"$f" <<EOF
+# BIRD 2 on maglevd host $((i + 1)) (written by tests/e2e/test_scaleout.sh; see docs/scaleout.md)
+log stderr all;
+router id ${LB_ADDR4[$i]};
+
+protocol device { scan time 10; }
+
+ipv4 table vips4;
+ipv6 table vips6;
+
+# maglevd writes one route per VIP into kernel table $ANNOUNCE_TABLE, marked protocol $ANNOUNCE_PROTO.
+protocol kernel maglevd4 {
+	kernel table $ANNOUNCE_TABLE;
+	learn;
+	scan time 10;
+	ipv4 { table vips4; import where krt_source = $ANNOUNCE_PROTO; export none; };
+}
+protocol kernel maglevd6 {
+	kernel table $ANNOUNCE_TABLE;
+	learn;
+	scan time 10;
+	ipv6 { table vips6; import where krt_source = $ANNOUNCE_PROTO; export none; };
+}
+
+protocol bfd {
+	interface "$LB_IF" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
+}
+
+protocol bgp router4 {
+	local ${LB_ADDR4[$i]} as $LB_AS;
+	neighbor ${LB_ROUTER4[$i]} as $ROUTER_AS;
+	hold time 3;
+	keepalive time 1;
+	connect delay time 1;
+	connect retry time 2;
+	error wait time 1, 5;
+	bfd on;
+	ipv4 { table vips4; import none; export all; next hop self; };
+}
+protocol bgp router6 {
+	local ${LB_ADDR6[$i]} as $LB_AS;
+	neighbor ${LB_ROUTER6[$i]} as $ROUTER_AS;
+	hold time 3;
+	keepalive time 1;
+	connect delay time 1;
+	connect retry time 2;
+	error wait time 1, 5;
+	bfd on;
+	ipv6 { table vips6; import none; export all; next hop self; };
+}
+EOF
+}
+
+# write_bird_router FILE: BIRD on the router: BGP from both maglevd hosts, VIP prefixes only,
+# equal routes merged into one multipath route in the kernel's main table.
+write_bird_router() {
+	cat >"$1" <<EOF
+# BIRD 2 on the router (written by tests/e2e/test_scaleout.sh; see docs/scaleout.md)
+log stderr all;
+router id $ROUTER_CLIENT4;
+
+protocol device { scan time 10; }
+
+protocol kernel kernel4 {
+	merge paths on;
+	ipv4 { import none; export all; };
+}
+protocol kernel kernel6 {
+	merge paths on;
+	ipv6 { import none; export all; };
+}
+
+protocol bfd {
+	interface "lb*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
+}
+
+filter vips4_in { if net ~ [ 203.0.113.0/24{32,32}, 198.51.100.0/24{32,32} ] then accept; reject; }
+filter vips6_in { if net ~ [ 2001:db8:100::/64{128,128} ] then accept; reject; }
+
+template bgp maglevd4 {
+	local as $ROUTER_AS;
+	hold time 3;
+	keepalive time 1;
+	connect delay time 1;
+	connect retry time 2;
+	error wait time 1, 5;
+	bfd on;
+	ipv4 { import filter vips4_in; export none; };
+}
+template bgp maglevd6 {
+	local as $ROUTER_AS;
+	hold time 3;
+	keepalive time 1;
+	connect delay time 1;
+	connect retry time 2;
+	error wait time 1, 5;
+	bfd on;
+	ipv6 { import filter vips6_in; export none; };
+}
+protocol bgp lb1_4 from maglevd4 { neighbor $LB4 as $LB_AS; }
+protocol bgp lb2_4 from maglevd4 { neighbor $LB2_4 as $LB_AS; }
+protocol bgp lb1_6 from maglevd6 { neighbor $LB6 as $LB_AS; }
+protocol bgp lb2_6 from maglevd6 { neighbor $LB2_6 as $LB_AS; }
+EOF
+}
+
+# start_bird NS NAME: bird -f in NS with $E2E_DIR/bird.NAME.{conf,ctl,pid,log}.
+start_bird() {
+	local ns=$1 name=$2
+	bird -p -c "$E2E_DIR/bird.$name.conf" || { e2e_log "bird.$name.conf does not parse"; return 1; }
+	bg_in "$ns" "$E2E_DIR/bird.$name.log" bird -f -c "$E2E_DIR/bird.$name.conf" \
+		-s "$E2E_DIR/bird.$name.ctl" -P "$E2E_DIR/bird.$name.pid"
+	echo "$BG_PID" >"$E2E_DIR/bird.$name.bgpid"
+}
+
+birdc_in() { # birdc_in NS NAME COMMAND...
+	local ns=$1 name=$2
+	shift 2
+	run_in "$ns" birdc -s "$E2E_DIR/bird.$name.ctl" "$@"
+}
+
+bgp_established() { # all four BGP sessions of the router are up
+	[ "$(birdc_in "$NS_ROUTER" router show protocols | grep -c 'Established')" -eq 4 ]
+}
+
+# ---- maglevd ----------------------------------------------------------------------------------
+
+# write_lb_config I FILE: the same VIPs, backends and seed on both hosts; only the host's own
+# addresses and socket differ.
+write_lb_config() {
+	local i=$1 f=$2
+	{
+		echo "cluster: { hash_seed: 0x5eed, table_size: 65537 }"
+		echo "dataplane:"
+		echo "  mode: afxdp"
+		echo "  interface: $LB_IF"
+		echo "  source_ipv4: ${LB_ADDR4[$i]}"
+		echo "  source_ipv6: ${LB_ADDR6[$i]}"
+		echo "conntrack: { entries: 65536 }"
+		echo "control: { socket: $E2E_DIR/lb$((i + 1)).sock }"
+		echo "announce:"
+		echo "  enabled: true"
+		echo "  table: $ANNOUNCE_TABLE"
+		echo "  protocol: $ANNOUNCE_PROTO"
+		echo "  withdraw_when_no_backends: true"
+		echo "  withdraw_delay: ${WITHDRAW_DELAY_MS}ms"
+		echo "vips:"
+		e2e_config_vip web "$VIP_WEB4" tcp 80 "${BACKENDS4[@]}"
+		e2e_config_vip dns "$VIP_DNS4" udp 53 "${BACKENDS4[@]}"
+		e2e_config_vip web6 "$VIP_WEB6" tcp 80 "${BACKENDS6[@]}"
+		echo "  - name: solo"
+		echo "    address: $VIP_SOLO"
+		echo "    protocol: tcp"
+		echo "    port: $SOLO_PORT"
+		echo "    health: { type: tcp, interval: 200ms, timeout: 100ms, rise: 2, fall: 2 }"
+		echo "    backends:"
+		echo "      - { address: ${BACKENDS4[2]} }"
+	} >"$f"
+}
+
+# start_lb I: maglevd on host I; ready when its control socket answers.
+start_lb() {
+	local i=$1 n k
+	n=$((i + 1))
+	LB_RUNS[i]=$((LB_RUNS[i] + 1))
+	local log=$E2E_DIR/maglevd.lb$n.run${LB_RUNS[$i]}.log
+	rm -f "$E2E_DIR/lb$n.sock"
+	bg_in "${LB_NS[$i]}" "$log" "$MAGLEVD" -c "$E2E_DIR/maglevd.lb$n.yaml"
+	LB_PIDS[i]=$BG_PID
+	for ((k = 0; k < 100; k++)); do
+		if ! pid_alive "${LB_PIDS[$i]}"; then
+			e2e_log "maglevd on lb$n exited at start:"
+			cat "$log" >&2
+			LB_PIDS[i]=
+			return 1
+		fi
+		[ -S "$E2E_DIR/lb$n.sock" ] && ctl "$i" status >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	e2e_log "maglevd on lb$n not ready after 10 s:"
+	cat "$log" >&2
+	return 1
+}
+
+lb_log() { echo "$E2E_DIR/maglevd.lb$(($1 + 1)).run${LB_RUNS[$1]}.log"; }
+
+ctl() { # ctl I ARGS...: maglevctl against host I's maglevd
+	local i=$1
+	shift
+	"$MAGLEVCTL" "$@" -s "$E2E_DIR/lb$((i + 1)).sock"
+}
+
+# vip_field I VIP FIELD: a field of one VIP from `maglevctl vips --json` on host I.
+vip_field() {
+	ctl "$1" vips --json | "$E2E_PYTHON" -c '
+import json, sys
+for v in json.load(sys.stdin)["vips"]:
+    if v["name"] == sys.argv[1]:
+        print(v[sys.argv[2]])' "$2" "$3"
+}
+
+vip_state_is() { [ "$(vip_field "$1" "$2" announce)" = "$3" ]; }
+
+# ---- the router's view ------------------------------------------------------------------------
+
+# nexthops ADDR: next hops of the router's kernel route to ADDR (0 = no route).
+nexthops() {
+	local fam=-4 out
+	case $1 in *:*) fam=-6 ;; esac
+	out=$(run_in "$NS_ROUTER" ip "$fam" route show exact "$1" 2>/dev/null)
+	if [ -z "$out" ]; then
+		echo 0
+	elif grep -q nexthop <<<"$out"; then
+		grep -c "nexthop via" <<<"$out"
+	else
+		echo 1
+	fi
+}
+
+nexthops_are() { [ "$(nexthops "$1")" -eq "$2" ]; }
+
+# only_via ADDR GW: the router's route to ADDR is a single next hop through GW.
+only_via() {
+	local fam=-4
+	case $1 in *:*) fam=-6 ;; esac
+	[ "$(nexthops "$1")" -eq 1 ] &&
+		run_in "$NS_ROUTER" ip "$fam" route show exact "$1" | grep -q "via $2 "
+}
+
+# ---- clients ----------------------------------------------------------------------------------
+
+# new_conns N: N new HTTP connections to the web VIP; prints the answers, one a line.
+new_conns() {
+	local k
+	for ((k = 0; k < $1; k++)); do
+		run_in "$NS_CLIENT" curl -s -m 2 "http://$VIP_WEB4/" || echo "FAILED"
+	done
+}
+
+clients_start() { # clients_start TAG N: N long-lived keep-alive connections to the web VIP
+	local tag=$1
+	bg_in "$NS_CLIENT" "$E2E_DIR/$tag.log" "$E2E_PYTHON" "$E2E_ROOT/tests/e2e/control_clients.py" \
+		"$VIP_WEB4" 80 --open "$2" --keep "$2" --ready "$E2E_DIR/$tag.ready" \
+		--stop "$E2E_DIR/$tag.stop" --out "$E2E_DIR/$tag.json" --max-seconds 120
+	echo "$BG_PID" >"$E2E_DIR/$tag.pid"
+	wait_for 30 test -s "$E2E_DIR/$tag.ready" || { cat "$E2E_DIR/$tag.log" >&2; return 1; }
+	cat "$E2E_DIR/$tag.ready"
+}
+
+clients_stop() {
+	local tag=$1
+	touch "$E2E_DIR/$tag.stop"
+	wait_for 20 test -s "$E2E_DIR/$tag.json"
+	wait "$(cat "$E2E_DIR/$tag.pid")" 2>/dev/null
+	[ -s "$E2E_DIR/$tag.json" ] || { cat "$E2E_DIR/$tag.log" >&2; return 1; }
+}
+
+# clients_report TAG: "conns errors changed max_gap_ms backends" (errors listed on stderr).
+clients_report() {
+	"$E2E_PYTHON" - "$E2E_DIR/$1.json" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+c = s["conns"]
+errs = sum(len(x["errors"]) for x in c) + len(s["open_errors"])
+changed = sum(1 for x in c if x["changed"])
+gap = max([x["max_gap_ms"] for x in c] or [0])
+print(len(c), errs, changed, gap, ",".join(sorted(set(x["backend"] for x in c))))
+for x in c:
+    for e in x["errors"]:
+        print("  conn %d (%s): %s" % (x["sport"], x["backend"], e), file=sys.stderr)
+for e in s["open_errors"]:
+    print("  open: %s" % e, file=sys.stderr)
+EOF
+}
+
+web_flows() { vip_field "$1" web flows; } # new flows the host's maglevd gave to web backends
+
+# =============================================================================================
+
+if ! command -v bird >/dev/null || ! command -v birdc >/dev/null; then
+	e2e_skip "BIRD 2 (bird, birdc) not installed (apt-get install bird2)"
+fi
+e2e_init
+if [ ! -x "$MAGLEVD" ] || [ ! -x "$MAGLEVCTL" ]; then
+	e2e_skip "build maglevd and maglevctl first (make)"
+fi
+T_START=$(now_ms)
+e2e_topology_up --two-lbs --no-vip-routes || { echo "topology failed"; exit 1; }
+# ECMP over the 5-tuple (L4), so the flows of one client spread over both maglevd.
+e2e_sysctl "$NS_ROUTER" net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1
+start_backend_servers || exit 1
+
+write_bird_router "$E2E_DIR/bird.router.conf"
+write_bird_lb 0 "$E2E_DIR/bird.lb1.conf"
+write_bird_lb 1 "$E2E_DIR/bird.lb2.conf"
+start_bird "$NS_ROUTER" router || exit 1
+start_bird "$NS_LB" lb1 || exit 1
+start_bird "$NS_LB2" lb2 || exit 1
+if ! wait_for "$CONVERGE_S" bgp_established; then
+	bad "BGP sessions router <-> lb1, lb2 (IPv4 and IPv6) established"
+	birdc_in "$NS_ROUTER" router show protocols all >&2
+	exit 1
+fi
+ok "BGP sessions router <-> lb1, lb2 (IPv4 and IPv6) established"
+check "BFD sessions up on the router" wait_for 5 bash -c \
+	"[ \"\$(ip netns exec '$NS_ROUTER' birdc -s '$E2E_DIR/bird.router.ctl' show bfd sessions | grep -c ' Up ')\" -ge 4 ]"
+check "no VIP route at the router before maglevd runs" nexthops_are "$VIP_WEB4" 0
+
+write_lb_config 0 "$E2E_DIR/maglevd.lb1.yaml"
+write_lb_config 1 "$E2E_DIR/maglevd.lb2.yaml"
+start_lb 0 || exit 1
+start_lb 1 || exit 1
+
+# --- (a) the router learns every VIP from both maglevd ----------------------------------------
+for v in "$VIP_WEB4" "$VIP_DNS4" "$VIP_WEB6"; do
+	check "router: $v has two ECMP next hops (lb1, lb2)" wait_for "$CONVERGE_S" nexthops_are "$v" 2
+done
+run_in "$NS_ROUTER" ip route show exact "$VIP_WEB4" | sed 's/^/    /'
+check "router BIRD: $VIP_WEB4/32 learned from lb1_4 and lb2_4" bash -c \
+	"out=\$(ip netns exec '$NS_ROUTER' birdc -s '$E2E_DIR/bird.router.ctl' show route for $VIP_WEB4/32 all); grep -q 'lb1_4' <<<\"\$out\" && grep -q 'lb2_4' <<<\"\$out\""
+for i in 0 1; do
+	check "lb$((i + 1)): kernel table $ANNOUNCE_TABLE holds the VIP routes (protocol $ANNOUNCE_PROTO)" bash -c \
+		"ip netns exec '${LB_NS[$i]}' ip route show table $ANNOUNCE_TABLE proto $ANNOUNCE_PROTO | grep -q '^$VIP_WEB4 dev maglevd-vips'"
+	check "lb$((i + 1)): maglevctl vips says web is announced" vip_state_is "$i" web announced
+	check "lb$((i + 1)): maglevctl status shows announce on" bash -c \
+		"'$MAGLEVCTL' status --json -s '$E2E_DIR/lb$((i + 1)).sock' | grep -q '\"announce\": \"on\"'"
+	check "lb$((i + 1)): metric maglevd_vip_announced{vip=\"web\"} 1" bash -c \
+		"ip netns exec '${LB_NS[$i]}' curl -s http://127.0.0.1:9180/metrics | grep -q '^maglevd_vip_announced{vip=\"web\"} 1'"
+done
+d1=$(vip_field 0 web digest)
+d2=$(vip_field 1 web digest)
+check "same Maglev table on both maglevd (digest $d1 = $d2)" [ -n "$d1" -a "$d1" = "$d2" ]
+
+# --- (b) new connections are spread over both maglevd and all succeed ---------------------------
+f1=$(web_flows 0)
+f2=$(web_flows 1)
+answers=$(new_conns "$NEW_CONNS")
+n_ok=$(grep -c -E '^be[123]$' <<<"$answers")
+df1=$(($(web_flows 0) - f1))
+df2=$(($(web_flows 1) - f2))
+check "$NEW_CONNS new connections all answered ($n_ok)" [ "$n_ok" -eq "$NEW_CONNS" ]
+check "new connections spread over both maglevd (lb1 $df1, lb2 $df2 flows)" both_positive "$df1" "$df2"
+echo "measured: $NEW_CONNS new connections: lb1 $df1 flows, lb2 $df2 flows;" \
+	"backends: $(sort <<<"$answers" | uniq -c | tr -s ' \n' ' ')" >&2
+check "IPv6: new connection through web6 answered" bash -c \
+	"ip netns exec '$NS_CLIENT' curl -s -m 2 'http://[$VIP_WEB6]/' | grep -q '^be[123]\$'"
+
+# --- (c, d) long-lived connections across a clean stop and a restart of lb1 ---------------------
+f1=$(web_flows 0)
+f2=$(web_flows 1)
+ready=$(clients_start long "$LONG_CONNS") || { bad "long-lived clients start"; exit 1; }
+df1=$(($(web_flows 0) - f1))
+df2=$(($(web_flows 1) - f2))
+check "$LONG_CONNS long-lived connections open ($ready) through both maglevd (lb1 $df1, lb2 $df2)" \
+	both_positive "$df1" "$df2" "$([ "$ready" = "ready $LONG_CONNS" ] && echo 1 || echo 0)"
+sleep 1
+t0=$(now_ms)
+kill -TERM "${LB_PIDS[0]}"
+if wait_for 10 only_via "$VIP_WEB4" "$LB2_4"; then
+	took=$(($(now_ms) - t0))
+	ok "clean stop of lb1: router has one next hop (lb2) after ${took} ms (routes withdrawn first)"
+	echo "measured: clean stop, SIGTERM to single next hop: ${took} ms" >&2
+else
+	bad "clean stop of lb1: router still routes via lb1"
+fi
+check "clean stop: web6 via lb2 only" wait_for 5 only_via "$VIP_WEB6" "$LB2_6"
+check "clean stop: maglevd lb1 exits 0" kill_pid "${LB_PIDS[0]}" 10
+LB_PIDS[0]=
+check "clean stop: log says routes withdrawn, then forwarding went on" \
+	grep -q "VIP routes withdrawn; forwarding $WITHDRAW_DELAY_MS ms more" "$(lb_log 0)"
+check "clean stop: lb1's table $ANNOUNCE_TABLE is empty" bash -c \
+	"[ -z \"\$(ip netns exec '$NS_LB' ip route show table $ANNOUNCE_TABLE)\" ]"
+check "clean stop: lb1's BIRD no longer has the route" bash -c \
+	"! ip netns exec '$NS_LB' birdc -s '$E2E_DIR/bird.lb1.ctl' show route table vips4 | grep -q '$VIP_WEB4'"
+sleep 1
+t0=$(now_ms)
+start_lb 0 || bad "restart maglevd on lb1"
+if wait_for 10 nexthops_are "$VIP_WEB4" 2; then
+	ok "restart of lb1: router has two next hops again after $(($(now_ms) - t0)) ms"
+else
+	bad "restart of lb1: VIP not re-announced"
+fi
+sleep 2
+clients_stop long || bad "long-lived clients stop"
+read -r n errs changed gap names < <(clients_report long)
+check "long-lived across stop + restart: $n connections reported" [ "$n" -eq "$LONG_CONNS" ]
+check "long-lived across stop + restart: no reset, no error ($errs)" [ "$errs" -eq 0 ]
+check "long-lived across stop + restart: none changed backend ($changed; backends $names)" [ "$changed" -eq 0 ]
+echo "measured: stop + restart, longest gap between two answers on one connection: ${gap} ms" >&2
+
+# --- (e) a VIP whose backends are all down is withdrawn, and comes back --------------------------
+check "solo VIP (nothing on be3:$SOLO_PORT): withdrawn on lb1" wait_for 10 vip_state_is 0 solo withdrawn
+check "solo VIP: withdrawn on lb2" wait_for 10 vip_state_is 1 solo withdrawn
+check "solo VIP: router has no route to $VIP_SOLO" wait_for 10 nexthops_are "$VIP_SOLO" 0
+check "solo VIP withdrawn: web still has two next hops" nexthops_are "$VIP_WEB4" 2
+check "solo VIP: withdrawal logged with its reason" grep -q "vip solo: every backend is down.*route is withdrawn" "$(lb_log 1)"
+bg_in "${NS_BACKENDS[2]}" "$E2E_DIR/solo.log" "$E2E_PYTHON" -m http.server "$SOLO_PORT" --bind "${BACKENDS4[2]}"
+solo_pid=$BG_PID
+t0=$(now_ms)
+if wait_for 10 nexthops_are "$VIP_SOLO" 2; then
+	ok "solo VIP: backend up -> announced again by both, router has two next hops after $(($(now_ms) - t0)) ms"
+else
+	bad "solo VIP: not re-announced after its backend came up"
+fi
+check "solo VIP: maglevctl vips says announced" vip_state_is 0 solo announced
+kill_pid "$solo_pid" 3
+t0=$(now_ms)
+if wait_for 10 nexthops_are "$VIP_SOLO" 0; then
+	ok "solo VIP: backend down again -> withdrawn after $(($(now_ms) - t0)) ms (fall 2 x 200 ms + BGP)"
+else
+	bad "solo VIP: not withdrawn after its backend went down"
+fi
+
+# --- (f) SIGKILL: the TUN device dies with maglevd, so do its routes --------------------------------
+f1=$(web_flows 0)
+f2=$(web_flows 1)
+ready=$(clients_start kill "$KILL_CONNS") || { bad "clients start (kill)"; exit 1; }
+df1=$(($(web_flows 0) - f1))
+df2=$(($(web_flows 1) - f2))
+check "$KILL_CONNS long-lived connections open ($ready) through both maglevd (lb1 $df1, lb2 $df2)" \
+	both_positive "$df1" "$df2" "$([ "$ready" = "ready $KILL_CONNS" ] && echo 1 || echo 0)"
+sleep 1
+t0=$(now_ms)
+kill -KILL "${LB_PIDS[0]}"
+if wait_for 10 only_via "$VIP_WEB4" "$LB2_4"; then
+	took=$(($(now_ms) - t0))
+	check "SIGKILL of lb1: router moved to lb2 only in ${took} ms (bound $FAILOVER_MS ms)" [ "$took" -le "$FAILOVER_MS" ]
+	echo "measured: failover after SIGKILL of maglevd (BIRD still running): ${took} ms" >&2
+else
+	bad "SIGKILL of lb1: router still routes via lb1 after 10 s"
+fi
+wait "${LB_PIDS[0]}" 2>/dev/null
+LB_PIDS[0]=
+check "SIGKILL: lb1's TUN device is gone" bash -c "! ip netns exec '$NS_LB' ip link show maglevd-vips >/dev/null 2>&1"
+check "SIGKILL: lb1's table $ANNOUNCE_TABLE is empty" bash -c \
+	"[ -z \"\$(ip netns exec '$NS_LB' ip route show table $ANNOUNCE_TABLE)\" ]"
+check "SIGKILL: BIRD on lb1 still runs" pid_alive "$(cat "$E2E_DIR/bird.lb1.bgpid")"
+check "SIGKILL: lb1's BGP session is still established (the route went, not the session)" bash -c \
+	"ip netns exec '$NS_ROUTER' birdc -s '$E2E_DIR/bird.router.ctl' show protocols lb1_4 | grep -q Established"
+sleep 2
+clients_stop kill || bad "clients stop (kill)"
+read -r n errs changed gap names < <(clients_report kill)
+check "long-lived across SIGKILL: $n connections, no reset, no error ($errs)" [ "$n" -eq "$KILL_CONNS" -a "$errs" -eq 0 ]
+check "long-lived across SIGKILL: none changed backend ($changed)" [ "$changed" -eq 0 ]
+echo "measured: SIGKILL, longest gap between two answers on one connection: ${gap} ms" >&2
+
+# A SIGKILLed maglevd (afxdp) leaves its XDP program on the interface; the service manager's
+# start step removes it (docs/scaleout.md, ExecStartPre), as done here.
+check "SIGKILL: maglevd's XDP program is still attached on lb1 (needs removing before a restart)" \
+	bash -c "ip netns exec '$NS_LB' ip link show '$LB_IF' | grep -q 'prog/xdp'"
+run_in "$NS_LB" ip link set dev "$LB_IF" xdp off 2>/dev/null
+run_in "$NS_LB" ip link set dev "$LB_IF" xdpgeneric off 2>/dev/null
+t0=$(now_ms)
+if start_lb 0 && wait_for 10 nexthops_are "$VIP_WEB4" 2; then
+	ok "restart after SIGKILL: re-announced, two next hops after $(($(now_ms) - t0)) ms"
+else
+	bad "restart after SIGKILL: not re-announced"
+fi
+answers=$(new_conns 20)
+check "after everything: 20 new connections all answered" [ "$(grep -c -E '^be[123]$' <<<"$answers")" -eq 20 ]
+
+# --- (g) a frozen host (its BIRD stopped: no BFD, no keepalives): BFD takes it out ------------
+bird2_pid=$(cat "$E2E_DIR/bird.lb2.bgpid")
+t0=$(now_ms)
+kill -STOP "$bird2_pid"
+if wait_for 10 only_via "$VIP_WEB4" "$LB4"; then
+	took=$(($(now_ms) - t0))
+	check "frozen lb2 host: router drops it in ${took} ms (BFD 3 x 100 ms; bound $FAILOVER_MS ms)" [ "$took" -le "$FAILOVER_MS" ]
+	echo "measured: failover after the lb2 host froze (BFD): ${took} ms" >&2
+else
+	bad "frozen lb2 host: router still routes via lb2 after 10 s"
+fi
+answers=$(new_conns 10)
+check "frozen lb2 host: 10 new connections all answered through lb1" [ "$(grep -c -E '^be[123]$' <<<"$answers")" -eq 10 ]
+t0=$(now_ms)
+kill -CONT "$bird2_pid"
+if wait_for 30 nexthops_are "$VIP_WEB4" 2; then
+	ok "lb2 host back: BGP re-established, two next hops after $(($(now_ms) - t0)) ms"
+else
+	bad "lb2 host back: not re-announced within 30 s"
+fi
+
+# --- (h) BIRD on a host dies (host fine): its BGP sessions close, the router drops it at once ----
+t0=$(now_ms)
+kill -KILL "$bird2_pid"
+if wait_for 10 only_via "$VIP_WEB4" "$LB4"; then
+	took=$(($(now_ms) - t0))
+	check "BIRD on lb2 killed: router drops lb2 in ${took} ms (no graceful-restart hold-over; bound $FAILOVER_MS ms)" [ "$took" -le "$FAILOVER_MS" ]
+	echo "measured: failover after BIRD on lb2 died: ${took} ms" >&2
+else
+	bad "BIRD on lb2 killed: router still routes via lb2 after 10 s"
+fi
+wait "$bird2_pid" 2>/dev/null
+t0=$(now_ms)
+start_bird "$NS_LB2" lb2 || bad "restart BIRD on lb2"
+if wait_for 30 nexthops_are "$VIP_WEB4" 2; then
+	ok "BIRD on lb2 back: it learns maglevd's routes again, two next hops after $(($(now_ms) - t0)) ms"
+else
+	bad "BIRD on lb2 back: not re-announced within 30 s"
+fi
+
+# --- both stop cleanly: the router has no route to any VIP --------------------------------------
+for i in 0 1; do
+	kill_pid "${LB_PIDS[$i]}" 10 || bad "maglevd lb$((i + 1)) exit status"
+	LB_PIDS[i]=
+done
+check "both stopped: router has no route to the VIPs" wait_for 10 bash -c \
+	"[ -z \"\$(ip netns exec '$NS_ROUTER' ip route show exact $VIP_WEB4)\" ] && [ -z \"\$(ip netns exec '$NS_ROUTER' ip -6 route show exact $VIP_WEB6)\" ]"
+
+echo "test_scaleout: $((checks - failures))/$checks checks passed in $((($(now_ms) - T_START) / 1000)) s"
+[ "$failures" -eq 0 ]
