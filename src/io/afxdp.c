@@ -25,10 +25,23 @@
 #include "../../bpf/xdp_vip.h" /* map layouts shared with the BPF side */
 
 #define AFXDP_FRAME_SIZE  XSK_UMEM__DEFAULT_FRAME_SIZE /* bytes per UMEM frame */
-#define AFXDP_FRAMES      4096u /* UMEM frames per queue: fill + RX + TX rings never exceed it */
-#define AFXDP_RING_SIZE   2048u /* descriptors in each of the fill, completion, RX, TX rings */
+/*
+ * Rings of 4096 (fill + RX hold up to 8192 frames): the worker shares its CPU with the kernel's
+ * TX work and, on a busy host, with other processes; at 150 kpps a 2048-entry RX ring overflows
+ * after a 14 ms gap in the worker's run time, a 4096-entry one after 27 ms (docs/dataplane.md).
+ */
+#define AFXDP_RING_SIZE   4096u /* descriptors in each of the fill, completion, RX, TX rings */
+#define AFXDP_FRAMES      (2u * AFXDP_RING_SIZE) /* UMEM frames per queue: fill + RX full */
 #define AFXDP_WAIT_TX_MS  1     /* poll timeout while TX completions are outstanding */
 #define AFXDP_KICKS_MAX   (AFXDP_RING_SIZE / 32u) /* sendto calls per kick: a full TX ring */
+/*
+ * Copy mode sends at most 32 frames per sendto unless the socket's budget is raised
+ * (XDP_MAX_TX_SKB_BUDGET, Linux 6.17; range 32..TX ring size). Older uapi headers lack it.
+ */
+#ifndef XDP_MAX_TX_SKB_BUDGET
+#define XDP_MAX_TX_SKB_BUDGET 9
+#endif
+#define AFXDP_TX_BUDGET   AFXDP_RING_SIZE /* frames one sendto may send in copy mode */
 
 /*
  * Frame accounting, per queue: every UMEM frame is in exactly one place, so
@@ -51,6 +64,7 @@ struct afxdp_queue {
 	uint32_t in_kernel_tx;   /* put on the TX ring, not yet seen on the completion ring */
 	uint32_t held;           /* received and not yet released by tx */
 	bool zerocopy;
+	bool tx_budget; /* XDP_MAX_TX_SKB_BUDGET accepted: one sendto drains the TX ring */
 	uint64_t ctr[IO_CTR_MAX];
 };
 
@@ -141,10 +155,17 @@ static void afxdp_complete(struct afxdp_queue *q)
 	q->in_kernel_tx -= n;
 }
 
+/* True if the TX ring holds descriptors the kernel has not consumed yet. */
+static bool afxdp_tx_pending(struct afxdp_queue *q)
+{
+	return xsk_prod_nb_free(&q->tx, AFXDP_RING_SIZE) < AFXDP_RING_SIZE;
+}
+
 /*
  * Asks the kernel to send what is on the TX ring. In copy mode each sendto sends a bounded batch
- * (32 frames in Linux) and says EAGAIN when more is left, so it is repeated until the ring is
- * drained or the device pushes back; frames left over stay on the ring for the next kick.
+ * (32 frames, or AFXDP_TX_BUDGET where the kernel takes XDP_MAX_TX_SKB_BUDGET) and says EAGAIN
+ * when more is left, so it is repeated until the ring is drained or the device pushes back;
+ * frames left over stay on the ring for the next kick.
  */
 static void afxdp_kick_tx(struct afxdp_queue *q)
 {
@@ -235,9 +256,14 @@ static void afxdp_wait(struct io_dev *d, uint32_t qid, int timeout_ms)
 	struct afxdp_queue *q = dev->queues[qid];
 	struct pollfd pfd = { .fd = xsk_socket__fd(q->xsk), .events = POLLIN };
 
-	/* Frames waiting for TX completion come back without an RX event: look again soon. */
+	/*
+	 * Frames waiting for TX completion come back without an RX event: look again soon. Kick
+	 * only when the TX ring still holds descriptors the kernel has not taken (a device that
+	 * pushed back); frames already taken complete without a syscall from us.
+	 */
 	if (q->in_kernel_tx) {
-		afxdp_kick_tx(q);
+		if (afxdp_tx_pending(q))
+			afxdp_kick_tx(q);
 		if (timeout_ms > AFXDP_WAIT_TX_MS)
 			timeout_ms = AFXDP_WAIT_TX_MS;
 	}
@@ -333,6 +359,13 @@ static int afxdp_queue_open(struct afxdp_dev *dev, uint32_t id, struct afxdp_que
 		goto out;
 	}
 	fd = xsk_socket__fd(q->xsk);
+	if (!q->zerocopy) {
+		uint32_t budget = AFXDP_TX_BUDGET;
+
+		/* Optional: an older kernel refuses it (ENOPROTOOPT) and sends 32 per sendto. */
+		q->tx_budget = setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget,
+					  sizeof(budget)) == 0;
+	}
 	if (bpf_map_update_elem(dev->xsks_map_fd, &id, &fd, BPF_ANY)) {
 		rc = -errno;
 		snprintf(err, errlen, "afxdp: %s queue %u: cannot add socket to xsks_map: %s",
@@ -439,7 +472,7 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 	struct afxdp_dev *dev;
 	uint32_t rxq;
 	long perr;
-	int rc;
+	int rc, n;
 
 	libxdp_set_print(afxdp_print);
 	libbpf_set_print(afxdp_libbpf_print);
@@ -518,9 +551,12 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 	/* Native XDP runs before GRO; generic XDP sees merged frames. */
 	if (dev->attach_mode == XDP_MODE_SKB)
 		io_warn_coalescing(p->ifname, "afxdp in generic XDP mode");
-	snprintf(dev->mode, sizeof(dev->mode), "afxdp %s (%s XDP)",
-		 dev->queues[0]->zerocopy ? "zero-copy" : "copy",
-		 dev->attach_mode == XDP_MODE_NATIVE ? "native" : "generic");
+	n = snprintf(dev->mode, sizeof(dev->mode), "afxdp %s (%s XDP)",
+		     dev->queues[0]->zerocopy ? "zero-copy" : "copy",
+		     dev->attach_mode == XDP_MODE_NATIVE ? "native" : "generic");
+	if (dev->queues[0]->tx_budget && n > 0 && (size_t)n < sizeof(dev->mode))
+		snprintf(dev->mode + n, sizeof(dev->mode) - (size_t)n, ", %u frames a sendto",
+			 AFXDP_TX_BUDGET);
 	*out = (struct io_dev *)dev;
 	return 0;
 out:
