@@ -2,7 +2,9 @@
  * AF_XDP packet I/O (libxdp): our steering program (bpf/xdp_vip.bpf.c) on the interface, one
  * UMEM + socket per RX queue, zero-copy when the driver can, copy mode otherwise.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <net/if.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -42,6 +44,8 @@
 #define XDP_MAX_TX_SKB_BUDGET 9
 #endif
 #define AFXDP_TX_BUDGET   AFXDP_RING_SIZE /* frames one sendto may send in copy mode */
+#define AFXDP_PROG_NAME   "xdp_vip" /* the steering program's function (bpf/xdp_vip.bpf.c) */
+#define AFXDP_PROG_MAPS_MAX 16u /* map ids read from an attached program */
 
 /*
  * Frame accounting, per queue: every UMEM frame is in exactly one place, so
@@ -467,6 +471,150 @@ static int afxdp_map_fd(struct afxdp_dev *dev, const char *name, char *err, size
 	return fd;
 }
 
+/*
+ * True if the attached program p is our steering program: named xdp_vip and using maps with
+ * all four names of bpf/xdp_vip.bpf.c (a program of another project that happens to be called
+ * xdp_vip is left alone).
+ */
+static bool afxdp_prog_is_ours(const struct xdp_program *p)
+{
+	static const char *const maps[] = { "vip_map", "addr_map", "xsks_map", "stats_map" };
+	const uint32_t all = (1u << (sizeof(maps) / sizeof(maps[0]))) - 1;
+	uint32_t ids[AFXDP_PROG_MAPS_MAX], len = sizeof(struct bpf_prog_info), found = 0;
+	struct bpf_prog_info info = { 0 };
+
+	if (!p || strcmp(xdp_program__name(p), AFXDP_PROG_NAME) != 0)
+		return false;
+	info.nr_map_ids = AFXDP_PROG_MAPS_MAX;
+	info.map_ids = (uint64_t)(uintptr_t)ids;
+	if (bpf_obj_get_info_by_fd(xdp_program__fd(p), &info, &len))
+		return false;
+	for (uint32_t i = 0; i < info.nr_map_ids && i < AFXDP_PROG_MAPS_MAX; i++) {
+		struct bpf_map_info mi = { 0 };
+		uint32_t mlen = sizeof(mi);
+		int fd = bpf_map_get_fd_by_id(ids[i]);
+
+		if (fd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &mi, &mlen) == 0)
+			for (uint32_t j = 0; j < sizeof(maps) / sizeof(maps[0]); j++)
+				if (strcmp(mi.name, maps[j]) == 0)
+					found |= 1u << j;
+		close(fd);
+	}
+	return found == all;
+}
+
+/* The program id an fdinfo file (/proc/PID/fdinfo/N) names, 0 if none. */
+static uint32_t afxdp_fdinfo_prog_id(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[128];
+	unsigned id = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "prog_id: %u", &id) == 1)
+			break;
+	fclose(f);
+	return id;
+}
+
+/*
+ * PID of a process other than this one that holds BPF program id open, 0 if none. A running
+ * maglevd keeps its steering program open for its whole life; one that died holds nothing.
+ * Best effort over what /proc shows (our PID namespace); unreadable entries are skipped.
+ */
+static long afxdp_prog_holder(uint32_t id)
+{
+	DIR *proc = opendir("/proc"), *fds;
+	struct dirent *pe, *fe;
+	long self = (long)getpid(), holder = 0;
+	char path[PATH_MAX], link[32];
+
+	if (!proc)
+		return 0;
+	while (!holder && (pe = readdir(proc))) {
+		char *end;
+		long pid = strtol(pe->d_name, &end, 10);
+
+		if (*end || pid <= 0 || pid == self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+		if (!(fds = opendir(path)))
+			continue;
+		while (!holder && (fe = readdir(fds))) {
+			ssize_t n;
+
+			if (fe->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%ld/fd/%s", pid, fe->d_name);
+			n = readlink(path, link, sizeof(link) - 1);
+			if (n < 0)
+				continue;
+			link[n] = '\0';
+			if (strcmp(link, "anon_inode:bpf-prog") != 0)
+				continue;
+			snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", pid, fe->d_name);
+			if (afxdp_fdinfo_prog_id(path) == id)
+				holder = pid;
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+	return holder;
+}
+
+/*
+ * A maglevd that died without stopping (SIGKILL, crash, OOM) leaves xdp_vip attached to its
+ * interface: the kernel keeps it without any process. Detaches it, alone or as a component of
+ * a libxdp dispatcher, when no other process holds it; a running maglevd on this interface
+ * holds it, and then the start is refused. Any other program is left to the attach, which
+ * refuses. Only dev->ifindex is looked at.
+ */
+static int afxdp_remove_stale(struct afxdp_dev *dev, char *err, size_t errlen)
+{
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(dev->ifindex);
+	struct xdp_program *p = NULL, *stale = NULL;
+	uint32_t id;
+	long pid;
+	int rc = 0;
+
+	if (!mp || libxdp_get_error(mp))
+		return 0; /* nothing attached (or unreadable: the attach reports it) */
+	if (xdp_multiprog__is_legacy(mp)) {
+		if (afxdp_prog_is_ours(xdp_multiprog__main_prog(mp)))
+			stale = xdp_multiprog__main_prog(mp);
+	} else {
+		while (!stale && (p = xdp_multiprog__next_prog(p, mp)))
+			if (afxdp_prog_is_ours(p))
+				stale = p;
+	}
+	if (!stale)
+		goto out;
+	id = xdp_program__id(stale);
+	pid = afxdp_prog_holder(id);
+	if (pid) {
+		rc = -EBUSY;
+		snprintf(err, errlen,
+			 "afxdp: cannot attach XDP program to '%s': its xdp_vip (prog id %u) is "
+			 "held by process %ld (another maglevd on this interface?)",
+			 dev->ifname, id, pid);
+		goto out;
+	}
+	fprintf(stderr,
+		"maglevd: removing " AFXDP_PROG_NAME " left attached to %s by a previous maglevd "
+		"(prog id %u)\n", dev->ifname, id);
+	rc = xdp_program__detach(stale, dev->ifindex, xdp_multiprog__attach_mode(mp), 0);
+	if (rc)
+		snprintf(err, errlen, "afxdp: cannot remove " AFXDP_PROG_NAME " (prog id %u) from "
+			 "'%s': %s", id, dev->ifname, strerror(-rc));
+out:
+	xdp_multiprog__close(mp);
+	return rc;
+}
+
 static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err, size_t errlen)
 {
 	struct afxdp_dev *dev;
@@ -504,6 +652,9 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 			"VIP packets arriving on queues %u..%u are not seen; set dataplane.workers "
 			"to %u or 'ethtool -L %s combined %u'\n",
 			p->ifname, rxq, p->queues, p->queues, rxq - 1, rxq, p->ifname, p->queues);
+	rc = afxdp_remove_stale(dev, err, errlen);
+	if (rc)
+		goto out;
 	dev->prog = xdp_program__open_file(p->bpf_path, "xdp", NULL);
 	perr = libxdp_get_error(dev->prog);
 	if (perr) {

@@ -9,7 +9,7 @@
 #   5 UDP echo through the UDP VIPs and ping to the VIPs (IPv4 and IPv6)
 #   6 PMTU: a 10 MB upload completes with MTU 1500 everywhere (frag-needed, IPv6 packet too big)
 #   7 after SIGTERM: exit 0, no XDP program left on the interface, no AF_XDP frame leaked
-#   8 start-up failures (no such interface, bad config, XDP refused): exit 1 with one message
+#   8 start-up failures (no such interface, bad config, another program's XDP): exit 1, one message
 #   9 next hops follow the kernel: after the lb's neighbour table is flushed, traffic resumes
 #  10 two workers on a two-queue interface: both get frames, 300 requests all answered
 #  11 SIGHUP reload: a VIP added is steered (its ping answered), a VIP removed no longer is, a bad
@@ -17,6 +17,8 @@
 #  12 re-target: UDP to a VIP wrapped in GRE to maglevd's own address reaches a backend, whose echo
 #     comes straight back to the client
 #  13 dataplane.nexthop_mac: with the router's MAC configured (no netlink), requests are answered
+#  14 afxdp: after a SIGKILL the next maglevd removes the xdp_vip left attached (logged) and serves;
+#     a second maglevd while one runs is refused
 
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -187,16 +189,61 @@ dp_case_bad_start() {
 		dp_fail "8 bad config: exit $rc, output '$out'"
 	fi
 	[ "$DP_MODE" = afxdp ] || return 0
-	# XDP refused: another program already holds the interface.
+	# XDP refused: another project's program (the backends' GRE decap) holds the interface.
 	rc=0
-	run_in "$NS_LB" ip link set dev "$LB_IF" xdpgeneric obj "$E2E_BUILD/bpf/xdp_vip.bpf.o" sec xdp ||
-		{ dp_fail "8 xdp refused: cannot attach a program by hand"; return; }
+	run_in "$NS_LB" "$MAGLEVCTL" decap attach "$LB_IF" --vip "$VIP_WEB4" >"$E2E_DIR/lbdecap.log" 2>&1 ||
+		{ dp_fail "8 xdp refused: cannot attach the decap program: $(cat "$E2E_DIR/lbdecap.log")"; return; }
 	out=$(run_in "$NS_LB" "$MAGLEVD" -c "$MAGLEVD_CONFIG" 2>&1) || rc=$?
-	run_in "$NS_LB" ip link set dev "$LB_IF" xdpgeneric off
+	lb_xdp_attached || dp_fail "8 xdp refused: maglevd removed the decap program"
+	run_in "$NS_LB" "$MAGLEVCTL" decap detach "$LB_IF" >>"$E2E_DIR/lbdecap.log" 2>&1
 	if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q 'another XDP program' <<<"$out"; then
 		dp_pass "8 xdp refused: exit 1, '$out'"
 	else
 		dp_fail "8 xdp refused: exit $rc, output '$out'"
+	fi
+	lb_xdp_attached && dp_fail "8 xdp refused: XDP left attached after decap detach"
+}
+
+# lb_xdp_id: the id of the XDP program attached to the lb's interface (empty if none).
+lb_xdp_id() {
+	run_in "$NS_LB" ip link show "$LB_IF" | grep -oE 'prog/xdp[a-z]* id [0-9]+' | awk '{ print $3 }'
+}
+
+dp_http_answered() {
+	run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
+		"http://$VIP_WEB4/?[1-$1]" | grep -c '^be[0-9]$'
+}
+
+# 14 (afxdp): a maglevd killed with SIGKILL leaves xdp_vip attached; a second maglevd started
+# while the first runs is refused, one started after the kill removes the stale program and serves.
+dp_case_restart_after_kill() {
+	local cfg=$E2E_DIR/maglevd.yaml out rc=0 id n pid
+	dp_start_maglevd "$cfg" killed || { dp_fail "14 kill: maglevd did not start"; return; }
+	out=$(run_in "$NS_LB" "$MAGLEVD" -c "$cfg" 2>&1) || rc=$?
+	if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q "held by process $MAGLEVD_PID" <<<"$out"; then
+		dp_pass "14 second maglevd while one runs: exit 1, '$out'"
+	else
+		dp_fail "14 second maglevd while one runs: exit $rc, output '$out'"
+	fi
+	n=$(dp_http_answered 10)
+	[ "$n" -eq 10 ] || dp_fail "14 the first maglevd serves $n of 10 after the refused second"
+	id=$(lb_xdp_id)
+	pid=$MAGLEVD_PID
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null
+	MAGLEVD_PID=
+	[ -n "$id" ] || { dp_fail "14 kill: no XDP program left attached after SIGKILL"; return; }
+	dp_start_maglevd "$cfg" restarted || { dp_fail "14 restart after SIGKILL: maglevd did not start"; return; }
+	grep -qx "maglevd: removing xdp_vip left attached to $LB_IF by a previous maglevd (prog id $id)" "$MAGLEVD_LOG" ||
+		dp_fail "14 restart after SIGKILL: no removal line for prog id $id in the log"
+	n=$(dp_http_answered 20)
+	rc=0
+	stop_maglevd || rc=$?
+	if [ "$n" -eq 20 ] && [ "$rc" -eq 0 ] && ! lb_xdp_attached && ! grep -q LEAK "$MAGLEVD_LOG"; then
+		dp_pass "14 restart after SIGKILL: prog id $id removed ('$(grep '^maglevd: removing' "$MAGLEVD_LOG")'), 20/20 answered, clean stop, nothing attached"
+	else
+		dp_fail "14 restart after SIGKILL: $n of 20 answered, exit $rc, attached: $(lb_xdp_id)"
+		cat "$MAGLEVD_LOG"
 	fi
 }
 
@@ -349,6 +396,7 @@ dp_main() {
 	dp_case_retarget
 	dp_case_stop
 	dp_case_bad_start
+	[ "$DP_MODE" = afxdp ] && dp_case_restart_after_kill
 	dp_case_nexthop_mac
 	dp_case_workers
 	if [ "$DP_FAILED" -ne 0 ]; then

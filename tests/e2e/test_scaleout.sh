@@ -512,18 +512,18 @@ check "long-lived across SIGKILL: $n connections, no reset, no error ($errs)" [ 
 check "long-lived across SIGKILL: none changed backend ($changed)" [ "$changed" -eq 0 ]
 echo "measured: SIGKILL, longest gap between two answers on one connection: ${gap} ms" >&2
 
-# A SIGKILLed maglevd (afxdp) leaves its XDP program on the interface; the service manager's
-# start step removes it (docs/scaleout.md, ExecStartPre), as done here.
-check "SIGKILL: maglevd's XDP program is still attached on lb1 (needs removing before a restart)" \
+# A SIGKILLed maglevd (afxdp) leaves its XDP program on the interface; the next maglevd removes
+# it itself (no operator or service-manager step) and says so.
+check "SIGKILL: maglevd's XDP program is still attached on lb1" \
 	bash -c "ip netns exec '$NS_LB' ip link show '$LB_IF' | grep -q 'prog/xdp'"
-run_in "$NS_LB" ip link set dev "$LB_IF" xdp off 2>/dev/null
-run_in "$NS_LB" ip link set dev "$LB_IF" xdpgeneric off 2>/dev/null
 t0=$(now_ms)
 if start_lb 0 && wait_for 10 nexthops_are "$VIP_WEB4" 2; then
 	ok "restart after SIGKILL: re-announced, two next hops after $(($(now_ms) - t0)) ms"
 else
 	bad "restart after SIGKILL: not re-announced"
 fi
+check "restart after SIGKILL: maglevd removed the xdp_vip left attached ($(grep -m1 '^maglevd: removing' "$(lb_log 0)"))" \
+	grep -q "^maglevd: removing xdp_vip left attached to $LB_IF by a previous maglevd (prog id [0-9]*)\$" "$(lb_log 0)"
 answers=$(new_conns 20)
 check "after everything: 20 new connections all answered" [ "$(grep -c -E '^be[123]$' <<<"$answers")" -eq 20 ]
 
