@@ -15,6 +15,8 @@
 
 #include <libmnl/libmnl.h>
 
+#include "io/netlink.h"
+
 #define AN_TUN_PATH     "/dev/net/tun"
 #define AN_GROW_INITIAL 16u /* entries of a route list's first allocation */
 #define AN_PLEN4        32u /* bits of an IPv4 host route */
@@ -71,29 +73,6 @@ static const char *an_str(const struct lb_addr *a, char *buf, size_t len)
 	return buf;
 }
 
-/* Sends one request and reads the answer through cb (NULL: an ACK only); -errno on failure. */
-static int an_talk(struct announce *a, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
-{
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	unsigned int portid = mnl_socket_get_portid(a->nl);
-	ssize_t len;
-	int rc;
-
-	nlh->nlmsg_seq = ++a->seq;
-	if (mnl_socket_sendto(a->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	for (;;) {
-		len = mnl_socket_recvfrom(a->nl, buf, sizeof(buf));
-		if (len < 0)
-			return -errno;
-		rc = mnl_cb_run(buf, (size_t)len, a->seq, portid, cb, data);
-		if (rc < 0)
-			return -errno;
-		if (rc == MNL_CB_STOP)
-			return 0;
-	}
-}
-
 /* The fixed part of a route request for a's table and protocol. */
 static struct rtmsg *an_route_msg(struct announce *a, struct nlmsghdr *nlh, uint16_t type,
                                   uint16_t flags, const struct lb_addr *dst, uint8_t plen)
@@ -123,7 +102,7 @@ static int an_route_add(struct announce *a, const struct lb_addr *dst)
 	rtm->rtm_scope = RT_SCOPE_LINK;
 	rtm->rtm_type = RTN_UNICAST;
 	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)a->ifindex);
-	return an_talk(a, nlh, NULL, NULL);
+	return nl_request(a->nl, &a->seq, nlh, NULL, NULL);
 }
 
 static int an_route_del(struct announce *a, const struct an_route *r)
@@ -135,7 +114,7 @@ static int an_route_del(struct announce *a, const struct an_route *r)
 	/* NOWHERE and UNSPEC match a route of any scope and type (IPv4's fib_table_delete). */
 	rtm->rtm_scope = RT_SCOPE_NOWHERE;
 	rtm->rtm_type = RTN_UNSPEC;
-	return an_talk(a, nlh, NULL, NULL);
+	return nl_request(a->nl, &a->seq, nlh, NULL, NULL);
 }
 
 struct an_dump {
@@ -218,7 +197,7 @@ static int an_dump(struct announce *a, struct an_list *out)
 		    a->cfg.table < AN_TABLE_BYTE ? (uint8_t)a->cfg.table : RT_TABLE_UNSPEC;
 		rtm->rtm_protocol = a->cfg.protocol;
 		mnl_attr_put_u32(nlh, RTA_TABLE, a->cfg.table);
-		rc = an_talk(a, nlh, an_dump_cb, &d);
+		rc = nl_request(a->nl, &a->seq, nlh, an_dump_cb, &d);
 		if (d.err)
 			return d.err;
 		/* A table that does not exist (yet, or any more) holds no route of ours. */
@@ -281,7 +260,7 @@ static int an_tun_open(struct announce *a, char *err, size_t errlen)
 	ifi->ifi_index = a->ifindex;
 	ifi->ifi_flags = IFF_UP;
 	ifi->ifi_change = IFF_UP;
-	rc = an_talk(a, nlh, NULL, NULL);
+	rc = nl_request(a->nl, &a->seq, nlh, NULL, NULL);
 	if (rc < 0)
 		snprintf(err, errlen, "announce.interface %s: cannot bring it up: %s",
 		         a->cfg.interface, strerror(-rc));

@@ -18,6 +18,8 @@
 
 #include <libmnl/libmnl.h>
 
+#include "io/netlink.h"
+
 #define NH_ENTRIES_MAX   65536u /* distinct backend addresses followed; a power of 2 */
 #define NH_ENTRIES_FIRST 16u    /* entries allocated at first; doubled when full */
 #define NH_WAIT_STEP_MS  20u    /* nh_wait polls this often */
@@ -74,26 +76,6 @@ static void nh_publish(struct nh_resolver *r, const struct nh_entry *e)
 						      memory_order_relaxed);
 }
 
-/* Sends one request on the query socket and runs cb over the answer; -errno on failure. */
-static int nh_request(struct nh_resolver *r, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
-{
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	unsigned int portid = mnl_socket_get_portid(r->query);
-	ssize_t len;
-	int rc;
-
-	nlh->nlmsg_seq = ++r->seq;
-	if (mnl_socket_sendto(r->query, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	do {
-		len = mnl_socket_recvfrom(r->query, buf, sizeof(buf));
-		if (len < 0)
-			return -errno;
-		rc = mnl_cb_run(buf, (size_t)len, r->seq, portid, cb, data);
-	} while (rc > 0 && (nlh->nlmsg_flags & NLM_F_ACK));
-	return rc < 0 ? -errno : 0;
-}
-
 struct route_answer {
 	struct lb_addr gw;
 	int oif;
@@ -138,7 +120,7 @@ static int nh_route_get(struct nh_resolver *r, struct nh_entry *e)
 	rtm->rtm_family = e->addr.family;
 	rtm->rtm_dst_len = e->addr.family == AF_INET ? 32 : 128;
 	mnl_attr_put(nlh, RTA_DST, lb_addr_len(&e->addr), e->addr.b);
-	rc = nh_request(r, nlh, nh_route_cb, &a);
+	rc = nl_request(r->query, &r->seq, nlh, nh_route_cb, &a);
 	if (rc)
 		return rc;
 	e->oif = a.oif;
@@ -213,7 +195,7 @@ static void nh_solicit(struct nh_resolver *r, const struct nh_entry *e)
 	ndm->ndm_state = NUD_NONE;
 	ndm->ndm_flags = NTF_USE;
 	mnl_attr_put(nlh, NDA_DST, lb_addr_len(&e->via), e->via.b);
-	rc = nh_request(r, nlh, NULL, NULL);
+	rc = nl_request(r->query, &r->seq, nlh, NULL, NULL);
 	if (rc < 0) {
 		char a[LB_ADDR_STRLEN];
 
@@ -259,7 +241,7 @@ static void nh_resolve(struct nh_resolver *r, struct nh_entry *e)
 	mnl_attr_put(nlh, NDA_DST, lb_addr_len(&e->via), e->via.b);
 	ans.dst = &e->via;
 	ans.ifindex = e->oif;
-	nh_request(r, nlh, nh_neigh_cb, &ans); /* ENOENT: no entry yet */
+	nl_request(r->query, &r->seq, nlh, nh_neigh_cb, &ans); /* ENOENT: no entry yet */
 	e->mac = ans.found ? ans.mac : 0;
 	if (!e->mac)
 		nh_solicit(r, e);
