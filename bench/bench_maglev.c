@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "core/maglev.h"
 
 #define BENCH_SEED     0x5eedull
@@ -37,21 +38,6 @@ static uint64_t rng_next(void)
 	return z ^ (z >> 31);
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int dbl_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* Backends 198.18.0.0 + i (4-byte lb_addr keys), weight 1. */
 static void backends_make(uint8_t (*keys)[4], struct maglev_backend *b, uint32_t n)
 {
@@ -70,14 +56,14 @@ static int bench_build(const struct bench_size *sz, const struct maglev_backend 
 	double ms[BENCH_RUNS];
 
 	for (uint32_t r = 0; r < BENCH_RUNS; r++) {
-		double t0 = now_ms();
+		double t0 = bench_now_ms();
 		int err = maglev_build_flags(t, sz->m, b, BENCH_BACKENDS, BENCH_SEED, flags);
 
-		ms[r] = now_ms() - t0;
+		ms[r] = bench_now_ms() - t0;
 		if (err)
 			return err;
 	}
-	qsort(ms, BENCH_RUNS, sizeof(ms[0]), dbl_cmp);
+	bench_sort(ms, BENCH_RUNS);
 	printf("| build%s, N=%u, M=%u | %.3f ms | %.3f ms | %.1f ms | %.1f ms | %s |\n",
 	       flags & MAGLEV_BUILD_SCALAR ? " (scalar only)" : "", BENCH_BACKENDS, sz->m,
 	       ms[BENCH_RUNS / 2], ms[0], sz->paper_ms, sz->goal_ms,

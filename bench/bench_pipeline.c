@@ -12,6 +12,7 @@
 #include <time.h>
 #include <arpa/inet.h>
 
+#include "bench.h"
 #include "core/conntrack.h"
 #include "core/pipeline.h"
 #include "core/snapshot.h"
@@ -90,13 +91,6 @@ static inline void flow_set(uint8_t *p, uint32_t n)
 }
 
 enum mode { M_ONE, M_MANY, M_NEW, M_PASS };
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static inline void batch_reset(struct bench_frames *b, enum mode m, uint64_t *seq)
 {
@@ -211,7 +205,7 @@ int main(void)
 			if (m != M_PASS && tx != packets)
 				break;
 		}
-		qsort(runs, BENCH_RUNS, sizeof(runs[0]), cmp_double);
+		bench_sort(runs, BENCH_RUNS);
 		ns = runs[BENCH_RUNS / 2];
 		if (m != M_PASS && tx != packets) {
 			fprintf(stderr, "bench_pipeline: %s: only %llu of %llu frames sent\n",

@@ -12,6 +12,7 @@
 
 #include <urcu.h>
 
+#include "bench.h"
 #include "control/config_yaml.h"
 #include "core/snapshot.h"
 
@@ -24,21 +25,6 @@
 
 static struct lb_snapshot *current; /* RCU pointer the readers follow */
 static atomic_bool readers_stop;
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int dbl_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
 
 /* Reads the snapshot in short critical sections, as a worker does once per batch. */
 static void *reader_run(void *arg)
@@ -88,13 +74,6 @@ static size_t yaml_make(char *buf, size_t cap, uint32_t m, uint32_t n, uint32_t 
 	return off < cap ? off : 0;
 }
 
-/* The median of v[0..n), which it sorts. */
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), dbl_cmp);
-	return v[n / 2];
-}
-
 struct row {
 	double parse, build, publish, total;
 };
@@ -105,25 +84,25 @@ static int reload_once(const char *text, size_t len, const struct snapshot_state
 	char err[BENCH_ERR_MAX];
 	struct config *cfg;
 	struct lb_snapshot *next, *old;
-	double t0 = now_ms(), t1, t2, t3;
+	double t0 = bench_now_ms(), t1, t2, t3;
 
 	if (config_parse(text, len, "bench.yaml", &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bench_reload: %s\n", err);
 		return -1;
 	}
-	t1 = now_ms();
+	t1 = bench_now_ms();
 	if (snapshot_build(cfg, current, st, &next, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bench_reload: %s\n", err);
 		config_free(cfg);
 		return -1;
 	}
-	t2 = now_ms();
+	t2 = bench_now_ms();
 	old = current;
 	rcu_assign_pointer(current, next);
 	synchronize_rcu();
 	snapshot_free(old);
 	config_free(cfg);
-	t3 = now_ms();
+	t3 = bench_now_ms();
 	r->parse = t1 - t0;
 	r->build = t2 - t1;
 	r->publish = t3 - t2;
@@ -174,8 +153,8 @@ static int bench_case(const char *what, uint32_t m, uint32_t skip, bool reweight
 		total[i] = r.total;
 	}
 	printf("| %-30s | %7u | %5u | %8.3f | %8.3f | %8.3f | %8.3f |\n", what, m, BENCH_BACKENDS,
-	       median(parse, BENCH_RUNS), median(build, BENCH_RUNS), median(publish, BENCH_RUNS),
-	       median(total, BENCH_RUNS));
+	       bench_median(parse, BENCH_RUNS), bench_median(build, BENCH_RUNS), bench_median(publish, BENCH_RUNS),
+	       bench_median(total, BENCH_RUNS));
 out:
 	free(a);
 	free(b);
