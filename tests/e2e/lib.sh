@@ -127,6 +127,27 @@ kill_pid() {
 	wait "$pid" 2>/dev/null
 }
 
+# Check bookkeeping: ok/bad count and print one line each; check DESCRIPTION CMD... runs CMD.
+# A test ends with: echo "NAME: $((checks - failures)) passed, $failures failed"; [ "$failures" -eq 0 ]
+failures=0
+checks=0
+ok() {
+	checks=$((checks + 1))
+	echo "ok   $checks: $*"
+}
+bad() {
+	checks=$((checks + 1))
+	failures=$((failures + 1))
+	echo "FAIL $checks: $*"
+}
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+
+now_ms() { date +%s%3N; }
+
 # wait_for SECONDS CMD...: polls CMD until it succeeds (0) or SECONDS have passed (1).
 wait_for() {
 	local secs=$1 i n

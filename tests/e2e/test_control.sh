@@ -18,26 +18,9 @@ CLIENTS_OPEN=60 # opened to find CLIENTS_KEEP that are not on the backend about 
 CURLS=60        # new connections per "where do new flows go" check
 METRICS_URL=http://127.0.0.1:9180/metrics
 
-failures=0
-checks=0
-ok() {
-	checks=$((checks + 1))
-	echo "ok   $checks: $*"
-}
-bad() {
-	checks=$((checks + 1))
-	failures=$((failures + 1))
-	echo "FAIL $checks: $*"
-}
-check() { # check DESCRIPTION CMD...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
 
 ctl() { "$MAGLEVCTL" "$@" -s "$MAGLEVD_SOCKET"; }
 
-now_ms() { date +%s%3N; }
 
 be_name_of() { # be_name_of ADDR -> be1..be3
 	local i

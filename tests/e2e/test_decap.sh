@@ -15,17 +15,6 @@ e2e_init
 BE=${NS_BACKENDS[0]}
 BE_ADDR4=${BACKENDS4[0]}
 BE_ADDR6=${BACKENDS6[0]}
-fails=0
-passes=0
-
-ok() {
-	passes=$((passes + 1))
-	echo "ok   - $*"
-}
-not_ok() {
-	fails=$((fails + 1))
-	echo "FAIL - $*"
-}
 
 # decap_counter NAME: one counter of be1's program (empty if unreachable).
 decap_counter() {
@@ -118,7 +107,7 @@ test_topology_attached() {
 	if run_in "$BE" ip link show "$BE_IF" | grep -q 'prog/xdp.*name xdp_decap'; then
 		ok "xdp_decap attached on be1 after maglevctl exited"
 	else
-		not_ok "xdp_decap not attached on be1"
+		bad "xdp_decap not attached on be1"
 	fi
 }
 
@@ -127,11 +116,11 @@ test_gre_replies_dsr() {
 	d0=$(decap_counter decapsulated)
 	p0=$(decap_counter passed)
 	u0=$(decap_counter unsupported)
-	capture_start "$NS_CLIENT" client || { not_ok "tcpdump on client"; return; }
+	capture_start "$NS_CLIENT" client || { bad "tcpdump on client"; return; }
 	local cpid=$CAP_PID
-	capture_start "$NS_LB" lb || { not_ok "tcpdump on lb"; return; }
+	capture_start "$NS_LB" lb || { bad "tcpdump on lb"; return; }
 	local lpid=$CAP_PID
-	send_gre vip novip key || not_ok "scapy send"
+	send_gre vip novip key || bad "scapy send"
 	# Replies may wait for neighbour resolution on the way (and for CPU on a loaded machine).
 	wait_for 5 vip_replies_at_least "$E2E_DIR/client.pcap" 5
 	capture_stop "$cpid"
@@ -144,12 +133,12 @@ test_gre_replies_dsr() {
 	check_reply "$out" "$VIP_DNS6 $CLIENT6 decap-udp6" "UDP to [$VIP_DNS6]:53 echoed from the VIP"
 	check_reply "$out" "$VIP_DNS6 $CLIENT6 decap-udp64" "IPv6 inside IPv4 GRE echoed from the VIP"
 	if echo "$out" | grep -q "decap-novip\|decap-key"; then
-		not_ok "a reply came for GRE that must not be decapsulated"
+		bad "a reply came for GRE that must not be decapsulated"
 	else
 		ok "no reply for GRE to a non-VIP or with the key flag"
 	fi
 	if replies "$E2E_DIR/lb.pcap" | grep -q "decap-"; then
-		not_ok "a reply crossed the lb namespace (not DSR)"
+		bad "a reply crossed the lb namespace (not DSR)"
 	else
 		ok "no reply crossed the lb namespace (DSR)"
 	fi
@@ -157,77 +146,77 @@ test_gre_replies_dsr() {
 	p1=$(decap_counter passed)
 	u1=$(decap_counter unsupported)
 	[ "$((d1 - d0))" -eq 5 ] && ok "decapsulated counter +5 ($d0 -> $d1)" ||
-		not_ok "decapsulated counter $d0 -> $d1, expected +5"
+		bad "decapsulated counter $d0 -> $d1, expected +5"
 	[ "$((p1 - p0))" -ge 1 ] && ok "passed counter moved ($p0 -> $p1)" ||
-		not_ok "passed counter $p0 -> $p1"
+		bad "passed counter $p0 -> $p1"
 	[ "$((u1 - u0))" -eq 1 ] && ok "unsupported counter +1 for the keyed GRE ($u0 -> $u1)" ||
-		not_ok "unsupported counter $u0 -> $u1, expected +1"
+		bad "unsupported counter $u0 -> $u1, expected +1"
 }
 
 check_reply() {
 	if echo "$1" | grep -qxF "$2"; then
 		ok "$3"
 	else
-		not_ok "$3 (no '$2')"
+		bad "$3 (no '$2')"
 	fi
 }
 
 test_plain_traffic() {
 	run_in "$NS_CLIENT" ping -c2 -i0.2 -W1 "$BE_ADDR4" >/dev/null &&
 		ok "ping client -> be1 own address with xdp_decap attached" ||
-		not_ok "ping client -> be1 $BE_ADDR4"
+		bad "ping client -> be1 $BE_ADDR4"
 	run_in "$NS_CLIENT" ping -6 -c2 -i0.2 -W1 "$BE_ADDR6" >/dev/null &&
-		ok "ping6 client -> be1 own address" || not_ok "ping6 client -> be1 $BE_ADDR6"
+		ok "ping6 client -> be1 own address" || bad "ping6 client -> be1 $BE_ADDR6"
 	local body
 	body=$(run_in "$NS_CLIENT" curl -s -m3 "http://$BE_ADDR4/")
 	[ "$body" = be1 ] && ok "HTTP to be1's own address answered 'be1'" ||
-		not_ok "HTTP to be1's own address: '$body'"
+		bad "HTTP to be1's own address: '$body'"
 }
 
 test_detach() {
 	local out msg rc
-	run_in "$BE" "$MAGLEVCTL" decap detach "$BE_IF" >/dev/null || not_ok "decap detach failed"
+	run_in "$BE" "$MAGLEVCTL" decap detach "$BE_IF" >/dev/null || bad "decap detach failed"
 	if run_in "$BE" ip link show "$BE_IF" | grep -q 'prog/xdp'; then
-		not_ok "an XDP program is still on be1 after detach"
+		bad "an XDP program is still on be1 after detach"
 	else
 		ok "decap detach removed the program"
 	fi
 	msg=$(run_in "$BE" "$MAGLEVCTL" decap status "$BE_IF" 2>&1)
 	rc=$?
 	[ $rc -ne 0 ] && echo "$msg" | grep -q "not attached" &&
-		ok "decap status after detach fails: '$msg'" || not_ok "decap status after detach: rc $rc '$msg'"
+		ok "decap status after detach fails: '$msg'" || bad "decap status after detach: rc $rc '$msg'"
 	# Without the program the kernel (no GRE) must not answer: the replies above were its doing.
-	capture_start "$NS_CLIENT" client2 || { not_ok "tcpdump on client"; return; }
+	capture_start "$NS_CLIENT" client2 || { bad "tcpdump on client"; return; }
 	local cpid=$CAP_PID
 	send_gre vip
 	sleep 1
 	capture_stop "$cpid"
 	out=$(replies "$E2E_DIR/client2.pcap")
-	[ -z "$out" ] && ok "no replies to GRE once detached" || not_ok "replies without the program: $out"
+	[ -z "$out" ] && ok "no replies to GRE once detached" || bad "replies without the program: $out"
 }
 
 test_skb_mode() {
 	local out d0 d1
-	run_in "$BE" "$MAGLEVCTL" decap detach "$BE_IF" >/dev/null || not_ok "decap detach failed"
+	run_in "$BE" "$MAGLEVCTL" decap detach "$BE_IF" >/dev/null || bad "decap detach failed"
 	# The VIPs from a maglevd config this time.
 	write_maglevd_config "$E2E_DIR/maglevd.yaml" afxdp
 	out=$(run_in "$BE" "$MAGLEVCTL" decap attach "$BE_IF" --mode skb -c "$E2E_DIR/maglevd.yaml" 2>&1)
 	echo "$out" | grep -q "attached in skb mode, 4 VIPs" && ok "attach --mode skb -c CONFIG: '$out'" ||
-		not_ok "attach --mode skb -c CONFIG: '$out'"
+		bad "attach --mode skb -c CONFIG: '$out'"
 	run_in "$BE" ip link show "$BE_IF" | grep -q xdpgeneric && ok "generic XDP on be1" ||
-		not_ok "no generic XDP on be1"
+		bad "no generic XDP on be1"
 	d0=$(decap_counter decapsulated)
-	capture_start "$NS_CLIENT" client_skb || { not_ok "tcpdump on client"; return; }
+	capture_start "$NS_CLIENT" client_skb || { bad "tcpdump on client"; return; }
 	local cpid=$CAP_PID
 	send_gre vip
 	wait_for 5 vip_replies_at_least "$E2E_DIR/client_skb.pcap" 5
 	capture_stop "$cpid"
 	out=$(replies "$E2E_DIR/client_skb.pcap")
 	[ "$(echo "$out" | grep -c decap-)" -eq 5 ] && ok "skb mode: 5 replies from the VIPs" ||
-		not_ok "skb mode: replies '$out'"
+		bad "skb mode: replies '$out'"
 	d1=$(decap_counter decapsulated)
 	[ "$((d1 - d0))" -eq 5 ] && ok "skb mode: decapsulated +5" ||
-		not_ok "skb mode: decapsulated $d0 -> $d1"
+		bad "skb mode: decapsulated $d0 -> $d1"
 }
 
 test_errors() {
@@ -235,16 +224,16 @@ test_errors() {
 	msg=$(run_in "$BE" "$MAGLEVCTL" decap attach nosuchdev --vip "$VIP_WEB4" 2>&1)
 	rc=$?
 	[ $rc -ne 0 ] && echo "$msg" | grep -q "no such device 'nosuchdev'" &&
-		ok "attach to a missing device: '$msg'" || not_ok "attach nosuchdev: rc $rc '$msg'"
+		ok "attach to a missing device: '$msg'" || bad "attach nosuchdev: rc $rc '$msg'"
 	msg=$(run_in "$BE" setpriv --reuid=65534 --regid=65534 --clear-groups \
 		"$MAGLEVCTL" decap attach "$BE_IF" --vip "$VIP_WEB4" 2>&1)
 	rc=$?
 	[ $rc -ne 0 ] && echo "$msg" | grep -q "root" && ok "attach as non-root: '$msg'" ||
-		not_ok "attach as non-root: rc $rc '$msg'"
+		bad "attach as non-root: rc $rc '$msg'"
 	msg=$(MAGLEV_BPF_DIR=$E2E_DIR run_in "$BE" "$MAGLEVCTL" decap attach "$BE_IF" --vip "$VIP_WEB4" 2>&1)
 	rc=$?
 	[ $rc -ne 0 ] && echo "$msg" | grep -q "no BPF object" && ok "missing BPF object: '$msg'" ||
-		not_ok "missing BPF object: rc $rc '$msg'"
+		bad "missing BPF object: rc $rc '$msg'"
 	# A program the verifier must refuse (reads the packet without a bounds check).
 	mkdir -p "$E2E_DIR/badbpf"
 	cat >"$E2E_DIR/badbpf/bad.bpf.c" <<'EOF'
@@ -270,7 +259,7 @@ EOF
 			! run_in "${NS_BACKENDS[1]}" ip link show "$BE_IF" | grep -q prog/xdp; then
 			ok "verifier rejection: '$(echo "$msg" | tail -1)' (log shown)"
 		else
-			not_ok "verifier rejection: rc $rc '$msg'"
+			bad "verifier rejection: rc $rc '$msg'"
 		fi
 		backend_decap_attach 1
 	else
@@ -280,11 +269,11 @@ EOF
 	msg=$(run_in "$BE" "$MAGLEVCTL" decap attach "$BE_IF" -c "$E2E_DIR/bad.yaml" 2>&1)
 	rc=$?
 	[ $rc -ne 0 ] && echo "$msg" | grep -q "bad.yaml:3" && ok "bad config: '$msg'" ||
-		not_ok "bad config: rc $rc '$msg'"
+		bad "bad config: rc $rc '$msg'"
 	msg=$(run_in "$BE" "$MAGLEVCTL" decap attach "$BE_IF" --vip 203.0.113.300 2>&1)
 	rc=$?
 	[ $rc -ne 0 ] && echo "$msg" | grep -q "203.0.113.300" && ok "bad VIP address: '$msg'" ||
-		not_ok "bad VIP: rc $rc '$msg'"
+		bad "bad VIP: rc $rc '$msg'"
 }
 
 e2e_topology_up || { echo "FAIL: topology"; exit 1; }
@@ -295,5 +284,5 @@ for t in test_topology_attached test_gre_replies_dsr test_plain_traffic test_err
 	echo "# $t"
 	$t
 done
-echo "test_decap: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+echo "test_decap: $((checks - failures)) passed, $failures failed"
+[ "$failures" -eq 0 ]

@@ -34,24 +34,7 @@ LB_ROUTER6=("$ROUTER_LB6" "$ROUTER_LB2_6")
 LB_PIDS=("" "")
 LB_RUNS=(0 0)
 
-failures=0
-checks=0
-ok() {
-	checks=$((checks + 1))
-	echo "ok   $checks: $*"
-}
-bad() {
-	checks=$((checks + 1))
-	failures=$((failures + 1))
-	echo "FAIL $checks: $*"
-}
-check() { # check DESCRIPTION CMD...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
 
-now_ms() { date +%s%3N; }
 
 both_positive() { # both_positive N...: every N is above 0
 	local x
