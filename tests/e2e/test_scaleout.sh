@@ -326,6 +326,19 @@ EOF
 
 web_flows() { vip_field "$1" web flows; } # new flows the host's maglevd gave to web backends
 
+# open_spread_clients TAG N: N long-lived clients through the VIP; checks that all opened and
+# that both maglevd carry some of them.
+open_spread_clients() {
+	local tag=$1 n=$2 f1 f2 df1 df2 ready
+	f1=$(web_flows 0)
+	f2=$(web_flows 1)
+	ready=$(clients_start "$tag" "$n") || { bad "long-lived clients start ($tag)"; exit 1; }
+	df1=$(($(web_flows 0) - f1))
+	df2=$(($(web_flows 1) - f2))
+	check "$n long-lived connections open ($ready) through both maglevd (lb1 $df1, lb2 $df2)" \
+		both_positive "$df1" "$df2" "$([ "$ready" = "ready $n" ] && echo 1 || echo 0)"
+}
+
 # =============================================================================================
 
 if ! command -v bird >/dev/null || ! command -v birdc >/dev/null; then
@@ -397,13 +410,7 @@ check "IPv6: new connection through web6 answered" bash -c \
 	"ip netns exec '$NS_CLIENT' curl -s -m 2 'http://[$VIP_WEB6]/' | grep -q '^be[123]\$'"
 
 # --- (c, d) long-lived connections across a clean stop and a restart of lb1 ---------------------
-f1=$(web_flows 0)
-f2=$(web_flows 1)
-ready=$(clients_start long "$LONG_CONNS") || { bad "long-lived clients start"; exit 1; }
-df1=$(($(web_flows 0) - f1))
-df2=$(($(web_flows 1) - f2))
-check "$LONG_CONNS long-lived connections open ($ready) through both maglevd (lb1 $df1, lb2 $df2)" \
-	both_positive "$df1" "$df2" "$([ "$ready" = "ready $LONG_CONNS" ] && echo 1 || echo 0)"
+open_spread_clients long "$LONG_CONNS"
 sleep 1
 t0=$(now_ms)
 kill -TERM "${LB_PIDS[0]}"
@@ -463,13 +470,7 @@ else
 fi
 
 # --- (f) SIGKILL: the TUN device dies with maglevd, so do its routes --------------------------------
-f1=$(web_flows 0)
-f2=$(web_flows 1)
-ready=$(clients_start kill "$KILL_CONNS") || { bad "clients start (kill)"; exit 1; }
-df1=$(($(web_flows 0) - f1))
-df2=$(($(web_flows 1) - f2))
-check "$KILL_CONNS long-lived connections open ($ready) through both maglevd (lb1 $df1, lb2 $df2)" \
-	both_positive "$df1" "$df2" "$([ "$ready" = "ready $KILL_CONNS" ] && echo 1 || echo 0)"
+open_spread_clients kill "$KILL_CONNS"
 sleep 1
 t0=$(now_ms)
 kill -KILL "${LB_PIDS[0]}"
