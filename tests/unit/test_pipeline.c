@@ -12,6 +12,7 @@
 #include "core/snapshot.h"
 #include "fixtures/pipeline_fixtures.h"
 #include "fixtures/test_config.h"
+#include "fixtures/test_snapshot.h"
 #include "fixtures/test_frames.h"
 
 #define NOW_NS  (1000ull * 1000000000ull) /* any start time: the clock is the test's */
@@ -33,18 +34,6 @@ static struct lb_worker *worker_new(uint32_t entries)
 	w = lb_worker_create(&p);
 	assert_non_null(w);
 	return w;
-}
-
-static struct lb_snapshot *snap(const struct config *c, const struct lb_snapshot *prev,
-                                const struct snapshot_state *st)
-{
-	struct lb_snapshot *s = NULL;
-	char err[256] = "";
-	int ret = snapshot_build(c, prev, st, &s, err, sizeof(err));
-
-	if (ret)
-		fail_msg("snapshot_build: %d %s", ret, err);
-	return s;
 }
 
 static uint64_t ctr(const struct lb_worker *w, enum lb_counter c)

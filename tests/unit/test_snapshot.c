@@ -10,18 +10,7 @@
 #include "core/maglev.h"
 #include "core/snapshot.h"
 #include "fixtures/test_config.h"
-
-static struct lb_snapshot *snap(const struct config *c, const struct lb_snapshot *prev,
-                                const struct snapshot_state *st)
-{
-	struct lb_snapshot *s = NULL;
-	char err[256] = "";
-	int ret = snapshot_build(c, prev, st, &s, err, sizeof(err));
-
-	if (ret)
-		fail_msg("snapshot_build: %d %s", ret, err);
-	return s;
-}
+#include "fixtures/test_snapshot.h"
 
 static uint16_t id_of(const struct lb_snapshot *s, uint32_t vip, const char *addr)
 {
