@@ -283,9 +283,18 @@ static void afxdp_counters(struct io_dev *d, uint32_t qid, uint64_t *out)
 
 	for (int i = 0; i < IO_CTR_MAX; i++)
 		out[i] += io_counter_read(q->ctr, i);
-	/* Cumulative in the kernel; reading them does not disturb the worker. */
-	if (getsockopt(xsk_socket__fd(q->xsk), SOL_XDP, XDP_STATISTICS, &st, &len) == 0)
+	/*
+	 * Cumulative in the kernel; reading them does not disturb the worker. In copy mode a frame
+	 * dropped for an empty fill ring counts in both rx_dropped and fill-empty.
+	 */
+	if (getsockopt(xsk_socket__fd(q->xsk), SOL_XDP, XDP_STATISTICS, &st, &len) == 0) {
 		out[IO_CTR_RX_KERNEL_DROPS] += st.rx_dropped + st.rx_ring_full;
+		out[IO_CTR_XSK_RX_RING_FULL] += st.rx_ring_full;
+		out[IO_CTR_XSK_RX_DROPPED] += st.rx_dropped;
+		out[IO_CTR_XSK_FILL_EMPTY] += st.rx_fill_ring_empty_descs;
+		out[IO_CTR_XSK_RX_INVALID] += st.rx_invalid_descs;
+		out[IO_CTR_XSK_TX_INVALID] += st.tx_invalid_descs;
+	}
 }
 
 static const char *afxdp_mode(const struct io_dev *d)

@@ -29,7 +29,16 @@
 	X(RX_KERNEL_DROPS, "io_rx_kernel_drops",                                                   \
 	  "Frames the kernel dropped before maglevd read them (ring full, no free buffer)")        \
 	X(NO_SNAPSHOT, "io_no_snapshot", "Frames dropped before the first snapshot was published") \
-	X(WAKEUPS, "io_wakeups", "Kernel wake-ups asked for (need_wakeup, TX kicks)")
+	X(WAKEUPS, "io_wakeups", "Kernel wake-ups asked for (need_wakeup, TX kicks)")              \
+	X(XSK_RX_RING_FULL, "io_xsk_rx_ring_full",                                                 \
+	  "AF_XDP: frames the kernel dropped because the RX ring was full")                        \
+	X(XSK_RX_DROPPED, "io_xsk_rx_dropped",                                                     \
+	  "AF_XDP: frames the kernel dropped for want of a fill-ring frame or as too large")       \
+	X(XSK_FILL_EMPTY, "io_xsk_fill_empty",                                                     \
+	  "AF_XDP: times the kernel wanted a frame and found the fill ring empty")                 \
+	X(XSK_RX_INVALID, "io_xsk_rx_invalid", "AF_XDP: invalid descriptors on the fill ring")     \
+	X(XSK_TX_INVALID, "io_xsk_tx_invalid",                                                     \
+	  "AF_XDP: invalid descriptors on the TX ring, not sent")
 
 enum io_counter {
 #define IO_COUNTER_ENUM(id, name, help) IO_CTR_##id,
