@@ -28,14 +28,22 @@
 
 #define AFXDP_FRAME_SIZE  XSK_UMEM__DEFAULT_FRAME_SIZE /* bytes per UMEM frame */
 /*
- * Rings of 4096 (fill + RX hold up to 8192 frames): the worker shares its CPU with the kernel's
- * TX work and, on a busy host, with other processes; at 150 kpps a 2048-entry RX ring overflows
- * after a 14 ms gap in the worker's run time, a 4096-entry one after 27 ms (docs/dataplane.md).
+ * Receive buffering. The fill and RX rings can each hold every UMEM frame: each rx call gives
+ * the kernel (on the fill ring) every frame that is neither held by the worker nor on the TX
+ * ring, and the kernel can queue all of them on the RX ring before it must drop one, so the
+ * frame count is the only limit on a burst the worker has not caught up with. (With rings of
+ * half the frames, the RX ring overflowed while the other half sat unused on the fill ring.)
+ * In a burst frames arrive faster than a worker drains them, or the worker is off its CPU; on
+ * veth its sendto also runs the receivers' network stack (docs/dataplane.md, "Bursts"). At
+ * 150 kpps 16384 frames last 109 ms. The cost is locked memory: AFXDP_FRAMES * AFXDP_FRAME_SIZE
+ * = 64 MiB per queue.
  */
-#define AFXDP_RING_SIZE   4096u /* descriptors in each of the fill, completion, RX, TX rings */
-#define AFXDP_FRAMES      (2u * AFXDP_RING_SIZE) /* UMEM frames per queue: fill + RX full */
+#define AFXDP_FRAMES       16384u       /* UMEM frames per queue */
+#define AFXDP_RX_RING_SIZE AFXDP_FRAMES /* descriptors in the fill and the RX ring */
+#define AFXDP_TX_RING_SIZE 4096u        /* descriptors in the TX and the completion ring */
+
 #define AFXDP_WAIT_TX_MS  1     /* poll timeout while TX completions are outstanding */
-#define AFXDP_KICKS_MAX   (AFXDP_RING_SIZE / 32u) /* sendto calls per kick: a full TX ring */
+#define AFXDP_KICKS_MAX   (AFXDP_TX_RING_SIZE / 32u) /* sendto calls per kick: a full TX ring */
 /*
  * Copy mode sends at most 32 frames per sendto unless the socket's budget is raised
  * (XDP_MAX_TX_SKB_BUDGET, Linux 6.17; range 32..TX ring size). Older uapi headers lack it.
@@ -43,7 +51,7 @@
 #ifndef XDP_MAX_TX_SKB_BUDGET
 #define XDP_MAX_TX_SKB_BUDGET 9
 #endif
-#define AFXDP_TX_BUDGET   AFXDP_RING_SIZE /* frames one sendto may send in copy mode */
+#define AFXDP_TX_BUDGET   AFXDP_TX_RING_SIZE /* frames one sendto may send in copy mode */
 #define AFXDP_PROG_NAME   "xdp_vip" /* the steering program's function (bpf/xdp_vip.bpf.c) */
 #define AFXDP_PROG_MAPS_MAX 16u /* map ids read from an attached program */
 
@@ -148,7 +156,7 @@ static void afxdp_fill(struct afxdp_queue *q)
 
 static void afxdp_complete(struct afxdp_queue *q)
 {
-	uint32_t idx, n = xsk_ring_cons__peek(&q->comp, AFXDP_RING_SIZE, &idx);
+	uint32_t idx, n = xsk_ring_cons__peek(&q->comp, AFXDP_TX_RING_SIZE, &idx);
 
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t addr = *xsk_ring_cons__comp_addr(&q->comp, idx + i);
@@ -162,7 +170,7 @@ static void afxdp_complete(struct afxdp_queue *q)
 /* True if the TX ring holds descriptors the kernel has not consumed yet. */
 static bool afxdp_tx_pending(struct afxdp_queue *q)
 {
-	return xsk_prod_nb_free(&q->tx, AFXDP_RING_SIZE) < AFXDP_RING_SIZE;
+	return xsk_prod_nb_free(&q->tx, AFXDP_TX_RING_SIZE) < AFXDP_TX_RING_SIZE;
 }
 
 /*
@@ -319,14 +327,14 @@ static int afxdp_queue_open(struct afxdp_dev *dev, uint32_t id, struct afxdp_que
 			    char *err, size_t errlen)
 {
 	const struct xsk_umem_config ucfg = {
-		.fill_size = AFXDP_RING_SIZE,
-		.comp_size = AFXDP_RING_SIZE,
+		.fill_size = AFXDP_RX_RING_SIZE,
+		.comp_size = AFXDP_TX_RING_SIZE,
 		.frame_size = AFXDP_FRAME_SIZE,
 		.frame_headroom = LB_HEADROOM,
 	};
 	struct xsk_socket_config scfg = {
-		.rx_size = AFXDP_RING_SIZE,
-		.tx_size = AFXDP_RING_SIZE,
+		.rx_size = AFXDP_RX_RING_SIZE,
+		.tx_size = AFXDP_TX_RING_SIZE,
 		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
 		.xdp_flags = dev->attach_mode == XDP_MODE_NATIVE ? XDP_FLAGS_DRV_MODE
 								 : XDP_FLAGS_SKB_MODE,
