@@ -24,8 +24,16 @@
 #include "io/io.h"
 #include "io/vipfilter.h"
 
-#define AFPACKET_BLOCK_SIZE (1u << 18) /* bytes per ring block */
-#define AFPACKET_BLOCKS     64u        /* ring blocks per worker: 16 MiB */
+/*
+ * The kernel hands a block to user space when it is full or AFPACKET_BLOCK_TOV after it was
+ * opened, whichever comes first, so a block never holds more than a timeout's worth of frames.
+ * Many small blocks keep a burst's backlog bounded by the ring's memory rather than by its
+ * block count: 64 blocks of 256 KiB held 64 ms of a 125 kpps burst (about 8000 SYNs, each
+ * block 1/15 full); 1024 blocks of 16 KiB (about 110 SYNs, or one 9 KiB frame, each) hold about
+ * 110000 SYNs (docs/dataplane.md, "Bursts").
+ */
+#define AFPACKET_BLOCK_SIZE (1u << 14) /* bytes per ring block */
+#define AFPACKET_BLOCKS     1024u      /* ring blocks per worker: 16 MiB */
 #define AFPACKET_FRAME_SIZE 2048u      /* TPACKET_V3 frame unit (blocks hold variable frames) */
 #define AFPACKET_BLOCK_TOV  1u         /* ms before a partly filled block goes to user space */
 #define AFPACKET_SLOT_SIZE  (LB_HEADROOM + 9216u + 64u) /* copy buffer: headroom, jumbo, VLAN */
