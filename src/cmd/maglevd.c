@@ -46,6 +46,7 @@ int main(int argc, char **argv)
 	};
 	const char *config_path = NULL, *replay = NULL, *output = NULL;
 	struct config *cfg = NULL;
+	struct replay_result res;
 	char err[ERR_MAX] = "";
 	int c, ret;
 
@@ -85,21 +86,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "maglevd: --replay and --output go together\n");
 		return 2;
 	}
+	if (!replay)
+		return daemon_run(config_path);
 	ret = config_load(config_path, &cfg, err, sizeof(err));
+	if (ret == 0)
+		ret = replay_run(cfg, replay, output, stdout, &res, err, sizeof(err));
+	config_free(cfg);
 	if (ret) {
 		fprintf(stderr, "maglevd: %s\n", err);
 		return 1;
 	}
-	if (replay) {
-		struct replay_result res;
-
-		ret = replay_run(cfg, replay, output, stdout, &res, err, sizeof(err));
-		config_free(cfg);
-		if (ret) {
-			fprintf(stderr, "maglevd: %s\n", err);
-			return 1;
-		}
-		return 0;
-	}
-	return daemon_run(config_path, cfg);
+	return 0;
 }

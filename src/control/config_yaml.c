@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -1245,9 +1246,14 @@ static int cy_root(struct cy_ctx *ctx, const struct cy_node *root, struct config
 	int dp_line = 0;
 	int r;
 
-	if (!root)
-		return 0;
-	if (root->type != CY_MAP && !cy_is_null(root))
+	/*
+	 * An empty file is what a reload reads half-way through a non-atomic write: refused, never
+	 * taken for "no VIPs". A config that serves no VIP says so with `vips: []`.
+	 */
+	if (!root || cy_is_null(root))
+		return cy_err(ctx, root ? root->line : 1, NULL,
+			      "the file is empty (a config with no VIPs says 'vips: []')");
+	if (root->type != CY_MAP)
 		return cy_err_type(ctx, root, NULL, "the file must be a mapping of sections");
 	r = cy_map(ctx, root, root_keys, ROOT_N, v);
 	if (r < 0)
@@ -1270,6 +1276,9 @@ static int cy_root(struct cy_ctx *ctx, const struct cy_node *root, struct config
 	if (r == 0 && v[ROOT_ANNOUNCE])
 		r = cy_announce(ctx, v[ROOT_ANNOUNCE], cy_key_line(root, v[ROOT_ANNOUNCE]),
 				&c->announce);
+	if (r == 0 && !v[ROOT_VIPS])
+		r = cy_err(ctx, root->line, NULL,
+			   "no 'vips' section (a config with no VIPs says 'vips: []')");
 	return r;
 }
 
@@ -1315,17 +1324,40 @@ out:
 	return 0;
 }
 
+/* What a stat mode names, for the "not a regular file" message. */
+static const char *cy_file_type(mode_t m)
+{
+	return S_ISDIR(m)	? "directory"
+	       : S_ISFIFO(m) ? "FIFO"
+	       : S_ISSOCK(m) ? "socket"
+	       : S_ISCHR(m)	? "character device"
+	       : S_ISBLK(m)	? "block device"
+			     : "special file";
+}
+
 int config_load(const char *path, struct config **out, char *err, size_t errlen)
 {
+	struct stat st;
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	int fd, r;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		r = -errno;
 		goto fail;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		snprintf(err, errlen, "%s: not a regular file (a %s)", path,
+			 cy_file_type(st.st_mode));
+		goto out;
 	}
 	for (;;) {
 		ssize_t n;
@@ -1385,4 +1417,17 @@ int config_check_dataplane(const struct config *c, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	return config_check_forwarding(c, err, errlen);
+}
+
+int config_load_daemon(const char *path, struct config **out, char *err, size_t errlen)
+{
+	int r = config_load(path, out, err, errlen);
+
+	if (r == 0)
+		r = config_check_dataplane(*out, err, errlen);
+	if (r < 0) {
+		config_free(*out);
+		*out = NULL;
+	}
+	return r;
 }

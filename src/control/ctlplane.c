@@ -366,7 +366,7 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 	uint32_t n_ov;
 	int ret;
 
-	ret = config_load(cp->path, &cfg, err, errlen);
+	ret = config_load_daemon(cp->path, &cfg, err, errlen);
 	if (ret < 0)
 		goto fail;
 	if (strcmp(cfg->control.socket, cp->cfg->control.socket) != 0 ||

@@ -224,17 +224,15 @@ static void daemon_withdraw(struct daemon *d)
 		;
 }
 
-int daemon_run(const char *config_path, struct config *cfg)
+int daemon_run(const char *config_path)
 {
-	struct daemon d = { .config_path = config_path, .cfg = cfg, .sig_fd = -1 };
+	struct daemon d = { .config_path = config_path, .sig_fd = -1 };
 	struct lb_snapshot *first = NULL;
 	char err[DAEMON_ERR_MAX] = "";
 	int rc, exit_code = DAEMON_EXIT_FAILURE;
 
 	rcu_register_thread();
-	rc = d.cfg ? 0 : config_load(config_path, &d.cfg, err, sizeof(err));
-	if (rc == 0)
-		rc = config_check_dataplane(d.cfg, err, sizeof(err));
+	rc = config_load_daemon(config_path, &d.cfg, err, sizeof(err));
 	if (rc)
 		goto out;
 	rc = daemon_signals_block(&d);

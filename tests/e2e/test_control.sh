@@ -157,8 +157,14 @@ out=$(ctl reload 2>&1)
 rc=$?
 check "failed reload: maglevctl exits non-zero" [ "$rc" -ne 0 ]
 check "failed reload: error names FILE:LINE ($out)" grep -q "$CFG:[0-9]" <<<"$out"
+: >"$CFG" # what a reload reads half-way through a non-atomic write
+out=$(ctl reload 2>&1)
+check "empty file: reload refused ($out)" grep -q "the file is empty" <<<"$out"
+kill -HUP "$MAGLEVD_PID"
+check "empty file: SIGHUP reload refused too (logged twice now)" wait_for 5 bash -c \
+	"[ \$(grep -c 'reload failed, the running config stays: $CFG:1: the file is empty' '$MAGLEVD_LOG') -eq 2 ]"
 gen1=$(ctl status --json | "$E2E_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["config_generation"])')
-check "failed reload: generation $gen1 = $gen0 + 3" [ "$gen1" -eq $((gen0 + 3)) ]
+check "failed reloads: generation $gen1 = $gen0 + 3" [ "$gen1" -eq $((gen0 + 3)) ]
 check "failed reload: be3 still drained (old state serving)" \
 	bash -c "'$MAGLEVCTL' backends web --json -s '$MAGLEVD_SOCKET' | grep -q '\"state\": \"drained\"'"
 cp "$CFG.good" "$CFG"
@@ -268,7 +274,7 @@ pk1=$(metric_sum maglevd_backend_packets_total)
 check "metrics: rx_frames moved ($rx0 -> $rx1)" [ "$rx1" -gt "$rx0" ]
 check "metrics: backend packets moved ($pk0 -> $pk1)" [ "$pk1" -gt "$pk0" ]
 check "metrics: vip_info with digest" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_vip_info{vip=\"web\".*digest=\"[0-9a-f]\{16\}\"} 1'"
-check "metrics: reload failures counted" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_reloads_total{result=\"failure\"} 1'"
+check "metrics: reload failures counted" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_reloads_total{result=\"failure\"} 3'"
 
 # --- SIGHUP reloads too ------------------------------------------------------------------------
 write_config "$CFG" 0:1 1:1 2:2

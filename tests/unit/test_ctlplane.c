@@ -72,6 +72,7 @@ static void write_config(struct fixture *f, int n_web, bool broken)
 	assert_non_null(fp);
 	fprintf(fp,
 	        "cluster: { table_size: 1009 }\n"
+	        "dataplane: { interface: lo, source_ipv4: 198.18.2.2 }\n"
 	        "control:\n"
 	        "  socket: %s\n"
 	        "  metrics: { address: 127.0.0.1, port: %u }\n"
@@ -344,6 +345,73 @@ static void test_weight_drain_reload(void **state)
 	json_decref(resp);
 }
 
+/* Writes text as the whole config file. */
+static void write_text(struct fixture *f, const char *text)
+{
+	FILE *fp = fopen(f->cfg_path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* The number of VIPs that `status` reports. */
+static size_t status_vips(struct fixture *f)
+{
+	char err[CTL_ERR_MAX];
+	json_t *resp, *r = call(f, json_pack("{s:s}", "cmd", "status"), &resp, err);
+	size_t n;
+
+	assert_non_null(r);
+	n = json_array_size(json_object_get(r, "vips"));
+	json_decref(resp);
+	return n;
+}
+
+/*
+ * A reload checks what start-up checks: an empty file (a write caught half-way) and a config the
+ * data plane cannot serve (IPv6 backends, no source_ipv6) are refused and both VIPs keep serving;
+ * a config that says `vips: []` is the only way to serve none.
+ */
+static void test_reload_checks_like_start(void **state)
+{
+	struct fixture *f = *state;
+	char err[CTL_ERR_MAX], hdr[256];
+	json_t *resp, *r;
+
+	write_text(f, "");
+	r = call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err);
+	assert_null(r);
+	assert_non_null(strstr(err, "the file is empty"));
+	json_decref(resp);
+	assert_int_equal(status_vips(f), 2);
+
+	write_text(f, "dataplane: { interface: lo, source_ipv4: 198.18.2.2 }\n"
+	              "vips:\n"
+	              "  - name: web6\n"
+	              "    address: 2001:db8:100::10\n"
+	              "    protocol: tcp\n"
+	              "    port: 80\n"
+	              "    backends:\n"
+	              "      - address: 2001:db8:1::11\n");
+	r = call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err);
+	assert_null(r);
+	assert_non_null(strstr(err, "dataplane.source_ipv6 is not set"));
+	json_decref(resp);
+	assert_int_equal(status_vips(f), 2);
+
+	snprintf(hdr, sizeof(hdr),
+	         "dataplane: { interface: lo, source_ipv4: 198.18.2.2 }\n"
+	         "control: { socket: %s, metrics: { address: 127.0.0.1, port: %u } }\n"
+	         "vips: []\n",
+	         f->sock, f->metrics_port);
+	write_text(f, hdr);
+	r = call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err);
+	assert_non_null(r);
+	json_decref(resp);
+	assert_int_equal(status_vips(f), 0);
+}
+
 static void test_explain(void **state)
 {
 	struct fixture *f = *state;
@@ -463,6 +531,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_status_and_counters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_weight_drain_reload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_checks_like_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
 	};
