@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "control/ctl_cli.h"
+#include "control/ctl_cmd.h"
 #include "control/ctl_offline.h"
 #include "control/ctlsock.h"
 #include "control/decap.h"
@@ -12,8 +13,8 @@
 #define MAGLEVCTL_EXIT_USAGE 2 /* unknown command, bad arguments */
 
 /*
- * A subcommand: run gets argv starting at the subcommand's name, returns 0 or a negative errno
- * with one line in err (main prints it and exits non-zero; 2 when err starts with "usage:").
+ * A subcommand: run gets argv starting at the subcommand's name, returns 0, a negative errno or
+ * CTL_CMD_USAGE with one line in err (main prints it and exits 1, or 2 for CTL_CMD_USAGE).
  * Add a row to add a subcommand. The online commands' help comes from ctl_cli_usage.
  */
 struct ctl_command {
@@ -44,7 +45,9 @@ static const struct ctl_command ctl_commands[] = {
 
 static void usage_print(FILE *out)
 {
-	fprintf(out, "usage: maglevctl COMMAND [ARGS]   (maglevctl COMMAND --help for details)\n\n");
+	fprintf(out, "usage: maglevctl [-s SOCKET | -c CONFIG] [--json] COMMAND [ARGS]\n"
+		     "       (options may also follow the command; maglevctl COMMAND --help for "
+		     "details)\n\n");
 	fprintf(out, "Offline and backend commands:\n");
 	for (size_t i = 0; i < CTL_N_COMMANDS; i++)
 		if (ctl_commands[i].usage)
@@ -56,30 +59,30 @@ static void usage_print(FILE *out)
 int main(int argc, char **argv)
 {
 	char err[CTL_ERR_MAX] = "";
-	int rc;
+	char *args[CTL_ARGS_MAX];
+	int n, rc;
 
-	if (argc < 2) {
-		usage_print(stderr);
-		return MAGLEVCTL_EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+			  strcmp(argv[1], "help") == 0)) {
 		usage_print(stdout);
 		return 0;
 	}
+	if (ctl_args_command(argc, argv, args, &n, err, sizeof(err)) != 0) {
+		fprintf(stderr, "maglevctl: %s\n", err);
+		usage_print(stderr);
+		return MAGLEVCTL_EXIT_USAGE;
+	}
 	for (size_t i = 0; i < CTL_N_COMMANDS; i++) {
-		if (strcmp(argv[1], ctl_commands[i].name) != 0)
+		if (strcmp(args[0], ctl_commands[i].name) != 0)
 			continue;
-		rc = ctl_commands[i].run(argc - 1, argv + 1, err, sizeof(err));
+		rc = ctl_commands[i].run(n, args, err, sizeof(err));
 		if (rc == 0)
 			return 0;
 		fprintf(stderr, "maglevctl %s: %s\n", ctl_commands[i].name,
 			err[0] ? err : strerror(-rc));
-		return rc == -EINVAL && strncmp(err, "usage:", strlen("usage:")) == 0
-			       ? MAGLEVCTL_EXIT_USAGE
-			       : MAGLEVCTL_EXIT_FAIL;
+		return rc == CTL_CMD_USAGE ? MAGLEVCTL_EXIT_USAGE : MAGLEVCTL_EXIT_FAIL;
 	}
-	fprintf(stderr, "maglevctl: unknown command '%s'\n", argv[1]);
+	fprintf(stderr, "maglevctl: unknown command '%s'\n", args[0]);
 	usage_print(stderr);
 	return MAGLEVCTL_EXIT_USAGE;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "control/ctl_cli.h"
+#include "control/ctl_cmd.h"
 #include "control/ctlsock.h"
 
 static int parse(const char *s, struct ctl_request *req, char *err)
@@ -319,15 +320,15 @@ static void test_cli(void **state)
 	assert_string_equal(err, "no VIP 'other'");
 	assert_int_equal(atomic_load(&calls), 3);
 
-	assert_int_equal(ctl_cmd_online(6, bad_weight, err, sizeof(err)), -EINVAL);
+	assert_int_equal(ctl_cmd_online(6, bad_weight, err, sizeof(err)), CTL_CMD_USAGE);
 	assert_non_null(strstr(err, "weight must be 0..65535"));
-	assert_int_equal(ctl_cmd_online(5, bad_src, err, sizeof(err)), -EINVAL);
+	assert_int_equal(ctl_cmd_online(5, bad_src, err, sizeof(err)), CTL_CMD_USAGE);
 	assert_non_null(strstr(err, "bad SRC[:PORT] '1.2.3:80'"));
-	assert_int_equal(ctl_cmd_online(4, too_many, err, sizeof(err)), -EINVAL);
+	assert_int_equal(ctl_cmd_online(4, too_many, err, sizeof(err)), CTL_CMD_USAGE);
 	assert_non_null(strstr(err, "usage: maglevctl status"));
 	assert_true(ctl_cmd_online(3, no_daemon, err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "is maglevd running?"));
-	assert_int_equal(ctl_cmd_online(1, unknown, err, sizeof(err)), -EINVAL);
+	assert_int_equal(ctl_cmd_online(1, unknown, err, sizeof(err)), CTL_CMD_USAGE);
 	assert_int_equal(atomic_load(&calls), 3); /* none of the bad ones reached the daemon */
 	assert_true(ctl_cli_is_command("drain"));
 	assert_false(ctl_cli_is_command("table"));
