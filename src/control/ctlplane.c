@@ -1055,6 +1055,9 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 		goto out;
 	}
 	cp_targets_set(cp, cfg);
+	ret = ctl_socket_dir_prepare(cfg->control.socket, err, errlen);
+	if (ret < 0)
+		goto out;
 	ret = ctl_server_open(&cp->srv, cfg->control.socket, cp_handle, cp);
 	if (ret < 0) {
 		snprintf(err, errlen, "control socket %s: %s", cfg->control.socket, strerror(-ret));

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,6 +340,113 @@ static int ctl_sockaddr(struct sockaddr_un *sun, const char *path)
 	return 0;
 }
 
+/* Root's and our own: the only owners whose files on the socket's path we trust. */
+static bool ctl_owner_trusted(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+/*
+ * Checks that nobody but root (or this process's user) can put another socket at path: the
+ * directory that holds it (symlinks resolved) and each one above it up to / must be owned by a
+ * trusted user and writable by no one else, unless sticky (then others cannot rename or remove
+ * what is ours; a socket of theirs fails the owner check). With with_socket, path itself must be
+ * a socket of a trusted owner. 0, or -EPERM / -ENOTSOCK / -errno with one line in err.
+ */
+static int ctl_path_check(const char *path, bool with_socket, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	size_t len;
+
+	if (with_socket) {
+		if (lstat(path, &st) < 0) {
+			int e = errno;
+
+			snprintf(err, errlen, "%s: %s (is maglevd running?)", path, strerror(e));
+			return -e;
+		}
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s: not a socket", path);
+			return -ENOTSOCK;
+		}
+		if (!ctl_owner_trusted(st.st_uid)) {
+			snprintf(err, errlen, "%s: owned by uid %u, not root: refusing to talk to it",
+			         path, (unsigned)st.st_uid);
+			return -EPERM;
+		}
+	}
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1,
+	         slash ? path : ".");
+	if (!realpath(dir, real)) {
+		int e = errno;
+
+		snprintf(err, errlen, "%s: %s", dir, strerror(e));
+		return -e;
+	}
+	for (len = strlen(real);;) {
+		if (stat(real, &st) < 0) {
+			int e = errno;
+
+			snprintf(err, errlen, "%s: %s", real, strerror(e));
+			return -e;
+		}
+		if (!ctl_owner_trusted(st.st_uid) ||
+		    ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))) {
+			snprintf(err, errlen,
+			         "%s: directory %s (uid %u, mode %04o) lets others replace the "
+			         "control socket: use a directory only root can write",
+			         path, real, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+			return -EPERM;
+		}
+		if (len == 1)
+			return 0;
+		while (len > 1 && real[len - 1] != '/')
+			len--;
+		real[len > 1 ? --len : len] = '\0'; /* the parent: "/a/b" -> "/a", "/a" -> "/" */
+	}
+}
+
+/* The listening process behind a connected fd must run as root (or as us). */
+static int ctl_peer_check(int fd, const char *path, char *err, size_t errlen)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "%s: SO_PEERCRED: %s", path, strerror(e));
+		return -e;
+	}
+	if (!ctl_owner_trusted(cred.uid)) {
+		snprintf(err, errlen, "%s: answered by pid %d running as uid %u, not root: refusing "
+		                      "to talk to it",
+		         path, (int)cred.pid, (unsigned)cred.uid);
+		return -EPERM;
+	}
+	return 0;
+}
+
+int ctl_socket_dir_prepare(const char *path, char *err, size_t errlen)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+
+	if (slash && slash != path) {
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+		if (mkdir(dir, CTL_DIR_MODE) < 0 && errno != EEXIST) {
+			int e = errno;
+
+			snprintf(err, errlen, "control socket %s: cannot create %s: %s", path, dir,
+			         strerror(e));
+			return -e;
+		}
+	}
+	return ctl_path_check(path, false, err, errlen);
+}
+
 /* Removes a socket file nobody answers on; -EADDRINUSE if a live server does. */
 static int ctl_stale_remove(const struct sockaddr_un *sun)
 {
@@ -608,12 +716,19 @@ int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char 
 		snprintf(err, errlen, "%s: bad socket path", path);
 		return ret;
 	}
+	ret = ctl_path_check(path, true, err, errlen);
+	if (ret < 0)
+		return ret;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "%s: %s (is maglevd running?)", path, strerror(-ret));
 		goto out;
 	}
+	/* The path was fine a moment ago; the process that listens is what must be root. */
+	ret = ctl_peer_check(fd, path, err, errlen);
+	if (ret < 0)
+		goto out;
 	line = json_dumps(req, JSON_COMPACT | JSON_ENSURE_ASCII);
 	if (!line) {
 		ret = -ENOMEM;

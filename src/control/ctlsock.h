@@ -18,6 +18,7 @@
 #define CTL_CLIENTS_MAX       16u           /* connections served at once */
 #define CTL_CLIENT_TIMEOUT_MS 5000u         /* a client idle this long is disconnected */
 #define CTL_SOCKET_MODE       0600          /* root only */
+#define CTL_DIR_MODE          0755          /* the socket's directory, when maglevd creates it */
 #define CTL_ERR_MAX           512u          /* bytes of an error message */
 
 enum ctl_cmd {
@@ -76,6 +77,14 @@ int ctl_hostport_parse(const char *s, struct lb_addr *addr, uint16_t *port);
 struct ctl_server;
 
 /*
+ * Makes the directory of the socket at path ready for ctl_server_open: creates it (CTL_DIR_MODE,
+ * one level) if it is missing, and refuses (-EPERM, one line in err) if it or a directory above
+ * it is owned by another user than root, or writable by others without the sticky bit: they could
+ * replace the socket with theirs. ctl_call makes the same check, and checks the server's uid.
+ */
+int ctl_socket_dir_prepare(const char *path, char *err, size_t errlen);
+
+/*
  * Listens on the Unix socket at path (mode CTL_SOCKET_MODE). A stale socket file is replaced;
  * -EADDRINUSE if another process answers on it. Requests run fn from ctl_server_dispatch.
  */
@@ -92,8 +101,10 @@ int ctl_server_dispatch(struct ctl_server *s, int timeout_ms);
 
 /*
  * Client side: connects to path, sends req as one line and reads one response line within
- * timeout_ms. On success *resp is the parsed response object and 0 is returned; else a negative
- * errno and err says why (no daemon, permission, timeout, bad response).
+ * timeout_ms. Talks only to a socket that root (or this user) owns, in directories nobody else can
+ * write (see ctl_socket_dir_prepare), served by a process of root's (SO_PEERCRED). On success
+ * *resp is the parsed response object and 0 is returned; else a negative errno and err says why
+ * (no daemon, an untrusted socket, permission, timeout, bad response).
  */
 int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char *err,
              size_t errlen);
