@@ -129,12 +129,17 @@ static int an_dump_cb(const struct nlmsghdr *nlh, void *data)
 	struct an_dump *d = data;
 	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
 	const struct nlattr *attr;
-	struct an_route r = {.dst = {.family = rtm->rtm_family}, .plen = rtm->rtm_dst_len};
-	uint32_t table = rtm->rtm_table;
-	size_t want = rtm->rtm_family == AF_INET ? 4u : 16u;
+	struct an_route r = {0};
+	uint32_t table;
+	size_t want;
 
-	if (nlh->nlmsg_type != RTM_NEWROUTE || rtm->rtm_protocol != d->a->cfg.protocol)
+	if (nlh->nlmsg_type != RTM_NEWROUTE || !nl_payload_has(nlh, sizeof(*rtm)) ||
+	    rtm->rtm_protocol != d->a->cfg.protocol)
 		return MNL_CB_OK;
+	r.dst.family = rtm->rtm_family;
+	r.plen = rtm->rtm_dst_len;
+	table = rtm->rtm_table;
+	want = rtm->rtm_family == AF_INET ? 4u : 16u;
 	mnl_attr_for_each(attr, nlh, sizeof(*rtm))
 	{
 		switch (mnl_attr_get_type(attr)) {

@@ -87,6 +87,8 @@ static int nh_route_cb(const struct nlmsghdr *nlh, void *data)
 	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
 	const struct nlattr *attr;
 
+	if (!nl_payload_has(nlh, sizeof(*rtm)))
+		return MNL_CB_OK;
 	mnl_attr_for_each(attr, nlh, sizeof(*rtm)) {
 		size_t alen = mnl_attr_get_payload_len(attr);
 
@@ -144,7 +146,8 @@ static bool nh_neigh_parse(const struct nlmsghdr *nlh, struct lb_addr *dst, int 
 	const uint8_t *ll = NULL;
 	size_t dst_len;
 
-	if (ndm->ndm_family != AF_INET && ndm->ndm_family != AF_INET6)
+	if (!nl_payload_has(nlh, sizeof(*ndm)) ||
+	    (ndm->ndm_family != AF_INET && ndm->ndm_family != AF_INET6))
 		return false;
 	memset(dst, 0, sizeof(*dst));
 	dst_len = ndm->ndm_family == AF_INET ? sizeof(struct in_addr) : sizeof(struct in6_addr);
@@ -393,7 +396,7 @@ static void *nh_thread(void *arg)
 			ssize_t len = mnl_socket_recvfrom(r->events, buf, sizeof(buf));
 
 			if (len > 0)
-				mnl_cb_run(buf, (size_t)len, 0, 0, nh_event_cb, r);
+				nl_cb_run(buf, (size_t)len, 0, 0, nh_event_cb, r);
 			else if (len < 0 && errno == ENOBUFS)
 				r->routes_dirty = true; /* lost notifications: look everything up */
 			if (r->routes_dirty) {
