@@ -14,10 +14,11 @@
 /*
  * Probes in flight at once (each holds one socket from connect to verdict). A check that comes
  * due while this many are in flight waits for a slot, earliest due first: under load intervals
- * stretch, no check fails for it. At the default timeout (500 ms) this is about 2000 probes a
- * second of backends that never answer.
+ * stretch, no check fails for it. At the default timeout (500 ms) this is about 1000 probes a
+ * second of backends that never answer. Small enough that the daemon's descriptors stay below
+ * FD_SETSIZE (1024), which select()-based libraries (libmicrohttpd's default) cannot go past.
  */
-#define HEALTH_PROBES_INFLIGHT_MAX 1024u
+#define HEALTH_PROBES_INFLIGHT_MAX 512u
 /*
  * The cap is also at most 1/HEALTH_NOFILE_SHARE of the soft RLIMIT_NOFILE at health_create, so
  * that probes cannot take the descriptors the rest of the daemon needs (control and metrics
