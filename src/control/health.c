@@ -711,31 +711,68 @@ static int health_timer_arm(struct health_checker *hc)
 }
 
 /*
- * qsort_r order of due checks (indices into hc->checks): earliest due first, ties by index. A
- * check that was just probed is next due an interval later, behind every check still waiting, so
- * none starves.
+ * Order of due checks (indices into hc->checks): earliest due first, ties by index, so no two are
+ * equal. A check that was just probed is next due an interval later, behind every check still
+ * waiting, so none starves.
  */
-static int health_due_cmp(const void *a, const void *b, void *arg)
+static bool health_due_before(const struct health_checker *hc, uint32_t i, uint32_t j)
 {
-	const struct health_checker *hc = arg;
-	uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
 	uint64_t x = hc->checks[i]->next_ms, y = hc->checks[j]->next_ms;
 
-	if (x != y)
-		return x < y ? -1 : 1;
-	return i < j ? -1 : i > j;
+	return x != y ? x < y : i < j;
 }
 
-/* Starts due probes, earliest due first, while slots are free; the rest wait (counted once). */
+static void health_due_swap(uint32_t *a, uint32_t *b)
+{
+	uint32_t t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/*
+ * Reorders due[0..k) so that due[0..want) are its `want` earliest (health_due_before), in no
+ * particular order; want < k. Quickselect: O(k) on average, like the scans around it, where a full
+ * sort of thousands of waiting checks on every dispatch would not be.
+ */
+static void health_due_select(const struct health_checker *hc, uint32_t *due, uint32_t k,
+                              uint32_t want)
+{
+	uint32_t lo = 0, hi = k;
+
+	/* due[0..lo) precede and due[hi..k) follow every other entry; lo <= want <= hi. */
+	while (hi - lo > 1) {
+		uint32_t at = lo;
+
+		/* The middle entry as pivot, parked at hi - 1 while [lo, hi - 1) is split. */
+		health_due_swap(&due[lo + (hi - lo) / 2], &due[hi - 1]);
+		for (uint32_t i = lo; i < hi - 1; i++)
+			if (health_due_before(hc, due[i], due[hi - 1]))
+				health_due_swap(&due[i], &due[at++]);
+		health_due_swap(&due[at], &due[hi - 1]);
+		if (at == want)
+			return;
+		if (at < want)
+			lo = at + 1;
+		else
+			hi = at;
+	}
+}
+
+/*
+ * Starts due probes, earliest due first, while slots are free; the rest wait (counted once). A
+ * slot that a probe ending at once (refused, local error) frees goes to any due check; the
+ * earliest are still first in line at the next dispatch.
+ */
 static void health_start_due(struct health_checker *hc, uint64_t now)
 {
-	uint32_t k = 0;
+	uint32_t k = 0, free_slots = hc->inflight_max - hc->inflight;
 
 	for (uint32_t i = 0; i < hc->n; i++)
 		if (hc->checks[i]->state == PROBE_IDLE && hc->checks[i]->next_ms <= now)
 			hc->due[k++] = i;
-	if (k > hc->inflight_max - hc->inflight)
-		qsort_r(hc->due, k, sizeof(*hc->due), health_due_cmp, hc);
+	if (k > free_slots)
+		health_due_select(hc, hc->due, k, free_slots);
 	for (uint32_t j = 0; j < k; j++) {
 		struct health_check *c = hc->checks[hc->due[j]];
 
