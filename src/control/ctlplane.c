@@ -547,6 +547,15 @@ static json_t *cp_req_status(struct ctlplane *cp)
 	} else if (res) {
 		json_object_set_new(res, "announce", json_string("off"));
 	}
+	if (res) {
+		json_object_set_new(res, "health_probes_inflight",
+		                    json_integer(health_inflight(cp->hc)));
+		json_object_set_new(res, "health_probes_inflight_max",
+		                    json_integer(health_inflight_max(cp->hc)));
+		json_object_set_new(
+		    res, "health_local_errors",
+		    json_integer((json_int_t)health_counter_get(cp->hc, HEALTH_CTR_LOCAL_ERRORS)));
+	}
 	return res;
 }
 
@@ -609,7 +618,7 @@ static json_t *cp_req_backends(struct ctlplane *cp, const struct ctl_request *re
 static json_t *cp_req_counters(struct ctlplane *cp)
 {
 	uint32_t nw = cp->h.n_workers, nio = cp->h.n_io_counters;
-	json_t *rows = json_array();
+	json_t *rows = json_array(), *health = json_array();
 	uint64_t *io = calloc((size_t)nw * nio + 1, sizeof(*io));
 
 	if (!io)
@@ -646,7 +655,13 @@ static json_t *cp_req_counters(struct ctlplane *cp)
 		                      json_pack("{s:s, s:I, s:o}", "name", lb_counter_name[k],
 		                                "total", (json_int_t)total, "per_worker", per));
 	}
-	return json_pack("{s:I, s:o}", "workers", (json_int_t)nw, "counters", rows);
+	/* The control thread's own: one total each, no per-worker split. */
+	for (uint32_t k = 0; k < HEALTH_CTR_MAX; k++)
+		json_array_append_new(health, json_pack("{s:s, s:I}", "name",
+		                                        health_counter_name[k], "total",
+		                                        (json_int_t)health_counter_get(cp->hc, k)));
+	return json_pack("{s:I, s:o, s:o}", "workers", (json_int_t)nw, "counters", rows, "health",
+	                 health);
 }
 
 static json_t *cp_req_reload(struct ctlplane *cp, char *err, size_t errlen)
@@ -1009,6 +1024,17 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 	                 cp->last_reload_ms / CP_MS_PER_S);
 	metrics_family(w, "maglevd_health_checks", "gauge", "Distinct health checks running");
 	metrics_sample(w, "maglevd_health_checks", NULL, health_count(cp->hc));
+	metrics_family(w, "maglevd_health_probes_inflight", "gauge",
+	               "Health probes in flight (each holds a socket)");
+	metrics_sample(w, "maglevd_health_probes_inflight", NULL, health_inflight(cp->hc));
+	metrics_family(w, "maglevd_health_probes_inflight_max", "gauge",
+	               "Cap on health probes in flight; due checks wait for a slot");
+	metrics_sample(w, "maglevd_health_probes_inflight_max", NULL, health_inflight_max(cp->hc));
+	for (uint32_t k = 0; k < HEALTH_CTR_MAX; k++) {
+		cp_metric_name(name, health_counter_name[k], "_total");
+		metrics_family(w, name, "counter", health_counter_help[k]);
+		metrics_sample(w, name, NULL, health_counter_get(cp->hc, k));
+	}
 	metrics_family(w, "maglevd_uptime_seconds", "gauge", "Seconds since maglevd started");
 	metrics_sample(w, "maglevd_uptime_seconds", NULL,
 	               (cp_now_ms() - cp->started_ms) / CP_MS_PER_S_INT);

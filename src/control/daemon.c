@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 
 #include "control/config_yaml.h"
 #include "control/ctlplane.h"
+#include "control/health.h"
 #include "core/counters.h"
 #include "core/pipeline.h"
 #include "core/snapshot.h"
@@ -49,6 +51,48 @@ static int daemon_swap(struct daemon *d, struct lb_snapshot *next)
 	synchronize_rcu();
 	dataplane_commit(d->dp, next);
 	return 0;
+}
+
+/*
+ * Raises the soft RLIMIT_NOFILE to the hard one: health probes, control and metrics clients and
+ * AF_XDP sockets all take descriptors (docs/control.md has the budget), and the health checker
+ * sizes its cap on probes in flight from this limit. Logs the change; a failure or a limit that
+ * cuts that cap is a warning, not an error (maglevd still runs, with fewer probes at once).
+ */
+static void daemon_nofile_raise(void)
+{
+	const rlim_t want = (rlim_t)HEALTH_PROBES_INFLIGHT_MAX * HEALTH_NOFILE_SHARE;
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		fprintf(stderr, "maglevd: warning: getrlimit(RLIMIT_NOFILE): %s\n",
+		        strerror(errno));
+		return;
+	}
+	was = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			fprintf(stderr,
+			        "maglevd: warning: cannot raise the open files limit from %llu to "
+			        "%llu: %s\n",
+			        (unsigned long long)was, (unsigned long long)rl.rlim_max,
+			        strerror(errno));
+			rl.rlim_cur = was;
+		} else {
+			fprintf(stderr, "maglevd: open files limit raised from %llu to %llu\n",
+			        (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+		}
+	}
+	if (rl.rlim_cur < want)
+		fprintf(
+		    stderr,
+		    "maglevd: warning: open files limit %llu is below %llu: at most %llu health "
+		    "probes in flight instead of %u (raise LimitNOFILE= or ulimit -n)\n",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)want,
+		    (unsigned long long)(rl.rlim_cur / HEALTH_NOFILE_SHARE),
+		    HEALTH_PROBES_INFLIGHT_MAX);
 }
 
 /* Publishes the first snapshot (there may be none before it) and frees the one it replaces. */
@@ -232,6 +276,7 @@ int daemon_run(const char *config_path)
 	int rc, exit_code = DAEMON_EXIT_FAILURE;
 
 	rcu_register_thread();
+	daemon_nofile_raise();
 	rc = config_load_daemon(config_path, &d.cfg, err, sizeof(err));
 	if (rc)
 		goto out;

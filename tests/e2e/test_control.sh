@@ -128,10 +128,18 @@ e2e_topology_up || { echo "topology failed"; exit 1; }
 start_backend_servers || exit 1
 CFG=$E2E_DIR/maglevd.yaml
 write_config "$CFG" 0:1 1:1 2:1
+# Started with the usual soft open files limit: maglevd raises it to the hard one itself.
+NOFILE_HARD=$(ulimit -Hn)
+[ "$NOFILE_HARD" = unlimited ] || [ "$NOFILE_HARD" -le 1024 ] || ulimit -Sn 1024
 start_maglevd afxdp "$CFG" || exit 1
 wait_for 10 test -S "$MAGLEVD_SOCKET" || { bad "control socket appears"; exit 1; }
+check "open files soft limit raised to the hard one ($NOFILE_HARD)" \
+	[ "$(awk '/^Max open files/ { print $4 }' "/proc/$MAGLEVD_PID/limits")" = "$NOFILE_HARD" ]
+e2e_log "maglevd holds $(ls "/proc/$MAGLEVD_PID/fd" | wc -l) descriptors at start"
 check "control socket is mode 0600" [ "$(stat -c %a "$MAGLEVD_SOCKET")" = 600 ]
 check "maglevctl status answers" ctl status
+check "maglevctl counters lists the health checker's, no local errors" \
+	bash -c "'$MAGLEVCTL' counters -s '$MAGLEVD_SOCKET' | grep -qE '^health_local_errors +0 *\$'"
 wait_for 10 health_is "${BACKENDS4[0]}" up
 
 # --- 1. long-lived connections across reloads, re-weight, drain and a failed reload ----------

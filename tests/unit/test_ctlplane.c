@@ -21,6 +21,7 @@
 #include "control/config_yaml.h"
 #include "control/ctlplane.h"
 #include "control/ctlsock.h"
+#include "control/health.h"
 #include "helpers.h"
 
 #define WAIT_MAX_MS 4000 /* bound of every wait for a health change */
@@ -227,6 +228,10 @@ static void test_status_and_counters(void **state)
 	assert_int_equal(json_array_size(json_object_get(r, "vips")), 2);
 	assert_int_equal(strlen(row_str(json_array_get(json_object_get(r, "vips"), 0), "digest")),
 	                 16);
+	assert_true(row_int(r, "health_probes_inflight_max") >= 1);
+	assert_true(row_int(r, "health_probes_inflight") <=
+	            row_int(r, "health_probes_inflight_max"));
+	assert_int_equal(row_int(r, "health_local_errors"), 0);
 	json_decref(resp);
 
 	r = call(f, json_pack("{s:s}", "cmd", "counters"), &resp, err);
@@ -235,6 +240,10 @@ static void test_status_and_counters(void **state)
 	assert_int_equal(json_array_size(json_object_get(
 	                     json_array_get(json_object_get(r, "counters"), 0), "per_worker")),
 	                 2);
+	assert_int_equal(json_array_size(json_object_get(r, "health")), HEALTH_CTR_MAX);
+	assert_string_equal(
+	    row_str(json_array_get(json_object_get(r, "health"), HEALTH_CTR_LOCAL_ERRORS), "name"),
+	    "health_local_errors");
 	json_decref(resp);
 
 	r = call(f, json_pack("{s:s}", "cmd", "vips"), &resp, err);
@@ -490,6 +499,10 @@ static void test_health_and_metrics(void **state)
 	assert_non_null(strstr(m, "maglevd_reloads_total{result=\"success\"} "));
 	assert_non_null(strstr(m, "\nmaglevd_config_generation "));
 	assert_non_null(strstr(m, "\nmaglevd_health_checks 2\n"));
+	assert_non_null(strstr(m, "\nmaglevd_health_probes_inflight_max "));
+	assert_non_null(strstr(m, "# TYPE maglevd_health_local_errors_total counter\n"));
+	assert_non_null(strstr(m, "\nmaglevd_health_local_errors_total 0\n"));
+	assert_non_null(strstr(m, "\nmaglevd_health_probes_failed_total "));
 	free(m);
 
 	/* Every backend down: fail open, both serve again (health still says down). */
