@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "control/ctl_cli.h"
 #include "control/ctl_cmd.h"
 #include "control/ctl_offline.h"
@@ -62,6 +63,7 @@ int main(int argc, char **argv)
 	char *args[CTL_ARGS_MAX];
 	int n, rc;
 
+	log_init("maglevctl");
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 			  strcmp(argv[1], "help") == 0)) {
 		usage_print(stdout);

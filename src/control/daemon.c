@@ -14,6 +14,7 @@
 
 #include <urcu.h>
 
+#include "base/log.h"
 #include "control/config_yaml.h"
 #include "control/ctlplane.h"
 #include "control/health.h"
@@ -66,33 +67,28 @@ static void daemon_nofile_raise(void)
 	rlim_t was;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-		fprintf(stderr, "maglevd: warning: getrlimit(RLIMIT_NOFILE): %s\n",
-		        strerror(errno));
+		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
 		return;
 	}
 	was = rl.rlim_cur;
 	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-			fprintf(stderr,
-			        "maglevd: warning: cannot raise the open files limit from %llu to "
-			        "%llu: %s\n",
-			        (unsigned long long)was, (unsigned long long)rl.rlim_max,
+			log_warn("cannot raise the open files limit from %llu to %llu: %s",
+			         (unsigned long long)was, (unsigned long long)rl.rlim_max,
 			        strerror(errno));
 			rl.rlim_cur = was;
 		} else {
-			fprintf(stderr, "maglevd: open files limit raised from %llu to %llu\n",
-			        (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+			log_info("open files limit raised from %llu to %llu",
+			         (unsigned long long)was, (unsigned long long)rl.rlim_cur);
 		}
 	}
 	if (rl.rlim_cur < want)
-		fprintf(
-		    stderr,
-		    "maglevd: warning: open files limit %llu is below %llu: at most %llu health "
-		    "probes in flight instead of %u (raise LimitNOFILE= or ulimit -n)\n",
-		    (unsigned long long)rl.rlim_cur, (unsigned long long)want,
-		    (unsigned long long)(rl.rlim_cur / HEALTH_NOFILE_SHARE),
-		    HEALTH_PROBES_INFLIGHT_MAX);
+		log_warn("open files limit %llu is below %llu: at most %llu health probes in flight "
+		         "instead of %u (raise LimitNOFILE= or ulimit -n)",
+		         (unsigned long long)rl.rlim_cur, (unsigned long long)want,
+		         (unsigned long long)(rl.rlim_cur / HEALTH_NOFILE_SHARE),
+		         HEALTH_PROBES_INFLIGHT_MAX);
 }
 
 /* Publishes the first snapshot (there may be none before it) and frees the one it replaces. */
@@ -183,18 +179,17 @@ static void daemon_summary(struct daemon *d)
 		dataplane_io_counters(d->dp, i, wio);
 		for (int k = 0; k < IO_CTR_MAX; k++)
 			io[k] += wio[k];
-		fprintf(stderr, "maglevd: worker %u: %llu frames received, %llu sent\n", i,
-			(unsigned long long)wio[IO_CTR_RX_FRAMES],
-			(unsigned long long)wio[IO_CTR_TX_FRAMES]);
+		log_info("worker %u: %llu frames received, %llu sent", i,
+			 (unsigned long long)wio[IO_CTR_RX_FRAMES],
+			 (unsigned long long)wio[IO_CTR_TX_FRAMES]);
 	}
-	fprintf(stderr, "maglevd: counters (sum over %u workers):\n", n);
+	log_info("counters (sum over %u workers):", n);
 	for (int k = 0; k < IO_CTR_MAX; k++)
 		if (io[k])
-			fprintf(stderr, "  %-28s %llu\n", io_counter_name[k], (unsigned long long)io[k]);
+			log_info("  %-28s %llu", io_counter_name[k], (unsigned long long)io[k]);
 	for (int k = 0; k < LB_CTR_MAX; k++)
 		if (sum[k])
-			fprintf(stderr, "  %-28s %llu\n", lb_counter_name[k],
-				(unsigned long long)sum[k]);
+			log_info("  %-28s %llu", lb_counter_name[k], (unsigned long long)sum[k]);
 }
 
 static int daemon_signals_block(struct daemon *d)
@@ -229,20 +224,20 @@ static void daemon_loop(struct daemon *d)
 		if (poll(pfd, 2, DAEMON_TICK_MS) < 0) {
 			if (errno == EINTR)
 				continue;
-			fprintf(stderr, "maglevd: poll: %s\n", strerror(errno));
+			log_err("poll: %s", strerror(errno));
 			return;
 		}
 		rc = ctlplane_run(d->cp, 0);
 		if (rc < 0)
-			fprintf(stderr, "maglevd: control plane: %s\n", strerror(-rc));
+			log_err("control plane: %s", strerror(-rc));
 		if (!(pfd[0].revents & POLLIN) || read(d->sig_fd, &si, sizeof(si)) != sizeof(si))
 			continue;
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-			fprintf(stderr, "maglevd: %s, stopping\n", strsignal((int)si.ssi_signo));
+			log_info("%s, stopping", strsignal((int)si.ssi_signo));
 			return;
 		}
 		if (si.ssi_signo == SIGHUP) {
-			fprintf(stderr, "maglevd: SIGHUP, reloading %s\n", d->config_path);
+			log_info("SIGHUP, reloading %s", d->config_path);
 			ctlplane_request_reload(d->cp);
 			ctlplane_run(d->cp, 0);
 		}
@@ -262,8 +257,7 @@ static void daemon_withdraw(struct daemon *d)
 
 	if (!ms)
 		return;
-	fprintf(stderr, "maglevd: VIP routes withdrawn; forwarding %u ms more before stopping\n",
-		ms);
+	log_info("VIP routes withdrawn; forwarding %u ms more before stopping", ms);
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
@@ -297,9 +291,8 @@ int daemon_run(const char *config_path)
 		goto out;
 	}
 	first = NULL;
-	fprintf(stderr, "maglevd: running on %s, %s, %u workers, %u VIPs\n",
-		d.cfg->dataplane.interface, dataplane_mode(d.dp), dataplane_worker_count(d.dp),
-		d.current->n_vips);
+	log_info("running on %s, %s, %u workers, %u VIPs", d.cfg->dataplane.interface,
+		 dataplane_mode(d.dp), dataplane_worker_count(d.dp), d.current->n_vips);
 	rc = daemon_control_start(&d, err, sizeof(err));
 	if (rc)
 		goto out;
@@ -311,7 +304,7 @@ int daemon_run(const char *config_path)
 	exit_code = DAEMON_EXIT_OK;
 out:
 	if (exit_code != DAEMON_EXIT_OK)
-		fprintf(stderr, "maglevd: %s\n", err[0] ? err : strerror(-rc));
+		log_err("%s", err[0] ? err : strerror(-rc));
 	daemon_control_stop(&d);
 	dataplane_stop(d.dp);
 	snapshot_free(first);

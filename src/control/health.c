@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/log.h"
+
 #define HEALTH_EVENTS_BATCH 64u /* epoll events handled per wait */
 #define HEALTH_REASON_MAX   64u /* bytes of the last failure reason, for logs */
 #define HEALTH_HTTP_PORT    80u /* port left out of the Host header */
@@ -382,12 +384,10 @@ static void health_log(const struct health_check *c, bool up)
 
 	health_target_str(&c->t, s, sizeof(s));
 	if (up)
-		fprintf(stderr, "maglevd: health: %s is up (%u checks in a row passed)\n", s,
-		        c->ok_run);
+		log_info("health: %s is up (%u checks in a row passed)", s, c->ok_run);
 	else
-		fprintf(stderr,
-		        "maglevd: health: %s is down (%u checks in a row failed, last: %s)\n", s,
-		        c->fail_run, c->reason);
+		log_warn("health: %s is down (%u checks in a row failed, last: %s)", s, c->fail_run,
+		         c->reason);
 }
 
 /* The next probe one interval after the start of the last one, and not in the past. */
@@ -464,10 +464,9 @@ static void health_probe_skip(struct health_checker *hc, struct health_check *c,
 	if (hc->local_log_ms && now < hc->local_log_ms + HEALTH_LOCAL_LOG_MS)
 		return;
 	health_target_str(&c->t, s, sizeof(s));
-	fprintf(stderr,
-	        "maglevd: warning: health: %llu probe(s) not run for a local error (last: %s: %s); "
-	        "their checks keep their state and try again\n",
-	        (unsigned long long)hc->local_unlogged, s, strerror(err));
+	log_warn("health: %llu probe(s) not run for a local error (last: %s: %s); their checks "
+	         "keep their state and try again",
+	         (unsigned long long)hc->local_unlogged, s, strerror(err));
 	hc->local_log_ms = now;
 	hc->local_unlogged = 0;
 }

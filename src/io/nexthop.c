@@ -18,6 +18,7 @@
 
 #include <libmnl/libmnl.h>
 
+#include "base/log.h"
 #include "io/netlink.h"
 
 #define NH_ENTRIES_MAX   65536u /* distinct backend addresses followed; a power of 2 */
@@ -202,8 +203,8 @@ static void nh_solicit(struct nh_resolver *r, const struct nh_entry *e)
 	if (rc < 0) {
 		char a[LB_ADDR_STRLEN];
 
-		fprintf(stderr, "maglevd: nexthop: cannot solicit %s: %s\n",
-			lb_addr_str(&e->via, a, sizeof(a)), strerror(-rc));
+		log_warn("nexthop: cannot solicit %s: %s", lb_addr_str(&e->via, a, sizeof(a)),
+			 strerror(-rc));
 	}
 }
 
@@ -226,10 +227,9 @@ static void nh_resolve(struct nh_resolver *r, struct nh_entry *e)
 			char dev[IF_NAMESIZE] = "?";
 
 			if_indextoname((unsigned)e->oif, dev);
-			fprintf(stderr,
-				"maglevd: nexthop: backend %s is routed via %s, not through "
-				"maglevd's interface: unreachable\n",
-				lb_addr_str(&e->addr, a1, sizeof(a1)), dev);
+			log_warn("nexthop: backend %s is routed via %s, not through maglevd's "
+				 "interface: unreachable",
+				 lb_addr_str(&e->addr, a1, sizeof(a1)), dev);
 		}
 		e->warned = true;
 		goto out;
@@ -422,7 +422,7 @@ void nh_stop(struct nh_resolver *r)
 		uint64_t one = 1;
 
 		if (write(r->stop_fd, &one, sizeof(one)) != sizeof(one))
-			fprintf(stderr, "maglevd: nexthop: cannot wake resolver thread\n");
+			log_err("nexthop: cannot wake resolver thread");
 		pthread_join(r->thread, NULL);
 	}
 	if (r->stop_fd >= 0)
