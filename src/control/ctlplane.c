@@ -1072,7 +1072,7 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 	}
 	if (cfg->control.metrics_enabled) {
 		ret = metrics_start(&cp->ms, cfg->control.metrics_address,
-		                    cfg->control.metrics_port, cp_collect, cp);
+		                    cfg->control.metrics_port, NULL, cp_collect, cp);
 		if (ret < 0) {
 			snprintf(
 			    err, errlen,
