@@ -1055,7 +1055,7 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 		goto out;
 	}
 	cp_targets_set(cp, cfg);
-	ret = ctl_server_open(&cp->srv, cfg->control.socket, cp_handle, cp);
+	ret = ctl_server_open(&cp->srv, cfg->control.socket, 0, cp_handle, cp);
 	if (ret < 0) {
 		snprintf(err, errlen, "control socket %s: %s", cfg->control.socket, strerror(-ret));
 		goto out;
