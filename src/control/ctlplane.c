@@ -1012,6 +1012,16 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 	metrics_family(w, "maglevd_uptime_seconds", "gauge", "Seconds since maglevd started");
 	metrics_sample(w, "maglevd_uptime_seconds", NULL,
 	               (cp_now_ms() - cp->started_ms) / CP_MS_PER_S_INT);
+	metrics_family(w, "maglevd_control_clients_closed_total", "counter",
+	               "Control socket clients the daemon closed: timeout (no complete request, "
+	               "or its answer not read, in time), evicted (the slowest, for a new client), "
+	               "refused (a new client while every slot was being answered)");
+	for (int k = 0; k < CTL_CLOSE_N; k++) {
+		const char *l[] = {"reason", ctl_close_name((enum ctl_close)k), NULL};
+
+		metrics_sample(w, "maglevd_control_clients_closed_total", l,
+		               ctl_server_closed(cp->srv, (enum ctl_close)k));
+	}
 	pthread_mutex_unlock(&cp->lock);
 }
 
