@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -319,7 +320,26 @@ static void metrics_notify_completed(void *cls, struct MHD_Connection *conn, voi
 	c->deadline_ms = metrics_now_ms() + s->lim.request_timeout_ms;
 }
 
-/* Closes connections past their deadline; returns ms until the next deadline (-1 = none). */
+/*
+ * Whether the client has shut down its sending side and libmicrohttpd has read all it sent.
+ * libmicrohttpd 0.9.75 in epoll mode misses that end of stream when it comes with the first data
+ * of a new connection (edge-triggered: one event, the data read, the EOF never seen), and would
+ * keep the connection until its deadline.
+ */
+static bool metrics_peer_done(const struct metrics_conn *c)
+{
+	struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
+	int unread = 0;
+
+	return poll(&p, 1, 0) == 1 && p.revents & (POLLRDHUP | POLLHUP | POLLERR) &&
+	       ioctl(c->fd, FIONREAD, &unread) == 0 && unread == 0;
+}
+
+/*
+ * Closes connections past their deadline, and those whose client stopped sending before a
+ * complete request (it can never be answered; not counted: the client ended it). Returns ms
+ * until the next deadline (-1 = none).
+ */
 static int metrics_expire(struct metrics_server *s)
 {
 	uint64_t now = metrics_now_ms(), next = UINT64_MAX;
@@ -327,10 +347,14 @@ static int metrics_expire(struct metrics_server *s)
 	for (struct metrics_conn *c = s->conns; c; c = c->next) {
 		if (c->closing)
 			continue;
-		if (c->deadline_ms <= now)
+		if (c->deadline_ms <= now) {
 			metrics_conn_close(s, c, METRICS_CLOSE_TIMEOUT);
-		else if (c->deadline_ms < next)
+		} else if (!c->requested && metrics_peer_done(c)) {
+			c->closing = true;
+			shutdown(c->fd, SHUT_RDWR);
+		} else if (c->deadline_ms < next) {
 			next = c->deadline_ms;
+		}
 	}
 	return next == UINT64_MAX ? -1 : (int)(next - now);
 }

@@ -291,6 +291,22 @@ static void test_request_timeout(void **state)
 	slow_close(&sc);
 	metrics_stop(s);
 
+	/*
+	 * A client that ends its side before a complete request can never be answered: it is closed
+	 * at once, not at its deadline (which the default 5 s would be), even when the end of stream
+	 * comes with the first bytes.
+	 */
+	assert_int_equal(metrics_start(&s, "127.0.0.1", 0, NULL, fake_collect, &scrapes), 0);
+	{
+		int fd = connect_from("127.0.0.1", metrics_port(s));
+
+		assert_int_equal(send(fd, "GET /metr", 9, 0), 9);
+		assert_int_equal(shutdown(fd, SHUT_WR), 0);
+		assert_true(hung_up(fd, METRICS_REQUEST_TIMEOUT_MS / 2));
+		close(fd);
+	}
+	metrics_stop(s);
+
 	/* Limits that cannot work are refused. */
 	{
 		const struct metrics_limits bad = {
