@@ -1038,6 +1038,16 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 	metrics_family(w, "maglevd_uptime_seconds", "gauge", "Seconds since maglevd started");
 	metrics_sample(w, "maglevd_uptime_seconds", NULL,
 	               (cp_now_ms() - cp->started_ms) / CP_MS_PER_S_INT);
+	metrics_family(w, "maglevd_control_clients_closed_total", "counter",
+	               "Control socket clients the daemon closed: timeout (no complete request, "
+	               "or its answer not read, in time), evicted (the slowest, for a new client), "
+	               "refused (a new client while every slot was being answered)");
+	for (int k = 0; k < CTL_CLOSE_N; k++) {
+		const char *l[] = {"reason", ctl_close_name((enum ctl_close)k), NULL};
+
+		metrics_sample(w, "maglevd_control_clients_closed_total", l,
+		               ctl_server_closed(cp->srv, (enum ctl_close)k));
+	}
 	pthread_mutex_unlock(&cp->lock);
 }
 
@@ -1084,7 +1094,7 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 	ret = ctl_socket_dir_prepare(cfg->control.socket, err, errlen);
 	if (ret < 0)
 		goto out;
-	ret = ctl_server_open(&cp->srv, cfg->control.socket, cp_handle, cp);
+	ret = ctl_server_open(&cp->srv, cfg->control.socket, 0, cp_handle, cp);
 	if (ret < 0) {
 		snprintf(err, errlen, "control socket %s: %s", cfg->control.socket, strerror(-ret));
 		goto out;
@@ -1101,7 +1111,7 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 	}
 	if (cfg->control.metrics_enabled) {
 		ret = metrics_start(&cp->ms, cfg->control.metrics_address,
-		                    cfg->control.metrics_port, cp_collect, cp);
+		                    cfg->control.metrics_port, NULL, cp_collect, cp);
 		if (ret < 0) {
 			snprintf(
 			    err, errlen,

@@ -68,7 +68,7 @@ static int setup(void **state)
 	umask(022);
 	if (ctl_socket_dir_prepare(f->sock, err, sizeof(err)) < 0)
 		fail_msg("ctl_socket_dir_prepare: %s", err);
-	assert_int_equal(ctl_server_open(&f->srv, f->sock, handler, f), 0);
+	assert_int_equal(ctl_server_open(&f->srv, f->sock, 0, handler, f), 0);
 	assert_int_equal(pthread_create(&f->thread, NULL, serve, f), 0);
 	*state = f;
 	return 0;
