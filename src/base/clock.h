@@ -26,6 +26,12 @@ static inline uint64_t clock_now_ms(void)
 	return clock_now_ns() / NSEC_PER_MSEC;
 }
 
+/* CLOCK_MONOTONIC in milliseconds with a fraction, for durations that are reported. */
+static inline double clock_now_ms_f(void)
+{
+	return (double)clock_now_ns() / (double)NSEC_PER_MSEC;
+}
+
 /* A struct timespec of ms milliseconds, for nanosleep and timers. */
 static inline struct timespec clock_ms_timespec(uint64_t ms)
 {

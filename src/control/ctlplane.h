@@ -13,7 +13,6 @@
 #include "core/pipeline.h"
 #include "core/snapshot.h"
 
-#define CTLPLANE_VERSION "0.1.0"
 
 /* What the daemon lends the control plane. Every hook runs on the control thread. */
 struct ctlplane_hooks {

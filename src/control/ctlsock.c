@@ -17,11 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+
 #define CTL_EVENTS_BATCH 32u   /* epoll events handled per wait */
 #define CTL_READ_CHUNK   4096u /* bytes read from a client at a time */
 #define CTL_PORT_MAX     65535
-#define CTL_MS_PER_S     1000u
-#define CTL_NS_PER_MS    1000000u
 
 static const char *const ctl_cmd_names[] = {
     [CTL_CMD_STATUS] = "status",     [CTL_CMD_VIPS] = "vips",       [CTL_CMD_BACKENDS] = "backends",
@@ -34,14 +34,6 @@ static const char *const ctl_cmd_names[] = {
 const char *ctl_cmd_name(enum ctl_cmd cmd)
 {
 	return (size_t)cmd < CTL_CMDS_N ? ctl_cmd_names[cmd] : "?";
-}
-
-static uint64_t ctl_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * CTL_MS_PER_S + (uint64_t)ts.tv_nsec / CTL_NS_PER_MS;
 }
 
 int ctl_hostport_parse(const char *s, struct lb_addr *addr, uint16_t *port)
@@ -757,14 +749,14 @@ static void ctl_client_serve(struct ctl_server *s, struct ctl_client *c)
 		c->closing = true;
 	}
 	/* The handler may have taken long: the client's time to read the answer starts now. */
-	c->deadline_ms = ctl_now_ms() + s->timeout_ms;
+	c->deadline_ms = clock_now_ms() + s->timeout_ms;
 	if (!c->out_len && c->closing) {
 		ctl_client_drop(c);
 		return;
 	}
 	if (ctl_client_flush(c)) {
 		if (!c->out_len)
-			c->deadline_ms = ctl_now_ms() + s->timeout_ms;
+			c->deadline_ms = clock_now_ms() + s->timeout_ms;
 		ctl_client_watch(s, c);
 	}
 }
@@ -818,7 +810,7 @@ static int ctl_server_wake(struct ctl_server *s, bool pending)
 int ctl_server_dispatch(struct ctl_server *s, int timeout_ms)
 {
 	struct epoll_event ev[CTL_EVENTS_BATCH];
-	uint64_t now = ctl_now_ms();
+	uint64_t now = clock_now_ms();
 	uint32_t start;
 	bool pending = false;
 	int n;
@@ -846,7 +838,7 @@ int ctl_server_dispatch(struct ctl_server *s, int timeout_ms)
 	n = epoll_wait(s->epfd, ev, CTL_EVENTS_BATCH, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
-	now = ctl_now_ms();
+	now = clock_now_ms();
 	for (int i = 0; i < n; i++) {
 		struct ctl_client *c = ev[i].data.ptr;
 
@@ -871,7 +863,7 @@ int ctl_server_dispatch(struct ctl_server *s, int timeout_ms)
 
 int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char *err, size_t errlen)
 {
-	uint64_t deadline = ctl_now_ms() + (uint64_t)timeout_ms;
+	uint64_t deadline = clock_now_ms() + (uint64_t)timeout_ms;
 	struct sockaddr_un sun;
 	json_error_t jerr;
 	char *line = NULL, *buf = NULL;
@@ -917,7 +909,7 @@ int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char 
 	}
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		uint64_t now = ctl_now_ms();
+		uint64_t now = clock_now_ms();
 		ssize_t r;
 		int ready = now < deadline ? poll(&p, 1, (int)(deadline - now)) : 0;
 

@@ -14,6 +14,7 @@
 
 #include <urcu.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "control/config_yaml.h"
 #include "control/ctlplane.h"
@@ -25,8 +26,6 @@
 
 #define DAEMON_ERR_MAX 512u /* bytes of one error line */
 #define DAEMON_TICK_MS 200  /* the control loop runs at least this often (idle clients, retries) */
-#define DAEMON_MS_PER_S  1000u
-#define DAEMON_NS_PER_MS 1000000L
 
 struct daemon {
 	const char *config_path;
@@ -252,8 +251,7 @@ static void daemon_loop(struct daemon *d)
 static void daemon_withdraw(struct daemon *d)
 {
 	uint32_t ms = ctlplane_withdraw(d->cp);
-	struct timespec ts = { .tv_sec = ms / DAEMON_MS_PER_S,
-			       .tv_nsec = (long)(ms % DAEMON_MS_PER_S) * DAEMON_NS_PER_MS };
+	struct timespec ts = clock_ms_timespec(ms);
 
 	if (!ms)
 		return;

@@ -16,13 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 
 #define HEALTH_EVENTS_BATCH 64u /* epoll events handled per wait */
 #define HEALTH_REASON_MAX   64u /* bytes of the last failure reason, for logs */
 #define HEALTH_HTTP_PORT    80u /* port left out of the Host header */
-#define HEALTH_MS_PER_S     1000ull
-#define HEALTH_NS_PER_MS    1000000ull
 #define HEALTH_LOCAL_LOG_MS 10000u /* local probe errors are logged at most this often */
 #define HEALTH_EXCERPT_MAX  24u    /* bytes of a bad status line quoted in the failure reason */
 
@@ -78,14 +77,6 @@ struct health_checker {
 	health_change_fn cb;
 	void *ctx;
 };
-
-static uint64_t health_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * HEALTH_MS_PER_S + (uint64_t)ts.tv_nsec / HEALTH_NS_PER_MS;
-}
 
 static int health_timer_arm(struct health_checker *hc);
 
@@ -287,7 +278,7 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 	uint32_t *first = NULL; /* first[j]: the sorted target check next[j] was made from */
 	uint32_t *due = NULL;
 	uint32_t m = 0, n_fresh = 0;
-	uint64_t now = health_now_ms();
+	uint64_t now = clock_now_ms();
 	int ret = 0;
 
 	for (uint32_t i = 0; i < n; i++)
@@ -703,8 +694,7 @@ static int health_timer_arm(struct health_checker *hc)
 		/* An absolute expiry of 0 would disarm the timer; a past one fires at once. */
 		if (!next)
 			next = 1;
-		its.it_value.tv_sec = (time_t)(next / HEALTH_MS_PER_S);
-		its.it_value.tv_nsec = (long)((next % HEALTH_MS_PER_S) * HEALTH_NS_PER_MS);
+		its.it_value = clock_ms_timespec(next);
 	}
 	return timerfd_settime(hc->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? -errno : 0;
 }
@@ -793,7 +783,7 @@ int health_dispatch(struct health_checker *hc, int timeout_ms)
 	n = epoll_wait(hc->epfd, ev, HEALTH_EVENTS_BATCH, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
-	now = health_now_ms();
+	now = clock_now_ms();
 	for (int i = 0; i < n; i++) {
 		if (!ev[i].data.ptr) {
 			if (read(hc->tfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)

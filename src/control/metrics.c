@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/log.h"
 #include "core/addr.h"
 
 #define METRICS_BUF_INITIAL  (16u * 1024u) /* bytes; grows by doubling */
@@ -27,8 +29,6 @@
  */
 #define METRICS_MHD_LIMIT_FACTOR 2u
 #define METRICS_LOG_PER_S        5u /* libmicrohttpd messages logged a second at most */
-#define METRICS_MS_PER_S         1000u
-#define METRICS_NS_PER_MS        1000000u
 
 struct metrics_writer {
 	char *buf;
@@ -195,14 +195,6 @@ struct metrics_server {
 	uint32_t log_count;
 };
 
-static uint64_t metrics_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * METRICS_MS_PER_S + (uint64_t)ts.tv_nsec / METRICS_NS_PER_MS;
-}
-
 static bool metrics_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	if (a->ss_family != b->ss_family)
@@ -294,7 +286,7 @@ static void metrics_notify_conn(void *cls, struct MHD_Connection *conn, void **s
 	memcpy(&c->peer, peer->client_addr,
 	       peer->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 	                                                : sizeof(struct sockaddr_in));
-	c->deadline_ms = metrics_now_ms() + s->lim.request_timeout_ms;
+	c->deadline_ms = clock_now_ms() + s->lim.request_timeout_ms;
 	c->next = s->conns;
 	if (s->conns)
 		s->conns->prev = c;
@@ -317,7 +309,7 @@ static void metrics_notify_completed(void *cls, struct MHD_Connection *conn, voi
 	if (!c)
 		return;
 	c->requested = false;
-	c->deadline_ms = metrics_now_ms() + s->lim.request_timeout_ms;
+	c->deadline_ms = clock_now_ms() + s->lim.request_timeout_ms;
 }
 
 /*
@@ -342,7 +334,7 @@ static bool metrics_peer_done(const struct metrics_conn *c)
  */
 static int metrics_expire(struct metrics_server *s)
 {
-	uint64_t now = metrics_now_ms(), next = UINT64_MAX;
+	uint64_t now = clock_now_ms(), next = UINT64_MAX;
 
 	for (struct metrics_conn *c = s->conns; c; c = c->next) {
 		if (c->closing)
@@ -367,7 +359,8 @@ static int metrics_expire(struct metrics_server *s)
 static void metrics_log(void *cls, const char *fmt, va_list ap)
 {
 	struct metrics_server *s = cls;
-	uint64_t second = metrics_now_ms() / METRICS_MS_PER_S;
+	uint64_t second = clock_now_ms() / MSEC_PER_SEC;
+	char line[LOG_LINE_MAX];
 
 	if (second != s->log_second) {
 		s->log_second = second;
@@ -375,8 +368,8 @@ static void metrics_log(void *cls, const char *fmt, va_list ap)
 	}
 	if (s->log_count++ >= METRICS_LOG_PER_S)
 		return;
-	fputs("maglevd: metrics: ", stderr);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	log_warn("metrics: %s", line);
 }
 
 /* The collector's exposition, then the server's own family. */
@@ -562,7 +555,7 @@ void metrics_stop(struct metrics_server *s)
 		if (write(s->stop_fd, &one, sizeof(one)) != sizeof(one)) {
 			/* Cannot happen (an eventfd at 1): leak rather than free it under the
 			 * thread. */
-			fprintf(stderr, "maglevd: metrics: cannot stop the server thread\n");
+			log_err("metrics: cannot stop the server thread");
 			return;
 		}
 		pthread_join(s->thread, NULL);
