@@ -746,9 +746,9 @@ static int cy_dataplane(struct cy_ctx *ctx, const struct cy_node *node, int key_
 	return r;
 }
 
-enum { CT_ENTRIES, CT_TCP, CT_TCP_FIN, CT_UDP, CT_ICMP, CT_N };
+enum { CT_ENTRIES, CT_TCP, CT_TCP_FIN, CT_TCP_SYN, CT_UDP, CT_ICMP, CT_N };
 static const char *const conntrack_keys[CT_N] = {
-	"entries", "tcp_timeout", "tcp_fin_timeout", "udp_timeout", "icmp_timeout",
+	"entries", "tcp_timeout", "tcp_fin_timeout", "tcp_syn_timeout", "udp_timeout", "icmp_timeout",
 };
 
 static int cy_conntrack(struct cy_ctx *ctx, const struct cy_node *node, struct config_conntrack *t)
@@ -757,6 +757,7 @@ static int cy_conntrack(struct cy_ctx *ctx, const struct cy_node *node, struct c
 	uint32_t *timeouts[CT_N] = {
 		[CT_TCP] = &t->tcp_timeout,
 		[CT_TCP_FIN] = &t->tcp_fin_timeout,
+		[CT_TCP_SYN] = &t->tcp_syn_timeout,
 		[CT_UDP] = &t->udp_timeout,
 		[CT_ICMP] = &t->icmp_timeout,
 	};

@@ -729,6 +729,16 @@ static json_t *cp_addr_json(const struct lb_snapshot *s, uint16_t id)
 	return json_string(lb_addr_str(&s->backends[id].addr, a, sizeof(a)));
 }
 
+/* The state of a tracked entry, for explain: TCP's, or "active" for a flow of another protocol. */
+static const char *cp_ct_state_str(uint8_t proto, const struct lb_explanation *x)
+{
+	if (proto != IPPROTO_TCP)
+		return "active";
+	if (x->tracked_syn_only)
+		return "syn-only";
+	return x->tracked_closing ? "closing" : "established";
+}
+
 static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req, char *err,
                               size_t errlen)
 {
@@ -776,9 +786,9 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 		if (!wk || lb_explain(wk, s, &k, &wx) < 0 || !wx.tracked)
 			continue;
 		json_array_append_new(
-		    tracked, json_pack("{s:I, s:o, s:b}", "worker", (json_int_t)w, "backend",
+		    tracked, json_pack("{s:I, s:o, s:b, s:s}", "worker", (json_int_t)w, "backend",
 		                       cp_addr_json(s, LB_BREF_ID(wx.tracked_bref)), "usable",
-		                       wx.tracked_usable));
+		                       wx.tracked_usable, "state", cp_ct_state_str(proto, &wx)));
 		if (wx.tracked_usable && usable_worker < 0) {
 			usable_worker = (int32_t)w;
 			backend = wx.backend;

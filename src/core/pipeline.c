@@ -56,6 +56,7 @@ void lb_worker_params_init(struct lb_worker_params *p, const struct config_connt
 		.ct_entries = ct->entries,
 		.tcp_timeout = ct->tcp_timeout,
 		.tcp_fin_timeout = ct->tcp_fin_timeout,
+		.tcp_syn_timeout = ct->tcp_syn_timeout,
 		.udp_timeout = ct->udp_timeout,
 		.icmp_timeout = ct->icmp_timeout,
 	};
@@ -67,6 +68,7 @@ struct lb_worker *lb_worker_create(const struct lb_worker_params *p)
 	struct ct_timeouts to = {
 	    .tcp = p->tcp_timeout,
 	    .tcp_fin = p->tcp_fin_timeout,
+	    .tcp_syn = p->tcp_syn_timeout,
 	    .udp = p->udp_timeout,
 	    .other = p->icmp_timeout,
 	};
@@ -517,12 +519,19 @@ static uint16_t choose(struct lb_worker *w, const struct lb_snapshot *s, const s
 	count(w, LB_CTR_CT_MISS);
 	id = table_choice(s, j);
 	if (id != LB_BACKEND_NONE && j->insert) {
-		bool evicted;
+		enum ct_evict evicted;
 
-		ct_insert(w->ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag), j->tcp_flags,
-		          now, &evicted);
-		if (evicted)
+		/* Not inserted: a SYN-only flow, counted as the backend's when it is tracked. */
+		if (ct_insert(w->ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag),
+		              j->tcp_flags, now, &evicted) < 0) {
+			count(w, LB_CTR_CT_SYN_UNTRACKED);
+			return id;
+		}
+		if (evicted != CT_EVICT_NONE) {
 			count(w, LB_CTR_CT_EVICTED);
+			count(w, evicted == CT_EVICT_SYN_ONLY ? LB_CTR_CT_EVICTED_SYN
+			                                      : LB_CTR_CT_EVICTED_ESTABLISHED);
+		}
 		LB_CTR_ADD(w->bctr[id].flows, 1);
 	}
 	return id;
@@ -732,11 +741,14 @@ int lb_explain(const struct lb_worker *w, const struct lb_snapshot *s, const str
 	out->backend = out->table_backend;
 	if (w) {
 		uint32_t bref, expires;
+		uint8_t flags;
 
-		if (ct_peek(w->ct, k, j.hash, &bref, &expires)) {
+		if (ct_peek(w->ct, k, j.hash, &bref, &expires, &flags)) {
 			out->tracked = true;
 			out->tracked_bref = bref;
 			out->tracked_expires_ns = (uint64_t)expires << CT_TICK_SHIFT;
+			out->tracked_syn_only = (flags & CT_F_SYN) != 0;
+			out->tracked_closing = (flags & CT_F_FIN) != 0;
 			out->tracked_usable = backend_usable(s, bref, (uint16_t)vip);
 			if (out->tracked_usable)
 				out->backend = LB_BREF_ID(bref);

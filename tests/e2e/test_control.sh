@@ -67,44 +67,6 @@ new_flows() {
 	done
 }
 
-# clients_start TAG OPEN KEEP AVOID: long-lived clients in the background; waits until ready.
-clients_start() {
-	local tag=$1
-	rm -f "$E2E_DIR/$tag.ready" "$E2E_DIR/$tag.stop" "$E2E_DIR/$tag.json"
-	bg_in "$NS_CLIENT" "$E2E_DIR/$tag.log" "$E2E_PYTHON" "$E2E_ROOT/tests/e2e/control_clients.py" \
-		"$VIP_WEB4" 80 --open "$2" --keep "$3" --avoid "$4" --ready "$E2E_DIR/$tag.ready" \
-		--stop "$E2E_DIR/$tag.stop" --out "$E2E_DIR/$tag.json" --max-seconds 300
-	echo "$BG_PID" >"$E2E_DIR/$tag.pid"
-	wait_for 60 test -s "$E2E_DIR/$tag.ready" || { cat "$E2E_DIR/$tag.log" >&2; return 1; }
-	cat "$E2E_DIR/$tag.ready"
-}
-
-clients_stop() {
-	local tag=$1 pid
-	pid=$(cat "$E2E_DIR/$tag.pid")
-	touch "$E2E_DIR/$tag.stop"
-	wait_for 20 test -s "$E2E_DIR/$tag.json"
-	wait "$pid" 2>/dev/null
-	[ -s "$E2E_DIR/$tag.json" ] || { cat "$E2E_DIR/$tag.log" >&2; return 1; }
-}
-
-# clients_report TAG: prints "conns errors changed max_gap_ms backends..." from the summary.
-clients_report() {
-	"$E2E_PYTHON" - "$E2E_DIR/$1.json" <<'EOF'
-import json, sys
-s = json.load(open(sys.argv[1]))
-c = s["conns"]
-errs = sum(len(x["errors"]) for x in c)
-changed = sum(1 for x in c if x["changed"])
-gap = max([x["max_gap_ms"] for x in c] or [0])
-names = sorted(set(x["backend"] for x in c))
-print(len(c), errs, changed, gap, ",".join(names))
-for x in c:
-    for e in x["errors"]:
-        print("  conn %d (%s): %s" % (x["sport"], x["backend"], e), file=sys.stderr)
-EOF
-}
-
 metric_sum() { # metric_sum NAME: sum of every sample of NAME at /metrics
 	run_in "$NS_LB" curl -s -m 2 "$METRICS_URL" |
 		awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%d\n", s }'

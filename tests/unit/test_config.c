@@ -206,6 +206,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->dataplane.source_ipv4.family, 0);
 	assert_int_equal(c->conntrack.entries, 1u << 20);
 	assert_int_equal(c->conntrack.tcp_timeout, 300);
+	assert_int_equal(c->conntrack.tcp_syn_timeout, 5);
 	assert_string_equal(c->control.socket, "/run/maglevd.sock");
 	assert_true(c->control.metrics_enabled);
 	assert_string_equal(c->control.metrics_address, "127.0.0.1");
@@ -335,7 +336,11 @@ static void test_durations_and_numbers(void **state)
 		config_free(c);
 	}
 
-	struct config *c = parse_ok("vips: []\ncluster: { hash_seed: 18446744073709551615 }\n");
+	struct config *c = parse_ok("vips: []\nconntrack: { tcp_syn_timeout: 3000ms }\n");
+	assert_int_equal(c->conntrack.tcp_syn_timeout, 3);
+	assert_int_equal(c->conntrack.tcp_timeout, 300);
+	config_free(c);
+	c = parse_ok("vips: []\ncluster: { hash_seed: 18446744073709551615 }\n");
 	assert_true(c->hash_seed == UINT64_MAX);
 	config_free(c);
 	c = parse_ok("vips: []\ncluster: { hash_seed: 0XFFFFFFFFFFFFFFFF }\n");
@@ -499,6 +504,8 @@ static const struct bad bad[] = {
 	{ "conntrack:\n  tcp_timeout: 1500ms\n", 2, "must be whole seconds '1500ms'" },
 	{ "conntrack:\n  tcp_timeout: 0\n", 2, "out of range 1000ms..604800000ms '0'" },
 	{ "conntrack:\n  udp_timeout: 169h\n", 2, "out of range" },
+	{ "conntrack:\n  tcp_syn_timeout: 0\n", 2,
+	  "conntrack.tcp_syn_timeout: out of range 1000ms..604800000ms '0'" },
 	{ "conntrack:\n  udp_timeout: 99999999999999999999h\n", 2, "duration too large" },
 	{ VIP_HEAD "    health:\n      interval: 1s\n      timeout: 1s\n" ONE_BACKEND, 8,
 	  "vips[0].health.timeout: timeout 1000ms must be less than interval 1000ms '1s'" },

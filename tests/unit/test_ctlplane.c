@@ -22,6 +22,8 @@
 #include "control/ctlplane.h"
 #include "control/ctlsock.h"
 #include "control/health.h"
+#include "fixtures/test_frames.h"
+#include "fixtures/test_snapshot.h"
 #include "helpers.h"
 
 #define WAIT_MAX_MS 4000 /* bound of every wait for a health change */
@@ -119,6 +121,7 @@ static int setup(void **state)
 	struct lb_worker_params wp = {.ct_entries = 1024,
 	                              .tcp_timeout = 300,
 	                              .tcp_fin_timeout = 10,
+	                              .tcp_syn_timeout = 5,
 	                              .udp_timeout = 30,
 	                              .icmp_timeout = 10};
 	struct ctlplane_hooks h = {
@@ -137,6 +140,7 @@ static int setup(void **state)
 	close(probe);
 	f->hc_listener = th_listen_loopback(&f->hc_port);
 	write_config(f, 3, false);
+	memcpy(wp.mac, TCFG_MAC_ME, 6);
 	for (uint32_t i = 0; i < 2; i++) {
 		wp.id = i;
 		f->workers[i] = lb_worker_create(&wp);
@@ -451,6 +455,50 @@ static void test_explain(void **state)
 	json_decref(resp);
 }
 
+/* explain shows the state of a flow's entry on the worker that tracks it: SYN-only, then on. */
+static void test_explain_tracked_state(void **state)
+{
+	static const uint8_t tcp_flags[] = {0x02, 0x02, 0x10, 0x11};
+	static const char *const want[] = {"syn-only", "syn-only", "established", "closing"};
+	struct fixture *f = *state;
+	struct config *cfg;
+	struct lb_snapshot *s;
+	static struct tbuf b;
+	char err[CTL_ERR_MAX];
+	json_t *resp, *r, *t;
+	uint8_t pkt[128];
+
+	/*
+	 * The workers' snapshot: built from the same file, so the same backend ids and tags, with
+	 * the outer addresses and next hop that sending needs.
+	 */
+	if (config_load(f->cfg_path, &cfg, err, sizeof(err)) < 0)
+		fail_msg("config_load: %s", err);
+	tcfg_dataplane(cfg);
+	s = snap(cfg, NULL, NULL);
+	for (unsigned i = 0; i < sizeof(tcp_flags); i++) {
+		uint32_t n =
+		    tf_flow4(pkt, "198.18.0.3", "203.0.113.10", 6, 40001, 80, tcp_flags[i]);
+		struct lb_frame fr = tbuf_frame(&b, pkt, n);
+
+		assert_int_equal(lb_process(f->workers[0], s, &fr, 1000000000ull * (i + 1)), LB_TX);
+		r = call(f,
+		         json_pack("{s:s, s:s, s:s, s:i}", "cmd", "explain", "vip", "web", "src",
+		                   "198.18.0.3", "src_port", 40001),
+		         &resp, err);
+		assert_non_null(r);
+		t = json_object_get(r, "tracked");
+		assert_int_equal(json_array_size(t), 1);
+		assert_int_equal(row_int(json_array_get(t, 0), "worker"), 0);
+		assert_non_null(row_str(json_array_get(t, 0), "state"));
+		assert_string_equal(row_str(json_array_get(t, 0), "state"), want[i]);
+		assert_true(json_is_true(json_object_get(json_array_get(t, 0), "usable")));
+		json_decref(resp);
+	}
+	snapshot_free(s);
+	config_free(cfg);
+}
+
 static json_t *wait_health(struct fixture *f, const char *a, const char *want, json_t **resp)
 {
 	struct timespec t0, t;
@@ -546,6 +594,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_weight_drain_reload, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload_checks_like_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_explain_tracked_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
 	};
 
