@@ -404,11 +404,6 @@ void ctlplane_request_reload(struct ctlplane *cp)
 	atomic_store(&cp->reload_asked, 1);
 }
 
-const struct lb_snapshot *ctlplane_snapshot(const struct ctlplane *cp)
-{
-	return cp->cur;
-}
-
 static void cp_on_health(void *ctx, const struct health_target *t, bool up)
 {
 	struct ctlplane *cp = ctx;
@@ -1041,12 +1036,6 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 }
 
 /* ---- life cycle ---- */
-
-int ctlplane_first_snapshot(const struct config *cfg, struct lb_snapshot **out, char *err,
-                            size_t errlen)
-{
-	return snapshot_build(cfg, NULL, NULL, out, err, errlen);
-}
 
 int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
                     struct lb_snapshot *cur, const struct ctlplane_hooks *hooks, char *err,

@@ -148,7 +148,7 @@ static int setup(void **state)
 	}
 	if (config_load(f->cfg_path, &cfg, err, sizeof(err)) < 0)
 		fail_msg("config_load: %s", err);
-	if (ctlplane_first_snapshot(cfg, &first, err, sizeof(err)) < 0)
+	if (snapshot_build(cfg, NULL, NULL, &first, err, sizeof(err)) < 0)
 		fail_msg("first snapshot: %s", err);
 	h.ctx = f;
 	if (ctlplane_create(&f->cp, f->cfg_path, cfg, first, &h, err, sizeof(err)) < 0)
