@@ -2,6 +2,7 @@
 #include "core/pipeline.h"
 
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -165,20 +166,29 @@ static inline uint32_t addr_len_of(uint8_t family)
  * Answers and forwarding to such a source would go to ourselves, a group or nowhere, and a
  * tracked entry for one would only take the place of a real flow.
  */
-static unsigned source_check(uint8_t family, const uint8_t *src, const uint8_t *dst)
+static inline unsigned source_check(uint8_t family, const uint8_t *src, const uint8_t *dst)
 {
-	static const uint8_t v4mapped[12] = {[10] = 0xff, [11] = 0xff};
-	static const uint8_t zero[15];
+	uint64_t s0, s1, d0, d1, lo;
 
 	if (family == 4) {
-		if (src[0] == 0 || src[0] == 127 || (src[0] & 0xf0) == 0xe0 ||
-		    (src[0] & src[1] & src[2] & src[3]) == 0xff)
+		uint32_t s4, d4;
+
+		memcpy(&s4, src, 4);
+		memcpy(&d4, dst, 4);
+		if (src[0] == 0 || src[0] == 127 || (src[0] & 0xf0) == 0xe0 || s4 == 0xffffffffu)
 			return LB_CTR_DROP_BAD_SOURCE;
-	} else if (src[0] == 0xff || memcmp(src, v4mapped, sizeof(v4mapped)) == 0 ||
-	           (memcmp(src, zero, sizeof(zero)) == 0 && src[15] <= 1)) {
-		return LB_CTR_DROP_BAD_SOURCE;
+		return s4 == d4 ? LB_CTR_DROP_SOURCE_IS_VIP : 0;
 	}
-	return memcmp(src, dst, addr_len_of(family)) == 0 ? LB_CTR_DROP_SOURCE_IS_VIP : 0;
+	memcpy(&s0, src, 8);
+	memcpy(&s1, src + 8, 8);
+	memcpy(&d0, dst, 8);
+	memcpy(&d1, dst + 8, 8);
+	lo = be64toh(s1);
+	/* ff00::/8; or a zero first half and then 0:ffff:a.b.c.d (IPv4-mapped), 0 (::) or 1 (::1).
+	 */
+	if (src[0] == 0xff || (s0 == 0 && ((lo >> 32) == 0xffffu || lo <= 1)))
+		return LB_CTR_DROP_BAD_SOURCE;
+	return s0 == d0 && s1 == d1 ? LB_CTR_DROP_SOURCE_IS_VIP : 0;
 }
 
 /* A TCP/UDP packet ip to VIP address ai: its VIP and flow. Sets j->kind. */
@@ -398,10 +408,13 @@ static void classify_gre(const struct lb_snapshot *s, const uint8_t *d, const st
 /*
  * The common case with one bounds check and one VIP probe: an untagged IPv4 frame without options
  * or fragmentation, carrying TCP or UDP to an IPv4 VIP. Returns true with j exactly as the
- * general path below would have left it, or false, having decided nothing, for any other frame.
+ * general path below and classify's MAC check would have left it, or false, having decided
+ * nothing, for any other frame.
  */
-static inline __attribute__((always_inline)) bool
-classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
+static inline __attribute__((always_inline)) bool classify_ipv4_fast(const struct lb_snapshot *s,
+                                                                     const uint64_t *mac48,
+                                                                     const struct lb_frame *f,
+                                                                     struct lb_job *j)
 {
 	const uint8_t *d = f->data, *h = d + PKT_ETH_HLEN;
 	uint32_t tot;
@@ -452,6 +465,10 @@ classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct
 		job_verdict(j, LB_DROP, (unsigned)err);
 		return true;
 	}
+	if (__builtin_expect(eth_dst48(d) != *mac48, 0)) {
+		job_verdict(j, LB_PASS, LB_CTR_PASS_NOT_OUR_MAC);
+		return true;
+	}
 	j->kind = JOB_FLOW;
 	j->track = true;
 	j->insert = true;
@@ -461,9 +478,9 @@ classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct
 	return true;
 }
 
-/* Parses and classifies f into j by its L3 and L4 headers. */
+/* Any frame classify_ipv4_fast does not take: parses and classifies f into j by its headers. */
 static inline __attribute__((always_inline)) void
-classify_frame(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
+classify_general(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
 {
 	const uint8_t *d = f->data;
 	uint32_t l3off;
@@ -471,8 +488,6 @@ classify_frame(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_
 	int32_t ai;
 	int err;
 
-	if (__builtin_expect(classify_ipv4_fast(s, f, j), 1))
-		return;
 	j->steer = false;
 	j->retarget = false;
 	err = pkt_parse_eth(d, f->len, &l3off, &et);
@@ -513,17 +528,23 @@ classify_frame(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_
 }
 
 /*
- * First stage: parse and classify f into j, reading only the frame, the snapshot and mac48 (our
- * MAC, see eth_dst48). A frame the pipeline would act on (forward, re-target, steer, answer) but
- * sent to another destination MAC is not ours: the kernel decides about it as it would without
- * us (it drops another host's frames, and has its own rules for broadcast and multicast).
+ * First stage: parse and classify f into j, reading only the frame, the snapshot and *mac48 (our
+ * MAC, see eth_dst48; by reference, so that the batch loop loads it where it is compared instead
+ * of keeping a register for it on every path). A frame the pipeline would act on (forward,
+ * re-target, steer, answer) but sent to another destination MAC is not ours: the kernel decides
+ * about it as it would without us (it drops another host's frames, and has its own rules for
+ * broadcast and multicast).
  */
-static inline __attribute__((always_inline)) void
-classify(const struct lb_snapshot *s, uint64_t mac48, const struct lb_frame *f, struct lb_job *j)
+static inline __attribute__((always_inline)) void classify(const struct lb_snapshot *s,
+                                                           const uint64_t *mac48,
+                                                           const struct lb_frame *f,
+                                                           struct lb_job *j)
 {
-	classify_frame(s, f, j);
+	if (__builtin_expect(classify_ipv4_fast(s, mac48, f, j), 1))
+		return;
+	classify_general(s, f, j);
 	/* Acted-on frames have at least Ethernet + IP headers: 8 bytes can be read. */
-	if (__builtin_expect(j->kind != JOB_VERDICT && eth_dst48(f->data) != mac48, 0))
+	if (j->kind != JOB_VERDICT && eth_dst48(f->data) != *mac48)
 		job_verdict(j, LB_PASS, LB_CTR_PASS_NOT_OUR_MAC);
 }
 
@@ -749,7 +770,7 @@ enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, str
 	struct lb_job *j = &w->jobs[0];
 
 	count(w, LB_CTR_RX_FRAMES);
-	classify(s, w->mac48, f, j);
+	classify(s, &w->mac48, f, j);
 	if (j->kind == JOB_FLOW && j->track)
 		j->place = ct_place_of(w->ct, j->hash);
 	return finish(w, s, f, j, now_ns);
@@ -773,7 +794,7 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 		for (unsigned i = 0; i < m; i++) {
 			struct lb_job *j = &w->jobs[i];
 
-			classify(s, w->mac48, &f[i], j);
+			classify(s, &w->mac48, &f[i], j);
 			j->prefetch = false;
 			if (j->kind == JOB_FLOW && j->track) {
 				j->place = ct_place_of(w->ct, j->hash);
