@@ -40,7 +40,7 @@ struct lb_worker_params {
 	uint32_t ct_entries; /* flows the connection table holds (rounded up to whole buckets) */
 	uint32_t tcp_timeout, tcp_fin_timeout, tcp_syn_timeout; /* seconds */
 	uint32_t udp_timeout, icmp_timeout;                     /* seconds */
-	uint8_t mac[6]; /* our interface MAC: Ethernet source of what we send */
+	uint8_t mac[6]; /* our interface MAC: source of what we send, destination of what we take */
 };
 
 /* Per backend id counters of one worker. */

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "core/pipeline.h"
+#include "core/pkt.h"
 #include "core/snapshot.h"
 #include "fixtures/pipeline_fixtures.h"
 #include "fixtures/test_config.h"
@@ -103,6 +104,72 @@ static void test_fixtures_batch(void **state)
 	for (size_t i = 0; i < N; i++)
 		check_fixture(&fixtures[i], v[i], &f[i], 0, 1);
 	assert_int_equal(ctr(w, LB_CTR_RX_FRAMES) - before[LB_CTR_RX_FRAMES], N);
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/* The flow key of an untagged IPv4 (20-byte header) or IPv6 TCP/UDP fixture frame, if it is one. */
+static bool fixture_flow_key(const uint8_t *d, uint32_t len, struct lb_flow_key *k)
+{
+	uint16_t sport, dport;
+
+	if (len >= 14 + 20 + 4 && d[12] == 0x08 && d[13] == 0x00 && d[14] == 0x45 &&
+	    (d[23] == 6 || d[23] == 17) && !(pkt_load16(d + 20) & 0x3fff)) {
+		memcpy(&sport, d + 34, 2);
+		memcpy(&dport, d + 36, 2);
+		lb_flow_key_fill(k, LB_FLOW_V4, d + 26, d + 30, d[23], sport, dport);
+		return true;
+	}
+	if (len >= 14 + 40 + 4 && d[12] == 0x86 && d[13] == 0xdd && (d[20] == 6 || d[20] == 17)) {
+		memcpy(&sport, d + 54, 2);
+		memcpy(&dport, d + 56, 2);
+		lb_flow_key_fill(k, LB_FLOW_V6, d + 22, d + 38, d[20], sport, dport);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * A frame from a source no client can have, or not sent to our MAC, leaves no connection-table
+ * entry behind (and does not count as a table miss); a good one of the same shape does.
+ */
+static void test_refused_untracked(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+	struct lb_worker *w = worker_new(1024);
+	static struct tbuf b;
+	unsigned refused = 0, tracked = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+		const struct fixture *fx = &fixtures[i];
+		bool refuse = fx->counter == LB_CTR_DROP_BAD_SOURCE ||
+		              fx->counter == LB_CTR_DROP_SOURCE_IS_VIP ||
+		              fx->counter == LB_CTR_PASS_NOT_OUR_MAC;
+		struct lb_frame f = tbuf_frame(&b, fx->in, fx->in_len);
+		struct lb_explanation ex;
+		struct lb_flow_key k;
+		uint64_t miss = ctr(w, LB_CTR_CT_MISS);
+
+		if (!fixture_flow_key(fx->in, fx->in_len, &k) ||
+		    (!refuse && fx->counter != LB_CTR_TX_GRE_IPV4 &&
+		     fx->counter != LB_CTR_TX_GRE_IPV6))
+			continue;
+		lb_process(w, s, &f, NOW_NS);
+		if (lb_explain(w, s, &k, &ex) != 0)
+			fail_msg("%s: not a VIP flow", fx->name);
+		if (ex.tracked == refuse)
+			fail_msg("%s: tracked %d after the frame", fx->name, ex.tracked);
+		if (refuse && ctr(w, LB_CTR_CT_MISS) != miss)
+			fail_msg("%s: counted as a table miss", fx->name);
+		refused += refuse;
+		tracked += !refuse;
+	}
+	/* Every address class of the fixtures, and the good flows that show the check can fail. */
+	assert_true(refused >= 19);
+	assert_true(tracked >= 5);
 	lb_worker_destroy(w);
 	snapshot_free(s);
 	config_free(c);
@@ -773,6 +840,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fixtures),
 	    cmocka_unit_test(test_fixtures_batch),
+	    cmocka_unit_test(test_refused_untracked),
 	    cmocka_unit_test(test_truncations),
 	    cmocka_unit_test(test_flow_hash_layout),
 	    cmocka_unit_test(test_flow_hash_secret),
