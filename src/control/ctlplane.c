@@ -791,7 +791,10 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 			backend = wx.backend;
 		}
 	}
-	if (usable_worker >= 0)
+	if (ex.refused)
+		snprintf(reason, sizeof(reason), "no client has this source: dropped (%s)",
+		         lb_counter_name[ex.refused]);
+	else if (usable_worker >= 0)
 		snprintf(reason, sizeof(reason), "tracked flow on worker %d", usable_worker);
 	else if (ex.table_backend == LB_BACKEND_NONE)
 		snprintf(reason, sizeof(reason),

@@ -856,6 +856,12 @@ int lb_explain(const struct lb_worker *w, const struct lb_snapshot *s, const str
 	out->slot = (uint32_t)(j.hash % s->vips[vip].table_size);
 	out->table_backend = table_choice(s, &j);
 	out->backend = out->table_backend;
+	/* A flow from a source no client can have is dropped before tracking and the table. */
+	out->refused = (uint16_t)source_check(k->family == LB_FLOW_V4 ? 4 : 6, k->src, k->dst);
+	if (out->refused) {
+		out->backend = LB_BACKEND_NONE;
+		return 0;
+	}
 	if (w) {
 		uint32_t bref, expires;
 		uint8_t flags;

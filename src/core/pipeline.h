@@ -99,6 +99,7 @@ struct lb_explanation {
 	bool tracked_syn_only; /* TCP, only bare SYNs seen: tcp_syn_timeout, evicted first */
 	bool tracked_closing;  /* TCP, FIN or RST seen: tcp_fin_timeout */
 	uint16_t backend;      /* where the flow's next packet goes; LB_BACKEND_NONE: dropped */
+	uint16_t refused;      /* the LB_CTR_DROP_* that drops the flow for its source, else 0 */
 };
 
 /*
