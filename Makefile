@@ -52,7 +52,7 @@ CFLAGS    += -fsanitize=fuzzer-no-link,address,undefined -DMAGLEV_FUZZ
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
-LIB_SRCS  := $(wildcard src/core/*.c src/io/*.c src/control/*.c)
+LIB_SRCS  := $(wildcard src/base/*.c src/core/*.c src/io/*.c src/control/*.c)
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB       := $(BUILD)/libmaglev.a
 BINS      := $(patsubst src/cmd/%.c,$(BUILD)/%,$(wildcard src/cmd/*.c))

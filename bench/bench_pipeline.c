@@ -145,6 +145,7 @@ int main(void)
 	    .ct_entries = CT_ENTRIES,
 	    .tcp_timeout = 300,
 	    .tcp_fin_timeout = 10,
+	    .tcp_syn_timeout = 5,
 	    .udp_timeout = 30,
 	    .icmp_timeout = 10,
 	};

@@ -1,7 +1,9 @@
 /*
  * VIP steering for the AF_XDP data plane: packets for a configured VIP (and GRE to our own
- * addresses, re-target mode) are redirected to the AF_XDP socket of their RX queue; everything
- * else (SSH, BGP, ARP/NDP, health checks, the host's own traffic) goes on to the kernel.
+ * addresses, re-target mode) sent to our MAC are redirected to the AF_XDP socket of their RX
+ * queue; everything else (SSH, BGP, ARP/NDP, health checks, the host's own traffic, frames to
+ * other MACs) goes on to the kernel. What the pipeline would only drop (ICMP it does not handle)
+ * is dropped here, counted, and what it would only pass (QinQ) is never redirected.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -13,7 +15,6 @@
 
 #include "xdp_vip.h"
 
-#define VLAN_TAGS_MAX   2u /* 802.1Q / 802.1ad tags skipped */
 #define IPV6_EXTS_MAX   4u /* IPv6 extension headers skipped before giving up */
 #define IPPROTO_GRE_NUM 47
 
@@ -37,6 +38,13 @@ struct icmp_hdr {
 struct vlan_hdr {
 	__be16 tci;
 	__be16 proto;
+};
+
+/* What the headers of a frame say; verdict() turns it into an XDP action. */
+enum steer {
+	STEER_PASS,      /* not for maglevd */
+	STEER_REDIRECT,  /* for maglevd */
+	STEER_DROP_ICMP, /* ICMP to a VIP address that the pipeline would only drop */
 };
 
 struct {
@@ -67,6 +75,13 @@ struct {
 	__type(value, __u64);
 } stats_map SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdp_vip_config);
+} config_map SEC(".maps");
+
 static __always_inline void stat_add(__u32 k)
 {
 	__u64 *c = bpf_map_lookup_elem(&stats_map, &k);
@@ -75,17 +90,42 @@ static __always_inline void stat_add(__u32 k)
 		*c += 1;
 }
 
-static __always_inline int verdict_pass(void)
+/* True if eth (its 14 bytes checked present) is sent to the interface's MAC (config_map). */
+static __always_inline int mac_is_ours(const struct ethhdr *eth)
 {
-	stat_add(XDP_STAT_PASS);
-	return XDP_PASS;
+	__u32 k = 0;
+	const struct xdp_vip_config *c = bpf_map_lookup_elem(&config_map, &k);
+	const __u16 *a = (const __u16 *)eth->h_dest;
+	const __u16 *m;
+
+	if (!c)
+		return 0;
+	m = (const __u16 *)c->mac;
+	return ((a[0] ^ m[0]) | (a[1] ^ m[1]) | (a[2] ^ m[2])) == 0;
 }
 
-/* Redirect to this queue's socket; a queue without a socket falls back to the kernel. */
-static __always_inline int verdict_redirect(struct xdp_md *ctx)
+/*
+ * The action for decision s, as the pipeline would decide: frames it acts on must be sent to our
+ * MAC (else they are the kernel's, pass_not_our_mac), what it drops whatever the MAC is dropped.
+ * A redirect to a queue without a socket falls back to the kernel.
+ */
+static __always_inline int verdict(struct xdp_md *ctx, const struct ethhdr *eth, enum steer s)
 {
-	int rc = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+	int rc;
 
+	if (s == STEER_PASS) {
+		stat_add(XDP_STAT_PASS);
+		return XDP_PASS;
+	}
+	if (s == STEER_DROP_ICMP) {
+		stat_add(XDP_STAT_DROP_ICMP);
+		return XDP_DROP;
+	}
+	if (!mac_is_ours(eth)) {
+		stat_add(XDP_STAT_PASS_NOT_OUR_MAC);
+		return XDP_PASS;
+	}
+	rc = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
 	stat_add(rc == XDP_REDIRECT ? XDP_STAT_REDIRECT : XDP_STAT_NO_SOCKET);
 	return rc;
 }
@@ -113,81 +153,83 @@ static __always_inline int vip_match(const __u8 *addr, __u8 family, __u8 proto, 
 
 /*
  * Decides for the transport part. l4 points at the TCP/UDP/ICMP header when first_frag, else
- * (a non-first fragment) there is no transport header and the address alone decides.
+ * (a non-first fragment) there is no transport header and the address alone decides; frag: any
+ * fragment, the first included. Mirrors the pipeline: fragments of TCP/UDP are its own, ICMP is
+ * its own only unfragmented, of the family's ICMP, and of a type it answers or steers (it drops
+ * the rest: parameter problem, fragments); any other protocol to a VIP address it passes.
  */
-static __always_inline int steer_l4(struct xdp_md *ctx, void *l4, void *end, const __u8 *daddr,
-				    __u8 family, __u8 proto, int first_frag)
+static __always_inline enum steer steer_l4(void *l4, void *end, const __u8 *daddr, __u8 family,
+					   __u8 proto, int first_frag, int frag)
 {
 	__u32 flags = addr_flags(daddr, family);
+	__u8 icmp = family == XDP_FAMILY_IPV4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+	struct icmp_hdr *ic = l4;
 
 	if (proto == IPPROTO_GRE_NUM)
-		return (flags & XDP_ADDR_SELF) ? verdict_redirect(ctx) : verdict_pass();
+		return (flags & XDP_ADDR_SELF) ? STEER_REDIRECT : STEER_PASS;
 	if (!(flags & XDP_ADDR_VIP))
-		return verdict_pass();
-	if (!first_frag)
-		return verdict_redirect(ctx);
+		return STEER_PASS;
 	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
 		__be16 *ports = l4;
 
+		if (!first_frag)
+			return STEER_REDIRECT;
 		if ((void *)(ports + 2) > end)
-			return verdict_pass();
-		return vip_match(daddr, family, proto, ports[1]) ? verdict_redirect(ctx)
-								 : verdict_pass();
+			return STEER_PASS;
+		return vip_match(daddr, family, proto, ports[1]) ? STEER_REDIRECT : STEER_PASS;
 	}
-	if (proto == IPPROTO_ICMP) {
-		struct icmp_hdr *ic = l4;
-
-		if ((void *)(ic + 1) > end)
-			return verdict_pass();
+	if (proto != icmp)
+		return STEER_PASS;
+	if (frag)
+		return STEER_DROP_ICMP;
+	if ((void *)(ic + 1) > end)
+		return STEER_PASS;
+	if (family == XDP_FAMILY_IPV4) {
 		switch (ic->type) {
 		case ICMP_ECHO_REQ:
 		case ICMP_UNREACH:
 		case ICMP_TIME_EXCEED:
+			return STEER_REDIRECT;
 		case ICMP_PARAM_PROBLEM:
-			return verdict_redirect(ctx);
+			return STEER_DROP_ICMP;
 		}
-		return verdict_pass();
+		return STEER_PASS;
 	}
-	if (proto == IPPROTO_ICMPV6) {
-		struct icmp_hdr *ic = l4;
-
-		if ((void *)(ic + 1) > end)
-			return verdict_pass();
-		switch (ic->type) {
-		case ICMP6_ECHO_REQ:
-		case ICMP6_UNREACH:
-		case ICMP6_TOO_BIG:
-		case ICMP6_TIME_EXCEED:
-		case ICMP6_PARAM_PROBLEM:
-			return verdict_redirect(ctx);
-		}
-		return verdict_pass();
+	switch (ic->type) {
+	case ICMP6_ECHO_REQ:
+	case ICMP6_UNREACH:
+	case ICMP6_TOO_BIG:
+	case ICMP6_TIME_EXCEED:
+		return STEER_REDIRECT;
+	case ICMP6_PARAM_PROBLEM:
+		return STEER_DROP_ICMP;
 	}
-	return verdict_pass();
+	return STEER_PASS;
 }
 
-static __always_inline int steer_ipv4(struct xdp_md *ctx, void *p, void *end)
+static __always_inline enum steer steer_ipv4(void *p, void *end)
 {
 	struct iphdr *ip = p;
 	__u32 ihl;
 
 	if ((void *)(ip + 1) > end)
-		return verdict_pass();
+		return STEER_PASS;
 	ihl = ip->ihl * 4u;
 	if (ihl < sizeof(*ip))
-		return verdict_pass();
-	return steer_l4(ctx, p + ihl, end, (const __u8 *)&ip->daddr, XDP_FAMILY_IPV4, ip->protocol,
-			(ip->frag_off & bpf_htons(0x1fff)) == 0);
+		return STEER_PASS;
+	return steer_l4(p + ihl, end, (const __u8 *)&ip->daddr, XDP_FAMILY_IPV4, ip->protocol,
+			(ip->frag_off & bpf_htons(0x1fff)) == 0,
+			(ip->frag_off & bpf_htons(0x3fff)) != 0);
 }
 
-static __always_inline int steer_ipv6(struct xdp_md *ctx, void *p, void *end)
+static __always_inline enum steer steer_ipv6(void *p, void *end)
 {
 	struct ipv6hdr *ip6 = p;
 	__u8 next;
-	int first_frag = 1;
+	int first_frag = 1, frag = 0;
 
 	if ((void *)(ip6 + 1) > end)
-		return verdict_pass();
+		return STEER_PASS;
 	next = ip6->nexthdr;
 	p = ip6 + 1;
 #pragma unroll
@@ -198,8 +240,9 @@ static __always_inline int steer_ipv6(struct xdp_md *ctx, void *p, void *end)
 		    next != IPPROTO_FRAGMENT)
 			break;
 		if ((void *)(ext + 8) > end)
-			return verdict_pass();
+			return STEER_PASS;
 		if (next == IPPROTO_FRAGMENT) {
+			frag = 1;
 			if ((ext[2] << 8 | ext[3]) & 0xfff8)
 				first_frag = 0;
 			p = ext + 8;
@@ -208,7 +251,7 @@ static __always_inline int steer_ipv6(struct xdp_md *ctx, void *p, void *end)
 		}
 		next = ext[0];
 	}
-	return steer_l4(ctx, p, end, (const __u8 *)&ip6->daddr, XDP_FAMILY_IPV6, next, first_frag);
+	return steer_l4(p, end, (const __u8 *)&ip6->daddr, XDP_FAMILY_IPV6, next, first_frag, frag);
 }
 
 SEC("xdp")
@@ -218,27 +261,29 @@ int xdp_vip(struct xdp_md *ctx)
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	void *p = eth + 1;
+	enum steer s = STEER_PASS;
 	__be16 proto;
 
 	if (p > end)
-		return verdict_pass();
+		return verdict(ctx, eth, STEER_PASS);
 	proto = eth->h_proto;
-#pragma unroll
-	for (__u32 i = 0; i < VLAN_TAGS_MAX; i++) {
+	/*
+	 * One 802.1Q tag, as the pipeline parses: QinQ (802.1ad, or 802.1Q twice) is passed there
+	 * (pass_not_ip), so it stays with the kernel, which may have VLAN devices for it.
+	 */
+	if (proto == bpf_htons(ETH_P_8021Q)) {
 		struct vlan_hdr *vh = p;
 
-		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
-			break;
 		if ((void *)(vh + 1) > end)
-			return verdict_pass();
+			return verdict(ctx, eth, STEER_PASS);
 		proto = vh->proto;
 		p = vh + 1;
 	}
 	if (proto == bpf_htons(ETH_P_IP))
-		return steer_ipv4(ctx, p, end);
-	if (proto == bpf_htons(ETH_P_IPV6))
-		return steer_ipv6(ctx, p, end);
-	return verdict_pass();
+		s = steer_ipv4(p, end);
+	else if (proto == bpf_htons(ETH_P_IPV6))
+		s = steer_ipv6(p, end);
+	return verdict(ctx, eth, s);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -30,15 +30,31 @@ struct xdp_addr_key {
 	__u8 pad[3];
 };
 
+/*
+ * Value of config_map's one entry (key 0): what user space tells the program about the interface.
+ * All zero until set: then no frame is sent to our MAC and everything goes to the kernel.
+ */
+struct xdp_vip_config {
+	/* The interface's MAC: frames for maglevd sent to another MAC go to the kernel. */
+	__u8 mac[6];
+	__u8 pad[2];
+};
+
 /* Value bits of addr_map. */
 #define XDP_ADDR_VIP  1u /* a VIP address: ICMP and fragments to it are steered */
 #define XDP_ADDR_SELF 2u /* one of our GRE source addresses: GRE to it is steered (re-target) */
 
-/* Indexes of the per-CPU stats array. */
+/*
+ * Indexes of the per-CPU stats array. The last two are decisions the pipeline would make the same
+ * way (its pass_not_our_mac, drop_icmp_unsupported and drop_icmp_fragment), taken here so such
+ * frames never cross to user space.
+ */
 enum xdp_vip_stat {
-	XDP_STAT_REDIRECT,  /* steered to an AF_XDP socket */
-	XDP_STAT_NO_SOCKET, /* for maglevd, but its RX queue has no socket: left to the kernel */
-	XDP_STAT_PASS,      /* not for maglevd: left to the kernel */
+	XDP_STAT_REDIRECT,         /* steered to an AF_XDP socket */
+	XDP_STAT_NO_SOCKET,        /* for maglevd, its RX queue has no socket: left to the kernel */
+	XDP_STAT_PASS,             /* not for maglevd: left to the kernel */
+	XDP_STAT_PASS_NOT_OUR_MAC, /* for maglevd but sent to another MAC: left to the kernel */
+	XDP_STAT_DROP_ICMP,        /* ICMP to a VIP address maglevd only drops: dropped here */
 	XDP_STAT_MAX
 };
 

@@ -28,6 +28,8 @@ for f in usr/local/sbin/maglevd usr/local/sbin/maglevctl \
 done
 grep -qx 'ExecStart=/usr/local/sbin/maglevd -c /etc/maglevd/maglevd.yaml' \
 	"$tmp/stage/usr/local/lib/systemd/system/maglevd.service" || fail "unit's ExecStart"
+grep -qx 'LimitNOFILE=[0-9]*' "$tmp/stage/usr/local/lib/systemd/system/maglevd.service" ||
+	fail "unit sets no LimitNOFILE (health probes and clients need descriptors)"
 echo "check-install: DESTDIR install complete"
 
 # A scratch PREFIX rebuilds the binaries with that BPF directory compiled in; the build tree's

@@ -1,17 +1,41 @@
 #!/usr/bin/env bash
-# Installs every Debian package maglevd needs to build, test, benchmark and run its demo.
+# Installs every Debian package maglevd needs to build, test, benchmark and run its demo, and
+# nothing else: each line says what uses it.
 set -euo pipefail
 
 PKGS=(
-	# build
-	build-essential make pkg-config clang llvm
-	libxdp-dev libbpf-dev libelf-dev zlib1g-dev
-	libcyaml-dev libyaml-dev libxxhash-dev liburcu-dev libmnl-dev
-	libmicrohttpd-dev libjansson-dev libpcap-dev libcmocka-dev
-	libclang-rt-14-dev libfuzzer-14-dev
-	# run and test
-	iproute2 ethtool iputils-ping procps psmisc curl socat iperf3 netsniff-ng
-	tcpdump xdp-tools bpftool python3 python3-scapy bird2 hyperfine
+	# build: compilers and make
+	build-essential    # gcc, make, libc headers
+	pkg-config         # the Makefile asks it for every library's flags
+	clang              # the BPF programs (clang -target bpf), and libFuzzer builds
+	# libraries the binaries link
+	libxdp-dev         # AF_XDP sockets and XDP program attach (xsk, xdp_program)
+	libbpf-dev         # BPF objects, maps, BPF_PROG_TEST_RUN in the unit tests
+	libelf-dev         # named by libbpf's pkg-config file
+	zlib1g-dev         # named by libbpf's pkg-config file
+	libyaml-dev        # the config file's YAML parser
+	libxxhash-dev      # the Maglev permutations and the flow hash
+	liburcu-dev        # snapshot publication to the workers (RCU)
+	libmnl-dev         # rtnetlink: next hops, neighbours, announced routes
+	libmicrohttpd-dev  # the Prometheus metrics endpoint
+	libjansson-dev     # the control socket's JSON
+	libpcap-dev        # maglevd --replay, the AF_PACKET filter compiler in tests
+	# tests
+	libcmocka-dev      # unit tests
+	libclang-rt-14-dev # ASan/UBSan runtime for check-san and the fuzzers
+	libfuzzer-14-dev   # libFuzzer for check-fuzz
+	python3            # fixture generator, e2e helpers (servers, clients, probes)
+	python3-scapy      # byte-exact fixtures, raw frames in e2e tests, pcap checks
+	iproute2           # ip: namespaces, veth, routes in every e2e test
+	procps             # sysctl in the e2e topology
+	ethtool            # offloads off on veth (tx checksum, GRO)
+	iputils-ping       # ping through the VIP
+	curl               # HTTP through the VIP, metrics scrapes
+	socat              # UDP through the VIP
+	iperf3             # bulk TCP through the VIP
+	netsniff-ng        # trafgen: SYN floods and the end-to-end benchmark
+	tcpdump            # captures on the wire (DSR, decap checks)
+	bird2              # BGP for the scale-out test
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "control/ctl_cli.h"
+#include "control/ctl_cmd.h"
 #include "control/ctl_offline.h"
 #include "control/ctlsock.h"
 #include "control/decap.h"
@@ -12,14 +14,15 @@
 #define MAGLEVCTL_EXIT_USAGE 2 /* unknown command, bad arguments */
 
 /*
- * A subcommand: run gets argv starting at the subcommand's name, returns 0 or a negative errno
- * with one line in err (main prints it and exits non-zero; 2 when err starts with "usage:").
- * Add a row to add a subcommand. The online commands' help comes from ctl_cli_usage.
+ * An offline or backend subcommand: run gets argv starting at the subcommand's name, returns 0,
+ * a negative errno or CTL_CMD_USAGE with one line in err (main prints it and exits 1, or 2 for
+ * CTL_CMD_USAGE). Add a row to add one. The online commands (status, reload, ...) have their own
+ * table in ctl_cli.c, with their arguments and help; every name not found here is looked up there.
  */
 struct ctl_command {
 	const char *name;
 	int (*run)(int argc, char **argv, char *err, size_t errlen);
-	const char *usage; /* one line: arguments and what it does; NULL for online commands */
+	const char *usage; /* one line: arguments and what it does */
 };
 
 static const struct ctl_command ctl_commands[] = {
@@ -29,26 +32,18 @@ static const struct ctl_command ctl_commands[] = {
 	  "OLD.yaml NEW.yaml [--json]      share of flows a config change moves, per VIP (offline)" },
 	{ "decap", ctl_cmd_decap,
 	  "attach|detach|status DEV ...   XDP GRE decapsulation on a backend (see decap --help)" },
-	{ "status", ctl_cmd_online, NULL },
-	{ "vips", ctl_cmd_online, NULL },
-	{ "backends", ctl_cmd_online, NULL },
-	{ "counters", ctl_cmd_online, NULL },
-	{ "reload", ctl_cmd_online, NULL },
-	{ "weight", ctl_cmd_online, NULL },
-	{ "drain", ctl_cmd_online, NULL },
-	{ "undrain", ctl_cmd_online, NULL },
-	{ "explain", ctl_cmd_online, NULL },
 };
 
 #define CTL_N_COMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))
 
 static void usage_print(FILE *out)
 {
-	fprintf(out, "usage: maglevctl COMMAND [ARGS]   (maglevctl COMMAND --help for details)\n\n");
+	fprintf(out, "usage: maglevctl [-s SOCKET | -c CONFIG] [--json] COMMAND [ARGS]\n"
+		     "       (options may also follow the command; maglevctl COMMAND --help for "
+		     "details)\n\n");
 	fprintf(out, "Offline and backend commands:\n");
 	for (size_t i = 0; i < CTL_N_COMMANDS; i++)
-		if (ctl_commands[i].usage)
-			fprintf(out, "  %-8s %s\n", ctl_commands[i].name, ctl_commands[i].usage);
+		fprintf(out, "  %-8s %s\n", ctl_commands[i].name, ctl_commands[i].usage);
 	fprintf(out, "\n");
 	ctl_cli_usage(out);
 }
@@ -56,30 +51,34 @@ static void usage_print(FILE *out)
 int main(int argc, char **argv)
 {
 	char err[CTL_ERR_MAX] = "";
-	int rc;
+	int (*run)(int, char **, char *, size_t) = NULL;
+	char *args[CTL_ARGS_MAX];
+	int n, rc;
 
-	if (argc < 2) {
-		usage_print(stderr);
-		return MAGLEVCTL_EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
+	log_init("maglevctl");
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+			  strcmp(argv[1], "help") == 0)) {
 		usage_print(stdout);
 		return 0;
 	}
-	for (size_t i = 0; i < CTL_N_COMMANDS; i++) {
-		if (strcmp(argv[1], ctl_commands[i].name) != 0)
-			continue;
-		rc = ctl_commands[i].run(argc - 1, argv + 1, err, sizeof(err));
-		if (rc == 0)
-			return 0;
-		fprintf(stderr, "maglevctl %s: %s\n", ctl_commands[i].name,
-			err[0] ? err : strerror(-rc));
-		return rc == -EINVAL && strncmp(err, "usage:", strlen("usage:")) == 0
-			       ? MAGLEVCTL_EXIT_USAGE
-			       : MAGLEVCTL_EXIT_FAIL;
+	if (ctl_args_command(argc, argv, args, &n, err, sizeof(err)) != 0) {
+		fprintf(stderr, "maglevctl: %s\n", err);
+		usage_print(stderr);
+		return MAGLEVCTL_EXIT_USAGE;
 	}
-	fprintf(stderr, "maglevctl: unknown command '%s'\n", argv[1]);
-	usage_print(stderr);
-	return MAGLEVCTL_EXIT_USAGE;
+	for (size_t i = 0; i < CTL_N_COMMANDS && !run; i++)
+		if (strcmp(args[0], ctl_commands[i].name) == 0)
+			run = ctl_commands[i].run;
+	if (!run && ctl_cli_is_command(args[0]))
+		run = ctl_cmd_online;
+	if (!run) {
+		fprintf(stderr, "maglevctl: unknown command '%s'\n", args[0]);
+		usage_print(stderr);
+		return MAGLEVCTL_EXIT_USAGE;
+	}
+	rc = run(n, args, err, sizeof(err));
+	if (rc == 0)
+		return 0;
+	fprintf(stderr, "maglevctl %s: %s\n", args[0], err[0] ? err : strerror(-rc));
+	return rc == CTL_CMD_USAGE ? MAGLEVCTL_EXIT_USAGE : MAGLEVCTL_EXIT_FAIL;
 }

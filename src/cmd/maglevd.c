@@ -5,13 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
+#include "base/version.h"
 #include "control/config_yaml.h"
 #include "control/daemon.h"
 #include "io/replay.h"
-
-#ifndef MAGLEVD_VERSION
-#define MAGLEVD_VERSION "0.1.0"
-#endif
 
 #define ERR_MAX 512u /* bytes of an error message */
 
@@ -29,6 +27,7 @@ static void usage(FILE *out)
 	    "      --replay FILE   Ethernet pcap to run through the pipeline (needs\n"
 	    "                      dataplane.nexthop_mac); prints the counters\n"
 	    "      --output FILE   pcap the transmitted frames are written to (with --replay)\n"
+	    "  -v, --verbose       log debug messages too\n"
 	    "  -h, --help          this text\n"
 	    "  -V, --version       print the version\n");
 }
@@ -40,16 +39,19 @@ int main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},
 	    {"replay", required_argument, NULL, OPT_REPLAY},
 	    {"output", required_argument, NULL, OPT_OUTPUT},
+	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *config_path = NULL, *replay = NULL, *output = NULL;
 	struct config *cfg = NULL;
+	struct replay_result res;
 	char err[ERR_MAX] = "";
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+	log_init("maglevd");
+	while ((c = getopt_long(argc, argv, "c:vhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config_path = optarg;
@@ -60,11 +62,14 @@ int main(int argc, char **argv)
 		case OPT_OUTPUT:
 			output = optarg;
 			break;
+		case 'v':
+			log_set_level(LOG_LEVEL_DEBUG);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("maglevd %s\n", MAGLEVD_VERSION);
+			printf("maglevd %s\n", MAGLEV_VERSION);
 			return 0;
 		default:
 			usage(stderr);
@@ -85,21 +90,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "maglevd: --replay and --output go together\n");
 		return 2;
 	}
+	if (!replay)
+		return daemon_run(config_path);
 	ret = config_load(config_path, &cfg, err, sizeof(err));
+	if (ret == 0)
+		ret = replay_run(cfg, replay, output, stdout, &res, err, sizeof(err));
+	config_free(cfg);
 	if (ret) {
 		fprintf(stderr, "maglevd: %s\n", err);
 		return 1;
 	}
-	if (replay) {
-		struct replay_result res;
-
-		ret = replay_run(cfg, replay, output, stdout, &res, err, sizeof(err));
-		config_free(cfg);
-		if (ret) {
-			fprintf(stderr, "maglevd: %s\n", err);
-			return 1;
-		}
-		return 0;
-	}
-	return daemon_run(config_path, cfg);
+	return 0;
 }

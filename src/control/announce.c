@@ -15,6 +15,7 @@
 
 #include <libmnl/libmnl.h>
 
+#include "base/log.h"
 #include "io/netlink.h"
 
 #define AN_TUN_PATH     "/dev/net/tun"
@@ -129,12 +130,17 @@ static int an_dump_cb(const struct nlmsghdr *nlh, void *data)
 	struct an_dump *d = data;
 	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
 	const struct nlattr *attr;
-	struct an_route r = {.dst = {.family = rtm->rtm_family}, .plen = rtm->rtm_dst_len};
-	uint32_t table = rtm->rtm_table;
-	size_t want = rtm->rtm_family == AF_INET ? 4u : 16u;
+	struct an_route r = {0};
+	uint32_t table;
+	size_t want;
 
-	if (nlh->nlmsg_type != RTM_NEWROUTE || rtm->rtm_protocol != d->a->cfg.protocol)
+	if (nlh->nlmsg_type != RTM_NEWROUTE || !nl_payload_has(nlh, sizeof(*rtm)) ||
+	    rtm->rtm_protocol != d->a->cfg.protocol)
 		return MNL_CB_OK;
+	r.dst.family = rtm->rtm_family;
+	r.plen = rtm->rtm_dst_len;
+	table = rtm->rtm_table;
+	want = rtm->rtm_family == AF_INET ? 4u : 16u;
 	mnl_attr_for_each(attr, nlh, sizeof(*rtm))
 	{
 		switch (mnl_attr_get_type(attr)) {
@@ -278,8 +284,8 @@ static int an_tun_reopen(struct announce *a)
 	a->tun_fd = -1;
 	a->ifindex = 0;
 	rc = an_tun_open(a, err, sizeof(err));
-	fprintf(stderr, "maglevd: announce: TUN device %s was gone: %s\n", a->cfg.interface,
-	        rc ? err : "created again");
+	log_warn("announce: TUN device %s was gone: %s", a->cfg.interface,
+	         rc ? err : "created again");
 	return rc;
 }
 
@@ -355,8 +361,7 @@ int announce_sync(struct announce *a, const struct lb_addr *want, uint32_t n)
 	rc = an_dump(a, &have);
 	if (rc < 0) {
 		a->ctr[ANNOUNCE_CTR_ERRORS]++;
-		fprintf(stderr, "maglevd: announce: reading table %u: %s\n", a->cfg.table,
-		        strerror(-rc));
+		log_err("announce: reading table %u: %s", a->cfg.table, strerror(-rc));
 		free(have.v);
 		return rc;
 	}
@@ -371,20 +376,18 @@ int announce_sync(struct announce *a, const struct lb_addr *want, uint32_t n)
 		if (rc < 0 && rc != -ESRCH) {
 			a->ctr[ANNOUNCE_CTR_ERRORS]++;
 			first = first ? first : rc;
-			fprintf(stderr, "maglevd: announce: removing %s from table %u: %s\n",
+			log_err("announce: removing %s from table %u: %s",
 			        an_str(&r->dst, s, sizeof(s)), a->cfg.table, strerror(-rc));
 			continue;
 		}
 		if (mine && r->oif == a->ifindex) {
 			a->ctr[ANNOUNCE_CTR_ROUTES_REMOVED]++;
-			fprintf(stderr, "maglevd: announce: %s withdrawn (table %u)\n",
-			        an_str(&r->dst, s, sizeof(s)), a->cfg.table);
+			log_info("announce: %s withdrawn (table %u)", an_str(&r->dst, s, sizeof(s)),
+			         a->cfg.table);
 		} else {
 			a->ctr[ANNOUNCE_CTR_STALE_REMOVED]++;
-			fprintf(stderr,
-			        "maglevd: announce: stale route %s of protocol %u removed from "
-			        "table %u\n",
-			        an_str(&r->dst, s, sizeof(s)), a->cfg.protocol, a->cfg.table);
+			log_warn("announce: stale route %s of protocol %u removed from table %u",
+			         an_str(&r->dst, s, sizeof(s)), a->cfg.protocol, a->cfg.table);
 		}
 		an_live_set(a, &r->dst, false);
 	}
@@ -405,14 +408,13 @@ int announce_sync(struct announce *a, const struct lb_addr *want, uint32_t n)
 				a->ctr[ANNOUNCE_CTR_ERRORS]++;
 				first = first ? first : rc;
 				an_live_set(a, &want[i], false);
-				fprintf(stderr, "maglevd: announce: adding %s to table %u: %s\n",
-				        an_str(&want[i], s, sizeof(s)), a->cfg.table,
-				        strerror(-rc));
+				log_err("announce: adding %s to table %u: %s",
+				        an_str(&want[i], s, sizeof(s)), a->cfg.table, strerror(-rc));
 				continue;
 			}
 			a->ctr[ANNOUNCE_CTR_ROUTES_ADDED]++;
-			fprintf(stderr, "maglevd: announce: %s announced (table %u, dev %s)\n",
-			        an_str(&want[i], s, sizeof(s)), a->cfg.table, a->cfg.interface);
+			log_info("announce: %s announced (table %u, dev %s)",
+			         an_str(&want[i], s, sizeof(s)), a->cfg.table, a->cfg.interface);
 		}
 		if (an_live_set(a, &want[i], true) < 0)
 			first = first ? first : -ENOMEM;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -745,9 +746,9 @@ static int cy_dataplane(struct cy_ctx *ctx, const struct cy_node *node, int key_
 	return r;
 }
 
-enum { CT_ENTRIES, CT_TCP, CT_TCP_FIN, CT_UDP, CT_ICMP, CT_N };
+enum { CT_ENTRIES, CT_TCP, CT_TCP_FIN, CT_TCP_SYN, CT_UDP, CT_ICMP, CT_N };
 static const char *const conntrack_keys[CT_N] = {
-	"entries", "tcp_timeout", "tcp_fin_timeout", "udp_timeout", "icmp_timeout",
+	"entries", "tcp_timeout", "tcp_fin_timeout", "tcp_syn_timeout", "udp_timeout", "icmp_timeout",
 };
 
 static int cy_conntrack(struct cy_ctx *ctx, const struct cy_node *node, struct config_conntrack *t)
@@ -756,6 +757,7 @@ static int cy_conntrack(struct cy_ctx *ctx, const struct cy_node *node, struct c
 	uint32_t *timeouts[CT_N] = {
 		[CT_TCP] = &t->tcp_timeout,
 		[CT_TCP_FIN] = &t->tcp_fin_timeout,
+		[CT_TCP_SYN] = &t->tcp_syn_timeout,
 		[CT_UDP] = &t->udp_timeout,
 		[CT_ICMP] = &t->icmp_timeout,
 	};
@@ -1245,9 +1247,14 @@ static int cy_root(struct cy_ctx *ctx, const struct cy_node *root, struct config
 	int dp_line = 0;
 	int r;
 
-	if (!root)
-		return 0;
-	if (root->type != CY_MAP && !cy_is_null(root))
+	/*
+	 * An empty file is what a reload reads half-way through a non-atomic write: refused, never
+	 * taken for "no VIPs". A config that serves no VIP says so with `vips: []`.
+	 */
+	if (!root || cy_is_null(root))
+		return cy_err(ctx, root ? root->line : 1, NULL,
+			      "the file is empty (a config with no VIPs says 'vips: []')");
+	if (root->type != CY_MAP)
 		return cy_err_type(ctx, root, NULL, "the file must be a mapping of sections");
 	r = cy_map(ctx, root, root_keys, ROOT_N, v);
 	if (r < 0)
@@ -1270,6 +1277,9 @@ static int cy_root(struct cy_ctx *ctx, const struct cy_node *root, struct config
 	if (r == 0 && v[ROOT_ANNOUNCE])
 		r = cy_announce(ctx, v[ROOT_ANNOUNCE], cy_key_line(root, v[ROOT_ANNOUNCE]),
 				&c->announce);
+	if (r == 0 && !v[ROOT_VIPS])
+		r = cy_err(ctx, root->line, NULL,
+			   "no 'vips' section (a config with no VIPs says 'vips: []')");
 	return r;
 }
 
@@ -1315,17 +1325,40 @@ out:
 	return 0;
 }
 
+/* What a stat mode names, for the "not a regular file" message. */
+static const char *cy_file_type(mode_t m)
+{
+	return S_ISDIR(m)	? "directory"
+	       : S_ISFIFO(m) ? "FIFO"
+	       : S_ISSOCK(m) ? "socket"
+	       : S_ISCHR(m)	? "character device"
+	       : S_ISBLK(m)	? "block device"
+			     : "special file";
+}
+
 int config_load(const char *path, struct config **out, char *err, size_t errlen)
 {
+	struct stat st;
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	int fd, r;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		r = -errno;
 		goto fail;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		snprintf(err, errlen, "%s: not a regular file (a %s)", path,
+			 cy_file_type(st.st_mode));
+		goto out;
 	}
 	for (;;) {
 		ssize_t n;
@@ -1385,4 +1418,17 @@ int config_check_dataplane(const struct config *c, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	return config_check_forwarding(c, err, errlen);
+}
+
+int config_load_daemon(const char *path, struct config **out, char *err, size_t errlen)
+{
+	int r = config_load(path, out, err, errlen);
+
+	if (r == 0)
+		r = config_check_dataplane(*out, err, errlen);
+	if (r < 0) {
+		config_free(*out);
+		*out = NULL;
+	}
+	return r;
 }

@@ -11,7 +11,8 @@
 #define CONFIG_NODES_MAX (1u << 21)  /* YAML scalars, lists and mappings per file */
 
 /*
- * Reads and validates the file at path. On success *out owns a new config (config_free) and 0 is
+ * Reads and validates the file at path, which must be a regular file (a FIFO or device is refused
+ * without blocking). An empty file, or one without a `vips` section, is an error. On success *out owns a new config (config_free) and 0 is
  * returned; on failure a negative errno and err holds one line: "FILE:LINE: what is wrong 'value'".
  */
 int config_load(const char *path, struct config **out, char *err, size_t errlen);
@@ -27,5 +28,11 @@ int config_parse(const char *text, size_t len, const char *name, struct config *
  * backend is IPv6. Returns 0, or -EINVAL with one line in err.
  */
 int config_check_dataplane(const struct config *c, char *err, size_t errlen);
+
+/*
+ * config_load, then config_check_dataplane: what a running maglevd accepts, at start and on every
+ * reload alike. Same contract as config_load.
+ */
+int config_load_daemon(const char *path, struct config **out, char *err, size_t errlen);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "control/config_yaml.h"
+#include "control/ctl_cmd.h"
 #include "control/ctlsock.h"
 
 #define CTL_CLI_COLS_MAX   24u /* columns of a printed table */
@@ -275,7 +276,17 @@ static int ctl_cli_socket(const char *sock, const char *config, char *out, size_
 	return 0;
 }
 
-int ctl_cmd_online(int argc, char **argv, char *err, size_t errlen)
+/* The usage line of cmd, as the usage error of its options and arguments. */
+static int ctl_cli_usage_err(const struct ctl_cli_cmd *cmd, const char *why, const char *arg,
+                             char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s%s%s%susage: maglevctl %s%s%s [-s SOCKET] [-c CONFIG] [--json]",
+	         why ? why : "", arg ? " '" : "", arg ? arg : "", why ? (arg ? "'; " : "; ") : "",
+	         cmd->name, cmd->args[0] ? " " : "", cmd->args);
+	return CTL_CMD_USAGE;
+}
+
+int ctl_cli_parse(int argc, char **argv, struct ctl_cli_args *out, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, 's'},
@@ -285,67 +296,74 @@ int ctl_cmd_online(int argc, char **argv, char *err, size_t errlen)
 	    {NULL, 0, NULL, 0},
 	};
 	const struct ctl_cli_cmd *cmd = argc > 0 ? ctl_cli_find(argv[0]) : NULL;
-	const char *sock = NULL, *config = NULL;
-	char path[CONFIG_PATH_MAX];
-	json_t *req, *resp;
-	bool json = false;
-	int c, n, ret;
+	int c, n;
 
+	memset(out, 0, sizeof(*out));
 	if (!cmd) {
 		snprintf(err, errlen, "unknown command '%s'", argc > 0 ? argv[0] : "");
-		return -EINVAL;
+		return CTL_CMD_USAGE;
 	}
-	optind = 1;
+	optind = 0; /* GNU getopt: start over for this argv */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "s:c:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			sock = optarg;
+			out->sock = optarg;
 			break;
 		case 'c':
-			config = optarg;
+			out->config = optarg;
 			break;
 		case 'j':
-			json = true;
+			out->json = true;
 			break;
 		case 'h':
-			ctl_cli_usage(stdout);
+			out->help = true;
 			return 0;
 		default:
-			snprintf(err, errlen,
-			         "bad option '%s'; usage: maglevctl %s%s%s [-s SOCKET] "
-			         "[-c CONFIG] [--json]",
-			         argv[optind - 1], cmd->name, cmd->args[0] ? " " : "", cmd->args);
-			return -EINVAL;
+			return ctl_cli_usage_err(cmd, "bad option", argv[optind - 1], err, errlen);
 		}
 	}
+	if (out->sock && out->config)
+		return ctl_cli_usage_err(cmd, "-s and -c exclude each other", NULL, err, errlen);
 	n = argc - optind;
-	if (n < cmd->min_args || n > cmd->max_args) {
-		snprintf(err, errlen, "usage: maglevctl %s%s%s [-s SOCKET] [-c CONFIG] [--json]",
-		         cmd->name, cmd->args[0] ? " " : "", cmd->args);
-		return -EINVAL;
+	if (n < cmd->min_args || n > cmd->max_args)
+		return ctl_cli_usage_err(cmd, NULL, NULL, err, errlen);
+	out->req = ctl_cli_request(cmd, argv + optind, n, err, errlen);
+	return out->req ? 0 : CTL_CMD_USAGE;
+}
+
+int ctl_cmd_online(int argc, char **argv, char *err, size_t errlen)
+{
+	struct ctl_cli_args a;
+	char path[CONFIG_PATH_MAX];
+	json_t *resp;
+	int ret;
+
+	ret = ctl_cli_parse(argc, argv, &a, err, errlen);
+	if (ret)
+		return ret;
+	if (a.help) {
+		ctl_cli_usage(stdout);
+		return 0;
 	}
-	req = ctl_cli_request(cmd, argv + optind, n, err, errlen);
-	if (!req)
-		return -EINVAL;
-	ret = ctl_cli_socket(sock, config, path, sizeof(path), err, errlen);
+	ret = ctl_cli_socket(a.sock, a.config, path, sizeof(path), err, errlen);
 	if (ret == 0)
-		ret = ctl_call(path, req, &resp, CTL_CLI_TIMEOUT_MS, err, errlen);
-	json_decref(req);
+		ret = ctl_call(path, a.req, &resp, CTL_CLI_TIMEOUT_MS, err, errlen);
+	json_decref(a.req);
 	if (ret < 0)
 		return ret;
 	if (!json_is_true(json_object_get(resp, "ok"))) {
 		const char *e = json_string_value(json_object_get(resp, "error"));
 
 		snprintf(err, errlen, "%s", e ? e : "refused by maglevd");
-		if (json) {
+		if (a.json) {
 			json_dumpf(resp, stdout, JSON_INDENT(2));
 			putchar('\n');
 		}
 		json_decref(resp);
 		return -EINVAL;
 	}
-	if (json) {
+	if (a.json) {
 		json_dumpf(json_object_get(resp, "result"), stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "control/config_yaml.h"
+#include "control/ctl_cmd.h"
 #include "core/addr.h"
 #include "core/maglev.h"
 
@@ -447,12 +448,12 @@ int ctl_cmd_table(int argc, char **argv, char *err, size_t errlen)
 			return 0;
 		default:
 			snprintf(err, errlen, "%s", ctl_table_usage);
-			return -EINVAL;
+			return CTL_CMD_USAGE;
 		}
 	}
 	if (!path || optind != argc) {
 		snprintf(err, errlen, "%s", ctl_table_usage);
-		return -EINVAL;
+		return CTL_CMD_USAGE;
 	}
 	rc = config_load(path, &c, err, errlen);
 	if (rc)
@@ -484,12 +485,12 @@ int ctl_cmd_diff(int argc, char **argv, char *err, size_t errlen)
 			return 0;
 		default:
 			snprintf(err, errlen, "%s", ctl_diff_usage);
-			return -EINVAL;
+			return CTL_CMD_USAGE;
 		}
 	}
 	if (argc - optind != 2) {
 		snprintf(err, errlen, "%s", ctl_diff_usage);
-		return -EINVAL;
+		return CTL_CMD_USAGE;
 	}
 	rc = config_load(argv[optind], &oldc, err, errlen);
 	if (!rc)

@@ -77,7 +77,7 @@ int ctl_table_print(FILE *out, const struct config *c, const char *vip, bool jso
 int ctl_diff_print(FILE *out, const struct config *oldc, const struct config *newc, bool json,
 		   char *err, size_t errlen);
 
-/* `maglevctl table` and `maglevctl diff`: argv[0] is the subcommand name. */
+/* `maglevctl table` and `maglevctl diff`: argv[0] is the subcommand name (control/ctl_cmd.h). */
 int ctl_cmd_table(int argc, char **argv, char *err, size_t errlen);
 int ctl_cmd_diff(int argc, char **argv, char *err, size_t errlen);
 

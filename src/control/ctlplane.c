@@ -13,6 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/version.h"
 #include "control/announce.h"
 #include "control/config_yaml.h"
 #include "control/ctlsock.h"
@@ -23,14 +26,11 @@
 
 #define CP_OVERRIDES_MAX (CONFIG_VIPS_MAX * 16u) /* runtime weight/drain entries */
 #define CP_PERCENT       100.0
-#define CP_MS_PER_S      1000.0
 #define CP_DIGEST_STRLEN 17u  /* 16 hex digits and the NUL */
 #define CP_NAME_MAX      128u /* bytes of a metric name */
 #define CP_LINE_MAX      160u /* bytes of an explain reason or flow text */
 #define CP_NUM_MAX       24u  /* bytes of a number printed as a label value */
 #define CP_GROW_INITIAL  64u  /* entries of a growing array's first allocation */
-#define CP_MS_PER_S_INT  1000u
-#define CP_NS_PER_MS     1000000u
 #define CP_RETRY_MS      1000u /* wait before retrying a failed health rebuild */
 
 /* A runtime change to one (VIP, backend): lost on the next reload. */
@@ -75,22 +75,6 @@ struct ctlplane {
 	uint64_t ann_next_ms;  /* next reconcile of the kernel table */
 	bool ann_stopped;      /* everything withdrawn for a clean stop: no more syncs */
 };
-
-static uint64_t cp_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * CP_MS_PER_S_INT + (uint64_t)ts.tv_nsec / CP_NS_PER_MS;
-}
-
-static double cp_now_ms_f(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * CP_MS_PER_S + (double)ts.tv_nsec / 1e6;
-}
 
 static const char *cp_proto_str(uint8_t proto)
 {
@@ -143,13 +127,6 @@ static int cp_health(const struct ctlplane *cp, const struct config_vip *v,
 	if (!v || !b || !cp_target(v, b, &t))
 		return -1;
 	return health_is_up(cp->hc, &t) ? 1 : 0;
-}
-
-static void cp_log_addr(const char *fmt, const char *vip, const struct lb_addr *a)
-{
-	char s[LB_ADDR_STRLEN];
-
-	fprintf(stderr, fmt, vip, lb_addr_str(a, s, sizeof(s)));
 }
 
 /*
@@ -244,9 +221,11 @@ static void cp_targets_set(struct ctlplane *cp, const struct config *cfg)
 				t = nt;
 			}
 			if (health_target_from_config(&t[n], h, &b->addr, v->port) < 0) {
-				cp_log_addr("maglevd: vip %s backend %s: health check has no port "
-				            "(VIP port 0): not checked\n",
-				            v->name, &b->addr);
+				char a[LB_ADDR_STRLEN];
+
+				log_warn("vip %s backend %s: health check has no port (VIP port 0): "
+					 "not checked",
+					 v->name, lb_addr_str(&b->addr, a, sizeof(a)));
 				continue;
 			}
 			n++;
@@ -257,7 +236,7 @@ static void cp_targets_set(struct ctlplane *cp, const struct config *cfg)
 	ret = health_set_targets(cp->hc, t, n);
 	pthread_mutex_unlock(&cp->lock);
 	if (ret < 0)
-		fprintf(stderr, "maglevd: health checks not updated: %s\n", strerror(-ret));
+		log_err("health checks not updated: %s", strerror(-ret));
 out:
 	free(t);
 }
@@ -278,7 +257,7 @@ static void cp_announce(struct ctlplane *cp)
 		return;
 	want = calloc(cfg->n_vips + 1, sizeof(*want));
 	if (!want) {
-		cp->ann_next_ms = cp_now_ms() + ANNOUNCE_RETRY_MS;
+		cp->ann_next_ms = clock_now_ms() + ANNOUNCE_RETRY_MS;
 		return;
 	}
 	for (uint32_t i = 0; i < cfg->n_vips; i++)
@@ -288,7 +267,7 @@ static void cp_announce(struct ctlplane *cp)
 	ret = announce_sync(cp->ann, want, n);
 	pthread_mutex_unlock(&cp->lock);
 	free(want);
-	cp->ann_next_ms = cp_now_ms() + (ret < 0 ? ANNOUNCE_RETRY_MS : ANNOUNCE_RECONCILE_MS);
+	cp->ann_next_ms = clock_now_ms() + (ret < 0 ? ANNOUNCE_RETRY_MS : ANNOUNCE_RECONCILE_MS);
 }
 
 /* "announced", "withdrawn" (no backend up), "failed" (route not in the table), or "off". */
@@ -316,7 +295,7 @@ static int cp_rebuild(struct ctlplane *cp, struct config *cfg, char *err, size_t
 	struct snapshot_state st = {0};
 	struct lb_snapshot *next = NULL, *old;
 	struct config *old_cfg = NULL;
-	double t0 = cp_now_ms_f();
+	double t0 = clock_now_ms_f();
 	bool *want = calloc(cfg->n_vips + 1, sizeof(*want)), *old_want;
 	int ret;
 
@@ -349,7 +328,7 @@ static int cp_rebuild(struct ctlplane *cp, struct config *cfg, char *err, size_t
 		cp->cfg = cfg;
 	}
 	cp->rebuilds++;
-	cp->last_rebuild_ms = cp_now_ms_f() - t0;
+	cp->last_rebuild_ms = clock_now_ms_f() - t0;
 	pthread_mutex_unlock(&cp->lock);
 	free(old_want);
 	snapshot_free(old);
@@ -362,11 +341,11 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 {
 	struct cp_override *ov;
 	struct config *cfg;
-	double t0 = cp_now_ms_f(), took;
+	double t0 = clock_now_ms_f(), took;
 	uint32_t n_ov;
 	int ret;
 
-	ret = config_load(cp->path, &cfg, err, errlen);
+	ret = config_load_daemon(cp->path, &cfg, err, errlen);
 	if (ret < 0)
 		goto fail;
 	if (strcmp(cfg->control.socket, cp->cfg->control.socket) != 0 ||
@@ -375,14 +354,16 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 	    strcmp(cfg->dataplane.interface, cp->cfg->dataplane.interface) != 0 ||
 	    cfg->dataplane.workers != cp->cfg->dataplane.workers ||
 	    cfg->dataplane.mode != cp->cfg->dataplane.mode)
-		fprintf(stderr, "maglevd: reload: control socket, metrics, interface, mode and "
-		                "workers changes take effect on restart only\n");
+		log_warn("reload: control socket, metrics, interface, mode and workers changes "
+		         "take effect on restart only");
+	if (memcmp(&cfg->conntrack, &cp->cfg->conntrack, sizeof(cfg->conntrack)) != 0)
+		log_warn("reload: conntrack changes (entries, timeouts) take effect on restart only");
 	if (cfg->announce.enabled != cp->cfg->announce.enabled ||
 	    cfg->announce.table != cp->cfg->announce.table ||
 	    cfg->announce.protocol != cp->cfg->announce.protocol ||
 	    strcmp(cfg->announce.interface, cp->cfg->announce.interface) != 0)
-		fprintf(stderr, "maglevd: reload: announce.enabled, table, protocol and interface "
-		                "changes take effect on restart only\n");
+		log_warn("reload: announce.enabled, table, protocol and interface changes take "
+		         "effect on restart only");
 	/* Runtime overrides end with a reload: set them aside, restore them if it fails. */
 	ov = cp->ov;
 	n_ov = cp->n_ov;
@@ -398,17 +379,15 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 		goto fail;
 	}
 	free(ov);
-	took = cp_now_ms_f() - t0;
+	took = clock_now_ms_f() - t0;
 	pthread_mutex_lock(&cp->lock);
 	cp->config_generation++;
 	cp->reloads_ok++;
 	cp->last_reload_ms = took;
 	cp->last_reload_error[0] = '\0';
 	pthread_mutex_unlock(&cp->lock);
-	fprintf(stderr,
-	        "maglevd: reload: %s: config generation %llu, snapshot generation %llu, %u VIPs, "
-	        "in %.3f ms\n",
-	        cp->path, (unsigned long long)cp->config_generation,
+	log_info("reload: %s: config generation %llu, snapshot generation %llu, %u VIPs, in %.3f ms",
+	         cp->path, (unsigned long long)cp->config_generation,
 	        (unsigned long long)cp->cur->generation, cp->cfg->n_vips, took);
 	return 0;
 fail:
@@ -416,18 +395,13 @@ fail:
 	cp->reloads_failed++;
 	snprintf(cp->last_reload_error, sizeof(cp->last_reload_error), "%s", err);
 	pthread_mutex_unlock(&cp->lock);
-	fprintf(stderr, "maglevd: reload failed, the running config stays: %s\n", err);
+	log_err("reload failed, the running config stays: %s", err);
 	return ret;
 }
 
 void ctlplane_request_reload(struct ctlplane *cp)
 {
 	atomic_store(&cp->reload_asked, 1);
-}
-
-const struct lb_snapshot *ctlplane_snapshot(const struct ctlplane *cp)
-{
-	return cp->cur;
 }
 
 static void cp_on_health(void *ctx, const struct health_target *t, bool up)
@@ -523,8 +497,8 @@ static json_t *cp_req_status(struct ctlplane *cp)
 		                                      "digest", cp_digest_str(v->digest, d)));
 	}
 	res = json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:s, s:I, s:o}",
-	                 "version", CTLPLANE_VERSION, "uptime_s",
-	                 (json_int_t)((cp_now_ms() - cp->started_ms) / CP_MS_PER_S_INT), "mode",
+	                 "version", MAGLEV_VERSION, "uptime_s",
+	                 (json_int_t)((clock_now_ms() - cp->started_ms) / MSEC_PER_SEC), "mode",
 	                 cp->h.mode ? cp->h.mode(cp->h.ctx) : "none", "workers",
 	                 (json_int_t)cp->h.n_workers, "config", cp->path, "config_generation",
 	                 (json_int_t)cp->config_generation, "snapshot_generation",
@@ -546,6 +520,15 @@ static json_t *cp_req_status(struct ctlplane *cp)
 		    json_integer((json_int_t)announce_counter_get(cp->ann, ANNOUNCE_CTR_ERRORS)));
 	} else if (res) {
 		json_object_set_new(res, "announce", json_string("off"));
+	}
+	if (res) {
+		json_object_set_new(res, "health_probes_inflight",
+		                    json_integer(health_inflight(cp->hc)));
+		json_object_set_new(res, "health_probes_inflight_max",
+		                    json_integer(health_inflight_max(cp->hc)));
+		json_object_set_new(
+		    res, "health_local_errors",
+		    json_integer((json_int_t)health_counter_get(cp->hc, HEALTH_CTR_LOCAL_ERRORS)));
 	}
 	return res;
 }
@@ -609,7 +592,7 @@ static json_t *cp_req_backends(struct ctlplane *cp, const struct ctl_request *re
 static json_t *cp_req_counters(struct ctlplane *cp)
 {
 	uint32_t nw = cp->h.n_workers, nio = cp->h.n_io_counters;
-	json_t *rows = json_array();
+	json_t *rows = json_array(), *health = json_array();
 	uint64_t *io = calloc((size_t)nw * nio + 1, sizeof(*io));
 
 	if (!io)
@@ -646,7 +629,13 @@ static json_t *cp_req_counters(struct ctlplane *cp)
 		                      json_pack("{s:s, s:I, s:o}", "name", lb_counter_name[k],
 		                                "total", (json_int_t)total, "per_worker", per));
 	}
-	return json_pack("{s:I, s:o}", "workers", (json_int_t)nw, "counters", rows);
+	/* The control thread's own: one total each, no per-worker split. */
+	for (uint32_t k = 0; k < HEALTH_CTR_MAX; k++)
+		json_array_append_new(health, json_pack("{s:s, s:I}", "name",
+		                                        health_counter_name[k], "total",
+		                                        (json_int_t)health_counter_get(cp->hc, k)));
+	return json_pack("{s:I, s:o, s:o}", "workers", (json_int_t)nw, "counters", rows, "health",
+	                 health);
 }
 
 static json_t *cp_req_reload(struct ctlplane *cp, char *err, size_t errlen)
@@ -719,8 +708,8 @@ static json_t *cp_req_override(struct ctlplane *cp, const struct ctl_request *re
 		return NULL;
 	}
 	lb_addr_str(&req->backend, a, sizeof(a));
-	fprintf(stderr, "maglevd: vip %s backend %s: %s%s (runtime; lost on reload)\n", cv->name, a,
-	        ctl_cmd_name(req->cmd), req->cmd == CTL_CMD_WEIGHT ? " set" : "");
+	log_info("vip %s backend %s: %s%s (runtime; lost on reload)", cv->name, a,
+	         ctl_cmd_name(req->cmd), req->cmd == CTL_CMD_WEIGHT ? " set" : "");
 	id = snapshot_backend_find(cp->cur, (uint32_t)vi, &req->backend);
 	return json_pack("{s:o, s:I}", "backend",
 	                 id == LB_BACKEND_NONE ? json_null()
@@ -735,6 +724,16 @@ static json_t *cp_addr_json(const struct lb_snapshot *s, uint16_t id)
 	if (id == LB_BACKEND_NONE || id >= s->n_backends)
 		return json_null();
 	return json_string(lb_addr_str(&s->backends[id].addr, a, sizeof(a)));
+}
+
+/* The state of a tracked entry, for explain: TCP's, or "active" for a flow of another protocol. */
+static const char *cp_ct_state_str(uint8_t proto, const struct lb_explanation *x)
+{
+	if (proto != IPPROTO_TCP)
+		return "active";
+	if (x->tracked_syn_only)
+		return "syn-only";
+	return x->tracked_closing ? "closing" : "established";
 }
 
 static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req, char *err,
@@ -784,15 +783,18 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 		if (!wk || lb_explain(wk, s, &k, &wx) < 0 || !wx.tracked)
 			continue;
 		json_array_append_new(
-		    tracked, json_pack("{s:I, s:o, s:b}", "worker", (json_int_t)w, "backend",
+		    tracked, json_pack("{s:I, s:o, s:b, s:s}", "worker", (json_int_t)w, "backend",
 		                       cp_addr_json(s, LB_BREF_ID(wx.tracked_bref)), "usable",
-		                       wx.tracked_usable));
+		                       wx.tracked_usable, "state", cp_ct_state_str(proto, &wx)));
 		if (wx.tracked_usable && usable_worker < 0) {
 			usable_worker = (int32_t)w;
 			backend = wx.backend;
 		}
 	}
-	if (usable_worker >= 0)
+	if (ex.refused)
+		snprintf(reason, sizeof(reason), "no client has this source: dropped (%s)",
+		         lb_counter_name[ex.refused]);
+	else if (usable_worker >= 0)
 		snprintf(reason, sizeof(reason), "tracked flow on worker %d", usable_worker);
 	else if (ex.table_backend == LB_BACKEND_NONE)
 		snprintf(reason, sizeof(reason),
@@ -1006,22 +1008,37 @@ static void cp_collect(void *ctx, struct metrics_writer *w)
 	metrics_family(w, "maglevd_last_reload_duration_seconds", "gauge",
 	               "Time of the last successful reload: parse, build, publish");
 	metrics_sample_f(w, "maglevd_last_reload_duration_seconds", NULL,
-	                 cp->last_reload_ms / CP_MS_PER_S);
+	                 cp->last_reload_ms / (double)MSEC_PER_SEC);
 	metrics_family(w, "maglevd_health_checks", "gauge", "Distinct health checks running");
 	metrics_sample(w, "maglevd_health_checks", NULL, health_count(cp->hc));
+	metrics_family(w, "maglevd_health_probes_inflight", "gauge",
+	               "Health probes in flight (each holds a socket)");
+	metrics_sample(w, "maglevd_health_probes_inflight", NULL, health_inflight(cp->hc));
+	metrics_family(w, "maglevd_health_probes_inflight_max", "gauge",
+	               "Cap on health probes in flight; due checks wait for a slot");
+	metrics_sample(w, "maglevd_health_probes_inflight_max", NULL, health_inflight_max(cp->hc));
+	for (uint32_t k = 0; k < HEALTH_CTR_MAX; k++) {
+		cp_metric_name(name, health_counter_name[k], "_total");
+		metrics_family(w, name, "counter", health_counter_help[k]);
+		metrics_sample(w, name, NULL, health_counter_get(cp->hc, k));
+	}
 	metrics_family(w, "maglevd_uptime_seconds", "gauge", "Seconds since maglevd started");
 	metrics_sample(w, "maglevd_uptime_seconds", NULL,
-	               (cp_now_ms() - cp->started_ms) / CP_MS_PER_S_INT);
+	               (clock_now_ms() - cp->started_ms) / MSEC_PER_SEC);
+	metrics_family(w, "maglevd_control_clients_closed_total", "counter",
+	               "Control socket clients the daemon closed: timeout (no complete request, "
+	               "or its answer not read, in time), evicted (the slowest, for a new client), "
+	               "refused (a new client while every slot was being answered)");
+	for (int k = 0; k < CTL_CLOSE_N; k++) {
+		const char *l[] = {"reason", ctl_close_name((enum ctl_close)k), NULL};
+
+		metrics_sample(w, "maglevd_control_clients_closed_total", l,
+		               ctl_server_closed(cp->srv, (enum ctl_close)k));
+	}
 	pthread_mutex_unlock(&cp->lock);
 }
 
 /* ---- life cycle ---- */
-
-int ctlplane_first_snapshot(const struct config *cfg, struct lb_snapshot **out, char *err,
-                            size_t errlen)
-{
-	return snapshot_build(cfg, NULL, NULL, out, err, errlen);
-}
 
 int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
                     struct lb_snapshot *cur, const struct ctlplane_hooks *hooks, char *err,
@@ -1042,7 +1059,7 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 	cp->cfg = cfg;
 	cp->cur = cur;
 	cp->config_generation = 1;
-	cp->started_ms = cp_now_ms();
+	cp->started_ms = clock_now_ms();
 	cp->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (cp->epfd < 0) {
 		ret = -errno;
@@ -1055,7 +1072,10 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 		goto out;
 	}
 	cp_targets_set(cp, cfg);
-	ret = ctl_server_open(&cp->srv, cfg->control.socket, cp_handle, cp);
+	ret = ctl_socket_dir_prepare(cfg->control.socket, err, errlen);
+	if (ret < 0)
+		goto out;
+	ret = ctl_server_open(&cp->srv, cfg->control.socket, 0, cp_handle, cp);
 	if (ret < 0) {
 		snprintf(err, errlen, "control socket %s: %s", cfg->control.socket, strerror(-ret));
 		goto out;
@@ -1072,7 +1092,7 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 	}
 	if (cfg->control.metrics_enabled) {
 		ret = metrics_start(&cp->ms, cfg->control.metrics_address,
-		                    cfg->control.metrics_port, cp_collect, cp);
+		                    cfg->control.metrics_port, NULL, cp_collect, cp);
 		if (ret < 0) {
 			snprintf(
 			    err, errlen,
@@ -1120,23 +1140,19 @@ int ctlplane_run(struct ctlplane *cp, int timeout_ms)
 		return ret;
 	if (atomic_exchange(&cp->reload_asked, 0))
 		ctlplane_reload(cp, err, sizeof(err));
-	if (cp->ann && !cp->ann_stopped && cp_now_ms() >= cp->ann_next_ms)
+	if (cp->ann && !cp->ann_stopped && clock_now_ms() >= cp->ann_next_ms)
 		cp_announce(cp);
-	if (cp->dirty && cp_now_ms() >= cp->retry_ms) {
+	if (cp->dirty && clock_now_ms() >= cp->retry_ms) {
 		cp->dirty = false;
 		ret = cp_rebuild(cp, cp->cfg, err, sizeof(err));
 		if (ret < 0) {
-			fprintf(
-			    stderr,
-			    "maglevd: rebuild after a health change failed (retry in %u ms): %s\n",
-			    CP_RETRY_MS, err);
+			log_err("rebuild after a health change failed (retry in %u ms): %s",
+			        CP_RETRY_MS, err);
 			cp->dirty = true;
-			cp->retry_ms = cp_now_ms() + CP_RETRY_MS;
+			cp->retry_ms = clock_now_ms() + CP_RETRY_MS;
 		} else {
-			fprintf(stderr,
-			        "maglevd: health change published: snapshot generation "
-			        "%llu in %.3f ms\n",
-			        (unsigned long long)cp->cur->generation, cp->last_rebuild_ms);
+			log_info("health change published: snapshot generation %llu in %.3f ms",
+			         (unsigned long long)cp->cur->generation, cp->last_rebuild_ms);
 		}
 	}
 	return 0;

@@ -13,7 +13,6 @@
 #include "core/pipeline.h"
 #include "core/snapshot.h"
 
-#define CTLPLANE_VERSION "0.1.0"
 
 /* What the daemon lends the control plane. Every hook runs on the control thread. */
 struct ctlplane_hooks {
@@ -52,13 +51,6 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
                     size_t errlen);
 
 /*
- * Builds the first snapshot of cfg (with nothing before it), for the daemon to publish before
- * ctlplane_create. Returns 0 or a negative errno and err.
- */
-int ctlplane_first_snapshot(const struct config *cfg, struct lb_snapshot **out, char *err,
-                            size_t errlen);
-
-/*
  * One round of the control loop: waits up to timeout_ms (0 = no wait, e.g. after polling
  * ctlplane_fd) for control socket clients and health probes, handles them, runs a reload asked for
  * by ctlplane_request_reload, and rebuilds the snapshot when health or overrides changed. Returns 0
@@ -75,9 +67,6 @@ void ctlplane_request_reload(struct ctlplane *cp);
  * health state of checks that stay is kept. Returns 0 or a negative errno.
  */
 int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen);
-
-/* The snapshot workers read now (the control thread's view). */
-const struct lb_snapshot *ctlplane_snapshot(const struct ctlplane *cp);
 
 /*
  * For a clean stop: withdraws every VIP route (announce.*) and stops announcing. Returns how

@@ -3,22 +3,25 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+
 #define CTL_EVENTS_BATCH 32u   /* epoll events handled per wait */
 #define CTL_READ_CHUNK   4096u /* bytes read from a client at a time */
 #define CTL_PORT_MAX     65535
-#define CTL_MS_PER_S     1000u
-#define CTL_NS_PER_MS    1000000u
 
 static const char *const ctl_cmd_names[] = {
     [CTL_CMD_STATUS] = "status",     [CTL_CMD_VIPS] = "vips",       [CTL_CMD_BACKENDS] = "backends",
@@ -31,14 +34,6 @@ static const char *const ctl_cmd_names[] = {
 const char *ctl_cmd_name(enum ctl_cmd cmd)
 {
 	return (size_t)cmd < CTL_CMDS_N ? ctl_cmd_names[cmd] : "?";
-}
-
-static uint64_t ctl_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * CTL_MS_PER_S + (uint64_t)ts.tv_nsec / CTL_NS_PER_MS;
 }
 
 int ctl_hostport_parse(const char *s, struct lb_addr *addr, uint16_t *port)
@@ -301,6 +296,14 @@ char *ctl_handle_line(const char *line, size_t len, ctl_handler_fn fn, void *ctx
 	return s;
 }
 
+/*
+ * One connection. It is in one of three states, and only the first two run a clock:
+ * - reading: no complete request buffered, no answer pending. It must complete a request by
+ *   deadline_ms (armed at accept and when its previous answer was sent; bytes do not move it).
+ * - sending: an answer is pending. It must read it by deadline_ms (armed when it was queued).
+ * - ready: a complete request (or its end of stream) is buffered and waits for its turn; the
+ *   wait is the server's doing and bounded by one request of every other client (a round).
+ */
 struct ctl_client {
 	int fd;
 	char *in; /* CTL_REQUEST_MAX bytes */
@@ -308,17 +311,34 @@ struct ctl_client {
 	char *out; /* pending response bytes */
 	size_t out_len, out_off;
 	uint64_t deadline_ms;
-	bool closing; /* close once out is flushed */
+	uint32_t events; /* the epoll interest set now */
+	bool eof;        /* the client has shut down its side: serve what is buffered, close */
+	bool closing;    /* close once out is flushed */
 };
 
 struct ctl_server {
 	int epfd;
 	int lfd;
+	int wake_fd; /* eventfd in epfd, readable while some client is ready */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	ctl_handler_fn fn;
 	void *ctx;
+	uint32_t timeout_ms;
+	uint32_t next; /* the round starts here; moves by one each round */
 	struct ctl_client clients[CTL_CLIENTS_MAX];
+	atomic_uint_fast64_t closed[CTL_CLOSE_N];
 };
+
+static const char *const ctl_close_names[CTL_CLOSE_N] = {
+    [CTL_CLOSE_TIMEOUT] = "timeout",
+    [CTL_CLOSE_EVICTED] = "evicted",
+    [CTL_CLOSE_REFUSED] = "refused",
+};
+
+const char *ctl_close_name(enum ctl_close why)
+{
+	return (size_t)why < CTL_CLOSE_N ? ctl_close_names[why] : "?";
+}
 
 static void ctl_client_drop(struct ctl_client *c)
 {
@@ -329,6 +349,28 @@ static void ctl_client_drop(struct ctl_client *c)
 	*c = (struct ctl_client){.fd = -1};
 }
 
+static bool ctl_client_ready(const struct ctl_client *c)
+{
+	return c->fd >= 0 && !c->out_len &&
+	       (c->eof || c->in_len == CTL_REQUEST_MAX || memchr(c->in, '\n', c->in_len));
+}
+
+/*
+ * Drops c, counted as why. A client between answers first gets the error line msg (a JSON
+ * string's contents) if its socket takes it at once: best effort, it is going away anyway.
+ */
+static void ctl_client_close(struct ctl_server *s, struct ctl_client *c, enum ctl_close why,
+                             const char *msg)
+{
+	char line[CTL_ERR_MAX];
+	int n = snprintf(line, sizeof(line), "{\"ok\":false,\"error\":\"%s\"}\n", msg);
+
+	if (!c->out_len && n > 0 && (size_t)n < sizeof(line))
+		(void)send(c->fd, line, (size_t)n, MSG_NOSIGNAL);
+	atomic_fetch_add_explicit(&s->closed[why], 1, memory_order_relaxed);
+	ctl_client_drop(c);
+}
+
 static int ctl_sockaddr(struct sockaddr_un *sun, const char *path)
 {
 	memset(sun, 0, sizeof(*sun));
@@ -337,6 +379,113 @@ static int ctl_sockaddr(struct sockaddr_un *sun, const char *path)
 		return -ENAMETOOLONG;
 	memcpy(sun->sun_path, path, strlen(path) + 1);
 	return 0;
+}
+
+/* Root's and our own: the only owners whose files on the socket's path we trust. */
+static bool ctl_owner_trusted(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+/*
+ * Checks that nobody but root (or this process's user) can put another socket at path: the
+ * directory that holds it (symlinks resolved) and each one above it up to / must be owned by a
+ * trusted user and writable by no one else, unless sticky (then others cannot rename or remove
+ * what is ours; a socket of theirs fails the owner check). With with_socket, path itself must be
+ * a socket of a trusted owner. 0, or -EPERM / -ENOTSOCK / -errno with one line in err.
+ */
+static int ctl_path_check(const char *path, bool with_socket, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	size_t len;
+
+	if (with_socket) {
+		if (lstat(path, &st) < 0) {
+			int e = errno;
+
+			snprintf(err, errlen, "%s: %s (is maglevd running?)", path, strerror(e));
+			return -e;
+		}
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s: not a socket", path);
+			return -ENOTSOCK;
+		}
+		if (!ctl_owner_trusted(st.st_uid)) {
+			snprintf(err, errlen, "%s: owned by uid %u, not root: refusing to talk to it",
+			         path, (unsigned)st.st_uid);
+			return -EPERM;
+		}
+	}
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1,
+	         slash ? path : ".");
+	if (!realpath(dir, real)) {
+		int e = errno;
+
+		snprintf(err, errlen, "%s: %s", dir, strerror(e));
+		return -e;
+	}
+	for (len = strlen(real);;) {
+		if (stat(real, &st) < 0) {
+			int e = errno;
+
+			snprintf(err, errlen, "%s: %s", real, strerror(e));
+			return -e;
+		}
+		if (!ctl_owner_trusted(st.st_uid) ||
+		    ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))) {
+			snprintf(err, errlen,
+			         "%s: directory %s (uid %u, mode %04o) lets others replace the "
+			         "control socket: use a directory only root can write",
+			         path, real, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+			return -EPERM;
+		}
+		if (len == 1)
+			return 0;
+		while (len > 1 && real[len - 1] != '/')
+			len--;
+		real[len > 1 ? --len : len] = '\0'; /* the parent: "/a/b" -> "/a", "/a" -> "/" */
+	}
+}
+
+/* The listening process behind a connected fd must run as root (or as us). */
+static int ctl_peer_check(int fd, const char *path, char *err, size_t errlen)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "%s: SO_PEERCRED: %s", path, strerror(e));
+		return -e;
+	}
+	if (!ctl_owner_trusted(cred.uid)) {
+		snprintf(err, errlen, "%s: answered by pid %d running as uid %u, not root: refusing "
+		                      "to talk to it",
+		         path, (int)cred.pid, (unsigned)cred.uid);
+		return -EPERM;
+	}
+	return 0;
+}
+
+int ctl_socket_dir_prepare(const char *path, char *err, size_t errlen)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+
+	if (slash && slash != path) {
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+		if (mkdir(dir, CTL_DIR_MODE) < 0 && errno != EEXIST) {
+			int e = errno;
+
+			snprintf(err, errlen, "control socket %s: cannot create %s: %s", path, dir,
+			         strerror(e));
+			return -e;
+		}
+	}
+	return ctl_path_check(path, false, err, errlen);
 }
 
 /* Removes a socket file nobody answers on; -EADDRINUSE if a live server does. */
@@ -360,7 +509,8 @@ static int ctl_stale_remove(const struct sockaddr_un *sun)
 	return ret;
 }
 
-int ctl_server_open(struct ctl_server **out, const char *path, ctl_handler_fn fn, void *ctx)
+int ctl_server_open(struct ctl_server **out, const char *path, uint32_t request_timeout_ms,
+                    ctl_handler_fn fn, void *ctx)
 {
 	struct epoll_event ev = {.events = EPOLLIN};
 	struct ctl_server *s;
@@ -368,6 +518,8 @@ int ctl_server_open(struct ctl_server **out, const char *path, ctl_handler_fn fn
 	mode_t old_mask;
 	int ret;
 
+	if (request_timeout_ms > INT32_MAX)
+		return -EINVAL;
 	ret = ctl_sockaddr(&sun, path);
 	if (ret < 0)
 		return ret;
@@ -376,11 +528,19 @@ int ctl_server_open(struct ctl_server **out, const char *path, ctl_handler_fn fn
 		return -ENOMEM;
 	s->fn = fn;
 	s->ctx = ctx;
+	s->timeout_ms = request_timeout_ms ? request_timeout_ms : CTL_REQUEST_TIMEOUT_MS;
 	s->lfd = -1;
+	s->wake_fd = -1;
 	for (size_t i = 0; i < CTL_CLIENTS_MAX; i++)
 		s->clients[i].fd = -1;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ev.data.ptr = &s->wake_fd;
+	if (s->wake_fd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0) {
 		ret = -errno;
 		goto out;
 	}
@@ -426,6 +586,8 @@ void ctl_server_close(struct ctl_server *s)
 		close(s->lfd);
 	if (s->path[0])
 		unlink(s->path);
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
 	if (s->epfd >= 0)
 		close(s->epfd);
 	free(s);
@@ -436,29 +598,75 @@ int ctl_server_fd(const struct ctl_server *s)
 	return s->epfd;
 }
 
+uint64_t ctl_server_closed(const struct ctl_server *s, enum ctl_close why)
+{
+	return (size_t)why < CTL_CLOSE_N
+	           ? atomic_load_explicit(&s->closed[why], memory_order_relaxed)
+	           : 0;
+}
+
+/* Sets c's epoll interest from its state: EPOLLOUT while sending, EPOLLIN while reading. */
+static void ctl_client_watch(struct ctl_server *s, struct ctl_client *c)
+{
+	struct epoll_event ev = {.data.ptr = c};
+
+	ev.events = c->out_len ? EPOLLOUT : ctl_client_ready(c) ? 0 : EPOLLIN;
+	if (ev.events == c->events)
+		return;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+		ctl_client_drop(c);
+		return;
+	}
+	c->events = ev.events;
+}
+
+static void ctl_client_io(struct ctl_server *s, struct ctl_client *c, uint32_t events,
+                          uint64_t now);
+
 static void ctl_client_accept(struct ctl_server *s, uint64_t now)
 {
 	struct epoll_event ev = {.events = EPOLLIN};
-	struct ctl_client *c = NULL;
+	struct ctl_client *c = NULL, *victim = NULL;
 	int fd;
 
 	fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	for (size_t i = 0; i < CTL_CLIENTS_MAX && !c; i++)
-		if (s->clients[i].fd < 0)
-			c = &s->clients[i];
+	for (size_t i = 0; i < CTL_CLIENTS_MAX && !c; i++) {
+		struct ctl_client *o = &s->clients[i];
+
+		if (o->fd < 0)
+			c = o;
+		else if (!o->out_len && !ctl_client_ready(o) &&
+		         (!victim || o->deadline_ms < victim->deadline_ms))
+			victim = o;
+	}
+	if (!c && victim) {
+		/* Full: the client that has waited longest without a complete request makes room.
+		 */
+		ctl_client_close(s, victim, CTL_CLOSE_EVICTED,
+		                 "dropped for a new client: no complete request yet and every slot "
+		                 "taken");
+		c = victim;
+	}
 	if (!c) {
-		/* Over the limit: the client sees EOF and reports that the daemon is busy. */
+		/* Every client is being answered: the new one sees EOF and reports the daemon busy.
+		 */
+		atomic_fetch_add_explicit(&s->closed[CTL_CLOSE_REFUSED], 1, memory_order_relaxed);
 		close(fd);
 		return;
 	}
 	c->in = malloc(CTL_REQUEST_MAX);
 	c->fd = fd;
-	c->deadline_ms = now + CTL_CLIENT_TIMEOUT_MS;
+	c->events = EPOLLIN;
+	c->deadline_ms = now + s->timeout_ms;
 	ev.data.ptr = c;
-	if (!c->in || epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+	if (!c->in || epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		ctl_client_drop(c);
+		return;
+	}
+	/* Its request is likely there already: read it now, to be served in this round. */
+	ctl_client_io(s, c, EPOLLIN, now);
 }
 
 /* Queues resp and a newline for c, taking ownership of resp. */
@@ -484,19 +692,48 @@ static void ctl_client_queue(struct ctl_client *c, char *resp)
 	free(resp);
 }
 
-/* Answers every complete line in c->in. A full buffer without a newline is an error response. */
-static void ctl_client_lines(struct ctl_server *s, struct ctl_client *c, bool eof)
+/*
+ * Sends what c has pending. Once all is sent, c closes if it was to, else its clock restarts
+ * for its next request. Returns false if c was dropped.
+ */
+static bool ctl_client_flush(struct ctl_client *c)
 {
-	char *nl;
+	while (c->out_off < c->out_len) {
+		ssize_t r = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
 
-	while ((nl = memchr(c->in, '\n', c->in_len))) {
+		if (r < 0 && errno == EAGAIN)
+			return true;
+		if (r < 0) {
+			ctl_client_drop(c);
+			return false;
+		}
+		c->out_off += (size_t)r;
+	}
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+	if (c->closing) {
+		ctl_client_drop(c);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Serves one request of a ready client: its first line; a full buffer without a newline is an
+ * error and the end; at end of stream the rest as a last request. Then sends what it can.
+ */
+static void ctl_client_serve(struct ctl_server *s, struct ctl_client *c)
+{
+	char *nl = memchr(c->in, '\n', c->in_len);
+
+	if (nl) {
 		size_t line = (size_t)(nl - c->in);
 
 		ctl_client_queue(c, ctl_handle_line(c->in, line, s->fn, s->ctx));
 		memmove(c->in, nl + 1, c->in_len - line - 1);
 		c->in_len -= line + 1;
-	}
-	if (c->in_len == CTL_REQUEST_MAX) {
+	} else if (c->in_len == CTL_REQUEST_MAX) {
 		char msg[96];
 
 		snprintf(msg, sizeof(msg),
@@ -505,21 +742,30 @@ static void ctl_client_lines(struct ctl_server *s, struct ctl_client *c, bool eo
 		ctl_client_queue(c, strdup(msg));
 		c->in_len = 0;
 		c->closing = true;
-	} else if (eof) {
+	} else {
 		if (c->in_len)
 			ctl_client_queue(c, ctl_handle_line(c->in, c->in_len, s->fn, s->ctx));
 		c->in_len = 0;
 		c->closing = true;
 	}
+	/* The handler may have taken long: the client's time to read the answer starts now. */
+	c->deadline_ms = clock_now_ms() + s->timeout_ms;
+	if (!c->out_len && c->closing) {
+		ctl_client_drop(c);
+		return;
+	}
+	if (ctl_client_flush(c)) {
+		if (!c->out_len)
+			c->deadline_ms = clock_now_ms() + s->timeout_ms;
+		ctl_client_watch(s, c);
+	}
 }
 
 static void ctl_client_io(struct ctl_server *s, struct ctl_client *c, uint32_t events, uint64_t now)
 {
-	struct epoll_event ev = {.data.ptr = c};
-	bool eof = false;
 	ssize_t r;
 
-	if (events & EPOLLIN && !c->closing) {
+	if (events & EPOLLIN && c->events & EPOLLIN) {
 		size_t room = CTL_REQUEST_MAX - c->in_len;
 
 		r = recv(c->fd, c->in + c->in_len, room < CTL_READ_CHUNK ? room : CTL_READ_CHUNK,
@@ -528,74 +774,96 @@ static void ctl_client_io(struct ctl_server *s, struct ctl_client *c, uint32_t e
 			ctl_client_drop(c);
 			return;
 		}
+		if (r == 0 && !c->in_len) {
+			ctl_client_drop(c); /* gone between requests */
+			return;
+		}
 		if (r == 0)
-			eof = true;
+			c->eof = true;
 		if (r > 0)
 			c->in_len += (size_t)r;
-		ctl_client_lines(s, c, eof);
-		c->deadline_ms = now + CTL_CLIENT_TIMEOUT_MS;
 	} else if (events & (EPOLLHUP | EPOLLERR) && !c->out_len) {
 		ctl_client_drop(c);
 		return;
 	}
-	while (c->out_off < c->out_len) {
-		r = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-		if (r < 0) {
-			if (errno == EAGAIN)
-				break;
-			ctl_client_drop(c);
+	if (c->out_len) {
+		if (!ctl_client_flush(c))
 			return;
-		}
-		c->out_off += (size_t)r;
-		c->deadline_ms = now + CTL_CLIENT_TIMEOUT_MS;
+		if (!c->out_len)
+			c->deadline_ms = now + s->timeout_ms;
 	}
-	if (c->out_off == c->out_len) {
-		free(c->out);
-		c->out = NULL;
-		c->out_len = c->out_off = 0;
-		if (c->closing) {
-			ctl_client_drop(c);
-			return;
-		}
-	}
-	/* While a response is pending, stop reading: a client cannot make us buffer without bound.
-	 */
-	ev.events = c->out_len ? EPOLLOUT : EPOLLIN;
-	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
-		ctl_client_drop(c);
+	ctl_client_watch(s, c);
+}
+
+/*
+ * Makes s->wake_fd readable while some client is ready, so that pollers of epfd come back.
+ * EAGAIN means it already is (write) or is not (read), as wanted. 0 or -errno.
+ */
+static int ctl_server_wake(struct ctl_server *s, bool pending)
+{
+	uint64_t v = 1;
+	ssize_t r = pending ? write(s->wake_fd, &v, sizeof(v)) : read(s->wake_fd, &v, sizeof(v));
+
+	return r < 0 && errno != EAGAIN ? -errno : 0;
 }
 
 int ctl_server_dispatch(struct ctl_server *s, int timeout_ms)
 {
 	struct epoll_event ev[CTL_EVENTS_BATCH];
-	uint64_t now = ctl_now_ms();
+	uint64_t now = clock_now_ms();
+	uint32_t start;
+	bool pending = false;
 	int n;
 
 	for (size_t i = 0; i < CTL_CLIENTS_MAX; i++) {
 		struct ctl_client *c = &s->clients[i];
 
-		if (c->fd >= 0 && c->deadline_ms <= now)
-			ctl_client_drop(c);
-		else if (c->fd >= 0 && timeout_ms != 0 &&
-		         (timeout_ms < 0 || c->deadline_ms - now < (uint64_t)timeout_ms))
+		if (c->fd < 0)
+			continue;
+		if (ctl_client_ready(c)) {
+			timeout_ms = 0;
+			continue;
+		}
+		if (c->deadline_ms <= now) {
+			char msg[CTL_ERR_MAX];
+
+			snprintf(msg, sizeof(msg), "no complete request within %u ms",
+			         s->timeout_ms);
+			ctl_client_close(s, c, CTL_CLOSE_TIMEOUT, msg);
+		} else if (timeout_ms != 0 &&
+		           (timeout_ms < 0 || c->deadline_ms - now < (uint64_t)timeout_ms)) {
 			timeout_ms = (int)(c->deadline_ms - now);
+		}
 	}
 	n = epoll_wait(s->epfd, ev, CTL_EVENTS_BATCH, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
-	now = ctl_now_ms();
+	now = clock_now_ms();
 	for (int i = 0; i < n; i++) {
-		if (!ev[i].data.ptr)
+		struct ctl_client *c = ev[i].data.ptr;
+
+		if (!c)
 			ctl_client_accept(s, now);
-		else if (((struct ctl_client *)ev[i].data.ptr)->fd >= 0)
-			ctl_client_io(s, ev[i].data.ptr, ev[i].events, now);
+		else if (ev[i].data.ptr != &s->wake_fd && c->fd >= 0)
+			ctl_client_io(s, c, ev[i].events, now);
 	}
-	return 0;
+	/* One request of each ready client, in an order that moves on by one each round. */
+	start = s->next;
+	s->next = (s->next + 1) % CTL_CLIENTS_MAX;
+	for (uint32_t k = 0; k < CTL_CLIENTS_MAX; k++) {
+		struct ctl_client *c = &s->clients[(start + k) % CTL_CLIENTS_MAX];
+
+		if (ctl_client_ready(c))
+			ctl_client_serve(s, c);
+	}
+	for (size_t i = 0; i < CTL_CLIENTS_MAX && !pending; i++)
+		pending = ctl_client_ready(&s->clients[i]);
+	return ctl_server_wake(s, pending);
 }
 
 int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char *err, size_t errlen)
 {
-	uint64_t deadline = ctl_now_ms() + (uint64_t)timeout_ms;
+	uint64_t deadline = clock_now_ms() + (uint64_t)timeout_ms;
 	struct sockaddr_un sun;
 	json_error_t jerr;
 	char *line = NULL, *buf = NULL;
@@ -608,12 +876,19 @@ int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char 
 		snprintf(err, errlen, "%s: bad socket path", path);
 		return ret;
 	}
+	ret = ctl_path_check(path, true, err, errlen);
+	if (ret < 0)
+		return ret;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "%s: %s (is maglevd running?)", path, strerror(-ret));
 		goto out;
 	}
+	/* The path was fine a moment ago; the process that listens is what must be root. */
+	ret = ctl_peer_check(fd, path, err, errlen);
+	if (ret < 0)
+		goto out;
 	line = json_dumps(req, JSON_COMPACT | JSON_ENSURE_ASCII);
 	if (!line) {
 		ret = -ENOMEM;
@@ -634,7 +909,7 @@ int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char 
 	}
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		uint64_t now = ctl_now_ms();
+		uint64_t now = clock_now_ms();
 		ssize_t r;
 		int ready = now < deadline ? poll(&p, 1, (int)(deadline - now)) : 0;
 

@@ -13,12 +13,13 @@
 #include "core/addr.h"
 #include "core/config.h"
 
-#define CTL_REQUEST_MAX       (64u * 1024u) /* bytes of one request line, newline included */
-#define CTL_RESPONSE_MAX      (64u << 20)   /* bytes of one response line a client accepts */
-#define CTL_CLIENTS_MAX       16u           /* connections served at once */
-#define CTL_CLIENT_TIMEOUT_MS 5000u         /* a client idle this long is disconnected */
-#define CTL_SOCKET_MODE       0600          /* root only */
-#define CTL_ERR_MAX           512u          /* bytes of an error message */
+#define CTL_REQUEST_MAX        (64u * 1024u) /* bytes of one request line, newline included */
+#define CTL_RESPONSE_MAX       (64u << 20)   /* bytes of one response line a client accepts */
+#define CTL_CLIENTS_MAX        16u           /* connections open at once */
+#define CTL_REQUEST_TIMEOUT_MS 5000u         /* to send a request, and to read its answer */
+#define CTL_SOCKET_MODE        0600          /* root only */
+#define CTL_DIR_MODE           0755          /* the socket's directory, when maglevd creates it */
+#define CTL_ERR_MAX            512u          /* bytes of an error message */
 
 enum ctl_cmd {
 	CTL_CMD_STATUS,
@@ -73,13 +74,41 @@ const char *ctl_cmd_name(enum ctl_cmd cmd);
 /* Splits "ADDR", "ADDR:PORT" or "[V6ADDR]:PORT"; *port is 0 if absent. 0 or -EINVAL. */
 int ctl_hostport_parse(const char *s, struct lb_addr *addr, uint16_t *port);
 
+/* Why the server closed a client itself. */
+enum ctl_close {
+	CTL_CLOSE_TIMEOUT, /* no complete request, or its answer not read, within the timeout */
+	CTL_CLOSE_EVICTED, /* the slowest, closed to make room for a new client */
+	CTL_CLOSE_REFUSED, /* a new client while every slot was being answered */
+	CTL_CLOSE_N,
+};
+
+/* "timeout", "evicted", "refused". */
+const char *ctl_close_name(enum ctl_close why);
+
 struct ctl_server;
+
+/*
+ * Makes the directory of the socket at path ready for ctl_server_open: creates it (CTL_DIR_MODE,
+ * one level) if it is missing, and refuses (-EPERM, one line in err) if it or a directory above
+ * it is owned by another user than root, or writable by others without the sticky bit: they could
+ * replace the socket with theirs. ctl_call makes the same check, and checks the server's uid.
+ */
+int ctl_socket_dir_prepare(const char *path, char *err, size_t errlen);
 
 /*
  * Listens on the Unix socket at path (mode CTL_SOCKET_MODE). A stale socket file is replaced;
  * -EADDRINUSE if another process answers on it. Requests run fn from ctl_server_dispatch.
+ *
+ * Limits: CTL_CLIENTS_MAX clients at once. A client has request_timeout_ms (0 = the default
+ * CTL_REQUEST_TIMEOUT_MS) from its accept, and from each answer it was sent, to send a complete
+ * request line, and request_timeout_ms from an answer being queued to read it; bytes that trickle
+ * in do not extend either. Past it the client gets an error line and is closed. When all slots
+ * are taken a new client closes the one that has waited longest without a complete request (or
+ * is closed itself if every client is being answered). Requests are served one per client per
+ * round, so a client with many pipelined requests delays another by one of its requests at most.
  */
-int ctl_server_open(struct ctl_server **out, const char *path, ctl_handler_fn fn, void *ctx);
+int ctl_server_open(struct ctl_server **out, const char *path, uint32_t request_timeout_ms,
+                    ctl_handler_fn fn, void *ctx);
 
 /* Closes every connection, removes the socket file, frees s; NULL is fine. */
 void ctl_server_close(struct ctl_server *s);
@@ -87,13 +116,22 @@ void ctl_server_close(struct ctl_server *s);
 /* A pollable fd (epoll) that is readable when ctl_server_dispatch has work. */
 int ctl_server_fd(const struct ctl_server *s);
 
-/* Accepts, reads, answers, and drops idle clients, waiting up to timeout_ms. 0 or -errno. */
+/*
+ * Accepts, reads, serves one round of requests (one per client), and closes clients past their
+ * deadline, waiting up to timeout_ms for something to do (not at all while requests are
+ * buffered: ctl_server_fd stays readable then). 0 or -errno.
+ */
 int ctl_server_dispatch(struct ctl_server *s, int timeout_ms);
+
+/* Clients closed for why so far; any thread may read it (relaxed). */
+uint64_t ctl_server_closed(const struct ctl_server *s, enum ctl_close why);
 
 /*
  * Client side: connects to path, sends req as one line and reads one response line within
- * timeout_ms. On success *resp is the parsed response object and 0 is returned; else a negative
- * errno and err says why (no daemon, permission, timeout, bad response).
+ * timeout_ms. Talks only to a socket that root (or this user) owns, in directories nobody else can
+ * write (see ctl_socket_dir_prepare), served by a process of root's (SO_PEERCRED). On success
+ * *resp is the parsed response object and 0 is returned; else a negative errno and err says why
+ * (no daemon, an untrusted socket, permission, timeout, bad response).
  */
 int ctl_call(const char *path, json_t *req, json_t **resp, int timeout_ms, char *err,
              size_t errlen);

@@ -7,14 +7,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <urcu.h>
 
+#include "base/clock.h"
+#include "base/log.h"
 #include "control/config_yaml.h"
 #include "control/ctlplane.h"
+#include "control/health.h"
 #include "core/counters.h"
 #include "core/pipeline.h"
 #include "core/snapshot.h"
@@ -22,8 +26,6 @@
 
 #define DAEMON_ERR_MAX 512u /* bytes of one error line */
 #define DAEMON_TICK_MS 200  /* the control loop runs at least this often (idle clients, retries) */
-#define DAEMON_MS_PER_S  1000u
-#define DAEMON_NS_PER_MS 1000000L
 
 struct daemon {
 	const char *config_path;
@@ -49,6 +51,43 @@ static int daemon_swap(struct daemon *d, struct lb_snapshot *next)
 	synchronize_rcu();
 	dataplane_commit(d->dp, next);
 	return 0;
+}
+
+/*
+ * Raises the soft RLIMIT_NOFILE to the hard one: health probes, control and metrics clients and
+ * AF_XDP sockets all take descriptors (docs/control.md has the budget), and the health checker
+ * sizes its cap on probes in flight from this limit. Logs the change; a failure or a limit that
+ * cuts that cap is a warning, not an error (maglevd still runs, with fewer probes at once).
+ */
+static void daemon_nofile_raise(void)
+{
+	const rlim_t want = (rlim_t)HEALTH_PROBES_INFLIGHT_MAX * HEALTH_NOFILE_SHARE;
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return;
+	}
+	was = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			log_warn("cannot raise the open files limit from %llu to %llu: %s",
+			         (unsigned long long)was, (unsigned long long)rl.rlim_max,
+			        strerror(errno));
+			rl.rlim_cur = was;
+		} else {
+			log_info("open files limit raised from %llu to %llu",
+			         (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+		}
+	}
+	if (rl.rlim_cur < want)
+		log_warn("open files limit %llu is below %llu: at most %llu health probes in flight "
+		         "instead of %u (raise LimitNOFILE= or ulimit -n)",
+		         (unsigned long long)rl.rlim_cur, (unsigned long long)want,
+		         (unsigned long long)(rl.rlim_cur / HEALTH_NOFILE_SHARE),
+		         HEALTH_PROBES_INFLIGHT_MAX);
 }
 
 /* Publishes the first snapshot (there may be none before it) and frees the one it replaces. */
@@ -139,18 +178,17 @@ static void daemon_summary(struct daemon *d)
 		dataplane_io_counters(d->dp, i, wio);
 		for (int k = 0; k < IO_CTR_MAX; k++)
 			io[k] += wio[k];
-		fprintf(stderr, "maglevd: worker %u: %llu frames received, %llu sent\n", i,
-			(unsigned long long)wio[IO_CTR_RX_FRAMES],
-			(unsigned long long)wio[IO_CTR_TX_FRAMES]);
+		log_info("worker %u: %llu frames received, %llu sent", i,
+			 (unsigned long long)wio[IO_CTR_RX_FRAMES],
+			 (unsigned long long)wio[IO_CTR_TX_FRAMES]);
 	}
-	fprintf(stderr, "maglevd: counters (sum over %u workers):\n", n);
+	log_info("counters (sum over %u workers):", n);
 	for (int k = 0; k < IO_CTR_MAX; k++)
 		if (io[k])
-			fprintf(stderr, "  %-28s %llu\n", io_counter_name[k], (unsigned long long)io[k]);
+			log_info("  %-28s %llu", io_counter_name[k], (unsigned long long)io[k]);
 	for (int k = 0; k < LB_CTR_MAX; k++)
 		if (sum[k])
-			fprintf(stderr, "  %-28s %llu\n", lb_counter_name[k],
-				(unsigned long long)sum[k]);
+			log_info("  %-28s %llu", lb_counter_name[k], (unsigned long long)sum[k]);
 }
 
 static int daemon_signals_block(struct daemon *d)
@@ -185,20 +223,20 @@ static void daemon_loop(struct daemon *d)
 		if (poll(pfd, 2, DAEMON_TICK_MS) < 0) {
 			if (errno == EINTR)
 				continue;
-			fprintf(stderr, "maglevd: poll: %s\n", strerror(errno));
+			log_err("poll: %s", strerror(errno));
 			return;
 		}
 		rc = ctlplane_run(d->cp, 0);
 		if (rc < 0)
-			fprintf(stderr, "maglevd: control plane: %s\n", strerror(-rc));
+			log_err("control plane: %s", strerror(-rc));
 		if (!(pfd[0].revents & POLLIN) || read(d->sig_fd, &si, sizeof(si)) != sizeof(si))
 			continue;
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-			fprintf(stderr, "maglevd: %s, stopping\n", strsignal((int)si.ssi_signo));
+			log_info("%s, stopping", strsignal((int)si.ssi_signo));
 			return;
 		}
 		if (si.ssi_signo == SIGHUP) {
-			fprintf(stderr, "maglevd: SIGHUP, reloading %s\n", d->config_path);
+			log_info("SIGHUP, reloading %s", d->config_path);
 			ctlplane_request_reload(d->cp);
 			ctlplane_run(d->cp, 0);
 		}
@@ -213,28 +251,25 @@ static void daemon_loop(struct daemon *d)
 static void daemon_withdraw(struct daemon *d)
 {
 	uint32_t ms = ctlplane_withdraw(d->cp);
-	struct timespec ts = { .tv_sec = ms / DAEMON_MS_PER_S,
-			       .tv_nsec = (long)(ms % DAEMON_MS_PER_S) * DAEMON_NS_PER_MS };
+	struct timespec ts = clock_ms_timespec(ms);
 
 	if (!ms)
 		return;
-	fprintf(stderr, "maglevd: VIP routes withdrawn; forwarding %u ms more before stopping\n",
-		ms);
+	log_info("VIP routes withdrawn; forwarding %u ms more before stopping", ms);
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
 
-int daemon_run(const char *config_path, struct config *cfg)
+int daemon_run(const char *config_path)
 {
-	struct daemon d = { .config_path = config_path, .cfg = cfg, .sig_fd = -1 };
+	struct daemon d = { .config_path = config_path, .sig_fd = -1 };
 	struct lb_snapshot *first = NULL;
 	char err[DAEMON_ERR_MAX] = "";
 	int rc, exit_code = DAEMON_EXIT_FAILURE;
 
 	rcu_register_thread();
-	rc = d.cfg ? 0 : config_load(config_path, &d.cfg, err, sizeof(err));
-	if (rc == 0)
-		rc = config_check_dataplane(d.cfg, err, sizeof(err));
+	daemon_nofile_raise();
+	rc = config_load_daemon(config_path, &d.cfg, err, sizeof(err));
 	if (rc)
 		goto out;
 	rc = daemon_signals_block(&d);
@@ -254,9 +289,8 @@ int daemon_run(const char *config_path, struct config *cfg)
 		goto out;
 	}
 	first = NULL;
-	fprintf(stderr, "maglevd: running on %s, %s, %u workers, %u VIPs\n",
-		d.cfg->dataplane.interface, dataplane_mode(d.dp), dataplane_worker_count(d.dp),
-		d.current->n_vips);
+	log_info("running on %s, %s, %u workers, %u VIPs", d.cfg->dataplane.interface,
+		 dataplane_mode(d.dp), dataplane_worker_count(d.dp), d.current->n_vips);
 	rc = daemon_control_start(&d, err, sizeof(err));
 	if (rc)
 		goto out;
@@ -268,7 +302,7 @@ int daemon_run(const char *config_path, struct config *cfg)
 	exit_code = DAEMON_EXIT_OK;
 out:
 	if (exit_code != DAEMON_EXIT_OK)
-		fprintf(stderr, "maglevd: %s\n", err[0] ? err : strerror(-rc));
+		log_err("%s", err[0] ? err : strerror(-rc));
 	daemon_control_stop(&d);
 	dataplane_stop(d.dp);
 	snapshot_free(first);

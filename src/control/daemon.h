@@ -6,15 +6,13 @@
 #ifndef MAGLEV_CONTROL_DAEMON_H
 #define MAGLEV_CONTROL_DAEMON_H
 
-#include "core/config.h"
-
 #define DAEMON_EXIT_OK      0
 #define DAEMON_EXIT_FAILURE 1 /* start-up failure: one message on stderr */
 
 /*
  * Runs maglevd with the config file at config_path until SIGTERM/SIGINT; returns the process
- * exit code. cfg is that file already loaded (daemon_run owns and frees it), or NULL to load it.
+ * exit code. The file is loaded and checked by config_load_daemon, as every reload is.
  */
-int daemon_run(const char *config_path, struct config *cfg);
+int daemon_run(const char *config_path);
 
 #endif

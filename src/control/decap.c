@@ -15,6 +15,7 @@
 #include <xdp/libxdp.h>
 
 #include "control/config_yaml.h"
+#include "control/ctl_cmd.h"
 #include "core/config.h"
 #include "io/bpfobj.h"
 
@@ -483,7 +484,7 @@ static int decap_usage_err(char *err, size_t errlen, const char *why, const char
 {
 	snprintf(err, errlen, "%s%s%s%s (maglevctl decap --help)", why, arg ? " '" : "",
 	         arg ? arg : "", arg ? "'" : "");
-	return -EINVAL;
+	return CTL_CMD_USAGE;
 }
 
 static int decap_need_root(char *err, size_t errlen)

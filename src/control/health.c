@@ -1,4 +1,7 @@
-/* Health checks: non-blocking TCP connect and HTTP/1.0 GET probes on one epoll + timerfd loop. */
+/*
+ * Health checks: non-blocking TCP connect and HTTP/1.0 GET probes on one epoll + timerfd loop,
+ * a bounded number in flight, and the HTTP status line parser.
+ */
 #include "control/health.h"
 
 #include <errno.h>
@@ -7,16 +10,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/log.h"
+
 #define HEALTH_EVENTS_BATCH 64u /* epoll events handled per wait */
 #define HEALTH_REASON_MAX   64u /* bytes of the last failure reason, for logs */
 #define HEALTH_HTTP_PORT    80u /* port left out of the Host header */
-#define HEALTH_MS_PER_S     1000ull
-#define HEALTH_NS_PER_MS    1000000ull
+#define HEALTH_LOCAL_LOG_MS 10000u /* local probe errors are logged at most this often */
+#define HEALTH_EXCERPT_MAX  24u    /* bytes of a bad status line quoted in the failure reason */
+
+const char *const health_counter_name[HEALTH_CTR_MAX] = {
+#define HEALTH_CTR_NAME(e, n, h) n,
+    HEALTH_COUNTERS(HEALTH_CTR_NAME)
+#undef HEALTH_CTR_NAME
+};
+
+const char *const health_counter_help[HEALTH_CTR_MAX] = {
+#define HEALTH_CTR_HELP(e, n, h) h,
+    HEALTH_COUNTERS(HEALTH_CTR_HELP)
+#undef HEALTH_CTR_HELP
+};
 
 enum probe_state {
 	PROBE_IDLE,       /* waiting for next_ms to start a probe */
@@ -30,6 +49,7 @@ struct health_check {
 	bool up;
 	bool keep;         /* scratch mark of health_set_targets: still wanted */
 	bool fresh;        /* scratch mark of health_set_targets: made by this call */
+	bool deferred;     /* due, waiting for a probe slot, and counted as such */
 	uint32_t ok_run;   /* successes in a row */
 	uint32_t fail_run; /* failures in a row */
 	enum probe_state state;
@@ -48,17 +68,15 @@ struct health_checker {
 	int tfd;
 	struct health_check **checks; /* sorted by health_target_cmp */
 	uint32_t n;
+	uint32_t *due;     /* scratch of health_dispatch: indices of due idle checks, n of them */
+	uint32_t inflight; /* probes with an open socket */
+	uint32_t inflight_max; /* see HEALTH_PROBES_INFLIGHT_MAX */
+	uint64_t ctr[HEALTH_CTR_MAX];
+	uint64_t local_log_ms;   /* when local errors were last logged; 0 = never */
+	uint64_t local_unlogged; /* local errors since then */
 	health_change_fn cb;
 	void *ctx;
 };
-
-static uint64_t health_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * HEALTH_MS_PER_S + (uint64_t)ts.tv_nsec / HEALTH_NS_PER_MS;
-}
 
 static int health_timer_arm(struct health_checker *hc);
 
@@ -131,6 +149,23 @@ static bool health_target_valid(const struct health_target *t)
 	       memchr(t->path, '\0', sizeof(t->path)) != NULL;
 }
 
+/*
+ * HEALTH_PROBES_INFLIGHT_MAX, or less so that probes take at most their share of the soft
+ * RLIMIT_NOFILE; at least 1.
+ */
+static uint32_t health_inflight_cap(void)
+{
+	struct rlimit rl;
+	rlim_t share;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return HEALTH_PROBES_INFLIGHT_MAX;
+	share = rl.rlim_cur / HEALTH_NOFILE_SHARE;
+	if (share >= HEALTH_PROBES_INFLIGHT_MAX)
+		return HEALTH_PROBES_INFLIGHT_MAX;
+	return share ? (uint32_t)share : 1;
+}
+
 int health_create(struct health_checker **out, health_change_fn cb, void *ctx)
 {
 	struct health_checker *hc = calloc(1, sizeof(*hc));
@@ -141,6 +176,7 @@ int health_create(struct health_checker **out, health_change_fn cb, void *ctx)
 		return -ENOMEM;
 	hc->cb = cb;
 	hc->ctx = ctx;
+	hc->inflight_max = health_inflight_cap();
 	hc->tfd = -1;
 	hc->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (hc->epfd < 0) {
@@ -165,10 +201,12 @@ out:
 	return ret;
 }
 
-static void health_probe_close(struct health_check *c)
+static void health_probe_close(struct health_checker *hc, struct health_check *c)
 {
-	if (c->fd >= 0)
+	if (c->fd >= 0) {
 		close(c->fd);
+		hc->inflight--;
+	}
 	c->fd = -1;
 	c->state = PROBE_IDLE;
 }
@@ -178,10 +216,11 @@ void health_destroy(struct health_checker *hc)
 	if (!hc)
 		return;
 	for (uint32_t i = 0; i < hc->n; i++) {
-		health_probe_close(hc->checks[i]);
+		health_probe_close(hc, hc->checks[i]);
 		free(hc->checks[i]);
 	}
 	free(hc->checks);
+	free(hc->due);
 	if (hc->tfd >= 0)
 		close(hc->tfd);
 	if (hc->epfd >= 0)
@@ -197,6 +236,21 @@ uint32_t health_count(const struct health_checker *hc)
 int health_fd(const struct health_checker *hc)
 {
 	return hc->epfd;
+}
+
+uint32_t health_inflight(const struct health_checker *hc)
+{
+	return hc->inflight;
+}
+
+uint32_t health_inflight_max(const struct health_checker *hc)
+{
+	return hc->inflight_max;
+}
+
+uint64_t health_counter_get(const struct health_checker *hc, enum health_counter k)
+{
+	return k < HEALTH_CTR_MAX ? hc->ctr[k] : 0;
 }
 
 static struct health_check *health_find(const struct health_checker *hc,
@@ -222,8 +276,9 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 	struct health_target *sorted = NULL;
 	struct health_check **next = NULL;
 	uint32_t *first = NULL; /* first[j]: the sorted target check next[j] was made from */
+	uint32_t *due = NULL;
 	uint32_t m = 0, n_fresh = 0;
-	uint64_t now = health_now_ms();
+	uint64_t now = clock_now_ms();
 	int ret = 0;
 
 	for (uint32_t i = 0; i < n; i++)
@@ -233,7 +288,8 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 		sorted = malloc(n * sizeof(*sorted));
 		next = calloc(n, sizeof(*next));
 		first = malloc(n * sizeof(*first));
-		if (!sorted || !next || !first) {
+		due = malloc(n * sizeof(*due));
+		if (!sorted || !next || !first || !due) {
 			ret = -ENOMEM;
 			goto out;
 		}
@@ -272,7 +328,7 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 		next[j]->keep = true;
 	for (uint32_t i = 0; i < hc->n; i++) {
 		if (!hc->checks[i]->keep) {
-			health_probe_close(hc->checks[i]);
+			health_probe_close(hc, hc->checks[i]);
 			free(hc->checks[i]);
 		}
 	}
@@ -292,9 +348,12 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 		k++;
 	}
 	free(hc->checks);
+	free(hc->due);
 	hc->checks = next;
+	hc->due = due;
 	hc->n = m;
 	next = NULL;
+	due = NULL;
 	/* Armed here too: a caller that polls health_fd only must see the first probes come due. */
 	ret = health_timer_arm(hc);
 out:
@@ -304,6 +363,7 @@ out:
 				free(next[j]);
 		free(next);
 	}
+	free(due);
 	free(first);
 	free(sorted);
 	return ret;
@@ -315,12 +375,18 @@ static void health_log(const struct health_check *c, bool up)
 
 	health_target_str(&c->t, s, sizeof(s));
 	if (up)
-		fprintf(stderr, "maglevd: health: %s is up (%u checks in a row passed)\n", s,
-		        c->ok_run);
+		log_info("health: %s is up (%u checks in a row passed)", s, c->ok_run);
 	else
-		fprintf(stderr,
-		        "maglevd: health: %s is down (%u checks in a row failed, last: %s)\n", s,
-		        c->fail_run, c->reason);
+		log_warn("health: %s is down (%u checks in a row failed, last: %s)", s, c->fail_run,
+		         c->reason);
+}
+
+/* The next probe one interval after the start of the last one, and not in the past. */
+static void health_schedule(struct health_check *c, uint64_t now)
+{
+	c->next_ms = c->start_ms + c->t.interval_ms;
+	if (c->next_ms <= now)
+		c->next_ms = now + 1;
 }
 
 /* Ends the current probe with a verdict and schedules the next one, one interval after start. */
@@ -329,7 +395,8 @@ static void health_probe_end(struct health_checker *hc, struct health_check *c, 
 {
 	bool was_up = c->up;
 
-	health_probe_close(c);
+	health_probe_close(hc, c);
+	hc->ctr[ok ? HEALTH_CTR_PROBES_OK : HEALTH_CTR_PROBES_FAILED]++;
 	if (ok) {
 		c->ok_run++;
 		c->fail_run = 0;
@@ -342,14 +409,67 @@ static void health_probe_end(struct health_checker *hc, struct health_check *c, 
 		if (c->up && c->fail_run >= c->t.fall)
 			c->up = false;
 	}
-	c->next_ms = c->start_ms + c->t.interval_ms;
-	if (c->next_ms <= now)
-		c->next_ms = now + 1;
+	health_schedule(c, now);
 	if (c->up != was_up) {
 		health_log(c, c->up);
 		if (hc->cb)
 			hc->cb(hc->ctx, &c->t, c->up);
 	}
+}
+
+/*
+ * True for errors that say this host ran out of something (descriptors, socket buffers, memory,
+ * local ports, routing cache entries, epoll watches), not that the backend is unwell. Callers
+ * handle the EAGAIN of a non-blocking send or recv themselves; here it is connect()'s.
+ */
+static bool health_errno_local(int err)
+{
+	switch (err) {
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM:
+	case EADDRNOTAVAIL:
+	case EAGAIN:
+	case ENOSPC:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * Ends a probe that could not run for a local error err: no verdict, so the check keeps its state
+ * and run counts, and tries again one interval after this attempt. Counted; logged at most every
+ * HEALTH_LOCAL_LOG_MS with the number of such errors since the last line.
+ */
+static void health_probe_skip(struct health_checker *hc, struct health_check *c, int err,
+                              uint64_t now)
+{
+	char s[CONFIG_PATH_MAX + 64];
+
+	health_probe_close(hc, c);
+	hc->ctr[HEALTH_CTR_LOCAL_ERRORS]++;
+	hc->local_unlogged++;
+	health_schedule(c, now);
+	if (hc->local_log_ms && now < hc->local_log_ms + HEALTH_LOCAL_LOG_MS)
+		return;
+	health_target_str(&c->t, s, sizeof(s));
+	log_warn("health: %llu probe(s) not run for a local error (last: %s: %s); their checks "
+	         "keep their state and try again",
+	         (unsigned long long)hc->local_unlogged, s, strerror(err));
+	hc->local_log_ms = now;
+	hc->local_unlogged = 0;
+}
+
+/* Ends the current probe for a system call's error err: skipped if local, else failed. */
+static void health_probe_error(struct health_checker *hc, struct health_check *c, int err,
+                               uint64_t now)
+{
+	if (health_errno_local(err))
+		health_probe_skip(hc, c, err, now);
+	else
+		health_probe_end(hc, c, false, strerror(err), now);
 }
 
 static int health_probe_watch(struct health_checker *hc, struct health_check *c, uint32_t events,
@@ -383,6 +503,7 @@ static bool health_request_format(struct health_check *c)
 	return true;
 }
 
+/* Starts a probe of c; the caller has checked that a probe slot is free. */
 static void health_probe_start(struct health_checker *hc, struct health_check *c, uint64_t now)
 {
 	struct sockaddr_storage ss;
@@ -392,11 +513,13 @@ static void health_probe_start(struct health_checker *hc, struct health_check *c
 	c->start_ms = now;
 	c->next_ms = now + c->t.timeout_ms;
 	c->resp_len = 0;
+	c->deferred = false;
 	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
-		health_probe_end(hc, c, false, strerror(errno), now);
+		health_probe_error(hc, c, errno, now);
 		return;
 	}
+	hc->inflight++;
 	if (c->t.type == HC_TCP) {
 		/* A TCP check closes with RST so that probes leave no TIME_WAIT behind on either
 		 * side. */
@@ -406,34 +529,85 @@ static void health_probe_start(struct health_checker *hc, struct health_check *c
 	}
 	c->state = PROBE_CONNECTING;
 	if (connect(c->fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
-		health_probe_end(hc, c, false, strerror(errno), now);
+		health_probe_error(hc, c, errno, now);
 		return;
 	}
 	ret = health_probe_watch(hc, c, EPOLLOUT, EPOLL_CTL_ADD);
 	if (ret < 0)
-		health_probe_end(hc, c, false, strerror(-ret), now);
+		health_probe_error(hc, c, -ret, now);
 }
 
-/* Parses "HTTP/1.x NNN ..." at the start of c->resp; returns the status or -1. */
-static int health_status_parse(const struct health_check *c)
+/* A byte of a reason phrase: HTAB, SP, VCHAR or obs-text (RFC 9112 section 4). */
+static bool health_reason_byte(unsigned char ch)
 {
-	/* "HTTP/1.x" is 8 bytes, a space at 8, three digits at 9..11, then space or end of line. */
-	enum { VERSION_LEN = 8, CODE_AT = 9, CODE_END = 12 };
-	const char *p = c->resp;
+	return ch == '\t' || (ch >= ' ' && ch != 0x7f);
+}
+
+int health_http_status_parse(const char *buf, size_t len)
+{
+	/* "HTTP/1." at 0..6, the minor version digit at 7, SP at 8, the status at 9..11, then SP
+	 * and the reason phrase, or the line end. */
+	static const char version[] = "HTTP/1.";
+	enum { MINOR_AT = sizeof(version) - 1, SP_AT, CODE_AT, CODE_END = CODE_AT + 3 };
+	const unsigned char *p = (const unsigned char *)buf;
 	int code = 0;
 
-	if (c->resp_len < CODE_END || memcmp(p, "HTTP/1.", VERSION_LEN - 1) != 0 ||
-	    p[VERSION_LEN] != ' ')
-		return -1;
-	for (int i = CODE_AT; i < CODE_END; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-		code = code * 10 + (p[i] - '0');
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = p[i];
+
+		if (i < MINOR_AT) {
+			if (ch != (unsigned char)version[i])
+				return -EBADMSG;
+		} else if (i == MINOR_AT) {
+			if (ch < '0' || ch > '9')
+				return -EBADMSG;
+		} else if (i == SP_AT) {
+			if (ch != ' ')
+				return -EBADMSG;
+		} else if (i < CODE_END) {
+			/* 100..599 (RFC 9110 section 15): the first digit is 1..5. */
+			if (ch < (i == CODE_AT ? '1' : '0') || ch > (i == CODE_AT ? '5' : '9'))
+				return -EBADMSG;
+			code = code * 10 + (ch - '0');
+		} else if (ch == '\n') {
+			return code;
+		} else if (ch == '\r') {
+			if (i + 1 == len)
+				return -EAGAIN;
+			return p[i + 1] == '\n' ? code : -EBADMSG;
+		} else if (i == CODE_END ? ch != ' ' : !health_reason_byte(ch)) {
+			return -EBADMSG;
+		}
 	}
-	if (c->resp_len > CODE_END && p[CODE_END] != ' ' && p[CODE_END] != '\r' &&
-	    p[CODE_END] != '\n')
-		return -1;
-	return code;
+	return -EAGAIN;
+}
+
+/* Why c->resp is not a status line we take (parse gave err; eof: the peer closed), into buf. */
+static const char *health_status_reason(const struct health_check *c, int err, bool eof, char *buf,
+                                        size_t len)
+{
+	char q[HEALTH_EXCERPT_MAX + 1];
+	size_t n = 0;
+
+	if (err == -EAGAIN && !c->resp_len)
+		return "closed without response";
+	if (err == -EAGAIN && eof)
+		return "closed inside the HTTP status line";
+	if (err == -EAGAIN) {
+		snprintf(buf, len, "HTTP status line over %zu bytes", sizeof(c->resp));
+		return buf;
+	}
+	/* Quoted up to the line end, bytes that do not print as '.', for the log. */
+	for (; n < c->resp_len && n < HEALTH_EXCERPT_MAX; n++) {
+		unsigned char ch = (unsigned char)c->resp[n];
+
+		if (ch == '\r' || ch == '\n')
+			break;
+		q[n] = ch >= ' ' && ch < 0x7f ? (char)ch : '.';
+	}
+	q[n] = '\0';
+	snprintf(buf, len, "bad HTTP status line \"%s\"", q);
+	return buf;
 }
 
 static void health_probe_io(struct health_checker *hc, struct health_check *c, uint32_t events,
@@ -448,7 +622,7 @@ static void health_probe_io(struct health_checker *hc, struct health_check *c, u
 		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
 			err = errno;
 		if (err) {
-			health_probe_end(hc, c, false, strerror(err), now);
+			health_probe_error(hc, c, err, now);
 			return;
 		}
 		if (!(events & EPOLLOUT))
@@ -466,7 +640,7 @@ static void health_probe_io(struct health_checker *hc, struct health_check *c, u
 	if (c->state == PROBE_SENDING) {
 		r = send(c->fd, c->req + c->req_off, c->req_len - c->req_off, MSG_NOSIGNAL);
 		if (r < 0 && errno != EAGAIN) {
-			health_probe_end(hc, c, false, strerror(errno), now);
+			health_probe_error(hc, c, errno, now);
 			return;
 		}
 		if (r > 0)
@@ -476,7 +650,7 @@ static void health_probe_io(struct health_checker *hc, struct health_check *c, u
 		c->state = PROBE_READING;
 		err = health_probe_watch(hc, c, EPOLLIN, EPOLL_CTL_MOD);
 		if (err < 0)
-			health_probe_end(hc, c, false, strerror(-err), now);
+			health_probe_error(hc, c, -err, now);
 		return;
 	}
 	if (c->state != PROBE_READING)
@@ -484,17 +658,16 @@ static void health_probe_io(struct health_checker *hc, struct health_check *c, u
 	r = recv(c->fd, c->resp + c->resp_len, sizeof(c->resp) - c->resp_len, 0);
 	if (r < 0) {
 		if (errno != EAGAIN)
-			health_probe_end(hc, c, false, strerror(errno), now);
+			health_probe_error(hc, c, errno, now);
 		return;
 	}
 	c->resp_len += (size_t)r;
-	if (r > 0 && !memchr(c->resp, '\n', c->resp_len) && c->resp_len < sizeof(c->resp))
-		return;
-	code = health_status_parse(c);
+	code = health_http_status_parse(c->resp, c->resp_len);
+	if (code == -EAGAIN && r > 0 && c->resp_len < sizeof(c->resp))
+		return; /* the status line goes on in a later segment */
 	if (code < 0) {
 		health_probe_end(hc, c, false,
-		                 r == 0 && !c->resp_len ? "closed without response"
-		                                        : "bad HTTP status line",
+		                 health_status_reason(c, code, r == 0, reason, sizeof(reason)),
 		                 now);
 		return;
 	}
@@ -502,22 +675,103 @@ static void health_probe_io(struct health_checker *hc, struct health_check *c, u
 	health_probe_end(hc, c, code == c->t.expect_status, reason, now);
 }
 
+/*
+ * Arms the timer for the earliest deadline of a probe in flight and, while a probe slot is free,
+ * the earliest due time of an idle check. At the cap, due checks wait for a probe to end (its
+ * socket event or its deadline) instead of spinning the timer.
+ */
 static int health_timer_arm(struct health_checker *hc)
 {
 	struct itimerspec its = {0};
 	uint64_t next = UINT64_MAX;
+	bool slot_free = hc->inflight < hc->inflight_max;
 
 	for (uint32_t i = 0; i < hc->n; i++)
-		if (hc->checks[i]->next_ms < next)
+		if ((slot_free || hc->checks[i]->state != PROBE_IDLE) &&
+		    hc->checks[i]->next_ms < next)
 			next = hc->checks[i]->next_ms;
 	if (next != UINT64_MAX) {
 		/* An absolute expiry of 0 would disarm the timer; a past one fires at once. */
 		if (!next)
 			next = 1;
-		its.it_value.tv_sec = (time_t)(next / HEALTH_MS_PER_S);
-		its.it_value.tv_nsec = (long)((next % HEALTH_MS_PER_S) * HEALTH_NS_PER_MS);
+		its.it_value = clock_ms_timespec(next);
 	}
 	return timerfd_settime(hc->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? -errno : 0;
+}
+
+/*
+ * Order of due checks (indices into hc->checks): earliest due first, ties by index, so no two are
+ * equal. A check that was just probed is next due an interval later, behind every check still
+ * waiting, so none starves.
+ */
+static bool health_due_before(const struct health_checker *hc, uint32_t i, uint32_t j)
+{
+	uint64_t x = hc->checks[i]->next_ms, y = hc->checks[j]->next_ms;
+
+	return x != y ? x < y : i < j;
+}
+
+static void health_due_swap(uint32_t *a, uint32_t *b)
+{
+	uint32_t t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/*
+ * Reorders due[0..k) so that due[0..want) are its `want` earliest (health_due_before), in no
+ * particular order; want < k. Quickselect: O(k) on average, like the scans around it, where a full
+ * sort of thousands of waiting checks on every dispatch would not be.
+ */
+static void health_due_select(const struct health_checker *hc, uint32_t *due, uint32_t k,
+                              uint32_t want)
+{
+	uint32_t lo = 0, hi = k;
+
+	/* due[0..lo) precede and due[hi..k) follow every other entry; lo <= want <= hi. */
+	while (hi - lo > 1) {
+		uint32_t at = lo;
+
+		/* The middle entry as pivot, parked at hi - 1 while [lo, hi - 1) is split. */
+		health_due_swap(&due[lo + (hi - lo) / 2], &due[hi - 1]);
+		for (uint32_t i = lo; i < hi - 1; i++)
+			if (health_due_before(hc, due[i], due[hi - 1]))
+				health_due_swap(&due[i], &due[at++]);
+		health_due_swap(&due[at], &due[hi - 1]);
+		if (at == want)
+			return;
+		if (at < want)
+			lo = at + 1;
+		else
+			hi = at;
+	}
+}
+
+/*
+ * Starts due probes, earliest due first, while slots are free; the rest wait (counted once). A
+ * slot that a probe ending at once (refused, local error) frees goes to any due check; the
+ * earliest are still first in line at the next dispatch.
+ */
+static void health_start_due(struct health_checker *hc, uint64_t now)
+{
+	uint32_t k = 0, free_slots = hc->inflight_max - hc->inflight;
+
+	for (uint32_t i = 0; i < hc->n; i++)
+		if (hc->checks[i]->state == PROBE_IDLE && hc->checks[i]->next_ms <= now)
+			hc->due[k++] = i;
+	if (k > free_slots)
+		health_due_select(hc, hc->due, k, free_slots);
+	for (uint32_t j = 0; j < k; j++) {
+		struct health_check *c = hc->checks[hc->due[j]];
+
+		if (hc->inflight < hc->inflight_max) {
+			health_probe_start(hc, c, now);
+		} else if (!c->deferred) {
+			c->deferred = true;
+			hc->ctr[HEALTH_CTR_PROBES_DEFERRED]++;
+		}
+	}
 }
 
 int health_dispatch(struct health_checker *hc, int timeout_ms)
@@ -529,7 +783,7 @@ int health_dispatch(struct health_checker *hc, int timeout_ms)
 	n = epoll_wait(hc->epfd, ev, HEALTH_EVENTS_BATCH, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
-	now = health_now_ms();
+	now = clock_now_ms();
 	for (int i = 0; i < n; i++) {
 		if (!ev[i].data.ptr) {
 			if (read(hc->tfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
@@ -538,15 +792,13 @@ int health_dispatch(struct health_checker *hc, int timeout_ms)
 		}
 		health_probe_io(hc, ev[i].data.ptr, ev[i].events, now);
 	}
+	/* Deadlines before starts: a probe that timed out frees its slot for a waiting one. */
 	for (uint32_t i = 0; i < hc->n; i++) {
 		struct health_check *c = hc->checks[i];
 
-		if (c->next_ms > now)
-			continue;
-		if (c->state == PROBE_IDLE)
-			health_probe_start(hc, c, now);
-		else
+		if (c->state != PROBE_IDLE && c->next_ms <= now)
 			health_probe_end(hc, c, false, "timeout", now);
 	}
+	health_start_due(hc, now);
 	return health_timer_arm(hc);
 }

@@ -11,6 +11,42 @@
 #define HEALTH_CHECKS_MAX   16384u /* distinct checks per checker */
 #define HEALTH_RESPONSE_MAX 512u   /* bytes of an HTTP response read to find the status line */
 #define HEALTH_REQUEST_MAX  (CONFIG_PATH_MAX + 128u) /* bytes of an HTTP request */
+/*
+ * Probes in flight at once (each holds one socket from connect to verdict). A check that comes
+ * due while this many are in flight waits for a slot, earliest due first: under load intervals
+ * stretch, no check fails for it. At the default timeout (500 ms) this is about 1000 probes a
+ * second of backends that never answer. Small enough that the daemon's descriptors stay below
+ * FD_SETSIZE (1024), which select()-based libraries (libmicrohttpd's default) cannot go past.
+ */
+#define HEALTH_PROBES_INFLIGHT_MAX 512u
+/*
+ * The cap is also at most 1/HEALTH_NOFILE_SHARE of the soft RLIMIT_NOFILE at health_create, so
+ * that probes cannot take the descriptors the rest of the daemon needs (control and metrics
+ * clients, AF_XDP sockets, BPF objects; docs/control.md has the budget).
+ */
+#define HEALTH_NOFILE_SHARE 2u
+
+/* Checker counters: X(enum suffix, metric name, help). */
+#define HEALTH_COUNTERS(X)                                                                         \
+	X(PROBES_OK, "health_probes_ok", "Health probes that passed")                              \
+	X(PROBES_FAILED, "health_probes_failed",                                                   \
+	  "Health probes that failed: connect refused or failed, timeout, bad or unexpected HTTP " \
+	  "status")                                                                                \
+	X(PROBES_DEFERRED, "health_probes_deferred",                                               \
+	  "Health probes that came due while the in-flight cap was reached and waited for a slot") \
+	X(LOCAL_ERRORS, "health_local_errors",                                                     \
+	  "Health probes not run for an error on this host (out of descriptors, buffers, memory "  \
+	  "or local ports); the check keeps its state and tries again one interval later")
+
+enum health_counter {
+#define HEALTH_CTR_ENUM(e, n, h) HEALTH_CTR_##e,
+	HEALTH_COUNTERS(HEALTH_CTR_ENUM)
+#undef HEALTH_CTR_ENUM
+	    HEALTH_CTR_MAX
+};
+
+extern const char *const health_counter_name[HEALTH_CTR_MAX];
+extern const char *const health_counter_help[HEALTH_CTR_MAX];
 
 /*
  * What one check probes. Two targets are the same check when address, kind, port, path and
@@ -37,7 +73,11 @@ struct health_checker;
  */
 typedef void (*health_change_fn)(void *ctx, const struct health_target *t, bool up);
 
-/* Creates a checker with no checks. cb may be NULL. Returns 0 or a negative errno. */
+/*
+ * Creates a checker with no checks. cb may be NULL. Its cap on probes in flight is
+ * HEALTH_PROBES_INFLIGHT_MAX, or less under a low RLIMIT_NOFILE (see HEALTH_NOFILE_SHARE): raise
+ * the limit first. Returns 0 or a negative errno.
+ */
 int health_create(struct health_checker **out, health_change_fn cb, void *ctx);
 
 /* Stops every probe and frees the checker; NULL is fine. */
@@ -53,6 +93,13 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 
 /* The number of distinct checks. */
 uint32_t health_count(const struct health_checker *hc);
+
+/* Probes in flight now (sockets open), and the most there may be. */
+uint32_t health_inflight(const struct health_checker *hc);
+uint32_t health_inflight_max(const struct health_checker *hc);
+
+/* A counter's value since health_create. */
+uint64_t health_counter_get(const struct health_checker *hc, enum health_counter k);
 
 /* True unless the check matching t is down; a target that is not checked is up. */
 bool health_is_up(const struct health_checker *hc, const struct health_target *t);
@@ -70,6 +117,18 @@ int health_dispatch(struct health_checker *hc, int timeout_ms);
  * the check has no port (HTTP/TCP check on a port-0 VIP without health.port) or type HC_NONE. */
 int health_target_from_config(struct health_target *t, const struct config_health *h,
                               const struct lb_addr *addr, uint16_t vip_port);
+
+/*
+ * Parses the status line at the start of an HTTP/1.x response, buf[0..len) (not NUL-terminated),
+ * as RFC 9112 section 4 has it: "HTTP/1." DIGIT SP 3DIGIT, then SP and a reason phrase of HTAB,
+ * SP, VCHAR and obs-text bytes (ignored), then CRLF. Also taken: a bare LF as line end (RFC 9112
+ * section 2.2) and no SP before an empty reason phrase ("HTTP/1.1 200\r\n"). Refused: another
+ * major version, a status outside 100..599, any other byte or spacing, a CR not followed by LF.
+ * Returns the status; -EAGAIN if buf is a valid start of a status line without its end yet (read
+ * more); -EBADMSG if no byte appended can make it valid. A prefix of buf gives -EAGAIN or the
+ * same answer as buf.
+ */
+int health_http_status_parse(const char *buf, size_t len);
 
 /* "198.18.1.11:80 http /healthz" into buf; returns buf. */
 const char *health_target_str(const struct health_target *t, char *buf, size_t len);

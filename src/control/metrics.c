@@ -3,16 +3,32 @@
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "base/clock.h"
+#include "base/log.h"
 #include "core/addr.h"
 
 #define METRICS_BUF_INITIAL  (16u * 1024u) /* bytes; grows by doubling */
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+/*
+ * libmicrohttpd's own connection limit is this many times ours: connections over our limit must
+ * be accepted for the oldest slow one to be closed in their favour (at its limit libmicrohttpd
+ * stops accepting, and new clients would wait in the backlog behind the slow ones).
+ */
+#define METRICS_MHD_LIMIT_FACTOR 2u
+#define METRICS_LOG_PER_S        5u /* libmicrohttpd messages logged a second at most */
 
 struct metrics_writer {
 	char *buf;
@@ -137,12 +153,241 @@ char *metrics_render(metrics_collect_fn fn, void *ctx, size_t *len)
 	return w.buf;
 }
 
+/* Why the server closed a connection itself (the server's own metric). */
+enum metrics_close {
+	METRICS_CLOSE_TIMEOUT, /* request_timeout_ms passed without a complete answer */
+	METRICS_CLOSE_EVICTED, /* the oldest slow one, closed for a new connection */
+	METRICS_CLOSE_REFUSED, /* a new connection over the limits with nobody to evict */
+	METRICS_CLOSE_N,
+};
+
+static const char *const metrics_close_names[METRICS_CLOSE_N] = {
+    [METRICS_CLOSE_TIMEOUT] = "timeout",
+    [METRICS_CLOSE_EVICTED] = "evicted",
+    [METRICS_CLOSE_REFUSED] = "refused",
+};
+
+/*
+ * One TCP connection, from libmicrohttpd's connection-started to its connection-closed
+ * notification (its socket context). Only the server's thread touches it.
+ */
+struct metrics_conn {
+	struct metrics_conn *prev, *next;
+	int fd;
+	struct sockaddr_storage peer;
+	uint64_t deadline_ms; /* the answer must be sent by then */
+	bool requested;       /* a complete request came in; not evicted while it is answered */
+	bool closing;         /* shut down by us: no longer counted, libmicrohttpd closes it */
+};
+
 struct metrics_server {
 	struct MHD_Daemon *mhd;
 	metrics_collect_fn fn;
 	void *ctx;
 	uint16_t port;
+	struct metrics_limits lim;
+	int stop_fd; /* eventfd: the thread ends when it is readable */
+	pthread_t thread;
+	bool thread_started;
+	struct metrics_conn *conns; /* every open connection, newest first */
+	uint64_t closed[METRICS_CLOSE_N];
+	uint64_t log_second; /* of the last libmicrohttpd message, and how many in it */
+	uint32_t log_count;
 };
+
+static bool metrics_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	              &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+/*
+ * Ends c: shutdown() makes its socket readable at EOF, so libmicrohttpd's next run closes it and
+ * sends the connection-closed notification. The fd stays valid until then (libmicrohttpd closes
+ * it on this same thread).
+ */
+static void metrics_conn_close(struct metrics_server *s, struct metrics_conn *c,
+                               enum metrics_close why)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	s->closed[why]++;
+	shutdown(c->fd, SHUT_RDWR);
+}
+
+/*
+ * Admits the new connection n: while its address, or everybody, is over a limit, the oldest
+ * (nearest its deadline) connection of that scope that has not sent a complete request is
+ * closed; n itself when there is no other.
+ */
+static void metrics_admit(struct metrics_server *s, struct metrics_conn *n)
+{
+	for (int scope = 0; scope < 2 && !n->closing; scope++) {
+		const bool per_ip = scope == 0;
+		uint32_t max = per_ip ? s->lim.connections_per_ip : s->lim.connections_max;
+		struct metrics_conn *victim = NULL;
+		uint32_t open = 0;
+
+		for (struct metrics_conn *c = s->conns; c; c = c->next) {
+			if (c->closing || (per_ip && !metrics_same_host(&c->peer, &n->peer)))
+				continue;
+			open++;
+			if (c != n && !c->requested &&
+			    (!victim || c->deadline_ms <= victim->deadline_ms))
+				victim = c;
+		}
+		if (open <= max)
+			continue;
+		if (victim)
+			metrics_conn_close(s, victim, METRICS_CLOSE_EVICTED);
+		else
+			metrics_conn_close(s, n, METRICS_CLOSE_REFUSED);
+	}
+}
+
+static void metrics_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
+                                enum MHD_ConnectionNotificationCode toe)
+{
+	struct metrics_server *s = cls;
+	struct metrics_conn *c = *socket_context;
+	const union MHD_ConnectionInfo *fd, *peer;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (!c)
+			return;
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			s->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		free(c);
+		*socket_context = NULL;
+		return;
+	}
+	fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	peer = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	c = calloc(1, sizeof(*c));
+	if (!c || !fd || !peer || !peer->client_addr) {
+		/* Untracked, it could outlive every limit: refuse it rather. */
+		free(c);
+		if (fd)
+			shutdown(fd->connect_fd, SHUT_RDWR);
+		s->closed[METRICS_CLOSE_REFUSED]++;
+		return;
+	}
+	c->fd = fd->connect_fd;
+	memcpy(&c->peer, peer->client_addr,
+	       peer->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                                : sizeof(struct sockaddr_in));
+	c->deadline_ms = clock_now_ms() + s->lim.request_timeout_ms;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	*socket_context = c;
+	metrics_admit(s, c);
+}
+
+/* An answer was sent (or the request failed): the connection's next request gets a new clock. */
+static void metrics_notify_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                                     enum MHD_RequestTerminationCode toe)
+{
+	struct metrics_server *s = cls;
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct metrics_conn *c = ci ? ci->socket_context : NULL;
+
+	(void)req_cls;
+	(void)toe;
+	if (!c)
+		return;
+	c->requested = false;
+	c->deadline_ms = clock_now_ms() + s->lim.request_timeout_ms;
+}
+
+/*
+ * Whether the client has shut down its sending side and libmicrohttpd has read all it sent.
+ * libmicrohttpd 0.9.75 in epoll mode misses that end of stream when it comes with the first data
+ * of a new connection (edge-triggered: one event, the data read, the EOF never seen), and would
+ * keep the connection until its deadline.
+ */
+static bool metrics_peer_done(const struct metrics_conn *c)
+{
+	struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
+	int unread = 0;
+
+	return poll(&p, 1, 0) == 1 && p.revents & (POLLRDHUP | POLLHUP | POLLERR) &&
+	       ioctl(c->fd, FIONREAD, &unread) == 0 && unread == 0;
+}
+
+/*
+ * Closes connections past their deadline, and those whose client stopped sending before a
+ * complete request (it can never be answered; not counted: the client ended it). Returns ms
+ * until the next deadline (-1 = none).
+ */
+static int metrics_expire(struct metrics_server *s)
+{
+	uint64_t now = clock_now_ms(), next = UINT64_MAX;
+
+	for (struct metrics_conn *c = s->conns; c; c = c->next) {
+		if (c->closing)
+			continue;
+		if (c->deadline_ms <= now) {
+			metrics_conn_close(s, c, METRICS_CLOSE_TIMEOUT);
+		} else if (!c->requested && metrics_peer_done(c)) {
+			c->closing = true;
+			shutdown(c->fd, SHUT_RDWR);
+		} else if (c->deadline_ms < next) {
+			next = c->deadline_ms;
+		}
+	}
+	return next == UINT64_MAX ? -1 : (int)(next - now);
+}
+
+/*
+ * libmicrohttpd's messages (one per connection a client drops mid-request, for one), prefixed
+ * and at most METRICS_LOG_PER_S a second, so a flood of clients cannot flood the log. It logs
+ * from the thread that calls it: start and stop, else only the server's thread.
+ */
+static void metrics_log(void *cls, const char *fmt, va_list ap)
+{
+	struct metrics_server *s = cls;
+	uint64_t second = clock_now_ms() / MSEC_PER_SEC;
+	char line[LOG_LINE_MAX];
+
+	if (second != s->log_second) {
+		s->log_second = second;
+		s->log_count = 0;
+	}
+	if (s->log_count++ >= METRICS_LOG_PER_S)
+		return;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	log_warn("metrics: %s", line);
+}
+
+/* The collector's exposition, then the server's own family. */
+static void metrics_collect_all(void *ctx, struct metrics_writer *w)
+{
+	struct metrics_server *s = ctx;
+
+	s->fn(s->ctx, w);
+	metrics_family(w, "maglevd_metrics_connections_closed_total", "counter",
+	               "Metrics HTTP connections the server closed: timeout (no complete answer "
+	               "within the request timeout), evicted (oldest slow one, for a new "
+	               "connection), refused (over the limits, nobody to evict)");
+	for (int i = 0; i < METRICS_CLOSE_N; i++) {
+		const char *l[] = {"reason", metrics_close_names[i], NULL};
+
+		metrics_sample(w, "maglevd_metrics_connections_closed_total", l, s->closed[i]);
+	}
+}
 
 static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned status, const char *type,
                                      char *body, size_t len)
@@ -167,11 +412,16 @@ static enum MHD_Result metrics_handle(void *cls, struct MHD_Connection *conn, co
                                       void **req_cls)
 {
 	struct metrics_server *s = cls;
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	char *body;
 	size_t len;
 
 	(void)version;
 	(void)upload_data;
+	/* Called once the request line and headers are in: it is no longer a slow client. */
+	if (ci && ci->socket_context)
+		((struct metrics_conn *)ci->socket_context)->requested = true;
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return metrics_reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
 		                     strdup("GET only\n"), strlen("GET only\n"));
@@ -185,23 +435,68 @@ static enum MHD_Result metrics_handle(void *cls, struct MHD_Connection *conn, co
 		return metrics_reply(conn, MHD_HTTP_NOT_FOUND, "text/plain",
 		                     strdup("see " METRICS_PATH "\n"),
 		                     strlen("see " METRICS_PATH "\n"));
-	body = metrics_render(s->fn, s->ctx, &len);
+	body = metrics_render(metrics_collect_all, s, &len);
 	if (!body)
 		return MHD_NO;
 	return metrics_reply(conn, MHD_HTTP_OK, METRICS_CONTENT_TYPE, body, len);
 }
 
-int metrics_start(struct metrics_server **out, const char *address, uint16_t port,
-                  metrics_collect_fn fn, void *ctx)
+/*
+ * The server's thread: libmicrohttpd in external-epoll mode, so that between its runs this
+ * thread, which owns every metrics_conn, can close connections past their deadline.
+ */
+static void *metrics_loop(void *arg)
 {
+	struct metrics_server *s = arg;
+	const union MHD_DaemonInfo *ep = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	struct pollfd p[2] = {
+	    {.fd = ep ? ep->epoll_fd : -1, .events = POLLIN},
+	    {.fd = s->stop_fd, .events = POLLIN},
+	};
+
+	for (;;) {
+		MHD_UNSIGNED_LONG_LONG mhd_ms;
+		int wait = metrics_expire(s); /* -1 = no deadline: until there is work */
+
+		if (MHD_get_timeout(s->mhd, &mhd_ms) == MHD_YES &&
+		    (wait < 0 || mhd_ms < (MHD_UNSIGNED_LONG_LONG)wait))
+			wait = (int)mhd_ms;
+		if (poll(p, 2, wait) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		if (MHD_run(s->mhd) != MHD_YES)
+			break;
+	}
+	return NULL;
+}
+
+static bool metrics_limits_valid(const struct metrics_limits *l)
+{
+	return l->connections_max >= 1 && l->connections_per_ip >= 1 &&
+	       l->connections_per_ip <= l->connections_max && l->request_timeout_ms >= 1 &&
+	       l->request_timeout_ms <= INT32_MAX;
+}
+
+int metrics_start(struct metrics_server **out, const char *address, uint16_t port,
+                  const struct metrics_limits *limits, metrics_collect_fn fn, void *ctx)
+{
+	static const struct metrics_limits defaults = {
+	    .connections_max = METRICS_CONNECTIONS_MAX,
+	    .connections_per_ip = METRICS_CONNECTIONS_PER_IP,
+	    .request_timeout_ms = METRICS_REQUEST_TIMEOUT_MS,
+	};
 	struct sockaddr_storage ss;
 	struct metrics_server *s;
 	struct lb_addr a;
 	const union MHD_DaemonInfo *info;
 	socklen_t sl = sizeof(ss);
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	int ret;
 
-	if (lb_addr_parse(address, &a) < 0)
+	if (!limits)
+		limits = &defaults;
+	if (!metrics_limits_valid(limits) || lb_addr_parse(address, &a) < 0)
 		return -EINVAL;
 	lb_addr_sockaddr(&a, port, &ss);
 	if (a.family == AF_INET6)
@@ -211,13 +506,22 @@ int metrics_start(struct metrics_server **out, const char *address, uint16_t por
 		return -ENOMEM;
 	s->fn = fn;
 	s->ctx = ctx;
-	s->mhd = MHD_start_daemon(flags, port, NULL, NULL, metrics_handle, s, MHD_OPTION_SOCK_ADDR,
-	                          (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-	                          (unsigned)METRICS_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
-	                          (unsigned)METRICS_TIMEOUT_S, MHD_OPTION_END);
+	s->lim = *limits;
+	s->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (s->stop_fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	/* The logger first, or libmicrohttpd logs the options before it its own way. */
+	s->mhd = MHD_start_daemon(
+	    flags, port, NULL, NULL, metrics_handle, s, MHD_OPTION_EXTERNAL_LOGGER, metrics_log, s,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)(METRICS_MHD_LIMIT_FACTOR * limits->connections_max),
+	    MHD_OPTION_NOTIFY_CONNECTION, metrics_notify_conn, s, MHD_OPTION_NOTIFY_COMPLETED,
+	    metrics_notify_completed, s, MHD_OPTION_END);
 	if (!s->mhd) {
-		free(s);
-		return -EADDRNOTAVAIL;
+		ret = -EADDRNOTAVAIL;
+		goto out;
 	}
 	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_LISTEN_FD);
 	if (info && getsockname(info->listen_fd, (struct sockaddr *)&ss, &sl) == 0)
@@ -225,8 +529,15 @@ int metrics_start(struct metrics_server **out, const char *address, uint16_t por
 		                                        : ((struct sockaddr_in6 *)&ss)->sin6_port);
 	else
 		s->port = port;
+	ret = -pthread_create(&s->thread, NULL, metrics_loop, s);
+	if (ret < 0)
+		goto out;
+	s->thread_started = true;
 	*out = s;
 	return 0;
+out:
+	metrics_stop(s);
+	return ret;
 }
 
 uint16_t metrics_port(const struct metrics_server *s)
@@ -236,8 +547,23 @@ uint16_t metrics_port(const struct metrics_server *s)
 
 void metrics_stop(struct metrics_server *s)
 {
+	uint64_t one = 1;
+
 	if (!s)
 		return;
-	MHD_stop_daemon(s->mhd);
+	if (s->thread_started) {
+		if (write(s->stop_fd, &one, sizeof(one)) != sizeof(one)) {
+			/* Cannot happen (an eventfd at 1): leak rather than free it under the
+			 * thread. */
+			log_err("metrics: cannot stop the server thread");
+			return;
+		}
+		pthread_join(s->thread, NULL);
+	}
+	/* Closes what is left, each with its connection-closed notification (frees the conns). */
+	if (s->mhd)
+		MHD_stop_daemon(s->mhd);
+	if (s->stop_fd >= 0)
+		close(s->stop_fd);
 	free(s);
 }

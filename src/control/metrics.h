@@ -7,10 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define METRICS_CONNECTIONS_MAX 16u /* HTTP connections served at once */
-#define METRICS_TIMEOUT_S       5u  /* an HTTP connection idle this long is closed */
-#define METRICS_LABELS_MAX      8u  /* label pairs of one sample */
-#define METRICS_PATH            "/metrics"
+#define METRICS_CONNECTIONS_MAX    16u   /* HTTP connections open at once */
+#define METRICS_CONNECTIONS_PER_IP 4u    /* of them from one client address */
+#define METRICS_REQUEST_TIMEOUT_MS 5000u /* from accept (or the last answer) to the next answer */
+#define METRICS_LABELS_MAX         8u    /* label pairs of one sample */
+#define METRICS_PATH               "/metrics"
 
 /* An exposition being written: text format version 0.0.4. */
 struct metrics_writer;
@@ -42,15 +43,32 @@ typedef void (*metrics_collect_fn)(void *ctx, struct metrics_writer *w);
  */
 char *metrics_render(metrics_collect_fn fn, void *ctx, size_t *len);
 
+/*
+ * What one client can hold of the HTTP server. A connection gets request_timeout_ms from its
+ * accept, and again from each answer it was sent, to send a complete request and read the whole
+ * answer; bytes that trickle in do not extend it. A new connection from an address that already
+ * has connections_per_ip open, or one over connections_max in all, closes the oldest connection
+ * (of that address, or of all) that has not sent a complete request yet; if there is none, the
+ * new one is closed. So a slow client holds a slot for request_timeout_ms at most, and cannot
+ * keep out a client that sends its request at once.
+ */
+struct metrics_limits {
+	uint32_t connections_max;    /* 1.. */
+	uint32_t connections_per_ip; /* 1..connections_max */
+	uint32_t request_timeout_ms; /* 1.. */
+};
+
 struct metrics_server;
 
 /*
- * Serves GET /metrics on address:port (numeric IPv4 or IPv6; port 0 = any free port) from an
- * internal libmicrohttpd thread. fn runs on that thread: it must take whatever lock protects the
- * state it reads. Returns 0 or a negative errno.
+ * Serves GET /metrics on address:port (numeric IPv4 or IPv6; port 0 = any free port) from a
+ * thread of its own (libmicrohttpd driven by metrics.c's loop). limits NULL = the METRICS_*
+ * defaults. fn runs on that thread: it must take whatever lock protects the state it reads.
+ * The exposition ends with the server's own maglevd_metrics_connections_closed_total. Returns 0
+ * or a negative errno.
  */
 int metrics_start(struct metrics_server **out, const char *address, uint16_t port,
-                  metrics_collect_fn fn, void *ctx);
+                  const struct metrics_limits *limits, metrics_collect_fn fn, void *ctx);
 
 /* The port the server listens on. */
 uint16_t metrics_port(const struct metrics_server *s);

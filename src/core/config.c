@@ -21,6 +21,7 @@ void config_init(struct config *c)
 			.entries = CONFIG_CT_ENTRIES_DEFAULT,
 			.tcp_timeout = CONFIG_CT_TCP_TIMEOUT_DEFAULT,
 			.tcp_fin_timeout = CONFIG_CT_TCP_FIN_TIMEOUT_DEFAULT,
+			.tcp_syn_timeout = CONFIG_CT_TCP_SYN_TIMEOUT_DEFAULT,
 			.udp_timeout = CONFIG_CT_UDP_TIMEOUT_DEFAULT,
 			.icmp_timeout = CONFIG_CT_ICMP_TIMEOUT_DEFAULT,
 		},

@@ -45,6 +45,12 @@
 #define CONFIG_CT_ENTRIES_DEFAULT (1u << 20) /* tracked flows per worker */
 #define CONFIG_CT_TCP_TIMEOUT_DEFAULT     300u /* seconds, established TCP */
 #define CONFIG_CT_TCP_FIN_TIMEOUT_DEFAULT 10u  /* seconds, TCP after FIN or RST */
+/*
+ * Seconds, TCP that sent only bare SYNs. The entry need only last from the SYN to the client's
+ * ACK: one round trip plus the backend's SYN-ACK retransmits at 1 s and 3 s if one is lost (a
+ * client's SYN retransmits refresh it). A flood of R spoofed SYNs/s holds only about 5 R entries.
+ */
+#define CONFIG_CT_TCP_SYN_TIMEOUT_DEFAULT 5u
 #define CONFIG_CT_UDP_TIMEOUT_DEFAULT     30u  /* seconds */
 #define CONFIG_CT_ICMP_TIMEOUT_DEFAULT    10u  /* seconds */
 #define CONFIG_ICMP_RATE_DEFAULT          1000u /* generated ICMP errors per second per worker */
@@ -122,6 +128,7 @@ struct config_conntrack {
 	uint32_t entries;         /* flows per worker */
 	uint32_t tcp_timeout;     /* seconds */
 	uint32_t tcp_fin_timeout; /* seconds */
+	uint32_t tcp_syn_timeout; /* seconds */
 	uint32_t udp_timeout;     /* seconds */
 	uint32_t icmp_timeout;    /* seconds */
 };

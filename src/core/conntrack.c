@@ -1,4 +1,4 @@
-/* Connection table: 8-way set-associative buckets, per-protocol timeouts, eviction when full. */
+/* Connection table: 8-way set-associative buckets, per-state timeouts, SYN-only eviction first. */
 #include "core/conntrack.h"
 
 #include <netinet/in.h>
@@ -50,6 +50,7 @@ struct ct_table *ct_create(uint32_t entries, const struct ct_timeouts *to)
 	memset(t->entries, 0, ebytes);
 	t->to_tcp = secs_to_ticks(to->tcp);
 	t->to_tcp_fin = secs_to_ticks(to->tcp_fin);
+	t->to_tcp_syn = secs_to_ticks(to->tcp_syn);
 	t->to_udp = secs_to_ticks(to->udp);
 	t->to_other = secs_to_ticks(to->other);
 	return t;
@@ -64,59 +65,53 @@ void ct_destroy(struct ct_table *t)
 	free(t);
 }
 
-static uint32_t timeout_of(const struct ct_table *t, uint8_t proto, uint8_t flags)
-{
-	if (proto == IPPROTO_TCP)
-		return (flags & CT_F_FIN) ? t->to_tcp_fin : t->to_tcp;
-	if (proto == IPPROTO_UDP)
-		return t->to_udp;
-	return t->to_other;
-}
-
-static uint8_t flags_after(uint8_t flags, uint8_t proto, uint8_t tcp_flags)
-{
-	if (proto != IPPROTO_TCP)
-		return flags;
-	if (tcp_flags & (PKT_TCP_FIN | PKT_TCP_RST))
-		return flags | CT_F_FIN;
-	/* A new connection reusing the 5-tuple gets the long timeout again. */
-	if ((tcp_flags & (PKT_TCP_SYN | PKT_TCP_ACK)) == PKT_TCP_SYN)
-		return flags & (uint8_t)~CT_F_FIN;
-	return flags;
-}
-
-uint64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t bref,
-                   uint8_t tcp_flags, uint32_t now, bool *evicted)
+int64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t bref,
+                  uint8_t tcp_flags, uint32_t now, enum ct_evict *evicted)
 {
 	uint32_t b = ct_bucket_of(t, hash);
 	struct ct_bucket *h = &t->buckets[b];
+	uint8_t fl = k->proto == IPPROTO_TCP ? ct_tcp_flags_after(CT_F_SYN, tcp_flags) : 0;
+	uint64_t best = UINT64_MAX, slot;
 	unsigned victim = 0;
-	uint64_t slot;
-	uint8_t fl;
 
-	*evicted = false;
+	*evicted = CT_EVICT_NONE;
 	for (unsigned i = 0; i < CT_WAYS; i++) {
+		uint64_t established, rank;
+
 		if (h->sig[i] == 0 || ct_expired(h->expires[i], now)) {
 			victim = i;
 			goto take;
 		}
-		if ((int32_t)(h->expires[i] - now) < (int32_t)(h->expires[victim] - now))
+		/*
+		 * Not SYN-only in bit 32, time left (live: 1..2^31-1 ticks) below: the smallest
+		 * rank is the SYN-only way closest to expiry, else the way closest to expiry.
+		 */
+		established = !(h->flags[i] & CT_F_SYN);
+		rank = established << 32 | (uint32_t)(h->expires[i] - now);
+		if (rank < best) {
+			best = rank;
 			victim = i;
+		}
 	}
-	*evicted = true;
+	if (!(h->flags[victim] & CT_F_SYN)) {
+		if (fl & CT_F_SYN)
+			return -1;
+		*evicted = CT_EVICT_ESTABLISHED;
+	} else {
+		*evicted = CT_EVICT_SYN_ONLY;
+	}
 take:
 	slot = (uint64_t)b * CT_WAYS + victim;
 	t->entries[slot].key = *k;
 	t->entries[slot].bref = bref;
-	fl = flags_after(0, k->proto, tcp_flags);
 	h->sig[victim] = ct_sig_of(hash);
 	h->flags[victim] = fl;
-	h->expires[victim] = now + timeout_of(t, k->proto, fl) + 1;
-	return slot;
+	h->expires[victim] = now + ct_timeout_of(t, k->proto, fl) + 1;
+	return (int64_t)slot;
 }
 
 bool ct_peek(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t *bref,
-             uint32_t *expires)
+             uint32_t *expires, uint8_t *flags)
 {
 	uint32_t b = ct_bucket_of(t, hash);
 	const struct ct_bucket *h = &t->buckets[b];
@@ -132,6 +127,7 @@ bool ct_peek(const struct ct_table *t, const struct lb_flow_key *k, uint64_t has
 		if (lb_flow_key_eq(&e.key, k)) {
 			*bref = e.bref;
 			*expires = __atomic_load_n(&h->expires[i], __ATOMIC_RELAXED);
+			*flags = __atomic_load_n(&h->flags[i], __ATOMIC_RELAXED);
 			return true;
 		}
 	}

@@ -1,8 +1,9 @@
 /*
  * Connection table of one worker: a fixed-size, 8-way set-associative hash table of flows to
- * backend references, with per-protocol timeouts and eviction of the entry closest to expiry when
- * a bucket is full. Allocated once at creation; no allocation on the packet path. Single writer
- * (its worker); see ct_peek for readers on other threads.
+ * backend references, with per-state timeouts and, when a bucket is full, eviction of a
+ * SYN-only entry before any other, the one closest to expiry first. Allocated once at creation;
+ * no allocation on the packet path. Single writer (its worker); see ct_peek for readers on other
+ * threads.
  */
 #ifndef MAGLEV_CORE_CONNTRACK_H
 #define MAGLEV_CORE_CONNTRACK_H
@@ -22,8 +23,13 @@
 #define CT_ENTRIES_MAX (1u << 28) /* largest table, flows (~15 GiB) */
 #define CT_TICK_SHIFT  20u        /* a tick is 2^20 ns (~1.05 ms): the unit of expiry times */
 
-/* Entry state flags. */
-#define CT_F_FIN 0x01u /* TCP FIN or RST seen: the short timeout applies */
+/*
+ * Entry state flags (TCP only; other protocols keep 0). At most one is set: none is an
+ * established flow. We see only client -> VIP, so the handshake's last step we see is the
+ * client's ACK: that (or any packet that is not a bare SYN) promotes a SYN-only entry.
+ */
+#define CT_F_FIN 0x01u /* FIN or RST seen: tcp_fin timeout */
+#define CT_F_SYN 0x02u /* SYN-only, bare SYNs seen: tcp_syn timeout, evicted first */
 
 /*
  * A bucket header: one cache line with the signatures (16 hash bits; 0 = empty way), expiry ticks
@@ -47,14 +53,14 @@ _Static_assert(sizeof(struct ct_bucket) == 64, "bucket header is one cache line"
 _Static_assert(sizeof(struct ct_entry) == 48, "entry size");
 
 struct ct_timeouts {
-	uint32_t tcp, tcp_fin, udp, other; /* seconds */
+	uint32_t tcp, tcp_fin, tcp_syn, udp, other; /* seconds */
 };
 
 struct ct_table {
 	struct ct_bucket *buckets; /* n_buckets headers, 64-byte aligned */
 	struct ct_entry *entries;  /* n_buckets * CT_WAYS entries */
 	uint32_t n_buckets;
-	uint32_t to_tcp, to_tcp_fin, to_udp, to_other; /* ticks */
+	uint32_t to_tcp, to_tcp_fin, to_tcp_syn, to_udp, to_other; /* ticks */
 };
 
 /* Bytes the table takes per flow it can hold, headers included. */
@@ -190,26 +196,43 @@ static inline int64_t ct_find(const struct ct_table *t, const struct lb_flow_key
 }
 
 /*
- * Refreshes the expiry of way i of bucket header h for a packet with tcp_flags (FIN/RST switch to
- * the short timeout; a SYN without ACK switches back) at tick now.
+ * The state flags of a TCP entry after a packet with tcp_flags, from fl. A new entry starts from
+ * CT_F_SYN, so it is SYN-only if its first packet is a bare SYN. FIN or RST: closing. A bare SYN
+ * leaves a SYN-only entry (a retransmit: only the short timeout is refreshed) and an established
+ * one (a SYN with a live flow's tuple does not demote it) as they are, and makes a closing one
+ * SYN-only (a new connection reusing the tuple). Any other packet promotes a SYN-only entry.
  */
+static inline uint8_t ct_tcp_flags_after(uint8_t fl, uint8_t tcp_flags)
+{
+	if (tcp_flags & (PKT_TCP_FIN | PKT_TCP_RST))
+		return CT_F_FIN;
+	if ((tcp_flags & (PKT_TCP_SYN | PKT_TCP_ACK)) == PKT_TCP_SYN)
+		return (fl & CT_F_FIN) ? CT_F_SYN : fl;
+	return fl & (uint8_t)~CT_F_SYN;
+}
+
+/* Timeout in ticks of an entry of proto with state flags fl. */
+static inline uint32_t ct_timeout_of(const struct ct_table *t, uint8_t proto, uint8_t fl)
+{
+	if (proto == IPPROTO_TCP) {
+		if (fl & CT_F_FIN)
+			return t->to_tcp_fin;
+		return (fl & CT_F_SYN) ? t->to_tcp_syn : t->to_tcp;
+	}
+	return proto == IPPROTO_UDP ? t->to_udp : t->to_other;
+}
+
+/* Refreshes the expiry of way i of bucket header h for a packet with tcp_flags at tick now. */
 static inline void ct_touch_way(const struct ct_table *t, struct ct_bucket *h, unsigned i,
                                 uint8_t proto, uint8_t tcp_flags, uint32_t now)
 {
 	uint8_t fl = h->flags[i];
-	uint32_t to;
 
 	if (proto == IPPROTO_TCP) {
-		if (tcp_flags & (PKT_TCP_FIN | PKT_TCP_RST))
-			fl |= CT_F_FIN;
-		else if ((tcp_flags & (PKT_TCP_SYN | PKT_TCP_ACK)) == PKT_TCP_SYN)
-			fl &= (uint8_t)~CT_F_FIN; /* a new connection reusing the 5-tuple */
-		to = (fl & CT_F_FIN) ? t->to_tcp_fin : t->to_tcp;
-	} else {
-		to = proto == IPPROTO_UDP ? t->to_udp : t->to_other;
+		fl = ct_tcp_flags_after(fl, tcp_flags);
+		h->flags[i] = fl;
 	}
-	h->flags[i] = fl;
-	h->expires[i] = now + to + 1;
+	h->expires[i] = now + ct_timeout_of(t, proto, fl) + 1;
 }
 
 /* ct_touch_way for a slot. */
@@ -229,19 +252,31 @@ static inline void ct_set_bref(struct ct_table *t, uint64_t slot, uint32_t bref)
 	t->entries[slot].bref = bref;
 }
 
+/* What ct_insert made room with. */
+enum ct_evict {
+	CT_EVICT_NONE,        /* a free or expired way, or nothing (not inserted) */
+	CT_EVICT_SYN_ONLY,    /* a live SYN-only flow was dropped */
+	CT_EVICT_ESTABLISHED, /* a live flow that was not SYN-only (any protocol) was dropped */
+};
+
 /*
- * Inserts flow k (not present) with bref: takes a free or expired way of its bucket, else evicts
- * the way that expires soonest; *evicted tells whether a live flow was dropped. Returns the slot.
+ * Inserts flow k (not present) with bref for its first packet's tcp_flags: takes a free or expired
+ * way of its bucket, else evicts a live one, SYN-only ways before any other and among those the
+ * one that expires soonest. A flow that starts SYN-only never evicts one that is not: if its
+ * bucket holds none, it is not inserted (returns -1; its packets follow the Maglev table, which
+ * is where the entry would send them until the table changes, and its first non-SYN packet
+ * inserts it), so a SYN flood cannot push established flows out. Otherwise returns the slot.
+ * *evicted tells what was dropped.
  */
-uint64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t bref,
-                   uint8_t tcp_flags, uint32_t now, bool *evicted);
+int64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t bref,
+                  uint8_t tcp_flags, uint32_t now, enum ct_evict *evicted);
 
 /*
  * Looks flow k up without changing anything and without the expiry check, for a reader on
  * another thread (the result is best effort: the worker may be rewriting the bucket). Returns true
- * and the bref and expiry tick if present.
+ * and the bref, expiry tick and state flags (CT_F_*) if present.
  */
 bool ct_peek(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t *bref,
-             uint32_t *expires);
+             uint32_t *expires, uint8_t *flags);
 
 #endif

@@ -17,6 +17,9 @@
 	X(PASS_ICMP6_ND, "pass_icmp6_nd", "ICMPv6 neighbour discovery to a VIP address, passed")   \
 	X(PASS_GRE_NOT_VIP, "pass_gre_not_vip",                                                    \
 	  "GRE to our source address whose inner packet is not for a VIP, passed")                 \
+	X(PASS_NOT_OUR_MAC, "pass_not_our_mac",                                                    \
+	  "Frames for a VIP sent to another destination MAC (broadcast, multicast, another "       \
+	  "host's), passed")                                                                       \
 	X(DROP_ETH_TRUNCATED, "drop_eth_truncated", "Dropped: shorter than an Ethernet header")    \
 	X(DROP_VLAN_TRUNCATED, "drop_vlan_truncated", "Dropped: 802.1Q tag cut short")             \
 	X(DROP_IPV4_TRUNCATED, "drop_ipv4_truncated", "Dropped: IPv4 header cut short")            \
@@ -41,6 +44,11 @@
 	X(DROP_GRE_UNSUPPORTED, "drop_gre_unsupported",                                            \
 	  "Dropped: GRE to us with flags (checksum, key, sequence), version or protocol not "      \
 	  "re-targeted")                                                                           \
+	X(DROP_BAD_SOURCE, "drop_bad_source",                                                      \
+	  "Dropped: source address no client can have (unspecified, loopback, multicast, "         \
+	  "broadcast, IPv4-mapped)")                                                               \
+	X(DROP_SOURCE_IS_VIP, "drop_source_is_vip",                                                \
+	  "Dropped: source address is the VIP address the packet is sent to")                      \
 	X(DROP_NO_BACKEND, "drop_no_backend", "Dropped: the VIP has no backend that takes flows")  \
 	X(DROP_NEXTHOP_UNRESOLVED, "drop_nexthop_unresolved",                                      \
 	  "Dropped: the backend's next-hop MAC is not resolved yet")                               \
@@ -69,6 +77,12 @@
 	X(CT_HIT, "ct_hit", "Connection table hits")                                               \
 	X(CT_MISS, "ct_miss", "Connection table misses (backend chosen from the Maglev table)")    \
 	X(CT_EVICTED, "ct_evicted", "Live flows evicted from a full connection table bucket")      \
+	X(CT_EVICTED_SYN, "ct_evicted_syn",                                                        \
+	  "Of ct_evicted: SYN-only TCP flows (only bare SYNs seen)")                               \
+	X(CT_EVICTED_ESTABLISHED, "ct_evicted_established",                                        \
+	  "Of ct_evicted: flows that were not SYN-only (TCP past its SYN, UDP)")                   \
+	X(CT_SYN_UNTRACKED, "ct_syn_untracked",                                                    \
+	  "SYN-only new flows not tracked: their bucket held only live flows past their SYN")      \
 	X(CT_RECHOSEN, "ct_rechosen",                                                              \
 	  "Tracked flows re-chosen: their backend was removed, marked down or replaced")
 

@@ -2,6 +2,7 @@
 #include "core/pipeline.h"
 
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -12,6 +13,11 @@
 
 #define NS_PER_SEC        1000000000ull
 #define LB_PREFETCH_AHEAD 8u /* frames between an entry prefetch and its use in a batch */
+/* choose(): not a backend id (those fit 16 bits) but a drop counted under counter c. */
+#define CHOOSE_DROP(c)     (0x10000u | (uint32_t)(c))
+#define CHOOSE_DROP_CTR(r) ((r)&0xffffu)
+/* The destination MAC in the first 8 bytes of a frame read as one word (eth_dst48). */
+#define ETH_DST_MASK (~(LB_WORD_BYTE(0xff, 6) | LB_WORD_BYTE(0xff, 7)))
 
 enum job_kind {
 	JOB_VERDICT, /* decided while classifying: count and return */
@@ -41,6 +47,7 @@ struct lb_job {
 
 struct lb_worker {
 	struct lb_worker_params p;
+	uint64_t mac48; /* p.mac as eth_dst48 reads it from a frame */
 	struct ct_table *ct;
 	uint64_t ctr[LB_CTR_MAX];
 	struct lb_backend_counters *bctr; /* LB_BACKEND_IDS_MAX */
@@ -50,12 +57,22 @@ struct lb_worker {
 	struct lb_job jobs[LB_BATCH_MAX];
 };
 
+/* The destination MAC of frame d (at least 8 bytes) as one word: one load and a mask. */
+static inline uint64_t eth_dst48(const uint8_t *d)
+{
+	uint64_t v;
+
+	memcpy(&v, d, 8);
+	return v & ETH_DST_MASK;
+}
+
 void lb_worker_params_init(struct lb_worker_params *p, const struct config_conntrack *ct)
 {
 	*p = (struct lb_worker_params){
 		.ct_entries = ct->entries,
 		.tcp_timeout = ct->tcp_timeout,
 		.tcp_fin_timeout = ct->tcp_fin_timeout,
+		.tcp_syn_timeout = ct->tcp_syn_timeout,
 		.udp_timeout = ct->udp_timeout,
 		.icmp_timeout = ct->icmp_timeout,
 	};
@@ -67,6 +84,7 @@ struct lb_worker *lb_worker_create(const struct lb_worker_params *p)
 	struct ct_timeouts to = {
 	    .tcp = p->tcp_timeout,
 	    .tcp_fin = p->tcp_fin_timeout,
+	    .tcp_syn = p->tcp_syn_timeout,
 	    .udp = p->udp_timeout,
 	    .other = p->icmp_timeout,
 	};
@@ -75,6 +93,12 @@ struct lb_worker *lb_worker_create(const struct lb_worker_params *p)
 		return NULL;
 	memset(w, 0, sizeof(*w));
 	w->p = *p;
+	{
+		uint8_t b[8] = {0};
+
+		memcpy(b, p->mac, sizeof(p->mac));
+		w->mac48 = eth_dst48(b);
+	}
 	w->ct = ct_create(p->ct_entries, &to);
 	w->bctr = calloc(LB_BACKEND_IDS_MAX, sizeof(*w->bctr));
 	if (!w->ct || !w->bctr) {
@@ -135,6 +159,40 @@ static inline uint32_t addr_len_of(uint8_t family)
 	return family == 4 ? 4u : 16u;
 }
 
+/*
+ * Checks the source src of a packet of family 4 or 6 to dst (a VIP address): 0 if it can be a
+ * client's, else the drop counter. No client has an IPv4 source in 0.0.0.0/8, 127.0.0.0/8,
+ * 224.0.0.0/4 or 255.255.255.255 (Linux's martian sources; 240.0.0.0/4 is let through, as Linux
+ * does, since private networks use it), nor an IPv6 source ::, ::1, in ff00::/8 or IPv4-mapped
+ * ::ffff:0:0/96 (Linux's ip6_rcv drops those too); nor is a client the VIP address itself.
+ * Answers and forwarding to such a source would go to ourselves, a group or nowhere, and a
+ * tracked entry for one would only take the place of a real flow.
+ */
+static inline unsigned source_check(uint8_t family, const uint8_t *src, const uint8_t *dst)
+{
+	uint64_t s0, s1, d0, d1, lo;
+
+	if (family == 4) {
+		uint32_t s4, d4;
+
+		memcpy(&s4, src, 4);
+		memcpy(&d4, dst, 4);
+		if (src[0] == 0 || src[0] == 127 || (src[0] & 0xf0) == 0xe0 || s4 == 0xffffffffu)
+			return LB_CTR_DROP_BAD_SOURCE;
+		return s4 == d4 ? LB_CTR_DROP_SOURCE_IS_VIP : 0;
+	}
+	memcpy(&s0, src, 8);
+	memcpy(&s1, src + 8, 8);
+	memcpy(&d0, dst, 8);
+	memcpy(&d1, dst + 8, 8);
+	lo = be64toh(s1);
+	/* ff00::/8; or a zero first half and then 0:ffff:a.b.c.d (IPv4-mapped), 0 (::) or 1 (::1).
+	 */
+	if (src[0] == 0xff || (s0 == 0 && ((lo >> 32) == 0xffffu || lo <= 1)))
+		return LB_CTR_DROP_BAD_SOURCE;
+	return s0 == d0 && s1 == d1 ? LB_CTR_DROP_SOURCE_IS_VIP : 0;
+}
+
 /* A TCP/UDP packet ip to VIP address ai: its VIP and flow. Sets j->kind. */
 static inline __attribute__((always_inline)) void classify_l4(const struct lb_snapshot *s,
                                                               const uint8_t *d,
@@ -145,9 +203,17 @@ static inline __attribute__((always_inline)) void classify_l4(const struct lb_sn
 	int32_t vip;
 
 	if (ip->frag) {
+		unsigned bad;
+
 		vip = s->addrs[ai].frag_vip[ip->proto == IPPROTO_UDP];
 		if (vip == LB_VIP_NONE) {
 			job_verdict(j, LB_PASS, LB_CTR_PASS_NOT_VIP);
+			return;
+		}
+		/* Untracked: no entry vouches for the source, so every fragment is checked. */
+		bad = source_check(ip->family, pkt_ip_src(d, ip), pkt_ip_dst(d, ip));
+		if (bad) {
+			job_verdict(j, LB_DROP, bad);
 			return;
 		}
 		j->track = false;
@@ -223,6 +289,16 @@ static void classify_icmp_error(const struct lb_snapshot *s, const uint8_t *d,
 	j->hash = lb_flow_hash_secret(&j->key, s->hash_secret);
 }
 
+/* An echo request or an ICMP error to a VIP address: answered or sent on only from a client. */
+static bool icmp_source_ok(const uint8_t *d, const struct pkt_ip *ip, struct lb_job *j)
+{
+	unsigned bad = source_check(ip->family, pkt_ip_src(d, ip), pkt_ip_dst(d, ip));
+
+	if (bad)
+		job_verdict(j, LB_DROP, bad);
+	return !bad;
+}
+
 static void classify_icmp(const struct lb_snapshot *s, const uint8_t *d, const struct pkt_ip *ip,
                           int32_t ai, struct lb_job *j)
 {
@@ -239,21 +315,25 @@ static void classify_icmp(const struct lb_snapshot *s, const uint8_t *d, const s
 	type = d[ip->l4off];
 	if (ip->family == 4) {
 		if (type == ICMP_ECHO_REQUEST) {
-			j->kind = JOB_ECHO;
+			if (icmp_source_ok(d, ip, j))
+				j->kind = JOB_ECHO;
 			return;
 		}
 		if (type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED) {
-			classify_icmp_error(s, d, ip, ai, j);
+			if (icmp_source_ok(d, ip, j))
+				classify_icmp_error(s, d, ip, ai, j);
 			return;
 		}
 	} else {
 		if (type == ICMP6_ECHO_REQUEST) {
-			j->kind = JOB_ECHO;
+			if (icmp_source_ok(d, ip, j))
+				j->kind = JOB_ECHO;
 			return;
 		}
 		if (type == ICMP6_DEST_UNREACH || type == ICMP6_PACKET_TOO_BIG ||
 		    type == ICMP6_TIME_EXCEEDED) {
-			classify_icmp_error(s, d, ip, ai, j);
+			if (icmp_source_ok(d, ip, j))
+				classify_icmp_error(s, d, ip, ai, j);
 			return;
 		}
 		if (type >= ICMP6_ND_FIRST && type <= ICMP6_ND_LAST) {
@@ -330,10 +410,13 @@ static void classify_gre(const struct lb_snapshot *s, const uint8_t *d, const st
 /*
  * The common case with one bounds check and one VIP probe: an untagged IPv4 frame without options
  * or fragmentation, carrying TCP or UDP to an IPv4 VIP. Returns true with j exactly as the
- * general path below would have left it, or false, having decided nothing, for any other frame.
+ * general path below and classify's MAC check would have left it, or false, having decided
+ * nothing, for any other frame.
  */
-static inline __attribute__((always_inline)) bool
-classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
+static inline __attribute__((always_inline)) bool classify_ipv4_fast(const struct lb_snapshot *s,
+                                                                     const uint64_t *mac48,
+                                                                     const struct lb_frame *f,
+                                                                     struct lb_job *j)
 {
 	const uint8_t *d = f->data, *h = d + PKT_ETH_HLEN;
 	uint32_t tot;
@@ -384,6 +467,10 @@ classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct
 		job_verdict(j, LB_DROP, (unsigned)err);
 		return true;
 	}
+	if (__builtin_expect(eth_dst48(d) != *mac48, 0)) {
+		job_verdict(j, LB_PASS, LB_CTR_PASS_NOT_OUR_MAC);
+		return true;
+	}
 	j->kind = JOB_FLOW;
 	j->track = true;
 	j->insert = true;
@@ -393,9 +480,9 @@ classify_ipv4_fast(const struct lb_snapshot *s, const struct lb_frame *f, struct
 	return true;
 }
 
-/* First stage: parse and classify f into j, reading only the frame and the snapshot. */
+/* Any frame classify_ipv4_fast does not take: parses and classifies f into j by its headers. */
 static inline __attribute__((always_inline)) void
-classify(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
+classify_general(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j)
 {
 	const uint8_t *d = f->data;
 	uint32_t l3off;
@@ -403,8 +490,6 @@ classify(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j
 	int32_t ai;
 	int err;
 
-	if (__builtin_expect(classify_ipv4_fast(s, f, j), 1))
-		return;
 	j->steer = false;
 	j->retarget = false;
 	err = pkt_parse_eth(d, f->len, &l3off, &et);
@@ -442,6 +527,27 @@ classify(const struct lb_snapshot *s, const struct lb_frame *f, struct lb_job *j
 		classify_icmp(s, d, &j->ip, ai, j);
 	else
 		job_verdict(j, LB_PASS, LB_CTR_PASS_NOT_VIP);
+}
+
+/*
+ * First stage: parse and classify f into j, reading only the frame, the snapshot and *mac48 (our
+ * MAC, see eth_dst48; by reference, so that the batch loop loads it where it is compared instead
+ * of keeping a register for it on every path). A frame the pipeline would act on (forward,
+ * re-target, steer, answer) but sent to another destination MAC is not ours: the kernel decides
+ * about it as it would without us (it drops another host's frames, and has its own rules for
+ * broadcast and multicast).
+ */
+static inline __attribute__((always_inline)) void classify(const struct lb_snapshot *s,
+                                                           const uint64_t *mac48,
+                                                           const struct lb_frame *f,
+                                                           struct lb_job *j)
+{
+	if (__builtin_expect(classify_ipv4_fast(s, mac48, f, j), 1))
+		return;
+	classify_general(s, f, j);
+	/* Acted-on frames have at least Ethernet + IP headers: 8 bytes can be read. */
+	if (j->kind != JOB_VERDICT && eth_dst48(f->data) != *mac48)
+		job_verdict(j, LB_PASS, LB_CTR_PASS_NOT_OUR_MAC);
 }
 
 /* ICMP error token bucket: burst and rate of s->icmp_rate per second. */
@@ -483,8 +589,13 @@ static inline uint16_t table_choice(const struct lb_snapshot *s, const struct lb
 	return v->table[j->hash % v->table_size];
 }
 
-/* Chooses the backend of j's flow: connection table, else the VIP's Maglev table. */
-static uint16_t choose(struct lb_worker *w, const struct lb_snapshot *s, const struct lb_job *j,
+/*
+ * Chooses the backend of j's flow: connection table, else the VIP's Maglev table. Returns its id,
+ * LB_BACKEND_NONE, or CHOOSE_DROP(counter) for a new flow whose source no client can have
+ * (source_check, here so that tracked flows skip it: an entry is only made for a flow that passed
+ * it; untracked jobs were checked while classifying).
+ */
+static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, const struct lb_job *j,
                        uint32_t now)
 {
 	const struct ct_place *pl = &j->place;
@@ -514,15 +625,28 @@ static uint16_t choose(struct lb_worker *w, const struct lb_snapshot *s, const s
 		LB_CTR_ADD(w->bctr[id].flows, 1);
 		return id;
 	}
+	if (j->insert) {
+		unsigned bad = source_check(j->key.family, j->key.src, j->key.dst);
+
+		if (__builtin_expect(bad, 0))
+			return CHOOSE_DROP(bad);
+	}
 	count(w, LB_CTR_CT_MISS);
 	id = table_choice(s, j);
 	if (id != LB_BACKEND_NONE && j->insert) {
-		bool evicted;
+		enum ct_evict evicted;
 
-		ct_insert(w->ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag), j->tcp_flags,
-		          now, &evicted);
-		if (evicted)
+		/* Not inserted: a SYN-only flow, counted as the backend's when it is tracked. */
+		if (ct_insert(w->ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag),
+		              j->tcp_flags, now, &evicted) < 0) {
+			count(w, LB_CTR_CT_SYN_UNTRACKED);
+			return id;
+		}
+		if (evicted != CT_EVICT_NONE) {
 			count(w, LB_CTR_CT_EVICTED);
+			count(w, evicted == CT_EVICT_SYN_ONLY ? LB_CTR_CT_EVICTED_SYN
+			                                      : LB_CTR_CT_EVICTED_ESTABLISHED);
+		}
 		LB_CTR_ADD(w->bctr[id].flows, 1);
 	}
 	return id;
@@ -599,6 +723,7 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	const struct lb_backend *b;
 	struct lb_backend_counters *bc;
 	uint64_t mac;
+	uint32_t r;
 	uint16_t id;
 	uint8_t baf;
 	int err;
@@ -607,9 +732,10 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 		return act_echo(w, s, f, j);
 	if (j->ip.frag)
 		count(w, LB_CTR_FRAGMENTS);
-	id = choose(w, s, j, ct_tick(now_ns));
-	if (__builtin_expect(id == LB_BACKEND_NONE, 0))
-		return drop(w, LB_CTR_DROP_NO_BACKEND);
+	r = choose(w, s, j, ct_tick(now_ns));
+	if (__builtin_expect(r >= LB_BACKEND_NONE, 0))
+		return drop(w, r == LB_BACKEND_NONE ? LB_CTR_DROP_NO_BACKEND : CHOOSE_DROP_CTR(r));
+	id = (uint16_t)r;
 	b = &s->backends[id];
 	baf = b->addr.family;
 	mac = atomic_load_explicit(&s->nexthops[b->nexthop].mac, memory_order_relaxed);
@@ -653,7 +779,7 @@ enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, str
 	struct lb_job *j = &w->jobs[0];
 
 	count(w, LB_CTR_RX_FRAMES);
-	classify(s, f, j);
+	classify(s, &w->mac48, f, j);
 	if (j->kind == JOB_FLOW && j->track)
 		j->place = ct_place_of(w->ct, j->hash);
 	return finish(w, s, f, j, now_ns);
@@ -677,7 +803,7 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 		for (unsigned i = 0; i < m; i++) {
 			struct lb_job *j = &w->jobs[i];
 
-			classify(s, &f[i], j);
+			classify(s, &w->mac48, &f[i], j);
 			j->prefetch = false;
 			if (j->kind == JOB_FLOW && j->track) {
 				j->place = ct_place_of(w->ct, j->hash);
@@ -730,13 +856,22 @@ int lb_explain(const struct lb_worker *w, const struct lb_snapshot *s, const str
 	out->slot = (uint32_t)(j.hash % s->vips[vip].table_size);
 	out->table_backend = table_choice(s, &j);
 	out->backend = out->table_backend;
+	/* A flow from a source no client can have is dropped before tracking and the table. */
+	out->refused = (uint16_t)source_check(k->family == LB_FLOW_V4 ? 4 : 6, k->src, k->dst);
+	if (out->refused) {
+		out->backend = LB_BACKEND_NONE;
+		return 0;
+	}
 	if (w) {
 		uint32_t bref, expires;
+		uint8_t flags;
 
-		if (ct_peek(w->ct, k, j.hash, &bref, &expires)) {
+		if (ct_peek(w->ct, k, j.hash, &bref, &expires, &flags)) {
 			out->tracked = true;
 			out->tracked_bref = bref;
 			out->tracked_expires_ns = (uint64_t)expires << CT_TICK_SHIFT;
+			out->tracked_syn_only = (flags & CT_F_SYN) != 0;
+			out->tracked_closing = (flags & CT_F_FIN) != 0;
 			out->tracked_usable = backend_usable(s, bref, (uint16_t)vip);
 			if (out->tracked_usable)
 				out->backend = LB_BREF_ID(bref);

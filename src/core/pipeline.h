@@ -38,8 +38,9 @@ enum lb_verdict {
 struct lb_worker_params {
 	uint32_t id;
 	uint32_t ct_entries; /* flows the connection table holds (rounded up to whole buckets) */
-	uint32_t tcp_timeout, tcp_fin_timeout, udp_timeout, icmp_timeout; /* seconds */
-	uint8_t mac[6]; /* our interface MAC: Ethernet source of what we send */
+	uint32_t tcp_timeout, tcp_fin_timeout, tcp_syn_timeout; /* seconds */
+	uint32_t udp_timeout, icmp_timeout;                     /* seconds */
+	uint8_t mac[6]; /* our interface MAC: source of what we send, destination of what we take */
 };
 
 /* Per backend id counters of one worker. */
@@ -94,8 +95,11 @@ struct lb_explanation {
 	uint32_t tracked_bref;  /* its LB_BREF */
 	uint64_t
 	    tracked_expires_ns; /* when its entry expires: worker clock modulo 2^52 ns, ~1 ms */
-	bool tracked_usable; /* the tracked backend still takes the flow (in use, same tag, up) */
-	uint16_t backend;    /* where the flow's next packet goes; LB_BACKEND_NONE: dropped */
+	bool tracked_usable;   /* the tracked backend still takes the flow (in use, same tag, up) */
+	bool tracked_syn_only; /* TCP, only bare SYNs seen: tcp_syn_timeout, evicted first */
+	bool tracked_closing;  /* TCP, FIN or RST seen: tcp_fin_timeout */
+	uint16_t backend;      /* where the flow's next packet goes; LB_BACKEND_NONE: dropped */
+	uint16_t refused;      /* the LB_CTR_DROP_* that drops the flow for its source, else 0 */
 };
 
 /*

@@ -282,6 +282,8 @@ static void afxdp_wait(struct io_dev *d, uint32_t qid, int timeout_ms)
 	poll(&pfd, 1, timeout_ms);
 }
 
+static uint64_t afxdp_stat(const struct afxdp_dev *dev, uint32_t k);
+
 static void afxdp_counters(struct io_dev *d, uint32_t qid, uint64_t *out)
 {
 	struct afxdp_dev *dev = (struct afxdp_dev *)d;
@@ -302,6 +304,14 @@ static void afxdp_counters(struct io_dev *d, uint32_t qid, uint64_t *out)
 		out[IO_CTR_XSK_FILL_EMPTY] += st.rx_fill_ring_empty_descs;
 		out[IO_CTR_XSK_RX_INVALID] += st.rx_invalid_descs;
 		out[IO_CTR_XSK_TX_INVALID] += st.tx_invalid_descs;
+	}
+	/*
+	 * The steering program's decisions that stand for the pipeline's: per CPU, not per queue,
+	 * so the interface's totals are reported once, with queue 0.
+	 */
+	if (qid == 0) {
+		out[IO_CTR_XDP_PASS_NOT_OUR_MAC] += afxdp_stat(dev, XDP_STAT_PASS_NOT_OUR_MAC);
+		out[IO_CTR_XDP_DROP_ICMP] += afxdp_stat(dev, XDP_STAT_DROP_ICMP);
 	}
 }
 
@@ -424,10 +434,13 @@ static void afxdp_report(struct io_dev *d)
 
 	fprintf(stderr,
 		"maglevd: afxdp: steering program: %llu frames redirected, %llu for a queue "
-		"without a socket, %llu passed to the kernel\n",
+		"without a socket, %llu passed to the kernel, %llu for a VIP to another MAC passed, "
+		"%llu ICMP dropped\n",
 		(unsigned long long)afxdp_stat(dev, XDP_STAT_REDIRECT),
 		(unsigned long long)afxdp_stat(dev, XDP_STAT_NO_SOCKET),
-		(unsigned long long)afxdp_stat(dev, XDP_STAT_PASS));
+		(unsigned long long)afxdp_stat(dev, XDP_STAT_PASS),
+		(unsigned long long)afxdp_stat(dev, XDP_STAT_PASS_NOT_OUR_MAC),
+		(unsigned long long)afxdp_stat(dev, XDP_STAT_DROP_ICMP));
 	for (uint32_t i = 0; i < dev->n_queues; i++) {
 		struct afxdp_queue *q = dev->queues[i];
 		struct xdp_statistics st = { 0 };
@@ -486,6 +499,27 @@ static int afxdp_map_fd(struct afxdp_dev *dev, const char *name, char *err, size
 	if (fd < 0)
 		snprintf(err, errlen, "afxdp: XDP program has no map '%s'", name);
 	return fd;
+}
+
+/* Tells the steering program our MAC (until then it redirects nothing: no frame is to MAC 0). */
+static int afxdp_config_set(struct afxdp_dev *dev, const uint8_t mac[6], char *err,
+			    size_t errlen)
+{
+	struct xdp_vip_config c = { 0 };
+	uint32_t zero = 0;
+	int fd = afxdp_map_fd(dev, "config_map", err, errlen);
+
+	if (fd < 0)
+		return -ENOENT;
+	memcpy(c.mac, mac, sizeof(c.mac));
+	if (bpf_map_update_elem(fd, &zero, &c, BPF_ANY)) {
+		int rc = -errno;
+
+		snprintf(err, errlen, "afxdp: cannot write the XDP program's config_map: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	return 0;
 }
 
 /*
@@ -710,6 +744,9 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 		rc = -ENOENT;
 		goto out;
 	}
+	rc = afxdp_config_set(dev, p->mac, err, errlen);
+	if (rc)
+		goto out;
 	for (uint32_t i = 0; i < p->queues; i++) {
 		rc = afxdp_queue_open(dev, i, &dev->queues[i], err, errlen);
 		if (rc)

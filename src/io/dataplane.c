@@ -326,6 +326,7 @@ int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_
 			 c->interface, strerror(-rc));
 		goto out;
 	}
+	memcpy(params.mac, wp.mac, sizeof(params.mac));
 	if (!c->has_nexthop_mac) {
 		rc = nh_start(&dp->nh, ifindex, err, errlen);
 		if (rc)

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/log.h"
+
 const char *const io_counter_name[IO_CTR_MAX] = {
 #define IO_COUNTER_NAME(id, name, help) [IO_CTR_##id] = name,
 	IO_COUNTERS(IO_COUNTER_NAME)
@@ -43,9 +45,8 @@ void io_warn_coalescing(const char *ifname, const char *who)
 	flags = io_ethtool_get(fd, ifname, ETHTOOL_GFLAGS);
 	close(fd);
 	if (gro > 0 || (flags > 0 && (flags & ETH_FLAG_LRO)))
-		fprintf(stderr,
-			"maglevd: warning: %s sees packets after GRO/LRO: %s merges TCP segments "
-			"into frames larger than the MTU, which cannot be forwarded; turn it off "
-			"with 'ethtool -K %s gro off lro off'\n",
-			who, ifname, ifname);
+		log_warn("%s sees packets after GRO/LRO: %s merges TCP segments into frames larger "
+			 "than the MTU, which cannot be forwarded; turn it off with "
+			 "'ethtool -K %s gro off lro off'",
+			 who, ifname, ifname);
 }

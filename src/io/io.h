@@ -38,7 +38,13 @@
 	  "AF_XDP: times the kernel wanted a frame and found the fill ring empty")                 \
 	X(XSK_RX_INVALID, "io_xsk_rx_invalid", "AF_XDP: invalid descriptors on the fill ring")     \
 	X(XSK_TX_INVALID, "io_xsk_tx_invalid",                                                     \
-	  "AF_XDP: invalid descriptors on the TX ring, not sent")
+	  "AF_XDP: invalid descriptors on the TX ring, not sent")                                  \
+	X(XDP_PASS_NOT_OUR_MAC, "io_xdp_pass_not_our_mac",                                         \
+	  "AF_XDP: frames for a VIP sent to another MAC, left to the kernel by the steering "      \
+	  "program (interface-wide, on worker 0)")                                                 \
+	X(XDP_DROP_ICMP, "io_xdp_drop_icmp",                                                       \
+	  "AF_XDP: ICMP to a VIP address the pipeline only drops (parameter problem, fragments), " \
+	  "dropped by the steering program (interface-wide, on worker 0)")
 
 enum io_counter {
 #define IO_COUNTER_ENUM(id, name, help) IO_CTR_##id,
@@ -72,6 +78,7 @@ struct io_params {
 	const char *ifname;
 	uint32_t queues;      /* RX queues used, one worker each, queue ids 0..queues-1 */
 	const char *bpf_path; /* AF_XDP: object file of bpf/xdp_vip.bpf.c */
+	uint8_t mac[6];       /* the interface's MAC (AF_XDP steers only frames sent to it) */
 };
 
 struct io_dev;

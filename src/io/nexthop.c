@@ -18,6 +18,7 @@
 
 #include <libmnl/libmnl.h>
 
+#include "base/log.h"
 #include "io/netlink.h"
 
 #define NH_ENTRIES_MAX   65536u /* distinct backend addresses followed; a power of 2 */
@@ -87,6 +88,8 @@ static int nh_route_cb(const struct nlmsghdr *nlh, void *data)
 	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
 	const struct nlattr *attr;
 
+	if (!nl_payload_has(nlh, sizeof(*rtm)))
+		return MNL_CB_OK;
 	mnl_attr_for_each(attr, nlh, sizeof(*rtm)) {
 		size_t alen = mnl_attr_get_payload_len(attr);
 
@@ -144,7 +147,8 @@ static bool nh_neigh_parse(const struct nlmsghdr *nlh, struct lb_addr *dst, int 
 	const uint8_t *ll = NULL;
 	size_t dst_len;
 
-	if (ndm->ndm_family != AF_INET && ndm->ndm_family != AF_INET6)
+	if (!nl_payload_has(nlh, sizeof(*ndm)) ||
+	    (ndm->ndm_family != AF_INET && ndm->ndm_family != AF_INET6))
 		return false;
 	memset(dst, 0, sizeof(*dst));
 	dst_len = ndm->ndm_family == AF_INET ? sizeof(struct in_addr) : sizeof(struct in6_addr);
@@ -199,8 +203,8 @@ static void nh_solicit(struct nh_resolver *r, const struct nh_entry *e)
 	if (rc < 0) {
 		char a[LB_ADDR_STRLEN];
 
-		fprintf(stderr, "maglevd: nexthop: cannot solicit %s: %s\n",
-			lb_addr_str(&e->via, a, sizeof(a)), strerror(-rc));
+		log_warn("nexthop: cannot solicit %s: %s", lb_addr_str(&e->via, a, sizeof(a)),
+			 strerror(-rc));
 	}
 }
 
@@ -223,10 +227,9 @@ static void nh_resolve(struct nh_resolver *r, struct nh_entry *e)
 			char dev[IF_NAMESIZE] = "?";
 
 			if_indextoname((unsigned)e->oif, dev);
-			fprintf(stderr,
-				"maglevd: nexthop: backend %s is routed via %s, not through "
-				"maglevd's interface: unreachable\n",
-				lb_addr_str(&e->addr, a1, sizeof(a1)), dev);
+			log_warn("nexthop: backend %s is routed via %s, not through maglevd's "
+				 "interface: unreachable",
+				 lb_addr_str(&e->addr, a1, sizeof(a1)), dev);
 		}
 		e->warned = true;
 		goto out;
@@ -393,7 +396,7 @@ static void *nh_thread(void *arg)
 			ssize_t len = mnl_socket_recvfrom(r->events, buf, sizeof(buf));
 
 			if (len > 0)
-				mnl_cb_run(buf, (size_t)len, 0, 0, nh_event_cb, r);
+				nl_cb_run(buf, (size_t)len, 0, 0, nh_event_cb, r);
 			else if (len < 0 && errno == ENOBUFS)
 				r->routes_dirty = true; /* lost notifications: look everything up */
 			if (r->routes_dirty) {
@@ -419,7 +422,7 @@ void nh_stop(struct nh_resolver *r)
 		uint64_t one = 1;
 
 		if (write(r->stop_fd, &one, sizeof(one)) != sizeof(one))
-			fprintf(stderr, "maglevd: nexthop: cannot wake resolver thread\n");
+			log_err("nexthop: cannot wake resolver thread");
 		pthread_join(r->thread, NULL);
 	}
 	if (r->stop_fd >= 0)

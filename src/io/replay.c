@@ -24,6 +24,38 @@ static int replay_check_config(const struct config *cfg, char *err, size_t errle
 	return config_check_forwarding(cfg, err, errlen);
 }
 
+/*
+ * Our MAC for a capture: the destination of its first frame sent to a unicast MAC (the group bit
+ * of the first byte clear), so that a capture starting with broadcast ARP or multicast neighbour
+ * discovery still gives the MAC of the host it was taken on. Read with a handle of its own; left
+ * zero when no frame has a unicast destination (then every frame is to a group: none is ours).
+ */
+static int replay_our_mac(const char *in_path, uint8_t mac[ETH_ALEN], char *err, size_t errlen)
+{
+	char perr[PCAP_ERRBUF_SIZE] = "";
+	struct pcap_pkthdr *h;
+	const u_char *data;
+	pcap_t *in;
+	int rc;
+
+	memset(mac, 0, ETH_ALEN);
+	in = pcap_open_offline(in_path, perr);
+	if (!in) {
+		snprintf(err, errlen, "%s: %s", in_path, perr);
+		return -ENOENT;
+	}
+	while ((rc = pcap_next_ex(in, &h, &data)) == 1) {
+		if (h->caplen >= ETH_ALEN && !(data[0] & 1)) {
+			memcpy(mac, data, ETH_ALEN);
+			break;
+		}
+	}
+	if (rc == -1)
+		snprintf(err, errlen, "%s: %s", in_path, pcap_geterr(in));
+	pcap_close(in);
+	return rc == -1 ? -EIO : 0;
+}
+
 int replay_run(const struct config *cfg, const char *in_path, const char *out_path, FILE *report,
                struct replay_result *res, char *err, size_t errlen)
 {
@@ -46,6 +78,15 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 	ret = snapshot_build(cfg, NULL, NULL, &s, err, errlen);
 	if (ret)
 		goto out;
+	ret = replay_our_mac(in_path, wp.mac, err, errlen);
+	if (ret)
+		goto out;
+	w = lb_worker_create(&wp);
+	if (!w) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "cannot allocate a worker of %u flows", wp.ct_entries);
+		goto out;
+	}
 	in = pcap_open_offline_with_tstamp_precision(in_path, PCAP_TSTAMP_PRECISION_NANO, perr);
 	if (!in) {
 		snprintf(err, errlen, "%s: %s", in_path, perr);
@@ -85,17 +126,6 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 		uint32_t len = h->caplen < REPLAY_FRAME_MAX ? h->caplen : REPLAY_FRAME_MAX;
 		enum lb_verdict v;
 
-		if (!w) {
-			if (len >= ETH_ALEN)
-				memcpy(wp.mac, data, ETH_ALEN); /* our MAC: the first frame's destination */
-			w = lb_worker_create(&wp);
-			if (!w) {
-				ret = -ENOMEM;
-				snprintf(err, errlen, "cannot allocate a worker of %u flows",
-				        wp.ct_entries);
-				goto out;
-			}
-		}
 		res->frames_in++;
 		if (h->caplen < h->len)
 			res->truncated++;
@@ -134,7 +164,7 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 			fprintf(report, ", %llu cut short by the capture",
 			        (unsigned long long)res->truncated);
 		fprintf(report, "\n");
-		for (unsigned i = 0; w && i < LB_CTR_MAX; i++) {
+		for (unsigned i = 0; i < LB_CTR_MAX; i++) {
 			uint64_t c = lb_counter_read(&lb_worker_counters(w)[i]);
 
 			if (c)

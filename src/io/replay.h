@@ -21,8 +21,10 @@ struct replay_result {
 /*
  * Runs one worker of the pipeline for cfg over the Ethernet pcap in_path (timestamps are the
  * clock) and writes every frame it transmits (GRE, re-targeted, generated ICMP) to out_path with
- * the input frame's timestamp. Next hops are cfg's dataplane.nexthop_mac (required); our MAC is the
- * destination MAC of the first frame. Prints the nonzero counters to report (NULL: none).
+ * the input frame's timestamp. Next hops are cfg's dataplane.nexthop_mac (required); our MAC (the
+ * only destination MAC whose frames are acted on, and the source of what is sent) is the
+ * destination of the first frame sent to a unicast MAC. Prints the nonzero counters to report
+ * (NULL: none).
  * Returns 0 or a negative errno with one line in err.
  */
 int replay_run(const struct config *cfg, const char *in_path, const char *out_path, FILE *report,

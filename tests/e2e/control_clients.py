@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-# Long-lived HTTP/1.1 keep-alive clients for tests/e2e/test_control.sh: each connection to the VIP
-# sends a GET every PERIOD seconds and checks the answer (the backend's name, from servers.py).
+# Long-lived HTTP/1.1 keep-alive clients for the e2e tests (lib.sh clients_start): each connection
+# to the VIP sends a GET every PERIOD seconds and checks the answer (the backend's name, from
+# servers.py).
 #
 # Usage: control_clients.py VIP PORT --open N --keep K [--avoid NAME] --ready FILE --stop FILE
 #                           --out FILE [--period S] [--max-seconds S]

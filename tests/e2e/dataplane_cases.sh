@@ -19,7 +19,9 @@
 #  13 dataplane.nexthop_mac: with the router's MAC configured (no netlink), requests are answered
 #  14 afxdp: after a SIGKILL the next maglevd removes the xdp_vip left attached (logged) and serves;
 #     a second maglevd while one runs is refused
-#  15 20 kpps of new flows (SYNs with distinct source ports, for 3 s) in trafgen's rate mode, which
+#  15 SYNs to the VIP sent to the broadcast, a multicast or another host's MAC, or from sources no
+#     client can have: no GRE out, each counted; the same SYNs from the client to our MAC go out
+#  16 20 kpps of new flows (SYNs with distinct source ports, for 3 s) in trafgen's rate mode, which
 #     sends each second's 20000 in one burst: < 1% lost, counted at the backends and by maglevd
 
 # shellcheck source=tests/e2e/lib.sh
@@ -357,6 +359,56 @@ dp_case_retarget() {
 		bad "12 re-target: $out"
 }
 
+DP_PROBE_FRAMES=20 # frames of each kind frame_probe.py sends
+
+# dp_counter NAME: maglevd's counter NAME, summed over workers (0 if it has none).
+dp_counter() {
+	run_in "$NS_LB" "$MAGLEVCTL" counters -s "$E2E_DIR/maglevd.sock" 2>/dev/null |
+		awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'
+}
+
+# dp_probe KIND: frame_probe.py KIND from the router onto the lb's link.
+dp_probe() {
+	local mac
+	mac=$(run_in "$NS_LB" cat "/sys/class/net/$LB_IF/address")
+	run_in "$NS_ROUTER" "$E2E_PYTHON" "$E2E_ROOT/tests/e2e/frame_probe.py" "$ROUTER_LB_IF" \
+		"$mac" "$CLIENT4" "$VIP_WEB4" 80 "$DP_PROBE_FRAMES" "$1" >/dev/null
+}
+
+# dp_wait_counter NAME MIN: waits (2 s at most) until counter NAME reaches MIN.
+dp_counter_reached() { [ "$(dp_counter "$1")" -ge "$2" ]; }
+dp_wait_counter() { wait_for 2 dp_counter_reached "$1" "$2"; }
+
+dp_case_refused_frames() {
+	local n=$DP_PROBE_FRAMES mac_ctr gre0 mac0 bad0 vip0 gre1 mac1 bad1 vip1
+	# AF_XDP: the steering program leaves them to the kernel; AF_PACKET: the pipeline passes them.
+	[ "$DP_MODE" = afxdp ] && mac_ctr=io_xdp_pass_not_our_mac || mac_ctr=pass_not_our_mac
+	gre0=$(dp_counter tx_gre_ipv4)
+	mac0=$(dp_counter "$mac_ctr")
+	bad0=$(dp_counter drop_bad_source)
+	vip0=$(dp_counter drop_source_is_vip)
+	dp_probe mac || { bad "15 refused frames: frame_probe.py mac failed"; return; }
+	dp_probe src || { bad "15 refused frames: frame_probe.py src failed"; return; }
+	dp_wait_counter "$mac_ctr" $((mac0 + 3 * n))
+	dp_wait_counter drop_source_is_vip $((vip0 + n))
+	gre1=$(dp_counter tx_gre_ipv4)
+	mac1=$(dp_counter "$mac_ctr")
+	bad1=$(dp_counter drop_bad_source)
+	vip1=$(dp_counter drop_source_is_vip)
+	if [ "$gre1" -ne "$gre0" ] || [ $((mac1 - mac0)) -ne $((3 * n)) ] ||
+		[ $((bad1 - bad0)) -ne $((3 * n)) ] || [ $((vip1 - vip0)) -ne "$n" ]; then
+		bad "15 refused frames: tx_gre_ipv4 +$((gre1 - gre0)) (want 0), $mac_ctr +$((mac1 - mac0)) (want $((3 * n))), drop_bad_source +$((bad1 - bad0)) (want $((3 * n))), drop_source_is_vip +$((vip1 - vip0)) (want $n)"
+		return
+	fi
+	# The control: the same SYNs from the client to our MAC are forwarded.
+	dp_probe good || { bad "15 refused frames: frame_probe.py good failed"; return; }
+	if dp_wait_counter tx_gre_ipv4 $((gre1 + n)); then
+		ok "15 refused frames: $((3 * n)) to other MACs ($mac_ctr), $((3 * n)) from martian sources, $n from the VIP itself: no GRE out; $n good ones forwarded"
+	else
+		bad "15 refused frames: the control SYNs were not forwarded (tx_gre_ipv4 +$(($(dp_counter tx_gre_ipv4) - gre1)) of $n)"
+	fi
+}
+
 dp_case_nexthop_mac() {
 	local cfg=$E2E_DIR/maglevd.nhmac.yaml mac n
 	mac=$(run_in "$NS_ROUTER" cat "/sys/class/net/$ROUTER_LB_IF/address")
@@ -422,7 +474,7 @@ dp_delivered_settles() {
 dp_case_syn_burst() {
 	local cfg=$E2E_DIR/syn.trafgen n=$((DP_BURST_PPS * DP_BURST_SECONDS)) router_mac client_mac
 	local sent0 sent got0 got lost names=(io_rx_frames io_rx_kernel_drops) c0 c1 rx drops xsk=""
-	command -v trafgen >/dev/null || { bad "15 syn burst: no trafgen (Debian package netsniff-ng)"; return; }
+	command -v trafgen >/dev/null || { bad "16 syn burst: no trafgen (Debian package netsniff-ng)"; return; }
 	[ "$DP_MODE" = afxdp ] && names+=(io_xsk_rx_ring_full io_xsk_rx_dropped io_xsk_fill_empty)
 	router_mac=$(run_in "$NS_ROUTER" cat "/sys/class/net/$ROUTER_CLIENT_IF/address")
 	client_mac=$(run_in "$NS_CLIENT" cat "/sys/class/net/$CLIENT_IF/address")
@@ -442,9 +494,9 @@ EOF
 	wait_for 5 dp_delivered_settles
 	got=$(($(dp_decapsulated) - got0))
 	mapfile -t c1 < <(dp_io_counters "${names[@]}")
-	[ "$sent" -ge "$n" ] || { bad "15 syn burst: trafgen sent $sent of $n: $(tail -2 "$E2E_DIR/trafgen.log")"; return; }
+	[ "$sent" -ge "$n" ] || { bad "16 syn burst: trafgen sent $sent of $n: $(tail -2 "$E2E_DIR/trafgen.log")"; return; }
 	if [ "${#c1[@]}" -ne "${#names[@]}" ] || printf '%s\n' "${c0[@]}" "${c1[@]}" | grep -qvx '[0-9][0-9]*'; then
-		bad "15 syn burst: counters ${names[*]} not all in 'maglevctl counters': ${c1[*]}"
+		bad "16 syn burst: counters ${names[*]} not all in 'maglevctl counters': ${c1[*]}"
 		dp_numbers_only c0 c1
 	elif [ "$DP_MODE" = afxdp ]; then
 		xsk=", RX ring full $((c1[2] - c0[2])), no fill frame $((c1[3] - c0[3])), fill ring empty $((c1[4] - c0[4]))"
@@ -453,9 +505,9 @@ EOF
 	drops=$((${c1[1]:-0} - ${c0[1]:-0}))
 	lost=$((sent > got ? sent - got : 0))
 	if [ $((lost * 100)) -lt "$sent" ] && [ $((drops * 100)) -lt "$sent" ]; then
-		ok "15 syn burst: $got of $sent SYNs ($DP_BURST_PPS a second) reached the backends; maglevd received $rx, kernel drops $drops$xsk"
+		ok "16 syn burst: $got of $sent SYNs ($DP_BURST_PPS a second) reached the backends; maglevd received $rx, kernel drops $drops$xsk"
 	else
-		bad "15 syn burst: $got of $sent SYNs ($DP_BURST_PPS a second) reached the backends ($lost lost, limit 1%); maglevd received $rx, kernel drops $drops$xsk"
+		bad "16 syn burst: $got of $sent SYNs ($DP_BURST_PPS a second) reached the backends ($lost lost, limit 1%); maglevd received $rx, kernel drops $drops$xsk"
 	fi
 }
 
@@ -479,6 +531,7 @@ dp_main() {
 	dp_case_nexthop_flush
 	dp_case_reload
 	dp_case_retarget
+	dp_case_refused_frames
 	dp_case_syn_burst
 	dp_case_stop
 	dp_case_bad_start

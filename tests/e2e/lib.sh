@@ -498,3 +498,45 @@ lb_xdp_attached() {
 link_stat() {
 	run_in "$1" cat "/sys/class/net/$2/statistics/$3"
 }
+
+# clients_start TAG OPEN KEEP AVOID [PERIOD]: long-lived keep-alive clients of the web VIP in the
+# background (tests/e2e/control_clients.py: OPEN opened, KEEP kept, none on backend AVOID, a GET
+# every PERIOD seconds, default 0.1); waits until ready and prints "ready K".
+clients_start() {
+	local tag=$1
+	rm -f "$E2E_DIR/$tag.ready" "$E2E_DIR/$tag.stop" "$E2E_DIR/$tag.json"
+	bg_in "$NS_CLIENT" "$E2E_DIR/$tag.log" "$E2E_PYTHON" "$E2E_ROOT/tests/e2e/control_clients.py" \
+		"$VIP_WEB4" 80 --open "$2" --keep "$3" --avoid "$4" --ready "$E2E_DIR/$tag.ready" \
+		--stop "$E2E_DIR/$tag.stop" --out "$E2E_DIR/$tag.json" --period "${5:-0.1}" \
+		--max-seconds 300
+	echo "$BG_PID" >"$E2E_DIR/$tag.pid"
+	wait_for 60 test -s "$E2E_DIR/$tag.ready" || { cat "$E2E_DIR/$tag.log" >&2; return 1; }
+	cat "$E2E_DIR/$tag.ready"
+}
+
+# clients_stop TAG: asks the clients to finish (each closes with a FIN) and waits for the summary.
+clients_stop() {
+	local tag=$1 pid
+	pid=$(cat "$E2E_DIR/$tag.pid")
+	touch "$E2E_DIR/$tag.stop"
+	wait_for 20 test -s "$E2E_DIR/$tag.json"
+	wait "$pid" 2>/dev/null
+	[ -s "$E2E_DIR/$tag.json" ] || { cat "$E2E_DIR/$tag.log" >&2; return 1; }
+}
+
+# clients_report TAG: prints "conns errors changed max_gap_ms backends..." from the summary.
+clients_report() {
+	"$E2E_PYTHON" - "$E2E_DIR/$1.json" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+c = s["conns"]
+errs = sum(len(x["errors"]) for x in c)
+changed = sum(1 for x in c if x["changed"])
+gap = max([x["max_gap_ms"] for x in c] or [0])
+names = sorted(set(x["backend"] for x in c))
+print(len(c), errs, changed, gap, ",".join(names))
+for x in c:
+    for e in x["errors"]:
+        print("  conn %d (%s): %s" % (x["sport"], x["backend"], e), file=sys.stderr)
+EOF
+}

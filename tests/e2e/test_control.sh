@@ -67,44 +67,6 @@ new_flows() {
 	done
 }
 
-# clients_start TAG OPEN KEEP AVOID: long-lived clients in the background; waits until ready.
-clients_start() {
-	local tag=$1
-	rm -f "$E2E_DIR/$tag.ready" "$E2E_DIR/$tag.stop" "$E2E_DIR/$tag.json"
-	bg_in "$NS_CLIENT" "$E2E_DIR/$tag.log" "$E2E_PYTHON" "$E2E_ROOT/tests/e2e/control_clients.py" \
-		"$VIP_WEB4" 80 --open "$2" --keep "$3" --avoid "$4" --ready "$E2E_DIR/$tag.ready" \
-		--stop "$E2E_DIR/$tag.stop" --out "$E2E_DIR/$tag.json" --max-seconds 300
-	echo "$BG_PID" >"$E2E_DIR/$tag.pid"
-	wait_for 60 test -s "$E2E_DIR/$tag.ready" || { cat "$E2E_DIR/$tag.log" >&2; return 1; }
-	cat "$E2E_DIR/$tag.ready"
-}
-
-clients_stop() {
-	local tag=$1 pid
-	pid=$(cat "$E2E_DIR/$tag.pid")
-	touch "$E2E_DIR/$tag.stop"
-	wait_for 20 test -s "$E2E_DIR/$tag.json"
-	wait "$pid" 2>/dev/null
-	[ -s "$E2E_DIR/$tag.json" ] || { cat "$E2E_DIR/$tag.log" >&2; return 1; }
-}
-
-# clients_report TAG: prints "conns errors changed max_gap_ms backends..." from the summary.
-clients_report() {
-	"$E2E_PYTHON" - "$E2E_DIR/$1.json" <<'EOF'
-import json, sys
-s = json.load(open(sys.argv[1]))
-c = s["conns"]
-errs = sum(len(x["errors"]) for x in c)
-changed = sum(1 for x in c if x["changed"])
-gap = max([x["max_gap_ms"] for x in c] or [0])
-names = sorted(set(x["backend"] for x in c))
-print(len(c), errs, changed, gap, ",".join(names))
-for x in c:
-    for e in x["errors"]:
-        print("  conn %d (%s): %s" % (x["sport"], x["backend"], e), file=sys.stderr)
-EOF
-}
-
 metric_sum() { # metric_sum NAME: sum of every sample of NAME at /metrics
 	run_in "$NS_LB" curl -s -m 2 "$METRICS_URL" |
 		awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%d\n", s }'
@@ -128,10 +90,18 @@ e2e_topology_up || { echo "topology failed"; exit 1; }
 start_backend_servers || exit 1
 CFG=$E2E_DIR/maglevd.yaml
 write_config "$CFG" 0:1 1:1 2:1
+# Started with the usual soft open files limit: maglevd raises it to the hard one itself.
+NOFILE_HARD=$(ulimit -Hn)
+[ "$NOFILE_HARD" = unlimited ] || [ "$NOFILE_HARD" -le 1024 ] || ulimit -Sn 1024
 start_maglevd afxdp "$CFG" || exit 1
 wait_for 10 test -S "$MAGLEVD_SOCKET" || { bad "control socket appears"; exit 1; }
+check "open files soft limit raised to the hard one ($NOFILE_HARD)" \
+	[ "$(awk '/^Max open files/ { print $4 }' "/proc/$MAGLEVD_PID/limits")" = "$NOFILE_HARD" ]
+e2e_log "maglevd holds $(ls "/proc/$MAGLEVD_PID/fd" | wc -l) descriptors at start"
 check "control socket is mode 0600" [ "$(stat -c %a "$MAGLEVD_SOCKET")" = 600 ]
 check "maglevctl status answers" ctl status
+check "maglevctl counters lists the health checker's, no local errors" \
+	bash -c "'$MAGLEVCTL' counters -s '$MAGLEVD_SOCKET' | grep -qE '^health_local_errors +0 *\$'"
 wait_for 10 health_is "${BACKENDS4[0]}" up
 
 # --- 1. long-lived connections across reloads, re-weight, drain and a failed reload ----------
@@ -157,8 +127,14 @@ out=$(ctl reload 2>&1)
 rc=$?
 check "failed reload: maglevctl exits non-zero" [ "$rc" -ne 0 ]
 check "failed reload: error names FILE:LINE ($out)" grep -q "$CFG:[0-9]" <<<"$out"
+: >"$CFG" # what a reload reads half-way through a non-atomic write
+out=$(ctl reload 2>&1)
+check "empty file: reload refused ($out)" grep -q "the file is empty" <<<"$out"
+kill -HUP "$MAGLEVD_PID"
+check "empty file: SIGHUP reload refused too (logged twice now)" wait_for 5 bash -c \
+	"[ \$(grep -c 'reload failed, the running config stays: $CFG:1: the file is empty' '$MAGLEVD_LOG') -eq 2 ]"
 gen1=$(ctl status --json | "$E2E_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["config_generation"])')
-check "failed reload: generation $gen1 = $gen0 + 3" [ "$gen1" -eq $((gen0 + 3)) ]
+check "failed reloads: generation $gen1 = $gen0 + 3" [ "$gen1" -eq $((gen0 + 3)) ]
 check "failed reload: be3 still drained (old state serving)" \
 	bash -c "'$MAGLEVCTL' backends web --json -s '$MAGLEVD_SOCKET' | grep -q '\"state\": \"drained\"'"
 cp "$CFG.good" "$CFG"
@@ -268,7 +244,7 @@ pk1=$(metric_sum maglevd_backend_packets_total)
 check "metrics: rx_frames moved ($rx0 -> $rx1)" [ "$rx1" -gt "$rx0" ]
 check "metrics: backend packets moved ($pk0 -> $pk1)" [ "$pk1" -gt "$pk0" ]
 check "metrics: vip_info with digest" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_vip_info{vip=\"web\".*digest=\"[0-9a-f]\{16\}\"} 1'"
-check "metrics: reload failures counted" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_reloads_total{result=\"failure\"} 1'"
+check "metrics: reload failures counted" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_reloads_total{result=\"failure\"} 3'"
 
 # --- SIGHUP reloads too ------------------------------------------------------------------------
 write_config "$CFG" 0:1 1:1 2:2

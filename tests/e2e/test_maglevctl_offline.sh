@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# maglevctl table / diff as a user runs them: exit codes, JSON shapes, errors on stderr, and the
-# digest recomputed by the Python reference in docs/maglev.md (an independent implementation over
-# libxxhash). No root and no namespaces needed.
+# maglevctl table / diff as a user runs them: exit codes, JSON shapes, errors on stderr, options
+# before or after the command, and the digest recomputed by the Python reference in docs/maglev.md
+# (an independent implementation over libxxhash). No root and no namespaces needed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SKIP=4
@@ -89,4 +89,35 @@ if $ctl table -c "$example" --vip nope >/dev/null 2>"$tmp/err"; then
 	exit 1
 fi
 grep -q "no VIP named 'nope'" "$tmp/err"
+
+# Options may come before the command: the same table either way.
+$ctl table -c "$example" >"$tmp/after"
+$ctl -c "$example" table >"$tmp/before"
+cmp -s "$tmp/after" "$tmp/before" || { echo "-c before 'table' gives another table"; exit 1; }
+
+# Exit status: 2 for every usage error, 1 when a well-formed command fails.
+exit_is() {
+	local want=$1 rc=0
+	shift
+	"$ctl" "$@" >/dev/null 2>"$tmp/err" || rc=$?
+	[ "$rc" -eq "$want" ] && [ -s "$tmp/err" ] && return 0
+	echo "maglevctl $*: exit $rc, want $want; stderr: $(cat "$tmp/err")"
+	exit 1
+}
+exit_is 2
+exit_is 2 frobnicate
+exit_is 2 -x status
+exit_is 2 -s
+exit_is 2 -s "$tmp/none.sock"
+exit_is 2 status extra
+exit_is 2 status --bogus
+exit_is 2 weight web 198.18.1.11 70000
+exit_is 2 explain web 1.2.3:80
+exit_is 2 table
+exit_is 2 diff "$example"
+exit_is 2 decap frobnicate
+exit_is 2 decap attach
+exit_is 1 -s "$tmp/none.sock" status
+exit_is 1 status -s "$tmp/none.sock"
+exit_is 1 table -c "$tmp/bad.yaml"
 echo "maglevctl offline: ok"

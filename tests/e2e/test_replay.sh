@@ -42,6 +42,24 @@ for i, (g, w) in enumerate(zip(got, want)):
 print("replay: %d frames byte-identical to the expected ones" % len(got))
 PY
 
+# Our MAC is the first unicast destination: a capture that starts with a broadcast ARP gives the
+# same output (with the first frame's destination, every VIP frame would be passed).
+/usr/bin/python3 - "$tmp/in.pcap" "$tmp/in_bcast.pcap" <<'PY'
+import logging
+import sys
+from scapy.all import rdpcap, wrpcap, Ether, ARP, Raw
+logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+frames = [Ether(dst="ff:ff:ff:ff:ff:ff", src="02:00:00:00:00:aa") / ARP(psrc="198.18.100.7", pdst="198.18.0.1")]
+frames += rdpcap(sys.argv[1])
+out = []
+for i, f in enumerate(frames):
+    out.append(Raw(bytes(f)))
+    out[-1].time = frames[1].time - 1 if i == 0 else f.time
+wrpcap(sys.argv[2], out, linktype=1)
+PY
+build/maglevd -c "$tmp/maglevd.yaml" --replay "$tmp/in_bcast.pcap" --output "$tmp/out_bcast.pcap" >/dev/null
+cmp "$tmp/out.pcap" "$tmp/out_bcast.pcap" || { echo "replay after a broadcast first frame differs"; exit 1; }
+
 # Without nexthop_mac the replay refuses to run, with a clear message.
 sed '/nexthop_mac/d' "$tmp/maglevd.yaml" >"$tmp/nomac.yaml"
 if build/maglevd -c "$tmp/nomac.yaml" --replay "$tmp/in.pcap" --output "$tmp/x.pcap" 2>"$tmp/err"; then

@@ -25,6 +25,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	    .ct_entries = 4096,
 	    .tcp_timeout = 300,
 	    .tcp_fin_timeout = 10,
+	    .tcp_syn_timeout = 5,
 	    .udp_timeout = 30,
 	    .icmp_timeout = 10,
 	};

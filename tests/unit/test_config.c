@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -204,6 +206,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->dataplane.source_ipv4.family, 0);
 	assert_int_equal(c->conntrack.entries, 1u << 20);
 	assert_int_equal(c->conntrack.tcp_timeout, 300);
+	assert_int_equal(c->conntrack.tcp_syn_timeout, 5);
 	assert_string_equal(c->control.socket, "/run/maglevd.sock");
 	assert_true(c->control.metrics_enabled);
 	assert_string_equal(c->control.metrics_address, "127.0.0.1");
@@ -214,13 +217,10 @@ static void test_defaults(void **state)
 	assert_int_equal(c->vips[0].backends[0].weight, 1);
 	config_free(c);
 
-	/* An empty file, a lone document marker and empty sections are all defaults, no VIPs. */
-	c = parse_ok("");
+	/* Empty sections are all defaults; no VIPs only when the file says so. */
+	c = parse_ok("vips: []\n");
 	assert_int_equal(c->n_vips, 0);
 	assert_int_equal(c->table_size, 65537);
-	config_free(c);
-	c = parse_ok("---\n# nothing\n");
-	assert_int_equal(c->n_vips, 0);
 	config_free(c);
 	c = parse_ok("cluster:\ndataplane:\nconntrack: {}\ncontrol:\nvips: []\n");
 	assert_int_equal(c->n_vips, 0);
@@ -250,7 +250,7 @@ static void test_announce(void **state)
 	config_free(c);
 
 	/* Defaults: off, table 100, protocol 250, withdraw on, 1 s, maglevd-vips. */
-	c = parse_ok("announce: { enabled: yes }\n");
+	c = parse_ok("vips: []\nannounce: { enabled: yes }\n");
 	assert_true(c->announce.enabled);
 	assert_int_equal(c->announce.table, CONFIG_ANNOUNCE_TABLE_DEFAULT);
 	assert_int_equal(c->announce.table, 100);
@@ -259,11 +259,11 @@ static void test_announce(void **state)
 	assert_int_equal(c->announce.withdraw_delay_ms, 1000);
 	assert_string_equal(c->announce.interface, "maglevd-vips");
 	config_free(c);
-	c = parse_ok("announce:\n");
+	c = parse_ok("vips: []\nannounce:\n");
 	assert_false(c->announce.enabled);
 	assert_int_equal(c->announce.protocol, 250);
 	config_free(c);
-	c = parse_ok("announce: { withdraw_delay: 0, table: 252, protocol: 5 }\n");
+	c = parse_ok("vips: []\nannounce: { withdraw_delay: 0, table: 252, protocol: 5 }\n");
 	assert_int_equal(c->announce.withdraw_delay_ms, 0);
 	assert_int_equal(c->announce.table, 252);
 	assert_int_equal(c->announce.protocol, 5);
@@ -325,7 +325,7 @@ static void test_durations_and_numbers(void **state)
 		struct config *c = NULL;
 		int r;
 
-		snprintf(text, sizeof(text), "conntrack:\n  udp_timeout: %s\n", d[i].text);
+		snprintf(text, sizeof(text), "vips: []\nconntrack:\n  udp_timeout: %s\n", d[i].text);
 		r = config_parse(text, strlen(text), "t.yaml", &c, err, sizeof(err));
 		if (d[i].seconds == 0) {
 			assert_int_equal(r, -EINVAL);
@@ -336,25 +336,29 @@ static void test_durations_and_numbers(void **state)
 		config_free(c);
 	}
 
-	struct config *c = parse_ok("cluster: { hash_seed: 18446744073709551615 }\n");
+	struct config *c = parse_ok("vips: []\nconntrack: { tcp_syn_timeout: 3000ms }\n");
+	assert_int_equal(c->conntrack.tcp_syn_timeout, 3);
+	assert_int_equal(c->conntrack.tcp_timeout, 300);
+	config_free(c);
+	c = parse_ok("vips: []\ncluster: { hash_seed: 18446744073709551615 }\n");
 	assert_true(c->hash_seed == UINT64_MAX);
 	config_free(c);
-	c = parse_ok("cluster: { hash_seed: 0XFFFFFFFFFFFFFFFF }\n");
+	c = parse_ok("vips: []\ncluster: { hash_seed: 0XFFFFFFFFFFFFFFFF }\n");
 	assert_true(c->hash_seed == UINT64_MAX);
 	config_free(c);
-	c = parse_ok("cluster: { hash_seed: 0x5EED }\n");
+	c = parse_ok("vips: []\ncluster: { hash_seed: 0x5EED }\n");
 	assert_true(c->hash_seed == 0x5eed);
 	config_free(c);
-	c = parse_ok("cluster: { hash_seed: 0 }\n");
+	c = parse_ok("vips: []\ncluster: { hash_seed: 0 }\n");
 	assert_true(c->hash_seed == 0);
 	config_free(c);
-	c = parse_ok("cluster: { hash_seed: 010 }\n"); /* decimal, not octal */
+	c = parse_ok("vips: []\ncluster: { hash_seed: 010 }\n"); /* decimal, not octal */
 	assert_true(c->hash_seed == 10);
 	config_free(c);
-	c = parse_ok("cluster: { table_size: \"1048573\" }\n"); /* quoted numbers are fine */
+	c = parse_ok("vips: []\ncluster: { table_size: \"1048573\" }\n"); /* quoted numbers are fine */
 	assert_int_equal(c->table_size, 1048573);
 	config_free(c);
-	c = parse_ok("cluster: { table_size: 7 }\ncontrol: { metrics: { enabled: no } }\n");
+	c = parse_ok("vips: []\ncluster: { table_size: 7 }\ncontrol: { metrics: { enabled: no } }\n");
 	assert_int_equal(c->table_size, 7);
 	assert_false(c->control.metrics_enabled);
 	config_free(c);
@@ -423,6 +427,12 @@ struct bad {
 #define ONE_BACKEND "    backends: [ { address: 198.18.1.1 } ]\n"
 
 static const struct bad bad[] = {
+	/* Empty, or no VIP list: what a half-written file looks like, never "no VIPs". */
+	{ "", 1, "the file is empty (a config with no VIPs says 'vips: []')" },
+	{ "---\n# nothing\n", 3, "the file is empty" }, /* the empty document ends there */
+	{ "\n\n~\n", 3, "the file is empty" },
+	{ "cluster: { table_size: 7 }\ndataplane: { interface: eth0 }\n", 1,
+	  "no 'vips' section (a config with no VIPs says 'vips: []')" },
 	/* YAML syntax */
 	{ "cluster:\n  hash_seed: [1, 2\n", 3,
 	  "YAML syntax error: did not find expected ',' or ']' at column 1 "
@@ -494,6 +504,8 @@ static const struct bad bad[] = {
 	{ "conntrack:\n  tcp_timeout: 1500ms\n", 2, "must be whole seconds '1500ms'" },
 	{ "conntrack:\n  tcp_timeout: 0\n", 2, "out of range 1000ms..604800000ms '0'" },
 	{ "conntrack:\n  udp_timeout: 169h\n", 2, "out of range" },
+	{ "conntrack:\n  tcp_syn_timeout: 0\n", 2,
+	  "conntrack.tcp_syn_timeout: out of range 1000ms..604800000ms '0'" },
 	{ "conntrack:\n  udp_timeout: 99999999999999999999h\n", 2, "duration too large" },
 	{ VIP_HEAD "    health:\n      interval: 1s\n      timeout: 1s\n" ONE_BACKEND, 8,
 	  "vips[0].health.timeout: timeout 1000ms must be less than interval 1000ms '1s'" },
@@ -705,9 +717,9 @@ static void test_check_dataplane(void **state)
 	assert_string_equal(err, "t.yaml: no dataplane section (dataplane.interface is required)");
 	config_free(c);
 
-	c = parse_ok("dataplane:\n  workers: 2\n");
+	c = parse_ok("vips: []\ndataplane:\n  workers: 2\n");
 	assert_int_equal(config_check_dataplane(c, err, sizeof(err)), -EINVAL);
-	assert_string_equal(err, "t.yaml:1: dataplane.interface is not set");
+	assert_string_equal(err, "t.yaml:2: dataplane.interface is not set");
 	config_free(c);
 
 	c = parse_ok("dataplane:\n  interface: eth0\n" VIP_HEAD ONE_BACKEND);
@@ -810,7 +822,65 @@ static void test_load_file(void **state)
 	assert_non_null(strstr(err, path));
 	assert_non_null(strstr(err, "No such file"));
 	assert_int_equal(config_load("/", &c, err, sizeof(err)), -EISDIR);
-	assert_non_null(strstr(err, "/: "));
+	assert_string_equal(err, "/: not a regular file (a directory)");
+	assert_int_equal(config_load("/dev/null", &c, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "/dev/null: not a regular file (a character device)");
+}
+
+/* A FIFO as the config path is refused at once: opening it must not wait for a writer. */
+static void test_load_fifo(void **state)
+{
+	char dir[] = "/tmp/test_config_XXXXXX", path[64], want[96], err[ERR_LEN];
+	struct config *c = (struct config *)&err;
+	pid_t child;
+	int status;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/fifo.yaml", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	/* In a child with an alarm, so that a regression fails the test instead of hanging it. */
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		alarm(5);
+		_exit(config_load(path, &c, err, sizeof(err)) == -EINVAL && !c ? 0 : 1);
+	}
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(config_load(path, &c, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s: not a regular file (a FIFO)", path);
+	assert_string_equal(err, want);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* config_load_daemon is config_load plus config_check_dataplane, and frees what it refuses. */
+static void test_load_daemon(void **state)
+{
+	char path[] = "/tmp/test_config_XXXXXX", err[ERR_LEN];
+	static const char v6_no_source[] = "dataplane: { interface: eth0 }\n"
+					   "vips:\n"
+					   "  - name: web6\n"
+					   "    address: 2001:db8:100::10\n"
+					   "    protocol: tcp\n"
+					   "    port: 80\n"
+					   "    backends:\n"
+					   "      - address: 2001:db8:1::11\n";
+	struct config *c = NULL;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, v6_no_source, strlen(v6_no_source)),
+			 (ssize_t)strlen(v6_no_source));
+	close(fd);
+	assert_int_equal(config_load(path, &c, err, sizeof(err)), 0); /* fine offline */
+	config_free(c);
+	assert_int_equal(config_load_daemon(path, &c, err, sizeof(err)), -EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(err, ":8: VIP 'web6' has IPv6 backend '2001:db8:1::11' but "
+				    "dataplane.source_ipv6 is not set"));
+	unlink(path);
 }
 
 /* The shipped example (docs/examples/maglevd.yaml) is valid and complete. */
@@ -850,6 +920,8 @@ int main(void)
 		cmocka_unit_test(test_check_dataplane_ipv6_vip),
 		cmocka_unit_test(test_yaml_forms),
 		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_load_fifo),
+		cmocka_unit_test(test_load_daemon),
 		cmocka_unit_test(test_example_file),
 	};
 

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "control/config_yaml.h"
+#include "control/ctl_cmd.h"
 #include "control/ctl_offline.h"
 #include "core/maglev.h"
 
@@ -318,7 +319,7 @@ static void test_diff_added_removed(void **state)
 	config_free(nc);
 }
 
-/* The subcommands: a bad config is an error naming file and line; bad usage is -EINVAL. */
+/* The subcommands: a bad config is an error naming file and line; bad usage is CTL_CMD_USAGE. */
 static void test_commands(void **state)
 {
 	struct fixture *f = *state;
@@ -347,13 +348,13 @@ static void test_commands(void **state)
 	{
 		char *argv[] = { "diff", good, NULL };
 
-		assert_int_equal(ctl_cmd_diff(2, argv, err, sizeof(err)), -EINVAL);
+		assert_int_equal(ctl_cmd_diff(2, argv, err, sizeof(err)), CTL_CMD_USAGE);
 		assert_non_null(strstr(err, "usage"));
 	}
 	{
 		char *argv[] = { "table", good, NULL };
 
-		assert_int_equal(ctl_cmd_table(2, argv, err, sizeof(err)), -EINVAL);
+		assert_int_equal(ctl_cmd_table(2, argv, err, sizeof(err)), CTL_CMD_USAGE);
 	}
 	{
 		char *argv[] = { "table", "-c", good, "--vip", "web", NULL };

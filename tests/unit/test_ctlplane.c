@@ -21,6 +21,9 @@
 #include "control/config_yaml.h"
 #include "control/ctlplane.h"
 #include "control/ctlsock.h"
+#include "control/health.h"
+#include "fixtures/test_frames.h"
+#include "fixtures/test_snapshot.h"
 #include "helpers.h"
 
 #define WAIT_MAX_MS 4000 /* bound of every wait for a health change */
@@ -72,6 +75,7 @@ static void write_config(struct fixture *f, int n_web, bool broken)
 	assert_non_null(fp);
 	fprintf(fp,
 	        "cluster: { table_size: 1009 }\n"
+	        "dataplane: { interface: lo, source_ipv4: 198.18.2.2 }\n"
 	        "control:\n"
 	        "  socket: %s\n"
 	        "  metrics: { address: 127.0.0.1, port: %u }\n"
@@ -117,6 +121,7 @@ static int setup(void **state)
 	struct lb_worker_params wp = {.ct_entries = 1024,
 	                              .tcp_timeout = 300,
 	                              .tcp_fin_timeout = 10,
+	                              .tcp_syn_timeout = 5,
 	                              .udp_timeout = 30,
 	                              .icmp_timeout = 10};
 	struct ctlplane_hooks h = {
@@ -135,6 +140,7 @@ static int setup(void **state)
 	close(probe);
 	f->hc_listener = th_listen_loopback(&f->hc_port);
 	write_config(f, 3, false);
+	memcpy(wp.mac, TCFG_MAC_ME, 6);
 	for (uint32_t i = 0; i < 2; i++) {
 		wp.id = i;
 		f->workers[i] = lb_worker_create(&wp);
@@ -142,7 +148,7 @@ static int setup(void **state)
 	}
 	if (config_load(f->cfg_path, &cfg, err, sizeof(err)) < 0)
 		fail_msg("config_load: %s", err);
-	if (ctlplane_first_snapshot(cfg, &first, err, sizeof(err)) < 0)
+	if (snapshot_build(cfg, NULL, NULL, &first, err, sizeof(err)) < 0)
 		fail_msg("first snapshot: %s", err);
 	h.ctx = f;
 	if (ctlplane_create(&f->cp, f->cfg_path, cfg, first, &h, err, sizeof(err)) < 0)
@@ -226,6 +232,10 @@ static void test_status_and_counters(void **state)
 	assert_int_equal(json_array_size(json_object_get(r, "vips")), 2);
 	assert_int_equal(strlen(row_str(json_array_get(json_object_get(r, "vips"), 0), "digest")),
 	                 16);
+	assert_true(row_int(r, "health_probes_inflight_max") >= 1);
+	assert_true(row_int(r, "health_probes_inflight") <=
+	            row_int(r, "health_probes_inflight_max"));
+	assert_int_equal(row_int(r, "health_local_errors"), 0);
 	json_decref(resp);
 
 	r = call(f, json_pack("{s:s}", "cmd", "counters"), &resp, err);
@@ -234,6 +244,10 @@ static void test_status_and_counters(void **state)
 	assert_int_equal(json_array_size(json_object_get(
 	                     json_array_get(json_object_get(r, "counters"), 0), "per_worker")),
 	                 2);
+	assert_int_equal(json_array_size(json_object_get(r, "health")), HEALTH_CTR_MAX);
+	assert_string_equal(
+	    row_str(json_array_get(json_object_get(r, "health"), HEALTH_CTR_LOCAL_ERRORS), "name"),
+	    "health_local_errors");
 	json_decref(resp);
 
 	r = call(f, json_pack("{s:s}", "cmd", "vips"), &resp, err);
@@ -344,6 +358,73 @@ static void test_weight_drain_reload(void **state)
 	json_decref(resp);
 }
 
+/* Writes text as the whole config file. */
+static void write_text(struct fixture *f, const char *text)
+{
+	FILE *fp = fopen(f->cfg_path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* The number of VIPs that `status` reports. */
+static size_t status_vips(struct fixture *f)
+{
+	char err[CTL_ERR_MAX];
+	json_t *resp, *r = call(f, json_pack("{s:s}", "cmd", "status"), &resp, err);
+	size_t n;
+
+	assert_non_null(r);
+	n = json_array_size(json_object_get(r, "vips"));
+	json_decref(resp);
+	return n;
+}
+
+/*
+ * A reload checks what start-up checks: an empty file (a write caught half-way) and a config the
+ * data plane cannot serve (IPv6 backends, no source_ipv6) are refused and both VIPs keep serving;
+ * a config that says `vips: []` is the only way to serve none.
+ */
+static void test_reload_checks_like_start(void **state)
+{
+	struct fixture *f = *state;
+	char err[CTL_ERR_MAX], hdr[256];
+	json_t *resp, *r;
+
+	write_text(f, "");
+	r = call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err);
+	assert_null(r);
+	assert_non_null(strstr(err, "the file is empty"));
+	json_decref(resp);
+	assert_int_equal(status_vips(f), 2);
+
+	write_text(f, "dataplane: { interface: lo, source_ipv4: 198.18.2.2 }\n"
+	              "vips:\n"
+	              "  - name: web6\n"
+	              "    address: 2001:db8:100::10\n"
+	              "    protocol: tcp\n"
+	              "    port: 80\n"
+	              "    backends:\n"
+	              "      - address: 2001:db8:1::11\n");
+	r = call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err);
+	assert_null(r);
+	assert_non_null(strstr(err, "dataplane.source_ipv6 is not set"));
+	json_decref(resp);
+	assert_int_equal(status_vips(f), 2);
+
+	snprintf(hdr, sizeof(hdr),
+	         "dataplane: { interface: lo, source_ipv4: 198.18.2.2 }\n"
+	         "control: { socket: %s, metrics: { address: 127.0.0.1, port: %u } }\n"
+	         "vips: []\n",
+	         f->sock, f->metrics_port);
+	write_text(f, hdr);
+	r = call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err);
+	assert_non_null(r);
+	json_decref(resp);
+	assert_int_equal(status_vips(f), 0);
+}
+
 static void test_explain(void **state)
 {
 	struct fixture *f = *state;
@@ -372,6 +453,50 @@ static void test_explain(void **state)
 	assert_null(r);
 	assert_non_null(strstr(err, "different address families"));
 	json_decref(resp);
+}
+
+/* explain shows the state of a flow's entry on the worker that tracks it: SYN-only, then on. */
+static void test_explain_tracked_state(void **state)
+{
+	static const uint8_t tcp_flags[] = {0x02, 0x02, 0x10, 0x11};
+	static const char *const want[] = {"syn-only", "syn-only", "established", "closing"};
+	struct fixture *f = *state;
+	struct config *cfg;
+	struct lb_snapshot *s;
+	static struct tbuf b;
+	char err[CTL_ERR_MAX];
+	json_t *resp, *r, *t;
+	uint8_t pkt[128];
+
+	/*
+	 * The workers' snapshot: built from the same file, so the same backend ids and tags, with
+	 * the outer addresses and next hop that sending needs.
+	 */
+	if (config_load(f->cfg_path, &cfg, err, sizeof(err)) < 0)
+		fail_msg("config_load: %s", err);
+	tcfg_dataplane(cfg);
+	s = snap(cfg, NULL, NULL);
+	for (unsigned i = 0; i < sizeof(tcp_flags); i++) {
+		uint32_t n =
+		    tf_flow4(pkt, "198.18.0.3", "203.0.113.10", 6, 40001, 80, tcp_flags[i]);
+		struct lb_frame fr = tbuf_frame(&b, pkt, n);
+
+		assert_int_equal(lb_process(f->workers[0], s, &fr, 1000000000ull * (i + 1)), LB_TX);
+		r = call(f,
+		         json_pack("{s:s, s:s, s:s, s:i}", "cmd", "explain", "vip", "web", "src",
+		                   "198.18.0.3", "src_port", 40001),
+		         &resp, err);
+		assert_non_null(r);
+		t = json_object_get(r, "tracked");
+		assert_int_equal(json_array_size(t), 1);
+		assert_int_equal(row_int(json_array_get(t, 0), "worker"), 0);
+		assert_non_null(row_str(json_array_get(t, 0), "state"));
+		assert_string_equal(row_str(json_array_get(t, 0), "state"), want[i]);
+		assert_true(json_is_true(json_object_get(json_array_get(t, 0), "usable")));
+		json_decref(resp);
+	}
+	snapshot_free(s);
+	config_free(cfg);
 }
 
 static json_t *wait_health(struct fixture *f, const char *a, const char *want, json_t **resp)
@@ -422,6 +547,10 @@ static void test_health_and_metrics(void **state)
 	assert_non_null(strstr(m, "maglevd_reloads_total{result=\"success\"} "));
 	assert_non_null(strstr(m, "\nmaglevd_config_generation "));
 	assert_non_null(strstr(m, "\nmaglevd_health_checks 2\n"));
+	assert_non_null(strstr(m, "\nmaglevd_health_probes_inflight_max "));
+	assert_non_null(strstr(m, "# TYPE maglevd_health_local_errors_total counter\n"));
+	assert_non_null(strstr(m, "\nmaglevd_health_local_errors_total 0\n"));
+	assert_non_null(strstr(m, "\nmaglevd_health_probes_failed_total "));
 	free(m);
 
 	/* Every backend down: fail open, both serve again (health still says down). */
@@ -463,7 +592,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_status_and_counters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_weight_drain_reload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_checks_like_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_explain_tracked_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
 	};
 

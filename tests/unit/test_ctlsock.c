@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,7 +17,15 @@
 #include <unistd.h>
 
 #include "control/ctl_cli.h"
+#include "control/ctl_cmd.h"
 #include "control/ctlsock.h"
+#include "helpers.h"
+
+#define DRIBBLE_MS     100u /* a slow client sends a byte this often */
+#define DRIBBLE_ROUNDS 100u /* ... at most this many times (10 s) */
+#define WAIT_MS        5000 /* a test waits this long at most for the server */
+#define RELOAD_MS      20u  /* the slow fake handler's reload */
+#define PIPELINED      30u  /* reloads one client sends in one write */
 
 static int parse(const char *s, struct ctl_request *req, char *err)
 {
@@ -234,10 +243,10 @@ static void test_server(void **state)
 		assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
 		close(fd);
 	}
-	assert_int_equal(ctl_server_open(&t.srv, sock, fake_handler, &calls), 0);
+	assert_int_equal(ctl_server_open(&t.srv, sock, 0, fake_handler, &calls), 0);
 	assert_int_equal(stat(sock, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	assert_int_equal(ctl_server_open(&other, sock, fake_handler, &calls), -EADDRINUSE);
+	assert_int_equal(ctl_server_open(&other, sock, 0, fake_handler, &calls), -EADDRINUSE);
 	assert_int_equal(pthread_create(&t.thread, NULL, server_run, &t), 0);
 
 	req = json_pack("{s:s, s:s}", "cmd", "backends", "vip", "web");
@@ -289,6 +298,201 @@ static void test_server(void **state)
 	rmdir(path);
 }
 
+/* Slow clients: each sends one byte of a request every DRIBBLE_MS (from a thread), never a line. */
+struct slow_clients {
+	int fd[CTL_CLIENTS_MAX];
+	unsigned n;
+	atomic_bool stop;
+	pthread_t thread;
+};
+
+static void *slow_dribble(void *arg)
+{
+	struct slow_clients *sc = arg;
+
+	for (unsigned round = 0; round < DRIBBLE_ROUNDS && !atomic_load(&sc->stop); round++) {
+		for (unsigned i = 0; i < sc->n; i++)
+			send(sc->fd[i], " ", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		usleep(DRIBBLE_MS * 1000u);
+	}
+	return NULL;
+}
+
+static void slow_open(struct slow_clients *sc, const char *sock, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		sc->fd[i] = raw_connect(sock);
+		assert_int_equal(send(sc->fd[i], "{", 1, 0), 1);
+	}
+	sc->n = n;
+	assert_int_equal(pthread_create(&sc->thread, NULL, slow_dribble, sc), 0);
+}
+
+static void slow_close(struct slow_clients *sc)
+{
+	atomic_store(&sc->stop, true);
+	pthread_join(sc->thread, NULL);
+	for (unsigned i = 0; i < sc->n; i++)
+		close(sc->fd[i]);
+}
+
+/*
+ * Every slot held by a client that sends a byte a second (well within any idle timer): a
+ * well-behaved client is still answered at once, in place of the slowest.
+ */
+static void test_slow_clients(void **state)
+{
+	char path[] = "/tmp/maglev-ctl-test-XXXXXX";
+	char sock[sizeof(path) + 8], err[CTL_ERR_MAX];
+	struct server_thread t = {0};
+	struct slow_clients sc = {0};
+	atomic_int calls = 0;
+	json_t *req, *resp;
+
+	(void)state;
+	assert_non_null(mkdtemp(path));
+	snprintf(sock, sizeof(sock), "%s/s", path);
+	assert_int_equal(ctl_server_open(&t.srv, sock, 0, fake_handler, &calls), 0);
+	assert_int_equal(pthread_create(&t.thread, NULL, server_run, &t), 0);
+	slow_open(&sc, sock, CTL_CLIENTS_MAX);
+
+	req = json_pack("{s:s}", "cmd", "status");
+	assert_int_equal(ctl_call(sock, req, &resp, WAIT_MS, err, sizeof(err)), 0);
+	assert_true(json_is_true(json_object_get(resp, "ok")));
+	json_decref(resp);
+	json_decref(req);
+
+	atomic_store(&t.stop, true);
+	pthread_join(t.thread, NULL);
+	assert_int_equal(ctl_server_closed(t.srv, CTL_CLOSE_EVICTED), 1);
+	assert_int_equal(ctl_server_closed(t.srv, CTL_CLOSE_REFUSED), 0);
+	slow_close(&sc);
+	ctl_server_close(t.srv);
+	rmdir(path);
+}
+
+/* A client that keeps sending bytes without a newline is closed at the deadline all the same. */
+static void test_request_timeout(void **state)
+{
+	char path[] = "/tmp/maglev-ctl-test-XXXXXX";
+	char sock[sizeof(path) + 8], buf[256];
+	struct server_thread t = {0};
+	struct slow_clients sc = {0};
+	atomic_int calls = 0;
+	const uint32_t timeout_ms = 300;
+	struct pollfd p = {.events = POLLIN};
+	uint64_t t0;
+
+	(void)state;
+	assert_non_null(mkdtemp(path));
+	snprintf(sock, sizeof(sock), "%s/s", path);
+	assert_int_equal(ctl_server_open(&t.srv, sock, timeout_ms, fake_handler, &calls), 0);
+	assert_int_equal(pthread_create(&t.thread, NULL, server_run, &t), 0);
+	t0 = th_now_ms();
+	slow_open(&sc, sock, 1);
+	p.fd = sc.fd[0];
+	assert_int_equal(poll(&p, 1, WAIT_MS), 1);
+	assert_true(th_now_ms() - t0 >= timeout_ms);
+	read_lines(sc.fd[0], buf, sizeof(buf), 1);
+	assert_string_equal(buf,
+	                    "{\"ok\":false,\"error\":\"no complete request within 300 ms\"}\n");
+	assert_int_equal(recv(sc.fd[0], buf, sizeof(buf), 0), 0);
+	assert_int_equal(atomic_load(&calls), 0);
+
+	atomic_store(&t.stop, true);
+	pthread_join(t.thread, NULL);
+	assert_int_equal(ctl_server_closed(t.srv, CTL_CLOSE_TIMEOUT), 1);
+	slow_close(&sc);
+	ctl_server_close(t.srv);
+	rmdir(path);
+}
+
+/* Reloads take RELOAD_MS; counts them and notes how many were done when a status ran. */
+struct slow_daemon {
+	atomic_uint reloads;
+	atomic_uint reloads_at_status;
+};
+
+static json_t *slow_handler(void *ctx, const struct ctl_request *req, char *err, size_t errlen)
+{
+	struct slow_daemon *d = ctx;
+
+	(void)err;
+	(void)errlen;
+	if (req->cmd == CTL_CMD_RELOAD) {
+		usleep(RELOAD_MS * 1000u);
+		atomic_fetch_add(&d->reloads, 1);
+	} else {
+		atomic_store(&d->reloads_at_status, atomic_load(&d->reloads));
+	}
+	return json_pack("{s:s}", "cmd", ctl_cmd_name(req->cmd));
+}
+
+/*
+ * A client that pipelines PIPELINED reloads in one write delays another client's request by at
+ * most one of its reloads (plus the one running when it arrives), and still gets every answer in
+ * order.
+ */
+static void test_pipelining_fair(void **state)
+{
+	char path[] = "/tmp/maglev-ctl-test-XXXXXX";
+	char sock[sizeof(path) + 8], line[64];
+	char *msg = malloc(PIPELINED * 32), *buf = malloc(PIPELINED * 64);
+	struct server_thread t = {0};
+	struct slow_daemon d = {0};
+	unsigned before;
+	size_t len = 0;
+	char *at;
+	int fd, other;
+
+	(void)state;
+	assert_non_null(msg);
+	assert_non_null(buf);
+	assert_non_null(mkdtemp(path));
+	snprintf(sock, sizeof(sock), "%s/s", path);
+	assert_int_equal(ctl_server_open(&t.srv, sock, 0, slow_handler, &d), 0);
+	assert_int_equal(pthread_create(&t.thread, NULL, server_run, &t), 0);
+
+	fd = raw_connect(sock);
+	for (unsigned i = 0; i < PIPELINED; i++) {
+		snprintf(line, sizeof(line), "{\"cmd\":\"reload\"}\n");
+		memcpy(msg + len, line, strlen(line));
+		len += strlen(line);
+	}
+	assert_int_equal(send(fd, msg, len, 0), (ssize_t)len);
+	for (unsigned i = 0; i < WAIT_MS && atomic_load(&d.reloads) == 0; i++)
+		usleep(1000);
+
+	/*
+	 * The status is in the server's socket before `before` is read: the reload running then
+	 * and at most one more of the round may go first.
+	 */
+	other = raw_connect(sock);
+	assert_int_equal(send(other, "{\"cmd\":\"status\"}\n", 17, 0), 17);
+	before = atomic_load(&d.reloads);
+	assert_true(before >= 1 && before < PIPELINED - 2);
+	read_lines(other, line, sizeof(line), 1);
+	assert_non_null(strstr(line, "\"cmd\":\"status\""));
+	close(other);
+	assert_true(atomic_load(&d.reloads_at_status) <= before + 2);
+
+	read_lines(fd, buf, PIPELINED * 64, (int)PIPELINED);
+	at = buf;
+	for (unsigned i = 0; i < PIPELINED; i++) {
+		at = strstr(at, "{\"ok\":true,\"result\":{\"cmd\":\"reload\"}}\n");
+		assert_non_null(at);
+		at++;
+	}
+	close(fd);
+	free(msg);
+	free(buf);
+
+	atomic_store(&t.stop, true);
+	pthread_join(t.thread, NULL);
+	ctl_server_close(t.srv);
+	rmdir(path);
+}
+
 /* maglevctl's online commands against the fake daemon: requests built, refusals returned. */
 static void test_cli(void **state)
 {
@@ -309,7 +513,7 @@ static void test_cli(void **state)
 	(void)state;
 	assert_non_null(mkdtemp(path));
 	snprintf(sock, sizeof(sock), "%s/s", path);
-	assert_int_equal(ctl_server_open(&t.srv, sock, fake_handler, &calls), 0);
+	assert_int_equal(ctl_server_open(&t.srv, sock, 0, fake_handler, &calls), 0);
 	assert_int_equal(pthread_create(&t.thread, NULL, server_run, &t), 0);
 
 	assert_int_equal(ctl_cmd_online(6, ok_weight, err, sizeof(err)), 0);
@@ -319,15 +523,15 @@ static void test_cli(void **state)
 	assert_string_equal(err, "no VIP 'other'");
 	assert_int_equal(atomic_load(&calls), 3);
 
-	assert_int_equal(ctl_cmd_online(6, bad_weight, err, sizeof(err)), -EINVAL);
+	assert_int_equal(ctl_cmd_online(6, bad_weight, err, sizeof(err)), CTL_CMD_USAGE);
 	assert_non_null(strstr(err, "weight must be 0..65535"));
-	assert_int_equal(ctl_cmd_online(5, bad_src, err, sizeof(err)), -EINVAL);
+	assert_int_equal(ctl_cmd_online(5, bad_src, err, sizeof(err)), CTL_CMD_USAGE);
 	assert_non_null(strstr(err, "bad SRC[:PORT] '1.2.3:80'"));
-	assert_int_equal(ctl_cmd_online(4, too_many, err, sizeof(err)), -EINVAL);
+	assert_int_equal(ctl_cmd_online(4, too_many, err, sizeof(err)), CTL_CMD_USAGE);
 	assert_non_null(strstr(err, "usage: maglevctl status"));
 	assert_true(ctl_cmd_online(3, no_daemon, err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "is maglevd running?"));
-	assert_int_equal(ctl_cmd_online(1, unknown, err, sizeof(err)), -EINVAL);
+	assert_int_equal(ctl_cmd_online(1, unknown, err, sizeof(err)), CTL_CMD_USAGE);
 	assert_int_equal(atomic_load(&calls), 3); /* none of the bad ones reached the daemon */
 	assert_true(ctl_cli_is_command("drain"));
 	assert_false(ctl_cli_is_command("table"));
@@ -341,9 +545,15 @@ static void test_cli(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_valid), cmocka_unit_test(test_parse_errors),
-	    cmocka_unit_test(test_hostport),    cmocka_unit_test(test_handle_line),
-	    cmocka_unit_test(test_server),      cmocka_unit_test(test_cli),
+	    cmocka_unit_test(test_parse_valid),
+	    cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_hostport),
+	    cmocka_unit_test(test_handle_line),
+	    cmocka_unit_test(test_server),
+	    cmocka_unit_test(test_slow_clients),
+	    cmocka_unit_test(test_request_timeout),
+	    cmocka_unit_test(test_pipelining_fair),
+	    cmocka_unit_test(test_cli),
 	};
 
 	return cmocka_run_group_tests_name("ctlsock", tests, NULL, NULL);

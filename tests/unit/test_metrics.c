@@ -5,6 +5,9 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,11 @@
 
 #include "control/metrics.h"
 #include "helpers.h"
+
+#define SLOW_CLIENTS_MAX 32u  /* slow clients one test opens */
+#define DRIBBLE_MS       100u /* a slow client sends a header line this often */
+#define DRIBBLE_ROUNDS   100u /* ... at most this many times (10 s) */
+#define CLOSE_WAIT_MS    5000 /* a test waits this long at most for the server to hang up */
 
 static void fake_collect(void *ctx, struct metrics_writer *w)
 {
@@ -94,7 +102,7 @@ static void test_http(void **state)
 	char *r, *body;
 
 	(void)state;
-	assert_int_equal(metrics_start(&s, "127.0.0.1", 0, fake_collect, &scrapes), 0);
+	assert_int_equal(metrics_start(&s, "127.0.0.1", 0, NULL, fake_collect, &scrapes), 0);
 	assert_true(metrics_port(s) != 0);
 
 	r = th_http_get(metrics_port(s), "GET /metrics HTTP/1.0\r\n\r\n");
@@ -120,7 +128,193 @@ static void test_http(void **state)
 	assert_int_equal(atomic_load(&scrapes), 2);
 	metrics_stop(s);
 
-	assert_true(metrics_start(&s, "not-an-address", 0, fake_collect, &scrapes) < 0);
+	assert_true(metrics_start(&s, "not-an-address", 0, NULL, fake_collect, &scrapes) < 0);
+}
+
+/* TCP connection to 127.0.0.1:port from the loopback address src (127.0.0.0/8 is all on lo). */
+static int connect_from(const char *src, uint16_t port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in from = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(inet_pton(AF_INET, src, &from.sin_addr), 1);
+	assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return fd;
+}
+
+/* A whole HTTP/1.0 exchange from src, as th_http_get: the answer within TH_HTTP_TIMEOUT_S. */
+static char *http_get_from(const char *src, uint16_t port, const char *req)
+{
+	struct timeval tv = {.tv_sec = TH_HTTP_TIMEOUT_S};
+	size_t cap = TH_HTTP_BUF, len = 0;
+	char *buf = malloc(cap);
+	int fd = connect_from(src, port);
+	ssize_t r;
+
+	assert_non_null(buf);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+	while ((r = recv(fd, buf + len, cap - 1 - len, 0)) > 0) {
+		len += (size_t)r;
+		if (len == cap - 1) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			assert_non_null(buf);
+		}
+	}
+	assert_true(r == 0); /* answered and closed, not timed out */
+	buf[len] = '\0';
+	close(fd);
+	return buf;
+}
+
+/*
+ * Slow clients: each has sent a request line and then sends one header line every DRIBBLE_MS
+ * (from a thread) without ever ending its headers, as a slowloris does.
+ */
+struct slow_clients {
+	int fd[SLOW_CLIENTS_MAX];
+	unsigned n;
+	atomic_bool stop;
+	pthread_t thread;
+};
+
+static void *slow_dribble(void *arg)
+{
+	struct slow_clients *sc = arg;
+
+	for (unsigned round = 0; round < DRIBBLE_ROUNDS && !atomic_load(&sc->stop); round++) {
+		for (unsigned i = 0; i < sc->n; i++)
+			send(sc->fd[i], "X-Slow: 1\r\n", 11, MSG_NOSIGNAL | MSG_DONTWAIT);
+		usleep(DRIBBLE_MS * 1000u);
+	}
+	return NULL;
+}
+
+static void slow_open(struct slow_clients *sc, const char *src, uint16_t port, unsigned n)
+{
+	const char *line = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+
+	assert_true(n <= SLOW_CLIENTS_MAX);
+	for (unsigned i = 0; i < n; i++) {
+		sc->fd[i] = connect_from(src, port);
+		assert_int_equal(send(sc->fd[i], line, strlen(line), 0), (ssize_t)strlen(line));
+	}
+	sc->n = n;
+	atomic_store(&sc->stop, false);
+	assert_int_equal(pthread_create(&sc->thread, NULL, slow_dribble, sc), 0);
+}
+
+static void slow_close(struct slow_clients *sc)
+{
+	atomic_store(&sc->stop, true);
+	pthread_join(sc->thread, NULL);
+	for (unsigned i = 0; i < sc->n; i++)
+		close(sc->fd[i]);
+}
+
+/* Whether the server has hung up on fd (EOF or reset), waiting up to wait_ms. */
+static bool hung_up(int fd, int wait_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char buf[256];
+	ssize_t r;
+
+	if (poll(&p, 1, wait_ms) != 1)
+		return false;
+	r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	return r <= 0;
+}
+
+/*
+ * As many slowloris clients as there are connection slots, all from 127.0.0.1, keep their
+ * headers coming: scrapes from another address and from the same one are still answered at
+ * once (the slow ones are capped per address and evicted for new connections).
+ */
+static void test_slow_clients(void **state)
+{
+	struct slow_clients sc = {0};
+	struct metrics_server *s;
+	atomic_uint scrapes = 0;
+	char *r;
+
+	(void)state;
+	assert_int_equal(metrics_start(&s, "127.0.0.1", 0, NULL, fake_collect, &scrapes), 0);
+	slow_open(&sc, "127.0.0.1", metrics_port(s), METRICS_CONNECTIONS_MAX);
+
+	r = http_get_from("127.0.0.2", metrics_port(s), "GET /metrics HTTP/1.0\r\n\r\n");
+	assert_non_null(strstr(r, " 200 "));
+	free(r);
+	r = http_get_from("127.0.0.1", metrics_port(s), "GET /metrics HTTP/1.0\r\n\r\n");
+	assert_non_null(strstr(r, " 200 "));
+	assert_non_null(strstr(r,
+	                       "# TYPE maglevd_metrics_connections_closed_total counter\n"
+	                       "maglevd_metrics_connections_closed_total{reason=\"timeout\"} 0\n"));
+	assert_null(strstr(r, "maglevd_metrics_connections_closed_total{reason=\"evicted\"} 0\n"));
+	free(r);
+	assert_int_equal(atomic_load(&scrapes), 2);
+
+	slow_close(&sc);
+	metrics_stop(s);
+}
+
+/*
+ * A client that keeps sending header bytes is still closed request_timeout_ms after its accept:
+ * the bytes do not extend it.
+ */
+static void test_request_timeout(void **state)
+{
+	const struct metrics_limits lim = {
+	    .connections_max = 4, .connections_per_ip = 4, .request_timeout_ms = 300};
+	struct slow_clients sc = {0};
+	struct metrics_server *s;
+	atomic_uint scrapes = 0;
+	uint64_t t0;
+	char *r;
+
+	(void)state;
+	assert_int_equal(metrics_start(&s, "127.0.0.1", 0, &lim, fake_collect, &scrapes), 0);
+	t0 = th_now_ms();
+	slow_open(&sc, "127.0.0.1", metrics_port(s), 2);
+	for (unsigned i = 0; i < sc.n; i++)
+		assert_true(hung_up(sc.fd[i], CLOSE_WAIT_MS));
+	assert_true(th_now_ms() - t0 >= lim.request_timeout_ms);
+
+	r = http_get_from("127.0.0.1", metrics_port(s), "GET /metrics HTTP/1.0\r\n\r\n");
+	assert_non_null(
+	    strstr(r, "maglevd_metrics_connections_closed_total{reason=\"timeout\"} 2\n"));
+	free(r);
+	slow_close(&sc);
+	metrics_stop(s);
+
+	/*
+	 * A client that ends its side before a complete request can never be answered: it is closed
+	 * at once, not at its deadline (which the default 5 s would be), even when the end of stream
+	 * comes with the first bytes.
+	 */
+	assert_int_equal(metrics_start(&s, "127.0.0.1", 0, NULL, fake_collect, &scrapes), 0);
+	{
+		int fd = connect_from("127.0.0.1", metrics_port(s));
+
+		assert_int_equal(send(fd, "GET /metr", 9, 0), 9);
+		assert_int_equal(shutdown(fd, SHUT_WR), 0);
+		assert_true(hung_up(fd, METRICS_REQUEST_TIMEOUT_MS / 2));
+		close(fd);
+	}
+	metrics_stop(s);
+
+	/* Limits that cannot work are refused. */
+	{
+		const struct metrics_limits bad = {
+		    .connections_max = 2, .connections_per_ip = 3, .request_timeout_ms = 300};
+
+		assert_int_equal(metrics_start(&s, "127.0.0.1", 0, &bad, fake_collect, &scrapes),
+		                 -EINVAL);
+	}
 }
 
 int main(void)
@@ -128,6 +322,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_render),
 	    cmocka_unit_test(test_http),
+	    cmocka_unit_test(test_slow_clients),
+	    cmocka_unit_test(test_request_timeout),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);

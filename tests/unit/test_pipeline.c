@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "core/pipeline.h"
+#include "core/pkt.h"
 #include "core/snapshot.h"
 #include "fixtures/pipeline_fixtures.h"
 #include "fixtures/test_config.h"
@@ -25,6 +26,7 @@ static struct lb_worker *worker_new(uint32_t entries)
 	    .ct_entries = entries,
 	    .tcp_timeout = 300,
 	    .tcp_fin_timeout = 10,
+	    .tcp_syn_timeout = 5,
 	    .udp_timeout = 30,
 	    .icmp_timeout = 10,
 	};
@@ -102,6 +104,77 @@ static void test_fixtures_batch(void **state)
 	for (size_t i = 0; i < N; i++)
 		check_fixture(&fixtures[i], v[i], &f[i], 0, 1);
 	assert_int_equal(ctr(w, LB_CTR_RX_FRAMES) - before[LB_CTR_RX_FRAMES], N);
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/* The flow key of an untagged IPv4 (20-byte header) or IPv6 TCP/UDP fixture frame, if it is one. */
+static bool fixture_flow_key(const uint8_t *d, uint32_t len, struct lb_flow_key *k)
+{
+	uint16_t sport, dport;
+
+	if (len >= 14 + 20 + 4 && d[12] == 0x08 && d[13] == 0x00 && d[14] == 0x45 &&
+	    (d[23] == 6 || d[23] == 17) && !(pkt_load16(d + 20) & 0x3fff)) {
+		memcpy(&sport, d + 34, 2);
+		memcpy(&dport, d + 36, 2);
+		lb_flow_key_fill(k, LB_FLOW_V4, d + 26, d + 30, d[23], sport, dport);
+		return true;
+	}
+	if (len >= 14 + 40 + 4 && d[12] == 0x86 && d[13] == 0xdd && (d[20] == 6 || d[20] == 17)) {
+		memcpy(&sport, d + 54, 2);
+		memcpy(&dport, d + 56, 2);
+		lb_flow_key_fill(k, LB_FLOW_V6, d + 22, d + 38, d[20], sport, dport);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * A frame from a source no client can have, or not sent to our MAC, leaves no connection-table
+ * entry behind (and does not count as a table miss); a good one of the same shape does.
+ */
+static void test_refused_untracked(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+	struct lb_worker *w = worker_new(1024);
+	static struct tbuf b;
+	unsigned refused = 0, tracked = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+		const struct fixture *fx = &fixtures[i];
+		bool refuse = fx->counter == LB_CTR_DROP_BAD_SOURCE ||
+		              fx->counter == LB_CTR_DROP_SOURCE_IS_VIP ||
+		              fx->counter == LB_CTR_PASS_NOT_OUR_MAC;
+		struct lb_frame f = tbuf_frame(&b, fx->in, fx->in_len);
+		struct lb_explanation ex;
+		struct lb_flow_key k;
+		uint64_t miss = ctr(w, LB_CTR_CT_MISS);
+
+		if (!fixture_flow_key(fx->in, fx->in_len, &k) ||
+		    (!refuse && fx->counter != LB_CTR_TX_GRE_IPV4 &&
+		     fx->counter != LB_CTR_TX_GRE_IPV6))
+			continue;
+		lb_process(w, s, &f, NOW_NS);
+		if (lb_explain(w, s, &k, &ex) != 0)
+			fail_msg("%s: not a VIP flow", fx->name);
+		if (ex.tracked == refuse)
+			fail_msg("%s: tracked %d after the frame", fx->name, ex.tracked);
+		if (refuse && ctr(w, LB_CTR_CT_MISS) != miss)
+			fail_msg("%s: counted as a table miss", fx->name);
+		/* explain names the drop for a source no client has (the MAC is not in the key). */
+		if (fx->counter != LB_CTR_PASS_NOT_OUR_MAC &&
+		    (ex.refused != (refuse ? fx->counter : 0) ||
+		     (refuse && ex.backend != LB_BACKEND_NONE)))
+			fail_msg("%s: explain refused %u backend %u", fx->name, ex.refused, ex.backend);
+		refused += refuse;
+		tracked += !refuse;
+	}
+	/* Every address class of the fixtures, and the good flows that show the check can fail. */
+	assert_true(refused >= 19);
+	assert_true(tracked >= 5);
 	lb_worker_destroy(w);
 	snapshot_free(s);
 	config_free(c);
@@ -580,7 +653,10 @@ static void test_counted_drops(void **state)
 	config_free(c);
 }
 
-/* Flows expire with the injected clock; FIN shortens the timeout. */
+/*
+ * Flows expire with the injected clock; FIN shortens the timeout, and so does a SYN-only state
+ * (refreshed by retransmitted SYNs, ended by the handshake's ACK).
+ */
 static void test_pipeline_timeouts(void **state)
 {
 	struct config *c = tcfg_fixture();
@@ -597,15 +673,121 @@ static void test_pipeline_timeouts(void **state)
 	assert_int_equal(ctr(w, LB_CTR_CT_MISS), 2);
 
 	send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 5001, 80, 0x02, NOW_NS, got);
+	send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 5001, 80, 0x10, NOW_NS + 1 * sec, got);
 	send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 5001, 80, 0x10, NOW_NS + 200 * sec, got);
-	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 2);
+	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 3);
 	send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 5001, 80, 0x11, NOW_NS + 201 * sec, got);
-	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 3);
+	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 4);
 	send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 5001, 80, 0x10, NOW_NS + 214 * sec, got);
-	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 3);
+	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 4);
 	assert_int_equal(ctr(w, LB_CTR_CT_MISS), 4);
+
+	/* SYN-only: SYN, its retransmit 3 s later (a hit), then nothing for 6 s: forgotten. */
+	send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 5002, 80, 0x02, NOW_NS, got);
+	send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 5002, 80, 0x02, NOW_NS + 3 * sec, got);
+	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 5);
+	send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 5002, 80, 0x10, NOW_NS + 9 * sec, got);
+	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 5);
+	assert_int_equal(ctr(w, LB_CTR_CT_MISS), 6);
 	lb_worker_destroy(w);
 	snapshot_free(s);
+	config_free(c);
+}
+
+#define FLOOD_ENTRIES 4096u                   /* connection table of the flood test, flows */
+#define FLOOD_LIVE    (FLOOD_ENTRIES * 3 / 5) /* established flows: 60% load */
+#define FLOOD_SYNS    (FLOOD_ENTRIES * 16)    /* distinct spoofed SYN-only flows */
+
+/* Spoofed SYN source n: 198.19.0.0/16, port 1024 + n % 256. */
+static void flood_client(unsigned n, char *a, size_t len)
+{
+	snprintf(a, len, "198.19.%u.%u", (n >> 16) & 0xff, (n >> 8) & 0xff);
+}
+
+/*
+ * The reload case: established flows fill 60% of the table, a SYN flood of 16 times its capacity
+ * follows, then a backend is added. Every established flow stays on its backend (none was pushed
+ * out, so none is re-hashed onto the new table), the flood evicted only SYN-only entries, and its
+ * entries are gone once tcp_syn_timeout has passed.
+ */
+static void test_syn_flood_reload(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s1 = snap(c, NULL, NULL), *s2;
+	struct lb_worker *w = worker_new(FLOOD_ENTRIES);
+	static char first[FLOOD_LIVE][LB_ADDR_STRLEN];
+	static bool live[FLOOD_LIVE];
+	struct lb_addr cl = tcfg_addr("198.18.100.7"), vip = tcfg_addr("203.0.113.20");
+	char got[LB_ADDR_STRLEN], a[LB_ADDR_STRLEN];
+	const uint64_t sec = 1000000000ull;
+	unsigned n_live = 0, moved_in_table = 0;
+	uint64_t miss;
+
+	(void)state;
+	for (unsigned i = 0; i < FLOOD_LIVE; i++) {
+		uint16_t port = (uint16_t)(10000 + i);
+
+		send_flow(w, s1, "198.18.100.7", "203.0.113.20", 6, port, 80, 0x02, NOW_NS, got);
+		send_flow(w, s1, "198.18.100.7", "203.0.113.20", 6, port, 80, 0x10,
+		          NOW_NS + sec / 10, first[i]);
+		assert_true(first[i][0]);
+	}
+	/* Some buckets overflowed while filling: the flood must keep the flows left. */
+	for (unsigned i = 0; i < FLOOD_LIVE; i++) {
+		struct lb_flow_key k;
+		struct lb_explanation e;
+
+		lb_flow_key_make(&k, &cl, &vip, 6, (uint16_t)(10000 + i), 80);
+		assert_int_equal(lb_explain(w, s1, &k, &e), 0);
+		live[i] = e.tracked && !e.tracked_syn_only;
+		n_live += live[i];
+	}
+	assert_true(n_live > FLOOD_LIVE * 95 / 100);
+	assert_int_equal(ctr(w, LB_CTR_CT_EVICTED_SYN), 0);
+
+	/* The flood: SYNs only, from distinct spoofed sources, over 4 s. */
+	for (unsigned n = 0; n < FLOOD_SYNS; n++) {
+		flood_client(n, a, sizeof(a));
+		send_flow(w, s1, a, "203.0.113.20", 6, (uint16_t)(1024 + (n & 0xff)), 80, 0x02,
+		          NOW_NS + sec + (uint64_t)n * (4 * sec / FLOOD_SYNS), got);
+		assert_true(got[0]);
+	}
+	assert_true(ctr(w, LB_CTR_CT_EVICTED_SYN) > FLOOD_SYNS / 2);
+	assert_true(ctr(w, LB_CTR_CT_SYN_UNTRACKED) > 0);
+	assert_int_equal(ctr(w, LB_CTR_CT_EVICTED_ESTABLISHED),
+	                 ctr(w, LB_CTR_CT_EVICTED) - ctr(w, LB_CTR_CT_EVICTED_SYN));
+
+	/* A backend added: the table moves some flows; the tracked ones stay where they are. */
+	tcfg_backend_add(&c->vips[5], "198.18.2.5", 1);
+	s2 = snap(c, s1, NULL);
+	for (unsigned i = 0; i < FLOOD_LIVE; i++) {
+		struct lb_flow_key k;
+		struct lb_explanation e;
+
+		if (!live[i])
+			continue;
+		lb_flow_key_make(&k, &cl, &vip, 6, (uint16_t)(10000 + i), 80);
+		assert_int_equal(lb_explain(NULL, s2, &k, &e), 0);
+		lb_addr_str(&s2->backends[e.table_backend].addr, a, sizeof(a));
+		moved_in_table += strcmp(a, first[i]) != 0;
+		send_flow(w, s2, "198.18.100.7", "203.0.113.20", 6, (uint16_t)(10000 + i), 80, 0x10,
+		          NOW_NS + 6 * sec, got);
+		if (strcmp(got, first[i]) != 0)
+			fail_msg("established flow %u moved from %s to %s", i, first[i], got);
+	}
+	assert_true(moved_in_table > n_live / 10);
+
+	/* 5 s after the last SYN the flood's entries have expired: its SYNs miss again. */
+	miss = ctr(w, LB_CTR_CT_MISS);
+	for (unsigned n = FLOOD_SYNS - 1024; n < FLOOD_SYNS; n++) {
+		flood_client(n, a, sizeof(a));
+		send_flow(w, s2, a, "203.0.113.20", 6, (uint16_t)(1024 + (n & 0xff)), 80, 0x02,
+		          NOW_NS + 11 * sec, got);
+	}
+	assert_int_equal(ctr(w, LB_CTR_CT_MISS) - miss, 1024);
+	lb_worker_destroy(w);
+	snapshot_free(s1);
+	snapshot_free(s2);
 	config_free(c);
 }
 
@@ -630,9 +812,14 @@ static void test_backend_counters_explain(void **state)
 	assert_int_equal(e.slot, (uint32_t)(e.hash % 65537));
 	assert_int_equal(e.table_backend, s->vips[5].table[e.slot]);
 	assert_int_equal(e.backend, e.table_backend);
-	for (unsigned i = 0; i < 3; i++)
+	for (unsigned i = 0; i < 3; i++) {
 		send_flow(w, s, "198.18.100.7", "203.0.113.20", 6, 4242, 80, i ? 0x10 : 0x02,
 		          NOW_NS + i, got);
+		if (i == 0) { /* the SYN: tracked, SYN-only until the ACK */
+			assert_int_equal(lb_explain(w, s, &k, &e), 0);
+			assert_true(e.tracked && e.tracked_syn_only && !e.tracked_closing);
+		}
+	}
 	lb_addr_str(&s->backends[e.backend].addr, want, sizeof(want));
 	assert_string_equal(got, want);
 	assert_int_equal(lb_counter_read(&bc[e.backend].packets), 3);
@@ -640,6 +827,7 @@ static void test_backend_counters_explain(void **state)
 	assert_int_equal(lb_counter_read(&bc[e.backend].flows), 1);
 	assert_int_equal(lb_explain(w, s, &k, &e), 0);
 	assert_true(e.tracked && e.tracked_usable);
+	assert_false(e.tracked_syn_only || e.tracked_closing);
 	assert_int_equal(LB_BREF_ID(e.tracked_bref), e.backend);
 	assert_true(e.tracked_expires_ns > NOW_NS);
 	lb_flow_key_make(&k, &cl, &other, 6, 4242, 80);
@@ -657,6 +845,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fixtures),
 	    cmocka_unit_test(test_fixtures_batch),
+	    cmocka_unit_test(test_refused_untracked),
 	    cmocka_unit_test(test_truncations),
 	    cmocka_unit_test(test_flow_hash_layout),
 	    cmocka_unit_test(test_flow_hash_secret),
@@ -667,6 +856,7 @@ int main(void)
 	    cmocka_unit_test(test_icmp_rate_limit),
 	    cmocka_unit_test(test_counted_drops),
 	    cmocka_unit_test(test_pipeline_timeouts),
+	    cmocka_unit_test(test_syn_flood_reload),
 	    cmocka_unit_test(test_backend_counters_explain),
 	};
 

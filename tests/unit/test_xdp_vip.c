@@ -2,7 +2,8 @@
  * Unit tests of the XDP steering program (bpf/xdp_vip.bpf.c) run in the kernel with
  * BPF_PROG_TEST_RUN: which frames it would hand to maglevd and which it leaves to the kernel.
  * Needs root and build/bpf/xdp_vip.bpf.o (make all); skipped otherwise. No socket is in the
- * XSKMAP, so a steered frame comes back XDP_PASS and shows up in the NO_SOCKET statistic.
+ * XSKMAP, so a steered frame comes back XDP_PASS and shows up in the NO_SOCKET statistic. Frames
+ * are sent to MAC_ME, the interface MAC put in config_map, unless a test says otherwise.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,9 +28,11 @@
 #define OBJ_FILE  "xdp_vip.bpf.o"
 #define FRAME_MAX 256u
 
+static const uint8_t MAC_ME[6] = {0x02, 0, 0, 0, 0, 0x01};
+
 struct fixture {
 	struct bpf_object *obj;
-	int prog_fd, vip_fd, addr_fd, stats_fd;
+	int prog_fd, vip_fd, addr_fd, stats_fd, config_fd;
 	int ncpus;
 };
 
@@ -78,17 +81,43 @@ static uint64_t stat_read(struct fixture *fx, uint32_t k)
 	return sum;
 }
 
-/* Runs one frame; true if the program meant it for maglevd (steered, no socket to take it). */
-static bool steered(struct fixture *fx, const uint8_t *frame, uint32_t len)
+/* Runs one frame: the program's XDP action; *moved: whether statistic k went up by one. */
+static uint32_t run(struct fixture *fx, const uint8_t *frame, uint32_t len, uint32_t k,
+		    bool *moved)
 {
-	uint64_t before = stat_read(fx, XDP_STAT_NO_SOCKET);
+	uint64_t before = stat_read(fx, k);
 	uint8_t out[FRAME_MAX];
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
 		    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
 
 	assert_int_equal(bpf_prog_test_run_opts(fx->prog_fd, &opts), 0);
-	assert_int_equal(opts.retval, XDP_PASS);
-	return stat_read(fx, XDP_STAT_NO_SOCKET) == before + 1;
+	*moved = stat_read(fx, k) == before + 1;
+	return opts.retval;
+}
+
+/* Runs one frame; true if the program meant it for maglevd (steered, no socket to take it). */
+static bool steered(struct fixture *fx, const uint8_t *frame, uint32_t len)
+{
+	bool moved;
+
+	assert_int_equal(run(fx, frame, len, XDP_STAT_NO_SOCKET, &moved), XDP_PASS);
+	return moved;
+}
+
+/* True if the program left the frame to the kernel under statistic k. */
+static bool passed_as(struct fixture *fx, const uint8_t *frame, uint32_t len, uint32_t k)
+{
+	bool moved;
+
+	return run(fx, frame, len, k, &moved) == XDP_PASS && moved;
+}
+
+/* True if the program dropped the frame, counted as XDP_STAT_DROP_ICMP. */
+static bool dropped_icmp(struct fixture *fx, const uint8_t *frame, uint32_t len)
+{
+	bool moved;
+
+	return run(fx, frame, len, XDP_STAT_DROP_ICMP, &moved) == XDP_DROP && moved;
 }
 
 /* Ethernet (+ vlans 802.1Q tags) + IPv4 + 8 bytes of transport header. */
@@ -99,6 +128,7 @@ static uint32_t frame4(uint8_t *f, int vlans, const char *dst, uint8_t proto, ui
 	uint32_t o = 12;
 
 	memset(f, 0, FRAME_MAX);
+	memcpy(f, MAC_ME, 6);
 	for (int i = 0; i < vlans; i++, o += 4) {
 		f[o] = 0x81;
 		f[o + 1] = 0x00;
@@ -130,6 +160,7 @@ static uint32_t frame6(uint8_t *f, const char *dst, uint8_t ext, uint16_t frag_o
 	uint32_t o = 54;
 
 	memset(f, 0, FRAME_MAX);
+	memcpy(f, MAC_ME, 6);
 	f[12] = 0x86;
 	f[13] = 0xdd;
 	f[14] = 0x60;
@@ -173,9 +204,19 @@ static int setup(void **state)
 	fx.vip_fd = bpf_object__find_map_fd_by_name(fx.obj, "vip_map");
 	fx.addr_fd = bpf_object__find_map_fd_by_name(fx.obj, "addr_map");
 	fx.stats_fd = bpf_object__find_map_fd_by_name(fx.obj, "stats_map");
+	fx.config_fd = bpf_object__find_map_fd_by_name(fx.obj, "config_map");
 	fx.ncpus = libbpf_num_possible_cpus();
-	if (fx.prog_fd < 0 || fx.vip_fd < 0 || fx.addr_fd < 0 || fx.stats_fd < 0 || fx.ncpus <= 0)
+	if (fx.prog_fd < 0 || fx.vip_fd < 0 || fx.addr_fd < 0 || fx.stats_fd < 0 ||
+	    fx.config_fd < 0 || fx.ncpus <= 0)
 		return -1;
+	{
+		struct xdp_vip_config cfg = { 0 };
+		uint32_t zero = 0;
+
+		memcpy(cfg.mac, MAC_ME, 6);
+		if (bpf_map_update_elem(fx.config_fd, &zero, &cfg, BPF_ANY))
+			return -1;
+	}
 	vip_add(&fx, "203.0.113.10", IPPROTO_TCP, 80);
 	vip_add(&fx, "203.0.113.11", IPPROTO_UDP, 53);
 	vip_add(&fx, "203.0.113.12", IPPROTO_TCP, 0);
@@ -207,6 +248,7 @@ static void test_ipv4(void **state)
 {
 	struct fixture *fx = *state;
 	uint8_t f[FRAME_MAX];
+	uint32_t len;
 
 	NEED_FIXTURE(state);
 	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_TCP, 80, 0, 0)));
@@ -218,9 +260,18 @@ static void test_ipv4(void **state)
 	assert_false(steered(fx, f, frame4(f, 0, "198.18.2.2", IPPROTO_TCP, 22, 0, 0)));
 	/* Non-first fragment: no ports, the VIP address decides. */
 	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_TCP, 0, 0, 0x00b9)));
-	/* 802.1Q and QinQ-style double tags. */
+	/* One 802.1Q tag, as the pipeline parses; QinQ (which it passes) stays with the kernel. */
 	assert_true(steered(fx, f, frame4(f, 1, "203.0.113.10", IPPROTO_TCP, 80, 0, 0)));
-	assert_true(steered(fx, f, frame4(f, 2, "203.0.113.10", IPPROTO_TCP, 80, 0, 0)));
+	assert_true(passed_as(fx, f, frame4(f, 2, "203.0.113.10", IPPROTO_TCP, 80, 0, 0),
+			      XDP_STAT_PASS));
+	len = frame4(f, 2, "203.0.113.10", IPPROTO_TCP, 80, 0, 0);
+	f[12] = 0x88;
+	f[13] = 0xa8; /* 802.1ad outer tag, 802.1Q inner */
+	assert_true(passed_as(fx, f, len, XDP_STAT_PASS));
+	len = frame4(f, 1, "203.0.113.10", IPPROTO_TCP, 80, 0, 0);
+	f[12] = 0x88;
+	f[13] = 0xa8; /* one 802.1ad tag alone */
+	assert_true(passed_as(fx, f, len, XDP_STAT_PASS));
 	/* Truncated: the TCP header is cut short. */
 	assert_false(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_TCP, 80, 0, 0) - 6));
 }
@@ -264,6 +315,73 @@ static void test_ipv6(void **state)
 	assert_true(steered(fx, f, frame6(f, "2001:db8:2::2", 0, 0, 47, 0, 0)));
 }
 
+/* For maglevd but not sent to our MAC: the kernel's, as the pipeline would pass it. */
+static void test_not_our_mac(void **state)
+{
+	static const uint8_t macs[][6] = {
+		{ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff },
+		{ 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 },
+		{ 0x33, 0x33, 0x00, 0x00, 0x00, 0x01 },
+		{ 0x02, 0x00, 0x00, 0x00, 0x00, 0x99 },
+		{ 0x02, 0x00, 0x00, 0x00, 0x01, 0x01 }, /* differs from ours in one byte only */
+	};
+	struct fixture *fx = *state;
+	uint8_t f[FRAME_MAX];
+	uint32_t len;
+
+	NEED_FIXTURE(state);
+	for (size_t i = 0; i < sizeof(macs) / sizeof(macs[0]); i++) {
+		len = frame4(f, 0, "203.0.113.10", IPPROTO_TCP, 80, 0, 0);
+		memcpy(f, macs[i], 6);
+		assert_true(passed_as(fx, f, len, XDP_STAT_PASS_NOT_OUR_MAC));
+		len = frame4(f, 1, "203.0.113.10", IPPROTO_ICMP, 0, 8, 0);
+		memcpy(f, macs[i], 6);
+		assert_true(passed_as(fx, f, len, XDP_STAT_PASS_NOT_OUR_MAC));
+		len = frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_TCP, 80, 0);
+		memcpy(f, macs[i], 6);
+		assert_true(passed_as(fx, f, len, XDP_STAT_PASS_NOT_OUR_MAC));
+		len = frame4(f, 0, "198.18.2.2", 47, 0, 0, 0);
+		memcpy(f, macs[i], 6);
+		assert_true(passed_as(fx, f, len, XDP_STAT_PASS_NOT_OUR_MAC));
+	}
+	/* Not for maglevd anyway: counted as such, whatever the MAC. */
+	len = frame4(f, 0, "203.0.113.13", IPPROTO_TCP, 80, 0, 0);
+	memset(f, 0xff, 6);
+	assert_true(passed_as(fx, f, len, XDP_STAT_PASS));
+}
+
+/* ICMP the pipeline would only drop is dropped here; other protocols' fragments are passed. */
+static void test_dropped_here(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t f[FRAME_MAX];
+	uint32_t len;
+
+	NEED_FIXTURE(state);
+	/* Parameter problem (ICMP 12, ICMPv6 4), whatever the destination MAC. */
+	assert_true(dropped_icmp(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 12, 0)));
+	assert_true(dropped_icmp(fx, f, frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_ICMPV6, 0, 4)));
+	len = frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 12, 0);
+	memset(f, 0xff, 6);
+	assert_true(dropped_icmp(fx, f, len));
+	/* Fragmented ICMP: a first fragment (MF) and a later one, IPv4 and IPv6. */
+	assert_true(dropped_icmp(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 8, 0x2000)));
+	assert_true(dropped_icmp(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 0, 0x00b9)));
+	assert_true(dropped_icmp(fx, f, frame6(f, "2001:db8:100::10", IPPROTO_FRAGMENT, 0x0100,
+					       IPPROTO_ICMPV6, 0, 0)));
+	assert_true(dropped_icmp(fx, f, frame6(f, "2001:db8:100::10", IPPROTO_FRAGMENT, 0x0001,
+					       IPPROTO_ICMPV6, 0, 128)));
+	/* The other family's ICMP and other protocols' fragments: the pipeline passes them. */
+	len = frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_ICMP, 0, 0);
+	f[54] = 8; /* an ICMPv4 echo request inside IPv6 */
+	assert_true(passed_as(fx, f, len, XDP_STAT_PASS));
+	assert_true(passed_as(fx, f, frame4(f, 0, "203.0.113.10", 50, 0, 0, 0x00b9),
+			      XDP_STAT_PASS));
+	/* Still steered: an echo request and an error. */
+	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 11, 0)));
+	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_ICMPV6, 0, 3)));
+}
+
 static void test_other(void **state)
 {
 	struct fixture *fx = *state;
@@ -285,6 +403,8 @@ int main(void)
 		cmocka_unit_test(test_ipv4),
 		cmocka_unit_test(test_icmp_gre),
 		cmocka_unit_test(test_ipv6),
+		cmocka_unit_test(test_not_our_mac),
+		cmocka_unit_test(test_dropped_here),
 		cmocka_unit_test(test_other),
 	};
 

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# End-to-end: a spoofed SYN flood does not push established flows out of the connection table.
+# Long-lived connections to the web VIP (two backends), then a bounded flood of SYNs from random
+# spoofed sources (trafgen in the client namespace) many times the size of maglevd's 1024-flow
+# table, and in the middle of it a reload adding a third backend: a connection pushed out of the
+# table would be re-hashed onto the new Maglev table and reset by the backend it lands on.
+# afpacket mode: the flood must not cost the connections packets at the RX ring.
+# Exit 0 pass, 4 skip, anything else fail.
+set -u
+export E2E_PREFIX=${E2E_PREFIX:-mgf}
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+CT_ENTRIES=1024      # maglevd's table, flows (the smallest it takes)
+CLIENTS=20           # long-lived connections
+CLIENT_PERIOD=0.5    # seconds between two requests of a connection
+FLOOD_PPS=10000      # spoofed SYNs per second
+FLOOD_PACKETS=40000  # 4 s of flood: about 40 times the table
+FLOOD_NET=198.19     # spoofed sources 198.19.0.0/16; the router blackholes the answers
+RELOAD_AFTER=2       # seconds into the flood
+
+# write_config FILE I...: the web VIP with backends I (0..2), weight 1, and a small table.
+write_config() {
+	local f=$1 i
+	shift
+	{
+		echo "cluster: { hash_seed: 0x5eed, table_size: 65537 }"
+		echo "dataplane:"
+		echo "  mode: afpacket"
+		echo "  interface: $LB_IF"
+		echo "  source_ipv4: $LB4"
+		echo "  source_ipv6: $LB6"
+		echo "conntrack: { entries: $CT_ENTRIES }"
+		echo "control:"
+		echo "  socket: $E2E_DIR/maglevd.sock"
+		echo "vips:"
+		echo "  - name: web"
+		echo "    address: $VIP_WEB4"
+		echo "    protocol: tcp"
+		echo "    port: 80"
+		echo "    backends:"
+		for i in "$@"; do
+			echo "      - { address: ${BACKENDS4[$i]}, weight: 1 }"
+		done
+	} >"$f"
+}
+
+# write_flood FILE: a trafgen config of one TCP SYN to the web VIP with a random source address
+# in $FLOOD_NET.0.0/16, source port, IP id and sequence number, from the client to the router.
+write_flood() {
+	local src dst
+	src=$(run_in "$NS_CLIENT" cat "/sys/class/net/$CLIENT_IF/address")
+	dst=$(run_in "$NS_ROUTER" cat "/sys/class/net/$ROUTER_CLIENT_IF/address")
+	{
+		echo "{"
+		echo "  0x${dst//:/, 0x},"
+		echo "  0x${src//:/, 0x},"
+		echo "  c16(0x0800),"
+		echo "  0x45, 0x00, c16(40), drnd(2), c16(0x4000), 64, 6, csumip(14, 33),"
+		echo "  ${FLOOD_NET//./, }, drnd(2),"
+		echo "  ${VIP_WEB4//./, },"
+		echo "  drnd(2), c16(80), drnd(4), c32(0),"
+		echo "  0x50, 0x02, c16(64240), csumtcp(14, 34), c16(0),"
+		echo "}"
+	} >"$1"
+}
+
+counter() { # counter NAME: maglevd's pipeline counter NAME, summed over workers
+	"$MAGLEVCTL" counters -s "$MAGLEVD_SOCKET" | awk -v n="$1" '$1 == n { print $2 }'
+}
+
+e2e_init
+[ -x "$MAGLEVD" ] && [ -x "$MAGLEVCTL" ] || e2e_skip "build maglevd and maglevctl first (make)"
+command -v trafgen >/dev/null || e2e_skip "trafgen (netsniff-ng) not installed"
+e2e_topology_up || { echo "topology failed"; exit 1; }
+run_in "$NS_ROUTER" ip route add blackhole "$FLOOD_NET.0.0/16"
+start_backend_servers || exit 1
+CFG=$E2E_DIR/maglevd.yaml
+write_config "$CFG" 0 1
+start_maglevd afpacket "$CFG" || exit 1
+wait_for 10 test -S "$MAGLEVD_SOCKET" || { bad "control socket appears"; exit 1; }
+
+ready=$(clients_start long "$CLIENTS" "$CLIENTS" "" "$CLIENT_PERIOD") || { bad "clients start"; exit 1; }
+check "$CLIENTS long-lived connections open ($ready)" [ "$ready" = "ready $CLIENTS" ]
+
+write_flood "$E2E_DIR/flood.cfg"
+t0=$(now_ms)
+bg_in "$NS_CLIENT" "$E2E_DIR/flood.log" timeout 30 trafgen --dev "$CLIENT_IF" \
+	--conf "$E2E_DIR/flood.cfg" --num "$FLOOD_PACKETS" --rate "${FLOOD_PPS}pps" --cpus 1 \
+	--no-cpu-stats
+flood_pid=$BG_PID
+sleep "$RELOAD_AFTER"
+write_config "$CFG" 0 1 2
+check "reload adding be3 during the flood" "$MAGLEVCTL" reload -s "$MAGLEVD_SOCKET"
+wait "$flood_pid"
+rc=$?
+check "flood of $FLOOD_PACKETS SYNs sent in $(($(now_ms) - t0)) ms (trafgen rc $rc)" [ "$rc" -eq 0 ]
+sleep 1 # two more requests on every connection after the flood
+
+syn=$(counter ct_evicted_syn)
+untracked=$(counter ct_syn_untracked)
+est=$(counter ct_evicted_established)
+echo "counters: ct_evicted_syn ${syn:-?}, ct_syn_untracked ${untracked:-?}," \
+	"ct_evicted_established ${est:-?}" >&2
+check "the flood filled the table (SYN-only evictions $syn, untracked SYNs $untracked)" \
+	[ "$((${syn:-0} + ${untracked:-0}))" -gt "$CT_ENTRIES" ]
+check "no established flow evicted (${est:-?})" [ "${est:-1}" -eq 0 ]
+clients_stop long || bad "clients stop"
+read -r n errs changed _ names < <(clients_report long)
+check "long-lived: $n connections reported ($names)" [ "$n" -eq "$CLIENTS" ]
+check "long-lived: no reset, no error ($errs)" [ "$errs" -eq 0 ]
+check "long-lived: none changed backend ($changed)" [ "$changed" -eq 0 ]
+
+check "maglevd still running" pid_alive "$MAGLEVD_PID"
+stop_maglevd || bad "maglevd exit status"
+echo "test_synflood: $((checks - failures))/$checks checks passed"
+[ "$failures" -eq 0 ]

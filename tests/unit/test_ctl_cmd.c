@@ -1,0 +1,156 @@
+/* maglevctl's command line: global options before the command name, and usage errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "control/ctl_cli.h"
+#include "control/ctl_cmd.h"
+#include "helpers.h"
+
+#define ARGS_MAX 8 /* arguments of one case */
+
+/* One command line and the command argv it becomes ("" where it is a usage error). */
+struct args_case {
+	const char *in[ARGS_MAX];  /* after the program name, NULL-terminated */
+	const char *out[ARGS_MAX]; /* NULL-terminated; out[0] NULL: a usage error */
+	const char *err;           /* part of the error message, for usage errors */
+};
+
+static const struct args_case args_cases[] = {
+	{ { "status" }, { "status" }, NULL },
+	{ { "-s", "/run/x.sock", "status" }, { "status", "-s", "/run/x.sock" }, NULL },
+	{ { "--socket", "/s", "backends", "web" }, { "backends", "--socket", "/s", "web" }, NULL },
+	{ { "--socket=/s", "--json", "vips" }, { "vips", "--socket=/s", "--json" }, NULL },
+	{ { "-s/s", "counters", "--json" }, { "counters", "-s/s", "--json" }, NULL },
+	{ { "-c", "/etc/m.yaml", "table", "--vip", "web" },
+	  { "table", "-c", "/etc/m.yaml", "--vip", "web" },
+	  NULL },
+	{ { "--config=/m.yaml", "--", "status" }, { "status", "--config=/m.yaml" }, NULL },
+	{ { "--", "status", "--json" }, { "status", "--json" }, NULL },
+	{ { "weight", "web", "198.18.1.11", "-s", "/s", "3" },
+	  { "weight", "web", "198.18.1.11", "-s", "/s", "3" },
+	  NULL },
+	{ { NULL }, { NULL }, "no command" },
+	{ { "-s", "/s" }, { NULL }, "no command" },
+	{ { "--json", "--" }, { NULL }, "no command" },
+	{ { "-s" }, { NULL }, "option '-s' needs a value" },
+	{ { "--config" }, { NULL }, "option '--config' needs a value" },
+	{ { "-x", "status" }, { NULL }, "unknown option '-x' before the command" },
+	{ { "--socketx", "status" }, { NULL }, "unknown option '--socketx' before the command" },
+	{ { "--vip", "web", "table" }, { NULL }, "unknown option '--vip' before the command" },
+};
+
+static int count(const char *const *v)
+{
+	int n = 0;
+
+	while (n < ARGS_MAX && v[n])
+		n++;
+	return n;
+}
+
+static void test_args_command(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(args_cases) / sizeof(args_cases[0]); i++) {
+		const struct args_case *c = &args_cases[i];
+		char *argv[ARGS_MAX + 1] = { "maglevctl" }, *out[CTL_ARGS_MAX], err[128] = "";
+		int argc = 1 + count(c->in), n = -1, want = count(c->out), rc;
+
+
+		memcpy(argv + 1, c->in, sizeof(char *) * (size_t)(argc - 1));
+		rc = ctl_args_command(argc, argv, out, &n, err, sizeof(err));
+		if (!c->out[0]) {
+			if (rc != CTL_CMD_USAGE || !strstr(err, c->err))
+				fail_msg("case %zu: rc %d err '%s', want usage '%s'", i, rc, err,
+					 c->err);
+			assert_int_equal(n, 0);
+			continue;
+		}
+		if (rc != 0)
+			fail_msg("case %zu: rc %d err '%s'", i, rc, err);
+		assert_int_equal(n, want);
+		for (int k = 0; k < n; k++)
+			assert_string_equal(out[k], c->out[k]);
+	}
+}
+
+/* More arguments than CTL_ARGS_MAX are a usage error, not an overflow of out. */
+static void test_args_too_many(void **state)
+{
+	static char *argv[CTL_ARGS_MAX + 1];
+	char *out[CTL_ARGS_MAX], err[128];
+	int n;
+
+	(void)state;
+	argv[0] = "maglevctl";
+	for (int i = 1; i <= CTL_ARGS_MAX; i++)
+		argv[i] = "status";
+	assert_int_equal(ctl_args_command(CTL_ARGS_MAX + 1, argv, out, &n, err, sizeof(err)),
+			 CTL_CMD_USAGE);
+	assert_int_equal(ctl_args_command(CTL_ARGS_MAX, argv, out, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, CTL_ARGS_MAX - 1);
+}
+
+/* Online command lines: usage errors are CTL_CMD_USAGE (exit 2), whatever their kind. */
+static void test_online_parse(void **state)
+{
+	static const struct {
+		const char *argv[ARGS_MAX];
+		int rc;
+		const char *err; /* part of the message, or the request's "cmd" on success */
+	} cases[] = {
+		{ { "status", "-s", "/s" }, 0, "status" },
+		{ { "weight", "web", "198.18.1.11", "0", "--json" }, 0, "weight" },
+		{ { "explain", "web", "198.18.0.2:1000", "80", "tcp" }, 0, "explain" },
+		{ { "status", "extra" }, CTL_CMD_USAGE, "usage: maglevctl status [-s SOCKET]" },
+		{ { "status", "--bogus" }, CTL_CMD_USAGE, "bad option '--bogus'; usage:" },
+		{ { "status", "-s" }, CTL_CMD_USAGE, "bad option '-s'" },
+		{ { "status", "-s", "/s", "-c", "/m.yaml" }, CTL_CMD_USAGE,
+		  "-s and -c exclude each other" },
+		{ { "weight", "web", "198.18.1.11", "70000" }, CTL_CMD_USAGE,
+		  "weight must be 0..65535, not '70000'" },
+		{ { "weight", "web", "198.18.1.11", "-1" }, CTL_CMD_USAGE, "bad option '-1'" },
+		{ { "explain", "web", "198.18.0.2:99999" }, CTL_CMD_USAGE, "bad SRC[:PORT]" },
+		{ { "explain", "web", "198.18.0.2", "sctp" }, CTL_CMD_USAGE, "bad DST_PORT or PROTO" },
+		{ { "drain", "web" }, CTL_CMD_USAGE, "usage: maglevctl drain VIP BACKEND" },
+		{ { "frobnicate" }, CTL_CMD_USAGE, "unknown command 'frobnicate'" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[ARGS_MAX + 1], err[256] = "";
+		int argc = count(cases[i].argv), rc;
+		struct ctl_cli_args a;
+
+		memcpy(argv, cases[i].argv, sizeof(argv[0]) * (size_t)argc);
+		argv[argc] = NULL;
+		rc = ctl_cli_parse(argc, argv, &a, err, sizeof(err));
+		if (rc != cases[i].rc || (rc && !strstr(err, cases[i].err)))
+			fail_msg("case %zu: rc %d err '%s', want %d '%s'", i, rc, err, cases[i].rc,
+				 cases[i].err);
+		if (rc == 0) {
+			assert_non_null(a.req);
+			assert_string_equal(json_string_value(json_object_get(a.req, "cmd")),
+					    cases[i].err);
+			json_decref(a.req);
+		} else {
+			assert_null(a.req);
+		}
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_args_command),
+		cmocka_unit_test(test_args_too_many),
+		cmocka_unit_test(test_online_parse),
+	};
+
+	return cmocka_run_group_tests_name("ctl_cmd", tests, NULL, NULL);
+}
