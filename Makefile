@@ -31,15 +31,19 @@ endif
 
 OPT       ?= -O2 -g
 WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
-CFLAGS    += -std=gnu11 $(OPT) $(WARN) -MMD -MP -D_GNU_SOURCE -pthread -Isrc -I$(BUILD)/gen \
-             $(PKG_CFLAGS)
+# BASE_CFLAGS is all that base and core are compiled with (plus xxhash's flags for core): the pure
+# layers see no library's headers. The rest also sees every library, bpf/ (the BPF programs'
+# kernel/user headers, as "bpf/xdp_vip.h") and generated headers.
+BASE_CFLAGS = -std=gnu11 $(OPT) $(WARN) -MMD -MP -D_GNU_SOURCE -pthread -Isrc $(SAN_CFLAGS)
+CORE_CFLAGS = $(BASE_CFLAGS) $(shell pkg-config --cflags libxxhash 2>/dev/null)
+CFLAGS    += $(BASE_CFLAGS) -I. -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS    += $(PKG_LIBS) -lm -pthread
 
 # SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer build in build-san/.
 ifeq ($(SAN),1)
 BUILD     := build-san
 OPT       := -O1 -g -fno-omit-frame-pointer
-CFLAGS    += -fsanitize=address,undefined -fno-sanitize-recover=undefined
+SAN_CFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
@@ -48,14 +52,28 @@ ifeq ($(FUZZ),1)
 BUILD     := build-fuzz
 CC        := $(CLANG)
 OPT       := -O1 -g -fno-omit-frame-pointer
-CFLAGS    += -fsanitize=fuzzer-no-link,address,undefined -DMAGLEV_FUZZ
+SAN_CFLAGS := -fsanitize=fuzzer-no-link,address,undefined -DMAGLEV_FUZZ
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
-LIB_SRCS  := $(wildcard src/base/*.c src/core/*.c src/io/*.c src/control/*.c)
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-LIB       := $(BUILD)/libmaglev.a
-BINS      := $(patsubst src/cmd/%.c,$(BUILD)/%,$(wildcard src/cmd/*.c))
+# One archive per layer, and one per program without its main() (for the tests). A program links
+# its own objects and the layers under it, each archive before those it uses.
+objs_of    = $(patsubst %.c,$(BUILD)/%.o,$(filter-out %/main.c,$(wildcard src/$(1)/*.c)))
+BASE_OBJS  := $(call objs_of,base)
+CORE_OBJS  := $(call objs_of,core)
+IO_OBJS    := $(call objs_of,io)
+CONTROL_OBJS := $(call objs_of,control)
+MAGLEVD_OBJS := $(call objs_of,maglevd)
+MAGLEVCTL_OBJS := $(call objs_of,maglevctl)
+LIB_BASE   := $(BUILD)/libbase.a
+LIB_CORE   := $(BUILD)/libcore.a
+LIB_IO     := $(BUILD)/libio.a
+LIB_CONTROL := $(BUILD)/libcontrol.a
+LIB_MAGLEVD := $(BUILD)/libmaglevd.a
+LIB_MAGLEVCTL := $(BUILD)/libmaglevctl.a
+LAYER_LIBS := $(LIB_IO) $(LIB_CONTROL) $(LIB_CORE) $(LIB_BASE)
+ALL_LIBS   := $(LIB_MAGLEVD) $(LIB_MAGLEVCTL) $(LAYER_LIBS)
+BINS      := $(BUILD)/maglevd $(BUILD)/maglevctl
 TESTS     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 FUZZERS   := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -63,23 +81,26 @@ BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(wildcard bpf/*.bpf.c)
 BPF_INSTALL := $(BUILD)/bpf/xdp_vip.bpf.o $(BUILD)/bpf/xdp_decap.bpf.o # what the binaries load
 BPFOBJ_DIR_H := $(BUILD)/gen/bpfobj_dir.h
 # Every object, for the header dependencies that -MMD writes next to it (%.d).
-ALL_OBJS  := $(LIB_OBJS) $(BINS:$(BUILD)/%=$(BUILD)/src/cmd/%.o) \
+ALL_OBJS  := $(BASE_OBJS) $(CORE_OBJS) $(IO_OBJS) $(CONTROL_OBJS) $(MAGLEVD_OBJS) \
+             $(MAGLEVCTL_OBJS) $(BUILD)/src/maglevd/main.o $(BUILD)/src/maglevctl/main.o \
              $(TESTS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.o) $(BENCHES:%=%.o) \
              $(FUZZERS:$(BUILD)/fuzz/%=$(BUILD)/tests/fuzz/%.o) $(BPF_OBJS)
-BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -Ibpf -Isrc
+BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -Ibpf
 # <linux/bpf.h> needs <asm/types.h>, which Debian keeps under the multiarch include directory.
 BPF_CFLAGS += -I/usr/include/$(shell $(CC) -dumpmachine 2>/dev/null)
 
-.PHONY: all help check check-unit check-san check-fuzz check-e2e bench demo fuzz fuzzers install \
+.PHONY: all help check check-layers check-unit check-san check-fuzz check-e2e bench demo fuzz fuzzers install \
         uninstall check-install clean format FORCE
 .DEFAULT_GOAL := all
 
-all: $(LIB) $(BINS) $(BPF_OBJS) $(TESTS) $(BENCHES)
+all: $(BINS) $(BPF_OBJS) $(TESTS) $(BENCHES)
 
 help:
 	@echo 'maglevd make targets:'
 	@echo '  all         build maglevd, maglevctl, the XDP programs, unit tests and benchmarks (default)'
-	@echo '  check       every test: unit, unit under ASan+UBSan, fuzzers (bounded), install, end-to-end (root)'
+	@echo '  check       everything: layers, unit, unit under ASan+UBSan, fuzzers (bounded), install,'
+	@echo '              end-to-end (root)'
+	@echo '  check-layers  every #include against the layering (scripts/check-layers.sh)'
 	@echo '  check-unit  unit tests (cmocka)'
 	@echo '  check-san   unit tests built with SAN=1 (AddressSanitizer + UBSan)'
 	@echo '  check-fuzz  each libFuzzer harness for FUZZ_SECONDS (default 20) seconds'
@@ -104,27 +125,41 @@ $(BUILD)/%.o: %.c
 	@$(if $(Q),echo '  CC      $<')
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
-$(LIB): $(LIB_OBJS)
+# The pure layers: no library's include path, so a stray #include fails to compile.
+$(BASE_OBJS): CFLAGS = $(BASE_CFLAGS)
+$(CORE_OBJS): CFLAGS = $(CORE_CFLAGS)
+
+$(LIB_BASE): $(BASE_OBJS)
+$(LIB_CORE): $(CORE_OBJS)
+$(LIB_IO): $(IO_OBJS)
+$(LIB_CONTROL): $(CONTROL_OBJS)
+$(LIB_MAGLEVD): $(MAGLEVD_OBJS)
+$(LIB_MAGLEVCTL): $(MAGLEVCTL_OBJS)
+$(ALL_LIBS):
 	@$(if $(Q),echo '  AR      $@')
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/%: $(BUILD)/src/cmd/%.o $(LIB)
+$(BUILD)/maglevd: $(BUILD)/src/maglevd/main.o $(LIB_MAGLEVD) $(LAYER_LIBS)
 	@$(if $(Q),echo '  LD      $@')
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+$(BUILD)/maglevctl: $(BUILD)/src/maglevctl/main.o $(LIB_MAGLEVCTL) $(LAYER_LIBS)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  LD      $@')
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(CMOCKA_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(ALL_LIBS)
 	@$(if $(Q),echo '  LD      $@')
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(LIB)
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  LD      $@')
-	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c
 	@mkdir -p $(@D)
@@ -140,7 +175,10 @@ $(BPFOBJ_DIR_H): FORCE
 $(BUILD)/src/io/bpfobj.o: $(BPFOBJ_DIR_H)
 FORCE:
 
-check: check-unit check-san check-fuzz check-install check-e2e
+check: check-layers check-unit check-san check-fuzz check-install check-e2e
+
+check-layers:
+	$(Q)scripts/check-layers.sh
 
 check-unit: $(TESTS)
 	$(Q)scripts/run-unit.sh $(TESTS)

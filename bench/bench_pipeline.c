@@ -16,7 +16,7 @@
 #include "core/conntrack.h"
 #include "core/pipeline.h"
 #include "core/snapshot.h"
-#include "../tests/unit/fixtures/test_config.h"
+#include "tests/unit/tcfg.h"
 
 #define BATCH      32u
 #define FRAME_LEN  60u        /* 64 bytes on the wire with the FCS */

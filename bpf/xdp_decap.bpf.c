@@ -19,7 +19,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-#include "control/decap_abi.h"
+#include "xdp_decap.h"
 
 #define GRE_HLEN       4u     /* RFC 2784 header without the optional checksum word */
 #define IPV4_IHL_MIN   5u     /* 32-bit words */

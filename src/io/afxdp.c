@@ -24,7 +24,7 @@
 #include <xdp/xsk.h>
 
 #include "io/io.h"
-#include "../../bpf/xdp_vip.h" /* map layouts shared with the BPF side */
+#include "bpf/xdp_vip.h" /* map layouts shared with the BPF side */
 
 #define AFXDP_FRAME_SIZE  XSK_UMEM__DEFAULT_FRAME_SIZE /* bytes per UMEM frame */
 /*

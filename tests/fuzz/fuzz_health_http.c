@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control/health.h"
+#include "maglevd/health.h"
 
 #define HTTP_STATUS_MIN 100 /* the range the parser may return (RFC 9110 section 15) */
 #define HTTP_STATUS_MAX 599

@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "control/metrics.h"
+#include "maglevd/metrics.h"
 
 #define FUZZ_REQUEST_TIMEOUT_MS 2000u /* the server's deadline for one exchange */
 #define FUZZ_ANSWER_WAIT_MS     5000  /* longer than that: the server hung */

@@ -5,7 +5,7 @@
  * included so their static callbacks are reached; the input is copied to a buffer of its own size
  * so that a read past a message's end is caught by AddressSanitizer.
  */
-#include "../../src/control/announce.c"
+#include "../../src/maglevd/announce.c"
 #include "../../src/io/nexthop.c"
 
 #define FUZZ_TABLE    100u /* announce.table of the fake announcer */

@@ -9,7 +9,7 @@
 
 #include "core/pipeline.h"
 #include "core/snapshot.h"
-#include "../unit/fixtures/test_config.h"
+#include "tests/unit/tcfg.h"
 
 static struct lb_snapshot *snap;
 static struct lb_worker *worker;

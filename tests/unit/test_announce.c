@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "control/announce.h"
+#include "maglevd/announce.h"
 
 #define ERR_LEN 256
 #define OUT_MAX 4096 /* bytes of `ip route` output read */

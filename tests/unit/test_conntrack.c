@@ -11,7 +11,7 @@
 
 #include "core/conntrack.h"
 #include "core/pkt.h"
-#include "fixtures/test_config.h"
+#include "tcfg.h"
 
 #define SEC (1000000000ull)
 

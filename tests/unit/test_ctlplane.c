@@ -19,11 +19,11 @@
 #include <unistd.h>
 
 #include "control/config_yaml.h"
-#include "control/ctlplane.h"
+#include "maglevd/ctlplane.h"
 #include "control/ctlsock.h"
-#include "control/health.h"
-#include "fixtures/test_frames.h"
-#include "fixtures/test_snapshot.h"
+#include "maglevd/health.h"
+#include "tframes.h"
+#include "tsnap.h"
 #include "helpers.h"
 
 #define WAIT_MAX_MS 4000 /* bound of every wait for a health change */

@@ -16,8 +16,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "control/ctl_cli.h"
-#include "control/ctl_cmd.h"
+#include "maglevctl/online.h"
+#include "maglevctl/command.h"
 #include "control/ctlsock.h"
 #include "helpers.h"
 
@@ -516,25 +516,25 @@ static void test_cli(void **state)
 	assert_int_equal(ctl_server_open(&t.srv, sock, 0, fake_handler, &calls), 0);
 	assert_int_equal(pthread_create(&t.thread, NULL, server_run, &t), 0);
 
-	assert_int_equal(ctl_cmd_online(6, ok_weight, err, sizeof(err)), 0);
-	assert_int_equal(ctl_cmd_online(7, ok_explain, err, sizeof(err)), -EINVAL);
+	assert_int_equal(online_run(6, ok_weight, err, sizeof(err)), 0);
+	assert_int_equal(online_run(7, ok_explain, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "no VIP '203.0.113.10'"); /* the fake knows only the name */
-	assert_int_equal(ctl_cmd_online(4, refused, err, sizeof(err)), -EINVAL);
+	assert_int_equal(online_run(4, refused, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "no VIP 'other'");
 	assert_int_equal(atomic_load(&calls), 3);
 
-	assert_int_equal(ctl_cmd_online(6, bad_weight, err, sizeof(err)), CTL_CMD_USAGE);
+	assert_int_equal(online_run(6, bad_weight, err, sizeof(err)), COMMAND_USAGE);
 	assert_non_null(strstr(err, "weight must be 0..65535"));
-	assert_int_equal(ctl_cmd_online(5, bad_src, err, sizeof(err)), CTL_CMD_USAGE);
+	assert_int_equal(online_run(5, bad_src, err, sizeof(err)), COMMAND_USAGE);
 	assert_non_null(strstr(err, "bad SRC[:PORT] '1.2.3:80'"));
-	assert_int_equal(ctl_cmd_online(4, too_many, err, sizeof(err)), CTL_CMD_USAGE);
+	assert_int_equal(online_run(4, too_many, err, sizeof(err)), COMMAND_USAGE);
 	assert_non_null(strstr(err, "usage: maglevctl status"));
-	assert_true(ctl_cmd_online(3, no_daemon, err, sizeof(err)) < 0);
+	assert_true(online_run(3, no_daemon, err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "is maglevd running?"));
-	assert_int_equal(ctl_cmd_online(1, unknown, err, sizeof(err)), CTL_CMD_USAGE);
+	assert_int_equal(online_run(1, unknown, err, sizeof(err)), COMMAND_USAGE);
 	assert_int_equal(atomic_load(&calls), 3); /* none of the bad ones reached the daemon */
-	assert_true(ctl_cli_is_command("drain"));
-	assert_false(ctl_cli_is_command("table"));
+	assert_true(online_is_command("drain"));
+	assert_false(online_is_command("table"));
 
 	atomic_store(&t.stop, true);
 	pthread_join(t.thread, NULL);

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "control/health.h"
+#include "maglevd/health.h"
 #include "helpers.h"
 
 #define WAIT_MAX_MS    3000u  /* bound of every wait for a state change */

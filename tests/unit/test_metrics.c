@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "control/metrics.h"
+#include "maglevd/metrics.h"
 #include "helpers.h"
 
 #define SLOW_CLIENTS_MAX 32u  /* slow clients one test opens */

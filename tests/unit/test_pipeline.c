@@ -12,9 +12,9 @@
 #include "core/pkt.h"
 #include "core/snapshot.h"
 #include "fixtures/pipeline_fixtures.h"
-#include "fixtures/test_config.h"
-#include "fixtures/test_snapshot.h"
-#include "fixtures/test_frames.h"
+#include "tcfg.h"
+#include "tsnap.h"
+#include "tframes.h"
 
 #define NOW_NS  (1000ull * 1000000000ull) /* any start time: the clock is the test's */
 #define N_FLOWS 400u

@@ -9,8 +9,8 @@
 
 #include "core/maglev.h"
 #include "core/snapshot.h"
-#include "fixtures/test_config.h"
-#include "fixtures/test_snapshot.h"
+#include "tcfg.h"
+#include "tsnap.h"
 
 static uint16_t id_of(const struct lb_snapshot *s, uint32_t vip, const char *addr)
 {

@@ -23,7 +23,7 @@
 
 #include "core/addr.h"
 #include "helpers.h"
-#include "../../bpf/xdp_vip.h"
+#include "bpf/xdp_vip.h"
 
 #define OBJ_FILE  "xdp_vip.bpf.o"
 #define FRAME_MAX 256u

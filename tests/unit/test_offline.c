@@ -13,8 +13,8 @@
 #include <jansson.h>
 
 #include "control/config_yaml.h"
-#include "control/ctl_cmd.h"
-#include "control/ctl_offline.h"
+#include "maglevctl/command.h"
+#include "maglevctl/offline.h"
 #include "core/maglev.h"
 
 #define BACKENDS_MANY 200u
@@ -97,7 +97,7 @@ static json_t *table_json(const struct config *c, const char *vip)
 	json_t *root;
 
 	assert_non_null(mem);
-	assert_int_equal(ctl_table_print(mem, c, vip, true, err, sizeof(err)), 0);
+	assert_int_equal(offline_table_print(mem, c, vip, true, err, sizeof(err)), 0);
 	fclose(mem);
 	root = json_loads(buf, 0, &jerr);
 	if (!root)
@@ -111,7 +111,7 @@ static void test_table(void **state)
 	struct fixture *f = *state;
 	char path[128], err[256];
 	struct config *c;
-	struct ctl_table t;
+	struct offline_table t;
 	struct maglev_backend b[2];
 	json_t *root, *vips, *v, *bs;
 	uint32_t sum = 0;
@@ -120,15 +120,15 @@ static void test_table(void **state)
 	c = load(path);
 	/* Weights 1:2 by hand. */
 	c->vips[0].backends[1].weight = 2;
-	assert_int_equal(ctl_table_build(c, &c->vips[0], &t), 0);
+	assert_int_equal(offline_table_build(c, &c->vips[0], &t), 0);
 	for (uint32_t i = 0; i < 3; i++)
 		sum += t.slots[i];
 	assert_int_equal(sum, 65537);
 	assert_in_range(t.slots[1], 2 * 65537 / 4 - 3, 2 * 65537 / 4 + 3);
-	ctl_table_free(&t);
+	offline_table_free(&t);
 
 	/* The digest is maglev_digest over the lb_addr bytes. */
-	assert_int_equal(ctl_table_build(c, &c->vips[1], &t), 0);
+	assert_int_equal(offline_table_build(c, &c->vips[1], &t), 0);
 	{
 		uint16_t *tab = malloc(65537 * sizeof(*tab));
 
@@ -139,7 +139,7 @@ static void test_table(void **state)
 		assert_int_equal(t.slots[0], 65537);
 		free(tab);
 	}
-	ctl_table_free(&t);
+	offline_table_free(&t);
 
 	root = table_json(c, NULL);
 	vips = json_object_get(root, "vips");
@@ -160,12 +160,12 @@ static void test_table(void **state)
 	assert_int_equal(json_array_size(json_object_get(root, "vips")), 1);
 	json_decref(root);
 
-	assert_int_equal(ctl_table_print(stdout, c, "nope", false, err, sizeof(err)), -ENOENT);
+	assert_int_equal(offline_table_print(stdout, c, "nope", false, err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "'nope'"));
 	config_free(c);
 }
 
-static const struct ctl_vip_diff *diff_find(const struct ctl_vip_diff *d, uint32_t n,
+static const struct offline_vip_diff *diff_find(const struct offline_vip_diff *d, uint32_t n,
 					    const char *name)
 {
 	for (uint32_t i = 0; i < n; i++)
@@ -181,23 +181,23 @@ static void test_diff_remove(void **state)
 	struct fixture *f = *state;
 	char p_old[128], p_new[128];
 	struct config *oc, *nc;
-	struct ctl_vip_diff *d;
-	struct ctl_table to;
+	struct offline_vip_diff *d;
+	struct offline_table to;
 	uint32_t n, removed_slots = 0;
-	const struct ctl_vip_diff *w;
+	const struct offline_vip_diff *w;
 
 	write_config(f, "old.yaml", p_old, sizeof(p_old), 65537, BACKENDS_MANY, 0, -1, true);
 	write_config(f, "new.yaml", p_new, sizeof(p_new), 65537, BACKENDS_MANY, 100, -1, true);
 	oc = load(p_old);
 	nc = load(p_new);
-	assert_int_equal(ctl_diff(oc, nc, &d, &n), 0);
+	assert_int_equal(offline_diff(oc, nc, &d, &n), 0);
 	assert_int_equal(n, 2);
 	w = diff_find(d, n, "web");
-	assert_int_equal(w->status, CTL_VIP_BOTH);
+	assert_int_equal(w->status, OFFLINE_VIP_BOTH);
 	assert_false(w->size_changed);
-	assert_int_equal(ctl_table_build(oc, &oc->vips[0], &to), 0);
+	assert_int_equal(offline_table_build(oc, &oc->vips[0], &to), 0);
 	removed_slots = to.slots[0] + to.slots[100];
-	ctl_table_free(&to);
+	offline_table_free(&to);
 	assert_int_equal(w->changed_slots, removed_slots + w->excess_slots);
 	assert_true(w->excess_pct <= 2.5);
 	assert_true(w->excess_slots > 0);
@@ -209,7 +209,7 @@ static void test_diff_remove(void **state)
 	free(d);
 
 	/* Same config: nothing moves. */
-	assert_int_equal(ctl_diff(oc, oc, &d, &n), 0);
+	assert_int_equal(offline_diff(oc, oc, &d, &n), 0);
 	for (uint32_t i = 0; i < n; i++) {
 		assert_int_equal(d[i].changed_slots, 0);
 		assert_true(d[i].changed_pct == 0.0);
@@ -225,8 +225,8 @@ static void test_diff_drain(void **state)
 	struct fixture *f = *state;
 	char p_old[128], p_drain[128], p_rm[128];
 	struct config *oc, *dc, *rc;
-	struct ctl_vip_diff dd, dr;
-	struct ctl_table to;
+	struct offline_vip_diff dd, dr;
+	struct offline_table to;
 
 	write_config(f, "old.yaml", p_old, sizeof(p_old), 4099, 40, 0, -1, false);
 	write_config(f, "drain.yaml", p_drain, sizeof(p_drain), 4099, 40, 0, 0, false);
@@ -234,13 +234,13 @@ static void test_diff_drain(void **state)
 	oc = load(p_old);
 	dc = load(p_drain);
 	rc = load(p_rm);
-	assert_int_equal(ctl_vip_diff(oc, &oc->vips[0], dc, &dc->vips[0], &dd), 0);
-	assert_int_equal(ctl_vip_diff(oc, &oc->vips[0], rc, &rc->vips[0], &dr), 0);
+	assert_int_equal(offline_vip_diff(oc, &oc->vips[0], dc, &dc->vips[0], &dd), 0);
+	assert_int_equal(offline_vip_diff(oc, &oc->vips[0], rc, &rc->vips[0], &dr), 0);
 	assert_int_equal(dd.changed_slots, dr.changed_slots);
 	assert_int_equal(dd.excess_slots, dr.excess_slots);
-	assert_int_equal(ctl_table_build(oc, &oc->vips[0], &to), 0);
+	assert_int_equal(offline_table_build(oc, &oc->vips[0], &to), 0);
 	assert_int_equal(dd.changed_slots - dd.excess_slots, to.slots[0]);
-	ctl_table_free(&to);
+	offline_table_free(&to);
 	config_free(oc);
 	config_free(dc);
 	config_free(rc);
@@ -255,13 +255,13 @@ static void test_diff_size_change(void **state)
 	struct fixture *f = *state;
 	char p_old[128], p_new[128];
 	struct config *oc, *nc;
-	struct ctl_vip_diff d;
+	struct offline_vip_diff d;
 
 	write_config(f, "m1.yaml", p_old, sizeof(p_old), 65537, 2, 0, -1, false);
 	write_config(f, "m2.yaml", p_new, sizeof(p_new), 655373, 2, 0, -1, false);
 	oc = load(p_old);
 	nc = load(p_new);
-	assert_int_equal(ctl_vip_diff(oc, &oc->vips[0], nc, &nc->vips[0], &d), 0);
+	assert_int_equal(offline_vip_diff(oc, &oc->vips[0], nc, &nc->vips[0], &d), 0);
 	assert_true(d.size_changed);
 	assert_int_equal(d.old_size, 65537);
 	assert_int_equal(d.new_size, 655373);
@@ -278,7 +278,7 @@ static void test_diff_added_removed(void **state)
 	struct fixture *f = *state;
 	char p_old[128], p_new[128], *buf = NULL, err[256];
 	struct config *oc, *nc;
-	struct ctl_vip_diff *d;
+	struct offline_vip_diff *d;
 	uint32_t n;
 	size_t len = 0;
 	FILE *mem;
@@ -291,19 +291,19 @@ static void test_diff_added_removed(void **state)
 	write_config(f, "b.yaml", p_new, sizeof(p_new), 65537, 3, 0, -1, true);
 	oc = load(p_old);
 	nc = load(p_new);
-	assert_int_equal(ctl_diff(nc, oc, &d, &n), 0);
-	assert_int_equal(diff_find(d, n, "dns")->status, CTL_VIP_REMOVED);
+	assert_int_equal(offline_diff(nc, oc, &d, &n), 0);
+	assert_int_equal(diff_find(d, n, "dns")->status, OFFLINE_VIP_REMOVED);
 	assert_int_equal(diff_find(d, n, "dns")->changed_slots, 65537);
 	free(d);
-	assert_int_equal(ctl_diff(oc, nc, &d, &n), 0);
-	assert_int_equal(diff_find(d, n, "dns")->status, CTL_VIP_ADDED);
+	assert_int_equal(offline_diff(oc, nc, &d, &n), 0);
+	assert_int_equal(diff_find(d, n, "dns")->status, OFFLINE_VIP_ADDED);
 	assert_true(diff_find(d, n, "dns")->changed_pct == 100.0);
 	assert_int_equal(diff_find(d, n, "dns")->excess_slots, 0);
 	free(d);
 
 	mem = open_memstream(&buf, &len);
 	assert_non_null(mem);
-	assert_int_equal(ctl_diff_print(mem, oc, nc, true, err, sizeof(err)), 0);
+	assert_int_equal(offline_diff_print(mem, oc, nc, true, err, sizeof(err)), 0);
 	fclose(mem);
 	root = json_loads(buf, 0, &jerr);
 	assert_non_null(root);
@@ -319,7 +319,7 @@ static void test_diff_added_removed(void **state)
 	config_free(nc);
 }
 
-/* The subcommands: a bad config is an error naming file and line; bad usage is CTL_CMD_USAGE. */
+/* The subcommands: a bad config is an error naming file and line; bad usage is COMMAND_USAGE. */
 static void test_commands(void **state)
 {
 	struct fixture *f = *state;
@@ -335,26 +335,26 @@ static void test_commands(void **state)
 	{
 		char *argv[] = { "table", "-c", path, NULL };
 
-		assert_true(ctl_cmd_table(3, argv, err, sizeof(err)) < 0);
+		assert_true(offline_table_run(3, argv, err, sizeof(err)) < 0);
 		assert_non_null(strstr(err, "bad.yaml:2:"));
 		assert_non_null(strstr(err, "'65536'"));
 	}
 	{
 		char *argv[] = { "diff", good, path, "--json", NULL };
 
-		assert_true(ctl_cmd_diff(4, argv, err, sizeof(err)) < 0);
+		assert_true(offline_diff_run(4, argv, err, sizeof(err)) < 0);
 		assert_non_null(strstr(err, "bad.yaml:2:"));
 	}
 	{
 		char *argv[] = { "diff", good, NULL };
 
-		assert_int_equal(ctl_cmd_diff(2, argv, err, sizeof(err)), CTL_CMD_USAGE);
+		assert_int_equal(offline_diff_run(2, argv, err, sizeof(err)), COMMAND_USAGE);
 		assert_non_null(strstr(err, "usage"));
 	}
 	{
 		char *argv[] = { "table", good, NULL };
 
-		assert_int_equal(ctl_cmd_table(2, argv, err, sizeof(err)), CTL_CMD_USAGE);
+		assert_int_equal(offline_table_run(2, argv, err, sizeof(err)), COMMAND_USAGE);
 	}
 	{
 		char *argv[] = { "table", "-c", good, "--vip", "web", NULL };
@@ -364,7 +364,7 @@ static void test_commands(void **state)
 
 		stdout = open_memstream(&buf, &len);
 		assert_non_null(stdout);
-		assert_int_equal(ctl_cmd_table(5, argv, err, sizeof(err)), 0);
+		assert_int_equal(offline_table_run(5, argv, err, sizeof(err)), 0);
 		fclose(stdout);
 		stdout = saved;
 		assert_non_null(strstr(buf, "vip web"));

@@ -1,5 +1,5 @@
 /* The control plane of a running maglevd: reload, overrides, health, rebuilds, socket, metrics. */
-#include "control/ctlplane.h"
+#include "maglevd/ctlplane.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -16,11 +16,11 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/version.h"
-#include "control/announce.h"
+#include "maglevd/announce.h"
 #include "control/config_yaml.h"
 #include "control/ctlsock.h"
-#include "control/health.h"
-#include "control/metrics.h"
+#include "maglevd/health.h"
+#include "maglevd/metrics.h"
 #include "core/counters.h"
 #include "core/flow.h"
 

@@ -8,7 +8,7 @@
 #include "base/log.h"
 #include "base/version.h"
 #include "control/config_yaml.h"
-#include "control/daemon.h"
+#include "maglevd/daemon.h"
 #include "io/replay.h"
 
 #define ERR_MAX 512u /* bytes of an error message */

@@ -1,10 +1,10 @@
 /*
  * The contract between bpf/xdp_decap.bpf.c (the backend's XDP GRE decapsulation) and its loader
- * src/control/decap.c: program and map names, the VIP key layout and the counters. Included by
+ * (maglevctl decap): program and map names, the VIP key layout and the counters. Included by
  * both the BPF object and userspace, so it holds only fixed-size kernel UAPI types.
  */
-#ifndef MAGLEV_CONTROL_DECAP_ABI_H
-#define MAGLEV_CONTROL_DECAP_ABI_H
+#ifndef MAGLEV_BPF_XDP_DECAP_H
+#define MAGLEV_BPF_XDP_DECAP_H
 
 #include <linux/types.h>
 

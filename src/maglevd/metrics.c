@@ -1,5 +1,5 @@
 /* Prometheus text exposition (format 0.0.4) and its HTTP endpoint on libmicrohttpd. */
-#include "control/metrics.h"
+#include "maglevd/metrics.h"
 
 #include <errno.h>
 #include <microhttpd.h>

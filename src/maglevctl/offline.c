@@ -1,5 +1,5 @@
 /* `maglevctl table` / `maglevctl diff`: a config's Maglev tables and what a change would move. */
-#include "control/ctl_offline.h"
+#include "maglevctl/offline.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -10,22 +10,22 @@
 #include <string.h>
 
 #include "control/config_yaml.h"
-#include "control/ctl_cmd.h"
+#include "maglevctl/command.h"
 #include "core/addr.h"
 #include "core/maglev.h"
 
-#define CTL_PCT_DECIMALS  1e4 /* JSON percentages are rounded to 4 decimals */
-#define CTL_DIGEST_STRLEN 17u /* 16 hex digits of a 64-bit digest and the NUL */
+#define OFFLINE_PCT_DECIMALS  1e4 /* JSON percentages are rounded to 4 decimals */
+#define OFFLINE_DIGEST_STRLEN 17u /* 16 hex digits of a 64-bit digest and the NUL */
 
-static const char ctl_table_usage[] = "usage: maglevctl table -c FILE [--vip NAME] [--json]";
-static const char ctl_diff_usage[] = "usage: maglevctl diff OLD.yaml NEW.yaml [--json]";
+static const char offline_table_usage[] = "usage: maglevctl table -c FILE [--vip NAME] [--json]";
+static const char offline_diff_usage[] = "usage: maglevctl diff OLD.yaml NEW.yaml [--json]";
 
-int ctl_table_build(const struct config *c, const struct config_vip *v, struct ctl_table *out)
+int offline_table_build(const struct config *c, const struct config_vip *v, struct offline_table *out)
 {
 	struct maglev_backend *b = NULL;
 	int err = -EINVAL;
 
-	*out = (struct ctl_table){ .table_size = v->table_size };
+	*out = (struct offline_table){ .table_size = v->table_size };
 	if (v->n_backends == 0 || v->n_backends > MAGLEV_BACKENDS_MAX)
 		goto out;
 	err = -ENOMEM;
@@ -48,11 +48,11 @@ int ctl_table_build(const struct config *c, const struct config_vip *v, struct c
 out:
 	free(b);
 	if (err)
-		ctl_table_free(out);
+		offline_table_free(out);
 	return err;
 }
 
-void ctl_table_free(struct ctl_table *t)
+void offline_table_free(struct offline_table *t)
 {
 	free(t->table);
 	free(t->slots);
@@ -61,7 +61,7 @@ void ctl_table_free(struct ctl_table *t)
 }
 
 /* Index of the backend of v with address a, or -1. */
-static int32_t ctl_backend_find(const struct config_vip *v, const struct lb_addr *a)
+static int32_t offline_backend_find(const struct config_vip *v, const struct lb_addr *a)
 {
 	for (uint32_t i = 0; i < v->n_backends; i++)
 		if (lb_addr_eq(&v->backends[i].addr, a))
@@ -69,29 +69,29 @@ static int32_t ctl_backend_find(const struct config_vip *v, const struct lb_addr
 	return -1;
 }
 
-static double ctl_pct_round(double x)
+static double offline_pct_round(double x)
 {
-	return round(x * CTL_PCT_DECIMALS) / CTL_PCT_DECIMALS;
+	return round(x * OFFLINE_PCT_DECIMALS) / OFFLINE_PCT_DECIMALS;
 }
 
-int ctl_vip_diff(const struct config *oldc, const struct config_vip *ov, const struct config *newc,
-		 const struct config_vip *nv, struct ctl_vip_diff *out)
+int offline_vip_diff(const struct config *oldc, const struct config_vip *ov, const struct config *newc,
+		 const struct config_vip *nv, struct offline_vip_diff *out)
 {
-	struct ctl_table to = { 0 }, tn = { 0 };
+	struct offline_table to = { 0 }, tn = { 0 };
 	int32_t *map = NULL; /* old backend index -> new backend index or -1 */
 	uint64_t m1 = ov->table_size, m2 = nv->table_size, changed = 0, excess = 0;
 	int err;
 
-	*out = (struct ctl_vip_diff){
-		.status = CTL_VIP_BOTH,
+	*out = (struct offline_vip_diff){
+		.status = OFFLINE_VIP_BOTH,
 		.old_size = ov->table_size,
 		.new_size = nv->table_size,
 		.size_changed = ov->table_size != nv->table_size,
 	};
 	snprintf(out->name, sizeof(out->name), "%s", ov->name);
-	err = ctl_table_build(oldc, ov, &to);
+	err = offline_table_build(oldc, ov, &to);
 	if (!err)
-		err = ctl_table_build(newc, nv, &tn);
+		err = offline_table_build(newc, nv, &tn);
 	if (err)
 		goto out;
 	err = -ENOMEM;
@@ -99,7 +99,7 @@ int ctl_vip_diff(const struct config *oldc, const struct config_vip *ov, const s
 	if (!map)
 		goto out;
 	for (uint32_t i = 0; i < ov->n_backends; i++)
-		map[i] = ctl_backend_find(nv, &ov->backends[i].addr);
+		map[i] = offline_backend_find(nv, &ov->backends[i].addr);
 
 	if (m1 == m2) {
 		for (uint32_t s = 0; s < m1; s++) {
@@ -114,8 +114,8 @@ int ctl_vip_diff(const struct config *oldc, const struct config_vip *ov, const s
 		}
 		out->changed_slots = changed;
 		out->excess_slots = excess;
-		out->changed_pct = ctl_pct_round(100.0 * (double)changed / (double)m1);
-		out->excess_pct = ctl_pct_round(100.0 * (double)excess / (double)m1);
+		out->changed_pct = offline_pct_round(100.0 * (double)changed / (double)m1);
+		out->excess_pct = offline_pct_round(100.0 * (double)excess / (double)m1);
 	} else {
 		/* Pairs (old slot, new slot), each a 1/(m1*m2) share of the flow hashes. */
 		uint64_t same = 0, e1 = m1, e2 = m2;
@@ -134,18 +134,18 @@ int ctl_vip_diff(const struct config *oldc, const struct config_vip *ov, const s
 		changed = m1 * m2 - same;
 		out->changed_slots = (changed + m1 / 2) / m1;
 		out->excess_slots = (excess + m1 / 2) / m1;
-		out->changed_pct = ctl_pct_round(100.0 * (double)changed / (double)(m1 * m2));
-		out->excess_pct = ctl_pct_round(100.0 * (double)excess / (double)(m1 * m2));
+		out->changed_pct = offline_pct_round(100.0 * (double)changed / (double)(m1 * m2));
+		out->excess_pct = offline_pct_round(100.0 * (double)excess / (double)(m1 * m2));
 	}
 	err = 0;
 out:
 	free(map);
-	ctl_table_free(&to);
-	ctl_table_free(&tn);
+	offline_table_free(&to);
+	offline_table_free(&tn);
 	return err;
 }
 
-static const struct config_vip *ctl_vip_find(const struct config *c, const char *name)
+static const struct config_vip *offline_vip_find(const struct config *c, const char *name)
 {
 	for (uint32_t i = 0; i < c->n_vips; i++)
 		if (strcmp(c->vips[i].name, name) == 0)
@@ -153,10 +153,10 @@ static const struct config_vip *ctl_vip_find(const struct config *c, const char 
 	return NULL;
 }
 
-int ctl_diff(const struct config *oldc, const struct config *newc, struct ctl_vip_diff **out,
+int offline_diff(const struct config *oldc, const struct config *newc, struct offline_vip_diff **out,
 	     uint32_t *n_out)
 {
-	struct ctl_vip_diff *d;
+	struct offline_vip_diff *d;
 	uint32_t n = 0;
 	int err = 0;
 
@@ -164,15 +164,15 @@ int ctl_diff(const struct config *oldc, const struct config *newc, struct ctl_vi
 	if (!d)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < oldc->n_vips; i++) {
-		const struct config_vip *ov = &oldc->vips[i], *nv = ctl_vip_find(newc, ov->name);
+		const struct config_vip *ov = &oldc->vips[i], *nv = offline_vip_find(newc, ov->name);
 
 		if (nv) {
-			err = ctl_vip_diff(oldc, ov, newc, nv, &d[n]);
+			err = offline_vip_diff(oldc, ov, newc, nv, &d[n]);
 			if (err)
 				goto out;
 		} else {
-			d[n] = (struct ctl_vip_diff){
-				.status = CTL_VIP_REMOVED,
+			d[n] = (struct offline_vip_diff){
+				.status = OFFLINE_VIP_REMOVED,
 				.old_size = ov->table_size,
 				.changed_slots = ov->table_size,
 				.changed_pct = 100.0,
@@ -184,10 +184,10 @@ int ctl_diff(const struct config *oldc, const struct config *newc, struct ctl_vi
 	for (uint32_t j = 0; j < newc->n_vips; j++) {
 		const struct config_vip *nv = &newc->vips[j];
 
-		if (ctl_vip_find(oldc, nv->name))
+		if (offline_vip_find(oldc, nv->name))
 			continue;
-		d[n] = (struct ctl_vip_diff){
-			.status = CTL_VIP_ADDED,
+		d[n] = (struct offline_vip_diff){
+			.status = OFFLINE_VIP_ADDED,
 			.new_size = nv->table_size,
 			.changed_slots = nv->table_size,
 			.changed_pct = 100.0,
@@ -205,12 +205,12 @@ out:
 	return 0;
 }
 
-static const char *ctl_proto_name(uint8_t proto)
+static const char *offline_proto_name(uint8_t proto)
 {
 	return proto == IPPROTO_UDP ? "udp" : "tcp";
 }
 
-static int ctl_json_emit(FILE *out, json_t *root)
+static int offline_json_emit(FILE *out, json_t *root)
 {
 	int err = 0;
 
@@ -223,10 +223,10 @@ static int ctl_json_emit(FILE *out, json_t *root)
 }
 
 /* The VIPs to show: all, or the one named (-ENOENT). */
-static int ctl_vips_select(const struct config *c, const char *vip, uint32_t *first,
+static int offline_vips_select(const struct config *c, const char *vip, uint32_t *first,
 			   uint32_t *end, char *err, size_t errlen)
 {
-	const struct config_vip *v = vip ? ctl_vip_find(c, vip) : NULL;
+	const struct config_vip *v = vip ? offline_vip_find(c, vip) : NULL;
 
 	*first = 0;
 	*end = c->n_vips;
@@ -241,13 +241,13 @@ static int ctl_vips_select(const struct config *c, const char *vip, uint32_t *fi
 	return 0;
 }
 
-static void ctl_table_print_text(FILE *out, const struct config_vip *v, const struct ctl_table *t)
+static void offline_table_print_text(FILE *out, const struct config_vip *v, const struct offline_table *t)
 {
 	char buf[LB_ADDR_STRLEN];
 	int w = (int)strlen("backend");
 
 	fprintf(out, "vip %s  %s %s port %u  table_size %u  digest %016" PRIx64 "\n", v->name,
-		lb_addr_str(&v->addr, buf, sizeof(buf)), ctl_proto_name(v->proto), v->port,
+		lb_addr_str(&v->addr, buf, sizeof(buf)), offline_proto_name(v->proto), v->port,
 		t->table_size, t->digest);
 	for (uint32_t i = 0; i < v->n_backends; i++) {
 		int l = (int)strlen(lb_addr_str(&v->backends[i].addr, buf, sizeof(buf)));
@@ -261,14 +261,14 @@ static void ctl_table_print_text(FILE *out, const struct config_vip *v, const st
 			t->slots[i], 100.0 * t->slots[i] / t->table_size);
 }
 
-int ctl_table_print(FILE *out, const struct config *c, const char *vip, bool json, char *err,
+int offline_table_print(FILE *out, const struct config *c, const char *vip, bool json, char *err,
 		    size_t errlen)
 {
 	json_t *root = NULL, *vips = NULL;
 	uint32_t first, end;
 	int rc;
 
-	rc = ctl_vips_select(c, vip, &first, &end, err, errlen);
+	rc = offline_vips_select(c, vip, &first, &end, err, errlen);
 	if (rc)
 		return rc;
 	if (json) {
@@ -282,10 +282,10 @@ int ctl_table_print(FILE *out, const struct config *c, const char *vip, bool jso
 	}
 	for (uint32_t i = first; i < end; i++) {
 		const struct config_vip *v = &c->vips[i];
-		struct ctl_table t;
-		char digest[CTL_DIGEST_STRLEN];
+		struct offline_table t;
+		char digest[OFFLINE_DIGEST_STRLEN];
 
-		rc = ctl_table_build(c, v, &t);
+		rc = offline_table_build(c, v, &t);
 		if (rc) {
 			snprintf(err, errlen, "%s: VIP '%s': cannot build its table: %s", c->path,
 				 v->name, strerror(-rc));
@@ -316,14 +316,14 @@ int ctl_table_print(FILE *out, const struct config *c, const char *vip, bool jso
 		} else {
 			if (i > first)
 				fputc('\n', out);
-			ctl_table_print_text(out, v, &t);
+			offline_table_print_text(out, v, &t);
 		}
-		ctl_table_free(&t);
+		offline_table_free(&t);
 		if (rc)
 			goto out;
 	}
 	if (json) {
-		rc = ctl_json_emit(out, root);
+		rc = offline_json_emit(out, root);
 		root = NULL;
 	}
 out:
@@ -333,12 +333,12 @@ out:
 	return rc;
 }
 
-static const char *ctl_status_name(enum ctl_vip_status s)
+static const char *offline_status_name(enum offline_vip_status s)
 {
-	return s == CTL_VIP_ADDED ? "added" : s == CTL_VIP_REMOVED ? "removed" : "both";
+	return s == OFFLINE_VIP_ADDED ? "added" : s == OFFLINE_VIP_REMOVED ? "removed" : "both";
 }
 
-static void ctl_diff_print_text(FILE *out, const struct ctl_vip_diff *d, uint32_t n)
+static void offline_diff_print_text(FILE *out, const struct offline_vip_diff *d, uint32_t n)
 {
 	int w = (int)strlen("vip");
 
@@ -352,14 +352,14 @@ static void ctl_diff_print_text(FILE *out, const struct ctl_vip_diff *d, uint32_
 	for (uint32_t i = 0; i < n; i++) {
 		char size[32];
 
-		if (d[i].status == CTL_VIP_ADDED)
+		if (d[i].status == OFFLINE_VIP_ADDED)
 			snprintf(size, sizeof(size), "%u", d[i].new_size);
-		else if (d[i].status == CTL_VIP_REMOVED || !d[i].size_changed)
+		else if (d[i].status == OFFLINE_VIP_REMOVED || !d[i].size_changed)
 			snprintf(size, sizeof(size), "%u", d[i].old_size);
 		else
 			snprintf(size, sizeof(size), "%u->%u", d[i].old_size, d[i].new_size);
 		fprintf(out, "%-*s  %-7s  %-17s  %8" PRIu64 "  %8.3f%%  %8" PRIu64 "  %8.3f%%\n", w,
-			d[i].name, ctl_status_name(d[i].status), size, d[i].changed_slots,
+			d[i].name, offline_status_name(d[i].status), size, d[i].changed_slots,
 			d[i].changed_pct, d[i].excess_slots, d[i].excess_pct);
 	}
 	for (uint32_t i = 0; i < n; i++)
@@ -370,22 +370,22 @@ static void ctl_diff_print_text(FILE *out, const struct ctl_vip_diff *d, uint32_
 		}
 }
 
-int ctl_diff_print(FILE *out, const struct config *oldc, const struct config *newc, bool json,
+int offline_diff_print(FILE *out, const struct config *oldc, const struct config *newc, bool json,
 		   char *err, size_t errlen)
 {
-	struct ctl_vip_diff *d = NULL;
+	struct offline_vip_diff *d = NULL;
 	json_t *root = NULL, *vips;
 	uint32_t n = 0;
 	int rc;
 
-	rc = ctl_diff(oldc, newc, &d, &n);
+	rc = offline_diff(oldc, newc, &d, &n);
 	if (rc) {
 		snprintf(err, errlen, "cannot diff %s and %s: %s", oldc->path, newc->path,
 			 strerror(-rc));
 		return rc;
 	}
 	if (!json) {
-		ctl_diff_print_text(out, d, n);
+		offline_diff_print_text(out, d, n);
 		goto out;
 	}
 	rc = -ENOMEM;
@@ -395,7 +395,7 @@ int ctl_diff_print(FILE *out, const struct config *oldc, const struct config *ne
 		goto out;
 	for (uint32_t i = 0; i < n; i++) {
 		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:I, s:f}", "name", d[i].name,
-				      "status", ctl_status_name(d[i].status), "old_table_size",
+				      "status", offline_status_name(d[i].status), "old_table_size",
 				      (json_int_t)d[i].old_size, "new_table_size",
 				      (json_int_t)d[i].new_size, "changed_slots",
 				      (json_int_t)d[i].changed_slots, "changed_pct", d[i].changed_pct,
@@ -405,7 +405,7 @@ int ctl_diff_print(FILE *out, const struct config *oldc, const struct config *ne
 		if (!o || json_array_append_new(vips, o) != 0)
 			goto out;
 	}
-	rc = ctl_json_emit(out, root);
+	rc = offline_json_emit(out, root);
 	root = NULL;
 out:
 	json_decref(root);
@@ -417,7 +417,7 @@ out:
 
 enum { OPT_VIP = 256, OPT_JSON };
 
-int ctl_cmd_table(int argc, char **argv, char *err, size_t errlen)
+int offline_table_run(int argc, char **argv, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -444,26 +444,26 @@ int ctl_cmd_table(int argc, char **argv, char *err, size_t errlen)
 			json = true;
 			break;
 		case 'h':
-			printf("%s\n", ctl_table_usage);
+			printf("%s\n", offline_table_usage);
 			return 0;
 		default:
-			snprintf(err, errlen, "%s", ctl_table_usage);
-			return CTL_CMD_USAGE;
+			snprintf(err, errlen, "%s", offline_table_usage);
+			return COMMAND_USAGE;
 		}
 	}
 	if (!path || optind != argc) {
-		snprintf(err, errlen, "%s", ctl_table_usage);
-		return CTL_CMD_USAGE;
+		snprintf(err, errlen, "%s", offline_table_usage);
+		return COMMAND_USAGE;
 	}
 	rc = config_load(path, &c, err, errlen);
 	if (rc)
 		return rc;
-	rc = ctl_table_print(stdout, c, vip, json, err, errlen);
+	rc = offline_table_print(stdout, c, vip, json, err, errlen);
 	config_free(c);
 	return rc;
 }
 
-int ctl_cmd_diff(int argc, char **argv, char *err, size_t errlen)
+int offline_diff_run(int argc, char **argv, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
@@ -481,22 +481,22 @@ int ctl_cmd_diff(int argc, char **argv, char *err, size_t errlen)
 			json = true;
 			break;
 		case 'h':
-			printf("%s\n", ctl_diff_usage);
+			printf("%s\n", offline_diff_usage);
 			return 0;
 		default:
-			snprintf(err, errlen, "%s", ctl_diff_usage);
-			return CTL_CMD_USAGE;
+			snprintf(err, errlen, "%s", offline_diff_usage);
+			return COMMAND_USAGE;
 		}
 	}
 	if (argc - optind != 2) {
-		snprintf(err, errlen, "%s", ctl_diff_usage);
-		return CTL_CMD_USAGE;
+		snprintf(err, errlen, "%s", offline_diff_usage);
+		return COMMAND_USAGE;
 	}
 	rc = config_load(argv[optind], &oldc, err, errlen);
 	if (!rc)
 		rc = config_load(argv[optind + 1], &newc, err, errlen);
 	if (!rc)
-		rc = ctl_diff_print(stdout, oldc, newc, json, err, errlen);
+		rc = offline_diff_print(stdout, oldc, newc, json, err, errlen);
 	config_free(oldc);
 	config_free(newc);
 	return rc;

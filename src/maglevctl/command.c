@@ -1,5 +1,5 @@
 /* maglevctl's command line before the subcommand: global options moved behind the command name. */
-#include "control/ctl_cmd.h"
+#include "maglevctl/command.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -8,7 +8,7 @@
  * How a global option is spelled: 1 if its value is the next argument ("-s", "--socket"), 0 if it
  * is complete ("--json", "--socket=PATH", "-sPATH"), -1 if it is not a global option.
  */
-static int ctl_global_opt(const char *a)
+static int command_global_opt(const char *a)
 {
 	static const char *const valued[] = { "-s", "--socket", "-c", "--config" };
 
@@ -25,25 +25,25 @@ static int ctl_global_opt(const char *a)
 	return strcmp(a, "--json") == 0 ? 0 : -1;
 }
 
-int ctl_args_command(int argc, char **argv, char **out, int *n_out, char *err, size_t errlen)
+int command_argv(int argc, char **argv, char **out, int *n_out, char *err, size_t errlen)
 {
 	int opt_end, cmd, n = 0;
 
 	*n_out = 0;
-	if (argc > CTL_ARGS_MAX) {
-		snprintf(err, errlen, "more than %d arguments", CTL_ARGS_MAX);
-		return CTL_CMD_USAGE;
+	if (argc > COMMAND_ARGS_MAX) {
+		snprintf(err, errlen, "more than %d arguments", COMMAND_ARGS_MAX);
+		return COMMAND_USAGE;
 	}
 	for (cmd = 1; cmd < argc && argv[cmd][0] == '-' && strcmp(argv[cmd], "--") != 0; cmd++) {
-		int takes = ctl_global_opt(argv[cmd]);
+		int takes = command_global_opt(argv[cmd]);
 
 		if (takes < 0) {
 			snprintf(err, errlen, "unknown option '%s' before the command", argv[cmd]);
-			return CTL_CMD_USAGE;
+			return COMMAND_USAGE;
 		}
 		if (takes && ++cmd == argc) {
 			snprintf(err, errlen, "option '%s' needs a value", argv[cmd - 1]);
-			return CTL_CMD_USAGE;
+			return COMMAND_USAGE;
 		}
 	}
 	opt_end = cmd; /* the global options are argv[1..opt_end) */
@@ -51,7 +51,7 @@ int ctl_args_command(int argc, char **argv, char **out, int *n_out, char *err, s
 		cmd++;
 	if (cmd == argc) {
 		snprintf(err, errlen, "no command");
-		return CTL_CMD_USAGE;
+		return COMMAND_USAGE;
 	}
 	out[n++] = argv[cmd];
 	for (int i = 1; i < opt_end; i++)

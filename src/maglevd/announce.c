@@ -1,5 +1,5 @@
 /* VIP routes in a kernel table over rtnetlink (libmnl), through a TUN device that dies with us. */
-#include "control/announce.h"
+#include "maglevd/announce.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,7 +10,7 @@
 #include "core/config.h"
 
 /* One VIP's table as every maglevd with this config builds it. */
-struct ctl_table {
+struct offline_table {
 	uint32_t table_size; /* M */
 	uint16_t *table;     /* M indices into vip->backends, MAGLEV_EMPTY if all weights are 0 */
 	uint32_t *slots;     /* slots per backend, vip->n_backends entries */
@@ -19,15 +19,15 @@ struct ctl_table {
 
 /*
  * Builds v's table with c's hash_seed (backend key: lb_addr bytes, 4 for IPv4, 16 for IPv6).
- * On success out owns memory (ctl_table_free). Negative errno on failure.
+ * On success out owns memory (offline_table_free). Negative errno on failure.
  */
-int ctl_table_build(const struct config *c, const struct config_vip *v, struct ctl_table *out);
-void ctl_table_free(struct ctl_table *t);
+int offline_table_build(const struct config *c, const struct config_vip *v, struct offline_table *out);
+void offline_table_free(struct offline_table *t);
 
-enum ctl_vip_status {
-	CTL_VIP_BOTH,    /* in both configs (matched by name) */
-	CTL_VIP_ADDED,   /* only in the new config */
-	CTL_VIP_REMOVED, /* only in the old config */
+enum offline_vip_status {
+	OFFLINE_VIP_BOTH,    /* in both configs (matched by name) */
+	OFFLINE_VIP_ADDED,   /* only in the new config */
+	OFFLINE_VIP_REMOVED, /* only in the old config */
 };
 
 /*
@@ -39,9 +39,9 @@ enum ctl_vip_status {
  * shares are summed over all pairs and reported in slots of the new table (rounded).
  * ADDED and REMOVED VIPs count every slot of the table they have as changed, none as excess.
  */
-struct ctl_vip_diff {
+struct offline_vip_diff {
 	char name[CONFIG_NAME_MAX];
-	enum ctl_vip_status status;
+	enum offline_vip_status status;
 	uint32_t old_size; /* 0 if ADDED */
 	uint32_t new_size; /* 0 if REMOVED */
 	bool size_changed; /* BOTH with old_size != new_size */
@@ -52,14 +52,14 @@ struct ctl_vip_diff {
 };
 
 /* Diff of one VIP present in both configs. Negative errno on failure. */
-int ctl_vip_diff(const struct config *oldc, const struct config_vip *ov, const struct config *newc,
-		 const struct config_vip *nv, struct ctl_vip_diff *out);
+int offline_vip_diff(const struct config *oldc, const struct config_vip *ov, const struct config *newc,
+		 const struct config_vip *nv, struct offline_vip_diff *out);
 
 /*
  * Diffs of every VIP: those of the old config in its order (BOTH or REMOVED), then the ADDED ones
  * in the new config's order. *out is malloc'ed (free it); *n_out entries.
  */
-int ctl_diff(const struct config *oldc, const struct config *newc, struct ctl_vip_diff **out,
+int offline_diff(const struct config *oldc, const struct config *newc, struct offline_vip_diff **out,
 	     uint32_t *n_out);
 
 /*
@@ -67,18 +67,18 @@ int ctl_diff(const struct config *oldc, const struct config *newc, struct ctl_vi
  * {"vips":[{"name","table_size","digest","backends":[{"address","weight","slots"}]}]}.
  * -ENOENT with err set if no VIP has that name.
  */
-int ctl_table_print(FILE *out, const struct config *c, const char *vip, bool json, char *err,
+int offline_table_print(FILE *out, const struct config *c, const char *vip, bool json, char *err,
 		    size_t errlen);
 
 /*
- * Prints ctl_diff as aligned text or as JSON {"vips":[{"name","status","old_table_size",
+ * Prints offline_diff as aligned text or as JSON {"vips":[{"name","status","old_table_size",
  * "new_table_size","changed_slots","changed_pct","excess_slots","excess_pct"}]}.
  */
-int ctl_diff_print(FILE *out, const struct config *oldc, const struct config *newc, bool json,
+int offline_diff_print(FILE *out, const struct config *oldc, const struct config *newc, bool json,
 		   char *err, size_t errlen);
 
-/* `maglevctl table` and `maglevctl diff`: argv[0] is the subcommand name (control/ctl_cmd.h). */
-int ctl_cmd_table(int argc, char **argv, char *err, size_t errlen);
-int ctl_cmd_diff(int argc, char **argv, char *err, size_t errlen);
+/* `maglevctl table` and `maglevctl diff`: argv[0] is the subcommand name (maglevctl/command.h). */
+int offline_table_run(int argc, char **argv, char *err, size_t errlen);
+int offline_diff_run(int argc, char **argv, char *err, size_t errlen);
 
 #endif

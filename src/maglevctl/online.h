@@ -8,37 +8,37 @@
 
 #include <jansson.h>
 
-#define CTL_CLI_TIMEOUT_MS 30000 /* a reload of a large config may take a while */
+#define ONLINE_TIMEOUT_MS 30000 /* a reload of a large config may take a while */
 
 /* An online command line, parsed: what to send, where, and how to print the answer. */
-struct ctl_cli_args {
+struct online_args {
 	const char *sock;   /* -s, or NULL */
 	const char *config; /* -c, or NULL */
 	bool json;          /* --json */
-	bool help;          /* --help: print ctl_cli_usage, send nothing (req is NULL) */
+	bool help;          /* --help: print online_usage, send nothing (req is NULL) */
 	json_t *req;        /* the request; the caller owns it (json_decref) */
 };
 
 /*
  * Parses an online command's argv (argv[0] its name, then arguments and options in any order)
- * without talking to anyone. Returns 0 with out filled, or CTL_CMD_USAGE with one line in err:
+ * without talking to anyone. Returns 0 with out filled, or COMMAND_USAGE with one line in err:
  * an unknown command or option, a wrong argument count, a malformed weight, address or port.
  */
-int ctl_cli_parse(int argc, char **argv, struct ctl_cli_args *out, char *err, size_t errlen);
+int online_parse(int argc, char **argv, struct online_args *out, char *err, size_t errlen);
 
 /*
  * Runs one online command, a row of maglevctl's command table: argv[0] is its name (status, vips,
  * backends, counters, reload, weight, drain, undrain, explain), then its arguments and options
  * (-s SOCKET, -c CONFIG, --json). Prints a human table (or the JSON result with --json) and
- * returns 0, CTL_CMD_USAGE (ctl_cli_parse), or a negative errno with one line in err for main to
+ * returns 0, COMMAND_USAGE (online_parse), or a negative errno with one line in err for main to
  * print: the daemon's refusal or no daemon.
  */
-int ctl_cmd_online(int argc, char **argv, char *err, size_t errlen);
+int online_run(int argc, char **argv, char *err, size_t errlen);
 
 /* True if name is one of the online commands. */
-bool ctl_cli_is_command(const char *name);
+bool online_is_command(const char *name);
 
 /* Writes the online commands' part of `maglevctl --help`: commands, options, notes. */
-void ctl_cli_usage(FILE *f);
+void online_usage(FILE *f);
 
 #endif

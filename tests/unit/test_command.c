@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "control/ctl_cli.h"
-#include "control/ctl_cmd.h"
+#include "maglevctl/online.h"
+#include "maglevctl/command.h"
 #include "helpers.h"
 
 #define ARGS_MAX 8 /* arguments of one case */
@@ -58,14 +58,14 @@ static void test_args_command(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(args_cases) / sizeof(args_cases[0]); i++) {
 		const struct args_case *c = &args_cases[i];
-		char *argv[ARGS_MAX + 1] = { "maglevctl" }, *out[CTL_ARGS_MAX], err[128] = "";
+		char *argv[ARGS_MAX + 1] = { "maglevctl" }, *out[COMMAND_ARGS_MAX], err[128] = "";
 		int argc = 1 + count(c->in), n = -1, want = count(c->out), rc;
 
 
 		memcpy(argv + 1, c->in, sizeof(char *) * (size_t)(argc - 1));
-		rc = ctl_args_command(argc, argv, out, &n, err, sizeof(err));
+		rc = command_argv(argc, argv, out, &n, err, sizeof(err));
 		if (!c->out[0]) {
-			if (rc != CTL_CMD_USAGE || !strstr(err, c->err))
+			if (rc != COMMAND_USAGE || !strstr(err, c->err))
 				fail_msg("case %zu: rc %d err '%s', want usage '%s'", i, rc, err,
 					 c->err);
 			assert_int_equal(n, 0);
@@ -79,24 +79,24 @@ static void test_args_command(void **state)
 	}
 }
 
-/* More arguments than CTL_ARGS_MAX are a usage error, not an overflow of out. */
+/* More arguments than COMMAND_ARGS_MAX are a usage error, not an overflow of out. */
 static void test_args_too_many(void **state)
 {
-	static char *argv[CTL_ARGS_MAX + 1];
-	char *out[CTL_ARGS_MAX], err[128];
+	static char *argv[COMMAND_ARGS_MAX + 1];
+	char *out[COMMAND_ARGS_MAX], err[128];
 	int n;
 
 	(void)state;
 	argv[0] = "maglevctl";
-	for (int i = 1; i <= CTL_ARGS_MAX; i++)
+	for (int i = 1; i <= COMMAND_ARGS_MAX; i++)
 		argv[i] = "status";
-	assert_int_equal(ctl_args_command(CTL_ARGS_MAX + 1, argv, out, &n, err, sizeof(err)),
-			 CTL_CMD_USAGE);
-	assert_int_equal(ctl_args_command(CTL_ARGS_MAX, argv, out, &n, err, sizeof(err)), 0);
-	assert_int_equal(n, CTL_ARGS_MAX - 1);
+	assert_int_equal(command_argv(COMMAND_ARGS_MAX + 1, argv, out, &n, err, sizeof(err)),
+			 COMMAND_USAGE);
+	assert_int_equal(command_argv(COMMAND_ARGS_MAX, argv, out, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, COMMAND_ARGS_MAX - 1);
 }
 
-/* Online command lines: usage errors are CTL_CMD_USAGE (exit 2), whatever their kind. */
+/* Online command lines: usage errors are COMMAND_USAGE (exit 2), whatever their kind. */
 static void test_online_parse(void **state)
 {
 	static const struct {
@@ -107,29 +107,29 @@ static void test_online_parse(void **state)
 		{ { "status", "-s", "/s" }, 0, "status" },
 		{ { "weight", "web", "198.18.1.11", "0", "--json" }, 0, "weight" },
 		{ { "explain", "web", "198.18.0.2:1000", "80", "tcp" }, 0, "explain" },
-		{ { "status", "extra" }, CTL_CMD_USAGE, "usage: maglevctl status [-s SOCKET]" },
-		{ { "status", "--bogus" }, CTL_CMD_USAGE, "bad option '--bogus'; usage:" },
-		{ { "status", "-s" }, CTL_CMD_USAGE, "bad option '-s'" },
-		{ { "status", "-s", "/s", "-c", "/m.yaml" }, CTL_CMD_USAGE,
+		{ { "status", "extra" }, COMMAND_USAGE, "usage: maglevctl status [-s SOCKET]" },
+		{ { "status", "--bogus" }, COMMAND_USAGE, "bad option '--bogus'; usage:" },
+		{ { "status", "-s" }, COMMAND_USAGE, "bad option '-s'" },
+		{ { "status", "-s", "/s", "-c", "/m.yaml" }, COMMAND_USAGE,
 		  "-s and -c exclude each other" },
-		{ { "weight", "web", "198.18.1.11", "70000" }, CTL_CMD_USAGE,
+		{ { "weight", "web", "198.18.1.11", "70000" }, COMMAND_USAGE,
 		  "weight must be 0..65535, not '70000'" },
-		{ { "weight", "web", "198.18.1.11", "-1" }, CTL_CMD_USAGE, "bad option '-1'" },
-		{ { "explain", "web", "198.18.0.2:99999" }, CTL_CMD_USAGE, "bad SRC[:PORT]" },
-		{ { "explain", "web", "198.18.0.2", "sctp" }, CTL_CMD_USAGE, "bad DST_PORT or PROTO" },
-		{ { "drain", "web" }, CTL_CMD_USAGE, "usage: maglevctl drain VIP BACKEND" },
-		{ { "frobnicate" }, CTL_CMD_USAGE, "unknown command 'frobnicate'" },
+		{ { "weight", "web", "198.18.1.11", "-1" }, COMMAND_USAGE, "bad option '-1'" },
+		{ { "explain", "web", "198.18.0.2:99999" }, COMMAND_USAGE, "bad SRC[:PORT]" },
+		{ { "explain", "web", "198.18.0.2", "sctp" }, COMMAND_USAGE, "bad DST_PORT or PROTO" },
+		{ { "drain", "web" }, COMMAND_USAGE, "usage: maglevctl drain VIP BACKEND" },
+		{ { "frobnicate" }, COMMAND_USAGE, "unknown command 'frobnicate'" },
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *argv[ARGS_MAX + 1], err[256] = "";
 		int argc = count(cases[i].argv), rc;
-		struct ctl_cli_args a;
+		struct online_args a;
 
 		memcpy(argv, cases[i].argv, sizeof(argv[0]) * (size_t)argc);
 		argv[argc] = NULL;
-		rc = ctl_cli_parse(argc, argv, &a, err, sizeof(err));
+		rc = online_parse(argc, argv, &a, err, sizeof(err));
 		if (rc != cases[i].rc || (rc && !strstr(err, cases[i].err)))
 			fail_msg("case %zu: rc %d err '%s', want %d '%s'", i, rc, err, cases[i].rc,
 				 cases[i].err);

@@ -1,5 +1,5 @@
 /* The foreground daemon: start-up, snapshot publication over RCU, signal loop, clean stop. */
-#include "control/daemon.h"
+#include "maglevd/daemon.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -17,8 +17,8 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "control/config_yaml.h"
-#include "control/ctlplane.h"
-#include "control/health.h"
+#include "maglevd/ctlplane.h"
+#include "maglevd/health.h"
 #include "core/counters.h"
 #include "core/pipeline.h"
 #include "core/snapshot.h"

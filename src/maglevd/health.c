@@ -2,7 +2,7 @@
  * Health checks: non-blocking TCP connect and HTTP/1.0 GET probes on one epoll + timerfd loop,
  * a bounded number in flight, and the HTTP status line parser.
  */
-#include "control/health.h"
+#include "maglevd/health.h"
 
 #include <errno.h>
 #include <netinet/in.h>

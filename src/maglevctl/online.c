@@ -1,5 +1,5 @@
 /* maglevctl's online commands: argv to a JSON request, the daemon's answer to tables or JSON. */
-#include "control/ctl_cli.h"
+#include "maglevctl/online.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -7,21 +7,21 @@
 #include <string.h>
 
 #include "control/config_yaml.h"
-#include "control/ctl_cmd.h"
+#include "maglevctl/command.h"
 #include "control/ctlsock.h"
 
-#define CTL_CLI_COLS_MAX   24u /* columns of a printed table */
-#define CTL_CLI_CELL_MAX   96u /* bytes of one printed cell */
-#define CTL_CLI_HELP_COL   28u /* column where help texts start */
+#define ONLINE_COLS_MAX   24u /* columns of a printed table */
+#define ONLINE_CELL_MAX   96u /* bytes of one printed cell */
+#define ONLINE_HELP_COL   28u /* column where help texts start */
 
-struct ctl_cli_cmd {
+struct online_cmd {
 	const char *name;
 	int min_args, max_args;
 	const char *args;
 	const char *help;
 };
 
-static const struct ctl_cli_cmd ctl_cli_cmds[] = {
+static const struct online_cmd online_cmds[] = {
     {"status", 0, 0, "", "version, uptime, mode, workers, config file and generation, digests"},
     {"vips", 0, 0, "", "VIPs: address, protocol, port, table size and digest, traffic"},
     {"backends", 0, 1, "[VIP]",
@@ -39,23 +39,23 @@ static const struct ctl_cli_cmd ctl_cli_cmds[] = {
      "                              or table slot N of M, health)"},
 };
 
-#define CTL_CLI_CMDS_N (sizeof(ctl_cli_cmds) / sizeof(ctl_cli_cmds[0]))
+#define ONLINE_CMDS_N (sizeof(online_cmds) / sizeof(online_cmds[0]))
 
-static const struct ctl_cli_cmd *ctl_cli_find(const char *name)
+static const struct online_cmd *online_find(const char *name)
 {
-	for (size_t i = 0; i < CTL_CLI_CMDS_N; i++)
-		if (strcmp(ctl_cli_cmds[i].name, name) == 0)
-			return &ctl_cli_cmds[i];
+	for (size_t i = 0; i < ONLINE_CMDS_N; i++)
+		if (strcmp(online_cmds[i].name, name) == 0)
+			return &online_cmds[i];
 	return NULL;
 }
 
-bool ctl_cli_is_command(const char *name)
+bool online_is_command(const char *name)
 {
-	return ctl_cli_find(name) != NULL;
+	return online_find(name) != NULL;
 }
 
 /* Options and notes shared by every online command. */
-static void ctl_cli_usage_notes(FILE *f)
+static void online_usage_notes(FILE *f)
 {
 	fprintf(f,
 	        "Options of online commands:\n"
@@ -68,24 +68,24 @@ static void ctl_cli_usage_notes(FILE *f)
 	        "unless they are also written to the config file. Health-check state is kept.\n");
 }
 
-void ctl_cli_usage(FILE *f)
+void online_usage(FILE *f)
 {
 	fprintf(f, "Online commands (talk to a running maglevd over its control socket):\n");
-	for (size_t i = 0; i < CTL_CLI_CMDS_N; i++) {
+	for (size_t i = 0; i < ONLINE_CMDS_N; i++) {
 		char lhs[64];
 
-		snprintf(lhs, sizeof(lhs), "%s %s", ctl_cli_cmds[i].name, ctl_cli_cmds[i].args);
-		if (strlen(lhs) >= CTL_CLI_HELP_COL)
-			fprintf(f, "  %s\n  %-*s%s\n", lhs, (int)CTL_CLI_HELP_COL, "",
-			        ctl_cli_cmds[i].help);
+		snprintf(lhs, sizeof(lhs), "%s %s", online_cmds[i].name, online_cmds[i].args);
+		if (strlen(lhs) >= ONLINE_HELP_COL)
+			fprintf(f, "  %s\n  %-*s%s\n", lhs, (int)ONLINE_HELP_COL, "",
+			        online_cmds[i].help);
 		else
-			fprintf(f, "  %-*s%s\n", (int)CTL_CLI_HELP_COL, lhs, ctl_cli_cmds[i].help);
+			fprintf(f, "  %-*s%s\n", (int)ONLINE_HELP_COL, lhs, online_cmds[i].help);
 	}
-	ctl_cli_usage_notes(f);
+	online_usage_notes(f);
 }
 
 /* One cell of a table: strings as they are, numbers in decimal, arrays joined with ','. */
-static void ctl_cli_cell(json_t *v, char *buf, size_t len)
+static void online_cell(json_t *v, char *buf, size_t len)
 {
 	size_t off = 0;
 	size_t i;
@@ -105,9 +105,9 @@ static void ctl_cli_cell(json_t *v, char *buf, size_t len)
 	else if (json_is_array(v)) {
 		json_array_foreach(v, i, e)
 		{
-			char one[CTL_CLI_CELL_MAX];
+			char one[ONLINE_CELL_MAX];
 
-			ctl_cli_cell(e, one, sizeof(one));
+			online_cell(e, one, sizeof(one));
 			off += (size_t)snprintf(buf + off, off < len ? len - off : 0, "%s%s",
 			                        i ? "," : "", one);
 			if (off >= len)
@@ -118,22 +118,22 @@ static void ctl_cli_cell(json_t *v, char *buf, size_t len)
 }
 
 /* Prints an array of objects as a table whose columns are the first object's keys. */
-static void ctl_cli_table(json_t *rows)
+static void online_table(json_t *rows)
 {
-	const char *cols[CTL_CLI_COLS_MAX];
-	size_t width[CTL_CLI_COLS_MAX], n = 0, i;
+	const char *cols[ONLINE_COLS_MAX];
+	size_t width[ONLINE_COLS_MAX], n = 0, i;
 	json_t *first = json_array_get(rows, 0), *row, *v;
-	char cell[CTL_CLI_CELL_MAX];
+	char cell[ONLINE_CELL_MAX];
 	const char *key;
 
 	if (!json_is_object(first)) {
-		ctl_cli_cell(rows, cell, sizeof(cell));
+		online_cell(rows, cell, sizeof(cell));
 		printf("%s\n", cell);
 		return;
 	}
 	json_object_foreach(first, key, v)
 	{
-		if (n == CTL_CLI_COLS_MAX)
+		if (n == ONLINE_COLS_MAX)
 			break;
 		cols[n] = key;
 		width[n++] = strlen(key);
@@ -141,7 +141,7 @@ static void ctl_cli_table(json_t *rows)
 	json_array_foreach(rows, i, row)
 	{
 		for (size_t c = 0; c < n; c++) {
-			ctl_cli_cell(json_object_get(row, cols[c]), cell, sizeof(cell));
+			online_cell(json_object_get(row, cols[c]), cell, sizeof(cell));
 			if (strlen(cell) > width[c])
 				width[c] = strlen(cell);
 		}
@@ -151,22 +151,22 @@ static void ctl_cli_table(json_t *rows)
 	json_array_foreach(rows, i, row)
 	{
 		for (size_t c = 0; c < n; c++) {
-			ctl_cli_cell(json_object_get(row, cols[c]), cell, sizeof(cell));
+			online_cell(json_object_get(row, cols[c]), cell, sizeof(cell));
 			printf("%-*s%s", (int)width[c], cell, c + 1 < n ? "  " : "\n");
 		}
 	}
 }
 
 /* Scalars as "key: value" lines, then each array of objects as a titled table. */
-static void ctl_cli_print(json_t *result)
+static void online_print(json_t *result)
 {
-	char cell[CTL_CLI_CELL_MAX];
+	char cell[ONLINE_CELL_MAX];
 	const char *key;
 	json_t *v;
 	size_t w = 0;
 
 	if (!json_is_object(result)) {
-		ctl_cli_cell(result, cell, sizeof(cell));
+		online_cell(result, cell, sizeof(cell));
 		printf("%s\n", cell);
 		return;
 	}
@@ -180,10 +180,10 @@ static void ctl_cli_print(json_t *result)
 		if (json_is_array(v) && json_is_object(json_array_get(v, 0)))
 			continue;
 		if (json_is_object(v)) {
-			ctl_cli_print(v);
+			online_print(v);
 			continue;
 		}
-		ctl_cli_cell(v, cell, sizeof(cell));
+		online_cell(v, cell, sizeof(cell));
 		printf("%-*s  %s\n", (int)w + 1, key, cell);
 	}
 	json_object_foreach(result, key, v)
@@ -192,12 +192,12 @@ static void ctl_cli_print(json_t *result)
 			continue;
 		if (json_object_size(result) > 1)
 			printf("\n%s:\n", key);
-		ctl_cli_table(v);
+		online_table(v);
 	}
 }
 
 /* Builds the request of cmd with positional arguments a[0..n); NULL (err set) if bad. */
-static json_t *ctl_cli_request(const struct ctl_cli_cmd *cmd, char **a, int n, char *err,
+static json_t *online_request(const struct online_cmd *cmd, char **a, int n, char *err,
                                size_t errlen)
 {
 	json_t *req = json_pack("{s:s}", "cmd", cmd->name);
@@ -254,7 +254,7 @@ bad:
 }
 
 /* The socket path: -s, else -c's control.socket, else the default. */
-static int ctl_cli_socket(const char *sock, const char *config, char *out, size_t len, char *err,
+static int online_socket(const char *sock, const char *config, char *out, size_t len, char *err,
                           size_t errlen)
 {
 	struct config *cfg;
@@ -277,16 +277,16 @@ static int ctl_cli_socket(const char *sock, const char *config, char *out, size_
 }
 
 /* The usage line of cmd, as the usage error of its options and arguments. */
-static int ctl_cli_usage_err(const struct ctl_cli_cmd *cmd, const char *why, const char *arg,
+static int online_usage_err(const struct online_cmd *cmd, const char *why, const char *arg,
                              char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s%s%s%susage: maglevctl %s%s%s [-s SOCKET] [-c CONFIG] [--json]",
 	         why ? why : "", arg ? " '" : "", arg ? arg : "", why ? (arg ? "'; " : "; ") : "",
 	         cmd->name, cmd->args[0] ? " " : "", cmd->args);
-	return CTL_CMD_USAGE;
+	return COMMAND_USAGE;
 }
 
-int ctl_cli_parse(int argc, char **argv, struct ctl_cli_args *out, char *err, size_t errlen)
+int online_parse(int argc, char **argv, struct online_args *out, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, 's'},
@@ -295,13 +295,13 @@ int ctl_cli_parse(int argc, char **argv, struct ctl_cli_args *out, char *err, si
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const struct ctl_cli_cmd *cmd = argc > 0 ? ctl_cli_find(argv[0]) : NULL;
+	const struct online_cmd *cmd = argc > 0 ? online_find(argv[0]) : NULL;
 	int c, n;
 
 	memset(out, 0, sizeof(*out));
 	if (!cmd) {
 		snprintf(err, errlen, "unknown command '%s'", argc > 0 ? argv[0] : "");
-		return CTL_CMD_USAGE;
+		return COMMAND_USAGE;
 	}
 	optind = 0; /* GNU getopt: start over for this argv */
 	opterr = 0;
@@ -320,35 +320,35 @@ int ctl_cli_parse(int argc, char **argv, struct ctl_cli_args *out, char *err, si
 			out->help = true;
 			return 0;
 		default:
-			return ctl_cli_usage_err(cmd, "bad option", argv[optind - 1], err, errlen);
+			return online_usage_err(cmd, "bad option", argv[optind - 1], err, errlen);
 		}
 	}
 	if (out->sock && out->config)
-		return ctl_cli_usage_err(cmd, "-s and -c exclude each other", NULL, err, errlen);
+		return online_usage_err(cmd, "-s and -c exclude each other", NULL, err, errlen);
 	n = argc - optind;
 	if (n < cmd->min_args || n > cmd->max_args)
-		return ctl_cli_usage_err(cmd, NULL, NULL, err, errlen);
-	out->req = ctl_cli_request(cmd, argv + optind, n, err, errlen);
-	return out->req ? 0 : CTL_CMD_USAGE;
+		return online_usage_err(cmd, NULL, NULL, err, errlen);
+	out->req = online_request(cmd, argv + optind, n, err, errlen);
+	return out->req ? 0 : COMMAND_USAGE;
 }
 
-int ctl_cmd_online(int argc, char **argv, char *err, size_t errlen)
+int online_run(int argc, char **argv, char *err, size_t errlen)
 {
-	struct ctl_cli_args a;
+	struct online_args a;
 	char path[CONFIG_PATH_MAX];
 	json_t *resp;
 	int ret;
 
-	ret = ctl_cli_parse(argc, argv, &a, err, errlen);
+	ret = online_parse(argc, argv, &a, err, errlen);
 	if (ret)
 		return ret;
 	if (a.help) {
-		ctl_cli_usage(stdout);
+		online_usage(stdout);
 		return 0;
 	}
-	ret = ctl_cli_socket(a.sock, a.config, path, sizeof(path), err, errlen);
+	ret = online_socket(a.sock, a.config, path, sizeof(path), err, errlen);
 	if (ret == 0)
-		ret = ctl_call(path, a.req, &resp, CTL_CLI_TIMEOUT_MS, err, errlen);
+		ret = ctl_call(path, a.req, &resp, ONLINE_TIMEOUT_MS, err, errlen);
 	json_decref(a.req);
 	if (ret < 0)
 		return ret;
@@ -367,7 +367,7 @@ int ctl_cmd_online(int argc, char **argv, char *err, size_t errlen)
 		json_dumpf(json_object_get(resp, "result"), stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else {
-		ctl_cli_print(json_object_get(resp, "result"));
+		online_print(json_object_get(resp, "result"));
 	}
 	json_decref(resp);
 	return 0;

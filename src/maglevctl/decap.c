@@ -1,5 +1,5 @@
 /* Backend-side GRE decapsulation: libxdp attach/detach of xdp_decap, its VIP map and counters. */
-#include "control/decap.h"
+#include "maglevctl/decap.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -15,7 +15,7 @@
 #include <xdp/libxdp.h>
 
 #include "control/config_yaml.h"
-#include "control/ctl_cmd.h"
+#include "maglevctl/command.h"
 #include "core/config.h"
 #include "io/bpfobj.h"
 
@@ -484,7 +484,7 @@ static int decap_usage_err(char *err, size_t errlen, const char *why, const char
 {
 	snprintf(err, errlen, "%s%s%s%s (maglevctl decap --help)", why, arg ? " '" : "",
 	         arg ? arg : "", arg ? "'" : "");
-	return CTL_CMD_USAGE;
+	return COMMAND_USAGE;
 }
 
 static int decap_need_root(char *err, size_t errlen)
@@ -654,7 +654,7 @@ static int decap_cmd_status(int argc, char **argv, char *err, size_t errlen)
 	return 0;
 }
 
-int ctl_cmd_decap(int argc, char **argv, char *err, size_t errlen)
+int decap_run(int argc, char **argv, char *err, size_t errlen)
 {
 	if (argc < 2)
 		return decap_usage_err(err, errlen, "attach, detach or status?", NULL);

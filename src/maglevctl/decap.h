@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "control/decap_abi.h"
+#include "bpf/xdp_decap.h"
 #include "core/addr.h"
 
 #define DECAP_OBJ_FILE "xdp_decap.bpf.o" /* found with bpfobj_path (src/io/bpfobj.h) */
@@ -55,6 +55,6 @@ int decap_status_read(const char *dev, struct decap_status *st, char *err, size_
  * or a negative errno with one line in err (a verifier rejection also prints the verifier log on
  * stderr first).
  */
-int ctl_cmd_decap(int argc, char **argv, char *err, size_t errlen);
+int decap_run(int argc, char **argv, char *err, size_t errlen);
 
 #endif

@@ -9,18 +9,18 @@
  * malformed value): positive, so it cannot be taken for a negative errno. maglevctl prints err and
  * exits 2; any negative errno (refused, unreachable daemon, bad config, no root) exits 1.
  */
-#define CTL_CMD_USAGE 1
+#define COMMAND_USAGE 1
 
-#define CTL_ARGS_MAX 256 /* arguments of one maglevctl command line */
+#define COMMAND_ARGS_MAX 256 /* arguments of one maglevctl command line */
 
 /*
  * maglevctl [OPTIONS] COMMAND [ARGS]: options before the command name (-s/--socket PATH,
  * -c/--config FILE, --json, each also as --opt=VALUE or -sPATH) belong to the command, as if
  * written after its name. Fills out[0..*n_out) with the command's argv: its name, those options,
- * then the rest of argv in order; the strings stay argv's. Returns 0, or CTL_CMD_USAGE with one
+ * then the rest of argv in order; the strings stay argv's. Returns 0, or COMMAND_USAGE with one
  * line in err (no command, an unknown option before it, an option missing its value, more than
- * CTL_ARGS_MAX arguments). argv[0] is the program name.
+ * COMMAND_ARGS_MAX arguments). argv[0] is the program name.
  */
-int ctl_args_command(int argc, char **argv, char **out, int *n_out, char *err, size_t errlen);
+int command_argv(int argc, char **argv, char **out, int *n_out, char *err, size_t errlen);
 
 #endif

@@ -4,19 +4,19 @@
 #include <string.h>
 
 #include "base/log.h"
-#include "control/ctl_cli.h"
-#include "control/ctl_cmd.h"
-#include "control/ctl_offline.h"
+#include "maglevctl/online.h"
+#include "maglevctl/command.h"
+#include "maglevctl/offline.h"
 #include "control/ctlsock.h"
-#include "control/decap.h"
+#include "maglevctl/decap.h"
 
 #define MAGLEVCTL_EXIT_FAIL  1 /* refused, unreachable daemon, bad config, ... */
 #define MAGLEVCTL_EXIT_USAGE 2 /* unknown command, bad arguments */
 
 /*
  * An offline or backend subcommand: run gets argv starting at the subcommand's name, returns 0,
- * a negative errno or CTL_CMD_USAGE with one line in err (main prints it and exits 1, or 2 for
- * CTL_CMD_USAGE). Add a row to add one. The online commands (status, reload, ...) have their own
+ * a negative errno or COMMAND_USAGE with one line in err (main prints it and exits 1, or 2 for
+ * COMMAND_USAGE). Add a row to add one. The online commands (status, reload, ...) have their own
  * table in ctl_cli.c, with their arguments and help; every name not found here is looked up there.
  */
 struct ctl_command {
@@ -26,11 +26,11 @@ struct ctl_command {
 };
 
 static const struct ctl_command ctl_commands[] = {
-	{ "table", ctl_cmd_table,
+	{ "table", offline_table_run,
 	  "-c FILE [--vip NAME] [--json]   per VIP: table size, digest, slots per backend (offline)" },
-	{ "diff", ctl_cmd_diff,
+	{ "diff", offline_diff_run,
 	  "OLD.yaml NEW.yaml [--json]      share of flows a config change moves, per VIP (offline)" },
-	{ "decap", ctl_cmd_decap,
+	{ "decap", decap_run,
 	  "attach|detach|status DEV ...   XDP GRE decapsulation on a backend (see decap --help)" },
 };
 
@@ -45,14 +45,14 @@ static void usage_print(FILE *out)
 	for (size_t i = 0; i < CTL_N_COMMANDS; i++)
 		fprintf(out, "  %-8s %s\n", ctl_commands[i].name, ctl_commands[i].usage);
 	fprintf(out, "\n");
-	ctl_cli_usage(out);
+	online_usage(out);
 }
 
 int main(int argc, char **argv)
 {
 	char err[CTL_ERR_MAX] = "";
 	int (*run)(int, char **, char *, size_t) = NULL;
-	char *args[CTL_ARGS_MAX];
+	char *args[COMMAND_ARGS_MAX];
 	int n, rc;
 
 	log_init("maglevctl");
@@ -61,7 +61,7 @@ int main(int argc, char **argv)
 		usage_print(stdout);
 		return 0;
 	}
-	if (ctl_args_command(argc, argv, args, &n, err, sizeof(err)) != 0) {
+	if (command_argv(argc, argv, args, &n, err, sizeof(err)) != 0) {
 		fprintf(stderr, "maglevctl: %s\n", err);
 		usage_print(stderr);
 		return MAGLEVCTL_EXIT_USAGE;
@@ -69,8 +69,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < CTL_N_COMMANDS && !run; i++)
 		if (strcmp(args[0], ctl_commands[i].name) == 0)
 			run = ctl_commands[i].run;
-	if (!run && ctl_cli_is_command(args[0]))
-		run = ctl_cmd_online;
+	if (!run && online_is_command(args[0]))
+		run = online_run;
 	if (!run) {
 		fprintf(stderr, "maglevctl: unknown command '%s'\n", args[0]);
 		usage_print(stderr);
@@ -80,5 +80,5 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		return 0;
 	fprintf(stderr, "maglevctl %s: %s\n", args[0], err[0] ? err : strerror(-rc));
-	return rc == CTL_CMD_USAGE ? MAGLEVCTL_EXIT_USAGE : MAGLEVCTL_EXIT_FAIL;
+	return rc == COMMAND_USAGE ? MAGLEVCTL_EXIT_USAGE : MAGLEVCTL_EXIT_FAIL;
 }
