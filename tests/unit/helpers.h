@@ -1,6 +1,6 @@
 /*
  * Helpers shared by the unit tests (th_ prefix): addresses, a monotonic clock, loopback TCP
- * listeners and HTTP/1.0 requests, and where the built BPF objects are. Include after <cmocka.h>:
+ * listeners, HTTP/1.0 requests, slow clients, and where the built BPF objects are. Include after <cmocka.h>:
  * every helper fails the calling test through cmocka's asserts.
  */
 #ifndef MAGLEV_TESTS_UNIT_HELPERS_H
@@ -9,6 +9,8 @@
 #include <arpa/inet.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,21 +62,19 @@ static inline int th_listen_loopback(uint16_t *port)
 	return fd;
 }
 
-/* Sends req to 127.0.0.1:port and returns the whole response, NUL-terminated (caller frees). */
-static inline char *th_http_get(uint16_t port, const char *req)
+/*
+ * Sends req on the connected fd and returns the whole response up to the server's close,
+ * NUL-terminated (caller frees); closes fd. Fails the test after TH_HTTP_TIMEOUT_S.
+ */
+static inline char *th_http_exchange(int fd, const char *req)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
 	struct timeval tv = {.tv_sec = TH_HTTP_TIMEOUT_S};
 	size_t cap = TH_HTTP_BUF, len = 0;
 	char *buf = malloc(cap);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ssize_t r;
 
 	assert_non_null(buf);
-	assert_true(fd >= 0);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
 	while ((r = recv(fd, buf + len, cap - 1 - len, 0)) > 0) {
 		len += (size_t)r;
@@ -88,6 +88,64 @@ static inline char *th_http_get(uint16_t port, const char *req)
 	buf[len] = '\0';
 	close(fd);
 	return buf;
+}
+
+/* Sends req to 127.0.0.1:port and returns the whole response, NUL-terminated (caller frees). */
+static inline char *th_http_get(uint16_t port, const char *req)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return th_http_exchange(fd, req);
+}
+
+/*
+ * Slow clients: n connected fds, and a thread that sends each of them `bytes` every
+ * TH_DRIBBLE_MS, at most TH_DRIBBLE_ROUNDS times, never completing a request.
+ */
+#define TH_SLOW_MAX       32u  /* clients one th_slow holds */
+#define TH_DRIBBLE_MS     100u /* a slow client sends this often */
+#define TH_DRIBBLE_ROUNDS 100u /* ... at most this many times (10 s) */
+
+struct th_slow {
+	int fd[TH_SLOW_MAX];
+	unsigned n;
+	const char *bytes;
+	atomic_bool stop;
+	pthread_t thread;
+};
+
+static inline void *th_slow_run(void *arg)
+{
+	struct th_slow *sc = arg;
+
+	for (unsigned round = 0; round < TH_DRIBBLE_ROUNDS && !atomic_load(&sc->stop); round++) {
+		for (unsigned i = 0; i < sc->n; i++)
+			send(sc->fd[i], sc->bytes, strlen(sc->bytes), MSG_NOSIGNAL | MSG_DONTWAIT);
+		usleep(TH_DRIBBLE_MS * 1000u);
+	}
+	return NULL;
+}
+
+/* Starts dribbling bytes on sc->fd[0..sc->n), which the caller has connected. */
+static inline void th_slow_start(struct th_slow *sc, const char *bytes)
+{
+	assert_true(sc->n <= TH_SLOW_MAX);
+	sc->bytes = bytes;
+	atomic_store(&sc->stop, false);
+	assert_int_equal(pthread_create(&sc->thread, NULL, th_slow_run, sc), 0);
+}
+
+/* Stops the thread and closes every fd. */
+static inline void th_slow_stop(struct th_slow *sc)
+{
+	atomic_store(&sc->stop, true);
+	pthread_join(sc->thread, NULL);
+	for (unsigned i = 0; i < sc->n; i++)
+		close(sc->fd[i]);
 }
 
 /*

@@ -21,8 +21,6 @@
 #include "control/ctlsock.h"
 #include "helpers.h"
 
-#define DRIBBLE_MS     100u /* a slow client sends a byte this often */
-#define DRIBBLE_ROUNDS 100u /* ... at most this many times (10 s) */
 #define WAIT_MS        5000 /* a test waits this long at most for the server */
 #define RELOAD_MS      20u  /* the slow fake handler's reload */
 #define PIPELINED      30u  /* reloads one client sends in one write */
@@ -298,42 +296,15 @@ static void test_server(void **state)
 	rmdir(path);
 }
 
-/* Slow clients: each sends one byte of a request every DRIBBLE_MS (from a thread), never a line. */
-struct slow_clients {
-	int fd[CTL_CLIENTS_MAX];
-	unsigned n;
-	atomic_bool stop;
-	pthread_t thread;
-};
-
-static void *slow_dribble(void *arg)
-{
-	struct slow_clients *sc = arg;
-
-	for (unsigned round = 0; round < DRIBBLE_ROUNDS && !atomic_load(&sc->stop); round++) {
-		for (unsigned i = 0; i < sc->n; i++)
-			send(sc->fd[i], " ", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-		usleep(DRIBBLE_MS * 1000u);
-	}
-	return NULL;
-}
-
-static void slow_open(struct slow_clients *sc, const char *sock, unsigned n)
+/* n clients that each send one byte of a request every TH_DRIBBLE_MS, never a line. */
+static void slow_open(struct th_slow *sc, const char *sock, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
 		sc->fd[i] = raw_connect(sock);
 		assert_int_equal(send(sc->fd[i], "{", 1, 0), 1);
 	}
 	sc->n = n;
-	assert_int_equal(pthread_create(&sc->thread, NULL, slow_dribble, sc), 0);
-}
-
-static void slow_close(struct slow_clients *sc)
-{
-	atomic_store(&sc->stop, true);
-	pthread_join(sc->thread, NULL);
-	for (unsigned i = 0; i < sc->n; i++)
-		close(sc->fd[i]);
+	th_slow_start(sc, " ");
 }
 
 /*
@@ -345,7 +316,7 @@ static void test_slow_clients(void **state)
 	char path[] = "/tmp/maglev-ctl-test-XXXXXX";
 	char sock[sizeof(path) + 8], err[CTL_ERR_MAX];
 	struct server_thread t = {0};
-	struct slow_clients sc = {0};
+	struct th_slow sc = {0};
 	atomic_int calls = 0;
 	json_t *req, *resp;
 
@@ -366,7 +337,7 @@ static void test_slow_clients(void **state)
 	pthread_join(t.thread, NULL);
 	assert_int_equal(ctl_server_closed(t.srv, CTL_CLOSE_EVICTED), 1);
 	assert_int_equal(ctl_server_closed(t.srv, CTL_CLOSE_REFUSED), 0);
-	slow_close(&sc);
+	th_slow_stop(&sc);
 	ctl_server_close(t.srv);
 	rmdir(path);
 }
@@ -377,7 +348,7 @@ static void test_request_timeout(void **state)
 	char path[] = "/tmp/maglev-ctl-test-XXXXXX";
 	char sock[sizeof(path) + 8], buf[256];
 	struct server_thread t = {0};
-	struct slow_clients sc = {0};
+	struct th_slow sc = {0};
 	atomic_int calls = 0;
 	const uint32_t timeout_ms = 300;
 	struct pollfd p = {.events = POLLIN};
@@ -402,7 +373,7 @@ static void test_request_timeout(void **state)
 	atomic_store(&t.stop, true);
 	pthread_join(t.thread, NULL);
 	assert_int_equal(ctl_server_closed(t.srv, CTL_CLOSE_TIMEOUT), 1);
-	slow_close(&sc);
+	th_slow_stop(&sc);
 	ctl_server_close(t.srv);
 	rmdir(path);
 }

@@ -18,9 +18,6 @@
 #include "maglevd/metrics.h"
 #include "helpers.h"
 
-#define SLOW_CLIENTS_MAX 32u  /* slow clients one test opens */
-#define DRIBBLE_MS       100u /* a slow client sends a header line this often */
-#define DRIBBLE_ROUNDS   100u /* ... at most this many times (10 s) */
 #define CLOSE_WAIT_MS    5000 /* a test waits this long at most for the server to hang up */
 
 static void fake_collect(void *ctx, struct metrics_writer *w)
@@ -149,72 +146,24 @@ static int connect_from(const char *src, uint16_t port)
 /* A whole HTTP/1.0 exchange from src, as th_http_get: the answer within TH_HTTP_TIMEOUT_S. */
 static char *http_get_from(const char *src, uint16_t port, const char *req)
 {
-	struct timeval tv = {.tv_sec = TH_HTTP_TIMEOUT_S};
-	size_t cap = TH_HTTP_BUF, len = 0;
-	char *buf = malloc(cap);
-	int fd = connect_from(src, port);
-	ssize_t r;
-
-	assert_non_null(buf);
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-	assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
-	while ((r = recv(fd, buf + len, cap - 1 - len, 0)) > 0) {
-		len += (size_t)r;
-		if (len == cap - 1) {
-			cap *= 2;
-			buf = realloc(buf, cap);
-			assert_non_null(buf);
-		}
-	}
-	assert_true(r == 0); /* answered and closed, not timed out */
-	buf[len] = '\0';
-	close(fd);
-	return buf;
+	return th_http_exchange(connect_from(src, port), req);
 }
 
 /*
- * Slow clients: each has sent a request line and then sends one header line every DRIBBLE_MS
- * (from a thread) without ever ending its headers, as a slowloris does.
+ * n slow clients: each has sent a request line and then sends one header line every
+ * TH_DRIBBLE_MS without ever ending its headers, as a slowloris does.
  */
-struct slow_clients {
-	int fd[SLOW_CLIENTS_MAX];
-	unsigned n;
-	atomic_bool stop;
-	pthread_t thread;
-};
-
-static void *slow_dribble(void *arg)
-{
-	struct slow_clients *sc = arg;
-
-	for (unsigned round = 0; round < DRIBBLE_ROUNDS && !atomic_load(&sc->stop); round++) {
-		for (unsigned i = 0; i < sc->n; i++)
-			send(sc->fd[i], "X-Slow: 1\r\n", 11, MSG_NOSIGNAL | MSG_DONTWAIT);
-		usleep(DRIBBLE_MS * 1000u);
-	}
-	return NULL;
-}
-
-static void slow_open(struct slow_clients *sc, const char *src, uint16_t port, unsigned n)
+static void slow_open(struct th_slow *sc, const char *src, uint16_t port, unsigned n)
 {
 	const char *line = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
 
-	assert_true(n <= SLOW_CLIENTS_MAX);
+	assert_true(n <= TH_SLOW_MAX);
 	for (unsigned i = 0; i < n; i++) {
 		sc->fd[i] = connect_from(src, port);
 		assert_int_equal(send(sc->fd[i], line, strlen(line), 0), (ssize_t)strlen(line));
 	}
 	sc->n = n;
-	atomic_store(&sc->stop, false);
-	assert_int_equal(pthread_create(&sc->thread, NULL, slow_dribble, sc), 0);
-}
-
-static void slow_close(struct slow_clients *sc)
-{
-	atomic_store(&sc->stop, true);
-	pthread_join(sc->thread, NULL);
-	for (unsigned i = 0; i < sc->n; i++)
-		close(sc->fd[i]);
+	th_slow_start(sc, "X-Slow: 1\r\n");
 }
 
 /* Whether the server has hung up on fd (EOF or reset), waiting up to wait_ms. */
@@ -237,7 +186,7 @@ static bool hung_up(int fd, int wait_ms)
  */
 static void test_slow_clients(void **state)
 {
-	struct slow_clients sc = {0};
+	struct th_slow sc = {0};
 	struct metrics_server *s;
 	atomic_uint scrapes = 0;
 	char *r;
@@ -258,7 +207,7 @@ static void test_slow_clients(void **state)
 	free(r);
 	assert_int_equal(atomic_load(&scrapes), 2);
 
-	slow_close(&sc);
+	th_slow_stop(&sc);
 	metrics_stop(s);
 }
 
@@ -270,7 +219,7 @@ static void test_request_timeout(void **state)
 {
 	const struct metrics_limits lim = {
 	    .connections_max = 4, .connections_per_ip = 4, .request_timeout_ms = 300};
-	struct slow_clients sc = {0};
+	struct th_slow sc = {0};
 	struct metrics_server *s;
 	atomic_uint scrapes = 0;
 	uint64_t t0;
@@ -288,7 +237,7 @@ static void test_request_timeout(void **state)
 	assert_non_null(
 	    strstr(r, "maglevd_metrics_connections_closed_total{reason=\"timeout\"} 2\n"));
 	free(r);
-	slow_close(&sc);
+	th_slow_stop(&sc);
 	metrics_stop(s);
 
 	/*
