@@ -109,4 +109,16 @@ static inline uint64_t lb_counter_read(const uint64_t *c)
 	return __atomic_load_n(c, __ATOMIC_RELAXED);
 }
 
+#define LB_COUNTER_COLUMN   28u  /* width the name is padded to in a summary line */
+#define LB_COUNTER_LINE_MAX 128u /* bytes of a summary line: a name and a 20-digit value fit */
+
+/*
+ * A summary of counters v[0..n) named names[0..n) (any such list: the worker's, I/O, health):
+ * "NAME VALUE" with the name padded to LB_COUNTER_COLUMN, one call of line(ctx, text) for each
+ * non-zero counter, in list order. v is read with lb_counter_read, so it may be a running
+ * worker's array. What maglevd logs at exit and replay's report both print.
+ */
+void lb_counters_summary(const char *const *names, const uint64_t *v, uint32_t n,
+                         void (*line)(void *ctx, const char *text), void *ctx);
+
 #endif
