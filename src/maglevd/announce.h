@@ -5,8 +5,8 @@
  * open, so the kernel deletes them when maglevd dies in any way. All over rtnetlink (libmnl).
  * docs/scaleout.md describes the whole set-up.
  */
-#ifndef MAGLEV_CONTROL_ANNOUNCE_H
-#define MAGLEV_CONTROL_ANNOUNCE_H
+#ifndef MAGLEV_MAGLEVD_ANNOUNCE_H
+#define MAGLEV_MAGLEVD_ANNOUNCE_H
 
 #include <stdbool.h>
 #include <stddef.h>

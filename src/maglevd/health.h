@@ -1,6 +1,6 @@
 /* Health checks: TCP connect and HTTP GET probes to backends, run by one event loop (epoll). */
-#ifndef MAGLEV_CONTROL_HEALTH_H
-#define MAGLEV_CONTROL_HEALTH_H
+#ifndef MAGLEV_MAGLEVD_HEALTH_H
+#define MAGLEV_MAGLEVD_HEALTH_H
 
 #include <stdbool.h>
 #include <stdint.h>
