@@ -99,10 +99,9 @@ static int cp_state_build(struct ctlplane *cp, const struct config *cfg,
 		}
 		want[i] = true;
 		if (eligible && !up) {
-			fprintf(
-			    stderr,
-			    "maglevd: vip %s: every backend is down; ignoring health checks for "
-			    "it (fail open) until one comes back%s\n",
+			log_warn(
+			    "vip %s: every backend is down; ignoring health checks for it "
+			    "(fail open) until one comes back%s",
 			    vip->name,
 			    cp->ann && cfg->announce.withdraw_when_no_backends
 			        ? "; its route is withdrawn (announce.withdraw_when_no_backends)"
