@@ -16,6 +16,56 @@ static void cp_metric_name(char *buf, const char *name, const char *suffix)
 	snprintf(buf, CP_NAME_MAX, "maglevd_%s%s", name, suffix);
 }
 
+/* The families with a sample per (VIP, backend), labels vip and backend, in the order written. */
+enum cp_backend_family {
+	CP_BF_PACKETS,
+	CP_BF_BYTES,
+	CP_BF_FLOWS,
+	CP_BF_UP,
+	CP_BF_WEIGHT,
+	CP_BF_SLOTS,
+	CP_BF_N
+};
+
+static const struct {
+	const char *name, *type, *help;
+} cp_backend_families[CP_BF_N] = {
+    [CP_BF_PACKETS] = {"maglevd_backend_packets_total", "counter", "Packets sent to the backend"},
+    [CP_BF_BYTES] = {"maglevd_backend_bytes_total", "counter",
+                     "Bytes sent to the backend, before encapsulation"},
+    [CP_BF_FLOWS] = {"maglevd_backend_flows_total", "counter", "New flows given to the backend"},
+    [CP_BF_UP] = {"maglevd_backend_up", "gauge",
+                  "Health check result: 1 up (or not checked), 0 down"},
+    [CP_BF_WEIGHT] = {"maglevd_backend_weight", "gauge",
+                      "Effective weight (config or runtime; 0 = drained)"},
+    [CP_BF_SLOTS] = {"maglevd_backend_slots", "gauge", "Maglev table slots of the backend"},
+};
+
+/* Family f's sample of snapshot backend id; cv is its VIP's config (only CP_BF_UP reads it). */
+static uint64_t cp_backend_value(const struct ctlplane *cp, enum cp_backend_family f,
+                                 const struct config_vip *cv, uint16_t id)
+{
+	const struct lb_backend *b = &cp->cur->backends[id];
+	struct lb_backend_counters c;
+
+	switch (f) {
+	case CP_BF_PACKETS:
+	case CP_BF_BYTES:
+	case CP_BF_FLOWS:
+		cp_backend_counters(cp, id, &c);
+		return f == CP_BF_PACKETS ? c.packets : f == CP_BF_BYTES ? c.bytes : c.flows;
+	case CP_BF_UP:
+		return cp_health(cp, cv, config_backend_find(cv, &b->addr)) != 0;
+	case CP_BF_WEIGHT:
+		return b->weight;
+	case CP_BF_SLOTS:
+		return b->slots;
+	case CP_BF_N:
+		break;
+	}
+	return 0;
+}
+
 void cp_collect(void *ctx, struct metrics_writer *w)
 {
 	struct ctlplane *cp = ctx;
@@ -24,11 +74,6 @@ void cp_collect(void *ctx, struct metrics_writer *w)
 	char port[CP_NUM_MAX], m[CP_NUM_MAX];
 	const char *wl[] = {"worker", wid, NULL};
 	const struct lb_snapshot *s;
-	static const char *const bfam[3][2] = {
-	    {"maglevd_backend_packets_total", "Packets sent to the backend"},
-	    {"maglevd_backend_bytes_total", "Bytes sent to the backend, before encapsulation"},
-	    {"maglevd_backend_flows_total", "New flows given to the backend"},
-	};
 
 	pthread_mutex_lock(&cp->lock);
 	s = cp->cur;
@@ -60,56 +105,24 @@ void cp_collect(void *ctx, struct metrics_writer *w)
 		}
 		free(io);
 	}
-	for (int f = 0; f < 3; f++) {
-		metrics_family(w, bfam[f][0], "counter", bfam[f][1]);
-		for (uint32_t i = 0; i < s->n_vips; i++)
+	for (int f = 0; f < CP_BF_N; f++) {
+		metrics_family(w, cp_backend_families[f].name, cp_backend_families[f].type,
+		               cp_backend_families[f].help);
+		for (uint32_t i = 0; i < s->n_vips; i++) {
+			const struct config_vip *cv =
+			    f == CP_BF_UP ? config_vip_find(cp->cfg, s->vips[i].name) : NULL;
+
 			for (uint32_t j = 0; j < s->vips[i].n_backends; j++) {
 				uint16_t id = s->vips[i].backends[j];
 				const char *l[] = {"vip", s->vips[i].name, "backend",
 				                   lb_addr_str(&s->backends[id].addr, a, sizeof(a)),
 				                   NULL};
-				struct lb_backend_counters c;
 
-				cp_backend_counters(cp, id, &c);
-				metrics_sample(w, bfam[f][0], l,
-				               f == 0   ? c.packets
-				               : f == 1 ? c.bytes
-				                        : c.flows);
+				metrics_sample(w, cp_backend_families[f].name, l,
+				               cp_backend_value(cp, f, cv, id));
 			}
-	}
-	metrics_family(w, "maglevd_backend_up", "gauge",
-	               "Health check result: 1 up (or not checked), 0 down");
-	for (uint32_t i = 0; i < s->n_vips; i++) {
-		const struct config_vip *cv = config_vip_find(cp->cfg, s->vips[i].name);
-
-		for (uint32_t j = 0; j < s->vips[i].n_backends; j++) {
-			const struct lb_backend *b = &s->backends[s->vips[i].backends[j]];
-			const char *l[] = {"vip", s->vips[i].name, "backend",
-			                   lb_addr_str(&b->addr, a, sizeof(a)), NULL};
-
-			metrics_sample(w, "maglevd_backend_up", l,
-			               cp_health(cp, cv, config_backend_find(cv, &b->addr)) != 0);
 		}
 	}
-	metrics_family(w, "maglevd_backend_weight", "gauge",
-	               "Effective weight (config or runtime; 0 = drained)");
-	for (uint32_t i = 0; i < s->n_vips; i++)
-		for (uint32_t j = 0; j < s->vips[i].n_backends; j++) {
-			const struct lb_backend *b = &s->backends[s->vips[i].backends[j]];
-			const char *l[] = {"vip", s->vips[i].name, "backend",
-			                   lb_addr_str(&b->addr, a, sizeof(a)), NULL};
-
-			metrics_sample(w, "maglevd_backend_weight", l, b->weight);
-		}
-	metrics_family(w, "maglevd_backend_slots", "gauge", "Maglev table slots of the backend");
-	for (uint32_t i = 0; i < s->n_vips; i++)
-		for (uint32_t j = 0; j < s->vips[i].n_backends; j++) {
-			const struct lb_backend *b = &s->backends[s->vips[i].backends[j]];
-			const char *l[] = {"vip", s->vips[i].name, "backend",
-			                   lb_addr_str(&b->addr, a, sizeof(a)), NULL};
-
-			metrics_sample(w, "maglevd_backend_slots", l, b->slots);
-		}
 	metrics_family(w, "maglevd_vip_info", "gauge",
 	               "One per VIP; the digest label proves equal tables across maglevd");
 	for (uint32_t i = 0; i < s->n_vips; i++) {
