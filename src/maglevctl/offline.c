@@ -139,6 +139,20 @@ out:
 	return err;
 }
 
+/* The diff of VIP v, in one config only (status ADDED or REMOVED): every slot it has changes. */
+static void offline_vip_one_side(const struct config_vip *v, enum offline_vip_status status,
+                                 struct offline_vip_diff *out)
+{
+	*out = (struct offline_vip_diff){
+	    .status = status,
+	    .old_size = status == OFFLINE_VIP_REMOVED ? v->table_size : 0,
+	    .new_size = status == OFFLINE_VIP_ADDED ? v->table_size : 0,
+	    .changed_slots = v->table_size,
+	    .changed_pct = 100.0,
+	};
+	snprintf(out->name, sizeof(out->name), "%s", v->name);
+}
+
 int offline_diff(const struct config *oldc, const struct config *newc, struct offline_vip_diff **out,
 	     uint32_t *n_out)
 {
@@ -157,13 +171,7 @@ int offline_diff(const struct config *oldc, const struct config *newc, struct of
 			if (err)
 				goto out;
 		} else {
-			d[n] = (struct offline_vip_diff){
-				.status = OFFLINE_VIP_REMOVED,
-				.old_size = ov->table_size,
-				.changed_slots = ov->table_size,
-				.changed_pct = 100.0,
-			};
-			snprintf(d[n].name, sizeof(d[n].name), "%s", ov->name);
+			offline_vip_one_side(ov, OFFLINE_VIP_REMOVED, &d[n]);
 		}
 		n++;
 	}
@@ -172,13 +180,7 @@ int offline_diff(const struct config *oldc, const struct config *newc, struct of
 
 		if (config_vip_find(oldc, nv->name))
 			continue;
-		d[n] = (struct offline_vip_diff){
-			.status = OFFLINE_VIP_ADDED,
-			.new_size = nv->table_size,
-			.changed_slots = nv->table_size,
-			.changed_pct = 100.0,
-		};
-		snprintf(d[n].name, sizeof(d[n].name), "%s", nv->name);
+		offline_vip_one_side(nv, OFFLINE_VIP_ADDED, &d[n]);
 		n++;
 	}
 out:
