@@ -3,17 +3,7 @@
 
 #include <stdio.h>
 
-const char *const lb_counter_name[LB_CTR_MAX] = {
-#define LB_COUNTER_NAME(id, name, help) [LB_CTR_##id] = name,
-	LB_COUNTERS(LB_COUNTER_NAME)
-#undef LB_COUNTER_NAME
-};
-
-const char *const lb_counter_help[LB_CTR_MAX] = {
-#define LB_COUNTER_HELP(id, name, help) [LB_CTR_##id] = help,
-	LB_COUNTERS(LB_COUNTER_HELP)
-#undef LB_COUNTER_HELP
-};
+COUNTER_LIST_DEFINE(lb_counter, LB_COUNTERS, LB_CTR_MAX);
 
 void lb_counters_summary(const char *const *names, const uint64_t *v, uint32_t n,
                          void (*line)(void *ctx, const char *text), void *ctx)

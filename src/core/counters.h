@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "base/counter_list.h"
+
 /* X(ENUM_SUFFIX, "metric_name", "help text") */
 #define LB_COUNTERS(X)                                                                             \
 	X(RX_FRAMES, "rx_frames", "Frames handed to the pipeline")                                 \
@@ -86,15 +88,9 @@
 	X(CT_RECHOSEN, "ct_rechosen",                                                              \
 	  "Tracked flows re-chosen: their backend was removed, marked down or replaced")
 
-enum lb_counter {
-#define LB_COUNTER_ENUM(id, name, help) LB_CTR_##id,
-	LB_COUNTERS(LB_COUNTER_ENUM)
-#undef LB_COUNTER_ENUM
-	    LB_CTR_MAX
-};
-
-extern const char *const lb_counter_name[LB_CTR_MAX];
-extern const char *const lb_counter_help[LB_CTR_MAX];
+#define LB_CTR_ROW(id, name, help) LB_CTR_##id,
+COUNTER_LIST_DECLARE(lb_counter, LB_COUNTERS, LB_CTR_ROW, LB_CTR_MAX);
+#undef LB_CTR_ROW
 
 /*
  * Adds n to a counter that only the calling thread writes. Relaxed load + store (a plain add on
