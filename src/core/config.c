@@ -1,9 +1,10 @@
-/* Configuration defaults, the forwarding check and release. */
+/* Configuration defaults, lookups of a VIP and a backend, the forwarding check and release. */
 #include "core/config.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void config_init(struct config *c)
 {
@@ -52,6 +53,23 @@ void config_health_init(struct config_health *h)
 		.rise = CONFIG_HC_RISE_DEFAULT,
 		.fall = CONFIG_HC_FALL_DEFAULT,
 	};
+}
+
+const struct config_vip *config_vip_find(const struct config *c, const char *name)
+{
+	for (uint32_t i = 0; i < c->n_vips; i++)
+		if (strcmp(c->vips[i].name, name) == 0)
+			return &c->vips[i];
+	return NULL;
+}
+
+const struct config_backend *config_backend_find(const struct config_vip *v,
+                                                 const struct lb_addr *a)
+{
+	for (uint32_t i = 0; v && i < v->n_backends; i++)
+		if (lb_addr_eq(&v->backends[i].addr, a))
+			return &v->backends[i];
+	return NULL;
 }
 
 void config_free(struct config *c)

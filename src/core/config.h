@@ -175,6 +175,13 @@ void config_health_init(struct config_health *h);
  */
 int config_check_forwarding(const struct config *c, char *err, size_t errlen);
 
+/* The VIP of c named name, or NULL. */
+const struct config_vip *config_vip_find(const struct config *c, const char *name);
+
+/* The backend of v with address a, or NULL (also for NULL v). */
+const struct config_backend *config_backend_find(const struct config_vip *v,
+                                                 const struct lb_addr *a);
+
 /* Frees what config_load allocated, including c itself; NULL is fine. */
 void config_free(struct config *c);
 

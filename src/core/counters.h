@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "base/counter_list.h"
+
 /* X(ENUM_SUFFIX, "metric_name", "help text") */
 #define LB_COUNTERS(X)                                                                             \
 	X(RX_FRAMES, "rx_frames", "Frames handed to the pipeline")                                 \
@@ -86,15 +88,9 @@
 	X(CT_RECHOSEN, "ct_rechosen",                                                              \
 	  "Tracked flows re-chosen: their backend was removed, marked down or replaced")
 
-enum lb_counter {
-#define LB_COUNTER_ENUM(id, name, help) LB_CTR_##id,
-	LB_COUNTERS(LB_COUNTER_ENUM)
-#undef LB_COUNTER_ENUM
-	    LB_CTR_MAX
-};
-
-extern const char *const lb_counter_name[LB_CTR_MAX];
-extern const char *const lb_counter_help[LB_CTR_MAX];
+#define LB_CTR_ROW(id, name, help) LB_CTR_##id,
+COUNTER_LIST_DECLARE(lb_counter, LB_COUNTERS, LB_CTR_ROW, LB_CTR_MAX);
+#undef LB_CTR_ROW
 
 /*
  * Adds n to a counter that only the calling thread writes. Relaxed load + store (a plain add on
@@ -108,5 +104,17 @@ static inline uint64_t lb_counter_read(const uint64_t *c)
 {
 	return __atomic_load_n(c, __ATOMIC_RELAXED);
 }
+
+#define LB_COUNTER_COLUMN   28u  /* width the name is padded to in a summary line */
+#define LB_COUNTER_LINE_MAX 128u /* bytes of a summary line: a name and a 20-digit value fit */
+
+/*
+ * A summary of counters v[0..n) named names[0..n) (any such list: the worker's, I/O, health):
+ * "NAME VALUE" with the name padded to LB_COUNTER_COLUMN, one call of line(ctx, text) for each
+ * non-zero counter, in list order. v is read with lb_counter_read, so it may be a running
+ * worker's array. What maglevd logs at exit and replay's report both print.
+ */
+void lb_counters_summary(const char *const *names, const uint64_t *v, uint32_t n,
+                         void (*line)(void *ctx, const char *text), void *ctx);
 
 #endif

@@ -1,6 +1,6 @@
 /* The contract of a maglevctl subcommand, and the global options that may precede its name. */
-#ifndef MAGLEV_CONTROL_CTL_CMD_H
-#define MAGLEV_CONTROL_CTL_CMD_H
+#ifndef MAGLEV_MAGLEVCTL_COMMAND_H
+#define MAGLEV_MAGLEVCTL_COMMAND_H
 
 #include <stddef.h>
 

@@ -17,7 +17,7 @@
  * An offline or backend subcommand: run gets argv starting at the subcommand's name, returns 0,
  * a negative errno or COMMAND_USAGE with one line in err (main prints it and exits 1, or 2 for
  * COMMAND_USAGE). Add a row to add one. The online commands (status, reload, ...) have their own
- * table in ctl_cli.c, with their arguments and help; every name not found here is looked up there.
+ * table in online.c, with their arguments and help; every name not found here is looked up there.
  */
 struct ctl_command {
 	const char *name;

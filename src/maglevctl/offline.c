@@ -60,15 +60,6 @@ void offline_table_free(struct offline_table *t)
 	t->slots = NULL;
 }
 
-/* Index of the backend of v with address a, or -1. */
-static int32_t offline_backend_find(const struct config_vip *v, const struct lb_addr *a)
-{
-	for (uint32_t i = 0; i < v->n_backends; i++)
-		if (lb_addr_eq(&v->backends[i].addr, a))
-			return (int32_t)i;
-	return -1;
-}
-
 static double offline_pct_round(double x)
 {
 	return round(x * OFFLINE_PCT_DECIMALS) / OFFLINE_PCT_DECIMALS;
@@ -98,8 +89,11 @@ int offline_vip_diff(const struct config *oldc, const struct config_vip *ov, con
 	map = malloc(ov->n_backends * sizeof(*map));
 	if (!map)
 		goto out;
-	for (uint32_t i = 0; i < ov->n_backends; i++)
-		map[i] = offline_backend_find(nv, &ov->backends[i].addr);
+	for (uint32_t i = 0; i < ov->n_backends; i++) {
+		const struct config_backend *b = config_backend_find(nv, &ov->backends[i].addr);
+
+		map[i] = b ? (int32_t)(b - nv->backends) : -1;
+	}
 
 	if (m1 == m2) {
 		for (uint32_t s = 0; s < m1; s++) {
@@ -145,12 +139,18 @@ out:
 	return err;
 }
 
-static const struct config_vip *offline_vip_find(const struct config *c, const char *name)
+/* The diff of VIP v, in one config only (status ADDED or REMOVED): every slot it has changes. */
+static void offline_vip_one_side(const struct config_vip *v, enum offline_vip_status status,
+                                 struct offline_vip_diff *out)
 {
-	for (uint32_t i = 0; i < c->n_vips; i++)
-		if (strcmp(c->vips[i].name, name) == 0)
-			return &c->vips[i];
-	return NULL;
+	*out = (struct offline_vip_diff){
+	    .status = status,
+	    .old_size = status == OFFLINE_VIP_REMOVED ? v->table_size : 0,
+	    .new_size = status == OFFLINE_VIP_ADDED ? v->table_size : 0,
+	    .changed_slots = v->table_size,
+	    .changed_pct = 100.0,
+	};
+	snprintf(out->name, sizeof(out->name), "%s", v->name);
 }
 
 int offline_diff(const struct config *oldc, const struct config *newc, struct offline_vip_diff **out,
@@ -164,35 +164,23 @@ int offline_diff(const struct config *oldc, const struct config *newc, struct of
 	if (!d)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < oldc->n_vips; i++) {
-		const struct config_vip *ov = &oldc->vips[i], *nv = offline_vip_find(newc, ov->name);
+		const struct config_vip *ov = &oldc->vips[i], *nv = config_vip_find(newc, ov->name);
 
 		if (nv) {
 			err = offline_vip_diff(oldc, ov, newc, nv, &d[n]);
 			if (err)
 				goto out;
 		} else {
-			d[n] = (struct offline_vip_diff){
-				.status = OFFLINE_VIP_REMOVED,
-				.old_size = ov->table_size,
-				.changed_slots = ov->table_size,
-				.changed_pct = 100.0,
-			};
-			snprintf(d[n].name, sizeof(d[n].name), "%s", ov->name);
+			offline_vip_one_side(ov, OFFLINE_VIP_REMOVED, &d[n]);
 		}
 		n++;
 	}
 	for (uint32_t j = 0; j < newc->n_vips; j++) {
 		const struct config_vip *nv = &newc->vips[j];
 
-		if (offline_vip_find(oldc, nv->name))
+		if (config_vip_find(oldc, nv->name))
 			continue;
-		d[n] = (struct offline_vip_diff){
-			.status = OFFLINE_VIP_ADDED,
-			.new_size = nv->table_size,
-			.changed_slots = nv->table_size,
-			.changed_pct = 100.0,
-		};
-		snprintf(d[n].name, sizeof(d[n].name), "%s", nv->name);
+		offline_vip_one_side(nv, OFFLINE_VIP_ADDED, &d[n]);
 		n++;
 	}
 out:
@@ -226,7 +214,7 @@ static int offline_json_emit(FILE *out, json_t *root)
 static int offline_vips_select(const struct config *c, const char *vip, uint32_t *first,
 			   uint32_t *end, char *err, size_t errlen)
 {
-	const struct config_vip *v = vip ? offline_vip_find(c, vip) : NULL;
+	const struct config_vip *v = vip ? config_vip_find(c, vip) : NULL;
 
 	*first = 0;
 	*end = c->n_vips;

@@ -1,6 +1,6 @@
 /* Offline views of a config's Maglev tables: `maglevctl table` and `maglevctl diff` (no daemon). */
-#ifndef MAGLEV_CONTROL_CTL_OFFLINE_H
-#define MAGLEV_CONTROL_CTL_OFFLINE_H
+#ifndef MAGLEV_MAGLEVCTL_OFFLINE_H
+#define MAGLEV_MAGLEVCTL_OFFLINE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 /* maglevctl's online commands: build a control socket request from argv, print the answer. */
-#ifndef MAGLEV_CONTROL_CTL_CLI_H
-#define MAGLEV_CONTROL_CTL_CLI_H
+#ifndef MAGLEV_MAGLEVCTL_ONLINE_H
+#define MAGLEV_MAGLEVCTL_ONLINE_H
 
 #include <stdbool.h>
 #include <stddef.h>

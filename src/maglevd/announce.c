@@ -26,17 +26,7 @@
 #define AN_ERR_MAX      256u                  /* bytes of an error line */
 #define AN_ROUTE_STRLEN (LB_ADDR_STRLEN + 5u) /* an address, "/128" and the NUL */
 
-const char *const announce_counter_name[ANNOUNCE_CTR_MAX] = {
-#define ANNOUNCE_CTR_NAME(e, n, h) n,
-    ANNOUNCE_COUNTERS(ANNOUNCE_CTR_NAME)
-#undef ANNOUNCE_CTR_NAME
-};
-
-const char *const announce_counter_help[ANNOUNCE_CTR_MAX] = {
-#define ANNOUNCE_CTR_HELP(e, n, h) h,
-    ANNOUNCE_COUNTERS(ANNOUNCE_CTR_HELP)
-#undef ANNOUNCE_CTR_HELP
-};
+COUNTER_LIST_DEFINE(announce_counter, ANNOUNCE_COUNTERS, ANNOUNCE_CTR_MAX);
 
 /* A route of ours found in the table. */
 struct an_route {

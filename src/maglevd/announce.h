@@ -5,13 +5,14 @@
  * open, so the kernel deletes them when maglevd dies in any way. All over rtnetlink (libmnl).
  * docs/scaleout.md describes the whole set-up.
  */
-#ifndef MAGLEV_CONTROL_ANNOUNCE_H
-#define MAGLEV_CONTROL_ANNOUNCE_H
+#ifndef MAGLEV_MAGLEVD_ANNOUNCE_H
+#define MAGLEV_MAGLEVD_ANNOUNCE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/counter_list.h"
 #include "core/addr.h"
 #include "core/config.h"
 
@@ -28,15 +29,9 @@
 	  "Routes with maglevd's protocol number it had not added (an earlier run's) removed")     \
 	X(ERRORS, "announce_errors", "Netlink requests about VIP routes that failed")
 
-enum announce_counter {
-#define ANNOUNCE_CTR_ENUM(e, n, h) ANNOUNCE_CTR_##e,
-	ANNOUNCE_COUNTERS(ANNOUNCE_CTR_ENUM)
-#undef ANNOUNCE_CTR_ENUM
-	    ANNOUNCE_CTR_MAX
-};
-
-extern const char *const announce_counter_name[ANNOUNCE_CTR_MAX];
-extern const char *const announce_counter_help[ANNOUNCE_CTR_MAX];
+#define ANNOUNCE_CTR_ROW(id, name, help) ANNOUNCE_CTR_##id,
+COUNTER_LIST_DECLARE(announce_counter, ANNOUNCE_COUNTERS, ANNOUNCE_CTR_ROW, ANNOUNCE_CTR_MAX);
+#undef ANNOUNCE_CTR_ROW
 
 struct announce;
 

@@ -3,8 +3,8 @@
  * runtime weight/drain overrides, health checks, snapshot rebuilds and their publication through
  * the daemon's hook, the control socket and the metrics endpoint.
  */
-#ifndef MAGLEV_CONTROL_CTLPLANE_H
-#define MAGLEV_CONTROL_CTLPLANE_H
+#ifndef MAGLEV_MAGLEVD_CTLPLANE_H
+#define MAGLEV_MAGLEVD_CTLPLANE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -43,7 +43,7 @@ struct ctlplane;
  * Creates the control plane for config file path, already loaded as cfg, with snapshot cur
  * already published; takes ownership of both. Opens the control socket and the metrics endpoint
  * of cfg->control, starts the health checks and, with cfg->announce.enabled, announces the VIPs
- * (control/announce.h: fails if the TUN device cannot be made). Returns 0, or a negative errno
+ * (maglevd/announce.h: fails if the TUN device cannot be made). Returns 0, or a negative errno
  * and err.
  */
 int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,

@@ -163,7 +163,13 @@ static void daemon_control_stop(struct daemon *d)
 	d->current = cur;
 }
 
-/* Prints the non-zero counters summed over workers. */
+static void daemon_summary_line(void *ctx, const char *text)
+{
+	(void)ctx;
+	log_info("  %s", text);
+}
+
+/* Logs each worker's frames and the non-zero counters summed over workers. */
 static void daemon_summary(struct daemon *d)
 {
 	uint64_t sum[LB_CTR_MAX] = { 0 }, io[IO_CTR_MAX] = { 0 };
@@ -183,12 +189,8 @@ static void daemon_summary(struct daemon *d)
 			 (unsigned long long)wio[IO_CTR_TX_FRAMES]);
 	}
 	log_info("counters (sum over %u workers):", n);
-	for (int k = 0; k < IO_CTR_MAX; k++)
-		if (io[k])
-			log_info("  %-28s %llu", io_counter_name[k], (unsigned long long)io[k]);
-	for (int k = 0; k < LB_CTR_MAX; k++)
-		if (sum[k])
-			log_info("  %-28s %llu", lb_counter_name[k], (unsigned long long)sum[k]);
+	lb_counters_summary(io_counter_name, io, IO_CTR_MAX, daemon_summary_line, NULL);
+	lb_counters_summary(lb_counter_name, sum, LB_CTR_MAX, daemon_summary_line, NULL);
 }
 
 static int daemon_signals_block(struct daemon *d)

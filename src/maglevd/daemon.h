@@ -3,8 +3,8 @@
  * start the data plane, publish the snapshot over RCU, run the event loop until SIGTERM/SIGINT,
  * stop cleanly. Logs go to stderr (systemd-friendly).
  */
-#ifndef MAGLEV_CONTROL_DAEMON_H
-#define MAGLEV_CONTROL_DAEMON_H
+#ifndef MAGLEV_MAGLEVD_DAEMON_H
+#define MAGLEV_MAGLEVD_DAEMON_H
 
 #define DAEMON_EXIT_OK      0
 #define DAEMON_EXIT_FAILURE 1 /* start-up failure: one message on stderr */

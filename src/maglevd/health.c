@@ -25,17 +25,7 @@
 #define HEALTH_LOCAL_LOG_MS 10000u /* local probe errors are logged at most this often */
 #define HEALTH_EXCERPT_MAX  24u    /* bytes of a bad status line quoted in the failure reason */
 
-const char *const health_counter_name[HEALTH_CTR_MAX] = {
-#define HEALTH_CTR_NAME(e, n, h) n,
-    HEALTH_COUNTERS(HEALTH_CTR_NAME)
-#undef HEALTH_CTR_NAME
-};
-
-const char *const health_counter_help[HEALTH_CTR_MAX] = {
-#define HEALTH_CTR_HELP(e, n, h) h,
-    HEALTH_COUNTERS(HEALTH_CTR_HELP)
-#undef HEALTH_CTR_HELP
-};
+COUNTER_LIST_DEFINE(health_counter, HEALTH_COUNTERS, HEALTH_CTR_MAX);
 
 enum probe_state {
 	PROBE_IDLE,       /* waiting for next_ms to start a probe */

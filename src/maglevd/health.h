@@ -1,10 +1,11 @@
 /* Health checks: TCP connect and HTTP GET probes to backends, run by one event loop (epoll). */
-#ifndef MAGLEV_CONTROL_HEALTH_H
-#define MAGLEV_CONTROL_HEALTH_H
+#ifndef MAGLEV_MAGLEVD_HEALTH_H
+#define MAGLEV_MAGLEVD_HEALTH_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/counter_list.h"
 #include "core/addr.h"
 #include "core/config.h"
 
@@ -38,15 +39,9 @@
 	  "Health probes not run for an error on this host (out of descriptors, buffers, memory "  \
 	  "or local ports); the check keeps its state and tries again one interval later")
 
-enum health_counter {
-#define HEALTH_CTR_ENUM(e, n, h) HEALTH_CTR_##e,
-	HEALTH_COUNTERS(HEALTH_CTR_ENUM)
-#undef HEALTH_CTR_ENUM
-	    HEALTH_CTR_MAX
-};
-
-extern const char *const health_counter_name[HEALTH_CTR_MAX];
-extern const char *const health_counter_help[HEALTH_CTR_MAX];
+#define HEALTH_CTR_ROW(id, name, help) HEALTH_CTR_##id,
+COUNTER_LIST_DECLARE(health_counter, HEALTH_COUNTERS, HEALTH_CTR_ROW, HEALTH_CTR_MAX);
+#undef HEALTH_CTR_ROW
 
 /*
  * What one check probes. Two targets are the same check when address, kind, port, path and

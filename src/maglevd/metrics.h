@@ -1,7 +1,7 @@
 /* Prometheus metrics: a text exposition writer and its HTTP endpoint (libmicrohttpd) at /metrics.
  */
-#ifndef MAGLEV_CONTROL_METRICS_H
-#define MAGLEV_CONTROL_METRICS_H
+#ifndef MAGLEV_MAGLEVD_METRICS_H
+#define MAGLEV_MAGLEVD_METRICS_H
 
 #include <stdbool.h>
 #include <stddef.h>

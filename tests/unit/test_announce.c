@@ -1,5 +1,5 @@
 /*
- * Unit tests of VIP announcement (control/announce.c) against the real kernel, inside a private
+ * Unit tests of VIP announcement (maglevd/announce.c) against the real kernel, inside a private
  * network namespace made with unshare(CLONE_NEWNET): routes added and removed, stale ones of our
  * protocol cleaned, other protocols and tables untouched, the TUN device taking our routes with it.
  * Skipped (not failed) without the privileges to make the namespace.

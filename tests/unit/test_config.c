@@ -1,4 +1,4 @@
-/* Unit tests of the YAML config reader: round trip, defaults, every error with its line. */
+/* Unit tests of the YAML config reader (round trip, defaults, errors with lines) and lookups. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -179,6 +179,27 @@ static void test_full_round_trip(void **state)
 	assert_int_equal(v->backends[0].weight, 7);
 	assert_int_equal(v->backends[0].line, 49);
 
+	config_free(c);
+}
+
+/* config_vip_find by name, config_backend_find by address (a NULL VIP finds nothing). */
+static void test_find(void **state)
+{
+	struct config *c = parse_ok(full_yaml);
+	const struct config_vip *web = config_vip_find(c, "web");
+	struct lb_addr a;
+
+	(void)state;
+	assert_ptr_equal(web, &c->vips[0]);
+	assert_ptr_equal(config_vip_find(c, "dns.v6_1-a"), &c->vips[1]);
+	assert_null(config_vip_find(c, "we"));
+	assert_null(config_vip_find(c, "203.0.113.10"));
+	assert_int_equal(lb_addr_parse("198.18.1.12", &a), 0);
+	assert_ptr_equal(config_backend_find(web, &a), &web->backends[1]);
+	assert_null(config_backend_find(&c->vips[1], &a));
+	assert_null(config_backend_find(NULL, &a));
+	assert_int_equal(lb_addr_parse("2001:db8:1::13", &a), 0);
+	assert_ptr_equal(config_backend_find(web, &a), &web->backends[2]);
 	config_free(c);
 }
 
@@ -908,6 +929,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_round_trip),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_find),
 		cmocka_unit_test(test_health_defaults),
 		cmocka_unit_test(test_announce),
 		cmocka_unit_test(test_durations_and_numbers),
