@@ -88,10 +88,18 @@ dp_start_maglevd() {
 DP_CONFIG= # the config of the cases that need maglevd running, written once by dp_main
 DP_START_FAILED=0
 
-# dp_running CASE: maglevd runs with DP_CONFIG (started now if it was not); if it cannot start,
-# a failed check for CASE (and no second attempt for the cases after it).
+# dp_running CASE: maglevd runs with DP_CONFIG (started now if it was not). A failed check for
+# CASE if the maglevd an earlier case left running has exited (then a new one is started), or if
+# it cannot start (and no second attempt for the cases after it).
 dp_running() {
-	[ -n "$MAGLEVD_PID" ] && pid_alive "$MAGLEVD_PID" && return 0
+	local rc=0
+	if [ -n "$MAGLEVD_PID" ]; then
+		pid_alive "$MAGLEVD_PID" && return 0
+		wait "$MAGLEVD_PID" 2>/dev/null || rc=$?
+		bad "$1: the maglevd left running had exited (rc $rc) before this case"
+		cat "$MAGLEVD_LOG"
+		MAGLEVD_PID=
+	fi
 	if [ "$DP_START_FAILED" -eq 0 ] && dp_start_maglevd "$DP_CONFIG"; then
 		return 0
 	fi

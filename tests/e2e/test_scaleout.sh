@@ -291,14 +291,20 @@ open_spread_clients() {
 		both_positive "$df1" "$df2" "$([ "$ready" = "ready $n" ] && echo 1 || echo 0)"
 }
 
-# lbs_ready: both maglevd run (started if not) and the router has two next hops to web and web6,
-# the state every case but learn starts from (and all but stop_both leave behind).
+# lbs_ready: both maglevd run (started if a case stopped one) and the router has two next hops to
+# web and web6, the state every case but learn starts from (and all but stop_both leave behind).
+# A maglevd that exited on its own is a failed check (and is started again).
 lbs_ready() {
-	local i
+	local i rc
 	for i in 0 1; do
-		if [ -z "${LB_PIDS[$i]}" ] || ! pid_alive "${LB_PIDS[$i]}"; then
-			start_lb "$i" || return 1
+		[ -n "${LB_PIDS[$i]}" ] && pid_alive "${LB_PIDS[$i]}" && continue
+		if [ -n "${LB_PIDS[$i]}" ]; then
+			rc=0
+			wait "${LB_PIDS[$i]}" 2>/dev/null || rc=$?
+			bad "maglevd on lb$((i + 1)) had exited (rc $rc) before this case"
+			LB_PIDS[i]=
 		fi
+		start_lb "$i" || return 1
 	done
 	wait_for "$CONVERGE_S" nexthops_are "$VIP_WEB4" 2 && wait_for "$CONVERGE_S" nexthops_are "$VIP_WEB6" 2
 }
