@@ -2,6 +2,8 @@
 # Runs each libFuzzer harness for a bounded time: run-fuzz.sh SECONDS FUZZER...
 # Seeds come from tests/fuzz/corpus/<name>/; new inputs go to a scratch copy, not the tree.
 set -u
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/../tests/e2e/lib.sh" # closing_line, the one closing line of every runner
 if [ $# -lt 1 ] || ! [ "$1" -gt 0 ] 2>/dev/null; then
 	echo "usage: run-fuzz.sh SECONDS FUZZER..." >&2
 	exit 2
@@ -24,5 +26,4 @@ for f in "$@"; do
 	fi
 	rm -rf "$work" "$work.log"
 done
-echo "fuzz: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+closing_line fuzz "$passed" "$failed"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs each unit-test binary given and prints one closing line with the totals.
 set -u
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/../tests/e2e/lib.sh" # closing_line, the one closing line of every runner
 passed=0 failed=0
 for t in "$@"; do
 	if "$t"; then
@@ -10,5 +12,4 @@ for t in "$@"; do
 		failed=$((failed + 1))
 	fi
 done
-echo "unit: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+closing_line unit "$passed" "$failed"

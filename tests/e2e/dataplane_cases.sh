@@ -1,28 +1,44 @@
 # shellcheck shell=bash
 # tests/e2e/dataplane_cases.sh: issue 4's data-plane end-to-end cases, run for one mode by
 # test_afxdp.sh and test_afpacket.sh (DP_MODE=afxdp|afpacket). Sources lib.sh for the topology.
+# The cases (E2E_CASES selects among them; see lib.sh), in the order they run:
 #
-#   1 300 HTTP requests to the VIP, each a new connection: all succeed, every backend >= 20%
-#   2 iperf3 TCP through a VIP for 3 s
-#   3 direct server return: the router's link to maglevd carries client->VIP, never VIP->client
-#   4 the maglevd host's own traffic (ping, TCP) works while maglevd runs
-#   5 UDP echo through the UDP VIPs and ping to the VIPs (IPv4 and IPv6)
-#   6 PMTU: a 10 MB upload completes with MTU 1500 everywhere (frag-needed, IPv6 packet too big)
-#   7 after SIGTERM: exit 0, no XDP program left on the interface, no AF_XDP frame leaked
-#   8 start-up failures (no such interface, bad config, another program's XDP): exit 1, one message
-#   9 next hops follow the kernel: after the lb's neighbour table is flushed, traffic resumes
-#  10 two workers on a two-queue interface: both get frames, 300 requests all answered
-#  11 SIGHUP reload: a VIP added is steered (its ping answered), a VIP removed no longer is, a bad
-#     config is refused and traffic keeps flowing
-#  12 re-target: UDP to a VIP wrapped in GRE to maglevd's own address reaches a backend, whose echo
-#     comes straight back to the client
-#  13 dataplane.nexthop_mac: with the router's MAC configured (no netlink), requests are answered
-#  14 afxdp: after a SIGKILL the next maglevd removes the xdp_vip left attached (logged) and serves;
-#     a second maglevd while one runs is refused
-#  15 SYNs to the VIP sent to the broadcast, a multicast or another host's MAC, or from sources no
-#     client can have: no GRE out, each counted; the same SYNs from the client to our MAC go out
-#  16 20 kpps of new flows (SYNs with distinct source ports, for 3 s) in trafgen's rate mode, which
-#     sends each second's 20000 in one burst: < 1% lost, counted at the backends and by maglevd
+#   http               300 HTTP requests to the VIP, each a new connection: all succeed, every
+#                      backend >= 20%; 30 over IPv6
+#   iperf              iperf3 TCP through a VIP for 3 s
+#   dsr                direct server return: the router's link to maglevd carries client->VIP,
+#                      never VIP->client
+#   host               the maglevd host's own traffic (ping, TCP) works while maglevd runs
+#   udp_icmp           UDP echo through the UDP VIPs and ping to the VIPs (IPv4 and IPv6)
+#   pmtu               a 10 MB upload completes with MTU 1500 everywhere (frag-needed, IPv6
+#                      packet too big)
+#   nexthop_flush      next hops follow the kernel: after the lb's neighbour table is flushed,
+#                      traffic resumes
+#   reload             SIGHUP reload: a VIP added is steered (its ping answered), a VIP removed no
+#                      longer is, a bad config is refused and traffic keeps flowing
+#   retarget           UDP to a VIP wrapped in GRE to maglevd's own address reaches a backend,
+#                      whose echo comes straight back to the client
+#   refused_frames     SYNs to the VIP sent to the broadcast, a multicast or another host's MAC,
+#                      or from sources no client can have: no GRE out, each counted; the same SYNs
+#                      from the client to our MAC go out
+#   syn_burst          20 kpps of new flows (SYNs with distinct source ports, for 3 s) in
+#                      trafgen's rate mode, which sends each second's 20000 in one burst: < 1%
+#                      lost, counted at the backends and by maglevd
+#   stop               after SIGTERM: exit 0, no XDP program left on the interface, no AF_XDP
+#                      frame leaked
+#   bad_start          start-up failures (no such interface, bad config, another program's
+#                      XDP): exit 1, one message
+#   restart_after_kill (afxdp) after a SIGKILL the next maglevd removes the xdp_vip left attached
+#                      (logged) and serves; a second maglevd while one runs is refused
+#   nexthop_mac        dataplane.nexthop_mac: with the router's MAC configured (no netlink),
+#                      requests are answered
+#   workers            two workers on a two-queue interface: both get frames, 300 requests all
+#                      answered (replaces the lb's link with a two-queue one)
+#
+# The shared setup is the topology and the backends' servers; maglevd runs with the config
+# dp_write_config writes. The cases up to stop need that maglevd running and start it if it is not
+# (dp_running); stop stops it, checking how; the ones after it need it stopped (dp_stopped) and
+# start their own.
 
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -35,6 +51,16 @@ VIP_BULK_PORT=5201 # iperf3 through VIP_WEB4:5201, one backend (iperf3's two con
 VIP_BURST_PORT=8080 # SYN bursts to VIP_WEB4:8080: no backend listens, each answers with a RST
 DP_BURST_PPS=20000  # SYNs a second
 DP_BURST_SECONDS=3
+
+# dp_write_config FILE [OPTION...]: the config of these cases (e2e_write_config's default VIPs,
+# bulk and burst), in DP_MODE; OPTIONs are e2e_write_config's.
+dp_write_config() {
+	local f=$1
+	shift
+	e2e_write_config "$f" --mode "$DP_MODE" --default-vips \
+		--vip bulk "$VIP_WEB4" tcp "$VIP_BULK_PORT" 0 \
+		--vip burst "$VIP_WEB4" tcp "$VIP_BURST_PORT" all "$@"
+}
 
 # dp_start_maglevd CONFIG [TAG]: maglevd in the lb namespace, log maglevd.MODE[.TAG].log;
 # ready when it logs "running".
@@ -59,35 +85,68 @@ dp_start_maglevd() {
 	return 1
 }
 
-dp_case_http() {
+DP_CONFIG= # the config of the cases that need maglevd running, written once by dp_main
+DP_START_FAILED=0
+
+# dp_running CASE: maglevd runs with DP_CONFIG (started now if it was not). A failed check for
+# CASE if the maglevd an earlier case left running has exited (then a new one is started), or if
+# it cannot start (and no second attempt for the cases after it).
+dp_running() {
+	local rc=0
+	if [ -n "$MAGLEVD_PID" ]; then
+		pid_alive "$MAGLEVD_PID" && return 0
+		wait "$MAGLEVD_PID" 2>/dev/null || rc=$?
+		bad "$1: the maglevd left running had exited (rc $rc) before this case"
+		cat "$MAGLEVD_LOG"
+		MAGLEVD_PID=
+	fi
+	if [ "$DP_START_FAILED" -eq 0 ] && dp_start_maglevd "$DP_CONFIG"; then
+		return 0
+	fi
+	DP_START_FAILED=1
+	bad "$1: maglevd ($DP_MODE) did not start"
+	return 1
+}
+
+# dp_stopped: no maglevd runs (one left by an earlier case is stopped; stop checks how).
+dp_stopped() {
+	[ -n "$MAGLEVD_PID" ] || return 0
+	stop_maglevd || e2e_log "maglevd exited $? when stopped for the next case"
+	return 0
+}
+
+case_http() {
 	local out n i c
+	dp_running "http" || return
 	out=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
 		"http://$VIP_WEB4/?[1-$DP_REQUESTS]")
 	n=$(grep -c '^be[0-9]$' <<<"$out")
-	[ "$n" -eq "$DP_REQUESTS" ] || { bad "1 http: $n of $DP_REQUESTS requests answered"; return; }
+	[ "$n" -eq "$DP_REQUESTS" ] || { bad "http: $n of $DP_REQUESTS requests answered"; return; }
 	for i in "${BACKEND_NAMES[@]}"; do
 		c=$(grep -c "^$i\$" <<<"$out")
-		[ "$c" -ge "$DP_SHARE_MIN" ] || { bad "1 http: $i served $c of $DP_REQUESTS (< 20%)"; return; }
+		[ "$c" -ge "$DP_SHARE_MIN" ] || { bad "http: $i served $c of $DP_REQUESTS (< 20%)"; return; }
 	done
-	ok "1 http: $DP_REQUESTS/$DP_REQUESTS new connections answered; $(for i in "${BACKEND_NAMES[@]}"; do printf '%s=%s ' "$i" "$(grep -c "^$i\$" <<<"$out")"; done)"
+	ok "http: $DP_REQUESTS/$DP_REQUESTS new connections answered; $(for i in "${BACKEND_NAMES[@]}"; do printf '%s=%s ' "$i" "$(grep -c "^$i\$" <<<"$out")"; done)"
 	out=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
 		"http://[$VIP_WEB6]/?[1-30]")
 	n=$(grep -c '^be[0-9]$' <<<"$out")
-	[ "$n" -eq 30 ] && ok "1 http over IPv6: 30/30" || bad "1 http over IPv6: $n of 30 answered"
+	[ "$n" -eq 30 ] && ok "http over IPv6: 30/30" || bad "http over IPv6: $n of 30 answered"
 }
 
-dp_case_iperf() {
+case_iperf() {
 	local out
+	dp_running "iperf3" || return
 	out=$(run_in "$NS_CLIENT" timeout 20 iperf3 -c "$VIP_WEB4" -p "$VIP_BULK_PORT" -t 3 -f m 2>&1)
 	if grep -q 'receiver' <<<"$out"; then
-		ok "2 iperf3: $(grep receiver <<<"$out" | awk '{ print $7, $8 }')"
+		ok "iperf3: $(grep receiver <<<"$out" | awk '{ print $7, $8 }')"
 	else
-		bad "2 iperf3 failed: $(tail -3 <<<"$out" | tr '\n' ' ')"
+		bad "iperf3 failed: $(tail -3 <<<"$out" | tr '\n' ' ')"
 	fi
 }
 
-dp_case_dsr() {
+case_dsr() {
 	local cap=$E2E_DIR/dsr.pcap fwd back icmp pid
+	dp_running "dsr" || return
 	# Background jobs of a script ignore SIGINT: tcpdump is stopped with SIGTERM, and writes
 	# each packet at once (--immediate-mode -U) so none is left in its buffer.
 	bg_in "$NS_ROUTER" "$E2E_DIR/tcpdump.log" tcpdump -ni "$ROUTER_LB_IF" -w "$cap" -U \
@@ -104,101 +163,106 @@ dp_case_dsr() {
 	# The lb kernel must not answer VIP packets itself (AF_PACKET: it gets a copy of each).
 	icmp=$(tcpdump -nr "$cap" "icmp and src host $LB4" 2>/dev/null | wc -l)
 	if [ "$fwd" -gt 0 ] && [ "$back" -eq 0 ] && [ "$icmp" -eq 0 ]; then
-		ok "3 dsr: $fwd client->VIP packets toward maglevd, 0 VIP->client, 0 ICMP from the lb host"
+		ok "dsr: $fwd client->VIP packets toward maglevd, 0 VIP->client, 0 ICMP from the lb host"
 	else
-		bad "3 dsr: $fwd client->VIP, $back VIP->client, $icmp ICMP from the lb host on the link to maglevd"
+		bad "dsr: $fwd client->VIP, $back VIP->client, $icmp ICMP from the lb host on the link to maglevd"
 	fi
 }
 
-dp_case_host() {
+case_host() {
 	local out
-	run_in "$NS_CLIENT" ping -c 2 -i 0.2 -W 1 "$LB4" >/dev/null || { bad "4 host: ping $LB4"; return; }
+	dp_running "host" || return
+	run_in "$NS_CLIENT" ping -c 2 -i 0.2 -W 1 "$LB4" >/dev/null || { bad "host: ping $LB4"; return; }
 	bg_in "$NS_LB" "$E2E_DIR/lbhttp.log" "$E2E_PYTHON" -m http.server 8080 --bind "$LB4" \
 		--directory "$E2E_DIR"
 	wait_for 5 run_in "$NS_LB" curl -sf -m1 -o /dev/null "http://$LB4:8080/"
 	out=$(run_in "$NS_CLIENT" curl -s -m 3 -o /dev/null -w '%{http_code}' "http://$LB4:8080/")
-	[ "$out" = 200 ] && ok "4 host: ping and TCP to $LB4 work" ||
-		bad "4 host: TCP to $LB4:8080 gave '$out'"
+	[ "$out" = 200 ] && ok "host: ping and TCP to $LB4 work" ||
+		bad "host: TCP to $LB4:8080 gave '$out'"
 }
 
-dp_case_udp_icmp() {
+case_udp_icmp() {
 	local out v
+	dp_running "udp_icmp: udp" || return
 	for v in "UDP4:$VIP_DNS4" "UDP6:[$VIP_DNS6]"; do
 		out=$(echo "echo-$v" | run_in "$NS_CLIENT" socat -t 2 - "$v:53" 2>&1)
-		[ "$out" = "echo-$v" ] || { bad "5 udp echo via $v: got '$out'"; return; }
+		[ "$out" = "echo-$v" ] || { bad "udp_icmp: udp echo via $v: got '$out'"; return; }
 	done
 	for v in "$VIP_WEB4" "$VIP_WEB6"; do
 		run_in "$NS_CLIENT" ping -c 3 -i 0.2 -W 1 "$v" >/dev/null ||
-			{ bad "5 ping $v not answered"; return; }
+			{ bad "udp_icmp: ping $v not answered"; return; }
 	done
-	ok "5 udp echo and ping via IPv4 and IPv6 VIPs"
+	ok "udp_icmp: udp echo and ping via IPv4 and IPv6 VIPs"
 }
 
-dp_case_pmtu() {
+case_pmtu() {
 	local out file=$E2E_DIR/upload.bin
+	dp_running "pmtu" || return
 	# A file, not stdin: curl then sends Content-Length instead of chunked encoding.
 	head -c "$DP_UPLOAD_BYTES" /dev/zero >"$file"
 	out=$(run_in "$NS_CLIENT" curl -s -m 60 -H 'Expect:' -T "$file" "http://$VIP_WEB4/upload")
 	if grep -qE "^be[0-9] $DP_UPLOAD_BYTES\$" <<<"$out"; then
-		ok "6 pmtu: 10 MB upload through MTU 1500 completed ($out); client route: $(run_in "$NS_CLIENT" ip route get "$VIP_WEB4" | grep -o 'mtu [0-9]*' | head -1)"
+		ok "pmtu: 10 MB upload through MTU 1500 completed ($out); client route: $(run_in "$NS_CLIENT" ip route get "$VIP_WEB4" | grep -o 'mtu [0-9]*' | head -1)"
 	else
-		bad "6 pmtu: upload answered '$out'"
+		bad "pmtu: upload answered '$out'"
 	fi
 	out=$(run_in "$NS_CLIENT" curl -s -m 60 -H 'Expect:' -T "$file" "http://[$VIP_WEB6]/upload")
 	if grep -qE "^be[0-9] $DP_UPLOAD_BYTES\$" <<<"$out"; then
-		ok "6 pmtu over IPv6: 10 MB upload completed ($out); client route: $(run_in "$NS_CLIENT" ip -6 route get "$VIP_WEB6" | grep -o 'mtu [0-9]*' | head -1)"
+		ok "pmtu over IPv6: 10 MB upload completed ($out); client route: $(run_in "$NS_CLIENT" ip -6 route get "$VIP_WEB6" | grep -o 'mtu [0-9]*' | head -1)"
 	else
-		bad "6 pmtu over IPv6: upload answered '$out'"
+		bad "pmtu over IPv6: upload answered '$out'"
 	fi
 }
 
-dp_case_stop() {
+case_stop() {
 	local rc=0
+	dp_running "stop" || return
 	stop_maglevd || rc=$?
-	[ "$rc" -eq 0 ] || bad "7 stop: maglevd exited $rc"
+	[ "$rc" -eq 0 ] || bad "stop: maglevd exited $rc"
 	if lb_xdp_attached; then
-		bad "7 stop: an XDP program is still attached to $LB_IF"
+		bad "stop: an XDP program is still attached to $LB_IF"
 	elif grep -q 'LEAK' "$MAGLEVD_LOG"; then
-		bad "7 stop: AF_XDP frames leaked: $(grep LEAK "$MAGLEVD_LOG")"
+		bad "stop: AF_XDP frames leaked: $(grep LEAK "$MAGLEVD_LOG")"
 	else
-		ok "7 stop: exit $rc, nothing attached to $LB_IF$(grep -o 'frames accounted [0-9/]*' "$MAGLEVD_LOG" | head -1 | sed 's/^/, /')$(grep -o 'drop_nexthop_unresolved *[0-9]*' "$MAGLEVD_LOG" | tr -s ' ' | sed 's/^/, /')"
+		ok "stop: exit $rc, nothing attached to $LB_IF$(grep -o 'frames accounted [0-9/]*' "$MAGLEVD_LOG" | head -1 | sed 's/^/, /')$(grep -o 'drop_nexthop_unresolved *[0-9]*' "$MAGLEVD_LOG" | tr -s ' ' | sed 's/^/, /')"
 	fi
 	echo "# maglevd log ($DP_MODE)"
 	cat "$MAGLEVD_LOG"
 }
 
-dp_case_bad_start() {
+case_bad_start() {
 	local cfg=$E2E_DIR/bad.yaml out rc=0
-	sed "s/^  interface: .*/  interface: nosuchif0/" "$MAGLEVD_CONFIG" >"$cfg"
+	dp_stopped
+	dp_write_config "$cfg" --interface nosuchif0
 	out=$(run_in "$NS_LB" "$MAGLEVD" -c "$cfg" 2>&1) || rc=$?
 	if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q nosuchif0 <<<"$out"; then
-		ok "8 bad interface: exit 1, '$out'"
+		ok "bad_start: bad interface: exit 1, '$out'"
 	else
-		bad "8 bad interface: exit $rc, output '$out'"
+		bad "bad_start: bad interface: exit $rc, output '$out'"
 	fi
-	lb_xdp_attached && bad "8 bad interface: XDP left attached"
+	lb_xdp_attached && bad "bad_start: bad interface: XDP left attached"
 	rc=0
-	sed "s/^  mode: .*/  mode: nosuchmode/" "$MAGLEVD_CONFIG" >"$cfg"
+	dp_write_config "$cfg" --mode nosuchmode
 	out=$(run_in "$NS_LB" "$MAGLEVD" -c "$cfg" 2>&1) || rc=$?
 	if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q 'bad.yaml:[0-9]' <<<"$out"; then
-		ok "8 bad config: exit 1, '$out'"
+		ok "bad_start: bad config: exit 1, '$out'"
 	else
-		bad "8 bad config: exit $rc, output '$out'"
+		bad "bad_start: bad config: exit $rc, output '$out'"
 	fi
 	[ "$DP_MODE" = afxdp ] || return 0
 	# XDP refused: another project's program (the backends' GRE decap) holds the interface.
 	rc=0
 	run_in "$NS_LB" "$MAGLEVCTL" decap attach "$LB_IF" --vip "$VIP_WEB4" >"$E2E_DIR/lbdecap.log" 2>&1 ||
-		{ bad "8 xdp refused: cannot attach the decap program: $(cat "$E2E_DIR/lbdecap.log")"; return; }
-	out=$(run_in "$NS_LB" "$MAGLEVD" -c "$MAGLEVD_CONFIG" 2>&1) || rc=$?
-	lb_xdp_attached || bad "8 xdp refused: maglevd removed the decap program"
+		{ bad "bad_start: xdp refused: cannot attach the decap program: $(cat "$E2E_DIR/lbdecap.log")"; return; }
+	out=$(run_in "$NS_LB" "$MAGLEVD" -c "$DP_CONFIG" 2>&1) || rc=$?
+	lb_xdp_attached || bad "bad_start: xdp refused: maglevd removed the decap program"
 	run_in "$NS_LB" "$MAGLEVCTL" decap detach "$LB_IF" >>"$E2E_DIR/lbdecap.log" 2>&1
 	if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q 'another XDP program' <<<"$out"; then
-		ok "8 xdp refused: exit 1, '$out'"
+		ok "bad_start: xdp refused: exit 1, '$out'"
 	else
-		bad "8 xdp refused: exit $rc, output '$out'"
+		bad "bad_start: xdp refused: exit $rc, output '$out'"
 	fi
-	lb_xdp_attached && bad "8 xdp refused: XDP left attached after decap detach"
+	lb_xdp_attached && bad "bad_start: xdp refused: XDP left attached after decap detach"
 }
 
 # lb_xdp_id: the id of the XDP program attached to the lb's interface (empty if none).
@@ -211,41 +275,43 @@ dp_http_answered() {
 		"http://$VIP_WEB4/?[1-$1]" | grep -c '^be[0-9]$'
 }
 
-# 14 (afxdp): a maglevd killed with SIGKILL leaves xdp_vip attached; a second maglevd started
+# restart_after_kill (afxdp): a maglevd killed with SIGKILL leaves xdp_vip attached; a second maglevd started
 # while the first runs is refused, one started after the kill removes the stale program and serves.
-dp_case_restart_after_kill() {
-	local cfg=$E2E_DIR/maglevd.yaml out rc=0 id n pid
-	dp_start_maglevd "$cfg" killed || { bad "14 kill: maglevd did not start"; return; }
+case_restart_after_kill() {
+	local cfg=$DP_CONFIG out rc=0 id n pid
+	dp_stopped
+	dp_start_maglevd "$cfg" killed || { bad "restart_after_kill: kill: maglevd did not start"; return; }
 	out=$(run_in "$NS_LB" "$MAGLEVD" -c "$cfg" 2>&1) || rc=$?
 	if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q "held by process $MAGLEVD_PID" <<<"$out"; then
-		ok "14 second maglevd while one runs: exit 1, '$out'"
+		ok "restart_after_kill: second maglevd while one runs: exit 1, '$out'"
 	else
-		bad "14 second maglevd while one runs: exit $rc, output '$out'"
+		bad "restart_after_kill: second maglevd while one runs: exit $rc, output '$out'"
 	fi
 	n=$(dp_http_answered 10)
-	[ "$n" -eq 10 ] || bad "14 the first maglevd serves $n of 10 after the refused second"
+	[ "$n" -eq 10 ] || bad "restart_after_kill: the first maglevd serves $n of 10 after the refused second"
 	id=$(lb_xdp_id)
 	pid=$MAGLEVD_PID
 	kill -KILL "$pid"
 	wait "$pid" 2>/dev/null
 	MAGLEVD_PID=
-	[ -n "$id" ] || { bad "14 kill: no XDP program left attached after SIGKILL"; return; }
-	dp_start_maglevd "$cfg" restarted || { bad "14 restart after SIGKILL: maglevd did not start"; return; }
+	[ -n "$id" ] || { bad "restart_after_kill: kill: no XDP program left attached after SIGKILL"; return; }
+	dp_start_maglevd "$cfg" restarted || { bad "restart_after_kill: restart after SIGKILL: maglevd did not start"; return; }
 	grep -qx "maglevd: removing xdp_vip left attached to $LB_IF by a previous maglevd (prog id $id)" "$MAGLEVD_LOG" ||
-		bad "14 restart after SIGKILL: no removal line for prog id $id in the log"
+		bad "restart_after_kill: restart after SIGKILL: no removal line for prog id $id in the log"
 	n=$(dp_http_answered 20)
 	rc=0
 	stop_maglevd || rc=$?
 	if [ "$n" -eq 20 ] && [ "$rc" -eq 0 ] && ! lb_xdp_attached && ! grep -q LEAK "$MAGLEVD_LOG"; then
-		ok "14 restart after SIGKILL: prog id $id removed ('$(grep '^maglevd: removing' "$MAGLEVD_LOG")'), 20/20 answered, clean stop, nothing attached"
+		ok "restart_after_kill: restart after SIGKILL: prog id $id removed ('$(grep '^maglevd: removing' "$MAGLEVD_LOG")'), 20/20 answered, clean stop, nothing attached"
 	else
-		bad "14 restart after SIGKILL: $n of 20 answered, exit $rc, attached: $(lb_xdp_id)"
+		bad "restart_after_kill: restart after SIGKILL: $n of 20 answered, exit $rc, attached: $(lb_xdp_id)"
 		cat "$MAGLEVD_LOG"
 	fi
 }
 
-dp_case_nexthop_flush() {
+case_nexthop_flush() {
 	local i ok=0 out
+	dp_running "nexthop_flush" || return
 	run_in "$NS_LB" ip neigh flush dev "$LB_IF"
 	run_in "$NS_LB" ip -6 neigh flush dev "$LB_IF"
 	# Unresolved next hops are asked for again every NH_RETRY_MS (1 s): allow a few seconds.
@@ -258,8 +324,8 @@ dp_case_nexthop_flush() {
 		fi
 		sleep 0.2
 	done
-	[ "$ok" -eq 1 ] && ok "9 nexthop: traffic resumed after a neighbour flush (attempt $((i + 1)))" ||
-		bad "9 nexthop: traffic did not resume after a neighbour flush"
+	[ "$ok" -eq 1 ] && ok "nexthop_flush: traffic resumed after a neighbour flush (attempt $((i + 1)))" ||
+		bad "nexthop_flush: traffic did not resume after a neighbour flush"
 }
 
 # dp_lb_link_multiqueue: replaces the lb's link to the router with a veth pair of 2 queues.
@@ -286,26 +352,27 @@ dp_lb_link_multiqueue() {
 	wait_for 5 run_in "$NS_LB" ping -c1 -W1 "$ROUTER_LB4"
 }
 
-dp_case_workers() {
+case_workers() {
 	local cfg=$E2E_DIR/maglevd.workers.yaml out n w busy=0
-	dp_lb_link_multiqueue || { bad "10 workers: cannot make a 2-queue link"; return; }
-	sed 's/^  interface: .*/&\n  workers: 2/' "$E2E_DIR/maglevd.yaml" >"$cfg"
-	dp_start_maglevd "$cfg" workers || { bad "10 workers: maglevd did not start"; return; }
+	dp_stopped
+	dp_lb_link_multiqueue || { bad "workers: cannot make a 2-queue link"; return; }
+	dp_write_config "$cfg" --workers 2
+	dp_start_maglevd "$cfg" workers || { bad "workers: maglevd did not start"; return; }
 	out=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
 		"http://$VIP_WEB4/?[1-$DP_REQUESTS]")
 	n=$(grep -c '^be[0-9]$' <<<"$out")
-	stop_maglevd || bad "10 workers: maglevd exit status $?"
+	stop_maglevd || bad "workers: maglevd exit status $?"
 	for w in 0 1; do
 		grep -qE "^maglevd: worker $w: [1-9][0-9]* frames received" "$MAGLEVD_LOG" &&
 			busy=$((busy + 1))
 	done
 	if [ "$n" -eq "$DP_REQUESTS" ] && [ "$busy" -eq 2 ] && ! grep -q LEAK "$MAGLEVD_LOG"; then
-		ok "10 workers: $n/$DP_REQUESTS answered; $(grep -E '^maglevd: worker [01]:' "$MAGLEVD_LOG" | sed 's/^maglevd: //' | tr '\n' ' ')"
+		ok "workers: $n/$DP_REQUESTS answered; $(grep -E '^maglevd: worker [01]:' "$MAGLEVD_LOG" | sed 's/^maglevd: //' | tr '\n' ' ')"
 	else
-		bad "10 workers: $n/$DP_REQUESTS answered, $busy of 2 workers got frames"
+		bad "workers: $n/$DP_REQUESTS answered, $busy of 2 workers got frames"
 		cat "$MAGLEVD_LOG"
 	fi
-	lb_xdp_attached && bad "10 workers: XDP left attached"
+	lb_xdp_attached && bad "workers: XDP left attached"
 }
 
 VIP_NEW4=203.0.113.20 # added and removed by reloads (answered by maglevd's own ICMP echo)
@@ -327,36 +394,38 @@ dp_vip_pings() {
 	run_in "$NS_CLIENT" ping -c 1 -W 1 "$1" >/dev/null 2>&1
 }
 
-dp_case_reload() {
+case_reload() {
 	local base=$E2E_DIR/reload.base.yaml more=$E2E_DIR/reload.more.yaml bad=$E2E_DIR/reload.bad.yaml n
-	cp "$MAGLEVD_CONFIG" "$base"
-	{ cat "$base"; e2e_config_vip new "$VIP_NEW4" tcp 80 "${BACKENDS4[@]}"; } >"$more"
-	{ cat "$base"; echo "  - name: broken"; } >"$bad"
-	dp_vip_pings "$VIP_NEW4" && { bad "11 reload: $VIP_NEW4 answers before it is a VIP"; return; }
-	dp_reload "$more" || { bad "11 reload: no reload logged"; return; }
+	dp_running "reload" || return
+	cp "$DP_CONFIG" "$base"
+	dp_write_config "$more" --vip new "$VIP_NEW4" tcp 80 all
+	dp_write_config "$bad" --append "  - name: broken"
+	dp_vip_pings "$VIP_NEW4" && { bad "reload: $VIP_NEW4 answers before it is a VIP"; return; }
+	dp_reload "$more" || { bad "reload: no reload logged"; return; }
 	grep -q '^maglevd: reload: .*generation' "$MAGLEVD_LOG" ||
-		{ bad "11 reload: $(tail -1 "$MAGLEVD_LOG")"; return; }
-	wait_for 3 dp_vip_pings "$VIP_NEW4" || { bad "11 reload: added VIP $VIP_NEW4 not answered"; return; }
-	dp_reload "$bad" || { bad "11 reload: no log line for the bad config"; return; }
-	grep -q '^maglevd: reload failed' "$MAGLEVD_LOG" || { bad "11 reload: bad config accepted"; return; }
+		{ bad "reload: $(tail -1 "$MAGLEVD_LOG")"; return; }
+	wait_for 3 dp_vip_pings "$VIP_NEW4" || { bad "reload: added VIP $VIP_NEW4 not answered"; return; }
+	dp_reload "$bad" || { bad "reload: no log line for the bad config"; return; }
+	grep -q '^maglevd: reload failed' "$MAGLEVD_LOG" || { bad "reload: bad config accepted"; return; }
 	n=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
 		"http://$VIP_WEB4/?[1-20]" | grep -c '^be[0-9]$')
-	[ "$n" -eq 20 ] || { bad "11 reload: after a refused reload $n of 20 requests answered"; return; }
-	dp_vip_pings "$VIP_NEW4" || { bad "11 reload: refused reload dropped $VIP_NEW4"; return; }
-	dp_reload "$base" || { bad "11 reload: no reload logged"; return; }
-	dp_vip_pings "$VIP_NEW4" && { bad "11 reload: removed VIP $VIP_NEW4 still answered"; return; }
+	[ "$n" -eq 20 ] || { bad "reload: after a refused reload $n of 20 requests answered"; return; }
+	dp_vip_pings "$VIP_NEW4" || { bad "reload: refused reload dropped $VIP_NEW4"; return; }
+	dp_reload "$base" || { bad "reload: no reload logged"; return; }
+	dp_vip_pings "$VIP_NEW4" && { bad "reload: removed VIP $VIP_NEW4 still answered"; return; }
 	n=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
 		"http://$VIP_WEB4/?[1-20]" | grep -c '^be[0-9]$')
-	[ "$n" -eq 20 ] || { bad "11 reload: after removing a VIP $n of 20 requests answered"; return; }
-	ok "11 reload: VIP added (answered), bad config refused ($(grep '^maglevd: reload failed' "$MAGLEVD_LOG" | sed 's/.*stays: //')), VIP removed (not answered)"
+	[ "$n" -eq 20 ] || { bad "reload: after removing a VIP $n of 20 requests answered"; return; }
+	ok "reload: VIP added (answered), bad config refused ($(grep '^maglevd: reload failed' "$MAGLEVD_LOG" | sed 's/.*stays: //')), VIP removed (not answered)"
 }
 
-dp_case_retarget() {
+case_retarget() {
 	local out
+	dp_running "retarget" || return
 	out=$(run_in "$NS_CLIENT" "$E2E_PYTHON" "$E2E_ROOT/tests/e2e/gre_probe.py" "$CLIENT4" "$LB4" \
 		"$VIP_DNS4" 53 "retarget-$DP_MODE" 2>&1) &&
-		ok "12 re-target: GRE to $LB4 with UDP to $VIP_DNS4 inside echoed: $out" ||
-		bad "12 re-target: $out"
+		ok "retarget: GRE to $LB4 with UDP to $VIP_DNS4 inside echoed: $out" ||
+		bad "retarget: $out"
 }
 
 DP_PROBE_FRAMES=20 # frames of each kind frame_probe.py sends
@@ -379,16 +448,17 @@ dp_probe() {
 dp_counter_reached() { [ "$(dp_counter "$1")" -ge "$2" ]; }
 dp_wait_counter() { wait_for 2 dp_counter_reached "$1" "$2"; }
 
-dp_case_refused_frames() {
+case_refused_frames() {
 	local n=$DP_PROBE_FRAMES mac_ctr gre0 mac0 bad0 vip0 gre1 mac1 bad1 vip1
+	dp_running "refused_frames" || return
 	# AF_XDP: the steering program leaves them to the kernel; AF_PACKET: the pipeline passes them.
 	[ "$DP_MODE" = afxdp ] && mac_ctr=io_xdp_pass_not_our_mac || mac_ctr=pass_not_our_mac
 	gre0=$(dp_counter tx_gre_ipv4)
 	mac0=$(dp_counter "$mac_ctr")
 	bad0=$(dp_counter drop_bad_source)
 	vip0=$(dp_counter drop_source_is_vip)
-	dp_probe mac || { bad "15 refused frames: frame_probe.py mac failed"; return; }
-	dp_probe src || { bad "15 refused frames: frame_probe.py src failed"; return; }
+	dp_probe mac || { bad "refused_frames: frame_probe.py mac failed"; return; }
+	dp_probe src || { bad "refused_frames: frame_probe.py src failed"; return; }
 	dp_wait_counter "$mac_ctr" $((mac0 + 3 * n))
 	dp_wait_counter drop_source_is_vip $((vip0 + n))
 	gre1=$(dp_counter tx_gre_ipv4)
@@ -397,29 +467,30 @@ dp_case_refused_frames() {
 	vip1=$(dp_counter drop_source_is_vip)
 	if [ "$gre1" -ne "$gre0" ] || [ $((mac1 - mac0)) -ne $((3 * n)) ] ||
 		[ $((bad1 - bad0)) -ne $((3 * n)) ] || [ $((vip1 - vip0)) -ne "$n" ]; then
-		bad "15 refused frames: tx_gre_ipv4 +$((gre1 - gre0)) (want 0), $mac_ctr +$((mac1 - mac0)) (want $((3 * n))), drop_bad_source +$((bad1 - bad0)) (want $((3 * n))), drop_source_is_vip +$((vip1 - vip0)) (want $n)"
+		bad "refused_frames: tx_gre_ipv4 +$((gre1 - gre0)) (want 0), $mac_ctr +$((mac1 - mac0)) (want $((3 * n))), drop_bad_source +$((bad1 - bad0)) (want $((3 * n))), drop_source_is_vip +$((vip1 - vip0)) (want $n)"
 		return
 	fi
 	# The control: the same SYNs from the client to our MAC are forwarded.
-	dp_probe good || { bad "15 refused frames: frame_probe.py good failed"; return; }
+	dp_probe good || { bad "refused_frames: frame_probe.py good failed"; return; }
 	if dp_wait_counter tx_gre_ipv4 $((gre1 + n)); then
-		ok "15 refused frames: $((3 * n)) to other MACs ($mac_ctr), $((3 * n)) from martian sources, $n from the VIP itself: no GRE out; $n good ones forwarded"
+		ok "refused_frames: $((3 * n)) to other MACs ($mac_ctr), $((3 * n)) from martian sources, $n from the VIP itself: no GRE out; $n good ones forwarded"
 	else
-		bad "15 refused frames: the control SYNs were not forwarded (tx_gre_ipv4 +$(($(dp_counter tx_gre_ipv4) - gre1)) of $n)"
+		bad "refused_frames: the control SYNs were not forwarded (tx_gre_ipv4 +$(($(dp_counter tx_gre_ipv4) - gre1)) of $n)"
 	fi
 }
 
-dp_case_nexthop_mac() {
+case_nexthop_mac() {
 	local cfg=$E2E_DIR/maglevd.nhmac.yaml mac n
+	dp_stopped
 	mac=$(run_in "$NS_ROUTER" cat "/sys/class/net/$ROUTER_LB_IF/address")
-	sed "s/^  interface: .*/&\n  nexthop_mac: $mac/" "$E2E_DIR/maglevd.yaml" >"$cfg"
+	dp_write_config "$cfg" --nexthop-mac "$mac"
 	run_in "$NS_LB" ip neigh flush dev "$LB_IF"
-	dp_start_maglevd "$cfg" nhmac || { bad "13 nexthop_mac: maglevd did not start"; return; }
+	dp_start_maglevd "$cfg" nhmac || { bad "nexthop_mac: maglevd did not start"; return; }
 	n=$(run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 5 -H 'Connection: close' \
 		"http://$VIP_WEB4/?[1-30]" | grep -c '^be[0-9]$')
-	stop_maglevd || bad "13 nexthop_mac: maglevd exit status $?"
-	[ "$n" -eq 30 ] && ok "13 nexthop_mac $mac: 30/30 answered" ||
-		bad "13 nexthop_mac: $n of 30 answered"
+	stop_maglevd || bad "nexthop_mac: maglevd exit status $?"
+	[ "$n" -eq 30 ] && ok "nexthop_mac $mac: 30/30 answered" ||
+		bad "nexthop_mac: $n of 30 answered"
 }
 
 # dp_decapsulated: GRE frames the three backends' XDP decap programs have decapsulated so far.
@@ -463,7 +534,7 @@ dp_delivered_settles() {
 	[ "$a" = "$b" ]
 }
 
-# 15: a burst of new flows. trafgen's rate mode (-b) does not space the packets: it sends each
+# syn_burst: a burst of new flows. trafgen's rate mode (-b) does not space the packets: it sends each
 # second's quota at full speed (about 125 kpps through the lb's XDP receive here) and then
 # sleeps, so 20 kpps is one burst of 20000 SYNs a second. maglevd drains them more slowly (on
 # veth each sendto also runs the router's and the backends' receive path), so the burst waits in
@@ -471,10 +542,11 @@ dp_delivered_settles() {
 # only half the UMEM frames (4096), it overflowed within about 85 ms of each burst and a quarter
 # of the SYNs were dropped (io_xsk_rx_ring_full); AF_PACKET's 64 blocks, each handed over 1 ms
 # after it was opened, held about 8000 SYNs and lost up to 8%.
-dp_case_syn_burst() {
+case_syn_burst() {
 	local cfg=$E2E_DIR/syn.trafgen n=$((DP_BURST_PPS * DP_BURST_SECONDS)) router_mac client_mac
 	local sent0 sent got0 got lost names=(io_rx_frames io_rx_kernel_drops) c0 c1 rx drops xsk=""
-	command -v trafgen >/dev/null || { bad "16 syn burst: no trafgen (Debian package netsniff-ng)"; return; }
+	dp_running "syn_burst" || return
+	command -v trafgen >/dev/null || { bad "syn_burst: no trafgen (Debian package netsniff-ng)"; return; }
 	[ "$DP_MODE" = afxdp ] && names+=(io_xsk_rx_ring_full io_xsk_rx_dropped io_xsk_fill_empty)
 	router_mac=$(run_in "$NS_ROUTER" cat "/sys/class/net/$ROUTER_CLIENT_IF/address")
 	client_mac=$(run_in "$NS_CLIENT" cat "/sys/class/net/$CLIENT_IF/address")
@@ -494,9 +566,9 @@ EOF
 	wait_for 5 dp_delivered_settles
 	got=$(($(dp_decapsulated) - got0))
 	mapfile -t c1 < <(dp_io_counters "${names[@]}")
-	[ "$sent" -ge "$n" ] || { bad "16 syn burst: trafgen sent $sent of $n: $(tail -2 "$E2E_DIR/trafgen.log")"; return; }
+	[ "$sent" -ge "$n" ] || { bad "syn_burst: trafgen sent $sent of $n: $(tail -2 "$E2E_DIR/trafgen.log")"; return; }
 	if [ "${#c1[@]}" -ne "${#names[@]}" ] || printf '%s\n' "${c0[@]}" "${c1[@]}" | grep -qvx '[0-9][0-9]*'; then
-		bad "16 syn burst: counters ${names[*]} not all in 'maglevctl counters': ${c1[*]}"
+		bad "syn_burst: counters ${names[*]} not all in 'maglevctl counters': ${c1[*]}"
 		dp_numbers_only c0 c1
 	elif [ "$DP_MODE" = afxdp ]; then
 		xsk=", RX ring full $((c1[2] - c0[2])), no fill frame $((c1[3] - c0[3])), fill ring empty $((c1[4] - c0[4]))"
@@ -505,39 +577,26 @@ EOF
 	drops=$((${c1[1]:-0} - ${c0[1]:-0}))
 	lost=$((sent > got ? sent - got : 0))
 	if [ $((lost * 100)) -lt "$sent" ] && [ $((drops * 100)) -lt "$sent" ]; then
-		ok "16 syn burst: $got of $sent SYNs ($DP_BURST_PPS a second) reached the backends; maglevd received $rx, kernel drops $drops$xsk"
+		ok "syn_burst: $got of $sent SYNs ($DP_BURST_PPS a second) reached the backends; maglevd received $rx, kernel drops $drops$xsk"
 	else
-		bad "16 syn burst: $got of $sent SYNs ($DP_BURST_PPS a second) reached the backends ($lost lost, limit 1%); maglevd received $rx, kernel drops $drops$xsk"
+		bad "syn_burst: $got of $sent SYNs ($DP_BURST_PPS a second) reached the backends ($lost lost, limit 1%); maglevd received $rx, kernel drops $drops$xsk"
 	fi
 }
 
 dp_main() {
-	local extra
+	local cases=(http iperf dsr host udp_icmp pmtu nexthop_flush reload retarget refused_frames
+		syn_burst stop bad_start)
+	[ "$DP_MODE" = afxdp ] && cases+=(restart_after_kill)
+	cases+=(nexthop_mac workers)
+	e2e_cases "${cases[@]}"
 	e2e_init
 	[ -x "$MAGLEVD" ] || e2e_skip "no $MAGLEVD (run make)"
 	[ -x "$MAGLEVCTL" ] || e2e_skip "no $MAGLEVCTL (run make)"
-	e2e_topology_up || { echo "FAIL: topology"; exit 1; }
-	start_backend_servers || { echo "FAIL: backend servers"; exit 1; }
-	extra=$(e2e_config_vip bulk "$VIP_WEB4" tcp "$VIP_BULK_PORT" "${BACKENDS4[0]}"
-		e2e_config_vip burst "$VIP_WEB4" tcp "$VIP_BURST_PORT" "${BACKENDS4[@]}")
-	E2E_CONFIG_EXTRA=$extra write_maglevd_config "$E2E_DIR/maglevd.yaml" "$DP_MODE"
-	dp_start_maglevd "$E2E_DIR/maglevd.yaml" || { echo "FAIL: maglevd did not start"; exit 1; }
-	dp_case_http
-	dp_case_iperf
-	dp_case_dsr
-	dp_case_host
-	dp_case_udp_icmp
-	dp_case_pmtu
-	dp_case_nexthop_flush
-	dp_case_reload
-	dp_case_retarget
-	dp_case_refused_frames
-	dp_case_syn_burst
-	dp_case_stop
-	dp_case_bad_start
-	[ "$DP_MODE" = afxdp ] && dp_case_restart_after_kill
-	dp_case_nexthop_mac
-	dp_case_workers
-	echo "test_$DP_MODE: $((checks - failures)) passed, $failures failed"
-	[ "$failures" -eq 0 ]
+	e2e_topology_up || e2e_abort "topology"
+	start_backend_servers || e2e_abort "backend servers"
+	DP_CONFIG=$E2E_DIR/maglevd.yaml
+	dp_write_config "$DP_CONFIG"
+	e2e_run_cases
+	dp_stopped
+	e2e_summary
 }

@@ -3,12 +3,17 @@
 # namespaces joined by veth) and the helpers the tests, the benchmark and the demo build on.
 #
 # Source it, then:
+#   e2e_cases a b c          # the test's cases, functions case_a ...; E2E_CASES selects (below)
 #   e2e_init                 # root check (exit 4 = skip), temp dir, stale cleanup, trap on EXIT
 #   e2e_topology_up          # namespaces, addresses, routes, backends with the XDP decap attached
 #   start_backend_servers    # HTTP :80 ("beN\n"), UDP echo :53, iperf3 -s on every backend
-#   start_maglevd afxdp      # writes the config and runs build/maglevd in the lb namespace
-#   run_in "$NS_CLIENT" curl -s "http://$VIP_WEB4/"
+#   start_maglevd afxdp      # writes the config (e2e_write_config) and runs build/maglevd in the
+#                            # lb namespace; or e2e_write_config FILE OPTION... and start_maglevd
+#                            # MODE FILE
+#   e2e_run_cases            # each case: checks with check/ok/bad, e.g.
+#   check "web answers" run_in "$NS_CLIENT" curl -sf "http://$VIP_WEB4/"
 #   stop_maglevd             # (e2e_cleanup, run by the trap, stops everything and removes it all)
+#   e2e_summary              # the closing line "test_x: N passed, M failed"; the exit status
 #
 # Every name starts with $E2E_PREFIX (default "mgw") so several runs can coexist; veth pairs are
 # created straight inside their namespaces, so nothing is left in the root namespace. Addresses
@@ -127,10 +132,11 @@ kill_pid() {
 	wait "$pid" 2>/dev/null
 }
 
-# Check bookkeeping: ok/bad count and print one line each; check DESCRIPTION CMD... runs CMD.
-# A test ends with: echo "NAME: $((checks - failures)) passed, $failures failed"; [ "$failures" -eq 0 ]
+# Check bookkeeping: ok/bad/skipped count and print one line each; check DESCRIPTION CMD... runs
+# CMD. A test ends with `e2e_summary`.
 failures=0
 checks=0
+skips=0
 ok() {
 	checks=$((checks + 1))
 	echo "ok   $checks: $*"
@@ -144,6 +150,78 @@ check() {
 	local what=$1
 	shift
 	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+# skipped WHAT: a check this machine cannot make (a tool missing, say); not counted as passed.
+skipped() {
+	skips=$((skips + 1))
+	echo "skip: $*"
+}
+
+# closing_line NAME PASSED FAILED [SKIPPED]: the last line of every test and runner, "NAME: N
+# passed, M failed" (", K skipped" if K > 0); true if none failed.
+closing_line() {
+	local skip=""
+	[ "${4:-0}" -eq 0 ] || skip=", $4 skipped"
+	echo "$1: $2 passed, $3 failed$skip"
+	[ "$3" -eq 0 ]
+}
+
+E2E_TEST=$(basename "$0" .sh) # the test's name in its closing line
+
+# e2e_summary: the closing line over this test's checks; its status is the test's.
+e2e_summary() {
+	closing_line "$E2E_TEST" $((checks - failures)) "$failures" "$skips"
+}
+
+# e2e_abort WHAT: a failed check WHAT after which the test cannot go on (its shared setup failed):
+# the closing line, exit 1.
+e2e_abort() {
+	bad "$*"
+	e2e_summary
+	exit 1
+}
+
+# Cases. A test names its cases, each a function case_NAME, before its setup, and runs them after:
+#   e2e_cases a b c   # E2E_CASES=list: prints "TEST: a b c" and exits 0; a selection that
+#                     # matches none of them skips the test (exit 4) before any setup
+#   ... shared setup (topology, servers, maglevd) ...
+#   e2e_run_cases     # runs the selected ones, always in the order named
+# E2E_CASES is a comma-separated list of names or shell patterns ("drain,health*"); unset or empty
+# selects every case. Each case sets up the state it needs beyond the shared setup, so that one
+# selected alone still checks what it says.
+E2E_SELECTED=()
+e2e_cases() {
+	local name pat pats=()
+	if [ "${E2E_CASES:-}" = list ]; then
+		echo "$E2E_TEST: $*"
+		exit 0
+	fi
+	IFS=, read -r -a pats <<<"${E2E_CASES:-}"
+	for name in "$@"; do
+		declare -F "case_$name" >/dev/null || { echo "e2e_cases: no function case_$name" >&2; exit 1; }
+		if [ ${#pats[@]} -eq 0 ]; then
+			E2E_SELECTED+=("$name")
+			continue
+		fi
+		for pat in "${pats[@]}"; do
+			pat=${pat//[[:space:]]/}
+			# shellcheck disable=SC2053 # a pattern, unquoted on purpose
+			if [[ $name == $pat ]]; then
+				E2E_SELECTED+=("$name")
+				break
+			fi
+		done
+	done
+	[ ${#E2E_SELECTED[@]} -gt 0 ] || e2e_skip "E2E_CASES='$E2E_CASES' selects none of $*"
+	[ -z "${E2E_CASES:-}" ] || echo "cases: ${E2E_SELECTED[*]} (E2E_CASES='$E2E_CASES')"
+}
+
+e2e_run_cases() {
+	local name
+	for name in "${E2E_SELECTED[@]}"; do
+		echo "# case $name"
+		"case_$name"
+	done
 }
 
 now_ms() { date +%s%3N; }
@@ -402,47 +480,121 @@ stop_backend_servers() {
 	return 0
 }
 
-# write_maglevd_config FILE MODE: the test config. VIPs web (tcp 80), dns (udp 53) with the three
-# IPv4 backends, web6 (tcp 80) and dns6 (udp 53) with the three IPv6 backends. E2E_CONFIG_EXTRA,
-# if set, is appended verbatim (e.g. health checks).
-write_maglevd_config() {
-	local f=$1 mode=$2 i
+# e2e_write_config FILE [OPTION...]: writes a maglevd config for this topology; every test, the
+# benchmark and the demo write theirs with it. The defaults: afxdp on $LB_IF with the lb's
+# addresses as GRE sources, the control socket $E2E_DIR/maglevd.sock, and the four VIPs web (tcp
+# 80) and dns (udp 53) with the three IPv4 backends, web6 (tcp 80) and dns6 (udp 53) with the three
+# IPv6 backends, each of weight 1. Options (a later one overrides an earlier one):
+#   --mode MODE            dataplane.mode (an unknown one too: tests of the config's errors)
+#   --interface IF         dataplane.interface
+#   --source ADDR4 ADDR6   dataplane.source_ipv4 and source_ipv6 (a second maglevd host)
+#   --workers N            dataplane.workers
+#   --nexthop-mac MAC      dataplane.nexthop_mac
+#   --conntrack ENTRIES    conntrack.entries
+#   --socket PATH          control.socket
+#   --announce TABLE PROTOCOL DELAY_MS
+#                          announce the VIP routes in kernel table TABLE as protocol PROTOCOL,
+#                          withdrawn while every backend is down, withdraw_delay DELAY_MS
+#   --vip NAME ADDR PROTO PORT BACKENDS
+#                          a VIP; BACKENDS is "all" or a list (commas or spaces) of I or I:WEIGHT,
+#                          I = 0..2 into BACKENDS4 or BACKENDS6 by ADDR's family (weight 1 if
+#                          not given). Given any --vip, only the VIPs named are written, in order
+#   --health YAML          the health check (a YAML flow mapping) of the --vip before it
+#   --default-vips         the four default VIPs, here in the order of the --vip options
+#   --append TEXT          TEXT verbatim at the end (under vips:, e.g. a broken VIP)
+e2e_write_config() {
+	local f=$1 mode=afxdp ifname=$LB_IF src4=$LB4 src6=$LB6 workers='' nhmac='' ct='' sock
+	local an_table='' an_proto='' an_delay='' append=() k
+	local names=() addrs=() protos=() ports=() backends=() health=()
+	sock=$E2E_DIR/maglevd.sock
+	shift
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--mode) mode=$2; shift 2 ;;
+		--interface) ifname=$2; shift 2 ;;
+		--source) src4=$2; src6=$3; shift 3 ;;
+		--workers) workers=$2; shift 2 ;;
+		--nexthop-mac) nhmac=$2; shift 2 ;;
+		--conntrack) ct=$2; shift 2 ;;
+		--socket) sock=$2; shift 2 ;;
+		--announce) an_table=$2; an_proto=$3; an_delay=$4; shift 4 ;;
+		--vip)
+			[ $# -ge 6 ] || { e2e_log "e2e_write_config: --vip NAME ADDR PROTO PORT BACKENDS"; return 1; }
+			names+=("$2") addrs+=("$3") protos+=("$4") ports+=("$5") backends+=("$6") health+=("")
+			shift 6
+			;;
+		--health)
+			[ ${#names[@]} -gt 0 ] || { e2e_log "e2e_write_config: --health before any --vip"; return 1; }
+			health[${#names[@]} - 1]=$2
+			shift 2
+			;;
+		--default-vips) e2e_default_vips; shift ;;
+		--append) append+=("$2"); shift 2 ;;
+		*) e2e_log "e2e_write_config: unknown option $1"; return 1 ;;
+		esac
+	done
+	[ ${#names[@]} -gt 0 ] || e2e_default_vips
 	{
 		echo "# maglevd config written by tests/e2e/lib.sh (prefix $E2E_PREFIX)"
-		echo "cluster:"
-		echo "  hash_seed: 0x5eed"
-		echo "  table_size: 65537"
+		echo "cluster: { hash_seed: 0x5eed, table_size: 65537 }"
 		echo "dataplane:"
 		echo "  mode: $mode"
-		echo "  interface: $LB_IF"
-		echo "  source_ipv4: $LB4"
-		echo "  source_ipv6: $LB6"
-		echo "control:"
-		echo "  socket: $E2E_DIR/maglevd.sock"
+		echo "  interface: $ifname"
+		[ -z "$workers" ] || echo "  workers: $workers"
+		[ -z "$nhmac" ] || echo "  nexthop_mac: $nhmac"
+		echo "  source_ipv4: $src4"
+		echo "  source_ipv6: $src6"
+		[ -z "$ct" ] || echo "conntrack: { entries: $ct }"
+		echo "control: { socket: $sock }"
+		if [ -n "$an_table" ]; then
+			echo "announce:"
+			echo "  enabled: true"
+			echo "  table: $an_table"
+			echo "  protocol: $an_proto"
+			echo "  withdraw_when_no_backends: true"
+			echo "  withdraw_delay: ${an_delay}ms"
+		fi
 		echo "vips:"
-		e2e_config_vip web "$VIP_WEB4" tcp 80 "${BACKENDS4[@]}"
-		e2e_config_vip dns "$VIP_DNS4" udp 53 "${BACKENDS4[@]}"
-		e2e_config_vip web6 "$VIP_WEB6" tcp 80 "${BACKENDS6[@]}"
-		e2e_config_vip dns6 "$VIP_DNS6" udp 53 "${BACKENDS6[@]}"
-		[ -n "${E2E_CONFIG_EXTRA:-}" ] && echo "$E2E_CONFIG_EXTRA"
+		for k in "${!names[@]}"; do
+			e2e_config_vip "${names[$k]}" "${addrs[$k]}" "${protos[$k]}" "${ports[$k]}" \
+				"${backends[$k]}" "${health[$k]}"
+		done
+		[ ${#append[@]} -eq 0 ] || printf '%s\n' "${append[@]}"
 	} >"$f"
 }
 
+# e2e_default_vips: appends the four default VIPs to e2e_write_config's lists.
+e2e_default_vips() {
+	names+=(web dns web6 dns6)
+	addrs+=("$VIP_WEB4" "$VIP_DNS4" "$VIP_WEB6" "$VIP_DNS6")
+	protos+=(tcp udp tcp udp)
+	ports+=(80 53 80 53)
+	backends+=(all all all all)
+	health+=("" "" "" "")
+}
+
+# e2e_config_vip NAME ADDR PROTO PORT BACKENDS [HEALTH]: one VIP of e2e_write_config (BACKENDS
+# and HEALTH as there).
 e2e_config_vip() {
-	local name=$1 addr=$2 proto=$3 port=$4 b
-	shift 4
+	local name=$1 addr=$2 proto=$3 port=$4 spec=${5//,/ } hc=${6:-} s i fam=BACKENDS4
+	case $addr in *:*) fam=BACKENDS6 ;; esac
+	local -n e2e_addrs=$fam
+	[ "$spec" = all ] && spec=${!e2e_addrs[*]}
 	echo "  - name: $name"
 	echo "    address: $addr"
 	echo "    protocol: $proto"
 	echo "    port: $port"
+	[ -z "$hc" ] || echo "    health: $hc"
 	echo "    backends:"
-	for b in "$@"; do
-		echo "      - { address: $b, weight: 1 }"
+	for s in $spec; do
+		i=${s%%:*}
+		[ "$s" = "$i" ] && s=$i:1
+		echo "      - { address: ${e2e_addrs[$i]}, weight: ${s#*:} }"
 	done
 }
 
 # start_maglevd MODE [CONFIG]: runs build/maglevd -c CONFIG in the lb namespace (CONFIG defaults
-# to one written by write_maglevd_config for MODE). Sets MAGLEVD_PID, MAGLEVD_CONFIG, MAGLEVD_LOG,
+# to the one e2e_write_config writes for MODE). Sets MAGLEVD_PID, MAGLEVD_CONFIG, MAGLEVD_LOG,
 # MAGLEVD_SOCKET. E2E_MAGLEVD_CPUS (a taskset CPU list) confines it, and so its workers, to those
 # CPUs. Ready when its control socket exists (or, for afxdp, its XDP program is on
 # $LB_IF); fails with its log if it exits or is not ready within 10 s.
@@ -452,7 +604,7 @@ start_maglevd() {
 	MAGLEVD_LOG=$E2E_DIR/maglevd.$mode.log
 	MAGLEVD_SOCKET=$E2E_DIR/maglevd.sock
 	[ -x "$MAGLEVD" ] || { e2e_log "no $MAGLEVD (run make)"; return 1; }
-	[ -n "${2:-}" ] || write_maglevd_config "$MAGLEVD_CONFIG" "$mode"
+	[ -n "${2:-}" ] || e2e_write_config "$MAGLEVD_CONFIG" --mode "$mode"
 	rm -f "$MAGLEVD_SOCKET"
 	if [ -n "${E2E_MAGLEVD_CPUS:-}" ]; then
 		bg_in "$NS_LB" "$MAGLEVD_LOG" taskset -c "$E2E_MAGLEVD_CPUS" "$MAGLEVD" -c "$MAGLEVD_CONFIG"
@@ -524,7 +676,9 @@ clients_stop() {
 	[ -s "$E2E_DIR/$tag.json" ] || { cat "$E2E_DIR/$tag.log" >&2; return 1; }
 }
 
-# clients_report TAG: prints "conns errors changed max_gap_ms backends..." from the summary.
+# clients_report TAG: prints "conns errors changed max_gap_ms backends open_errors" from the
+# summary (backends comma-separated, "-" if none; open_errors: connections that failed to open);
+# each error is listed on stderr.
 clients_report() {
 	"$E2E_PYTHON" - "$E2E_DIR/$1.json" <<'EOF'
 import json, sys
@@ -534,9 +688,11 @@ errs = sum(len(x["errors"]) for x in c)
 changed = sum(1 for x in c if x["changed"])
 gap = max([x["max_gap_ms"] for x in c] or [0])
 names = sorted(set(x["backend"] for x in c))
-print(len(c), errs, changed, gap, ",".join(names))
+print(len(c), errs, changed, gap, ",".join(names) or "-", len(s["open_errors"]))
 for x in c:
     for e in x["errors"]:
         print("  conn %d (%s): %s" % (x["sport"], x["backend"], e), file=sys.stderr)
+for e in s["open_errors"]:
+    print("  open: %s" % e, file=sys.stderr)
 EOF
 }

@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# End-to-end test of the control plane (issue 5) on the namespace topology of lib.sh, afxdp mode:
-# long-lived connections across reloads, re-weight, drain and a failed reload; drain semantics;
-# health-check failover and return; explain against a real connection; metrics moving.
+# End-to-end test of the control plane (issue 5) on the namespace topology of lib.sh, afxdp mode.
+# Shared setup: the topology, the backends' servers, one maglevd (web VIP with HTTP health checks,
+# dns VIP) started with a soft open files limit of 1024, every backend healthy. The cases
+# (E2E_CASES selects among them; see lib.sh), in the order they run:
+#   startup        the open files limit raised, the socket's mode, status and counters answer
+#   long_lived     long-lived connections across reloads, re-weight, drain and failed reloads
+#                  (a config that does not parse, an empty file by socket and by SIGHUP); it
+#                  ends with be3 undrained and web at weights 3:1:1
+#   drain          new connections avoid a drained backend, its existing ones finish normally
+#   health         health-check failover (be2's servers stopped) and return
+#   fail_open      every backend down: the VIP keeps its full table
+#   explain        explain agrees with where real connections went
+#   vip_steering   VIPs removed and added by a reload leave and join the XDP steering map
+#   metrics        metrics move with traffic; the failed reloads of this run are counted
+#   sighup         SIGHUP reloads too
+# After the cases: maglevd still runs and exits cleanly.
 # Exit 0 pass, 4 skip, anything else fail.
 set -u
 export E2E_PREFIX=${E2E_PREFIX:-mgc}
@@ -18,9 +31,7 @@ CLIENTS_OPEN=60 # opened to find CLIENTS_KEEP that are not on the backend about 
 CURLS=60        # new connections per "where do new flows go" check
 METRICS_URL=http://127.0.0.1:9180/metrics
 
-
 ctl() { "$MAGLEVCTL" "$@" -s "$MAGLEVD_SOCKET"; }
-
 
 be_name_of() { # be_name_of ADDR -> be1..be3
 	local i
@@ -31,32 +42,14 @@ be_name_of() { # be_name_of ADDR -> be1..be3
 }
 
 # write_config FILE SPEC...: the web VIP with backends SPEC ("I:WEIGHT", I = 0..2) and an HTTP
-# health check, and lib.sh's dns VIP unless NO_DNS is set.
+# health check, and the dns VIP (all three backends) unless NO_DNS is set.
 write_config() {
-	local f=$1 s
+	local f=$1 dns=()
 	shift
-	{
-		echo "cluster: { hash_seed: 0x5eed, table_size: 65537 }"
-		echo "dataplane:"
-		echo "  mode: afxdp"
-		echo "  interface: $LB_IF"
-		echo "  source_ipv4: $LB4"
-		echo "  source_ipv6: $LB6"
-		echo "control:"
-		echo "  socket: $E2E_DIR/maglevd.sock"
-		echo "vips:"
-		echo "  - name: web"
-		echo "    address: $VIP_WEB4"
-		echo "    protocol: tcp"
-		echo "    port: 80"
-		echo "    health: { type: http, path: /, interval: ${HC_INTERVAL_MS}ms," \
-			"timeout: ${HC_TIMEOUT_MS}ms, rise: $HC_RISE, fall: $HC_FALL }"
-		echo "    backends:"
-		for s in "$@"; do
-			echo "      - { address: ${BACKENDS4[${s%%:*}]}, weight: ${s##*:} }"
-		done
-		[ -n "${NO_DNS:-}" ] || e2e_config_vip dns "$VIP_DNS4" udp 53 "${BACKENDS4[@]}"
-	} >"$f"
+	[ -n "${NO_DNS:-}" ] || dns=(--vip dns "$VIP_DNS4" udp 53 all)
+	e2e_write_config "$f" --vip web "$VIP_WEB4" tcp 80 "$*" \
+		--health "{ type: http, path: /, interval: ${HC_INTERVAL_MS}ms, timeout: ${HC_TIMEOUT_MS}ms, rise: $HC_RISE, fall: $HC_FALL }" \
+		"${dns[@]}"
 }
 
 # new_flows N: N new HTTP connections from the client; prints the backend names, one a line.
@@ -82,137 +75,149 @@ for b in json.load(sys.stdin)["backends"]:
 
 health_is() { [ "$(backend_health "$1")" = "$2" ]; }
 
+all_up() { health_is "${BACKENDS4[0]}" up && health_is "${BACKENDS4[1]}" up && health_is "${BACKENDS4[2]}" up; }
+all_down() { health_is "${BACKENDS4[0]}" down && health_is "${BACKENDS4[1]}" down && health_is "${BACKENDS4[2]}" down; }
+
+config_generation() {
+	ctl status --json | "$E2E_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["config_generation"])'
+}
+
+RELOAD_FAILURES=0 # reloads this run has made fail (maglevd_reloads_total{result="failure"})
+
 # ---------------------------------------------------------------------------------------------
 
-e2e_init
-[ -x "$MAGLEVD" ] && [ -x "$MAGLEVCTL" ] || e2e_skip "build maglevd and maglevctl first (make)"
-e2e_topology_up || { echo "topology failed"; exit 1; }
-start_backend_servers || exit 1
-CFG=$E2E_DIR/maglevd.yaml
-write_config "$CFG" 0:1 1:1 2:1
-# Started with the usual soft open files limit: maglevd raises it to the hard one itself.
-NOFILE_HARD=$(ulimit -Hn)
-[ "$NOFILE_HARD" = unlimited ] || [ "$NOFILE_HARD" -le 1024 ] || ulimit -Sn 1024
-start_maglevd afxdp "$CFG" || exit 1
-wait_for 10 test -S "$MAGLEVD_SOCKET" || { bad "control socket appears"; exit 1; }
-check "open files soft limit raised to the hard one ($NOFILE_HARD)" \
-	[ "$(awk '/^Max open files/ { print $4 }' "/proc/$MAGLEVD_PID/limits")" = "$NOFILE_HARD" ]
-e2e_log "maglevd holds $(ls "/proc/$MAGLEVD_PID/fd" | wc -l) descriptors at start"
-check "control socket is mode 0600" [ "$(stat -c %a "$MAGLEVD_SOCKET")" = 600 ]
-check "maglevctl status answers" ctl status
-check "maglevctl counters lists the health checker's, no local errors" \
-	bash -c "'$MAGLEVCTL' counters -s '$MAGLEVD_SOCKET' | grep -qE '^health_local_errors +0 *\$'"
-wait_for 10 health_is "${BACKENDS4[0]}" up
+case_startup() {
+	check "open files soft limit raised to the hard one ($NOFILE_HARD)" \
+		[ "$(awk '/^Max open files/ { print $4 }' "/proc/$MAGLEVD_PID/limits")" = "$NOFILE_HARD" ]
+	e2e_log "maglevd holds $(ls "/proc/$MAGLEVD_PID/fd" | wc -l) descriptors"
+	check "control socket is mode 0600" [ "$(stat -c %a "$MAGLEVD_SOCKET")" = 600 ]
+	check "maglevctl status answers" ctl status
+	check "maglevctl counters lists the health checker's, no local errors" \
+		bash -c "'$MAGLEVCTL' counters -s '$MAGLEVD_SOCKET' | grep -qE '^health_local_errors +0 *\$'"
+}
 
-# --- 1. long-lived connections across reloads, re-weight, drain and a failed reload ----------
-ready=$(clients_start long "$CLIENTS_OPEN" "$CLIENTS_KEEP" be3) || { bad "clients start"; exit 1; }
-check "$CLIENTS_KEEP long-lived connections open, none on be3 ($ready)" [ "$ready" = "ready $CLIENTS_KEEP" ]
-gen0=$(ctl status --json | "$E2E_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["config_generation"])')
+# Long-lived connections across reloads, re-weight, drain and a failed reload.
+case_long_lived() {
+	local ready gen0 gen1 out rc n errs changed gap names
+	ready=$(clients_start long "$CLIENTS_OPEN" "$CLIENTS_KEEP" be3) || { bad "clients start"; return; }
+	check "$CLIENTS_KEEP long-lived connections open, none on be3 ($ready)" [ "$ready" = "ready $CLIENTS_KEEP" ]
+	gen0=$(config_generation)
 
-sleep 1
-write_config "$CFG" 0:1 1:1
-check "reload removing be3 (no client on it) succeeds" ctl reload
-sleep 1
-write_config "$CFG" 0:1 1:1 2:1
-check "reload adding be3 back succeeds" ctl reload
-sleep 1
-write_config "$CFG" 0:3 1:1 2:1
-check "reload re-weighting be1 to 3 succeeds" ctl reload
-sleep 1
-check "drain of be3 (no client on it) succeeds" ctl drain web "${BACKENDS4[2]}"
-sleep 1
-cp "$CFG" "$CFG.good"
-printf 'vips:\n  - name: web\n    address: [oops\n' >"$CFG"
-out=$(ctl reload 2>&1)
-rc=$?
-check "failed reload: maglevctl exits non-zero" [ "$rc" -ne 0 ]
-check "failed reload: error names FILE:LINE ($out)" grep -q "$CFG:[0-9]" <<<"$out"
-: >"$CFG" # what a reload reads half-way through a non-atomic write
-out=$(ctl reload 2>&1)
-check "empty file: reload refused ($out)" grep -q "the file is empty" <<<"$out"
-kill -HUP "$MAGLEVD_PID"
-check "empty file: SIGHUP reload refused too (logged twice now)" wait_for 5 bash -c \
-	"[ \$(grep -c 'reload failed, the running config stays: $CFG:1: the file is empty' '$MAGLEVD_LOG') -eq 2 ]"
-gen1=$(ctl status --json | "$E2E_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["config_generation"])')
-check "failed reloads: generation $gen1 = $gen0 + 3" [ "$gen1" -eq $((gen0 + 3)) ]
-check "failed reload: be3 still drained (old state serving)" \
-	bash -c "'$MAGLEVCTL' backends web --json -s '$MAGLEVD_SOCKET' | grep -q '\"state\": \"drained\"'"
-cp "$CFG.good" "$CFG"
-sleep 1
-clients_stop long || bad "clients stop"
-read -r n errs changed gap names < <(clients_report long)
-check "long-lived: $n connections reported" [ "$n" -eq "$CLIENTS_KEEP" ]
-check "long-lived: no reset, no error ($errs)" [ "$errs" -eq 0 ]
-check "long-lived: none changed backend ($changed)" [ "$changed" -eq 0 ]
-check "long-lived: no stall, longest gap ${gap} ms < 1000 ms" [ "$gap" -lt 1000 ]
+	sleep 1
+	write_config "$CFG" 0:1 1:1
+	check "reload removing be3 (no client on it) succeeds" ctl reload
+	sleep 1
+	write_config "$CFG" 0:1 1:1 2:1
+	check "reload adding be3 back succeeds" ctl reload
+	sleep 1
+	write_config "$CFG" 0:3 1:1 2:1
+	check "reload re-weighting be1 to 3 succeeds" ctl reload
+	sleep 1
+	check "drain of be3 (no client on it) succeeds" ctl drain web "${BACKENDS4[2]}"
+	sleep 1
+	cp "$CFG" "$CFG.good"
+	printf 'vips:\n  - name: web\n    address: [oops\n' >"$CFG"
+	out=$(ctl reload 2>&1)
+	rc=$?
+	RELOAD_FAILURES=$((RELOAD_FAILURES + 1))
+	check "failed reload: maglevctl exits non-zero" [ "$rc" -ne 0 ]
+	check "failed reload: error names FILE:LINE ($out)" grep -q "$CFG:[0-9]" <<<"$out"
+	: >"$CFG" # what a reload reads half-way through a non-atomic write
+	out=$(ctl reload 2>&1)
+	RELOAD_FAILURES=$((RELOAD_FAILURES + 1))
+	check "empty file: reload refused ($out)" grep -q "the file is empty" <<<"$out"
+	kill -HUP "$MAGLEVD_PID"
+	RELOAD_FAILURES=$((RELOAD_FAILURES + 1))
+	check "empty file: SIGHUP reload refused too (logged twice now)" wait_for 5 bash -c \
+		"[ \$(grep -c 'reload failed, the running config stays: $CFG:1: the file is empty' '$MAGLEVD_LOG') -eq 2 ]"
+	gen1=$(config_generation)
+	check "failed reloads: generation $gen1 = $gen0 + 3" [ "$gen1" -eq $((gen0 + 3)) ]
+	check "failed reload: be3 still drained (old state serving)" \
+		bash -c "'$MAGLEVCTL' backends web --json -s '$MAGLEVD_SOCKET' | grep -q '\"state\": \"drained\"'"
+	cp "$CFG.good" "$CFG"
+	sleep 1
+	clients_stop long || bad "clients stop"
+	read -r n errs changed gap names _ < <(clients_report long)
+	check "long-lived: $n connections reported" [ "$n" -eq "$CLIENTS_KEEP" ]
+	check "long-lived: no reset, no error ($errs)" [ "$errs" -eq 0 ]
+	check "long-lived: none changed backend ($changed)" [ "$changed" -eq 0 ]
+	check "long-lived: no stall, longest gap ${gap} ms < 1000 ms" [ "$gap" -lt 1000 ]
+	check "undrain be3" ctl undrain web "${BACKENDS4[2]}"
+}
 
-# --- 2. drain: new connections avoid the backend, its existing ones finish normally ------------
-check "undrain be3" ctl undrain web "${BACKENDS4[2]}"
-ready=$(clients_start drain 30 30 "") || { bad "drain clients start"; exit 1; }
-check "drain of be3" ctl drain web "${BACKENDS4[2]}"
-flows=$(new_flows "$CURLS")
-check "after drain: every new connection answered" [ "$(grep -c -E '^be[123]$' <<<"$flows")" -eq "$CURLS" ]
-check "after drain: no new connection on be3" [ "$(grep -c '^be3$' <<<"$flows")" -eq 0 ]
-sleep 1
-clients_stop drain || bad "drain clients stop"
-read -r n errs changed gap names < <(clients_report drain)
-check "drain: existing connections included be3 ($names)" grep -q be3 <<<"$names"
-check "drain: existing connections (be3's too) finished without error ($errs)" [ "$errs" -eq 0 ]
-check "undrain be3 again" ctl undrain web "${BACKENDS4[2]}"
-flows=$(new_flows "$CURLS")
-check "after undrain: be3 gets new connections again" [ "$(grep -c '^be3$' <<<"$flows")" -gt 0 ]
+# Drain: new connections avoid the backend, its existing ones finish normally.
+case_drain() {
+	local ready flows n errs changed gap names
+	ready=$(clients_start drain 30 30 "") || { bad "drain clients start"; return; }
+	check "drain of be3" ctl drain web "${BACKENDS4[2]}"
+	flows=$(new_flows "$CURLS")
+	check "after drain: every new connection answered" [ "$(grep -c -E '^be[123]$' <<<"$flows")" -eq "$CURLS" ]
+	check "after drain: no new connection on be3" [ "$(grep -c '^be3$' <<<"$flows")" -eq 0 ]
+	sleep 1
+	clients_stop drain || bad "drain clients stop"
+	read -r n errs changed gap names _ < <(clients_report drain)
+	check "drain: existing connections included be3 ($names)" grep -q be3 <<<"$names"
+	check "drain: existing connections (be3's too) finished without error ($errs)" [ "$errs" -eq 0 ]
+	check "undrain be3 again" ctl undrain web "${BACKENDS4[2]}"
+	flows=$(new_flows "$CURLS")
+	check "after undrain: be3 gets new connections again" [ "$(grep -c '^be3$' <<<"$flows")" -gt 0 ]
+}
 
-# --- 3. health: stop be2's servers, it goes down; start them, it comes back -------------------
-t0=$(now_ms)
-stop_backend_servers 1
-limit=$((HC_FALL * HC_INTERVAL_MS + HC_TIMEOUT_MS + HC_SLACK_MS))
-if wait_for 10 health_is "${BACKENDS4[1]}" down; then
-	took=$(($(now_ms) - t0))
-	check "health: be2 down in ${took} ms (fall x interval + timeout = $((HC_FALL * HC_INTERVAL_MS + HC_TIMEOUT_MS)) ms, +slack)" [ "$took" -le "$limit" ]
-	echo "measured: dead backend detected in ${took} ms" >&2
-else
-	bad "health: be2 never marked down"
-fi
-flows=$(new_flows "$CURLS")
-check "health: every new connection answered after be2 went down" [ "$(grep -c -E '^be[13]$' <<<"$flows")" -eq "$CURLS" ]
-check "health: no new connection on be2" [ "$(grep -c '^be2$' <<<"$flows")" -eq 0 ]
-t0=$(now_ms)
-start_backend_servers 1 || bad "restart be2 servers"
-if wait_for 10 health_is "${BACKENDS4[1]}" up; then
-	took=$(($(now_ms) - t0))
-	check "health: be2 up again in ${took} ms (rise x interval = $((HC_RISE * HC_INTERVAL_MS)) ms, +slack)" [ "$took" -le $((HC_RISE * HC_INTERVAL_MS + HC_SLACK_MS)) ]
-else
-	bad "health: be2 never came back"
-fi
-flows=$(new_flows "$CURLS")
-check "health: be2 gets new connections again" [ "$(grep -c '^be2$' <<<"$flows")" -gt 0 ]
-
-# --- every backend down: fail open (the VIP keeps its full table) -------------------------------
-all_down() { health_is "${BACKENDS4[0]}" down && health_is "${BACKENDS4[1]}" down && health_is "${BACKENDS4[2]}" down; }
-stop_backend_servers 0 1 2
-check "all down: every web backend marked down by health checks" wait_for 10 all_down
-check "all down: fail open, every backend still in service" \
-	bash -c "[ \"\$('$MAGLEVCTL' backends web --json -s '$MAGLEVD_SOCKET' | grep -c '\"state\": \"active\"')\" -eq 3 ]"
-check "all down: fail-open logged" grep -q "vip web: every backend is down" "$MAGLEVD_LOG"
-start_backend_servers 0 1 2 || bad "restart servers"
-all_up() { health_is "${BACKENDS4[0]}" up && health_is "${BACKENDS4[1]}" up && health_is "${BACKENDS4[2]}" up; }
-check "all down: every backend back up" wait_for 10 all_up
-
-# --- 4. explain agrees with where real connections went ---------------------------------------
-agree=0
-for port in 61001 61002 61003 61004 61005 61006; do # outside ip_local_port_range
-	got=$(run_in "$NS_CLIENT" curl -s -m 2 --local-port "$port" "http://$VIP_WEB4/")
-	addr=$(ctl explain web "$CLIENT4:$port" --json | "$E2E_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["backend"])')
-	if [ "$(be_name_of "$addr")" = "$got" ]; then
-		agree=$((agree + 1))
+# Health: stop be2's servers, it goes down; start them, it comes back.
+case_health() {
+	local t0 took limit flows
+	t0=$(now_ms)
+	stop_backend_servers 1
+	limit=$((HC_FALL * HC_INTERVAL_MS + HC_TIMEOUT_MS + HC_SLACK_MS))
+	if wait_for 10 health_is "${BACKENDS4[1]}" down; then
+		took=$(($(now_ms) - t0))
+		check "health: be2 down in ${took} ms (fall x interval + timeout = $((HC_FALL * HC_INTERVAL_MS + HC_TIMEOUT_MS)) ms, +slack)" [ "$took" -le "$limit" ]
+		echo "measured: dead backend detected in ${took} ms" >&2
 	else
-		echo "explain: port $port went to '$got', explain says $addr" >&2
+		bad "health: be2 never marked down"
 	fi
-done
-check "explain agrees with 6 of 6 real connections ($agree)" [ "$agree" -eq 6 ]
-ctl explain web "$CLIENT4:61001" || bad "explain (human form)"
+	flows=$(new_flows "$CURLS")
+	check "health: every new connection answered after be2 went down" [ "$(grep -c -E '^be[13]$' <<<"$flows")" -eq "$CURLS" ]
+	check "health: no new connection on be2" [ "$(grep -c '^be2$' <<<"$flows")" -eq 0 ]
+	t0=$(now_ms)
+	start_backend_servers 1 || bad "restart be2 servers"
+	if wait_for 10 health_is "${BACKENDS4[1]}" up; then
+		took=$(($(now_ms) - t0))
+		check "health: be2 up again in ${took} ms (rise x interval = $((HC_RISE * HC_INTERVAL_MS)) ms, +slack)" [ "$took" -le $((HC_RISE * HC_INTERVAL_MS + HC_SLACK_MS)) ]
+	else
+		bad "health: be2 never came back"
+	fi
+	flows=$(new_flows "$CURLS")
+	check "health: be2 gets new connections again" [ "$(grep -c '^be2$' <<<"$flows")" -gt 0 ]
+}
 
-# --- VIPs removed and added by a reload leave and join the XDP steering map ---------------------
+# Every backend down: fail open (the VIP keeps its full table).
+case_fail_open() {
+	stop_backend_servers 0 1 2
+	check "all down: every web backend marked down by health checks" wait_for 10 all_down
+	check "all down: fail open, every backend still in service" \
+		bash -c "[ \"\$('$MAGLEVCTL' backends web --json -s '$MAGLEVD_SOCKET' | grep -c '\"state\": \"active\"')\" -eq 3 ]"
+	check "all down: fail-open logged" grep -q "vip web: every backend is down" "$MAGLEVD_LOG"
+	start_backend_servers 0 1 2 || bad "restart servers"
+	check "all down: every backend back up" wait_for 10 all_up
+}
+
+# Explain agrees with where real connections went.
+case_explain() {
+	local agree=0 port got addr
+	for port in 61001 61002 61003 61004 61005 61006; do # outside ip_local_port_range
+		got=$(run_in "$NS_CLIENT" curl -s -m 2 --local-port "$port" "http://$VIP_WEB4/")
+		addr=$(ctl explain web "$CLIENT4:$port" --json | "$E2E_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["backend"])')
+		if [ "$(be_name_of "$addr")" = "$got" ]; then
+			agree=$((agree + 1))
+		else
+			echo "explain: port $port went to '$got', explain says $addr" >&2
+		fi
+	done
+	check "explain agrees with 6 of 6 real connections ($agree)" [ "$agree" -eq 6 ]
+	ctl explain web "$CLIENT4:61001" || bad "explain (human form)"
+}
+
 udp_echo() { # true if a UDP datagram to the dns VIP is echoed
 	run_in "$NS_CLIENT" "$E2E_PYTHON" -c '
 import socket, sys
@@ -227,31 +232,59 @@ for i in range(3):
         pass
 sys.exit(1)' "$VIP_DNS4"
 }
-check "dns VIP answers before" udp_echo
-NO_DNS=1 write_config "$CFG" 0:1 1:1 2:1
-check "reload removing the dns VIP" ctl reload
-if udp_echo; then bad "removed VIP no longer answered"; else ok "removed VIP no longer answered"; fi
+
+# VIPs removed and added by a reload leave and join the XDP steering map.
+case_vip_steering() {
+	check "dns VIP answers before" udp_echo
+	NO_DNS=1 write_config "$CFG" 0:1 1:1 2:1
+	check "reload removing the dns VIP" ctl reload
+	if udp_echo; then bad "removed VIP no longer answered"; else ok "removed VIP no longer answered"; fi
+	write_config "$CFG" 0:1 1:1 2:1
+	check "reload adding the dns VIP back" ctl reload
+	check "re-added VIP answered again" udp_echo
+}
+
+# Metrics move with traffic.
+case_metrics() {
+	local rx0 pk0 rx1 pk1
+	rx0=$(metric_sum maglevd_rx_frames_total)
+	pk0=$(metric_sum maglevd_backend_packets_total)
+	new_flows 20 >/dev/null
+	rx1=$(metric_sum maglevd_rx_frames_total)
+	pk1=$(metric_sum maglevd_backend_packets_total)
+	check "metrics: rx_frames moved ($rx0 -> $rx1)" [ "$rx1" -gt "$rx0" ]
+	check "metrics: backend packets moved ($pk0 -> $pk1)" [ "$pk1" -gt "$pk0" ]
+	check "metrics: vip_info with digest" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_vip_info{vip=\"web\".*digest=\"[0-9a-f]\{16\}\"} 1'"
+	check "metrics: reload failures counted ($RELOAD_FAILURES made by this run)" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_reloads_total{result=\"failure\"} $RELOAD_FAILURES'"
+}
+
+# SIGHUP reloads too.
+case_sighup() {
+	local gen
+	gen=$(config_generation)
+	write_config "$CFG" 0:1 1:1 2:2
+	kill -HUP "$MAGLEVD_PID"
+	check "SIGHUP: reload logged" wait_for 5 grep -q "reload: .*config generation $((gen + 1))" "$MAGLEVD_LOG"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+e2e_cases startup long_lived drain health fail_open explain vip_steering metrics sighup
+e2e_init
+[ -x "$MAGLEVD" ] && [ -x "$MAGLEVCTL" ] || e2e_skip "build maglevd and maglevctl first (make)"
+e2e_topology_up || e2e_abort "topology"
+start_backend_servers || e2e_abort "backend servers"
+CFG=$E2E_DIR/maglevd.yaml
 write_config "$CFG" 0:1 1:1 2:1
-check "reload adding the dns VIP back" ctl reload
-check "re-added VIP answered again" udp_echo
+# Started with the usual soft open files limit: maglevd raises it to the hard one itself.
+NOFILE_HARD=$(ulimit -Hn)
+[ "$NOFILE_HARD" = unlimited ] || [ "$NOFILE_HARD" -le 1024 ] || ulimit -Sn 1024
+start_maglevd afxdp "$CFG" || e2e_abort "maglevd starts"
+wait_for 10 test -S "$MAGLEVD_SOCKET" || e2e_abort "control socket appears"
+wait_for 10 all_up
 
-# --- 5. metrics move with traffic --------------------------------------------------------------
-rx0=$(metric_sum maglevd_rx_frames_total)
-pk0=$(metric_sum maglevd_backend_packets_total)
-new_flows 20 >/dev/null
-rx1=$(metric_sum maglevd_rx_frames_total)
-pk1=$(metric_sum maglevd_backend_packets_total)
-check "metrics: rx_frames moved ($rx0 -> $rx1)" [ "$rx1" -gt "$rx0" ]
-check "metrics: backend packets moved ($pk0 -> $pk1)" [ "$pk1" -gt "$pk0" ]
-check "metrics: vip_info with digest" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_vip_info{vip=\"web\".*digest=\"[0-9a-f]\{16\}\"} 1'"
-check "metrics: reload failures counted" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_reloads_total{result=\"failure\"} 3'"
-
-# --- SIGHUP reloads too ------------------------------------------------------------------------
-write_config "$CFG" 0:1 1:1 2:2
-kill -HUP "$MAGLEVD_PID"
-check "SIGHUP: reload logged" wait_for 5 grep -q "reload: .*config generation $((gen0 + 6))" "$MAGLEVD_LOG"
+e2e_run_cases
 
 check "maglevd still running" pid_alive "$MAGLEVD_PID"
 stop_maglevd || bad "maglevd exit status"
-echo "test_control: $((checks - failures))/$checks checks passed"
-[ "$failures" -eq 0 ]
+e2e_summary

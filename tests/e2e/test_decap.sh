@@ -3,14 +3,20 @@
 # scapy sends GRE-wrapped packets (outer lb -> be1, inner client -> VIP) and the client must get
 # the replies straight from be1 with the VIP as source (DSR). Also: non-GRE traffic to the backend
 # keeps working, the counters move, and `maglevctl decap detach` removes the program.
+# Shared setup: the topology (every backend with xdp_decap attached), be1's servers. The cases
+# (E2E_CASES selects among them; see lib.sh), in the order they run; each needs only that setup:
+#   attached   xdp_decap stays attached on be1 after maglevctl exited
+#   gre_dsr    GRE-wrapped ICMP and UDP to the VIPs (IPv4, IPv6, IPv6 in IPv4) answered by be1
+#              from the VIP straight to the client; GRE to a non-VIP or with a key is not
+#              decapsulated; the counters move
+#   plain      be1's own addresses answer ping and HTTP with xdp_decap attached
+#   errors     a missing device, no root, no BPF object, a program the verifier refuses, a bad
+#              config, a bad VIP: each a clear error (the verifier case reattaches be2's program)
+#   skb_mode   attach --mode skb -c CONFIG (generic XDP, the VIPs from a maglevd config) works
+#   detach     detach removes the program; then the kernel does not answer GRE
 # Exit 0 pass, 4 skip (not root, no scapy, nothing built), 1 fail.
 set -u
 . "$(dirname "$0")/lib.sh"
-
-e2e_init
-"$E2E_PYTHON" -c 'import scapy.all' 2>/dev/null || e2e_skip "no python3-scapy ($E2E_PYTHON)"
-[ -x "$MAGLEVCTL" ] || e2e_skip "no $MAGLEVCTL (run make)"
-[ -f "$E2E_BUILD/bpf/xdp_decap.bpf.o" ] || e2e_skip "no $E2E_BUILD/bpf/xdp_decap.bpf.o (run make)"
 
 BE=${NS_BACKENDS[0]}
 BE_ADDR4=${BACKENDS4[0]}
@@ -103,7 +109,7 @@ for p in rdpcap(sys.argv[1]):
 EOF
 }
 
-test_topology_attached() {
+case_attached() {
 	if run_in "$BE" ip link show "$BE_IF" | grep -q 'prog/xdp.*name xdp_decap'; then
 		ok "xdp_decap attached on be1 after maglevctl exited"
 	else
@@ -111,7 +117,7 @@ test_topology_attached() {
 	fi
 }
 
-test_gre_replies_dsr() {
+case_gre_dsr() {
 	local d0 p0 u0 d1 p1 u1 out
 	d0=$(decap_counter decapsulated)
 	p0=$(decap_counter passed)
@@ -161,7 +167,7 @@ check_reply() {
 	fi
 }
 
-test_plain_traffic() {
+case_plain() {
 	run_in "$NS_CLIENT" ping -c2 -i0.2 -W1 "$BE_ADDR4" >/dev/null &&
 		ok "ping client -> be1 own address with xdp_decap attached" ||
 		bad "ping client -> be1 $BE_ADDR4"
@@ -173,7 +179,7 @@ test_plain_traffic() {
 		bad "HTTP to be1's own address: '$body'"
 }
 
-test_detach() {
+case_detach() {
 	local out msg rc
 	run_in "$BE" "$MAGLEVCTL" decap detach "$BE_IF" >/dev/null || bad "decap detach failed"
 	if run_in "$BE" ip link show "$BE_IF" | grep -q 'prog/xdp'; then
@@ -195,11 +201,11 @@ test_detach() {
 	[ -z "$out" ] && ok "no replies to GRE once detached" || bad "replies without the program: $out"
 }
 
-test_skb_mode() {
+case_skb_mode() {
 	local out d0 d1
 	run_in "$BE" "$MAGLEVCTL" decap detach "$BE_IF" >/dev/null || bad "decap detach failed"
 	# The VIPs from a maglevd config this time.
-	write_maglevd_config "$E2E_DIR/maglevd.yaml" afxdp
+	e2e_write_config "$E2E_DIR/maglevd.yaml"
 	out=$(run_in "$BE" "$MAGLEVCTL" decap attach "$BE_IF" --mode skb -c "$E2E_DIR/maglevd.yaml" 2>&1)
 	echo "$out" | grep -q "attached in skb mode, 4 VIPs" && ok "attach --mode skb -c CONFIG: '$out'" ||
 		bad "attach --mode skb -c CONFIG: '$out'"
@@ -219,7 +225,7 @@ test_skb_mode() {
 		bad "skb mode: decapsulated $d0 -> $d1"
 }
 
-test_errors() {
+case_errors() {
 	local msg rc
 	msg=$(run_in "$BE" "$MAGLEVCTL" decap attach nosuchdev --vip "$VIP_WEB4" 2>&1)
 	rc=$?
@@ -263,7 +269,7 @@ EOF
 		fi
 		backend_decap_attach 1
 	else
-		echo "     (no clang: verifier rejection not tested)"
+		skipped "verifier rejection (no clang)"
 	fi
 	printf 'vips:\n  - name: web\n    adress: 203.0.113.10\n' >"$E2E_DIR/bad.yaml"
 	msg=$(run_in "$BE" "$MAGLEVCTL" decap attach "$BE_IF" -c "$E2E_DIR/bad.yaml" 2>&1)
@@ -276,13 +282,12 @@ EOF
 		bad "bad VIP: rc $rc '$msg'"
 }
 
-e2e_topology_up || { echo "FAIL: topology"; exit 1; }
-start_backend_servers 0 || { echo "FAIL: backend servers"; exit 1; }
-
-for t in test_topology_attached test_gre_replies_dsr test_plain_traffic test_errors test_skb_mode \
-	test_detach; do
-	echo "# $t"
-	$t
-done
-echo "test_decap: $((checks - failures)) passed, $failures failed"
-[ "$failures" -eq 0 ]
+e2e_cases attached gre_dsr plain errors skb_mode detach
+e2e_init
+"$E2E_PYTHON" -c 'import scapy.all' 2>/dev/null || e2e_skip "no python3-scapy ($E2E_PYTHON)"
+[ -x "$MAGLEVCTL" ] || e2e_skip "no $MAGLEVCTL (run make)"
+[ -f "$E2E_BUILD/bpf/xdp_decap.bpf.o" ] || e2e_skip "no $E2E_BUILD/bpf/xdp_decap.bpf.o (run make)"
+e2e_topology_up || e2e_abort "topology"
+start_backend_servers 0 || e2e_abort "backend servers"
+e2e_run_cases
+e2e_summary

@@ -5,6 +5,8 @@
 # table, and in the middle of it a reload adding a third backend: a connection pushed out of the
 # table would be re-hashed onto the new Maglev table and reset by the backend it lands on.
 # afpacket mode: the flood must not cost the connections packets at the RX ring.
+# Shared setup: the topology, the servers, maglevd with web on be1 and be2. One case (E2E_CASES
+# selects it; see lib.sh): flood. After it: maglevd still runs and exits cleanly.
 # Exit 0 pass, 4 skip, anything else fail.
 set -u
 export E2E_PREFIX=${E2E_PREFIX:-mgf}
@@ -21,28 +23,9 @@ RELOAD_AFTER=2       # seconds into the flood
 
 # write_config FILE I...: the web VIP with backends I (0..2), weight 1, and a small table.
 write_config() {
-	local f=$1 i
+	local f=$1
 	shift
-	{
-		echo "cluster: { hash_seed: 0x5eed, table_size: 65537 }"
-		echo "dataplane:"
-		echo "  mode: afpacket"
-		echo "  interface: $LB_IF"
-		echo "  source_ipv4: $LB4"
-		echo "  source_ipv6: $LB6"
-		echo "conntrack: { entries: $CT_ENTRIES }"
-		echo "control:"
-		echo "  socket: $E2E_DIR/maglevd.sock"
-		echo "vips:"
-		echo "  - name: web"
-		echo "    address: $VIP_WEB4"
-		echo "    protocol: tcp"
-		echo "    port: 80"
-		echo "    backends:"
-		for i in "$@"; do
-			echo "      - { address: ${BACKENDS4[$i]}, weight: 1 }"
-		done
-	} >"$f"
+	e2e_write_config "$f" --mode afpacket --conntrack "$CT_ENTRIES" --vip web "$VIP_WEB4" tcp 80 "$*"
 }
 
 # write_flood FILE: a trafgen config of one TCP SYN to the web VIP with a random source address
@@ -69,49 +52,56 @@ counter() { # counter NAME: maglevd's pipeline counter NAME, summed over workers
 	"$MAGLEVCTL" counters -s "$MAGLEVD_SOCKET" | awk -v n="$1" '$1 == n { print $2 }'
 }
 
+# The flood with a reload in the middle of it (starts from web on be1 and be2, as the setup
+# leaves it, and leaves it on all three).
+case_flood() {
+	local ready t0 flood_pid rc syn untracked est n errs changed names
+	ready=$(clients_start long "$CLIENTS" "$CLIENTS" "" "$CLIENT_PERIOD") || { bad "clients start"; return; }
+	check "$CLIENTS long-lived connections open ($ready)" [ "$ready" = "ready $CLIENTS" ]
+
+	write_flood "$E2E_DIR/flood.cfg"
+	t0=$(now_ms)
+	bg_in "$NS_CLIENT" "$E2E_DIR/flood.log" timeout 30 trafgen --dev "$CLIENT_IF" \
+		--conf "$E2E_DIR/flood.cfg" --num "$FLOOD_PACKETS" --rate "${FLOOD_PPS}pps" --cpus 1 \
+		--no-cpu-stats
+	flood_pid=$BG_PID
+	sleep "$RELOAD_AFTER"
+	write_config "$CFG" 0 1 2
+	check "reload adding be3 during the flood" "$MAGLEVCTL" reload -s "$MAGLEVD_SOCKET"
+	wait "$flood_pid"
+	rc=$?
+	check "flood of $FLOOD_PACKETS SYNs sent in $(($(now_ms) - t0)) ms (trafgen rc $rc)" [ "$rc" -eq 0 ]
+	sleep 1 # two more requests on every connection after the flood
+
+	syn=$(counter ct_evicted_syn)
+	untracked=$(counter ct_syn_untracked)
+	est=$(counter ct_evicted_established)
+	echo "counters: ct_evicted_syn ${syn:-?}, ct_syn_untracked ${untracked:-?}," \
+		"ct_evicted_established ${est:-?}" >&2
+	check "the flood filled the table (SYN-only evictions $syn, untracked SYNs $untracked)" \
+		[ "$((${syn:-0} + ${untracked:-0}))" -gt "$CT_ENTRIES" ]
+	check "no established flow evicted (${est:-?})" [ "${est:-1}" -eq 0 ]
+	clients_stop long || bad "clients stop"
+	read -r n errs changed _ names _ < <(clients_report long)
+	check "long-lived: $n connections reported ($names)" [ "$n" -eq "$CLIENTS" ]
+	check "long-lived: no reset, no error ($errs)" [ "$errs" -eq 0 ]
+	check "long-lived: none changed backend ($changed)" [ "$changed" -eq 0 ]
+}
+
+e2e_cases flood
 e2e_init
 [ -x "$MAGLEVD" ] && [ -x "$MAGLEVCTL" ] || e2e_skip "build maglevd and maglevctl first (make)"
 command -v trafgen >/dev/null || e2e_skip "trafgen (netsniff-ng) not installed"
-e2e_topology_up || { echo "topology failed"; exit 1; }
+e2e_topology_up || e2e_abort "topology"
 run_in "$NS_ROUTER" ip route add blackhole "$FLOOD_NET.0.0/16"
-start_backend_servers || exit 1
+start_backend_servers || e2e_abort "backend servers"
 CFG=$E2E_DIR/maglevd.yaml
 write_config "$CFG" 0 1
-start_maglevd afpacket "$CFG" || exit 1
-wait_for 10 test -S "$MAGLEVD_SOCKET" || { bad "control socket appears"; exit 1; }
+start_maglevd afpacket "$CFG" || e2e_abort "maglevd starts"
+wait_for 10 test -S "$MAGLEVD_SOCKET" || e2e_abort "control socket appears"
 
-ready=$(clients_start long "$CLIENTS" "$CLIENTS" "" "$CLIENT_PERIOD") || { bad "clients start"; exit 1; }
-check "$CLIENTS long-lived connections open ($ready)" [ "$ready" = "ready $CLIENTS" ]
-
-write_flood "$E2E_DIR/flood.cfg"
-t0=$(now_ms)
-bg_in "$NS_CLIENT" "$E2E_DIR/flood.log" timeout 30 trafgen --dev "$CLIENT_IF" \
-	--conf "$E2E_DIR/flood.cfg" --num "$FLOOD_PACKETS" --rate "${FLOOD_PPS}pps" --cpus 1 \
-	--no-cpu-stats
-flood_pid=$BG_PID
-sleep "$RELOAD_AFTER"
-write_config "$CFG" 0 1 2
-check "reload adding be3 during the flood" "$MAGLEVCTL" reload -s "$MAGLEVD_SOCKET"
-wait "$flood_pid"
-rc=$?
-check "flood of $FLOOD_PACKETS SYNs sent in $(($(now_ms) - t0)) ms (trafgen rc $rc)" [ "$rc" -eq 0 ]
-sleep 1 # two more requests on every connection after the flood
-
-syn=$(counter ct_evicted_syn)
-untracked=$(counter ct_syn_untracked)
-est=$(counter ct_evicted_established)
-echo "counters: ct_evicted_syn ${syn:-?}, ct_syn_untracked ${untracked:-?}," \
-	"ct_evicted_established ${est:-?}" >&2
-check "the flood filled the table (SYN-only evictions $syn, untracked SYNs $untracked)" \
-	[ "$((${syn:-0} + ${untracked:-0}))" -gt "$CT_ENTRIES" ]
-check "no established flow evicted (${est:-?})" [ "${est:-1}" -eq 0 ]
-clients_stop long || bad "clients stop"
-read -r n errs changed _ names < <(clients_report long)
-check "long-lived: $n connections reported ($names)" [ "$n" -eq "$CLIENTS" ]
-check "long-lived: no reset, no error ($errs)" [ "$errs" -eq 0 ]
-check "long-lived: none changed backend ($changed)" [ "$changed" -eq 0 ]
+e2e_run_cases
 
 check "maglevd still running" pid_alive "$MAGLEVD_PID"
 stop_maglevd || bad "maglevd exit status"
-echo "test_synflood: $((checks - failures))/$checks checks passed"
-[ "$failures" -eq 0 ]
+e2e_summary
