@@ -56,6 +56,12 @@ static int replay_our_mac(const char *in_path, uint8_t mac[ETH_ALEN], char *err,
 	return rc == -1 ? -EIO : 0;
 }
 
+/* One line of the counter summary, to the report file. */
+static void replay_report_line(void *ctx, const char *text)
+{
+	fprintf(ctx, "%s\n", text);
+}
+
 int replay_run(const struct config *cfg, const char *in_path, const char *out_path, FILE *report,
                struct replay_result *res, char *err, size_t errlen)
 {
@@ -164,13 +170,9 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 			fprintf(report, ", %llu cut short by the capture",
 			        (unsigned long long)res->truncated);
 		fprintf(report, "\n");
-		for (unsigned i = 0; i < LB_CTR_MAX; i++) {
-			uint64_t c = lb_counter_read(&lb_worker_counters(w)[i]);
-
-			if (c)
-				fprintf(report, "%-26s %llu\n", lb_counter_name[i],
-				        (unsigned long long)c);
-		}
+		if (w)
+			lb_counters_summary(lb_counter_name, lb_worker_counters(w), LB_CTR_MAX,
+			                    replay_report_line, report);
 	}
 	ret = 0;
 out:
