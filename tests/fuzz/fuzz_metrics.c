@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -90,8 +91,10 @@ static void fuzz_exchange(const uint8_t *data, size_t size)
 	if (fd < 0)
 		abort();
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		fprintf(stderr, "fuzz_metrics: connect: %s\n", strerror(errno));
 		abort();
+	}
 	/* The server may answer and close before it has read everything: not an error. */
 	for (size_t off = 0; off < size;) {
 		ssize_t r = send(fd, data + off, size - off, MSG_NOSIGNAL);
