@@ -8,7 +8,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,35 +17,13 @@
 
 #include "base/log.h"
 #include "io/xdp.h"
+#include "helpers.h"
 
-#define CAPTURE_MAX  65536u /* bytes of stderr a test reads back */
 #define MISSING_DIR  "/nonexistent-maglev-test"
 #define NO_SUCH_PROG "no_such_prog" /* a program name nothing has */
 #define FLOOD_FILES  2000u          /* messages that overflow what is kept several times */
 
 static const struct xprog_match no_match = {.name = NO_SUCH_PROG};
-
-/* Runs fn with stderr on a pipe and returns what it wrote (static buffer). */
-static const char *capture(void (*fn)(void))
-{
-	static char out[CAPTURE_MAX];
-	int p[2], saved = dup(STDERR_FILENO);
-	ssize_t n, off = 0;
-
-	assert_true(saved >= 0);
-	assert_int_equal(pipe(p), 0);
-	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
-	assert_true(dup2(p[1], STDERR_FILENO) >= 0);
-	fn();
-	assert_true(dup2(saved, STDERR_FILENO) >= 0);
-	close(saved);
-	close(p[1]);
-	while ((n = read(p[0], out + off, sizeof(out) - 1 - (size_t)off)) > 0)
-		off += n;
-	close(p[0]);
-	out[off] = '\0';
-	return out;
-}
 
 static int attach_rc;
 static bool attach_load_failed;
@@ -66,7 +43,7 @@ static void test_open_missing(void **state)
 {
 	(void)state;
 	log_set_level(LOG_LEVEL_INFO);
-	assert_string_equal(capture(attach_missing), "");
+	assert_string_equal(th_capture_stderr(attach_missing), "");
 	assert_true(attach_rc < 0);
 	assert_true(attach_load_failed);
 	assert_string_equal(attach_err, "cannot open XDP program '" MISSING_DIR
@@ -75,9 +52,10 @@ static void test_open_missing(void **state)
 	                                      "/xdp_vip.bpf.o: No such file or directory\n");
 	/* With debug on (maglevd -v) the warning shows, at debug: exactly once. */
 	log_set_level(LOG_LEVEL_DEBUG);
-	assert_non_null(strstr(capture(attach_missing), "libbpf: elf: failed to open " MISSING_DIR
-	                                                "/xdp_vip.bpf.o: No such file or "
-	                                                "directory\n"));
+	assert_non_null(strstr(th_capture_stderr(attach_missing),
+	                       "libbpf: elf: failed to open " MISSING_DIR
+	                       "/xdp_vip.bpf.o: No such file or "
+	                       "directory\n"));
 	log_set_level(LOG_LEVEL_INFO);
 }
 
@@ -90,8 +68,8 @@ static void dump_err(void)
 static void test_dump(void **state)
 {
 	(void)state;
-	capture(attach_missing);
-	assert_string_equal(capture(dump_err), xprog_log_kept());
+	th_capture_stderr(attach_missing);
+	assert_string_equal(th_capture_stderr(dump_err), xprog_log_kept());
 }
 
 static void open_outside(void)
@@ -110,10 +88,11 @@ static void test_warn_outside(void **state)
 	assert_true(xprog_find(1, &no_match, &f) >= 0); /* sets the hooks */
 	xprog_found_close(&f);
 	log_set_level(LOG_LEVEL_WARN);
-	assert_string_equal(capture(open_outside), "libbpf: elf: failed to open " MISSING_DIR
-	                                           "/outside.o: No such file or directory\n");
+	assert_string_equal(th_capture_stderr(open_outside),
+	                    "libbpf: elf: failed to open " MISSING_DIR
+	                    "/outside.o: No such file or directory\n");
 	log_set_level(LOG_LEVEL_ERR);
-	assert_string_equal(capture(open_outside), "");
+	assert_string_equal(th_capture_stderr(open_outside), "");
 	log_set_level(LOG_LEVEL_INFO);
 }
 
@@ -124,7 +103,7 @@ static void test_kept_tail(void **state)
 	const char *kept;
 
 	(void)state;
-	capture(attach_missing); /* clears what is kept */
+	th_capture_stderr(attach_missing); /* clears what is kept */
 	log_set_level(LOG_LEVEL_ERR);
 	for (unsigned i = 0; i < FLOOD_FILES; i++) {
 		snprintf(path, sizeof(path), MISSING_DIR "/flood-%u.o", i);
