@@ -3,7 +3,7 @@
  * 802.1Q/802.1ad tag) / outer IPv4 or IPv6 / GRE (RFC 2784, no optional fields) / inner IPv4 or
  * IPv6 whose inner destination is in the VIP map lose their outer IP and GRE headers and go to the
  * stack as the inner packet; every other frame goes to the stack untouched. Loaded and fed by
- * `maglevctl decap attach` (src/control/decap.c); the contract is src/control/decap_abi.h.
+ * `maglevctl decap attach` (src/io/decap.c); the contract is bpf/xdp_decap.h.
  *
  * What is not decapsulated (and why): GRE with any flag or a non-zero version (maglevd never sends
  * checksum, key or sequence numbers, and RFC 2890 fields would need their own parsing); outer IPv4
@@ -19,6 +19,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "names.h"
 #include "xdp_decap.h"
 
 #define GRE_HLEN       4u     /* RFC 2784 header without the optional checksum word */
@@ -48,6 +49,9 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } decap_counters SEC(".maps");
+
+BPF_NAME_IS(decap_vips, DECAP_MAP_VIPS);
+BPF_NAME_IS(decap_counters, DECAP_MAP_COUNTERS);
 
 /* Counts one frame under ctr and returns the verdict, so every exit is counted exactly once. */
 static __always_inline int count(__u32 ctr, int verdict)
@@ -91,7 +95,7 @@ static __always_inline __u32 inner_vip_key(void *inner, void *end, __be16 proto,
 	return DECAP_CTR_UNSUPPORTED;
 }
 
-SEC("xdp")
+SEC(DECAP_SEC)
 int xdp_decap(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -188,5 +192,6 @@ int xdp_decap(struct xdp_md *ctx)
 	}
 	return count(DECAP_CTR_DECAPSULATED, XDP_PASS);
 }
+BPF_NAME_IS(xdp_decap, DECAP_PROG_NAME);
 
 char LICENSE[] SEC("license") = "GPL";

@@ -1,17 +1,25 @@
 /*
  * The contract between bpf/xdp_decap.bpf.c (the backend's XDP GRE decapsulation) and its loader
- * (maglevctl decap): program and map names, the VIP key layout and the counters. Included by
- * both the BPF object and userspace, so it holds only fixed-size kernel UAPI types.
+ * (src/io/decap.c, for `maglevctl decap`): object, program and map names, the VIP key layout and
+ * the counters. Included by both the BPF object and userspace, so it holds only fixed-size kernel
+ * UAPI types.
  */
 #ifndef MAGLEV_BPF_XDP_DECAP_H
 #define MAGLEV_BPF_XDP_DECAP_H
 
 #include <linux/types.h>
 
-#define DECAP_PROG_NAME    "xdp_decap"      /* the program's function name */
-#define DECAP_MAP_VIPS     "decap_vips"     /* hash: struct decap_vip_key -> __u32 (1) */
-#define DECAP_MAP_COUNTERS "decap_counters" /* per-CPU array of __u64, one per counter */
-#define DECAP_VIPS_MAX     1024u            /* VIP addresses per program; CONFIG_VIPS_MAX */
+/*
+ * Names user space finds things by. The BPF side declares the program and maps with these
+ * identifiers (C needs them literal there) and checks each against its string (BPF_NAME_IS,
+ * bpf/names.h), so a rename on one side fails the build.
+ */
+#define DECAP_OBJ_FILE     "xdp_decap.bpf.o" /* found with bpfobj_path (src/io/bpfobj.h) */
+#define DECAP_SEC          "xdp"             /* ELF section of the program */
+#define DECAP_PROG_NAME    "xdp_decap"       /* the program's function name */
+#define DECAP_MAP_VIPS     "decap_vips"      /* hash: struct decap_vip_key -> __u32 (1) */
+#define DECAP_MAP_COUNTERS "decap_counters"  /* per-CPU array of __u64, one per counter */
+#define DECAP_VIPS_MAX     1024u             /* VIP addresses per program; CONFIG_VIPS_MAX */
 
 /*
  * A VIP as the program looks it up: family 4 with the IPv4 address in addr[0..3] and the rest

@@ -13,6 +13,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "names.h"
 #include "xdp_vip.h"
 
 #define IPV6_EXTS_MAX   4u /* IPv6 extension headers skipped before giving up */
@@ -81,6 +82,12 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xdp_vip_config);
 } config_map SEC(".maps");
+
+BPF_NAME_IS(vip_map, XDP_VIP_MAP_VIPS);
+BPF_NAME_IS(addr_map, XDP_VIP_MAP_ADDRS);
+BPF_NAME_IS(xsks_map, XDP_VIP_MAP_XSKS);
+BPF_NAME_IS(stats_map, XDP_VIP_MAP_STATS);
+BPF_NAME_IS(config_map, XDP_VIP_MAP_CONFIG);
 
 static __always_inline void stat_add(__u32 k)
 {
@@ -254,7 +261,7 @@ static __always_inline enum steer steer_ipv6(void *p, void *end)
 	return steer_l4(p, end, (const __u8 *)&ip6->daddr, XDP_FAMILY_IPV6, next, first_frag, frag);
 }
 
-SEC("xdp")
+SEC(XDP_VIP_SEC)
 int xdp_vip(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -285,5 +292,6 @@ int xdp_vip(struct xdp_md *ctx)
 		s = steer_ipv6(p, end);
 	return verdict(ctx, eth, s);
 }
+BPF_NAME_IS(xdp_vip, XDP_VIP_PROG_NAME);
 
 char _license[] SEC("license") = "GPL";

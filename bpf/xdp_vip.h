@@ -1,11 +1,26 @@
 /*
- * Map layouts of the VIP steering program (bpf/xdp_vip.bpf.c), shared with user space
- * (src/io/afxdp.c). Fixed-width fields only: the same bytes are read by BPF and by the host.
+ * The contract between the VIP steering program (bpf/xdp_vip.bpf.c) and its loader
+ * (src/io/afxdp.c): object, program and map names, map layouts. Fixed-width fields only: the same
+ * bytes are read by BPF and by the host.
  */
 #ifndef MAGLEV_BPF_XDP_VIP_H
 #define MAGLEV_BPF_XDP_VIP_H
 
 #include <linux/types.h>
+
+/*
+ * Names user space finds things by. The BPF side declares the program and maps with these
+ * identifiers (C needs them literal there) and checks each against its string (BPF_NAME_IS,
+ * bpf/names.h), so a rename on one side fails the build.
+ */
+#define XDP_VIP_OBJ_FILE   "xdp_vip.bpf.o" /* found with bpfobj_path (src/io/bpfobj.h) */
+#define XDP_VIP_SEC        "xdp"           /* ELF section of the program */
+#define XDP_VIP_PROG_NAME  "xdp_vip"       /* the program's function */
+#define XDP_VIP_MAP_VIPS   "vip_map"       /* hash: struct xdp_vip_key -> __u32 (1) */
+#define XDP_VIP_MAP_ADDRS  "addr_map"      /* hash: struct xdp_addr_key -> XDP_ADDR_* bits */
+#define XDP_VIP_MAP_XSKS   "xsks_map"      /* XSKMAP: RX queue -> AF_XDP socket */
+#define XDP_VIP_MAP_STATS  "stats_map"     /* per-CPU array of __u64, enum xdp_vip_stat */
+#define XDP_VIP_MAP_CONFIG "config_map"    /* array of one struct xdp_vip_config */
 
 #define XDP_VIP_MAP_ENTRIES  4096u /* (address, proto, port) VIP entries */
 #define XDP_ADDR_MAP_ENTRIES 4096u /* distinct VIP and own addresses */

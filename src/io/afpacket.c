@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "io/io.h"
 #include "io/vipfilter.h"
 
@@ -81,8 +82,9 @@ static int afpacket_set_filter(struct io_dev *d, const struct io_filter *f)
 	rc = vipfilter_build(f, ins, VIPFILTER_INSNS_MAX, &n);
 	if (rc == -E2BIG) {
 		/* Still correct, only slower: the pipeline passes what is not for a VIP. */
-		fprintf(stderr, "maglevd: afpacket: %u VIPs need more than %u filter instructions: "
-			"copying every IPv4/IPv6 frame instead\n", f->n_vips, VIPFILTER_INSNS_MAX);
+		log_warn("afpacket: %u VIPs need more than %u filter instructions: copying every "
+		         "IPv4/IPv6 frame instead",
+		         f->n_vips, VIPFILTER_INSNS_MAX);
 		rc = vipfilter_build_all_ip(ins, VIPFILTER_INSNS_MAX, &n);
 	}
 	if (rc)
@@ -252,10 +254,10 @@ static void afpacket_report(struct io_dev *d)
 		afpacket_kernel_stats(q);
 		drops = atomic_load(&q->kernel_drops);
 		if (drops)
-			fprintf(stderr,
-				"maglevd: afpacket: queue %u kernel: %llu of %llu frames dropped "
-				"(ring full)\n", i, (unsigned long long)drops,
-				(unsigned long long)atomic_load(&q->kernel_packets));
+			log_info(
+			    "afpacket: queue %u kernel: %llu of %llu frames dropped (ring full)", i,
+			    (unsigned long long)drops,
+			    (unsigned long long)atomic_load(&q->kernel_packets));
 	}
 }
 

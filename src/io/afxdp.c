@@ -1,13 +1,11 @@
 /*
- * AF_XDP packet I/O (libxdp): our steering program (bpf/xdp_vip.bpf.c) on the interface, one
- * UMEM + socket per RX queue, zero-copy when the driver can, copy mode otherwise.
+ * AF_XDP packet I/O (libxdp): our steering program (bpf/xdp_vip.bpf.c) on the interface (loaded
+ * through src/io/xdp.c), one UMEM + socket per RX queue, zero-copy when the driver can, copy mode
+ * otherwise.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <limits.h>
 #include <net/if.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +21,11 @@
 #include <xdp/libxdp.h>
 #include <xdp/xsk.h>
 
+#include "base/log.h"
+#include "base/util.h"
 #include "io/io.h"
-#include "bpf/xdp_vip.h" /* map layouts shared with the BPF side */
+#include "io/xdp.h"
+#include "bpf/xdp_vip.h" /* names and map layouts shared with the BPF side */
 
 #define AFXDP_FRAME_SIZE  XSK_UMEM__DEFAULT_FRAME_SIZE /* bytes per UMEM frame */
 /*
@@ -52,8 +53,7 @@
 #define XDP_MAX_TX_SKB_BUDGET 9
 #endif
 #define AFXDP_TX_BUDGET   AFXDP_TX_RING_SIZE /* frames one sendto may send in copy mode */
-#define AFXDP_PROG_NAME   "xdp_vip" /* the steering program's function (bpf/xdp_vip.bpf.c) */
-#define AFXDP_PROG_MAPS_MAX 16u /* map ids read from an attached program */
+#define AFXDP_ERR_MAX     256u               /* bytes of the loader's error line */
 
 /*
  * Frame accounting, per queue: every UMEM frame is in exactly one place, so
@@ -83,8 +83,7 @@ struct afxdp_queue {
 struct afxdp_dev {
 	char ifname[IF_NAMESIZE];
 	int ifindex;
-	struct xdp_program *prog;
-	enum xdp_attach_mode attach_mode;
+	struct xprog xp; /* the steering program, attached */
 	int vip_map_fd, addr_map_fd, xsks_map_fd, stats_map_fd;
 	struct xdp_vip_key *vip_keys; /* what vip_map holds now */
 	uint32_t n_vip_keys;
@@ -95,29 +94,6 @@ struct afxdp_dev {
 	struct afxdp_queue *queues[IO_QUEUES_MAX];
 	char mode[64];
 };
-
-/*
- * Set while attaching: libxdp's explanations of a refused attach ("existing program is not using
- * a dispatcher") would precede our own one-line error. Only the control thread attaches.
- */
-static bool afxdp_quiet;
-
-static int afxdp_print(enum libxdp_print_level level, const char *fmt, va_list ap)
-{
-	/* Without bpffs libxdp attaches our program alone, which is what we want: not a warning. */
-	if (level != LIBXDP_WARN || afxdp_quiet || strstr(fmt, "bpffs"))
-		return 0;
-	fputs("maglevd: libxdp: ", stderr);
-	return vfprintf(stderr, fmt, ap);
-}
-
-static int afxdp_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	if (level != LIBBPF_WARN)
-		return 0;
-	fputs("maglevd: libbpf: ", stderr);
-	return vfprintf(stderr, fmt, ap);
-}
 
 static uint32_t afxdp_rx_queues(const char *ifname)
 {
@@ -343,11 +319,10 @@ static int afxdp_queue_open(struct afxdp_dev *dev, uint32_t id, struct afxdp_que
 		.frame_headroom = LB_HEADROOM,
 	};
 	struct xsk_socket_config scfg = {
-		.rx_size = AFXDP_RX_RING_SIZE,
-		.tx_size = AFXDP_TX_RING_SIZE,
-		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
-		.xdp_flags = dev->attach_mode == XDP_MODE_NATIVE ? XDP_FLAGS_DRV_MODE
-								 : XDP_FLAGS_SKB_MODE,
+	    .rx_size = AFXDP_RX_RING_SIZE,
+	    .tx_size = AFXDP_TX_RING_SIZE,
+	    .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+	    .xdp_flags = dev->xp.mode == XDP_MODE_NATIVE ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE,
 	};
 	struct afxdp_queue *q;
 	size_t size = (size_t)AFXDP_FRAMES * AFXDP_FRAME_SIZE;
@@ -374,7 +349,7 @@ static int afxdp_queue_open(struct afxdp_dev *dev, uint32_t id, struct afxdp_que
 	}
 	/* Zero-copy needs driver support and native XDP; veth and SKB mode fall back to copy. */
 	rc = -EOPNOTSUPP;
-	if (dev->attach_mode == XDP_MODE_NATIVE) {
+	if (dev->xp.mode == XDP_MODE_NATIVE) {
 		scfg.bind_flags = XDP_USE_NEED_WAKEUP | XDP_ZEROCOPY;
 		rc = xsk_socket__create(&q->xsk, dev->ifname, id, q->umem, &q->rx, &q->tx, &scfg);
 		q->zerocopy = rc == 0;
@@ -399,8 +374,9 @@ static int afxdp_queue_open(struct afxdp_dev *dev, uint32_t id, struct afxdp_que
 	}
 	if (bpf_map_update_elem(dev->xsks_map_fd, &id, &fd, BPF_ANY)) {
 		rc = -errno;
-		snprintf(err, errlen, "afxdp: %s queue %u: cannot add socket to xsks_map: %s",
-			 dev->ifname, id, strerror(-rc));
+		snprintf(err, errlen,
+		         "afxdp: %s queue %u: cannot add socket to " XDP_VIP_MAP_XSKS ": %s",
+		         dev->ifname, id, strerror(-rc));
 		goto out;
 	}
 	for (uint32_t i = 0; i < AFXDP_FRAMES; i++)
@@ -432,15 +408,15 @@ static void afxdp_report(struct io_dev *d)
 {
 	struct afxdp_dev *dev = (struct afxdp_dev *)d;
 
-	fprintf(stderr,
-		"maglevd: afxdp: steering program: %llu frames redirected, %llu for a queue "
-		"without a socket, %llu passed to the kernel, %llu for a VIP to another MAC passed, "
-		"%llu ICMP dropped\n",
-		(unsigned long long)afxdp_stat(dev, XDP_STAT_REDIRECT),
-		(unsigned long long)afxdp_stat(dev, XDP_STAT_NO_SOCKET),
-		(unsigned long long)afxdp_stat(dev, XDP_STAT_PASS),
-		(unsigned long long)afxdp_stat(dev, XDP_STAT_PASS_NOT_OUR_MAC),
-		(unsigned long long)afxdp_stat(dev, XDP_STAT_DROP_ICMP));
+	log_info(
+	    "afxdp: steering program: %llu frames redirected, %llu for a queue "
+	    "without a socket, %llu passed to the kernel, %llu for a VIP to another MAC passed, "
+	    "%llu ICMP dropped",
+	    (unsigned long long)afxdp_stat(dev, XDP_STAT_REDIRECT),
+	    (unsigned long long)afxdp_stat(dev, XDP_STAT_NO_SOCKET),
+	    (unsigned long long)afxdp_stat(dev, XDP_STAT_PASS),
+	    (unsigned long long)afxdp_stat(dev, XDP_STAT_PASS_NOT_OUR_MAC),
+	    (unsigned long long)afxdp_stat(dev, XDP_STAT_DROP_ICMP));
 	for (uint32_t i = 0; i < dev->n_queues; i++) {
 		struct afxdp_queue *q = dev->queues[i];
 		struct xdp_statistics st = { 0 };
@@ -451,22 +427,20 @@ static void afxdp_report(struct io_dev *d)
 			continue;
 		afxdp_complete(q);
 		total = q->n_free + q->in_kernel_fill + q->in_kernel_tx + q->held;
-		fprintf(stderr,
-			"maglevd: afxdp: queue %u frames accounted %u/%u "
-			"(free %u, fill %u, tx %u)%s\n",
-			i, total, AFXDP_FRAMES, q->n_free, q->in_kernel_fill, q->in_kernel_tx,
-			total == AFXDP_FRAMES ? "" : " LEAK");
+		log_msg(total == AFXDP_FRAMES ? LOG_LEVEL_INFO : LOG_LEVEL_ERR,
+		        "afxdp: queue %u frames accounted %u/%u (free %u, fill %u, tx %u)%s", i,
+		        total, AFXDP_FRAMES, q->n_free, q->in_kernel_fill, q->in_kernel_tx,
+		        total == AFXDP_FRAMES ? "" : " LEAK");
 		if (getsockopt(xsk_socket__fd(q->xsk), SOL_XDP, XDP_STATISTICS, &st, &len) == 0 &&
 		    (st.rx_dropped || st.rx_invalid_descs || st.tx_invalid_descs ||
 		     st.rx_ring_full || st.rx_fill_ring_empty_descs))
-			fprintf(stderr,
-				"maglevd: afxdp: queue %u kernel: rx_dropped %llu rx_invalid %llu "
-				"tx_invalid %llu rx_ring_full %llu fill_empty %llu\n",
-				i, (unsigned long long)st.rx_dropped,
-				(unsigned long long)st.rx_invalid_descs,
-				(unsigned long long)st.tx_invalid_descs,
-				(unsigned long long)st.rx_ring_full,
-				(unsigned long long)st.rx_fill_ring_empty_descs);
+			log_info("afxdp: queue %u kernel: rx_dropped %llu rx_invalid %llu "
+			         "tx_invalid %llu rx_ring_full %llu fill_empty %llu",
+			         i, (unsigned long long)st.rx_dropped,
+			         (unsigned long long)st.rx_invalid_descs,
+			         (unsigned long long)st.tx_invalid_descs,
+			         (unsigned long long)st.rx_ring_full,
+			         (unsigned long long)st.rx_fill_ring_empty_descs);
 	}
 }
 
@@ -478,13 +452,12 @@ static void afxdp_close(struct io_dev *d)
 		return;
 	for (uint32_t i = 0; i < dev->n_queues; i++)
 		afxdp_queue_free(dev->queues[i]);
-	if (dev->prog) {
-		int rc = xdp_program__detach(dev->prog, dev->ifindex, dev->attach_mode, 0);
+	if (dev->xp.prog) {
+		int rc = xprog_detach(&dev->xp);
 
 		if (rc)
-			fprintf(stderr, "maglevd: afxdp: cannot detach XDP program from %s: %s\n",
-				dev->ifname, strerror(-rc));
-		xdp_program__close(dev->prog);
+			log_err("afxdp: cannot detach XDP program from %s: %s", dev->ifname,
+			        strerror(-rc));
 	}
 	free(dev->vip_keys);
 	free(dev->addr_keys);
@@ -494,7 +467,7 @@ static void afxdp_close(struct io_dev *d)
 
 static int afxdp_map_fd(struct afxdp_dev *dev, const char *name, char *err, size_t errlen)
 {
-	int fd = bpf_object__find_map_fd_by_name(xdp_program__bpf_obj(dev->prog), name);
+	int fd = xprog_obj_map_fd(&dev->xp, name);
 
 	if (fd < 0)
 		snprintf(err, errlen, "afxdp: XDP program has no map '%s'", name);
@@ -507,7 +480,7 @@ static int afxdp_config_set(struct afxdp_dev *dev, const uint8_t mac[6], char *e
 {
 	struct xdp_vip_config c = { 0 };
 	uint32_t zero = 0;
-	int fd = afxdp_map_fd(dev, "config_map", err, errlen);
+	int fd = afxdp_map_fd(dev, XDP_VIP_MAP_CONFIG, err, errlen);
 
 	if (fd < 0)
 		return -ENOENT;
@@ -515,107 +488,26 @@ static int afxdp_config_set(struct afxdp_dev *dev, const uint8_t mac[6], char *e
 	if (bpf_map_update_elem(fd, &zero, &c, BPF_ANY)) {
 		int rc = -errno;
 
-		snprintf(err, errlen, "afxdp: cannot write the XDP program's config_map: %s",
-			 strerror(-rc));
+		snprintf(err, errlen,
+		         "afxdp: cannot write the XDP program's " XDP_VIP_MAP_CONFIG ": %s",
+		         strerror(-rc));
 		return rc;
 	}
 	return 0;
 }
 
 /*
- * True if the attached program p is our steering program: named xdp_vip and using maps with
- * all four names of bpf/xdp_vip.bpf.c (a program of another project that happens to be called
- * xdp_vip is left alone).
+ * Our steering program: named xdp_vip and using maps with all four of these names (a program of
+ * another project that happens to be called xdp_vip is left alone). config_map is not asked
+ * for: a maglevd of before it may have left its program.
  */
-static bool afxdp_prog_is_ours(const struct xdp_program *p)
-{
-	static const char *const maps[] = { "vip_map", "addr_map", "xsks_map", "stats_map" };
-	const uint32_t all = (1u << (sizeof(maps) / sizeof(maps[0]))) - 1;
-	uint32_t ids[AFXDP_PROG_MAPS_MAX], len = sizeof(struct bpf_prog_info), found = 0;
-	struct bpf_prog_info info = { 0 };
-
-	if (!p || strcmp(xdp_program__name(p), AFXDP_PROG_NAME) != 0)
-		return false;
-	info.nr_map_ids = AFXDP_PROG_MAPS_MAX;
-	info.map_ids = (uint64_t)(uintptr_t)ids;
-	if (bpf_obj_get_info_by_fd(xdp_program__fd(p), &info, &len))
-		return false;
-	for (uint32_t i = 0; i < info.nr_map_ids && i < AFXDP_PROG_MAPS_MAX; i++) {
-		struct bpf_map_info mi = { 0 };
-		uint32_t mlen = sizeof(mi);
-		int fd = bpf_map_get_fd_by_id(ids[i]);
-
-		if (fd < 0)
-			continue;
-		if (bpf_obj_get_info_by_fd(fd, &mi, &mlen) == 0)
-			for (uint32_t j = 0; j < sizeof(maps) / sizeof(maps[0]); j++)
-				if (strcmp(mi.name, maps[j]) == 0)
-					found |= 1u << j;
-		close(fd);
-	}
-	return found == all;
-}
-
-/* The program id an fdinfo file (/proc/PID/fdinfo/N) names, 0 if none. */
-static uint32_t afxdp_fdinfo_prog_id(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char line[128];
-	unsigned id = 0;
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "prog_id: %u", &id) == 1)
-			break;
-	fclose(f);
-	return id;
-}
-
-/*
- * PID of a process other than this one that holds BPF program id open, 0 if none. A running
- * maglevd keeps its steering program open for its whole life; one that died holds nothing.
- * Best effort over what /proc shows (our PID namespace); unreadable entries are skipped.
- */
-static long afxdp_prog_holder(uint32_t id)
-{
-	DIR *proc = opendir("/proc"), *fds;
-	struct dirent *pe, *fe;
-	long self = (long)getpid(), holder = 0;
-	char path[PATH_MAX], link[32];
-
-	if (!proc)
-		return 0;
-	while (!holder && (pe = readdir(proc))) {
-		char *end;
-		long pid = strtol(pe->d_name, &end, 10);
-
-		if (*end || pid <= 0 || pid == self)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
-		if (!(fds = opendir(path)))
-			continue;
-		while (!holder && (fe = readdir(fds))) {
-			ssize_t n;
-
-			if (fe->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "/proc/%ld/fd/%s", pid, fe->d_name);
-			n = readlink(path, link, sizeof(link) - 1);
-			if (n < 0)
-				continue;
-			link[n] = '\0';
-			if (strcmp(link, "anon_inode:bpf-prog") != 0)
-				continue;
-			snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", pid, fe->d_name);
-			if (afxdp_fdinfo_prog_id(path) == id)
-				holder = pid;
-		}
-		closedir(fds);
-	}
-	closedir(proc);
-	return holder;
-}
+static const char *const afxdp_prog_maps[] = {XDP_VIP_MAP_VIPS, XDP_VIP_MAP_ADDRS, XDP_VIP_MAP_XSKS,
+                                              XDP_VIP_MAP_STATS};
+static const struct xprog_match afxdp_match = {
+    .name = XDP_VIP_PROG_NAME,
+    .maps = afxdp_prog_maps,
+    .n_maps = ARRAY_SIZE(afxdp_prog_maps),
+};
 
 /*
  * A maglevd that died without stopping (SIGKILL, crash, OOM) leaves xdp_vip attached to its
@@ -626,55 +518,47 @@ static long afxdp_prog_holder(uint32_t id)
  */
 static int afxdp_remove_stale(struct afxdp_dev *dev, char *err, size_t errlen)
 {
-	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(dev->ifindex);
-	struct xdp_program *p = NULL, *stale = NULL;
+	struct xprog_found f;
 	uint32_t id;
 	long pid;
 	int rc = 0;
 
-	if (!mp || libxdp_get_error(mp))
-		return 0; /* nothing attached (or unreadable: the attach reports it) */
-	if (xdp_multiprog__is_legacy(mp)) {
-		if (afxdp_prog_is_ours(xdp_multiprog__main_prog(mp)))
-			stale = xdp_multiprog__main_prog(mp);
-	} else {
-		while (!stale && (p = xdp_multiprog__next_prog(p, mp)))
-			if (afxdp_prog_is_ours(p))
-				stale = p;
-	}
-	if (!stale)
+	/* Not there (or unreadable: the attach reports it). */
+	if (xprog_find(dev->ifindex, &afxdp_match, &f) <= 0)
 		goto out;
-	id = xdp_program__id(stale);
-	pid = afxdp_prog_holder(id);
+	id = xdp_program__id(f.prog);
+	pid = xprog_holder(id);
 	if (pid) {
 		rc = -EBUSY;
-		snprintf(err, errlen,
-			 "afxdp: cannot attach XDP program to '%s': its xdp_vip (prog id %u) is "
-			 "held by process %ld (another maglevd on this interface?)",
-			 dev->ifname, id, pid);
+		snprintf(
+		    err, errlen,
+		    "afxdp: cannot attach XDP program to '%s': its " XDP_VIP_PROG_NAME
+		    " (prog id %u) is held by process %ld (another maglevd on this interface?)",
+		    dev->ifname, id, pid);
 		goto out;
 	}
-	fprintf(stderr,
-		"maglevd: removing " AFXDP_PROG_NAME " left attached to %s by a previous maglevd "
-		"(prog id %u)\n", dev->ifname, id);
-	rc = xdp_program__detach(stale, dev->ifindex, xdp_multiprog__attach_mode(mp), 0);
+	log_warn("removing " XDP_VIP_PROG_NAME " left attached to %s by a previous maglevd "
+	         "(prog id %u)",
+	         dev->ifname, id);
+	rc = xprog_found_detach(&f, dev->ifindex);
 	if (rc)
-		snprintf(err, errlen, "afxdp: cannot remove " AFXDP_PROG_NAME " (prog id %u) from "
-			 "'%s': %s", id, dev->ifname, strerror(-rc));
+		snprintf(err, errlen,
+		         "afxdp: cannot remove " XDP_VIP_PROG_NAME " (prog id %u) from "
+		         "'%s': %s",
+		         id, dev->ifname, strerror(-rc));
 out:
-	xdp_multiprog__close(mp);
+	xprog_found_close(&f);
 	return rc;
 }
 
 static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err, size_t errlen)
 {
 	struct afxdp_dev *dev;
+	char why[AFXDP_ERR_MAX];
+	bool load_failed;
 	uint32_t rxq;
-	long perr;
 	int rc, n;
 
-	libxdp_set_print(afxdp_print);
-	libbpf_set_print(afxdp_libbpf_print);
 	if (p->queues == 0 || p->queues > IO_QUEUES_MAX) {
 		snprintf(err, errlen, "afxdp: %u workers: must be 1..%u", p->queues, IO_QUEUES_MAX);
 		return -EINVAL;
@@ -698,49 +582,27 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 	}
 	/* The steering program passes VIP traffic of a queue without a socket to the kernel. */
 	if (rxq > p->queues)
-		fprintf(stderr,
-			"maglevd: warning: afxdp: '%s' has %u RX queues but there are %u workers: "
-			"VIP packets arriving on queues %u..%u are not seen; set dataplane.workers "
-			"to %u or 'ethtool -L %s combined %u'\n",
-			p->ifname, rxq, p->queues, p->queues, rxq - 1, rxq, p->ifname, p->queues);
+		log_warn(
+		    "afxdp: '%s' has %u RX queues but there are %u workers: "
+		    "VIP packets arriving on queues %u..%u are not seen; set dataplane.workers "
+		    "to %u or 'ethtool -L %s combined %u'",
+		    p->ifname, rxq, p->queues, p->queues, rxq - 1, rxq, p->ifname, p->queues);
 	rc = afxdp_remove_stale(dev, err, errlen);
 	if (rc)
 		goto out;
-	dev->prog = xdp_program__open_file(p->bpf_path, "xdp", NULL);
-	perr = libxdp_get_error(dev->prog);
-	if (perr) {
-		dev->prog = NULL;
-		rc = (int)perr;
-		snprintf(err, errlen, "afxdp: cannot open XDP program '%s': %s", p->bpf_path,
-			 strerror(-rc));
-		goto out;
-	}
 	/* Native XDP first (needed for zero-copy), generic SKB mode when the driver refuses. */
-	dev->attach_mode = XDP_MODE_NATIVE;
-	afxdp_quiet = true;
-	rc = xdp_program__attach(dev->prog, dev->ifindex, XDP_MODE_NATIVE, 0);
+	rc = xprog_attach(&dev->xp, p->bpf_path, XDP_VIP_SEC, dev->ifindex, XPROG_MODE_AUTO,
+	                  &load_failed, why, sizeof(why));
 	if (rc) {
-		dev->attach_mode = XDP_MODE_SKB;
-		rc = xdp_program__attach(dev->prog, dev->ifindex, XDP_MODE_SKB, 0);
-	}
-	afxdp_quiet = false;
-	if (rc) {
-		char why[128];
-		bool busy = rc == -EEXIST || rc == -EBUSY;
-
-		libxdp_strerror(rc, why, sizeof(why));
-		snprintf(err, errlen, "afxdp: cannot attach XDP program to '%s': %s%s%s%s",
-			 p->ifname, why, busy ? " (another XDP program is attached; detach it with "
-				     "'ip link set dev " : "", busy ? p->ifname : "",
-			 busy ? " xdp off')" : "");
-		xdp_program__close(dev->prog);
-		dev->prog = NULL;
+		if (load_failed)
+			xprog_log_dump(LOG_LEVEL_ERR); /* the verifier's or libbpf's reasons */
+		snprintf(err, errlen, "afxdp: %s", why);
 		goto out;
 	}
-	if ((dev->vip_map_fd = afxdp_map_fd(dev, "vip_map", err, errlen)) < 0 ||
-	    (dev->addr_map_fd = afxdp_map_fd(dev, "addr_map", err, errlen)) < 0 ||
-	    (dev->xsks_map_fd = afxdp_map_fd(dev, "xsks_map", err, errlen)) < 0 ||
-	    (dev->stats_map_fd = afxdp_map_fd(dev, "stats_map", err, errlen)) < 0) {
+	if ((dev->vip_map_fd = afxdp_map_fd(dev, XDP_VIP_MAP_VIPS, err, errlen)) < 0 ||
+	    (dev->addr_map_fd = afxdp_map_fd(dev, XDP_VIP_MAP_ADDRS, err, errlen)) < 0 ||
+	    (dev->xsks_map_fd = afxdp_map_fd(dev, XDP_VIP_MAP_XSKS, err, errlen)) < 0 ||
+	    (dev->stats_map_fd = afxdp_map_fd(dev, XDP_VIP_MAP_STATS, err, errlen)) < 0) {
 		rc = -ENOENT;
 		goto out;
 	}
@@ -754,11 +616,11 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 		dev->n_queues = i + 1;
 	}
 	/* Native XDP runs before GRO; generic XDP sees merged frames. */
-	if (dev->attach_mode == XDP_MODE_SKB)
+	if (dev->xp.mode == XDP_MODE_SKB)
 		io_warn_coalescing(p->ifname, "afxdp in generic XDP mode");
 	n = snprintf(dev->mode, sizeof(dev->mode), "afxdp %s (%s XDP)",
-		     dev->queues[0]->zerocopy ? "zero-copy" : "copy",
-		     dev->attach_mode == XDP_MODE_NATIVE ? "native" : "generic");
+	             dev->queues[0]->zerocopy ? "zero-copy" : "copy",
+	             dev->xp.mode == XDP_MODE_NATIVE ? "native" : "generic");
 	if (dev->queues[0]->tx_budget && n > 0 && (size_t)n < sizeof(dev->mode))
 		snprintf(dev->mode + n, sizeof(dev->mode) - (size_t)n, ", %u frames a sendto",
 			 AFXDP_TX_BUDGET);

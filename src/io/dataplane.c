@@ -13,11 +13,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <urcu.h>
 
+#include "base/clock.h"
+#include "base/log.h"
+#include "bpf/xdp_vip.h"
 #include "io/bpfobj.h"
 #include "io/nexthop.h"
 
@@ -51,14 +53,6 @@ struct dataplane {
 	char mode[80];
 };
 
-static uint64_t dp_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void *dp_worker_run(void *arg)
 {
 	struct dp_worker *wk = arg;
@@ -77,7 +71,7 @@ static void *dp_worker_run(void *arg)
 		rcu_read_lock();
 		s = rcu_dereference(*dp->current);
 		if (s) {
-			lb_process_batch(wk->w, s, wk->frames, wk->verdicts, n, dp_now_ns());
+			lb_process_batch(wk->w, s, wk->frames, wk->verdicts, n, clock_now_ns());
 		} else {
 			for (unsigned i = 0; i < n; i++)
 				wk->verdicts[i] = LB_DROP;
@@ -174,10 +168,9 @@ int dataplane_prepare(struct dataplane *dp, struct lb_snapshot *next)
 			uint32_t left = nh_wait(dp->nh, DATAPLANE_NH_WAIT_MS);
 
 			if (left)
-				fprintf(stderr,
-					"maglevd: %u of %u next hops not resolved yet; their "
-					"packets are dropped until they are\n",
-					left, next->n_nexthops);
+				log_warn("%u of %u next hops not resolved yet; their packets "
+				         "are dropped until they are",
+				         left, next->n_nexthops);
 		}
 	}
 	dp->first_prepare_done = true;
@@ -230,7 +223,7 @@ void dataplane_commit(struct dataplane *dp, const struct lb_snapshot *now_publis
 			.port = now_published->vips[i].port,
 		};
 	if (dp_set_filter(dp, vips, now_published->n_vips)) {
-		fprintf(stderr, "maglevd: cannot remove old VIPs from the steering filter\n");
+		log_warn("cannot remove old VIPs from the steering filter");
 		free(vips);
 	}
 }
@@ -288,13 +281,13 @@ static int dp_sysctl_flag(const char *fmt, const char *ifname)
 static void dp_afpacket_check_forwarding(const char *ifname)
 {
 	if (dp_sysctl_flag("/proc/sys/net/ipv4/conf/%s/forwarding", ifname) == 1)
-		fprintf(stderr, "maglevd: warning: afpacket: IPv4 forwarding is on for %s, so the "
-			"kernel forwards its own copy of VIP packets too; set "
-			"net.ipv4.conf.%s.forwarding=0\n", ifname, ifname);
+		log_warn("afpacket: IPv4 forwarding is on for %s, so the kernel forwards its own "
+		         "copy of VIP packets too; set net.ipv4.conf.%s.forwarding=0",
+		         ifname, ifname);
 	if (dp_sysctl_flag("/proc/sys/net/ipv6/conf/%s/forwarding", ifname) == 1)
-		fprintf(stderr, "maglevd: warning: afpacket: IPv6 forwarding is on for %s, so the "
-			"kernel forwards its own copy of VIP packets too; set "
-			"net.ipv6.conf.%s.forwarding=0\n", ifname, ifname);
+		log_warn("afpacket: IPv6 forwarding is on for %s, so the kernel forwards its own "
+		         "copy of VIP packets too; set net.ipv6.conf.%s.forwarding=0",
+		         ifname, ifname);
 }
 
 int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_snapshot **current,
@@ -334,7 +327,7 @@ int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_
 	}
 	if (c->mode == DP_MODE_AFPACKET)
 		dp_afpacket_check_forwarding(c->interface);
-	bpfobj_path(DATAPLANE_BPF_OBJ, bpf_path, sizeof(bpf_path)); /* afxdp reports a miss */
+	bpfobj_path(XDP_VIP_OBJ_FILE, bpf_path, sizeof(bpf_path)); /* afxdp reports a miss */
 	params.bpf_path = bpf_path;
 	rc = dp->ops->open(&dp->dev, &params, err, errlen);
 	if (rc) {
@@ -381,7 +374,7 @@ int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_
 			if (pthread_setaffinity_np(wk->thread, sizeof(set), &set))
 				wk->cpu = -1;
 		}
-		fprintf(stderr, "maglevd: worker %u on queue %u, cpu %d\n", i, i, wk->cpu);
+		log_info("worker %u on queue %u, cpu %d", i, i, wk->cpu);
 	}
 	*out = dp;
 	return 0;

@@ -16,7 +16,6 @@
 
 #define DATAPLANE_IDLE_MS       100u  /* a worker wakes at least this often to notice stop */
 #define DATAPLANE_NH_WAIT_MS    1000u /* start-up wait for next hops to resolve */
-#define DATAPLANE_BPF_OBJ       "xdp_vip.bpf.o" /* found with bpfobj_path (io/bpfobj.h) */
 
 struct dataplane;
 

@@ -7,6 +7,7 @@
 #define MAGLEV_TESTS_UNIT_HELPERS_H
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
@@ -26,6 +27,7 @@
 #define TH_LISTEN_BACKLOG 128u    /* connections a test listener queues */
 #define TH_HTTP_TIMEOUT_S 5       /* a test HTTP exchange that takes longer fails */
 #define TH_HTTP_BUF       65536u  /* bytes first allocated for an HTTP response; grows */
+#define TH_CAPTURE_MAX    65536u  /* bytes of stderr th_capture_stderr reads back (a pipe's) */
 
 /* The address s (numeric IPv4 or IPv6); fails the test if it is not one. */
 static inline struct lb_addr th_addr(const char *s)
@@ -146,6 +148,31 @@ static inline void th_slow_stop(struct th_slow *sc)
 	pthread_join(sc->thread, NULL);
 	for (unsigned i = 0; i < sc->n; i++)
 		close(sc->fd[i]);
+}
+
+/*
+ * Runs fn with stderr on a pipe and returns what it wrote (a static buffer, overwritten by the
+ * next call). fn must write less than a pipe holds (TH_CAPTURE_MAX): nothing reads until it ends.
+ */
+static inline const char *th_capture_stderr(void (*fn)(void))
+{
+	static char out[TH_CAPTURE_MAX];
+	int p[2], saved = dup(STDERR_FILENO);
+	ssize_t n, off = 0;
+
+	assert_true(saved >= 0);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	assert_true(dup2(p[1], STDERR_FILENO) >= 0);
+	fn();
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	close(p[1]);
+	while ((n = read(p[0], out + off, sizeof(out) - 1 - (size_t)off)) > 0)
+		off += n;
+	close(p[0]);
+	out[off] = '\0';
+	return out;
 }
 
 /*

@@ -23,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include "maglevctl/decap.h"
+#include "io/decap.h"
 #include "helpers.h"
 
 #define FRAME_MAX 512u /* bytes of a fixture frame */

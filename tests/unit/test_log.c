@@ -4,7 +4,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,30 +11,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
-
-#define CAPTURE_MAX 8192u /* bytes of stderr a test reads back */
-
-/* Runs fn with stderr on a pipe and returns what it wrote (static buffer). */
-static const char *capture(void (*fn)(void))
-{
-	static char out[CAPTURE_MAX];
-	int p[2], saved = dup(STDERR_FILENO);
-	ssize_t n, off = 0;
-
-	assert_true(saved >= 0);
-	assert_int_equal(pipe(p), 0);
-	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
-	assert_true(dup2(p[1], STDERR_FILENO) >= 0);
-	fn();
-	assert_true(dup2(saved, STDERR_FILENO) >= 0);
-	close(saved);
-	close(p[1]);
-	while ((n = read(p[0], out + off, sizeof(out) - 1 - (size_t)off)) > 0)
-		off += n;
-	close(p[0]);
-	out[off] = '\0';
-	return out;
-}
+#include "helpers.h"
 
 static void write_levels(void)
 {
@@ -51,15 +27,16 @@ static void test_plain(void **state)
 	unsetenv("JOURNAL_STREAM");
 	log_init("maglevd");
 	log_set_level(LOG_LEVEL_INFO);
-	assert_string_equal(capture(write_levels),
-			    "maglevd: bad 1\nmaglevd: careful\nmaglevd: reloaded\n");
+	assert_string_equal(th_capture_stderr(write_levels),
+	                    "maglevd: bad 1\nmaglevd: careful\nmaglevd: reloaded\n");
 	log_set_level(LOG_LEVEL_DEBUG);
 	assert_true(log_enabled(LOG_LEVEL_DEBUG));
-	assert_string_equal(capture(write_levels), "maglevd: bad 1\nmaglevd: careful\n"
-						   "maglevd: reloaded\nmaglevd: detail\n");
+	assert_string_equal(th_capture_stderr(write_levels),
+	                    "maglevd: bad 1\nmaglevd: careful\n"
+	                    "maglevd: reloaded\nmaglevd: detail\n");
 	log_set_level(LOG_LEVEL_ERR);
 	assert_false(log_enabled(LOG_LEVEL_WARN));
-	assert_string_equal(capture(write_levels), "maglevd: bad 1\n");
+	assert_string_equal(th_capture_stderr(write_levels), "maglevd: bad 1\n");
 }
 
 static char journal_env[64];
@@ -85,9 +62,9 @@ static void test_journal(void **state)
 {
 	(void)state;
 	log_set_level(LOG_LEVEL_DEBUG);
-	assert_string_equal(capture(write_as_journal),
-			    "<3>maglevctl: bad 1\n<4>maglevctl: careful\n<6>maglevctl: reloaded\n"
-			    "<7>maglevctl: detail\nmaglevctl: plain again\n");
+	assert_string_equal(th_capture_stderr(write_as_journal),
+	                    "<3>maglevctl: bad 1\n<4>maglevctl: careful\n<6>maglevctl: reloaded\n"
+	                    "<7>maglevctl: detail\nmaglevctl: plain again\n");
 	unsetenv("JOURNAL_STREAM");
 }
 
@@ -108,7 +85,7 @@ static void test_long_line(void **state)
 	unsetenv("JOURNAL_STREAM");
 	log_init("maglevd");
 	log_set_level(LOG_LEVEL_INFO);
-	out = capture(write_long);
+	out = th_capture_stderr(write_long);
 	assert_int_equal(strlen(out), LOG_LINE_MAX);
 	assert_int_equal(strncmp(out, "maglevd: xxx", 12), 0);
 	assert_int_equal(out[LOG_LINE_MAX - 1], '\n');

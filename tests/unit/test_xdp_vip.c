@@ -25,7 +25,7 @@
 #include "helpers.h"
 #include "bpf/xdp_vip.h"
 
-#define OBJ_FILE  "xdp_vip.bpf.o"
+#define OBJ_FILE  XDP_VIP_OBJ_FILE
 #define FRAME_MAX 256u
 
 static const uint8_t MAC_ME[6] = {0x02, 0, 0, 0, 0, 0x01};
@@ -197,14 +197,14 @@ static int setup(void **state)
 	fx.obj = bpf_object__open_file(path, NULL);
 	if (!fx.obj || bpf_object__load(fx.obj))
 		return -1;
-	prog = bpf_object__find_program_by_name(fx.obj, "xdp_vip");
+	prog = bpf_object__find_program_by_name(fx.obj, XDP_VIP_PROG_NAME);
 	if (!prog)
 		return -1;
 	fx.prog_fd = bpf_program__fd(prog);
-	fx.vip_fd = bpf_object__find_map_fd_by_name(fx.obj, "vip_map");
-	fx.addr_fd = bpf_object__find_map_fd_by_name(fx.obj, "addr_map");
-	fx.stats_fd = bpf_object__find_map_fd_by_name(fx.obj, "stats_map");
-	fx.config_fd = bpf_object__find_map_fd_by_name(fx.obj, "config_map");
+	fx.vip_fd = bpf_object__find_map_fd_by_name(fx.obj, XDP_VIP_MAP_VIPS);
+	fx.addr_fd = bpf_object__find_map_fd_by_name(fx.obj, XDP_VIP_MAP_ADDRS);
+	fx.stats_fd = bpf_object__find_map_fd_by_name(fx.obj, XDP_VIP_MAP_STATS);
+	fx.config_fd = bpf_object__find_map_fd_by_name(fx.obj, XDP_VIP_MAP_CONFIG);
 	fx.ncpus = libbpf_num_possible_cpus();
 	if (fx.prog_fd < 0 || fx.vip_fd < 0 || fx.addr_fd < 0 || fx.stats_fd < 0 ||
 	    fx.config_fd < 0 || fx.ncpus <= 0)
