@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # maglevd: GNU Make build. `make help` lists the targets; `V=1` shows the commands.
 
 BUILD     ?= build

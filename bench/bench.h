@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Helpers the benchmarks share: a monotonic clock in milliseconds and sorting of run times. */
 #ifndef MAGLEV_BENCH_BENCH_H
 #define MAGLEV_BENCH_BENCH_H

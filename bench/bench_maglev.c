@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Benchmark of the Maglev table: build time, excess disruption on removal, a reference digest. */
 #include <errno.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Forwarding pipeline benchmark: one core, in memory, 64-byte TCP frames in batches of 32 through
  * lb_process_batch. Cases: (a) one tracked flow, (b) 1M tracked flows visited in random order

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Benchmark of a reload off the packet path: parse the config, build the snapshot on top of the
  * previous one, publish it over RCU with worker-like readers running, free the old one.

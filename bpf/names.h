@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * BPF side only: ties an identifier the program declares (a map, the program's function) to the
  * string its loader looks it up by (bpf/xdp_*.h). C needs the identifier written out in the

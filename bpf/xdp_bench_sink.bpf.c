@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Benchmark sink for a backend's interface (tests/e2e/bench.sh): drops every IPv4/IPv6 UDP or
  * GRE frame, so the end-to-end benchmark counts what reached the backend (the veth's XDP drop

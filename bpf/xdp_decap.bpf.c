@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * XDP GRE decapsulation for backends without kernel GRE: frames carrying Ethernet (one optional
  * 802.1Q/802.1ad tag) / outer IPv4 or IPv6 / GRE (RFC 2784, no optional fields) / inner IPv4 or

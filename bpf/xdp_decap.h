@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The contract between bpf/xdp_decap.bpf.c (the backend's XDP GRE decapsulation) and its loader
  * (src/io/decap.c, for `maglevctl decap`): object, program and map names, the VIP key layout and

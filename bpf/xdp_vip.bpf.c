@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * VIP steering for the AF_XDP data plane: packets for a configured VIP (and GRE to our own
  * addresses, re-target mode) sent to our MAC are redirected to the AF_XDP socket of their RX

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The contract between the VIP steering program (bpf/xdp_vip.bpf.c) and its loader
  * (src/io/afxdp.c): object, program and map names, map layouts. Fixed-width fields only: the same

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # Checks `make install`: into a staging DESTDIR (every file in its place), then into a scratch
 # PREFIX whose maglevctl must find the installed BPF object with no build tree and no
 # $MAGLEV_BPF_DIR (as root it attaches xdp_decap to lo in a scratch network namespace).

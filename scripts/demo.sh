@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # The demo (README's first quick-start command; `make demo`), as root on Debian 12: installs the
 # packages, builds, sets up the namespace topology of tests/e2e/lib.sh (client, router, maglevd
 # host, three backends with the XDP GRE decap), runs maglevd (afxdp), sends DEMO_REQUESTS (1000)

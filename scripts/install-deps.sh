@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # Installs every Debian package maglevd needs to build, test, benchmark and run its demo, and
 # nothing else: each line says what uses it.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # Runs every benchmark binary given, then the end-to-end benchmarks (as root).
 set -u
 rc=0

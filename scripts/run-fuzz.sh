@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # Runs each libFuzzer harness for a bounded time: run-fuzz.sh SECONDS FUZZER...
 # Seeds come from tests/fuzz/corpus/<name>/; new inputs go to a scratch copy, not the tree.
 set -u

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # Runs each unit-test binary given and prints one closing line with the totals.
 set -u
 # shellcheck source=tests/e2e/lib.sh

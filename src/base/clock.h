@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Time: the one monotonic clock, and the unit constants every layer counts in. */
 #ifndef MAGLEV_BASE_CLOCK_H
 #define MAGLEV_BASE_CLOCK_H

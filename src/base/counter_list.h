@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Counter lists: an X-macro list whose rows are X(ID, "metric_name", "help text") gives a counter
  * enum, its name table and its help table from one place, so the three cannot drift (the worker's

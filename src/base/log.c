@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Leveled logging: the line is formatted in full, then written with one write(2). */
 #include "base/log.h"
 

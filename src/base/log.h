@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Leveled logging to stderr: one line a message, the program's prefix set once, journald levels. */
 #ifndef MAGLEV_BASE_LOG_H
 #define MAGLEV_BASE_LOG_H

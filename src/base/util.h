@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Small helpers every layer uses: array length, and nothing that needs a library. */
 #ifndef MAGLEV_BASE_UTIL_H
 #define MAGLEV_BASE_UTIL_H

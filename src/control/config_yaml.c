@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Config file reading: libyaml events -> a small node tree -> validated struct config. */
 #include "control/config_yaml.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Reading a maglevd config file (YAML, libyaml) into the validated model of core/config.h. */
 #ifndef MAGLEV_CONTROL_CONFIG_YAML_H
 #define MAGLEV_CONTROL_CONFIG_YAML_H

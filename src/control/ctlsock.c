@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The control socket: request parsing and dispatch, the Unix socket server, and the client call. */
 #include "control/ctlsock.h"
 

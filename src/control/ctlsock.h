@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The control socket: a Unix stream socket where maglevctl sends one JSON request per line and
  * reads one JSON response line. Parsing and dispatch are separate from the socket so they can be

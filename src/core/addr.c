@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* lb_addr parsing, formatting and ordering. */
 #include "core/addr.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* lb_addr: an IPv4 or IPv6 address as maglevd stores, compares, hashes and prints it. */
 #ifndef MAGLEV_CORE_ADDR_H
 #define MAGLEV_CORE_ADDR_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Configuration defaults, lookups of a VIP and a backend, the forwarding check and release. */
 #include "core/config.h"
 

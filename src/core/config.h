@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The configuration model: what a maglevd config file says, after parsing and validation.
  * Plain data; src/control/config_yaml.c fills it from YAML. docs/config.md is the reference.

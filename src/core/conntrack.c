@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Connection table: 8-way set-associative buckets, per-state timeouts, SYN-only eviction first. */
 #include "core/conntrack.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Connection table of one worker: a fixed-size, 8-way set-associative hash table of flows to
  * backend references, with per-state timeouts and, when a bucket is full, eviction of a

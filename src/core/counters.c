@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Names and help texts of the worker counters, from the LB_COUNTERS list; counter summaries. */
 #include "core/counters.h"
 

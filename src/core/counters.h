@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Worker counters, defined once: the enum, the metric name and its help text come from the one
  * X-macro list below so they cannot drift. Every drop and every decision has its own counter.

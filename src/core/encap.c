@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* GRE encapsulation and re-targeting of GRE packets: outer Ethernet, IPv4/IPv6 and GRE headers. */
 #include "core/encap.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * GRE encapsulation (RFC 2784: no checksum, key or sequence; protocol 0x0800 / 0x86DD) with an
  * outer IPv4 or IPv6 header, and re-targeting of GRE packets that arrive for us: only the outer

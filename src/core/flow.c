@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Building flow keys from addresses and ports. */
 #include "core/flow.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * lb_flow_key and the flow hash: the packed 5-tuple every maglevd hashes the same way, so that all
  * balancers of a cluster send a flow to the same Maglev slot (docs/pipeline.md, "Flow hash").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* ICMP/ICMPv6 echo replies and "too big" errors written by maglevd. */
 #include "core/icmp.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * ICMP and ICMPv6 that maglevd writes itself: echo replies from a VIP (built in place) and
  * "fragmentation needed" / "packet too big" errors to a client (built in the bytes before the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Maglev lookup table: population, weights, permutations from keys, digest. */
 #include "core/maglev.h"
 

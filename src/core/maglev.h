@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Maglev lookup table population (Eisenbud et al., NSDI 2016, section 3.4), weights, digest. */
 #ifndef MAGLEV_CORE_MAGLEV_H
 #define MAGLEV_CORE_MAGLEV_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The forwarding pipeline: classify a frame, choose a backend, encapsulate or answer. */
 #include "core/pipeline.h"
 

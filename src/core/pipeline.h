@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The forwarding pipeline: one received Ethernet frame in, a verdict and the frame to send out.
  * Pure code: the caller owns the buffers, the snapshot and the clock. docs/pipeline.md describes

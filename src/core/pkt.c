@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Packet parsing: the IPv6 extension header walk (the rest is inline in pkt.h). */
 #include "core/pkt.h"
 

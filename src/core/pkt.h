@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Packet parsing: Ethernet (+ one 802.1Q tag), IPv4 (with options), IPv6 (bounded extension
  * header walk), TCP, UDP, ICMP; and the Internet checksum. Parsers never read past the end they are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Building immutable snapshots: backend ids, Maglev tables, next hops, VIP lookup tables. */
 #include "core/snapshot.h"
 

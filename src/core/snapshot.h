@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * lb_snapshot: the immutable view of VIPs, backends and Maglev tables that packet workers read.
  * The control plane builds a new one off the packet path (snapshot_build) and publishes it with a

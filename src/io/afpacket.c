@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * AF_PACKET packet I/O, the portable fallback: a TPACKET_V3 receive ring per worker behind a
  * classic BPF filter generated from the VIP list (PACKET_FANOUT_HASH spreads flows over

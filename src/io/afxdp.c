@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * AF_XDP packet I/O (libxdp): our steering program (bpf/xdp_vip.bpf.c) on the interface (loaded
  * through src/io/xdp.c), one UMEM + socket per RX queue, zero-copy when the driver can, copy mode

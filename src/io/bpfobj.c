@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* BPF object lookup shared by the data plane (xdp_vip) and `maglevctl decap` (xdp_decap). */
 #include "io/bpfobj.h"
 

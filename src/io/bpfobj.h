@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Where maglevd and maglevctl find their BPF objects: $MAGLEV_BPF_DIR, the build tree, installed. */
 #ifndef MAGLEV_IO_BPFOBJ_H
 #define MAGLEV_IO_BPFOBJ_H

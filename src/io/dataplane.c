@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The data plane: I/O backend, worker threads over the RCU-published snapshot, next hops. */
 #include "io/dataplane.h"
 

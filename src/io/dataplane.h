@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The data plane: one packet I/O backend (AF_XDP or AF_PACKET) on the configured interface,
  * one pinned worker thread per RX queue running the forwarding pipeline over the snapshot the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Backend-side GRE decapsulation: xdp_decap attached, detached and read through src/io/xdp.c. */
 #include "io/decap.h"
 

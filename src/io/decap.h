@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Backend-side GRE decapsulation, the loader: attaching bpf/xdp_decap.bpf.o to an interface
  * (src/io/xdp.h), filling its VIP map, reading its counters, detaching it. `maglevctl decap`

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Names and help texts of the packet I/O counters, and checks shared by the I/O backends. */
 #include "io/io.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Packet I/O backends behind one ops struct: AF_XDP (afxdp.c) and AF_PACKET (afpacket.c).
  * A backend owns one interface and one RX/TX queue per worker; the forwarding pipeline never sees

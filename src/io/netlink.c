@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* One rtnetlink request and its whole answer over libmnl. */
 #include "io/netlink.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* One rtnetlink request and its whole answer over libmnl, shared by next hops and VIP routes. */
 #ifndef MAGLEV_IO_NETLINK_H
 #define MAGLEV_IO_NETLINK_H

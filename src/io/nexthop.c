@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Next-hop resolution over rtnetlink (libmnl): routes, neighbours, the thread following them. */
 #include "io/nexthop.h"
 

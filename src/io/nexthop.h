@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Next hops over netlink: for each backend address, the kernel's route names a gateway (or the
  * backend itself when on-link) and the neighbour table names its MAC. A resolver thread follows

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Offline pcap replay through the pipeline (libpcap). */
 #include "io/replay.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Offline replay: the forwarding pipeline over a pcap file, every transmitted frame to another. */
 #ifndef MAGLEV_IO_REPLAY_H
 #define MAGLEV_IO_REPLAY_H

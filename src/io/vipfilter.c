@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Classic BPF generation for the AF_PACKET steering filter: one fixed-shape block per match. */
 #include "io/vipfilter.h"
 

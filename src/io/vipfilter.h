@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The AF_PACKET steering filter: a classic BPF program, generated from the VIP list, that
  * accepts exactly what the XDP steering program would redirect (see io_filter) and rejects the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* XDP programs through libxdp: find ours on an interface, attach, detach; the libraries' messages.
  */
 #include "io/xdp.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * One XDP program on one interface, through libxdp, for both of our programs (the data plane's
  * xdp_vip, the backends' xdp_decap): finding ours among what is attached (alone or behind

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* maglevctl's command line before the subcommand: global options moved behind the command name. */
 #include "maglevctl/command.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The contract of a maglevctl subcommand, and the global options that may precede its name. */
 #ifndef MAGLEV_MAGLEVCTL_COMMAND_H
 #define MAGLEV_MAGLEVCTL_COMMAND_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* `maglevctl decap`: its arguments, VIPs from a config, results printed (loader: io/decap.c). */
 #include "maglevctl/decap.h"
 

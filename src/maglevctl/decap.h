@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * `maglevctl decap attach|detach|status`: the command line of the backend-side GRE decapsulation
  * loader (src/io/decap.h).

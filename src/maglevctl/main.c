@@ -1,4 +1,5 @@
-/* maglevctl: the command-line tool; one row of ctl_commands per subcommand. */
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* maglevctl: the command-line tool; one row of commands per subcommand. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,13 +20,13 @@
  * COMMAND_USAGE). Add a row to add one. The online commands (status, reload, ...) have their own
  * table in online.c, with their arguments and help; every name not found here is looked up there.
  */
-struct ctl_command {
+struct command {
 	const char *name;
 	int (*run)(int argc, char **argv, char *err, size_t errlen);
 	const char *usage; /* one line: arguments and what it does */
 };
 
-static const struct ctl_command ctl_commands[] = {
+static const struct command commands[] = {
 	{ "table", offline_table_run,
 	  "-c FILE [--vip NAME] [--json]   per VIP: table size, digest, slots per backend (offline)" },
 	{ "diff", offline_diff_run,
@@ -34,7 +35,7 @@ static const struct ctl_command ctl_commands[] = {
 	  "attach|detach|status DEV ...   XDP GRE decapsulation on a backend (see decap --help)" },
 };
 
-#define CTL_N_COMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))
+#define COMMANDS_N (sizeof(commands) / sizeof(commands[0]))
 
 static void usage_print(FILE *out)
 {
@@ -42,8 +43,8 @@ static void usage_print(FILE *out)
 		     "       (options may also follow the command; maglevctl COMMAND --help for "
 		     "details)\n\n");
 	fprintf(out, "Offline and backend commands:\n");
-	for (size_t i = 0; i < CTL_N_COMMANDS; i++)
-		fprintf(out, "  %-8s %s\n", ctl_commands[i].name, ctl_commands[i].usage);
+	for (size_t i = 0; i < COMMANDS_N; i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].usage);
 	fprintf(out, "\n");
 	online_usage(out);
 }
@@ -66,9 +67,9 @@ int main(int argc, char **argv)
 		usage_print(stderr);
 		return MAGLEVCTL_EXIT_USAGE;
 	}
-	for (size_t i = 0; i < CTL_N_COMMANDS && !run; i++)
-		if (strcmp(args[0], ctl_commands[i].name) == 0)
-			run = ctl_commands[i].run;
+	for (size_t i = 0; i < COMMANDS_N && !run; i++)
+		if (strcmp(args[0], commands[i].name) == 0)
+			run = commands[i].run;
 	if (!run && online_is_command(args[0]))
 		run = online_run;
 	if (!run) {

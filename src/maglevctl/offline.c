@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* `maglevctl table` / `maglevctl diff`: a config's Maglev tables and what a change would move. */
 #include "maglevctl/offline.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Offline views of a config's Maglev tables: `maglevctl table` and `maglevctl diff` (no daemon). */
 #ifndef MAGLEV_MAGLEVCTL_OFFLINE_H
 #define MAGLEV_MAGLEVCTL_OFFLINE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* maglevctl's online commands: argv to a JSON request, the daemon's answer to tables or JSON. */
 #include "maglevctl/online.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* maglevctl's online commands: build a control socket request from argv, print the answer. */
 #ifndef MAGLEV_MAGLEVCTL_ONLINE_H
 #define MAGLEV_MAGLEVCTL_ONLINE_H

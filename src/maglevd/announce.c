@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* VIP routes in a kernel table over rtnetlink (libmnl), through a TUN device that dies with us. */
 #include "maglevd/announce.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * VIP announcement for scale-out: one /32 or /128 route per VIP address in a kernel routing
  * table, marked with maglevd's rtm_protocol number, that a BGP daemon (BIRD's kernel protocol)

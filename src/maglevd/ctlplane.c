@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The control plane state and its changes: reload, runtime overrides, rebuilds, health, announce. */
 #include "maglevd/ctlplane.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The control plane of a running maglevd, on one control thread: the config and its reloads,
  * runtime weight/drain overrides, health checks, snapshot rebuilds and their publication through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * What the control plane's files share (ctlplane.c: state and its changes; ctlplane_requests.c:
  * control socket requests; ctlplane_metrics.c: the metrics export): struct ctlplane, its limits,

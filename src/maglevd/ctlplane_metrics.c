@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The control plane's metrics export: the Prometheus collector over workers, snapshot and state. */
 #include <pthread.h>
 #include <stdlib.h>

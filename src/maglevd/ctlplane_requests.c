@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The control socket requests: status, vips, backends, counters, reload, weight/drain, explain. */
 #include <stdio.h>
 #include <stdlib.h>

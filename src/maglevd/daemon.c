@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The foreground daemon: start-up, snapshot publication over RCU, signal loop, clean stop. */
 #include "maglevd/daemon.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The maglevd daemon in the foreground: load and check the config, build the first snapshot,
  * start the data plane, publish the snapshot over RCU, run the event loop until SIGTERM/SIGINT,

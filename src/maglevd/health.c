@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Health checks: non-blocking TCP connect and HTTP/1.0 GET probes on one epoll + timerfd loop,
  * a bounded number in flight, and the HTTP status line parser.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Health checks: TCP connect and HTTP GET probes to backends, run by one event loop (epoll). */
 #ifndef MAGLEV_MAGLEVD_HEALTH_H
 #define MAGLEV_MAGLEVD_HEALTH_H

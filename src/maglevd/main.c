@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* maglevd: the load balancer daemon entry point, and its offline pcap replay mode. */
 #include <errno.h>
 #include <getopt.h>

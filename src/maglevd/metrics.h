@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Prometheus metrics: a text exposition writer and its HTTP endpoint (libmicrohttpd) at /metrics.
  */
 #ifndef MAGLEV_MAGLEVD_METRICS_H

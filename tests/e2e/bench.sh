@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # End-to-end benchmark (`make bench`, root): 64-byte UDP frames from the client with trafgen
 # (netsniff-ng), many flows (source ports vary), to the UDP VIP, on the lib.sh topology. Counts
 # the packets delivered to the three backends (an XDP sink on each backend's veth drops UDP and

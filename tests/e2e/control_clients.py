@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
 # Long-lived HTTP/1.1 keep-alive clients for the e2e tests (lib.sh clients_start): each connection
 # to the VIP sends a GET every PERIOD seconds and checks the answer (the backend's name, from
 # servers.py).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # shellcheck shell=bash
 # tests/e2e/dataplane_cases.sh: issue 4's data-plane end-to-end cases, run for one mode by
 # test_afxdp.sh and test_afpacket.sh (DP_MODE=afxdp|afpacket). Sources lib.sh for the topology.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
 # Sends TCP SYNs to a VIP as raw Ethernet frames onto a link (scapy, AF_PACKET), to check what
 # maglevd refuses to forward. Run in the namespace that owns IFACE; nothing is received.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
 # Sends one UDP datagram to a VIP wrapped in GRE to maglevd's own address (re-target mode) and
 # prints what comes back to the inner source port (the backend's echo, sent straight to us).
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # shellcheck shell=bash
 # tests/e2e/lib.sh: the end-to-end topology (client, router, maglevd host, three backends in network
 # namespaces joined by veth) and the helpers the tests, the benchmark and the demo build on.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # Runs every end-to-end test (tests/e2e/test_*.sh). A test exits 0 (pass), 4 (skip: not root, a
 # tool missing, no case selected) or anything else (fail); each builds and removes its own
 # namespaces. E2E_ONLY=pattern selects tests by file name; E2E_CASES (exported to every test)

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
 # Tiny real servers for an end-to-end backend: HTTP on port 80 answering with the backend's name,
 # and a UDP echo on port 53, each bound to every address given (VIPs on lo and the backend's own).
 #

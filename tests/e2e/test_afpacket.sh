@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # End-to-end data-plane tests of issue 4 with dataplane.mode afpacket (cases in dataplane_cases.sh).
 set -u
 DP_MODE=afpacket

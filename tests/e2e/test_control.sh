@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # End-to-end test of the control plane (issue 5) on the namespace topology of lib.sh, afxdp mode.
 # Shared setup: the topology, the backends' servers, one maglevd (web VIP with HTTP health checks,
 # dns VIP) started with a soft open files limit of 1024, every backend healthy. The cases

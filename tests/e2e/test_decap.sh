@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # End-to-end test of the backend XDP GRE decapsulation alone (no maglevd): from the lb namespace,
 # scapy sends GRE-wrapped packets (outer lb -> be1, inner client -> VIP) and the client must get
 # the replies straight from be1 with the VIP as source (DSR). Also: non-GRE traffic to the backend

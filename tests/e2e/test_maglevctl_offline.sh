@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # maglevctl table / diff as a user runs them: exit codes, JSON shapes, errors on stderr, options
 # before or after the command, and the digest recomputed by the Python reference in docs/maglev.md
 # (an independent implementation over libxxhash). No root and no namespaces needed.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # maglevd --replay over the scapy-built fixture frames: every transmitted frame must equal the
 # independently built expected frame, in order, and the counters are printed. No root needed.
 # Shared setup: the fixture captures and a replay config. The cases (E2E_CASES selects among

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # End-to-end test of scale-out (docs/scaleout.md): two maglevd hosts, each with BIRD 2 announcing
 # maglevd's VIP routes over BGP to a router that runs BIRD 2 and spreads VIP traffic over both
 # with ECMP (L4 hash). Shared setup: the topology with two maglevd hosts, the backends' servers,

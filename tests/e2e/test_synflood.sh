@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
 # End-to-end: a spoofed SYN flood does not push established flows out of the connection table.
 # Long-lived connections to the web VIP (two backends), then a bounded flood of SYNs from random
 # spoofed sources (trafgen in the client namespace) many times the size of maglevd's 1024-flow

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* libFuzzer harness: config_parse over arbitrary bytes must not crash, leak or accept nonsense. */
 #include <stdint.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* libFuzzer harness: control socket request parsing and dispatch against a fake daemon state. */
 #include <stdint.h>
 #include <stdio.h>

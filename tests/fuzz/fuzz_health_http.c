@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* libFuzzer harness: the HTTP health check's status line parser, on an input and its prefixes. */
 #include <errno.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * libFuzzer harness: maglevctl's command line. The input is argv, NUL-separated; it runs through
  * command_argv (options before the command) and, for online commands, online_parse (argv to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * libFuzzer harness over the metrics endpoint: any bytes as what one client sends to the real
  * server (libmicrohttpd with metrics.c's handler, connection tracking, limits and deadline) on

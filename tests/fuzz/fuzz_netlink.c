@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * libFuzzer harness: the rtnetlink answers and notifications maglevd parses, run through
  * nl_cb_run exactly as nl_request and the next-hop thread run them: route answers (next hops),

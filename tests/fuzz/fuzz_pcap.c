@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * libFuzzer harness: `maglevd --replay` over an arbitrary capture file. The input is the file
  * (libpcap's reader: pcap and pcapng headers, record lengths, link types), and each frame in it

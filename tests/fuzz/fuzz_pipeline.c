@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * libFuzzer harness over the forwarding pipeline: any bytes as a received frame, in a buffer of
  * exactly that size (plus headroom), with a fixed config. Must never crash, read or write out of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Helpers shared by the unit tests (th_ prefix): addresses, a monotonic clock, loopback TCP
  * listeners, HTTP/1.0 requests, slow clients, and where the built BPF objects are. Include after <cmocka.h>:

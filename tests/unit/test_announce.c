@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Unit tests of VIP announcement (maglevd/announce.c) against the real kernel, inside a private
  * network namespace made with unshare(CLONE_NEWNET): routes added and removed, stale ones of our

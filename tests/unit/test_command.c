@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* maglevctl's command line: global options before the command name, and usage errors. */
 #include <setjmp.h>
 #include <stdarg.h>

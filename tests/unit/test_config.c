@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Unit tests of the YAML config reader (round trip, defaults, errors with lines) and lookups. */
 #include <errno.h>
 #include <fcntl.h>

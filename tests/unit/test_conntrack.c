@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Connection table tests: lookup by full key, eviction when a bucket is full (SYN-only flows
  * first), timeouts by state, a SYN flood against established flows, size.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* core/counters: the name and help tables of the X-macro list, and the non-zero summary lines. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Whom maglevctl talks to: the socket's directory chain, the socket's owner and the listening
  * process's uid are checked before a request is sent; maglevd creates and checks its directory.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The control plane end to end without a data plane: a real config file, control socket, health
  * checks against loopback listeners, metrics over HTTP, and two pipeline workers for counters and

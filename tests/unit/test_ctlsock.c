@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Control socket: request validation, dispatch, and the Unix socket server with a real client. */
 #include <setjmp.h>
 #include <stdarg.h>

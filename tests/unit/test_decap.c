@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Byte-exact fixtures for the backend XDP GRE decapsulation program (bpf/xdp_decap.bpf.o), run in
  * the kernel with BPF_PROG_TEST_RUN: input frame -> verdict, output frame and counter. Needs root

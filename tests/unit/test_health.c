@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Health checker against real listeners on 127.0.0.1: TCP connect, HTTP status, timeouts, merging,
  * the status line parser, the cap on probes in flight and local errors under a low RLIMIT_NOFILE.

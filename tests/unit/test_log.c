@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* base/log: the line format with and without the journal, levels, cut and trailing newlines. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Unit tests of the Maglev table: known answers, balance, weights, disruption, digest, errors. */
 #include <errno.h>
 #include <fenv.h>

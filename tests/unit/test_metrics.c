@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Metrics: exposition format (HELP/TYPE once per family, escaping) and the HTTP endpoint. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* nl_cb_run: netlink buffers whose messages do not fit are refused before libmnl walks them. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Unit tests of `maglevctl table` / `diff` (ctl_offline) on config files written to a temp dir. */
 #include <errno.h>
 #include <setjmp.h>

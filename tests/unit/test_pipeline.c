@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Pipeline tests: byte-exact fixtures (scapy-built), and flow properties across snapshots. */
 #include <errno.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Snapshot tests: id stability and tags across rebuilds, overrides, next hops, VIP lookup. */
 #include <errno.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Unit tests of the AF_PACKET steering filter: the generated classic BPF program is run over
  * hand-built frames with libpcap's reference interpreter (bpf_filter) and must accept exactly the

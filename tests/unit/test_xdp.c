@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * io/xdp: what a failed load reports, how the libbpf/libxdp messages are logged (warnings at warn
  * outside an xprog call, at debug inside one, one line each with the library's own prefix) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Unit tests of the XDP steering program (bpf/xdp_vip.bpf.c) run in the kernel with
  * BPF_PROG_TEST_RUN: which frames it would hand to maglevd and which it leaves to the kernel.
