@@ -39,6 +39,19 @@ static inline struct lb_addr th_addr(const char *s)
 	return a;
 }
 
+/*
+ * YAML: the vips section of a config with one IPv6 VIP and one IPv6 backend (7 lines; the
+ * backend's address is the last), for tests of what a missing dataplane.source_ipv6 does.
+ */
+#define TH_YAML_VIPS_WEB6                                                                          \
+	"vips:\n"                                                                                  \
+	"  - name: web6\n"                                                                         \
+	"    address: 2001:db8:100::10\n"                                                          \
+	"    protocol: tcp\n"                                                                      \
+	"    port: 80\n"                                                                           \
+	"    backends:\n"                                                                          \
+	"      - address: 2001:db8:1::11\n"
+
 /* CLOCK_MONOTONIC in milliseconds. */
 static inline uint64_t th_now_ms(void)
 {

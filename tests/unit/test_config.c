@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include "control/config_yaml.h"
 
 #define ERR_LEN 512
@@ -881,14 +883,7 @@ static void test_load_fifo(void **state)
 static void test_load_daemon(void **state)
 {
 	char path[] = "/tmp/test_config_XXXXXX", err[ERR_LEN];
-	static const char v6_no_source[] = "dataplane: { interface: eth0 }\n"
-					   "vips:\n"
-					   "  - name: web6\n"
-					   "    address: 2001:db8:100::10\n"
-					   "    protocol: tcp\n"
-					   "    port: 80\n"
-					   "    backends:\n"
-					   "      - address: 2001:db8:1::11\n";
+	static const char v6_no_source[] = "dataplane: { interface: eth0 }\n" TH_YAML_VIPS_WEB6;
 	struct config *c = NULL;
 	int fd = mkstemp(path);
 

@@ -400,14 +400,7 @@ static void test_reload_checks_like_start(void **state)
 	json_decref(resp);
 	assert_int_equal(status_vips(f), 2);
 
-	write_text(f, "dataplane: { interface: lo, source_ipv4: 198.18.2.2 }\n"
-	              "vips:\n"
-	              "  - name: web6\n"
-	              "    address: 2001:db8:100::10\n"
-	              "    protocol: tcp\n"
-	              "    port: 80\n"
-	              "    backends:\n"
-	              "      - address: 2001:db8:1::11\n");
+	write_text(f, "dataplane: { interface: lo, source_ipv4: 198.18.2.2 }\n" TH_YAML_VIPS_WEB6);
 	r = call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err);
 	assert_null(r);
 	assert_non_null(strstr(err, "dataplane.source_ipv6 is not set"));
