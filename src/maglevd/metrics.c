@@ -192,6 +192,7 @@ struct metrics_server {
 	bool thread_started;
 	struct metrics_conn *conns; /* every open connection, newest first */
 	uint64_t closed[METRICS_CLOSE_N];
+	bool reaped; /* libmicrohttpd closed a connection in its last run */
 	uint64_t log_second; /* of the last libmicrohttpd message, and how many in it */
 	uint32_t log_count;
 };
@@ -260,6 +261,7 @@ static void metrics_notify_conn(void *cls, struct MHD_Connection *conn, void **s
 	const union MHD_ConnectionInfo *fd, *peer;
 
 	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		s->reaped = true;
 		if (!c)
 			return;
 		if (c->prev)
@@ -407,6 +409,21 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned statu
 	return ret;
 }
 
+/*
+ * Whether the request announces a body. A scrape has none; libmicrohttpd 0.9.75 would wait for a
+ * body of unknown length (any Transfer-Encoding but chunked) until the connection's deadline
+ * even after the client has ended its side, holding a slot: such a request is answered at once.
+ */
+static bool metrics_has_body(struct MHD_Connection *conn)
+{
+	const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                              MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                   MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+	       (len && strcmp(len, "0") != 0);
+}
+
 static enum MHD_Result metrics_handle(void *cls, struct MHD_Connection *conn, const char *url,
                                       const char *method, const char *version,
                                       const char *upload_data, size_t *upload_data_size,
@@ -426,6 +443,9 @@ static enum MHD_Result metrics_handle(void *cls, struct MHD_Connection *conn, co
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return metrics_reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
 		                     strdup("GET only\n"), strlen("GET only\n"));
+	if (metrics_has_body(conn))
+		return metrics_reply(conn, MHD_HTTP_BAD_REQUEST, "text/plain",
+		                     strdup("no body expected\n"), strlen("no body expected\n"));
 	/* First call per request only announces it; answer on the second (no body for GET). */
 	if (!*req_cls) {
 		*req_cls = s;
@@ -444,7 +464,10 @@ static enum MHD_Result metrics_handle(void *cls, struct MHD_Connection *conn, co
 
 /*
  * The server's thread: libmicrohttpd in external-epoll mode, so that between its runs this
- * thread, which owns every metrics_conn, can close connections past their deadline.
+ * thread, which owns every metrics_conn, can close connections past their deadline. After a run
+ * that closed a connection it runs again at once: at its connection limit libmicrohttpd takes
+ * its listening socket out of the epoll set, and puts it back only at the start of a run; waiting
+ * for an event first could mean waiting for ever, with new clients in the listen backlog.
  */
 static void *metrics_loop(void *arg)
 {
@@ -459,6 +482,9 @@ static void *metrics_loop(void *arg)
 		MHD_UNSIGNED_LONG_LONG mhd_ms;
 		int wait = metrics_expire(s); /* -1 = no deadline: until there is work */
 
+		if (s->reaped)
+			wait = 0;
+		s->reaped = false;
 		if (MHD_get_timeout(s->mhd, &mhd_ms) == MHD_YES &&
 		    (wait < 0 || mhd_ms < (MHD_UNSIGNED_LONG_LONG)wait))
 			wait = (int)mhd_ms;

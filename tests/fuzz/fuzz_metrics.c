@@ -19,10 +19,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "maglevd/metrics.h"
 
 #define FUZZ_REQUEST_TIMEOUT_MS 2000u /* the server's deadline for one exchange */
-#define FUZZ_ANSWER_WAIT_MS     8000  /* longer: the server hung (below run-fuzz.sh -timeout=10 s, well
+#define FUZZ_ANSWER_WAIT_MS     8000  /* connect to close; longer: the server hung (below run-fuzz.sh -timeout=10 s, well
                                        * above the 2 s deadline: a loaded 2-core CI machine) */
 #define FUZZ_READ_CHUNK         4096u /* bytes read at a time */
 #define FUZZ_FAMILY             "fuzz_family"
@@ -82,18 +83,52 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/*
+ * Waits until fd has one of events or the deadline passes (the server hung: abort). libFuzzer's
+ * timer interrupts poll() and connect() every second (SIGALRM): EINTR is a retry, not an answer.
+ */
+static void fuzz_wait(int fd, short events, uint64_t deadline_ms, const char *what)
+{
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = events};
+		uint64_t now = clock_now_ms();
+		int r = now < deadline_ms ? poll(&p, 1, (int)(deadline_ms - now)) : 0;
+
+		if (r == 1)
+			return;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			fprintf(stderr, "fuzz_metrics: %s: not within %d ms\n", what,
+			        FUZZ_ANSWER_WAIT_MS);
+		else
+			fprintf(stderr, "fuzz_metrics: %s: %s\n", what, strerror(errno));
+		abort();
+	}
+}
+
 /* Sends data as one client, closes its sending side and reads until the server closes. */
 static void fuzz_exchange(const uint8_t *data, size_t size)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(metrics_port(srv))};
+	uint64_t deadline = clock_now_ms() + FUZZ_ANSWER_WAIT_MS;
 	char buf[FUZZ_READ_CHUNK];
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), err = 0;
 
 	if (fd < 0)
 		abort();
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
-		fprintf(stderr, "fuzz_metrics: connect: %s\n", strerror(errno));
+		/* Interrupted, the connect goes on: its result comes as writability. */
+		if (errno == EINTR) {
+			fuzz_wait(fd, POLLOUT, deadline, "connect");
+			getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &(socklen_t){sizeof(err)});
+		} else {
+			err = errno;
+		}
+	}
+	if (err) {
+		fprintf(stderr, "fuzz_metrics: connect: %s\n", strerror(err));
 		abort();
 	}
 	/* The server may answer and close before it has read everything: not an error. */
@@ -106,15 +141,12 @@ static void fuzz_exchange(const uint8_t *data, size_t size)
 	}
 	shutdown(fd, SHUT_WR);
 	for (;;) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
 		ssize_t r;
 
-		if (poll(&p, 1, FUZZ_ANSWER_WAIT_MS) != 1) {
-			fprintf(stderr, "fuzz_metrics: no close within %d ms\n",
-			        FUZZ_ANSWER_WAIT_MS);
-			abort();
-		}
+		fuzz_wait(fd, POLLIN, deadline, "answer and close");
 		r = recv(fd, buf, sizeof(buf), 0);
+		if (r < 0 && errno == EINTR)
+			continue;
 		if (r <= 0)
 			break; /* closed (or reset): the exchange is over */
 	}

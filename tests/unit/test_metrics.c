@@ -16,10 +16,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "maglevd/metrics.h"
 #include "helpers.h"
 
-#define CLOSE_WAIT_MS    5000 /* a test waits this long at most for the server to hang up */
+#define CLOSE_WAIT_MS  5000 /* a test waits this long at most for the server to hang up */
+#define HOLD_MAX_MS    5000 /* a held collector lets the server go after this at most */
+#define BODY_ANSWER_MS 1000 /* a refused body is answered within this (the deadline is 10 s) */
 
 static void fake_collect(void *ctx, struct metrics_writer *w)
 {
@@ -267,6 +270,105 @@ static void test_request_timeout(void **state)
 	}
 }
 
+/* A collector that holds the server's thread until the test lets it go (at most HOLD_MAX_MS). */
+struct held_collect {
+	atomic_bool entered, release;
+	atomic_uint scrapes;
+};
+
+static void held_collect(void *ctx, struct metrics_writer *w)
+{
+	struct held_collect *h = ctx;
+
+	atomic_store(&h->entered, true);
+	for (unsigned ms = 0; ms < HOLD_MAX_MS && !atomic_load(&h->release); ms++)
+		usleep(1000);
+	atomic_fetch_add(&h->scrapes, 1);
+	metrics_family(w, "maglevd_config_generation", "gauge", "Generation");
+	metrics_sample(w, "maglevd_config_generation", NULL, 7);
+}
+
+/*
+ * Clients that arrive while the server is busy and fill all of libmicrohttpd's connection slots
+ * (2 x connections_max), then are gone, leave a server that still accepts: the next scrape is
+ * answered, not left in the listen backlog for good (libmicrohttpd takes its listening socket
+ * out of its epoll set at its limit and puts it back only on its next run).
+ */
+static void test_full_then_empty(void **state)
+{
+	const struct metrics_limits lim = {
+	    .connections_max = 2, .connections_per_ip = 2, .request_timeout_ms = 10000};
+	struct held_collect h = {0};
+	struct metrics_server *s;
+	int busy, fd[2 * 2 + 1];
+	char *r;
+
+	(void)state;
+	assert_int_equal(metrics_start(&s, "127.0.0.1", 0, &lim, held_collect, &h), 0);
+	busy = connect_from("127.0.0.1", metrics_port(s));
+	assert_int_equal(send(busy, "GET /metrics HTTP/1.0\r\n\r\n", 26, 0), 26);
+	for (unsigned ms = 0; ms < HOLD_MAX_MS && !atomic_load(&h.entered); ms++)
+		usleep(1000);
+	assert_true(atomic_load(&h.entered));
+	/* Into the backlog while the server's thread is in the collector; gone before it is back. */
+	for (unsigned i = 0; i < ARRAY_SIZE(fd); i++) {
+		char src[32];
+
+		snprintf(src, sizeof(src), "127.0.0.%u", 10 + i / 2);
+		fd[i] = connect_from(src, metrics_port(s));
+		close(fd[i]);
+	}
+	atomic_store(&h.release, true);
+	r = th_http_exchange(busy, "");
+	assert_non_null(strstr(r, " 200 "));
+	free(r);
+
+	r = http_get_from("127.0.0.1", metrics_port(s), "GET /metrics HTTP/1.0\r\n\r\n");
+	assert_non_null(strstr(r, " 200 "));
+	free(r);
+	assert_int_equal(atomic_load(&h.scrapes), 2);
+	metrics_stop(s);
+}
+
+/*
+ * A GET that announces a body (a Transfer-Encoding other than chunked means: until the client
+ * closes) is refused with 400 at once; it is not left waiting for libmicrohttpd's idle timeout.
+ */
+static void test_body_refused(void **state)
+{
+	static const char *const reqs[] = {
+	    "GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    "GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	    "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+	};
+	const struct metrics_limits lim = {
+	    .connections_max = 4, .connections_per_ip = 4, .request_timeout_ms = 10000};
+	struct metrics_server *s;
+	atomic_uint scrapes = 0;
+
+	(void)state;
+	assert_int_equal(metrics_start(&s, "127.0.0.1", 0, &lim, fake_collect, &scrapes), 0);
+	for (unsigned i = 0; i < ARRAY_SIZE(reqs); i++) {
+		int fd = connect_from("127.0.0.1", metrics_port(s));
+		uint64_t t0 = th_now_ms();
+		char buf[4096];
+		ssize_t n;
+
+		assert_int_equal(send(fd, reqs[i], strlen(reqs[i]), 0), (ssize_t)strlen(reqs[i]));
+		assert_int_equal(shutdown(fd, SHUT_WR), 0);
+		assert_true(poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, CLOSE_WAIT_MS) == 1);
+		n = recv(fd, buf, sizeof(buf) - 1, 0);
+		assert_true(n > 0);
+		buf[n] = '\0';
+		assert_non_null(strstr(buf, " 400 "));
+		assert_true(hung_up(fd, CLOSE_WAIT_MS));
+		assert_true(th_now_ms() - t0 < BODY_ANSWER_MS);
+		close(fd);
+	}
+	assert_int_equal(atomic_load(&scrapes), 0);
+	metrics_stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +376,8 @@ int main(void)
 	    cmocka_unit_test(test_http),
 	    cmocka_unit_test(test_slow_clients),
 	    cmocka_unit_test(test_request_timeout),
+	    cmocka_unit_test(test_full_then_empty),
+	    cmocka_unit_test(test_body_refused),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
