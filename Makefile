@@ -90,7 +90,7 @@ BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -Ibpf
 # <linux/bpf.h> needs <asm/types.h>, which Debian keeps under the multiarch include directory.
 BPF_CFLAGS += -I/usr/include/$(shell $(CC) -dumpmachine 2>/dev/null)
 
-.PHONY: all help check check-layers check-unit check-san check-fuzz check-e2e bench demo fuzz fuzzers install \
+.PHONY: all help check check-layers format-check check-unit check-san check-fuzz check-e2e bench demo fuzz fuzzers install \
         uninstall check-install clean format FORCE
 .DEFAULT_GOAL := all
 
@@ -99,8 +99,8 @@ all: $(BINS) $(BPF_OBJS) $(TESTS) $(BENCHES)
 help:
 	@echo 'maglevd make targets:'
 	@echo '  all         build maglevd, maglevctl, the XDP programs, unit tests and benchmarks (default)'
-	@echo '  check       everything: layers, unit, unit under ASan+UBSan, fuzzers (bounded), install,'
-	@echo '              end-to-end (root)'
+	@echo '  check       everything: layers, format, unit, unit under ASan+UBSan, fuzzers (bounded),'
+	@echo '              install, end-to-end (root)'
 	@echo '  check-layers  every #include against the layering (scripts/check-layers.sh)'
 	@echo '  check-unit  unit tests (cmocka)'
 	@echo '  check-san   unit tests built with SAN=1 (AddressSanitizer + UBSan)'
@@ -114,7 +114,8 @@ help:
 	@echo '              to $$(UNITDIR)'
 	@echo '  uninstall   remove what install put there (not /etc/maglevd/maglevd.yaml)'
 	@echo '  check-install  install into a scratch DESTDIR and PREFIX and check the result'
-	@echo '  format      clang-format every C file in place'
+	@echo '  format      clang-format every C file in place (not the generated fixtures)'
+	@echo '  format-check  fail if a C file differs from what clang-format makes of it'
 	@echo '  clean       remove build outputs'
 	@echo 'variables: V=1 (show commands), SAN=1 (sanitizers), BUILD=dir, CC=compiler,'
 	@echo '  FUZZ_SECONDS=20, PREFIX=$(PREFIX), DESTDIR= (staging root for install),'
@@ -176,7 +177,7 @@ $(BPFOBJ_DIR_H): FORCE
 $(BUILD)/src/io/bpfobj.o: $(BPFOBJ_DIR_H)
 FORCE:
 
-check: check-layers check-unit check-san check-fuzz check-install check-e2e
+check: check-layers format-check check-unit check-san check-fuzz check-install check-e2e
 
 check-layers:
 	$(Q)scripts/check-layers.sh
@@ -225,8 +226,15 @@ uninstall:
 		'$(DESTDIR)$(UNITDIR)/maglevd.service'
 	rmdir '$(DESTDIR)$(BPFDIR)' '$(DESTDIR)$(PREFIX)/lib/maglevd' 2>/dev/null || true
 
+# Every C file but the generated fixtures (the generator's output is data, one value per line).
+FORMAT_FILES = $(shell find src tests bench bpf -name '*.[ch]' -not -path 'tests/unit/fixtures/*' | sort)
+
 format:
-	clang-format -i $(shell find src tests bench bpf -name '*.[ch]')
+	$(Q)clang-format -i $(FORMAT_FILES)
+
+format-check:
+	$(Q)clang-format --dry-run --Werror $(FORMAT_FILES) && \
+	    echo "format: $(words $(FORMAT_FILES)) files as .clang-format has them"
 
 clean:
 	rm -rf $(BUILD) build build-san build-fuzz

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/util.h"
 #include "bench.h"
 #include "core/maglev.h"
 
@@ -22,11 +23,11 @@ struct bench_size {
 };
 
 static const struct bench_size sizes[] = {
-	{ 65537u, 1.8, 1.0 },
-	{ 655373u, 22.9, 12.0 },
+    {65537u, 1.8, 1.0},
+    {655373u, 22.9, 12.0},
 };
 
-static const uint32_t removed_pct[] = { 1, 5, 10 };
+static const uint32_t removed_pct[] = {1, 5, 10};
 
 static uint64_t rng_state = 0xbe7c4ull;
 
@@ -47,12 +48,12 @@ static void backends_make(uint8_t (*keys)[4], struct maglev_backend *b, uint32_t
 		keys[i][1] = (uint8_t)(18 + (i >> 16));
 		keys[i][2] = (uint8_t)(i >> 8);
 		keys[i][3] = (uint8_t)i;
-		b[i] = (struct maglev_backend){ keys[i], 4, 1 };
+		b[i] = (struct maglev_backend){keys[i], 4, 1};
 	}
 }
 
 static int bench_build(const struct bench_size *sz, const struct maglev_backend *b, uint16_t *t,
-		       unsigned flags)
+                       unsigned flags)
 {
 	double ms[BENCH_RUNS];
 
@@ -74,7 +75,7 @@ static int bench_build(const struct bench_size *sz, const struct maglev_backend 
 
 /* Mean excess disruption (% of M) when pct% of the backends are removed at random. */
 static int bench_removal(uint32_t m, uint32_t pct, const struct maglev_backend *b, uint16_t *t0,
-			 uint16_t *t1, double *excess_out, double *changed_out)
+                         uint16_t *t1, double *excess_out, double *changed_out)
 {
 	uint32_t removed = BENCH_BACKENDS * pct / 100;
 	struct maglev_backend rest[BENCH_BACKENDS];
@@ -86,7 +87,7 @@ static int bench_removal(uint32_t m, uint32_t pct, const struct maglev_backend *
 	if (err)
 		return err;
 	for (uint32_t trial = 0; trial < BENCH_TRIALS; trial++) {
-		bool gone[BENCH_BACKENDS] = { false };
+		bool gone[BENCH_BACKENDS] = {false};
 		uint32_t n_rest = 0, excess = 0, changed = 0;
 
 		for (uint32_t r = 0; r < removed;) {
@@ -134,24 +135,26 @@ int main(void)
 
 	printf("\nMaglev table build (median of %u runs; paper: NSDI 2016 section 5.3)\n\n",
 	       BENCH_RUNS);
-	printf("| what | median | best | paper | goal | |\n| --- | --- | --- | --- | --- | --- |\n");
+	printf(
+	    "| what | median | best | paper | goal | |\n| --- | --- | --- | --- | --- | --- |\n");
 	for (unsigned flags = 0; flags <= MAGLEV_BUILD_SCALAR; flags++)
-		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
 			err = bench_build(&sizes[i], b, t0, flags);
 			if (err)
 				goto out;
 		}
 
-	printf("\nExcess disruption: slots that moved although their old backend survived, %% of M\n"
-	       "(mean of %u random removal sets of N=%u; goal <= 2.5%% for 1%% at M=65537)\n\n",
-	       BENCH_TRIALS, BENCH_BACKENDS);
+	printf(
+	    "\nExcess disruption: slots that moved although their old backend survived, %% of M\n"
+	    "(mean of %u random removal sets of N=%u; goal <= 2.5%% for 1%% at M=65537)\n\n",
+	    BENCH_TRIALS, BENCH_BACKENDS);
 	printf("| removed | M | changed | excess |\n| --- | --- | --- | --- |\n");
-	for (size_t p = 0; p < sizeof(removed_pct) / sizeof(removed_pct[0]); p++)
-		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+	for (size_t p = 0; p < ARRAY_SIZE(removed_pct); p++)
+		for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
 			double excess, changed;
 
-			err = bench_removal(sizes[i].m, removed_pct[p], b, t0, t1, &excess,
-					    &changed);
+			err =
+			    bench_removal(sizes[i].m, removed_pct[p], b, t0, t1, &excess, &changed);
 			if (err)
 				goto out;
 			printf("| %u%% (%u) | %u | %.3f%% | %.3f%% |\n", removed_pct[p],

@@ -21,8 +21,8 @@
 #define BENCH_RUNS            11u    /* timed reloads per row; the median is printed */
 #define BENCH_READERS         1u     /* reader threads standing in for packet workers */
 #define BENCH_READER_PAUSE_NS 20000L /* a reader's pause between batches (an idle poll) */
-#define BENCH_YAML_MAX (BENCH_BACKENDS * 64u + 1024u) /* bytes of the generated config */
-#define BENCH_ERR_MAX  512u                           /* bytes of an error message */
+#define BENCH_YAML_MAX        (BENCH_BACKENDS * 64u + 1024u) /* bytes of the generated config */
+#define BENCH_ERR_MAX         512u                           /* bytes of an error message */
 
 static struct lb_snapshot *current; /* RCU pointer the readers follow */
 static atomic_bool readers_stop;
@@ -154,8 +154,8 @@ static int bench_case(const char *what, uint32_t m, uint32_t skip, bool reweight
 		total[i] = r.total;
 	}
 	printf("| %-30s | %7u | %5u | %8.3f | %8.3f | %8.3f | %8.3f |\n", what, m, BENCH_BACKENDS,
-	       bench_median(parse, BENCH_RUNS), bench_median(build, BENCH_RUNS), bench_median(publish, BENCH_RUNS),
-	       bench_median(total, BENCH_RUNS));
+	       bench_median(parse, BENCH_RUNS), bench_median(build, BENCH_RUNS),
+	       bench_median(publish, BENCH_RUNS), bench_median(total, BENCH_RUNS));
 out:
 	free(a);
 	free(b);

@@ -21,15 +21,15 @@
 #define IPPROTO_GRE_NUM 47
 
 /* ICMP and ICMPv6 types steered to maglevd (linux/icmp.h drags in libc headers BPF cannot use). */
-#define ICMP_ECHO_REQ        8
-#define ICMP_UNREACH         3
-#define ICMP_TIME_EXCEED     11
-#define ICMP_PARAM_PROBLEM   12
-#define ICMP6_UNREACH        1
-#define ICMP6_TOO_BIG        2
-#define ICMP6_TIME_EXCEED    3
-#define ICMP6_PARAM_PROBLEM  4
-#define ICMP6_ECHO_REQ       128
+#define ICMP_ECHO_REQ       8
+#define ICMP_UNREACH        3
+#define ICMP_TIME_EXCEED    11
+#define ICMP_PARAM_PROBLEM  12
+#define ICMP6_UNREACH       1
+#define ICMP6_TOO_BIG       2
+#define ICMP6_TIME_EXCEED   3
+#define ICMP6_PARAM_PROBLEM 4
+#define ICMP6_ECHO_REQ      128
 
 struct icmp_hdr {
 	__u8 type;
@@ -140,7 +140,7 @@ static __always_inline int verdict(struct xdp_md *ctx, const struct ethhdr *eth,
 
 static __always_inline __u32 addr_flags(const __u8 *addr, __u8 family)
 {
-	struct xdp_addr_key k = { .family = family };
+	struct xdp_addr_key k = {.family = family};
 	__u32 *v;
 
 	__builtin_memcpy(k.addr, addr, family == XDP_FAMILY_IPV4 ? 4 : 16);
@@ -150,7 +150,7 @@ static __always_inline __u32 addr_flags(const __u8 *addr, __u8 family)
 
 static __always_inline int vip_match(const __u8 *addr, __u8 family, __u8 proto, __be16 port)
 {
-	struct xdp_vip_key k = { .family = family, .proto = proto, .port = port };
+	struct xdp_vip_key k = {.family = family, .proto = proto, .port = port};
 
 	__builtin_memcpy(k.addr, addr, family == XDP_FAMILY_IPV4 ? 4 : 16);
 	if (bpf_map_lookup_elem(&vip_map, &k))
@@ -167,7 +167,7 @@ static __always_inline int vip_match(const __u8 *addr, __u8 family, __u8 proto, 
  * the rest: parameter problem, fragments); any other protocol to a VIP address it passes.
  */
 static __always_inline enum steer steer_l4(void *l4, void *end, const __u8 *daddr, __u8 family,
-					   __u8 proto, int first_frag, int frag)
+                                           __u8 proto, int first_frag, int frag)
 {
 	__u32 flags = addr_flags(daddr, family);
 	__u8 icmp = family == XDP_FAMILY_IPV4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
@@ -226,8 +226,8 @@ static __always_inline enum steer steer_ipv4(void *p, void *end)
 	if (ihl < sizeof(*ip))
 		return STEER_PASS;
 	return steer_l4(p + ihl, end, (const __u8 *)&ip->daddr, XDP_FAMILY_IPV4, ip->protocol,
-			(ip->frag_off & bpf_htons(0x1fff)) == 0,
-			(ip->frag_off & bpf_htons(0x3fff)) != 0);
+	                (ip->frag_off & bpf_htons(0x1fff)) == 0,
+	                (ip->frag_off & bpf_htons(0x3fff)) != 0);
 }
 
 static __always_inline enum steer steer_ipv6(void *p, void *end)

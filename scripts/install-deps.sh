@@ -9,6 +9,7 @@ PKGS=(
 	build-essential    # gcc, make, libc headers
 	pkg-config         # the Makefile asks it for every library's flags
 	clang              # the BPF programs (clang -target bpf), and libFuzzer builds
+	clang-format       # make format-check (part of make check): the tree as .clang-format has it
 	# libraries the binaries link
 	libxdp-dev         # AF_XDP sockets and XDP program attach (xsk, xdp_program)
 	libbpf-dev         # BPF objects, maps, BPF_PROG_TEST_RUN in the unit tests

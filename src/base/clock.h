@@ -36,8 +36,8 @@ static inline double clock_now_ms_f(void)
 /* A struct timespec of ms milliseconds, for nanosleep and timers. */
 static inline struct timespec clock_ms_timespec(uint64_t ms)
 {
-	return (struct timespec){ .tv_sec = (time_t)(ms / MSEC_PER_SEC),
-				  .tv_nsec = (long)(ms % MSEC_PER_SEC * NSEC_PER_MSEC) };
+	return (struct timespec){.tv_sec = (time_t)(ms / MSEC_PER_SEC),
+	                         .tv_nsec = (long)(ms % MSEC_PER_SEC * NSEC_PER_MSEC)};
 }
 
 #endif

@@ -16,11 +16,12 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "base/util.h"
 #include "core/maglev.h"
 
-#define CY_PATH_MAX   256u /* bytes of a key path in messages ("vips[3].backends[12].weight") */
-#define CY_QUOTE_MAX  64u  /* bytes of a bad value quoted in a message; longer ones are cut */
-#define CY_READ_CHUNK 65536u /* bytes read from the file at a time */
+#define CY_PATH_MAX    256u   /* bytes of a key path in messages ("vips[3].backends[12].weight") */
+#define CY_QUOTE_MAX   64u    /* bytes of a bad value quoted in a message; longer ones are cut */
+#define CY_READ_CHUNK  65536u /* bytes read from the file at a time */
 #define CY_CHUNK_BYTES (256u << 10) /* arena chunk of the node tree */
 
 enum cy_type {
@@ -39,9 +40,9 @@ struct cy_node {
 	struct cy_node **kids;
 	uint32_t len;
 	uint32_t n;
-	int line;   /* 1-based */
+	int line;     /* 1-based */
 	uint8_t type; /* enum cy_type */
-	bool plain; /* unquoted scalar: may be null */
+	bool plain;   /* unquoted scalar: may be null */
 };
 
 /* Bump allocator: the tree is built once, read once, freed at once. */
@@ -98,8 +99,8 @@ cy_err(struct cy_ctx *ctx, int line, const char *key, const char *fmt, ...)
 	if (!ctx->err || ctx->errlen == 0)
 		return -EINVAL;
 	snprintf(ctx->err, ctx->errlen, "%s:%d: %s%s%s%s%s", ctx->name, line, ctx->path,
-		 ctx->path[0] && key ? "." : "", key ? key : "", ctx->path[0] || key ? ": " : "",
-		 msg);
+	         ctx->path[0] && key ? "." : "", key ? key : "", ctx->path[0] || key ? ": " : "",
+	         msg);
 	return -EINVAL;
 }
 
@@ -117,7 +118,7 @@ static const char *cy_type_name(enum cy_type t)
 }
 
 static int cy_err_type(struct cy_ctx *ctx, const struct cy_node *v, const char *key,
-		       const char *want)
+                       const char *want)
 {
 	if (v->type == CY_SCALAR)
 		return cy_err_val(ctx, v, key, want);
@@ -227,7 +228,7 @@ static bool cy_is_null(const struct cy_node *v)
  */
 static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct cy_tree *t)
 {
-	struct cy_open open[CONFIG_DEPTH_MAX] = { { 0 } };
+	struct cy_open open[CONFIG_DEPTH_MAX] = {{0}};
 	unsigned depth = 0;
 	unsigned docs = 0;
 	yaml_parser_t parser;
@@ -235,7 +236,7 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 	bool done = false;
 	int r = 0;
 
-	*t = (struct cy_tree){ 0 };
+	*t = (struct cy_tree){0};
 	if (!yaml_parser_initialize(&parser))
 		return -ENOMEM;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
@@ -261,18 +262,17 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 					p++;
 					eline++;
 				}
-				r = cy_err(ctx, eline, NULL,
-					   "bad character: %s at offset %zu '0x%02x'",
-					   parser.problem ? parser.problem : "unknown",
-					   parser.problem_offset,
-					   (unsigned)parser.problem_value & 0xffu);
+				r = cy_err(
+				    ctx, eline, NULL, "bad character: %s at offset %zu '0x%02x'",
+				    parser.problem ? parser.problem : "unknown",
+				    parser.problem_offset, (unsigned)parser.problem_value & 0xffu);
 				goto out;
 			}
 			r = cy_err(ctx, (int)parser.problem_mark.line + 1, NULL,
-				   "YAML syntax error: %s at column %zu%s%s%s",
-				   parser.problem ? parser.problem : "unknown",
-				   parser.problem_mark.column + 1, parser.context ? " (" : "",
-				   parser.context ? parser.context : "", parser.context ? ")" : "");
+			           "YAML syntax error: %s at column %zu%s%s%s",
+			           parser.problem ? parser.problem : "unknown",
+			           parser.problem_mark.column + 1, parser.context ? " (" : "",
+			           parser.context ? parser.context : "", parser.context ? ")" : "");
 			goto out;
 		}
 		int line = (int)ev.start_mark.line + 1;
@@ -290,7 +290,7 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 			const char *a = (const char *)ev.data.alias.anchor;
 
 			r = cy_err(ctx, line, NULL, "aliases are not supported '*%s'",
-				   cy_quote(a, strlen(a), q, sizeof(q)));
+			           cy_quote(a, strlen(a), q, sizeof(q)));
 			break;
 		}
 		case YAML_SCALAR_EVENT:
@@ -298,7 +298,7 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 		case YAML_MAPPING_START_EVENT:
 			if (++t->nodes > CONFIG_NODES_MAX) {
 				r = cy_err(ctx, line, NULL, "more than %u YAML nodes",
-					   CONFIG_NODES_MAX);
+				           CONFIG_NODES_MAX);
 				break;
 			}
 			n = cy_alloc(t, sizeof(*n));
@@ -306,7 +306,7 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 				r = -ENOMEM;
 				break;
 			}
-			*n = (struct cy_node){ .line = line };
+			*n = (struct cy_node){.line = line};
 			if (ev.type == YAML_SCALAR_EVENT) {
 				n->type = CY_SCALAR;
 				n->len = (uint32_t)ev.data.scalar.length;
@@ -340,7 +340,7 @@ static int cy_tree_load(struct cy_ctx *ctx, const char *text, size_t len, struct
 			if (n->type != CY_SCALAR) {
 				if (depth == CONFIG_DEPTH_MAX) {
 					r = cy_err(ctx, line, NULL, "nested deeper than %u levels",
-						   CONFIG_DEPTH_MAX);
+					           CONFIG_DEPTH_MAX);
 					break;
 				}
 				open[depth++].node = n;
@@ -405,7 +405,7 @@ static int cy_parse_u64(const char *s, uint64_t *out)
 }
 
 static int cy_get_u64(struct cy_ctx *ctx, const struct cy_node *v, const char *key, uint64_t min,
-		      uint64_t max, uint64_t *out)
+                      uint64_t max, uint64_t *out)
 {
 	uint64_t x;
 	int r = cy_scalar(ctx, v, key);
@@ -421,7 +421,7 @@ static int cy_get_u64(struct cy_ctx *ctx, const struct cy_node *v, const char *k
 		char msg[96];
 
 		snprintf(msg, sizeof(msg), "out of range %llu..%llu", (unsigned long long)min,
-			 (unsigned long long)max);
+		         (unsigned long long)max);
 		return cy_err_val(ctx, v, key, msg);
 	}
 	*out = x;
@@ -429,7 +429,7 @@ static int cy_get_u64(struct cy_ctx *ctx, const struct cy_node *v, const char *k
 }
 
 static int cy_get_u32(struct cy_ctx *ctx, const struct cy_node *v, const char *key, uint32_t min,
-		      uint32_t max, uint32_t *out)
+                      uint32_t max, uint32_t *out)
 {
 	uint64_t x;
 	int r = cy_get_u64(ctx, v, key, min, max, &x);
@@ -440,7 +440,7 @@ static int cy_get_u32(struct cy_ctx *ctx, const struct cy_node *v, const char *k
 }
 
 static int cy_get_u16(struct cy_ctx *ctx, const struct cy_node *v, const char *key, uint16_t min,
-		      uint16_t max, uint16_t *out)
+                      uint16_t max, uint16_t *out)
 {
 	uint64_t x;
 	int r = cy_get_u64(ctx, v, key, min, max, &x);
@@ -452,13 +452,13 @@ static int cy_get_u16(struct cy_ctx *ctx, const struct cy_node *v, const char *k
 
 static int cy_get_bool(struct cy_ctx *ctx, const struct cy_node *v, const char *key, bool *out)
 {
-	static const char *const yes[] = { "true", "yes", "on" };
-	static const char *const no[] = { "false", "no", "off" };
+	static const char *const yes[] = {"true", "yes", "on"};
+	static const char *const no[] = {"false", "no", "off"};
 	int r = cy_scalar(ctx, v, key);
 
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
 		if (strcasecmp(v->str, yes[i]) == 0) {
 			*out = true;
 			return 0;
@@ -473,7 +473,7 @@ static int cy_get_bool(struct cy_ctx *ctx, const struct cy_node *v, const char *
 
 /* A non-empty string of printable characters without spaces that fits size bytes with its NUL. */
 static int cy_get_word(struct cy_ctx *ctx, const struct cy_node *v, const char *key, char *out,
-		       size_t size)
+                       size_t size)
 {
 	int r = cy_scalar(ctx, v, key);
 
@@ -490,13 +490,13 @@ static int cy_get_word(struct cy_ctx *ctx, const struct cy_node *v, const char *
 	for (size_t i = 0; i < v->len; i++)
 		if (!isgraph((unsigned char)v->str[i]))
 			return cy_err_val(ctx, v, key,
-					  "must not hold spaces or control characters");
+			                  "must not hold spaces or control characters");
 	memcpy(out, v->str, v->len + 1);
 	return 0;
 }
 
 static int cy_get_addr(struct cy_ctx *ctx, const struct cy_node *v, const char *key, int family,
-		       struct lb_addr *out)
+                       struct lb_addr *out)
 {
 	struct lb_addr a;
 	int r = cy_scalar(ctx, v, key);
@@ -515,9 +515,9 @@ static int cy_get_addr(struct cy_ctx *ctx, const struct cy_node *v, const char *
 
 /* An address that can be a VIP or a backend: not unspecified, not multicast. */
 static int cy_get_host_addr(struct cy_ctx *ctx, const struct cy_node *v, const char *key,
-			    struct lb_addr *out)
+                            struct lb_addr *out)
 {
-	static const struct lb_addr zero4 = { .family = AF_INET }, zero6 = { .family = AF_INET6 };
+	static const struct lb_addr zero4 = {.family = AF_INET}, zero6 = {.family = AF_INET6};
 	struct lb_addr a;
 	int r = cy_get_addr(ctx, v, key, 0, &a);
 
@@ -537,12 +537,12 @@ static int cy_get_host_addr(struct cy_ctx *ctx, const struct cy_node *v, const c
  * Result in milliseconds, at most max_ms.
  */
 static int cy_get_duration_ms(struct cy_ctx *ctx, const struct cy_node *v, const char *key,
-			      uint64_t min_ms, uint64_t max_ms, uint64_t *out)
+                              uint64_t min_ms, uint64_t max_ms, uint64_t *out)
 {
 	static const struct {
 		const char *unit;
 		uint64_t ms;
-	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "", 1000 } };
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"", 1000}};
 	char num[32];
 	size_t digits = 0;
 	uint64_t x;
@@ -554,11 +554,11 @@ static int cy_get_duration_ms(struct cy_ctx *ctx, const struct cy_node *v, const
 		digits++;
 	if (digits == 0 || digits >= sizeof(num))
 		return cy_err_val(ctx, v, key,
-				  digits ? "duration too large"
-					 : "not a duration (e.g. 500ms, 10s, 5m, 1h)");
+		                  digits ? "duration too large"
+		                         : "not a duration (e.g. 500ms, 10s, 5m, 1h)");
 	memcpy(num, v->str, digits);
 	num[digits] = '\0';
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
 		if (strcmp(v->str + digits, units[i].unit) != 0)
 			continue;
 		if (cy_parse_u64(num, &x) < 0 || x > UINT64_MAX / units[i].ms)
@@ -568,7 +568,7 @@ static int cy_get_duration_ms(struct cy_ctx *ctx, const struct cy_node *v, const
 			char msg[96];
 
 			snprintf(msg, sizeof(msg), "out of range %llums..%llums",
-				 (unsigned long long)min_ms, (unsigned long long)max_ms);
+			         (unsigned long long)min_ms, (unsigned long long)max_ms);
 			return cy_err_val(ctx, v, key, msg);
 		}
 		*out = x;
@@ -579,11 +579,11 @@ static int cy_get_duration_ms(struct cy_ctx *ctx, const struct cy_node *v, const
 
 /* A duration stored in whole seconds. */
 static int cy_get_duration_s(struct cy_ctx *ctx, const struct cy_node *v, const char *key,
-			     uint32_t min_s, uint32_t max_s, uint32_t *out)
+                             uint32_t min_s, uint32_t max_s, uint32_t *out)
 {
 	uint64_t ms;
-	int r = cy_get_duration_ms(ctx, v, key, (uint64_t)min_s * 1000, (uint64_t)max_s * 1000,
-				   &ms);
+	int r =
+	    cy_get_duration_ms(ctx, v, key, (uint64_t)min_s * 1000, (uint64_t)max_s * 1000, &ms);
 
 	if (r < 0)
 		return r;
@@ -606,7 +606,7 @@ static int cy_get_mac(struct cy_ctx *ctx, const struct cy_node *v, const char *k
 		return cy_err_val(ctx, v, key, "not a MAC address (xx:xx:xx:xx:xx:xx)");
 	for (size_t i = 0; i < 6; i++) {
 		const char *p = v->str + 3 * i;
-		char hex[3] = { p[0], p[1], '\0' };
+		char hex[3] = {p[0], p[1], '\0'};
 
 		if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]) ||
 		    (i < 5 && p[2] != ':'))
@@ -624,7 +624,7 @@ static int cy_get_mac(struct cy_ctx *ctx, const struct cy_node *v, const char *k
  * keys[0..n), each at most once, and sets vals[i] to key i's value or NULL.
  */
 static int cy_map(struct cy_ctx *ctx, const struct cy_node *node, const char *const *keys, size_t n,
-		  const struct cy_node **vals)
+                  const struct cy_node **vals)
 {
 	for (size_t i = 0; i < n; i++)
 		vals[i] = NULL;
@@ -638,7 +638,7 @@ static int cy_map(struct cy_ctx *ctx, const struct cy_node *node, const char *co
 
 		if (key->type != CY_SCALAR)
 			return cy_err(ctx, key->line, NULL, "keys must be scalars, not %s",
-				      cy_type_name(key->type));
+			              cy_type_name(key->type));
 		for (i = 0; i < n; i++)
 			if (key->len == strlen(keys[i]) && strcmp(key->str, keys[i]) == 0)
 				break;
@@ -654,7 +654,7 @@ static int cy_map(struct cy_ctx *ctx, const struct cy_node *node, const char *co
 /* ---- sections ---- */
 
 enum { CL_HASH_SEED, CL_TABLE_SIZE, CL_N };
-static const char *const cluster_keys[CL_N] = { "hash_seed", "table_size" };
+static const char *const cluster_keys[CL_N] = {"hash_seed", "table_size"};
 
 static int cy_table_size(struct cy_ctx *ctx, const struct cy_node *v, uint32_t *out)
 {
@@ -667,7 +667,7 @@ static int cy_table_size(struct cy_ctx *ctx, const struct cy_node *v, uint32_t *
 		char msg[96];
 
 		snprintf(msg, sizeof(msg), "must be a prime in %u..%u", MAGLEV_SIZE_MIN,
-			 MAGLEV_SIZE_MAX);
+		         MAGLEV_SIZE_MAX);
 		return cy_err_val(ctx, v, "table_size", msg);
 	}
 	*out = (uint32_t)m;
@@ -689,16 +689,24 @@ static int cy_cluster(struct cy_ctx *ctx, const struct cy_node *node, struct con
 }
 
 enum {
-	DP_MODE, DP_INTERFACE, DP_WORKERS, DP_SOURCE_IPV4, DP_SOURCE_IPV6, DP_TTL, DP_MTU,
-	DP_NEXTHOP_MAC, DP_ICMP_RATE, DP_N
+	DP_MODE,
+	DP_INTERFACE,
+	DP_WORKERS,
+	DP_SOURCE_IPV4,
+	DP_SOURCE_IPV6,
+	DP_TTL,
+	DP_MTU,
+	DP_NEXTHOP_MAC,
+	DP_ICMP_RATE,
+	DP_N
 };
 static const char *const dataplane_keys[DP_N] = {
-	"mode", "interface", "workers", "source_ipv4", "source_ipv6", "ttl", "mtu", "nexthop_mac",
-	"icmp_rate",
+    "mode", "interface", "workers",     "source_ipv4", "source_ipv6",
+    "ttl",  "mtu",       "nexthop_mac", "icmp_rate",
 };
 
 static int cy_dataplane(struct cy_ctx *ctx, const struct cy_node *node, int key_line,
-			struct config_dataplane *d)
+                        struct config_dataplane *d)
 {
 	const struct cy_node *v[DP_N];
 	size_t old = cy_path_push(ctx, "dataplane");
@@ -717,7 +725,7 @@ static int cy_dataplane(struct cy_ctx *ctx, const struct cy_node *node, int key_
 	}
 	if (r == 0 && v[DP_INTERFACE])
 		r = cy_get_word(ctx, v[DP_INTERFACE], "interface", d->interface,
-				sizeof(d->interface));
+		                sizeof(d->interface));
 	if (r == 0 && v[DP_INTERFACE] && strchr(d->interface, '/'))
 		r = cy_err_val(ctx, v[DP_INTERFACE], "interface", "not an interface name");
 	if (r == 0 && v[DP_WORKERS])
@@ -742,44 +750,42 @@ static int cy_dataplane(struct cy_ctx *ctx, const struct cy_node *node, int key_
 	}
 	if (r == 0 && v[DP_ICMP_RATE])
 		r = cy_get_u32(ctx, v[DP_ICMP_RATE], "icmp_rate", 0, CONFIG_ICMP_RATE_MAX,
-			       &d->icmp_rate);
+		               &d->icmp_rate);
 	cy_path_pop(ctx, old);
 	return r;
 }
 
 enum { CT_ENTRIES, CT_TCP, CT_TCP_FIN, CT_TCP_SYN, CT_UDP, CT_ICMP, CT_N };
 static const char *const conntrack_keys[CT_N] = {
-	"entries", "tcp_timeout", "tcp_fin_timeout", "tcp_syn_timeout", "udp_timeout", "icmp_timeout",
+    "entries", "tcp_timeout", "tcp_fin_timeout", "tcp_syn_timeout", "udp_timeout", "icmp_timeout",
 };
 
 static int cy_conntrack(struct cy_ctx *ctx, const struct cy_node *node, struct config_conntrack *t)
 {
 	const struct cy_node *v[CT_N];
 	uint32_t *timeouts[CT_N] = {
-		[CT_TCP] = &t->tcp_timeout,
-		[CT_TCP_FIN] = &t->tcp_fin_timeout,
-		[CT_TCP_SYN] = &t->tcp_syn_timeout,
-		[CT_UDP] = &t->udp_timeout,
-		[CT_ICMP] = &t->icmp_timeout,
+	    [CT_TCP] = &t->tcp_timeout,         [CT_TCP_FIN] = &t->tcp_fin_timeout,
+	    [CT_TCP_SYN] = &t->tcp_syn_timeout, [CT_UDP] = &t->udp_timeout,
+	    [CT_ICMP] = &t->icmp_timeout,
 	};
 	size_t old = cy_path_push(ctx, "conntrack");
 	int r = cy_map(ctx, node, conntrack_keys, CT_N, v);
 
 	if (r == 0 && v[CT_ENTRIES])
 		r = cy_get_u32(ctx, v[CT_ENTRIES], "entries", CONFIG_CT_ENTRIES_MIN,
-			       CONFIG_CT_ENTRIES_MAX, &t->entries);
+		               CONFIG_CT_ENTRIES_MAX, &t->entries);
 	for (int i = CT_TCP; r == 0 && i < CT_N; i++)
 		if (v[i])
 			r = cy_get_duration_s(ctx, v[i], conntrack_keys[i], CONFIG_CT_TIMEOUT_MIN,
-					      CONFIG_CT_TIMEOUT_MAX, timeouts[i]);
+			                      CONFIG_CT_TIMEOUT_MAX, timeouts[i]);
 	cy_path_pop(ctx, old);
 	return r;
 }
 
 enum { MX_ENABLED, MX_ADDRESS, MX_PORT, MX_N };
-static const char *const metrics_keys[MX_N] = { "enabled", "address", "port" };
+static const char *const metrics_keys[MX_N] = {"enabled", "address", "port"};
 enum { CO_SOCKET, CO_METRICS, CO_N };
-static const char *const control_keys[CO_N] = { "socket", "metrics" };
+static const char *const control_keys[CO_N] = {"socket", "metrics"};
 
 static int cy_control(struct cy_ctx *ctx, const struct cy_node *node, struct config_control *co)
 {
@@ -810,11 +816,11 @@ out:
 
 enum { AN_ENABLED, AN_TABLE, AN_PROTOCOL, AN_WITHDRAW, AN_DELAY, AN_INTERFACE, AN_N };
 static const char *const announce_keys[AN_N] = {
-	"enabled", "table", "protocol", "withdraw_when_no_backends", "withdraw_delay", "interface",
+    "enabled", "table", "protocol", "withdraw_when_no_backends", "withdraw_delay", "interface",
 };
 
 static int cy_announce(struct cy_ctx *ctx, const struct cy_node *node, int key_line,
-		       struct config_announce *an)
+                       struct config_announce *an)
 {
 	const struct cy_node *v[AN_N];
 	size_t old = cy_path_push(ctx, "announce");
@@ -830,35 +836,44 @@ static int cy_announce(struct cy_ctx *ctx, const struct cy_node *node, int key_l
 	if (r == 0 && v[AN_TABLE] && an->table >= CONFIG_ANNOUNCE_TABLE_RESERVED &&
 	    an->table <= CONFIG_ANNOUNCE_TABLE_RESERVED + 2)
 		r = cy_err_val(ctx, v[AN_TABLE], "table",
-			       "253, 254 and 255 are the kernel's default, main and local tables");
+		               "253, 254 and 255 are the kernel's default, main and local tables");
 	if (r == 0 && v[AN_PROTOCOL]) {
 		r = cy_get_u32(ctx, v[AN_PROTOCOL], "protocol", CONFIG_ANNOUNCE_PROTOCOL_MIN,
-			       CONFIG_ANNOUNCE_PROTOCOL_MAX, &x);
+		               CONFIG_ANNOUNCE_PROTOCOL_MAX, &x);
 		if (r == 0)
 			an->protocol = (uint8_t)x;
 	}
 	if (r == 0 && v[AN_WITHDRAW])
 		r = cy_get_bool(ctx, v[AN_WITHDRAW], "withdraw_when_no_backends",
-				&an->withdraw_when_no_backends);
+		                &an->withdraw_when_no_backends);
 	if (r == 0 && v[AN_DELAY]) {
 		r = cy_get_duration_ms(ctx, v[AN_DELAY], "withdraw_delay", 0,
-				       CONFIG_ANNOUNCE_DELAY_MAX_MS, &ms);
+		                       CONFIG_ANNOUNCE_DELAY_MAX_MS, &ms);
 		if (r == 0)
 			an->withdraw_delay_ms = (uint32_t)ms;
 	}
 	if (r == 0 && v[AN_INTERFACE])
 		r = cy_get_word(ctx, v[AN_INTERFACE], "interface", an->interface,
-				sizeof(an->interface));
+		                sizeof(an->interface));
 	if (r == 0 && v[AN_INTERFACE] && strchr(an->interface, '/'))
 		r = cy_err_val(ctx, v[AN_INTERFACE], "interface", "not an interface name");
 	cy_path_pop(ctx, old);
 	return r;
 }
 
-enum { HC_KEY_TYPE, HC_KEY_PORT, HC_KEY_PATH, HC_KEY_EXPECT, HC_KEY_INTERVAL, HC_KEY_TIMEOUT,
-       HC_KEY_RISE, HC_KEY_FALL, HC_KEY_N };
+enum {
+	HC_KEY_TYPE,
+	HC_KEY_PORT,
+	HC_KEY_PATH,
+	HC_KEY_EXPECT,
+	HC_KEY_INTERVAL,
+	HC_KEY_TIMEOUT,
+	HC_KEY_RISE,
+	HC_KEY_FALL,
+	HC_KEY_N
+};
 static const char *const health_keys[HC_KEY_N] = {
-	"type", "port", "path", "expect_status", "interval", "timeout", "rise", "fall",
+    "type", "port", "path", "expect_status", "interval", "timeout", "rise", "fall",
 };
 
 /*
@@ -866,7 +881,7 @@ static const char *const health_keys[HC_KEY_N] = {
  * a backend). A mapping without type is a TCP check. vip_port fills an unset port.
  */
 static int cy_health(struct cy_ctx *ctx, const struct cy_node *node, uint16_t vip_port,
-		     struct config_health *h)
+                     struct config_health *h)
 {
 	const struct cy_node *v[HC_KEY_N];
 	size_t old = cy_path_push(ctx, ".health");
@@ -916,19 +931,19 @@ static int cy_health(struct cy_ctx *ctx, const struct cy_node *node, uint16_t vi
 		const struct cy_node *k = v[HC_KEY_PATH] ? v[HC_KEY_PATH] : v[HC_KEY_EXPECT];
 
 		r = cy_err_val(ctx, k, v[HC_KEY_PATH] ? "path" : "expect_status",
-			       "only for type http");
+		               "only for type http");
 		goto out;
 	}
 	if (v[HC_KEY_INTERVAL]) {
 		r = cy_get_duration_ms(ctx, v[HC_KEY_INTERVAL], "interval",
-				       CONFIG_HC_INTERVAL_MIN_MS, CONFIG_HC_INTERVAL_MAX_MS, &ms);
+		                       CONFIG_HC_INTERVAL_MIN_MS, CONFIG_HC_INTERVAL_MAX_MS, &ms);
 		if (r < 0)
 			goto out;
 		h->interval_ms = (uint32_t)ms;
 	}
 	if (v[HC_KEY_TIMEOUT]) {
 		r = cy_get_duration_ms(ctx, v[HC_KEY_TIMEOUT], "timeout", CONFIG_HC_TIMEOUT_MIN_MS,
-				       CONFIG_HC_INTERVAL_MAX_MS, &ms);
+		                       CONFIG_HC_INTERVAL_MAX_MS, &ms);
 		if (r < 0)
 			goto out;
 		h->timeout_ms = (uint32_t)ms;
@@ -938,13 +953,13 @@ static int cy_health(struct cy_ctx *ctx, const struct cy_node *node, uint16_t vi
 		h->timeout_ms = h->interval_ms / 2;
 	if (h->timeout_ms >= h->interval_ms) {
 		const struct cy_node *k =
-			v[HC_KEY_TIMEOUT] ? v[HC_KEY_TIMEOUT] : v[HC_KEY_INTERVAL];
+		    v[HC_KEY_TIMEOUT] ? v[HC_KEY_TIMEOUT] : v[HC_KEY_INTERVAL];
 		const char *kn = v[HC_KEY_TIMEOUT] ? "timeout" : "interval";
 
 		if (!k)
 			k = node;
 		r = cy_err(ctx, k->line, kn, "timeout %ums must be less than interval %ums '%s'",
-			   h->timeout_ms, h->interval_ms, k->type == CY_SCALAR ? k->str : "");
+		           h->timeout_ms, h->interval_ms, k->type == CY_SCALAR ? k->str : "");
 		goto out;
 	}
 	if (v[HC_KEY_RISE]) {
@@ -962,7 +977,7 @@ static int cy_health(struct cy_ctx *ctx, const struct cy_node *node, uint16_t vi
 	} else if (!v[HC_KEY_PORT] && h->port == 0) {
 		if (vip_port == 0) {
 			r = cy_err(ctx, node->line, NULL,
-				   "port is required when the VIP's port is 0 (every port)");
+			           "port is required when the VIP's port is 0 (every port)");
 			goto out;
 		}
 		h->port = vip_port;
@@ -973,10 +988,10 @@ out:
 }
 
 enum { BE_ADDRESS, BE_WEIGHT, BE_HEALTH, BE_N };
-static const char *const backend_keys[BE_N] = { "address", "weight", "health" };
+static const char *const backend_keys[BE_N] = {"address", "weight", "health"};
 
 static int cy_backend(struct cy_ctx *ctx, const struct cy_node *node, const struct config_vip *vip,
-		      struct config_backend *b)
+                      struct config_backend *b)
 {
 	const struct cy_node *v[BE_N];
 	int r;
@@ -1031,8 +1046,8 @@ static int cy_backends_unique(struct cy_ctx *ctx, const struct config_vip *vip)
 	for (uint32_t i = 1; i < vip->n_backends; i++) {
 		if (lb_addr_eq(&s[i]->addr, &s[i - 1]->addr)) {
 			r = cy_err(ctx, s[i]->line, NULL,
-				   "duplicate backend (first at line %d) '%s'", s[i - 1]->line,
-				   lb_addr_str(&s[i]->addr, buf, sizeof(buf)));
+			           "duplicate backend (first at line %d) '%s'", s[i - 1]->line,
+			           lb_addr_str(&s[i]->addr, buf, sizeof(buf)));
 			break;
 		}
 	}
@@ -1040,14 +1055,22 @@ static int cy_backends_unique(struct cy_ctx *ctx, const struct config_vip *vip)
 	return r;
 }
 
-enum { VIP_NAME, VIP_ADDRESS, VIP_PROTOCOL, VIP_PORT, VIP_TABLE_SIZE, VIP_HEALTH, VIP_BACKENDS,
-       VIP_N };
+enum {
+	VIP_NAME,
+	VIP_ADDRESS,
+	VIP_PROTOCOL,
+	VIP_PORT,
+	VIP_TABLE_SIZE,
+	VIP_HEALTH,
+	VIP_BACKENDS,
+	VIP_N
+};
 static const char *const vip_keys[VIP_N] = {
-	"name", "address", "protocol", "port", "table_size", "health", "backends",
+    "name", "address", "protocol", "port", "table_size", "health", "backends",
 };
 
 static int cy_vip(struct cy_ctx *ctx, const struct cy_node *node, const struct config *c,
-		  struct config_vip *vip)
+                  struct config_vip *vip)
 {
 	const struct cy_node *v[VIP_N], *bl;
 	int r;
@@ -1062,8 +1085,8 @@ static int cy_vip(struct cy_ctx *ctx, const struct cy_node *node, const struct c
 		return r;
 	for (int k = 0; k < VIP_N; k++) {
 		static const bool required[VIP_N] = {
-			[VIP_NAME] = true, [VIP_ADDRESS] = true, [VIP_PROTOCOL] = true,
-			[VIP_PORT] = true, [VIP_BACKENDS] = true,
+		    [VIP_NAME] = true, [VIP_ADDRESS] = true,  [VIP_PROTOCOL] = true,
+		    [VIP_PORT] = true, [VIP_BACKENDS] = true,
 		};
 
 		if (required[k] && !v[k])
@@ -1075,7 +1098,7 @@ static int cy_vip(struct cy_ctx *ctx, const struct cy_node *node, const struct c
 	for (const char *p = vip->name; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
 			return cy_err_val(ctx, v[VIP_NAME], "name",
-					  "may hold only letters, digits, '_', '.' and '-'");
+			                  "may hold only letters, digits, '_', '.' and '-'");
 	r = cy_get_host_addr(ctx, v[VIP_ADDRESS], "address", &vip->addr);
 	if (r < 0)
 		return r;
@@ -1103,7 +1126,7 @@ static int cy_vip(struct cy_ctx *ctx, const struct cy_node *node, const struct c
 		return cy_err(ctx, bl->line, "backends", "a VIP needs at least one backend");
 	if (bl->n > CONFIG_BACKENDS_MAX)
 		return cy_err(ctx, bl->kids[CONFIG_BACKENDS_MAX]->line, "backends",
-			      "more than %u backends", CONFIG_BACKENDS_MAX);
+		              "more than %u backends", CONFIG_BACKENDS_MAX);
 	vip->backends = calloc(bl->n, sizeof(*vip->backends));
 	if (!vip->backends)
 		return -ENOMEM;
@@ -1166,8 +1189,8 @@ static int cy_vips_unique(struct cy_ctx *ctx, const struct config *c)
 	for (uint32_t i = 1; i < c->n_vips && r == 0; i++)
 		if (strcmp(s[i]->name, s[i - 1]->name) == 0)
 			r = cy_err(ctx, s[i]->line, NULL,
-				   "duplicate VIP name (first at line %d) '%s'", s[i - 1]->line,
-				   s[i]->name);
+			           "duplicate VIP name (first at line %d) '%s'", s[i - 1]->line,
+			           s[i]->name);
 	if (r == 0)
 		qsort(s, c->n_vips, sizeof(*s), cy_vip_tuple_cmp);
 	for (uint32_t i = 1, first = 0; i < c->n_vips && r == 0; i++) {
@@ -1184,13 +1207,13 @@ static int cy_vips_unique(struct cy_ctx *ctx, const struct config *c)
 			lb_addr_str(&later->addr, buf, sizeof(buf));
 			if (p->port == q->port)
 				r = cy_err(ctx, later->line, NULL,
-					   "duplicate VIP (same address, protocol and port as "
-					   "'%s' at line %d) '%s'",
-					   earlier->name, earlier->line, buf);
+				           "duplicate VIP (same address, protocol and port as "
+				           "'%s' at line %d) '%s'",
+				           earlier->name, earlier->line, buf);
 			else
 				r = cy_err(ctx, later->line, NULL,
-					   "VIP overlaps port-0 VIP '%s' at line %d '%s'",
-					   earlier->name, earlier->line, buf);
+				           "VIP overlaps port-0 VIP '%s' at line %d '%s'",
+				           earlier->name, earlier->line, buf);
 		} else {
 			first = i;
 		}
@@ -1211,7 +1234,7 @@ static int cy_vips(struct cy_ctx *ctx, const struct cy_node *node, struct config
 		return 0;
 	if (node->n > CONFIG_VIPS_MAX)
 		return cy_err(ctx, node->kids[CONFIG_VIPS_MAX]->line, "vips", "more than %u VIPs",
-			      CONFIG_VIPS_MAX);
+		              CONFIG_VIPS_MAX);
 	c->vips = calloc(node->n, sizeof(*c->vips));
 	if (!c->vips)
 		return -ENOMEM;
@@ -1227,10 +1250,17 @@ static int cy_vips(struct cy_ctx *ctx, const struct cy_node *node, struct config
 	return cy_vips_unique(ctx, c);
 }
 
-enum { ROOT_CLUSTER, ROOT_DATAPLANE, ROOT_CONNTRACK, ROOT_CONTROL, ROOT_VIPS, ROOT_ANNOUNCE,
-       ROOT_N };
+enum {
+	ROOT_CLUSTER,
+	ROOT_DATAPLANE,
+	ROOT_CONNTRACK,
+	ROOT_CONTROL,
+	ROOT_VIPS,
+	ROOT_ANNOUNCE,
+	ROOT_N
+};
 static const char *const root_keys[ROOT_N] = {
-	"cluster", "dataplane", "conntrack", "control", "vips", "announce",
+    "cluster", "dataplane", "conntrack", "control", "vips", "announce",
 };
 
 /* The line of the key whose value in root is val (0 if none). */
@@ -1254,7 +1284,7 @@ static int cy_root(struct cy_ctx *ctx, const struct cy_node *root, struct config
 	 */
 	if (!root || cy_is_null(root))
 		return cy_err(ctx, root ? root->line : 1, NULL,
-			      "the file is empty (a config with no VIPs says 'vips: []')");
+		              "the file is empty (a config with no VIPs says 'vips: []')");
 	if (root->type != CY_MAP)
 		return cy_err_type(ctx, root, NULL, "the file must be a mapping of sections");
 	r = cy_map(ctx, root, root_keys, ROOT_N, v);
@@ -1277,20 +1307,20 @@ static int cy_root(struct cy_ctx *ctx, const struct cy_node *root, struct config
 		r = cy_vips(ctx, v[ROOT_VIPS], c);
 	if (r == 0 && v[ROOT_ANNOUNCE])
 		r = cy_announce(ctx, v[ROOT_ANNOUNCE], cy_key_line(root, v[ROOT_ANNOUNCE]),
-				&c->announce);
+		                &c->announce);
 	if (r == 0 && !v[ROOT_VIPS])
 		r = cy_err(ctx, root->line, NULL,
-			   "no 'vips' section (a config with no VIPs says 'vips: []')");
+		           "no 'vips' section (a config with no VIPs says 'vips: []')");
 	return r;
 }
 
 /* ---- public ---- */
 
 int config_parse(const char *text, size_t len, const char *name, struct config **out, char *err,
-		 size_t errlen)
+                 size_t errlen)
 {
-	struct cy_ctx ctx = { .name = name ? name : "(config)", .err = err, .errlen = errlen };
-	struct cy_tree tree = { 0 };
+	struct cy_ctx ctx = {.name = name ? name : "(config)", .err = err, .errlen = errlen};
+	struct cy_tree tree = {0};
 	struct config *c = NULL;
 	int r;
 
@@ -1301,7 +1331,7 @@ int config_parse(const char *text, size_t len, const char *name, struct config *
 		r = -EFBIG;
 		if (err && errlen)
 			snprintf(err, errlen, "%s: larger than %u bytes", ctx.name,
-				 CONFIG_FILE_MAX);
+			         CONFIG_FILE_MAX);
 		goto out;
 	}
 	c = calloc(1, sizeof(*c));
@@ -1329,12 +1359,12 @@ out:
 /* What a stat mode names, for the "not a regular file" message. */
 static const char *cy_file_type(mode_t m)
 {
-	return S_ISDIR(m)	? "directory"
+	return S_ISDIR(m)    ? "directory"
 	       : S_ISFIFO(m) ? "FIFO"
 	       : S_ISSOCK(m) ? "socket"
-	       : S_ISCHR(m)	? "character device"
-	       : S_ISBLK(m)	? "block device"
-			     : "special file";
+	       : S_ISCHR(m)  ? "character device"
+	       : S_ISBLK(m)  ? "block device"
+	                     : "special file";
 }
 
 int config_load(const char *path, struct config **out, char *err, size_t errlen)
@@ -1358,7 +1388,7 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 	if (!S_ISREG(st.st_mode)) {
 		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 		snprintf(err, errlen, "%s: not a regular file (a %s)", path,
-			 cy_file_type(st.st_mode));
+		         cy_file_type(st.st_mode));
 		goto out;
 	}
 	for (;;) {
@@ -1370,7 +1400,7 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 			if (cap > CONFIG_FILE_MAX) {
 				r = -EFBIG;
 				snprintf(err, errlen, "%s: larger than %u bytes", path,
-					 CONFIG_FILE_MAX);
+				         CONFIG_FILE_MAX);
 				goto out;
 			}
 			cap += 4 * CY_READ_CHUNK;
@@ -1411,11 +1441,11 @@ int config_check_dataplane(const struct config *c, char *err, size_t errlen)
 	if (!d->interface[0]) {
 		if (d->line)
 			snprintf(err, errlen, "%s:%d: dataplane.interface is not set", c->path,
-				 d->line);
+			         d->line);
 		else
 			snprintf(err, errlen,
-				 "%s: no dataplane section (dataplane.interface is required)",
-				 c->path);
+			         "%s: no dataplane section (dataplane.interface is required)",
+			         c->path);
 		return -EINVAL;
 	}
 	return config_check_forwarding(c, err, errlen);

@@ -13,14 +13,15 @@
 
 /*
  * Reads and validates the file at path, which must be a regular file (a FIFO or device is refused
- * without blocking). An empty file, or one without a `vips` section, is an error. On success *out owns a new config (config_free) and 0 is
- * returned; on failure a negative errno and err holds one line: "FILE:LINE: what is wrong 'value'".
+ * without blocking). An empty file, or one without a `vips` section, is an error. On success *out
+ * owns a new config (config_free) and 0 is returned; on failure a negative errno and err holds one
+ * line: "FILE:LINE: what is wrong 'value'".
  */
 int config_load(const char *path, struct config **out, char *err, size_t errlen);
 
 /* Same, from a buffer; name stands for the file name in messages. */
 int config_parse(const char *text, size_t len, const char *name, struct config **out, char *err,
-		 size_t errlen);
+                 size_t errlen);
 
 /*
  * Checks what the data plane needs beyond what config_parse validates (offline tools such as

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/util.h"
 
 #define CTL_EVENTS_BATCH 32u   /* epoll events handled per wait */
 #define CTL_READ_CHUNK   4096u /* bytes read from a client at a time */
@@ -30,7 +31,7 @@ static const char *const ctl_cmd_names[] = {
     [CTL_CMD_DRAIN] = "drain",       [CTL_CMD_UNDRAIN] = "undrain", [CTL_CMD_EXPLAIN] = "explain",
 };
 
-#define CTL_CMDS_N (sizeof(ctl_cmd_names) / sizeof(ctl_cmd_names[0]))
+#define CTL_CMDS_N (ARRAY_SIZE(ctl_cmd_names))
 
 const char *ctl_cmd_name(enum ctl_cmd cmd)
 {
@@ -414,8 +415,9 @@ static int ctl_path_check(const char *path, bool with_socket, char *err, size_t 
 			return -ENOTSOCK;
 		}
 		if (!ctl_owner_trusted(st.st_uid)) {
-			snprintf(err, errlen, "%s: owned by uid %u, not root: refusing to talk to it",
-			         path, (unsigned)st.st_uid);
+			snprintf(err, errlen,
+			         "%s: owned by uid %u, not root: refusing to talk to it", path,
+			         (unsigned)st.st_uid);
 			return -EPERM;
 		}
 	}
@@ -463,8 +465,9 @@ static int ctl_peer_check(int fd, const char *path, char *err, size_t errlen)
 		return -e;
 	}
 	if (!ctl_owner_trusted(cred.uid)) {
-		snprintf(err, errlen, "%s: answered by pid %d running as uid %u, not root: refusing "
-		                      "to talk to it",
+		snprintf(err, errlen,
+		         "%s: answered by pid %d running as uid %u, not root: refusing "
+		         "to talk to it",
 		         path, (int)cred.pid, (unsigned)cred.uid);
 		return -EPERM;
 	}

@@ -15,7 +15,7 @@ int lb_addr_cmp(const struct lb_addr *a, const struct lb_addr *b)
 
 int lb_addr_parse(const char *s, struct lb_addr *out)
 {
-	struct lb_addr a = { 0 };
+	struct lb_addr a = {0};
 
 	if (inet_pton(AF_INET, s, &a.v4) == 1) {
 		a.family = AF_INET;

@@ -128,7 +128,8 @@ gre_encap_hl(struct lb_frame *f, const struct pkt_ip *ip, uint64_t eth_dst, cons
 	if (hl == PKT_IPV4_HLEN) {
 		uint32_t w0 = 0x4500u << 16 | (uint32_t)ip->tos << 16 | (hl + plen);
 		uint32_t w1 = (uint32_t)ip->id << 16 | (ip->df ? PKT_IPV4_DF : 0);
-		/* Summed as 32-bit words and folded: the same one's complement sum as 16-bit words. */
+		/* Summed as 32-bit words and folded: the same one's complement sum as 16-bit words.
+		 */
 		uint64_t sum = (uint64_t)b->outer_sum + w0 + w1;
 		uint16_t c;
 

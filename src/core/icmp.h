@@ -26,8 +26,8 @@ struct lb_frame;
 #define ICMP6_ND_FIRST        133u /* router solicitation */
 #define ICMP6_ND_LAST         137u /* redirect */
 
-#define ICMP_QUOTE_MAX_V4 576u  /* bytes of IP datagram an ICMP error may fill (RFC 1812 4.3.2.3)  \
-	                         */
+/* Bytes of IP datagram an ICMP error may fill (RFC 1812 4.3.2.3). */
+#define ICMP_QUOTE_MAX_V4 576u
 #define ICMP_QUOTE_MAX_V6 1280u /* bytes of IPv6 packet an ICMPv6 error may fill (RFC 4443 2.4) */
 #define ICMP_MTU_MIN_V4   68u   /* smallest next-hop MTU we report (RFC 791) */
 #define ICMP_MTU_MIN_V6   1280u /* smallest MTU we report in packet too big (RFC 8200) */

@@ -33,9 +33,10 @@
  * lower clock that outlasts it), while at M = 655373 it wins.
  */
 #define MAGLEV_VSCAN_MIN_SIZE (1u << 17)
-#define MAGLEV_TAIL_MAX   4088u /* empty slots in the tail list: index + padding fits SCAN_KEY_BITS */
-#define SCAN_PAD          8u    /* the empty list is padded to a multiple of this */
-#define SCAN_KEY_BITS     12u   /* scan keys are (distance << SCAN_KEY_BITS) | index */
+/* Empty slots in the tail list: an index plus the padding fits in SCAN_KEY_BITS. */
+#define MAGLEV_TAIL_MAX 4088u
+#define SCAN_PAD        8u  /* the empty list is padded to a multiple of this */
+#define SCAN_KEY_BITS   12u /* scan keys are (distance << SCAN_KEY_BITS) | index */
 
 /*
  * The functions that hold the hot loops start on a cache line, so their loops sit at the same
@@ -59,9 +60,9 @@ struct maglev_pos {
 struct maglev_fill {
 	uint16_t *table;
 	uint32_t m;
-	uint32_t empty;      /* slots not yet claimed */
-	uint32_t tail_max;   /* switch to the empty-slot scan at this many empty slots */
-	uint64_t *used;      /* occupancy bitmap, one bit per slot */
+	uint32_t empty;    /* slots not yet claimed */
+	uint32_t tail_max; /* switch to the empty-slot scan at this many empty slots */
+	uint64_t *used;    /* occupancy bitmap, one bit per slot */
 	struct maglev_pos *pos;
 	const uint16_t *ids; /* value written into the table, per backend */
 	uint32_t n;          /* backends with positive weight */
@@ -86,7 +87,7 @@ bool maglev_size_valid(uint32_t m)
 }
 
 void maglev_perm_from_key(struct maglev_perm *p, const uint8_t *key, size_t key_len, uint64_t seed,
-			  uint32_t m)
+                          uint32_t m)
 {
 	p->offset = (uint32_t)(XXH64(key, key_len, seed) % m);
 	p->skip = (uint32_t)(XXH64(key, key_len, seed ^ MAGLEV_SKIP_SEED_XOR) % (m - 1)) + 1;
@@ -162,29 +163,29 @@ static inline uint32_t add_m(uint32_t a, uint32_t b, uint32_t m)
  * shift): 5% of the build at M = 65537.
  */
 static inline __attribute__((always_inline)) uint32_t probe_claim(uint64_t *used, uint32_t m,
-								   uint32_t c, uint32_t skip)
+                                                                  uint32_t c, uint32_t skip)
 {
 	uint32_t ms = m - skip;
 #if defined(__x86_64__)
 	uint64_t w, t;
 
 	__asm__("jmp 1f\n\t"
-		".p2align 5\n"
-		"1:\n\t"
-		"lea (%q[c],%q[skip]), %k[t]\n\t" /* c + skip */
-		"sub %[ms], %[c]\n\t"             /* c - ms; borrow iff c < ms */
-		"cmovb %k[t], %[c]\n\t"
-		"mov %[c], %k[t]\n\t"
-		"shr $6, %k[t]\n\t"
-		"mov (%[used],%[t],8), %[w]\n\t"
-		"bt %q[c], %[w]\n\t" /* bit c % 64 of used[c / 64] */
-		"jc 1b\n\t"
-		"bts %q[c], %[w]\n\t" /* claim: the word is at hand */
-		"mov %[w], (%[used],%[t],8)"
-		: [c] "+r"(c), [t] "=&r"(t), [w] "=&r"(w),
-		  "+m"(*(uint64_t(*)[(MAGLEV_SIZE_MAX + 63) / 64])used)
-		: [skip] "r"(skip), [ms] "r"(ms), [used] "r"(used)
-		: "cc");
+	        ".p2align 5\n"
+	        "1:\n\t"
+	        "lea (%q[c],%q[skip]), %k[t]\n\t" /* c + skip */
+	        "sub %[ms], %[c]\n\t"             /* c - ms; borrow iff c < ms */
+	        "cmovb %k[t], %[c]\n\t"
+	        "mov %[c], %k[t]\n\t"
+	        "shr $6, %k[t]\n\t"
+	        "mov (%[used],%[t],8), %[w]\n\t"
+	        "bt %q[c], %[w]\n\t" /* bit c % 64 of used[c / 64] */
+	        "jc 1b\n\t"
+	        "bts %q[c], %[w]\n\t" /* claim: the word is at hand */
+	        "mov %[w], (%[used],%[t],8)"
+	        : [c] "+r"(c), [t] "=&r"(t), [w] "=&r"(w),
+	          "+m"(*(uint64_t(*)[(MAGLEV_SIZE_MAX + 63) / 64]) used)
+	        : [skip] "r"(skip), [ms] "r"(ms), [used] "r"(used)
+	        : "cc");
 #else
 	do
 		c = c < ms ? c + skip : c - ms;
@@ -250,7 +251,7 @@ static void tail_start(struct maglev_fill *f)
  * the one with the smallest ((e - c) * inv) mod M. Distances are distinct, so the answer is unique.
  */
 static uint32_t scan_nearest(const uint32_t *empties, uint32_t n_e, uint32_t c, uint32_t inv,
-			     uint32_t m, uint64_t mu)
+                             uint32_t m, uint64_t mu)
 {
 	uint64_t best = UINT64_MAX;
 
@@ -274,9 +275,10 @@ static uint32_t scan_nearest(const uint32_t *empties, uint32_t n_e, uint32_t c, 
  * 2^53) lies in [-m, m): one conditional addition of m gives the distance. Keys d * 2^12 + k <
  * 2^32 are exact too.
  */
-__attribute__((target("avx2,fma"))) static uint32_t
-scan_nearest_avx2(const double *empties_d, uint32_t n_e, uint32_t c, uint32_t inv, uint32_t m,
-		  double m_inv)
+__attribute__((target("avx2,fma"))) static uint32_t scan_nearest_avx2(const double *empties_d,
+                                                                      uint32_t n_e, uint32_t c,
+                                                                      uint32_t inv, uint32_t m,
+                                                                      double m_inv)
 {
 	const __m256d vinv = _mm256_set1_pd((double)inv), vm = _mm256_set1_pd((double)m);
 	const __m256d vminv = _mm256_set1_pd(m_inv), voff = _mm256_set1_pd((double)(m - c));
@@ -287,9 +289,10 @@ scan_nearest_avx2(const double *empties_d, uint32_t n_e, uint32_t c, uint32_t in
 
 	/* empties_d is padded (empties_pad): whole groups of eight. */
 	for (uint32_t k = 0; k < n_e; k += 8) {
-		__m256d x0 = _mm256_mul_pd(_mm256_add_pd(_mm256_loadu_pd(empties_d + k), voff), vinv);
-		__m256d x1 = _mm256_mul_pd(_mm256_add_pd(_mm256_loadu_pd(empties_d + k + 4), voff),
-					   vinv);
+		__m256d x0 =
+		    _mm256_mul_pd(_mm256_add_pd(_mm256_loadu_pd(empties_d + k), voff), vinv);
+		__m256d x1 =
+		    _mm256_mul_pd(_mm256_add_pd(_mm256_loadu_pd(empties_d + k + 4), voff), vinv);
 		__m256d q0 = _mm256_round_pd(_mm256_mul_pd(x0, vminv), SCAN_ROUND);
 		__m256d q1 = _mm256_round_pd(_mm256_mul_pd(x1, vminv), SCAN_ROUND);
 		__m256d r0 = _mm256_fnmadd_pd(q0, vm, x0);
@@ -423,7 +426,7 @@ static void heap_sift_down(uint64_t *h, uint32_t len, uint32_t i)
  * visiting them.
  */
 static void fill_weighted(struct maglev_fill *f, const uint32_t *weights, uint64_t *claimed,
-			  uint64_t *heap)
+                          uint64_t *heap)
 {
 	uint32_t wmax = 0, n = f->n;
 	uint64_t wsum = 0;
@@ -468,9 +471,9 @@ static size_t scratch_size(uint32_t m, uint32_t n)
 	size_t words = (m + 63) / 64;
 
 	return n * (sizeof(struct maglev_pos) + 2 * sizeof(uint64_t) + 2 * sizeof(uint32_t) +
-		    sizeof(uint16_t)) +
-	       (tail_max_for(m, true) + SCAN_PAD) * sizeof(double) +
-	       words * sizeof(uint64_t) + (tail_max_for(m, true) + SCAN_PAD) * sizeof(uint32_t) + 8;
+	            sizeof(uint16_t)) +
+	       (tail_max_for(m, true) + SCAN_PAD) * sizeof(double) + words * sizeof(uint64_t) +
+	       (tail_max_for(m, true) + SCAN_PAD) * sizeof(uint32_t) + 8;
 }
 
 /*
@@ -478,35 +481,36 @@ static size_t scratch_size(uint32_t m, uint32_t n)
  * and writes ids[k] into the table. scratch holds scratch_size(m, n) bytes, 8-byte aligned.
  */
 MAGLEV_HOT_ALIGN static void populate_core(uint16_t *table, uint32_t m,
-					   const struct maglev_perm *perms, const uint32_t *weights,
-					   const uint16_t *ids, uint32_t n, void *scratch,
-					   unsigned flags)
+                                           const struct maglev_perm *perms, const uint32_t *weights,
+                                           const uint16_t *ids, uint32_t n, void *scratch,
+                                           unsigned flags)
 {
 	uint32_t words = (m + 63) / 64;
 	uint64_t *used = scratch;
 	uint64_t *claimed = used + words;
 	uint64_t *heap = claimed + n;
 	double *empties_d = (double *)(heap + n);
-	struct maglev_pos *pos = (struct maglev_pos *)(empties_d + tail_max_for(m, true) + SCAN_PAD);
+	struct maglev_pos *pos =
+	    (struct maglev_pos *)(empties_d + tail_max_for(m, true) + SCAN_PAD);
 	uint32_t *wts = (uint32_t *)(pos + n);
 	uint32_t *inv = wts + n;
 	uint32_t *empties = inv + n;
 	uint16_t *act_ids = (uint16_t *)(empties + tail_max_for(m, true) + SCAN_PAD);
 	struct maglev_fill f = {
-		.table = table,
-		.m = m,
-		.empty = m,
-		.used = used,
-		.pos = pos,
-		.ids = act_ids,
-		.inv = inv,
-		.empties = empties,
-		.empties_d = empties_d,
-		.mu = UINT64_MAX / m,
-		.m_inv = 1.0 / m,
+	    .table = table,
+	    .m = m,
+	    .empty = m,
+	    .used = used,
+	    .pos = pos,
+	    .ids = act_ids,
+	    .inv = inv,
+	    .empties = empties,
+	    .empties_d = empties_d,
+	    .mu = UINT64_MAX / m,
+	    .m_inv = 1.0 / m,
 #ifdef MAGLEV_HAVE_AVX2
-		.avx2 = !(flags & MAGLEV_BUILD_SCALAR) && m >= MAGLEV_VSCAN_MIN_SIZE &&
-			__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
+	    .avx2 = !(flags & MAGLEV_BUILD_SCALAR) && m >= MAGLEV_VSCAN_MIN_SIZE &&
+	            __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
 #endif
 	};
 	bool equal = true;
@@ -515,8 +519,8 @@ MAGLEV_HOT_ALIGN static void populate_core(uint16_t *table, uint32_t m,
 	for (uint32_t k = 0; k < n; k++) {
 		if (weights[k] == 0)
 			continue;
-		pos[f.n] = (struct maglev_pos){ add_m(perms[k].offset, m - perms[k].skip, m),
-						perms[k].skip };
+		pos[f.n] = (struct maglev_pos){add_m(perms[k].offset, m - perms[k].skip, m),
+		                               perms[k].skip};
 		wts[f.n] = weights[k];
 		act_ids[f.n] = ids[k];
 		if (wts[f.n] != wts[0])
@@ -539,7 +543,7 @@ MAGLEV_HOT_ALIGN static void populate_core(uint16_t *table, uint32_t m,
 }
 
 int maglev_populate(uint16_t *table, uint32_t m, const struct maglev_perm *perms,
-		    const uint32_t *weights, uint32_t n)
+                    const uint32_t *weights, uint32_t n)
 {
 	uint16_t *ids = NULL;
 	void *scratch = NULL;
@@ -582,7 +586,7 @@ struct maglev_sorted {
 
 static void sorted_init(struct maglev_sorted *s, const struct maglev_backend *b, uint16_t id)
 {
-	uint8_t pre[16] = { 0 };
+	uint8_t pre[16] = {0};
 
 	memcpy(pre, b->key, b->key_len < sizeof(pre) ? b->key_len : sizeof(pre));
 	s->hi = s->lo = 0;
@@ -632,7 +636,8 @@ static void sorted_sort(struct maglev_sorted *a, struct maglev_sorted *tmp, uint
 	}
 	for (uint32_t w = SORT_RUN; w < n; w *= 2) {
 		for (uint32_t lo = 0; lo < n; lo += 2 * w) {
-			uint32_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			uint32_t mid = lo + w < n ? lo + w : n,
+			         hi = lo + 2 * w < n ? lo + 2 * w : n;
 			uint32_t i = lo, j = mid, k = lo;
 
 			while (i < mid && j < hi)
@@ -651,13 +656,13 @@ static void sorted_sort(struct maglev_sorted *a, struct maglev_sorted *tmp, uint
 }
 
 int maglev_build(uint16_t *table, uint32_t m, const struct maglev_backend *b, uint32_t n,
-		 uint64_t seed)
+                 uint64_t seed)
 {
 	return maglev_build_flags(table, m, b, n, seed, 0);
 }
 
 int maglev_build_flags(uint16_t *table, uint32_t m, const struct maglev_backend *b, uint32_t n,
-		       uint64_t seed, unsigned flags)
+                       uint64_t seed, unsigned flags)
 {
 	struct maglev_sorted *sorted;
 	struct maglev_perm *perms;
@@ -677,7 +682,7 @@ int maglev_build_flags(uint16_t *table, uint32_t m, const struct maglev_backend 
 	 * populate_core's scratch.
 	 */
 	mem = malloc(n * (2 * sizeof(*sorted) + sizeof(*perms) + sizeof(*weights) + sizeof(*ids)) +
-		     scratch_size(m, n) + 8);
+	             scratch_size(m, n) + 8);
 	if (!mem)
 		goto out;
 	sorted = mem;
@@ -721,14 +726,15 @@ static void le64_put(uint8_t *p, uint64_t v)
 }
 
 uint64_t maglev_digest(const uint16_t *table, uint32_t m, const struct maglev_backend *b,
-		       uint32_t n)
+                       uint32_t n)
 {
 	uint8_t buf[DIGEST_CHUNK * 8];
 	XXH64_state_t st;
 	uint64_t *khash;
 	uint32_t fill = 0;
 
-	/* The key hashes are cached so each slot costs one lookup; without memory, hash per slot. */
+	/* The key hashes are cached so each slot costs one lookup; without memory, hash per slot.
+	 */
 	khash = malloc((n ? n : 1) * sizeof(*khash));
 	if (khash)
 		for (uint32_t k = 0; k < n; k++)

@@ -39,7 +39,7 @@ bool maglev_size_valid(uint32_t m);
  * % (m - 1) + 1. Precondition: m >= 2.
  */
 void maglev_perm_from_key(struct maglev_perm *p, const uint8_t *key, size_t key_len, uint64_t seed,
-			  uint32_t m);
+                          uint32_t m);
 
 /*
  * Fills table[0..m) with indices into perms/weights (n entries) by the paper's population:
@@ -48,7 +48,7 @@ void maglev_perm_from_key(struct maglev_perm *p, const uint8_t *key, size_t key_
  * slots; if every weight is 0 the table is all MAGLEV_EMPTY. Returns 0 or -EINVAL.
  */
 int maglev_populate(uint16_t *table, uint32_t m, const struct maglev_perm *perms,
-		    const uint32_t *weights, uint32_t n);
+                    const uint32_t *weights, uint32_t n);
 
 /*
  * Builds the table for backends b[0..n) with seed: table[i] is an index into b. The result does
@@ -58,7 +58,7 @@ int maglev_populate(uint16_t *table, uint32_t m, const struct maglev_perm *perms
  * -ENOMEM if scratch memory (one allocation) cannot be had.
  */
 int maglev_build(uint16_t *table, uint32_t m, const struct maglev_backend *b, uint32_t n,
-		 uint64_t seed);
+                 uint64_t seed);
 
 /*
  * maglev_build with flags: MAGLEV_BUILD_SCALAR keeps to portable scalar code (no SIMD) even where
@@ -66,7 +66,7 @@ int maglev_build(uint16_t *table, uint32_t m, const struct maglev_backend *b, ui
  */
 #define MAGLEV_BUILD_SCALAR 1u
 int maglev_build_flags(uint16_t *table, uint32_t m, const struct maglev_backend *b, uint32_t n,
-		       uint64_t seed, unsigned flags);
+                       uint64_t seed, unsigned flags);
 
 /* slots[i] = number of table slots holding i, for i < n (MAGLEV_EMPTY slots are not counted). */
 void maglev_count(const uint16_t *table, uint32_t m, uint32_t *slots, uint32_t n);
@@ -77,6 +77,6 @@ void maglev_count(const uint16_t *table, uint32_t m, uint32_t *slots, uint32_t n
  * its backend, or le64(0) for MAGLEV_EMPTY. Independent of the order of b.
  */
 uint64_t maglev_digest(const uint16_t *table, uint32_t m, const struct maglev_backend *b,
-		       uint32_t n);
+                       uint32_t n);
 
 #endif

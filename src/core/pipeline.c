@@ -40,9 +40,9 @@ struct lb_job {
 	uint32_t gre_off; /* retarget: GRE header */
 	uint64_t hash;
 	struct ct_place place; /* track: the flow's place in the connection table */
-	bool prefetch; /* batch: load place's lines (the job before had another bucket) */
-	struct pkt_ip ip;    /* the packet sent on (for retarget: the inner one) */
-	struct pkt_ip outer; /* retarget: the outer IP header */
+	bool prefetch;         /* batch: load place's lines (the job before had another bucket) */
+	struct pkt_ip ip;      /* the packet sent on (for retarget: the inner one) */
+	struct pkt_ip outer;   /* retarget: the outer IP header */
 	struct lb_flow_key key;
 };
 
@@ -70,12 +70,12 @@ static inline uint64_t eth_dst48(const uint8_t *d)
 void lb_worker_params_init(struct lb_worker_params *p, const struct config_conntrack *ct)
 {
 	*p = (struct lb_worker_params){
-		.ct_entries = ct->entries,
-		.tcp_timeout = ct->tcp_timeout,
-		.tcp_fin_timeout = ct->tcp_fin_timeout,
-		.tcp_syn_timeout = ct->tcp_syn_timeout,
-		.udp_timeout = ct->udp_timeout,
-		.icmp_timeout = ct->icmp_timeout,
+	    .ct_entries = ct->entries,
+	    .tcp_timeout = ct->tcp_timeout,
+	    .tcp_fin_timeout = ct->tcp_fin_timeout,
+	    .tcp_syn_timeout = ct->tcp_syn_timeout,
+	    .udp_timeout = ct->udp_timeout,
+	    .icmp_timeout = ct->icmp_timeout,
 	};
 }
 
@@ -579,7 +579,8 @@ static inline bool backend_usable(const struct lb_snapshot *s, uint32_t bref, ui
 {
 	uint16_t id = LB_BREF_ID(bref);
 
-	/* In use, up, same tag (the id was not reused) and the packet's VIP: see lb_backend.accept */
+	/* In use, up, same tag (the id was not reused) and the packet's VIP: see lb_backend.accept
+	 */
 	return id < s->n_backends && s->backends[id].accept == LB_BACKEND_ACCEPT(vip, bref);
 }
 
@@ -613,8 +614,8 @@ static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, const s
 		if (__builtin_expect(backend_usable(s, bref, j->vip), 1)) {
 			count(w, LB_CTR_CT_HIT);
 			if (j->insert)
-				ct_touch_way(w->ct, pl->h, (unsigned)way, j->key.proto, j->tcp_flags,
-				             now);
+				ct_touch_way(w->ct, pl->h, (unsigned)way, j->key.proto,
+				             j->tcp_flags, now);
 			return LB_BREF_ID(bref);
 		}
 		id = table_choice(s, j);

@@ -372,7 +372,8 @@ static void vip4_add(struct lb_snapshot *s, uint64_t key, uint32_t value)
 static int build_lookup(struct lb_snapshot *s, char *err, size_t errlen)
 {
 	uint32_t asize = pow2_at_least(2 * s->n_vips), psize = asize;
-	uint32_t vsize = pow2_at_least(4 * s->n_vips); /* a VIP and its address: half full at most */
+	uint32_t vsize =
+	    pow2_at_least(4 * s->n_vips); /* a VIP and its address: half full at most */
 
 	s->addrs = calloc(s->n_vips ? s->n_vips : 1, sizeof(*s->addrs));
 	s->addr_slots = calloc(asize, sizeof(*s->addr_slots));

@@ -138,7 +138,8 @@ struct lb_vip4_slot {
 #endif
 
 #define LB_VIP4_ADDR_MASK                                                                          \
-	(LB_WORD_BYTE(0xff, 0) | LB_WORD_BYTE(0xff, 1) | LB_WORD_BYTE(0xff, 2) | LB_WORD_BYTE(0xff, 3))
+	(LB_WORD_BYTE(0xff, 0) | LB_WORD_BYTE(0xff, 1) | LB_WORD_BYTE(0xff, 2) |                   \
+	 LB_WORD_BYTE(0xff, 3))
 #define LB_VIP4_PORT_MASK (LB_WORD_BYTE(0xff, 6) | LB_WORD_BYTE(0xff, 7))
 
 /*

@@ -40,7 +40,6 @@
 #define AFPACKET_BLOCK_TOV  1u         /* ms before a partly filled block goes to user space */
 #define AFPACKET_SLOT_SIZE  (LB_HEADROOM + 9216u + 64u) /* copy buffer: headroom, jumbo, VLAN */
 
-
 struct afpacket_queue {
 	int fd;
 	uint8_t *ring; /* AFPACKET_BLOCKS * AFPACKET_BLOCK_SIZE, shared with the kernel */
@@ -66,7 +65,7 @@ struct afpacket_dev {
 
 static int afpacket_attach(int fd, struct sock_filter *ins, uint32_t n)
 {
-	struct sock_fprog prog = { .len = (unsigned short)n, .filter = ins };
+	struct sock_fprog prog = {.len = (unsigned short)n, .filter = ins};
 
 	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) ? -errno : 0;
 }
@@ -116,7 +115,7 @@ static void afpacket_block_release(struct afpacket_queue *q)
 
 /* Copies one ring frame into slot s, re-inserting an 802.1Q tag the kernel stripped. */
 static bool afpacket_copy(struct afpacket_queue *q, const struct tpacket3_hdr *h, uint32_t s,
-			  struct lb_frame *f)
+                          struct lb_frame *f)
 {
 	const uint8_t *src = (const uint8_t *)h + h->tp_mac;
 	uint8_t *dst = q->slots[s] + LB_HEADROOM;
@@ -127,9 +126,9 @@ static bool afpacket_copy(struct afpacket_queue *q, const struct tpacket3_hdr *h
 	    len > AFPACKET_SLOT_SIZE - LB_HEADROOM)
 		return false;
 	if (vlan) {
-		uint16_t tpid = (h->tp_status & TP_STATUS_VLAN_TPID_VALID) ? h->hv1.tp_vlan_tpid
-									   : ETH_P_8021Q;
-		uint16_t tag[2] = { htons(tpid), htons((uint16_t)h->hv1.tp_vlan_tci) };
+		uint16_t tpid =
+		    (h->tp_status & TP_STATUS_VLAN_TPID_VALID) ? h->hv1.tp_vlan_tpid : ETH_P_8021Q;
+		uint16_t tag[2] = {htons(tpid), htons((uint16_t)h->hv1.tp_vlan_tci)};
 
 		memcpy(dst, src, 2 * ETH_ALEN);
 		memcpy(dst + 2 * ETH_ALEN, tag, sizeof(tag));
@@ -161,7 +160,7 @@ static unsigned afpacket_rx(struct io_dev *d, uint32_t qid, struct lb_frame *f, 
 				break;
 			q->left = bd->hdr.bh1.num_pkts;
 			q->pkt = (struct tpacket3_hdr *)((uint8_t *)bd +
-							 bd->hdr.bh1.offset_to_first_pkt);
+			                                 bd->hdr.bh1.offset_to_first_pkt);
 		}
 		while (q->left && n < max) {
 			struct tpacket3_hdr *h = q->pkt;
@@ -181,7 +180,7 @@ static unsigned afpacket_rx(struct io_dev *d, uint32_t qid, struct lb_frame *f, 
 }
 
 static void afpacket_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f,
-			const enum lb_verdict *v, unsigned n)
+                        const enum lb_verdict *v, unsigned n)
 {
 	struct afpacket_dev *dev = (struct afpacket_dev *)d;
 	struct afpacket_queue *q = dev->queues[qid];
@@ -193,9 +192,9 @@ static void afpacket_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f,
 			io_count(q->ctr, IO_CTR_PASS_IGNORED, 1);
 		if (v[i] != LB_TX)
 			continue;
-		q->iov[k] = (struct iovec){ .iov_base = f[i].data, .iov_len = f[i].len };
+		q->iov[k] = (struct iovec){.iov_base = f[i].data, .iov_len = f[i].len};
 		q->msgs[k] = (struct mmsghdr){
-			.msg_hdr = { .msg_iov = &q->iov[k], .msg_iovlen = 1 },
+		    .msg_hdr = {.msg_iov = &q->iov[k], .msg_iovlen = 1},
 		};
 		k++;
 	}
@@ -211,7 +210,7 @@ static void afpacket_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f,
 static void afpacket_wait(struct io_dev *d, uint32_t qid, int timeout_ms)
 {
 	struct afpacket_dev *dev = (struct afpacket_dev *)d;
-	struct pollfd pfd = { .fd = dev->queues[qid]->fd, .events = POLLIN | POLLERR };
+	struct pollfd pfd = {.fd = dev->queues[qid]->fd, .events = POLLIN | POLLERR};
 
 	poll(&pfd, 1, timeout_ms);
 }
@@ -219,7 +218,7 @@ static void afpacket_wait(struct io_dev *d, uint32_t qid, int timeout_ms)
 /* Folds the kernel's statistics of queue q (reset by reading) into its running totals. */
 static void afpacket_kernel_stats(struct afpacket_queue *q)
 {
-	struct tpacket_stats_v3 st = { 0 };
+	struct tpacket_stats_v3 st = {0};
 	socklen_t len = sizeof(st);
 
 	if (getsockopt(q->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0) {
@@ -285,20 +284,20 @@ static void afpacket_close(struct io_dev *d)
 }
 
 static int afpacket_queue_open(struct afpacket_dev *dev, uint32_t id, struct afpacket_queue **out,
-			       char *err, size_t errlen)
+                               char *err, size_t errlen)
 {
 	struct sock_filter none = BPF_STMT(BPF_RET | BPF_K, 0);
 	struct tpacket_req3 req = {
-		.tp_block_size = AFPACKET_BLOCK_SIZE,
-		.tp_block_nr = AFPACKET_BLOCKS,
-		.tp_frame_size = AFPACKET_FRAME_SIZE,
-		.tp_frame_nr = AFPACKET_BLOCK_SIZE / AFPACKET_FRAME_SIZE * AFPACKET_BLOCKS,
-		.tp_retire_blk_tov = AFPACKET_BLOCK_TOV,
+	    .tp_block_size = AFPACKET_BLOCK_SIZE,
+	    .tp_block_nr = AFPACKET_BLOCKS,
+	    .tp_frame_size = AFPACKET_FRAME_SIZE,
+	    .tp_frame_nr = AFPACKET_BLOCK_SIZE / AFPACKET_FRAME_SIZE * AFPACKET_BLOCKS,
+	    .tp_retire_blk_tov = AFPACKET_BLOCK_TOV,
 	};
 	struct sockaddr_ll sll = {
-		.sll_family = AF_PACKET,
-		.sll_protocol = htons(ETH_P_ALL),
-		.sll_ifindex = dev->ifindex,
+	    .sll_family = AF_PACKET,
+	    .sll_protocol = htons(ETH_P_ALL),
+	    .sll_ifindex = dev->ifindex,
 	};
 	int ver = TPACKET_V3, one = 1, fanout, rc;
 	const char *what;
@@ -327,7 +326,7 @@ static int afpacket_queue_open(struct afpacket_dev *dev, uint32_t id, struct afp
 	/* Frames we send are complete: no need to go through the qdisc layer. */
 	setsockopt(q->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
 	q->ring = mmap(NULL, (size_t)AFPACKET_BLOCKS * AFPACKET_BLOCK_SIZE, PROT_READ | PROT_WRITE,
-		       MAP_SHARED, q->fd, 0);
+	               MAP_SHARED, q->fd, 0);
 	what = "mmap of the RX ring";
 	if (q->ring == MAP_FAILED) {
 		q->ring = NULL;
@@ -359,7 +358,7 @@ static int afpacket_queue_open(struct afpacket_dev *dev, uint32_t id, struct afp
 fail:
 	rc = -errno;
 	snprintf(err, errlen, "afpacket: %s queue %u: %s: %s", dev->ifname, id, what,
-		 strerror(-rc));
+	         strerror(-rc));
 	afpacket_queue_free(q);
 	return rc;
 }
@@ -371,7 +370,7 @@ static int afpacket_open(struct io_dev **out, const struct io_params *p, char *e
 
 	if (p->queues == 0 || p->queues > IO_QUEUES_MAX) {
 		snprintf(err, errlen, "afpacket: %u workers: must be 1..%u", p->queues,
-			 IO_QUEUES_MAX);
+		         IO_QUEUES_MAX);
 		return -EINVAL;
 	}
 	dev = calloc(1, sizeof(*dev));
@@ -400,14 +399,14 @@ out:
 }
 
 const struct io_ops io_afpacket_ops = {
-	.name = "afpacket",
-	.open = afpacket_open,
-	.set_filter = afpacket_set_filter,
-	.rx = afpacket_rx,
-	.tx = afpacket_tx,
-	.wait = afpacket_wait,
-	.counters = afpacket_counters,
-	.mode = afpacket_mode,
-	.report = afpacket_report,
-	.close = afpacket_close,
+    .name = "afpacket",
+    .open = afpacket_open,
+    .set_filter = afpacket_set_filter,
+    .rx = afpacket_rx,
+    .tx = afpacket_tx,
+    .wait = afpacket_wait,
+    .counters = afpacket_counters,
+    .mode = afpacket_mode,
+    .report = afpacket_report,
+    .close = afpacket_close,
 };

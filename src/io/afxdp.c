@@ -28,7 +28,7 @@
 #include "io/xdp.h"
 #include "bpf/xdp_vip.h" /* names and map layouts shared with the BPF side */
 
-#define AFXDP_FRAME_SIZE  XSK_UMEM__DEFAULT_FRAME_SIZE /* bytes per UMEM frame */
+#define AFXDP_FRAME_SIZE XSK_UMEM__DEFAULT_FRAME_SIZE /* bytes per UMEM frame */
 /*
  * Receive buffering. The fill and RX rings can each hold every UMEM frame: each rx call gives
  * the kernel (on the fill ring) every frame that is neither held by the worker nor on the TX
@@ -44,8 +44,8 @@
 #define AFXDP_RX_RING_SIZE AFXDP_FRAMES /* descriptors in the fill and the RX ring */
 #define AFXDP_TX_RING_SIZE 4096u        /* descriptors in the TX and the completion ring */
 
-#define AFXDP_WAIT_TX_MS  1     /* poll timeout while TX completions are outstanding */
-#define AFXDP_KICKS_MAX   (AFXDP_TX_RING_SIZE / 32u) /* sendto calls per kick: a full TX ring */
+#define AFXDP_WAIT_TX_MS 1 /* poll timeout while TX completions are outstanding */
+#define AFXDP_KICKS_MAX  (AFXDP_TX_RING_SIZE / 32u) /* sendto calls per kick: a full TX ring */
 /*
  * Copy mode sends at most 32 frames per sendto unless the socket's budget is raised
  * (XDP_MAX_TX_SKB_BUDGET, Linux 6.17; range 32..TX ring size). Older uapi headers lack it.
@@ -53,8 +53,8 @@
 #ifndef XDP_MAX_TX_SKB_BUDGET
 #define XDP_MAX_TX_SKB_BUDGET 9
 #endif
-#define AFXDP_TX_BUDGET   AFXDP_TX_RING_SIZE /* frames one sendto may send in copy mode */
-#define AFXDP_ERR_MAX     256u               /* bytes of the loader's error line */
+#define AFXDP_TX_BUDGET AFXDP_TX_RING_SIZE /* frames one sendto may send in copy mode */
+#define AFXDP_ERR_MAX   256u               /* bytes of the loader's error line */
 
 /*
  * Frame accounting, per queue: every UMEM frame is in exactly one place, so
@@ -193,7 +193,7 @@ static unsigned afxdp_rx(struct io_dev *d, uint32_t qid, struct lb_frame *f, uns
 }
 
 static void afxdp_tx(struct io_dev *d, uint32_t qid, struct lb_frame *f, const enum lb_verdict *v,
-		     unsigned n)
+                     unsigned n)
 {
 	struct afxdp_dev *dev = (struct afxdp_dev *)d;
 	struct afxdp_queue *q = dev->queues[qid];
@@ -243,7 +243,7 @@ static void afxdp_wait(struct io_dev *d, uint32_t qid, int timeout_ms)
 {
 	struct afxdp_dev *dev = (struct afxdp_dev *)d;
 	struct afxdp_queue *q = dev->queues[qid];
-	struct pollfd pfd = { .fd = xsk_socket__fd(q->xsk), .events = POLLIN };
+	struct pollfd pfd = {.fd = xsk_socket__fd(q->xsk), .events = POLLIN};
 
 	/*
 	 * Frames waiting for TX completion come back without an RX event: look again soon. Kick
@@ -265,7 +265,7 @@ static void afxdp_counters(struct io_dev *d, uint32_t qid, uint64_t *out)
 {
 	struct afxdp_dev *dev = (struct afxdp_dev *)d;
 	struct afxdp_queue *q = dev->queues[qid];
-	struct xdp_statistics st = { 0 };
+	struct xdp_statistics st = {0};
 	socklen_t len = sizeof(st);
 
 	for (int i = 0; i < IO_CTR_MAX; i++)
@@ -310,14 +310,14 @@ static void afxdp_queue_free(struct afxdp_queue *q)
 	free(q);
 }
 
-static int afxdp_queue_open(struct afxdp_dev *dev, uint32_t id, struct afxdp_queue **out,
-			    char *err, size_t errlen)
+static int afxdp_queue_open(struct afxdp_dev *dev, uint32_t id, struct afxdp_queue **out, char *err,
+                            size_t errlen)
 {
 	const struct xsk_umem_config ucfg = {
-		.fill_size = AFXDP_RX_RING_SIZE,
-		.comp_size = AFXDP_TX_RING_SIZE,
-		.frame_size = AFXDP_FRAME_SIZE,
-		.frame_headroom = LB_HEADROOM,
+	    .fill_size = AFXDP_RX_RING_SIZE,
+	    .comp_size = AFXDP_TX_RING_SIZE,
+	    .frame_size = AFXDP_FRAME_SIZE,
+	    .frame_headroom = LB_HEADROOM,
 	};
 	struct xsk_socket_config scfg = {
 	    .rx_size = AFXDP_RX_RING_SIZE,
@@ -339,7 +339,7 @@ static int afxdp_queue_open(struct afxdp_dev *dev, uint32_t id, struct afxdp_que
 		q->area = NULL;
 		rc = -errno;
 		snprintf(err, errlen, "afxdp: queue %u: cannot map %zu bytes of UMEM: %s", id, size,
-			 strerror(-rc));
+		         strerror(-rc));
 		goto out;
 	}
 	rc = xsk_umem__create(&q->umem, q->area, size, &q->fill, &q->comp, &ucfg);
@@ -362,7 +362,7 @@ static int afxdp_queue_open(struct afxdp_dev *dev, uint32_t id, struct afxdp_que
 	if (rc) {
 		q->xsk = NULL;
 		snprintf(err, errlen, "afxdp: %s queue %u: cannot create AF_XDP socket: %s",
-			 dev->ifname, id, strerror(-rc));
+		         dev->ifname, id, strerror(-rc));
 		goto out;
 	}
 	fd = xsk_socket__fd(q->xsk);
@@ -370,8 +370,8 @@ static int afxdp_queue_open(struct afxdp_dev *dev, uint32_t id, struct afxdp_que
 		uint32_t budget = AFXDP_TX_BUDGET;
 
 		/* Optional: an older kernel refuses it (ENOPROTOOPT) and sends 32 per sendto. */
-		q->tx_budget = setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget,
-					  sizeof(budget)) == 0;
+		q->tx_budget =
+		    setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget, sizeof(budget)) == 0;
 	}
 	if (bpf_map_update_elem(dev->xsks_map_fd, &id, &fd, BPF_ANY)) {
 		rc = -errno;
@@ -420,7 +420,7 @@ static void afxdp_report(struct io_dev *d)
 	    (unsigned long long)afxdp_stat(dev, XDP_STAT_DROP_ICMP));
 	for (uint32_t i = 0; i < dev->n_queues; i++) {
 		struct afxdp_queue *q = dev->queues[i];
-		struct xdp_statistics st = { 0 };
+		struct xdp_statistics st = {0};
 		socklen_t len = sizeof(st);
 		uint32_t total;
 
@@ -476,10 +476,9 @@ static int afxdp_map_fd(struct afxdp_dev *dev, const char *name, char *err, size
 }
 
 /* Tells the steering program our MAC (until then it redirects nothing: no frame is to MAC 0). */
-static int afxdp_config_set(struct afxdp_dev *dev, const uint8_t mac[6], char *err,
-			    size_t errlen)
+static int afxdp_config_set(struct afxdp_dev *dev, const uint8_t mac[6], char *err, size_t errlen)
 {
-	struct xdp_vip_config c = { 0 };
+	struct xdp_vip_config c = {0};
 	uint32_t zero = 0;
 	int fd = afxdp_map_fd(dev, XDP_VIP_MAP_CONFIG, err, errlen);
 
@@ -578,7 +577,7 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 	if (rxq && p->queues > rxq) {
 		rc = -EINVAL;
 		snprintf(err, errlen, "afxdp: %u workers but '%s' has %u RX queues", p->queues,
-			 p->ifname, rxq);
+		         p->ifname, rxq);
 		goto out;
 	}
 	/* The steering program passes VIP traffic of a queue without a socket to the kernel. */
@@ -624,7 +623,7 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 	             dev->xp.mode == XDP_MODE_NATIVE ? "native" : "generic");
 	if (dev->queues[0]->tx_budget && n > 0 && (size_t)n < sizeof(dev->mode))
 		snprintf(dev->mode + n, sizeof(dev->mode) - (size_t)n, ", %u frames a sendto",
-			 AFXDP_TX_BUDGET);
+		         AFXDP_TX_BUDGET);
 	*out = (struct io_dev *)dev;
 	return 0;
 out:
@@ -650,7 +649,7 @@ static void afxdp_addr_key(struct xdp_addr_key *k, const struct lb_addr *a)
 
 /* Adds to addr_keys (deduplicated) with its flag bits OR-ed into flags[]. */
 static void afxdp_addr_add(struct xdp_addr_key *keys, uint32_t *flags, uint32_t *n,
-			   const struct lb_addr *a, uint32_t flag)
+                           const struct lb_addr *a, uint32_t flag)
 {
 	struct xdp_addr_key k;
 
@@ -686,7 +685,7 @@ static int afxdp_addr_known(const struct afxdp_dev *dev, const struct xdp_addr_k
  * those it has (the failed update may have overwritten them).
  */
 static void afxdp_maps_restore(struct afxdp_dev *dev, const struct xdp_vip_key *vk, uint32_t n_vk,
-			       const struct xdp_addr_key *ak, uint32_t n_ak)
+                               const struct xdp_addr_key *ak, uint32_t n_ak)
 {
 	for (uint32_t i = 0; i < n_vk; i++)
 		if (!afxdp_vip_known(dev, &vk[i]))
@@ -771,14 +770,14 @@ out:
 }
 
 const struct io_ops io_afxdp_ops = {
-	.name = "afxdp",
-	.open = afxdp_open,
-	.set_filter = afxdp_set_filter,
-	.rx = afxdp_rx,
-	.tx = afxdp_tx,
-	.wait = afxdp_wait,
-	.counters = afxdp_counters,
-	.mode = afxdp_mode,
-	.report = afxdp_report,
-	.close = afxdp_close,
+    .name = "afxdp",
+    .open = afxdp_open,
+    .set_filter = afxdp_set_filter,
+    .rx = afxdp_rx,
+    .tx = afxdp_tx,
+    .wait = afxdp_wait,
+    .counters = afxdp_counters,
+    .mode = afxdp_mode,
+    .report = afxdp_report,
+    .close = afxdp_close,
 };

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* Where maglevd and maglevctl find their BPF objects: $MAGLEV_BPF_DIR, the build tree, installed. */
+/* Where maglevd and maglevctl find their BPF objects: $MAGLEV_BPF_DIR, the build tree, installed.
+ */
 #ifndef MAGLEV_IO_BPFOBJ_H
 #define MAGLEV_IO_BPFOBJ_H
 

@@ -108,7 +108,7 @@ static int dp_cpu_pick(uint32_t i)
 
 static int dp_if_mac(const char *ifname, uint8_t mac[6])
 {
-	struct ifreq ifr = { 0 };
+	struct ifreq ifr = {0};
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
 
 	if (fd < 0)
@@ -124,7 +124,7 @@ static int dp_if_mac(const char *ifname, uint8_t mac[6])
 
 static int dp_set_filter(struct dataplane *dp, struct io_vip *vips, uint32_t n)
 {
-	struct io_filter f = { .vips = vips, .n_vips = n };
+	struct io_filter f = {.vips = vips, .n_vips = n};
 	int rc;
 
 	if (dp->cfg.source_ipv4.family)
@@ -180,9 +180,9 @@ int dataplane_prepare(struct dataplane *dp, struct lb_snapshot *next)
 		memcpy(vips, dp->filter, dp->n_filter * sizeof(*vips));
 	for (uint32_t i = 0; i < next->n_vips; i++) {
 		struct io_vip v = {
-			.addr = next->vips[i].addr,
-			.proto = next->vips[i].proto,
-			.port = next->vips[i].port,
+		    .addr = next->vips[i].addr,
+		    .proto = next->vips[i].proto,
+		    .port = next->vips[i].port,
 		};
 		bool dup = false;
 
@@ -219,9 +219,9 @@ void dataplane_commit(struct dataplane *dp, const struct lb_snapshot *now_publis
 		return; /* the filter keeps the old VIPs too: harmless, they PASS */
 	for (uint32_t i = 0; i < now_published->n_vips; i++)
 		vips[i] = (struct io_vip){
-			.addr = now_published->vips[i].addr,
-			.proto = now_published->vips[i].proto,
-			.port = now_published->vips[i].port,
+		    .addr = now_published->vips[i].addr,
+		    .proto = now_published->vips[i].proto,
+		    .port = now_published->vips[i].port,
 		};
 	if (dp_set_filter(dp, vips, now_published->n_vips)) {
 		log_warn("cannot remove old VIPs from the steering filter");
@@ -292,10 +292,10 @@ static void dp_afpacket_check_forwarding(const char *ifname)
 }
 
 int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_snapshot **current,
-		    char *err, size_t errlen)
+                    char *err, size_t errlen)
 {
 	const struct config_dataplane *c = &cfg->dataplane;
-	struct io_params params = { .ifname = c->interface, .queues = c->workers };
+	struct io_params params = {.ifname = c->interface, .queues = c->workers};
 	char bpf_path[PATH_MAX];
 	struct lb_worker_params wp;
 	struct dataplane *dp;
@@ -317,7 +317,7 @@ int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_
 	rc = dp_if_mac(c->interface, wp.mac);
 	if (rc) {
 		snprintf(err, errlen, "dataplane.interface '%s': cannot read its MAC: %s",
-			 c->interface, strerror(-rc));
+		         c->interface, strerror(-rc));
 		goto out;
 	}
 	memcpy(params.mac, wp.mac, sizeof(params.mac));
@@ -351,8 +351,10 @@ int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_
 		wk->w = lb_worker_create(&wp);
 		if (!wk->w) {
 			rc = -ENOMEM;
-			snprintf(err, errlen, "worker %u: cannot allocate its connection table "
-				 "(%u entries)", i, wp.ct_entries);
+			snprintf(err, errlen,
+			         "worker %u: cannot allocate its connection table "
+			         "(%u entries)",
+			         i, wp.ct_entries);
 			goto out;
 		}
 	}
@@ -362,7 +364,7 @@ int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_
 		rc = -pthread_create(&wk->thread, NULL, dp_worker_run, wk);
 		if (rc) {
 			snprintf(err, errlen, "worker %u: cannot start thread: %s", i,
-				 strerror(-rc));
+			         strerror(-rc));
 			goto out;
 		}
 		wk->started = true;

@@ -15,8 +15,8 @@
 #include "core/snapshot.h"
 #include "io/io.h"
 
-#define DATAPLANE_IDLE_MS       100u  /* a worker wakes at least this often to notice stop */
-#define DATAPLANE_NH_WAIT_MS    1000u /* start-up wait for next hops to resolve */
+#define DATAPLANE_IDLE_MS    100u  /* a worker wakes at least this often to notice stop */
+#define DATAPLANE_NH_WAIT_MS 1000u /* start-up wait for next hops to resolve */
 
 struct dataplane;
 
@@ -29,7 +29,7 @@ struct dataplane;
  * err receives one line on failure (no such interface, XDP refused, ...).
  */
 int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_snapshot **current,
-		    char *err, size_t errlen);
+                    char *err, size_t errlen);
 
 /*
  * Readies next for publication: fills its next-hop MACs (kernel tables over netlink, or

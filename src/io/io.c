@@ -12,23 +12,13 @@
 
 #include "base/log.h"
 
-const char *const io_counter_name[IO_CTR_MAX] = {
-#define IO_COUNTER_NAME(id, name, help) [IO_CTR_##id] = name,
-	IO_COUNTERS(IO_COUNTER_NAME)
-#undef IO_COUNTER_NAME
-};
-
-const char *const io_counter_help[IO_CTR_MAX] = {
-#define IO_COUNTER_HELP(id, name, help) [IO_CTR_##id] = help,
-	IO_COUNTERS(IO_COUNTER_HELP)
-#undef IO_COUNTER_HELP
-};
+COUNTER_LIST_DEFINE(io_counter, IO_COUNTERS, IO_CTR_MAX);
 
 /* Reads one legacy ethtool value (ETHTOOL_GGRO, ETHTOOL_GFLAGS); -1 if the driver cannot say. */
 static long io_ethtool_get(int fd, const char *ifname, uint32_t cmd)
 {
-	struct ethtool_value ev = { .cmd = cmd };
-	struct ifreq ifr = { 0 };
+	struct ethtool_value ev = {.cmd = cmd};
+	struct ifreq ifr = {0};
 
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
 	ifr.ifr_data = (void *)&ev;
@@ -47,7 +37,7 @@ void io_warn_coalescing(const char *ifname, const char *who)
 	close(fd);
 	if (gro > 0 || (flags > 0 && (flags & ETH_FLAG_LRO)))
 		log_warn("%s sees packets after GRO/LRO: %s merges TCP segments into frames larger "
-			 "than the MTU, which cannot be forwarded; turn it off with "
-			 "'ethtool -K %s gro off lro off'",
-			 who, ifname, ifname);
+		         "than the MTU, which cannot be forwarded; turn it off with "
+		         "'ethtool -K %s gro off lro off'",
+		         who, ifname, ifname);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/counter_list.h"
 #include "core/addr.h"
 #include "core/pipeline.h"
 
@@ -21,11 +22,11 @@
 #define IO_COUNTERS(X)                                                                             \
 	X(RX_FRAMES, "io_rx_frames", "Frames received from the interface")                         \
 	X(TX_FRAMES, "io_tx_frames", "Frames handed to the interface for sending")                 \
-	X(TX_ERRORS, "io_tx_errors", "Frames the interface refused to send (ring full, errors)")  \
+	X(TX_ERRORS, "io_tx_errors", "Frames the interface refused to send (ring full, errors)")   \
 	X(PASS_DROPPED, "io_pass_dropped",                                                         \
-	  "Frames the pipeline passed that AF_XDP cannot give back to the kernel")                \
+	  "Frames the pipeline passed that AF_XDP cannot give back to the kernel")                 \
 	X(PASS_IGNORED, "io_pass_ignored",                                                         \
-	  "Frames the pipeline passed on AF_PACKET (the kernel has its own copy)")               \
+	  "Frames the pipeline passed on AF_PACKET (the kernel has its own copy)")                 \
 	X(RX_TRUNCATED, "io_rx_truncated", "Frames larger than a receive buffer, dropped")         \
 	X(RX_KERNEL_DROPS, "io_rx_kernel_drops",                                                   \
 	  "Frames the kernel dropped before maglevd read them (ring full, no free buffer)")        \
@@ -47,15 +48,9 @@
 	  "AF_XDP: ICMP to a VIP address the pipeline only drops (parameter problem, fragments), " \
 	  "dropped by the steering program (interface-wide, on worker 0)")
 
-enum io_counter {
-#define IO_COUNTER_ENUM(id, name, help) IO_CTR_##id,
-	IO_COUNTERS(IO_COUNTER_ENUM)
-#undef IO_COUNTER_ENUM
-	IO_CTR_MAX
-};
-
-extern const char *const io_counter_name[IO_CTR_MAX];
-extern const char *const io_counter_help[IO_CTR_MAX];
+#define IO_CTR_ROW(id, name, help) IO_CTR_##id,
+COUNTER_LIST_DECLARE(io_counter, IO_COUNTERS, IO_CTR_ROW, IO_CTR_MAX);
+#undef IO_CTR_ROW
 
 /* One VIP as the steering filter sees it. */
 struct io_vip {
@@ -103,7 +98,7 @@ struct io_ops {
 	unsigned (*rx)(struct io_dev *d, uint32_t q, struct lb_frame *f, unsigned max);
 	/* Sends the LB_TX frames of the last rx (f->data/len may have moved), releases all n. */
 	void (*tx)(struct io_dev *d, uint32_t q, struct lb_frame *f, const enum lb_verdict *v,
-		   unsigned n);
+	           unsigned n);
 	/* Sleeps until queue q may have frames or timeout_ms passed (no busy spinning). */
 	void (*wait)(struct io_dev *d, uint32_t q, int timeout_ms);
 	/* Adds queue q's counters to out[IO_CTR_MAX]. */

@@ -23,8 +23,7 @@ int nl_cb_run(const void *buf, size_t len, uint32_t seq, uint32_t portid, mnl_cb
 	return mnl_cb_run(buf, len, seq, portid, cb, data);
 }
 
-int nl_request(struct mnl_socket *nl, uint32_t *seq, struct nlmsghdr *nlh, mnl_cb_t cb,
-	       void *data)
+int nl_request(struct mnl_socket *nl, uint32_t *seq, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	unsigned int portid = mnl_socket_get_portid(nl);

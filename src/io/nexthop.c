@@ -34,8 +34,8 @@ struct nh_entry {
 	struct lb_addr addr; /* the backend */
 	struct lb_addr via;  /* gateway, or addr itself when on-link; family 0 = no route */
 	int oif;
-	uint64_t mac;        /* lb_nexthop.mac encoding; 0 = unresolved */
-	bool warned;         /* "routed elsewhere" said once */
+	uint64_t mac; /* lb_nexthop.mac encoding; 0 = unresolved */
+	bool warned;  /* "routed elsewhere" said once */
 };
 
 struct nh_watch {
@@ -75,7 +75,7 @@ static void nh_publish(struct nh_resolver *r, const struct nh_entry *e)
 		for (uint32_t i = 0; i < r->watches[w].n; i++)
 			if (lb_addr_eq(&r->watches[w].nh[i].addr, &e->addr))
 				atomic_store_explicit(&r->watches[w].nh[i].mac, e->mac,
-						      memory_order_relaxed);
+				                      memory_order_relaxed);
 }
 
 struct route_answer {
@@ -91,7 +91,8 @@ static int nh_route_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!nl_payload_has(nlh, sizeof(*rtm)))
 		return MNL_CB_OK;
-	mnl_attr_for_each(attr, nlh, sizeof(*rtm)) {
+	mnl_attr_for_each(attr, nlh, sizeof(*rtm))
+	{
 		size_t alen = mnl_attr_get_payload_len(attr);
 
 		switch (mnl_attr_get_type(attr)) {
@@ -115,7 +116,7 @@ static int nh_route_get(struct nh_resolver *r, struct nh_entry *e)
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct rtmsg *rtm;
-	struct route_answer a = { 0 };
+	struct route_answer a = {0};
 	int rc;
 
 	nlh->nlmsg_type = RTM_GETROUTE;
@@ -141,7 +142,7 @@ struct neigh_answer {
 
 /* Parses RTM_NEWNEIGH/RTM_DELNEIGH; fills dst, ifindex and mac (0 when not usable). */
 static bool nh_neigh_parse(const struct nlmsghdr *nlh, struct lb_addr *dst, int *ifindex,
-			   uint64_t *mac)
+                           uint64_t *mac)
 {
 	const struct ndmsg *ndm = mnl_nlmsg_get_payload(nlh);
 	const struct nlattr *attr;
@@ -153,7 +154,8 @@ static bool nh_neigh_parse(const struct nlmsghdr *nlh, struct lb_addr *dst, int 
 		return false;
 	memset(dst, 0, sizeof(*dst));
 	dst_len = ndm->ndm_family == AF_INET ? sizeof(struct in_addr) : sizeof(struct in6_addr);
-	mnl_attr_for_each(attr, nlh, sizeof(*ndm)) {
+	mnl_attr_for_each(attr, nlh, sizeof(*ndm))
+	{
 		size_t alen = mnl_attr_get_payload_len(attr);
 
 		if (mnl_attr_get_type(attr) == NDA_DST && alen == dst_len) {
@@ -165,7 +167,8 @@ static bool nh_neigh_parse(const struct nlmsghdr *nlh, struct lb_addr *dst, int 
 	}
 	*ifindex = ndm->ndm_ifindex;
 	*mac = nlh->nlmsg_type == RTM_NEWNEIGH && ll && (ndm->ndm_state & NH_NUD_USABLE)
-		       ? nh_mac_encode(ll) : 0;
+	           ? nh_mac_encode(ll)
+	           : 0;
 	return dst->family != 0;
 }
 
@@ -205,7 +208,7 @@ static void nh_solicit(struct nh_resolver *r, const struct nh_entry *e)
 		char a[LB_ADDR_STRLEN];
 
 		log_warn("nexthop: cannot solicit %s: %s", lb_addr_str(&e->via, a, sizeof(a)),
-			 strerror(-rc));
+		         strerror(-rc));
 	}
 }
 
@@ -215,7 +218,7 @@ static void nh_resolve(struct nh_resolver *r, struct nh_entry *e)
 	char buf[MNL_SOCKET_BUFFER_SIZE], a1[LB_ADDR_STRLEN];
 	struct nlmsghdr *nlh;
 	struct ndmsg *ndm;
-	struct neigh_answer ans = { 0 };
+	struct neigh_answer ans = {0};
 	uint64_t old = e->mac;
 
 	e->mac = 0;
@@ -229,8 +232,8 @@ static void nh_resolve(struct nh_resolver *r, struct nh_entry *e)
 
 			if_indextoname((unsigned)e->oif, dev);
 			log_warn("nexthop: backend %s is routed via %s, not through maglevd's "
-				 "interface: unreachable",
-				 lb_addr_str(&e->addr, a1, sizeof(a1)), dev);
+			         "interface: unreachable",
+			         lb_addr_str(&e->addr, a1, sizeof(a1)), dev);
 		}
 		e->warned = true;
 		goto out;
@@ -272,7 +275,7 @@ int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n)
 		rc = -ENOSPC;
 		goto out;
 	}
-	r->watches[r->n_watches++] = (struct nh_watch){ .nh = nh, .n = n };
+	r->watches[r->n_watches++] = (struct nh_watch){.nh = nh, .n = n};
 	added = true;
 	for (uint32_t i = 0; i < n; i++) {
 		struct nh_entry *e = nh_entry_find(r, &nh[i].addr);
@@ -297,7 +300,7 @@ int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n)
 			r->cap_entries = cap;
 		}
 		e = &r->entries[r->n_entries++];
-		*e = (struct nh_entry){ .addr = nh[i].addr };
+		*e = (struct nh_entry){.addr = nh[i].addr};
 		nh_resolve(r, e);
 		atomic_store_explicit(&nh[i].mac, e->mac, memory_order_relaxed);
 	}
@@ -327,8 +330,9 @@ static uint32_t nh_unresolved(struct nh_resolver *r)
 
 	for (uint32_t w = 0; w < r->n_watches; w++)
 		for (uint32_t i = 0; i < r->watches[w].n; i++)
-			n += !(atomic_load_explicit(&r->watches[w].nh[i].mac,
-						    memory_order_relaxed) & LB_NH_VALID);
+			n +=
+			    !(atomic_load_explicit(&r->watches[w].nh[i].mac, memory_order_relaxed) &
+			      LB_NH_VALID);
 	return n;
 }
 
@@ -381,8 +385,8 @@ static void *nh_thread(void *arg)
 	struct nh_resolver *r = arg;
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct pollfd pfd[2] = {
-		{ .fd = mnl_socket_get_fd(r->events), .events = POLLIN },
-		{ .fd = r->stop_fd, .events = POLLIN },
+	    {.fd = mnl_socket_get_fd(r->events), .events = POLLIN},
+	    {.fd = r->stop_fd, .events = POLLIN},
 	};
 
 	for (;;) {

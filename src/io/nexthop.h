@@ -13,8 +13,8 @@
 
 #include "core/snapshot.h"
 
-#define NH_WATCHES_MAX  4u    /* next-hop arrays kept current at once (old + new snapshot) */
-#define NH_RETRY_MS     1000u /* unresolved next hops are asked for again this often */
+#define NH_WATCHES_MAX 4u    /* next-hop arrays kept current at once (old + new snapshot) */
+#define NH_RETRY_MS    1000u /* unresolved next hops are asked for again this often */
 
 struct nh_resolver;
 

@@ -19,7 +19,7 @@ static int replay_check_config(const struct config *cfg, char *err, size_t errle
 {
 	if (!cfg->dataplane.has_nexthop_mac) {
 		snprintf(err, errlen, "%s: dataplane.nexthop_mac is required for --replay",
-		        cfg->path);
+		         cfg->path);
 		return -EINVAL;
 	}
 	return config_check_forwarding(cfg, err, errlen);
@@ -102,7 +102,7 @@ int replay_run(const struct config *cfg, const char *in_path, const char *out_pa
 	}
 	if (pcap_datalink(in) != DLT_EN10MB) {
 		snprintf(err, errlen, "%s: link type %s, only Ethernet (EN10MB) is replayed",
-		        in_path, pcap_datalink_val_to_name(pcap_datalink(in)) ?: "unknown");
+		         in_path, pcap_datalink_val_to_name(pcap_datalink(in)) ?: "unknown");
 		ret = -EINVAL;
 		goto out;
 	}

@@ -8,16 +8,16 @@
 #include <stdbool.h>
 
 /* Offsets from the Ethernet header as the filter sees the frame (no VLAN tag: see vipfilter.h). */
-#define IP6_HLEN      40u /* the fixed IPv6 header */
-#define OFF_ETHERTYPE (2u * ETH_ALEN)
-#define OFF_IP4_VHL   (ETH_HLEN + 0u)
-#define OFF_IP4_FRAG  (ETH_HLEN + 6u)
-#define OFF_IP4_PROTO (ETH_HLEN + 9u)
-#define OFF_IP4_DST   (ETH_HLEN + 16u)
-#define OFF_IP4_DPORT (ETH_HLEN + 2u) /* added to X = IPv4 header length (BPF_IND) */
-#define OFF_IP6_NEXT  (ETH_HLEN + 6u)
-#define OFF_IP6_DST   (ETH_HLEN + 24u)
-#define OFF_IP6_DPORT (ETH_HLEN + IP6_HLEN + 2u) /* transport right after the fixed header */
+#define IP6_HLEN             40u /* the fixed IPv6 header */
+#define OFF_ETHERTYPE        (2u * ETH_ALEN)
+#define OFF_IP4_VHL          (ETH_HLEN + 0u)
+#define OFF_IP4_FRAG         (ETH_HLEN + 6u)
+#define OFF_IP4_PROTO        (ETH_HLEN + 9u)
+#define OFF_IP4_DST          (ETH_HLEN + 16u)
+#define OFF_IP4_DPORT        (ETH_HLEN + 2u) /* added to X = IPv4 header length (BPF_IND) */
+#define OFF_IP6_NEXT         (ETH_HLEN + 6u)
+#define OFF_IP6_DST          (ETH_HLEN + 24u)
+#define OFF_IP6_DPORT        (ETH_HLEN + IP6_HLEN + 2u) /* transport right after the fixed header */
 #define IP4_FRAG_OFFSET_MASK 0x1fffu
 
 struct cbpf {
@@ -32,7 +32,7 @@ static void cbpf_emit(struct cbpf *p, uint16_t code, uint8_t jt, uint8_t jf, uin
 		p->overflow = true;
 		return;
 	}
-	p->ins[p->n++] = (struct sock_filter){ .code = code, .jt = jt, .jf = jf, .k = k };
+	p->ins[p->n++] = (struct sock_filter){.code = code, .jt = jt, .jf = jf, .k = k};
 }
 
 /*
@@ -47,7 +47,7 @@ static void cbpf_block(struct cbpf *p, const struct lb_addr *addr, uint8_t proto
 	uint32_t words = v4 ? 1 : 4, at = 0;
 	/* Instructions: 2 per address word, 2 for the protocol, the port part, 1 accept. */
 	uint32_t len = 2 * words + 2 + (port ? (v4 ? 5 : 2) : 0) + 1;
-#define TO_END ((uint8_t)(len - at - 1))    /* jump offset to the next block */
+#define TO_END    ((uint8_t)(len - at - 1)) /* jump offset to the next block */
 #define TO_ACCEPT ((uint8_t)(len - at - 2)) /* jump offset to this block's accept */
 	for (uint32_t w = 0; w < words; w++) {
 		uint32_t off = (v4 ? OFF_IP4_DST : OFF_IP6_DST) + 4 * w;
@@ -106,7 +106,7 @@ static void cbpf_section(struct cbpf *p, const struct io_filter *f, int family)
 
 int vipfilter_build(const struct io_filter *f, struct sock_filter *ins, uint32_t cap, uint32_t *n)
 {
-	struct cbpf p = { .ins = ins, .cap = cap };
+	struct cbpf p = {.ins = ins, .cap = cap};
 	uint32_t v6_jump;
 
 	/* Dispatch on EtherType; ja has a 32-bit offset, so sections may be of any length. */
@@ -129,7 +129,7 @@ int vipfilter_build(const struct io_filter *f, struct sock_filter *ins, uint32_t
 
 int vipfilter_build_all_ip(struct sock_filter *ins, uint32_t cap, uint32_t *n)
 {
-	struct cbpf p = { .ins = ins, .cap = cap };
+	struct cbpf p = {.ins = ins, .cap = cap};
 
 	cbpf_emit(&p, BPF_LD | BPF_H | BPF_ABS, 0, 0, OFF_ETHERTYPE);
 	cbpf_emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, ETH_P_IP);

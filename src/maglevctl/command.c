@@ -5,15 +5,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/util.h"
+
 /*
  * How a global option is spelled: 1 if its value is the next argument ("-s", "--socket"), 0 if it
  * is complete ("--json", "--socket=PATH", "-sPATH"), -1 if it is not a global option.
  */
 static int command_global_opt(const char *a)
 {
-	static const char *const valued[] = { "-s", "--socket", "-c", "--config" };
+	static const char *const valued[] = {"-s", "--socket", "-c", "--config"};
 
-	for (size_t i = 0; i < sizeof(valued) / sizeof(valued[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(valued); i++) {
 		size_t n = strlen(valued[i]);
 
 		if (strncmp(a, valued[i], n) != 0)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/util.h"
 #include "maglevctl/online.h"
 #include "maglevctl/command.h"
 #include "maglevctl/offline.h"
@@ -27,21 +28,21 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "table", offline_table_run,
-	  "-c FILE [--vip NAME] [--json]   per VIP: table size, digest, slots per backend (offline)" },
-	{ "diff", offline_diff_run,
-	  "OLD.yaml NEW.yaml [--json]      share of flows a config change moves, per VIP (offline)" },
-	{ "decap", decap_run,
-	  "attach|detach|status DEV ...   XDP GRE decapsulation on a backend (see decap --help)" },
+    {"table", offline_table_run,
+     "-c FILE [--vip NAME] [--json]   per VIP: table size, digest, slots per backend (offline)"},
+    {"diff", offline_diff_run,
+     "OLD.yaml NEW.yaml [--json]      share of flows a config change moves, per VIP (offline)"},
+    {"decap", decap_run,
+     "attach|detach|status DEV ...   XDP GRE decapsulation on a backend (see decap --help)"},
 };
 
-#define COMMANDS_N (sizeof(commands) / sizeof(commands[0]))
+#define COMMANDS_N (ARRAY_SIZE(commands))
 
 static void usage_print(FILE *out)
 {
 	fprintf(out, "usage: maglevctl [-s SOCKET | -c CONFIG] [--json] COMMAND [ARGS]\n"
-		     "       (options may also follow the command; maglevctl COMMAND --help for "
-		     "details)\n\n");
+	             "       (options may also follow the command; maglevctl COMMAND --help for "
+	             "details)\n\n");
 	fprintf(out, "Offline and backend commands:\n");
 	for (size_t i = 0; i < COMMANDS_N; i++)
 		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].usage);
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
 
 	log_init("maglevctl");
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-			  strcmp(argv[1], "help") == 0)) {
+	                  strcmp(argv[1], "help") == 0)) {
 		usage_print(stdout);
 		return 0;
 	}

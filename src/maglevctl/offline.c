@@ -21,12 +21,13 @@
 static const char offline_table_usage[] = "usage: maglevctl table -c FILE [--vip NAME] [--json]";
 static const char offline_diff_usage[] = "usage: maglevctl diff OLD.yaml NEW.yaml [--json]";
 
-int offline_table_build(const struct config *c, const struct config_vip *v, struct offline_table *out)
+int offline_table_build(const struct config *c, const struct config_vip *v,
+                        struct offline_table *out)
 {
 	struct maglev_backend *b = NULL;
 	int err = -EINVAL;
 
-	*out = (struct offline_table){ .table_size = v->table_size };
+	*out = (struct offline_table){.table_size = v->table_size};
 	if (v->n_backends == 0 || v->n_backends > MAGLEV_BACKENDS_MAX)
 		goto out;
 	err = -ENOMEM;
@@ -37,9 +38,9 @@ int offline_table_build(const struct config *c, const struct config_vip *v, stru
 		goto out;
 	for (uint32_t i = 0; i < v->n_backends; i++)
 		b[i] = (struct maglev_backend){
-			.key = v->backends[i].addr.b,
-			.key_len = lb_addr_len(&v->backends[i].addr),
-			.weight = v->backends[i].weight,
+		    .key = v->backends[i].addr.b,
+		    .key_len = lb_addr_len(&v->backends[i].addr),
+		    .weight = v->backends[i].weight,
 		};
 	err = maglev_build(out->table, v->table_size, b, v->n_backends, c->hash_seed);
 	if (err)
@@ -66,19 +67,20 @@ static double offline_pct_round(double x)
 	return round(x * OFFLINE_PCT_DECIMALS) / OFFLINE_PCT_DECIMALS;
 }
 
-int offline_vip_diff(const struct config *oldc, const struct config_vip *ov, const struct config *newc,
-		 const struct config_vip *nv, struct offline_vip_diff *out)
+int offline_vip_diff(const struct config *oldc, const struct config_vip *ov,
+                     const struct config *newc, const struct config_vip *nv,
+                     struct offline_vip_diff *out)
 {
-	struct offline_table to = { 0 }, tn = { 0 };
+	struct offline_table to = {0}, tn = {0};
 	int32_t *map = NULL; /* old backend index -> new backend index or -1 */
 	uint64_t m1 = ov->table_size, m2 = nv->table_size, changed = 0, excess = 0;
 	int err;
 
 	*out = (struct offline_vip_diff){
-		.status = OFFLINE_VIP_BOTH,
-		.old_size = ov->table_size,
-		.new_size = nv->table_size,
-		.size_changed = ov->table_size != nv->table_size,
+	    .status = OFFLINE_VIP_BOTH,
+	    .old_size = ov->table_size,
+	    .new_size = nv->table_size,
+	    .size_changed = ov->table_size != nv->table_size,
 	};
 	snprintf(out->name, sizeof(out->name), "%s", ov->name);
 	err = offline_table_build(oldc, ov, &to);
@@ -154,8 +156,8 @@ static void offline_vip_one_side(const struct config_vip *v, enum offline_vip_st
 	snprintf(out->name, sizeof(out->name), "%s", v->name);
 }
 
-int offline_diff(const struct config *oldc, const struct config *newc, struct offline_vip_diff **out,
-	     uint32_t *n_out)
+int offline_diff(const struct config *oldc, const struct config *newc,
+                 struct offline_vip_diff **out, uint32_t *n_out)
 {
 	struct offline_vip_diff *d;
 	uint32_t n = 0;
@@ -213,7 +215,7 @@ static int offline_json_emit(FILE *out, json_t *root)
 
 /* The VIPs to show: all, or the one named (-ENOENT). */
 static int offline_vips_select(const struct config *c, const char *vip, uint32_t *first,
-			   uint32_t *end, char *err, size_t errlen)
+                               uint32_t *end, char *err, size_t errlen)
 {
 	const struct config_vip *v = vip ? config_vip_find(c, vip) : NULL;
 
@@ -230,14 +232,15 @@ static int offline_vips_select(const struct config *c, const char *vip, uint32_t
 	return 0;
 }
 
-static void offline_table_print_text(FILE *out, const struct config_vip *v, const struct offline_table *t)
+static void offline_table_print_text(FILE *out, const struct config_vip *v,
+                                     const struct offline_table *t)
 {
 	char buf[LB_ADDR_STRLEN];
 	int w = (int)strlen("backend");
 
 	fprintf(out, "vip %s  %s %s port %u  table_size %u  digest %016" PRIx64 "\n", v->name,
-		lb_addr_str(&v->addr, buf, sizeof(buf)), offline_proto_name(v->proto), v->port,
-		t->table_size, t->digest);
+	        lb_addr_str(&v->addr, buf, sizeof(buf)), offline_proto_name(v->proto), v->port,
+	        t->table_size, t->digest);
 	for (uint32_t i = 0; i < v->n_backends; i++) {
 		int l = (int)strlen(lb_addr_str(&v->backends[i].addr, buf, sizeof(buf)));
 
@@ -246,12 +249,12 @@ static void offline_table_print_text(FILE *out, const struct config_vip *v, cons
 	fprintf(out, "  %-*s  %6s  %8s  %8s\n", w, "backend", "weight", "slots", "share");
 	for (uint32_t i = 0; i < v->n_backends; i++)
 		fprintf(out, "  %-*s  %6u  %8u  %7.3f%%\n", w,
-			lb_addr_str(&v->backends[i].addr, buf, sizeof(buf)), v->backends[i].weight,
-			t->slots[i], 100.0 * t->slots[i] / t->table_size);
+		        lb_addr_str(&v->backends[i].addr, buf, sizeof(buf)), v->backends[i].weight,
+		        t->slots[i], 100.0 * t->slots[i] / t->table_size);
 }
 
 int offline_table_print(FILE *out, const struct config *c, const char *vip, bool json, char *err,
-		    size_t errlen)
+                        size_t errlen)
 {
 	json_t *root = NULL, *vips = NULL;
 	uint32_t first, end;
@@ -277,7 +280,7 @@ int offline_table_print(FILE *out, const struct config *c, const char *vip, bool
 		rc = offline_table_build(c, v, &t);
 		if (rc) {
 			snprintf(err, errlen, "%s: VIP '%s': cannot build its table: %s", c->path,
-				 v->name, strerror(-rc));
+			         v->name, strerror(-rc));
 			goto out;
 		}
 		snprintf(digest, sizeof(digest), "%016" PRIx64, t.digest);
@@ -286,11 +289,11 @@ int offline_table_print(FILE *out, const struct config *c, const char *vip, bool
 
 			for (uint32_t k = 0; bs && k < v->n_backends; k++) {
 				char buf[LB_ADDR_STRLEN];
-				json_t *jb = json_pack(
-					"{s:s, s:I, s:I}", "address",
-					lb_addr_str(&v->backends[k].addr, buf, sizeof(buf)),
-					"weight", (json_int_t)v->backends[k].weight, "slots",
-					(json_int_t)t.slots[k]);
+				json_t *jb =
+				    json_pack("{s:s, s:I, s:I}", "address",
+				              lb_addr_str(&v->backends[k].addr, buf, sizeof(buf)),
+				              "weight", (json_int_t)v->backends[k].weight, "slots",
+				              (json_int_t)t.slots[k]);
 
 				if (!jb || json_array_append_new(bs, jb) != 0) {
 					json_decref(bs);
@@ -298,7 +301,8 @@ int offline_table_print(FILE *out, const struct config *c, const char *vip, bool
 				}
 			}
 			o = bs ? json_pack("{s:s, s:I, s:s, s:o}", "name", v->name, "table_size",
-					   (json_int_t)t.table_size, "digest", digest, "backends", bs)
+			                   (json_int_t)t.table_size, "digest", digest, "backends",
+			                   bs)
 			       : NULL;
 			if (!o || json_array_append_new(vips, o) != 0)
 				rc = -ENOMEM;
@@ -337,7 +341,7 @@ static void offline_diff_print_text(FILE *out, const struct offline_vip_diff *d,
 		w = l > w ? l : w;
 	}
 	fprintf(out, "%-*s  %-7s  %-17s  %8s  %9s  %8s  %9s\n", w, "vip", "status", "table_size",
-		"changed", "changed%", "excess", "excess%");
+	        "changed", "changed%", "excess", "excess%");
 	for (uint32_t i = 0; i < n; i++) {
 		char size[32];
 
@@ -348,19 +352,20 @@ static void offline_diff_print_text(FILE *out, const struct offline_vip_diff *d,
 		else
 			snprintf(size, sizeof(size), "%u->%u", d[i].old_size, d[i].new_size);
 		fprintf(out, "%-*s  %-7s  %-17s  %8" PRIu64 "  %8.3f%%  %8" PRIu64 "  %8.3f%%\n", w,
-			d[i].name, offline_status_name(d[i].status), size, d[i].changed_slots,
-			d[i].changed_pct, d[i].excess_slots, d[i].excess_pct);
+		        d[i].name, offline_status_name(d[i].status), size, d[i].changed_slots,
+		        d[i].changed_pct, d[i].excess_slots, d[i].excess_pct);
 	}
 	for (uint32_t i = 0; i < n; i++)
 		if (d[i].size_changed) {
-			fprintf(out, "table_size changed: slots are flow-hash shares in units of the "
-				     "new table (see docs/maglev.md)\n");
+			fprintf(out,
+			        "table_size changed: slots are flow-hash shares in units of the "
+			        "new table (see docs/maglev.md)\n");
 			break;
 		}
 }
 
 int offline_diff_print(FILE *out, const struct config *oldc, const struct config *newc, bool json,
-		   char *err, size_t errlen)
+                       char *err, size_t errlen)
 {
 	struct offline_vip_diff *d = NULL;
 	json_t *root = NULL, *vips;
@@ -370,7 +375,7 @@ int offline_diff_print(FILE *out, const struct config *oldc, const struct config
 	rc = offline_diff(oldc, newc, &d, &n);
 	if (rc) {
 		snprintf(err, errlen, "cannot diff %s and %s: %s", oldc->path, newc->path,
-			 strerror(-rc));
+		         strerror(-rc));
 		return rc;
 	}
 	if (!json) {
@@ -383,13 +388,12 @@ int offline_diff_print(FILE *out, const struct config *oldc, const struct config
 	if (!root)
 		goto out;
 	for (uint32_t i = 0; i < n; i++) {
-		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:I, s:f}", "name", d[i].name,
-				      "status", offline_status_name(d[i].status), "old_table_size",
-				      (json_int_t)d[i].old_size, "new_table_size",
-				      (json_int_t)d[i].new_size, "changed_slots",
-				      (json_int_t)d[i].changed_slots, "changed_pct", d[i].changed_pct,
-				      "excess_slots", (json_int_t)d[i].excess_slots, "excess_pct",
-				      d[i].excess_pct);
+		json_t *o = json_pack(
+		    "{s:s, s:s, s:I, s:I, s:I, s:f, s:I, s:f}", "name", d[i].name, "status",
+		    offline_status_name(d[i].status), "old_table_size", (json_int_t)d[i].old_size,
+		    "new_table_size", (json_int_t)d[i].new_size, "changed_slots",
+		    (json_int_t)d[i].changed_slots, "changed_pct", d[i].changed_pct, "excess_slots",
+		    (json_int_t)d[i].excess_slots, "excess_pct", d[i].excess_pct);
 
 		if (!o || json_array_append_new(vips, o) != 0)
 			goto out;
@@ -409,11 +413,11 @@ enum { OPT_VIP = 256, OPT_JSON };
 int offline_table_run(int argc, char **argv, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "vip", required_argument, NULL, OPT_VIP },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"config", required_argument, NULL, 'c'},
+	    {"vip", required_argument, NULL, OPT_VIP},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *path = NULL, *vip = NULL;
 	struct config *c = NULL;
@@ -455,9 +459,9 @@ int offline_table_run(int argc, char **argv, char *err, size_t errlen)
 int offline_diff_run(int argc, char **argv, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct config *oldc = NULL, *newc = NULL;
 	bool json = false;

@@ -22,7 +22,8 @@ struct offline_table {
  * Builds v's table with c's hash_seed (backend key: lb_addr bytes, 4 for IPv4, 16 for IPv6).
  * On success out owns memory (offline_table_free). Negative errno on failure.
  */
-int offline_table_build(const struct config *c, const struct config_vip *v, struct offline_table *out);
+int offline_table_build(const struct config *c, const struct config_vip *v,
+                        struct offline_table *out);
 void offline_table_free(struct offline_table *t);
 
 enum offline_vip_status {
@@ -53,15 +54,16 @@ struct offline_vip_diff {
 };
 
 /* Diff of one VIP present in both configs. Negative errno on failure. */
-int offline_vip_diff(const struct config *oldc, const struct config_vip *ov, const struct config *newc,
-		 const struct config_vip *nv, struct offline_vip_diff *out);
+int offline_vip_diff(const struct config *oldc, const struct config_vip *ov,
+                     const struct config *newc, const struct config_vip *nv,
+                     struct offline_vip_diff *out);
 
 /*
  * Diffs of every VIP: those of the old config in its order (BOTH or REMOVED), then the ADDED ones
  * in the new config's order. *out is malloc'ed (free it); *n_out entries.
  */
-int offline_diff(const struct config *oldc, const struct config *newc, struct offline_vip_diff **out,
-	     uint32_t *n_out);
+int offline_diff(const struct config *oldc, const struct config *newc,
+                 struct offline_vip_diff **out, uint32_t *n_out);
 
 /*
  * Prints the tables of c (only the VIP named vip if not NULL) as aligned text or as JSON
@@ -69,14 +71,14 @@ int offline_diff(const struct config *oldc, const struct config *newc, struct of
  * -ENOENT with err set if no VIP has that name.
  */
 int offline_table_print(FILE *out, const struct config *c, const char *vip, bool json, char *err,
-		    size_t errlen);
+                        size_t errlen);
 
 /*
  * Prints offline_diff as aligned text or as JSON {"vips":[{"name","status","old_table_size",
  * "new_table_size","changed_slots","changed_pct","excess_slots","excess_pct"}]}.
  */
 int offline_diff_print(FILE *out, const struct config *oldc, const struct config *newc, bool json,
-		   char *err, size_t errlen);
+                       char *err, size_t errlen);
 
 /* `maglevctl table` and `maglevctl diff`: argv[0] is the subcommand name (maglevctl/command.h). */
 int offline_table_run(int argc, char **argv, char *err, size_t errlen);

@@ -7,13 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "control/config_yaml.h"
 #include "maglevctl/command.h"
 #include "control/ctlsock.h"
 
-#define ONLINE_COLS_MAX   24u /* columns of a printed table */
-#define ONLINE_CELL_MAX   96u /* bytes of one printed cell */
-#define ONLINE_HELP_COL   28u /* column where help texts start */
+#define ONLINE_COLS_MAX 24u /* columns of a printed table */
+#define ONLINE_CELL_MAX 96u /* bytes of one printed cell */
+#define ONLINE_HELP_COL 28u /* column where help texts start */
 
 struct online_cmd {
 	const char *name;
@@ -40,7 +41,7 @@ static const struct online_cmd online_cmds[] = {
      "                              or table slot N of M, health)"},
 };
 
-#define ONLINE_CMDS_N (sizeof(online_cmds) / sizeof(online_cmds[0]))
+#define ONLINE_CMDS_N (ARRAY_SIZE(online_cmds))
 
 static const struct online_cmd *online_find(const char *name)
 {
@@ -199,7 +200,7 @@ static void online_print(json_t *result)
 
 /* Builds the request of cmd with positional arguments a[0..n); NULL (err set) if bad. */
 static json_t *online_request(const struct online_cmd *cmd, char **a, int n, char *err,
-                               size_t errlen)
+                              size_t errlen)
 {
 	json_t *req = json_pack("{s:s}", "cmd", cmd->name);
 	char addr_str[LB_ADDR_STRLEN];
@@ -256,7 +257,7 @@ bad:
 
 /* The socket path: -s, else -c's control.socket, else the default. */
 static int online_socket(const char *sock, const char *config, char *out, size_t len, char *err,
-                          size_t errlen)
+                         size_t errlen)
 {
 	struct config *cfg;
 	int ret;
@@ -279,7 +280,7 @@ static int online_socket(const char *sock, const char *config, char *out, size_t
 
 /* The usage line of cmd, as the usage error of its options and arguments. */
 static int online_usage_err(const struct online_cmd *cmd, const char *why, const char *arg,
-                             char *err, size_t errlen)
+                            char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s%s%s%susage: maglevctl %s%s%s [-s SOCKET] [-c CONFIG] [--json]",
 	         why ? why : "", arg ? " '" : "", arg ? arg : "", why ? (arg ? "'; " : "; ") : "",

@@ -17,6 +17,7 @@
 #include <libmnl/libmnl.h>
 
 #include "base/log.h"
+#include "base/util.h"
 #include "io/netlink.h"
 
 #define AN_TUN_PATH     "/dev/net/tun"
@@ -174,7 +175,7 @@ static int an_dump(struct announce *a, struct an_list *out)
 	static const int families[] = {AF_INET, AF_INET6};
 
 	out->n = 0;
-	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(families); i++) {
 		char buf[MNL_SOCKET_BUFFER_SIZE];
 		struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 		struct an_dump d = {.a = a, .out = out};
@@ -400,7 +401,8 @@ int announce_sync(struct announce *a, const struct lb_addr *want, uint32_t n)
 				first = first ? first : rc;
 				an_live_set(a, &want[i], false);
 				log_err("announce: adding %s to table %u: %s",
-				        an_str(&want[i], s, sizeof(s)), a->cfg.table, strerror(-rc));
+				        an_str(&want[i], s, sizeof(s)), a->cfg.table,
+				        strerror(-rc));
 				continue;
 			}
 			a->ctr[ANNOUNCE_CTR_ROUTES_ADDED]++;

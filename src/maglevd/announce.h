@@ -17,9 +17,9 @@
 #include "core/addr.h"
 #include "core/config.h"
 
-#define ANNOUNCE_RECONCILE_MS 5000u /* the table is checked against the wanted routes this often   \
-	                             */
-#define ANNOUNCE_RETRY_MS 1000u     /* after a failed netlink request, the next attempt */
+/* How often the routes are checked against the wanted ones, and the retry after a failure. */
+#define ANNOUNCE_RECONCILE_MS 5000u
+#define ANNOUNCE_RETRY_MS     1000u
 
 /* Control-plane counters of the announcer: X(enum suffix, metric name, help). */
 #define ANNOUNCE_COUNTERS(X)                                                                       \

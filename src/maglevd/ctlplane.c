@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* The control plane state and its changes: reload, runtime overrides, rebuilds, health, announce. */
+/* The control plane state and its changes: reload, runtime overrides, rebuilds, health, announce.
+ */
 #include "maglevd/ctlplane.h"
 
 #include <errno.h>
@@ -145,9 +146,10 @@ static void cp_targets_set(struct ctlplane *cp, const struct config *cfg)
 			if (health_target_from_config(&t[n], h, &b->addr, v->port) < 0) {
 				char a[LB_ADDR_STRLEN];
 
-				log_warn("vip %s backend %s: health check has no port (VIP port 0): "
-					 "not checked",
-					 v->name, lb_addr_str(&b->addr, a, sizeof(a)));
+				log_warn(
+				    "vip %s backend %s: health check has no port (VIP port 0): "
+				    "not checked",
+				    v->name, lb_addr_str(&b->addr, a, sizeof(a)));
 				continue;
 			}
 			n++;
@@ -273,7 +275,8 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 		log_warn("reload: control socket, metrics, interface, mode and workers changes "
 		         "take effect on restart only");
 	if (memcmp(&cfg->conntrack, &cp->cfg->conntrack, sizeof(cfg->conntrack)) != 0)
-		log_warn("reload: conntrack changes (entries, timeouts) take effect on restart only");
+		log_warn(
+		    "reload: conntrack changes (entries, timeouts) take effect on restart only");
 	if (cfg->announce.enabled != cp->cfg->announce.enabled ||
 	    cfg->announce.table != cp->cfg->announce.table ||
 	    cfg->announce.protocol != cp->cfg->announce.protocol ||
@@ -302,9 +305,10 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 	cp->last_reload_ms = took;
 	cp->last_reload_error[0] = '\0';
 	pthread_mutex_unlock(&cp->lock);
-	log_info("reload: %s: config generation %llu, snapshot generation %llu, %u VIPs, in %.3f ms",
-	         cp->path, (unsigned long long)cp->config_generation,
-	        (unsigned long long)cp->cur->generation, cp->cfg->n_vips, took);
+	log_info(
+	    "reload: %s: config generation %llu, snapshot generation %llu, %u VIPs, in %.3f ms",
+	    cp->path, (unsigned long long)cp->config_generation,
+	    (unsigned long long)cp->cur->generation, cp->cfg->n_vips, took);
 	return 0;
 fail:
 	pthread_mutex_lock(&cp->lock);

@@ -14,7 +14,6 @@
 #include "core/pipeline.h"
 #include "core/snapshot.h"
 
-
 /* What the daemon lends the control plane. Every hook runs on the control thread. */
 struct ctlplane_hooks {
 	void *ctx;

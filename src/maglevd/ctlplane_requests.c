@@ -73,19 +73,20 @@ static json_t *cp_req_status(struct ctlplane *cp)
 		                                      "digest", cp_digest_str(v->digest, d)));
 	}
 	res = json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:s, s:I, s:o}",
-	                 "version", MAGLEV_VERSION, "uptime_s",
-	                 (json_int_t)((clock_now_ms() - cp->started_ms) / MSEC_PER_SEC), "mode",
-	                 cp->h.mode ? cp->h.mode(cp->h.ctx) : "none", "workers",
-	                 (json_int_t)cp->h.n_workers, "config", cp->path, "config_generation",
-	                 (json_int_t)cp->config_generation, "snapshot_generation",
-	                 (json_int_t)cp->cur->generation, "reloads_ok", (json_int_t)cp->reloads_ok,
-	                 "reloads_failed", (json_int_t)cp->reloads_failed, "last_reload_ms",
-	                 cp->last_reload_ms, "last_reload_error", cp->last_reload_error,
-	                 "health_checks", (json_int_t)health_count(cp->hc), "vips", vips);
+	                "version", MAGLEV_VERSION, "uptime_s",
+	                (json_int_t)((clock_now_ms() - cp->started_ms) / MSEC_PER_SEC), "mode",
+	                cp->h.mode ? cp->h.mode(cp->h.ctx) : "none", "workers",
+	                (json_int_t)cp->h.n_workers, "config", cp->path, "config_generation",
+	                (json_int_t)cp->config_generation, "snapshot_generation",
+	                (json_int_t)cp->cur->generation, "reloads_ok", (json_int_t)cp->reloads_ok,
+	                "reloads_failed", (json_int_t)cp->reloads_failed, "last_reload_ms",
+	                cp->last_reload_ms, "last_reload_error", cp->last_reload_error,
+	                "health_checks", (json_int_t)health_count(cp->hc), "vips", vips);
 	if (res && cp->ann) {
 		const struct config_announce *an = announce_config(cp->ann);
 
-		json_object_set_new(res, "announce", json_string(cp->ann_stopped ? "stopped" : "on"));
+		json_object_set_new(res, "announce",
+		                    json_string(cp->ann_stopped ? "stopped" : "on"));
 		json_object_set_new(res, "announce_table", json_integer(an->table));
 		json_object_set_new(res, "announce_protocol", json_integer(an->protocol));
 		json_object_set_new(res, "announce_interface", json_string(an->interface));
@@ -128,9 +129,9 @@ static json_t *cp_req_vips(struct ctlplane *cp)
 		}
 		json_array_append_new(
 		    vips,
-		    json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "name",
-		              v->name, "address", lb_addr_str(&v->addr, a, sizeof(a)), "protocol",
-		              cp_proto_str(v->proto), "port", v->port, "table_size",
+		    json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:s}",
+		              "name", v->name, "address", lb_addr_str(&v->addr, a, sizeof(a)),
+		              "protocol", cp_proto_str(v->proto), "port", v->port, "table_size",
 		              (json_int_t)v->table_size, "digest", cp_digest_str(v->digest, d),
 		              "backends", (json_int_t)v->n_backends, "up", (json_int_t)up,
 		              "packets", (json_int_t)sum.packets, "bytes", (json_int_t)sum.bytes,

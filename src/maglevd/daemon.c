@@ -33,8 +33,8 @@ struct daemon {
 	struct config *cfg;
 	struct lb_snapshot *current; /* RCU pointer read by the workers */
 	struct dataplane *dp;
-	int sig_fd;                  /* signalfd for SIGTERM, SIGINT, SIGHUP */
-	struct ctlplane *cp;         /* owns cfg and current while it runs */
+	int sig_fd;          /* signalfd for SIGTERM, SIGINT, SIGHUP */
+	struct ctlplane *cp; /* owns cfg and current while it runs */
 };
 
 /*
@@ -76,7 +76,7 @@ static void daemon_nofile_raise(void)
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
 			log_warn("cannot raise the open files limit from %llu to %llu: %s",
 			         (unsigned long long)was, (unsigned long long)rl.rlim_max,
-			        strerror(errno));
+			         strerror(errno));
 			rl.rlim_cur = was;
 		} else {
 			log_info("open files limit raised from %llu to %llu",
@@ -84,11 +84,12 @@ static void daemon_nofile_raise(void)
 		}
 	}
 	if (rl.rlim_cur < want)
-		log_warn("open files limit %llu is below %llu: at most %llu health probes in flight "
-		         "instead of %u (raise LimitNOFILE= or ulimit -n)",
-		         (unsigned long long)rl.rlim_cur, (unsigned long long)want,
-		         (unsigned long long)(rl.rlim_cur / HEALTH_NOFILE_SHARE),
-		         HEALTH_PROBES_INFLIGHT_MAX);
+		log_warn(
+		    "open files limit %llu is below %llu: at most %llu health probes in flight "
+		    "instead of %u (raise LimitNOFILE= or ulimit -n)",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)want,
+		    (unsigned long long)(rl.rlim_cur / HEALTH_NOFILE_SHARE),
+		    HEALTH_PROBES_INFLIGHT_MAX);
 }
 
 /* Publishes the first snapshot (there may be none before it) and frees the one it replaces. */
@@ -107,7 +108,7 @@ static int daemon_publish(struct daemon *d, struct lb_snapshot *next)
  * still be reading it for metrics until it swaps its own pointer).
  */
 static int daemon_publish_hook(void *ctx, const struct config *cfg, struct lb_snapshot *next,
-			       char *err, size_t errlen)
+                               char *err, size_t errlen)
 {
 	int rc = daemon_swap(ctx, next);
 
@@ -138,15 +139,15 @@ static void daemon_io_counters_hook(void *ctx, uint32_t i, uint64_t *out)
 static int daemon_control_start(struct daemon *d, char *err, size_t errlen)
 {
 	const struct ctlplane_hooks hooks = {
-		.ctx = d,
-		.publish = daemon_publish_hook,
-		.worker = daemon_worker_hook,
-		.n_workers = dataplane_worker_count(d->dp),
-		.mode = daemon_mode_hook,
-		.io_counters = daemon_io_counters_hook,
-		.io_counter_names = io_counter_name,
-		.io_counter_help = io_counter_help,
-		.n_io_counters = IO_CTR_MAX,
+	    .ctx = d,
+	    .publish = daemon_publish_hook,
+	    .worker = daemon_worker_hook,
+	    .n_workers = dataplane_worker_count(d->dp),
+	    .mode = daemon_mode_hook,
+	    .io_counters = daemon_io_counters_hook,
+	    .io_counter_names = io_counter_name,
+	    .io_counter_help = io_counter_help,
+	    .n_io_counters = IO_CTR_MAX,
 	};
 
 	return ctlplane_create(&d->cp, d->config_path, d->cfg, d->current, &hooks, err, errlen);
@@ -173,12 +174,12 @@ static void daemon_summary_line(void *ctx, const char *text)
 /* Logs each worker's frames and the non-zero counters summed over workers. */
 static void daemon_summary(struct daemon *d)
 {
-	uint64_t sum[LB_CTR_MAX] = { 0 }, io[IO_CTR_MAX] = { 0 };
+	uint64_t sum[LB_CTR_MAX] = {0}, io[IO_CTR_MAX] = {0};
 	uint32_t n = dataplane_worker_count(d->dp);
 
 	for (uint32_t i = 0; i < n; i++) {
 		const uint64_t *c = lb_worker_counters(dataplane_worker(d->dp, i));
-		uint64_t wio[IO_CTR_MAX] = { 0 };
+		uint64_t wio[IO_CTR_MAX] = {0};
 
 		for (int k = 0; k < LB_CTR_MAX; k++)
 			sum[k] += lb_counter_read(&c[k]);
@@ -186,8 +187,8 @@ static void daemon_summary(struct daemon *d)
 		for (int k = 0; k < IO_CTR_MAX; k++)
 			io[k] += wio[k];
 		log_info("worker %u: %llu frames received, %llu sent", i,
-			 (unsigned long long)wio[IO_CTR_RX_FRAMES],
-			 (unsigned long long)wio[IO_CTR_TX_FRAMES]);
+		         (unsigned long long)wio[IO_CTR_RX_FRAMES],
+		         (unsigned long long)wio[IO_CTR_TX_FRAMES]);
 	}
 	log_info("counters (sum over %u workers):", n);
 	lb_counters_summary(io_counter_name, io, IO_CTR_MAX, daemon_summary_line, NULL);
@@ -217,8 +218,8 @@ static void daemon_loop(struct daemon *d)
 {
 	for (;;) {
 		struct pollfd pfd[2] = {
-			{ .fd = d->sig_fd, .events = POLLIN },
-			{ .fd = ctlplane_fd(d->cp), .events = POLLIN },
+		    {.fd = d->sig_fd, .events = POLLIN},
+		    {.fd = ctlplane_fd(d->cp), .events = POLLIN},
 		};
 		struct signalfd_siginfo si;
 		int rc;
@@ -265,7 +266,7 @@ static void daemon_withdraw(struct daemon *d)
 
 int daemon_run(const char *config_path)
 {
-	struct daemon d = { .config_path = config_path, .sig_fd = -1 };
+	struct daemon d = {.config_path = config_path, .sig_fd = -1};
 	struct lb_snapshot *first = NULL;
 	char err[DAEMON_ERR_MAX] = "";
 	int rc, exit_code = DAEMON_EXIT_FAILURE;
@@ -293,7 +294,7 @@ int daemon_run(const char *config_path)
 	}
 	first = NULL;
 	log_info("running on %s, %s, %u workers, %u VIPs", d.cfg->dataplane.interface,
-		 dataplane_mode(d.dp), dataplane_worker_count(d.dp), d.current->n_vips);
+	         dataplane_mode(d.dp), dataplane_worker_count(d.dp), d.current->n_vips);
 	rc = daemon_control_start(&d, err, sizeof(err));
 	if (rc)
 		goto out;

@@ -20,9 +20,9 @@
 #include "base/clock.h"
 #include "base/log.h"
 
-#define HEALTH_EVENTS_BATCH 64u /* epoll events handled per wait */
-#define HEALTH_REASON_MAX   64u /* bytes of the last failure reason, for logs */
-#define HEALTH_HTTP_PORT    80u /* port left out of the Host header */
+#define HEALTH_EVENTS_BATCH 64u    /* epoll events handled per wait */
+#define HEALTH_REASON_MAX   64u    /* bytes of the last failure reason, for logs */
+#define HEALTH_HTTP_PORT    80u    /* port left out of the Host header */
 #define HEALTH_LOCAL_LOG_MS 10000u /* local probe errors are logged at most this often */
 #define HEALTH_EXCERPT_MAX  24u    /* bytes of a bad status line quoted in the failure reason */
 

@@ -192,7 +192,7 @@ struct metrics_server {
 	bool thread_started;
 	struct metrics_conn *conns; /* every open connection, newest first */
 	uint64_t closed[METRICS_CLOSE_N];
-	bool reaped; /* libmicrohttpd closed a connection in its last run */
+	bool reaped;         /* libmicrohttpd closed a connection in its last run */
 	uint64_t log_second; /* of the last libmicrohttpd message, and how many in it */
 	uint32_t log_count;
 };
@@ -416,8 +416,8 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned statu
  */
 static bool metrics_has_body(struct MHD_Connection *conn)
 {
-	const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	                                              MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *len =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 
 	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	                                   MHD_HTTP_HEADER_TRANSFER_ENCODING) ||

@@ -15,7 +15,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char buf[FUZZ_INPUT_MAX + 1], err[512], *argv[COMMAND_ARGS_MAX + 2], *args[COMMAND_ARGS_MAX];
+	char buf[FUZZ_INPUT_MAX + 1], err[512], *argv[COMMAND_ARGS_MAX + 2],
+	    *args[COMMAND_ARGS_MAX];
 	struct online_args a;
 	int argc = 0, n, rc;
 

@@ -23,10 +23,13 @@
 #include "maglevd/metrics.h"
 
 #define FUZZ_REQUEST_TIMEOUT_MS 2000u /* the server's deadline for one exchange */
-#define FUZZ_ANSWER_WAIT_MS     8000  /* connect to close; longer: the server hung (below run-fuzz.sh -timeout=10 s, well
-                                       * above the 2 s deadline: a loaded 2-core CI machine) */
-#define FUZZ_READ_CHUNK         4096u /* bytes read at a time */
-#define FUZZ_FAMILY             "fuzz_family"
+/*
+ * From connect to the server's close; longer means the server hung (below run-fuzz.sh's
+ * -timeout=10 s, well above the 2 s deadline: a loaded 2-core CI machine).
+ */
+#define FUZZ_ANSWER_WAIT_MS 8000
+#define FUZZ_READ_CHUNK     4096u /* bytes read at a time */
+#define FUZZ_FAMILY         "fuzz_family"
 
 static struct metrics_server *srv;
 static _Atomic(const char *) text; /* this input, NUL-terminated, for the collector */

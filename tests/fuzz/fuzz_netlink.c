@@ -27,10 +27,10 @@ static int fuzz_neigh_cb(const struct nlmsghdr *nlh, void *data)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct announce a = { .cfg = { .table = FUZZ_TABLE, .protocol = FUZZ_PROTOCOL } };
-	struct route_answer ra = { 0 };
-	struct an_list routes = { 0 };
-	struct an_dump d = { .a = &a, .out = &routes };
+	struct announce a = {.cfg = {.table = FUZZ_TABLE, .protocol = FUZZ_PROTOCOL}};
+	struct route_answer ra = {0};
+	struct an_list routes = {0};
+	struct an_dump d = {.a = &a, .out = &routes};
 	uint8_t *buf;
 
 	if (size == 0)

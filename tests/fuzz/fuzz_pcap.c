@@ -14,24 +14,25 @@
 #include "control/config_yaml.h"
 #include "io/replay.h"
 
-static const char fuzz_config[] = "cluster: { table_size: 251 }\n"
-				  "dataplane:\n"
-				  "  interface: eth0\n"
-				  "  source_ipv4: 198.18.2.2\n"
-				  "  source_ipv6: 2001:db8:2::2\n"
-				  "  nexthop_mac: 02:00:00:00:02:01\n"
-				  "conntrack: { entries: 1024 }\n"
-				  "vips:\n"
-				  "  - name: web\n"
-				  "    address: 203.0.113.10\n"
-				  "    protocol: tcp\n"
-				  "    port: 80\n"
-				  "    backends: [ { address: 198.18.1.11 }, { address: 2001:db8:1::12 } ]\n"
-				  "  - name: dns6\n"
-				  "    address: 2001:db8:100::53\n"
-				  "    protocol: udp\n"
-				  "    port: 0\n"
-				  "    backends: [ { address: 198.18.1.13 } ]\n";
+static const char fuzz_config[] =
+    "cluster: { table_size: 251 }\n"
+    "dataplane:\n"
+    "  interface: eth0\n"
+    "  source_ipv4: 198.18.2.2\n"
+    "  source_ipv6: 2001:db8:2::2\n"
+    "  nexthop_mac: 02:00:00:00:02:01\n"
+    "conntrack: { entries: 1024 }\n"
+    "vips:\n"
+    "  - name: web\n"
+    "    address: 203.0.113.10\n"
+    "    protocol: tcp\n"
+    "    port: 80\n"
+    "    backends: [ { address: 198.18.1.11 }, { address: 2001:db8:1::12 } ]\n"
+    "  - name: dns6\n"
+    "    address: 2001:db8:100::53\n"
+    "    protocol: udp\n"
+    "    port: 0\n"
+    "    backends: [ { address: 198.18.1.13 } ]\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -41,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fd;
 
 	if (!cfg && config_parse(fuzz_config, strlen(fuzz_config), "fuzz.yaml", &cfg, err,
-				 sizeof(err)) < 0) {
+	                         sizeof(err)) < 0) {
 		fprintf(stderr, "fuzz_pcap: %s\n", err);
 		abort();
 	}

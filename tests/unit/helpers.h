@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Helpers shared by the unit tests (th_ prefix): addresses, a monotonic clock, loopback TCP
- * listeners, HTTP/1.0 requests, slow clients, and where the built BPF objects are. Include after <cmocka.h>:
- * every helper fails the calling test through cmocka's asserts.
+ * listeners, HTTP/1.0 requests, slow clients, and where the built BPF objects are. Include after
+ * <cmocka.h>: every helper fails the calling test through cmocka's asserts.
  */
 #ifndef MAGLEV_TESTS_UNIT_HELPERS_H
 #define MAGLEV_TESTS_UNIT_HELPERS_H
@@ -25,10 +25,10 @@
 #include "core/addr.h"
 #include "io/bpfobj.h"
 
-#define TH_LISTEN_BACKLOG 128u    /* connections a test listener queues */
-#define TH_HTTP_TIMEOUT_S 5       /* a test HTTP exchange that takes longer fails */
-#define TH_HTTP_BUF       65536u  /* bytes first allocated for an HTTP response; grows */
-#define TH_CAPTURE_MAX    65536u  /* bytes of stderr th_capture_stderr reads back (a pipe's) */
+#define TH_LISTEN_BACKLOG 128u   /* connections a test listener queues */
+#define TH_HTTP_TIMEOUT_S 5      /* a test HTTP exchange that takes longer fails */
+#define TH_HTTP_BUF       65536u /* bytes first allocated for an HTTP response; grows */
+#define TH_CAPTURE_MAX    65536u /* bytes of stderr th_capture_stderr reads back (a pipe's) */
 
 /* The address s (numeric IPv4 or IPv6); fails the test if it is not one. */
 static inline struct lb_addr th_addr(const char *s)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "maglevctl/online.h"
 #include "maglevctl/command.h"
 #include "helpers.h"
@@ -22,27 +23,27 @@ struct args_case {
 };
 
 static const struct args_case args_cases[] = {
-	{ { "status" }, { "status" }, NULL },
-	{ { "-s", "/run/x.sock", "status" }, { "status", "-s", "/run/x.sock" }, NULL },
-	{ { "--socket", "/s", "backends", "web" }, { "backends", "--socket", "/s", "web" }, NULL },
-	{ { "--socket=/s", "--json", "vips" }, { "vips", "--socket=/s", "--json" }, NULL },
-	{ { "-s/s", "counters", "--json" }, { "counters", "-s/s", "--json" }, NULL },
-	{ { "-c", "/etc/m.yaml", "table", "--vip", "web" },
-	  { "table", "-c", "/etc/m.yaml", "--vip", "web" },
-	  NULL },
-	{ { "--config=/m.yaml", "--", "status" }, { "status", "--config=/m.yaml" }, NULL },
-	{ { "--", "status", "--json" }, { "status", "--json" }, NULL },
-	{ { "weight", "web", "198.18.1.11", "-s", "/s", "3" },
-	  { "weight", "web", "198.18.1.11", "-s", "/s", "3" },
-	  NULL },
-	{ { NULL }, { NULL }, "no command" },
-	{ { "-s", "/s" }, { NULL }, "no command" },
-	{ { "--json", "--" }, { NULL }, "no command" },
-	{ { "-s" }, { NULL }, "option '-s' needs a value" },
-	{ { "--config" }, { NULL }, "option '--config' needs a value" },
-	{ { "-x", "status" }, { NULL }, "unknown option '-x' before the command" },
-	{ { "--socketx", "status" }, { NULL }, "unknown option '--socketx' before the command" },
-	{ { "--vip", "web", "table" }, { NULL }, "unknown option '--vip' before the command" },
+    {{"status"}, {"status"}, NULL},
+    {{"-s", "/run/x.sock", "status"}, {"status", "-s", "/run/x.sock"}, NULL},
+    {{"--socket", "/s", "backends", "web"}, {"backends", "--socket", "/s", "web"}, NULL},
+    {{"--socket=/s", "--json", "vips"}, {"vips", "--socket=/s", "--json"}, NULL},
+    {{"-s/s", "counters", "--json"}, {"counters", "-s/s", "--json"}, NULL},
+    {{"-c", "/etc/m.yaml", "table", "--vip", "web"},
+     {"table", "-c", "/etc/m.yaml", "--vip", "web"},
+     NULL},
+    {{"--config=/m.yaml", "--", "status"}, {"status", "--config=/m.yaml"}, NULL},
+    {{"--", "status", "--json"}, {"status", "--json"}, NULL},
+    {{"weight", "web", "198.18.1.11", "-s", "/s", "3"},
+     {"weight", "web", "198.18.1.11", "-s", "/s", "3"},
+     NULL},
+    {{NULL}, {NULL}, "no command"},
+    {{"-s", "/s"}, {NULL}, "no command"},
+    {{"--json", "--"}, {NULL}, "no command"},
+    {{"-s"}, {NULL}, "option '-s' needs a value"},
+    {{"--config"}, {NULL}, "option '--config' needs a value"},
+    {{"-x", "status"}, {NULL}, "unknown option '-x' before the command"},
+    {{"--socketx", "status"}, {NULL}, "unknown option '--socketx' before the command"},
+    {{"--vip", "web", "table"}, {NULL}, "unknown option '--vip' before the command"},
 };
 
 static int count(const char *const *v)
@@ -57,18 +58,17 @@ static int count(const char *const *v)
 static void test_args_command(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < sizeof(args_cases) / sizeof(args_cases[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(args_cases); i++) {
 		const struct args_case *c = &args_cases[i];
-		char *argv[ARGS_MAX + 1] = { "maglevctl" }, *out[COMMAND_ARGS_MAX], err[128] = "";
+		char *argv[ARGS_MAX + 1] = {"maglevctl"}, *out[COMMAND_ARGS_MAX], err[128] = "";
 		int argc = 1 + count(c->in), n = -1, want = count(c->out), rc;
-
 
 		memcpy(argv + 1, c->in, sizeof(char *) * (size_t)(argc - 1));
 		rc = command_argv(argc, argv, out, &n, err, sizeof(err));
 		if (!c->out[0]) {
 			if (rc != COMMAND_USAGE || !strstr(err, c->err))
 				fail_msg("case %zu: rc %d err '%s', want usage '%s'", i, rc, err,
-					 c->err);
+				         c->err);
 			assert_int_equal(n, 0);
 			continue;
 		}
@@ -92,7 +92,7 @@ static void test_args_too_many(void **state)
 	for (int i = 1; i <= COMMAND_ARGS_MAX; i++)
 		argv[i] = "status";
 	assert_int_equal(command_argv(COMMAND_ARGS_MAX + 1, argv, out, &n, err, sizeof(err)),
-			 COMMAND_USAGE);
+	                 COMMAND_USAGE);
 	assert_int_equal(command_argv(COMMAND_ARGS_MAX, argv, out, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, COMMAND_ARGS_MAX - 1);
 }
@@ -105,25 +105,27 @@ static void test_online_parse(void **state)
 		int rc;
 		const char *err; /* part of the message, or the request's "cmd" on success */
 	} cases[] = {
-		{ { "status", "-s", "/s" }, 0, "status" },
-		{ { "weight", "web", "198.18.1.11", "0", "--json" }, 0, "weight" },
-		{ { "explain", "web", "198.18.0.2:1000", "80", "tcp" }, 0, "explain" },
-		{ { "status", "extra" }, COMMAND_USAGE, "usage: maglevctl status [-s SOCKET]" },
-		{ { "status", "--bogus" }, COMMAND_USAGE, "bad option '--bogus'; usage:" },
-		{ { "status", "-s" }, COMMAND_USAGE, "bad option '-s'" },
-		{ { "status", "-s", "/s", "-c", "/m.yaml" }, COMMAND_USAGE,
-		  "-s and -c exclude each other" },
-		{ { "weight", "web", "198.18.1.11", "70000" }, COMMAND_USAGE,
-		  "weight must be 0..65535, not '70000'" },
-		{ { "weight", "web", "198.18.1.11", "-1" }, COMMAND_USAGE, "bad option '-1'" },
-		{ { "explain", "web", "198.18.0.2:99999" }, COMMAND_USAGE, "bad SRC[:PORT]" },
-		{ { "explain", "web", "198.18.0.2", "sctp" }, COMMAND_USAGE, "bad DST_PORT or PROTO" },
-		{ { "drain", "web" }, COMMAND_USAGE, "usage: maglevctl drain VIP BACKEND" },
-		{ { "frobnicate" }, COMMAND_USAGE, "unknown command 'frobnicate'" },
+	    {{"status", "-s", "/s"}, 0, "status"},
+	    {{"weight", "web", "198.18.1.11", "0", "--json"}, 0, "weight"},
+	    {{"explain", "web", "198.18.0.2:1000", "80", "tcp"}, 0, "explain"},
+	    {{"status", "extra"}, COMMAND_USAGE, "usage: maglevctl status [-s SOCKET]"},
+	    {{"status", "--bogus"}, COMMAND_USAGE, "bad option '--bogus'; usage:"},
+	    {{"status", "-s"}, COMMAND_USAGE, "bad option '-s'"},
+	    {{"status", "-s", "/s", "-c", "/m.yaml"},
+	     COMMAND_USAGE,
+	     "-s and -c exclude each other"},
+	    {{"weight", "web", "198.18.1.11", "70000"},
+	     COMMAND_USAGE,
+	     "weight must be 0..65535, not '70000'"},
+	    {{"weight", "web", "198.18.1.11", "-1"}, COMMAND_USAGE, "bad option '-1'"},
+	    {{"explain", "web", "198.18.0.2:99999"}, COMMAND_USAGE, "bad SRC[:PORT]"},
+	    {{"explain", "web", "198.18.0.2", "sctp"}, COMMAND_USAGE, "bad DST_PORT or PROTO"},
+	    {{"drain", "web"}, COMMAND_USAGE, "usage: maglevctl drain VIP BACKEND"},
+	    {{"frobnicate"}, COMMAND_USAGE, "unknown command 'frobnicate'"},
 	};
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		char *argv[ARGS_MAX + 1], err[256] = "";
 		int argc = count(cases[i].argv), rc;
 		struct online_args a;
@@ -133,11 +135,11 @@ static void test_online_parse(void **state)
 		rc = online_parse(argc, argv, &a, err, sizeof(err));
 		if (rc != cases[i].rc || (rc && !strstr(err, cases[i].err)))
 			fail_msg("case %zu: rc %d err '%s', want %d '%s'", i, rc, err, cases[i].rc,
-				 cases[i].err);
+			         cases[i].err);
 		if (rc == 0) {
 			assert_non_null(a.req);
 			assert_string_equal(json_string_value(json_object_get(a.req, "cmd")),
-					    cases[i].err);
+			                    cases[i].err);
 			json_decref(a.req);
 		} else {
 			assert_null(a.req);
@@ -148,9 +150,9 @@ static void test_online_parse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_args_command),
-		cmocka_unit_test(test_args_too_many),
-		cmocka_unit_test(test_online_parse),
+	    cmocka_unit_test(test_args_command),
+	    cmocka_unit_test(test_args_too_many),
+	    cmocka_unit_test(test_online_parse),
 	};
 
 	return cmocka_run_group_tests_name("ctl_cmd", tests, NULL, NULL);

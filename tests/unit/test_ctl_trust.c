@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "control/ctlsock.h"
 
 #define OTHER_UID 65534 /* nobody: the user who tries to pass for maglevd */
@@ -116,12 +117,12 @@ static void test_directory(void **state)
 		mode_t mode;
 		bool ok;
 	} modes[] = {
-		{ 0777, false }, /* anyone can rename ctl.sock away and put theirs there */
-		{ 0775, false }, /* the group can */
-		{ 01777, true }, /* sticky like /tmp: others cannot touch what is ours */
-		{ 0700, true },
+	    {0777, false}, /* anyone can rename ctl.sock away and put theirs there */
+	    {0775, false}, /* the group can */
+	    {01777, true}, /* sticky like /tmp: others cannot touch what is ours */
+	    {0700, true},
 	};
-	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
 		int want = modes[i].ok ? 0 : -EPERM;
 
 		assert_int_equal(chmod(f->sub, modes[i].mode), 0);
@@ -173,7 +174,7 @@ static void test_owner(void **state)
 static void test_peer(void **state)
 {
 	struct fixture *f = *state;
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	char err[CTL_ERR_MAX], imp[100], c;
 	int sync[2], status;
 	pid_t child;
@@ -213,9 +214,9 @@ static void test_peer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_directory, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_peer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_directory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_peer, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("ctl_trust", tests, NULL, NULL);

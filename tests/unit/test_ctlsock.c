@@ -17,14 +17,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "maglevctl/online.h"
 #include "maglevctl/command.h"
 #include "control/ctlsock.h"
 #include "helpers.h"
 
-#define WAIT_MS        5000 /* a test waits this long at most for the server */
-#define RELOAD_MS      20u  /* the slow fake handler's reload */
-#define PIPELINED      30u  /* reloads one client sends in one write */
+#define WAIT_MS   5000 /* a test waits this long at most for the server */
+#define RELOAD_MS 20u  /* the slow fake handler's reload */
+#define PIPELINED 30u  /* reloads one client sends in one write */
 
 static int parse(const char *s, struct ctl_request *req, char *err)
 {
@@ -108,7 +109,7 @@ static void test_parse_errors(void **state)
 	char err[CTL_ERR_MAX];
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		err[0] = '\0';
 		assert_int_equal(parse(cases[i].req, &r, err), -EINVAL);
 		if (!strstr(err, cases[i].want))

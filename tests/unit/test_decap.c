@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "base/util.h"
 #include "io/decap.h"
 #include "helpers.h"
 
@@ -383,7 +384,7 @@ static void test_gre_flags_unsupported(void **state)
 
 	(void)state;
 	need_env();
-	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
 		struct frame in = {0};
 
 		put_eth(&in, ETH_P_IP);
@@ -402,11 +403,12 @@ static void test_outer_fragment_unsupported(void **state)
 
 	(void)state;
 	need_env();
-	for (size_t i = 0; i < sizeof(frag) / sizeof(frag[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(frag); i++) {
 		struct frame in = {0};
 
 		put_eth(&in, ETH_P_IP);
-		put_ipv4(&in, "198.18.2.2", "198.18.1.11", IPPROTO_GRE, 4 + inner4_len(), 5, frag[i]);
+		put_ipv4(&in, "198.18.2.2", "198.18.1.11", IPPROTO_GRE, 4 + inner4_len(), 5,
+		         frag[i]);
 		put_gre(&in, 0, ETH_P_IP);
 		put_inner4(&in, "203.0.113.10");
 		run_expect(&in, XDP_PASS, NULL, DECAP_CTR_UNSUPPORTED);
@@ -419,7 +421,8 @@ static void test_inner_proto_unsupported(void **state)
 
 	(void)state;
 	need_env();
-	put_outer(&in, false, 5, false, ETH_P_TEB, inner4_len()); /* transparent Ethernet bridging */
+	put_outer(&in, false, 5, false, ETH_P_TEB,
+	          inner4_len()); /* transparent Ethernet bridging */
 	put_inner_vip(&in, false);
 	run_expect(&in, XDP_PASS, NULL, DECAP_CTR_UNSUPPORTED);
 }
@@ -466,7 +469,8 @@ static void test_truncated_malformed(void **state)
 
 	/* the inner IPv4 header is cut short */
 	put_eth(&inner_cut, ETH_P_IP);
-	put_ipv4(&inner_cut, "198.18.2.2", "198.18.1.11", IPPROTO_GRE, 4 + sizeof(short_inner), 5, 0);
+	put_ipv4(&inner_cut, "198.18.2.2", "198.18.1.11", IPPROTO_GRE, 4 + sizeof(short_inner), 5,
+	         0);
 	put_gre(&inner_cut, 0, ETH_P_IP);
 	put(&inner_cut, short_inner, sizeof(short_inner));
 	run_expect(&inner_cut, XDP_PASS, NULL, DECAP_CTR_MALFORMED);

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "maglevd/health.h"
 #include "helpers.h"
 
@@ -300,7 +301,7 @@ static void test_status_line_parse(void **state)
 	};
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		size_t len = cases[i].len ? cases[i].len : strlen(cases[i].line);
 		int got = health_http_status_parse(cases[i].line, len);
 

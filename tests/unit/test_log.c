@@ -49,7 +49,7 @@ static void write_as_journal(void)
 
 	assert_int_equal(fstat(STDERR_FILENO, &st), 0);
 	snprintf(journal_env, sizeof(journal_env), "%llu:%llu", (unsigned long long)st.st_dev,
-		 (unsigned long long)st.st_ino);
+	         (unsigned long long)st.st_ino);
 	setenv("JOURNAL_STREAM", journal_env, 1);
 	log_init("maglevctl");
 	write_levels();
@@ -96,9 +96,9 @@ static void test_long_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain),
-		cmocka_unit_test(test_journal),
-		cmocka_unit_test(test_long_line),
+	    cmocka_unit_test(test_plain),
+	    cmocka_unit_test(test_journal),
+	    cmocka_unit_test(test_long_line),
 	};
 
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);

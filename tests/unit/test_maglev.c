@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <xxhash.h>
 
+#include "base/util.h"
 #include "core/maglev.h"
 
 #define SEED 0x5eedull
@@ -67,7 +68,7 @@ static void keyset_make(struct keyset *ks, uint32_t n, uint32_t salt, bool mixed
 			ks->bytes[i][2] = (uint8_t)(v >> 8);
 			ks->bytes[i][3] = (uint8_t)v;
 		}
-		ks->b[i] = (struct maglev_backend){ ks->bytes[i], v6 ? 16 : 4, 1 };
+		ks->b[i] = (struct maglev_backend){ks->bytes[i], v6 ? 16 : 4, 1};
 	}
 }
 
@@ -101,7 +102,7 @@ static int key_cmp(const struct maglev_backend *a, const struct maglev_backend *
  * weight > 0 and claimed * wmax < r * weight; a turn walks the permutation to the first empty slot.
  */
 static void ref_populate(uint16_t *table, uint32_t m, const struct maglev_perm *p,
-			 const uint32_t *w, uint32_t n)
+                         const uint32_t *w, uint32_t n)
 {
 	uint64_t *next = calloc(n, sizeof(*next)), *claimed = calloc(n, sizeof(*claimed));
 	uint32_t wmax = 0, filled = 0;
@@ -146,7 +147,7 @@ static int ref_entry_cmp(const void *pa, const void *pb)
 }
 
 static void ref_build(uint16_t *table, uint32_t m, const struct maglev_backend *b, uint32_t n,
-		      uint64_t seed)
+                      uint64_t seed)
 {
 	struct ref_entry *s = malloc(n * sizeof(*s));
 	struct maglev_perm *p = calloc(n, sizeof(*p)); /* calloc: GCC's -O1 maybe-uninitialized */
@@ -154,12 +155,14 @@ static void ref_build(uint16_t *table, uint32_t m, const struct maglev_backend *
 
 	assert_true(s && p && w);
 	for (uint32_t i = 0; i < n; i++)
-		s[i] = (struct ref_entry){ b[i], (uint16_t)i };
+		s[i] = (struct ref_entry){b[i], (uint16_t)i};
 	qsort(s, n, sizeof(*s), ref_entry_cmp);
 	for (uint32_t i = 0; i < n; i++) {
 		p[i].offset = (uint32_t)(XXH64(s[i].b.key, s[i].b.key_len, seed) % m);
-		p[i].skip = (uint32_t)(XXH64(s[i].b.key, s[i].b.key_len,
-					     seed ^ 0x9e3779b97f4a7c15ull) % (m - 1)) + 1;
+		p[i].skip =
+		    (uint32_t)(XXH64(s[i].b.key, s[i].b.key_len, seed ^ 0x9e3779b97f4a7c15ull) %
+		               (m - 1)) +
+		    1;
 		w[i] = s[i].b.weight;
 	}
 	ref_populate(table, m, p, w, n);
@@ -179,9 +182,10 @@ static uint64_t ref_digest(const uint16_t *table, uint32_t m, const struct magle
 
 	assert_non_null(buf);
 	for (uint32_t s = 0; s <= m; s++) {
-		uint64_t v = s == 0 ? m : table[s - 1] == MAGLEV_EMPTY
-					  ? 0
-					  : XXH64(b[table[s - 1]].key, b[table[s - 1]].key_len, 0);
+		uint64_t v = s == 0 ? m
+		             : table[s - 1] == MAGLEV_EMPTY
+		                 ? 0
+		                 : XXH64(b[table[s - 1]].key, b[table[s - 1]].key_len, 0);
 
 		for (int i = 0; i < 8; i++)
 			buf[8 * s + i] = (uint8_t)(v >> (8 * i));
@@ -208,11 +212,11 @@ static void test_size_valid(void **state)
 /* The paper's example (NSDI 2016, Table 1 and 2): M = 7, explicit offset/skip. */
 static void test_paper_known_answer(void **state)
 {
-	const struct maglev_perm p3[3] = { { 3, 4 }, { 0, 2 }, { 3, 1 } };
-	const struct maglev_perm p2[2] = { { 3, 4 }, { 3, 1 } };
-	const uint32_t w[3] = { 1, 1, 1 };
-	const uint16_t want3[7] = { 1, 0, 1, 0, 2, 2, 0 };
-	const uint16_t want2[7] = { 0, 0, 0, 0, 1, 1, 1 }; /* B0, B2 */
+	const struct maglev_perm p3[3] = {{3, 4}, {0, 2}, {3, 1}};
+	const struct maglev_perm p2[2] = {{3, 4}, {3, 1}};
+	const uint32_t w[3] = {1, 1, 1};
+	const uint16_t want3[7] = {1, 0, 1, 0, 2, 2, 0};
+	const uint16_t want2[7] = {0, 0, 0, 0, 1, 1, 1}; /* B0, B2 */
 	uint16_t t[7];
 
 	(void)state;
@@ -228,9 +232,9 @@ static void test_paper_known_answer(void **state)
  */
 static void test_weighted_known_answer(void **state)
 {
-	const struct maglev_perm p[2] = { { 3, 4 }, { 0, 2 } };
-	const uint32_t w[2] = { 2, 1 };
-	const uint16_t want[7] = { 1, 0, 1, 0, 0, 0, 0 };
+	const struct maglev_perm p[2] = {{3, 4}, {0, 2}};
+	const uint32_t w[2] = {2, 1};
+	const uint16_t want[7] = {1, 0, 1, 0, 0, 0, 0};
 	uint16_t t[7];
 
 	(void)state;
@@ -240,7 +244,7 @@ static void test_weighted_known_answer(void **state)
 
 static void test_perm_from_key(void **state)
 {
-	const uint8_t k4[4] = { 198, 18, 1, 11 };
+	const uint8_t k4[4] = {198, 18, 1, 11};
 	struct maglev_perm p;
 
 	(void)state;
@@ -350,7 +354,7 @@ static void check_weighted(uint32_t n, uint32_t m, const uint32_t *weights)
 
 		if (dev >= tol)
 			fail_msg("backend %u weight %u: %u slots, ideal %.2f, tolerance %.2f", i,
-				 weights[i], slots[i], ideal, tol);
+			         weights[i], slots[i], ideal, tol);
 		if (weights[i] == 0)
 			assert_int_equal(slots[i], 0);
 	}
@@ -361,9 +365,9 @@ static void check_weighted(uint32_t n, uint32_t m, const uint32_t *weights)
 
 static void test_weighted_shares(void **state)
 {
-	uint32_t w3[3] = { 1, 2, 3 };
+	uint32_t w3[3] = {1, 2, 3};
 	uint32_t w300[300], wr[200], wx[50];
-	uint32_t share[3] = { 0 };
+	uint32_t share[3] = {0};
 
 	(void)state;
 	check_weighted(3, 65537, w3);
@@ -449,11 +453,11 @@ static void test_removal_disruption(void **state)
 	}
 	/* The paper's example: removing B1 moves only slot 6 besides B1's own slots. */
 	{
-		const struct maglev_perm p3[3] = { { 3, 4 }, { 0, 2 }, { 3, 1 } };
-		const struct maglev_perm p2[2] = { { 3, 4 }, { 3, 1 } };
-		const uint32_t w[3] = { 1, 1, 1 };
+		const struct maglev_perm p3[3] = {{3, 4}, {0, 2}, {3, 1}};
+		const struct maglev_perm p2[2] = {{3, 4}, {3, 1}};
+		const uint32_t w[3] = {1, 1, 1};
 		uint16_t a[7], b[7];
-		const uint16_t map[2] = { 0, 2 };
+		const uint16_t map[2] = {0, 2};
 		int moved = 0;
 
 		assert_int_equal(maglev_populate(a, 7, p3, w, 3), 0);
@@ -497,8 +501,8 @@ static void test_weight_zero(void **state)
 	for (uint32_t s = 0; s < m; s++)
 		assert_int_equal(t0[s], MAGLEV_EMPTY);
 	{
-		const struct maglev_perm p[2] = { { 3, 4 }, { 0, 2 } };
-		const uint32_t w[2] = { 0, 0 };
+		const struct maglev_perm p[2] = {{3, 4}, {0, 2}};
+		const uint32_t w[2] = {0, 0};
 		uint16_t t[7];
 
 		assert_int_equal(maglev_populate(t, 7, p, w, 2), 0);
@@ -514,16 +518,16 @@ static void test_bad_input(void **state)
 {
 	struct keyset ks;
 	uint16_t *t = malloc(1048583 * sizeof(*t));
-	const struct maglev_perm p[2] = { { 3, 4 }, { 0, 2 } };
-	const struct maglev_perm bad_skip[1] = { { 3, 0 } }, bad_skip2[1] = { { 3, 7 } };
-	const struct maglev_perm bad_off[1] = { { 7, 1 } };
-	const uint32_t w[2] = { 1, 1 }, wbig[2] = { 1, MAGLEV_WEIGHT_MAX + 1 };
-	const uint32_t bad_m[] = { 0, 1, 5, 9, 65536, 65535, 1048583, UINT32_MAX };
+	const struct maglev_perm p[2] = {{3, 4}, {0, 2}};
+	const struct maglev_perm bad_skip[1] = {{3, 0}}, bad_skip2[1] = {{3, 7}};
+	const struct maglev_perm bad_off[1] = {{7, 1}};
+	const uint32_t w[2] = {1, 1}, wbig[2] = {1, MAGLEV_WEIGHT_MAX + 1};
+	const uint32_t bad_m[] = {0, 1, 5, 9, 65536, 65535, 1048583, UINT32_MAX};
 
 	(void)state;
 	assert_non_null(t);
 	keyset_make(&ks, 10, 6, false);
-	for (size_t i = 0; i < sizeof(bad_m) / sizeof(bad_m[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(bad_m); i++) {
 		assert_int_equal(maglev_build(t, bad_m[i], ks.b, 10, SEED), -EINVAL);
 		assert_int_equal(maglev_populate(t, bad_m[i], p, w, 2), -EINVAL);
 	}
@@ -551,7 +555,7 @@ static void test_bad_input(void **state)
 	ks.b[7].key = ks.bytes[7];
 	assert_int_equal(maglev_build(t, 65537, ks.b, 10, SEED), -EINVAL);
 	/* Largest accepted size works. */
-	memcpy(ks.bytes[8], (uint8_t[4]){ 198, 19, 255, 255 }, 4);
+	memcpy(ks.bytes[8], (uint8_t[4]){198, 19, 255, 255}, 4);
 	assert_int_equal(maglev_build(t, MAGLEV_SIZE_MAX, ks.b, 10, SEED), 0);
 	keyset_free(&ks);
 	free(t);
@@ -575,7 +579,7 @@ static void test_digest_known_answer(void **state)
 		keys[i][1] = 18;
 		keys[i][2] = (uint8_t)(i >> 8);
 		keys[i][3] = (uint8_t)i;
-		b[i] = (struct maglev_backend){ keys[i], 4, 1 };
+		b[i] = (struct maglev_backend){keys[i], 4, 1};
 	}
 	assert_int_equal(maglev_build(t, 65537, b, 1000, 0x5eed), 0);
 	assert_true(maglev_digest(t, 65537, b, 1000) == 0x2bcac4aed0c47efbull);
@@ -629,7 +633,7 @@ static void test_long_keys(void **state)
 	for (uint32_t i = 0; i < N; i++) {
 		memset(keys[i], 0xab, sizeof(keys[i]));
 		keys[i][20] = (uint8_t)i; /* differ only beyond the first 16 bytes */
-		b[i] = (struct maglev_backend){ keys[i], i % 4 == 0 ? 17 : 24, 1 + i % 3 };
+		b[i] = (struct maglev_backend){keys[i], i % 4 == 0 ? 17 : 24, 1 + i % 3};
 		if (i % 4 == 0)
 			keys[i][16] = (uint8_t)i; /* 17-byte keys differ in their last byte */
 	}
@@ -649,7 +653,7 @@ static void test_long_keys(void **state)
  */
 static void test_rounding_mode(void **state)
 {
-	static const int modes[] = { FE_TOWARDZERO, FE_UPWARD, FE_DOWNWARD };
+	static const int modes[] = {FE_TOWARDZERO, FE_UPWARD, FE_DOWNWARD};
 	const uint32_t n = 300, m = 262147;
 	struct keyset ks;
 	uint16_t *t = malloc(m * sizeof(*t)), *r = malloc(m * sizeof(*r));
@@ -658,7 +662,7 @@ static void test_rounding_mode(void **state)
 	assert_true(t && r);
 	keyset_make(&ks, n, 30, true);
 	assert_int_equal(maglev_build(r, m, ks.b, n, SEED), 0);
-	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
 		assert_int_equal(fesetround(modes[i]), 0);
 		assert_int_equal(maglev_build(t, m, ks.b, n, SEED), 0);
 		assert_int_equal(fesetround(FE_TONEAREST), 0);
@@ -675,7 +679,7 @@ static void test_rounding_mode(void **state)
  */
 static void test_edge_perms(void **state)
 {
-	static const uint32_t sizes[] = { 7, 101, 4099, 65537 };
+	static const uint32_t sizes[] = {7, 101, 4099, 65537};
 	const uint32_t n_max = 64;
 	struct maglev_perm p[64];
 	uint32_t w[64];
@@ -683,19 +687,22 @@ static void test_edge_perms(void **state)
 
 	(void)state;
 	assert_true(t && r);
-	for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++)
+	for (size_t si = 0; si < ARRAY_SIZE(sizes); si++)
 		for (int weighted = 0; weighted < 2; weighted++) {
 			uint32_t m = sizes[si], n = m < n_max ? m : n_max;
 
 			for (uint32_t i = 0; i < n; i++) {
 				p[i].offset = i % 3 == 0 ? 0 : i % 3 == 1 ? m - 1 : rng_below(m);
-				p[i].skip = i % 4 == 0 ? 1 : i % 4 == 1 ? m - 1 : 1 + rng_below(m - 1);
+				p[i].skip = i % 4 == 0   ? 1
+				            : i % 4 == 1 ? m - 1
+				                         : 1 + rng_below(m - 1);
 				w[i] = weighted ? 1 + rng_below(5) : 1;
 			}
 			ref_populate(r, m, p, w, n);
 			assert_int_equal(maglev_populate(t, m, p, w, n), 0);
 			if (memcmp(t, r, m * sizeof(*t)) != 0)
-				fail_msg("m %u weighted %d differs from the reference", m, weighted);
+				fail_msg("m %u weighted %d differs from the reference", m,
+				         weighted);
 		}
 	free(t);
 	free(r);
@@ -704,16 +711,16 @@ static void test_edge_perms(void **state)
 /* Fast build == literal reference, byte for byte, over random sizes, seeds, weights, orders. */
 static void test_matches_reference(void **state)
 {
-	/* Sizes on both sides of MAGLEV_VSCAN_MIN_SIZE (2^17), where the tail scan's vector path starts. */
-	static const uint32_t primes[] = { 7,     11,    13,     101,    251,
-					   1009,  4099,  10007,  65537,  131071,
-					   131101, 262147 };
+	/* Sizes on both sides of MAGLEV_VSCAN_MIN_SIZE (2^17), where the tail scan's vector path
+	 * starts. */
+	static const uint32_t primes[] = {7,    11,    13,    101,    251,    1009,
+	                                  4099, 10007, 65537, 131071, 131101, 262147};
 	uint16_t *t = malloc(655373 * sizeof(*t)), *r = malloc(655373 * sizeof(*r));
 
 	(void)state;
 	assert_true(t && r);
 	for (int iter = 0; iter < 80; iter++) {
-		uint32_t m = primes[rng_below(sizeof(primes) / sizeof(primes[0]))];
+		uint32_t m = primes[rng_below(ARRAY_SIZE(primes))];
 		uint32_t n = 1 + rng_below(iter % 4 == 0 ? 1500 : 60);
 		uint64_t seed = rng_next();
 		uint32_t mode = iter % 4;
@@ -721,20 +728,22 @@ static void test_matches_reference(void **state)
 
 		keyset_make(&ks, n, 20 + iter, true);
 		for (uint32_t i = 0; i < n; i++)
-			ks.b[i].weight = mode == 0   ? 1
-					 : mode == 1 ? rng_below(4)
-					 : mode == 2 ? rng_below(MAGLEV_WEIGHT_MAX + 1)
-						     : (i % 16 == 0 ? 1000 + rng_below(64536) : 1); /* skewed */
+			ks.b[i].weight =
+			    mode == 0   ? 1
+			    : mode == 1 ? rng_below(4)
+			    : mode == 2 ? rng_below(MAGLEV_WEIGHT_MAX + 1)
+			                : (i % 16 == 0 ? 1000 + rng_below(64536) : 1); /* skewed */
 		shuffle(ks.b, n);
 		ref_build(r, m, ks.b, n, seed);
 		assert_int_equal(maglev_build(t, m, ks.b, n, seed), 0);
 		if (memcmp(t, r, m * sizeof(*t)) != 0)
-			fail_msg("iteration %d: m %u n %u mode %u differs from the reference", iter, m,
-				 n, mode);
+			fail_msg("iteration %d: m %u n %u mode %u differs from the reference", iter,
+			         m, n, mode);
 		assert_int_equal(maglev_build_flags(t, m, ks.b, n, seed, MAGLEV_BUILD_SCALAR), 0);
 		if (memcmp(t, r, m * sizeof(*t)) != 0)
-			fail_msg("iteration %d: m %u n %u mode %u scalar differs from the reference",
-				 iter, m, n, mode);
+			fail_msg(
+			    "iteration %d: m %u n %u mode %u scalar differs from the reference",
+			    iter, m, n, mode);
 		keyset_free(&ks);
 	}
 	/* The benchmark's sizes. */
@@ -746,7 +755,8 @@ static void test_matches_reference(void **state)
 		ref_build(r, m, ks.b, 1000, SEED);
 		assert_int_equal(maglev_build(t, m, ks.b, 1000, SEED), 0);
 		assert_memory_equal(t, r, m * sizeof(*t));
-		assert_int_equal(maglev_build_flags(t, m, ks.b, 1000, SEED, MAGLEV_BUILD_SCALAR), 0);
+		assert_int_equal(maglev_build_flags(t, m, ks.b, 1000, SEED, MAGLEV_BUILD_SCALAR),
+		                 0);
 		assert_memory_equal(t, r, m * sizeof(*t));
 		keyset_free(&ks);
 	}
@@ -757,22 +767,22 @@ static void test_matches_reference(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_size_valid),
-		cmocka_unit_test(test_paper_known_answer),
-		cmocka_unit_test(test_weighted_known_answer),
-		cmocka_unit_test(test_perm_from_key),
-		cmocka_unit_test(test_balance),
-		cmocka_unit_test(test_order_independent),
-		cmocka_unit_test(test_weighted_shares),
-		cmocka_unit_test(test_removal_disruption),
-		cmocka_unit_test(test_weight_zero),
-		cmocka_unit_test(test_bad_input),
-		cmocka_unit_test(test_digest),
-		cmocka_unit_test(test_digest_known_answer),
-		cmocka_unit_test(test_long_keys),
-		cmocka_unit_test(test_rounding_mode),
-		cmocka_unit_test(test_edge_perms),
-		cmocka_unit_test(test_matches_reference),
+	    cmocka_unit_test(test_size_valid),
+	    cmocka_unit_test(test_paper_known_answer),
+	    cmocka_unit_test(test_weighted_known_answer),
+	    cmocka_unit_test(test_perm_from_key),
+	    cmocka_unit_test(test_balance),
+	    cmocka_unit_test(test_order_independent),
+	    cmocka_unit_test(test_weighted_shares),
+	    cmocka_unit_test(test_removal_disruption),
+	    cmocka_unit_test(test_weight_zero),
+	    cmocka_unit_test(test_bad_input),
+	    cmocka_unit_test(test_digest),
+	    cmocka_unit_test(test_digest_known_answer),
+	    cmocka_unit_test(test_long_keys),
+	    cmocka_unit_test(test_rounding_mode),
+	    cmocka_unit_test(test_edge_perms),
+	    cmocka_unit_test(test_matches_reference),
 	};
 
 	return cmocka_run_group_tests_name("maglev", tests, NULL, NULL);

@@ -246,8 +246,8 @@ static void test_request_timeout(void **state)
 
 	/*
 	 * A client that ends its side before a complete request can never be answered: it is closed
-	 * at once, not at its deadline (which the default 5 s would be), even when the end of stream
-	 * comes with the first bytes.
+	 * at once, not at its deadline (which the default 5 s would be), even when the end of
+	 * stream comes with the first bytes.
 	 */
 	assert_int_equal(metrics_start(&s, "127.0.0.1", 0, NULL, fake_collect, &scrapes), 0);
 	{
@@ -310,7 +310,8 @@ static void test_full_then_empty(void **state)
 	for (unsigned ms = 0; ms < HOLD_MAX_MS && !atomic_load(&h.entered); ms++)
 		usleep(1000);
 	assert_true(atomic_load(&h.entered));
-	/* Into the backlog while the server's thread is in the collector; gone before it is back. */
+	/* Into the backlog while the server's thread is in the collector; gone before it is back.
+	 */
 	for (unsigned i = 0; i < ARRAY_SIZE(fd); i++) {
 		char src[32];
 
@@ -356,7 +357,8 @@ static void test_body_refused(void **state)
 
 		assert_int_equal(send(fd, reqs[i], strlen(reqs[i]), 0), (ssize_t)strlen(reqs[i]));
 		assert_int_equal(shutdown(fd, SHUT_WR), 0);
-		assert_true(poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, CLOSE_WAIT_MS) == 1);
+		assert_true(poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, CLOSE_WAIT_MS) ==
+		            1);
 		n = recv(fd, buf, sizeof(buf) - 1, 0);
 		assert_true(n > 0);
 		buf[n] = '\0';
@@ -372,12 +374,9 @@ static void test_body_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_render),
-	    cmocka_unit_test(test_http),
-	    cmocka_unit_test(test_slow_clients),
-	    cmocka_unit_test(test_request_timeout),
-	    cmocka_unit_test(test_full_then_empty),
-	    cmocka_unit_test(test_body_refused),
+	    cmocka_unit_test(test_render),          cmocka_unit_test(test_http),
+	    cmocka_unit_test(test_slow_clients),    cmocka_unit_test(test_request_timeout),
+	    cmocka_unit_test(test_full_then_empty), cmocka_unit_test(test_body_refused),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);

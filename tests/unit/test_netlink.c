@@ -23,14 +23,14 @@ static int count_cb(const struct nlmsghdr *nlh, void *data)
 /* Puts a message header of length len and type RTM_NEWROUTE at byte off of buf. */
 static void put(uint32_t *buf, size_t off, uint32_t len)
 {
-	struct nlmsghdr h = { .nlmsg_len = len, .nlmsg_type = RTM_NEWROUTE };
+	struct nlmsghdr h = {.nlmsg_len = len, .nlmsg_type = RTM_NEWROUTE};
 
 	memcpy((char *)buf + off, &h, sizeof(h));
 }
 
 static void test_cb_run(void **state)
 {
-	uint32_t buf[BUF_WORDS] = { 0 };
+	uint32_t buf[BUF_WORDS] = {0};
 	int calls = 0;
 
 	(void)state;
@@ -62,7 +62,7 @@ static void test_cb_run(void **state)
 
 static void test_payload_has(void **state)
 {
-	uint32_t buf[BUF_WORDS] = { 0 };
+	uint32_t buf[BUF_WORDS] = {0};
 
 	(void)state;
 	put(buf, 0, sizeof(struct nlmsghdr) + sizeof(struct rtmsg));
@@ -74,8 +74,8 @@ static void test_payload_has(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cb_run),
-		cmocka_unit_test(test_payload_has),
+	    cmocka_unit_test(test_cb_run),
+	    cmocka_unit_test(test_payload_has),
 	};
 
 	return cmocka_run_group_tests_name("netlink", tests, NULL, NULL);

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "base/util.h"
 #include "control/config_yaml.h"
 #include "maglevctl/command.h"
 #include "maglevctl/offline.h"
@@ -56,7 +57,7 @@ static int teardown(void **state)
  * weight 0 and skip_every-th ones left out), optionally VIP "dns" with one backend.
  */
 static void write_config(struct fixture *f, const char *name, char *path, size_t len, uint32_t m,
-			 uint32_t n, uint32_t skip_every, int drain_idx, bool dns)
+                         uint32_t n, uint32_t skip_every, int drain_idx, bool dns)
 {
 	FILE *fp;
 
@@ -65,16 +66,16 @@ static void write_config(struct fixture *f, const char *name, char *path, size_t
 	assert_non_null(fp);
 	fprintf(fp, "cluster:\n  hash_seed: 0x5eed\n  table_size: %u\nvips:\n", m);
 	fprintf(fp, "  - name: web\n    address: 203.0.113.10\n    protocol: tcp\n    port: 80\n"
-		    "    backends:\n");
+	            "    backends:\n");
 	for (uint32_t i = 0; i < n; i++) {
 		if (skip_every && i % skip_every == 0)
 			continue;
 		fprintf(fp, "      - { address: 198.18.%u.%u, weight: %d }\n", 1 + i / 250,
-			1 + i % 250, (int)i == drain_idx ? 0 : 1);
+		        1 + i % 250, (int)i == drain_idx ? 0 : 1);
 	}
 	if (dns)
 		fprintf(fp, "  - name: dns\n    address: 198.51.100.53\n    protocol: udp\n"
-			    "    port: 53\n    backends:\n      - { address: '2001:db8::53' }\n");
+		            "    port: 53\n    backends:\n      - { address: '2001:db8::53' }\n");
 	assert_int_equal(fclose(fp), 0);
 }
 
@@ -134,7 +135,7 @@ static void test_table(void **state)
 		uint16_t *tab = malloc(65537 * sizeof(*tab));
 
 		assert_non_null(tab);
-		b[0] = (struct maglev_backend){ c->vips[1].backends[0].addr.b, 16, 1 };
+		b[0] = (struct maglev_backend){c->vips[1].backends[0].addr.b, 16, 1};
 		assert_int_equal(maglev_build(tab, 65537, b, 1, 0x5eed), 0);
 		assert_true(maglev_digest(tab, 65537, b, 1) == t.digest);
 		assert_int_equal(t.slots[0], 65537);
@@ -152,7 +153,7 @@ static void test_table(void **state)
 	bs = json_object_get(v, "backends");
 	assert_int_equal(json_array_size(bs), 3);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(bs, 0), "address")),
-			    "198.18.1.1");
+	                    "198.18.1.1");
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(bs, 1), "weight")), 2);
 	assert_true(json_integer_value(json_object_get(json_array_get(bs, 2), "slots")) > 0);
 	json_decref(root);
@@ -167,7 +168,7 @@ static void test_table(void **state)
 }
 
 static const struct offline_vip_diff *diff_find(const struct offline_vip_diff *d, uint32_t n,
-					    const char *name)
+                                                const char *name)
 {
 	for (uint32_t i = 0; i < n; i++)
 		if (strcmp(d[i].name, name) == 0)
@@ -285,8 +286,8 @@ static void test_diff_added_removed(void **state)
 	FILE *mem;
 	json_t *root, *v;
 	json_error_t jerr;
-	const char *keys[] = { "name",	       "status",	"old_table_size", "new_table_size",
-			       "changed_slots", "changed_pct", "excess_slots",	  "excess_pct" };
+	const char *keys[] = {"name",          "status",      "old_table_size", "new_table_size",
+	                      "changed_slots", "changed_pct", "excess_slots",   "excess_pct"};
 
 	write_config(f, "a.yaml", p_old, sizeof(p_old), 65537, 3, 0, -1, false);
 	write_config(f, "b.yaml", p_new, sizeof(p_new), 65537, 3, 0, -1, true);
@@ -310,7 +311,7 @@ static void test_diff_added_removed(void **state)
 	assert_non_null(root);
 	assert_int_equal(json_array_size(json_object_get(root, "vips")), 2);
 	v = json_array_get(json_object_get(root, "vips"), 1);
-	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+	for (size_t k = 0; k < ARRAY_SIZE(keys); k++)
 		if (!json_object_get(v, keys[k]))
 			fail_msg("diff JSON lacks '%s': %s", keys[k], buf);
 	assert_string_equal(json_string_value(json_object_get(v, "status")), "added");
@@ -334,31 +335,31 @@ static void test_commands(void **state)
 	fclose(fp);
 	write_config(f, "good.yaml", good, sizeof(good), 7, 3, 0, -1, false);
 	{
-		char *argv[] = { "table", "-c", path, NULL };
+		char *argv[] = {"table", "-c", path, NULL};
 
 		assert_true(offline_table_run(3, argv, err, sizeof(err)) < 0);
 		assert_non_null(strstr(err, "bad.yaml:2:"));
 		assert_non_null(strstr(err, "'65536'"));
 	}
 	{
-		char *argv[] = { "diff", good, path, "--json", NULL };
+		char *argv[] = {"diff", good, path, "--json", NULL};
 
 		assert_true(offline_diff_run(4, argv, err, sizeof(err)) < 0);
 		assert_non_null(strstr(err, "bad.yaml:2:"));
 	}
 	{
-		char *argv[] = { "diff", good, NULL };
+		char *argv[] = {"diff", good, NULL};
 
 		assert_int_equal(offline_diff_run(2, argv, err, sizeof(err)), COMMAND_USAGE);
 		assert_non_null(strstr(err, "usage"));
 	}
 	{
-		char *argv[] = { "table", good, NULL };
+		char *argv[] = {"table", good, NULL};
 
 		assert_int_equal(offline_table_run(2, argv, err, sizeof(err)), COMMAND_USAGE);
 	}
 	{
-		char *argv[] = { "table", "-c", good, "--vip", "web", NULL };
+		char *argv[] = {"table", "-c", good, "--vip", "web", NULL};
 		FILE *saved = stdout;
 		char *buf = NULL;
 		size_t len = 0;
@@ -378,12 +379,12 @@ static void test_commands(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_table, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_diff_remove, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_diff_drain, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_diff_size_change, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_diff_added_removed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_table, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_diff_remove, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_diff_drain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_diff_size_change, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_diff_added_removed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("ctl_offline", tests, NULL, NULL);

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "base/util.h"
 #include "core/pipeline.h"
 #include "core/pkt.h"
 #include "core/snapshot.h"
@@ -70,7 +71,7 @@ static void test_fixtures(void **state)
 	static struct tbuf b;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++) {
 		const struct fixture *fx = &fixtures[i];
 		struct lb_frame f = tbuf_frame(&b, fx->in, fx->in_len);
 		uint64_t before = ctr(w, (enum lb_counter)fx->counter);
@@ -78,7 +79,7 @@ static void test_fixtures(void **state)
 
 		check_fixture(fx, v, &f, before, ctr(w, (enum lb_counter)fx->counter));
 	}
-	assert_int_equal(ctr(w, LB_CTR_RX_FRAMES), sizeof(fixtures) / sizeof(fixtures[0]));
+	assert_int_equal(ctr(w, LB_CTR_RX_FRAMES), ARRAY_SIZE(fixtures));
 	lb_worker_destroy(w);
 	snapshot_free(s);
 	config_free(c);
@@ -87,7 +88,7 @@ static void test_fixtures(void **state)
 /* The same fixtures through lb_process_batch, all in one batch (chunked past LB_BATCH_MAX). */
 static void test_fixtures_batch(void **state)
 {
-	enum { N = sizeof(fixtures) / sizeof(fixtures[0]) };
+	enum { N = ARRAY_SIZE(fixtures) };
 	struct config *c = tcfg_fixture();
 	struct lb_snapshot *s = snap(c, NULL, NULL);
 	struct lb_worker *w = worker_new(1024);
@@ -144,7 +145,7 @@ static void test_refused_untracked(void **state)
 	unsigned refused = 0, tracked = 0;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++) {
 		const struct fixture *fx = &fixtures[i];
 		bool refuse = fx->counter == LB_CTR_DROP_BAD_SOURCE ||
 		              fx->counter == LB_CTR_DROP_SOURCE_IS_VIP ||
@@ -169,7 +170,8 @@ static void test_refused_untracked(void **state)
 		if (fx->counter != LB_CTR_PASS_NOT_OUR_MAC &&
 		    (ex.refused != (refuse ? fx->counter : 0) ||
 		     (refuse && ex.backend != LB_BACKEND_NONE)))
-			fail_msg("%s: explain refused %u backend %u", fx->name, ex.refused, ex.backend);
+			fail_msg("%s: explain refused %u backend %u", fx->name, ex.refused,
+			         ex.backend);
 		refused += refuse;
 		tracked += !refuse;
 	}
@@ -190,7 +192,7 @@ static void test_truncations(void **state)
 	uint64_t n = 0;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++) {
 		for (uint32_t len = 0; len <= fixtures[i].in_len; len++) {
 			uint8_t *mem = malloc(LB_HEADROOM + len + 1);
 			struct lb_frame f = {mem + LB_HEADROOM, len, LB_HEADROOM};
@@ -228,19 +230,21 @@ static void test_vip4_find(void **state)
 	(void)state;
 	tcfg_vip(c, "web4all", "203.0.113.10", IPPROTO_TCP, 0, extra, 1, 0);
 	assert_int_equal(snapshot_build(c, NULL, NULL, &s, err, sizeof(err)), 0);
-	for (unsigned a = 0; a < sizeof(addrs) / sizeof(addrs[0]); a++) {
+	for (unsigned a = 0; a < ARRAY_SIZE(addrs); a++) {
 		struct lb_addr la = tcfg_addr(addrs[a]);
 		int32_t ai = snapshot_addr_find(s, AF_INET, la.b);
 
-		for (unsigned p = 0; p < sizeof(protos) / sizeof(protos[0]); p++) {
-			for (unsigned q = 0; q < sizeof(ports) / sizeof(ports[0]); q++) {
-				int32_t want = ai < 0 ? LB_VIP4_NOT_ADDR
-				                      : snapshot_vip_find(s, ai, protos[p], ports[q]);
+		for (unsigned p = 0; p < ARRAY_SIZE(protos); p++) {
+			for (unsigned q = 0; q < ARRAY_SIZE(ports); q++) {
+				int32_t want = ai < 0
+				                   ? LB_VIP4_NOT_ADDR
+				                   : snapshot_vip_find(s, ai, protos[p], ports[q]);
 				uint8_t kb[8] = {0};
 				int32_t got;
 
 				memcpy(kb, la.b, 4);
-				memcpy(kb + 4, "\x55\xaa", 2); /* a source port: not part of the key */
+				memcpy(kb + 4, "\x55\xaa",
+				       2); /* a source port: not part of the key */
 				kb[6] = (uint8_t)(ports[q] >> 8);
 				kb[7] = (uint8_t)ports[q];
 				got = snapshot_vip4_find(s, lb_vip4_key(kb, protos[p]));
@@ -271,7 +275,7 @@ static void test_flow_hash_secret(void **state)
 	char err[256];
 
 	(void)state;
-	for (unsigned i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+	for (unsigned i = 0; i < ARRAY_SIZE(seeds); i++) {
 		lb_flow_secret_make(secret, seeds[i]);
 		for (unsigned n = 0; n < 1000; n++) {
 			struct lb_flow_key k;
@@ -581,7 +585,7 @@ static void test_icmp_rate_limit(void **state)
 	(void)state;
 	c->dataplane.icmp_rate = 3;
 	s = snap(c, NULL, NULL);
-	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++)
 		if (!strcmp(fixtures[i].name, "frag_needed"))
 			fx = &fixtures[i];
 	assert_non_null(fx);

@@ -31,7 +31,7 @@ static bool accepts(const struct sock_filter *ins, const uint8_t *frame, uint32_
 
 /* Ethernet + IPv4 (ihl_words 5..15) + 4 bytes of transport header (ports). */
 static uint32_t frame4(uint8_t *f, const char *dst, uint8_t proto, uint16_t dport,
-		       uint16_t frag_off, uint8_t ihl_words)
+                       uint16_t frag_off, uint8_t ihl_words)
 {
 	struct lb_addr d = th_addr(dst);
 	uint32_t ihl = ihl_words * 4u, l4 = 14 + ihl;
@@ -80,11 +80,11 @@ static struct sock_filter *build(const struct io_filter *f, uint32_t *n)
 static void test_ipv4(void **state)
 {
 	struct io_vip vips[] = {
-		{ th_addr("203.0.113.10"), IPPROTO_TCP, 80 },
-		{ th_addr("203.0.113.11"), IPPROTO_UDP, 53 },
-		{ th_addr("203.0.113.12"), IPPROTO_TCP, 0 },
+	    {th_addr("203.0.113.10"), IPPROTO_TCP, 80},
+	    {th_addr("203.0.113.11"), IPPROTO_UDP, 53},
+	    {th_addr("203.0.113.12"), IPPROTO_TCP, 0},
 	};
-	struct io_filter f = { .vips = vips, .n_vips = 3, .self = { th_addr("198.18.2.2") } };
+	struct io_filter f = {.vips = vips, .n_vips = 3, .self = {th_addr("198.18.2.2")}};
 	uint8_t fr[FRAME_MAX];
 	uint32_t n, len;
 	struct sock_filter *ins = build(&f, &n);
@@ -130,11 +130,11 @@ static void test_ipv4(void **state)
 static void test_ipv6(void **state)
 {
 	struct io_vip vips[] = {
-		{ th_addr("203.0.113.10"), IPPROTO_TCP, 80 },
-		{ th_addr("2001:db8:100::10"), IPPROTO_TCP, 80 },
-		{ th_addr("2001:db8:100::11"), IPPROTO_UDP, 53 },
+	    {th_addr("203.0.113.10"), IPPROTO_TCP, 80},
+	    {th_addr("2001:db8:100::10"), IPPROTO_TCP, 80},
+	    {th_addr("2001:db8:100::11"), IPPROTO_UDP, 53},
 	};
-	struct io_filter f = { .vips = vips, .n_vips = 3, .self = { [1] = th_addr("2001:db8:2::2") } };
+	struct io_filter f = {.vips = vips, .n_vips = 3, .self = {[1] = th_addr("2001:db8:2::2")}};
 	uint8_t fr[FRAME_MAX];
 	uint32_t n, len;
 	struct sock_filter *ins = build(&f, &n);
@@ -166,7 +166,7 @@ static void test_many_vips(void **state)
 {
 	enum { N = 240 }; /* 15 instructions each: about 3600 of the 4096 */
 	struct io_vip *vips = calloc(N + 1, sizeof(*vips));
-	struct io_filter f = { .vips = vips, .n_vips = N + 1 };
+	struct io_filter f = {.vips = vips, .n_vips = N + 1};
 	uint8_t fr[FRAME_MAX];
 	char a[LB_ADDR_STRLEN];
 	uint32_t n, len;
@@ -176,9 +176,9 @@ static void test_many_vips(void **state)
 	assert_non_null(vips);
 	for (int i = 0; i < N; i++) {
 		snprintf(a, sizeof(a), "198.51.100.%d", i);
-		vips[i] = (struct io_vip){ th_addr(a), IPPROTO_TCP, (uint16_t)(1000 + i) };
+		vips[i] = (struct io_vip){th_addr(a), IPPROTO_TCP, (uint16_t)(1000 + i)};
 	}
-	vips[N] = (struct io_vip){ th_addr("2001:db8:100::10"), IPPROTO_TCP, 80 };
+	vips[N] = (struct io_vip){th_addr("2001:db8:100::10"), IPPROTO_TCP, 80};
 	ins = build(&f, &n);
 	assert_true(n > 2 * 255);
 	for (int i = 0; i < N; i += 37) {
@@ -196,11 +196,11 @@ static void test_many_vips(void **state)
 
 static void test_too_many(void **state)
 {
-	struct io_vip vips[] = { { th_addr("203.0.113.10"), IPPROTO_TCP, 80 } };
-	struct io_filter f = { .vips = vips, .n_vips = 1 };
+	struct io_vip vips[] = {{th_addr("203.0.113.10"), IPPROTO_TCP, 80}};
+	struct io_filter f = {.vips = vips, .n_vips = 1};
 	struct sock_filter ins[8], *big = calloc(VIPFILTER_INSNS_MAX, sizeof(*big));
 	struct io_vip *many = calloc(1000, sizeof(*many));
-	struct io_filter g = { .vips = many, .n_vips = 1000 };
+	struct io_filter g = {.vips = many, .n_vips = 1000};
 	uint32_t n = 0;
 
 	(void)state;
@@ -220,7 +220,7 @@ static void test_too_many(void **state)
 
 static void test_empty(void **state)
 {
-	struct io_filter f = { 0 };
+	struct io_filter f = {0};
 	uint8_t fr[FRAME_MAX];
 	uint32_t n, len;
 	struct sock_filter *ins = build(&f, &n);
@@ -253,12 +253,9 @@ static void test_all_ip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ipv4),
-		cmocka_unit_test(test_ipv6),
-		cmocka_unit_test(test_many_vips),
-		cmocka_unit_test(test_too_many),
-		cmocka_unit_test(test_empty),
-		cmocka_unit_test(test_all_ip),
+	    cmocka_unit_test(test_ipv4),      cmocka_unit_test(test_ipv6),
+	    cmocka_unit_test(test_many_vips), cmocka_unit_test(test_too_many),
+	    cmocka_unit_test(test_empty),     cmocka_unit_test(test_all_ip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

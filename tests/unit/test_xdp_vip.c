@@ -22,6 +22,7 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 
+#include "base/util.h"
 #include "core/addr.h"
 #include "helpers.h"
 #include "bpf/xdp_vip.h"
@@ -48,9 +49,10 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 static void vip_add(struct fixture *fx, const char *a, uint8_t proto, uint16_t port)
 {
 	struct lb_addr la = th_addr(a);
-	struct xdp_vip_key k = { .family = la.family == AF_INET ? XDP_FAMILY_IPV4 : XDP_FAMILY_IPV6,
-				 .proto = proto, .port = htons(port) };
-	struct xdp_addr_key ak = { .family = k.family };
+	struct xdp_vip_key k = {.family = la.family == AF_INET ? XDP_FAMILY_IPV4 : XDP_FAMILY_IPV6,
+	                        .proto = proto,
+	                        .port = htons(port)};
+	struct xdp_addr_key ak = {.family = k.family};
 	uint32_t one = 1, flags = XDP_ADDR_VIP;
 
 	memcpy(k.addr, la.b, lb_addr_len(&la));
@@ -62,8 +64,8 @@ static void vip_add(struct fixture *fx, const char *a, uint8_t proto, uint16_t p
 static void self_add(struct fixture *fx, const char *a)
 {
 	struct lb_addr la = th_addr(a);
-	struct xdp_addr_key ak = { .family = la.family == AF_INET ? XDP_FAMILY_IPV4
-								 : XDP_FAMILY_IPV6 };
+	struct xdp_addr_key ak = {.family =
+	                              la.family == AF_INET ? XDP_FAMILY_IPV4 : XDP_FAMILY_IPV6};
 	uint32_t flags = XDP_ADDR_SELF;
 
 	memcpy(ak.addr, la.b, lb_addr_len(&la));
@@ -83,13 +85,12 @@ static uint64_t stat_read(struct fixture *fx, uint32_t k)
 }
 
 /* Runs one frame: the program's XDP action; *moved: whether statistic k went up by one. */
-static uint32_t run(struct fixture *fx, const uint8_t *frame, uint32_t len, uint32_t k,
-		    bool *moved)
+static uint32_t run(struct fixture *fx, const uint8_t *frame, uint32_t len, uint32_t k, bool *moved)
 {
 	uint64_t before = stat_read(fx, k);
 	uint8_t out[FRAME_MAX];
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
-		    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len, .data_out = out,
+	            .data_size_out = sizeof(out), .repeat = 1);
 
 	assert_int_equal(bpf_prog_test_run_opts(fx->prog_fd, &opts), 0);
 	*moved = stat_read(fx, k) == before + 1;
@@ -123,7 +124,7 @@ static bool dropped_icmp(struct fixture *fx, const uint8_t *frame, uint32_t len)
 
 /* Ethernet (+ vlans 802.1Q tags) + IPv4 + 8 bytes of transport header. */
 static uint32_t frame4(uint8_t *f, int vlans, const char *dst, uint8_t proto, uint16_t dport,
-		       uint8_t icmp_type, uint16_t frag)
+                       uint8_t icmp_type, uint16_t frag)
 {
 	struct lb_addr d = th_addr(dst);
 	uint32_t o = 12;
@@ -155,7 +156,7 @@ static uint32_t frame4(uint8_t *f, int vlans, const char *dst, uint8_t proto, ui
 
 /* Ethernet + IPv6 + an optional extension header (ext: its type, 0 = none) + 8 bytes of L4. */
 static uint32_t frame6(uint8_t *f, const char *dst, uint8_t ext, uint16_t frag_off, uint8_t proto,
-		       uint16_t dport, uint8_t icmp_type)
+                       uint16_t dport, uint8_t icmp_type)
 {
 	struct lb_addr d = th_addr(dst);
 	uint32_t o = 54;
@@ -211,7 +212,7 @@ static int setup(void **state)
 	    fx.config_fd < 0 || fx.ncpus <= 0)
 		return -1;
 	{
-		struct xdp_vip_config cfg = { 0 };
+		struct xdp_vip_config cfg = {0};
 		uint32_t zero = 0;
 
 		memcpy(cfg.mac, MAC_ME, 6);
@@ -263,8 +264,8 @@ static void test_ipv4(void **state)
 	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_TCP, 0, 0, 0x00b9)));
 	/* One 802.1Q tag, as the pipeline parses; QinQ (which it passes) stays with the kernel. */
 	assert_true(steered(fx, f, frame4(f, 1, "203.0.113.10", IPPROTO_TCP, 80, 0, 0)));
-	assert_true(passed_as(fx, f, frame4(f, 2, "203.0.113.10", IPPROTO_TCP, 80, 0, 0),
-			      XDP_STAT_PASS));
+	assert_true(
+	    passed_as(fx, f, frame4(f, 2, "203.0.113.10", IPPROTO_TCP, 80, 0, 0), XDP_STAT_PASS));
 	len = frame4(f, 2, "203.0.113.10", IPPROTO_TCP, 80, 0, 0);
 	f[12] = 0x88;
 	f[13] = 0xa8; /* 802.1ad outer tag, 802.1Q inner */
@@ -288,7 +289,7 @@ static void test_icmp_gre(void **state)
 	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 3, 0)));
 	assert_false(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 0, 0)));
 	assert_false(steered(fx, f, frame4(f, 0, "198.18.2.2", IPPROTO_ICMP, 0, 8, 0)));
-	assert_true(steered(fx, f, frame4(f, 0, "198.18.2.2", 47, 0, 0, 0)));   /* GRE to us */
+	assert_true(steered(fx, f, frame4(f, 0, "198.18.2.2", 47, 0, 0, 0)));    /* GRE to us */
 	assert_false(steered(fx, f, frame4(f, 0, "203.0.113.10", 47, 0, 0, 0))); /* GRE to a VIP */
 	assert_false(steered(fx, f, frame4(f, 0, "198.18.2.3", 47, 0, 0, 0)));
 }
@@ -303,12 +304,12 @@ static void test_ipv6(void **state)
 	assert_false(steered(fx, f, frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_TCP, 81, 0)));
 	assert_false(steered(fx, f, frame6(f, "2001:db8:100::11", 0, 0, IPPROTO_TCP, 80, 0)));
 	/* Extension headers are skipped. */
-	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", IPPROTO_DSTOPTS, 0, IPPROTO_TCP,
-					  80, 0)));
-	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", IPPROTO_FRAGMENT, 0, IPPROTO_TCP,
-					  80, 0)));
-	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", IPPROTO_FRAGMENT, 0x0100,
-					  IPPROTO_TCP, 0, 0)));
+	assert_true(
+	    steered(fx, f, frame6(f, "2001:db8:100::10", IPPROTO_DSTOPTS, 0, IPPROTO_TCP, 80, 0)));
+	assert_true(
+	    steered(fx, f, frame6(f, "2001:db8:100::10", IPPROTO_FRAGMENT, 0, IPPROTO_TCP, 80, 0)));
+	assert_true(steered(
+	    fx, f, frame6(f, "2001:db8:100::10", IPPROTO_FRAGMENT, 0x0100, IPPROTO_TCP, 0, 0)));
 	/* ICMPv6: echo request and errors to a VIP; neighbour discovery stays with the kernel. */
 	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_ICMPV6, 0, 128)));
 	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_ICMPV6, 0, 2)));
@@ -320,18 +321,16 @@ static void test_ipv6(void **state)
 static void test_not_our_mac(void **state)
 {
 	static const uint8_t macs[][6] = {
-		{ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff },
-		{ 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 },
-		{ 0x33, 0x33, 0x00, 0x00, 0x00, 0x01 },
-		{ 0x02, 0x00, 0x00, 0x00, 0x00, 0x99 },
-		{ 0x02, 0x00, 0x00, 0x00, 0x01, 0x01 }, /* differs from ours in one byte only */
+	    {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {0x01, 0x00, 0x5e, 0x00, 0x00, 0x01},
+	    {0x33, 0x33, 0x00, 0x00, 0x00, 0x01}, {0x02, 0x00, 0x00, 0x00, 0x00, 0x99},
+	    {0x02, 0x00, 0x00, 0x00, 0x01, 0x01}, /* differs from ours in one byte only */
 	};
 	struct fixture *fx = *state;
 	uint8_t f[FRAME_MAX];
 	uint32_t len;
 
 	NEED_FIXTURE(state);
-	for (size_t i = 0; i < sizeof(macs) / sizeof(macs[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(macs); i++) {
 		len = frame4(f, 0, "203.0.113.10", IPPROTO_TCP, 80, 0, 0);
 		memcpy(f, macs[i], 6);
 		assert_true(passed_as(fx, f, len, XDP_STAT_PASS_NOT_OUR_MAC));
@@ -368,16 +367,17 @@ static void test_dropped_here(void **state)
 	/* Fragmented ICMP: a first fragment (MF) and a later one, IPv4 and IPv6. */
 	assert_true(dropped_icmp(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 8, 0x2000)));
 	assert_true(dropped_icmp(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 0, 0x00b9)));
-	assert_true(dropped_icmp(fx, f, frame6(f, "2001:db8:100::10", IPPROTO_FRAGMENT, 0x0100,
-					       IPPROTO_ICMPV6, 0, 0)));
-	assert_true(dropped_icmp(fx, f, frame6(f, "2001:db8:100::10", IPPROTO_FRAGMENT, 0x0001,
-					       IPPROTO_ICMPV6, 0, 128)));
+	assert_true(dropped_icmp(
+	    fx, f, frame6(f, "2001:db8:100::10", IPPROTO_FRAGMENT, 0x0100, IPPROTO_ICMPV6, 0, 0)));
+	assert_true(dropped_icmp(
+	    fx, f,
+	    frame6(f, "2001:db8:100::10", IPPROTO_FRAGMENT, 0x0001, IPPROTO_ICMPV6, 0, 128)));
 	/* The other family's ICMP and other protocols' fragments: the pipeline passes them. */
 	len = frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_ICMP, 0, 0);
 	f[54] = 8; /* an ICMPv4 echo request inside IPv6 */
 	assert_true(passed_as(fx, f, len, XDP_STAT_PASS));
-	assert_true(passed_as(fx, f, frame4(f, 0, "203.0.113.10", 50, 0, 0, 0x00b9),
-			      XDP_STAT_PASS));
+	assert_true(
+	    passed_as(fx, f, frame4(f, 0, "203.0.113.10", 50, 0, 0, 0x00b9), XDP_STAT_PASS));
 	/* Still steered: an echo request and an error. */
 	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_ICMP, 0, 11, 0)));
 	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_ICMPV6, 0, 3)));
@@ -401,12 +401,9 @@ static void test_other(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ipv4),
-		cmocka_unit_test(test_icmp_gre),
-		cmocka_unit_test(test_ipv6),
-		cmocka_unit_test(test_not_our_mac),
-		cmocka_unit_test(test_dropped_here),
-		cmocka_unit_test(test_other),
+	    cmocka_unit_test(test_ipv4),         cmocka_unit_test(test_icmp_gre),
+	    cmocka_unit_test(test_ipv6),         cmocka_unit_test(test_not_our_mac),
+	    cmocka_unit_test(test_dropped_here), cmocka_unit_test(test_other),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
