@@ -239,6 +239,15 @@ wait_for() {
 	return 1
 }
 
+# wait_since T0 SECONDS CMD...: wait_for, and on success TOOK = ms from T0 (a now_ms) until CMD
+# first succeeded: how long something took that started at T0.
+wait_since() {
+	local t0=$1
+	shift
+	wait_for "$@" || return 1
+	TOOK=$(($(now_ms) - t0))
+}
+
 # e2e_skip MSG: prints why and exits with the skip code.
 e2e_skip() {
 	echo "SKIP: $*"

@@ -166,14 +166,13 @@ case_drain() {
 
 # Health: stop be2's servers, it goes down; start them, it comes back.
 case_health() {
-	local t0 took limit flows
+	local t0 limit flows
 	t0=$(now_ms)
 	stop_backend_servers 1
 	limit=$((HC_FALL * HC_INTERVAL_MS + HC_TIMEOUT_MS + HC_SLACK_MS))
-	if wait_for 10 health_is "${BACKENDS4[1]}" down; then
-		took=$(($(now_ms) - t0))
-		check "health: be2 down in ${took} ms (fall x interval + timeout = $((HC_FALL * HC_INTERVAL_MS + HC_TIMEOUT_MS)) ms, +slack)" [ "$took" -le "$limit" ]
-		echo "measured: dead backend detected in ${took} ms" >&2
+	if wait_since "$t0" 10 health_is "${BACKENDS4[1]}" down; then
+		check "health: be2 down in ${TOOK} ms (fall x interval + timeout = $((HC_FALL * HC_INTERVAL_MS + HC_TIMEOUT_MS)) ms, +slack)" [ "$TOOK" -le "$limit" ]
+		echo "measured: dead backend detected in ${TOOK} ms" >&2
 	else
 		bad "health: be2 never marked down"
 	fi
@@ -182,9 +181,8 @@ case_health() {
 	check "health: no new connection on be2" [ "$(grep -c '^be2$' <<<"$flows")" -eq 0 ]
 	t0=$(now_ms)
 	start_backend_servers 1 || bad "restart be2 servers"
-	if wait_for 10 health_is "${BACKENDS4[1]}" up; then
-		took=$(($(now_ms) - t0))
-		check "health: be2 up again in ${took} ms (rise x interval = $((HC_RISE * HC_INTERVAL_MS)) ms, +slack)" [ "$took" -le $((HC_RISE * HC_INTERVAL_MS + HC_SLACK_MS)) ]
+	if wait_since "$t0" 10 health_is "${BACKENDS4[1]}" up; then
+		check "health: be2 up again in ${TOOK} ms (rise x interval = $((HC_RISE * HC_INTERVAL_MS)) ms, +slack)" [ "$TOOK" -le $((HC_RISE * HC_INTERVAL_MS + HC_SLACK_MS)) ]
 	else
 		bad "health: be2 never came back"
 	fi

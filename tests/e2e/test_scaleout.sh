@@ -355,16 +355,15 @@ case_spread() {
 
 # Long-lived connections across a clean stop and a restart of lb1.
 case_stop_restart() {
-	local t0 took n errs changed gap names open_errs
+	local t0 n errs changed gap names open_errs
 	lbs_ready || { bad "stop_restart: both maglevd announced (two next hops) to start with"; return; }
 	open_spread_clients long "$LONG_CONNS" || return
 	sleep 1
 	t0=$(now_ms)
 	kill -TERM "${LB_PIDS[0]}"
-	if wait_for 10 only_via "$VIP_WEB4" "$LB2_4"; then
-		took=$(($(now_ms) - t0))
-		ok "clean stop of lb1: router has one next hop (lb2) after ${took} ms (routes withdrawn first)"
-		echo "measured: clean stop, SIGTERM to single next hop: ${took} ms" >&2
+	if wait_since "$t0" 10 only_via "$VIP_WEB4" "$LB2_4"; then
+		ok "clean stop of lb1: router has one next hop (lb2) after ${TOOK} ms (routes withdrawn first)"
+		echo "measured: clean stop, SIGTERM to single next hop: ${TOOK} ms" >&2
 	else
 		bad "clean stop of lb1: router still routes via lb1"
 	fi
@@ -380,8 +379,8 @@ case_stop_restart() {
 	sleep 1
 	t0=$(now_ms)
 	start_lb 0 || bad "restart maglevd on lb1"
-	if wait_for 10 nexthops_are "$VIP_WEB4" 2; then
-		ok "restart of lb1: router has two next hops again after $(($(now_ms) - t0)) ms"
+	if wait_since "$t0" 10 nexthops_are "$VIP_WEB4" 2; then
+		ok "restart of lb1: router has two next hops again after $TOOK ms"
 	else
 		bad "restart of lb1: VIP not re-announced"
 	fi
@@ -407,16 +406,16 @@ case_withdraw() {
 	bg_in "${NS_BACKENDS[2]}" "$E2E_DIR/solo.log" "$E2E_PYTHON" -m http.server "$SOLO_PORT" --bind "${BACKENDS4[2]}"
 	solo_pid=$BG_PID
 	t0=$(now_ms)
-	if wait_for 10 nexthops_are "$VIP_SOLO" 2; then
-		ok "solo VIP: backend up -> announced again by both, router has two next hops after $(($(now_ms) - t0)) ms"
+	if wait_since "$t0" 10 nexthops_are "$VIP_SOLO" 2; then
+		ok "solo VIP: backend up -> announced again by both, router has two next hops after $TOOK ms"
 	else
 		bad "solo VIP: not re-announced after its backend came up"
 	fi
 	check "solo VIP: maglevctl vips says announced" vip_state_is 0 solo announced
 	kill_pid "$solo_pid" 3
 	t0=$(now_ms)
-	if wait_for 10 nexthops_are "$VIP_SOLO" 0; then
-		ok "solo VIP: backend down again -> withdrawn after $(($(now_ms) - t0)) ms (fall 2 x 200 ms + BGP)"
+	if wait_since "$t0" 10 nexthops_are "$VIP_SOLO" 0; then
+		ok "solo VIP: backend down again -> withdrawn after $TOOK ms (fall 2 x 200 ms + BGP)"
 	else
 		bad "solo VIP: not withdrawn after its backend went down"
 	fi
@@ -425,16 +424,15 @@ case_withdraw() {
 # SIGKILL: the TUN device dies with maglevd, so do its routes; the next maglevd removes the
 # xdp_vip left attached.
 case_sigkill() {
-	local t0 took n errs changed gap names open_errs answers
+	local t0 n errs changed gap names open_errs answers
 	lbs_ready || { bad "sigkill: both maglevd announced (two next hops) to start with"; return; }
 	open_spread_clients kill "$KILL_CONNS" || return
 	sleep 1
 	t0=$(now_ms)
 	kill -KILL "${LB_PIDS[0]}"
-	if wait_for 10 only_via "$VIP_WEB4" "$LB2_4"; then
-		took=$(($(now_ms) - t0))
-		check "SIGKILL of lb1: router moved to lb2 only in ${took} ms (bound $FAILOVER_MS ms)" [ "$took" -le "$FAILOVER_MS" ]
-		echo "measured: failover after SIGKILL of maglevd (BIRD still running): ${took} ms" >&2
+	if wait_since "$t0" 10 only_via "$VIP_WEB4" "$LB2_4"; then
+		check "SIGKILL of lb1: router moved to lb2 only in ${TOOK} ms (bound $FAILOVER_MS ms)" [ "$TOOK" -le "$FAILOVER_MS" ]
+		echo "measured: failover after SIGKILL of maglevd (BIRD still running): ${TOOK} ms" >&2
 	else
 		bad "SIGKILL of lb1: router still routes via lb1 after 10 s"
 	fi
@@ -459,8 +457,8 @@ case_sigkill() {
 	check "SIGKILL: maglevd's XDP program is still attached on lb1" \
 		bash -c "ip netns exec '$NS_LB' ip link show '$LB_IF' | grep -q 'prog/xdp'"
 	t0=$(now_ms)
-	if start_lb 0 && wait_for 10 nexthops_are "$VIP_WEB4" 2; then
-		ok "restart after SIGKILL: re-announced, two next hops after $(($(now_ms) - t0)) ms"
+	if start_lb 0 && wait_since "$t0" 10 nexthops_are "$VIP_WEB4" 2; then
+		ok "restart after SIGKILL: re-announced, two next hops after $TOOK ms"
 	else
 		bad "restart after SIGKILL: not re-announced"
 	fi
@@ -472,15 +470,14 @@ case_sigkill() {
 
 # A frozen host (its BIRD stopped: no BFD, no keepalives): BFD takes it out.
 case_frozen() {
-	local bird2_pid t0 took answers
+	local bird2_pid t0 answers
 	lbs_ready || { bad "frozen: both maglevd announced (two next hops) to start with"; return; }
 	bird2_pid=$(cat "$E2E_DIR/bird.lb2.bgpid")
 	t0=$(now_ms)
 	kill -STOP "$bird2_pid"
-	if wait_for 10 only_via "$VIP_WEB4" "$LB4"; then
-		took=$(($(now_ms) - t0))
-		check "frozen lb2 host: router drops it in ${took} ms (BFD 3 x 100 ms; bound $FAILOVER_MS ms)" [ "$took" -le "$FAILOVER_MS" ]
-		echo "measured: failover after the lb2 host froze (BFD): ${took} ms" >&2
+	if wait_since "$t0" 10 only_via "$VIP_WEB4" "$LB4"; then
+		check "frozen lb2 host: router drops it in ${TOOK} ms (BFD 3 x 100 ms; bound $FAILOVER_MS ms)" [ "$TOOK" -le "$FAILOVER_MS" ]
+		echo "measured: failover after the lb2 host froze (BFD): ${TOOK} ms" >&2
 	else
 		bad "frozen lb2 host: router still routes via lb2 after 10 s"
 	fi
@@ -488,8 +485,8 @@ case_frozen() {
 	check "frozen lb2 host: 10 new connections all answered through lb1" [ "$(grep -c -E '^be[123]$' <<<"$answers")" -eq 10 ]
 	t0=$(now_ms)
 	kill -CONT "$bird2_pid"
-	if wait_for 30 nexthops_are "$VIP_WEB4" 2; then
-		ok "lb2 host back: BGP re-established, two next hops after $(($(now_ms) - t0)) ms"
+	if wait_since "$t0" 30 nexthops_are "$VIP_WEB4" 2; then
+		ok "lb2 host back: BGP re-established, two next hops after $TOOK ms"
 	else
 		bad "lb2 host back: not re-announced within 30 s"
 	fi
@@ -497,23 +494,22 @@ case_frozen() {
 
 # BIRD on a host dies (host fine): its BGP sessions close, the router drops it at once.
 case_bird_dies() {
-	local bird2_pid t0 took
+	local bird2_pid t0
 	lbs_ready || { bad "bird_dies: both maglevd announced (two next hops) to start with"; return; }
 	bird2_pid=$(cat "$E2E_DIR/bird.lb2.bgpid")
 	t0=$(now_ms)
 	kill -KILL "$bird2_pid"
-	if wait_for 10 only_via "$VIP_WEB4" "$LB4"; then
-		took=$(($(now_ms) - t0))
-		check "BIRD on lb2 killed: router drops lb2 in ${took} ms (no graceful-restart hold-over; bound $FAILOVER_MS ms)" [ "$took" -le "$FAILOVER_MS" ]
-		echo "measured: failover after BIRD on lb2 died: ${took} ms" >&2
+	if wait_since "$t0" 10 only_via "$VIP_WEB4" "$LB4"; then
+		check "BIRD on lb2 killed: router drops lb2 in ${TOOK} ms (no graceful-restart hold-over; bound $FAILOVER_MS ms)" [ "$TOOK" -le "$FAILOVER_MS" ]
+		echo "measured: failover after BIRD on lb2 died: ${TOOK} ms" >&2
 	else
 		bad "BIRD on lb2 killed: router still routes via lb2 after 10 s"
 	fi
 	wait "$bird2_pid" 2>/dev/null
 	t0=$(now_ms)
 	start_bird "$NS_LB2" lb2 || bad "restart BIRD on lb2"
-	if wait_for 30 nexthops_are "$VIP_WEB4" 2; then
-		ok "BIRD on lb2 back: it learns maglevd's routes again, two next hops after $(($(now_ms) - t0)) ms"
+	if wait_since "$t0" 30 nexthops_are "$VIP_WEB4" 2; then
+		ok "BIRD on lb2 back: it learns maglevd's routes again, two next hops after $TOOK ms"
 	else
 		bad "BIRD on lb2 back: not re-announced within 30 s"
 	fi
