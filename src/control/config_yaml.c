@@ -1063,10 +1063,11 @@ enum {
 	VIP_TABLE_SIZE,
 	VIP_HEALTH,
 	VIP_BACKENDS,
+	VIP_SECOND_CHANCE,
 	VIP_N
 };
 static const char *const vip_keys[VIP_N] = {
-    "name", "address", "protocol", "port", "table_size", "health", "backends",
+    "name", "address", "protocol", "port", "table_size", "health", "backends", "second_chance",
 };
 
 static int cy_vip(struct cy_ctx *ctx, const struct cy_node *node, const struct config *c,
@@ -1116,8 +1117,14 @@ static int cy_vip(struct cy_ctx *ctx, const struct cy_node *node, const struct c
 		r = cy_table_size(ctx, v[VIP_TABLE_SIZE], &vip->table_size);
 	if (r == 0 && v[VIP_HEALTH] && !cy_is_null(v[VIP_HEALTH]))
 		r = cy_health(ctx, v[VIP_HEALTH], vip->port, &vip->health);
+	if (r == 0 && v[VIP_SECOND_CHANCE])
+		r = cy_get_bool(ctx, v[VIP_SECOND_CHANCE], "second_chance", &vip->second_chance);
 	if (r < 0)
 		return r;
+	/* A backend can ask its kernel whether a TCP connection is its own; not a UDP flow. */
+	if (vip->second_chance && vip->proto != IPPROTO_TCP)
+		return cy_err_val(ctx, v[VIP_SECOND_CHANCE], "second_chance",
+		                  "applies to TCP VIPs only");
 
 	bl = v[VIP_BACKENDS];
 	if (bl->type != CY_SEQ && !cy_is_null(bl))

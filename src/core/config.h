@@ -106,6 +106,7 @@ struct config_vip {
 	uint16_t port;               /* host order; 0 = every port */
 	uint32_t table_size;         /* M for this VIP (cluster's unless overridden) */
 	struct config_health health; /* type HC_NONE if none */
+	bool second_chance;          /* GRE to backends carries the previous owner (TCP only) */
 	struct config_backend *backends;
 	uint32_t n_backends;
 	int line;

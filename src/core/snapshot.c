@@ -115,6 +115,8 @@ void snapshot_free(struct lb_snapshot *s)
 	for (uint32_t i = 0; i < s->n_vips; i++) {
 		free(s->vips[i].table);
 		free(s->vips[i].backends);
+		free(s->vips[i].prev_table);
+		free(s->vips[i].prev.backends);
 	}
 	free(s->vips);
 	free(s->backends);
@@ -224,28 +226,82 @@ static const struct snapshot_override *find_override(const struct pairmap *om,
 	return i < 0 ? NULL : &st->v[i];
 }
 
-/* Fills vip's Maglev table from the backends ids[0..n) of s. */
-static int build_table(struct lb_snapshot *s, struct lb_vip *v, uint64_t seed, char *err,
-                       size_t errlen)
+/* The generation v's current table is built from (digest: v's). */
+static int gen_of(const struct lb_snapshot *s, const struct lb_vip *v, struct lb_gen *g)
 {
-	struct maglev_backend *mb = calloc(v->n_backends, sizeof(*mb));
-	int ret;
-
-	if (!mb)
+	*g = (struct lb_gen){.table_size = v->table_size, .digest = v->digest};
+	g->backends = calloc(v->n_backends ? v->n_backends : 1, sizeof(*g->backends));
+	if (!g->backends)
 		return -ENOMEM;
 	for (uint32_t j = 0; j < v->n_backends; j++) {
 		const struct lb_backend *b = &s->backends[v->backends[j]];
 
-		mb[j].key = b->addr.b;
-		mb[j].key_len = lb_addr_len(&b->addr);
-		mb[j].weight = b->up ? b->weight : 0;
+		g->backends[j] = (struct lb_gen_backend){b->addr, b->up ? b->weight : 0};
 	}
-	ret = maglev_build(v->table, v->table_size, mb, v->n_backends, seed);
+	g->n_backends = v->n_backends;
+	return 0;
+}
+
+int lb_gen_copy(struct lb_gen *dst, const struct lb_gen *src)
+{
+	*dst = *src;
+	dst->backends = calloc(src->n_backends ? src->n_backends : 1, sizeof(*dst->backends));
+	if (!dst->backends)
+		return -ENOMEM;
+	memcpy(dst->backends, src->backends, src->n_backends * sizeof(*src->backends));
+	return 0;
+}
+
+void lb_gen_free(struct lb_gen *g)
+{
+	free(g->backends);
+	*g = (struct lb_gen){0};
+}
+
+int snapshot_gen_current(const struct lb_snapshot *s, uint32_t vip, struct lb_gen *out)
+{
+	if (vip >= s->n_vips)
+		return -ENOENT;
+	return gen_of(s, &s->vips[vip], out);
+}
+
+/*
+ * Builds g's Maglev table into table[g->table_size] (indices into g->backends, MAGLEV_EMPTY for
+ * none) and its digest into *digest.
+ */
+static int gen_build(const struct lb_gen *g, uint64_t seed, uint16_t *table, uint64_t *digest)
+{
+	struct maglev_backend *mb = calloc(g->n_backends ? g->n_backends : 1, sizeof(*mb));
+	int ret;
+
+	if (!mb)
+		return -ENOMEM;
+	for (uint32_t j = 0; j < g->n_backends; j++) {
+		mb[j].key = g->backends[j].addr.b;
+		mb[j].key_len = lb_addr_len(&g->backends[j].addr);
+		mb[j].weight = g->backends[j].weight;
+	}
+	ret = maglev_build(table, g->table_size, mb, g->n_backends, seed);
+	if (!ret)
+		*digest = maglev_digest(table, g->table_size, mb, g->n_backends);
+	free(mb);
+	return ret;
+}
+
+/* Fills vip's Maglev table from the backends ids[0..n) of s. */
+static int build_table(struct lb_snapshot *s, struct lb_vip *v, uint64_t seed, char *err,
+                       size_t errlen)
+{
+	struct lb_gen g;
+	int ret = gen_of(s, v, &g);
+
+	if (!ret)
+		ret = gen_build(&g, seed, v->table, &v->digest);
+	free(g.backends);
 	if (ret) {
 		set_err(err, errlen, "VIP '%s': Maglev table build failed (%d)", v->name, ret);
-		goto out;
+		return ret;
 	}
-	v->digest = maglev_digest(v->table, v->table_size, mb, v->n_backends);
 	for (uint32_t i = 0; i < v->table_size; i++) {
 		uint16_t t = v->table[i];
 
@@ -256,9 +312,164 @@ static int build_table(struct lb_snapshot *s, struct lb_vip *v, uint64_t seed, c
 		v->table[i] = v->backends[t];
 		s->backends[v->table[i]].slots++;
 	}
+	return 0;
+}
+
+/*
+ * map[k] = the id of v's backend whose address is addr(k) for each of n owners of another
+ * generation (addr(k) NULL: not one of its owners), else LB_BACKEND_NONE. Caller frees.
+ */
+static uint16_t *owner_map(const struct lb_snapshot *s, const struct lb_vip *v, uint32_t n,
+                           const struct lb_addr *(*addr)(const void *, uint32_t), const void *ctx)
+{
+	uint16_t *map = malloc((n ? n : 1) * sizeof(*map));
+	struct pair *pp = calloc(v->n_backends ? v->n_backends : 1, sizeof(*pp));
+	struct pairmap pm = {0};
+
+	if (!map || !pp || pairmap_alloc(&pm, pp, v->n_backends)) {
+		free(map);
+		map = NULL;
+		goto out;
+	}
+	for (uint32_t j = 0; j < v->n_backends; j++) {
+		pp[j] = (struct pair){NULL, &s->backends[v->backends[j]].addr, v->backends[j]};
+		pairmap_put(&pm, j);
+	}
+	for (uint32_t k = 0; k < n; k++) {
+		const struct lb_addr *a = addr(ctx, k);
+		int64_t id = a ? pairmap_get(&pm, NULL, a) : -1;
+
+		map[k] = id < 0 ? LB_BACKEND_NONE : (uint16_t)id;
+	}
 out:
-	free(mb);
+	pairmap_free(&pm);
+	free(pp);
+	return map;
+}
+
+/* Owner addresses by id of a snapshot's backends (owner_map's addr for a snapshot's table). */
+static const struct lb_addr *snapshot_owner(const void *ctx, uint32_t id)
+{
+	const struct lb_snapshot *s = ctx;
+
+	return s->backends[id].in_use ? &s->backends[id].addr : NULL;
+}
+
+/* Owner addresses by index of a generation's backends (owner_map's addr for gen_build's table). */
+static const struct lb_addr *gen_owner(const void *ctx, uint32_t k)
+{
+	return &((const struct lb_gen *)ctx)->backends[k].addr;
+}
+
+/* Whether table (m entries, owners by map; >= n_map: none) has v's current table's owners. */
+static bool same_owners(const struct lb_vip *v, const uint16_t *table, uint32_t m,
+                        const uint16_t *map, uint32_t n_map)
+{
+	if (m != v->table_size)
+		return false;
+	for (uint32_t i = 0; i < m; i++) {
+		uint16_t o = table[i] < n_map ? map[table[i]] : LB_BACKEND_NONE;
+
+		if (o != v->table[i] || (o == LB_BACKEND_NONE && table[i] < n_map))
+			return false;
+	}
+	return true;
+}
+
+/* v->prev_table from table (g->table_size entries, owners by map; >= n_map: none). */
+static int prev_set(struct lb_vip *v, const struct lb_gen *g, const uint16_t *table,
+                    const uint16_t *map, uint32_t n_map)
+{
+	v->prev_table = malloc(g->table_size * sizeof(*v->prev_table));
+	if (!v->prev_table || lb_gen_copy(&v->prev, g))
+		return -ENOMEM;
+	for (uint32_t i = 0; i < g->table_size; i++)
+		v->prev_table[i] = table[i] < n_map ? map[table[i]] : LB_BACKEND_NONE;
+	return 0;
+}
+
+/* v's previous generation from the snapshot it replaces, where pv is the same VIP. */
+static int prev_from_snapshot(struct lb_vip *v, const struct lb_snapshot *s,
+                              const struct lb_snapshot *prev, const struct lb_vip *pv)
+{
+	uint16_t *map = owner_map(s, v, prev->n_backends, snapshot_owner, prev);
+	struct lb_gen cur = {0};
+	int ret = -ENOMEM;
+
+	if (!map)
+		return -ENOMEM;
+	if (!same_owners(v, pv->table, pv->table_size, map, prev->n_backends)) {
+		ret = gen_of(prev, pv, &cur);
+		if (!ret)
+			ret = prev_set(v, &cur, pv->table, map, prev->n_backends);
+	} else {
+		ret = pv->prev_table ? prev_set(v, &pv->prev, pv->prev_table, map, prev->n_backends)
+		                     : 0;
+	}
+	free(cur.backends);
+	free(map);
 	return ret;
+}
+
+/*
+ * v's previous generation from a history (no snapshot replaced): the history's previous one if
+ * its current one has v's owners, else its current one. A generation whose table does not come
+ * out with the digest it was saved with (another seed or Maglev build) is not used.
+ */
+static int prev_from_history(struct lb_vip *v, const struct lb_snapshot *s, uint64_t seed,
+                             const struct snapshot_history_vip *hv)
+{
+	const struct lb_gen *g = &hv->current;
+	uint16_t *table = NULL, *map = NULL;
+	uint64_t digest;
+	int ret = -ENOMEM;
+
+	for (int round = 0; round < 2; round++) {
+		if (!maglev_size_valid(g->table_size)) {
+			ret = 0; /* no such generation */
+			break;
+		}
+		free(table);
+		free(map);
+		table = malloc(g->table_size * sizeof(*table));
+		map = owner_map(s, v, g->n_backends, gen_owner, g);
+		if (!table || !map)
+			goto out;
+		ret = gen_build(g, seed, table, &digest);
+		if (ret)
+			goto out;
+		if (digest != g->digest)
+			break; /* not the table it was: none */
+		if (round == 1 || !same_owners(v, table, g->table_size, map, g->n_backends)) {
+			ret = prev_set(v, g, table, map, g->n_backends);
+			break;
+		}
+		g = &hv->previous;
+	}
+out:
+	free(table);
+	free(map);
+	return ret;
+}
+
+/* v's previous generation (see snapshot_build); none is not an error. */
+static int build_prev(struct lb_snapshot *s, struct lb_vip *v, const struct lb_snapshot *prev,
+                      const struct snapshot_state *state, uint64_t seed)
+{
+	const struct snapshot_history *h = state ? state->history : NULL;
+
+	if (prev) {
+		for (uint32_t i = 0; i < prev->n_vips; i++)
+			if (strcmp(prev->vips[i].name, v->name) == 0)
+				return prev_from_snapshot(v, s, prev, &prev->vips[i]);
+		return 0;
+	}
+	if (!h || h->hash_seed != seed)
+		return 0;
+	for (uint32_t i = 0; i < h->n; i++)
+		if (strcmp(h->v[i].name, v->name) == 0)
+			return prev_from_history(v, s, seed, &h->v[i]);
+	return 0;
 }
 
 /* The outer header template of GRE packets to b (see struct lb_backend). */
@@ -535,6 +746,10 @@ int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
 				b->up = false;
 		}
 		ret = build_table(s, v, cfg->hash_seed, err, errlen);
+		if (ret)
+			goto out;
+		v->second_chance = cv->second_chance;
+		ret = build_prev(s, v, prev, state, cfg->hash_seed);
 		if (ret)
 			goto out;
 	}

@@ -67,6 +67,24 @@ struct lb_backend {
 	uint8_t outer[40];
 };
 
+/* One backend as a Maglev table generation was built from it. */
+struct lb_gen_backend {
+	struct lb_addr addr;
+	uint32_t weight; /* as the table saw it: 0 for a down or drained backend */
+};
+
+/*
+ * What one generation of a VIP's Maglev table was built from (with the cluster's hash seed):
+ * its backends in table order, its size, and the digest of the table they made. Enough to build
+ * the same table again, here or in another maglevd (the state file keeps it across restarts).
+ */
+struct lb_gen {
+	uint32_t table_size;
+	uint64_t digest;
+	struct lb_gen_backend *backends;
+	uint32_t n_backends;
+};
+
 struct lb_vip {
 	char name[CONFIG_NAME_MAX];
 	struct lb_addr addr;
@@ -77,6 +95,14 @@ struct lb_vip {
 	uint64_t digest;     /* maglev_digest of the table */
 	uint16_t *backends;  /* ids of this VIP's backends */
 	uint32_t n_backends;
+	bool second_chance;  /* new flows' GRE carries the previous owner (see prev_table) */
+	/*
+	 * The previous generation: the table of the last snapshot whose slot owners differ from
+	 * this one's, as this snapshot's backend ids (LB_BACKEND_NONE where that owner is no
+	 * backend of this VIP now), and what it was built from. prev_table NULL: none known.
+	 */
+	uint16_t *prev_table; /* prev.table_size ids */
+	struct lb_gen prev;
 };
 
 #define LB_VIP_NONE 0xffffu
@@ -173,22 +199,47 @@ struct snapshot_override {
 	bool down;      /* health check says down */
 };
 
+/* A VIP's last two generations, as a state file keeps them across a restart. */
+struct snapshot_history_vip {
+	char name[CONFIG_NAME_MAX];
+	struct lb_gen current, previous; /* previous.table_size 0: none */
+};
+
+/* The generations of a maglevd that ran before, for a snapshot built without prev. */
+struct snapshot_history {
+	uint64_t hash_seed; /* they were built with this seed: ignored under another */
+	const struct snapshot_history_vip *v;
+	uint32_t n;
+};
+
 struct snapshot_state {
 	const struct snapshot_override *v;
 	uint32_t n;
+	const struct snapshot_history *history; /* NULL = none */
 };
 
 /*
  * Builds the snapshot of cfg with state's overrides (NULL = none). prev (NULL = none) is the one
  * being replaced: a (VIP name, backend address) pair present in both keeps its backend id and tag;
  * ids of removed pairs are freed and given a new tag when reused, resolved next-hop MACs of
- * addresses present in both are carried over. Next hops are otherwise unresolved (0), or all
+ * addresses present in both are carried over. A VIP's previous generation is prev's table when
+ * its slot owners differ from the new one's, else prev's previous generation; without prev, it
+ * comes from state's history (the generation before the one that matches the new table, or the
+ * history's current one if none does). Next hops are otherwise unresolved (0), or all
  * cfg->dataplane.nexthop_mac when has_nexthop_mac. Runs off the packet path (allocates, builds
  * Maglev tables). Returns 0 and *out, or a negative errno and a message in err.
  */
 int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
                    const struct snapshot_state *state, struct lb_snapshot **out, char *err,
                    size_t errlen);
+
+/* The generation VIP vip's current table was built from; lb_gen_free releases it. */
+int snapshot_gen_current(const struct lb_snapshot *s, uint32_t vip, struct lb_gen *out);
+
+/* Copies src into dst (its own backends array); lb_gen_free releases it. */
+int lb_gen_copy(struct lb_gen *dst, const struct lb_gen *src);
+
+void lb_gen_free(struct lb_gen *g);
 
 /* Frees a snapshot no worker can still be reading; NULL is fine. */
 void snapshot_free(struct lb_snapshot *s);
@@ -302,6 +353,25 @@ static inline int32_t snapshot_vip4_find(const struct lb_snapshot *s, uint64_t k
 /* VIP index for an address, proto and port (host order), port-0 fallback; -1 if none. */
 int32_t snapshot_vip_lookup(const struct lb_snapshot *s, const struct lb_addr *a, uint8_t proto,
                             uint16_t port);
+
+/*
+ * The previous owner of the flow whose hash is hash, if VIP v has second chance on and that
+ * owner is another backend than primary, of primary's address family (a backend forwards to a
+ * peer of its own family), in use and up; else LB_BACKEND_NONE.
+ */
+static inline uint16_t snapshot_secondary(const struct lb_snapshot *s, const struct lb_vip *v,
+                                          uint64_t hash, uint16_t primary)
+{
+	uint16_t id;
+
+	if (!v->second_chance || !v->prev_table)
+		return LB_BACKEND_NONE;
+	id = v->prev_table[hash % v->prev.table_size];
+	if (id == primary || id == LB_BACKEND_NONE || !s->backends[id].up ||
+	    s->backends[id].addr.family != s->backends[primary].addr.family)
+		return LB_BACKEND_NONE;
+	return id;
+}
 
 /* Backend id by (VIP index, address), or LB_BACKEND_NONE. */
 uint16_t snapshot_backend_find(const struct lb_snapshot *s, uint32_t vip, const struct lb_addr *a);

@@ -559,6 +559,10 @@ static const struct bad bad[] = {
      "must start with / 'healthz'"},
     {VIP_HEAD "    health: { type: http, expect_status: 600 }\n" ONE_BACKEND, 6,
      "out of range 100..599"},
+    {VIP_HEAD "    second_chance: please\n" ONE_BACKEND, 6,
+     "vips[0].second_chance: expected true or false 'please'"},
+    {"vips:\n" VIP("a", "203.0.113.1", "udp", "53") "    second_chance: true\n" ONE_BACKEND, 6,
+     "vips[0].second_chance: applies to TCP VIPs only 'true'"},
     {"vips:\n" VIP("a", "203.0.113.1", "tcp", "0") "    health: { type: tcp }\n" ONE_BACKEND, 6,
      "port is required when the VIP's port is 0"},
     /* addresses */
@@ -615,6 +619,19 @@ static const struct bad bad[] = {
      "announce.interface: longer than 15 bytes"},
     {"announce: [ true ]\n", 1, "announce: expected a mapping, not a list"},
 };
+
+/* second_chance: off unless a TCP VIP says so. */
+static void test_second_chance(void **state)
+{
+	struct config *c = parse_ok("vips:\n" VIP("a", "203.0.113.1", "tcp", "80")
+	                            "    second_chance: true\n" ONE_BACKEND
+	                            VIP("b", "203.0.113.1", "tcp", "81") ONE_BACKEND);
+
+	(void)state;
+	assert_true(c->vips[0].second_chance);
+	assert_false(c->vips[1].second_chance);
+	config_free(c);
+}
 
 static void test_errors(void **state)
 {
@@ -925,6 +942,7 @@ int main(void)
 	    cmocka_unit_test(test_durations_and_numbers),
 	    cmocka_unit_test(test_section_order),
 	    cmocka_unit_test(test_ipv6),
+	    cmocka_unit_test(test_second_chance),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_long_value_quoted_short),

@@ -352,7 +352,7 @@ static void test_stickiness(void **state)
 	unsigned moved_in_table = 0, on_b2 = 0, on_b3 = 0, on_b4 = 0;
 	uint64_t rechosen;
 	struct snapshot_override ov[2];
-	struct snapshot_state st = {ov, 0};
+	struct snapshot_state st = {.v = ov, .n = 0};
 
 	(void)state;
 	assert_string_equal(mv->name, "multi");

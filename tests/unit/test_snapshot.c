@@ -183,7 +183,7 @@ static void test_overrides(void **state)
 	    {.vip = "multi", .weight = -1, .down = true},
 	    {.vip = "nosuch", .weight = 5},
 	};
-	struct snapshot_state st = {ov, 3};
+	struct snapshot_state st = {.v = ov, .n = 3};
 	struct lb_snapshot *s;
 	uint16_t a, b;
 
@@ -206,6 +206,155 @@ static void test_overrides(void **state)
 	/* The other VIP with the same addresses is untouched. */
 	assert_true(s->backends[id_of(s, 6, "198.18.2.1")].slots > 0);
 	snapshot_free(s);
+	config_free(c);
+}
+
+#define MULTI 5u /* the fixture's VIP "multi": 198.18.2.1-4, M = 65537 */
+
+/* Whether VIP MULTI's previous table in a has, slot by slot, the owners (by address) of t in b. */
+static void assert_prev_is(const struct lb_snapshot *a, const struct lb_snapshot *b,
+                           const uint16_t *t)
+{
+	const uint16_t *p = a->vips[MULTI].prev_table;
+
+	assert_non_null(p);
+	for (uint32_t i = 0; i < a->vips[MULTI].prev.table_size; i++) {
+		if (p[i] == LB_BACKEND_NONE || t[i] == LB_BACKEND_NONE)
+			assert_int_equal(p[i] == LB_BACKEND_NONE, t[i] == LB_BACKEND_NONE);
+		else
+			assert_true(lb_addr_eq(&a->backends[p[i]].addr, &b->backends[t[i]].addr));
+	}
+}
+
+/* Slots whose owner in s's VIP MULTI differs from its previous generation's (by address). */
+static uint32_t moved_slots(const struct lb_snapshot *s)
+{
+	const struct lb_vip *v = &s->vips[MULTI];
+	uint32_t n = 0;
+
+	assert_non_null(v->prev_table);
+	assert_int_equal(v->prev.table_size, v->table_size);
+	for (uint32_t i = 0; i < v->table_size; i++)
+		n += v->prev_table[i] != v->table[i];
+	return n;
+}
+
+/*
+ * The previous generation: none at first or while the owners stay; the replaced table when they
+ * change (a backend added), kept through a rebuild that changes nothing, with its owners in the
+ * new ids (none for a removed backend); the secondary of a flow is its previous owner when that
+ * differs, only with second_chance on.
+ */
+static void test_previous_generation(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s1 = snap(c, NULL, NULL), *s2 = snap(c, s1, NULL), *s3, *s4, *s5;
+	const struct lb_vip *v;
+	uint16_t gone;
+	uint32_t moved, sec = 0, same = 0;
+
+	(void)state;
+	assert_null(s1->vips[MULTI].prev_table);
+	assert_null(s2->vips[MULTI].prev_table); /* the same owners: still none */
+
+	tcfg_backend_add(&c->vips[MULTI], "198.18.2.8", 1);
+	s3 = snap(c, s2, NULL);
+	moved = moved_slots(s3);
+	assert_int_equal(s3->vips[MULTI].prev.digest, s2->vips[MULTI].digest);
+	assert_memory_equal(s3->vips[MULTI].prev_table, s2->vips[MULTI].table, 65537 * 2);
+	/* The new backend takes about a fifth of the slots; few move between the others. */
+	assert_in_range(moved, s3->backends[id_of(s3, MULTI, "198.18.2.8")].slots,
+	                s3->backends[id_of(s3, MULTI, "198.18.2.8")].slots + 65537 / 100);
+	assert_in_range(moved, 65537 / 5 - 1000, 65537 / 5 + 1000);
+
+	/* A rebuild with the same owners keeps the previous generation. */
+	c->vips[MULTI].second_chance = true;
+	s4 = snap(c, s3, NULL);
+	assert_int_equal(s4->vips[MULTI].prev.digest, s2->vips[MULTI].digest);
+	assert_memory_equal(s4->vips[MULTI].prev_table, s3->vips[MULTI].prev_table, 65537 * 2);
+	v = &s4->vips[MULTI];
+	for (uint64_t h = 0; h < v->table_size; h++) {
+		uint16_t p = v->table[h], x = snapshot_secondary(s4, v, h, p);
+
+		if (x == LB_BACKEND_NONE) {
+			assert_int_equal(v->prev_table[h], p);
+			same++;
+			continue;
+		}
+		assert_int_equal(x, v->prev_table[h]);
+		assert_int_not_equal(x, p);
+		sec++;
+	}
+	assert_int_equal(sec, moved);
+	assert_int_equal(same + sec, 65537);
+	/* Off: never a secondary. */
+	assert_int_equal(snapshot_secondary(s3, &s3->vips[MULTI], 0, 0), LB_BACKEND_NONE);
+
+	/* Removing .1: the previous generation is s4's table, .1's slots there have no owner now. */
+	gone = id_of(s4, MULTI, "198.18.2.1");
+	tcfg_backend_del(&c->vips[MULTI], 0);
+	s5 = snap(c, s4, NULL);
+	v = &s5->vips[MULTI];
+	assert_int_equal(v->prev.digest, s4->vips[MULTI].digest);
+	for (uint32_t i = 0; i < v->table_size; i++) {
+		if (s4->vips[MULTI].table[i] == gone)
+			assert_int_equal(v->prev_table[i], LB_BACKEND_NONE);
+		else
+			assert_int_equal(v->prev_table[i], s4->vips[MULTI].table[i]);
+	}
+	assert_int_equal(snapshot_secondary(s5, v, 0, v->table[0]),
+	                 v->prev_table[0] == v->table[0] ? LB_BACKEND_NONE : v->prev_table[0]);
+	snapshot_free(s1);
+	snapshot_free(s2);
+	snapshot_free(s3);
+	snapshot_free(s4);
+	snapshot_free(s5);
+	config_free(c);
+}
+
+/*
+ * Without a snapshot to replace, the history a state file kept: its previous generation when the
+ * config gives its current table again, its current one when the config changed in between, and
+ * nothing under another hash seed.
+ */
+static void test_history(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s1 = snap(c, NULL, NULL), *s2, *r1, *r2, *r3;
+	struct snapshot_history_vip hv = {.name = "multi"};
+	struct snapshot_history h = {.v = &hv, .n = 1};
+	struct snapshot_state st = {.history = &h};
+
+	(void)state;
+	tcfg_backend_add(&c->vips[MULTI], "198.18.2.8", 1);
+	s2 = snap(c, s1, NULL);
+	h.hash_seed = c->hash_seed;
+	assert_int_equal(snapshot_gen_current(s2, MULTI, &hv.current), 0);
+	assert_int_equal(lb_gen_copy(&hv.previous, &s2->vips[MULTI].prev), 0);
+
+	/* Restarted with the same config: s2's previous generation, the same table of owners. */
+	r1 = snap(c, NULL, &st);
+	assert_int_equal(r1->vips[MULTI].prev.digest, s1->vips[MULTI].digest);
+	assert_prev_is(r1, s2, s2->vips[MULTI].prev_table);
+	assert_int_equal(moved_slots(r1), moved_slots(s2));
+
+	/* Restarted with a changed config: the history's current generation is the previous one. */
+	tcfg_backend_add(&c->vips[MULTI], "198.18.2.9", 1);
+	r2 = snap(c, NULL, &st);
+	assert_int_equal(r2->vips[MULTI].prev.digest, s2->vips[MULTI].digest);
+	assert_prev_is(r2, s2, s2->vips[MULTI].table);
+
+	/* Another seed: the history's tables would be others, so it is not used. */
+	h.hash_seed ^= 1;
+	r3 = snap(c, NULL, &st);
+	assert_null(r3->vips[MULTI].prev_table);
+	lb_gen_free(&hv.current);
+	lb_gen_free(&hv.previous);
+	snapshot_free(s1);
+	snapshot_free(s2);
+	snapshot_free(r1);
+	snapshot_free(r2);
+	snapshot_free(r3);
 	config_free(c);
 }
 
@@ -276,6 +425,8 @@ int main(void)
 	    cmocka_unit_test(test_port_fallback_and_duplicates),
 	    cmocka_unit_test(test_id_stability),
 	    cmocka_unit_test(test_overrides),
+	    cmocka_unit_test(test_previous_generation),
+	    cmocka_unit_test(test_history),
 	    cmocka_unit_test(test_nexthop_carry_over),
 	    cmocka_unit_test(test_bad_inputs),
 	    cmocka_unit_test(test_empty),
