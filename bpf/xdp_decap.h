@@ -36,6 +36,22 @@ struct decap_vip_key {
 #define DECAP_FAMILY_IPV4 4
 #define DECAP_FAMILY_IPV6 6
 
+/*
+ * Second chance (docs/second-chance.md). GRE from maglevd to a backend of a second-chance VIP may
+ * have protocol type DECAP_SC_PROTO and this shim between the GRE header and the inner packet:
+ * the flow's previous owner (the secondary), whose address has the outer header's family (4 bytes
+ * after the shim under outer IPv4, 16 under IPv6). Network byte order.
+ */
+#define DECAP_SC_PROTO     0x88b5 /* GRE protocol: IEEE 802 local experimental ethertype 1 */
+#define DECAP_SC_VERSION   1u     /* ver_flags >> 4 */
+#define DECAP_SC_FORWARDED 0x1u   /* ver_flags & 0xf: sent on by a primary, never again */
+
+struct decap_sc_shim {
+	__u8 ver_flags; /* version << 4 | flags */
+	__u8 reserved;  /* 0 */
+	__be16 proto;   /* ethertype of the inner packet */
+};
+
 /* clang-format off */
 /*
  * X(ENUM_SUFFIX, "name", "help"). Every frame the program sees is counted exactly once.
@@ -49,7 +65,27 @@ struct decap_vip_key {
 	  "untouched")                                                                             \
 	X(UNSUPPORTED, "unsupported",                                                              \
 	  "GRE with checksum/key/sequence/routing flags or version != 0, outer IPv4 fragments, "   \
-	  "inner protocol neither IPv4 nor IPv6, passed untouched")
+	  "inner protocol neither IPv4 nor IPv6, a second-chance shim of another version, "        \
+	  "passed untouched")                                                                      \
+	X(SC_LOCAL, "second_chance_local",                                                         \
+	  "Frames carrying a secondary whose connection a local socket owns (established, "       \
+	  "request or time-wait): decapsulated, passed on")                                        \
+	X(SC_SYNCOOKIE, "second_chance_syncookie",                                                 \
+	  "Frames carrying a secondary that are the ACK of a SYN cookie of a local listener: "     \
+	  "decapsulated, passed on")                                                               \
+	X(SC_FORWARDED, "second_chance_forwarded",                                                 \
+	  "Frames carrying a secondary that no local socket owns: sent on once to the secondary")  \
+	X(SC_RECEIVED, "second_chance_received",                                                   \
+	  "Frames a primary sent on to us: decapsulated, passed on, never sent on again")          \
+	X(SC_NOT_HANDED, "second_chance_not_handed",                                               \
+	  "Frames carrying a secondary that are a SYN, not TCP or an IPv4 fragment (nothing to "   \
+	  "ask a socket about): decapsulated, passed on")                                          \
+	X(SC_NO_ROUTE, "second_chance_no_route",                                                   \
+	  "Frames no local socket owns whose secondary has no route, neighbour or TTL left: "      \
+	  "decapsulated, passed on (as without second chance)")                                    \
+	X(SC_FWD_DISABLED, "second_chance_forwarding_off",                                         \
+	  "Frames no local socket owns, not sent on because IP forwarding is off on the "          \
+	  "interface (the FIB lookup needs it): decapsulated, passed on")
 
 enum decap_counter {
 #define DECAP_COUNTER_ENUM(id, name, help) DECAP_CTR_##id,

@@ -95,7 +95,7 @@ struct lb_vip {
 	uint64_t digest;     /* maglev_digest of the table */
 	uint16_t *backends;  /* ids of this VIP's backends */
 	uint32_t n_backends;
-	bool second_chance;  /* new flows' GRE carries the previous owner (see prev_table) */
+	bool second_chance; /* new flows' GRE carries the previous owner (see prev_table) */
 	/*
 	 * The previous generation: the table of the last snapshot whose slot owners differ from
 	 * this one's, as this snapshot's backend ids (LB_BACKEND_NONE where that owner is no

@@ -188,6 +188,7 @@ static int decap_cmd_status(int argc, char **argv, char *err, size_t errlen)
 {
 	static struct decap_status st;
 	char buf[LB_ADDR_STRLEN];
+	size_t width = 0; /* of the longest counter name: one column of values */
 	int r;
 
 	if (argc != 1 || argv[0][0] == '-')
@@ -210,7 +211,11 @@ static int decap_cmd_status(int argc, char **argv, char *err, size_t errlen)
 		printf(" %s", lb_addr_str(&st.vips[i], buf, sizeof(buf)));
 	printf("\n");
 	for (int i = 0; i < DECAP_CTR_MAX; i++)
-		printf("%-14s %llu\n", decap_counter_name[i], (unsigned long long)st.counters[i]);
+		if (strlen(decap_counter_name[i]) > width)
+			width = strlen(decap_counter_name[i]);
+	for (int i = 0; i < DECAP_CTR_MAX; i++)
+		printf("%-*s %llu\n", (int)width, decap_counter_name[i],
+		       (unsigned long long)st.counters[i]);
 	return 0;
 }
 

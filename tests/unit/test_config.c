@@ -623,9 +623,10 @@ static const struct bad bad[] = {
 /* second_chance: off unless a TCP VIP says so. */
 static void test_second_chance(void **state)
 {
-	struct config *c = parse_ok("vips:\n" VIP("a", "203.0.113.1", "tcp", "80")
-	                            "    second_chance: true\n" ONE_BACKEND
-	                            VIP("b", "203.0.113.1", "tcp", "81") ONE_BACKEND);
+	struct config *c = parse_ok("vips:\n" VIP(
+	    "a", "203.0.113.1", "tcp",
+	    "80") "    second_chance: true\n" ONE_BACKEND VIP("b", "203.0.113.1", "tcp", "81")
+	                                ONE_BACKEND);
 
 	(void)state;
 	assert_true(c->vips[0].second_chance);

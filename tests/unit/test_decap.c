@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/socket.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <bpf/bpf.h>
@@ -36,7 +39,32 @@ struct fixture_env {
 	int vips_fd;
 	int counters_fd;
 	const char *skip_why;
+	const char *net_skip_why; /* the second-chance cases' own network namespace */
+	unsigned sc_ifindex;      /* SC_IF's */
 };
+
+/*
+ * The second-chance cases run in a network namespace of their own: the VIP on lo (sockets to
+ * ask about), and SC_IF with a peer SC_PEER4 / SC_PEER6 at SC_PEER_MAC (permanent neighbours),
+ * a secondary the program can send on to.
+ */
+#define SC_IF       "mgsc0"
+#define SC_IF_MAC   "02:00:00:00:00:aa"
+#define SC_PEER_MAC "02:00:00:00:00:bb"
+#define SC_PEER4    "198.18.9.2"
+#define SC_PEER6    "2001:db8:9::2"
+#define SC_NOWHERE4 "198.18.77.7" /* no route */
+#define SC_VIP_PORT 80u
+#define SC_NETNS_CMD                                                                               \
+	"ip link set lo up && ip addr add 203.0.113.10/32 dev lo && "                              \
+	"ip link add " SC_IF " type veth peer name mgsc1 && "                                      \
+	"ip link set " SC_IF " address " SC_IF_MAC " up && ip link set mgsc1 up && "               \
+	"ip addr add 198.18.9.1/24 dev " SC_IF " && "                                              \
+	"ip -6 addr add 2001:db8:9::1/64 dev " SC_IF " nodad && "                                  \
+	"ip neigh replace " SC_PEER4 " lladdr " SC_PEER_MAC " dev " SC_IF " nud permanent && "     \
+	"ip -6 neigh replace " SC_PEER6 " lladdr " SC_PEER_MAC " dev " SC_IF " nud permanent && "  \
+	"echo 1 > /proc/sys/net/ipv4/conf/" SC_IF "/forwarding && "                                \
+	"echo 1 > /proc/sys/net/ipv6/conf/" SC_IF "/forwarding"
 
 static struct fixture_env env;
 
@@ -197,18 +225,25 @@ static uint64_t counter(enum decap_counter c)
 }
 
 /*
- * Runs the program on in; checks the verdict, that the output equals want (or in itself when
- * want is NULL), and that exactly counter ctr moved, by one.
+ * Runs the program on in as received on interface ifindex (0: the test run's default); checks
+ * the verdict, that the output equals want (or in itself when want is NULL), and that exactly
+ * counter ctr moved, by one.
  */
-static void run_expect(const struct frame *in, int verdict, const struct frame *want,
-                       enum decap_counter ctr)
+static void run_expect_on(const struct frame *in, unsigned ifindex, int verdict,
+                          const struct frame *want, enum decap_counter ctr)
 {
 	uint8_t out[FRAME_MAX + 256];
 	uint64_t before[DECAP_CTR_MAX];
 	const struct frame *w = want ? want : in;
+	/* The frame is all data: no metadata before it, its end at its length. */
+	struct xdp_md md = {.data_end = (__u32)in->len, .ingress_ifindex = ifindex};
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->b, .data_size_in = (__u32)in->len,
 	            .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
 
+	if (ifindex) {
+		opts.ctx_in = &md;
+		opts.ctx_size_in = sizeof(md);
+	}
 	for (int i = 0; i < DECAP_CTR_MAX; i++)
 		before[i] = counter((enum decap_counter)i);
 	assert_int_equal(bpf_prog_test_run_opts(env.prog_fd, &opts), 0);
@@ -223,6 +258,12 @@ static void run_expect(const struct frame *in, int verdict, const struct frame *
 			         (unsigned long long)(counter((enum decap_counter)i) - before[i]),
 			         (unsigned long long)want_delta);
 	}
+}
+
+static void run_expect(const struct frame *in, int verdict, const struct frame *want,
+                       enum decap_counter ctr)
+{
+	run_expect_on(in, 0, verdict, want, ctr);
 }
 
 static void vip_add(const char *addr)
@@ -270,6 +311,12 @@ static int group_setup(void **state)
 		return -1;
 	vip_add("203.0.113.10");
 	vip_add("2001:db8:100::10");
+	if (unshare(CLONE_NEWNET) != 0)
+		env.net_skip_why = "cannot make a network namespace";
+	else if (system(SC_NETNS_CMD " 2>/dev/null") != 0)
+		env.net_skip_why = "cannot set up the namespace (iproute2, veth)";
+	else
+		env.sc_ifindex = if_nametoindex(SC_IF);
 	return 0;
 }
 
@@ -499,6 +546,285 @@ static void test_inconsistent_malformed(void **state)
 	run_expect(&ihl, XDP_PASS, NULL, DECAP_CTR_MALFORMED);
 }
 
+/* Second chance ------------------------------------------------------------------------------ */
+
+static void need_net(void)
+{
+	need_env();
+	if (env.net_skip_why) {
+		print_message("skipped: %s\n", env.net_skip_why);
+		skip();
+	}
+}
+
+/* Sets the IPv4 header checksum of the header at h (20 bytes). */
+static void ipv4_csum_set(uint8_t *h)
+{
+	uint32_t s = 0;
+
+	h[10] = h[11] = 0;
+	for (int i = 0; i < 20; i += 2)
+		s += (uint32_t)h[i] << 8 | h[i + 1];
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	h[10] = (uint8_t)(~s >> 8);
+	h[11] = (uint8_t)~s;
+}
+
+#define TCP_SYN 0x02u
+#define TCP_ACK 0x10u
+
+/* An inner IPv4 TCP segment (no payload, checksum not set: the program reads only headers). */
+static void put_tcp4(struct frame *f, const char *src, uint16_t sport, uint16_t dport,
+                     uint8_t flags)
+{
+	uint8_t th[20] = {0};
+
+	put_ipv4(f, src, "203.0.113.10", IPPROTO_TCP, sizeof(th), 5, 0x4000);
+	th[0] = (uint8_t)(sport >> 8);
+	th[1] = (uint8_t)sport;
+	th[2] = (uint8_t)(dport >> 8);
+	th[3] = (uint8_t)dport;
+	th[12] = 5 << 4;
+	th[13] = flags;
+	put(f, th, sizeof(th));
+}
+
+/*
+ * What maglevd sends for a second-chance VIP when the flow has a secondary: Ethernet, outer
+ * IPv4 (valid checksum, TTL ttl) from src to dst or IPv6 from src6 to dst6, GRE with
+ * DECAP_SC_PROTO, the shim (flags, inner ethertype) and the secondary's address.
+ */
+struct sc_outer {
+	bool v6;
+	const char *src, *dst, *secondary;
+	uint8_t flags, ttl;
+	uint16_t inner_proto;
+	const char *mac_dst, *mac_src; /* NULL: the fixtures' */
+};
+
+static void put_mac(struct frame *f, const char *mac)
+{
+	unsigned m[6];
+
+	assert_int_equal(sscanf(mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]),
+	                 6);
+	for (int i = 0; i < 6; i++) {
+		uint8_t b = (uint8_t)m[i];
+
+		put(f, &b, 1);
+	}
+}
+
+static void put_sc_outer(struct frame *f, const struct sc_outer *o, size_t inner_len)
+{
+	struct decap_sc_shim sc = {.ver_flags = (uint8_t)(DECAP_SC_VERSION << 4 | o->flags),
+	                           .proto = htons(o->inner_proto)};
+	size_t alen = o->v6 ? 16 : 4, ip_at;
+	uint8_t a[16];
+
+	if (o->mac_dst) {
+		put_mac(f, o->mac_dst);
+		put_mac(f, o->mac_src);
+		put16(f, ethertype(o->v6));
+	} else {
+		put_eth(f, ethertype(o->v6));
+	}
+	ip_at = f->len;
+	if (o->v6)
+		put_ipv6(f, o->src, o->dst, IPPROTO_GRE, 4 + sizeof(sc) + alen + inner_len);
+	else
+		put_ipv4(f, o->src, o->dst, IPPROTO_GRE, 4 + sizeof(sc) + alen + inner_len, 5, 0);
+	f->b[ip_at + (o->v6 ? 7 : 8)] = o->ttl;
+	if (!o->v6)
+		ipv4_csum_set(f->b + ip_at);
+	put_gre(f, 0, DECAP_SC_PROTO);
+	put(f, &sc, sizeof(sc));
+	assert_int_equal(inet_pton(o->v6 ? AF_INET6 : AF_INET, o->secondary, a), 1);
+	put(f, a, alen);
+}
+
+/* in (outer o, inner TCP from src:sport with flags) decapsulated and counted ctr. */
+static void expect_sc_delivered(struct sc_outer o, const char *src, uint16_t sport, uint8_t flags,
+                                enum decap_counter ctr)
+{
+	struct frame in = {0}, want = {0};
+
+	need_net();
+	o.inner_proto = ETH_P_IP;
+	put_sc_outer(&in, &o, 40);
+	put_tcp4(&in, src, sport, SC_VIP_PORT, flags);
+	put_eth(&want, ETH_P_IP);
+	put_tcp4(&want, src, sport, SC_VIP_PORT, flags);
+	run_expect_on(&in, env.sc_ifindex, XDP_PASS, &want, ctr);
+}
+
+static const struct sc_outer sc_v4 = {
+    .src = "198.18.2.2", .dst = "198.18.9.1", .secondary = SC_PEER4, .ttl = 64};
+
+/* Sent on by a primary: delivered, never sent on again (no socket is asked). */
+static void test_sc_received(void **state)
+{
+	struct sc_outer o = sc_v4;
+
+	(void)state;
+	o.flags = DECAP_SC_FORWARDED;
+	expect_sc_delivered(o, "198.18.0.2", 40000, TCP_ACK, DECAP_CTR_SC_RECEIVED);
+}
+
+/* A SYN is a new connection: it is this backend's. */
+static void test_sc_syn_not_handed(void **state)
+{
+	(void)state;
+	expect_sc_delivered(sc_v4, "198.18.0.2", 40000, TCP_SYN, DECAP_CTR_SC_NOT_HANDED);
+}
+
+/* Not TCP: no socket to ask, delivered. */
+static void test_sc_udp_not_handed(void **state)
+{
+	struct sc_outer o = sc_v4;
+	struct frame in = {0}, want = {0};
+
+	(void)state;
+	need_net();
+	o.inner_proto = ETH_P_IPV6;
+	put_sc_outer(&in, &o, inner6_len());
+	put_inner_vip(&in, true);
+	put_eth(&want, ETH_P_IPV6);
+	put_inner_vip(&want, true);
+	run_expect_on(&in, env.sc_ifindex, XDP_PASS, &want, DECAP_CTR_SC_NOT_HANDED);
+}
+
+/* An established connection to the VIP here: its packets are delivered here. */
+static void test_sc_local_socket(void **state)
+{
+	struct sockaddr_in vip = {.sin_family = AF_INET, .sin_port = htons(SC_VIP_PORT)};
+	struct sockaddr_in cli = {.sin_family = AF_INET};
+	socklen_t len = sizeof(cli);
+	int l, c, a;
+
+	(void)state;
+	need_net();
+	inet_pton(AF_INET, "203.0.113.10", &vip.sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &cli.sin_addr);
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&vip, sizeof(vip)), 0);
+	assert_int_equal(listen(l, 4), 0);
+	assert_int_equal(bind(c, (struct sockaddr *)&cli, sizeof(cli)), 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&vip, sizeof(vip)), 0);
+	a = accept(l, NULL, NULL);
+	assert_true(a >= 0);
+	assert_int_equal(getsockname(c, (struct sockaddr *)&cli, &len), 0);
+	expect_sc_delivered(sc_v4, "127.0.0.1", ntohs(cli.sin_port), TCP_ACK, DECAP_CTR_SC_LOCAL);
+	/* The listener alone does not own another flow (no SYN cookie in that ACK): sent on. */
+	{
+		struct frame in = {0}, want = {0};
+		struct sc_outer o = sc_v4, w = sc_v4;
+
+		o.inner_proto = ETH_P_IP;
+		put_sc_outer(&in, &o, 40);
+		put_tcp4(&in, "198.18.0.2", 40001, SC_VIP_PORT, TCP_ACK);
+		w.src = sc_v4.dst;
+		w.dst = SC_PEER4;
+		w.ttl = 63;
+		w.flags = DECAP_SC_FORWARDED;
+		w.mac_dst = SC_PEER_MAC;
+		w.mac_src = SC_IF_MAC;
+		w.inner_proto = ETH_P_IP;
+		put_sc_outer(&want, &w, 40);
+		put_tcp4(&want, "198.18.0.2", 40001, SC_VIP_PORT, TCP_ACK);
+		run_expect_on(&in, env.sc_ifindex, XDP_TX, &want, DECAP_CTR_SC_FORWARDED);
+	}
+	close(a);
+	close(c);
+	close(l);
+}
+
+/* No socket at all: readdressed to the secondary, marked, out the way it came (XDP_TX). */
+static void test_sc_forwarded(void **state)
+{
+	struct frame in = {0}, want = {0};
+	struct sc_outer o = sc_v4, w = sc_v4;
+
+	(void)state;
+	need_net();
+	o.inner_proto = w.inner_proto = ETH_P_IP;
+	put_sc_outer(&in, &o, 40);
+	put_tcp4(&in, "198.18.0.2", 40000, SC_VIP_PORT, TCP_ACK);
+	w.src = o.dst;
+	w.dst = SC_PEER4;
+	w.ttl = 63;
+	w.flags = DECAP_SC_FORWARDED;
+	w.mac_dst = SC_PEER_MAC;
+	w.mac_src = SC_IF_MAC;
+	put_sc_outer(&want, &w, 40);
+	put_tcp4(&want, "198.18.0.2", 40000, SC_VIP_PORT, TCP_ACK);
+	run_expect_on(&in, env.sc_ifindex, XDP_TX, &want, DECAP_CTR_SC_FORWARDED);
+}
+
+/* The same under outer IPv6 (a 16-byte secondary). */
+static void test_sc_forwarded_v6(void **state)
+{
+	struct sc_outer o = {.v6 = true,
+	                     .src = "2001:db8:2::2",
+	                     .dst = "2001:db8:9::1",
+	                     .secondary = SC_PEER6,
+	                     .ttl = 64,
+	                     .inner_proto = ETH_P_IP};
+	struct sc_outer w = o;
+	struct frame in = {0}, want = {0};
+
+	(void)state;
+	need_net();
+	put_sc_outer(&in, &o, 40);
+	put_tcp4(&in, "198.18.0.2", 40000, SC_VIP_PORT, TCP_ACK);
+	w.src = o.dst;
+	w.dst = SC_PEER6;
+	w.ttl = 63;
+	w.flags = DECAP_SC_FORWARDED;
+	w.mac_dst = SC_PEER_MAC;
+	w.mac_src = SC_IF_MAC;
+	put_sc_outer(&want, &w, 40);
+	put_tcp4(&want, "198.18.0.2", 40000, SC_VIP_PORT, TCP_ACK);
+	run_expect_on(&in, env.sc_ifindex, XDP_TX, &want, DECAP_CTR_SC_FORWARDED);
+}
+
+/* No route to the secondary, or no TTL left to send it on: delivered here as without. */
+static void test_sc_no_route(void **state)
+{
+	struct sc_outer o = sc_v4;
+
+	(void)state;
+	o.secondary = SC_NOWHERE4;
+	expect_sc_delivered(o, "198.18.0.2", 40000, TCP_ACK, DECAP_CTR_SC_NO_ROUTE);
+	o = sc_v4;
+	o.ttl = 1;
+	expect_sc_delivered(o, "198.18.0.2", 40000, TCP_ACK, DECAP_CTR_SC_NO_ROUTE);
+	/* The FIB lookup answers only where the interface forwards. */
+	assert_int_equal(system("echo 0 > /proc/sys/net/ipv4/conf/" SC_IF "/forwarding"), 0);
+	expect_sc_delivered(sc_v4, "198.18.0.2", 40000, TCP_ACK, DECAP_CTR_SC_FWD_DISABLED);
+	assert_int_equal(system("echo 1 > /proc/sys/net/ipv4/conf/" SC_IF "/forwarding"), 0);
+}
+
+/* A shim of another version is not ours to read; a cut one is malformed. */
+static void test_sc_bad_shim(void **state)
+{
+	struct frame in = {0};
+	struct sc_outer o = sc_v4;
+
+	(void)state;
+	need_env();
+	o.inner_proto = ETH_P_IP;
+	put_sc_outer(&in, &o, 40);
+	put_tcp4(&in, "198.18.0.2", 40000, SC_VIP_PORT, TCP_ACK);
+	in.b[14 + 20 + 4] = 2u << 4; /* version 2 */
+	run_expect(&in, XDP_PASS, NULL, DECAP_CTR_UNSUPPORTED);
+	in.len = 14 + 20 + 4 + 4 + 2; /* half the secondary's address */
+	in.b[14 + 20 + 4] = DECAP_SC_VERSION << 4;
+	run_expect(&in, XDP_PASS, NULL, DECAP_CTR_MALFORMED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -517,6 +843,14 @@ int main(void)
 	    cmocka_unit_test(test_not_gre_passed),
 	    cmocka_unit_test(test_truncated_malformed),
 	    cmocka_unit_test(test_inconsistent_malformed),
+	    cmocka_unit_test(test_sc_received),
+	    cmocka_unit_test(test_sc_syn_not_handed),
+	    cmocka_unit_test(test_sc_udp_not_handed),
+	    cmocka_unit_test(test_sc_local_socket),
+	    cmocka_unit_test(test_sc_forwarded),
+	    cmocka_unit_test(test_sc_forwarded_v6),
+	    cmocka_unit_test(test_sc_no_route),
+	    cmocka_unit_test(test_sc_bad_shim),
 	};
 
 	return cmocka_run_group_tests_name("decap", tests, group_setup, group_teardown);

@@ -290,7 +290,8 @@ static void test_previous_generation(void **state)
 	/* Off: never a secondary. */
 	assert_int_equal(snapshot_secondary(s3, &s3->vips[MULTI], 0, 0), LB_BACKEND_NONE);
 
-	/* Removing .1: the previous generation is s4's table, .1's slots there have no owner now. */
+	/* Removing .1: the previous generation is s4's table, .1's slots there have no owner now.
+	 */
 	gone = id_of(s4, MULTI, "198.18.2.1");
 	tcfg_backend_del(&c->vips[MULTI], 0);
 	s5 = snap(c, s4, NULL);
