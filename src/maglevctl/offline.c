@@ -109,8 +109,7 @@ int offline_vip_diff(const struct config *oldc, const struct config_vip *ov,
 	struct offline_table to = {0}, tn = {0};
 	int32_t *map = NULL; /* old backend index -> new backend index or -1 */
 	uint64_t m1 = ov->table_size, m2 = nv->table_size, e1, e2, changed = 0, least, excess;
-	uint64_t total,
-	    per_slot; /* flows counted in units of 1/total; per_slot units a reported slot */
+	uint64_t total, per_slot; /* flows counted in 1/total, per_slot of which make a slot */
 	int err;
 
 	*out = (struct offline_vip_diff){
@@ -166,9 +165,10 @@ int offline_vip_diff(const struct config *oldc, const struct config_vip *ov,
 	}
 	/*
 	 * Excess: what moves beyond the least any table could move. The counts are exact integers
-	 * and never give less than the least: an old backend (or the empty state) with c_old slots
-	 * keeps at most min(c_old, c_new) of them in place, and in pairs keeps c_old * c_new of
-	 * its c_old * m2, with c_old <= m1. The clamp only keeps a miscount from wrapping around.
+	 * and changed is never below the least: an old backend (or the empty state) with c_old
+	 * slots and c_new new ones keeps at most c_new of its slots, and in pairs moves
+	 * c_old * (m2 - c_new) >= c_old * m2 - c_new * m1 as c_old <= m1. So no rounding can make
+	 * the excess negative; the clamp only keeps a miscount from wrapping around.
 	 */
 	excess = changed > least ? changed - least : 0;
 	out->changed_slots = (changed + per_slot / 2) / per_slot;

@@ -349,11 +349,11 @@ struct replay {
  * snapshot's seed, as the packet path finds them.
  *
  * between_min: survivors whose share shrinks must give up loss_s of the flows; the backends that
- * are not survivors can take at most what they gain, gain_ns (all they have in the new table),
- * and the rest must go to other survivors. So `between - between_min` is the excess of
- * docs/maglev.md measured in flows whenever no backend joins while another leaves (then
- * non-survivors either only lose, or only gain and take from survivors alone); the cases below
- * are all such changes.
+ * are not survivors (each has a share in at most one table) can take at most what they hold in
+ * the new table, 1 - new_s, and the rest must go to other survivors. So `between - between_min` is
+ * the excess of docs/maglev.md measured in flows whenever no backend joins while another leaves
+ * (then non-survivors either only lose, or only gain and take from survivors alone); the cases
+ * below are all such changes.
  */
 static void replay(const struct lb_snapshot *so, const struct lb_snapshot *sn, struct replay *r)
 {
