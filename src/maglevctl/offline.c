@@ -244,10 +244,12 @@ static const char *offline_proto_name(uint8_t proto)
 
 /*
  * Prints root and a newline, and releases root. The only reals are percentages rounded to
- * OFFLINE_PCT_DECIMALS (k / 10^4 as the nearest double); jansson's default 17 significant digits
- * print 9.4374 as 9.4374000000000002. With OFFLINE_PCT_DIGITS + OFFLINE_PCT_DECIMALS = 7 (jansson
- * prints "%.7g") every such value prints as its short decimal, which reads back as the same double
- * (a double holds 15 significant digits).
+ * OFFLINE_PCT_DECIMALS (k / 10^4 as the nearest double, 0 <= k <= 10^6); jansson's default 17
+ * significant digits print 9.4374 as 9.4374000000000002. With OFFLINE_PCT_DIGITS +
+ * OFFLINE_PCT_DECIMALS = 7 significant digits (jansson prints "%.7g", and ".0" if that has no
+ * point) each prints as its short decimal, 9.4374 or 100.0, which reads back as the same double:
+ * a double holds any 15 significant digits (checked for every k against jansson). Rounding the
+ * double is simpler than building numbers from decimal text, which jansson cannot emit raw.
  */
 static int offline_json_emit(FILE *out, json_t *root)
 {
