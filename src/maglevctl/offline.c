@@ -15,7 +15,9 @@
 #include "core/addr.h"
 #include "core/maglev.h"
 
-#define OFFLINE_PCT_DECIMALS  1e4 /* JSON percentages are rounded to 4 decimals */
+#define OFFLINE_PCT_DECIMALS  4   /* percentages are rounded to 4 decimals */
+#define OFFLINE_PCT_SCALE     1e4 /* 10^OFFLINE_PCT_DECIMALS */
+#define OFFLINE_PCT_DIGITS    3   /* digits before the point: a percentage is at most 100 */
 #define OFFLINE_DIGEST_STRLEN 17u /* 16 hex digits of a 64-bit digest and the NUL */
 
 static const char offline_table_usage[] = "usage: maglevctl table -c FILE [--vip NAME] [--json]";
@@ -64,7 +66,40 @@ void offline_table_free(struct offline_table *t)
 
 static double offline_pct_round(double x)
 {
-	return round(x * OFFLINE_PCT_DECIMALS) / OFFLINE_PCT_DECIMALS;
+	return round(x * OFFLINE_PCT_SCALE) / OFFLINE_PCT_SCALE;
+}
+
+/*
+ * The least share of flows that any two tables with these slot counts must move: the sum over the
+ * old backends, and the empty state (every weight 0), of max(0, old share - new share). A
+ * backend's old share is counted as its old slots times k_old, its new share as its new slots
+ * times k_new (map: old backend index -> new one or -1), in the unit of the changed count.
+ */
+static uint64_t offline_least_moved(const struct config_vip *ov, const struct offline_table *to,
+                                    const struct offline_table *tn, const int32_t *map,
+                                    uint64_t empty_old, uint64_t empty_new, uint64_t k_old,
+                                    uint64_t k_new)
+{
+	uint64_t least = 0, o, n;
+
+	for (uint32_t i = 0; i < ov->n_backends; i++) {
+		o = to->slots[i] * k_old;
+		n = map[i] >= 0 ? tn->slots[map[i]] * k_new : 0;
+		least += o > n ? o - n : 0;
+	}
+	o = empty_old * k_old;
+	n = empty_new * k_new;
+	return least + (o > n ? o - n : 0);
+}
+
+/* Slots of t that hold no backend: all of them if every weight is 0, else none. */
+static uint64_t offline_empty_slots(const struct offline_table *t, uint32_t n_backends)
+{
+	uint64_t empty = t->table_size;
+
+	for (uint32_t i = 0; i < n_backends; i++)
+		empty -= t->slots[i];
+	return empty;
 }
 
 int offline_vip_diff(const struct config *oldc, const struct config_vip *ov,
@@ -73,7 +108,8 @@ int offline_vip_diff(const struct config *oldc, const struct config_vip *ov,
 {
 	struct offline_table to = {0}, tn = {0};
 	int32_t *map = NULL; /* old backend index -> new backend index or -1 */
-	uint64_t m1 = ov->table_size, m2 = nv->table_size, changed = 0, excess = 0;
+	uint64_t m1 = ov->table_size, m2 = nv->table_size, e1, e2, changed = 0, least, excess;
+	uint64_t total, per_slot; /* flows counted in 1/total, per_slot of which make a slot */
 	int err;
 
 	*out = (struct offline_vip_diff){
@@ -81,6 +117,7 @@ int offline_vip_diff(const struct config *oldc, const struct config_vip *ov,
 	    .old_size = ov->table_size,
 	    .new_size = nv->table_size,
 	    .size_changed = ov->table_size != nv->table_size,
+	    .seed_changed = oldc->hash_seed != newc->hash_seed,
 	};
 	snprintf(out->name, sizeof(out->name), "%s", ov->name);
 	err = offline_table_build(oldc, ov, &to);
@@ -97,43 +134,47 @@ int offline_vip_diff(const struct config *oldc, const struct config_vip *ov,
 
 		map[i] = b ? (int32_t)(b - nv->backends) : -1;
 	}
+	e1 = offline_empty_slots(&to, ov->n_backends);
+	e2 = offline_empty_slots(&tn, nv->n_backends);
 
-	if (m1 == m2) {
+	if (!out->size_changed && !out->seed_changed) {
+		/* A flow keeps its slot: count the slots whose backend differs, in slots of M. */
 		for (uint32_t s = 0; s < m1; s++) {
 			uint16_t o = to.table[s], n = tn.table[s];
-			int32_t o_new = o == MAGLEV_EMPTY ? -1 : map[o];
 
-			if (o == MAGLEV_EMPTY ? n == MAGLEV_EMPTY : o_new == (int32_t)n)
-				continue;
-			changed++;
-			if (o_new >= 0 && nv->backends[o_new].weight > 0)
-				excess++;
+			if (o == MAGLEV_EMPTY ? n != MAGLEV_EMPTY : map[o] != (int32_t)n)
+				changed++;
 		}
-		out->changed_slots = changed;
-		out->excess_slots = excess;
-		out->changed_pct = offline_pct_round(100.0 * (double)changed / (double)m1);
-		out->excess_pct = offline_pct_round(100.0 * (double)excess / (double)m1);
+		least = offline_least_moved(ov, &to, &tn, map, e1, e2, 1, 1);
+		total = m1;
+		per_slot = 1;
 	} else {
-		/* Pairs (old slot, new slot), each a 1/(m1*m2) share of the flow hashes. */
-		uint64_t same = 0, e1 = m1, e2 = m2;
+		/*
+		 * Pairs (old slot, new slot), each a 1/(m1*m2) share of the flow hashes: a flow's
+		 * slots h mod m1 and h mod m2 are independent for distinct primes, as are its old
+		 * and new hashes under two seeds.
+		 */
+		uint64_t same = e1 * e2; /* empty in both: nothing changes for those flows */
 
-		for (uint32_t i = 0; i < ov->n_backends; i++) {
-			uint64_t co = to.slots[i], cn = map[i] >= 0 ? tn.slots[map[i]] : 0;
-
-			e1 -= co;
-			same += co * cn;
-			if (map[i] >= 0 && nv->backends[map[i]].weight > 0)
-				excess += co * (m2 - cn);
-		}
-		for (uint32_t j = 0; j < nv->n_backends; j++)
-			e2 -= tn.slots[j];
-		same += e1 * e2; /* empty in both: nothing changes for those flows */
+		for (uint32_t i = 0; i < ov->n_backends; i++)
+			same += (uint64_t)to.slots[i] * (map[i] >= 0 ? tn.slots[map[i]] : 0);
 		changed = m1 * m2 - same;
-		out->changed_slots = (changed + m1 / 2) / m1;
-		out->excess_slots = (excess + m1 / 2) / m1;
-		out->changed_pct = offline_pct_round(100.0 * (double)changed / (double)(m1 * m2));
-		out->excess_pct = offline_pct_round(100.0 * (double)excess / (double)(m1 * m2));
+		least = offline_least_moved(ov, &to, &tn, map, e1, e2, m2, m1);
+		total = m1 * m2;
+		per_slot = m1;
 	}
+	/*
+	 * Excess: what moves beyond the least any table could move. The counts are exact integers
+	 * and changed is never below the least: an old backend (or the empty state) with c_old
+	 * slots and c_new new ones keeps at most c_new of its slots, and in pairs moves
+	 * c_old * (m2 - c_new) >= c_old * m2 - c_new * m1 as c_old <= m1. So no rounding can make
+	 * the excess negative; the clamp only keeps a miscount from wrapping around.
+	 */
+	excess = changed > least ? changed - least : 0;
+	out->changed_slots = (changed + per_slot / 2) / per_slot;
+	out->excess_slots = (excess + per_slot / 2) / per_slot;
+	out->changed_pct = offline_pct_round(100.0 * (double)changed / (double)total);
+	out->excess_pct = offline_pct_round(100.0 * (double)excess / (double)total);
 	err = 0;
 out:
 	free(map);
@@ -201,13 +242,25 @@ static const char *offline_proto_name(uint8_t proto)
 	return proto == IPPROTO_UDP ? "udp" : "tcp";
 }
 
+/*
+ * Prints root and a newline, and releases root. The only reals are percentages rounded to
+ * OFFLINE_PCT_DECIMALS (k / 10^4 as the nearest double, 0 <= k <= 10^6); jansson's default 17
+ * significant digits print 9.4374 as 9.4374000000000002. With OFFLINE_PCT_DIGITS +
+ * OFFLINE_PCT_DECIMALS = 7 significant digits (jansson prints "%.7g", and ".0" if that has no
+ * point) each prints as its short decimal, 9.4374 or 100.0, which reads back as the same double:
+ * a double holds any 15 significant digits (checked for every k against jansson). Rounding the
+ * double is simpler than building numbers from decimal text, which jansson cannot emit raw.
+ */
 static int offline_json_emit(FILE *out, json_t *root)
 {
 	int err = 0;
 
 	if (!root)
 		return -ENOMEM;
-	if (json_dumpf(root, out, JSON_INDENT(2)) != 0 || fputc('\n', out) == EOF)
+	if (json_dumpf(root, out,
+	               JSON_INDENT(2) |
+	                   JSON_REAL_PRECISION(OFFLINE_PCT_DIGITS + OFFLINE_PCT_DECIMALS)) != 0 ||
+	    fputc('\n', out) == EOF)
 		err = -EIO;
 	json_decref(root);
 	return err;
@@ -333,6 +386,7 @@ static const char *offline_status_name(enum offline_vip_status s)
 
 static void offline_diff_print_text(FILE *out, const struct offline_vip_diff *d, uint32_t n)
 {
+	bool size_changed = false, seed_changed = false;
 	int w = (int)strlen("vip");
 
 	for (uint32_t i = 0; i < n; i++) {
@@ -355,13 +409,15 @@ static void offline_diff_print_text(FILE *out, const struct offline_vip_diff *d,
 		        d[i].name, offline_status_name(d[i].status), size, d[i].changed_slots,
 		        d[i].changed_pct, d[i].excess_slots, d[i].excess_pct);
 	}
-	for (uint32_t i = 0; i < n; i++)
-		if (d[i].size_changed) {
-			fprintf(out,
-			        "table_size changed: slots are flow-hash shares in units of the "
-			        "new table (see docs/maglev.md)\n");
-			break;
-		}
+	for (uint32_t i = 0; i < n; i++) {
+		size_changed |= d[i].size_changed;
+		seed_changed |= d[i].seed_changed;
+	}
+	if (size_changed)
+		fprintf(out, "table_size changed: slots are flow-hash shares in units of the new "
+		             "table (see docs/maglev.md)\n");
+	if (seed_changed)
+		fprintf(out, "hash_seed changed: every flow is hashed anew (see docs/maglev.md)\n");
 }
 
 int offline_diff_print(FILE *out, const struct config *oldc, const struct config *newc, bool json,

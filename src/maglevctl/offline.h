@@ -34,11 +34,14 @@ enum offline_vip_status {
 
 /*
  * What a config change does to one VIP's flows (docs/maglev.md, "maglevctl diff").
- * With equal table sizes, changed_slots counts slots whose backend address differs and
- * excess_slots those of them whose old backend is still in the new config with weight > 0.
- * With different sizes (size_changed) slot i of the old table and slot j of the new one serve the
- * flows with hash = i mod M_old and = j mod M_new, a share 1/(M_old * M_new) of all flows; the
- * shares are summed over all pairs and reported in slots of the new table (rounded).
+ * changed: flows whose backend address differs between the old and the new table. excess: changed
+ * less the least that any tables with these slot counts must move, the sum over backends of
+ * max(0, old share - new share) (a removed or drained backend's whole share, a backend's loss to
+ * one added or given more weight): flows moved that did not have to.
+ * With the same table size and hash_seed a flow keeps its slot and the counts are slots of M.
+ * Otherwise (size_changed or seed_changed) slot i of the old table and slot j of the new one
+ * serve a share 1/(M_old * M_new) of all flows; the shares are summed over all pairs and the
+ * counts reported in slots of the new table (rounded).
  * ADDED and REMOVED VIPs count every slot of the table they have as changed, none as excess.
  */
 struct offline_vip_diff {
@@ -47,6 +50,7 @@ struct offline_vip_diff {
 	uint32_t old_size; /* 0 if ADDED */
 	uint32_t new_size; /* 0 if REMOVED */
 	bool size_changed; /* BOTH with old_size != new_size */
+	bool seed_changed; /* BOTH, and the configs' hash_seed differ: every flow is hashed anew */
 	uint64_t changed_slots;
 	uint64_t excess_slots;
 	double changed_pct; /* % of flows (of M when the sizes agree) */
