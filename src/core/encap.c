@@ -5,6 +5,14 @@
 #include "core/counters.h"
 #include "core/pipeline.h"
 
+int gre_encap_sc(struct lb_frame *f, const struct pkt_ip *ip, uint64_t eth_dst,
+                 const uint8_t *eth_src, const struct lb_backend *b, const struct lb_backend *sec)
+{
+	if (b->addr.family == AF_INET)
+		return gre_encap_hl(f, ip, eth_dst, eth_src, b, PKT_IPV4_HLEN, sec);
+	return gre_encap_hl(f, ip, eth_dst, eth_src, b, PKT_IPV6_HLEN, sec);
+}
+
 int gre_retarget(struct lb_frame *f, const struct pkt_ip *outer, uint32_t gre_off,
                  const struct gre_outer *o, uint32_t mtu)
 {

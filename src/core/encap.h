@@ -26,6 +26,21 @@
 #define GRE_OVERHEAD_V4 (PKT_IPV4_HLEN + PKT_GRE_HLEN) /* bytes GRE over IPv4 adds */
 #define GRE_OVERHEAD_V6 (PKT_IPV6_HLEN + PKT_GRE_HLEN) /* bytes GRE over IPv6 adds */
 
+/*
+ * Second chance (docs/second-chance.md): GRE with protocol GRE_PROTO_SC, then a shim word
+ * (version << 28 | flags << 24 | inner ethertype) and the secondary's address in the outer
+ * family (4 or 16 bytes). The same format as bpf/xdp_decap.h's DECAP_SC_* (test_decap checks).
+ */
+#define GRE_PROTO_SC     0x88b5u /* IEEE 802 local experimental ethertype 1 */
+#define GRE_SC_VERSION   1u
+#define GRE_SC_SHIM_HLEN 4u /* bytes before the secondary's address */
+
+/* Bytes a second-chance shim adds under an outer header of family af. */
+static inline uint32_t gre_sc_overhead(uint8_t af)
+{
+	return GRE_SC_SHIM_HLEN + (af == AF_INET ? 4u : 16u);
+}
+
 /* The outer headers of a packet sent to a backend. */
 struct gre_outer {
 	uint64_t eth_dst;          /* next hop, as in lb_nexthop.mac (byte 0 in bits 40..47) */
@@ -107,13 +122,17 @@ static inline uint16_t gre_ethertype_of(uint8_t af)
 
 /*
  * gre_encap for an outer header of hl bytes (PKT_IPV4_HLEN or PKT_IPV6_HLEN, a constant in each
- * caller, so every offset and length below folds to an immediate).
+ * caller, so every offset and length below folds to an immediate) with, when sec is not NULL (a
+ * constant NULL on the hot path), the second-chance shim naming sec.
  */
 static inline __attribute__((always_inline)) int
 gre_encap_hl(struct lb_frame *f, const struct pkt_ip *ip, uint64_t eth_dst, const uint8_t *eth_src,
-             const struct lb_backend *b, uint32_t hl)
+             const struct lb_backend *b, uint32_t hl, const struct lb_backend *sec)
 {
-	uint32_t need = PKT_ETH_HLEN + hl + PKT_GRE_HLEN, plen = PKT_GRE_HLEN + ip->len;
+	uint32_t shim = sec ? gre_sc_overhead(hl == PKT_IPV4_HLEN ? AF_INET : AF_INET6) : 0;
+	uint32_t need = PKT_ETH_HLEN + hl + PKT_GRE_HLEN + shim;
+	uint32_t plen = PKT_GRE_HLEN + shim + ip->len;
+	uint32_t inner_type = ip->family == 4 ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6;
 	int64_t start = (int64_t)ip->off - need;
 	uint64_t dst = htobe64(eth_dst << 16);
 	uint8_t *p;
@@ -144,7 +163,15 @@ gre_encap_hl(struct lb_frame *f, const struct pkt_ip *ip, uint64_t eth_dst, cons
 		gre_store_be32(p + 14, 6u << 28 | (uint32_t)ip->tos << 20);
 		pkt_store16(p + 18, (uint16_t)plen);
 	}
-	gre_store_be32(p + PKT_ETH_HLEN + hl, ip->family == 4 ? GRE_PROTO_IPV4 : GRE_PROTO_IPV6);
+	if (sec) {
+		uint8_t *g = p + PKT_ETH_HLEN + hl;
+
+		gre_store_be32(g, GRE_PROTO_SC);
+		gre_store_be32(g + PKT_GRE_HLEN, GRE_SC_VERSION << 28 | inner_type);
+		memcpy(g + PKT_GRE_HLEN + GRE_SC_SHIM_HLEN, sec->addr.b, shim - GRE_SC_SHIM_HLEN);
+	} else {
+		gre_store_be32(p + PKT_ETH_HLEN + hl, inner_type);
+	}
 	f->data = p;
 	f->headroom = (uint32_t)((int64_t)f->headroom + start);
 	f->len = need + ip->len;
@@ -164,9 +191,17 @@ static inline int gre_encap(struct lb_frame *f, const struct pkt_ip *ip, uint64_
                             const uint8_t *eth_src, const struct lb_backend *b)
 {
 	if (b->addr.family == AF_INET)
-		return gre_encap_hl(f, ip, eth_dst, eth_src, b, PKT_IPV4_HLEN);
-	return gre_encap_hl(f, ip, eth_dst, eth_src, b, PKT_IPV6_HLEN);
+		return gre_encap_hl(f, ip, eth_dst, eth_src, b, PKT_IPV4_HLEN, NULL);
+	return gre_encap_hl(f, ip, eth_dst, eth_src, b, PKT_IPV6_HLEN, NULL);
 }
+
+/*
+ * gre_encap with the second-chance shim naming sec, a backend of b's address family: needs
+ * gre_sc_overhead more headroom. Off the hot path (only flows new to this maglevd whose slot
+ * changed owner carry it).
+ */
+int gre_encap_sc(struct lb_frame *f, const struct pkt_ip *ip, uint64_t eth_dst,
+                 const uint8_t *eth_src, const struct lb_backend *b, const struct lb_backend *sec);
 
 /*
  * Re-targets the GRE packet whose outer IP header is outer (GRE header at gre_off) to o->dst:

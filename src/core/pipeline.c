@@ -675,7 +675,7 @@ static __attribute__((noinline, cold)) enum lb_verdict act_echo(struct lb_worker
 /* Encapsulated, the packet would exceed the MTU (see docs/pipeline.md, "MTU"). */
 static __attribute__((noinline, cold)) enum lb_verdict
 act_too_big(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
-            const struct lb_job *j, uint8_t baf, uint64_t now_ns)
+            const struct lb_job *j, uint32_t mtu, uint64_t now_ns)
 {
 	int err;
 
@@ -685,7 +685,7 @@ act_too_big(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f
 		return drop(w, LB_CTR_DROP_TOO_BIG_NO_DF);
 	if (!icmp_allow(w, s->icmp_rate, now_ns))
 		return drop(w, LB_CTR_ICMP_RATE_LIMITED);
-	err = icmp_too_big(f, &j->ip, s->mtu - gre_overhead(baf), s->ttl);
+	err = icmp_too_big(f, &j->ip, mtu, s->ttl);
 	if (err)
 		return drop(w, (unsigned)err);
 	count(w, j->ip.family == 4 ? LB_CTR_TX_ICMP_FRAG_NEEDED : LB_CTR_TX_ICMP6_TOO_BIG);
@@ -750,7 +750,7 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 			return LB_DROP;
 	} else {
 		if (__builtin_expect(j->ip.len > b->inner_mtu, 0))
-			return act_too_big(w, s, f, j, baf, now_ns);
+			return act_too_big(w, s, f, j, b->inner_mtu, now_ns);
 		err = gre_encap(f, &j->ip, mac, w->p.mac, b);
 		if (__builtin_expect(err, 0))
 			return drop(w, (unsigned)err);

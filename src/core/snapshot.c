@@ -649,6 +649,20 @@ static int build_lookup(struct lb_snapshot *s, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The largest IP packet to b that fits dataplane.mtu once encapsulated: under a second-chance
+ * VIP with room for the shim, whether or not a packet carries it, so that the MTU its flows see
+ * does not depend on which maglevd (with or without their entry) forwards them.
+ */
+static uint32_t snapshot_inner_mtu(const struct lb_snapshot *s, const struct lb_backend *b)
+{
+	uint32_t over = gre_overhead(b->addr.family);
+
+	if (b->in_use && s->vips[b->vip].second_chance)
+		over += gre_sc_overhead(b->addr.family);
+	return s->mtu > over ? s->mtu - over : 0;
+}
+
 int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
                    const struct snapshot_state *state, struct lb_snapshot **out, char *err,
                    size_t errlen)
@@ -760,9 +774,7 @@ int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
 		                               : LB_ACCEPT_NONE;
 		if (b->in_use)
 			build_outer(s, b);
-		b->inner_mtu = s->mtu > gre_overhead(b->addr.family)
-		                   ? s->mtu - gre_overhead(b->addr.family)
-		                   : 0;
+		b->inner_mtu = snapshot_inner_mtu(s, b);
 	}
 	ret = build_nexthops(s, cfg, prev);
 	if (ret)

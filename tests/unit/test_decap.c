@@ -28,8 +28,14 @@
 #include <cmocka.h>
 
 #include "base/util.h"
+#include "core/encap.h"
 #include "io/decap.h"
 #include "helpers.h"
+
+/* The second-chance shim as maglevd writes it (core) and as the backend reads it (bpf). */
+_Static_assert(GRE_PROTO_SC == DECAP_SC_PROTO, "shim GRE protocol");
+_Static_assert(GRE_SC_VERSION == DECAP_SC_VERSION, "shim version");
+_Static_assert(GRE_SC_SHIM_HLEN == sizeof(struct decap_sc_shim), "shim length");
 
 #define FRAME_MAX 512u /* bytes of a fixture frame */
 
