@@ -43,11 +43,14 @@ struct ct_bucket {
 	uint8_t spare[8];
 };
 
-/* A flow: its full key (never two flows confused) and its backend reference (LB_BREF). */
+/*
+ * A flow: its full key (never two flows confused), its backend reference (LB_BREF) and the
+ * reference of the secondary its packets carry (second chance; the caller's to set, like bref).
+ */
 struct ct_entry {
 	struct lb_flow_key key;
 	uint32_t bref;
-	uint32_t spare;
+	uint32_t secondary;
 };
 
 _Static_assert(sizeof(struct ct_bucket) == 64, "bucket header is one cache line");

@@ -67,6 +67,9 @@
 	X(TX_GRE_IPV6, "tx_gre_ipv6", "Sent: encapsulated in GRE with outer IPv6")                 \
 	X(TX_RETARGET, "tx_retarget",                                                              \
 	  "Sent: GRE to us re-targeted to a backend (outer rewritten)")                            \
+	X(TX_SECOND_CHANCE, "tx_second_chance",                                                    \
+	  "Of tx_gre_ipv4/ipv6: carried the flow's previous owner, which the backend hands the "   \
+	  "packet to if no local socket owns it (second chance)")                                  \
 	X(TX_ICMP_ECHO_REPLY, "tx_icmp_echo_reply", "Sent: ICMP echo reply from a VIP")            \
 	X(TX_ICMP6_ECHO_REPLY, "tx_icmp6_echo_reply", "Sent: ICMPv6 echo reply from a VIP")        \
 	X(TX_ICMP_FRAG_NEEDED, "tx_icmp_frag_needed",                                              \

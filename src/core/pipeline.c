@@ -35,6 +35,7 @@ struct lb_job {
 	bool track;    /* look the flow up in the connection table */
 	bool insert;   /* and track it if missing */
 	uint8_t tcp_flags;
+	uint16_t sec;     /* choose: the secondary the packet carries (second chance), or none */
 	uint16_t counter; /* JOB_VERDICT: counter to add 1 to */
 	uint16_t vip;
 	uint32_t gre_off; /* retarget: GRE header */
@@ -591,19 +592,48 @@ static inline uint16_t table_choice(const struct lb_snapshot *s, const struct lb
 	return v->table[j->hash % v->table_size];
 }
 
+#define LB_BREF_NONE LB_BREF(LB_BACKEND_NONE, 0) /* an entry's secondary: none */
+
+/*
+ * The secondary reference a new entry of j's flow, chosen id, keeps: a TCP packet that is not a
+ * SYN starts a flow this maglevd has not seen from its start, so it may belong to the slot's
+ * previous owner (snapshot_secondary); a SYN, UDP or an ICMP error about the flow never does.
+ */
+static inline uint32_t secondary_of(const struct lb_snapshot *s, const struct lb_job *j,
+                                    uint16_t id)
+{
+	uint16_t sec;
+
+	if (j->key.proto != IPPROTO_TCP || j->tcp_flags & PKT_TCP_SYN || j->steer)
+		return LB_BREF_NONE;
+	sec = snapshot_secondary(s, &s->vips[j->vip], j->hash, id);
+	return sec == LB_BACKEND_NONE ? LB_BREF_NONE : LB_BREF(sec, s->backends[sec].tag);
+}
+
+/* The secondary j carries from an entry's reference sref: none once that backend is gone. */
+static inline uint16_t secondary_usable(const struct lb_snapshot *s, const struct lb_job *j,
+                                        uint32_t sref)
+{
+	if (__builtin_expect(sref == LB_BREF_NONE, 1) || j->steer ||
+	    !backend_usable(s, sref, j->vip))
+		return LB_BACKEND_NONE;
+	return LB_BREF_ID(sref);
+}
+
 /*
  * Chooses the backend of j's flow: connection table, else the VIP's Maglev table. Returns its id,
  * LB_BACKEND_NONE, or CHOOSE_DROP(counter) for a new flow whose source no client can have
  * (source_check, here so that tracked flows skip it: an entry is only made for a flow that passed
  * it; untracked jobs were checked while classifying).
  */
-static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, const struct lb_job *j,
+static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, struct lb_job *j,
                        uint32_t now)
 {
 	const struct ct_place *pl = &j->place;
 	uint16_t id;
 	int way;
 
+	j->sec = LB_BACKEND_NONE;
 	if (!j->track)
 		return table_choice(s, j);
 	way = ct_find_way(*pl, &j->key, now);
@@ -616,6 +646,7 @@ static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, const s
 			if (j->insert)
 				ct_touch_way(w->ct, pl->h, (unsigned)way, j->key.proto,
 				             j->tcp_flags, now);
+			j->sec = secondary_usable(s, j, pl->e[way].secondary);
 			return LB_BREF_ID(bref);
 		}
 		id = table_choice(s, j);
@@ -623,6 +654,8 @@ static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, const s
 			return id;
 		count(w, LB_CTR_CT_RECHOSEN);
 		pl->e[way].bref = LB_BREF(id, s->backends[id].tag);
+		pl->e[way].secondary = secondary_of(s, j, id);
+		j->sec = secondary_usable(s, j, pl->e[way].secondary);
 		ct_touch_way(w->ct, pl->h, (unsigned)way, j->key.proto, j->tcp_flags, now);
 		LB_CTR_ADD(w->bctr[id].flows, 1);
 		return id;
@@ -636,14 +669,19 @@ static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, const s
 	count(w, LB_CTR_CT_MISS);
 	id = table_choice(s, j);
 	if (id != LB_BACKEND_NONE && j->insert) {
+		uint32_t sref = secondary_of(s, j, id);
 		enum ct_evict evicted;
+		int64_t slot;
 
+		j->sec = secondary_usable(s, j, sref);
 		/* Not inserted: a SYN-only flow, counted as the backend's when it is tracked. */
-		if (ct_insert(w->ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag),
-		              j->tcp_flags, now, &evicted) < 0) {
+		slot = ct_insert(w->ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag),
+		                 j->tcp_flags, now, &evicted);
+		if (slot < 0) {
 			count(w, LB_CTR_CT_SYN_UNTRACKED);
 			return id;
 		}
+		w->ct->entries[slot].secondary = sref;
 		if (evicted != CT_EVICT_NONE) {
 			count(w, LB_CTR_CT_EVICTED);
 			count(w, evicted == CT_EVICT_SYN_ONLY ? LB_CTR_CT_EVICTED_SYN
@@ -751,7 +789,13 @@ static enum lb_verdict act(struct lb_worker *w, const struct lb_snapshot *s, str
 	} else {
 		if (__builtin_expect(j->ip.len > b->inner_mtu, 0))
 			return act_too_big(w, s, f, j, b->inner_mtu, now_ns);
-		err = gre_encap(f, &j->ip, mac, w->p.mac, b);
+		if (__builtin_expect(j->sec == LB_BACKEND_NONE, 1)) {
+			err = gre_encap(f, &j->ip, mac, w->p.mac, b);
+		} else {
+			err = gre_encap_sc(f, &j->ip, mac, w->p.mac, b, &s->backends[j->sec]);
+			if (!err)
+				count(w, LB_CTR_TX_SECOND_CHANCE);
+		}
 		if (__builtin_expect(err, 0))
 			return drop(w, (unsigned)err);
 		count(w, baf == AF_INET ? LB_CTR_TX_GRE_IPV4 : LB_CTR_TX_GRE_IPV6);

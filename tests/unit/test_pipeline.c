@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "base/util.h"
+#include "core/encap.h"
 #include "core/pipeline.h"
 #include "core/pkt.h"
 #include "core/snapshot.h"
@@ -338,6 +339,115 @@ static const char *send_flow(struct lb_worker *w, const struct lb_snapshot *s, c
 	if (lb_process(w, s, &f, now) != LB_TX)
 		return out;
 	return tf_outer_dst(&f, out);
+}
+
+/*
+ * The secondary a GRE frame the pipeline sent carries, as text ("" without the shim), after
+ * checking the shim's fixed part and that the inner packet follows it unchanged (inner, n bytes).
+ */
+static const char *sent_secondary(const struct lb_frame *f, const uint8_t *inner, uint32_t n,
+                                  char *buf)
+{
+	bool v6 = f->data[12] == 0x86;
+	uint32_t g = 14 + (v6 ? 40 : 20), alen = v6 ? 16 : 4;
+	struct lb_addr a = {.family = v6 ? AF_INET6 : AF_INET};
+
+	buf[0] = 0;
+	if (pkt_load16(f->data + g + 2) != GRE_PROTO_SC) {
+		assert_int_equal(f->len, g + 4 + n);
+		assert_memory_equal(f->data + g + 4, inner, n);
+		return buf;
+	}
+	assert_int_equal(f->data[g + 4], GRE_SC_VERSION << 4); /* no flag set by maglevd */
+	assert_int_equal(f->data[g + 5], 0);
+	assert_int_equal(pkt_load16(f->data + g + 6), inner[0] >> 4 == 4 ? 0x0800 : 0x86dd);
+	assert_int_equal(f->len, g + 4 + GRE_SC_SHIM_HLEN + alen + n);
+	assert_memory_equal(f->data + g + 4 + GRE_SC_SHIM_HLEN + alen, inner, n);
+	memcpy(a.b, f->data + g + 4 + GRE_SC_SHIM_HLEN, alen);
+	return lb_addr_str(&a, buf, LB_ADDR_STRLEN);
+}
+
+/*
+ * Second chance, as a maglevd without the flows' entries sees them after a backend was added:
+ * a flow's non-SYN packets carry the slot's previous owner when it differs (and every later
+ * packet of the flow too, through its entry); SYN-first flows, UDP and VIPs without
+ * second_chance carry nothing; a second-chance VIP's inner MTU leaves room for the shim.
+ */
+static void test_second_chance(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct config_vip *mv = &c->vips[5];
+	struct lb_snapshot *s1, *s2, *s3;
+	struct lb_worker *w = worker_new(1 << 16), *w2 = worker_new(1 << 16);
+	static struct tbuf b;
+	struct lb_addr cl = tcfg_addr("198.18.100.7"), vip = tcfg_addr("203.0.113.20");
+	unsigned carried = 0, expected = 0;
+
+	(void)state;
+	mv->second_chance = true;
+	s1 = snap(c, NULL, NULL);
+	tcfg_backend_add(mv, "198.18.2.5", 1);
+	s2 = snap(c, s1, NULL);
+	assert_int_equal(s2->backends[s2->vips[5].backends[0]].inner_mtu, 1500 - 24 - 8);
+	for (unsigned round = 0; round < 2; round++) {
+		for (unsigned i = 0; i < N_FLOWS; i++) {
+			uint8_t pkt[128];
+			uint32_t n = tf_flow4(pkt, "198.18.100.7", "203.0.113.20", 6,
+			                      (uint16_t)(20000 + i), 80, 0x10);
+			struct lb_frame f = tbuf_frame(&b, pkt, n);
+			struct lb_flow_key k;
+			struct lb_explanation e;
+			char got[LB_ADDR_STRLEN], want[LB_ADDR_STRLEN] = "", pri[LB_ADDR_STRLEN];
+			uint16_t old;
+
+			lb_flow_key_make(&k, &cl, &vip, 6, (uint16_t)(20000 + i), 80);
+			assert_int_equal(lb_explain(NULL, s2, &k, &e), 0);
+			old = s1->vips[5].table[e.hash % s1->vips[5].table_size];
+			lb_addr_str(&s2->backends[e.table_backend].addr, pri, sizeof(pri));
+			if (!lb_addr_eq(&s1->backends[old].addr,
+			                &s2->backends[e.table_backend].addr))
+				lb_addr_str(&s1->backends[old].addr, want, sizeof(want));
+			assert_int_equal(lb_process(w, s2, &f, NOW_NS), LB_TX);
+			assert_string_equal(tf_outer_dst(&f, got), pri);
+			assert_string_equal(sent_secondary(&f, pkt + 14, n - 14, got), want);
+			carried += want[0] != 0;
+			expected += want[0] != 0 && round == 0;
+		}
+	}
+	/* About the fifth of the flows whose slots the new backend took, each packet of them. */
+	assert_in_range(expected, N_FLOWS / 10, N_FLOWS * 3 / 10);
+	assert_int_equal(carried, 2 * expected);
+	assert_int_equal(ctr(w, LB_CTR_TX_SECOND_CHANCE), carried);
+	assert_int_equal(ctr(w, LB_CTR_CT_HIT), N_FLOWS);
+
+	/* Flows that start with a SYN here, and UDP, carry nothing, then or later. */
+	for (unsigned i = 0; i < N_FLOWS; i++) {
+		char got[LB_ADDR_STRLEN];
+
+		send_flow(w, s2, "198.18.100.8", "203.0.113.20", 6, (uint16_t)(20000 + i), 80, 0x02,
+		          NOW_NS, got);
+		send_flow(w, s2, "198.18.100.8", "203.0.113.20", 6, (uint16_t)(20000 + i), 80, 0x10,
+		          NOW_NS, got);
+	}
+	assert_int_equal(ctr(w, LB_CTR_TX_SECOND_CHANCE), carried);
+
+	/* Off: the same packets on a maglevd without entries carry nothing. */
+	mv->second_chance = false;
+	s3 = snap(c, s2, NULL);
+	for (unsigned i = 0; i < N_FLOWS; i++) {
+		char got[LB_ADDR_STRLEN];
+
+		send_flow(w2, s3, "198.18.100.7", "203.0.113.20", 6, (uint16_t)(20000 + i), 80,
+		          0x10, NOW_NS, got);
+	}
+	assert_int_equal(ctr(w2, LB_CTR_TX_SECOND_CHANCE), 0);
+	assert_int_equal(s3->backends[s3->vips[5].backends[0]].inner_mtu, 1500 - 24);
+	lb_worker_destroy(w);
+	lb_worker_destroy(w2);
+	snapshot_free(s1);
+	snapshot_free(s2);
+	snapshot_free(s3);
+	config_free(c);
 }
 
 /* A tracked flow stays on its backend while the table changes under it. */
@@ -856,6 +966,7 @@ int main(void)
 	    cmocka_unit_test(test_flow_hash_secret),
 	    cmocka_unit_test(test_vip4_find),
 	    cmocka_unit_test(test_stickiness),
+	    cmocka_unit_test(test_second_chance),
 	    cmocka_unit_test(test_fragments_same_backend),
 	    cmocka_unit_test(test_icmp_steering),
 	    cmocka_unit_test(test_icmp_rate_limit),
