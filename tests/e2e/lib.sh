@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # shellcheck shell=bash
-# tests/e2e/lib.sh: the end-to-end topology (client, router, maglevd host, three backends in network
-# namespaces joined by veth) and the helpers the tests, the benchmark and the demo build on.
+# tests/e2e/lib.sh: the end-to-end topology (client, router, maglevd host, three backends (or N) in
+# network namespaces joined by veth) and the helpers the tests, the benchmark and the demo build on.
 #
 # Source it, then:
 #   e2e_cases a b c          # the test's cases, functions case_a ...; E2E_CASES selects (below)
@@ -42,8 +42,10 @@ NS_CLIENT=$E2E_PREFIX-client
 NS_ROUTER=$E2E_PREFIX-router
 NS_LB=$E2E_PREFIX-lb
 NS_LB2=$E2E_PREFIX-lb2 # only with e2e_topology_up --two-lbs
-NS_BACKENDS=("$E2E_PREFIX-be1" "$E2E_PREFIX-be2" "$E2E_PREFIX-be3")
-BACKEND_NAMES=(be1 be2 be3)
+E2E_BACKENDS_DEFAULT=3 # backends e2e_topology_up builds unless --backends N
+E2E_BACKENDS_MAX=9     # addresses 198.18.1.11 .. .19
+NS_BACKENDS=()         # namespaces of the backends, BACKEND_NAMES their names (be1 ...),
+BACKEND_NAMES=()       # BACKENDS4/6 their addresses: set by e2e_backends_set
 
 CLIENT_IF=eth0 # in $NS_CLIENT
 LB_IF=eth0     # in $NS_LB: maglevd's dataplane.interface
@@ -51,7 +53,7 @@ BE_IF=eth0     # in each backend namespace
 ROUTER_CLIENT_IF=cl0
 ROUTER_LB_IF=lb0
 ROUTER_LB2_IF=lb2
-ROUTER_BRIDGE=br0 # backends' side; its ports are named be1..be3
+ROUTER_BRIDGE=br0 # backends' side; its ports are named be1..beN
 
 CLIENT4=198.18.0.2
 CLIENT6=2001:db8::2
@@ -67,8 +69,26 @@ ROUTER_LB2_4=198.18.3.1
 ROUTER_LB2_6=2001:db8:3::1
 LB2_4=198.18.3.2
 LB2_6=2001:db8:3::2
-BACKENDS4=(198.18.1.11 198.18.1.12 198.18.1.13)
-BACKENDS6=(2001:db8:1::11 2001:db8:1::12 2001:db8:1::13)
+BACKENDS4=()
+BACKENDS6=()
+
+# e2e_backends_set N: the backends are be1..beN (namespaces, names, addresses 198.18.1.1N and
+# 2001:db8:1::1N); e2e_topology_up --backends N calls it, lib.sh sets the default 3 below.
+e2e_backends_set() {
+	local n=$1 k
+	if ! [ "$n" -ge 1 ] 2>/dev/null || [ "$n" -gt "$E2E_BACKENDS_MAX" ]; then
+		e2e_log "e2e_backends_set: '$n' backends (1..$E2E_BACKENDS_MAX)"
+		return 1
+	fi
+	NS_BACKENDS=() BACKEND_NAMES=() BACKENDS4=() BACKENDS6=()
+	for ((k = 1; k <= n; k++)); do
+		NS_BACKENDS+=("$E2E_PREFIX-be$k")
+		BACKEND_NAMES+=("be$k")
+		BACKENDS4+=("198.18.1.1$k")
+		BACKENDS6+=("2001:db8:1::1$k")
+	done
+}
+e2e_backends_set "$E2E_BACKENDS_DEFAULT"
 
 VIP_WEB4=203.0.113.10    # tcp 80 in the maglevd config ("web")
 VIP_DNS4=203.0.113.11    # udp 53 ("dns")
@@ -339,19 +359,27 @@ e2e_addr() {
 	run_in "$ns" ip -6 addr add "$a6" dev "$dev" nodad
 }
 
-# e2e_topology_up [--no-decap] [--two-lbs] [--no-vip-routes]: builds the whole topology; the
-# backends get the XDP GRE decap program (maglevctl decap attach) unless --no-decap.
-# --two-lbs adds the second maglevd host $NS_LB2; --no-vip-routes leaves the router without
-# static routes to the VIPs (a routing daemon adds them).
+# e2e_topology_up [--no-decap] [--two-lbs] [--no-vip-routes] [--backends N] [--second-chance]:
+# builds the whole topology; the backends get the XDP GRE decap program (maglevctl decap attach)
+# unless --no-decap. --two-lbs adds the second maglevd host $NS_LB2; --no-vip-routes leaves the
+# router without static routes to the VIPs (a routing daemon adds them); --backends N builds
+# be1..beN instead of the default three (e2e_backends_set); --second-chance readies the backends
+# for second chance (backends_second_chance).
 e2e_topology_up() {
-	local decap=1 two_lbs=0 vip_routes=1 i ns r opt
-	for opt in "$@"; do
-		case $opt in
+	local decap=1 two_lbs=0 vip_routes=1 sc=0 i ns r
+	while [ $# -gt 0 ]; do
+		case $1 in
 		--no-decap) decap=0 ;;
 		--two-lbs) two_lbs=1 ;;
 		--no-vip-routes) vip_routes=0 ;;
-		*) e2e_log "e2e_topology_up: unknown option $opt"; return 1 ;;
+		--second-chance) sc=1 ;;
+		--backends)
+			e2e_backends_set "${2:-}" || return 1
+			shift
+			;;
+		*) e2e_log "e2e_topology_up: unknown option $1"; return 1 ;;
 		esac
+		shift
 	done
 	for ns in "$NS_CLIENT" "$NS_ROUTER" "$NS_LB" "${NS_BACKENDS[@]}"; do
 		e2e_netns_add "$ns" || return 1
@@ -385,7 +413,7 @@ e2e_topology_up() {
 	fi
 
 	e2e_addr "$NS_ROUTER" "$ROUTER_BRIDGE" "$ROUTER_BE4/24" "$ROUTER_BE6/64"
-	for i in 0 1 2; do
+	for i in "${!NS_BACKENDS[@]}"; do
 		ns=${NS_BACKENDS[$i]}
 		e2e_veth "$ns" "$BE_IF" "$NS_ROUTER" "${BACKEND_NAMES[$i]}"
 		run_in "$NS_ROUTER" ip link set "${BACKEND_NAMES[$i]}" master "$ROUTER_BRIDGE"
@@ -420,9 +448,12 @@ e2e_topology_up() {
 	fi
 
 	if [ "$decap" -eq 1 ]; then
-		for i in 0 1 2; do
+		for i in "${!NS_BACKENDS[@]}"; do
 			backend_decap_attach "$i" || return 1
 		done
+	fi
+	if [ "$sc" -eq 1 ]; then
+		backends_second_chance || return 1
 	fi
 	wait_for 5 run_in "$NS_CLIENT" ping -c1 -W1 "${BACKENDS4[2]}" || {
 		e2e_log "topology: client cannot reach ${BACKENDS4[2]}"
@@ -447,12 +478,42 @@ backend_decap_detach() {
 	run_in "${NS_BACKENDS[$1]}" "$MAGLEVCTL" decap detach "$BE_IF"
 }
 
+# backends_second_chance: what second chance asks of the backends (docs/second-chance.md), on
+# every backend: IP forwarding on $BE_IF (IPv4 and IPv6; bpf_fib_lookup answers only where the
+# interface forwards) and a permanent neighbour entry for each other backend (a packet handed on
+# needs its next hop resolved, and a learnt entry could be stale or gone). On the router, GRO on
+# the bridge ports: a veth takes the frames its peer sends by XDP_TX only while its NAPI runs,
+# which GRO (or an XDP program of its own) turns on.
+backends_second_chance() {
+	local i j mac
+	for i in "${!NS_BACKENDS[@]}"; do
+		e2e_sysctl "${NS_BACKENDS[$i]}" "net.ipv4.conf.$BE_IF.forwarding=1" \
+			"net.ipv6.conf.$BE_IF.forwarding=1" || return 1
+		run_in "$NS_ROUTER" ethtool -K "${BACKEND_NAMES[$i]}" gro on >/dev/null || return 1
+	done
+	for j in "${!NS_BACKENDS[@]}"; do
+		mac=$(run_in "${NS_BACKENDS[$j]}" cat "/sys/class/net/$BE_IF/address") || return 1
+		for i in "${!NS_BACKENDS[@]}"; do
+			[ "$i" -ne "$j" ] || continue
+			run_in "${NS_BACKENDS[$i]}" ip neigh replace "${BACKENDS4[$j]}" lladdr "$mac" \
+				dev "$BE_IF" nud permanent &&
+				run_in "${NS_BACKENDS[$i]}" ip -6 neigh replace "${BACKENDS6[$j]}" lladdr "$mac" \
+					dev "$BE_IF" nud permanent || return 1
+		done
+	done
+}
+
+# decap_counter I NAME: counter NAME of the decap program on backend I (maglevctl decap status).
+decap_counter() {
+	run_in "${NS_BACKENDS[$1]}" "$MAGLEVCTL" decap status "$BE_IF" | awk -v n="$2" '$1 == n { print $2 }'
+}
+
 # start_backend_servers [I...]: on backends I (default all): HTTP :80 answering "beN\n", UDP
 # echo :53 (both bound to every VIP and the backend's own addresses), iperf3 -s on 5201. Waits
 # until they answer on the backend's own address.
 start_backend_servers() {
 	local idx=("$@") i ns
-	[ ${#idx[@]} -eq 0 ] && idx=(0 1 2)
+	[ ${#idx[@]} -eq 0 ] && idx=("${!NS_BACKENDS[@]}")
 	for i in "${idx[@]}"; do
 		ns=${NS_BACKENDS[$i]}
 		bg_in "$ns" "$E2E_DIR/servers.${BACKEND_NAMES[$i]}.log" "$E2E_PYTHON" \
@@ -481,7 +542,7 @@ e2e_servers_answer() {
 # stop_backend_servers [I...]: stops the HTTP/UDP servers (not iperf3) of backends I (default all).
 stop_backend_servers() {
 	local idx=("$@") i f
-	[ ${#idx[@]} -eq 0 ] && idx=(0 1 2)
+	[ ${#idx[@]} -eq 0 ] && idx=("${!NS_BACKENDS[@]}")
 	for i in "${idx[@]}"; do
 		f=$E2E_DIR/servers.${BACKEND_NAMES[$i]}.pid
 		[ -f "$f" ] && kill_pid "$(cat "$f")" 3
@@ -507,15 +568,17 @@ stop_backend_servers() {
 #                          withdrawn while every backend is down, withdraw_delay DELAY_MS
 #   --vip NAME ADDR PROTO PORT BACKENDS
 #                          a VIP; BACKENDS is "all" or a list (commas or spaces) of I or I:WEIGHT,
-#                          I = 0..2 into BACKENDS4 or BACKENDS6 by ADDR's family (weight 1 if
-#                          not given). Given any --vip, only the VIPs named are written, in order
+#                          I = 0, 1 ... into BACKENDS4 or BACKENDS6 by ADDR's family (weight 1
+#                          if not given). Given any --vip, only the VIPs named are written, in
+#                          order
 #   --health YAML          the health check (a YAML flow mapping) of the --vip before it
+#   --second-chance        second_chance: true for the --vip before it
 #   --default-vips         the four default VIPs, here in the order of the --vip options
 #   --append TEXT          TEXT verbatim at the end (under vips:, e.g. a broken VIP)
 e2e_write_config() {
 	local f=$1 mode=afxdp ifname=$LB_IF src4=$LB4 src6=$LB6 workers='' nhmac='' ct='' sock
 	local an_table='' an_proto='' an_delay='' append=() k
-	local names=() addrs=() protos=() ports=() backends=() health=()
+	local names=() addrs=() protos=() ports=() backends=() health=() sc=()
 	sock=$E2E_DIR/maglevd.sock
 	shift
 	while [ $# -gt 0 ]; do
@@ -531,12 +594,18 @@ e2e_write_config() {
 		--vip)
 			[ $# -ge 6 ] || { e2e_log "e2e_write_config: --vip NAME ADDR PROTO PORT BACKENDS"; return 1; }
 			names+=("$2") addrs+=("$3") protos+=("$4") ports+=("$5") backends+=("$6") health+=("")
+			sc+=("")
 			shift 6
 			;;
-		--health)
-			[ ${#names[@]} -gt 0 ] || { e2e_log "e2e_write_config: --health before any --vip"; return 1; }
-			health[${#names[@]} - 1]=$2
-			shift 2
+		--health | --second-chance)
+			[ ${#names[@]} -gt 0 ] || { e2e_log "e2e_write_config: $1 before any --vip"; return 1; }
+			if [ "$1" = --health ]; then
+				health[${#names[@]} - 1]=$2
+				shift
+			else
+				sc[${#names[@]} - 1]=true
+			fi
+			shift
 			;;
 		--default-vips) e2e_default_vips; shift ;;
 		--append) append+=("$2"); shift 2 ;;
@@ -567,7 +636,7 @@ e2e_write_config() {
 		echo "vips:"
 		for k in "${!names[@]}"; do
 			e2e_config_vip "${names[$k]}" "${addrs[$k]}" "${protos[$k]}" "${ports[$k]}" \
-				"${backends[$k]}" "${health[$k]}"
+				"${backends[$k]}" "${health[$k]}" "${sc[$k]}"
 		done
 		[ ${#append[@]} -eq 0 ] || printf '%s\n' "${append[@]}"
 	} >"$f"
@@ -581,12 +650,13 @@ e2e_default_vips() {
 	ports+=(80 53 80 53)
 	backends+=(all all all all)
 	health+=("" "" "" "")
+	sc+=("" "" "" "")
 }
 
-# e2e_config_vip NAME ADDR PROTO PORT BACKENDS [HEALTH]: one VIP of e2e_write_config (BACKENDS
-# and HEALTH as there).
+# e2e_config_vip NAME ADDR PROTO PORT BACKENDS [HEALTH [SECOND_CHANCE]]: one VIP of
+# e2e_write_config (BACKENDS and HEALTH as there; SECOND_CHANCE "true" or empty).
 e2e_config_vip() {
-	local name=$1 addr=$2 proto=$3 port=$4 spec=${5//,/ } hc=${6:-} s i fam=BACKENDS4
+	local name=$1 addr=$2 proto=$3 port=$4 spec=${5//,/ } hc=${6:-} chance=${7:-} s i fam=BACKENDS4
 	case $addr in *:*) fam=BACKENDS6 ;; esac
 	local -n e2e_addrs=$fam
 	[ "$spec" = all ] && spec=${!e2e_addrs[*]}
@@ -595,6 +665,7 @@ e2e_config_vip() {
 	echo "    protocol: $proto"
 	echo "    port: $port"
 	[ -z "$hc" ] || echo "    health: $hc"
+	[ -z "$chance" ] || echo "    second_chance: $chance"
 	echo "    backends:"
 	for s in $spec; do
 		i=${s%%:*}
@@ -659,6 +730,40 @@ lb_xdp_attached() {
 # link_stat NS DEV FIELD: one counter of DEV (rx_packets, tx_packets, rx_bytes, ...) from sysfs.
 link_stat() {
 	run_in "$1" cat "/sys/class/net/$2/statistics/$3"
+}
+
+# e2e_write_synflood FILE NET: a trafgen config of one TCP SYN to the web VIP with a random source
+# address in NET.0.0/16 (NET is "A.B"), source port, IP id and sequence number, from the client to
+# the router. The router should blackhole NET.0.0/16, where the backends' answers go.
+e2e_write_synflood() {
+	local src dst net=$2
+	src=$(run_in "$NS_CLIENT" cat "/sys/class/net/$CLIENT_IF/address")
+	dst=$(run_in "$NS_ROUTER" cat "/sys/class/net/$ROUTER_CLIENT_IF/address")
+	{
+		echo "{"
+		echo "  0x${dst//:/, 0x},"
+		echo "  0x${src//:/, 0x},"
+		echo "  c16(0x0800),"
+		echo "  0x45, 0x00, c16(40), drnd(2), c16(0x4000), 64, 6, csumip(14, 33),"
+		echo "  ${net//./, }, drnd(2),"
+		echo "  ${VIP_WEB4//./, },"
+		echo "  drnd(2), c16(80), drnd(4), c32(0),"
+		echo "  0x50, 0x02, c16(64240), csumtcp(14, 34), c16(0),"
+		echo "}"
+	} >"$1"
+}
+
+# synflood_start FILE PACKETS PPS: trafgen sends PACKETS frames of FILE (e2e_write_synflood) at
+# PPS from the client in the background (BG_PID; bounded by timeout too).
+synflood_start() {
+	bg_in "$NS_CLIENT" "$E2E_DIR/flood.log" timeout 30 trafgen --dev "$CLIENT_IF" \
+		--conf "$1" --num "$2" --rate "${3}pps" --cpus 1 --no-cpu-stats
+}
+
+# lb_counter SOCKET NAME: the counter NAME (maglevctl counters, summed over workers) of the
+# maglevd at control socket SOCKET.
+lb_counter() {
+	"$MAGLEVCTL" counters -s "$1" | awk -v n="$2" '$1 == n { print $2 }'
 }
 
 # clients_start TAG OPEN KEEP AVOID [PERIOD]: long-lived keep-alive clients of the web VIP in the

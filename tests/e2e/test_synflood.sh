@@ -29,29 +29,7 @@ write_config() {
 	e2e_write_config "$f" --mode afpacket --conntrack "$CT_ENTRIES" --vip web "$VIP_WEB4" tcp 80 "$*"
 }
 
-# write_flood FILE: a trafgen config of one TCP SYN to the web VIP with a random source address
-# in $FLOOD_NET.0.0/16, source port, IP id and sequence number, from the client to the router.
-write_flood() {
-	local src dst
-	src=$(run_in "$NS_CLIENT" cat "/sys/class/net/$CLIENT_IF/address")
-	dst=$(run_in "$NS_ROUTER" cat "/sys/class/net/$ROUTER_CLIENT_IF/address")
-	{
-		echo "{"
-		echo "  0x${dst//:/, 0x},"
-		echo "  0x${src//:/, 0x},"
-		echo "  c16(0x0800),"
-		echo "  0x45, 0x00, c16(40), drnd(2), c16(0x4000), 64, 6, csumip(14, 33),"
-		echo "  ${FLOOD_NET//./, }, drnd(2),"
-		echo "  ${VIP_WEB4//./, },"
-		echo "  drnd(2), c16(80), drnd(4), c32(0),"
-		echo "  0x50, 0x02, c16(64240), csumtcp(14, 34), c16(0),"
-		echo "}"
-	} >"$1"
-}
-
-counter() { # counter NAME: maglevd's pipeline counter NAME, summed over workers
-	"$MAGLEVCTL" counters -s "$MAGLEVD_SOCKET" | awk -v n="$1" '$1 == n { print $2 }'
-}
+counter() { lb_counter "$MAGLEVD_SOCKET" "$1"; } # counter NAME: maglevd's, summed over workers
 
 # The flood with a reload in the middle of it (starts from web on be1 and be2, as the setup
 # leaves it, and leaves it on all three).
@@ -60,11 +38,9 @@ case_flood() {
 	ready=$(clients_start long "$CLIENTS" "$CLIENTS" "" "$CLIENT_PERIOD") || { bad "clients start"; return; }
 	check "$CLIENTS long-lived connections open ($ready)" [ "$ready" = "ready $CLIENTS" ]
 
-	write_flood "$E2E_DIR/flood.cfg"
+	e2e_write_synflood "$E2E_DIR/flood.cfg" "$FLOOD_NET"
 	t0=$(now_ms)
-	bg_in "$NS_CLIENT" "$E2E_DIR/flood.log" timeout 30 trafgen --dev "$CLIENT_IF" \
-		--conf "$E2E_DIR/flood.cfg" --num "$FLOOD_PACKETS" --rate "${FLOOD_PPS}pps" --cpus 1 \
-		--no-cpu-stats
+	synflood_start "$E2E_DIR/flood.cfg" "$FLOOD_PACKETS" "$FLOOD_PPS"
 	flood_pid=$BG_PID
 	sleep "$RELOAD_AFTER"
 	write_config "$CFG" 0 1 2
