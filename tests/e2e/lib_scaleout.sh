@@ -36,11 +36,23 @@ both_positive() { # both_positive N...: every N is above 0
 
 # ---- BIRD -------------------------------------------------------------------------------------
 
+# BIRD_BGP_TIMERS: the BGP session timers and BFD of every session, both ends: a dead peer is
+# noticed in 3 s by BGP and in 0.3 s by BFD, a lost session retried within seconds.
+BIRD_BGP_TIMERS='	hold time 3;
+	keepalive time 1;
+	connect delay time 1;
+	connect retry time 2;
+	error wait time 1, 5;
+	bfd on;'
+
 # write_bird_lb I FILE: BIRD on maglevd host I: learn maglevd's routes (table 100, protocol 250)
 # and announce them to the router over BGP, one session per address family, with BFD.
 write_bird_lb() {
-	local i=$1 f=$2
-	cat >"$f" <<EOB
+	local i=$1 f=$2 fam
+	local -A local_addr=([4]=${LB_ADDR4[$i]} [6]=${LB_ADDR6[$i]})
+	local -A peer_addr=([4]=${LB_ROUTER4[$i]} [6]=${LB_ROUTER6[$i]})
+	{
+		cat <<EOB
 # BIRD 2 on maglevd host $((i + 1)) (written by tests/e2e/lib_scaleout.sh; see docs/scaleout.md)
 log stderr all;
 router id ${LB_ADDR4[$i]};
@@ -51,66 +63,55 @@ ipv4 table vips4;
 ipv6 table vips6;
 
 # maglevd writes one route per VIP into kernel table $ANNOUNCE_TABLE, marked protocol $ANNOUNCE_PROTO.
-protocol kernel maglevd4 {
+EOB
+		for fam in 4 6; do
+			cat <<EOB
+protocol kernel maglevd$fam {
 	kernel table $ANNOUNCE_TABLE;
 	learn;
 	scan time 10;
-	ipv4 { table vips4; import where krt_source = $ANNOUNCE_PROTO; export none; };
+	ipv$fam { table vips$fam; import where krt_source = $ANNOUNCE_PROTO; export none; };
 }
-protocol kernel maglevd6 {
-	kernel table $ANNOUNCE_TABLE;
-	learn;
-	scan time 10;
-	ipv6 { table vips6; import where krt_source = $ANNOUNCE_PROTO; export none; };
-}
+EOB
+		done
+		cat <<EOB
 
 protocol bfd {
 	interface "$LB_IF" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
 }
 
-protocol bgp router4 {
-	local ${LB_ADDR4[$i]} as $LB_AS;
-	neighbor ${LB_ROUTER4[$i]} as $ROUTER_AS;
-	hold time 3;
-	keepalive time 1;
-	connect delay time 1;
-	connect retry time 2;
-	error wait time 1, 5;
-	bfd on;
-	ipv4 { table vips4; import none; export all; next hop self; };
-}
-protocol bgp router6 {
-	local ${LB_ADDR6[$i]} as $LB_AS;
-	neighbor ${LB_ROUTER6[$i]} as $ROUTER_AS;
-	hold time 3;
-	keepalive time 1;
-	connect delay time 1;
-	connect retry time 2;
-	error wait time 1, 5;
-	bfd on;
-	ipv6 { table vips6; import none; export all; next hop self; };
+EOB
+		for fam in 4 6; do
+			cat <<EOB
+protocol bgp router$fam {
+	local ${local_addr[$fam]} as $LB_AS;
+	neighbor ${peer_addr[$fam]} as $ROUTER_AS;
+$BIRD_BGP_TIMERS
+	ipv$fam { table vips$fam; import none; export all; next hop self; };
 }
 EOB
+		done
+	} >"$f"
 }
 
 # write_bird_router FILE: BIRD on the router: BGP from both maglevd hosts, VIP prefixes only,
 # equal routes merged into one multipath route in the kernel's main table.
 write_bird_router() {
-	cat >"$1" <<EOB
+	local fam
+	{
+		cat <<EOB
 # BIRD 2 on the router (written by tests/e2e/lib_scaleout.sh; see docs/scaleout.md)
 log stderr all;
 router id $ROUTER_CLIENT4;
 
 protocol device { scan time 10; }
 
-protocol kernel kernel4 {
-	merge paths on;
-	ipv4 { import none; export all; };
-}
-protocol kernel kernel6 {
-	merge paths on;
-	ipv6 { import none; export all; };
-}
+EOB
+		for fam in 4 6; do
+			printf 'protocol kernel kernel%s {\n\tmerge paths on;\n\tipv%s { import none; export all; };\n}\n' \
+				"$fam" "$fam"
+		done
+		cat <<EOB
 
 protocol bfd {
 	interface "lb*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
@@ -119,31 +120,23 @@ protocol bfd {
 filter vips4_in { if net ~ [ 203.0.113.0/24{32,32}, 198.51.100.0/24{32,32} ] then accept; reject; }
 filter vips6_in { if net ~ [ 2001:db8:100::/64{128,128} ] then accept; reject; }
 
-template bgp maglevd4 {
+EOB
+		for fam in 4 6; do
+			cat <<EOB
+template bgp maglevd$fam {
 	local as $ROUTER_AS;
-	hold time 3;
-	keepalive time 1;
-	connect delay time 1;
-	connect retry time 2;
-	error wait time 1, 5;
-	bfd on;
-	ipv4 { import filter vips4_in; export none; };
+$BIRD_BGP_TIMERS
+	ipv$fam { import filter vips${fam}_in; export none; };
 }
-template bgp maglevd6 {
-	local as $ROUTER_AS;
-	hold time 3;
-	keepalive time 1;
-	connect delay time 1;
-	connect retry time 2;
-	error wait time 1, 5;
-	bfd on;
-	ipv6 { import filter vips6_in; export none; };
-}
+EOB
+		done
+		cat <<EOB
 protocol bgp lb1_4 from maglevd4 { neighbor $LB4 as $LB_AS; }
 protocol bgp lb2_4 from maglevd4 { neighbor $LB2_4 as $LB_AS; }
 protocol bgp lb1_6 from maglevd6 { neighbor $LB6 as $LB_AS; }
 protocol bgp lb2_6 from maglevd6 { neighbor $LB2_6 as $LB_AS; }
 EOB
+	} >"$1"
 }
 
 # start_bird NS NAME: bird -f in NS with $E2E_DIR/bird.NAME.{conf,ctl,pid,log}.
@@ -308,7 +301,7 @@ open_spread_clients() {
 		{ bad "long-lived clients start ($tag)"; return 1; }
 	df1=$(($(web_flows 0) - f1))
 	df2=$(($(web_flows 1) - f2))
-	check "$n long-lived connections open ($ready) through both maglevd (lb1 $df1, lb2 $df2)" \
+	check "$n long-lived connections open ($ready) through both maglevd (new flows: lb1 $df1, lb2 $df2)" \
 		both_positive "$df1" "$df2" "$([ "$ready" = "ready $n" ] && echo 1 || echo 0)"
 }
 

@@ -320,39 +320,45 @@ case_flap() {
 	sc_used flap
 }
 
-ct_sum() { # ct_sum NAME: the counter NAME summed over both maglevd
-	echo $(($(lb_counter "$E2E_DIR/lb1.sock" "$1") + $(lb_counter "$E2E_DIR/lb2.sock" "$1")))
-}
+# ct_both NAME: the counter NAME of each maglevd, "LB1 LB2".
+ct_both() { echo "$(lb_counter "$E2E_DIR/lb1.sock" "$1") $(lb_counter "$E2E_DIR/lb2.sock" "$1")"; }
 
 case_flood() {
-	local syn0 untr0 est0 syn1 untr1 est1 syn2 untr2 rc t0
+	local syn0 est0 untr0 syn1 est1 untr1 syn2 untr2 rc t0 flood_pid i probe_ev probe_untr
 	sc_begin "0 1 2" || return
 	open_spread_clients flood "$CONNS" "" "$CONN_PERIOD" || return
 	run_in "$NS_ROUTER" ip route replace blackhole "$FLOOD_NET.0.0/16"
 	e2e_write_synflood "$E2E_DIR/flood.cfg" "$FLOOD_NET"
-	syn0=$(ct_sum ct_evicted_syn) untr0=$(ct_sum ct_syn_untracked) est0=$(ct_sum ct_evicted_established)
+	read -r -a syn0 <<<"$(ct_both ct_evicted_syn)"
+	read -r -a est0 <<<"$(ct_both ct_evicted_established)"
+	read -r -a untr0 <<<"$(ct_both ct_syn_untracked)"
 	t0=$(now_ms)
 	synflood_start "$E2E_DIR/flood.cfg" "$FLOOD_PACKETS" "$FLOOD_PPS"
-	local flood_pid=$BG_PID
+	flood_pid=$BG_PID
 	sleep "$FLOOD_RELOAD_S"
 	check "flood: both maglevd reloaded with be4 added during the flood" reload_both "0 1 2 3"
 	wait "$flood_pid"
 	rc=$?
 	check "flood: $FLOOD_PACKETS spoofed SYNs sent in $(($(now_ms) - t0)) ms (trafgen rc $rc)" [ "$rc" -eq 0 ]
-	syn1=$(ct_sum ct_evicted_syn) untr1=$(ct_sum ct_syn_untracked) est1=$(ct_sum ct_evicted_established)
-	echo "counters: flood: ct_evicted_syn +$((syn1 - syn0)), ct_syn_untracked +$((untr1 - untr0))," \
-		"ct_evicted_established +$((est1 - est0))" >&2
-	check "flood: it filled both tables (SYN-only entries evicted +$((syn1 - syn0)))" \
-		[ $((syn1 - syn0)) -gt "$CT_ENTRIES" ]
-	check "flood: no established flow evicted (+$((est1 - est0)))" [ "$est1" -eq "$est0" ]
+	read -r -a syn1 <<<"$(ct_both ct_evicted_syn)"
+	read -r -a est1 <<<"$(ct_both ct_evicted_established)"
+	read -r -a untr1 <<<"$(ct_both ct_syn_untracked)"
+	for i in 0 1; do
+		echo "counters: flood, lb$((i + 1)): ct_evicted_syn +$((syn1[i] - syn0[i])), ct_syn_untracked" \
+			"+$((untr1[i] - untr0[i])), ct_evicted_established +$((est1[i] - est0[i]))" >&2
+		check "flood: it filled lb$((i + 1))'s table: SYN-only entries made room for it (+$((syn1[i] - syn0[i])))" \
+			[ $((syn1[i] - syn0[i])) -gt "$CT_ENTRIES" ]
+		check "flood: lb$((i + 1)) evicted no established flow (+$((est1[i] - est0[i])))" [ "${est1[i]}" -eq "${est0[i]}" ]
+	done
 	sleep $((CT_SYN_TIMEOUT_S + 1))
 	synflood_start "$E2E_DIR/flood.cfg" "$PROBE_PACKETS" "$FLOOD_PPS"
 	wait "$BG_PID"
-	syn2=$(ct_sum ct_evicted_syn) untr2=$(ct_sum ct_syn_untracked)
-	echo "counters: $PROBE_PACKETS SYNs ${CT_SYN_TIMEOUT_S}s after the flood: ct_evicted_syn" \
-		"+$((syn2 - syn1)), ct_syn_untracked +$((untr2 - untr1))" >&2
-	check "flood: its entries expired: $PROBE_PACKETS SYNs after tcp_syn_timeout evict none (+$((syn2 - syn1)), untracked +$((untr2 - untr1)))" \
-		[ $((syn2 - syn1 + untr2 - untr1)) -eq 0 ]
+	read -r -a syn2 <<<"$(ct_both ct_evicted_syn)"
+	read -r -a untr2 <<<"$(ct_both ct_syn_untracked)"
+	probe_ev=$((syn2[0] - syn1[0] + syn2[1] - syn1[1]))
+	probe_untr=$((untr2[0] - untr1[0] + untr2[1] - untr1[1]))
+	check "flood: its entries expired: $PROBE_PACKETS SYNs past tcp_syn_timeout (${CT_SYN_TIMEOUT_S} s) evict none (+$probe_ev, untracked +$probe_untr)" \
+		[ "$probe_ev" -eq 0 -a "$probe_untr" -eq 0 ]
 	verdict flood 1 "spoofed SYN flood, be4 added" ""
 }
 
