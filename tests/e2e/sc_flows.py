@@ -13,6 +13,7 @@
 #            (ports, one a line: the flows that came to this maglevd without an entry; every
 #            flow if no file) and this maglevd's table gives it another backend than the one it
 #            has, so only second chance keeps it; each broken connection is listed on stderr.
+import argparse
 import json
 import socket
 import sys
@@ -55,10 +56,12 @@ def backend_names():
 
 
 def report(ctl, client, summary_path, moved_path):
-    s = json.load(open(summary_path))
+    with open(summary_path) as f:
+        s = json.load(f)
     moved = None
     if moved_path:
-        moved = {int(x) for x in open(moved_path).read().split()}
+        with open(moved_path) as f:
+            moved = {int(x) for x in f.read().split()}
     names = backend_names()
     broken = exposed = broken_unexposed = 0
     for c in s["conns"]:
@@ -82,13 +85,23 @@ def report(ctl, client, summary_path, moved_path):
 
 
 def main():
-    if len(sys.argv) < 4 or sys.argv[1] not in ("tracked", "report"):
-        sys.exit("usage: sc_flows.py tracked|report SOCKET CLIENT ...")
-    ctl = Ctl(sys.argv[2])
-    if sys.argv[1] == "tracked":
-        tracked(ctl, sys.argv[3], [int(p) for p in sys.argv[4:]])
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("tracked")
+    t.add_argument("socket")
+    t.add_argument("client")
+    t.add_argument("ports", type=int, nargs="*")
+    r = sub.add_parser("report")
+    r.add_argument("socket")
+    r.add_argument("client")
+    r.add_argument("summary")
+    r.add_argument("moved", nargs="?", default="")
+    a = ap.parse_args()
+    ctl = Ctl(a.socket)
+    if a.cmd == "tracked":
+        tracked(ctl, a.client, a.ports)
     else:
-        report(ctl, sys.argv[3], sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else "")
+        report(ctl, a.client, a.summary, a.moved)
 
 
 if __name__ == "__main__":
