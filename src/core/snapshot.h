@@ -88,7 +88,8 @@ struct lb_gen {
 /* Where a VIP's previous generation came from, as snapshot_build found it (lb_vip.prev_origin). */
 enum lb_prev_origin {
 	LB_PREV_NONE,     /* none known */
-	LB_PREV_SNAPSHOT, /* the snapshot this one replaced (its table or its previous generation) */
+	LB_PREV_SNAPSHOT, /* the snapshot this one replaced (its table or its previous generation)
+	                   */
 	LB_PREV_HISTORY,  /* snapshot_state.history */
 	/*
 	 * The history has the VIP, but the generation it needed does not build, or not to the
@@ -107,7 +108,7 @@ struct lb_vip {
 	uint64_t digest;     /* maglev_digest of the table */
 	uint16_t *backends;  /* ids of this VIP's backends */
 	uint32_t n_backends;
-	bool second_chance; /* new flows' GRE carries the previous owner (see prev_table) */
+	bool second_chance;  /* new flows' GRE carries the previous owner (see prev_table) */
 	uint8_t prev_origin; /* enum lb_prev_origin of prev */
 	/*
 	 * The previous generation: the table of the last snapshot whose slot owners differ from
@@ -239,9 +240,9 @@ struct snapshot_state {
  * its slot owners differ from the new one's, else prev's previous generation; without prev, it
  * comes from state's history (the generation before the one that matches the new table, or the
  * history's current one if none does; nothing under another hash seed, nothing from a generation
- * that does not build to its digest: see lb_vip.prev_origin). Next hops are otherwise unresolved (0), or all
- * cfg->dataplane.nexthop_mac when has_nexthop_mac. Runs off the packet path (allocates, builds
- * Maglev tables). Returns 0 and *out, or a negative errno and a message in err.
+ * that does not build to its digest: see lb_vip.prev_origin). Next hops are otherwise unresolved
+ * (0), or all cfg->dataplane.nexthop_mac when has_nexthop_mac. Runs off the packet path (allocates,
+ * builds Maglev tables). Returns 0 and *out, or a negative errno and a message in err.
  */
 int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
                    const struct snapshot_state *state, struct lb_snapshot **out, char *err,

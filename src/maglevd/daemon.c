@@ -281,7 +281,7 @@ int daemon_run(const char *config_path)
 		snprintf(err, sizeof(err), "signalfd: %s", strerror(-rc));
 		goto out;
 	}
-	rc = snapshot_build(d.cfg, NULL, NULL, &first, err, sizeof(err));
+	rc = ctlplane_build_first(d.cfg, &first, err, sizeof(err));
 	if (rc)
 		goto out;
 	rc = dataplane_start(&d.dp, d.cfg, &d.current, err, sizeof(err));
