@@ -88,8 +88,7 @@ struct lb_gen {
 /* Where a VIP's previous generation came from, as snapshot_build found it (lb_vip.prev_origin). */
 enum lb_prev_origin {
 	LB_PREV_NONE,     /* none known */
-	LB_PREV_SNAPSHOT, /* the snapshot this one replaced (its table or its previous generation)
-	                   */
+	LB_PREV_SNAPSHOT, /* the snapshot this one replaced: its table or its previous one */
 	LB_PREV_HISTORY,  /* snapshot_state.history */
 	/*
 	 * The history has the VIP, but the generation it needed does not build, or not to the

@@ -19,8 +19,9 @@
 #define STATE_TMP_NAME       "state.json.tmp" /* written, synced, then renamed over the file */
 #define STATE_FORMAT_VERSION 1
 /*
- * Bytes of a state file, read or written: two generations of LB_BACKEND_IDS_MAX backends, each
- * at most 70 bytes ({"address":"<IPv6>","weight":65535},), take 9.2 MB.
+ * Bytes of a state file, read or written: the largest a snapshot makes, two generations of
+ * LB_BACKEND_IDS_MAX backends with the longest IPv6 addresses and weights, takes 8.9 MB
+ * (test_state's test_largest_state_fits).
  */
 #define STATE_FILE_MAX  (16u << 20)
 #define STATE_DIR_MODE  0755 /* a state directory maglevd creates (one level) */
