@@ -273,6 +273,8 @@ int state_decode(const char *text, size_t len, struct snapshot_history *h, char 
 	}
 out:
 	json_decref(root);
+	if (ret == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
 	if (ret < 0)
 		state_history_free(h);
 	return ret;
