@@ -364,6 +364,17 @@ static void test_history(void **state)
 	config_free(c);
 }
 
+/* A snapshot of c built from st's history has no previous generation for MULTI, for origin. */
+static void assert_no_prev(const struct config *c, const struct snapshot_state *st,
+                           enum lb_prev_origin origin)
+{
+	struct lb_snapshot *r = snap(c, NULL, st);
+
+	assert_null(r->vips[MULTI].prev_table);
+	assert_int_equal(r->vips[MULTI].prev_origin, origin);
+	snapshot_free(r);
+}
+
 /*
  * A history generation that is not what it says (another digest) or cannot be built (two
  * backends of one address, none at all) gives no previous generation, says so, and the
@@ -372,7 +383,7 @@ static void test_history(void **state)
 static void test_history_unusable(void **state)
 {
 	struct config *c = tcfg_fixture();
-	struct lb_snapshot *s1 = snap(c, NULL, NULL), *s2, *r;
+	struct lb_snapshot *s1 = snap(c, NULL, NULL), *s2;
 	struct snapshot_history_vip hv = {.name = "multi"};
 	struct snapshot_history h = {.hash_seed = c->hash_seed, .v = &hv, .n = 1};
 	struct snapshot_state st = {.history = &h};
@@ -386,43 +397,28 @@ static void test_history_unusable(void **state)
 
 	/* The current generation's digest is another: it is not used, nor what came before it. */
 	hv.current.digest ^= 1;
-	r = snap(c, NULL, &st);
-	assert_null(r->vips[MULTI].prev_table);
-	assert_int_equal(r->vips[MULTI].prev_origin, LB_PREV_HISTORY_MISMATCH);
-	snapshot_free(r);
+	assert_no_prev(c, &st, LB_PREV_HISTORY_MISMATCH);
 	hv.current.digest ^= 1;
 
 	/* The previous generation's digest is another: the same. */
 	hv.previous.digest ^= 1;
-	r = snap(c, NULL, &st);
-	assert_null(r->vips[MULTI].prev_table);
-	assert_int_equal(r->vips[MULTI].prev_origin, LB_PREV_HISTORY_MISMATCH);
-	snapshot_free(r);
+	assert_no_prev(c, &st, LB_PREV_HISTORY_MISMATCH);
 	hv.previous.digest ^= 1;
 
 	/* Two backends of one address: Maglev refuses to build it. */
 	saved = hv.current.backends[1];
 	hv.current.backends[1] = hv.current.backends[0];
-	r = snap(c, NULL, &st);
-	assert_null(r->vips[MULTI].prev_table);
-	assert_int_equal(r->vips[MULTI].prev_origin, LB_PREV_HISTORY_MISMATCH);
-	snapshot_free(r);
+	assert_no_prev(c, &st, LB_PREV_HISTORY_MISMATCH);
 	hv.current.backends[1] = saved;
 
 	/* No backends at all. */
 	hv.current.n_backends = 0;
-	r = snap(c, NULL, &st);
-	assert_null(r->vips[MULTI].prev_table);
-	assert_int_equal(r->vips[MULTI].prev_origin, LB_PREV_HISTORY_MISMATCH);
-	snapshot_free(r);
+	assert_no_prev(c, &st, LB_PREV_HISTORY_MISMATCH);
 
 	/* Another VIP's name: nothing for this one. */
 	hv.current.n_backends = s2->vips[MULTI].n_backends;
 	snprintf(hv.name, sizeof(hv.name), "other");
-	r = snap(c, NULL, &st);
-	assert_null(r->vips[MULTI].prev_table);
-	assert_int_equal(r->vips[MULTI].prev_origin, LB_PREV_NONE);
-	snapshot_free(r);
+	assert_no_prev(c, &st, LB_PREV_NONE);
 	lb_gen_free(&hv.current);
 	lb_gen_free(&hv.previous);
 	snapshot_free(s1);

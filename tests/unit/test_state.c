@@ -197,6 +197,33 @@ static void test_round_trip(void **state)
 	config_free(c);
 }
 
+/* A name the config would refuse (quote, backslash, control byte) still round-trips as JSON. */
+static void test_name_escaped(void **state)
+{
+	static const char *const b[] = {"198.18.1.1"};
+	static const char name[] = "a\"b\\c\x01"
+	                           "d";
+	struct config *c = tcfg_new();
+	struct lb_snapshot *s;
+	struct snapshot_history h;
+	char err[STATE_ERR_MAX];
+	size_t len;
+	char *text;
+
+	(void)state;
+	tcfg_vip(c, name, "203.0.113.1", IPPROTO_TCP, 80, b, 1, 7);
+	s = snap(c, NULL, NULL);
+	text = state_encode(s, &len);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"name\":\"a\\\"b\\\\c\\u0001d\""));
+	assert_int_equal(state_decode(text, len, &h, err, sizeof(err)), 0);
+	assert_string_equal(h.v[0].name, name);
+	state_history_free(&h);
+	free(text);
+	snapshot_free(s);
+	config_free(c);
+}
+
 /*
  * A write replaces the file by rename (a reader of the old one keeps reading the old one), leaves
  * no temporary file, and is skipped when the state is the one last written; the missing state
@@ -572,10 +599,10 @@ static void test_load_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_atomic_replace),
-	    cmocka_unit_test(test_write_failure), cmocka_unit_test(test_bad_files),
-	    cmocka_unit_test(test_limits),        cmocka_unit_test(test_largest_state_fits),
-	    cmocka_unit_test(test_load_files),
+	    cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_name_escaped),
+	    cmocka_unit_test(test_atomic_replace),     cmocka_unit_test(test_write_failure),
+	    cmocka_unit_test(test_bad_files),          cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_largest_state_fits), cmocka_unit_test(test_load_files),
 	};
 
 	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
