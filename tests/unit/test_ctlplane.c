@@ -583,6 +583,9 @@ static void test_health_and_metrics(void **state)
 	assert_non_null(strstr(m, "# TYPE maglevd_health_local_errors_total counter\n"));
 	assert_non_null(strstr(m, "\nmaglevd_health_local_errors_total 0\n"));
 	assert_non_null(strstr(m, "\nmaglevd_health_probes_failed_total "));
+	assert_non_null(strstr(m, "# TYPE maglevd_state_writes_total counter\n"));
+	assert_non_null(strstr(m, "\nmaglevd_state_writes_skipped_total "));
+	assert_non_null(strstr(m, "\nmaglevd_state_write_errors_total 0\n"));
 	free(m);
 
 	/* Every backend down: fail open, both serve again (health still says down). */
@@ -781,16 +784,27 @@ static void test_state_writes(void **state)
 	web_weight(f, 2);
 	assert_int_equal(status_int(f, "state_writes"), writes + 1);
 
-	/* Under a regular file no directory can be made. */
-	fx_stop(f);
+	/* A reload does not move the state directory: that takes a restart. */
 	snprintf(f->state_dir, sizeof(f->state_dir), "%s/state", f->cfg_path);
 	write_config(f, 3, false);
+	assert_non_null(call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err));
+	json_decref(resp);
+	r = call(f, json_pack("{s:s}", "cmd", "status"), &resp, err);
+	assert_string_not_equal(row_str(r, "state_dir"), f->state_dir);
+	json_decref(resp);
+	assert_int_equal(status_int(f, "state_write_errors"), 0);
+
+	/* Under a regular file no directory can be made. */
+	fx_stop(f);
 	fx_start(f);
 	assert_int_equal(status_int(f, "state_writes"), 0);
 	assert_int_equal(status_int(f, "state_write_errors"), 1);
 	web_weight(f, 2);
 	assert_int_equal(status_int(f, "state_write_errors"), 2);
 	assert_int_equal(status_vips(f), 2);
+	r = call(f, json_pack("{s:s}", "cmd", "status"), &resp, err);
+	assert_string_equal(row_str(r, "state_dir"), f->state_dir);
+	json_decref(resp);
 }
 
 int main(void)
