@@ -4,7 +4,8 @@
  * addresses, re-target mode) sent to our MAC are redirected to the AF_XDP socket of their RX
  * queue; everything else (SSH, BGP, ARP/NDP, health checks, the host's own traffic, frames to
  * other MACs) goes on to the kernel. What the pipeline would only drop (ICMP it does not handle)
- * is dropped here, counted, and what it would only pass (QinQ) is never redirected.
+ * is dropped here, counted, and what it would only pass (QinQ) is never redirected. While a
+ * queue's worker is behind (shed_map), SYNs opening connections to a VIP are dropped here.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -19,6 +20,9 @@
 
 #define IPV6_EXTS_MAX   4u /* IPv6 extension headers skipped before giving up */
 #define IPPROTO_GRE_NUM 47
+#define TCP_FLAGS_OFF   13 /* byte of the TCP header with the flags */
+#define TCP_FLAG_SYN    0x02
+#define TCP_FLAG_ACK    0x10
 
 /* ICMP and ICMPv6 types steered to maglevd (linux/icmp.h drags in libc headers BPF cannot use). */
 #define ICMP_ECHO_REQ       8
@@ -46,6 +50,7 @@ struct vlan_hdr {
 enum steer {
 	STEER_PASS,      /* not for maglevd */
 	STEER_REDIRECT,  /* for maglevd */
+	STEER_SYN,       /* for maglevd, a SYN opening a connection: dropped while shedding */
 	STEER_DROP_ICMP, /* ICMP to a VIP address that the pipeline would only drop */
 };
 
@@ -84,6 +89,14 @@ struct {
 	__type(value, struct xdp_vip_config);
 } config_map SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDP_XSK_MAP_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u32);
+} shed_map SEC(".maps");
+
+BPF_NAME_IS(shed_map, XDP_VIP_MAP_SHED);
 BPF_NAME_IS(vip_map, XDP_VIP_MAP_VIPS);
 BPF_NAME_IS(addr_map, XDP_VIP_MAP_ADDRS);
 BPF_NAME_IS(xsks_map, XDP_VIP_MAP_XSKS);
@@ -133,6 +146,15 @@ static __always_inline int verdict(struct xdp_md *ctx, const struct ethhdr *eth,
 		stat_add(XDP_STAT_PASS_NOT_OUR_MAC);
 		return XDP_PASS;
 	}
+	if (s == STEER_SYN) {
+		__u32 q = ctx->rx_queue_index;
+		__u32 *shed = bpf_map_lookup_elem(&shed_map, &q);
+
+		if (shed && *shed) {
+			stat_add(XDP_STAT_DROP_SYN_SHED);
+			return XDP_DROP;
+		}
+	}
 	rc = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
 	stat_add(rc == XDP_REDIRECT ? XDP_STAT_REDIRECT : XDP_STAT_NO_SOCKET);
 	return rc;
@@ -180,11 +202,19 @@ static __always_inline enum steer steer_l4(void *l4, void *end, const __u8 *dadd
 	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
 		__be16 *ports = l4;
 
+		__u8 *tcp_flags = (__u8 *)l4 + TCP_FLAGS_OFF;
+
 		if (!first_frag)
 			return STEER_REDIRECT;
 		if ((void *)(ports + 2) > end)
 			return STEER_PASS;
-		return vip_match(daddr, family, proto, ports[1]) ? STEER_REDIRECT : STEER_PASS;
+		if (!vip_match(daddr, family, proto, ports[1]))
+			return STEER_PASS;
+		/* A header cut short before its flags is the pipeline's to drop. */
+		if (proto == IPPROTO_TCP && (void *)(tcp_flags + 1) <= end &&
+		    (*tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+			return STEER_SYN;
+		return STEER_REDIRECT;
 	}
 	if (proto != icmp)
 		return STEER_PASS;

@@ -22,6 +22,7 @@
 #define XDP_VIP_MAP_XSKS   "xsks_map"      /* XSKMAP: RX queue -> AF_XDP socket */
 #define XDP_VIP_MAP_STATS  "stats_map"     /* per-CPU array of __u64, enum xdp_vip_stat */
 #define XDP_VIP_MAP_CONFIG "config_map"    /* array of one struct xdp_vip_config */
+#define XDP_VIP_MAP_SHED   "shed_map"      /* array: RX queue -> __u32, 1 = shed new SYNs */
 
 #define XDP_VIP_MAP_ENTRIES  4096u /* (address, proto, port) VIP entries */
 #define XDP_ADDR_MAP_ENTRIES 4096u /* distinct VIP and own addresses */
@@ -61,6 +62,13 @@ struct xdp_vip_config {
 #define XDP_ADDR_SELF 2u /* one of our GRE source addresses: GRE to it is steered (re-target) */
 
 /*
+ * shed_map: a worker whose RX ring backs up (a flood, or a worker starved of CPU) sets its
+ * queue's entry; while it is set, connection-opening SYNs (SYN without ACK) to a VIP on that
+ * queue are dropped here, so the ring keeps room for the packets of established connections.
+ * The worker clears it once its ring has drained (src/io/afxdp.c, AFXDP_SHED_*).
+ */
+
+/*
  * Indexes of the per-CPU stats array. The last two are decisions the pipeline would make the same
  * way (its pass_not_our_mac, drop_icmp_unsupported and drop_icmp_fragment), taken here so such
  * frames never cross to user space.
@@ -71,6 +79,7 @@ enum xdp_vip_stat {
 	XDP_STAT_PASS,             /* not for maglevd: left to the kernel */
 	XDP_STAT_PASS_NOT_OUR_MAC, /* for maglevd but sent to another MAC: left to the kernel */
 	XDP_STAT_DROP_ICMP,        /* ICMP to a VIP address maglevd only drops: dropped here */
+	XDP_STAT_DROP_SYN_SHED,    /* a SYN to a VIP while its queue's worker is behind: dropped */
 	XDP_STAT_MAX
 };
 

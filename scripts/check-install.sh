@@ -29,6 +29,8 @@ check "unit's ExecStart" grep -qx 'ExecStart=/usr/local/sbin/maglevd -c /etc/mag
 	"$tmp/stage/usr/local/lib/systemd/system/maglevd.service"
 check "unit sets LimitNOFILE (health probes and clients need descriptors)" \
 	grep -qx 'LimitNOFILE=[0-9]*' "$tmp/stage/usr/local/lib/systemd/system/maglevd.service"
+check "unit makes the state directory (control.state_dir's default /var/lib/maglevd)" \
+	grep -qx 'StateDirectory=maglevd' "$tmp/stage/usr/local/lib/systemd/system/maglevd.service"
 
 # A scratch PREFIX rebuilds the binaries with that BPF directory compiled in; the build tree's
 # own objects are put back afterwards by the plain make below.

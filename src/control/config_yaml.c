@@ -784,8 +784,25 @@ static int cy_conntrack(struct cy_ctx *ctx, const struct cy_node *node, struct c
 
 enum { MX_ENABLED, MX_ADDRESS, MX_PORT, MX_N };
 static const char *const metrics_keys[MX_N] = {"enabled", "address", "port"};
-enum { CO_SOCKET, CO_METRICS, CO_N };
-static const char *const control_keys[CO_N] = {"socket", "metrics"};
+enum { CO_SOCKET, CO_METRICS, CO_STATE_DIR, CO_N };
+static const char *const control_keys[CO_N] = {"socket", "metrics", "state_dir"};
+
+/* An absolute directory path into out[size], or '' (quoted: a plain empty value is missing). */
+static int cy_get_dir(struct cy_ctx *ctx, const struct cy_node *v, const char *key, char *out,
+                      size_t size)
+{
+	int r = cy_scalar(ctx, v, key);
+
+	if (r == 0 && v->len == 0) {
+		out[0] = '\0';
+		return 0;
+	}
+	if (r == 0)
+		r = cy_get_word(ctx, v, key, out, size);
+	if (r == 0 && out[0] != '/')
+		r = cy_err_val(ctx, v, key, "must be an absolute path, or '' for none");
+	return r;
+}
 
 static int cy_control(struct cy_ctx *ctx, const struct cy_node *node, struct config_control *co)
 {
@@ -796,6 +813,9 @@ static int cy_control(struct cy_ctx *ctx, const struct cy_node *node, struct con
 
 	if (r == 0 && v[CO_SOCKET])
 		r = cy_get_word(ctx, v[CO_SOCKET], "socket", co->socket, sizeof(co->socket));
+	if (r == 0 && v[CO_STATE_DIR])
+		r = cy_get_dir(ctx, v[CO_STATE_DIR], "state_dir", co->state_dir,
+		               sizeof(co->state_dir));
 	if (r < 0 || !v[CO_METRICS])
 		goto out;
 	old2 = cy_path_push(ctx, ".metrics");

@@ -35,6 +35,7 @@ void config_init(struct config *c)
 	            .metrics_enabled = true,
 	            .metrics_address = CONFIG_METRICS_ADDR_DEFAULT,
 	            .metrics_port = CONFIG_METRICS_PORT_DEFAULT,
+	            .state_dir = CONFIG_STATE_DIR_DEFAULT,
 	        },
 	    .announce =
 	        {

@@ -59,6 +59,7 @@
 #define CONFIG_SOCKET_MAX                 108u /* bytes with the NUL: sizeof(sockaddr_un.sun_path) */
 #define CONFIG_METRICS_ADDR_DEFAULT       "127.0.0.1"
 #define CONFIG_METRICS_PORT_DEFAULT       9180u
+#define CONFIG_STATE_DIR_DEFAULT          "/var/lib/maglevd" /* dist/maglevd.service's StateDirectory */
 #define CONFIG_ANNOUNCE_TABLE_DEFAULT     100u /* kernel routing table of the VIP routes */
 #define CONFIG_ANNOUNCE_PROTOCOL_DEFAULT  250u /* rtm_protocol marking maglevd's routes */
 #define CONFIG_ANNOUNCE_PROTOCOL_MIN      5u   /* 0..4 are the kernel's own (unspec..static) */
@@ -140,6 +141,8 @@ struct config_control {
 	bool metrics_enabled;
 	char metrics_address[LB_ADDR_STRLEN];
 	uint16_t metrics_port;
+	/* maglevd's state directory (absolute): what a restart restores; "" = none kept */
+	char state_dir[CONFIG_PATH_MAX];
 };
 
 /* VIP routes in a kernel table for a BGP daemon (BIRD) to export; docs/scaleout.md. */

@@ -602,11 +602,14 @@ static inline uint16_t table_choice(const struct lb_snapshot *s, const struct lb
 static inline uint32_t secondary_of(const struct lb_snapshot *s, const struct lb_job *j,
                                     uint16_t id)
 {
+	const struct lb_vip *v = &s->vips[j->vip];
 	uint16_t sec;
 
-	if (j->key.proto != IPPROTO_TCP || j->tcp_flags & PKT_TCP_SYN || j->steer)
+	/* The VIP first: its line is loaded (the table pointer), and most VIPs have it off. */
+	if (__builtin_expect(!v->second_chance, 1) || j->tcp_flags & PKT_TCP_SYN || j->steer ||
+	    j->key.proto != IPPROTO_TCP)
 		return LB_BREF_NONE;
-	sec = snapshot_secondary(s, &s->vips[j->vip], j->hash, id);
+	sec = snapshot_secondary(s, v, j->hash, id);
 	return sec == LB_BACKEND_NONE ? LB_BREF_NONE : LB_BREF(sec, s->backends[sec].tag);
 }
 

@@ -413,8 +413,10 @@ static int prev_from_snapshot(struct lb_vip *v, const struct lb_snapshot *s,
 
 /*
  * v's previous generation from a history (no snapshot replaced): the history's previous one if
- * its current one has v's owners, else its current one. A generation whose table does not come
- * out with the digest it was saved with (another seed or Maglev build) is not used.
+ * its current one has v's owners, else its current one. A generation that does not build (no
+ * backends, two of one address, a weight out of range) or whose table does not come out with
+ * the digest it was saved with (another seed or Maglev build) is not used: v->prev_origin says
+ * LB_PREV_HISTORY_MISMATCH and the build goes on without.
  */
 static int prev_from_history(struct lb_vip *v, const struct lb_snapshot *s, uint64_t seed,
                              const struct snapshot_history_vip *hv)
@@ -427,6 +429,8 @@ static int prev_from_history(struct lb_vip *v, const struct lb_snapshot *s, uint
 	for (int round = 0; round < 2; round++) {
 		if (!maglev_size_valid(g->table_size)) {
 			ret = 0; /* no such generation */
+			if (round == 0)
+				v->prev_origin = LB_PREV_HISTORY_MISMATCH;
 			break;
 		}
 		free(table);
@@ -436,12 +440,17 @@ static int prev_from_history(struct lb_vip *v, const struct lb_snapshot *s, uint
 		if (!table || !map)
 			goto out;
 		ret = gen_build(g, seed, table, &digest);
-		if (ret)
+		if (ret == -ENOMEM)
 			goto out;
-		if (digest != g->digest)
-			break; /* not the table it was: none */
+		if (ret || digest != g->digest) {
+			ret = 0; /* not the table it was: none */
+			v->prev_origin = LB_PREV_HISTORY_MISMATCH;
+			break;
+		}
 		if (round == 1 || !same_owners(v, table, g->table_size, map, g->n_backends)) {
 			ret = prev_set(v, g, table, map, g->n_backends);
+			if (!ret)
+				v->prev_origin = LB_PREV_HISTORY;
 			break;
 		}
 		g = &hv->previous;
@@ -459,9 +468,16 @@ static int build_prev(struct lb_snapshot *s, struct lb_vip *v, const struct lb_s
 	const struct snapshot_history *h = state ? state->history : NULL;
 
 	if (prev) {
-		for (uint32_t i = 0; i < prev->n_vips; i++)
-			if (strcmp(prev->vips[i].name, v->name) == 0)
-				return prev_from_snapshot(v, s, prev, &prev->vips[i]);
+		for (uint32_t i = 0; i < prev->n_vips; i++) {
+			int ret;
+
+			if (strcmp(prev->vips[i].name, v->name) != 0)
+				continue;
+			ret = prev_from_snapshot(v, s, prev, &prev->vips[i]);
+			if (!ret && v->prev_table)
+				v->prev_origin = LB_PREV_SNAPSHOT;
+			return ret;
+		}
 		return 0;
 	}
 	if (!h || h->hash_seed != seed)

@@ -85,6 +85,18 @@ struct lb_gen {
 	uint32_t n_backends;
 };
 
+/* Where a VIP's previous generation came from, as snapshot_build found it (lb_vip.prev_origin). */
+enum lb_prev_origin {
+	LB_PREV_NONE,     /* none known */
+	LB_PREV_SNAPSHOT, /* the snapshot this one replaced: its table or its previous one */
+	LB_PREV_HISTORY,  /* snapshot_state.history */
+	/*
+	 * The history has the VIP, but the generation it needed does not build, or not to the
+	 * digest it was saved with (another Maglev build, a damaged file): none is used.
+	 */
+	LB_PREV_HISTORY_MISMATCH,
+};
+
 struct lb_vip {
 	char name[CONFIG_NAME_MAX];
 	struct lb_addr addr;
@@ -95,7 +107,8 @@ struct lb_vip {
 	uint64_t digest;     /* maglev_digest of the table */
 	uint16_t *backends;  /* ids of this VIP's backends */
 	uint32_t n_backends;
-	bool second_chance; /* new flows' GRE carries the previous owner (see prev_table) */
+	bool second_chance;  /* new flows' GRE carries the previous owner (see prev_table) */
+	uint8_t prev_origin; /* enum lb_prev_origin of prev */
 	/*
 	 * The previous generation: the table of the last snapshot whose slot owners differ from
 	 * this one's, as this snapshot's backend ids (LB_BACKEND_NONE where that owner is no
@@ -225,9 +238,10 @@ struct snapshot_state {
  * addresses present in both are carried over. A VIP's previous generation is prev's table when
  * its slot owners differ from the new one's, else prev's previous generation; without prev, it
  * comes from state's history (the generation before the one that matches the new table, or the
- * history's current one if none does). Next hops are otherwise unresolved (0), or all
- * cfg->dataplane.nexthop_mac when has_nexthop_mac. Runs off the packet path (allocates, builds
- * Maglev tables). Returns 0 and *out, or a negative errno and a message in err.
+ * history's current one if none does; nothing under another hash seed, nothing from a generation
+ * that does not build to its digest: see lb_vip.prev_origin). Next hops are otherwise unresolved
+ * (0), or all cfg->dataplane.nexthop_mac when has_nexthop_mac. Runs off the packet path (allocates,
+ * builds Maglev tables). Returns 0 and *out, or a negative errno and a message in err.
  */
 int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
                    const struct snapshot_state *state, struct lb_snapshot **out, char *err,

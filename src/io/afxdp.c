@@ -44,6 +44,18 @@
 #define AFXDP_RX_RING_SIZE AFXDP_FRAMES /* descriptors in the fill and the RX ring */
 #define AFXDP_TX_RING_SIZE 4096u        /* descriptors in the TX and the completion ring */
 
+/*
+ * SYN shedding (bpf/xdp_vip.h, shed_map). When a worker finds AFXDP_SHED_ON frames waiting on
+ * its RX ring (at 50 kpps, 40 ms of queueing: it is behind, not in a short burst), it asks the
+ * steering program to drop new connections' SYNs for its queue, so that the ring, which the
+ * kernel otherwise fills with flood SYNs and then drops from without regard to flows, keeps room
+ * for established connections; it stops once the ring is down to AFXDP_SHED_OFF. New
+ * connections meanwhile see a lost SYN (the client sends it again) rather than established ones
+ * seeing lost data.
+ */
+#define AFXDP_SHED_ON  (AFXDP_RX_RING_SIZE / 8u)  /* frames waiting: start shedding */
+#define AFXDP_SHED_OFF (AFXDP_RX_RING_SIZE / 64u) /* frames waiting: stop */
+
 #define AFXDP_WAIT_TX_MS 1 /* poll timeout while TX completions are outstanding */
 #define AFXDP_KICKS_MAX  (AFXDP_TX_RING_SIZE / 32u) /* sendto calls per kick: a full TX ring */
 /*
@@ -78,6 +90,7 @@ struct afxdp_queue {
 	uint32_t held;           /* received and not yet released by tx */
 	bool zerocopy;
 	bool tx_budget; /* XDP_MAX_TX_SKB_BUDGET accepted: one sendto drains the TX ring */
+	bool shedding;  /* shed_map says drop new SYNs for this queue */
 	uint64_t ctr[IO_CTR_MAX];
 };
 
@@ -85,7 +98,7 @@ struct afxdp_dev {
 	char ifname[IF_NAMESIZE];
 	int ifindex;
 	struct xprog xp; /* the steering program, attached */
-	int vip_map_fd, addr_map_fd, xsks_map_fd, stats_map_fd;
+	int vip_map_fd, addr_map_fd, xsks_map_fd, stats_map_fd, shed_map_fd;
 	struct xdp_vip_key *vip_keys; /* what vip_map holds now */
 	uint32_t n_vip_keys;
 	struct xdp_addr_key *addr_keys; /* what addr_map holds now */
@@ -168,6 +181,26 @@ static void afxdp_kick_tx(struct afxdp_queue *q)
 	}
 }
 
+/*
+ * Starts or stops SYN shedding for q from the frames waiting on its RX ring (the kernel's
+ * producer index against ours). A map update only when the state changes; if it fails the state
+ * stays as it was and the next call tries again.
+ */
+static void afxdp_shed(struct afxdp_queue *q)
+{
+	uint32_t waiting = __atomic_load_n(q->rx.producer, __ATOMIC_ACQUIRE) - q->rx.cached_cons;
+	bool want = q->shedding ? waiting > AFXDP_SHED_OFF : waiting >= AFXDP_SHED_ON;
+	uint32_t key = q->id, v = want;
+
+	if (__builtin_expect(want == q->shedding, 1))
+		return;
+	if (bpf_map_update_elem(q->dev->shed_map_fd, &key, &v, BPF_ANY) != 0)
+		return;
+	q->shedding = want;
+	if (want)
+		io_count(q->ctr, IO_CTR_SYN_SHED_EPISODES, 1);
+}
+
 static unsigned afxdp_rx(struct io_dev *d, uint32_t qid, struct lb_frame *f, unsigned max)
 {
 	struct afxdp_dev *dev = (struct afxdp_dev *)d;
@@ -186,6 +219,7 @@ static unsigned afxdp_rx(struct io_dev *d, uint32_t qid, struct lb_frame *f, uns
 		f[i].headroom = (uint32_t)(desc->addr - base);
 	}
 	xsk_ring_cons__release(&q->rx, n);
+	afxdp_shed(q);
 	q->in_kernel_fill -= n;
 	q->held += n;
 	io_count(q->ctr, IO_CTR_RX_FRAMES, n);
@@ -289,6 +323,7 @@ static void afxdp_counters(struct io_dev *d, uint32_t qid, uint64_t *out)
 	if (qid == 0) {
 		out[IO_CTR_XDP_PASS_NOT_OUR_MAC] += afxdp_stat(dev, XDP_STAT_PASS_NOT_OUR_MAC);
 		out[IO_CTR_XDP_DROP_ICMP] += afxdp_stat(dev, XDP_STAT_DROP_ICMP);
+		out[IO_CTR_XDP_DROP_SYN_SHED] += afxdp_stat(dev, XDP_STAT_DROP_SYN_SHED);
 	}
 }
 
@@ -412,12 +447,13 @@ static void afxdp_report(struct io_dev *d)
 	log_info(
 	    "afxdp: steering program: %llu frames redirected, %llu for a queue "
 	    "without a socket, %llu passed to the kernel, %llu for a VIP to another MAC passed, "
-	    "%llu ICMP dropped",
+	    "%llu ICMP dropped, %llu SYNs shed",
 	    (unsigned long long)afxdp_stat(dev, XDP_STAT_REDIRECT),
 	    (unsigned long long)afxdp_stat(dev, XDP_STAT_NO_SOCKET),
 	    (unsigned long long)afxdp_stat(dev, XDP_STAT_PASS),
 	    (unsigned long long)afxdp_stat(dev, XDP_STAT_PASS_NOT_OUR_MAC),
-	    (unsigned long long)afxdp_stat(dev, XDP_STAT_DROP_ICMP));
+	    (unsigned long long)afxdp_stat(dev, XDP_STAT_DROP_ICMP),
+	    (unsigned long long)afxdp_stat(dev, XDP_STAT_DROP_SYN_SHED));
 	for (uint32_t i = 0; i < dev->n_queues; i++) {
 		struct afxdp_queue *q = dev->queues[i];
 		struct xdp_statistics st = {0};
@@ -602,7 +638,8 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 	if ((dev->vip_map_fd = afxdp_map_fd(dev, XDP_VIP_MAP_VIPS, err, errlen)) < 0 ||
 	    (dev->addr_map_fd = afxdp_map_fd(dev, XDP_VIP_MAP_ADDRS, err, errlen)) < 0 ||
 	    (dev->xsks_map_fd = afxdp_map_fd(dev, XDP_VIP_MAP_XSKS, err, errlen)) < 0 ||
-	    (dev->stats_map_fd = afxdp_map_fd(dev, XDP_VIP_MAP_STATS, err, errlen)) < 0) {
+	    (dev->stats_map_fd = afxdp_map_fd(dev, XDP_VIP_MAP_STATS, err, errlen)) < 0 ||
+	    (dev->shed_map_fd = afxdp_map_fd(dev, XDP_VIP_MAP_SHED, err, errlen)) < 0) {
 		rc = -ENOENT;
 		goto out;
 	}

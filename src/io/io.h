@@ -46,7 +46,13 @@
 	  "program (interface-wide, on worker 0)")                                                 \
 	X(XDP_DROP_ICMP, "io_xdp_drop_icmp",                                                       \
 	  "AF_XDP: ICMP to a VIP address the pipeline only drops (parameter problem, fragments), " \
-	  "dropped by the steering program (interface-wide, on worker 0)")
+	  "dropped by the steering program (interface-wide, on worker 0)")                         \
+	X(XDP_DROP_SYN_SHED, "io_xdp_drop_syn_shed",                                               \
+	  "AF_XDP: SYNs opening connections to a VIP dropped by the steering program while "       \
+	  "their queue's worker was behind (interface-wide, on worker 0)")                         \
+	X(SYN_SHED_EPISODES, "io_syn_shed_episodes",                                               \
+	  "AF_XDP: times the worker's RX ring backed up and it had new SYNs dropped until it "     \
+	  "caught up")
 
 #define IO_CTR_ROW(id, name, help) IO_CTR_##id,
 COUNTER_LIST_DECLARE(io_counter, IO_COUNTERS, IO_CTR_ROW, IO_CTR_MAX);

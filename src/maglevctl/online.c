@@ -24,8 +24,12 @@ struct online_cmd {
 };
 
 static const struct online_cmd online_cmds[] = {
-    {"status", 0, 0, "", "version, uptime, mode, workers, config file and generation, digests"},
-    {"vips", 0, 0, "", "VIPs: address, protocol, port, table size and digest, traffic"},
+    {"status", 0, 0, "",
+     "version, uptime, mode, workers, config file and generation, digests\n"
+     "                              (current and previous), state file writes"},
+    {"vips", 0, 0, "",
+     "VIPs: address, protocol, port, table size, digest and previous digest,\n"
+     "                              traffic"},
     {"backends", 0, 1, "[VIP]",
      "backends: address, weight, health, slots, share, packets/bytes/flows"},
     {"counters", 0, 0, "", "every counter, summed and per worker"},

@@ -24,6 +24,7 @@
 #include "maglevd/ctlplane_int.h"
 #include "maglevd/health.h"
 #include "maglevd/metrics.h"
+#include "maglevd/state.h"
 
 /* The health check a backend of a VIP has: its own, else the VIP's; false if none. */
 static bool cp_target(const struct config_vip *v, const struct config_backend *b,
@@ -207,6 +208,73 @@ const char *cp_announce_state(const struct ctlplane *cp, const char *vip)
 	return "failed";
 }
 
+/*
+ * Writes the state file of the current snapshot (state_store_save skips an unchanged one, logs
+ * and counts a failure); a failure is tried again after STATE_RETRY_MS by ctlplane_run.
+ */
+static void cp_state_save(struct ctlplane *cp)
+{
+	if (cp->state && state_store_save(cp->state, cp->cur) < 0)
+		cp->state_retry_ms = clock_now_ms() + STATE_RETRY_MS;
+}
+
+/* After the first build from a state file: per VIP, what it restored or why not. */
+static void cp_restore_log(const struct lb_snapshot *s, const char *path)
+{
+	uint32_t restored = 0;
+	char d[CP_DIGEST_STRLEN];
+
+	for (uint32_t i = 0; i < s->n_vips; i++) {
+		const struct lb_vip *v = &s->vips[i];
+
+		if (v->prev_origin == LB_PREV_HISTORY) {
+			restored++;
+			log_info("vip %s: previous generation %s restored from %s (second chances "
+			         "for the change made before this start)",
+			         v->name, cp_digest_str(v->prev.digest, d), path);
+		} else if (v->prev_origin == LB_PREV_HISTORY_MISMATCH) {
+			log_warn(
+			    "vip %s: %s holds a generation that does not build to its digest "
+			    "(another Maglev build, or a damaged file): no previous generation",
+			    v->name, path);
+		}
+	}
+	log_info("state: %u of %u VIPs have a previous generation from %s", restored, s->n_vips,
+	         path);
+}
+
+int ctlplane_build_first(const struct config *cfg, struct lb_snapshot **out, char *err,
+                         size_t errlen)
+{
+	const char *dir = cfg->control.state_dir;
+	struct snapshot_history h = {0};
+	struct snapshot_state st = {0};
+	char why[STATE_ERR_MAX], path[STATE_PATH_MAX];
+	int ret = -ENOENT;
+
+	if (!dir[0])
+		log_info("state: control.state_dir is '': nothing is kept across restarts");
+	else
+		ret = state_load(dir, &h, why, sizeof(why));
+	if (ret == 0 && h.hash_seed != cfg->hash_seed)
+		log_warn("state file %s ignored: written under hash_seed 0x%llx, the config has "
+		         "0x%llx (its tables would be others): no previous generations",
+		         state_file_path(dir, path), (unsigned long long)h.hash_seed,
+		         (unsigned long long)cfg->hash_seed);
+	else if (ret == 0)
+		st.history = &h;
+	else if (ret == -ENOENT && dir[0])
+		log_info("state: no %s yet (a first start): no previous generations to restore",
+		         state_file_path(dir, path));
+	else if (dir[0])
+		log_warn("state file ignored: %s; no previous generations", why);
+	ret = snapshot_build(cfg, NULL, &st, out, err, errlen);
+	if (ret == 0 && st.history)
+		cp_restore_log(*out, state_file_path(dir, path));
+	state_history_free(&h);
+	return ret;
+}
+
 int cp_rebuild(struct ctlplane *cp, struct config *cfg, char *err, size_t errlen)
 {
 	struct snapshot_override *ov = NULL;
@@ -252,6 +320,7 @@ int cp_rebuild(struct ctlplane *cp, struct config *cfg, char *err, size_t errlen
 	snapshot_free(old);
 	config_free(old_cfg);
 	cp_announce(cp);
+	cp_state_save(cp);
 	return 0;
 }
 
@@ -283,6 +352,10 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 	    strcmp(cfg->announce.interface, cp->cfg->announce.interface) != 0)
 		log_warn("reload: announce.enabled, table, protocol and interface changes take "
 		         "effect on restart only");
+	if (strcmp(cfg->control.state_dir, cp->cfg->control.state_dir) != 0)
+		log_warn("reload: control.state_dir changes take effect on restart only (the state "
+		         "file stays in '%s')",
+		         cp->cfg->control.state_dir);
 	/* Runtime overrides end with a reload: set them aside, restore them if it fails. */
 	ov = cp->ov;
 	n_ov = cp->n_ov;
@@ -375,6 +448,15 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
 		goto out;
 	}
+	/* Before the metrics thread starts: it reads the store's counters. */
+	if (cfg->control.state_dir[0]) {
+		ret = state_store_create(&cp->state, cfg->control.state_dir);
+		if (ret < 0) {
+			snprintf(err, errlen, "state directory %s: %s", cfg->control.state_dir,
+			         strerror(-ret));
+			goto out;
+		}
+	}
 	ret = health_create(&cp->hc, cp_on_health, cp);
 	if (ret < 0) {
 		snprintf(err, errlen, "health checks: %s", strerror(-ret));
@@ -417,6 +499,7 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 			goto out;
 		cp_announce(cp);
 	}
+	cp_state_save(cp);
 	*out = cp;
 	return 0;
 out:
@@ -451,6 +534,8 @@ int ctlplane_run(struct ctlplane *cp, int timeout_ms)
 		ctlplane_reload(cp, err, sizeof(err));
 	if (cp->ann && !cp->ann_stopped && clock_now_ms() >= cp->ann_next_ms)
 		cp_announce(cp);
+	if (cp->state && state_store_pending(cp->state) && clock_now_ms() >= cp->state_retry_ms)
+		cp_state_save(cp);
 	if (cp->dirty && clock_now_ms() >= cp->retry_ms) {
 		cp->dirty = false;
 		ret = cp_rebuild(cp, cp->cfg, err, sizeof(err));
@@ -488,6 +573,7 @@ void ctlplane_destroy(struct ctlplane *cp, struct lb_snapshot **cur, struct conf
 	if (!cp)
 		return;
 	metrics_stop(cp->ms);
+	state_store_destroy(cp->state);
 	announce_close(cp->ann);
 	free(cp->ann_want);
 	ctl_server_close(cp->srv);

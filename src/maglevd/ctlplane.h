@@ -40,11 +40,23 @@ struct ctlplane_hooks {
 struct ctlplane;
 
 /*
+ * Builds the first snapshot of cfg, the one a start publishes before ctlplane_create: with
+ * cfg->control.state_dir set, each VIP's previous generation comes from the state file an
+ * earlier maglevd left there (maglevd/state.h), so second chances survive the restart. Logs
+ * per VIP what it restored, or why the file was not used (none yet, unreadable, damaged,
+ * another format version or hash seed); a file that cannot be used never fails the build.
+ * Returns 0 and *out, or snapshot_build's negative errno and err.
+ */
+int ctlplane_build_first(const struct config *cfg, struct lb_snapshot **out, char *err,
+                         size_t errlen);
+
+/*
  * Creates the control plane for config file path, already loaded as cfg, with snapshot cur
  * already published; takes ownership of both. Opens the control socket and the metrics endpoint
  * of cfg->control, starts the health checks and, with cfg->announce.enabled, announces the VIPs
- * (maglevd/announce.h: fails if the TUN device cannot be made). Returns 0, or a negative errno
- * and err.
+ * (maglevd/announce.h: fails if the TUN device cannot be made). With cfg->control.state_dir
+ * set, writes cur's state file, and again after every snapshot it publishes (a failed write is
+ * logged and counted, never an error). Returns 0, or a negative errno and err.
  */
 int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
                     struct lb_snapshot *cur, const struct ctlplane_hooks *hooks, char *err,

@@ -19,6 +19,7 @@
 #include "core/snapshot.h"
 #include "maglevd/ctlplane.h"
 #include "maglevd/metrics.h"
+#include "maglevd/state.h"
 
 #define CP_OVERRIDES_MAX (CONFIG_VIPS_MAX * 16u) /* runtime weight/drain entries */
 #define CP_PERCENT       100.0
@@ -70,6 +71,10 @@ struct ctlplane {
 	bool *ann_want;       /* per cfg VIP: false = withdrawn (no backend up) */
 	uint64_t ann_next_ms; /* next reconcile of the kernel table */
 	bool ann_stopped;     /* everything withdrawn for a clean stop: no more syncs */
+
+	/* The state file (control.state_dir as at start); NULL when none is kept. */
+	struct state_store *state;
+	uint64_t state_retry_ms; /* a failed write is tried again from then on */
 };
 
 static inline const char *cp_proto_str(uint8_t proto)

@@ -148,6 +148,11 @@ void cp_collect(void *ctx, struct metrics_writer *w)
 		metrics_sample(w, "maglevd_vip_announced", l,
 		               strcmp(cp_announce_state(cp, s->vips[i].name), "announced") == 0);
 	}
+	for (uint32_t k = 0; k < STATE_CTR_MAX; k++) {
+		cp_metric_name(name, state_counter_name[k], "_total");
+		metrics_family(w, name, "counter", state_counter_help[k]);
+		metrics_sample(w, name, NULL, state_counter_get(cp->state, k));
+	}
 	for (uint32_t k = 0; k < ANNOUNCE_CTR_MAX; k++) {
 		cp_metric_name(name, announce_counter_name[k], "_total");
 		metrics_family(w, name, "counter", announce_counter_help[k]);

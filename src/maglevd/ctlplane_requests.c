@@ -60,6 +60,14 @@ static json_t *cp_backend_json(const struct ctlplane *cp, const struct lb_vip *v
 	    (json_int_t)c.packets, "bytes", (json_int_t)c.bytes, "flows", (json_int_t)c.flows);
 }
 
+/* The digest of v's previous generation as 16 hex digits, or null when it has none. */
+static json_t *cp_prev_digest_json(const struct lb_vip *v)
+{
+	char d[CP_DIGEST_STRLEN];
+
+	return v->prev_table ? json_string(cp_digest_str(v->prev.digest, d)) : json_null();
+}
+
 static json_t *cp_req_status(struct ctlplane *cp)
 {
 	json_t *vips = json_array(), *res;
@@ -68,9 +76,10 @@ static json_t *cp_req_status(struct ctlplane *cp)
 	for (uint32_t i = 0; i < cp->cur->n_vips; i++) {
 		const struct lb_vip *v = &cp->cur->vips[i];
 
-		json_array_append_new(vips, json_pack("{s:s, s:I, s:s}", "name", v->name,
+		json_array_append_new(vips, json_pack("{s:s, s:I, s:s, s:o}", "name", v->name,
 		                                      "table_size", (json_int_t)v->table_size,
-		                                      "digest", cp_digest_str(v->digest, d)));
+		                                      "digest", cp_digest_str(v->digest, d),
+		                                      "previous_digest", cp_prev_digest_json(v)));
 	}
 	res = json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:s, s:I, s:o}",
 	                "version", MAGLEV_VERSION, "uptime_s",
@@ -99,6 +108,15 @@ static json_t *cp_req_status(struct ctlplane *cp)
 		json_object_set_new(res, "announce", json_string("off"));
 	}
 	if (res) {
+		json_object_set_new(res, "state_dir",
+		                    cp->state ? json_string(state_store_dir(cp->state))
+		                              : json_null());
+		json_object_set_new(
+		    res, "state_writes",
+		    json_integer((json_int_t)state_counter_get(cp->state, STATE_CTR_WRITES)));
+		json_object_set_new(
+		    res, "state_write_errors",
+		    json_integer((json_int_t)state_counter_get(cp->state, STATE_CTR_WRITE_ERRORS)));
 		json_object_set_new(res, "health_probes_inflight",
 		                    json_integer(health_inflight(cp->hc)));
 		json_object_set_new(res, "health_probes_inflight_max",
@@ -129,14 +147,14 @@ static json_t *cp_req_vips(struct ctlplane *cp)
 		}
 		json_array_append_new(
 		    vips,
-		    json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:s}",
+		    json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:s}",
 		              "name", v->name, "address", lb_addr_str(&v->addr, a, sizeof(a)),
 		              "protocol", cp_proto_str(v->proto), "port", v->port, "table_size",
 		              (json_int_t)v->table_size, "digest", cp_digest_str(v->digest, d),
-		              "backends", (json_int_t)v->n_backends, "up", (json_int_t)up,
-		              "packets", (json_int_t)sum.packets, "bytes", (json_int_t)sum.bytes,
-		              "flows", (json_int_t)sum.flows, "announce",
-		              cp_announce_state(cp, v->name)));
+		              "previous_digest", cp_prev_digest_json(v), "backends",
+		              (json_int_t)v->n_backends, "up", (json_int_t)up, "packets",
+		              (json_int_t)sum.packets, "bytes", (json_int_t)sum.bytes, "flows",
+		              (json_int_t)sum.flows, "announce", cp_announce_state(cp, v->name)));
 	}
 	return json_pack("{s:o}", "vips", vips);
 }

@@ -281,10 +281,14 @@ int daemon_run(const char *config_path)
 		snprintf(err, sizeof(err), "signalfd: %s", strerror(-rc));
 		goto out;
 	}
-	rc = snapshot_build(d.cfg, NULL, NULL, &first, err, sizeof(err));
+	rc = dataplane_start(&d.dp, d.cfg, &d.current, err, sizeof(err));
 	if (rc)
 		goto out;
-	rc = dataplane_start(&d.dp, d.cfg, &d.current, err, sizeof(err));
+	/*
+	 * Once the interface is ours: a maglevd refused for it (another one runs there) neither
+	 * reads the state file nor logs about it, and its one line is the reason.
+	 */
+	rc = ctlplane_build_first(d.cfg, &first, err, sizeof(err));
 	if (rc)
 		goto out;
 	rc = daemon_publish(&d, first);

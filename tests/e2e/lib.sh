@@ -553,7 +553,8 @@ stop_backend_servers() {
 
 # e2e_write_config FILE [OPTION...]: writes a maglevd config for this topology; every test, the
 # benchmark and the demo write theirs with it. The defaults: afxdp on $LB_IF with the lb's
-# addresses as GRE sources, the control socket $E2E_DIR/maglevd.sock, and the four VIPs web (tcp
+# addresses as GRE sources, the control socket $E2E_DIR/maglevd.sock with the state directory
+# next to it (SOCKET without .sock, plus .state: one per maglevd), and the four VIPs web (tcp
 # 80) and dns (udp 53) with the three IPv4 backends, web6 (tcp 80) and dns6 (udp 53) with the three
 # IPv6 backends, each of weight 1. Options (a later one overrides an earlier one):
 #   --mode MODE            dataplane.mode (an unknown one too: tests of the config's errors)
@@ -562,7 +563,7 @@ stop_backend_servers() {
 #   --workers N            dataplane.workers
 #   --nexthop-mac MAC      dataplane.nexthop_mac
 #   --conntrack ENTRIES    conntrack.entries
-#   --socket PATH          control.socket
+#   --socket PATH          control.socket (and control.state_dir from it, see above)
 #   --announce TABLE PROTOCOL DELAY_MS
 #                          announce the VIP routes in kernel table TABLE as protocol PROTOCOL,
 #                          withdrawn while every backend is down, withdraw_delay DELAY_MS
@@ -624,7 +625,7 @@ e2e_write_config() {
 		echo "  source_ipv4: $src4"
 		echo "  source_ipv6: $src6"
 		[ -z "$ct" ] || echo "conntrack: { entries: $ct }"
-		echo "control: { socket: $sock }"
+		echo "control: { socket: $sock, state_dir: ${sock%.sock}.state }"
 		if [ -n "$an_table" ]; then
 			echo "announce:"
 			echo "  enabled: true"
@@ -754,9 +755,10 @@ e2e_write_synflood() {
 }
 
 # synflood_start FILE PACKETS PPS: trafgen sends PACKETS frames of FILE (e2e_write_synflood) at
-# PPS from the client in the background (BG_PID; bounded by timeout too).
+# PPS from the client in the background (BG_PID), killed if it takes three times as long as it
+# should plus 10 s (a loaded machine sends slower than asked).
 synflood_start() {
-	bg_in "$NS_CLIENT" "$E2E_DIR/flood.log" timeout 30 trafgen --dev "$CLIENT_IF" \
+	bg_in "$NS_CLIENT" "$E2E_DIR/flood.log" timeout $(($2 / $3 * 3 + 10)) trafgen --dev "$CLIENT_IF" \
 		--conf "$1" --num "$2" --rate "${3}pps" --cpus 1 --no-cpu-stats
 }
 

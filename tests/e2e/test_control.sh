@@ -15,6 +15,8 @@
 #   vip_steering   VIPs removed and added by a reload leave and join the XDP steering map
 #   metrics        metrics move with traffic; the failed reloads of this run are counted
 #   sighup         SIGHUP reloads too
+#   state_restart  after a change, a restarted maglevd has the same digest and previous digest
+#                  (the state directory); it ends with web at weights 1:1:2
 # After the cases: maglevd still runs and exits cleanly.
 # Exit 0 pass, 4 skip, anything else fail.
 set -u
@@ -266,9 +268,41 @@ case_sighup() {
 	check "SIGHUP: reload logged" wait_for 5 grep -q "reload: .*config generation $((gen + 1))" "$MAGLEVD_LOG"
 }
 
+# vip_digests NAME: "DIGEST PREVIOUS_DIGEST" of a VIP from vips --json (PREVIOUS "null" if none).
+vip_digests() {
+	ctl vips --json | "$E2E_PYTHON" -c '
+import json, sys
+for v in json.load(sys.stdin)["vips"]:
+    if v["name"] == sys.argv[1]:
+        print(v["digest"], v["previous_digest"] or "null")' "$1"
+}
+
+# The previous generation survives a restart: the state directory keeps it.
+case_state_restart() {
+	local before after
+	write_config "$CFG" 0:1 1:1 2:1
+	check "state_restart: reload to weights 1:1:1" ctl reload
+	write_config "$CFG" 0:1 1:1 2:2
+	check "state_restart: reload to weights 1:1:2" ctl reload
+	wait_for 10 all_up
+	before=$(vip_digests web)
+	case $before in
+	*null* | '') bad "state_restart: web has no previous generation to keep ('$before')"; return ;;
+	esac
+	check "state_restart: the state file is written" test -s "$E2E_DIR/maglevd.state/state.json"
+	check "state_restart: no state write failed" [ "$(metric_sum maglevd_state_write_errors_total)" = 0 ]
+	stop_maglevd || bad "state_restart: maglevd exit status"
+	start_maglevd afxdp "$CFG" || e2e_abort "state_restart: maglevd restarts"
+	wait_for 10 all_up
+	after=$(vip_digests web)
+	check "state_restart: digest and previous digest as before the restart ($before)" [ "$after" = "$before" ]
+	check "state_restart: the restore is logged" \
+		grep -q "vip web: previous generation ${before#* } restored from $E2E_DIR/maglevd.state/state.json" "$MAGLEVD_LOG"
+}
+
 # ---------------------------------------------------------------------------------------------
 
-e2e_cases startup long_lived drain health fail_open explain vip_steering metrics sighup
+e2e_cases startup long_lived drain health fail_open explain vip_steering metrics sighup state_restart
 e2e_init
 [ -x "$MAGLEVD" ] && [ -x "$MAGLEVCTL" ] || e2e_skip "build maglevd and maglevctl first (make)"
 e2e_topology_up || e2e_abort "topology"

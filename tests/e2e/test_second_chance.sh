@@ -16,9 +16,10 @@
 #   sigkill_off  the same with second chance off: reports how many broke (not a failure), and
 #                that exactly the exposed ones did
 #   restart      reload both with be3 removed and be4 added (no connection on be3), restart lb1:
-#                every connection survives (needs control.state_dir)
+#                every connection survives (the restarted lb1 has its previous generation from
+#                its state directory)
 #   flap         be2's health check fails and comes back, then lb1 restarts: every connection
-#                survives, those opened while be2 was down too (needs control.state_dir)
+#                survives, those opened while be2 was down too
 #   flood        a spoofed SYN flood while a reload adds be4: every connection survives, the
 #                flood's SYN-only entries are evicted first and expire
 # "Survives": no reset, no error, every answer from the first backend, no gap above GAP_MAX_MS.
@@ -46,33 +47,15 @@ FLOOD_NET=198.19    # spoofed sources 198.19.0.0/16; the router blackholes the a
 FLOOD_RELOAD_S=2    # seconds into the flood
 PROBE_PACKETS=100   # SYNs sent once the flood's entries should have expired
 
-STATE_DIR=0 # 1: maglevd knows control.state_dir (a restart keeps the previous generations)
-
-# sc_config I SPEC [off] [FILE]: host I's config (in FILE, default the one start_lb reads): web
-# and web6 with backends SPEC (I:WEIGHT ...), the health check, second chance on (unless "off"),
-# the small connection table, and with STATE_DIR a state directory of its own (added here unless
-# e2e_write_config wrote one).
+# sc_config I SPEC [off]: host I's config: web and web6 with backends SPEC (I:WEIGHT ...), the
+# health check, second chance on (unless "off"), the small connection table (and, as every
+# e2e_write_config config, a state directory of its own next to its socket).
 sc_config() {
-	local i=$1 spec=$2 sc=(--second-chance) f=${4:-$E2E_DIR/maglevd.lb$(($1 + 1)).yaml}
+	local i=$1 spec=$2 sc=(--second-chance)
 	[ "${3:-on}" = on ] || sc=()
-	lb_write_config "$i" "$f" --conntrack "$CT_ENTRIES" \
+	lb_write_config "$i" "$E2E_DIR/maglevd.lb$((i + 1)).yaml" --conntrack "$CT_ENTRIES" \
 		--vip web "$VIP_WEB4" tcp 80 "$spec" --health "$HC" "${sc[@]}" \
 		--vip web6 "$VIP_WEB6" tcp 80 "$spec" --health "$HC" "${sc[@]}"
-	if [ "$STATE_DIR" -eq 1 ] && ! grep -q state_dir "$f"; then
-		sed -i "s|^control: { socket: \([^ ]*\) }\$|control: { socket: \1, state_dir: $E2E_DIR/lb$((i + 1)).state }|" "$f"
-	fi
-}
-
-# state_dir_known: true if this maglevd takes control.state_dir (maglevctl's offline parser is
-# maglevd's; a state directory is added to a probe config as sc_config would).
-state_dir_known() {
-	local f=$E2E_DIR/probe.yaml rc
-	STATE_DIR=1
-	sc_config 0 "0 1 2" on "$f"
-	"$MAGLEVCTL" table -c "$f" >"$E2E_DIR/probe.log" 2>&1 && grep -q state_dir "$f"
-	rc=$?
-	STATE_DIR=0
-	return $rc
 }
 
 same_digest() { [ "$(vip_field 0 web digest)" = "$(vip_field 1 web digest)" ]; }
@@ -240,14 +223,6 @@ case_sigkill_off() {
 		[ "$V_BROKEN" -eq "$V_EXPOSED" -a "$V_UNEXPOSED" -eq 0 ]
 }
 
-# State directory cases: skipped while maglevd does not know control.state_dir.
-need_state_dir() {
-	[ "$STATE_DIR" -eq 1 ] && return 0
-	skipped "$1: maglevd refuses control.state_dir (not in this build): a restarted maglevd" \
-		"would know no previous generation"
-	return 1
-}
-
 # restart_lb1 WHAT: a clean stop of lb1 (routes withdrawn first) and a start again.
 restart_lb1() {
 	kill -TERM "${LB_PIDS[0]}"
@@ -262,7 +237,6 @@ restart_lb1() {
 # A backend removed and another added in one reload, then lb1 restarts: lb1's flows meet lb2's
 # table during the restart and the restarted lb1's after it, both with the previous generation.
 case_restart() {
-	need_state_dir restart || return
 	sc_begin "0 1 2" || return
 	open_spread_clients restart "$CONNS" be3 "$CONN_PERIOD" || return
 	sleep "$SETTLE_S"
@@ -302,7 +276,6 @@ hc_answer() { # every backend's health-check listener answers on both its addres
 # be2 goes down and up (health): connections opened meanwhile sit on slots be2 gets back, tracked
 # on their backends; when lb1 restarts its restored previous generation names those backends.
 case_flap() {
-	need_state_dir flap || return
 	sc_begin "0 1 2 3" || return
 	open_spread_clients flap_before $((CONNS / 2)) be2 "$CONN_PERIOD" || return
 	hc_listener 1 off
@@ -374,12 +347,6 @@ scaleout_require
 command -v trafgen >/dev/null || e2e_skip "trafgen (netsniff-ng) not installed"
 e2e_init
 T_START=$(now_ms)
-if state_dir_known; then
-	STATE_DIR=1
-	echo "control.state_dir: known; each maglevd keeps its state in $E2E_DIR/lbN.state"
-else
-	echo "control.state_dir: refused ($(head -1 "$E2E_DIR/probe.log")); restart and flap will be skipped"
-fi
 scaleout_up --backends "$SC_BACKENDS" --second-chance
 for i in "${!NS_BACKENDS[@]}"; do
 	hc_listener "$i" on

@@ -236,6 +236,7 @@ static void test_defaults(void **state)
 	assert_true(c->control.metrics_enabled);
 	assert_string_equal(c->control.metrics_address, "127.0.0.1");
 	assert_int_equal(c->control.metrics_port, 9180);
+	assert_string_equal(c->control.state_dir, "/var/lib/maglevd");
 	assert_int_equal(c->n_vips, 1);
 	assert_int_equal(c->vips[0].table_size, 65537);
 	assert_int_equal(c->vips[0].health.type, HC_NONE);
@@ -497,6 +498,12 @@ static const struct bad bad[] = {
     {"- 1\n- 2\n", 1, "the file must be a mapping"},
     {"[1]: x\n", 1, "keys must be scalars"},
     {"control: { metrics: { enabled: maybe } }\n", 1, "expected true or false 'maybe'"},
+    {"control:\n  state_dir: var/lib/maglevd\n", 2,
+     "control.state_dir: must be an absolute path, or '' for none 'var/lib/maglevd'"},
+    {"control:\n  state_dir:\n", 2, "control.state_dir: value missing"},
+    {"control:\n  state_dir: '/var/lib/mag levd'\n", 2, "must not hold spaces"},
+    {"control:\n  state_dir: [ /var/lib ]\n", 2, "expected a scalar, not a list"},
+    {"control:\n  statedir: /var/lib\n", 2, "control: unknown key 'statedir'"},
     /* table_size */
     {"cluster:\n  table_size: 65536\n", 2, "must be a prime in 7..1048573 '65536'"},
     {"cluster:\n  table_size: 5\n", 2, "must be a prime in 7..1048573 '5'"},
@@ -619,6 +626,37 @@ static const struct bad bad[] = {
      "announce.interface: longer than 15 bytes"},
     {"announce: [ true ]\n", 1, "announce: expected a mapping, not a list"},
 };
+
+/* control.state_dir: an absolute path, '' for none; the default is /var/lib/maglevd. */
+static void test_state_dir(void **state)
+{
+	char text[CONFIG_PATH_MAX + 64], err[ERR_LEN];
+	struct config *c = parse_ok("vips: []\ncontrol: { state_dir: /srv/maglevd/state/ }\n");
+	int n;
+
+	(void)state;
+	assert_string_equal(c->control.state_dir, "/srv/maglevd/state/");
+	config_free(c);
+	c = parse_ok("vips: []\ncontrol:\n  state_dir: ''\n");
+	assert_string_equal(c->control.state_dir, "");
+	config_free(c);
+	c = parse_ok("vips: []\ncontrol: { socket: /run/x.sock }\n");
+	assert_string_equal(c->control.state_dir, CONFIG_STATE_DIR_DEFAULT);
+	config_free(c);
+
+	/* The longest that fits, and one byte more. */
+	n = snprintf(text, sizeof(text), "vips: []\ncontrol: { state_dir: /%0*d }\n",
+	             (int)CONFIG_PATH_MAX - 2, 0);
+	c = parse_ok(text);
+	assert_int_equal(strlen(c->control.state_dir), CONFIG_PATH_MAX - 1);
+	config_free(c);
+	n = snprintf(text, sizeof(text), "vips: []\ncontrol: { state_dir: /%0*d }\n",
+	             (int)CONFIG_PATH_MAX - 1, 0);
+	c = NULL;
+	assert_int_equal(config_parse(text, (size_t)n, "t.yaml", &c, err, sizeof(err)), -EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(err, "t.yaml:2: control.state_dir: longer than 255 bytes"));
+}
 
 /* second_chance: off unless a TCP VIP says so. */
 static void test_second_chance(void **state)
@@ -928,6 +966,7 @@ static void test_example_file(void **state)
 	assert_int_equal(c->n_vips, 3);
 	assert_int_equal(c->vips[1].table_size, 251);
 	assert_int_equal(c->vips[2].health.port, 443);
+	assert_string_equal(c->control.state_dir, CONFIG_STATE_DIR_DEFAULT);
 	assert_int_equal(config_check_dataplane(c, err, sizeof(err)), 0);
 	config_free(c);
 }
@@ -943,6 +982,7 @@ int main(void)
 	    cmocka_unit_test(test_durations_and_numbers),
 	    cmocka_unit_test(test_section_order),
 	    cmocka_unit_test(test_ipv6),
+	    cmocka_unit_test(test_state_dir),
 	    cmocka_unit_test(test_second_chance),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_limits),

@@ -2,7 +2,8 @@
 /*
  * The control plane end to end without a data plane: a real config file, control socket, health
  * checks against loopback listeners, metrics over HTTP, and two pipeline workers for counters and
- * explain. Reload, bad reload, weight/drain/undrain, health down/up and the all-down policy.
+ * explain. Reload, bad reload, weight/drain/undrain, health down/up and the all-down policy; the
+ * state directory across restarts of the control plane.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +25,7 @@
 #include "maglevd/ctlplane.h"
 #include "control/ctlsock.h"
 #include "maglevd/health.h"
+#include "maglevd/state.h"
 #include "tframes.h"
 #include "tsnap.h"
 #include "helpers.h"
@@ -33,6 +36,7 @@ struct fixture {
 	char dir[64];
 	char cfg_path[96];
 	char sock[96];
+	char state_dir[128]; /* control.state_dir that write_config writes */
 	uint16_t metrics_port;
 	uint16_t hc_port;
 	int hc_listener;
@@ -80,13 +84,14 @@ static void write_config(struct fixture *f, int n_web, bool broken)
 	        "control:\n"
 	        "  socket: %s\n"
 	        "  metrics: { address: 127.0.0.1, port: %u }\n"
+	        "  state_dir: '%s'\n"
 	        "vips:\n"
 	        "  - name: web\n"
 	        "    address: 203.0.113.10\n"
 	        "    protocol: tcp\n"
 	        "    port: 80\n"
 	        "    backends:\n",
-	        f->sock, f->metrics_port);
+	        f->sock, f->metrics_port, f->state_dir);
 	for (int i = 0; i < n_web; i++)
 		fprintf(fp, "      - { address: 198.18.1.%d, weight: 1 }\n", 11 + i);
 	fprintf(
@@ -116,7 +121,37 @@ static void *control_thread(void *arg)
 	return NULL;
 }
 
-static int setup(void **state)
+/* Starts a control plane on the config file, the first snapshot as maglevd builds it. */
+static void fx_start(struct fixture *f)
+{
+	struct ctlplane_hooks h = {
+	    .publish = fx_publish, .worker = fx_worker, .n_workers = 2, .mode = fx_mode};
+	char err[CTL_ERR_MAX];
+	struct lb_snapshot *first;
+	struct config *cfg;
+
+	if (config_load(f->cfg_path, &cfg, err, sizeof(err)) < 0)
+		fail_msg("config_load: %s", err);
+	if (ctlplane_build_first(cfg, &first, err, sizeof(err)) < 0)
+		fail_msg("first snapshot: %s", err);
+	h.ctx = f;
+	if (ctlplane_create(&f->cp, f->cfg_path, cfg, first, &h, err, sizeof(err)) < 0)
+		fail_msg("ctlplane_create: %s", err);
+	atomic_store(&f->stop, false);
+	assert_int_equal(pthread_create(&f->thread, NULL, control_thread, f), 0);
+}
+
+/* Stops the control plane fx_start started (as a maglevd stop would). */
+static void fx_stop(struct fixture *f)
+{
+	atomic_store(&f->stop, true);
+	pthread_join(f->thread, NULL);
+	ctlplane_destroy(f->cp, NULL, NULL);
+	f->cp = NULL;
+}
+
+/* A fixture in a new temporary directory (state_dir DIR/state), its control plane running. */
+static struct fixture *fx_new(void)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct lb_worker_params wp = {.ct_entries = 1024,
@@ -125,17 +160,14 @@ static int setup(void **state)
 	                              .tcp_syn_timeout = 5,
 	                              .udp_timeout = 30,
 	                              .icmp_timeout = 10};
-	struct ctlplane_hooks h = {
-	    .publish = fx_publish, .worker = fx_worker, .n_workers = 2, .mode = fx_mode};
-	char err[CTL_ERR_MAX];
-	struct lb_snapshot *first;
-	struct config *cfg;
 	int probe;
 
+	assert_non_null(f);
 	snprintf(f->dir, sizeof(f->dir), "/tmp/maglev-cp-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->cfg_path, sizeof(f->cfg_path), "%s/maglevd.yaml", f->dir);
 	snprintf(f->sock, sizeof(f->sock), "%s/ctl.sock", f->dir);
+	snprintf(f->state_dir, sizeof(f->state_dir), "%s/state", f->dir);
 	/* A free port for metrics: bind one, release it, and use it. */
 	probe = th_listen_loopback(&f->metrics_port);
 	close(probe);
@@ -147,34 +179,39 @@ static int setup(void **state)
 		f->workers[i] = lb_worker_create(&wp);
 		assert_non_null(f->workers[i]);
 	}
-	if (config_load(f->cfg_path, &cfg, err, sizeof(err)) < 0)
-		fail_msg("config_load: %s", err);
-	if (snapshot_build(cfg, NULL, NULL, &first, err, sizeof(err)) < 0)
-		fail_msg("first snapshot: %s", err);
-	h.ctx = f;
-	if (ctlplane_create(&f->cp, f->cfg_path, cfg, first, &h, err, sizeof(err)) < 0)
-		fail_msg("ctlplane_create: %s", err);
-	assert_int_equal(pthread_create(&f->thread, NULL, control_thread, f), 0);
-	*state = f;
+	fx_start(f);
+	return f;
+}
+
+/* Stops f's control plane if it runs and removes everything f made. */
+static void fx_free(struct fixture *f)
+{
+	char path[STATE_PATH_MAX];
+
+	if (f->cp)
+		fx_stop(f);
+	for (int i = 0; i < 2; i++)
+		lb_worker_destroy(f->workers[i]);
+	if (f->hc_listener >= 0)
+		close(f->hc_listener);
+	snprintf(path, sizeof(path), "%s/state/%s", f->dir, STATE_FILE_NAME);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/state", f->dir);
+	rmdir(path);
+	unlink(f->cfg_path);
+	assert_int_equal(rmdir(f->dir), 0);
+	free(f);
+}
+
+static int setup(void **state)
+{
+	*state = fx_new();
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	char path[128];
-
-	atomic_store(&f->stop, true);
-	pthread_join(f->thread, NULL);
-	ctlplane_destroy(f->cp, NULL, NULL);
-	for (int i = 0; i < 2; i++)
-		lb_worker_destroy(f->workers[i]);
-	if (f->hc_listener >= 0)
-		close(f->hc_listener);
-	snprintf(path, sizeof(path), "%s", f->cfg_path);
-	unlink(path);
-	rmdir(f->dir);
-	free(f);
+	fx_free(*state);
 	return 0;
 }
 
@@ -390,7 +427,7 @@ static size_t status_vips(struct fixture *f)
 static void test_reload_checks_like_start(void **state)
 {
 	struct fixture *f = *state;
-	char err[CTL_ERR_MAX], hdr[256];
+	char err[CTL_ERR_MAX], hdr[384];
 	json_t *resp, *r;
 
 	write_text(f, "");
@@ -409,9 +446,10 @@ static void test_reload_checks_like_start(void **state)
 
 	snprintf(hdr, sizeof(hdr),
 	         "dataplane: { interface: lo, source_ipv4: 198.18.2.2 }\n"
-	         "control: { socket: %s, metrics: { address: 127.0.0.1, port: %u } }\n"
+	         "control: { socket: %s, metrics: { address: 127.0.0.1, port: %u },\n"
+	         "  state_dir: '%s' }\n"
 	         "vips: []\n",
-	         f->sock, f->metrics_port);
+	         f->sock, f->metrics_port, f->state_dir);
 	write_text(f, hdr);
 	r = call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err);
 	assert_non_null(r);
@@ -545,6 +583,9 @@ static void test_health_and_metrics(void **state)
 	assert_non_null(strstr(m, "# TYPE maglevd_health_local_errors_total counter\n"));
 	assert_non_null(strstr(m, "\nmaglevd_health_local_errors_total 0\n"));
 	assert_non_null(strstr(m, "\nmaglevd_health_probes_failed_total "));
+	assert_non_null(strstr(m, "# TYPE maglevd_state_writes_total counter\n"));
+	assert_non_null(strstr(m, "\nmaglevd_state_writes_skipped_total "));
+	assert_non_null(strstr(m, "\nmaglevd_state_write_errors_total 0\n"));
 	free(m);
 
 	/* Every backend down: fail open, both serve again (health still says down). */
@@ -581,6 +622,191 @@ static void test_health_and_metrics(void **state)
 	assert_true(atomic_load(&f->publishes) >= 3);
 }
 
+#define DIGEST_LEN 17u /* 16 hex digits and the NUL */
+
+/* The web VIP's (first) digest and previous digest ("" for none) from `vips`; `status` agrees. */
+static void web_digests(struct fixture *f, char *digest, char *prev)
+{
+	char err[CTL_ERR_MAX];
+	json_t *resp, *r, *row, *p;
+
+	r = call(f, json_pack("{s:s}", "cmd", "vips"), &resp, err);
+	assert_non_null(r);
+	row = json_array_get(json_object_get(r, "vips"), 0);
+	assert_string_equal(row_str(row, "name"), "web");
+	p = json_object_get(row, "previous_digest");
+	assert_true(json_is_null(p) || (json_is_string(p) && strlen(json_string_value(p)) == 16));
+	snprintf(digest, DIGEST_LEN, "%s", row_str(row, "digest"));
+	snprintf(prev, DIGEST_LEN, "%s", json_is_null(p) ? "" : json_string_value(p));
+	json_decref(resp);
+	r = call(f, json_pack("{s:s}", "cmd", "status"), &resp, err);
+	assert_non_null(r);
+	row = json_array_get(json_object_get(r, "vips"), 0);
+	assert_string_equal(row_str(row, "digest"), digest);
+	p = json_object_get(row, "previous_digest");
+	assert_string_equal(json_is_null(p) ? "" : json_string_value(p), prev);
+	json_decref(resp);
+}
+
+/* The web VIP's digest and previous digest after each step of history_run. */
+struct web_history {
+	char digest[4][DIGEST_LEN], prev[4][DIGEST_LEN];
+};
+
+/*
+ * One config history from f's first start with config A (web of 3 backends): a reload to A and
+ * a 4th backend (B), a restart with B, a restart with A and a 4th and 5th backend (C).
+ */
+static void history_run(struct fixture *f, struct web_history *w)
+{
+	char err[CTL_ERR_MAX];
+	json_t *resp;
+
+	web_digests(f, w->digest[0], w->prev[0]);
+	write_config(f, 4, false);
+	assert_non_null(call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err));
+	json_decref(resp);
+	web_digests(f, w->digest[1], w->prev[1]);
+	fx_stop(f);
+	fx_start(f);
+	web_digests(f, w->digest[2], w->prev[2]);
+	fx_stop(f);
+	write_config(f, 5, false);
+	fx_start(f);
+	web_digests(f, w->digest[3], w->prev[3]);
+}
+
+/*
+ * The previous generation survives a restart: after A, reload to B, stop, start with B, the
+ * previous generation is A's table again (D_A); stopped and started with C, it is B's.
+ */
+static void test_state_restart(void **state)
+{
+	struct fixture *f = *state;
+	char path[STATE_PATH_MAX];
+	struct web_history w;
+	struct stat st;
+
+	history_run(f, &w);
+	assert_string_equal(w.prev[0], ""); /* a first start: none */
+	assert_string_not_equal(w.digest[1], w.digest[0]);
+	assert_string_equal(w.prev[1], w.digest[0]);   /* the reload's: A */
+	assert_string_equal(w.digest[2], w.digest[1]); /* started with B */
+	assert_string_equal(w.prev[2], w.digest[0]);   /* restored: A */
+	assert_string_not_equal(w.digest[3], w.digest[2]);
+	assert_string_equal(w.prev[3], w.digest[2]); /* the change made while stopped: B */
+	assert_int_equal(stat(state_file_path(f->state_dir, path), &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	snprintf(path, sizeof(path), "%s/%s", f->state_dir, STATE_TMP_NAME);
+	assert_int_equal(stat(path, &st), -1);
+}
+
+/* Two maglevd with the same config history (each its own state directory): equal digests. */
+static void test_state_same_history(void **state)
+{
+	struct fixture *f = *state, *g = fx_new();
+	struct web_history a, b;
+
+	history_run(f, &a);
+	history_run(g, &b);
+	fx_free(g);
+	for (int i = 0; i < 4; i++) {
+		assert_string_equal(a.digest[i], b.digest[i]);
+		assert_string_equal(a.prev[i], b.prev[i]);
+	}
+	assert_string_not_equal(a.prev[3], "");
+}
+
+static json_int_t status_int(struct fixture *f, const char *key)
+{
+	char err[CTL_ERR_MAX];
+	json_t *resp, *r = call(f, json_pack("{s:s}", "cmd", "status"), &resp, err);
+	json_int_t v;
+
+	assert_non_null(r);
+	assert_true(json_is_integer(json_object_get(r, key)));
+	v = row_int(r, key);
+	json_decref(resp);
+	return v;
+}
+
+/* Sets web's backend 198.18.1.11 to weight w at runtime (a rebuild and publish). */
+static void web_weight(struct fixture *f, int w)
+{
+	char err[CTL_ERR_MAX];
+	json_t *resp, *r;
+
+	r = call(f,
+	         json_pack("{s:s, s:s, s:s, s:i}", "cmd", "weight", "vip", "web", "backend",
+	                   "198.18.1.11", "weight", w),
+	         &resp, err);
+	assert_non_null(r);
+	json_decref(resp);
+}
+
+/*
+ * A publish whose state is the one on disk writes nothing; one that changes it writes. A state
+ * directory that cannot be made fails every write, counted, and serving goes on.
+ */
+static void test_state_writes(void **state)
+{
+	struct fixture *f = *state;
+	char err[CTL_ERR_MAX];
+	json_int_t writes;
+	json_t *resp, *r;
+
+	/*
+	 * Health settles first (127.0.0.2 has no listener) and its rebuild is published, state
+	 * file included: no rebuild races the counts below.
+	 */
+	wait_health(f, "127.0.0.2", "down", &resp);
+	json_decref(resp);
+	for (int i = 0; i < 100; i++) {
+		json_t *row = backend_row(f, "hc", "127.0.0.2", &resp);
+		bool down = strcmp(row_str(row, "state"), "down") == 0;
+
+		json_decref(resp);
+		if (down)
+			break;
+		usleep(10000);
+	}
+	r = call(f, json_pack("{s:s}", "cmd", "status"), &resp, err);
+	assert_non_null(r);
+	assert_string_equal(row_str(r, "state_dir"), f->state_dir);
+	json_decref(resp);
+	writes = status_int(f, "state_writes");
+	assert_true(writes >= 1);
+	assert_int_equal(status_int(f, "state_write_errors"), 0);
+
+	assert_non_null(call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err));
+	json_decref(resp);
+	assert_int_equal(status_int(f, "state_writes"), writes); /* the same file */
+	web_weight(f, 2);
+	assert_int_equal(status_int(f, "state_writes"), writes + 1);
+
+	/* A reload does not move the state directory: that takes a restart. */
+	snprintf(f->state_dir, sizeof(f->state_dir), "%s/state", f->cfg_path);
+	write_config(f, 3, false);
+	assert_non_null(call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err));
+	json_decref(resp);
+	r = call(f, json_pack("{s:s}", "cmd", "status"), &resp, err);
+	assert_string_not_equal(row_str(r, "state_dir"), f->state_dir);
+	json_decref(resp);
+	assert_int_equal(status_int(f, "state_write_errors"), 0);
+
+	/* Under a regular file no directory can be made. */
+	fx_stop(f);
+	fx_start(f);
+	assert_int_equal(status_int(f, "state_writes"), 0);
+	assert_int_equal(status_int(f, "state_write_errors"), 1);
+	web_weight(f, 2);
+	assert_int_equal(status_int(f, "state_write_errors"), 2);
+	assert_int_equal(status_vips(f), 2);
+	r = call(f, json_pack("{s:s}", "cmd", "status"), &resp, err);
+	assert_string_equal(row_str(r, "state_dir"), f->state_dir);
+	json_decref(resp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -590,6 +816,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_explain_tracked_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_state_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_state_same_history, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_state_writes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("ctlplane", tests, NULL, NULL);

@@ -334,7 +334,10 @@ static void test_history(void **state)
 	assert_int_equal(lb_gen_copy(&hv.previous, &s2->vips[MULTI].prev), 0);
 
 	/* Restarted with the same config: s2's previous generation, the same table of owners. */
+	assert_int_equal(s1->vips[MULTI].prev_origin, LB_PREV_NONE);
+	assert_int_equal(s2->vips[MULTI].prev_origin, LB_PREV_SNAPSHOT);
 	r1 = snap(c, NULL, &st);
+	assert_int_equal(r1->vips[MULTI].prev_origin, LB_PREV_HISTORY);
 	assert_int_equal(r1->vips[MULTI].prev.digest, s1->vips[MULTI].digest);
 	assert_prev_is(r1, s2, s2->vips[MULTI].prev_table);
 	assert_int_equal(moved_slots(r1), moved_slots(s2));
@@ -342,6 +345,7 @@ static void test_history(void **state)
 	/* Restarted with a changed config: the history's current generation is the previous one. */
 	tcfg_backend_add(&c->vips[MULTI], "198.18.2.9", 1);
 	r2 = snap(c, NULL, &st);
+	assert_int_equal(r2->vips[MULTI].prev_origin, LB_PREV_HISTORY);
 	assert_int_equal(r2->vips[MULTI].prev.digest, s2->vips[MULTI].digest);
 	assert_prev_is(r2, s2, s2->vips[MULTI].table);
 
@@ -349,6 +353,7 @@ static void test_history(void **state)
 	h.hash_seed ^= 1;
 	r3 = snap(c, NULL, &st);
 	assert_null(r3->vips[MULTI].prev_table);
+	assert_int_equal(r3->vips[MULTI].prev_origin, LB_PREV_NONE);
 	lb_gen_free(&hv.current);
 	lb_gen_free(&hv.previous);
 	snapshot_free(s1);
@@ -356,6 +361,68 @@ static void test_history(void **state)
 	snapshot_free(r1);
 	snapshot_free(r2);
 	snapshot_free(r3);
+	config_free(c);
+}
+
+/* A snapshot of c built from st's history has no previous generation for MULTI, for origin. */
+static void assert_no_prev(const struct config *c, const struct snapshot_state *st,
+                           enum lb_prev_origin origin)
+{
+	struct lb_snapshot *r = snap(c, NULL, st);
+
+	assert_null(r->vips[MULTI].prev_table);
+	assert_int_equal(r->vips[MULTI].prev_origin, origin);
+	snapshot_free(r);
+}
+
+/*
+ * A history generation that is not what it says (another digest) or cannot be built (two
+ * backends of one address, none at all) gives no previous generation, says so, and the
+ * snapshot builds all the same: a damaged state file never stops a start.
+ */
+static void test_history_unusable(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s1 = snap(c, NULL, NULL), *s2;
+	struct snapshot_history_vip hv = {.name = "multi"};
+	struct snapshot_history h = {.hash_seed = c->hash_seed, .v = &hv, .n = 1};
+	struct snapshot_state st = {.history = &h};
+	struct lb_gen_backend saved;
+
+	(void)state;
+	tcfg_backend_add(&c->vips[MULTI], "198.18.2.8", 1);
+	s2 = snap(c, s1, NULL);
+	assert_int_equal(snapshot_gen_current(s2, MULTI, &hv.current), 0);
+	assert_int_equal(lb_gen_copy(&hv.previous, &s2->vips[MULTI].prev), 0);
+
+	/* The current generation's digest is another: it is not used, nor what came before it. */
+	hv.current.digest ^= 1;
+	assert_no_prev(c, &st, LB_PREV_HISTORY_MISMATCH);
+	hv.current.digest ^= 1;
+
+	/* The previous generation's digest is another: the same. */
+	hv.previous.digest ^= 1;
+	assert_no_prev(c, &st, LB_PREV_HISTORY_MISMATCH);
+	hv.previous.digest ^= 1;
+
+	/* Two backends of one address: Maglev refuses to build it. */
+	saved = hv.current.backends[1];
+	hv.current.backends[1] = hv.current.backends[0];
+	assert_no_prev(c, &st, LB_PREV_HISTORY_MISMATCH);
+	hv.current.backends[1] = saved;
+
+	/* No backends at all. */
+	hv.current.n_backends = 0;
+	assert_no_prev(c, &st, LB_PREV_HISTORY_MISMATCH);
+
+	/* Another VIP's name: nothing for this one. */
+	hv.current.n_backends = s2->vips[MULTI].n_backends;
+	snprintf(hv.name, sizeof(hv.name), "other");
+	assert_no_prev(c, &st, LB_PREV_NONE);
+	lb_gen_free(&hv.current);
+	lb_gen_free(&hv.previous);
+	snapshot_free(s1);
+	snapshot_free(s2);
 	config_free(c);
 }
 
@@ -428,6 +495,7 @@ int main(void)
 	    cmocka_unit_test(test_overrides),
 	    cmocka_unit_test(test_previous_generation),
 	    cmocka_unit_test(test_history),
+	    cmocka_unit_test(test_history_unusable),
 	    cmocka_unit_test(test_nexthop_carry_over),
 	    cmocka_unit_test(test_bad_inputs),
 	    cmocka_unit_test(test_empty),

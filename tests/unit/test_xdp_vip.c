@@ -34,7 +34,7 @@ static const uint8_t MAC_ME[6] = {0x02, 0, 0, 0, 0, 0x01};
 
 struct fixture {
 	struct bpf_object *obj;
-	int prog_fd, vip_fd, addr_fd, stats_fd, config_fd;
+	int prog_fd, vip_fd, addr_fd, stats_fd, config_fd, shed_fd;
 	int ncpus;
 };
 
@@ -207,9 +207,10 @@ static int setup(void **state)
 	fx.addr_fd = bpf_object__find_map_fd_by_name(fx.obj, XDP_VIP_MAP_ADDRS);
 	fx.stats_fd = bpf_object__find_map_fd_by_name(fx.obj, XDP_VIP_MAP_STATS);
 	fx.config_fd = bpf_object__find_map_fd_by_name(fx.obj, XDP_VIP_MAP_CONFIG);
+	fx.shed_fd = bpf_object__find_map_fd_by_name(fx.obj, XDP_VIP_MAP_SHED);
 	fx.ncpus = libbpf_num_possible_cpus();
 	if (fx.prog_fd < 0 || fx.vip_fd < 0 || fx.addr_fd < 0 || fx.stats_fd < 0 ||
-	    fx.config_fd < 0 || fx.ncpus <= 0)
+	    fx.config_fd < 0 || fx.shed_fd < 0 || fx.ncpus <= 0)
 		return -1;
 	{
 		struct xdp_vip_config cfg = {0};
@@ -383,6 +384,57 @@ static void test_dropped_here(void **state)
 	assert_true(steered(fx, f, frame6(f, "2001:db8:100::10", 0, 0, IPPROTO_ICMPV6, 0, 3)));
 }
 
+/* A TCP segment with flags (a whole 20-byte header) to dst:80, IPv4 or IPv6. */
+static uint32_t tcp_frame(uint8_t *f, const char *dst, uint8_t flags)
+{
+	bool v6 = strchr(dst, ':') != NULL;
+	uint32_t len = v6 ? frame6(f, dst, 0, 0, IPPROTO_TCP, 80, 0)
+	                  : frame4(f, 0, dst, IPPROTO_TCP, 80, 0, 0);
+
+	f[len - 8 + 12] = 5 << 4;
+	f[len - 8 + 13] = flags;
+	return len + 12;
+}
+
+static void shed_set(struct fixture *fx, uint32_t on)
+{
+	uint32_t q = 0; /* BPF_PROG_TEST_RUN's RX queue */
+
+	assert_int_equal(bpf_map_update_elem(fx->shed_fd, &q, &on, BPF_ANY), 0);
+}
+
+/*
+ * While queue 0's worker sheds, SYNs opening connections to a VIP are dropped and counted; the
+ * packets of established connections (ACK, SYN-ACK), other MACs' frames and a TCP header cut
+ * before its flags are decided as always. Off again: SYNs are steered.
+ */
+static void test_syn_shed(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t f[FRAME_MAX];
+	uint32_t len;
+	bool moved;
+
+	NEED_FIXTURE(state);
+	shed_set(fx, 1);
+	for (int v6 = 0; v6 < 2; v6++) {
+		const char *vip = v6 ? "2001:db8:100::10" : "203.0.113.10";
+
+		len = tcp_frame(f, vip, 0x02);
+		assert_int_equal(run(fx, f, len, XDP_STAT_DROP_SYN_SHED, &moved), XDP_DROP);
+		assert_true(moved);
+		assert_true(steered(fx, f, tcp_frame(f, vip, 0x10)));
+		assert_true(steered(fx, f, tcp_frame(f, vip, 0x12)));
+		len = tcp_frame(f, vip, 0x02);
+		memset(f, 0xff, 6);
+		assert_true(passed_as(fx, f, len, XDP_STAT_PASS_NOT_OUR_MAC));
+	}
+	/* 8 bytes of TCP header: no flags to read, the pipeline's to drop (drop_tcp_truncated). */
+	assert_true(steered(fx, f, frame4(f, 0, "203.0.113.10", IPPROTO_TCP, 80, 0, 0)));
+	shed_set(fx, 0);
+	assert_true(steered(fx, f, tcp_frame(f, "203.0.113.10", 0x02)));
+}
+
 static void test_other(void **state)
 {
 	struct fixture *fx = *state;
@@ -404,6 +456,7 @@ int main(void)
 	    cmocka_unit_test(test_ipv4),         cmocka_unit_test(test_icmp_gre),
 	    cmocka_unit_test(test_ipv6),         cmocka_unit_test(test_not_our_mac),
 	    cmocka_unit_test(test_dropped_here), cmocka_unit_test(test_other),
+	    cmocka_unit_test(test_syn_shed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
