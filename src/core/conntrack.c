@@ -112,7 +112,7 @@ take:
 }
 
 bool ct_peek(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t *bref,
-             uint32_t *expires, uint8_t *flags)
+             uint32_t *secondary, uint32_t *expires, uint8_t *flags)
 {
 	uint32_t b = ct_bucket_of(t, hash);
 	const struct ct_bucket *h = &t->buckets[b];
@@ -127,6 +127,8 @@ bool ct_peek(const struct ct_table *t, const struct lb_flow_key *k, uint64_t has
 		memcpy(&e, &t->entries[slot], sizeof(e));
 		if (lb_flow_key_eq(&e.key, k)) {
 			*bref = e.bref;
+			if (secondary)
+				*secondary = e.secondary;
 			*expires = __atomic_load_n(&h->expires[i], __ATOMIC_RELAXED);
 			*flags = __atomic_load_n(&h->flags[i], __ATOMIC_RELAXED);
 			return true;

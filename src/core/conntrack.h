@@ -278,9 +278,10 @@ int64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t hash
 /*
  * Looks flow k up without changing anything and without the expiry check, for a reader on
  * another thread (the result is best effort: the worker may be rewriting the bucket). Returns true
- * and the bref, expiry tick and state flags (CT_F_*) if present.
+ * and the bref, secondary (if secondary is not NULL), expiry tick and state flags (CT_F_*) if
+ * present.
  */
 bool ct_peek(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t *bref,
-             uint32_t *expires, uint8_t *flags);
+             uint32_t *secondary, uint32_t *expires, uint8_t *flags);
 
 #endif

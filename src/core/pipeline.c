@@ -892,6 +892,7 @@ int lb_explain(const struct lb_worker *w, const struct lb_snapshot *s, const str
 	out->vip = -1;
 	out->table_backend = LB_BACKEND_NONE;
 	out->backend = LB_BACKEND_NONE;
+	out->secondary = LB_BACKEND_NONE;
 	ai = snapshot_addr_find(s, af, k->dst);
 	if (ai < 0)
 		return -ENOENT;
@@ -905,25 +906,34 @@ int lb_explain(const struct lb_worker *w, const struct lb_snapshot *s, const str
 	out->slot = (uint32_t)(j.hash % s->vips[vip].table_size);
 	out->table_backend = table_choice(s, &j);
 	out->backend = out->table_backend;
+	/* As for a new flow's first packet that is not a SYN. */
+	j.key = *k;
+	j.tcp_flags = 0;
+	j.steer = false;
+	if (out->table_backend != LB_BACKEND_NONE)
+		out->secondary = secondary_usable(s, &j, secondary_of(s, &j, out->table_backend));
 	/* A flow from a source no client can have is dropped before tracking and the table. */
 	out->refused = (uint16_t)source_check(k->family == LB_FLOW_V4 ? 4 : 6, k->src, k->dst);
 	if (out->refused) {
 		out->backend = LB_BACKEND_NONE;
+		out->secondary = LB_BACKEND_NONE;
 		return 0;
 	}
 	if (w) {
-		uint32_t bref, expires;
+		uint32_t bref, sref, expires;
 		uint8_t flags;
 
-		if (ct_peek(w->ct, k, j.hash, &bref, &expires, &flags)) {
+		if (ct_peek(w->ct, k, j.hash, &bref, &sref, &expires, &flags)) {
 			out->tracked = true;
 			out->tracked_bref = bref;
 			out->tracked_expires_ns = (uint64_t)expires << CT_TICK_SHIFT;
 			out->tracked_syn_only = (flags & CT_F_SYN) != 0;
 			out->tracked_closing = (flags & CT_F_FIN) != 0;
 			out->tracked_usable = backend_usable(s, bref, (uint16_t)vip);
-			if (out->tracked_usable)
+			if (out->tracked_usable) {
 				out->backend = LB_BREF_ID(bref);
+				out->secondary = secondary_usable(s, &j, sref);
+			}
 		}
 	}
 	return 0;

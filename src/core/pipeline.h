@@ -100,7 +100,12 @@ struct lb_explanation {
 	bool tracked_syn_only; /* TCP, only bare SYNs seen: tcp_syn_timeout, evicted first */
 	bool tracked_closing;  /* TCP, FIN or RST seen: tcp_fin_timeout */
 	uint16_t backend;      /* where the flow's next packet goes; LB_BACKEND_NONE: dropped */
-	uint16_t refused;      /* the LB_CTR_DROP_* that drops the flow for its source, else 0 */
+	/*
+	 * The previous owner that packet carries (second chance): the tracked entry's, else what a
+	 * packet that is not a SYN would carry; LB_BACKEND_NONE if none.
+	 */
+	uint16_t secondary;
+	uint16_t refused; /* the LB_CTR_DROP_* that drops the flow for its source, else 0 */
 };
 
 /*

@@ -340,7 +340,7 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 	const struct lb_vip *v;
 	json_t *tracked = json_array(), *res;
 	char reason[CP_LINE_MAX], sa[LB_ADDR_STRLEN], va[LB_ADDR_STRLEN], flow[CP_LINE_MAX];
-	uint16_t backend, dport;
+	uint16_t backend, secondary, dport;
 	uint8_t proto;
 	int32_t vi = cp_vip_find(s, req->vip, req->proto, req->dst_port);
 	int32_t usable_worker = -1;
@@ -372,6 +372,7 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 		return NULL;
 	}
 	backend = ex.backend;
+	secondary = ex.secondary;
 	for (uint32_t w = 0; w < cp->h.n_workers; w++) {
 		const struct lb_worker *wk = cp->h.worker ? cp->h.worker(cp->h.ctx, w) : NULL;
 
@@ -384,6 +385,7 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 		if (wx.tracked_usable && usable_worker < 0) {
 			usable_worker = (int32_t)w;
 			backend = wx.backend;
+			secondary = wx.secondary;
 		}
 	}
 	if (ex.refused)
@@ -409,6 +411,9 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 		char h[CP_DIGEST_STRLEN];
 
 		json_object_set_new(res, "hash", json_string(cp_digest_str(ex.hash, h)));
+		/* Second chance: the previous owner the backend (primary) hands unknown packets to.
+		 */
+		json_object_set_new(res, "secondary", cp_addr_json(s, secondary));
 		if (backend != LB_BACKEND_NONE && backend < s->n_backends) {
 			const struct lb_backend *b = &s->backends[backend];
 

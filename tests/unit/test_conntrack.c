@@ -61,11 +61,11 @@ static void test_find_insert(void **state)
 	k2 = k;
 	k2.proto = IPPROTO_UDP;
 	assert_int_equal(ct_find(t, &k2, h, now), -1);
-	assert_true(ct_peek(t, &k, h, &bref, &exp, &fl));
+	assert_true(ct_peek(t, &k, h, &bref, NULL, &exp, &fl));
 	assert_int_equal(bref, 0x00050003u);
 	assert_true(exp > now);
 	assert_int_equal(fl, CT_F_SYN);
-	assert_false(ct_peek(t, &k2, h, &bref, &exp, &fl));
+	assert_false(ct_peek(t, &k2, h, &bref, NULL, &exp, &fl));
 	ct_set_bref(t, slot, 7);
 	assert_int_equal(ct_bref(t, slot), 7);
 	ct_destroy(t);
@@ -177,7 +177,7 @@ static void test_syn_only(void **state)
 	/* Retransmits at 1 s and 3 s: alive until 3 + 5 s, not longer. */
 	ct_touch(t, (uint64_t)s, IPPROTO_TCP, PKT_TCP_SYN, ct_tick(t0 + 1 * SEC));
 	ct_touch(t, (uint64_t)s, IPPROTO_TCP, PKT_TCP_SYN, ct_tick(t0 + 3 * SEC));
-	assert_true(ct_peek(t, &a, ha, &bref, &exp, &fl));
+	assert_true(ct_peek(t, &a, ha, &bref, NULL, &exp, &fl));
 	assert_int_equal(fl, CT_F_SYN);
 	assert_true(ct_find(t, &a, ha, ct_tick(t0 + 7 * SEC)) >= 0);
 	assert_int_equal(ct_find(t, &a, ha, ct_tick(t0 + 9 * SEC)), -1);
@@ -185,17 +185,17 @@ static void test_syn_only(void **state)
 	/* Promoted by the ACK: established, 300 s; a later bare SYN does not demote it. */
 	s = ct_insert(t, &b, hb, 2, PKT_TCP_SYN, ct_tick(t0), &ev);
 	ct_touch(t, (uint64_t)s, IPPROTO_TCP, PKT_TCP_ACK, ct_tick(t0 + 2 * SEC));
-	assert_true(ct_peek(t, &b, hb, &bref, &exp, &fl));
+	assert_true(ct_peek(t, &b, hb, &bref, NULL, &exp, &fl));
 	assert_int_equal(fl, 0);
 	ct_touch(t, (uint64_t)s, IPPROTO_TCP, PKT_TCP_SYN, ct_tick(t0 + 3 * SEC));
-	assert_true(ct_peek(t, &b, hb, &bref, &exp, &fl));
+	assert_true(ct_peek(t, &b, hb, &bref, NULL, &exp, &fl));
 	assert_int_equal(fl, 0);
 	assert_true(ct_find(t, &b, hb, ct_tick(t0 + 302 * SEC)) >= 0);
 	assert_int_equal(ct_find(t, &b, hb, ct_tick(t0 + 304 * SEC)), -1);
 
 	/* A flow first seen mid-connection (an ACK, a failover) is established at once. */
 	ct_insert(t, &a, ha, 1, PKT_TCP_ACK, ct_tick(t0 + 10 * SEC), &ev);
-	assert_true(ct_peek(t, &a, ha, &bref, &exp, &fl));
+	assert_true(ct_peek(t, &a, ha, &bref, NULL, &exp, &fl));
 	assert_int_equal(fl, 0);
 	assert_true(ct_find(t, &a, ha, ct_tick(t0 + 200 * SEC)) >= 0);
 	ct_destroy(t);

@@ -477,6 +477,8 @@ static void test_explain(void **state)
 	assert_int_equal(json_array_size(json_object_get(r, "tracked")), 0);
 	assert_string_equal(row_str(r, "backend_health"), "unchecked");
 	assert_string_equal(row_str(r, "backend_state"), "active");
+	/* No second chance on web, nor a previous generation: no secondary. */
+	assert_true(json_is_null(json_object_get(r, "secondary")));
 	json_decref(resp);
 
 	r = call(f,

@@ -407,6 +407,14 @@ static void test_second_chance(void **state)
 			if (!lb_addr_eq(&s1->backends[old].addr,
 			                &s2->backends[e.table_backend].addr))
 				lb_addr_str(&s1->backends[old].addr, want, sizeof(want));
+			/* explain says it, untracked (as a first packet that is not a SYN) and
+			 * tracked (from the entry). */
+			assert_int_equal(lb_explain(round ? w : NULL, s2, &k, &e), 0);
+			assert_string_equal(
+			    e.secondary == LB_BACKEND_NONE
+			        ? ""
+			        : lb_addr_str(&s2->backends[e.secondary].addr, got, sizeof(got)),
+			    want);
 			assert_int_equal(lb_process(w, s2, &f, NOW_NS), LB_TX);
 			assert_string_equal(tf_outer_dst(&f, got), pri);
 			assert_string_equal(sent_secondary(&f, pkt + 14, n - 14, got), want);
