@@ -76,18 +76,20 @@ void lb_worker_params_init(struct lb_worker_params *p, const struct config_connt
 	    .tcp_syn_timeout = ct->tcp_syn_timeout,
 	    .udp_timeout = ct->udp_timeout,
 	    .icmp_timeout = ct->icmp_timeout,
+	    .ct_max_inserts = ct->max_inserts_per_second,
 	};
 }
 
 struct lb_worker *lb_worker_create(const struct lb_worker_params *p)
 {
 	struct lb_worker *w;
-	struct ct_timeouts to = {
+	struct ct_params cp = {
 	    .tcp = p->tcp_timeout,
 	    .tcp_fin = p->tcp_fin_timeout,
 	    .tcp_syn = p->tcp_syn_timeout,
 	    .udp = p->udp_timeout,
 	    .other = p->icmp_timeout,
+	    .max_inserts = p->ct_max_inserts,
 	};
 
 	if (posix_memalign((void **)&w, 64, sizeof(*w)))
@@ -100,7 +102,7 @@ struct lb_worker *lb_worker_create(const struct lb_worker_params *p)
 		memcpy(b, p->mac, sizeof(p->mac));
 		w->mac48 = eth_dst48(b);
 	}
-	w->ct = ct_create(p->ct_entries, &to);
+	w->ct = ct_create(p->ct_entries, &cp);
 	w->bctr = calloc(LB_BACKEND_IDS_MAX, sizeof(*w->bctr));
 	if (!w->ct || !w->bctr) {
 		lb_worker_destroy(w);
@@ -600,30 +602,29 @@ static inline uint16_t table_choice(const struct lb_snapshot *s, const struct lb
 static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, const struct lb_job *j,
                        uint32_t now)
 {
-	const struct ct_place *pl = &j->place;
+	struct ct_table *ct = w->ct;
 	uint16_t id;
-	int way;
+	int64_t slot;
 
 	if (!j->track)
 		return table_choice(s, j);
-	way = ct_find_way(*pl, &j->key, now);
+	slot = ct_find_at(ct, j->place, &j->key, now);
 	/* Branch hints on the hot path: a tracked flow hits, its backend is usable, it is sent. */
-	if (__builtin_expect(way >= 0, 1)) {
-		uint32_t bref = pl->e[way].bref;
+	if (__builtin_expect(slot >= 0, 1)) {
+		uint32_t bref = ct_bref(ct, (uint64_t)slot);
 
 		if (__builtin_expect(backend_usable(s, bref, j->vip), 1)) {
 			count(w, LB_CTR_CT_HIT);
 			if (j->insert)
-				ct_touch_way(w->ct, pl->h, (unsigned)way, j->key.proto,
-				             j->tcp_flags, now);
+				ct_touch(ct, (uint64_t)slot, j->key.proto, j->tcp_flags, now);
 			return LB_BREF_ID(bref);
 		}
 		id = table_choice(s, j);
 		if (id == LB_BACKEND_NONE || !j->insert)
 			return id;
 		count(w, LB_CTR_CT_RECHOSEN);
-		pl->e[way].bref = LB_BREF(id, s->backends[id].tag);
-		ct_touch_way(w->ct, pl->h, (unsigned)way, j->key.proto, j->tcp_flags, now);
+		ct_set_bref(ct, (uint64_t)slot, LB_BREF(id, s->backends[id].tag));
+		ct_touch(ct, (uint64_t)slot, j->key.proto, j->tcp_flags, now);
 		LB_CTR_ADD(w->bctr[id].flows, 1);
 		return id;
 	}
@@ -636,18 +637,22 @@ static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, const s
 	count(w, LB_CTR_CT_MISS);
 	id = table_choice(s, j);
 	if (id != LB_BACKEND_NONE && j->insert) {
-		enum ct_evict evicted;
+		struct ct_insert_result r;
+		int64_t made = ct_insert(ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag),
+		                         j->tcp_flags, now, &r);
 
-		/* Not inserted: a SYN-only flow, counted as the backend's when it is tracked. */
-		if (ct_insert(w->ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag),
-		              j->tcp_flags, now, &evicted) < 0) {
-			count(w, LB_CTR_CT_SYN_UNTRACKED);
+		/* Not inserted: the flow is counted as the backend's when it is tracked. */
+		if (made < 0) {
+			count(w,
+			      made == -EAGAIN ? LB_CTR_CT_INSERT_LIMITED : LB_CTR_CT_SYN_UNTRACKED);
 			return id;
 		}
-		if (evicted != CT_EVICT_NONE) {
+		if (__builtin_expect(r.moved, 0))
+			LB_CTR_ADD(w->ctr[LB_CTR_CT_MOVED], r.moved);
+		if (r.evicted != CT_EVICT_NONE) {
 			count(w, LB_CTR_CT_EVICTED);
-			count(w, evicted == CT_EVICT_SYN_ONLY ? LB_CTR_CT_EVICTED_SYN
-			                                      : LB_CTR_CT_EVICTED_ESTABLISHED);
+			count(w, r.evicted == CT_EVICT_SYN_ONLY ? LB_CTR_CT_EVICTED_SYN
+			                                        : LB_CTR_CT_EVICTED_ESTABLISHED);
 		}
 		LB_CTR_ADD(w->bctr[id].flows, 1);
 	}
@@ -787,10 +792,12 @@ enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, str
 	return finish(w, s, f, j, now_ns);
 }
 
-static inline void prefetch_job(const struct lb_job *j)
+static inline void prefetch_job(const struct lb_worker *w, const struct lb_job *j, uint32_t now)
 {
 	if (j->prefetch)
-		ct_prefetch_entries(j->place);
+		ct_prefetch_entries(w->ct, j->place, now,
+		                    j->insert &&
+		                        (ct_flags_new(j->key.proto, j->tcp_flags) & CT_F_SYN));
 }
 
 void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
@@ -821,9 +828,9 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 		 * bucket headers (prefetched above) have had the whole classify pass to arrive.
 		 */
 		for (unsigned i = 0; i < m && i < LB_PREFETCH_AHEAD; i++)
-			prefetch_job(&w->jobs[i]);
+			prefetch_job(w, &w->jobs[i], ct_tick(now_ns));
 		for (unsigned i = 0; i + LB_PREFETCH_AHEAD < m; i++) {
-			prefetch_job(&w->jobs[i + LB_PREFETCH_AHEAD]);
+			prefetch_job(w, &w->jobs[i + LB_PREFETCH_AHEAD], ct_tick(now_ns));
 			v[i] = finish(w, s, &f[i], &w->jobs[i], now_ns);
 		}
 		for (unsigned i = m > LB_PREFETCH_AHEAD ? m - LB_PREFETCH_AHEAD : 0; i < m; i++)

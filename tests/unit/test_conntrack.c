@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Connection table tests: lookup by full key, eviction when a bucket is full (SYN-only flows
- * first), timeouts by state, a SYN flood against established flows, size.
+ * first), timeouts by state, a SYN flood against established flows, size; the two-bucket layout
+ * (other buckets, lookups in second buckets, cuckoo moves, no eviction at 90% load, the order of
+ * eviction in a full table) and the insert cap.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +19,7 @@
 
 #define SEC (1000000000ull)
 
-static const struct ct_timeouts TO = {
+static const struct ct_params PARAMS = {
     .tcp = 300, .tcp_fin = 10, .tcp_syn = 5, .udp = 30, .other = 10};
 
 static struct lb_flow_key key4(const char *src, uint16_t sport, uint8_t proto)
@@ -37,11 +40,11 @@ static void test_sizes(void **state)
 
 static void test_find_insert(void **state)
 {
-	struct ct_table *t = ct_create(1024, &TO);
+	struct ct_table *t = ct_create(1024, &PARAMS);
 	struct lb_flow_key k = key4("198.18.100.1", 1000, IPPROTO_TCP), k2 = k;
 	uint64_t h = lb_flow_hash(&k, 1), slot;
 	uint32_t now = ct_tick(100 * SEC), bref, exp;
-	enum ct_evict ev;
+	struct ct_insert_result ev;
 	uint8_t fl;
 
 	(void)state;
@@ -49,7 +52,7 @@ static void test_find_insert(void **state)
 	assert_int_equal(ct_capacity(t), 1024);
 	assert_int_equal(ct_find(t, &k, h, now), -1);
 	slot = (uint64_t)ct_insert(t, &k, h, 0x00050003u, PKT_TCP_SYN, now, &ev);
-	assert_int_equal(ev, CT_EVICT_NONE);
+	assert_int_equal(ev.evicted, CT_EVICT_NONE);
 	assert_int_equal(ct_find(t, &k, h, now), (int64_t)slot);
 	assert_int_equal(ct_bref(t, slot), 0x00050003u);
 	/* Same hash, one key byte different (a forced collision): never confused. */
@@ -74,9 +77,9 @@ static void test_find_insert(void **state)
 /* One bucket (8 ways): the ninth flow evicts the one closest to expiry, nothing else. */
 static void test_eviction(void **state)
 {
-	struct ct_table *t = ct_create(CT_WAYS, &TO);
+	struct ct_table *t = ct_create(CT_WAYS, &PARAMS);
 	struct lb_flow_key k[CT_WAYS + 1];
-	enum ct_evict ev;
+	struct ct_insert_result ev;
 
 	(void)state;
 	assert_int_equal(ct_capacity(t), CT_WAYS);
@@ -84,13 +87,13 @@ static void test_eviction(void **state)
 		k[i] = key4("198.18.100.1", (uint16_t)(2000 + i), IPPROTO_UDP);
 	for (unsigned i = 0; i < CT_WAYS; i++) {
 		ct_insert(t, &k[i], lb_flow_hash(&k[i], 1), i, 0, ct_tick((10 + i) * SEC), &ev);
-		assert_int_equal(ev, CT_EVICT_NONE);
+		assert_int_equal(ev.evicted, CT_EVICT_NONE);
 	}
 	/* Flow 0 is refreshed last: flow 1 is now the oldest. */
 	ct_touch(t, (uint64_t)ct_find(t, &k[0], lb_flow_hash(&k[0], 1), ct_tick(20 * SEC)),
 	         IPPROTO_UDP, 0, ct_tick(20 * SEC));
 	ct_insert(t, &k[CT_WAYS], lb_flow_hash(&k[CT_WAYS], 1), 99, 0, ct_tick(21 * SEC), &ev);
-	assert_int_equal(ev, CT_EVICT_ESTABLISHED);
+	assert_int_equal(ev.evicted, CT_EVICT_ESTABLISHED);
 	assert_int_equal(ct_find(t, &k[1], lb_flow_hash(&k[1], 1), ct_tick(21 * SEC)), -1);
 	for (unsigned i = 0; i <= CT_WAYS; i++)
 		if (i != 1)
@@ -102,9 +105,9 @@ static void test_eviction(void **state)
 /* Expired ways are reused without counting an eviction. */
 static void test_expired_reuse(void **state)
 {
-	struct ct_table *t = ct_create(CT_WAYS, &TO);
+	struct ct_table *t = ct_create(CT_WAYS, &PARAMS);
 	struct lb_flow_key k;
-	enum ct_evict ev;
+	struct ct_insert_result ev;
 
 	(void)state;
 	for (unsigned i = 0; i < CT_WAYS; i++) {
@@ -113,7 +116,7 @@ static void test_expired_reuse(void **state)
 	}
 	k = key4("198.18.100.2", 4000, IPPROTO_UDP);
 	ct_insert(t, &k, lb_flow_hash(&k, 1), 1, 0, ct_tick(50 * SEC), &ev);
-	assert_int_equal(ev, CT_EVICT_NONE);
+	assert_int_equal(ev.evicted, CT_EVICT_NONE);
 	ct_destroy(t);
 }
 
@@ -123,12 +126,12 @@ static void test_expired_reuse(void **state)
  */
 static void test_timeouts(void **state)
 {
-	struct ct_table *t = ct_create(1024, &TO);
+	struct ct_table *t = ct_create(1024, &PARAMS);
 	struct lb_flow_key u = key4("198.18.100.3", 1, IPPROTO_UDP);
 	struct lb_flow_key c = key4("198.18.100.3", 2, IPPROTO_TCP);
 	uint64_t hu = lb_flow_hash(&u, 9), hc = lb_flow_hash(&c, 9), t0 = 5000 * SEC;
 	int64_t s;
-	enum ct_evict ev;
+	struct ct_insert_result ev;
 
 	(void)state;
 	ct_insert(t, &u, hu, 1, 0, ct_tick(t0), &ev);
@@ -161,12 +164,12 @@ static void test_timeouts(void **state)
  */
 static void test_syn_only(void **state)
 {
-	struct ct_table *t = ct_create(1024, &TO);
+	struct ct_table *t = ct_create(1024, &PARAMS);
 	struct lb_flow_key a = key4("198.18.100.5", 1, IPPROTO_TCP);
 	struct lb_flow_key b = key4("198.18.100.5", 2, IPPROTO_TCP);
 	uint64_t ha = lb_flow_hash(&a, 9), hb = lb_flow_hash(&b, 9), t0 = 7000 * SEC;
 	uint32_t bref, exp;
-	enum ct_evict ev;
+	struct ct_insert_result ev;
 	uint8_t fl;
 	int64_t s;
 
@@ -209,11 +212,11 @@ static void test_syn_only(void **state)
  */
 static void test_syn_eviction_order(void **state)
 {
-	struct ct_table *t = ct_create(CT_WAYS, &TO);
+	struct ct_table *t = ct_create(CT_WAYS, &PARAMS);
 	struct lb_flow_key k[CT_WAYS + 4];
 	uint64_t h[CT_WAYS + 4];
 	uint32_t now = ct_tick(1000 * SEC);
-	enum ct_evict ev;
+	struct ct_insert_result ev;
 
 	(void)state;
 	for (unsigned i = 0; i < CT_WAYS + 4; i++) {
@@ -228,27 +231,27 @@ static void test_syn_eviction_order(void **state)
 	now = ct_tick(1299 * SEC);
 	/* An established newcomer takes the SYN-only way closest to expiry (6). */
 	assert_true(ct_insert(t, &k[8], h[8], 8, PKT_TCP_ACK, now, &ev) >= 0);
-	assert_int_equal(ev, CT_EVICT_SYN_ONLY);
+	assert_int_equal(ev.evicted, CT_EVICT_SYN_ONLY);
 	assert_int_equal(ct_find(t, &k[6], h[6], now), -1);
 	assert_true(ct_find(t, &k[7], h[7], now) >= 0);
 	/* A SYN-only one takes the other SYN-only way (7), then its own. */
 	assert_true(ct_insert(t, &k[9], h[9], 9, PKT_TCP_SYN, now, &ev) >= 0);
-	assert_int_equal(ev, CT_EVICT_SYN_ONLY);
+	assert_int_equal(ev.evicted, CT_EVICT_SYN_ONLY);
 	assert_int_equal(ct_find(t, &k[7], h[7], now), -1);
 	assert_true(ct_insert(t, &k[10], h[10], 10, PKT_TCP_SYN, now, &ev) >= 0);
-	assert_int_equal(ev, CT_EVICT_SYN_ONLY);
+	assert_int_equal(ev.evicted, CT_EVICT_SYN_ONLY);
 	assert_int_equal(ct_find(t, &k[9], h[9], now), -1);
 	/* Promote 10: eight established ways. A bare SYN is refused and changes nothing. */
 	ct_touch(t, (uint64_t)ct_find(t, &k[10], h[10], now), IPPROTO_TCP, PKT_TCP_ACK, now);
-	assert_int_equal(ct_insert(t, &k[11], h[11], 11, PKT_TCP_SYN, now, &ev), -1);
-	assert_int_equal(ev, CT_EVICT_NONE);
+	assert_int_equal(ct_insert(t, &k[11], h[11], 11, PKT_TCP_SYN, now, &ev), -ENOSPC);
+	assert_int_equal(ev.evicted, CT_EVICT_NONE);
 	assert_int_equal(ct_find(t, &k[11], h[11], now), -1);
 	for (unsigned i = 0; i <= 10; i++)
 		if (i != 6 && i != 7 && i != 9)
 			assert_true(ct_find(t, &k[i], h[i], now) >= 0);
 	/* An established newcomer evicts the established way closest to expiry (0). */
 	assert_true(ct_insert(t, &k[11], h[11], 11, PKT_TCP_ACK, now, &ev) >= 0);
-	assert_int_equal(ev, CT_EVICT_ESTABLISHED);
+	assert_int_equal(ev.evicted, CT_EVICT_ESTABLISHED);
 	assert_int_equal(ct_find(t, &k[0], h[0], now), -1);
 	assert_true(ct_find(t, &k[1], h[1], now) >= 0);
 	ct_destroy(t);
@@ -275,11 +278,11 @@ static struct lb_flow_key flood_key(unsigned i, bool syn)
  */
 static void test_syn_flood(void **state)
 {
-	struct ct_table *t = ct_create(FLOOD_ENTRIES, &TO);
+	struct ct_table *t = ct_create(FLOOD_ENTRIES, &PARAMS);
 	static bool live[FLOOD_LIVE];
 	uint64_t t0 = 9000 * SEC;
 	unsigned n_live = 0, n_syn = 0, refused = 0, evicted_syn = 0;
-	enum ct_evict ev;
+	struct ct_insert_result ev;
 
 	(void)state;
 	for (unsigned i = 0; i < FLOOD_LIVE; i++) {
@@ -301,8 +304,8 @@ static void test_syn_flood(void **state)
 
 		refused +=
 		    ct_insert(t, &k, lb_flow_hash(&k, 5), i, PKT_TCP_SYN, ct_tick(now), &ev) < 0;
-		assert_int_not_equal(ev, CT_EVICT_ESTABLISHED);
-		evicted_syn += ev == CT_EVICT_SYN_ONLY;
+		assert_int_not_equal(ev.evicted, CT_EVICT_ESTABLISHED);
+		evicted_syn += ev.evicted == CT_EVICT_SYN_ONLY;
 	}
 	assert_true(evicted_syn > FLOOD_SYNS / 2); /* the flood did fill the table */
 	assert_true(refused > 0); /* and reached buckets full of established flows */
@@ -332,9 +335,9 @@ static void test_syn_flood(void **state)
 /* A full table of many buckets keeps working: inserts evict, lookups of recent flows hit. */
 static void test_full_table(void **state)
 {
-	struct ct_table *t = ct_create(4096, &TO);
+	struct ct_table *t = ct_create(4096, &PARAMS);
 	unsigned evicted = 0, hits = 0;
-	enum ct_evict ev;
+	struct ct_insert_result ev;
 
 	(void)state;
 	for (unsigned i = 0; i < 3 * 4096; i++) {
@@ -342,7 +345,7 @@ static void test_full_table(void **state)
 
 		k.dport = (uint16_t)(i >> 16);
 		ct_insert(t, &k, lb_flow_hash(&k, 3), i, 0, ct_tick((uint64_t)i * 1000), &ev);
-		evicted += ev != CT_EVICT_NONE;
+		evicted += ev.evicted != CT_EVICT_NONE;
 	}
 	assert_true(evicted >= 2 * 4096);
 	for (unsigned i = 3 * 4096 - 256; i < 3 * 4096; i++) {
