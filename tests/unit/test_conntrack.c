@@ -10,9 +10,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
+#include "base/util.h"
 #include "core/conntrack.h"
 #include "core/pkt.h"
 #include "tcfg.h"
@@ -358,6 +360,333 @@ static void test_full_table(void **state)
 	ct_destroy(t);
 }
 
+#define SEED 7u /* flow hash seed of the layout tests */
+
+/* Distinct flow n (up to 2^24): source 198.18.0.0/15 by n / 256, source port by n % 256. */
+static struct lb_flow_key flow_n(unsigned n, uint8_t proto)
+{
+	struct lb_flow_key k = key4("198.18.0.0", 0, proto);
+
+	k.src[1] = (uint8_t)(18 + (n >> 24));
+	k.src[2] = (uint8_t)(n >> 16);
+	k.src[3] = (uint8_t)(n >> 8);
+	k.sport = (uint16_t)(1024 + (n & 0xff));
+	return k;
+}
+
+/*
+ * The layout's invariants, from scratch: every live way holds a flow whose signature it has, in
+ * the flow's first bucket, or in its second with the way's second bit set; and every bucket's away
+ * count is the number of ways with that bit whose flow's first bucket it is, plus the decrements
+ * still deferred (CT_AWAY_DEFER).
+ */
+static void check_layout(const struct ct_table *t, uint64_t seed, uint32_t now)
+{
+	uint32_t *away = calloc(t->n_buckets, sizeof(*away));
+
+	assert_non_null(away);
+	for (uint32_t b = 0; b < t->n_buckets; b++) {
+		const struct ct_bucket *h = &t->buckets[b];
+
+		for (unsigned i = 0; i < CT_WAYS; i++) {
+			const struct ct_entry *e = &t->entries[(uint64_t)b * CT_WAYS + i];
+			uint64_t hash = lb_flow_hash(&e->key, seed);
+			bool second = h->second & (1u << i);
+
+			if (second)
+				away[ct_other_bucket(t, b, h->sig[i])]++;
+			if (h->sig[i] == 0 || ct_expired(h->expires[i], now))
+				continue;
+			assert_int_equal(h->sig[i], ct_sig_of(hash));
+			if (second) {
+				assert_int_not_equal(ct_bucket_of(t, hash), b);
+				assert_int_equal(ct_other_bucket(t, b, h->sig[i]),
+				                 ct_bucket_of(t, hash));
+			} else {
+				assert_int_equal(ct_bucket_of(t, hash), b);
+			}
+		}
+	}
+	for (uint32_t x = 0; x < t->defer_n; x++)
+		away[t->defer[(t->defer_head + x) % CT_AWAY_DEFER]]++;
+	for (uint32_t b = 0; b < t->n_buckets; b++)
+		if (t->buckets[b].away != CT_AWAY_STICKY)
+			assert_int_equal(t->buckets[b].away, away[b]);
+	free(away);
+}
+
+/* The other bucket of the other bucket is the bucket itself, for every bucket count and signature.
+ */
+static void test_other_bucket(void **state)
+{
+	static const uint32_t entries[] = {CT_WAYS, 2 * CT_WAYS, 3 * CT_WAYS, 1000, 4096, 1u << 20};
+	unsigned differs = 0;
+
+	(void)state;
+	for (unsigned n = 0; n < ARRAY_SIZE(entries); n++) {
+		struct ct_table *t = ct_create(entries[n], &PARAMS);
+
+		assert_non_null(t);
+		for (uint32_t sig = 1; sig <= UINT16_MAX; sig += 7) {
+			uint32_t b = (uint32_t)(((uint64_t)sig * 2654435761u) % t->n_buckets);
+			uint32_t o = ct_other_bucket(t, b, (uint16_t)sig);
+
+			assert_true(o < t->n_buckets);
+			assert_int_equal(ct_other_bucket(t, o, (uint16_t)sig), b);
+			differs += o != b;
+		}
+		ct_destroy(t);
+	}
+	assert_true(differs > 4 * (UINT16_MAX / 7)); /* two buckets, all but 1 in n_buckets */
+}
+
+#define FILL_ENTRIES 65536u /* table of the 90% fill test, flows */
+
+/*
+ * 90% of a table's capacity in distinct flows, all live: not one is evicted (the 8-way single
+ * bucket evicted ~10% of them), some had to be moved to get there, and every one is found.
+ */
+static void test_fill_90(void **state)
+{
+	struct ct_table *t = ct_create(FILL_ENTRIES, &PARAMS);
+	uint32_t now = ct_tick(100 * SEC), moved = 0, n = FILL_ENTRIES * 9 / 10;
+	struct ct_insert_result ev;
+
+	(void)state;
+	for (unsigned i = 0; i < n; i++) {
+		struct lb_flow_key k = flow_n(i, IPPROTO_UDP);
+
+		assert_true(ct_insert(t, &k, lb_flow_hash(&k, SEED), i, 0, now, &ev) >= 0);
+		if (ev.evicted != CT_EVICT_NONE)
+			fail_msg("flow %u of %u evicted a live flow", i, n);
+		assert_true(ev.moved <= CT_CUCKOO_DEPTH);
+		moved += ev.moved;
+	}
+	assert_true(moved > 0);
+	for (unsigned i = 0; i < n; i++) {
+		struct lb_flow_key k = flow_n(i, IPPROTO_UDP);
+		int64_t slot = ct_find(t, &k, lb_flow_hash(&k, SEED), now);
+
+		assert_true(slot >= 0);
+		assert_int_equal(ct_bref(t, (uint64_t)slot), i);
+	}
+	check_layout(t, SEED, now);
+	ct_destroy(t);
+}
+
+/*
+ * Twelve flows with the same first bucket: eight fill it, four go to their second buckets, which
+ * lookups and ct_peek then search (away counts them); they expire there like anywhere, and their
+ * ways are reused.
+ */
+static void test_second_bucket(void **state)
+{
+	struct ct_table *t = ct_create(4096, &PARAMS);
+	struct lb_flow_key k[12];
+	uint64_t h[12] = {0};
+	uint32_t now = ct_tick(100 * SEC), bref, exp;
+	unsigned found = 0;
+	struct ct_insert_result ev;
+	uint8_t fl;
+
+	(void)state;
+	memset(k, 0, sizeof(k));
+	for (unsigned n = 0; found < 12 && n < 1u << 20; n++) {
+		k[found] = flow_n(n, IPPROTO_UDP);
+		h[found] = lb_flow_hash(&k[found], SEED);
+		found += ct_bucket_of(t, h[found]) == 0 &&
+		         ct_other_bucket(t, 0, ct_sig_of(h[found])) != 0;
+	}
+	assert_int_equal(found, 12);
+	for (unsigned i = 0; i < 12; i++) {
+		int64_t slot = ct_insert(t, &k[i], h[i], 100 + i, 0, now, &ev);
+		uint32_t b = i < CT_WAYS ? 0 : ct_other_bucket(t, 0, ct_sig_of(h[i]));
+
+		assert_int_equal(ev.evicted, CT_EVICT_NONE);
+		assert_int_equal(slot / CT_WAYS, b);
+	}
+	assert_int_equal(t->buckets[0].away, 4);
+	for (unsigned i = 0; i < 12; i++) {
+		assert_int_equal(ct_bref(t, (uint64_t)ct_find(t, &k[i], h[i], now)), 100 + i);
+		assert_true(ct_peek(t, &k[i], h[i], &bref, &exp, &fl));
+		assert_int_equal(bref, 100 + i);
+	}
+	check_layout(t, SEED, now);
+	/* 31 s later (UDP: 30 s) all have expired; a flow of bucket 0 takes way 0 again. */
+	now = ct_tick(131 * SEC);
+	for (unsigned i = 0; i < 12; i++)
+		assert_int_equal(ct_find(t, &k[i], h[i], now), -1);
+	assert_int_equal(ct_insert(t, &k[11], h[11], 7, 0, now, &ev), 0);
+	assert_int_equal(ct_find(t, &k[11], h[11], now), 0);
+	assert_true(ct_peek(t, &k[11], h[11], &bref, &exp, &fl));
+	assert_int_equal(bref, 7); /* the live copy, not the expired one in its second bucket */
+	check_layout(t, SEED, now);
+	ct_destroy(t);
+}
+
+/*
+ * A small table filled until an insert finds both its buckets full: room is made by moving flows
+ * (at most CT_CUCKOO_DEPTH), nothing is evicted, and every flow inserted before is still found.
+ */
+static void test_cuckoo_move(void **state)
+{
+	struct ct_table *t = ct_create(16 * CT_WAYS, &PARAMS);
+	uint32_t now = ct_tick(100 * SEC);
+	struct ct_insert_result ev;
+	unsigned n = 0;
+
+	(void)state;
+	do {
+		struct lb_flow_key k = flow_n(n, IPPROTO_TCP);
+
+		assert_true(ct_insert(t, &k, lb_flow_hash(&k, SEED), n, PKT_TCP_ACK, now, &ev) >=
+		            0);
+		assert_int_equal(ev.evicted, CT_EVICT_NONE);
+		assert_true(ev.moved <= CT_CUCKOO_DEPTH);
+		n++;
+	} while (!ev.moved && n < ct_capacity(t));
+	assert_true(ev.moved > 0);
+	for (unsigned i = 0; i < n; i++) {
+		struct lb_flow_key k = flow_n(i, IPPROTO_TCP);
+		int64_t slot = ct_find(t, &k, lb_flow_hash(&k, SEED), now);
+
+		assert_true(slot >= 0);
+		assert_int_equal(ct_bref(t, (uint64_t)slot), i);
+	}
+	check_layout(t, SEED, now);
+	ct_destroy(t);
+}
+
+/* Of a flow's first and second buckets (c = 0, 1): has a free way, has a live SYN-only way. */
+struct two_buckets {
+	uint32_t b[2];
+	bool free[2], syn[2];
+};
+
+static struct two_buckets two_buckets_of(const struct ct_table *t, uint64_t hash, uint32_t now)
+{
+	struct two_buckets x = {{ct_bucket_of(t, hash), 0}, {false, false}, {false, false}};
+
+	x.b[1] = ct_other_bucket(t, x.b[0], ct_sig_of(hash));
+	for (unsigned c = 0; c < 2; c++)
+		for (unsigned i = 0; i < CT_WAYS; i++) {
+			const struct ct_bucket *h = &t->buckets[x.b[c]];
+			bool live = h->sig[i] && !ct_expired(h->expires[i], now);
+
+			x.free[c] |= !live;
+			x.syn[c] |= live && (h->flags[i] & CT_F_SYN);
+		}
+	return x;
+}
+
+#define FULL_ENTRIES 4096u /* table of the full-table eviction order test, flows */
+
+/*
+ * A full table (75% established, the rest and more SYN-only): a SYN-only newcomer never moves or
+ * evicts an established flow, goes to its first bucket whenever that has room or a SYN-only flow,
+ * and is refused only when neither bucket has; an established newcomer evicts a SYN-only flow
+ * whenever one of its buckets holds one (and no way is free), and an established flow only when
+ * neither does.
+ */
+static void test_full_eviction_order(void **state)
+{
+	struct ct_table *t = ct_create(FULL_ENTRIES, &PARAMS);
+	uint32_t now = ct_tick(1000 * SEC);
+	unsigned n_est = FULL_ENTRIES * 3 / 4, refused = 0, evicted_est = 0, evicted_syn = 0;
+	struct ct_insert_result ev;
+
+	(void)state;
+	for (unsigned i = 0; i < n_est; i++) {
+		struct lb_flow_key k = flow_n(i, IPPROTO_TCP);
+
+		ct_insert(t, &k, lb_flow_hash(&k, SEED), i, PKT_TCP_ACK, now, &ev);
+		assert_int_equal(ev.evicted, CT_EVICT_NONE);
+	}
+	/* SYN-only newcomers: their first bucket if it has room or a SYN-only way, never moving. */
+	for (unsigned i = n_est; i < n_est + 2 * FULL_ENTRIES; i++) {
+		struct lb_flow_key k = flow_n(i, IPPROTO_TCP);
+		uint64_t hash = lb_flow_hash(&k, SEED);
+		struct two_buckets x = two_buckets_of(t, hash, now);
+		int64_t r = ct_insert(t, &k, hash, i, PKT_TCP_SYN, now, &ev);
+
+		assert_int_not_equal(ev.evicted, CT_EVICT_ESTABLISHED);
+		assert_int_equal(ev.moved, 0);
+		if (x.free[0] || x.syn[0]) {
+			assert_int_equal(r / CT_WAYS, x.b[0]);
+		} else if (x.free[1] || x.syn[1]) {
+			assert_int_equal(r / CT_WAYS, x.b[1]);
+		} else {
+			assert_int_equal(r, -ENOSPC);
+			refused++;
+		}
+	}
+	assert_true(refused > 0);
+	for (unsigned i = 0; i < n_est; i++) {
+		struct lb_flow_key k = flow_n(i, IPPROTO_TCP);
+
+		assert_true(ct_find(t, &k, lb_flow_hash(&k, SEED), now) >= 0);
+	}
+	/* Established newcomers: a free way, else a SYN-only way, else a move or an eviction. */
+	for (unsigned i = 3 * FULL_ENTRIES; i < 3 * FULL_ENTRIES + FULL_ENTRIES / 2; i++) {
+		struct lb_flow_key k = flow_n(i, IPPROTO_TCP);
+		uint64_t hash = lb_flow_hash(&k, SEED);
+		struct two_buckets x = two_buckets_of(t, hash, now);
+
+		assert_true(ct_insert(t, &k, hash, i, PKT_TCP_ACK, now, &ev) >= 0);
+		if (x.free[0] || x.free[1])
+			assert_int_equal(ev.evicted, CT_EVICT_NONE);
+		else if (x.syn[0] || x.syn[1])
+			assert_int_equal(ev.evicted, CT_EVICT_SYN_ONLY);
+		else
+			assert_true(ev.evicted == CT_EVICT_ESTABLISHED || ev.moved > 0);
+		evicted_syn += ev.evicted == CT_EVICT_SYN_ONLY;
+		evicted_est += ev.evicted == CT_EVICT_ESTABLISHED;
+	}
+	assert_true(evicted_syn > 0);
+	assert_true(evicted_est > 0);
+	check_layout(t, SEED, now);
+	ct_destroy(t);
+}
+
+/*
+ * max_inserts entries a second: the next new flow in the same second is refused (-EAGAIN) and
+ * leaves nothing behind; a second later there is room again. Lookups and refreshes are not
+ * counted, and 0 is unlimited.
+ */
+static void test_insert_cap(void **state)
+{
+	struct ct_params p = PARAMS;
+	struct ct_table *t, *unlimited = ct_create(1024, &PARAMS);
+	uint64_t t0 = 500 * SEC;
+	struct ct_insert_result ev;
+	struct lb_flow_key k;
+
+	(void)state;
+	p.max_inserts = 100;
+	t = ct_create(1024, &p);
+	for (unsigned i = 0; i < 100; i++) {
+		k = flow_n(i, IPPROTO_UDP);
+		assert_true(ct_insert(t, &k, lb_flow_hash(&k, SEED), i, 0, ct_tick(t0), &ev) >= 0);
+		assert_true(
+		    ct_insert(unlimited, &k, lb_flow_hash(&k, SEED), i, 0, ct_tick(t0), &ev) >= 0);
+	}
+	k = flow_n(0, IPPROTO_UDP);
+	ct_touch(t, (uint64_t)ct_find(t, &k, lb_flow_hash(&k, SEED), ct_tick(t0)), IPPROTO_UDP, 0,
+	         ct_tick(t0 + SEC / 2));
+	k = flow_n(100, IPPROTO_UDP);
+	assert_int_equal(
+	    ct_insert(t, &k, lb_flow_hash(&k, SEED), 100, 0, ct_tick(t0 + SEC / 2), &ev), -EAGAIN);
+	assert_int_equal(ev.evicted, CT_EVICT_NONE);
+	assert_int_equal(ct_find(t, &k, lb_flow_hash(&k, SEED), ct_tick(t0 + SEC / 2)), -1);
+	assert_true(ct_insert(unlimited, &k, lb_flow_hash(&k, SEED), 100, 0, ct_tick(t0), &ev) >=
+	            0);
+	assert_true(ct_insert(t, &k, lb_flow_hash(&k, SEED), 100, 0, ct_tick(t0 + 2 * SEC), &ev) >=
+	            0);
+	assert_true(ct_find(t, &k, lb_flow_hash(&k, SEED), ct_tick(t0 + 2 * SEC)) >= 0);
+	ct_destroy(t);
+	ct_destroy(unlimited);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,6 +699,12 @@ int main(void)
 	    cmocka_unit_test(test_syn_eviction_order),
 	    cmocka_unit_test(test_syn_flood),
 	    cmocka_unit_test(test_full_table),
+	    cmocka_unit_test(test_other_bucket),
+	    cmocka_unit_test(test_fill_90),
+	    cmocka_unit_test(test_second_bucket),
+	    cmocka_unit_test(test_cuckoo_move),
+	    cmocka_unit_test(test_full_eviction_order),
+	    cmocka_unit_test(test_insert_cap),
 	};
 
 	return cmocka_run_group_tests_name("conntrack", tests, NULL, NULL);
