@@ -3,12 +3,15 @@
  * Connection table of one worker: a fixed-size hash table of flows to backend references, with
  * per-state timeouts. A flow may live in either of two 8-way buckets (two-choice, partial-key
  * cuckoo hashing): its first bucket, which its flow hash gives, and its second, which the first
- * and its signature give. A new flow takes a free or expired way of either; when both are full,
- * a live flow is moved to its other bucket to make room (a bounded search), and only when none
- * can be moved is one evicted: a SYN-only entry before any other, the one closest to expiry
- * first. Below ~90% load practically no live flow is evicted (docs/pipeline.md has the figures).
- * Allocated once at creation; no allocation on the packet path. Single writer (its worker); see
- * ct_peek for readers on other threads.
+ * and its signature give. A new flow takes a free or expired way of its first bucket, else of its
+ * second; when both are full, live flows are moved to their other buckets to make room (a bounded
+ * search), and only when none can be is one evicted: a SYN-only entry before any other, the one
+ * closest to expiry first (ct_insert has the whole order, and what a SYN-only flow may take). Up
+ * to 90% load no live flow is evicted (bench_conntrack; docs/pipeline.md has the figures).
+ * Allocated once at creation; no allocation on the packet path; a lookup reads one bucket header
+ * (two for the few flows away from their first bucket) and the entry. Single writer (its
+ * worker); see ct_peek for readers on other threads. Optionally at most so many new entries a
+ * second (ct_params.max_inserts).
  */
 #ifndef MAGLEV_CORE_CONNTRACK_H
 #define MAGLEV_CORE_CONNTRACK_H
@@ -29,12 +32,12 @@
 #define CT_TICK_SHIFT  20u        /* a tick is 2^20 ns (~1.05 ms): the unit of expiry times */
 /*
  * Making room for a new flow when both its buckets are full: a breadth-first search for a free
- * way among the other buckets of the flows in them (level 1: 2 x 8 buckets), then among those
- * buckets' flows' other buckets (level 2), reading at most CT_CUCKOO_PROBES bucket headers and
- * moving at most CT_CUCKOO_DEPTH flows. It bounds the work of one insert (~50 cache misses at
- * worst, only when both buckets are full: at 90% load about 1 insert in 1000 searches past level
- * 1); with these bounds no live flow is evicted up to ~90-95% load (level 1 alone: ~0.05% of the
- * inserts between 75% and 90% load evict).
+ * way among the other buckets of the flows in them (depth 1: 2 x 8 buckets), then among those
+ * buckets' flows' other buckets (depth 2), reading at most CT_CUCKOO_PROBES bucket headers
+ * (prefetched as they are queued) and moving at most CT_CUCKOO_DEPTH flows: it bounds the work of
+ * one insert, and only an insert whose two buckets are full searches. Filling a 2M-flow table
+ * with distinct flows, no live flow is evicted up to 90% load and 0.003% of the inserts evict up
+ * to 95%; with depth 1 alone, 0.018% and 0.32% (bench_conntrack).
  */
 #define CT_CUCKOO_DEPTH  2u  /* flows one insert may move */
 #define CT_CUCKOO_PROBES 48u /* bucket headers one insert may read while searching */
@@ -186,7 +189,6 @@ static inline void ct_prefetch_line(const void *p)
 struct ct_place {
 	struct ct_bucket *h; /* the first bucket's header */
 	struct ct_entry *e;  /* its CT_WAYS entries */
-	uint32_t b;          /* its index */
 	uint16_t sig;
 };
 
@@ -194,8 +196,14 @@ static inline struct ct_place ct_place_of(const struct ct_table *t, uint64_t has
 {
 	uint32_t b = ct_bucket_of(t, hash);
 
-	return (struct ct_place){&t->buckets[b], &t->entries[(uint64_t)b * CT_WAYS], b,
+	return (struct ct_place){&t->buckets[b], &t->entries[(uint64_t)b * CT_WAYS],
 	                         ct_sig_of(hash)};
+}
+
+/* The second bucket of the flow at place pl (its index is not kept: only misses need it). */
+static inline uint32_t ct_place_other(const struct ct_table *t, struct ct_place pl)
+{
+	return ct_other_bucket(t, (uint32_t)(pl.h - t->buckets), pl.sig);
 }
 
 /* Starts loading the first bucket header of place pl. */
@@ -288,35 +296,44 @@ static inline unsigned ct_soonest(const struct ct_bucket *h, uint32_t m, uint32_
 }
 
 /*
- * Starts loading what the lookup of place pl at tick now, and an insert if it misses, will read
- * and write after its first bucket header (call once ct_prefetch had time to land): the entries
- * whose signature matches. If none does, the flow's second bucket header when the lookup will read
- * it (flows of this bucket live in their second buckets) or an insert will (no way of this bucket
- * is free, and for a flow that would start SYN-only, syn_only, none is SYN-only either: see
- * ct_insert); and the entry of this bucket an insert would most likely write (a store that misses
- * the cache holds up every later store of the worker until its line arrives): a free way, else
- * for syn_only the SYN-only way closest to expiry, else the way closest to expiry.
+ * Starts loading what the lookup of place pl will read after its first bucket header (call once
+ * ct_prefetch had time to land): the entries whose signature matches. Returns false if none does
+ * (then see ct_prefetch_miss).
  */
-static inline void ct_prefetch_entries(const struct ct_table *t, struct ct_place pl, uint32_t now,
-                                       bool syn_only)
+static inline bool ct_prefetch_entries(struct ct_place pl)
 {
-	uint32_t m = ct_sig_match(pl.h, pl.sig), free, syn, left;
+	uint32_t m = ct_sig_match(pl.h, pl.sig);
 
-	if (!m) {
-		free = ct_free_mask(pl.h, now);
-		syn = free ? 0 : syn_only ? ct_syn_mask(pl.h) : (1u << CT_WAYS) - 1;
-		if (pl.h->away || !free)
-			ct_prefetch_line(&t->buckets[ct_other_bucket(t, pl.b, pl.sig)]);
-		if (free)
-			ct_prefetch_entry(&pl.e[__builtin_ctz(free)]);
-		else if (syn)
-			ct_prefetch_entry(&pl.e[ct_soonest(pl.h, syn, now, &left)]);
-		return;
-	}
+	if (!m)
+		return false;
 	do {
 		ct_prefetch_entry(&pl.e[__builtin_ctz(m)]);
 		m &= m - 1;
 	} while (m);
+	return true;
+}
+
+/*
+ * For place pl at tick now whose first bucket has no way of its signature (ct_prefetch_entries
+ * returned false): starts loading the flow's second bucket header when the lookup will read it
+ * (flows of this bucket live in their second buckets) or an insert will (no way of this bucket is
+ * free, and for a flow that would start SYN-only, syn_only, none is SYN-only either: see
+ * ct_insert); and the entry of this bucket an insert would most likely write (a store that misses
+ * the cache holds up every later store of the worker until its line arrives): a free way, else
+ * for syn_only the SYN-only way closest to expiry, else the way closest to expiry.
+ */
+static inline void ct_prefetch_miss(const struct ct_table *t, struct ct_place pl, uint32_t now,
+                                    bool syn_only)
+{
+	uint32_t free = ct_free_mask(pl.h, now), left;
+	uint32_t syn = free ? 0 : syn_only ? ct_syn_mask(pl.h) : (1u << CT_WAYS) - 1;
+
+	if (pl.h->away || !free)
+		ct_prefetch_line(&t->buckets[ct_place_other(t, pl)]);
+	if (free)
+		ct_prefetch_entry(&pl.e[__builtin_ctz(free)]);
+	else if (syn)
+		ct_prefetch_entry(&pl.e[ct_soonest(pl.h, syn, now, &left)]);
 }
 
 /* The way of bucket h (entries e) holding the live flow k with signature sig at tick now, or -1. */
@@ -335,34 +352,56 @@ static inline int ct_find_way(const struct ct_bucket *h, const struct ct_entry *
 	return -1;
 }
 
+/* A way that holds a flow: its bucket header, its index there, and its entry. */
+struct ct_ref {
+	struct ct_bucket *h;
+	struct ct_entry *e;
+	unsigned way;
+};
+
 /*
- * Finds the live flow k at place pl (ct_place_of its flow hash) at tick now: its slot (bucket *
- * CT_WAYS + way), or -1. Cache lines read: a flow in its first bucket costs that header and its
- * entry (one line, or two for the half of the ways whose 48 bytes straddle two); a flow in its
- * second bucket, and a miss for a bucket some of whose flows live in their second, also that
- * bucket's header (and the entry); any other miss, the first header alone. Both headers would
- * cost a line more on every lookup: at half load 98% of the buckets have no flow away.
+ * Finds the live flow k at place pl (ct_place_of its flow hash) at tick now: true and its way in
+ * *r, or false. Cache lines read: a flow in its first bucket costs that header and its entry (one
+ * line, or two for the half of the ways whose 48 bytes straddle two); a flow in its second bucket,
+ * and a miss for a bucket some of whose flows live in their second, also that bucket's header
+ * (and the entry); any other miss, the first header alone. Both headers would cost a line more on
+ * every lookup: at half load 98% of the buckets have no flow away.
  */
-static inline int64_t ct_find_at(const struct ct_table *t, struct ct_place pl,
-                                 const struct lb_flow_key *k, uint32_t now)
+static inline bool ct_lookup(const struct ct_table *t, struct ct_place pl,
+                             const struct lb_flow_key *k, uint32_t now, struct ct_ref *r)
 {
 	int i = ct_find_way(pl.h, pl.e, pl.sig, k, now);
 	uint32_t b2;
 
-	if (__builtin_expect(i >= 0, 1))
-		return (int64_t)pl.b * CT_WAYS + i;
+	if (__builtin_expect(i >= 0, 1)) {
+		*r = (struct ct_ref){pl.h, &pl.e[i], (unsigned)i};
+		return true;
+	}
 	if (__builtin_expect(!pl.h->away, 1))
-		return -1;
-	b2 = ct_other_bucket(t, pl.b, pl.sig);
+		return false;
+	b2 = ct_place_other(t, pl);
 	i = ct_find_way(&t->buckets[b2], &t->entries[(uint64_t)b2 * CT_WAYS], pl.sig, k, now);
-	return i < 0 ? -1 : (int64_t)b2 * CT_WAYS + i;
+	if (i < 0)
+		return false;
+	*r = (struct ct_ref){&t->buckets[b2], &t->entries[(uint64_t)b2 * CT_WAYS + i], (unsigned)i};
+	return true;
 }
 
-/* ct_find_at for a flow hash. */
+/* The way of slot (bucket * CT_WAYS + way). */
+static inline struct ct_ref ct_ref_of(const struct ct_table *t, uint64_t slot)
+{
+	return (struct ct_ref){&t->buckets[slot / CT_WAYS], &t->entries[slot], slot % CT_WAYS};
+}
+
+/* ct_lookup for a flow hash: the flow's slot, or -1. */
 static inline int64_t ct_find(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash,
                               uint32_t now)
 {
-	return ct_find_at(t, ct_place_of(t, hash), k, now);
+	struct ct_ref r;
+
+	if (!ct_lookup(t, ct_place_of(t, hash), k, now, &r))
+		return -1;
+	return (int64_t)(r.h - t->buckets) * CT_WAYS + r.way;
 }
 
 /*
@@ -398,29 +437,24 @@ static inline uint32_t ct_timeout_of(const struct ct_table *t, uint8_t proto, ui
 	return proto == IPPROTO_UDP ? t->to_udp : t->to_other;
 }
 
-/* Refreshes the expiry of the entry at slot for a packet with tcp_flags at tick now. */
-static inline void ct_touch(struct ct_table *t, uint64_t slot, uint8_t proto, uint8_t tcp_flags,
-                            uint32_t now)
+/* Refreshes the expiry of the flow at r for a packet with tcp_flags at tick now. */
+static inline void ct_touch_ref(const struct ct_table *t, struct ct_ref r, uint8_t proto,
+                                uint8_t tcp_flags, uint32_t now)
 {
-	struct ct_bucket *h = &t->buckets[slot / CT_WAYS];
-	unsigned i = slot % CT_WAYS;
-	uint8_t fl = h->flags[i];
+	uint8_t fl = r.h->flags[r.way];
 
 	if (proto == IPPROTO_TCP) {
 		fl = ct_tcp_flags_after(fl, tcp_flags);
-		h->flags[i] = fl;
+		r.h->flags[r.way] = fl;
 	}
-	h->expires[i] = now + ct_timeout_of(t, proto, fl) + 1;
+	r.h->expires[r.way] = now + ct_timeout_of(t, proto, fl) + 1;
 }
 
-static inline uint32_t ct_bref(const struct ct_table *t, uint64_t slot)
+/* ct_touch_ref for a slot. */
+static inline void ct_touch(struct ct_table *t, uint64_t slot, uint8_t proto, uint8_t tcp_flags,
+                            uint32_t now)
 {
-	return t->entries[slot].bref;
-}
-
-static inline void ct_set_bref(struct ct_table *t, uint64_t slot, uint32_t bref)
-{
-	t->entries[slot].bref = bref;
+	ct_touch_ref(t, ct_ref_of(t, slot), proto, tcp_flags, now);
 }
 
 /* What ct_insert made room with. */

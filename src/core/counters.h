@@ -80,7 +80,7 @@
 	X(CT_HIT, "ct_hit", "Connection table hits")                                               \
 	X(CT_MISS, "ct_miss", "Connection table misses (backend chosen from the Maglev table)")    \
 	X(CT_EVICTED, "ct_evicted",                                                                \
-	  "Live flows evicted: both buckets of a new flow were full and no flow could be moved")   \
+	  "Live flows evicted to make room for a new flow (both its buckets were full)")           \
 	X(CT_EVICTED_SYN, "ct_evicted_syn",                                                        \
 	  "Of ct_evicted: SYN-only TCP flows (only bare SYNs seen)")                               \
 	X(CT_EVICTED_ESTABLISHED, "ct_evicted_established",                                        \

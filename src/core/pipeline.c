@@ -603,28 +603,27 @@ static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, const s
                        uint32_t now)
 {
 	struct ct_table *ct = w->ct;
+	struct ct_ref r;
 	uint16_t id;
-	int64_t slot;
 
 	if (!j->track)
 		return table_choice(s, j);
-	slot = ct_find_at(ct, j->place, &j->key, now);
 	/* Branch hints on the hot path: a tracked flow hits, its backend is usable, it is sent. */
-	if (__builtin_expect(slot >= 0, 1)) {
-		uint32_t bref = ct_bref(ct, (uint64_t)slot);
+	if (__builtin_expect(ct_lookup(ct, j->place, &j->key, now, &r), 1)) {
+		uint32_t bref = r.e->bref;
 
 		if (__builtin_expect(backend_usable(s, bref, j->vip), 1)) {
 			count(w, LB_CTR_CT_HIT);
 			if (j->insert)
-				ct_touch(ct, (uint64_t)slot, j->key.proto, j->tcp_flags, now);
+				ct_touch_ref(ct, r, j->key.proto, j->tcp_flags, now);
 			return LB_BREF_ID(bref);
 		}
 		id = table_choice(s, j);
 		if (id == LB_BACKEND_NONE || !j->insert)
 			return id;
 		count(w, LB_CTR_CT_RECHOSEN);
-		ct_set_bref(ct, (uint64_t)slot, LB_BREF(id, s->backends[id].tag));
-		ct_touch(ct, (uint64_t)slot, j->key.proto, j->tcp_flags, now);
+		r.e->bref = LB_BREF(id, s->backends[id].tag);
+		ct_touch_ref(ct, r, j->key.proto, j->tcp_flags, now);
 		LB_CTR_ADD(w->bctr[id].flows, 1);
 		return id;
 	}
@@ -637,9 +636,9 @@ static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, const s
 	count(w, LB_CTR_CT_MISS);
 	id = table_choice(s, j);
 	if (id != LB_BACKEND_NONE && j->insert) {
-		struct ct_insert_result r;
+		struct ct_insert_result ir;
 		int64_t made = ct_insert(ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag),
-		                         j->tcp_flags, now, &r);
+		                         j->tcp_flags, now, &ir);
 
 		/* Not inserted: the flow is counted as the backend's when it is tracked. */
 		if (made < 0) {
@@ -647,12 +646,12 @@ static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, const s
 			      made == -EAGAIN ? LB_CTR_CT_INSERT_LIMITED : LB_CTR_CT_SYN_UNTRACKED);
 			return id;
 		}
-		if (__builtin_expect(r.moved, 0))
-			LB_CTR_ADD(w->ctr[LB_CTR_CT_MOVED], r.moved);
-		if (r.evicted != CT_EVICT_NONE) {
+		if (__builtin_expect(ir.moved, 0))
+			LB_CTR_ADD(w->ctr[LB_CTR_CT_MOVED], ir.moved);
+		if (ir.evicted != CT_EVICT_NONE) {
 			count(w, LB_CTR_CT_EVICTED);
-			count(w, r.evicted == CT_EVICT_SYN_ONLY ? LB_CTR_CT_EVICTED_SYN
-			                                        : LB_CTR_CT_EVICTED_ESTABLISHED);
+			count(w, ir.evicted == CT_EVICT_SYN_ONLY ? LB_CTR_CT_EVICTED_SYN
+			                                         : LB_CTR_CT_EVICTED_ESTABLISHED);
 		}
 		LB_CTR_ADD(w->bctr[id].flows, 1);
 	}
@@ -792,17 +791,21 @@ enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, str
 	return finish(w, s, f, j, now_ns);
 }
 
-static inline void prefetch_job(const struct lb_worker *w, const struct lb_job *j, uint32_t now)
+/* The second prefetch of job j (see lb_process_batch) at tick now. */
+static inline __attribute__((always_inline)) void prefetch_job(const struct lb_worker *w,
+                                                               const struct lb_job *j, uint32_t now)
 {
-	if (j->prefetch)
-		ct_prefetch_entries(w->ct, j->place, now,
-		                    j->insert &&
-		                        (ct_flags_new(j->key.proto, j->tcp_flags) & CT_F_SYN));
+	if (j->prefetch && !ct_prefetch_entries(j->place))
+		ct_prefetch_miss(w->ct, j->place, now,
+		                 j->insert &&
+		                     (ct_flags_new(j->key.proto, j->tcp_flags) & CT_F_SYN));
 }
 
 void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
                       enum lb_verdict *v, unsigned n, uint64_t now_ns)
 {
+	uint32_t tick = ct_tick(now_ns);
+
 	while (n) {
 		unsigned m = n < LB_BATCH_MAX ? n : LB_BATCH_MAX;
 
@@ -828,9 +831,9 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 		 * bucket headers (prefetched above) have had the whole classify pass to arrive.
 		 */
 		for (unsigned i = 0; i < m && i < LB_PREFETCH_AHEAD; i++)
-			prefetch_job(w, &w->jobs[i], ct_tick(now_ns));
+			prefetch_job(w, &w->jobs[i], tick);
 		for (unsigned i = 0; i + LB_PREFETCH_AHEAD < m; i++) {
-			prefetch_job(w, &w->jobs[i + LB_PREFETCH_AHEAD], ct_tick(now_ns));
+			prefetch_job(w, &w->jobs[i + LB_PREFETCH_AHEAD], tick);
 			v[i] = finish(w, s, &f[i], &w->jobs[i], now_ns);
 		}
 		for (unsigned i = m > LB_PREFETCH_AHEAD ? m - LB_PREFETCH_AHEAD : 0; i < m; i++)
