@@ -380,6 +380,19 @@ static struct lb_flow_key flow_n(unsigned n, uint8_t proto)
 	return k;
 }
 
+/* Flows 0..n-1 of proto (flow_n) are all found at tick now, each with bref its number. */
+static void assert_flows_found(const struct ct_table *t, unsigned n, uint8_t proto, uint32_t now)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct lb_flow_key k = flow_n(i, proto);
+		int64_t slot = ct_find(t, &k, lb_flow_hash(&k, SEED), now);
+
+		if (slot < 0)
+			fail_msg("flow %u of %u lost", i, n);
+		assert_int_equal(bref_at(t, (uint64_t)slot), i);
+	}
+}
+
 /*
  * The layout's invariants, from scratch: every live way holds a flow whose signature it has, in
  * the flow's first bucket, or in its second with the way's second bit set; and every bucket's away
@@ -469,13 +482,7 @@ static void test_fill_90(void **state)
 		moved += ev.moved;
 	}
 	assert_true(moved > 0);
-	for (unsigned i = 0; i < n; i++) {
-		struct lb_flow_key k = flow_n(i, IPPROTO_UDP);
-		int64_t slot = ct_find(t, &k, lb_flow_hash(&k, SEED), now);
-
-		assert_true(slot >= 0);
-		assert_int_equal(bref_at(t, (uint64_t)slot), i);
-	}
+	assert_flows_found(t, n, IPPROTO_UDP, now);
 	check_layout(t, SEED, now);
 	ct_destroy(t);
 }
@@ -552,13 +559,7 @@ static void test_cuckoo_move(void **state)
 		n++;
 	} while (!ev.moved && n < ct_capacity(t));
 	assert_true(ev.moved > 0);
-	for (unsigned i = 0; i < n; i++) {
-		struct lb_flow_key k = flow_n(i, IPPROTO_TCP);
-		int64_t slot = ct_find(t, &k, lb_flow_hash(&k, SEED), now);
-
-		assert_true(slot >= 0);
-		assert_int_equal(bref_at(t, (uint64_t)slot), i);
-	}
+	assert_flows_found(t, n, IPPROTO_TCP, now);
 	check_layout(t, SEED, now);
 	ct_destroy(t);
 }
