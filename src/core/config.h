@@ -27,11 +27,11 @@
 #define CONFIG_CT_ENTRIES_MAX           (1u << 26) /* flows per worker; 4 GiB of 64-byte entries */
 #define CONFIG_CT_TIMEOUT_MIN           1u         /* seconds */
 #define CONFIG_CT_TIMEOUT_MAX           604800u    /* seconds (one week) */
-#define CONFIG_CT_MAX_INSERTS_MAX       100000000u /* entries a second: above a worker's packet rate */
+#define CONFIG_CT_MAX_INSERTS_MAX       100000000u /* entries a second; above any packet rate */
 #define CONFIG_HC_INTERVAL_MIN_MS       10u        /* health check interval floor, ms */
-#define CONFIG_HC_INTERVAL_MAX_MS       3600000u /* one hour, ms */
-#define CONFIG_HC_TIMEOUT_MIN_MS        1u       /* ms; must also be below the interval */
-#define CONFIG_HC_RISE_FALL_MAX         100u     /* checks in a row */
+#define CONFIG_HC_INTERVAL_MAX_MS       3600000u   /* one hour, ms */
+#define CONFIG_HC_TIMEOUT_MIN_MS        1u         /* ms; must also be below the interval */
+#define CONFIG_HC_RISE_FALL_MAX         100u       /* checks in a row */
 #define CONFIG_HC_INTERVAL_DEFAULT_MS   1000u
 #define CONFIG_HC_TIMEOUT_DEFAULT_MS    500u
 #define CONFIG_HC_RISE_DEFAULT          2u
@@ -48,21 +48,21 @@
 #define CONFIG_CT_TCP_TIMEOUT_DEFAULT     300u       /* seconds, established TCP */
 #define CONFIG_CT_TCP_FIN_TIMEOUT_DEFAULT 10u        /* seconds, TCP after FIN or RST */
 /*
- * Seconds, TCP that sent only bare SYNs. The entry need only last from the SYN to the client's
- * ACK: one round trip plus the backend's SYN-ACK retransmits at 1 s and 3 s if one is lost (a
- * client's SYN retransmits refresh it). A flood of R spoofed SYNs/s holds only about 5 R entries.
- */
-#define CONFIG_CT_TCP_SYN_TIMEOUT_DEFAULT 5u
-#define CONFIG_CT_UDP_TIMEOUT_DEFAULT     30u /* seconds */
-#define CONFIG_CT_ICMP_TIMEOUT_DEFAULT    10u /* seconds */
-/*
  * New connection-table entries a second per worker; new flows beyond are served untracked. The
  * default table (2^20 flows) fills with about this many short connections a second (each lasting
  * its round trips and then tcp_fin_timeout), so a faster flood cannot churn it faster than real
  * traffic of that rate would, and the worst insert (a full table: ~50 header reads) stays a small
  * share of a worker.
  */
-#define CONFIG_CT_MAX_INSERTS_DEFAULT     100000u
+#define CONFIG_CT_MAX_INSERTS_DEFAULT 100000u
+/*
+ * Seconds, TCP that sent only bare SYNs. The entry need only last from the SYN to the client's
+ * ACK: one round trip plus the backend's SYN-ACK retransmits at 1 s and 3 s if one is lost (a
+ * client's SYN retransmits refresh it). A flood of R spoofed SYNs/s holds only about 5 R entries.
+ */
+#define CONFIG_CT_TCP_SYN_TIMEOUT_DEFAULT 5u
+#define CONFIG_CT_UDP_TIMEOUT_DEFAULT     30u   /* seconds */
+#define CONFIG_CT_ICMP_TIMEOUT_DEFAULT    10u   /* seconds */
 #define CONFIG_ICMP_RATE_DEFAULT          1000u /* generated ICMP errors per second per worker */
 #define CONFIG_SOCKET_DEFAULT             "/run/maglevd.sock"
 #define CONFIG_SOCKET_MAX                 108u /* bytes with the NUL: sizeof(sockaddr_un.sun_path) */

@@ -268,8 +268,7 @@ int64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t hash
 	}
 	if (fl & CT_F_SYN)
 		return -ENOSPC;
-	/* Both full: the SYN-only way closest to expiry, else a move, else the way closest to it.
-	 */
+	/* Both full: the SYN-only way closest to expiry, else a move, else an eviction. */
 	if (syn[0] | syn[1]) {
 		for (c = 0; c < n; c++)
 			if (syn[c])
