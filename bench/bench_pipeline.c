@@ -2,10 +2,14 @@
 /*
  * Forwarding pipeline benchmark: one core, in memory, 64-byte TCP frames in batches of 32 through
  * lb_process_batch. Cases: (a) one tracked flow, (b) 1M tracked flows visited in random order
- * (connection table cache-missing), (c) every packet a new flow (SYN flood), (d) non-VIP pass.
- * The harness only restores the 14 Ethernet bytes that encapsulation overwrites and, for (b) and
- * (c), writes the 6 bytes of source address and port that make the flow.
+ * (connection table cache-missing), (c) every packet a new flow that is not a SYN (a full table:
+ * insert and eviction), (d) non-VIP pass, (e) a SYN flood, every packet a new SYN, over 1M
+ * tracked flows (SYN-only entries fill the free ways and then replace each other), (f) the same
+ * with the default insert cap (almost every SYN served untracked). The harness only restores the
+ * 14 Ethernet bytes that encapsulation overwrites and, for the multi-flow cases, writes the 6
+ * bytes of source address and port that make the flow.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +17,7 @@
 #include <time.h>
 #include <arpa/inet.h>
 
+#include "base/util.h"
 #include "bench.h"
 #include "core/conntrack.h"
 #include "core/pipeline.h"
@@ -25,11 +30,20 @@
 #define CT_ENTRIES (1u << 21) /* flows per worker table: 1M flows at half load */
 #define BACKENDS   16u
 #define BENCH_RUNS 3u /* timed runs per case; the median is printed, and the best */
+#define TCP_ACK    0x10u
+#define TCP_SYN    0x02u
+
+enum mode { M_ONE, M_MANY, M_NEW, M_PASS };
 
 struct bench_case {
 	const char *name;
 	double target_ns; /* 0 = none */
 	uint64_t packets;
+	enum mode mode;
+	const char *dst;
+	uint8_t tcp_flags;
+	bool fresh;           /* on a new worker holding the FLOWS_MANY flows of (b) */
+	uint32_t max_inserts; /* the new worker's insert cap (0 = unlimited) */
 };
 
 /*
@@ -43,8 +57,8 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* An IPv4 TCP ACK frame client:sport -> dst:80, padded to 60 bytes. */
-static void frame_build(uint8_t *p, const char *dst)
+/* An IPv4 TCP frame client:sport -> dst:80 with tcp_flags, padded to 60 bytes. */
+static void frame_build(uint8_t *p, const char *dst, uint8_t tcp_flags)
 {
 	struct lb_addr s = tcfg_addr("198.18.100.1"), d = tcfg_addr(dst);
 
@@ -63,7 +77,7 @@ static void frame_build(uint8_t *p, const char *dst)
 	p[36] = 0;
 	p[37] = 80;
 	p[46] = 5 << 4;
-	p[47] = 0x10;
+	p[47] = tcp_flags;
 }
 
 struct bench_frames {
@@ -73,9 +87,9 @@ struct bench_frames {
 	enum lb_verdict v[BATCH];
 };
 
-static void frames_init(struct bench_frames *b, const char *dst)
+static void frames_init(struct bench_frames *b, const char *dst, uint8_t tcp_flags)
 {
-	frame_build(b->pristine, dst);
+	frame_build(b->pristine, dst, tcp_flags);
 	for (unsigned i = 0; i < BATCH; i++)
 		memcpy(b->mem[i] + LB_HEADROOM, b->pristine, FRAME_LEN);
 }
@@ -90,8 +104,6 @@ static inline void flow_set(uint8_t *p, uint32_t n)
 	memcpy(p + 26, &a, 4);
 	memcpy(p + 34, &port, 2);
 }
-
-enum mode { M_ONE, M_MANY, M_NEW, M_PASS };
 
 static inline void batch_reset(struct bench_frames *b, enum mode m, uint64_t *seq)
 {
@@ -127,21 +139,8 @@ static double run(struct lb_worker *w, const struct lb_snapshot *s, struct bench
 	return (double)(t1 - t0) / (double)packets;
 }
 
-int main(void)
+static struct lb_worker *worker_new(uint32_t max_inserts)
 {
-	static struct bench_frames b;
-	static const struct bench_case cases[] = {
-	    {"(a) one tracked flow", 40, 20000000},
-	    {"(b) 1M tracked flows, random order", 100, 8000000},
-	    {"(c) every packet a new flow (SYN flood)", 0, 8000000},
-	    {"(d) not for a VIP (pass)", 0, 20000000},
-	};
-	static const char *const vip_dst[] = {"203.0.113.20", "203.0.113.20", "203.0.113.20",
-	                                      "198.18.50.1"};
-	char names[BACKENDS][32];
-	const char *addrs[BACKENDS];
-	struct config *c = tcfg_new();
-	struct lb_snapshot *s = NULL;
 	struct lb_worker_params p = {
 	    .ct_entries = CT_ENTRIES,
 	    .tcp_timeout = 300,
@@ -149,8 +148,50 @@ int main(void)
 	    .tcp_syn_timeout = 5,
 	    .udp_timeout = 30,
 	    .icmp_timeout = 10,
+	    .ct_max_inserts = max_inserts,
 	};
-	struct lb_worker *w;
+
+	memcpy(p.mac, TCFG_MAC_ME, 6);
+	return lb_worker_create(&p);
+}
+
+static void counters_print(const char *name, const struct lb_worker *w)
+{
+	const uint64_t *ctr = lb_worker_counters(w);
+
+	printf("counters %s: ct_hit %llu, ct_miss %llu, ct_evicted %llu (established %llu), "
+	       "ct_moved %llu, ct_syn_untracked %llu, ct_insert_limited %llu, pass_not_vip %llu\n",
+	       name, (unsigned long long)lb_counter_read(&ctr[LB_CTR_CT_HIT]),
+	       (unsigned long long)lb_counter_read(&ctr[LB_CTR_CT_MISS]),
+	       (unsigned long long)lb_counter_read(&ctr[LB_CTR_CT_EVICTED]),
+	       (unsigned long long)lb_counter_read(&ctr[LB_CTR_CT_EVICTED_ESTABLISHED]),
+	       (unsigned long long)lb_counter_read(&ctr[LB_CTR_CT_MOVED]),
+	       (unsigned long long)lb_counter_read(&ctr[LB_CTR_CT_SYN_UNTRACKED]),
+	       (unsigned long long)lb_counter_read(&ctr[LB_CTR_CT_INSERT_LIMITED]),
+	       (unsigned long long)lb_counter_read(&ctr[LB_CTR_PASS_NOT_VIP]));
+}
+
+int main(void)
+{
+	static struct bench_frames b;
+	static const struct bench_case cases[] = {
+	    {"(a) one tracked flow", 40, 20000000, M_ONE, "203.0.113.20", TCP_ACK, false, 0},
+	    {"(b) 1M tracked flows, random order", 100, 8000000, M_MANY, "203.0.113.20", TCP_ACK,
+	     false, 0},
+	    {"(c) every packet a new flow, not a SYN", 0, 8000000, M_NEW, "203.0.113.20", TCP_ACK,
+	     false, 0},
+	    {"(d) not for a VIP (pass)", 0, 20000000, M_PASS, "198.18.50.1", TCP_ACK, false, 0},
+	    {"(e) SYN flood over 1M tracked flows", 0, 8000000, M_NEW, "203.0.113.20", TCP_SYN,
+	     true, 0},
+	    {"(f) (e) with the insert cap (default)", 0, 8000000, M_NEW, "203.0.113.20", TCP_SYN,
+	     true, CONFIG_CT_MAX_INSERTS_DEFAULT},
+	};
+	char names[BACKENDS][32];
+	const char *addrs[BACKENDS];
+	struct config *c = tcfg_new();
+	struct lb_snapshot *s = NULL;
+	struct lb_worker *w, *shared;
+	const char *only = getenv("BENCH_CASE");
 	char err[256];
 	uint64_t seq = 0, tx;
 
@@ -164,9 +205,8 @@ int main(void)
 		fprintf(stderr, "bench_pipeline: %s\n", err);
 		return 1;
 	}
-	memcpy(p.mac, TCFG_MAC_ME, 6);
-	w = lb_worker_create(&p);
-	if (!w) {
+	shared = worker_new(0);
+	if (!shared) {
 		fprintf(stderr, "bench_pipeline: cannot allocate the worker\n");
 		return 1;
 	}
@@ -176,16 +216,15 @@ int main(void)
 	printf("conntrack: entry %zu B + bucket header %zu B per %u ways = %zu B/flow; %u flows, "
 	       "%.1f MiB\n",
 	       sizeof(struct ct_entry), sizeof(struct ct_bucket), CT_WAYS,
-	       (size_t)CT_BYTES_PER_FLOW, lb_worker_ct_capacity(w),
-	       (double)lb_worker_ct_bytes(w) / (1 << 20));
+	       (size_t)CT_BYTES_PER_FLOW, lb_worker_ct_capacity(shared),
+	       (double)lb_worker_ct_bytes(shared) / (1 << 20));
 	printf("%-42s %12s %10s %8s %10s %10s\n", "case", "packets", "ns/pkt", "Mpps", "best ns",
 	       "target");
-	for (unsigned k = 0; k < 4; k++) {
-		enum mode m = (enum mode)k;
-		const char *only = getenv("BENCH_CASE");
+	for (unsigned k = 0; k < ARRAY_SIZE(cases); k++) {
+		const struct bench_case *bc = &cases[k];
+		enum mode m = bc->mode;
 		double ns, runs[BENCH_RUNS] = {0};
-
-		uint64_t packets = cases[k].packets;
+		uint64_t packets = bc->packets;
 
 		if (only && (unsigned)atoi(only) != k)
 			continue;
@@ -193,14 +232,21 @@ int main(void)
 			packets /= atoi(getenv("BENCH_QUICK")) > 1
 			               ? (uint64_t)atoi(getenv("BENCH_QUICK"))
 			               : 100u;
-		frames_init(&b, vip_dst[k]);
-		if (m == M_MANY) {
+		w = bc->fresh ? worker_new(bc->max_inserts) : shared;
+		if (!w) {
+			fprintf(stderr, "bench_pipeline: cannot allocate the worker\n");
+			return 1;
+		}
+		if (m == M_MANY || bc->fresh) {
 			/* Put the 1M flows in the table first (and warm up). */
+			frames_init(&b, "203.0.113.20", TCP_ACK);
 			seq = 0;
 			run(w, s, &b, M_MANY, FLOWS_MANY, &seq, &tx);
-		} else {
-			run(w, s, &b, m, packets / 10, &seq, &tx);
+			seq = FLOWS_MANY; /* new flows from here: none of the 1M */
 		}
+		frames_init(&b, bc->dst, bc->tcp_flags);
+		if (m != M_MANY)
+			run(w, s, &b, m, packets / 10, &seq, &tx);
 		/* Median (and best) of BENCH_RUNS: other helpers share the machine's two cores. */
 		for (unsigned r = 0; r < BENCH_RUNS; r++) {
 			runs[r] = run(w, s, &b, m, packets, &seq, &tx);
@@ -211,27 +257,23 @@ int main(void)
 		ns = runs[BENCH_RUNS / 2];
 		if (m != M_PASS && tx != packets) {
 			fprintf(stderr, "bench_pipeline: %s: only %llu of %llu frames sent\n",
-			        cases[k].name, (unsigned long long)tx, (unsigned long long)packets);
+			        bc->name, (unsigned long long)tx, (unsigned long long)packets);
 			return 1;
 		}
-		if (cases[k].target_ns > 0)
-			printf("%-42s %12llu %10.1f %8.2f %10.1f %7s%.0f\n", cases[k].name,
+		if (bc->target_ns > 0)
+			printf("%-42s %12llu %10.1f %8.2f %10.1f %7s%.0f\n", bc->name,
 			       (unsigned long long)packets, ns, 1000.0 / ns, runs[0],
-			       "<= ", cases[k].target_ns);
+			       "<= ", bc->target_ns);
 		else
-			printf("%-42s %12llu %10.1f %8.2f %10.1f %10s\n", cases[k].name,
+			printf("%-42s %12llu %10.1f %8.2f %10.1f %10s\n", bc->name,
 			       (unsigned long long)packets, ns, 1000.0 / ns, runs[0], "-");
+		if (bc->fresh) {
+			counters_print(bc->name, w);
+			lb_worker_destroy(w);
+		}
 	}
-	{
-		const uint64_t *ctr = lb_worker_counters(w);
-
-		printf("counters: ct_hit %llu, ct_miss %llu, ct_evicted %llu, pass_not_vip %llu\n",
-		       (unsigned long long)lb_counter_read(&ctr[LB_CTR_CT_HIT]),
-		       (unsigned long long)lb_counter_read(&ctr[LB_CTR_CT_MISS]),
-		       (unsigned long long)lb_counter_read(&ctr[LB_CTR_CT_EVICTED]),
-		       (unsigned long long)lb_counter_read(&ctr[LB_CTR_PASS_NOT_VIP]));
-	}
-	lb_worker_destroy(w);
+	counters_print("(a)-(d)", shared);
+	lb_worker_destroy(shared);
 	snapshot_free(s);
 	config_free(c);
 	return 0;

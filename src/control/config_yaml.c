@@ -755,9 +755,10 @@ static int cy_dataplane(struct cy_ctx *ctx, const struct cy_node *node, int key_
 	return r;
 }
 
-enum { CT_ENTRIES, CT_TCP, CT_TCP_FIN, CT_TCP_SYN, CT_UDP, CT_ICMP, CT_N };
+enum { CT_ENTRIES, CT_MAX_INSERTS, CT_TCP, CT_TCP_FIN, CT_TCP_SYN, CT_UDP, CT_ICMP, CT_N };
 static const char *const conntrack_keys[CT_N] = {
-    "entries", "tcp_timeout", "tcp_fin_timeout", "tcp_syn_timeout", "udp_timeout", "icmp_timeout",
+    "entries",     "max_inserts_per_second", "tcp_timeout", "tcp_fin_timeout", "tcp_syn_timeout",
+    "udp_timeout", "icmp_timeout",
 };
 
 static int cy_conntrack(struct cy_ctx *ctx, const struct cy_node *node, struct config_conntrack *t)
@@ -774,6 +775,9 @@ static int cy_conntrack(struct cy_ctx *ctx, const struct cy_node *node, struct c
 	if (r == 0 && v[CT_ENTRIES])
 		r = cy_get_u32(ctx, v[CT_ENTRIES], "entries", CONFIG_CT_ENTRIES_MIN,
 		               CONFIG_CT_ENTRIES_MAX, &t->entries);
+	if (r == 0 && v[CT_MAX_INSERTS])
+		r = cy_get_u32(ctx, v[CT_MAX_INSERTS], "max_inserts_per_second", 0,
+		               CONFIG_CT_MAX_INSERTS_MAX, &t->max_inserts_per_second);
 	for (int i = CT_TCP; r == 0 && i < CT_N; i++)
 		if (v[i])
 			r = cy_get_duration_s(ctx, v[i], conntrack_keys[i], CONFIG_CT_TIMEOUT_MIN,

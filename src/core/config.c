@@ -28,6 +28,7 @@ void config_init(struct config *c)
 	            .tcp_syn_timeout = CONFIG_CT_TCP_SYN_TIMEOUT_DEFAULT,
 	            .udp_timeout = CONFIG_CT_UDP_TIMEOUT_DEFAULT,
 	            .icmp_timeout = CONFIG_CT_ICMP_TIMEOUT_DEFAULT,
+	            .max_inserts_per_second = CONFIG_CT_MAX_INSERTS_DEFAULT,
 	        },
 	    .control =
 	        {

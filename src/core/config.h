@@ -27,6 +27,7 @@
 #define CONFIG_CT_ENTRIES_MAX           (1u << 26) /* flows per worker; 4 GiB of 64-byte entries */
 #define CONFIG_CT_TIMEOUT_MIN           1u         /* seconds */
 #define CONFIG_CT_TIMEOUT_MAX           604800u    /* seconds (one week) */
+#define CONFIG_CT_MAX_INSERTS_MAX       100000000u /* entries a second; above any packet rate */
 #define CONFIG_HC_INTERVAL_MIN_MS       10u        /* health check interval floor, ms */
 #define CONFIG_HC_INTERVAL_MAX_MS       3600000u   /* one hour, ms */
 #define CONFIG_HC_TIMEOUT_MIN_MS        1u         /* ms; must also be below the interval */
@@ -46,6 +47,14 @@
 #define CONFIG_CT_ENTRIES_DEFAULT         (1u << 20) /* tracked flows per worker */
 #define CONFIG_CT_TCP_TIMEOUT_DEFAULT     300u       /* seconds, established TCP */
 #define CONFIG_CT_TCP_FIN_TIMEOUT_DEFAULT 10u        /* seconds, TCP after FIN or RST */
+/*
+ * New connection-table entries a second per worker; new flows beyond are served untracked. The
+ * default table (2^20 flows) fills with about this many short connections a second (each lasting
+ * its round trips and then tcp_fin_timeout), so a faster flood cannot churn it faster than real
+ * traffic of that rate would, and the worst insert (a full table: ~50 header reads) stays a small
+ * share of a worker.
+ */
+#define CONFIG_CT_MAX_INSERTS_DEFAULT 100000u
 /*
  * Seconds, TCP that sent only bare SYNs. The entry need only last from the SYN to the client's
  * ACK: one round trip plus the backend's SYN-ACK retransmits at 1 s and 3 s if one is lost (a
@@ -128,12 +137,13 @@ struct config_dataplane {
 };
 
 struct config_conntrack {
-	uint32_t entries;         /* flows per worker */
-	uint32_t tcp_timeout;     /* seconds */
-	uint32_t tcp_fin_timeout; /* seconds */
-	uint32_t tcp_syn_timeout; /* seconds */
-	uint32_t udp_timeout;     /* seconds */
-	uint32_t icmp_timeout;    /* seconds */
+	uint32_t entries;                /* flows per worker */
+	uint32_t tcp_timeout;            /* seconds */
+	uint32_t tcp_fin_timeout;        /* seconds */
+	uint32_t tcp_syn_timeout;        /* seconds */
+	uint32_t udp_timeout;            /* seconds */
+	uint32_t icmp_timeout;           /* seconds */
+	uint32_t max_inserts_per_second; /* new entries per worker; 0 = unlimited */
 };
 
 struct config_control {

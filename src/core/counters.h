@@ -82,13 +82,19 @@
 	X(FRAGMENTS, "fragments", "IP fragments to a VIP (3-tuple hash, not tracked)")             \
 	X(CT_HIT, "ct_hit", "Connection table hits")                                               \
 	X(CT_MISS, "ct_miss", "Connection table misses (backend chosen from the Maglev table)")    \
-	X(CT_EVICTED, "ct_evicted", "Live flows evicted from a full connection table bucket")      \
+	X(CT_EVICTED, "ct_evicted",                                                                \
+	  "Live flows evicted to make room for a new flow (both its buckets were full)")           \
 	X(CT_EVICTED_SYN, "ct_evicted_syn",                                                        \
 	  "Of ct_evicted: SYN-only TCP flows (only bare SYNs seen)")                               \
 	X(CT_EVICTED_ESTABLISHED, "ct_evicted_established",                                        \
 	  "Of ct_evicted: flows that were not SYN-only (TCP past its SYN, UDP)")                   \
 	X(CT_SYN_UNTRACKED, "ct_syn_untracked",                                                    \
-	  "SYN-only new flows not tracked: their bucket held only live flows past their SYN")      \
+	  "SYN-only new flows not tracked: both their buckets held only live flows past their "    \
+	  "SYN")                                                                                   \
+	X(CT_MOVED, "ct_moved",                                                                    \
+	  "Tracked flows moved to their other bucket to make room for a new flow")                 \
+	X(CT_INSERT_LIMITED, "ct_insert_limited",                                                  \
+	  "New flows not tracked: conntrack.max_inserts_per_second entries made this second")      \
 	X(CT_RECHOSEN, "ct_rechosen",                                                              \
 	  "Tracked flows re-chosen: their backend was removed, marked down or replaced")
 

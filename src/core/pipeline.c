@@ -77,18 +77,20 @@ void lb_worker_params_init(struct lb_worker_params *p, const struct config_connt
 	    .tcp_syn_timeout = ct->tcp_syn_timeout,
 	    .udp_timeout = ct->udp_timeout,
 	    .icmp_timeout = ct->icmp_timeout,
+	    .ct_max_inserts = ct->max_inserts_per_second,
 	};
 }
 
 struct lb_worker *lb_worker_create(const struct lb_worker_params *p)
 {
 	struct lb_worker *w;
-	struct ct_timeouts to = {
+	struct ct_params cp = {
 	    .tcp = p->tcp_timeout,
 	    .tcp_fin = p->tcp_fin_timeout,
 	    .tcp_syn = p->tcp_syn_timeout,
 	    .udp = p->udp_timeout,
 	    .other = p->icmp_timeout,
+	    .max_inserts = p->ct_max_inserts,
 	};
 
 	if (posix_memalign((void **)&w, 64, sizeof(*w)))
@@ -101,7 +103,7 @@ struct lb_worker *lb_worker_create(const struct lb_worker_params *p)
 		memcpy(b, p->mac, sizeof(p->mac));
 		w->mac48 = eth_dst48(b);
 	}
-	w->ct = ct_create(p->ct_entries, &to);
+	w->ct = ct_create(p->ct_entries, &cp);
 	w->bctr = calloc(LB_BACKEND_IDS_MAX, sizeof(*w->bctr));
 	if (!w->ct || !w->bctr) {
 		lb_worker_destroy(w);
@@ -632,34 +634,32 @@ static inline uint16_t secondary_usable(const struct lb_snapshot *s, const struc
 static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, struct lb_job *j,
                        uint32_t now)
 {
-	const struct ct_place *pl = &j->place;
+	struct ct_table *ct = w->ct;
+	struct ct_ref r;
 	uint16_t id;
-	int way;
 
 	j->sec = LB_BACKEND_NONE;
 	if (!j->track)
 		return table_choice(s, j);
-	way = ct_find_way(*pl, &j->key, now);
 	/* Branch hints on the hot path: a tracked flow hits, its backend is usable, it is sent. */
-	if (__builtin_expect(way >= 0, 1)) {
-		uint32_t bref = pl->e[way].bref;
+	if (__builtin_expect(ct_lookup(ct, j->place, &j->key, now, &r), 1)) {
+		uint32_t bref = r.e->bref;
 
 		if (__builtin_expect(backend_usable(s, bref, j->vip), 1)) {
 			count(w, LB_CTR_CT_HIT);
 			if (j->insert)
-				ct_touch_way(w->ct, pl->h, (unsigned)way, j->key.proto,
-				             j->tcp_flags, now);
-			j->sec = secondary_usable(s, j, pl->e[way].secondary);
+				ct_touch_ref(ct, r, j->key.proto, j->tcp_flags, now);
+			j->sec = secondary_usable(s, j, r.e->secondary);
 			return LB_BREF_ID(bref);
 		}
 		id = table_choice(s, j);
 		if (id == LB_BACKEND_NONE || !j->insert)
 			return id;
 		count(w, LB_CTR_CT_RECHOSEN);
-		pl->e[way].bref = LB_BREF(id, s->backends[id].tag);
-		pl->e[way].secondary = secondary_of(s, j, id);
-		j->sec = secondary_usable(s, j, pl->e[way].secondary);
-		ct_touch_way(w->ct, pl->h, (unsigned)way, j->key.proto, j->tcp_flags, now);
+		r.e->bref = LB_BREF(id, s->backends[id].tag);
+		r.e->secondary = secondary_of(s, j, id);
+		j->sec = secondary_usable(s, j, r.e->secondary);
+		ct_touch_ref(ct, r, j->key.proto, j->tcp_flags, now);
 		LB_CTR_ADD(w->bctr[id].flows, 1);
 		return id;
 	}
@@ -673,22 +673,24 @@ static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, struct 
 	id = table_choice(s, j);
 	if (id != LB_BACKEND_NONE && j->insert) {
 		uint32_t sref = secondary_of(s, j, id);
-		enum ct_evict evicted;
-		int64_t slot;
+		struct ct_insert_result ir;
+		int64_t made = ct_insert(ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag),
+		                         j->tcp_flags, now, &ir);
 
 		j->sec = secondary_usable(s, j, sref);
-		/* Not inserted: a SYN-only flow, counted as the backend's when it is tracked. */
-		slot = ct_insert(w->ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag),
-		                 j->tcp_flags, now, &evicted);
-		if (slot < 0) {
-			count(w, LB_CTR_CT_SYN_UNTRACKED);
+		/* Not inserted: the flow is counted as the backend's when it is tracked. */
+		if (made < 0) {
+			count(w,
+			      made == -EAGAIN ? LB_CTR_CT_INSERT_LIMITED : LB_CTR_CT_SYN_UNTRACKED);
 			return id;
 		}
-		w->ct->entries[slot].secondary = sref;
-		if (evicted != CT_EVICT_NONE) {
+		ct->entries[made].secondary = sref;
+		if (__builtin_expect(ir.moved, 0))
+			LB_CTR_ADD(w->ctr[LB_CTR_CT_MOVED], ir.moved);
+		if (ir.evicted != CT_EVICT_NONE) {
 			count(w, LB_CTR_CT_EVICTED);
-			count(w, evicted == CT_EVICT_SYN_ONLY ? LB_CTR_CT_EVICTED_SYN
-			                                      : LB_CTR_CT_EVICTED_ESTABLISHED);
+			count(w, ir.evicted == CT_EVICT_SYN_ONLY ? LB_CTR_CT_EVICTED_SYN
+			                                         : LB_CTR_CT_EVICTED_ESTABLISHED);
 		}
 		LB_CTR_ADD(w->bctr[id].flows, 1);
 	}
@@ -834,15 +836,21 @@ enum lb_verdict lb_process(struct lb_worker *w, const struct lb_snapshot *s, str
 	return finish(w, s, f, j, now_ns);
 }
 
-static inline void prefetch_job(const struct lb_job *j)
+/* The second prefetch of job j (see lb_process_batch) at tick now. */
+static inline __attribute__((always_inline)) void prefetch_job(const struct lb_worker *w,
+                                                               const struct lb_job *j, uint32_t now)
 {
-	if (j->prefetch)
-		ct_prefetch_entries(j->place);
+	if (j->prefetch && !ct_prefetch_entries(j->place))
+		ct_prefetch_miss(w->ct, j->place, now,
+		                 j->insert &&
+		                     (ct_flags_new(j->key.proto, j->tcp_flags) & CT_F_SYN));
 }
 
 void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct lb_frame *f,
                       enum lb_verdict *v, unsigned n, uint64_t now_ns)
 {
+	uint32_t tick = ct_tick(now_ns);
+
 	while (n) {
 		unsigned m = n < LB_BATCH_MAX ? n : LB_BATCH_MAX;
 
@@ -868,9 +876,9 @@ void lb_process_batch(struct lb_worker *w, const struct lb_snapshot *s, struct l
 		 * bucket headers (prefetched above) have had the whole classify pass to arrive.
 		 */
 		for (unsigned i = 0; i < m && i < LB_PREFETCH_AHEAD; i++)
-			prefetch_job(&w->jobs[i]);
+			prefetch_job(w, &w->jobs[i], tick);
 		for (unsigned i = 0; i + LB_PREFETCH_AHEAD < m; i++) {
-			prefetch_job(&w->jobs[i + LB_PREFETCH_AHEAD]);
+			prefetch_job(w, &w->jobs[i + LB_PREFETCH_AHEAD], tick);
 			v[i] = finish(w, s, &f[i], &w->jobs[i], now_ns);
 		}
 		for (unsigned i = m > LB_PREFETCH_AHEAD ? m - LB_PREFETCH_AHEAD : 0; i < m; i++)

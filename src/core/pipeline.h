@@ -41,6 +41,7 @@ struct lb_worker_params {
 	uint32_t ct_entries; /* flows the connection table holds (rounded up to whole buckets) */
 	uint32_t tcp_timeout, tcp_fin_timeout, tcp_syn_timeout; /* seconds */
 	uint32_t udp_timeout, icmp_timeout;                     /* seconds */
+	uint32_t ct_max_inserts; /* new connection-table entries a second; 0 = unlimited */
 	uint8_t mac[6]; /* our interface MAC: source of what we send, destination of what we take */
 };
 

@@ -344,8 +344,8 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 		log_warn("reload: control socket, metrics, interface, mode and workers changes "
 		         "take effect on restart only");
 	if (memcmp(&cfg->conntrack, &cp->cfg->conntrack, sizeof(cfg->conntrack)) != 0)
-		log_warn(
-		    "reload: conntrack changes (entries, timeouts) take effect on restart only");
+		log_warn("reload: conntrack changes (entries, timeouts, insert cap) take effect on "
+		         "restart only");
 	if (cfg->announce.enabled != cp->cfg->announce.enabled ||
 	    cfg->announce.table != cp->cfg->announce.table ||
 	    cfg->announce.protocol != cp->cfg->announce.protocol ||

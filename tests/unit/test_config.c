@@ -232,6 +232,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->conntrack.entries, 1u << 20);
 	assert_int_equal(c->conntrack.tcp_timeout, 300);
 	assert_int_equal(c->conntrack.tcp_syn_timeout, 5);
+	assert_int_equal(c->conntrack.max_inserts_per_second, 100000);
 	assert_string_equal(c->control.socket, "/run/maglevd.sock");
 	assert_true(c->control.metrics_enabled);
 	assert_string_equal(c->control.metrics_address, "127.0.0.1");
@@ -366,6 +367,12 @@ static void test_durations_and_numbers(void **state)
 	struct config *c = parse_ok("vips: []\nconntrack: { tcp_syn_timeout: 3000ms }\n");
 	assert_int_equal(c->conntrack.tcp_syn_timeout, 3);
 	assert_int_equal(c->conntrack.tcp_timeout, 300);
+	config_free(c);
+	c = parse_ok("vips: []\nconntrack: { max_inserts_per_second: 0 }\n");
+	assert_int_equal(c->conntrack.max_inserts_per_second, 0);
+	config_free(c);
+	c = parse_ok("vips: []\nconntrack: { max_inserts_per_second: 100000000 }\n");
+	assert_int_equal(c->conntrack.max_inserts_per_second, 100000000);
 	config_free(c);
 	c = parse_ok("vips: []\ncluster: { hash_seed: 18446744073709551615 }\n");
 	assert_true(c->hash_seed == UINT64_MAX);
@@ -528,6 +535,11 @@ static const struct bad bad[] = {
     {"dataplane:\n  mtu: 9001\n", 2, "out of range 576..9000"},
     {"conntrack:\n  entries: 1023\n", 2, "out of range 1024..67108864 '1023'"},
     {"conntrack:\n  entries: 67108865\n", 2, "out of range"},
+    {"conntrack:\n  max_inserts_per_second: 100000001\n", 2,
+     "conntrack.max_inserts_per_second: out of range 0..100000000 '100000001'"},
+    {"conntrack:\n  max_inserts_per_second: -1\n", 2, "not an integer '-1'"},
+    {"conntrack:\n  max_inserts_per_second: 1e5\n", 2, "not an integer '1e5'"},
+    {"conntrack:\n  max_inserts_per_second: [1]\n", 2, "expected a scalar, not a list"},
     {"control:\n  metrics: { port: 0 }\n", 2, "out of range 1..65535 '0'"},
     {"cluster:\n  hash_seed: \"1\\0\"\n", 2, "contains a NUL byte"},
     /* durations */

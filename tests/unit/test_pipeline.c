@@ -914,6 +914,49 @@ static void test_syn_flood_reload(void **state)
 	config_free(c);
 }
 
+/*
+ * conntrack.max_inserts_per_second, from the config to the worker: new flows beyond it in one
+ * second are still sent to their table backend, untracked and counted (ct_insert_limited); a
+ * second later new flows are tracked again, and tracked ones were never affected.
+ */
+static void test_insert_cap(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+	struct lb_worker_params p;
+	struct lb_worker *w;
+	char got[LB_ADDR_STRLEN];
+	const uint64_t sec = 1000000000ull;
+
+	(void)state;
+	c->conntrack.max_inserts_per_second = 10;
+	lb_worker_params_init(&p, &c->conntrack);
+	memcpy(p.mac, TCFG_MAC_ME, 6);
+	w = lb_worker_create(&p);
+	assert_non_null(w);
+	for (unsigned i = 0; i < 15; i++) {
+		send_flow(w, s, "198.18.100.8", "203.0.113.20", 6, (uint16_t)(20000 + i), 80, 0x02,
+		          NOW_NS, got);
+		assert_true(got[0]);
+	}
+	assert_int_equal(ctr(w, LB_CTR_CT_MISS), 15);
+	assert_int_equal(ctr(w, LB_CTR_CT_INSERT_LIMITED), 5);
+	/* The ten tracked flows hit; the five others miss again and are still over the cap. */
+	for (unsigned i = 0; i < 15; i++)
+		send_flow(w, s, "198.18.100.8", "203.0.113.20", 6, (uint16_t)(20000 + i), 80, 0x10,
+		          NOW_NS + sec / 2, got);
+	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 10);
+	assert_int_equal(ctr(w, LB_CTR_CT_INSERT_LIMITED), 10);
+	for (unsigned i = 10; i < 15; i++)
+		send_flow(w, s, "198.18.100.8", "203.0.113.20", 6, (uint16_t)(20000 + i), 80, 0x10,
+		          NOW_NS + 2 * sec, got);
+	assert_int_equal(ctr(w, LB_CTR_CT_INSERT_LIMITED), 10);
+	assert_int_equal(ctr(w, LB_CTR_CT_MISS), 25);
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	config_free(c);
+}
+
 /* Per backend counters and lb_explain for a flow and for a tuple that is not for a VIP. */
 static void test_backend_counters_explain(void **state)
 {
@@ -981,6 +1024,7 @@ int main(void)
 	    cmocka_unit_test(test_counted_drops),
 	    cmocka_unit_test(test_pipeline_timeouts),
 	    cmocka_unit_test(test_syn_flood_reload),
+	    cmocka_unit_test(test_insert_cap),
 	    cmocka_unit_test(test_backend_counters_explain),
 	};
 
