@@ -46,15 +46,16 @@
 
 /*
  * SYN shedding (bpf/xdp_vip.h, shed_map). When a worker finds AFXDP_SHED_ON frames waiting on
- * its RX ring (at 50 kpps, 40 ms of queueing: it is behind, not in a short burst), it asks the
- * steering program to drop new connections' SYNs for its queue, so that the ring, which the
- * kernel otherwise fills with flood SYNs and then drops from without regard to flows, keeps room
- * for established connections; it stops once the ring is down to AFXDP_SHED_OFF. New
- * connections meanwhile see a lost SYN (the client sends it again) rather than established ones
- * seeing lost data.
+ * its RX ring, it asks the steering program to drop new connections' SYNs for its queue, so that
+ * the ring, which the kernel otherwise fills and then drops from without regard to flows, keeps
+ * room for established connections; it stops once the ring is down to AFXDP_SHED_OFF. ON is near
+ * the top of the ring so that a burst the ring can absorb is absorbed whole (the reason for its
+ * size, above); the frames left above ON are over 40 ms of a flood at the rates this worker
+ * drains, while it looks again after every batch. New connections meanwhile see a lost SYN (the
+ * client sends it again) rather than established ones seeing lost data.
  */
-#define AFXDP_SHED_ON  (AFXDP_RX_RING_SIZE / 8u)  /* frames waiting: start shedding */
-#define AFXDP_SHED_OFF (AFXDP_RX_RING_SIZE / 64u) /* frames waiting: stop */
+#define AFXDP_SHED_ON  (AFXDP_RX_RING_SIZE - AFXDP_RX_RING_SIZE / 4u) /* frames waiting: start */
+#define AFXDP_SHED_OFF (AFXDP_RX_RING_SIZE / 16u)                     /* frames waiting: stop */
 
 #define AFXDP_WAIT_TX_MS 1 /* poll timeout while TX completions are outstanding */
 #define AFXDP_KICKS_MAX  (AFXDP_TX_RING_SIZE / 32u) /* sendto calls per kick: a full TX ring */

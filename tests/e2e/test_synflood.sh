@@ -19,7 +19,7 @@ export E2E_PREFIX=${E2E_PREFIX:-mgf}
 . "$(dirname "$0")/lib.sh"
 
 CLIENTS=20          # long-lived connections
-CLIENT_PERIOD=0.5   # seconds between two requests of a connection
+CLIENT_PERIOD=0.2   # seconds between two requests of a connection (a stall shows as a gap)
 STALL_MAX_MS=1000   # longest gap between two answers on a long-lived connection
 FLOOD_NET=198.19    # spoofed sources 198.19.0.0/16; the router blackholes the answers
 # table case
@@ -62,7 +62,7 @@ flood() {
 	wait "$flood_pid"
 	rc=$?
 	check "flood of $packets SYNs sent in $(($(now_ms) - t0)) ms (trafgen rc $rc)" [ "$rc" -eq 0 ]
-	sleep 1 # two more requests on every connection after the flood
+	sleep 1 # a few more requests on every connection after the flood
 
 	SYN_EVICTED=$(counter ct_evicted_syn)
 	SYN_UNTRACKED=$(counter ct_syn_untracked)

@@ -458,6 +458,63 @@ static void test_second_chance(void **state)
 	config_free(c);
 }
 
+/*
+ * Second chance under outer IPv6: IPv6 clients of a VIP whose backends are three IPv6 ones and an
+ * IPv4 one, a fourth IPv6 backend added. A flow carries its previous owner (16 bytes in the shim)
+ * only when that owner is of its new owner's family.
+ */
+static void test_second_chance_v6(void **state)
+{
+	static const char *const b6[] = {"2001:db8:2::1", "2001:db8:2::2", "2001:db8:2::3",
+	                                 "198.18.2.9"};
+	struct config *c = tcfg_fixture();
+	struct config_vip *v;
+	struct lb_snapshot *s1, *s2;
+	struct lb_worker *w = worker_new(1 << 16);
+	static struct tbuf b;
+	struct lb_addr cl = tcfg_addr("2001:db8:200::7"), vip = tcfg_addr("2001:db8:100::30");
+	unsigned carried = 0, other_family = 0;
+	uint32_t vi = c->n_vips;
+
+	(void)state;
+	v = tcfg_vip(c, "sc6", "2001:db8:100::30", IPPROTO_TCP, 80, b6, 4, 65537);
+	v->second_chance = true;
+	s1 = snap(c, NULL, NULL);
+	tcfg_backend_add(&c->vips[vi], "2001:db8:2::5", 1);
+	s2 = snap(c, s1, NULL);
+	for (unsigned i = 0; i < N_FLOWS; i++) {
+		uint8_t pkt[128];
+		uint32_t n = tf_flow6(pkt, "2001:db8:200::7", "2001:db8:100::30", 6,
+		                      (uint16_t)(30000 + i), 80, 0x10);
+		struct lb_frame f = tbuf_frame(&b, pkt, n);
+		struct lb_flow_key k;
+		struct lb_explanation e;
+		char got[LB_ADDR_STRLEN], want[LB_ADDR_STRLEN] = "";
+		const struct lb_backend *pri, *old;
+
+		lb_flow_key_make(&k, &cl, &vip, 6, (uint16_t)(30000 + i), 80);
+		assert_int_equal(lb_explain(NULL, s2, &k, &e), 0);
+		pri = &s2->backends[e.table_backend];
+		old = &s1->backends[s1->vips[vi].table[e.hash % s1->vips[vi].table_size]];
+		if (!lb_addr_eq(&old->addr, &pri->addr)) {
+			if (old->addr.family == pri->addr.family)
+				lb_addr_str(&old->addr, want, sizeof(want));
+			else
+				other_family++;
+		}
+		assert_int_equal(lb_process(w, s2, &f, NOW_NS), LB_TX);
+		assert_string_equal(sent_secondary(&f, pkt + 14, n - 14, got), want);
+		carried += want[0] != 0;
+	}
+	assert_true(carried > 0);
+	assert_int_equal(ctr(w, LB_CTR_TX_SECOND_CHANCE), carried);
+	assert_true(other_family > 0); /* moved off the IPv4 backend: carried nothing */
+	lb_worker_destroy(w);
+	snapshot_free(s1);
+	snapshot_free(s2);
+	config_free(c);
+}
+
 /* A tracked flow stays on its backend while the table changes under it. */
 static void test_stickiness(void **state)
 {
@@ -1018,6 +1075,7 @@ int main(void)
 	    cmocka_unit_test(test_vip4_find),
 	    cmocka_unit_test(test_stickiness),
 	    cmocka_unit_test(test_second_chance),
+	    cmocka_unit_test(test_second_chance_v6),
 	    cmocka_unit_test(test_fragments_same_backend),
 	    cmocka_unit_test(test_icmp_steering),
 	    cmocka_unit_test(test_icmp_rate_limit),
