@@ -668,6 +668,30 @@ static void expect_sc_delivered(struct sc_outer o, const char *src, uint16_t spo
 static const struct sc_outer sc_v4 = {
     .src = "198.18.2.2", .dst = "198.18.9.1", .secondary = SC_PEER4, .ttl = 64};
 
+/*
+ * o (inner TCP ACK from 198.18.0.2:sport) sent on by XDP_TX to the secondary: the outer header
+ * readdressed from us to it with one hop less, the shim marked forwarded, the peer's MAC.
+ */
+static void expect_sc_forwarded(struct sc_outer o, uint16_t sport)
+{
+	struct frame in = {0}, want = {0};
+	struct sc_outer w;
+
+	o.inner_proto = ETH_P_IP;
+	w = o;
+	put_sc_outer(&in, &o, 40);
+	put_tcp4(&in, "198.18.0.2", sport, SC_VIP_PORT, TCP_ACK);
+	w.src = o.dst;
+	w.dst = o.secondary;
+	w.ttl = (uint8_t)(o.ttl - 1);
+	w.flags = DECAP_SC_FORWARDED;
+	w.mac_dst = SC_PEER_MAC;
+	w.mac_src = SC_IF_MAC;
+	put_sc_outer(&want, &w, 40);
+	put_tcp4(&want, "198.18.0.2", sport, SC_VIP_PORT, TCP_ACK);
+	run_expect_on(&in, env.sc_ifindex, XDP_TX, &want, DECAP_CTR_SC_FORWARDED);
+}
+
 /* Sent on by a primary: delivered, never sent on again (no socket is asked). */
 static void test_sc_received(void **state)
 {
@@ -724,24 +748,7 @@ static void test_sc_local_socket(void **state)
 	assert_int_equal(getsockname(c, (struct sockaddr *)&cli, &len), 0);
 	expect_sc_delivered(sc_v4, "127.0.0.1", ntohs(cli.sin_port), TCP_ACK, DECAP_CTR_SC_LOCAL);
 	/* The listener alone does not own another flow (no SYN cookie in that ACK): sent on. */
-	{
-		struct frame in = {0}, want = {0};
-		struct sc_outer o = sc_v4, w = sc_v4;
-
-		o.inner_proto = ETH_P_IP;
-		put_sc_outer(&in, &o, 40);
-		put_tcp4(&in, "198.18.0.2", 40001, SC_VIP_PORT, TCP_ACK);
-		w.src = sc_v4.dst;
-		w.dst = SC_PEER4;
-		w.ttl = 63;
-		w.flags = DECAP_SC_FORWARDED;
-		w.mac_dst = SC_PEER_MAC;
-		w.mac_src = SC_IF_MAC;
-		w.inner_proto = ETH_P_IP;
-		put_sc_outer(&want, &w, 40);
-		put_tcp4(&want, "198.18.0.2", 40001, SC_VIP_PORT, TCP_ACK);
-		run_expect_on(&in, env.sc_ifindex, XDP_TX, &want, DECAP_CTR_SC_FORWARDED);
-	}
+	expect_sc_forwarded(sc_v4, 40001);
 	close(a);
 	close(c);
 	close(l);
@@ -750,50 +757,23 @@ static void test_sc_local_socket(void **state)
 /* No socket at all: readdressed to the secondary, marked, out the way it came (XDP_TX). */
 static void test_sc_forwarded(void **state)
 {
-	struct frame in = {0}, want = {0};
-	struct sc_outer o = sc_v4, w = sc_v4;
-
 	(void)state;
 	need_net();
-	o.inner_proto = w.inner_proto = ETH_P_IP;
-	put_sc_outer(&in, &o, 40);
-	put_tcp4(&in, "198.18.0.2", 40000, SC_VIP_PORT, TCP_ACK);
-	w.src = o.dst;
-	w.dst = SC_PEER4;
-	w.ttl = 63;
-	w.flags = DECAP_SC_FORWARDED;
-	w.mac_dst = SC_PEER_MAC;
-	w.mac_src = SC_IF_MAC;
-	put_sc_outer(&want, &w, 40);
-	put_tcp4(&want, "198.18.0.2", 40000, SC_VIP_PORT, TCP_ACK);
-	run_expect_on(&in, env.sc_ifindex, XDP_TX, &want, DECAP_CTR_SC_FORWARDED);
+	expect_sc_forwarded(sc_v4, 40000);
 }
 
 /* The same under outer IPv6 (a 16-byte secondary). */
 static void test_sc_forwarded_v6(void **state)
 {
-	struct sc_outer o = {.v6 = true,
-	                     .src = "2001:db8:2::2",
-	                     .dst = "2001:db8:9::1",
-	                     .secondary = SC_PEER6,
-	                     .ttl = 64,
-	                     .inner_proto = ETH_P_IP};
-	struct sc_outer w = o;
-	struct frame in = {0}, want = {0};
+	const struct sc_outer o = {.v6 = true,
+	                           .src = "2001:db8:2::2",
+	                           .dst = "2001:db8:9::1",
+	                           .secondary = SC_PEER6,
+	                           .ttl = 64};
 
 	(void)state;
 	need_net();
-	put_sc_outer(&in, &o, 40);
-	put_tcp4(&in, "198.18.0.2", 40000, SC_VIP_PORT, TCP_ACK);
-	w.src = o.dst;
-	w.dst = SC_PEER6;
-	w.ttl = 63;
-	w.flags = DECAP_SC_FORWARDED;
-	w.mac_dst = SC_PEER_MAC;
-	w.mac_src = SC_IF_MAC;
-	put_sc_outer(&want, &w, 40);
-	put_tcp4(&want, "198.18.0.2", 40000, SC_VIP_PORT, TCP_ACK);
-	run_expect_on(&in, env.sc_ifindex, XDP_TX, &want, DECAP_CTR_SC_FORWARDED);
+	expect_sc_forwarded(o, 40000);
 }
 
 /* No route to the secondary, or no TTL left to send it on: delivered here as without. */
