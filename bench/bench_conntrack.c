@@ -108,7 +108,7 @@ static void bench_load(void)
 			struct ct_insert_result r;
 			uint32_t b = ct_bucket_of(t, h);
 
-			ct_insert(t, &k, h, n, PKT_TCP_ACK, now, &r);
+			ct_insert(t, &k, h, n, 0, PKT_TCP_ACK, now, &r);
 			evicted += r.evicted != CT_EVICT_NONE;
 			moved += r.moved;
 			if (old[b] == CT_WAYS)
@@ -146,7 +146,7 @@ static struct fill_result fill(struct ct_table *t, uint32_t first, uint32_t coun
 
 		if (ct_find(t, &k, h, now) >= 0)
 			continue;
-		if (ct_insert(t, &k, h, first + i, tcp_flags, now, &r) < 0) {
+		if (ct_insert(t, &k, h, first + i, 0, tcp_flags, now, &r) < 0) {
 			f.refused++;
 			continue;
 		}

@@ -237,7 +237,7 @@ static bool ct_insert_allowed(struct ct_table *t, uint32_t now)
 }
 
 int64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t bref,
-                  uint8_t tcp_flags, uint32_t now, struct ct_insert_result *r)
+                  uint32_t secondary, uint8_t tcp_flags, uint32_t now, struct ct_insert_result *r)
 {
 	uint16_t sig = ct_sig_of(hash);
 	uint32_t first[2] = {ct_bucket_of(t, hash), 0}, syn[2] = {0, 0}, left[2];
@@ -290,6 +290,7 @@ take:
 	ct_way_clear(t, first[c], way);
 	t->entries[(uint64_t)first[c] * CT_WAYS + way].key = *k;
 	t->entries[(uint64_t)first[c] * CT_WAYS + way].bref = bref;
+	t->entries[(uint64_t)first[c] * CT_WAYS + way].secondary = secondary;
 	ct_way_set(t, first[c], way, c == 1, sig, now + ct_timeout_of(t, k->proto, fl) + 1, fl);
 	t->window_inserts++;
 	return (int64_t)first[c] * CT_WAYS + way;

@@ -473,7 +473,8 @@ struct ct_insert_result {
 };
 
 /*
- * Inserts flow k (not present) with bref for its first packet's tcp_flags at tick now, and returns
+ * Inserts flow k (not present) with bref and secondary (second chance's reference, kept as given)
+ * for its first packet's tcp_flags at tick now, and returns
  * its slot. Room, in this order: a free or expired way of its first bucket, then of its second;
  * else the live SYN-only way of either that expires soonest (evicted); else live flows are moved
  * to their other buckets (see CT_CUCKOO_DEPTH); else the way of its first bucket that expires
@@ -490,7 +491,7 @@ struct ct_insert_result {
  * what was dropped and moved.
  */
 int64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t bref,
-                  uint8_t tcp_flags, uint32_t now, struct ct_insert_result *r);
+                  uint32_t secondary, uint8_t tcp_flags, uint32_t now, struct ct_insert_result *r);
 
 /*
  * Looks flow k up in both its buckets without changing anything and without the expiry check,

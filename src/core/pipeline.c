@@ -594,8 +594,6 @@ static inline uint16_t table_choice(const struct lb_snapshot *s, const struct lb
 	return v->table[j->hash % v->table_size];
 }
 
-#define LB_BREF_NONE LB_BREF(LB_BACKEND_NONE, 0) /* an entry's secondary: none */
-
 /*
  * The secondary reference a new entry of j's flow, chosen id, keeps: a TCP packet that is not a
  * SYN starts a flow this maglevd has not seen from its start, so it may belong to the slot's
@@ -675,7 +673,7 @@ static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, struct 
 		uint32_t sref = secondary_of(s, j, id);
 		struct ct_insert_result ir;
 		int64_t made = ct_insert(ct, &j->key, j->hash, LB_BREF(id, s->backends[id].tag),
-		                         j->tcp_flags, now, &ir);
+		                         sref, j->tcp_flags, now, &ir);
 
 		j->sec = secondary_usable(s, j, sref);
 		/* Not inserted: the flow is counted as the backend's when it is tracked. */
@@ -684,7 +682,6 @@ static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, struct 
 			      made == -EAGAIN ? LB_CTR_CT_INSERT_LIMITED : LB_CTR_CT_SYN_UNTRACKED);
 			return id;
 		}
-		ct->entries[made].secondary = sref;
 		if (__builtin_expect(ir.moved, 0))
 			LB_CTR_ADD(w->ctr[LB_CTR_CT_MOVED], ir.moved);
 		if (ir.evicted != CT_EVICT_NONE) {

@@ -28,6 +28,7 @@
 #define LB_BREF(id, tag) (((uint32_t)(tag) << 16) | (uint32_t)(id))
 #define LB_BREF_ID(ref)  ((uint16_t)((ref)&0xffffu))
 #define LB_BREF_TAG(ref) ((uint16_t)((ref) >> 16))
+#define LB_BREF_NONE     LB_BREF(LB_BACKEND_NONE, 0) /* no backend (an entry's secondary: none) */
 
 #define LB_BACKEND_ACCEPT(vip, bref) ((uint64_t)(uint16_t)(vip) << 32 | (uint32_t)(bref))
 #define LB_ACCEPT_NONE               (~0ull) /* equals no LB_BACKEND_ACCEPT: bits 48..63 are 0 */

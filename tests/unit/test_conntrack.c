@@ -58,7 +58,7 @@ static void test_find_insert(void **state)
 	assert_non_null(t);
 	assert_int_equal(ct_capacity(t), 1024);
 	assert_int_equal(ct_find(t, &k, h, now), -1);
-	slot = (uint64_t)ct_insert(t, &k, h, 0x00050003u, PKT_TCP_SYN, now, &ev);
+	slot = (uint64_t)ct_insert(t, &k, h, 0x00050003u, 0, PKT_TCP_SYN, now, &ev);
 	assert_int_equal(ev.evicted, CT_EVICT_NONE);
 	assert_int_equal(ct_find(t, &k, h, now), (int64_t)slot);
 	assert_int_equal(bref_at(t, slot), 0x00050003u);
@@ -94,13 +94,13 @@ static void test_eviction(void **state)
 	for (unsigned i = 0; i <= CT_WAYS; i++)
 		k[i] = key4("198.18.100.1", (uint16_t)(2000 + i), IPPROTO_UDP);
 	for (unsigned i = 0; i < CT_WAYS; i++) {
-		ct_insert(t, &k[i], lb_flow_hash(&k[i], 1), i, 0, ct_tick((10 + i) * SEC), &ev);
+		ct_insert(t, &k[i], lb_flow_hash(&k[i], 1), i, 0, 0, ct_tick((10 + i) * SEC), &ev);
 		assert_int_equal(ev.evicted, CT_EVICT_NONE);
 	}
 	/* Flow 0 is refreshed last: flow 1 is now the oldest. */
 	ct_touch(t, (uint64_t)ct_find(t, &k[0], lb_flow_hash(&k[0], 1), ct_tick(20 * SEC)),
 	         IPPROTO_UDP, 0, ct_tick(20 * SEC));
-	ct_insert(t, &k[CT_WAYS], lb_flow_hash(&k[CT_WAYS], 1), 99, 0, ct_tick(21 * SEC), &ev);
+	ct_insert(t, &k[CT_WAYS], lb_flow_hash(&k[CT_WAYS], 1), 99, 0, 0, ct_tick(21 * SEC), &ev);
 	assert_int_equal(ev.evicted, CT_EVICT_ESTABLISHED);
 	assert_int_equal(ct_find(t, &k[1], lb_flow_hash(&k[1], 1), ct_tick(21 * SEC)), -1);
 	for (unsigned i = 0; i <= CT_WAYS; i++)
@@ -120,10 +120,10 @@ static void test_expired_reuse(void **state)
 	(void)state;
 	for (unsigned i = 0; i < CT_WAYS; i++) {
 		k = key4("198.18.100.2", (uint16_t)(3000 + i), IPPROTO_UDP);
-		ct_insert(t, &k, lb_flow_hash(&k, 1), i, 0, ct_tick(10 * SEC), &ev);
+		ct_insert(t, &k, lb_flow_hash(&k, 1), i, 0, 0, ct_tick(10 * SEC), &ev);
 	}
 	k = key4("198.18.100.2", 4000, IPPROTO_UDP);
-	ct_insert(t, &k, lb_flow_hash(&k, 1), 1, 0, ct_tick(50 * SEC), &ev);
+	ct_insert(t, &k, lb_flow_hash(&k, 1), 1, 0, 0, ct_tick(50 * SEC), &ev);
 	assert_int_equal(ev.evicted, CT_EVICT_NONE);
 	ct_destroy(t);
 }
@@ -142,11 +142,11 @@ static void test_timeouts(void **state)
 	struct ct_insert_result ev;
 
 	(void)state;
-	ct_insert(t, &u, hu, 1, 0, ct_tick(t0), &ev);
+	ct_insert(t, &u, hu, 1, 0, 0, ct_tick(t0), &ev);
 	assert_true(ct_find(t, &u, hu, ct_tick(t0 + 29 * SEC)) >= 0);
 	assert_int_equal(ct_find(t, &u, hu, ct_tick(t0 + 33 * SEC)), -1);
 
-	s = ct_insert(t, &c, hc, 2, PKT_TCP_SYN, ct_tick(t0), &ev);
+	s = ct_insert(t, &c, hc, 2, 0, PKT_TCP_SYN, ct_tick(t0), &ev);
 	assert_true(s >= 0);
 	ct_touch(t, (uint64_t)s, IPPROTO_TCP, PKT_TCP_ACK, ct_tick(t0 + 1 * SEC));
 	assert_true(ct_find(t, &c, hc, ct_tick(t0 + 299 * SEC)) >= 0);
@@ -155,7 +155,7 @@ static void test_timeouts(void **state)
 	assert_true(ct_find(t, &c, hc, ct_tick(t0 + 109 * SEC)) >= 0);
 	assert_int_equal(ct_find(t, &c, hc, ct_tick(t0 + 113 * SEC)), -1);
 
-	ct_insert(t, &c, hc, 2, PKT_TCP_RST, ct_tick(t0 + 200 * SEC), &ev);
+	ct_insert(t, &c, hc, 2, 0, PKT_TCP_RST, ct_tick(t0 + 200 * SEC), &ev);
 	assert_int_equal(ct_find(t, &c, hc, ct_tick(t0 + 213 * SEC)), -1);
 	s = ct_find(t, &c, hc, ct_tick(t0 + 201 * SEC));
 	assert_true(s >= 0);
@@ -182,7 +182,7 @@ static void test_syn_only(void **state)
 	int64_t s;
 
 	(void)state;
-	s = ct_insert(t, &a, ha, 1, PKT_TCP_SYN, ct_tick(t0), &ev);
+	s = ct_insert(t, &a, ha, 1, 0, PKT_TCP_SYN, ct_tick(t0), &ev);
 	assert_true(s >= 0);
 	assert_true(ct_find(t, &a, ha, ct_tick(t0 + 4 * SEC)) >= 0);
 	/* Retransmits at 1 s and 3 s: alive until 3 + 5 s, not longer. */
@@ -194,7 +194,7 @@ static void test_syn_only(void **state)
 	assert_int_equal(ct_find(t, &a, ha, ct_tick(t0 + 9 * SEC)), -1);
 
 	/* Promoted by the ACK: established, 300 s; a later bare SYN does not demote it. */
-	s = ct_insert(t, &b, hb, 2, PKT_TCP_SYN, ct_tick(t0), &ev);
+	s = ct_insert(t, &b, hb, 2, 0, PKT_TCP_SYN, ct_tick(t0), &ev);
 	ct_touch(t, (uint64_t)s, IPPROTO_TCP, PKT_TCP_ACK, ct_tick(t0 + 2 * SEC));
 	assert_true(ct_peek(t, &b, hb, &bref, NULL, &exp, &fl));
 	assert_int_equal(fl, 0);
@@ -205,7 +205,7 @@ static void test_syn_only(void **state)
 	assert_int_equal(ct_find(t, &b, hb, ct_tick(t0 + 304 * SEC)), -1);
 
 	/* A flow first seen mid-connection (an ACK, a failover) is established at once. */
-	ct_insert(t, &a, ha, 1, PKT_TCP_ACK, ct_tick(t0 + 10 * SEC), &ev);
+	ct_insert(t, &a, ha, 1, 0, PKT_TCP_ACK, ct_tick(t0 + 10 * SEC), &ev);
 	assert_true(ct_peek(t, &a, ha, &bref, NULL, &exp, &fl));
 	assert_int_equal(fl, 0);
 	assert_true(ct_find(t, &a, ha, ct_tick(t0 + 200 * SEC)) >= 0);
@@ -233,32 +233,32 @@ static void test_syn_eviction_order(void **state)
 	}
 	/* Ways: 6 established (ACK at 0..5 s, expiring 300..305 s), 2 SYN-only at 297, 298 s. */
 	for (unsigned i = 0; i < 6; i++)
-		ct_insert(t, &k[i], h[i], i, PKT_TCP_ACK, ct_tick((1000 + i) * SEC), &ev);
-	ct_insert(t, &k[7], h[7], 7, PKT_TCP_SYN, ct_tick(1298 * SEC), &ev);
-	ct_insert(t, &k[6], h[6], 6, PKT_TCP_SYN, ct_tick(1297 * SEC), &ev);
+		ct_insert(t, &k[i], h[i], i, 0, PKT_TCP_ACK, ct_tick((1000 + i) * SEC), &ev);
+	ct_insert(t, &k[7], h[7], 7, 0, PKT_TCP_SYN, ct_tick(1298 * SEC), &ev);
+	ct_insert(t, &k[6], h[6], 6, 0, PKT_TCP_SYN, ct_tick(1297 * SEC), &ev);
 	now = ct_tick(1299 * SEC);
 	/* An established newcomer takes the SYN-only way closest to expiry (6). */
-	assert_true(ct_insert(t, &k[8], h[8], 8, PKT_TCP_ACK, now, &ev) >= 0);
+	assert_true(ct_insert(t, &k[8], h[8], 8, 0, PKT_TCP_ACK, now, &ev) >= 0);
 	assert_int_equal(ev.evicted, CT_EVICT_SYN_ONLY);
 	assert_int_equal(ct_find(t, &k[6], h[6], now), -1);
 	assert_true(ct_find(t, &k[7], h[7], now) >= 0);
 	/* A SYN-only one takes the other SYN-only way (7), then its own. */
-	assert_true(ct_insert(t, &k[9], h[9], 9, PKT_TCP_SYN, now, &ev) >= 0);
+	assert_true(ct_insert(t, &k[9], h[9], 9, 0, PKT_TCP_SYN, now, &ev) >= 0);
 	assert_int_equal(ev.evicted, CT_EVICT_SYN_ONLY);
 	assert_int_equal(ct_find(t, &k[7], h[7], now), -1);
-	assert_true(ct_insert(t, &k[10], h[10], 10, PKT_TCP_SYN, now, &ev) >= 0);
+	assert_true(ct_insert(t, &k[10], h[10], 10, 0, PKT_TCP_SYN, now, &ev) >= 0);
 	assert_int_equal(ev.evicted, CT_EVICT_SYN_ONLY);
 	assert_int_equal(ct_find(t, &k[9], h[9], now), -1);
 	/* Promote 10: eight established ways. A bare SYN is refused and changes nothing. */
 	ct_touch(t, (uint64_t)ct_find(t, &k[10], h[10], now), IPPROTO_TCP, PKT_TCP_ACK, now);
-	assert_int_equal(ct_insert(t, &k[11], h[11], 11, PKT_TCP_SYN, now, &ev), -ENOSPC);
+	assert_int_equal(ct_insert(t, &k[11], h[11], 11, 0, PKT_TCP_SYN, now, &ev), -ENOSPC);
 	assert_int_equal(ev.evicted, CT_EVICT_NONE);
 	assert_int_equal(ct_find(t, &k[11], h[11], now), -1);
 	for (unsigned i = 0; i <= 10; i++)
 		if (i != 6 && i != 7 && i != 9)
 			assert_true(ct_find(t, &k[i], h[i], now) >= 0);
 	/* An established newcomer evicts the established way closest to expiry (0). */
-	assert_true(ct_insert(t, &k[11], h[11], 11, PKT_TCP_ACK, now, &ev) >= 0);
+	assert_true(ct_insert(t, &k[11], h[11], 11, 0, PKT_TCP_ACK, now, &ev) >= 0);
 	assert_int_equal(ev.evicted, CT_EVICT_ESTABLISHED);
 	assert_int_equal(ct_find(t, &k[0], h[0], now), -1);
 	assert_true(ct_find(t, &k[1], h[1], now) >= 0);
@@ -296,7 +296,7 @@ static void test_syn_flood(void **state)
 	for (unsigned i = 0; i < FLOOD_LIVE; i++) {
 		struct lb_flow_key k = flood_key(i, false);
 
-		ct_insert(t, &k, lb_flow_hash(&k, 5), i, PKT_TCP_ACK, ct_tick(t0), &ev);
+		ct_insert(t, &k, lb_flow_hash(&k, 5), i, 0, PKT_TCP_ACK, ct_tick(t0), &ev);
 	}
 	/* Some buckets overflowed while filling: the flood must keep the flows left. */
 	for (unsigned i = 0; i < FLOOD_LIVE; i++) {
@@ -311,7 +311,7 @@ static void test_syn_flood(void **state)
 		uint64_t now = t0 + SEC + (uint64_t)i * (4 * SEC / FLOOD_SYNS);
 
 		refused +=
-		    ct_insert(t, &k, lb_flow_hash(&k, 5), i, PKT_TCP_SYN, ct_tick(now), &ev) < 0;
+		    ct_insert(t, &k, lb_flow_hash(&k, 5), i, 0, PKT_TCP_SYN, ct_tick(now), &ev) < 0;
 		assert_int_not_equal(ev.evicted, CT_EVICT_ESTABLISHED);
 		evicted_syn += ev.evicted == CT_EVICT_SYN_ONLY;
 	}
@@ -352,7 +352,7 @@ static void test_full_table(void **state)
 		struct lb_flow_key k = key4("198.18.100.4", (uint16_t)i, IPPROTO_TCP);
 
 		k.dport = (uint16_t)(i >> 16);
-		ct_insert(t, &k, lb_flow_hash(&k, 3), i, 0, ct_tick((uint64_t)i * 1000), &ev);
+		ct_insert(t, &k, lb_flow_hash(&k, 3), i, 0, 0, ct_tick((uint64_t)i * 1000), &ev);
 		evicted += ev.evicted != CT_EVICT_NONE;
 	}
 	assert_true(evicted >= 2 * 4096);
@@ -475,7 +475,7 @@ static void test_fill_90(void **state)
 	for (unsigned i = 0; i < n; i++) {
 		struct lb_flow_key k = flow_n(i, IPPROTO_UDP);
 
-		assert_true(ct_insert(t, &k, lb_flow_hash(&k, SEED), i, 0, now, &ev) >= 0);
+		assert_true(ct_insert(t, &k, lb_flow_hash(&k, SEED), i, 0, 0, now, &ev) >= 0);
 		if (ev.evicted != CT_EVICT_NONE)
 			fail_msg("flow %u of %u evicted a live flow", i, n);
 		assert_true(ev.moved <= CT_CUCKOO_DEPTH);
@@ -512,7 +512,7 @@ static void test_second_bucket(void **state)
 	}
 	assert_int_equal(found, 12);
 	for (unsigned i = 0; i < 12; i++) {
-		int64_t slot = ct_insert(t, &k[i], h[i], 100 + i, 0, now, &ev);
+		int64_t slot = ct_insert(t, &k[i], h[i], 100 + i, 0, 0, now, &ev);
 		uint32_t b = i < CT_WAYS ? 0 : ct_other_bucket(t, 0, ct_sig_of(h[i]));
 
 		assert_int_equal(ev.evicted, CT_EVICT_NONE);
@@ -529,7 +529,7 @@ static void test_second_bucket(void **state)
 	now = ct_tick(131 * SEC);
 	for (unsigned i = 0; i < 12; i++)
 		assert_int_equal(ct_find(t, &k[i], h[i], now), -1);
-	assert_int_equal(ct_insert(t, &k[11], h[11], 7, 0, now, &ev), 0);
+	assert_int_equal(ct_insert(t, &k[11], h[11], 7, 0, 0, now, &ev), 0);
 	assert_int_equal(ct_find(t, &k[11], h[11], now), 0);
 	assert_true(ct_peek(t, &k[11], h[11], &bref, NULL, &exp, &fl));
 	assert_int_equal(bref, 7); /* the live copy, not the expired one in its second bucket */
@@ -552,7 +552,7 @@ static void test_cuckoo_move(void **state)
 	do {
 		struct lb_flow_key k = flow_n(n, IPPROTO_TCP);
 
-		assert_true(ct_insert(t, &k, lb_flow_hash(&k, SEED), n, PKT_TCP_ACK, now, &ev) >=
+		assert_true(ct_insert(t, &k, lb_flow_hash(&k, SEED), n, 0, PKT_TCP_ACK, now, &ev) >=
 		            0);
 		assert_int_equal(ev.evicted, CT_EVICT_NONE);
 		assert_true(ev.moved <= CT_CUCKOO_DEPTH);
@@ -606,7 +606,7 @@ static void test_full_eviction_order(void **state)
 	for (unsigned i = 0; i < n_est; i++) {
 		struct lb_flow_key k = flow_n(i, IPPROTO_TCP);
 
-		ct_insert(t, &k, lb_flow_hash(&k, SEED), i, PKT_TCP_ACK, now, &ev);
+		ct_insert(t, &k, lb_flow_hash(&k, SEED), i, 0, PKT_TCP_ACK, now, &ev);
 		assert_int_equal(ev.evicted, CT_EVICT_NONE);
 	}
 	/* SYN-only newcomers: their first bucket if it has room or a SYN-only way, never moving. */
@@ -614,7 +614,7 @@ static void test_full_eviction_order(void **state)
 		struct lb_flow_key k = flow_n(i, IPPROTO_TCP);
 		uint64_t hash = lb_flow_hash(&k, SEED);
 		struct two_buckets x = two_buckets_of(t, hash, now);
-		int64_t r = ct_insert(t, &k, hash, i, PKT_TCP_SYN, now, &ev);
+		int64_t r = ct_insert(t, &k, hash, i, 0, PKT_TCP_SYN, now, &ev);
 
 		assert_int_not_equal(ev.evicted, CT_EVICT_ESTABLISHED);
 		assert_int_equal(ev.moved, 0);
@@ -639,7 +639,7 @@ static void test_full_eviction_order(void **state)
 		uint64_t hash = lb_flow_hash(&k, SEED);
 		struct two_buckets x = two_buckets_of(t, hash, now);
 
-		assert_true(ct_insert(t, &k, hash, i, PKT_TCP_ACK, now, &ev) >= 0);
+		assert_true(ct_insert(t, &k, hash, i, 0, PKT_TCP_ACK, now, &ev) >= 0);
 		if (x.free[0] || x.free[1])
 			assert_int_equal(ev.evicted, CT_EVICT_NONE);
 		else if (x.syn[0] || x.syn[1])
@@ -673,22 +673,24 @@ static void test_insert_cap(void **state)
 	t = ct_create(1024, &p);
 	for (unsigned i = 0; i < 100; i++) {
 		k = flow_n(i, IPPROTO_UDP);
-		assert_true(ct_insert(t, &k, lb_flow_hash(&k, SEED), i, 0, ct_tick(t0), &ev) >= 0);
-		assert_true(
-		    ct_insert(unlimited, &k, lb_flow_hash(&k, SEED), i, 0, ct_tick(t0), &ev) >= 0);
+		assert_true(ct_insert(t, &k, lb_flow_hash(&k, SEED), i, 0, 0, ct_tick(t0), &ev) >=
+		            0);
+		assert_true(ct_insert(unlimited, &k, lb_flow_hash(&k, SEED), i, 0, 0, ct_tick(t0),
+		                      &ev) >= 0);
 	}
 	k = flow_n(0, IPPROTO_UDP);
 	ct_touch(t, (uint64_t)ct_find(t, &k, lb_flow_hash(&k, SEED), ct_tick(t0)), IPPROTO_UDP, 0,
 	         ct_tick(t0 + SEC / 2));
 	k = flow_n(100, IPPROTO_UDP);
 	assert_int_equal(
-	    ct_insert(t, &k, lb_flow_hash(&k, SEED), 100, 0, ct_tick(t0 + SEC / 2), &ev), -EAGAIN);
+	    ct_insert(t, &k, lb_flow_hash(&k, SEED), 100, 0, 0, ct_tick(t0 + SEC / 2), &ev),
+	    -EAGAIN);
 	assert_int_equal(ev.evicted, CT_EVICT_NONE);
 	assert_int_equal(ct_find(t, &k, lb_flow_hash(&k, SEED), ct_tick(t0 + SEC / 2)), -1);
-	assert_true(ct_insert(unlimited, &k, lb_flow_hash(&k, SEED), 100, 0, ct_tick(t0), &ev) >=
+	assert_true(ct_insert(unlimited, &k, lb_flow_hash(&k, SEED), 100, 0, 0, ct_tick(t0), &ev) >=
 	            0);
-	assert_true(ct_insert(t, &k, lb_flow_hash(&k, SEED), 100, 0, ct_tick(t0 + 2 * SEC), &ev) >=
-	            0);
+	assert_true(
+	    ct_insert(t, &k, lb_flow_hash(&k, SEED), 100, 0, 0, ct_tick(t0 + 2 * SEC), &ev) >= 0);
 	assert_true(ct_find(t, &k, lb_flow_hash(&k, SEED), ct_tick(t0 + 2 * SEC)) >= 0);
 	ct_destroy(t);
 	ct_destroy(unlimited);
