@@ -13,16 +13,7 @@
 
 #include "core/pkt.h"
 
-#define NS_PER_SEC    1000000000ull
 #define CT_HUGE_ALIGN (2u << 20) /* bytes: transparent huge page size on x86-64 */
-
-static uint32_t secs_to_ticks(uint32_t s)
-{
-	uint64_t ns = (uint64_t)s * NS_PER_SEC;
-	uint64_t tick = 1ull << CT_TICK_SHIFT;
-
-	return (uint32_t)((ns + tick - 1) / tick);
-}
 
 struct ct_table *ct_create(uint32_t entries, const struct ct_params *p)
 {
@@ -53,13 +44,13 @@ struct ct_table *ct_create(uint32_t entries, const struct ct_params *p)
 	/* Touch every page now so the packet path never takes a first-use page fault. */
 	memset(t->buckets, 0, hbytes);
 	memset(t->entries, 0, ebytes);
-	t->to_tcp = secs_to_ticks(p->tcp);
-	t->to_tcp_fin = secs_to_ticks(p->tcp_fin);
-	t->to_tcp_syn = secs_to_ticks(p->tcp_syn);
-	t->to_udp = secs_to_ticks(p->udp);
-	t->to_other = secs_to_ticks(p->other);
+	t->to_tcp = ct_secs_to_ticks(p->tcp);
+	t->to_tcp_fin = ct_secs_to_ticks(p->tcp_fin);
+	t->to_tcp_syn = ct_secs_to_ticks(p->tcp_syn);
+	t->to_udp = ct_secs_to_ticks(p->udp);
+	t->to_other = ct_secs_to_ticks(p->other);
 	t->max_inserts = p->max_inserts;
-	t->window_ticks = secs_to_ticks(1);
+	t->window_ticks = ct_secs_to_ticks(1);
 	return t;
 }
 

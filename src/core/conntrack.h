@@ -140,6 +140,15 @@ static inline uint32_t ct_tick(uint64_t now_ns)
 	return (uint32_t)(now_ns >> CT_TICK_SHIFT);
 }
 
+/* s seconds in ticks, rounded up: how the table turns its timeouts (the kernel's does alike). */
+static inline uint32_t ct_secs_to_ticks(uint32_t s)
+{
+	uint64_t ns = (uint64_t)s * 1000000000ull;
+	uint64_t tick = 1ull << CT_TICK_SHIFT;
+
+	return (uint32_t)((ns + tick - 1) / tick);
+}
+
 static inline bool ct_expired(uint32_t expires, uint32_t now)
 {
 	return (int32_t)(expires - now) <= 0;
