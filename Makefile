@@ -79,7 +79,7 @@ TESTS     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/te
 BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 FUZZERS   := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(wildcard bpf/*.bpf.c))
-BPF_INSTALL := $(BUILD)/bpf/xdp_vip.bpf.o $(BUILD)/bpf/xdp_decap.bpf.o # what the binaries load
+BPF_INSTALL := $(BUILD)/bpf/xdp_vip.bpf.o $(BUILD)/bpf/xdp_fwd.bpf.o $(BUILD)/bpf/xdp_decap.bpf.o # what the binaries load
 BPFOBJ_DIR_H := $(BUILD)/gen/bpfobj_dir.h
 # Every object, for the header dependencies that -MMD writes next to it (%.d).
 ALL_OBJS  := $(BASE_OBJS) $(CORE_OBJS) $(IO_OBJS) $(CONTROL_OBJS) $(MAGLEVD_OBJS) \

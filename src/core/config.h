@@ -81,6 +81,7 @@
 enum dp_mode {
 	DP_MODE_AFXDP,    /* AF_XDP through libxdp (default) */
 	DP_MODE_AFPACKET, /* TPACKET_V3 fallback */
+	DP_MODE_XDP,      /* forwarding in the XDP program, AF_XDP for the slow path */
 };
 
 enum hc_type {

@@ -661,6 +661,16 @@ static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, struct 
 		LB_CTR_ADD(w->bctr[id].flows, 1);
 		return id;
 	}
+	if (__builtin_expect(w->p.ct_fallback != NULL, 0)) {
+		uint32_t bref, sref;
+
+		if (w->p.ct_fallback(w->p.ct_fallback_ctx, &j->key, now, &bref, &sref) &&
+		    backend_usable(s, bref, j->vip)) {
+			count(w, LB_CTR_CT_HIT);
+			j->sec = secondary_usable(s, j, sref);
+			return LB_BREF_ID(bref);
+		}
+	}
 	if (j->insert) {
 		unsigned bad = source_check(j->key.family, j->key.src, j->key.dst);
 
@@ -928,18 +938,26 @@ int lb_explain(const struct lb_worker *w, const struct lb_snapshot *s, const str
 		uint32_t bref, sref, expires;
 		uint8_t flags;
 
-		if (ct_peek(w->ct, k, j.hash, &bref, &sref, &expires, &flags)) {
-			out->tracked = true;
-			out->tracked_bref = bref;
-			out->tracked_expires_ns = (uint64_t)expires << CT_TICK_SHIFT;
-			out->tracked_syn_only = (flags & CT_F_SYN) != 0;
-			out->tracked_closing = (flags & CT_F_FIN) != 0;
-			out->tracked_usable = backend_usable(s, bref, (uint16_t)vip);
-			if (out->tracked_usable) {
-				out->backend = LB_BREF_ID(bref);
-				out->secondary = secondary_usable(s, &j, sref);
-			}
-		}
+		if (ct_peek(w->ct, k, j.hash, &bref, &sref, &expires, &flags))
+			lb_explain_tracked(s, k, bref, sref, expires, flags, out);
 	}
 	return 0;
+}
+
+void lb_explain_tracked(const struct lb_snapshot *s, const struct lb_flow_key *k, uint32_t bref,
+                        uint32_t secondary, uint32_t expires, uint8_t flags,
+                        struct lb_explanation *out)
+{
+	struct lb_job j = {.vip = (uint16_t)out->vip, .key = *k};
+
+	out->tracked = true;
+	out->tracked_bref = bref;
+	out->tracked_expires_ns = (uint64_t)expires << CT_TICK_SHIFT;
+	out->tracked_syn_only = (flags & CT_F_SYN) != 0;
+	out->tracked_closing = (flags & CT_F_FIN) != 0;
+	out->tracked_usable = backend_usable(s, bref, j.vip);
+	if (out->tracked_usable && !out->refused) {
+		out->backend = LB_BREF_ID(bref);
+		out->secondary = secondary_usable(s, &j, secondary);
+	}
 }

@@ -36,6 +36,16 @@ enum lb_verdict {
 	        */
 };
 
+/*
+ * A connection table besides the worker's own, which its lookups fall back on (xdp mode: the
+ * kernel's, which has the flows the XDP program forwards, so that what comes to the worker of
+ * such a flow, an ICMP error about it say, goes where the flow goes): true with the bref and
+ * secondary of flow k's entry if that table has it live at tick now. Called from the worker's
+ * thread, for a tracked packet its own table does not have.
+ */
+typedef bool (*lb_ct_fallback_fn)(void *ctx, const struct lb_flow_key *k, uint32_t now,
+                                  uint32_t *bref, uint32_t *secondary);
+
 struct lb_worker_params {
 	uint32_t id;
 	uint32_t ct_entries; /* flows the connection table holds (rounded up to whole buckets) */
@@ -43,6 +53,8 @@ struct lb_worker_params {
 	uint32_t udp_timeout, icmp_timeout;                     /* seconds */
 	uint32_t ct_max_inserts; /* new connection-table entries a second; 0 = unlimited */
 	uint8_t mac[6]; /* our interface MAC: source of what we send, destination of what we take */
+	lb_ct_fallback_fn ct_fallback; /* NULL: none */
+	void *ct_fallback_ctx;
 };
 
 /* Per backend id counters of one worker. */
@@ -117,5 +129,13 @@ struct lb_explanation {
  */
 int lb_explain(const struct lb_worker *w, const struct lb_snapshot *s, const struct lb_flow_key *k,
                struct lb_explanation *out);
+
+/*
+ * The tracked part of out (lb_explain's of k under s) for an entry found elsewhere (the kernel's
+ * table): its bref, secondary, expiry tick and CT_F_* flags. A flow lb_explain refused stays so.
+ */
+void lb_explain_tracked(const struct lb_snapshot *s, const struct lb_flow_key *k, uint32_t bref,
+                        uint32_t secondary, uint32_t expires, uint8_t flags,
+                        struct lb_explanation *out);
 
 #endif

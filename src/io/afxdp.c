@@ -2,7 +2,9 @@
 /*
  * AF_XDP packet I/O (libxdp): our steering program (bpf/xdp_vip.bpf.c) on the interface (loaded
  * through src/io/xdp.c), one UMEM + socket per RX queue, zero-copy when the driver can, copy mode
- * otherwise.
+ * otherwise. In xdp mode the program is bpf/xdp_fwd.bpf.c instead, which forwards plain VIP
+ * packets itself and steers the rest to these sockets (the slow path); src/io/xdpfwd.c has its
+ * maps.
  */
 #include <errno.h>
 #include <net/if.h>
@@ -26,6 +28,8 @@
 #include "base/util.h"
 #include "io/io.h"
 #include "io/xdp.h"
+#include "io/xdpfwd.h"
+#include "bpf/xdp_fwd.h"
 #include "bpf/xdp_vip.h" /* names and map layouts shared with the BPF side */
 
 #define AFXDP_FRAME_SIZE XSK_UMEM__DEFAULT_FRAME_SIZE /* bytes per UMEM frame */
@@ -98,7 +102,8 @@ struct afxdp_queue {
 struct afxdp_dev {
 	char ifname[IF_NAMESIZE];
 	int ifindex;
-	struct xprog xp; /* the steering program, attached */
+	struct xprog xp;    /* the steering program, attached */
+	struct xdpfwd *fwd; /* xdp mode: its forwarding maps; NULL in afxdp mode */
 	int vip_map_fd, addr_map_fd, xsks_map_fd, stats_map_fd, shed_map_fd;
 	struct xdp_vip_key *vip_keys; /* what vip_map holds now */
 	uint32_t n_vip_keys;
@@ -325,7 +330,21 @@ static void afxdp_counters(struct io_dev *d, uint32_t qid, uint64_t *out)
 		out[IO_CTR_XDP_PASS_NOT_OUR_MAC] += afxdp_stat(dev, XDP_STAT_PASS_NOT_OUR_MAC);
 		out[IO_CTR_XDP_DROP_ICMP] += afxdp_stat(dev, XDP_STAT_DROP_ICMP);
 		out[IO_CTR_XDP_DROP_SYN_SHED] += afxdp_stat(dev, XDP_STAT_DROP_SYN_SHED);
+		if (dev->fwd) {
+			struct xdpfwd_slow sl;
+
+			xdpfwd_slow_counters(dev->fwd, &sl);
+			out[IO_CTR_XDP_SLOW_SOURCE] += sl.source;
+			out[IO_CTR_XDP_SLOW_NEXTHOP] += sl.nexthop;
+			out[IO_CTR_XDP_SLOW_TOO_BIG] += sl.too_big;
+			out[IO_CTR_XDP_SLOW_HEADROOM] += sl.headroom;
+		}
 	}
+}
+
+static struct xdpfwd *afxdp_kernel(struct io_dev *d)
+{
+	return ((struct afxdp_dev *)d)->fwd;
 }
 
 static const char *afxdp_mode(const struct io_dev *d)
@@ -490,6 +509,7 @@ static void afxdp_close(struct io_dev *d)
 		return;
 	for (uint32_t i = 0; i < dev->n_queues; i++)
 		afxdp_queue_free(dev->queues[i]);
+	xdpfwd_close(dev->fwd);
 	if (dev->xp.prog) {
 		int rc = xprog_detach(&dev->xp);
 
@@ -540,20 +560,23 @@ static int afxdp_config_set(struct afxdp_dev *dev, const uint8_t mac[6], char *e
  */
 static const char *const afxdp_prog_maps[] = {XDP_VIP_MAP_VIPS, XDP_VIP_MAP_ADDRS, XDP_VIP_MAP_XSKS,
                                               XDP_VIP_MAP_STATS};
-static const struct xprog_match afxdp_match = {
-    .name = XDP_VIP_PROG_NAME,
-    .maps = afxdp_prog_maps,
-    .n_maps = ARRAY_SIZE(afxdp_prog_maps),
+/* The xdp mode's program, xdp_fwd: its own maps besides the steering ones. */
+static const char *const afxdp_fwd_maps[] = {XDP_VIP_MAP_VIPS, XDP_VIP_MAP_XSKS, XDP_FWD_MAP_VIPS,
+                                             XDP_FWD_MAP_CT};
+static const struct xprog_match afxdp_matches[] = {
+    {.name = XDP_VIP_PROG_NAME, .maps = afxdp_prog_maps, .n_maps = ARRAY_SIZE(afxdp_prog_maps)},
+    {.name = XDP_FWD_PROG_NAME, .maps = afxdp_fwd_maps, .n_maps = ARRAY_SIZE(afxdp_fwd_maps)},
 };
 
 /*
- * A maglevd that died without stopping (SIGKILL, crash, OOM) leaves xdp_vip attached to its
- * interface: the kernel keeps it without any process. Detaches it, alone or as a component of
- * a libxdp dispatcher, when no other process holds it; a running maglevd on this interface
- * holds it, and then the start is refused. Any other program is left to the attach, which
- * refuses. Only dev->ifindex is looked at.
+ * A maglevd that died without stopping (SIGKILL, crash, OOM) leaves its program (xdp_vip, or
+ * xdp_fwd in xdp mode) attached to its interface: the kernel keeps it without any process.
+ * Detaches it, alone or as a component of a libxdp dispatcher, when no other process holds it; a
+ * running maglevd on this interface holds it, and then the start is refused. Any other program
+ * is left to the attach, which refuses. Only dev->ifindex is looked at.
  */
-static int afxdp_remove_stale(struct afxdp_dev *dev, char *err, size_t errlen)
+static int afxdp_remove_stale_one(struct afxdp_dev *dev, const struct xprog_match *m, char *err,
+                                  size_t errlen)
 {
 	struct xprog_found f;
 	uint32_t id;
@@ -561,31 +584,44 @@ static int afxdp_remove_stale(struct afxdp_dev *dev, char *err, size_t errlen)
 	int rc = 0;
 
 	/* Not there (or unreadable: the attach reports it). */
-	if (xprog_find(dev->ifindex, &afxdp_match, &f) <= 0)
+	if (xprog_find(dev->ifindex, m, &f) <= 0)
 		goto out;
 	id = xdp_program__id(f.prog);
 	pid = xprog_holder(id);
 	if (pid) {
 		rc = -EBUSY;
-		snprintf(
-		    err, errlen,
-		    "afxdp: cannot attach XDP program to '%s': its " XDP_VIP_PROG_NAME
-		    " (prog id %u) is held by process %ld (another maglevd on this interface?)",
-		    dev->ifname, id, pid);
+		snprintf(err, errlen,
+		         "afxdp: cannot attach XDP program to '%s': its %s (prog id %u) is held by "
+		         "process %ld (another maglevd on this interface?)",
+		         dev->ifname, m->name, id, pid);
 		goto out;
 	}
-	log_warn("removing " XDP_VIP_PROG_NAME " left attached to %s by a previous maglevd "
-	         "(prog id %u)",
+	log_warn("removing %s left attached to %s by a previous maglevd (prog id %u)", m->name,
 	         dev->ifname, id);
 	rc = xprog_found_detach(&f, dev->ifindex);
 	if (rc)
-		snprintf(err, errlen,
-		         "afxdp: cannot remove " XDP_VIP_PROG_NAME " (prog id %u) from "
-		         "'%s': %s",
+		snprintf(err, errlen, "afxdp: cannot remove %s (prog id %u) from '%s': %s", m->name,
 		         id, dev->ifname, strerror(-rc));
 out:
 	xprog_found_close(&f);
 	return rc;
+}
+
+static int afxdp_remove_stale(struct afxdp_dev *dev, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(afxdp_matches); i++) {
+		int rc = afxdp_remove_stale_one(dev, &afxdp_matches[i], err, errlen);
+
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* xdp mode: sizes the connection-table maps before the object loads. */
+static int afxdp_fwd_prepare(struct bpf_object *obj, void *arg)
+{
+	return xdpfwd_size(obj, arg);
 }
 
 static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err, size_t errlen)
@@ -628,8 +664,10 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 	if (rc)
 		goto out;
 	/* Native XDP first (needed for zero-copy), generic SKB mode when the driver refuses. */
-	rc = xprog_attach(&dev->xp, p->bpf_path, XDP_VIP_SEC, dev->ifindex, XPROG_MODE_AUTO,
-	                  &load_failed, why, sizeof(why));
+	rc = xprog_attach_prepared(&dev->xp, p->bpf_path, p->kernel_ct ? XDP_FWD_SEC : XDP_VIP_SEC,
+	                           dev->ifindex, XPROG_MODE_AUTO,
+	                           p->kernel_ct ? afxdp_fwd_prepare : NULL, (void *)p->kernel_ct,
+	                           &load_failed, why, sizeof(why));
 	if (rc) {
 		if (load_failed)
 			xprog_log_dump(LOG_LEVEL_ERR); /* the verifier's or libbpf's reasons */
@@ -647,6 +685,12 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 	rc = afxdp_config_set(dev, p->mac, err, errlen);
 	if (rc)
 		goto out;
+	if (p->kernel_ct) {
+		rc = xdpfwd_open(&dev->fwd, xdp_program__bpf_obj(dev->xp.prog), p->kernel_ct, err,
+		                 errlen);
+		if (rc)
+			goto out;
+	}
 	for (uint32_t i = 0; i < p->queues; i++) {
 		rc = afxdp_queue_open(dev, i, &dev->queues[i], err, errlen);
 		if (rc)
@@ -656,9 +700,14 @@ static int afxdp_open(struct io_dev **out, const struct io_params *p, char *err,
 	/* Native XDP runs before GRO; generic XDP sees merged frames. */
 	if (dev->xp.mode == XDP_MODE_SKB)
 		io_warn_coalescing(p->ifname, "afxdp in generic XDP mode");
-	n = snprintf(dev->mode, sizeof(dev->mode), "afxdp %s (%s XDP)",
-	             dev->queues[0]->zerocopy ? "zero-copy" : "copy",
-	             dev->xp.mode == XDP_MODE_NATIVE ? "native" : "generic");
+	if (dev->fwd)
+		n = snprintf(dev->mode, sizeof(dev->mode), "xdp (%s XDP), slow path afxdp %s",
+		             dev->xp.mode == XDP_MODE_NATIVE ? "native" : "generic",
+		             dev->queues[0]->zerocopy ? "zero-copy" : "copy");
+	else
+		n = snprintf(dev->mode, sizeof(dev->mode), "afxdp %s (%s XDP)",
+		             dev->queues[0]->zerocopy ? "zero-copy" : "copy",
+		             dev->xp.mode == XDP_MODE_NATIVE ? "native" : "generic");
 	if (dev->queues[0]->tx_budget && n > 0 && (size_t)n < sizeof(dev->mode))
 		snprintf(dev->mode + n, sizeof(dev->mode) - (size_t)n, ", %u frames a sendto",
 		         AFXDP_TX_BUDGET);
@@ -816,6 +865,7 @@ const struct io_ops io_afxdp_ops = {
     .wait = afxdp_wait,
     .counters = afxdp_counters,
     .mode = afxdp_mode,
+    .kernel = afxdp_kernel,
     .report = afxdp_report,
     .close = afxdp_close,
 };

@@ -20,9 +20,12 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "bpf/xdp_fwd.h"
 #include "bpf/xdp_vip.h"
+#include "core/conntrack.h"
 #include "io/bpfobj.h"
 #include "io/nexthop.h"
+#include "io/xdpfwd.h"
 
 struct dp_worker {
 	struct dataplane *dp;
@@ -39,6 +42,7 @@ struct dp_worker {
 struct dataplane {
 	const struct io_ops *ops;
 	struct io_dev *dev;
+	struct xdpfwd *fwd; /* xdp mode: the kernel's forwarding maps (the backend's); else NULL */
 	struct nh_resolver *nh; /* NULL with dataplane.nexthop_mac */
 	struct lb_snapshot **current;
 	struct config_dataplane cfg;
@@ -159,7 +163,8 @@ int dataplane_prepare(struct dataplane *dp, struct lb_snapshot *next)
 		for (uint32_t i = 0; i < next->n_nexthops; i++)
 			atomic_store_explicit(&next->nexthops[i].mac, mac, memory_order_relaxed);
 	} else if (next->n_nexthops) {
-		rc = nh_watch(dp->nh, next->nexthops, next->n_nexthops);
+		rc = nh_watch(dp->nh, next->nexthops, next->n_nexthops,
+		              dp->fwd ? xdpfwd_next_nexthops(dp->fwd) : NULL);
 		if (rc) {
 			free(vips);
 			return rc;
@@ -192,8 +197,17 @@ int dataplane_prepare(struct dataplane *dp, struct lb_snapshot *next)
 			vips[n++] = v;
 	}
 	rc = dp_set_filter(dp, vips, n);
-	if (rc) {
+	if (rc)
 		free(vips);
+	/* The kernel switches to next here, the workers at the caller's pointer swap. */
+	if (!rc && dp->fwd) {
+		char err[256];
+
+		rc = xdpfwd_publish(dp->fwd, next, err, sizeof(err));
+		if (rc)
+			log_err("%s", err);
+	}
+	if (rc) {
 		/* The caller frees next: the resolver must not write into it any more. */
 		if (!dp->cfg.has_nexthop_mac && next->n_nexthops) {
 			nh_unwatch(dp->nh, next->nexthops);
@@ -291,6 +305,17 @@ static void dp_afpacket_check_forwarding(const char *ifname)
 		         ifname, ifname);
 }
 
+/* lb_ct_fallback_fn over the kernel's connection table (xdp mode). */
+static bool dp_kernel_ct(void *ctx, const struct lb_flow_key *k, uint32_t now, uint32_t *bref,
+                         uint32_t *secondary)
+{
+	uint32_t expires;
+	uint8_t flags;
+
+	return xdpfwd_ct_peek(ctx, k, bref, secondary, &expires, &flags) &&
+	       !ct_expired(expires, now);
+}
+
 int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_snapshot **current,
                     char *err, size_t errlen)
 {
@@ -328,12 +353,21 @@ int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_
 	}
 	if (c->mode == DP_MODE_AFPACKET)
 		dp_afpacket_check_forwarding(c->interface);
-	bpfobj_path(XDP_VIP_OBJ_FILE, bpf_path, sizeof(bpf_path)); /* afxdp reports a miss */
+	/* afxdp reports a miss */
+	bpfobj_path(c->mode == DP_MODE_XDP ? XDP_FWD_OBJ_FILE : XDP_VIP_OBJ_FILE, bpf_path,
+	            sizeof(bpf_path));
 	params.bpf_path = bpf_path;
+	if (c->mode == DP_MODE_XDP)
+		params.kernel_ct = &cfg->conntrack;
 	rc = dp->ops->open(&dp->dev, &params, err, errlen);
 	if (rc) {
 		dp->dev = NULL;
 		goto out;
+	}
+	dp->fwd = dp->ops->kernel ? dp->ops->kernel(dp->dev) : NULL;
+	if (dp->fwd) {
+		wp.ct_fallback = dp_kernel_ct;
+		wp.ct_fallback_ctx = dp->fwd;
 	}
 	snprintf(dp->mode, sizeof(dp->mode), "%s", dp->ops->mode(dp->dev));
 	dp->workers = calloc(c->workers, sizeof(*dp->workers));
@@ -408,4 +442,35 @@ void dataplane_io_counters(const struct dataplane *dp, uint32_t i, uint64_t *out
 const char *dataplane_mode(const struct dataplane *dp)
 {
 	return dp->mode;
+}
+
+bool dataplane_kernel_forwards(const struct dataplane *dp)
+{
+	return dp->fwd != NULL;
+}
+
+void dataplane_kernel_counters(const struct dataplane *dp, uint64_t *ctr)
+{
+	if (dp->fwd)
+		xdpfwd_counters(dp->fwd, ctr);
+}
+
+void dataplane_kernel_backend_counters(const struct dataplane *dp, uint16_t id,
+                                       struct lb_backend_counters *out)
+{
+	if (dp->fwd)
+		xdpfwd_backend_counters(dp->fwd, id, out);
+}
+
+bool dataplane_kernel_explain(const struct dataplane *dp, const struct lb_snapshot *s,
+                              const struct lb_flow_key *k, struct lb_explanation *out)
+{
+	uint32_t bref, sref, expires;
+	uint8_t flags;
+
+	if (!dp->fwd || lb_explain(NULL, s, k, out) < 0 ||
+	    !xdpfwd_ct_peek(dp->fwd, k, &bref, &sref, &expires, &flags))
+		return false;
+	lb_explain_tracked(s, k, bref, sref, expires, flags, out);
+	return true;
 }

@@ -7,6 +7,7 @@
 #ifndef MAGLEV_IO_DATAPLANE_H
 #define MAGLEV_IO_DATAPLANE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,24 @@ struct lb_worker *dataplane_worker(const struct dataplane *dp, uint32_t i);
 
 /* Adds worker i's packet I/O counters (IO_COUNTERS) to out[IO_CTR_MAX]. */
 void dataplane_io_counters(const struct dataplane *dp, uint32_t i, uint64_t *out);
+
+/*
+ * xdp mode: the kernel forwards too (bpf/xdp_fwd.bpf.c), with its own counters and connection
+ * table beside the workers'. The calls below add or look up the kernel's part (nothing when it
+ * does not forward). Control thread.
+ */
+bool dataplane_kernel_forwards(const struct dataplane *dp);
+
+/* Adds the kernel's pipeline counters (LB_CTR_MAX) to ctr. */
+void dataplane_kernel_counters(const struct dataplane *dp, uint64_t *ctr);
+
+/* Adds the kernel's counters of backend id to *out. */
+void dataplane_kernel_backend_counters(const struct dataplane *dp, uint16_t id,
+                                       struct lb_backend_counters *out);
+
+/* lb_explain of k under s with the kernel's connection table: true if the kernel tracks it. */
+bool dataplane_kernel_explain(const struct dataplane *dp, const struct lb_snapshot *s,
+                              const struct lb_flow_key *k, struct lb_explanation *out);
 
 /* "afxdp zero-copy (native XDP)", "afxdp copy (generic XDP)", "afpacket". */
 const char *dataplane_mode(const struct dataplane *dp);

@@ -12,6 +12,7 @@
 
 #include "base/counter_list.h"
 #include "core/addr.h"
+#include "core/config.h"
 #include "core/pipeline.h"
 
 #define IO_BATCH_MAX  64u /* frames per rx call */
@@ -52,7 +53,19 @@
 	  "their queue's worker was behind (interface-wide, on worker 0)")                         \
 	X(SYN_SHED_EPISODES, "io_syn_shed_episodes",                                               \
 	  "AF_XDP: times the worker's RX ring backed up and it had new SYNs dropped until it "     \
-	  "caught up")
+	  "caught up")                                                                             \
+	X(XDP_SLOW_SOURCE, "io_xdp_slow_source",                                                   \
+	  "xdp mode: new flows from a source no client has, left to the slow path to drop "        \
+	  "(interface-wide, on worker 0)")                                                         \
+	X(XDP_SLOW_NEXTHOP, "io_xdp_slow_nexthop",                                                 \
+	  "xdp mode: packets whose backend has no resolved next hop or no source address, left "   \
+	  "to the slow path (interface-wide, on worker 0)")                                        \
+	X(XDP_SLOW_TOO_BIG, "io_xdp_slow_too_big",                                                 \
+	  "xdp mode: packets too big to encapsulate, left to the slow path to answer ICMP "        \
+	  "(interface-wide, on worker 0)")                                                         \
+	X(XDP_SLOW_HEADROOM, "io_xdp_slow_headroom",                                               \
+	  "xdp mode: packets the driver could not grow for the headers, left to the slow path "    \
+	  "(interface-wide, on worker 0)")
 
 #define IO_CTR_ROW(id, name, help) IO_CTR_##id,
 COUNTER_LIST_DECLARE(io_counter, IO_COUNTERS, IO_CTR_ROW, IO_CTR_MAX);
@@ -79,11 +92,14 @@ struct io_filter {
 struct io_params {
 	const char *ifname;
 	uint32_t queues;      /* RX queues used, one worker each, queue ids 0..queues-1 */
-	const char *bpf_path; /* AF_XDP: object file of bpf/xdp_vip.bpf.c */
-	uint8_t mac[6];       /* the interface's MAC (AF_XDP steers only frames sent to it) */
+	const char *bpf_path; /* AF_XDP: object file of bpf/xdp_vip.bpf.c (xdp mode: xdp_fwd) */
+	/* AF_XDP in xdp mode: the kernel forwards too, with a connection table of this config. */
+	const struct config_conntrack *kernel_ct;
+	uint8_t mac[6]; /* the interface's MAC (AF_XDP steers only frames sent to it) */
 };
 
 struct io_dev;
+struct xdpfwd;
 
 /*
  * Threads: open, set_filter, mode, counters and close run on the control thread; rx, tx and
@@ -111,6 +127,9 @@ struct io_ops {
 	void (*counters)(struct io_dev *d, uint32_t q, uint64_t *out);
 	/* "afxdp zero-copy", "afxdp copy", "afpacket", with the XDP attach mode if any. */
 	const char *(*mode)(const struct io_dev *d);
+	/* The kernel's forwarding maps (xdp mode), NULL if the kernel does not forward; optional.
+	 */
+	struct xdpfwd *(*kernel)(struct io_dev *d);
 	/* Logs backend-specific end-of-run facts (kernel drop statistics, frame accounting). */
 	void (*report)(struct io_dev *d);
 	/* Detaches everything from the interface and frees d; workers must have stopped. */

@@ -40,8 +40,17 @@ struct nh_entry {
 
 struct nh_watch {
 	struct lb_nexthop *nh;
+	_Atomic uint64_t *mirror; /* NULL, or n more words each MAC goes to */
 	uint32_t n;
 };
+
+/* Writes watch w's next hop i. */
+static void nh_store(const struct nh_watch *w, uint32_t i, uint64_t mac)
+{
+	atomic_store_explicit(&w->nh[i].mac, mac, memory_order_relaxed);
+	if (w->mirror)
+		atomic_store_explicit(&w->mirror[i], mac, memory_order_relaxed);
+}
 
 struct nh_resolver {
 	pthread_mutex_t lock; /* everything below, and use of the query socket */
@@ -74,8 +83,7 @@ static void nh_publish(struct nh_resolver *r, const struct nh_entry *e)
 	for (uint32_t w = 0; w < r->n_watches; w++)
 		for (uint32_t i = 0; i < r->watches[w].n; i++)
 			if (lb_addr_eq(&r->watches[w].nh[i].addr, &e->addr))
-				atomic_store_explicit(&r->watches[w].nh[i].mac, e->mac,
-				                      memory_order_relaxed);
+				nh_store(&r->watches[w], i, e->mac);
 }
 
 struct route_answer {
@@ -265,8 +273,9 @@ static struct nh_entry *nh_entry_find(struct nh_resolver *r, const struct lb_add
 	return NULL;
 }
 
-int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n)
+int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n, _Atomic uint64_t *mirror)
 {
+	struct nh_watch *w;
 	bool added = false;
 	int rc = 0;
 
@@ -275,13 +284,14 @@ int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n)
 		rc = -ENOSPC;
 		goto out;
 	}
-	r->watches[r->n_watches++] = (struct nh_watch){.nh = nh, .n = n};
+	w = &r->watches[r->n_watches++];
+	*w = (struct nh_watch){.nh = nh, .mirror = mirror, .n = n};
 	added = true;
 	for (uint32_t i = 0; i < n; i++) {
 		struct nh_entry *e = nh_entry_find(r, &nh[i].addr);
 
 		if (e) {
-			atomic_store_explicit(&nh[i].mac, e->mac, memory_order_relaxed);
+			nh_store(w, i, e->mac);
 			continue;
 		}
 		if (r->n_entries == NH_ENTRIES_MAX) {
@@ -302,7 +312,7 @@ int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n)
 		e = &r->entries[r->n_entries++];
 		*e = (struct nh_entry){.addr = nh[i].addr};
 		nh_resolve(r, e);
-		atomic_store_explicit(&nh[i].mac, e->mac, memory_order_relaxed);
+		nh_store(w, i, e->mac);
 	}
 out:
 	/* On failure the caller frees nh: forget it. */

@@ -29,10 +29,11 @@ int nh_start(struct nh_resolver **out, int ifindex, char *err, size_t errlen);
 
 /*
  * Keeps nh[0..n-1] current from now on (their addr fields name the backends) and resolves them
- * once right away; unresolved neighbours are solicited through the kernel. nh must stay valid
+ * once right away; unresolved neighbours are solicited through the kernel. Each MAC also goes to
+ * mirror[i] when mirror is not NULL (the kernel's copy, xdp mode). nh and mirror must stay valid
  * until nh_unwatch. Control thread.
  */
-int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n);
+int nh_watch(struct nh_resolver *r, struct lb_nexthop *nh, uint32_t n, _Atomic uint64_t *mirror);
 
 /* Stops writing into nh (before the snapshot that holds it is freed). Control thread. */
 void nh_unwatch(struct nh_resolver *r, const struct lb_nexthop *nh);

@@ -336,6 +336,14 @@ long xprog_holder(uint32_t id)
 int xprog_attach(struct xprog *x, const char *path, const char *sec, int ifindex,
                  enum xprog_mode mode, bool *load_failed, char *err, size_t errlen)
 {
+	return xprog_attach_prepared(x, path, sec, ifindex, mode, NULL, NULL, load_failed, err,
+	                             errlen);
+}
+
+int xprog_attach_prepared(struct xprog *x, const char *path, const char *sec, int ifindex,
+                          enum xprog_mode mode, xprog_prepare_fn prepare, void *arg,
+                          bool *load_failed, char *err, size_t errlen)
+{
 	enum xdp_attach_mode am = mode == XPROG_MODE_SKB ? XDP_MODE_SKB : XDP_MODE_NATIVE;
 	char why[XPROG_ERR_MAX], ifname[IF_NAMESIZE];
 	struct xdp_program *p;
@@ -352,6 +360,16 @@ int xprog_attach(struct xprog *x, const char *path, const char *sec, int ifindex
 		libxdp_strerror(rc, why, sizeof(why));
 		snprintf(err, errlen, "cannot open XDP program '%s': %s", path, why);
 		goto out;
+	}
+	if (prepare) {
+		rc = prepare(xdp_program__bpf_obj(p), arg);
+		if (rc) {
+			unloaded = true;
+			snprintf(err, errlen, "cannot prepare XDP program '%s': %s", path,
+			         strerror(-rc));
+			xdp_program__close(p);
+			goto out;
+		}
 	}
 	/* Loaded but refused in native mode (a driver without XDP): generic XDP works anywhere. */
 	rc = xdp_program__attach(p, ifindex, am, 0);

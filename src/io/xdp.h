@@ -86,6 +86,14 @@ long xprog_holder(uint32_t id);
 int xprog_attach(struct xprog *x, const char *path, const char *sec, int ifindex,
                  enum xprog_mode mode, bool *load_failed, char *err, size_t errlen);
 
+/* Called on the opened object before it is loaded (map sizes): 0 or a negative errno. */
+typedef int (*xprog_prepare_fn)(struct bpf_object *obj, void *arg);
+
+/* xprog_attach with prepare(obj, arg) run between opening and loading the object. */
+int xprog_attach_prepared(struct xprog *x, const char *path, const char *sec, int ifindex,
+                          enum xprog_mode mode, xprog_prepare_fn prepare, void *arg,
+                          bool *load_failed, char *err, size_t errlen);
+
 /* The fd of the map called name of x's object (owned by it: not to be closed); -ENOENT. */
 int xprog_obj_map_fd(const struct xprog *x, const char *name);
 

@@ -420,6 +420,8 @@ void cp_backend_counters(const struct ctlplane *cp, uint16_t id, struct lb_backe
 		sum->bytes += lb_counter_read(&c->bytes);
 		sum->flows += lb_counter_read(&c->flows);
 	}
+	if (cp->h.kernel_backend_counters)
+		cp->h.kernel_backend_counters(cp->h.ctx, id, sum);
 }
 
 int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,

@@ -35,6 +35,15 @@ struct ctlplane_hooks {
 	const char *const *io_counter_names; /* n_io_counters names (optional) */
 	const char *const *io_counter_help;
 	uint32_t n_io_counters;
+	/*
+	 * When the kernel forwards too (xdp mode; all three NULL otherwise): adds its pipeline
+	 * counters to ctr[LB_CTR_MAX], adds its counters of backend id to *out, and explains flow k
+	 * with its connection table (lb_explain, true if it tracks the flow).
+	 */
+	void (*kernel_counters)(void *ctx, uint64_t *ctr);
+	void (*kernel_backend_counters)(void *ctx, uint16_t id, struct lb_backend_counters *out);
+	bool (*kernel_explain)(void *ctx, const struct lb_snapshot *s, const struct lb_flow_key *k,
+	                       struct lb_explanation *out);
 };
 
 struct ctlplane;

@@ -29,6 +29,8 @@
 #define CP_NUM_MAX       24u   /* bytes of a number printed as a label value */
 #define CP_GROW_INITIAL  64u   /* entries of a growing array's first allocation */
 #define CP_RETRY_MS      1000u /* wait before retrying a failed health rebuild */
+/* What counters, metrics and explain call the kernel's fast path (xdp mode) among workers. */
+#define CP_KERNEL_WORKER "kernel"
 
 /* A runtime change to one (VIP, backend): lost on the next reload. */
 struct cp_override {

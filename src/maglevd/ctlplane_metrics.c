@@ -76,8 +76,12 @@ void cp_collect(void *ctx, struct metrics_writer *w)
 	const char *wl[] = {"worker", wid, NULL};
 	const struct lb_snapshot *s;
 
+	uint64_t kernel[LB_CTR_MAX] = {0};
+
 	pthread_mutex_lock(&cp->lock);
 	s = cp->cur;
+	if (cp->h.kernel_counters)
+		cp->h.kernel_counters(cp->h.ctx, kernel);
 	for (uint32_t k = 0; k < LB_CTR_MAX; k++) {
 		cp_metric_name(name, lb_counter_name[k], "_total");
 		metrics_family(w, name, "counter", lb_counter_help[k]);
@@ -88,6 +92,11 @@ void cp_collect(void *ctx, struct metrics_writer *w)
 			snprintf(wid, sizeof(wid), "%u", i);
 			metrics_sample(w, name, wl,
 			               wk ? lb_counter_read(&lb_worker_counters(wk)[k]) : 0);
+		}
+		/* The kernel's fast path (xdp mode) as a worker of its own. */
+		if (cp->h.kernel_counters) {
+			snprintf(wid, sizeof(wid), "%s", CP_KERNEL_WORKER);
+			metrics_sample(w, name, wl, kernel[k]);
 		}
 	}
 	if (cp->h.io_counters && cp->h.n_io_counters) {

@@ -186,6 +186,7 @@ static json_t *cp_req_backends(struct ctlplane *cp, const struct ctl_request *re
 
 static json_t *cp_req_counters(struct ctlplane *cp)
 {
+	uint64_t kernel[LB_CTR_MAX] = {0};
 	uint32_t nw = cp->h.n_workers, nio = cp->h.n_io_counters;
 	json_t *rows = json_array(), *health = json_array();
 	uint64_t *io = calloc((size_t)nw * nio + 1, sizeof(*io));
@@ -208,9 +209,11 @@ static json_t *cp_req_counters(struct ctlplane *cp)
 		                                      (json_int_t)total, "per_worker", per));
 	}
 	free(io);
+	if (cp->h.kernel_counters)
+		cp->h.kernel_counters(cp->h.ctx, kernel);
 	for (uint32_t k = 0; k < LB_CTR_MAX; k++) {
-		json_t *per = json_array();
-		uint64_t total = 0;
+		json_t *per = json_array(), *row;
+		uint64_t total = kernel[k];
 
 		for (uint32_t w = 0; w < nw; w++) {
 			const struct lb_worker *wk =
@@ -220,9 +223,13 @@ static json_t *cp_req_counters(struct ctlplane *cp)
 			total += v;
 			json_array_append_new(per, json_integer((json_int_t)v));
 		}
-		json_array_append_new(rows,
-		                      json_pack("{s:s, s:I, s:o}", "name", lb_counter_name[k],
-		                                "total", (json_int_t)total, "per_worker", per));
+		row = json_pack("{s:s, s:I, s:o}", "name", lb_counter_name[k], "total",
+		                (json_int_t)total, "per_worker", per);
+		/* xdp mode: what the kernel's fast path counted, part of the total. */
+		if (cp->h.kernel_counters)
+			json_object_set_new(row, CP_KERNEL_WORKER,
+			                    json_integer((json_int_t)kernel[k]));
+		json_array_append_new(rows, row);
 	}
 	/* The control thread's own: one total each, no per-worker split. */
 	for (uint32_t k = 0; k < HEALTH_CTR_MAX; k++)
@@ -344,6 +351,7 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 	uint8_t proto;
 	int32_t vi = cp_vip_find(s, req->vip, req->proto, req->dst_port);
 	int32_t usable_worker = -1;
+	bool kernel_tracked = false;
 
 	if (vi < 0) {
 		json_decref(tracked);
@@ -388,11 +396,26 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 			secondary = wx.secondary;
 		}
 	}
+	/* xdp mode: the kernel's table, where the flows its fast path forwards are. */
+	if (cp->h.kernel_explain && cp->h.kernel_explain(cp->h.ctx, s, &k, &wx)) {
+		json_array_append_new(
+		    tracked,
+		    json_pack("{s:s, s:o, s:b, s:s}", "worker", CP_KERNEL_WORKER, "backend",
+		              cp_addr_json(s, LB_BREF_ID(wx.tracked_bref)), "usable",
+		              wx.tracked_usable, "state", cp_ct_state_str(proto, &wx)));
+		if (wx.tracked_usable && usable_worker < 0) {
+			kernel_tracked = true;
+			backend = wx.backend;
+			secondary = wx.secondary;
+		}
+	}
 	if (ex.refused)
 		snprintf(reason, sizeof(reason), "no client has this source: dropped (%s)",
 		         lb_counter_name[ex.refused]);
 	else if (usable_worker >= 0)
 		snprintf(reason, sizeof(reason), "tracked flow on worker %d", usable_worker);
+	else if (kernel_tracked)
+		snprintf(reason, sizeof(reason), "tracked flow in the kernel's table");
 	else if (ex.table_backend == LB_BACKEND_NONE)
 		snprintf(reason, sizeof(reason),
 		         "table slot %u of %u is empty (no backend takes "

@@ -135,9 +135,26 @@ static void daemon_io_counters_hook(void *ctx, uint32_t i, uint64_t *out)
 	dataplane_io_counters(((struct daemon *)ctx)->dp, i, out);
 }
 
+static void daemon_kernel_counters_hook(void *ctx, uint64_t *ctr)
+{
+	dataplane_kernel_counters(((struct daemon *)ctx)->dp, ctr);
+}
+
+static void daemon_kernel_backend_hook(void *ctx, uint16_t id, struct lb_backend_counters *out)
+{
+	dataplane_kernel_backend_counters(((struct daemon *)ctx)->dp, id, out);
+}
+
+static bool daemon_kernel_explain_hook(void *ctx, const struct lb_snapshot *s,
+                                       const struct lb_flow_key *k, struct lb_explanation *out)
+{
+	return dataplane_kernel_explain(((struct daemon *)ctx)->dp, s, k, out);
+}
+
 /* Hands the config and the published snapshot to the control plane (socket, metrics, health). */
 static int daemon_control_start(struct daemon *d, char *err, size_t errlen)
 {
+	bool kernel = dataplane_kernel_forwards(d->dp);
 	const struct ctlplane_hooks hooks = {
 	    .ctx = d,
 	    .publish = daemon_publish_hook,
@@ -148,6 +165,9 @@ static int daemon_control_start(struct daemon *d, char *err, size_t errlen)
 	    .io_counter_names = io_counter_name,
 	    .io_counter_help = io_counter_help,
 	    .n_io_counters = IO_CTR_MAX,
+	    .kernel_counters = kernel ? daemon_kernel_counters_hook : NULL,
+	    .kernel_backend_counters = kernel ? daemon_kernel_backend_hook : NULL,
+	    .kernel_explain = kernel ? daemon_kernel_explain_hook : NULL,
 	};
 
 	return ctlplane_create(&d->cp, d->config_path, d->cfg, d->current, &hooks, err, errlen);
@@ -190,7 +210,18 @@ static void daemon_summary(struct daemon *d)
 		         (unsigned long long)wio[IO_CTR_RX_FRAMES],
 		         (unsigned long long)wio[IO_CTR_TX_FRAMES]);
 	}
-	log_info("counters (sum over %u workers):", n);
+	if (dataplane_kernel_forwards(d->dp)) {
+		uint64_t k[LB_CTR_MAX] = {0};
+
+		dataplane_kernel_counters(d->dp, k);
+		log_info("kernel fast path: %llu frames received, %llu sent",
+		         (unsigned long long)k[LB_CTR_RX_FRAMES],
+		         (unsigned long long)(k[LB_CTR_TX_GRE_IPV4] + k[LB_CTR_TX_GRE_IPV6]));
+		for (int c = 0; c < LB_CTR_MAX; c++)
+			sum[c] += k[c];
+	}
+	log_info("counters (sum over %u workers%s):", n,
+	         dataplane_kernel_forwards(d->dp) ? " and the kernel" : "");
 	lb_counters_summary(io_counter_name, io, IO_CTR_MAX, daemon_summary_line, NULL);
 	lb_counters_summary(lb_counter_name, sum, LB_CTR_MAX, daemon_summary_line, NULL);
 }

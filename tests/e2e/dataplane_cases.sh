@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # shellcheck shell=bash
 # tests/e2e/dataplane_cases.sh: issue 4's data-plane end-to-end cases, run for one mode by
-# test_afxdp.sh and test_afpacket.sh (DP_MODE=afxdp|afpacket). Sources lib.sh for the topology.
+# test_afxdp.sh, test_xdp.sh and test_afpacket.sh (DP_MODE=afxdp|xdp|afpacket). Sources lib.sh
+# for the topology.
 # The cases (E2E_CASES selects among them; see lib.sh), in the order they run:
 #
 #   http               300 HTTP requests to the VIP, each a new connection: all succeed, every
@@ -29,7 +30,7 @@
 #                      frame leaked
 #   bad_start          start-up failures (no such interface, bad config, another program's
 #                      XDP): exit 1, one message
-#   restart_after_kill (afxdp) after a SIGKILL the next maglevd removes the xdp_vip left attached
+#   restart_after_kill (afxdp, xdp) after a SIGKILL the next maglevd removes the XDP program left attached
 #                      (logged) and serves; a second maglevd while one runs is refused
 #   nexthop_mac        dataplane.nexthop_mac: with the router's MAC configured (no netlink),
 #                      requests are answered
@@ -44,7 +45,18 @@
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-DP_MODE=${DP_MODE:?DP_MODE=afxdp or afpacket}
+DP_MODE=${DP_MODE:?DP_MODE=afxdp, xdp or afpacket}
+# dp_xdp: an XDP program of ours is on the lb's interface (afxdp: xdp_vip; xdp: xdp_fwd).
+dp_xdp() { [ "$DP_MODE" != afpacket ]; }
+[ "$DP_MODE" = xdp ] && DP_PROG=xdp_fwd || DP_PROG=xdp_vip
+
+# dp_router_takes_xdp_tx: in xdp mode maglevd sends with XDP_TX, and a veth takes what its peer
+# sends that way only while its NAPI runs, which GRO (or an XDP program) turns on: GRO on the
+# router's side of the lb's link (a physical NIC sends XDP_TX frames to the wire).
+dp_router_takes_xdp_tx() {
+	[ "$DP_MODE" = xdp ] || return 0
+	run_in "$NS_ROUTER" ethtool -K "$ROUTER_LB_IF" gro on >/dev/null
+}
 DP_REQUESTS=300
 DP_SHARE_MIN=60 # requests per backend: 20% of DP_REQUESTS
 DP_UPLOAD_BYTES=10000000
@@ -250,7 +262,7 @@ case_bad_start() {
 	else
 		bad "bad_start: bad config: exit $rc, output '$out'"
 	fi
-	[ "$DP_MODE" = afxdp ] || return 0
+	dp_xdp || return 0
 	# XDP refused: another project's program (the backends' GRE decap) holds the interface.
 	rc=0
 	run_in "$NS_LB" "$MAGLEVCTL" decap attach "$LB_IF" --vip "$VIP_WEB4" >"$E2E_DIR/lbdecap.log" 2>&1 ||
@@ -276,7 +288,7 @@ dp_http_answered() {
 		"http://$VIP_WEB4/?[1-$1]" | grep -c '^be[0-9]$'
 }
 
-# restart_after_kill (afxdp): a maglevd killed with SIGKILL leaves xdp_vip attached; a second maglevd started
+# restart_after_kill (afxdp, xdp): a maglevd killed with SIGKILL leaves its program attached; a second maglevd started
 # while the first runs is refused, one started after the kill removes the stale program and serves.
 case_restart_after_kill() {
 	local cfg=$DP_CONFIG out rc=0 id n pid
@@ -297,7 +309,7 @@ case_restart_after_kill() {
 	MAGLEVD_PID=
 	[ -n "$id" ] || { bad "restart_after_kill: kill: no XDP program left attached after SIGKILL"; return; }
 	dp_start_maglevd "$cfg" restarted || { bad "restart_after_kill: restart after SIGKILL: maglevd did not start"; return; }
-	grep -qx "maglevd: removing xdp_vip left attached to $LB_IF by a previous maglevd (prog id $id)" "$MAGLEVD_LOG" ||
+	grep -qx "maglevd: removing $DP_PROG left attached to $LB_IF by a previous maglevd (prog id $id)" "$MAGLEVD_LOG" ||
 		bad "restart_after_kill: restart after SIGKILL: no removal line for prog id $id in the log"
 	n=$(dp_http_answered 20)
 	rc=0
@@ -350,6 +362,7 @@ dp_lb_link_multiqueue() {
 		run_in "$NS_ROUTER" ip -6 route replace "$r" via "$LB6"
 	done
 	e2e_sysctl "$NS_ROUTER" "net.ipv4.conf.$ROUTER_LB_IF.rp_filter=0"
+	dp_router_takes_xdp_tx || return 1
 	wait_for 5 run_in "$NS_LB" ping -c1 -W1 "$ROUTER_LB4"
 }
 
@@ -367,6 +380,9 @@ case_workers() {
 		grep -qE "^maglevd: worker $w: [1-9][0-9]* frames received" "$MAGLEVD_LOG" &&
 			busy=$((busy + 1))
 	done
+	# xdp mode: the kernel forwards the requests; its workers see only the slow path.
+	[ "$DP_MODE" = xdp ] && grep -qE "^maglevd: kernel fast path: [1-9][0-9]* frames" "$MAGLEVD_LOG" &&
+		busy=2
 	if [ "$n" -eq "$DP_REQUESTS" ] && [ "$busy" -eq 2 ] && ! grep -q LEAK "$MAGLEVD_LOG"; then
 		ok "workers: $n/$DP_REQUESTS answered; $(grep -E '^maglevd: worker [01]:' "$MAGLEVD_LOG" | sed 's/^maglevd: //' | tr '\n' ' ')"
 	else
@@ -453,7 +469,7 @@ case_refused_frames() {
 	local n=$DP_PROBE_FRAMES mac_ctr gre0 mac0 bad0 vip0 gre1 mac1 bad1 vip1
 	dp_running "refused_frames" || return
 	# AF_XDP: the steering program leaves them to the kernel; AF_PACKET: the pipeline passes them.
-	[ "$DP_MODE" = afxdp ] && mac_ctr=io_xdp_pass_not_our_mac || mac_ctr=pass_not_our_mac
+	dp_xdp && mac_ctr=io_xdp_pass_not_our_mac || mac_ctr=pass_not_our_mac
 	gre0=$(dp_counter tx_gre_ipv4)
 	mac0=$(dp_counter "$mac_ctr")
 	bad0=$(dp_counter drop_bad_source)
@@ -548,7 +564,7 @@ case_syn_burst() {
 	local sent0 sent got0 got lost names=(io_rx_frames io_rx_kernel_drops) c0 c1 rx drops xsk=""
 	dp_running "syn_burst" || return
 	command -v trafgen >/dev/null || { bad "syn_burst: no trafgen (Debian package netsniff-ng)"; return; }
-	[ "$DP_MODE" = afxdp ] && names+=(io_xsk_rx_ring_full io_xsk_rx_dropped io_xsk_fill_empty)
+	dp_xdp && names+=(io_xsk_rx_ring_full io_xsk_rx_dropped io_xsk_fill_empty)
 	router_mac=$(run_in "$NS_ROUTER" cat "/sys/class/net/$ROUTER_CLIENT_IF/address")
 	client_mac=$(run_in "$NS_CLIENT" cat "/sys/class/net/$CLIENT_IF/address")
 	cat >"$cfg" <<EOF
@@ -571,7 +587,7 @@ EOF
 	if [ "${#c1[@]}" -ne "${#names[@]}" ] || printf '%s\n' "${c0[@]}" "${c1[@]}" | grep -qvx '[0-9][0-9]*'; then
 		bad "syn_burst: counters ${names[*]} not all in 'maglevctl counters': ${c1[*]}"
 		dp_numbers_only c0 c1
-	elif [ "$DP_MODE" = afxdp ]; then
+	elif dp_xdp; then
 		xsk=", RX ring full $((c1[2] - c0[2])), no fill frame $((c1[3] - c0[3])), fill ring empty $((c1[4] - c0[4]))"
 	fi
 	rx=$((${c1[0]:-0} - ${c0[0]:-0}))
@@ -587,13 +603,14 @@ EOF
 dp_main() {
 	local cases=(http iperf dsr host udp_icmp pmtu nexthop_flush reload retarget refused_frames
 		syn_burst stop bad_start)
-	[ "$DP_MODE" = afxdp ] && cases+=(restart_after_kill)
+	dp_xdp && cases+=(restart_after_kill)
 	cases+=(nexthop_mac workers)
 	e2e_cases "${cases[@]}"
 	e2e_init
 	[ -x "$MAGLEVD" ] || e2e_skip "no $MAGLEVD (run make)"
 	[ -x "$MAGLEVCTL" ] || e2e_skip "no $MAGLEVCTL (run make)"
 	e2e_topology_up || e2e_abort "topology"
+	dp_router_takes_xdp_tx || e2e_abort "GRO on the router's link to the lb"
 	start_backend_servers || e2e_abort "backend servers"
 	DP_CONFIG=$E2E_DIR/maglevd.yaml
 	dp_write_config "$DP_CONFIG"

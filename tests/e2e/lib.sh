@@ -678,7 +678,7 @@ e2e_config_vip() {
 # start_maglevd MODE [CONFIG]: runs build/maglevd -c CONFIG in the lb namespace (CONFIG defaults
 # to the one e2e_write_config writes for MODE). Sets MAGLEVD_PID, MAGLEVD_CONFIG, MAGLEVD_LOG,
 # MAGLEVD_SOCKET. E2E_MAGLEVD_CPUS (a taskset CPU list) confines it, and so its workers, to those
-# CPUs. Ready when its control socket exists (or, for afxdp, its XDP program is on
+# CPUs. Ready when its control socket exists (or, for afxdp and xdp, its XDP program is on
 # $LB_IF); fails with its log if it exits or is not ready within 10 s.
 start_maglevd() {
 	local mode=$1 i
@@ -703,7 +703,7 @@ start_maglevd() {
 			return 1
 		fi
 		[ -S "$MAGLEVD_SOCKET" ] && return 0
-		if [ "$mode" = afxdp ] && run_in "$NS_LB" ip link show "$LB_IF" | grep -q 'prog/xdp'; then
+		if [ "$mode" != afpacket ] && run_in "$NS_LB" ip link show "$LB_IF" | grep -q 'prog/xdp'; then
 			sleep 0.3 # sockets bound right after the program is attached
 			return 0
 		fi

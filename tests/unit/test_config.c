@@ -556,7 +556,7 @@ static const struct bad bad[] = {
     {VIP_HEAD "    health:\n      interval: 5ms\n" ONE_BACKEND, 7,
      "out of range 10ms..3600000ms '5ms'"},
     /* enumerations and strings */
-    {"dataplane:\n  mode: dpdk\n", 2, "expected afxdp or afpacket 'dpdk'"},
+    {"dataplane:\n  mode: dpdk\n", 2, "expected afxdp, xdp or afpacket 'dpdk'"},
     {"dataplane:\n  interface: a-very-long-interface-name\n", 2, "longer than 15 bytes"},
     {"dataplane:\n  interface: 'eth 0'\n", 2, "must not hold spaces"},
     {"dataplane:\n  interface: ''\n", 2, "must not be empty"},
@@ -682,6 +682,27 @@ static void test_second_chance(void **state)
 	assert_true(c->vips[0].second_chance);
 	assert_false(c->vips[1].second_chance);
 	config_free(c);
+}
+
+/* Each data-plane mode by its name. */
+static void test_modes(void **state)
+{
+	static const struct {
+		const char *name;
+		enum dp_mode mode;
+	} modes[] = {
+	    {"afxdp", DP_MODE_AFXDP}, {"xdp", DP_MODE_XDP}, {"afpacket", DP_MODE_AFPACKET}};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+		char text[64];
+		struct config *c;
+
+		snprintf(text, sizeof(text), "dataplane:\n  mode: %s\nvips: []\n", modes[i].name);
+		c = parse_ok(text);
+		assert_int_equal(c->dataplane.mode, modes[i].mode);
+		config_free(c);
+	}
 }
 
 static void test_errors(void **state)
@@ -996,6 +1017,7 @@ int main(void)
 	    cmocka_unit_test(test_ipv6),
 	    cmocka_unit_test(test_state_dir),
 	    cmocka_unit_test(test_second_chance),
+	    cmocka_unit_test(test_modes),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_long_value_quoted_short),
