@@ -505,6 +505,26 @@ static bool metrics_limits_valid(const struct metrics_limits *l)
 	       l->request_timeout_ms <= INT32_MAX;
 }
 
+/*
+ * Why libmicrohttpd could not listen on ss (it says only that it failed): the errno of a bind of
+ * our own to the same address, -EADDRINUSE or -EADDRNOTAVAIL say; -EADDRNOTAVAIL if that bind
+ * works (the failure was elsewhere, or the port came free since: reported as not available).
+ */
+static int metrics_bind_error(const struct sockaddr_storage *ss)
+{
+	socklen_t sl =
+	    ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, ret;
+
+	if (fd < 0)
+		return -errno;
+	/* As libmicrohttpd binds: a port whose old connections linger in TIME_WAIT is free. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ret = bind(fd, (const struct sockaddr *)ss, sl) < 0 ? -errno : -EADDRNOTAVAIL;
+	close(fd);
+	return ret;
+}
+
 int metrics_start(struct metrics_server **out, const char *address, uint16_t port,
                   const struct metrics_limits *limits, metrics_collect_fn fn, void *ctx)
 {
@@ -547,7 +567,7 @@ int metrics_start(struct metrics_server **out, const char *address, uint16_t por
 	    MHD_OPTION_NOTIFY_CONNECTION, metrics_notify_conn, s, MHD_OPTION_NOTIFY_COMPLETED,
 	    metrics_notify_completed, s, MHD_OPTION_END);
 	if (!s->mhd) {
-		ret = -EADDRNOTAVAIL;
+		ret = metrics_bind_error(&ss);
 		goto out;
 	}
 	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_LISTEN_FD);

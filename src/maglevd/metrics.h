@@ -66,7 +66,8 @@ struct metrics_server;
  * thread of its own (libmicrohttpd driven by metrics.c's loop). limits NULL = the METRICS_*
  * defaults. fn runs on that thread: it must take whatever lock protects the state it reads.
  * The exposition ends with the server's own maglevd_metrics_connections_closed_total. Returns 0
- * or a negative errno.
+ * or a negative errno: -EINVAL for a bad address or limits, -EADDRINUSE (port taken),
+ * -EADDRNOTAVAIL (address not local), -EACCES, ... when it cannot listen.
  */
 int metrics_start(struct metrics_server **out, const char *address, uint16_t port,
                   const struct metrics_limits *limits, metrics_collect_fn fn, void *ctx);

@@ -132,6 +132,25 @@ static void test_http(void **state)
 	assert_true(metrics_start(&s, "not-an-address", 0, NULL, fake_collect, &scrapes) < 0);
 }
 
+/* Why it cannot listen: a port another socket has, an address that is not local. */
+static void test_listen_errors(void **state)
+{
+	struct metrics_server *s = NULL;
+	atomic_uint scrapes = 0;
+	uint16_t port = 0;
+	int taken = th_listen_loopback(&port);
+
+	(void)state;
+	assert_int_equal(metrics_start(&s, "127.0.0.1", port, NULL, fake_collect, &scrapes),
+	                 -EADDRINUSE);
+	assert_null(s);
+	close(taken);
+	/* 198.18.0.0/15 is only ever inside the tests' namespaces, never here. */
+	assert_int_equal(metrics_start(&s, "198.18.255.254", 0, NULL, fake_collect, &scrapes),
+	                 -EADDRNOTAVAIL);
+	assert_int_equal(atomic_load(&scrapes), 0);
+}
+
 /* TCP connection to 127.0.0.1:port from the loopback address src (127.0.0.0/8 is all on lo). */
 static int connect_from(const char *src, uint16_t port)
 {
@@ -375,8 +394,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_render),          cmocka_unit_test(test_http),
-	    cmocka_unit_test(test_slow_clients),    cmocka_unit_test(test_request_timeout),
-	    cmocka_unit_test(test_full_then_empty), cmocka_unit_test(test_body_refused),
+	    cmocka_unit_test(test_listen_errors),   cmocka_unit_test(test_slow_clients),
+	    cmocka_unit_test(test_request_timeout), cmocka_unit_test(test_full_then_empty),
+	    cmocka_unit_test(test_body_refused),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
