@@ -38,6 +38,7 @@ PKGS=(
 	netsniff-ng        # trafgen: SYN floods and the end-to-end benchmark
 	tcpdump            # captures on the wire (DSR, decap checks)
 	bird2              # BGP for the scale-out test
+	prometheus         # promtool and a real Prometheus server scraping maglevd (test_prometheus)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -153,6 +153,7 @@ static void cp_targets_set(struct ctlplane *cp, const struct config *cfg)
 				    v->name, lb_addr_str(&b->addr, a, sizeof(a)));
 				continue;
 			}
+			snprintf(t[n].vip, sizeof(t[n].vip), "%s", v->name);
 			n++;
 		}
 	}
@@ -324,6 +325,36 @@ int cp_rebuild(struct ctlplane *cp, struct config *cfg, char *err, size_t errlen
 	return 0;
 }
 
+/*
+ * After a successful reload to cfg: a warning for each runtime drain or weight of ov that the
+ * reload reset (documented, but an operator who drained a backend should not find it serving
+ * again without a word). An undrain that left nothing changed is not one.
+ */
+static void cp_overrides_reset_log(const struct config *cfg, const struct cp_override *ov,
+                                   uint32_t n_ov)
+{
+	for (uint32_t i = 0; i < n_ov; i++) {
+		const struct cp_override *o = &ov[i];
+		const struct config_vip *cv = config_vip_find(cfg, o->vip);
+		const struct config_backend *cb = cv ? config_backend_find(cv, &o->backend) : NULL;
+		char a[LB_ADDR_STRLEN], what[CP_NUM_MAX + 16], now[CP_LINE_MAX];
+
+		if (!o->drained && o->weight < 0)
+			continue;
+		if (o->drained)
+			snprintf(what, sizeof(what), "drain");
+		else
+			snprintf(what, sizeof(what), "weight %d", o->weight);
+		if (cb)
+			snprintf(now, sizeof(now), "the config's weight %u applies", cb->weight);
+		else
+			snprintf(now, sizeof(now), "it is no longer in the config");
+		log_warn("reload: vip %s backend %s: runtime %s reset, %s (write it to the config "
+		         "to keep it)",
+		         o->vip, lb_addr_str(&o->backend, a, sizeof(a)), what, now);
+	}
+}
+
 int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 {
 	struct cp_override *ov;
@@ -370,6 +401,7 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 		config_free(cfg);
 		goto fail;
 	}
+	cp_overrides_reset_log(cp->cfg, ov, n_ov);
 	free(ov);
 	took = clock_now_ms_f() - t0;
 	pthread_mutex_lock(&cp->lock);
@@ -487,11 +519,15 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 		ret = metrics_start(&cp->ms, cfg->control.metrics_address,
 		                    cfg->control.metrics_port, NULL, cp_collect, cp);
 		if (ret < 0) {
+			/* maglevd does not start without it (docs/config.md): say what to change.
+			 */
 			snprintf(
 			    err, errlen,
-			    "metrics on %s port %u: cannot listen (port in use, or address not "
-			    "local; set control.metrics)",
-			    cfg->control.metrics_address, cfg->control.metrics_port);
+			    "control.metrics: cannot listen on address %s port %u: %s (change "
+			    "control.metrics.address or .port, or set control.metrics.enabled: "
+			    "false)",
+			    cfg->control.metrics_address, cfg->control.metrics_port,
+			    strerror(-ret));
 			goto out;
 		}
 	}

@@ -17,6 +17,25 @@ static void cp_metric_name(char *buf, const char *name, const char *suffix)
 	snprintf(buf, CP_NAME_MAX, "maglevd_%s%s", name, suffix);
 }
 
+#define CP_DROPS_FAMILY "maglevd_drops_total"
+#define CP_DROP_PREFIX  "drop_" /* of the pipeline counters that go into CP_DROPS_FAMILY */
+
+/* The reason label of pipeline counter name if it is a drop counter (name without "drop_"). */
+static const char *cp_drop_reason(const char *name)
+{
+	return strncmp(name, CP_DROP_PREFIX, strlen(CP_DROP_PREFIX)) == 0
+	           ? name + strlen(CP_DROP_PREFIX)
+	           : NULL;
+}
+
+/* Pipeline counter k of worker i (0 while the data plane has no such worker). */
+static uint64_t cp_worker_counter(const struct ctlplane *cp, uint32_t i, uint32_t k)
+{
+	const struct lb_worker *wk = cp->h.worker ? cp->h.worker(cp->h.ctx, i) : NULL;
+
+	return wk ? lb_counter_read(&lb_worker_counters(wk)[k]) : 0;
+}
+
 /* The families with a sample per (VIP, backend), labels vip and backend, in the order written. */
 enum cp_backend_family {
 	CP_BF_PACKETS,
@@ -83,15 +102,31 @@ void cp_collect(void *ctx, struct metrics_writer *w)
 	if (cp->h.kernel_counters)
 		cp->h.kernel_counters(cp->h.ctx, kernel);
 	for (uint32_t k = 0; k < LB_CTR_MAX; k++) {
+		if (cp_drop_reason(lb_counter_name[k]))
+			continue;
 		cp_metric_name(name, lb_counter_name[k], "_total");
 		metrics_family(w, name, "counter", lb_counter_help[k]);
 		for (uint32_t i = 0; i < nw; i++) {
-			const struct lb_worker *wk =
-			    cp->h.worker ? cp->h.worker(cp->h.ctx, i) : NULL;
-
 			snprintf(wid, sizeof(wid), "%u", i);
-			metrics_sample(w, name, wl,
-			               wk ? lb_counter_read(&lb_worker_counters(wk)[k]) : 0);
+			metrics_sample(w, name, wl, cp_worker_counter(cp, i, k));
+		}
+	}
+	/*
+	 * The drop_* counters as one family with a reason label, so that a query can sum or break
+	 * down drops without listing every reason (and a new reason shows up by itself).
+	 */
+	metrics_family(w, CP_DROPS_FAMILY, "counter",
+	               "Frames the pipeline dropped, by reason (the drop_* counters of maglevctl "
+	               "counters; docs/pipeline.md)");
+	for (uint32_t k = 0; k < LB_CTR_MAX; k++) {
+		const char *reason = cp_drop_reason(lb_counter_name[k]);
+		const char *l[] = {"worker", wid, "reason", reason, NULL};
+
+		if (!reason)
+			continue;
+		for (uint32_t i = 0; i < nw; i++) {
+			snprintf(wid, sizeof(wid), "%u", i);
+			metrics_sample(w, CP_DROPS_FAMILY, l, cp_worker_counter(cp, i, k));
 		}
 		/* The kernel's fast path (xdp mode) as a worker of its own. */
 		if (cp->h.kernel_counters) {

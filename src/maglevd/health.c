@@ -88,9 +88,42 @@ static int health_target_cmp(const struct health_target *a, const struct health_
 	return strcmp(a->path, b->path);
 }
 
-static int health_target_qcmp(const void *a, const void *b)
+/*
+ * Order of target indices a, b into the array arg: by check, then shortest interval, then as
+ * given. The first of a check's run in this order is the one whose timing the check takes.
+ */
+static int health_target_pick_cmp(const void *a, const void *b, void *arg)
 {
-	return health_target_cmp(a, b);
+	const struct health_target *t = arg;
+	uint32_t ia = *(const uint32_t *)a, ib = *(const uint32_t *)b;
+	int r = health_target_cmp(&t[ia], &t[ib]);
+
+	if (r)
+		return r;
+	if (t[ia].interval_ms != t[ib].interval_ms)
+		return t[ia].interval_ms < t[ib].interval_ms ? -1 : 1;
+	return ia < ib ? -1 : ia > ib;
+}
+
+static bool health_timing_equal(const struct health_target *a, const struct health_target *b)
+{
+	return a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
+	       a->rise == b->rise && a->fall == b->fall;
+}
+
+/* Target o of the same check as the chosen c asks for other timing: say what runs instead. */
+static void health_timing_log(const struct health_target *c, const struct health_target *o)
+{
+	char s[CONFIG_PATH_MAX + 64];
+
+	health_target_str(c, s, sizeof(s));
+	log_warn(
+	    "health: %s: vip %s asks interval %u ms, timeout %u ms, rise %u, fall %u; its one "
+	    "probe "
+	    "runs with vip %s's timing (the shortest interval): interval %u ms, timeout %u ms, "
+	    "rise %u, fall %u",
+	    s, o->vip[0] ? o->vip : "?", o->interval_ms, o->timeout_ms, o->rise, o->fall,
+	    c->vip[0] ? c->vip : "?", c->interval_ms, c->timeout_ms, c->rise, c->fall);
 }
 
 static int health_check_qcmp(const void *key, const void *elem)
@@ -267,7 +300,7 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 	struct health_target *sorted = NULL;
 	struct health_check **next = NULL;
 	uint32_t *first = NULL; /* first[j]: the sorted target check next[j] was made from */
-	uint32_t *due = NULL;
+	uint32_t *due = NULL, *order = NULL;
 	uint32_t m = 0, n_fresh = 0;
 	uint64_t now = clock_now_ms();
 	int ret = 0;
@@ -280,18 +313,24 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 		next = calloc(n, sizeof(*next));
 		first = malloc(n * sizeof(*first));
 		due = malloc(n * sizeof(*due));
-		if (!sorted || !next || !first || !due) {
+		order = malloc(n * sizeof(*order));
+		if (!sorted || !next || !first || !due || !order) {
 			ret = -ENOMEM;
 			goto out;
 		}
-		memcpy(sorted, t, n * sizeof(*sorted));
-		/* qsort is not stable: "first target wins" means first in sorted order of equal
-		 * keys. */
-		qsort(sorted, n, sizeof(*sorted), health_target_qcmp);
+		/* Indices sorted, not the targets: the tie-break on the order given needs them. */
+		for (uint32_t i = 0; i < n; i++)
+			order[i] = i;
+		qsort_r(order, n, sizeof(*order), health_target_pick_cmp, (void *)t);
+		for (uint32_t i = 0; i < n; i++)
+			sorted[i] = t[order[i]];
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		if (m && health_target_cmp(&sorted[i], &next[m - 1]->t) == 0)
+		if (m && health_target_cmp(&sorted[i], &next[m - 1]->t) == 0) {
+			if (!health_timing_equal(&sorted[i], &sorted[first[m - 1]]))
+				health_timing_log(&sorted[first[m - 1]], &sorted[i]);
 			continue;
+		}
 		if (m >= HEALTH_CHECKS_MAX) {
 			ret = -E2BIG;
 			goto out;
@@ -331,6 +370,7 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 			next[j]->t.timeout_ms = sorted[first[j]].timeout_ms;
 			next[j]->t.rise = sorted[first[j]].rise;
 			next[j]->t.fall = sorted[first[j]].fall;
+			memcpy(next[j]->t.vip, sorted[first[j]].vip, sizeof(next[j]->t.vip));
 			continue;
 		}
 		next[j]->fresh = false;
@@ -355,6 +395,7 @@ out:
 		free(next);
 	}
 	free(due);
+	free(order);
 	free(first);
 	free(sorted);
 	return ret;

@@ -47,7 +47,9 @@ COUNTER_LIST_DECLARE(health_counter, HEALTH_COUNTERS, HEALTH_CTR_ROW, HEALTH_CTR
 /*
  * What one check probes. Two targets are the same check when address, kind, port, path and
  * expected status are equal; a backend serving several VIPs with the same check is probed once.
- * Timing (interval, timeout, rise, fall) of the first target given for a check wins.
+ * Its timing (interval, timeout, rise, fall, taken together) is that of the target with the
+ * shortest interval, the first given of those if several have it: no VIP's check runs less often
+ * than it asks. Targets of one check with different timing are logged (a warning each).
  */
 struct health_target {
 	struct lb_addr addr;
@@ -59,6 +61,7 @@ struct health_target {
 	uint32_t timeout_ms;
 	uint32_t rise;
 	uint32_t fall;
+	char vip[CONFIG_NAME_MAX]; /* the VIP it is configured for, for messages ("" = none) */
 };
 
 struct health_checker;

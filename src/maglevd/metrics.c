@@ -178,6 +178,7 @@ struct metrics_conn {
 	struct sockaddr_storage peer;
 	uint64_t deadline_ms; /* the answer must be sent by then */
 	bool requested;       /* a complete request came in; not evicted while it is answered */
+	bool served;          /* was sent an answer: a client that speaks HTTP, evicted last */
 	bool closing;         /* shut down by us: no longer counted, libmicrohttpd closes it */
 };
 
@@ -223,10 +224,45 @@ static void metrics_conn_close(struct metrics_server *s, struct metrics_conn *c,
 	shutdown(c->fd, SHUT_RDWR);
 }
 
+/* Open connections from c's address. */
+static uint32_t metrics_host_open(const struct metrics_server *s, const struct metrics_conn *c)
+{
+	uint32_t n = 0;
+
+	for (const struct metrics_conn *o = s->conns; o; o = o->next)
+		n += !o->closing && metrics_same_host(&o->peer, &c->peer);
+	return n;
+}
+
 /*
- * Admits the new connection n: while its address, or everybody, is over a limit, the oldest
- * (nearest its deadline) connection of that scope that has not sent a complete request is
- * closed; n itself when there is no other.
+ * Whether c is a better connection to evict than v (NULL: any is). First those never answered
+ * (a slowloris never is; a scraper's keep-alive connection idles between its scrapes and must not
+ * be the one to go), then with global scope those whose address holds the most connections (the
+ * flooder, not the one scraper among them), then the oldest (nearest its deadline).
+ */
+static bool metrics_evict_before(const struct metrics_server *s, const struct metrics_conn *c,
+                                 const struct metrics_conn *v, bool per_ip)
+{
+	uint32_t nc, nv;
+
+	if (!v)
+		return true;
+	if (c->served != v->served)
+		return !c->served;
+	if (!per_ip) {
+		nc = metrics_host_open(s, c);
+		nv = metrics_host_open(s, v);
+		if (nc != nv)
+			return nc > nv;
+	}
+	return c->deadline_ms <= v->deadline_ms;
+}
+
+/*
+ * Admits the new connection n: while its address, or everybody, is over a limit, one connection
+ * of that scope that is not being answered is closed (metrics_evict_before picks it); n itself
+ * when there is no other. Costs O(open^2) with global scope: open is at most
+ * METRICS_MHD_LIMIT_FACTOR x connections_max, a few dozen.
  */
 static void metrics_admit(struct metrics_server *s, struct metrics_conn *n)
 {
@@ -240,8 +276,7 @@ static void metrics_admit(struct metrics_server *s, struct metrics_conn *n)
 			if (c->closing || (per_ip && !metrics_same_host(&c->peer, &n->peer)))
 				continue;
 			open++;
-			if (c != n && !c->requested &&
-			    (!victim || c->deadline_ms <= victim->deadline_ms))
+			if (c != n && !c->requested && metrics_evict_before(s, c, victim, per_ip))
 				victim = c;
 		}
 		if (open <= max)
@@ -308,10 +343,10 @@ static void metrics_notify_completed(void *cls, struct MHD_Connection *conn, voi
 	struct metrics_conn *c = ci ? ci->socket_context : NULL;
 
 	(void)req_cls;
-	(void)toe;
 	if (!c)
 		return;
 	c->requested = false;
+	c->served |= toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
 	c->deadline_ms = clock_now_ms() + s->lim.request_timeout_ms;
 }
 
@@ -505,6 +540,26 @@ static bool metrics_limits_valid(const struct metrics_limits *l)
 	       l->request_timeout_ms <= INT32_MAX;
 }
 
+/*
+ * Why libmicrohttpd could not listen on ss (it says only that it failed): the errno of a bind of
+ * our own to the same address, -EADDRINUSE or -EADDRNOTAVAIL say; -EADDRNOTAVAIL if that bind
+ * works (the failure was elsewhere, or the port came free since: reported as not available).
+ */
+static int metrics_bind_error(const struct sockaddr_storage *ss)
+{
+	socklen_t sl =
+	    ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, ret;
+
+	if (fd < 0)
+		return -errno;
+	/* As libmicrohttpd binds: a port whose old connections linger in TIME_WAIT is free. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ret = bind(fd, (const struct sockaddr *)ss, sl) < 0 ? -errno : -EADDRNOTAVAIL;
+	close(fd);
+	return ret;
+}
+
 int metrics_start(struct metrics_server **out, const char *address, uint16_t port,
                   const struct metrics_limits *limits, metrics_collect_fn fn, void *ctx)
 {
@@ -547,7 +602,7 @@ int metrics_start(struct metrics_server **out, const char *address, uint16_t por
 	    MHD_OPTION_NOTIFY_CONNECTION, metrics_notify_conn, s, MHD_OPTION_NOTIFY_COMPLETED,
 	    metrics_notify_completed, s, MHD_OPTION_END);
 	if (!s->mhd) {
-		ret = -EADDRNOTAVAIL;
+		ret = metrics_bind_error(&ss);
 		goto out;
 	}
 	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_LISTEN_FD);

@@ -48,10 +48,11 @@ char *metrics_render(metrics_collect_fn fn, void *ctx, size_t *len);
  * What one client can hold of the HTTP server. A connection gets request_timeout_ms from its
  * accept, and again from each answer it was sent, to send a complete request and read the whole
  * answer; bytes that trickle in do not extend it. A new connection from an address that already
- * has connections_per_ip open, or one over connections_max in all, closes the oldest connection
- * (of that address, or of all) that has not sent a complete request yet; if there is none, the
- * new one is closed. So a slow client holds a slot for request_timeout_ms at most, and cannot
- * keep out a client that sends its request at once.
+ * has connections_per_ip open, or one over connections_max in all, closes a connection (of that
+ * address, or of all) that is not being answered: never answered before answered (a scraper's
+ * idle keep-alive connection), then from the address with the most open, then the oldest; if
+ * there is none, the new one is closed. So a slow client holds a slot for request_timeout_ms at
+ * most, and cannot keep out a client that sends its request at once.
  */
 struct metrics_limits {
 	uint32_t connections_max;    /* 1.. */
@@ -66,7 +67,8 @@ struct metrics_server;
  * thread of its own (libmicrohttpd driven by metrics.c's loop). limits NULL = the METRICS_*
  * defaults. fn runs on that thread: it must take whatever lock protects the state it reads.
  * The exposition ends with the server's own maglevd_metrics_connections_closed_total. Returns 0
- * or a negative errno.
+ * or a negative errno: -EINVAL for a bad address or limits, -EADDRINUSE (port taken),
+ * -EADDRNOTAVAIL (address not local), -EACCES, ... when it cannot listen.
  */
 int metrics_start(struct metrics_server **out, const char *address, uint16_t port,
                   const struct metrics_limits *limits, metrics_collect_fn fn, void *ctx);

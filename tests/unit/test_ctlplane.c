@@ -552,6 +552,101 @@ static json_t *wait_health(struct fixture *f, const char *a, const char *want, j
 	}
 }
 
+static struct fixture *reset_fx; /* for reload_to_three, which th_capture_stderr runs */
+
+static void override(struct fixture *f, const char *cmd, const char *backend, int weight)
+{
+	char err[CTL_ERR_MAX];
+	json_t *resp,
+	    *req = json_pack("{s:s, s:s, s:s}", "cmd", cmd, "vip", "web", "backend", backend);
+
+	if (weight >= 0)
+		json_object_set_new(req, "weight", json_integer(weight));
+	assert_non_null(call(f, req, &resp, err));
+	json_decref(resp);
+}
+
+static void reload_to_three(void)
+{
+	char err[CTL_ERR_MAX];
+	json_t *resp;
+
+	write_config(reset_fx, 3, false);
+	assert_non_null(call(reset_fx, json_pack("{s:s}", "cmd", "reload"), &resp, err));
+	json_decref(resp);
+}
+
+/*
+ * A successful reload resets the runtime drains and weights, and logs a warning for each (the
+ * backend, what was reset, what applies now); a drain undone by undrain is not one.
+ */
+static void test_reload_logs_reset(void **state)
+{
+	struct fixture *f = *state;
+	char err[CTL_ERR_MAX];
+	const char *log;
+	json_t *resp;
+
+	write_config(f, 4, false);
+	assert_non_null(call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err));
+	json_decref(resp);
+	override(f, "drain", "198.18.1.11", -1);
+	override(f, "weight", "198.18.1.12", 5);
+	override(f, "drain", "198.18.1.13", -1);
+	override(f, "undrain", "198.18.1.13", -1);
+	override(f, "weight", "198.18.1.14", 2);
+	reset_fx = f;
+	log = th_capture_stderr(reload_to_three);
+	assert_non_null(strstr(log, "reload: vip web backend 198.18.1.11: runtime drain reset, "
+	                            "the config's weight 1 applies (write it to the config to "
+	                            "keep it)\n"));
+	assert_non_null(strstr(log, "reload: vip web backend 198.18.1.12: runtime weight 5 reset, "
+	                            "the config's weight 1 applies"));
+	assert_non_null(strstr(log, "reload: vip web backend 198.18.1.14: runtime weight 2 reset, "
+	                            "it is no longer in the config"));
+	assert_null(strstr(log, "198.18.1.13"));
+	/* Nothing to reset on the next one. */
+	log = th_capture_stderr(reload_to_three);
+	assert_null(strstr(log, "runtime"));
+	assert_non_null(strstr(log, "reload: "));
+}
+
+/*
+ * A metrics port that cannot be bound stops the control plane from starting (so maglevd from
+ * starting), with a message that names the key, the address, the port and the reason.
+ */
+static void test_metrics_port_taken(void **state)
+{
+	struct fixture *f = *state;
+	struct ctlplane_hooks h = {
+	    .publish = fx_publish, .worker = fx_worker, .n_workers = 2, .mode = fx_mode, .ctx = f};
+	char err[CTL_ERR_MAX], want[CTL_ERR_MAX];
+	struct lb_snapshot *first;
+	struct ctlplane *cp = NULL;
+	struct config *cfg;
+	uint16_t port;
+	int taken;
+
+	fx_stop(f);
+	port = f->metrics_port;
+	taken = th_listen_loopback(&port);
+	assert_int_equal(config_load(f->cfg_path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(ctlplane_build_first(cfg, &first, err, sizeof(err)), 0);
+	assert_true(ctlplane_create(&cp, f->cfg_path, cfg, first, &h, err, sizeof(err)) < 0);
+	assert_null(cp);
+	snprintf(want, sizeof(want),
+	         "control.metrics: cannot listen on address 127.0.0.1 port %u: Address already in "
+	         "use (change control.metrics.address or .port, or set "
+	         "control.metrics.enabled: false)",
+	         f->metrics_port);
+	assert_string_equal(err, want);
+	snapshot_free(first); /* the caller's still, on failure */
+	config_free(cfg);
+	close(taken);
+	/* The port free again, it starts (and the fixture's teardown stops it). */
+	fx_start(f);
+}
+
 static void test_health_and_metrics(void **state)
 {
 	struct fixture *f = *state;
@@ -578,6 +673,12 @@ static void test_health_and_metrics(void **state)
 	                          "protocol=\"tcp\",port=\"80\",table_size=\"1009\",digest=\""));
 	assert_non_null(strstr(m, "# TYPE maglevd_rx_frames_total counter\n"));
 	assert_non_null(strstr(m, "maglevd_rx_frames_total{worker=\"1\"} 0\n"));
+	/* Drops are one family by reason, not a family per reason. */
+	assert_non_null(strstr(m, "# TYPE maglevd_drops_total counter\n"));
+	assert_non_null(strstr(m, "\nmaglevd_drops_total{worker=\"1\",reason=\"no_backend\"} 0\n"));
+	assert_non_null(
+	    strstr(m, "\nmaglevd_drops_total{worker=\"0\",reason=\"eth_truncated\"} 0\n"));
+	assert_null(strstr(m, "maglevd_drop_"));
 	assert_non_null(strstr(m, "maglevd_reloads_total{result=\"success\"} "));
 	assert_non_null(strstr(m, "\nmaglevd_config_generation "));
 	assert_non_null(strstr(m, "\nmaglevd_health_checks 2\n"));
@@ -817,6 +918,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reload_checks_like_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_explain_tracked_state, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_logs_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_metrics_port_taken, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_same_history, setup, teardown),

@@ -412,6 +412,65 @@ static void test_merge_and_keep_state(void **state)
 	health_destroy(hc);
 }
 
+static struct health_checker *pick_hc; /* for pick_set, which th_capture_stderr runs */
+static struct health_target pick_t[3];
+
+static void pick_set(void)
+{
+	assert_int_equal(health_set_targets(pick_hc, pick_t, ARRAY_SIZE(pick_t)), 0);
+}
+
+/*
+ * Three VIPs configure one check with different timing: it runs with the shortest interval's
+ * timing (its fall too), whatever their order, and each other one is logged. Seen from outside:
+ * a closed port goes down within two short intervals, where the slow VIPs' fall 3 x 2 s would
+ * take 4 s or more.
+ */
+static void test_timing_shortest_interval(void **state)
+{
+	static const unsigned fast_at[] = {0, 2}; /* where the fast VIP's target is given */
+	uint16_t port = 0;
+	int lfd = th_listen_loopback(&port);
+
+	(void)state;
+	close(lfd); /* every probe is refused */
+	for (unsigned k = 0; k < ARRAY_SIZE(fast_at); k++) {
+		struct events e = {0};
+		const char *log;
+		uint64_t took;
+
+		for (unsigned i = 0; i < ARRAY_SIZE(pick_t); i++) {
+			target_init(&pick_t[i], HC_TCP, port, "");
+			pick_t[i].interval_ms = 2000;
+			pick_t[i].fall = 3;
+			snprintf(pick_t[i].vip, sizeof(pick_t[i].vip), "slow%u", i);
+		}
+		pick_t[fast_at[k]].interval_ms = 50;
+		pick_t[fast_at[k]].fall = 2;
+		snprintf(pick_t[fast_at[k]].vip, sizeof(pick_t[0].vip), "fast");
+		pick_t[1].timeout_ms = 300; /* equal intervals of the slow ones: first given wins */
+		assert_int_equal(health_create(&pick_hc, on_change, &e), 0);
+		log = th_capture_stderr(pick_set);
+		assert_int_equal(health_count(pick_hc), 1);
+		assert_non_null(
+		    strstr(log, "asks interval 2000 ms, timeout 100 ms, rise 2, fall 3; "
+		                "its one probe runs with vip fast's timing (the shortest "
+		                "interval): interval 50 ms, timeout 100 ms, rise 2, fall 2\n"));
+		assert_non_null(strstr(log, "vip slow1 asks interval 2000 ms, timeout 300 ms"));
+		took = run_until(pick_hc, &e, 1);
+		assert_int_equal(e.n, 1);
+		assert_false(e.last_up);
+		assert_true(took < 1500);
+		health_destroy(pick_hc);
+	}
+	/* Equal timing is not worth a word. */
+	for (unsigned i = 0; i < ARRAY_SIZE(pick_t); i++)
+		target_init(&pick_t[i], HC_TCP, port, "");
+	assert_int_equal(health_create(&pick_hc, NULL, NULL), 0);
+	assert_null(strstr(th_capture_stderr(pick_set), "asks interval"));
+	health_destroy(pick_hc);
+}
+
 static struct rlimit nofile_saved; /* the test process's limit, put back by nofile_restore */
 
 static int nofile_save(void **state)
@@ -606,6 +665,7 @@ int main(void)
 	    cmocka_unit_test(test_http_status),
 	    cmocka_unit_test(test_http_timeout),
 	    cmocka_unit_test(test_merge_and_keep_state),
+	    cmocka_unit_test(test_timing_shortest_interval),
 	    cmocka_unit_test(test_bad_targets),
 	    cmocka_unit_test(test_status_line_parse),
 	    cmocka_unit_test(test_http_status_line_strict),

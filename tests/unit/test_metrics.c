@@ -132,6 +132,25 @@ static void test_http(void **state)
 	assert_true(metrics_start(&s, "not-an-address", 0, NULL, fake_collect, &scrapes) < 0);
 }
 
+/* Why it cannot listen: a port another socket has, an address that is not local. */
+static void test_listen_errors(void **state)
+{
+	struct metrics_server *s = NULL;
+	atomic_uint scrapes = 0;
+	uint16_t port = 0;
+	int taken = th_listen_loopback(&port);
+
+	(void)state;
+	assert_int_equal(metrics_start(&s, "127.0.0.1", port, NULL, fake_collect, &scrapes),
+	                 -EADDRINUSE);
+	assert_null(s);
+	close(taken);
+	/* 198.18.0.0/15 is only ever inside the tests' namespaces, never here. */
+	assert_int_equal(metrics_start(&s, "198.18.255.254", 0, NULL, fake_collect, &scrapes),
+	                 -EADDRNOTAVAIL);
+	assert_int_equal(atomic_load(&scrapes), 0);
+}
+
 /* TCP connection to 127.0.0.1:port from the loopback address src (127.0.0.0/8 is all on lo). */
 static int connect_from(const char *src, uint16_t port)
 {
@@ -270,6 +289,67 @@ static void test_request_timeout(void **state)
 	}
 }
 
+/* One whole answer on keep-alive connection fd (headers and Content-Length bytes): its status. */
+static int keepalive_get(int fd)
+{
+	const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+	char buf[8192];
+	size_t len = 0;
+	int status = 0;
+
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req))
+		return -1;
+	while (len < sizeof(buf) - 1) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		const char *end, *cl;
+		ssize_t n;
+
+		if (poll(&p, 1, CLOSE_WAIT_MS) != 1)
+			return -1;
+		n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		if (n <= 0)
+			return -1; /* closed: what a keep-alive client must not see here */
+		len += (size_t)n;
+		buf[len] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+		cl = strcasestr(buf, "\r\nContent-Length: ");
+		if (end && cl && len >= (size_t)(end + 4 - buf) + strtoul(cl + 18, NULL, 10)) {
+			sscanf(buf, "HTTP/1.1 %d", &status);
+			return status;
+		}
+	}
+	return -1;
+}
+
+/*
+ * A scraper's keep-alive connection idles between its scrapes, as Prometheus's does: slow
+ * clients from other addresses that push the server over connections_max evict one another,
+ * never it (it was answered before; they never were), and its next scrape is answered.
+ */
+static void test_keepalive_kept(void **state)
+{
+	const struct metrics_limits lim = {
+	    .connections_max = 4, .connections_per_ip = 4, .request_timeout_ms = 10000};
+	struct th_slow a = {0}, b = {0};
+	struct metrics_server *s;
+	atomic_uint scrapes = 0;
+	int ka;
+
+	(void)state;
+	assert_int_equal(metrics_start(&s, "127.0.0.1", 0, &lim, fake_collect, &scrapes), 0);
+	ka = connect_from("127.0.0.1", metrics_port(s));
+	assert_int_equal(keepalive_get(ka), 200);
+	slow_open(&a, "127.0.0.2", metrics_port(s), 4);
+	slow_open(&b, "127.0.0.3", metrics_port(s), 3);
+	assert_false(hung_up(ka, 200));
+	assert_int_equal(keepalive_get(ka), 200);
+	assert_int_equal(atomic_load(&scrapes), 2);
+	close(ka);
+	th_slow_stop(&a);
+	th_slow_stop(&b);
+	metrics_stop(s);
+}
+
 /* A collector that holds the server's thread until the test lets it go (at most HOLD_MAX_MS). */
 struct held_collect {
 	atomic_bool entered, release;
@@ -375,8 +455,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_render),          cmocka_unit_test(test_http),
-	    cmocka_unit_test(test_slow_clients),    cmocka_unit_test(test_request_timeout),
-	    cmocka_unit_test(test_full_then_empty), cmocka_unit_test(test_body_refused),
+	    cmocka_unit_test(test_listen_errors),   cmocka_unit_test(test_slow_clients),
+	    cmocka_unit_test(test_request_timeout), cmocka_unit_test(test_full_then_empty),
+	    cmocka_unit_test(test_body_refused),    cmocka_unit_test(test_keepalive_kept),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
