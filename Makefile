@@ -90,7 +90,7 @@ BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -Ibpf
 # <linux/bpf.h> needs <asm/types.h>, which Debian keeps under the multiarch include directory.
 BPF_CFLAGS += -I/usr/include/$(shell $(CC) -dumpmachine 2>/dev/null)
 
-.PHONY: all help check check-layers format-check check-unit check-san check-fuzz check-e2e bench demo fuzz fuzzers install \
+.PHONY: all help check check-layers format-check check-unit check-kernel check-san check-fuzz check-e2e bench demo fuzz fuzzers install \
         uninstall check-install clean format FORCE
 .DEFAULT_GOAL := all
 
@@ -99,10 +99,12 @@ all: $(BINS) $(BPF_OBJS) $(TESTS) $(BENCHES)
 help:
 	@echo 'maglevd make targets:'
 	@echo '  all         build maglevd, maglevctl, the XDP programs, unit tests and benchmarks (default)'
-	@echo '  check       everything: layers, format, unit, unit under ASan+UBSan, fuzzers (bounded),'
-	@echo '              install, end-to-end (root)'
+	@echo '  check       everything: layers, format, unit, BPF tests on Debian'"'"'s kernel, unit under'
+	@echo '              ASan+UBSan, fuzzers (bounded), install, end-to-end (root)'
 	@echo '  check-layers  every #include against the layering (scripts/check-layers.sh)'
 	@echo '  check-unit  unit tests (cmocka)'
+	@echo '  check-kernel  the BPF programs'"'"' unit tests in a VM on Debian 12'"'"'s kernel (qemu;'
+	@echo '              KERNEL=linux-image-... for another; scripts/check-kernel.sh)'
 	@echo '  check-san   unit tests built with SAN=1 (AddressSanitizer + UBSan)'
 	@echo '  check-fuzz  each libFuzzer harness for FUZZ_SECONDS (default 20) seconds'
 	@echo '  check-e2e   end-to-end tests in network namespaces (root)'
@@ -177,13 +179,20 @@ $(BPFOBJ_DIR_H): FORCE
 $(BUILD)/src/io/bpfobj.o: $(BPFOBJ_DIR_H)
 FORCE:
 
-check: check-layers format-check check-unit check-san check-fuzz check-install check-e2e
+check: check-layers format-check check-unit check-kernel check-san check-fuzz check-install check-e2e
 
 check-layers:
 	$(Q)scripts/check-layers.sh
 
 check-unit: $(TESTS)
 	$(Q)scripts/run-unit.sh $(TESTS)
+
+# The tests that run the BPF programs, and the objects, under a Debian kernel in qemu (about 10 s
+# with TCG on two cores; the kernel package is downloaded once into $(BUILD)/kernels/).
+KERNEL_TESTS := $(BUILD)/tests/test_xdp_vip $(BUILD)/tests/test_xdp_fwd $(BUILD)/tests/test_decap
+check-kernel: $(KERNEL_TESTS) $(BUILD)/bpf/xdp_vip.bpf.o $(BUILD)/bpf/xdp_fwd.bpf.o \
+              $(BUILD)/bpf/xdp_decap.bpf.o
+	$(Q)BUILD=$(BUILD) scripts/check-kernel.sh $(KERNEL)
 
 check-san:
 	$(Q)$(MAKE) --no-print-directory SAN=1 check-unit

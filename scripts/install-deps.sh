@@ -39,6 +39,12 @@ PKGS=(
 	tcpdump            # captures on the wire (DSR, decap checks)
 	bird2              # BGP for the scale-out test
 	prometheus         # promtool and a real Prometheus server scraping maglevd (test_prometheus)
+	# make check-kernel: the BPF tests in a VM on Debian's kernel (the kernel itself is fetched by
+	# apt-get download, not installed)
+	qemu-system-x86    # the VM
+	busybox-static     # the VM's /init and tools, and cpio for its initramfs
+	bpftool            # loads each object in the VM when a test fails: the verifier's log
+	xz-utils           # newer Debian kernels ship their modules (veth) xz-compressed
 )
 
 if [ "$(id -u)" -ne 0 ]; then
