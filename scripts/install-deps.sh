@@ -22,6 +22,7 @@ PKGS=(
 	libmicrohttpd-dev  # the Prometheus metrics endpoint
 	libjansson-dev     # the control socket's JSON
 	libpcap-dev        # maglevd --replay, the AF_PACKET filter compiler in tests
+	libsystemd-dev     # sd_notify: Type=notify, READY/RELOADING/STOPPING, the watchdog
 	# tests
 	libcmocka-dev      # unit tests
 	libclang-rt-14-dev # ASan/UBSan runtime for check-san and the fuzzers

@@ -35,9 +35,21 @@ struct ctlplane_hooks {
 	const char *const *io_counter_names; /* n_io_counters names (optional) */
 	const char *const *io_counter_help;
 	uint32_t n_io_counters;
+	/*
+	 * systemd notification (maglevd/notify.h), NULL = none: RELOADING=1 before and READY=1
+	 * after each reload (applied or refused, by SIGHUP or the socket), STATUS= when the summary
+	 * (mode, VIPs, backends up, last reload) changes.
+	 */
+	struct notify *notify;
+	/*
+	 * Test hook (maglevd with MAGLEVD_TEST_HOOKS=1): worker i stalls for ms, as
+	 * dataplane_worker_stall. NULL = the test-stall request is refused.
+	 */
+	int (*worker_stall)(void *ctx, uint32_t i, uint32_t ms);
 };
 
 struct ctlplane;
+struct notify;
 
 /*
  * Builds the first snapshot of cfg, the one a start publishes before ctlplane_create: with
