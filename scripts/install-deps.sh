@@ -39,6 +39,7 @@ PKGS=(
 	netsniff-ng        # trafgen: SYN floods and the end-to-end benchmark
 	tcpdump            # captures on the wire (DSR, decap checks)
 	bird2              # BGP for the scale-out test
+	systemd            # systemd-analyze verify of the unit (check-install)
 )
 
 if [ "$(id -u)" -ne 0 ]; then
