@@ -31,6 +31,19 @@ check "unit sets LimitNOFILE (health probes and clients need descriptors)" \
 	grep -qx 'LimitNOFILE=[0-9]*' "$tmp/stage/usr/local/lib/systemd/system/maglevd.service"
 check "unit makes the state directory (control.state_dir's default /var/lib/maglevd)" \
 	grep -qx 'StateDirectory=maglevd' "$tmp/stage/usr/local/lib/systemd/system/maglevd.service"
+check "unit is Type=notify with a watchdog" bash -c \
+	"grep -qx 'Type=notify' '$tmp/stage/usr/local/lib/systemd/system/maglevd.service' &&
+	 grep -qx 'WatchdogSec=[0-9]*s' '$tmp/stage/usr/local/lib/systemd/system/maglevd.service'"
+check "unit makes the control socket's directory (control.socket's default /run/maglevd/)" \
+	grep -qx 'RuntimeDirectory=maglevd' "$tmp/stage/usr/local/lib/systemd/system/maglevd.service"
+if command -v systemd-analyze >/dev/null; then
+	check "systemd-analyze verify finds nothing wrong with the installed unit" bash -c \
+		"sed 's|^ExecStart=[^ ]*|ExecStart=$tmp/stage/usr/local/sbin/maglevd|' \
+			'$tmp/stage/usr/local/lib/systemd/system/maglevd.service' >'$tmp/maglevd.service' &&
+		 systemd-analyze verify '$tmp/maglevd.service'"
+else
+	skipped "systemd-analyze verify (no systemd-analyze)"
+fi
 
 # A scratch PREFIX rebuilds the binaries with that BPF directory compiled in; the build tree's
 # own objects are put back afterwards by the plain make below.

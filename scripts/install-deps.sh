@@ -22,6 +22,7 @@ PKGS=(
 	libmicrohttpd-dev  # the Prometheus metrics endpoint
 	libjansson-dev     # the control socket's JSON
 	libpcap-dev        # maglevd --replay, the AF_PACKET filter compiler in tests
+	libsystemd-dev     # sd_notify: Type=notify, READY/RELOADING/STOPPING, the watchdog
 	# tests
 	libcmocka-dev      # unit tests
 	libclang-rt-14-dev # ASan/UBSan runtime for check-san and the fuzzers
@@ -45,6 +46,7 @@ PKGS=(
 	busybox-static     # the VM's /init and tools, and cpio for its initramfs
 	bpftool            # loads each object in the VM when a test fails: the verifier's log
 	xz-utils           # newer Debian kernels ship their modules (veth) xz-compressed
+	systemd            # systemd-analyze verify of the unit (check-install)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -26,9 +26,11 @@
 #define CTL_PORT_MAX     65535
 
 static const char *const ctl_cmd_names[] = {
-    [CTL_CMD_STATUS] = "status",     [CTL_CMD_VIPS] = "vips",       [CTL_CMD_BACKENDS] = "backends",
-    [CTL_CMD_COUNTERS] = "counters", [CTL_CMD_RELOAD] = "reload",   [CTL_CMD_WEIGHT] = "weight",
-    [CTL_CMD_DRAIN] = "drain",       [CTL_CMD_UNDRAIN] = "undrain", [CTL_CMD_EXPLAIN] = "explain",
+    [CTL_CMD_STATUS] = "status",     [CTL_CMD_VIPS] = "vips",
+    [CTL_CMD_BACKENDS] = "backends", [CTL_CMD_COUNTERS] = "counters",
+    [CTL_CMD_RELOAD] = "reload",     [CTL_CMD_WEIGHT] = "weight",
+    [CTL_CMD_DRAIN] = "drain",       [CTL_CMD_UNDRAIN] = "undrain",
+    [CTL_CMD_EXPLAIN] = "explain",   [CTL_CMD_TEST_STALL] = "test-stall",
 };
 
 #define CTL_CMDS_N (ARRAY_SIZE(ctl_cmd_names))
@@ -268,6 +270,16 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *req, cha
 		req->dst_port = (uint16_t)n;
 		if (!ret)
 			ret = ctl_get_proto(o, req, err, errlen);
+		break;
+	case CTL_CMD_TEST_STALL:
+		ret = ctl_get_uint(o, "worker", UINT16_MAX, true, &req->worker, err, errlen);
+		if (!ret)
+			ret = ctl_get_uint(o, "seconds", CTL_STALL_SECONDS_MAX, true, &req->seconds,
+			                   err, errlen);
+		if (!ret && req->seconds == 0) {
+			snprintf(err, errlen, "\"seconds\" must be 1..%u", CTL_STALL_SECONDS_MAX);
+			ret = -EINVAL;
+		}
 		break;
 	}
 out:

@@ -32,13 +32,17 @@ enum ctl_cmd {
 	CTL_CMD_DRAIN,
 	CTL_CMD_UNDRAIN,
 	CTL_CMD_EXPLAIN,
+	CTL_CMD_TEST_STALL, /* test only: refused unless maglevd runs with MAGLEVD_TEST_HOOKS=1 */
 };
+
+#define CTL_STALL_SECONDS_MAX 60u /* test-stall: longest stall asked for */
 
 /*
  * A request after validation. JSON form: {"cmd":"NAME", ...} with the fields of the command:
  * backends: "vip" (optional); weight: "vip", "backend", "weight" (0..65535); drain, undrain:
  * "vip", "backend"; explain: "vip", "src", "src_port" (optional), "dst_port" (optional),
- * "proto" ("tcp", "udp" or a number; optional). "vip" is a VIP name or address.
+ * "proto" ("tcp", "udp" or a number; optional). "vip" is a VIP name or address. test-stall
+ * (test hook): "worker" (an index), "seconds" (1..CTL_STALL_SECONDS_MAX).
  */
 struct ctl_request {
 	enum ctl_cmd cmd;
@@ -49,6 +53,8 @@ struct ctl_request {
 	uint16_t src_port; /* 0 = unset */
 	uint16_t dst_port; /* 0 = unset: the VIP's port */
 	uint8_t proto;     /* 0 = unset: the VIP's protocol */
+	uint32_t worker;   /* test-stall */
+	uint32_t seconds;  /* test-stall */
 };
 
 /*

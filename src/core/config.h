@@ -64,7 +64,7 @@
 #define CONFIG_CT_UDP_TIMEOUT_DEFAULT     30u   /* seconds */
 #define CONFIG_CT_ICMP_TIMEOUT_DEFAULT    10u   /* seconds */
 #define CONFIG_ICMP_RATE_DEFAULT          1000u /* generated ICMP errors per second per worker */
-#define CONFIG_SOCKET_DEFAULT             "/run/maglevd.sock"
+#define CONFIG_SOCKET_DEFAULT             "/run/maglevd/maglevd.sock"
 #define CONFIG_SOCKET_MAX                 108u /* bytes with the NUL: sizeof(sockaddr_un.sun_path) */
 #define CONFIG_METRICS_ADDR_DEFAULT       "127.0.0.1"
 #define CONFIG_METRICS_PORT_DEFAULT       9180u

@@ -43,7 +43,7 @@
 struct afpacket_queue {
 	int fd;
 	uint8_t *ring; /* AFPACKET_BLOCKS * AFPACKET_BLOCK_SIZE, shared with the kernel */
-	uint32_t blk;  /* block being read */
+	uint32_t blk;  /* block being read; written by the worker with relaxed atomic stores */
 	uint32_t left; /* packets of blk not yet read; 0 = blk not started */
 	struct tpacket3_hdr *pkt;
 	uint8_t slots[IO_BATCH_MAX][AFPACKET_SLOT_SIZE]; /* frames of the last rx */
@@ -108,7 +108,8 @@ static void afpacket_block_release(struct afpacket_queue *q)
 
 	/* Our reads of the block happen before the kernel may reuse it. */
 	__atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-	q->blk = (q->blk + 1) % AFPACKET_BLOCKS;
+	/* Atomic: afpacket_rx_pending reads it from the control thread. */
+	__atomic_store_n(&q->blk, (q->blk + 1) % AFPACKET_BLOCKS, __ATOMIC_RELAXED);
 	q->left = 0;
 	q->pkt = NULL;
 }
@@ -236,6 +237,21 @@ static void afpacket_counters(struct io_dev *d, uint32_t qid, uint64_t *out)
 		out[i] += io_counter_read(q->ctr, i);
 	afpacket_kernel_stats(q);
 	out[IO_CTR_RX_KERNEL_DROPS] += atomic_load(&q->kernel_drops);
+}
+
+/*
+ * The kernel fills blocks in ring order and the worker releases them in the same order, so frames
+ * wait exactly when the block the worker is at (the one it reads, or the next it will) has been
+ * handed to user space. A partly filled block is handed over after AFPACKET_BLOCK_TOV, so a frame
+ * shows here at most that late.
+ */
+static bool afpacket_rx_pending(struct io_dev *d, uint32_t qid)
+{
+	struct afpacket_queue *q = ((struct afpacket_dev *)d)->queues[qid];
+	struct tpacket_block_desc *bd =
+	    afpacket_block(q, __atomic_load_n(&q->blk, __ATOMIC_RELAXED));
+
+	return (__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) != 0;
 }
 
 static const char *afpacket_mode(const struct io_dev *d)
@@ -406,6 +422,7 @@ const struct io_ops io_afpacket_ops = {
     .tx = afpacket_tx,
     .wait = afpacket_wait,
     .counters = afpacket_counters,
+    .rx_pending = afpacket_rx_pending,
     .mode = afpacket_mode,
     .report = afpacket_report,
     .close = afpacket_close,

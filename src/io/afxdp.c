@@ -347,6 +347,20 @@ static struct xdpfwd *afxdp_kernel(struct io_dev *d)
 	return ((struct afxdp_dev *)d)->fwd;
 }
 
+/*
+ * The kernel's producer index against the worker's released consumer index: both live in the
+ * ring's shared memory (the worker publishes its consumer with a release store on every rx), so
+ * this is what the kernel sees too. Frames the worker took but has not processed yet are not
+ * counted; a worker stuck on them stops the frames behind them, which are.
+ */
+static bool afxdp_rx_pending(struct io_dev *d, uint32_t qid)
+{
+	struct afxdp_queue *q = ((struct afxdp_dev *)d)->queues[qid];
+
+	return __atomic_load_n(q->rx.producer, __ATOMIC_ACQUIRE) !=
+	       __atomic_load_n(q->rx.consumer, __ATOMIC_ACQUIRE);
+}
+
 static const char *afxdp_mode(const struct io_dev *d)
 {
 	return ((const struct afxdp_dev *)d)->mode;
@@ -864,6 +878,7 @@ const struct io_ops io_afxdp_ops = {
     .tx = afxdp_tx,
     .wait = afxdp_wait,
     .counters = afxdp_counters,
+    .rx_pending = afxdp_rx_pending,
     .mode = afxdp_mode,
     .kernel = afxdp_kernel,
     .report = afxdp_report,

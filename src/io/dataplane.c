@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <urcu.h>
@@ -34,6 +35,12 @@ struct dp_worker {
 	struct lb_worker *w;
 	pthread_t thread;
 	bool started;
+	/*
+	 * Written by the worker, read by the control thread, both relaxed: loops counts passes of
+	 * the worker's loop (the watchdog's sign of life), stall_ms is a test hook's request.
+	 */
+	uint64_t loops;
+	uint32_t stall_ms;
 	uint64_t ctr[IO_CTR_MAX]; /* NO_SNAPSHOT; the backend keeps the rest */
 	struct lb_frame frames[IO_BATCH_MAX];
 	enum lb_verdict verdicts[IO_BATCH_MAX];
@@ -58,17 +65,41 @@ struct dataplane {
 	char mode[80];
 };
 
+/*
+ * The stall a test asked for (dataplane_worker_stall): the worker sleeps outside any RCU read
+ * section, taking no frames, in slices so that a stop still ends it within DATAPLANE_IDLE_MS.
+ */
+static void dp_worker_stall_run(struct dp_worker *wk, uint32_t ms)
+{
+	struct dataplane *dp = wk->dp;
+	uint64_t until = clock_now_ms() + ms;
+
+	log_warn("worker %u: stalled for %u ms on request (test hook)", wk->id, ms);
+	while (!atomic_load_explicit(&dp->stop, memory_order_relaxed) && clock_now_ms() < until) {
+		struct timespec ts = clock_ms_timespec(DATAPLANE_IDLE_MS);
+
+		nanosleep(&ts, NULL);
+	}
+	log_info("worker %u: stall over", wk->id);
+}
+
 static void *dp_worker_run(void *arg)
 {
 	struct dp_worker *wk = arg;
 	struct dataplane *dp = wk->dp;
 	const struct io_ops *ops = dp->ops;
+	uint64_t loops = 0;
 
 	rcu_register_thread();
 	while (!atomic_load_explicit(&dp->stop, memory_order_relaxed)) {
-		unsigned n = ops->rx(dp->dev, wk->id, wk->frames, IO_BATCH_MAX);
+		unsigned n;
 		const struct lb_snapshot *s;
 
+		__atomic_store_n(&wk->loops, ++loops, __ATOMIC_RELAXED);
+		if (__builtin_expect(__atomic_load_n(&wk->stall_ms, __ATOMIC_RELAXED) != 0, 0))
+			dp_worker_stall_run(
+			    wk, __atomic_exchange_n(&wk->stall_ms, 0, __ATOMIC_RELAXED));
+		n = ops->rx(dp->dev, wk->id, wk->frames, IO_BATCH_MAX);
 		if (n == 0) {
 			ops->wait(dp->dev, wk->id, DATAPLANE_IDLE_MS);
 			continue;
@@ -437,6 +468,24 @@ void dataplane_io_counters(const struct dataplane *dp, uint32_t i, uint64_t *out
 	dp->ops->counters(dp->dev, i, out);
 	for (int k = 0; k < IO_CTR_MAX; k++)
 		out[k] += io_counter_read(dp->workers[i].ctr, k);
+}
+
+uint64_t dataplane_worker_loops(const struct dataplane *dp, uint32_t i)
+{
+	return i < dp->n_workers ? __atomic_load_n(&dp->workers[i].loops, __ATOMIC_RELAXED) : 0;
+}
+
+bool dataplane_worker_rx_pending(const struct dataplane *dp, uint32_t i)
+{
+	return i < dp->n_workers && !dp->halted && dp->ops->rx_pending(dp->dev, i);
+}
+
+int dataplane_worker_stall(struct dataplane *dp, uint32_t i, uint32_t ms)
+{
+	if (i >= dp->n_workers || ms == 0 || ms > DATAPLANE_STALL_MAX_MS)
+		return -EINVAL;
+	__atomic_store_n(&dp->workers[i].stall_ms, ms, __ATOMIC_RELAXED);
+	return 0;
 }
 
 const char *dataplane_mode(const struct dataplane *dp)

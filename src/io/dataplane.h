@@ -16,8 +16,9 @@
 #include "core/snapshot.h"
 #include "io/io.h"
 
-#define DATAPLANE_IDLE_MS    100u  /* a worker wakes at least this often to notice stop */
-#define DATAPLANE_NH_WAIT_MS 1000u /* start-up wait for next hops to resolve */
+#define DATAPLANE_IDLE_MS      100u   /* a worker wakes at least this often to notice stop */
+#define DATAPLANE_NH_WAIT_MS   1000u  /* start-up wait for next hops to resolve */
+#define DATAPLANE_STALL_MAX_MS 60000u /* longest stall dataplane_worker_stall makes */
 
 struct dataplane;
 
@@ -80,6 +81,23 @@ void dataplane_kernel_backend_counters(const struct dataplane *dp, uint16_t id,
 /* lb_explain of k under s with the kernel's connection table: true if the kernel tracks it. */
 bool dataplane_kernel_explain(const struct dataplane *dp, const struct lb_snapshot *s,
                               const struct lb_flow_key *k, struct lb_explanation *out);
+
+/*
+ * Worker i's loop count: it advances on every pass of the worker's loop, which an idle worker
+ * makes at least every DATAPLANE_IDLE_MS, so a count that stands still for longer means the
+ * worker is not running its loop (stuck in it, or kept off its CPU). Any thread; 0 for no worker.
+ */
+uint64_t dataplane_worker_loops(const struct dataplane *dp, uint32_t i);
+
+/* True if frames wait on worker i's receive ring (not after dataplane_halt). Control thread. */
+bool dataplane_worker_rx_pending(const struct dataplane *dp, uint32_t i);
+
+/*
+ * For tests only (maglevd's test hooks): worker i sleeps ms (1..DATAPLANE_STALL_MAX_MS) at the
+ * start of its next pass, taking no frames, as a stuck worker would; a stop ends the sleep.
+ * Returns 0, or -EINVAL for no such worker or a bad ms.
+ */
+int dataplane_worker_stall(struct dataplane *dp, uint32_t i, uint32_t ms);
 
 /* "afxdp zero-copy (native XDP)", "afxdp copy (generic XDP)", "afpacket". */
 const char *dataplane_mode(const struct dataplane *dp);

@@ -7,6 +7,7 @@
 #ifndef MAGLEV_IO_IO_H
 #define MAGLEV_IO_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -102,9 +103,9 @@ struct io_dev;
 struct xdpfwd;
 
 /*
- * Threads: open, set_filter, mode, counters and close run on the control thread; rx, tx and
- * wait for queue q run only on worker q. counters may run while workers run: it reads with
- * relaxed atomic loads (values may lag, never tear).
+ * Threads: open, set_filter, mode, counters, rx_pending and close run on the control thread;
+ * rx, tx and wait for queue q run only on worker q. counters and rx_pending may run while
+ * workers run: they read with atomic loads (values may lag, never tear).
  */
 struct io_ops {
 	const char *name;
@@ -125,6 +126,13 @@ struct io_ops {
 	void (*wait)(struct io_dev *d, uint32_t q, int timeout_ms);
 	/* Adds queue q's counters to out[IO_CTR_MAX]. */
 	void (*counters)(struct io_dev *d, uint32_t q, uint64_t *out);
+	/*
+	 * True if frames wait on queue q's receive ring for its worker to take them. Runs on the
+	 * control thread while the worker runs (the watchdog asks it about a worker whose loop
+	 * did not advance): it reads the ring's shared indices or status words with atomic loads
+	 * and may be stale by a few frames, never wrong about a ring that stays full.
+	 */
+	bool (*rx_pending)(struct io_dev *d, uint32_t q);
 	/* "afxdp zero-copy", "afxdp copy", "afpacket", with the XDP attach mode if any. */
 	const char *(*mode)(const struct io_dev *d);
 	/* The kernel's forwarding maps (xdp mode), NULL if the kernel does not forward; optional.

@@ -24,6 +24,7 @@
 #include "maglevd/ctlplane_int.h"
 #include "maglevd/health.h"
 #include "maglevd/metrics.h"
+#include "maglevd/notify.h"
 #include "maglevd/state.h"
 
 /* The health check a backend of a VIP has: its own, else the VIP's; false if none. */
@@ -276,6 +277,40 @@ int ctlplane_build_first(const struct config *cfg, struct lb_snapshot **out, cha
 	return ret;
 }
 
+/*
+ * The one-line summary systemd shows (STATUS=): mode, VIPs, backends up of all (health; a
+ * backend in two VIPs counts twice), config generation, the last reload's result. notify sends
+ * it only when it changed.
+ */
+static void cp_notify_status(struct ctlplane *cp)
+{
+	char status[NOTIFY_STATUS_MAX];
+	uint32_t up = 0, total = 0;
+	int l;
+
+	if (!notify_enabled(cp->h.notify))
+		return;
+	for (uint32_t i = 0; i < cp->cfg->n_vips; i++) {
+		const struct config_vip *v = &cp->cfg->vips[i];
+
+		for (uint32_t j = 0; j < v->n_backends; j++) {
+			total++;
+			up += cp_health(cp, v, &v->backends[j]) != 0;
+		}
+	}
+	l = snprintf(status, sizeof(status),
+	             "%s, %u VIPs, %u/%u backends up, config generation %llu, last reload ",
+	             cp->h.mode ? cp->h.mode(cp->h.ctx) : "none", cp->cfg->n_vips, up, total,
+	             (unsigned long long)cp->config_generation);
+	if (l > 0 && (size_t)l < sizeof(status))
+		snprintf(status + l, sizeof(status) - (size_t)l, "%s%.*s",
+		         cp->last_reload_error[0] ? "failed: "
+		         : cp->reloads_ok         ? "ok"
+		                                  : "none",
+		         (int)CP_STATUS_ERR_MAX, cp->last_reload_error);
+	notify_status(cp->h.notify, status);
+}
+
 int cp_rebuild(struct ctlplane *cp, struct config *cfg, char *err, size_t errlen)
 {
 	struct snapshot_override *ov = NULL;
@@ -322,6 +357,7 @@ int cp_rebuild(struct ctlplane *cp, struct config *cfg, char *err, size_t errlen
 	config_free(old_cfg);
 	cp_announce(cp);
 	cp_state_save(cp);
+	cp_notify_status(cp);
 	return 0;
 }
 
@@ -363,6 +399,7 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 	uint32_t n_ov;
 	int ret;
 
+	notify_reloading(cp->h.notify);
 	ret = config_load_daemon(cp->path, &cfg, err, errlen);
 	if (ret < 0)
 		goto fail;
@@ -414,6 +451,8 @@ int ctlplane_reload(struct ctlplane *cp, char *err, size_t errlen)
 	    "reload: %s: config generation %llu, snapshot generation %llu, %u VIPs, in %.3f ms",
 	    cp->path, (unsigned long long)cp->config_generation,
 	    (unsigned long long)cp->cur->generation, cp->cfg->n_vips, took);
+	cp_notify_status(cp);
+	notify_ready(cp->h.notify);
 	return 0;
 fail:
 	pthread_mutex_lock(&cp->lock);
@@ -421,6 +460,9 @@ fail:
 	snprintf(cp->last_reload_error, sizeof(cp->last_reload_error), "%s", err);
 	pthread_mutex_unlock(&cp->lock);
 	log_err("reload failed, the running config stays: %s", err);
+	/* Refused: the running config serves on, which is what READY=1 tells systemd. */
+	cp_notify_status(cp);
+	notify_ready(cp->h.notify);
 	return ret;
 }
 
@@ -538,6 +580,7 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 		cp_announce(cp);
 	}
 	cp_state_save(cp);
+	cp_notify_status(cp);
 	*out = cp;
 	return 0;
 out:

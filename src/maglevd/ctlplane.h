@@ -44,9 +44,21 @@ struct ctlplane_hooks {
 	void (*kernel_backend_counters)(void *ctx, uint16_t id, struct lb_backend_counters *out);
 	bool (*kernel_explain)(void *ctx, const struct lb_snapshot *s, const struct lb_flow_key *k,
 	                       struct lb_explanation *out);
+	/*
+	 * systemd notification (maglevd/notify.h), NULL = none: RELOADING=1 before and READY=1
+	 * after each reload (applied or refused, by SIGHUP or the socket), STATUS= when the summary
+	 * (mode, VIPs, backends up, last reload) changes.
+	 */
+	struct notify *notify;
+	/*
+	 * Test hook (maglevd with MAGLEVD_TEST_HOOKS=1): worker i stalls for ms, as
+	 * dataplane_worker_stall. NULL = the test-stall request is refused.
+	 */
+	int (*worker_stall)(void *ctx, uint32_t i, uint32_t ms);
 };
 
 struct ctlplane;
+struct notify;
 
 /*
  * Builds the first snapshot of cfg, the one a start publishes before ctlplane_create: with

@@ -21,14 +21,15 @@
 #include "maglevd/metrics.h"
 #include "maglevd/state.h"
 
-#define CP_OVERRIDES_MAX (CONFIG_VIPS_MAX * 16u) /* runtime weight/drain entries */
-#define CP_PERCENT       100.0
-#define CP_DIGEST_STRLEN 17u   /* 16 hex digits and the NUL */
-#define CP_NAME_MAX      128u  /* bytes of a metric name */
-#define CP_LINE_MAX      160u  /* bytes of an explain reason or flow text */
-#define CP_NUM_MAX       24u   /* bytes of a number printed as a label value */
-#define CP_GROW_INITIAL  64u   /* entries of a growing array's first allocation */
-#define CP_RETRY_MS      1000u /* wait before retrying a failed health rebuild */
+#define CP_OVERRIDES_MAX  (CONFIG_VIPS_MAX * 16u) /* runtime weight/drain entries */
+#define CP_PERCENT        100.0
+#define CP_DIGEST_STRLEN  17u   /* 16 hex digits and the NUL */
+#define CP_NAME_MAX       128u  /* bytes of a metric name */
+#define CP_LINE_MAX       160u  /* bytes of an explain reason or flow text */
+#define CP_NUM_MAX        24u   /* bytes of a number printed as a label value */
+#define CP_GROW_INITIAL   64u   /* entries of a growing array's first allocation */
+#define CP_RETRY_MS       1000u /* wait before retrying a failed health rebuild */
+#define CP_STATUS_ERR_MAX 200u  /* bytes of a failed reload's error in systemd's STATUS= */
 /* What counters, metrics and explain call the kernel's fast path (xdp mode) among workers. */
 #define CP_KERNEL_WORKER "kernel"
 

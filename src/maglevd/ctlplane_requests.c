@@ -458,6 +458,32 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 	return res;
 }
 
+/* The watchdog's test hook: refused unless the daemon lent worker_stall (MAGLEVD_TEST_HOOKS=1). */
+static json_t *cp_req_test_stall(struct ctlplane *cp, const struct ctl_request *req, char *err,
+                                 size_t errlen)
+{
+	int ret;
+
+	if (!cp->h.worker_stall) {
+		snprintf(err, errlen,
+		         "test-stall is a test hook: maglevd was not started with "
+		         "MAGLEVD_TEST_HOOKS=1");
+		return NULL;
+	}
+	if (req->worker >= cp->h.n_workers) {
+		snprintf(err, errlen, "no worker %u (maglevd runs %u)", req->worker,
+		         cp->h.n_workers);
+		return NULL;
+	}
+	ret = cp->h.worker_stall(cp->h.ctx, req->worker, req->seconds * (uint32_t)MSEC_PER_SEC);
+	if (ret < 0) {
+		snprintf(err, errlen, "worker %u: cannot stall: %s", req->worker, strerror(-ret));
+		return NULL;
+	}
+	return json_pack("{s:I, s:I}", "worker", (json_int_t)req->worker, "seconds",
+	                 (json_int_t)req->seconds);
+}
+
 json_t *cp_handle(void *ctx, const struct ctl_request *req, char *err, size_t errlen)
 {
 	struct ctlplane *cp = ctx;
@@ -479,6 +505,8 @@ json_t *cp_handle(void *ctx, const struct ctl_request *req, char *err, size_t er
 		return cp_req_override(cp, req, err, errlen);
 	case CTL_CMD_EXPLAIN:
 		return cp_req_explain(cp, req, err, errlen);
+	case CTL_CMD_TEST_STALL:
+		return cp_req_test_stall(cp, req, err, errlen);
 	}
 	snprintf(err, errlen, "unknown command");
 	return NULL;

@@ -20,13 +20,15 @@
 #include "control/config_yaml.h"
 #include "maglevd/ctlplane.h"
 #include "maglevd/health.h"
+#include "maglevd/notify.h"
 #include "core/counters.h"
 #include "core/pipeline.h"
 #include "core/snapshot.h"
 #include "io/dataplane.h"
 
-#define DAEMON_ERR_MAX 512u /* bytes of one error line */
-#define DAEMON_TICK_MS 200  /* the control loop runs at least this often (idle clients, retries) */
+#define DAEMON_ERR_MAX        512u /* bytes of one error line */
+#define DAEMON_TICK_MS        200 /* the control loop runs at least this often (idle clients, retries) */
+#define DAEMON_TEST_HOOKS_ENV "MAGLEVD_TEST_HOOKS" /* "1" enables the test-only requests */
 
 struct daemon {
 	const char *config_path;
@@ -35,6 +37,8 @@ struct daemon {
 	struct dataplane *dp;
 	int sig_fd;          /* signalfd for SIGTERM, SIGINT, SIGHUP */
 	struct ctlplane *cp; /* owns cfg and current while it runs */
+	struct notify *notify;
+	bool test_hooks; /* $MAGLEVD_TEST_HOOKS is "1" */
 };
 
 /*
@@ -151,6 +155,37 @@ static bool daemon_kernel_explain_hook(void *ctx, const struct lb_snapshot *s,
 	return dataplane_kernel_explain(((struct daemon *)ctx)->dp, s, k, out);
 }
 
+static uint64_t daemon_loops_hook(void *ctx, uint32_t i)
+{
+	return dataplane_worker_loops(((struct daemon *)ctx)->dp, i);
+}
+
+static bool daemon_rx_pending_hook(void *ctx, uint32_t i)
+{
+	return dataplane_worker_rx_pending(((struct daemon *)ctx)->dp, i);
+}
+
+static int daemon_worker_stall_hook(void *ctx, uint32_t i, uint32_t ms)
+{
+	return dataplane_worker_stall(((struct daemon *)ctx)->dp, i, ms);
+}
+
+/* systemd notification and the watchdog over the running workers (a no-op outside systemd). */
+static int daemon_notify_start(struct daemon *d, char *err, size_t errlen)
+{
+	const struct notify_hooks hooks = {
+	    .ctx = d,
+	    .n_workers = dataplane_worker_count(d->dp),
+	    .loops = daemon_loops_hook,
+	    .rx_pending = daemon_rx_pending_hook,
+	};
+	int rc = notify_create(&d->notify, &hooks, clock_now_ms());
+
+	if (rc)
+		snprintf(err, errlen, "systemd notification: %s", strerror(-rc));
+	return rc;
+}
+
 /* Hands the config and the published snapshot to the control plane (socket, metrics, health). */
 static int daemon_control_start(struct daemon *d, char *err, size_t errlen)
 {
@@ -168,6 +203,8 @@ static int daemon_control_start(struct daemon *d, char *err, size_t errlen)
 	    .kernel_counters = kernel ? daemon_kernel_counters_hook : NULL,
 	    .kernel_backend_counters = kernel ? daemon_kernel_backend_hook : NULL,
 	    .kernel_explain = kernel ? daemon_kernel_explain_hook : NULL,
+	    .notify = d->notify,
+	    .worker_stall = d->test_hooks ? daemon_worker_stall_hook : NULL,
 	};
 
 	return ctlplane_create(&d->cp, d->config_path, d->cfg, d->current, &hooks, err, errlen);
@@ -243,7 +280,8 @@ static int daemon_signals_block(struct daemon *d)
 
 /*
  * The control thread's loop until SIGTERM/SIGINT: SIGHUP asks the control plane for a reload;
- * control socket clients and health probes are served by ctlplane_run.
+ * control socket clients and health probes are served by ctlplane_run; the watchdog looks at
+ * the workers when its turn comes (so a control loop that hangs stops the pings too).
  */
 static void daemon_loop(struct daemon *d)
 {
@@ -253,9 +291,10 @@ static void daemon_loop(struct daemon *d)
 		    {.fd = ctlplane_fd(d->cp), .events = POLLIN},
 		};
 		struct signalfd_siginfo si;
+		uint32_t wd = notify_watchdog(d->notify, clock_now_ms());
 		int rc;
 
-		if (poll(pfd, 2, DAEMON_TICK_MS) < 0) {
+		if (poll(pfd, 2, wd < DAEMON_TICK_MS ? (int)wd : DAEMON_TICK_MS) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_err("poll: %s", strerror(errno));
@@ -268,6 +307,7 @@ static void daemon_loop(struct daemon *d)
 			continue;
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
 			log_info("%s, stopping", strsignal((int)si.ssi_signo));
+			notify_stopping(d->notify);
 			return;
 		}
 		if (si.ssi_signo == SIGHUP) {
@@ -303,6 +343,12 @@ int daemon_run(const char *config_path)
 	int rc, exit_code = DAEMON_EXIT_FAILURE;
 
 	rcu_register_thread();
+	d.test_hooks =
+	    getenv(DAEMON_TEST_HOOKS_ENV) && strcmp(getenv(DAEMON_TEST_HOOKS_ENV), "1") == 0;
+	if (d.test_hooks)
+		log_warn("%s=1: test hooks on (a worker can be stalled over the control socket); "
+		         "not for production",
+		         DAEMON_TEST_HOOKS_ENV);
 	daemon_nofile_raise();
 	rc = config_load_daemon(config_path, &d.cfg, err, sizeof(err));
 	if (rc)
@@ -330,9 +376,14 @@ int daemon_run(const char *config_path)
 	first = NULL;
 	log_info("running on %s, %s, %u workers, %u VIPs", d.cfg->dataplane.interface,
 	         dataplane_mode(d.dp), dataplane_worker_count(d.dp), d.current->n_vips);
+	rc = daemon_notify_start(&d, err, sizeof(err));
+	if (rc)
+		goto out;
 	rc = daemon_control_start(&d, err, sizeof(err));
 	if (rc)
 		goto out;
+	/* The first table forwards, the socket answers, the routes are announced: ready. */
+	notify_ready(d.notify);
 	daemon_loop(&d);
 	daemon_withdraw(&d);
 	dataplane_halt(d.dp);
@@ -344,6 +395,7 @@ out:
 		log_err("%s", err[0] ? err : strerror(-rc));
 	daemon_control_stop(&d);
 	dataplane_stop(d.dp);
+	notify_destroy(d.notify);
 	snapshot_free(first);
 	snapshot_free(d.current);
 	config_free(d.cfg);

@@ -233,7 +233,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->conntrack.tcp_timeout, 300);
 	assert_int_equal(c->conntrack.tcp_syn_timeout, 5);
 	assert_int_equal(c->conntrack.max_inserts_per_second, 100000);
-	assert_string_equal(c->control.socket, "/run/maglevd.sock");
+	assert_string_equal(c->control.socket, "/run/maglevd/maglevd.sock");
 	assert_true(c->control.metrics_enabled);
 	assert_string_equal(c->control.metrics_address, "127.0.0.1");
 	assert_int_equal(c->control.metrics_port, 9180);
