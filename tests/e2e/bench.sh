@@ -8,7 +8,7 @@
 #   kernel IP forwarding  the lb namespace routes the VIP like a plain router (no maglevd); the
 #                         router spreads what comes back from the lb over the backends (ECMP,
 #                         L4 hash), so the packets take the same hops as through maglevd
-#   maglevd afxdp / afpacket  build/maglevd in the lb namespace, GRE to the backends; the lb's
+#   maglevd afxdp / xdp / afpacket  build/maglevd in the lb namespace, GRE to the backends; the lb's
 #                         kernel forwarding is off, so whatever arrives went through maglevd.
 # CPUs: trafgen runs on CPU 0 (with the client's, router's and backends' softirq work it causes);
 # the load balancer gets BENCH_LB_CPU (default: the last CPU) for itself in every row: maglevd
@@ -151,7 +151,11 @@ maglevd_run() {
 		return
 	fi
 	lb_renice "$MAGLEVD_PID"
+	# xdp mode sends by XDP_TX: the router's veth takes those frames only with an XDP program.
+	[ "$mode" = xdp ] && run_in "$NS_ROUTER" ip link set dev "$ROUTER_LB_IF" xdp obj \
+		"$E2E_BUILD/bpf/xdp_pass.bpf.o" sec xdp
 	echo "$round $(run_once)" >>"$E2E_DIR/runs.$mode"
+	[ "$mode" = xdp ] && run_in "$NS_ROUTER" ip link set dev "$ROUTER_LB_IF" xdp off
 	run_in "$NS_LB" "$MAGLEVCTL" counters -s "$MAGLEVD_SOCKET" 2>/dev/null |
 		awk '$1 ~ /^(io_|drop_)/ && $2 ~ /^[0-9]+$/ && $2 > 0 { print $1, $2 }' >>"$E2E_DIR/counters.$mode"
 	if ! stop_maglevd; then
@@ -205,10 +209,12 @@ for ((round = 1; round <= BENCH_REPEAT; round++)); do
 	echo "$round $(run_once)" >>"$E2E_DIR/runs.kernel"
 	kernel_forwarding 0
 	maglevd_run afxdp "$round"
+	maglevd_run xdp "$round"
 	maglevd_run afpacket "$round"
 done
 printf '%-24s %12s %14s %10s   %s\n' "path" "offered pps" "delivered pps" "vs kernel" \
 	"delivered pps of each round"
 row kernel "kernel IP forwarding"
 maglevd_row afxdp
+maglevd_row xdp
 maglevd_row afpacket
