@@ -38,6 +38,13 @@ PKGS=(
 	netsniff-ng        # trafgen: SYN floods and the end-to-end benchmark
 	tcpdump            # captures on the wire (DSR, decap checks)
 	bird2              # BGP for the scale-out test
+	mandoc             # check-man: mandoc -Tlint over the man pages
+	bash-completion    # check-man: maglevctl's completion run with bash-completion's helpers
+	# the Debian package (make package, check-package)
+	dpkg-dev           # dpkg-buildpackage
+	debhelper          # dh, debhelper-compat 13
+	lintian            # check-package fails on its errors
+	debootstrap        # check-package: a fresh minimal Debian 12 root to install the package in
 )
 
 if [ "$(id -u)" -ne 0 ]; then
