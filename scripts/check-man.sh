@@ -62,7 +62,7 @@ for a in $actions; do
 done
 for o in $(opts "$usages"); do
 	check "maglevctl(8) has $o" has_fl "$man/maglevctl.8" "$o"
-	check "bash completion has $o" grep -qE -- "[\" ]$o[\" ]" "$completion"
+	check "bash completion has $o" grep -qE -- "[\" ]${o}[\" ]" "$completion"
 done
 
 # The bash completion at work (bash-completion's own helpers), as a shell would call it.
