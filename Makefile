@@ -12,6 +12,8 @@ SBINDIR   ?= $(PREFIX)/sbin
 BPFDIR    ?= $(PREFIX)/lib/maglevd/bpf
 SYSCONFDIR ?= /etc
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
+MANDIR    ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 INSTALL   ?= install
 
 ifeq ($(V),1)
@@ -32,13 +34,16 @@ endif
 endif
 
 OPT       ?= -O2 -g
+# The caller's CFLAGS (dpkg-buildflags' hardening, for one) reach every object, also base and core.
+USER_CFLAGS := $(CFLAGS)
 WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 # BASE_CFLAGS is all that base and core are compiled with (plus xxhash's flags for core): the pure
 # layers see no library's headers. The rest also sees every library, bpf/ (the BPF programs'
 # kernel/user headers, as "bpf/xdp_vip.h") and generated headers.
-BASE_CFLAGS = -std=gnu11 $(OPT) $(WARN) -MMD -MP -D_GNU_SOURCE -pthread -Isrc $(SAN_CFLAGS)
+BASE_CFLAGS = -std=gnu11 $(OPT) $(WARN) -MMD -MP -D_GNU_SOURCE -pthread -Isrc $(SAN_CFLAGS) \
+              $(USER_CFLAGS)
 CORE_CFLAGS = $(BASE_CFLAGS) $(shell pkg-config --cflags libxxhash 2>/dev/null)
-CFLAGS    += $(BASE_CFLAGS) -I. -I$(BUILD)/gen $(PKG_CFLAGS)
+CFLAGS    = $(BASE_CFLAGS) -I. -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS    += $(PKG_LIBS) -lm -pthread
 
 # SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer build in build-san/.
@@ -82,6 +87,8 @@ FUZZERS   := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuz
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(wildcard bpf/*.bpf.c))
 BPF_INSTALL := $(BUILD)/bpf/xdp_vip.bpf.o $(BUILD)/bpf/xdp_fwd.bpf.o $(BUILD)/bpf/xdp_decap.bpf.o # what the binaries load
 BPFOBJ_DIR_H := $(BUILD)/gen/bpfobj_dir.h
+MAN_PAGES := docs/man/maglevd.8 docs/man/maglevctl.8 docs/man/maglevd.yaml.5
+BASH_COMPLETION := dist/bash-completion/maglevctl
 # Every object, for the header dependencies that -MMD writes next to it (%.d).
 ALL_OBJS  := $(BASE_OBJS) $(CORE_OBJS) $(IO_OBJS) $(CONTROL_OBJS) $(MAGLEVD_OBJS) \
              $(MAGLEVCTL_OBJS) $(BUILD)/src/maglevd/main.o $(BUILD)/src/maglevctl/main.o \
@@ -91,17 +98,23 @@ BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -Ibpf
 # <linux/bpf.h> needs <asm/types.h>, which Debian keeps under the multiarch include directory.
 BPF_CFLAGS += -I/usr/include/$(shell $(CC) -dumpmachine 2>/dev/null)
 
-.PHONY: all help check check-layers format-check check-unit check-kernel check-san check-fuzz check-e2e bench demo fuzz fuzzers install \
-        uninstall check-install clean format FORCE
+.PHONY: all programs help check check-layers format-check check-unit check-kernel check-san check-fuzz \
+        check-e2e bench demo fuzz fuzzers install uninstall check-install check-man check-package \
+        package clean format FORCE
 .DEFAULT_GOAL := all
 
 all: $(BINS) $(BPF_OBJS) $(TESTS) $(BENCHES)
 
+# What is installed, and nothing of the tests (the Debian package builds this).
+programs: $(BINS) $(BPF_INSTALL)
+
 help:
 	@echo 'maglevd make targets:'
 	@echo '  all         build maglevd, maglevctl, the XDP programs, unit tests and benchmarks (default)'
+	@echo '  programs    only what install installs: maglevd, maglevctl, the XDP programs'
 	@echo '  check       everything: layers, format, unit, BPF tests on Debian'"'"'s kernel, unit under'
-	@echo '              ASan+UBSan, fuzzers (bounded), install, end-to-end (root)'
+	@echo '              ASan+UBSan, fuzzers (bounded), man pages, install, Debian package,'
+	@echo '              end-to-end (root)'
 	@echo '  check-layers  every #include against the layering (scripts/check-layers.sh)'
 	@echo '  check-unit  unit tests (cmocka)'
 	@echo '  check-kernel  the BPF programs'"'"' unit tests in a VM on Debian 12'"'"'s kernel (qemu;'
@@ -114,21 +127,25 @@ help:
 	@echo '  fuzz        build the libFuzzer harnesses in build-fuzz/ (clang)'
 	@echo '  install     maglevd, maglevctl to $$(SBINDIR); BPF objects to $$(BPFDIR); the example'
 	@echo '              config to $$(SYSCONFDIR)/maglevd/maglevd.yaml.example; dist/maglevd.service'
-	@echo '              to $$(UNITDIR)'
+	@echo '              to $$(UNITDIR); man pages to $$(MANDIR); bash completion to $$(BASHCOMPDIR)'
 	@echo '  uninstall   remove what install put there (not /etc/maglevd/maglevd.yaml)'
 	@echo '  check-install  install into a scratch DESTDIR and PREFIX and check the result'
+	@echo '  check-man   man pages lint clean and name every option, command and config key'
+	@echo '  package     the Debian package (dpkg-buildpackage -us -uc -b), into ..'
+	@echo '  check-package  build the package, lintian, install it in a fresh debootstrap root'
+	@echo '              and run the installed programs and the demo there (root)'
 	@echo '  format      clang-format every C file in place (not the generated fixtures)'
 	@echo '  format-check  fail if a C file differs from what clang-format makes of it'
 	@echo '  clean       remove build outputs'
 	@echo 'variables: V=1 (show commands), SAN=1 (sanitizers), BUILD=dir, CC=compiler,'
 	@echo '  FUZZ_SECONDS=20, PREFIX=$(PREFIX), DESTDIR= (staging root for install),'
 	@echo '  SBINDIR=$(SBINDIR), BPFDIR=$(BPFDIR), SYSCONFDIR=$(SYSCONFDIR),'
-	@echo '  UNITDIR=$(UNITDIR)'
+	@echo '  UNITDIR=$(UNITDIR), MANDIR=$(MANDIR), BASHCOMPDIR=$(BASHCOMPDIR)'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  CC      $<')
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 # The pure layers: no library's include path, so a stray #include fails to compile.
 $(BASE_OBJS): CFLAGS = $(BASE_CFLAGS)
@@ -180,7 +197,8 @@ $(BPFOBJ_DIR_H): FORCE
 $(BUILD)/src/io/bpfobj.o: $(BPFOBJ_DIR_H)
 FORCE:
 
-check: check-layers format-check check-unit check-kernel check-san check-fuzz check-install check-e2e
+check: check-layers format-check check-unit check-kernel check-san check-fuzz check-man \
+       check-install check-package check-e2e
 
 check-layers:
 	$(Q)scripts/check-layers.sh
@@ -215,9 +233,10 @@ bench: all
 demo: all
 	$(Q)scripts/demo.sh
 
-install: $(BINS) $(BPF_INSTALL)
+install: programs
 	$(INSTALL) -d '$(DESTDIR)$(SBINDIR)' '$(DESTDIR)$(BPFDIR)' '$(DESTDIR)$(SYSCONFDIR)/maglevd' \
-		'$(DESTDIR)$(UNITDIR)'
+		'$(DESTDIR)$(UNITDIR)' '$(DESTDIR)$(MANDIR)/man5' '$(DESTDIR)$(MANDIR)/man8' \
+		'$(DESTDIR)$(BASHCOMPDIR)'
 	$(INSTALL) -m 0755 $(BINS) '$(DESTDIR)$(SBINDIR)/'
 	$(INSTALL) -m 0644 $(BPF_INSTALL) '$(DESTDIR)$(BPFDIR)/'
 	$(INSTALL) -m 0644 docs/examples/maglevd.yaml \
@@ -225,6 +244,21 @@ install: $(BINS) $(BPF_INSTALL)
 	sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/etc/maglevd/|$(SYSCONFDIR)/maglevd/|g' \
 		dist/maglevd.service >'$(DESTDIR)$(UNITDIR)/maglevd.service'
 	chmod 0644 '$(DESTDIR)$(UNITDIR)/maglevd.service'
+	for m in $(MAN_PAGES); do \
+		sed -e 's|/usr/lib/maglevd/bpf|$(BPFDIR)|g' -e 's|/etc/maglevd/|$(SYSCONFDIR)/maglevd/|g' \
+			"$$m" >'$(DESTDIR)$(MANDIR)'/man$${m##*.}/$${m##*/} && \
+		chmod 0644 '$(DESTDIR)$(MANDIR)'/man$${m##*.}/$${m##*/} || exit 1; \
+	done
+	$(INSTALL) -m 0644 $(BASH_COMPLETION) '$(DESTDIR)$(BASHCOMPDIR)/maglevctl'
+
+check-man: $(BINS)
+	$(Q)scripts/check-man.sh
+
+package:
+	dpkg-buildpackage -us -uc -b
+
+check-package:
+	$(Q)scripts/check-package.sh
 
 check-install:
 	$(Q)scripts/check-install.sh
@@ -233,7 +267,9 @@ uninstall:
 	rm -f $(BINS:$(BUILD)/%='$(DESTDIR)$(SBINDIR)/%') \
 		$(BPF_INSTALL:$(BUILD)/bpf/%='$(DESTDIR)$(BPFDIR)/%') \
 		'$(DESTDIR)$(SYSCONFDIR)/maglevd/maglevd.yaml.example' \
-		'$(DESTDIR)$(UNITDIR)/maglevd.service'
+		'$(DESTDIR)$(UNITDIR)/maglevd.service' \
+		$(foreach m,$(MAN_PAGES),'$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))') \
+		'$(DESTDIR)$(BASHCOMPDIR)/maglevctl'
 	rmdir '$(DESTDIR)$(BPFDIR)' '$(DESTDIR)$(PREFIX)/lib/maglevd' 2>/dev/null || true
 
 # Every C file but the generated fixtures (the generator's output is data, one value per line).

@@ -22,9 +22,13 @@ trap cleanup EXIT
 make -s install DESTDIR="$tmp/stage" >/dev/null || e2e_abort "make install DESTDIR=$tmp/stage"
 for f in usr/local/sbin/maglevd usr/local/sbin/maglevctl \
 	usr/local/lib/maglevd/bpf/xdp_vip.bpf.o usr/local/lib/maglevd/bpf/xdp_decap.bpf.o \
-	etc/maglevd/maglevd.yaml.example usr/local/lib/systemd/system/maglevd.service; do
+	etc/maglevd/maglevd.yaml.example usr/local/lib/systemd/system/maglevd.service \
+	usr/local/share/man/man8/maglevd.8 usr/local/share/man/man8/maglevctl.8 \
+	usr/local/share/man/man5/maglevd.yaml.5 usr/local/share/bash-completion/completions/maglevctl; do
 	check "DESTDIR install has /$f" [ -f "$tmp/stage/$f" ]
 done
+check "installed maglevd(8) names the installed BPF directory" \
+	grep -q '^\.It Pa /usr/local/lib/maglevd/bpf/xdp_vip.bpf.o$' "$tmp/stage/usr/local/share/man/man8/maglevd.8"
 check "unit's ExecStart" grep -qx 'ExecStart=/usr/local/sbin/maglevd -c /etc/maglevd/maglevd.yaml' \
 	"$tmp/stage/usr/local/lib/systemd/system/maglevd.service"
 check "unit sets LimitNOFILE (health probes and clients need descriptors)" \

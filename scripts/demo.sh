@@ -5,20 +5,40 @@
 # host, three backends with the XDP GRE decap), runs maglevd (afxdp), sends DEMO_REQUESTS (1000)
 # HTTP requests to the VIP with curl (a new connection each), prints how they spread over the
 # backends and maglevd's counters, and removes everything again (also on failure or Ctrl-C).
+# DEMO_BINDIR=/usr/sbin runs the installed maglevd and maglevctl there (the Debian package's)
+# instead: nothing is installed or built, and the topology's tools must be there already
+# (DEMO_TOOLS; scripts/check-package.sh runs it so in a fresh root).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 DEMO_REQUESTS=${DEMO_REQUESTS:-1000}
 DEMO_MODE=${DEMO_MODE:-afxdp}
+DEMO_BINDIR=${DEMO_BINDIR:-}
+# What tests/e2e/lib.sh's topology, servers and clients run, by command (and Debian package).
+DEMO_TOOLS="ip:iproute2 sysctl:procps ethtool:ethtool ping:iputils-ping curl:curl socat:socat
+	iperf3:iperf3 python3:python3"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "demo: run as root (it installs packages and builds network namespaces)" >&2
 	exit 1
 fi
-echo "== installing packages (scripts/install-deps.sh)"
-scripts/install-deps.sh || { echo "demo: package installation failed" >&2; exit 1; }
-echo "== building (make)"
-make -j2 >/dev/null || { echo "demo: build failed (run make to see why)" >&2; exit 1; }
+if [ -n "$DEMO_BINDIR" ]; then
+	export MAGLEVD=$DEMO_BINDIR/maglevd MAGLEVCTL=$DEMO_BINDIR/maglevctl
+	missing=
+	for t in $DEMO_TOOLS; do
+		command -v "${t%%:*}" >/dev/null || missing="$missing ${t#*:}"
+	done
+	if [ -n "$missing" ]; then
+		echo "demo: DEMO_BINDIR set, so nothing is installed; missing:$missing" >&2
+		exit 1
+	fi
+	echo "== using the installed $MAGLEVD ($("$MAGLEVD" --version)) and $MAGLEVCTL"
+else
+	echo "== installing packages (scripts/install-deps.sh)"
+	scripts/install-deps.sh || { echo "demo: package installation failed" >&2; exit 1; }
+	echo "== building (make)"
+	make -j2 >/dev/null || { echo "demo: build failed (run make to see why)" >&2; exit 1; }
+fi
 
 . tests/e2e/lib.sh
 e2e_init

@@ -47,6 +47,13 @@ PKGS=(
 	bpftool            # loads each object in the VM when a test fails: the verifier's log
 	xz-utils           # newer Debian kernels ship their modules (veth) xz-compressed
 	systemd            # systemd-analyze verify of the unit (check-install)
+	mandoc             # check-man: mandoc -Tlint over the man pages
+	bash-completion    # check-man: maglevctl's completion run with bash-completion's helpers
+	# the Debian package (make package, check-package)
+	dpkg-dev           # dpkg-buildpackage
+	debhelper          # dh, debhelper-compat 13
+	lintian            # check-package fails on its errors
+	debootstrap        # check-package: a fresh minimal Debian 12 root to install the package in
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -16,11 +16,14 @@
 
 /*
  * maglevctl [OPTIONS] COMMAND [ARGS]: options before the command name (-s/--socket PATH,
- * -c/--config FILE, --json, each also as --opt=VALUE or -sPATH) belong to the command, as if
- * written after its name. Fills out[0..*n_out) with the command's argv: its name, those options,
- * then the rest of argv in order; the strings stay argv's. Returns 0, or COMMAND_USAGE with one
- * line in err (no command, an unknown option before it, an option missing its value, more than
- * COMMAND_ARGS_MAX arguments). argv[0] is the program name.
+ * -c/--config FILE, --json, -h/--help, each valued one also as --opt=VALUE or -sPATH) belong to
+ * the command, as if written after its name (after its action for decap: `maglevctl -c FILE decap
+ * attach DEV` is `decap attach -c FILE DEV`). Spelled exactly: no abbreviations. Fills
+ * out[0..*n_out) with the command's argv: its name (and action), those options, then the rest of
+ * argv in order; the strings stay argv's. Options and -h/--help with no command give the command
+ * "help". Returns 0, or COMMAND_USAGE with one line in err (no command, an unknown option before
+ * it, an option missing its value, more than COMMAND_ARGS_MAX arguments). argv[0] is the program
+ * name.
  */
 int command_argv(int argc, char **argv, char **out, int *n_out, char *err, size_t errlen);
 

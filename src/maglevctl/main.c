@@ -58,15 +58,14 @@ int main(int argc, char **argv)
 	int n, rc;
 
 	log_init("maglevctl");
-	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	                  strcmp(argv[1], "help") == 0)) {
-		usage_print(stdout);
-		return 0;
-	}
 	if (command_argv(argc, argv, args, &n, err, sizeof(err)) != 0) {
 		fprintf(stderr, "maglevctl: %s\n", err);
 		usage_print(stderr);
 		return MAGLEVCTL_EXIT_USAGE;
+	}
+	if (strcmp(args[0], "help") == 0) { /* also -h, --help with no command */
+		usage_print(stdout);
+		return 0;
 	}
 	for (size_t i = 0; i < COMMANDS_N && !run; i++)
 		if (strcmp(args[0], commands[i].name) == 0)

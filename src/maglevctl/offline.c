@@ -353,7 +353,13 @@ int offline_table_print(FILE *out, const struct config *c, const char *vip, bool
 					bs = NULL;
 				}
 			}
-			o = bs ? json_pack("{s:s, s:I, s:s, s:o}", "name", v->name, "table_size",
+			char addr[LB_ADDR_STRLEN];
+
+			/* The same fields, under the same keys, as `maglevctl vips --json`. */
+			o = bs ? json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:o}", "name", v->name,
+			                   "address", lb_addr_str(&v->addr, addr, sizeof(addr)),
+			                   "protocol", offline_proto_name(v->proto), "port",
+			                   (json_int_t)v->port, "table_size",
 			                   (json_int_t)t.table_size, "digest", digest, "backends",
 			                   bs)
 			       : NULL;

@@ -33,12 +33,21 @@ case_help() {
 case_table() {
 	check "human table shows digests" bash -c "'$ctl' table -c '$example' | grep -q 'digest [0-9a-f]\{16\}'"
 	check "table --json runs" bash -c "'$ctl' table -c '$example' --json >'$tmp/table.json'"
-	py "table JSON: keys, digests, slots add up to M" "$tmp/table.json" <<'PY'
+	"$ctl" table -c "$example" >"$tmp/table.txt"
+	py "table JSON: keys, digests, slots add up to M; each VIP's line of the text as JSON" \
+		"$tmp/table.json" "$tmp/table.txt" <<'PY'
 import json, re, sys
 doc = json.load(open(sys.argv[1]))
 assert set(doc) == {"vips"}, doc.keys()
-for v in doc["vips"]:
-    assert set(v) == {"name", "table_size", "digest", "backends"}, v.keys()
+# "vip NAME  ADDRESS PROTO port PORT  table_size M  digest D" in the text output.
+text = [l.split() for l in open(sys.argv[2]) if l.startswith("vip ")]
+assert len(text) == len(doc["vips"]) > 0, text
+for v, t in zip(doc["vips"], text):
+    assert set(v) == {"name", "address", "protocol", "port", "table_size", "digest",
+                      "backends"}, v.keys()
+    want = [t[1], t[2], t[3], int(t[5]), int(t[7]), t[9]]
+    got = [v["name"], v["address"], v["protocol"], v["port"], v["table_size"], v["digest"]]
+    assert got == want, (got, want)
     assert re.fullmatch(r"[0-9a-f]{16}", v["digest"]), v["digest"]
     assert sum(b["slots"] for b in v["backends"]) == v["table_size"], v["name"]
     for b in v["backends"]:

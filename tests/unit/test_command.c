@@ -36,6 +36,23 @@ static const struct args_case args_cases[] = {
     {{"weight", "web", "198.18.1.11", "-s", "/s", "3"},
      {"weight", "web", "198.18.1.11", "-s", "/s", "3"},
      NULL},
+    /* decap's action comes first: the options go after it, where its parser reads them. */
+    {{"-c", "/m.yaml", "decap", "attach", "eth0"},
+     {"decap", "attach", "-c", "/m.yaml", "eth0"},
+     NULL},
+    {{"--config=/m.yaml", "decap", "attach", "eth0", "--mode", "skb"},
+     {"decap", "attach", "--config=/m.yaml", "eth0", "--mode", "skb"},
+     NULL},
+    {{"-c", "/m.yaml", "decap"}, {"decap", "-c", "/m.yaml"}, NULL},
+    {{"-c", "/m.yaml", "decap", "--help"}, {"decap", "-c", "/m.yaml", "--help"}, NULL},
+    {{"-c", "/m.yaml", "table", "attach"}, {"table", "-c", "/m.yaml", "attach"}, NULL},
+    /* -h/--help among the options: the command's help, or maglevctl's with no command. */
+    {{"-s", "/s", "--help"}, {"help", NULL}, NULL},
+    {{"-h"}, {"help"}, NULL},
+    {{"--json", "help"}, {"help", "--json"}, NULL},
+    {{"--help", "status"}, {"status", "--help"}, NULL},
+    {{"-s", "--help", "status"}, {"status", "-s", "--help"}, NULL},
+    {{"-s", "--", "status"}, {"status", "-s", "--"}, NULL},
     {{NULL}, {NULL}, "no command"},
     {{"-s", "/s"}, {NULL}, "no command"},
     {{"--json", "--"}, {NULL}, "no command"},
@@ -44,6 +61,8 @@ static const struct args_case args_cases[] = {
     {{"-x", "status"}, {NULL}, "unknown option '-x' before the command"},
     {{"--socketx", "status"}, {NULL}, "unknown option '--socketx' before the command"},
     {{"--vip", "web", "table"}, {NULL}, "unknown option '--vip' before the command"},
+    {{"--sock", "/s", "status"}, {NULL}, "unknown option '--sock' before the command"},
+    {{"--helpx", "status"}, {NULL}, "unknown option '--helpx' before the command"},
 };
 
 static int count(const char *const *v)

@@ -176,6 +176,10 @@ static void test_table(void **state)
 	assert_string_equal(json_string_value(json_object_get(v, "name")), "web");
 	assert_int_equal(json_integer_value(json_object_get(v, "table_size")), 65537);
 	assert_int_equal(strlen(json_string_value(json_object_get(v, "digest"))), 16);
+	/* What the text output's first line has, under `maglevctl vips --json`'s keys. */
+	assert_string_equal(json_string_value(json_object_get(v, "address")), "203.0.113.10");
+	assert_string_equal(json_string_value(json_object_get(v, "protocol")), "tcp");
+	assert_int_equal(json_integer_value(json_object_get(v, "port")), 80);
 	bs = json_object_get(v, "backends");
 	assert_int_equal(json_array_size(bs), 3);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(bs, 0), "address")),
@@ -186,6 +190,10 @@ static void test_table(void **state)
 
 	root = print_json(c, NULL, "dns", NULL);
 	assert_int_equal(json_array_size(json_object_get(root, "vips")), 1);
+	v = json_array_get(json_object_get(root, "vips"), 0);
+	assert_string_equal(json_string_value(json_object_get(v, "address")), "198.51.100.53");
+	assert_string_equal(json_string_value(json_object_get(v, "protocol")), "udp");
+	assert_int_equal(json_integer_value(json_object_get(v, "port")), 53);
 	json_decref(root);
 
 	assert_int_equal(offline_table_print(stdout, c, "nope", false, err, sizeof(err)), -ENOENT);
