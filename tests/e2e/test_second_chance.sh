@@ -168,9 +168,15 @@ verdict() {
 
 # sc_used WHAT: the counters since mark (since) show second chance at work for V_EXPOSED exposed
 # flows, every packet handed on arrived, and none was kept from its secondary by the backends'
-# setup.
+# setup. A packet handed on in the last moment may still be on its way to the secondary: the
+# counters are read again (for up to 2 s) until what was received catches up.
 sc_used() {
-	since
+	local i
+	for ((i = 0; i < 20; i++)); do
+		since
+		[ "$D_RCV" -eq "$D_FWD" ] && break
+		sleep 0.1
+	done
 	echo "counters: $1: tx_second_chance +$D_TX, decap second_chance_forwarded +$D_FWD," \
 		"second_chance_received +$D_RCV, no_route/forwarding_off +$D_LOST" >&2
 	if [ "$V_EXPOSED" -gt 0 ]; then
