@@ -117,18 +117,22 @@ static __always_inline void stat_add(__u32 k)
 		*c += 1;
 }
 
+/* True if eth (its 14 bytes checked present) is sent to the MAC of config c. */
+static __always_inline int mac_is(const struct ethhdr *eth, const struct xdp_vip_config *c)
+{
+	const __u16 *a = (const __u16 *)eth->h_dest;
+	const __u16 *m = (const __u16 *)c->mac;
+
+	return ((a[0] ^ m[0]) | (a[1] ^ m[1]) | (a[2] ^ m[2])) == 0;
+}
+
 /* True if eth (its 14 bytes checked present) is sent to the interface's MAC (config_map). */
 static __always_inline int mac_is_ours(const struct ethhdr *eth)
 {
 	__u32 k = 0;
 	const struct xdp_vip_config *c = bpf_map_lookup_elem(&config_map, &k);
-	const __u16 *a = (const __u16 *)eth->h_dest;
-	const __u16 *m;
 
-	if (!c)
-		return 0;
-	m = (const __u16 *)c->mac;
-	return ((a[0] ^ m[0]) | (a[1] ^ m[1]) | (a[2] ^ m[2])) == 0;
+	return c && mac_is(eth, c);
 }
 
 /*

@@ -454,11 +454,12 @@ static __always_inline __u32 choose(const struct xdp_fwd_config *c, const struct
 }
 
 /*
- * Parses the frame of ctx as a plain packet (see the top of the file) sent to our MAC into p: 0,
- * or -1 for any other frame. The checks are the pipeline's, so a frame it would drop is never
+ * Parses the frame of ctx as a plain packet (see the top of the file) sent to our MAC (vc's) into
+ * p: 0, or -1 for any other frame. The checks are the pipeline's, so a frame it would drop is never
  * plain.
  */
-static __always_inline int fwd_parse(struct xdp_md *ctx, struct fwd_pkt *p)
+static __always_inline int fwd_parse(struct xdp_md *ctx, const struct xdp_vip_config *vc,
+                                     struct fwd_pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -468,7 +469,7 @@ static __always_inline int fwd_parse(struct xdp_md *ctx, struct fwd_pkt *p)
 	__u32 avail;
 	__be16 proto;
 
-	if (l3 > end || !mac_is_ours(eth))
+	if (l3 > end || !mac_is(eth, vc))
 		return -1;
 	proto = eth->h_proto;
 	p->ip_off = FWD_ETH_HLEN;
@@ -678,7 +679,7 @@ static __always_inline int fwd_frame(struct xdp_md *ctx)
 	__u64 hash, *mac;
 	void *slots;
 
-	if (!c || !vc || fwd_parse(ctx, &p))
+	if (!c || !vc || fwd_parse(ctx, vc, &p))
 		return FWD_STEER;
 	gen = c->gen & 1;
 	__builtin_memcpy(vk.addr, p.daddr, 16);
