@@ -29,6 +29,7 @@
 #include "tframes.h"
 #include "tsnap.h"
 #include "helpers.h"
+#include "tctlplane.h"
 
 #define WAIT_MAX_MS 4000 /* bound of every wait for a health change */
 
@@ -42,9 +43,7 @@ struct fixture {
 	int hc_listener;
 	struct lb_worker *workers[2];
 	atomic_int publishes;
-	struct ctlplane *cp;
-	atomic_bool stop;
-	pthread_t thread;
+	struct tctl ctl;
 };
 
 static const struct lb_worker *fx_worker(void *ctx, uint32_t i)
@@ -111,43 +110,20 @@ static void write_config(struct fixture *f, int n_web, bool broken)
 	fclose(fp);
 }
 
-static void *control_thread(void *arg)
-{
-	struct fixture *f = arg;
-
-	while (!atomic_load(&f->stop))
-		if (ctlplane_run(f->cp, 10) < 0)
-			break;
-	return NULL;
-}
-
 /* Starts a control plane on the config file, the first snapshot as maglevd builds it. */
 static void fx_start(struct fixture *f)
 {
 	struct ctlplane_hooks h = {
 	    .publish = fx_publish, .worker = fx_worker, .n_workers = 2, .mode = fx_mode};
-	char err[CTL_ERR_MAX];
-	struct lb_snapshot *first;
-	struct config *cfg;
 
-	if (config_load(f->cfg_path, &cfg, err, sizeof(err)) < 0)
-		fail_msg("config_load: %s", err);
-	if (ctlplane_build_first(cfg, &first, err, sizeof(err)) < 0)
-		fail_msg("first snapshot: %s", err);
 	h.ctx = f;
-	if (ctlplane_create(&f->cp, f->cfg_path, cfg, first, &h, err, sizeof(err)) < 0)
-		fail_msg("ctlplane_create: %s", err);
-	atomic_store(&f->stop, false);
-	assert_int_equal(pthread_create(&f->thread, NULL, control_thread, f), 0);
+	tctl_start(&f->ctl, f->cfg_path, &h);
 }
 
 /* Stops the control plane fx_start started (as a maglevd stop would). */
 static void fx_stop(struct fixture *f)
 {
-	atomic_store(&f->stop, true);
-	pthread_join(f->thread, NULL);
-	ctlplane_destroy(f->cp, NULL, NULL);
-	f->cp = NULL;
+	tctl_stop(&f->ctl);
 }
 
 /* A fixture in a new temporary directory (state_dir DIR/state), its control plane running. */
@@ -188,7 +164,7 @@ static void fx_free(struct fixture *f)
 {
 	char path[STATE_PATH_MAX];
 
-	if (f->cp)
+	if (f->ctl.cp)
 		fx_stop(f);
 	for (int i = 0; i < 2; i++)
 		lb_worker_destroy(f->workers[i]);
@@ -381,7 +357,7 @@ static void test_weight_drain_reload(void **state)
 	json_decref(resp);
 
 	/* SIGHUP's path: the flag, then the control loop reloads. */
-	ctlplane_request_reload(f->cp);
+	ctlplane_request_reload(f->ctl.cp);
 	for (int i = 0; i < 200; i++) {
 		r = call(f, json_pack("{s:s}", "cmd", "status"), &resp, err);
 		if (row_int(r, "config_generation") == 3)

@@ -28,6 +28,7 @@
 #include "maglevd/ctlplane.h"
 #include "maglevd/notify.h"
 #include "helpers.h"
+#include "tctlplane.h"
 
 #define MSG_MAX      4096u      /* bytes of one datagram read back */
 #define RECV_WAIT_MS 2000       /* an expected datagram must arrive within this */
@@ -382,9 +383,7 @@ struct cp_fixture {
 	char dir[64];
 	char cfg_path[96];
 	char sock[96];
-	struct ctlplane *cp;
-	atomic_bool stop;
-	pthread_t thread;
+	struct tctl ctl;
 	uint32_t stalled_worker, stalled_ms;
 	int stalls;
 };
@@ -440,16 +439,6 @@ static void cp_write_config(struct cp_fixture *f, int n_backends)
 	fclose(fp);
 }
 
-static void *cp_thread(void *arg)
-{
-	struct cp_fixture *f = arg;
-
-	while (!atomic_load(&f->stop))
-		if (ctlplane_run(f->cp, 10) < 0)
-			break;
-	return NULL;
-}
-
 static void cp_start(struct cp_fixture *f, struct notify *n, bool test_hooks)
 {
 	struct ctlplane_hooks h = {.ctx = f,
@@ -458,26 +447,13 @@ static void cp_start(struct cp_fixture *f, struct notify *n, bool test_hooks)
 	                           .mode = fx_mode,
 	                           .notify = n,
 	                           .worker_stall = test_hooks ? fx_stall : NULL};
-	char err[CTL_ERR_MAX];
-	struct lb_snapshot *first;
-	struct config *cfg;
 
-	if (config_load(f->cfg_path, &cfg, err, sizeof(err)) < 0)
-		fail_msg("config_load: %s", err);
-	if (ctlplane_build_first(cfg, &first, err, sizeof(err)) < 0)
-		fail_msg("first snapshot: %s", err);
-	if (ctlplane_create(&f->cp, f->cfg_path, cfg, first, &h, err, sizeof(err)) < 0)
-		fail_msg("ctlplane_create: %s", err);
-	atomic_store(&f->stop, false);
-	assert_int_equal(pthread_create(&f->thread, NULL, cp_thread, f), 0);
+	tctl_start(&f->ctl, f->cfg_path, &h);
 }
 
 static void cp_stop(struct cp_fixture *f)
 {
-	atomic_store(&f->stop, true);
-	pthread_join(f->thread, NULL);
-	ctlplane_destroy(f->cp, NULL, NULL);
-	f->cp = NULL;
+	tctl_stop(&f->ctl);
 }
 
 static void cp_fixture_init(struct cp_fixture *f)
@@ -552,7 +528,7 @@ static void test_ctlplane_reloads(void **state)
 
 	/* ctlplane_request_reload (SIGHUP's way) does the same on the control thread. */
 	cp_write_config(&f, 2);
-	ctlplane_request_reload(f.cp);
+	ctlplane_request_reload(f.ctl.cp);
 	expect_reloading(&l, t0);
 	expect_msg(&l, "READY=1\nSTATUS=test, 1 VIPs, 2/2 backends up, config generation 3, "
 	               "last reload ok");
