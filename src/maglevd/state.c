@@ -188,7 +188,10 @@ char *state_encode(const struct lb_snapshot *s, size_t *len)
 
 /* ---- decoding ---- */
 
-/* "where: what" into err; returns -EINVAL. */
+/*
+ * "where: what" into err; returns -EINVAL. A reason quotes the file (a VIP's name, the JSON
+ * parser's "near" text), so every control byte in it becomes '?': the reason stays one line of log.
+ */
 static int __attribute__((format(printf, 3, 4)))
 state_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -197,6 +200,9 @@ state_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	for (char *p = err; errlen && *p; p++)
+		if (iscntrl((unsigned char)*p))
+			*p = '?';
 	return -EINVAL;
 }
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -400,6 +401,10 @@ static const struct bad_file bad_files[] = {
                        GEN("7", D16, B1))),
      "vips[0].name: not a name of 1..63 bytes"},
     {WITH_VIPS(GOOD_VIP "," GOOD_VIP), "vips[1].name: 'web' twice"},
+    /* The reason quotes the file; its control bytes become '?', so it stays one line. */
+    {WITH_VIPS(VIP_CUR("a\\nb", GEN("7", D16, B1)) "," VIP_CUR("a\\nb", GEN("7", D16, B1))),
+     "vips[1].name: 'a?b' twice"},
+    {WITH_VIPS(VIP_CUR("a\nb", GEN("7", D16, B1))), "not JSON: line 1 column "},
     {WITH_VIPS("{\"name\":\"web\"}"), "vips[0].current: not an object"},
     {WITH_VIPS(VIP_CUR("web", GEN("100", D16, B1))),
      "vips[0].current.table_size: not a prime in 7..1048573"},
@@ -459,7 +464,8 @@ static void test_bad_files(void **state)
 			            bad_files[i].why);
 		assert_int_equal(r, -EINVAL);
 		assert_non_null(strstr(err, bad_files[i].why));
-		assert_null(strchr(err, '\n'));
+		for (const char *p = err; *p; p++)
+			assert_false(iscntrl((unsigned char)*p));
 		assert_null(h.v);
 		assert_int_equal(h.n, 0);
 	}
