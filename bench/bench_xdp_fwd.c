@@ -4,13 +4,17 @@
  * per call (with repeat > 1 the kernel runs the program again on the frame it already
  * encapsulated), the kernel-reported duration of each call, minus the same measured for a program
  * that only returns XDP_PASS (bpf/xdp_pass.bpf.c: what running any program costs). Cases: (a) one
- * tracked flow, (b) every packet a new flow (SYNs), (c) packets spread over 1M tracked flows (the
- * connection table out of cache). 64-byte TCP frames to a VIP with 16 backends. Needs root
+ * tracked flow, (b) every packet a new flow (SYNs), with the default conntrack.entries (split over
+ * the possible CPUs), and (b') again, and (c) packets spread over 1M tracked flows, with a part
+ * of CT_PART flows (1M at half load: the table out of cache, where a new flow costs a miss of
+ * its bucket's cache line and TLB entry). 64-byte TCP frames to a VIP with 16 backends. Pinned to
+ * one CPU: its part of the kernel's table is the one every packet uses, as with RSS. Needs root
  * (skipped otherwise).
  */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,16 +35,31 @@
 #define FRAME_LEN  60u        /* 64 bytes on the wire with the FCS */
 #define CALLS      200000u    /* test runs per timed pass */
 #define FLOWS_MANY (1u << 20) /* case (c) */
-#define CT_ENTRIES (1u << 21) /* fwd_ct entries: 1M flows at half load */
+#define CT_PART    (1u << 21) /* one CPU's part of the table: 1M flows at half load */
 #define BACKENDS   16u
 #define BENCH_RUNS 3u /* timed passes per case; the median is printed */
 #define TCP_ACK    0x10u
 #define TCP_SYN    0x02u
 #define VIP_ADDR   "203.0.113.10"
 
+/* conntrack.entries giving each CPU's part CT_PART flows. */
+static uint32_t ct_entries_big(void)
+{
+	int n = libbpf_num_possible_cpus();
+
+	return CT_PART * (uint32_t)(n > 0 ? n : 1);
+}
+
 struct prog {
 	struct bpf_object *obj;
 	int fd;
+};
+
+/* xdp_fwd loaded with a table of so many entries, a snapshot published into it. */
+struct rig {
+	struct prog fwd;
+	struct xdpfwd *f;
+	struct lb_snapshot *s;
 };
 
 static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -151,7 +170,8 @@ static double case_ns(const struct prog *fwd, const struct prog *pass, uint32_t 
 }
 
 /* A VIP with BACKENDS backends, published into fwd; the steering MAC set. */
-static int setup(const struct prog *fwd, struct xdpfwd **out, struct lb_snapshot **snap)
+static int setup(const struct prog *fwd, uint32_t entries, struct xdpfwd **out,
+                 struct lb_snapshot **snap)
 {
 	struct config *c = tcfg_new();
 	const char *addrs[BACKENDS];
@@ -166,7 +186,7 @@ static int setup(const struct prog *fwd, struct xdpfwd **out, struct lb_snapshot
 	}
 	tcfg_dataplane(c);
 	tcfg_vip(c, "web", VIP_ADDR, 6, 80, addrs, BACKENDS, 0);
-	c->conntrack.entries = CT_ENTRIES;
+	c->conntrack.entries = entries;
 	c->conntrack.max_inserts_per_second = 0;
 	rc = snapshot_build(c, NULL, NULL, snap, err, sizeof(err));
 	if (!rc)
@@ -184,15 +204,36 @@ static int setup(const struct prog *fwd, struct xdpfwd **out, struct lb_snapshot
 	return rc;
 }
 
+static int rig_open(struct rig *r, uint32_t entries)
+{
+	struct config_conntrack ct = {.entries = entries};
+
+	return prog_load(&r->fwd, XDP_FWD_OBJ_FILE, XDP_FWD_PROG_NAME, &ct) ||
+	       setup(&r->fwd, entries, &r->f, &r->s);
+}
+
+static void rig_close(struct rig *r)
+{
+	uint64_t k[LB_CTR_MAX] = {0};
+
+	xdpfwd_counters(r->f, k);
+	printf("  kernel counters: %llu frames, %llu hits, %llu misses, %llu evicted, %llu sent\n",
+	       (unsigned long long)k[LB_CTR_RX_FRAMES], (unsigned long long)k[LB_CTR_CT_HIT],
+	       (unsigned long long)k[LB_CTR_CT_MISS], (unsigned long long)k[LB_CTR_CT_EVICTED],
+	       (unsigned long long)k[LB_CTR_TX_GRE_IPV4]);
+	xdpfwd_close(r->f);
+	snapshot_free(r->s);
+	bpf_object__close(r->fwd.obj);
+}
+
 int main(void)
 {
-	struct config_conntrack ct = {.entries = CT_ENTRIES};
-	struct prog fwd = {0}, pass = {0};
-	struct lb_snapshot *s = NULL;
-	struct xdpfwd *f = NULL;
-	double raw, base, a, b, cc;
+	struct rig small = {0}, big = {0};
+	struct prog pass = {0};
+	double raw, base, ns;
 	uint8_t frame[FRAME_LEN];
 	char exe[PATH_MAX], dir[PATH_MAX + 8];
+	cpu_set_t one;
 	ssize_t n;
 
 	if (geteuid() != 0) {
@@ -206,9 +247,13 @@ int main(void)
 		snprintf(dir, sizeof(dir), "%s/../bpf", dirname(exe));
 		setenv("MAGLEV_BPF_DIR", dir, 1);
 	}
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	if (sched_setaffinity(0, sizeof(one), &one))
+		fprintf(stderr, "bench_xdp_fwd: cannot pin to a CPU: %s\n", strerror(errno));
 	libbpf_set_print(quiet);
-	if (prog_load(&fwd, XDP_FWD_OBJ_FILE, XDP_FWD_PROG_NAME, &ct) ||
-	    prog_load(&pass, "xdp_pass.bpf.o", "xdp_pass", NULL) || setup(&fwd, &f, &s)) {
+	if (prog_load(&pass, "xdp_pass.bpf.o", "xdp_pass", NULL) ||
+	    rig_open(&small, CONFIG_CT_ENTRIES_DEFAULT)) {
 		fprintf(stderr, "bench_xdp_fwd: cannot load the programs (make all)\n");
 		return 1;
 	}
@@ -216,31 +261,30 @@ int main(void)
 	    "xdp mode in the kernel: ns per packet, BPF_PROG_TEST_RUN repeat=1, %u calls a pass, "
 	    "median of %u, minus an XDP_PASS program measured alike\n",
 	    CALLS, BENCH_RUNS);
-	printf("%-34s %10s %10s %10s\n", "case", "ns/pkt", "raw", "baseline");
-	a = case_ns(&fwd, &pass, NULL, TCP_ACK, &raw, &base);
-	printf("%-34s %10.1f %10.1f %10.1f\n", "(a) tracked flow", a, raw, base);
-	b = case_ns(&fwd, &pass, flow_new, TCP_SYN, &raw, &base);
-	printf("%-34s %10.1f %10.1f %10.1f\n", "(b) every packet a new flow (SYN)", b, raw, base);
+	printf("%-46s %10s %10s %10s\n", "case", "ns/pkt", "raw", "baseline");
+	printf("table: conntrack.entries %u (default), %d CPUs\n", CONFIG_CT_ENTRIES_DEFAULT,
+	       libbpf_num_possible_cpus());
+	ns = case_ns(&small.fwd, &pass, NULL, TCP_ACK, &raw, &base);
+	printf("%-46s %10.1f %10.1f %10.1f\n", "(a) tracked flow", ns, raw, base);
+	ns = case_ns(&small.fwd, &pass, flow_new, TCP_SYN, &raw, &base);
+	printf("%-46s %10.1f %10.1f %10.1f\n", "(b) every packet a new flow (SYN)", ns, raw, base);
+	rig_close(&small);
+	if (rig_open(&big, ct_entries_big())) {
+		fprintf(stderr, "bench_xdp_fwd: cannot load a table of %u flows a CPU\n", CT_PART);
+		return 1;
+	}
+	printf("table: %u flows a CPU\n", CT_PART);
+	ns = case_ns(&big.fwd, &pass, flow_new, TCP_SYN, &raw, &base);
+	printf("%-46s %10.1f %10.1f %10.1f\n", "(b') every packet a new flow (SYN)", ns, raw, base);
 	/* Track 1M flows first (one run each), then spread the timed packets over them. */
 	for (uint32_t i = 0; i < FLOWS_MANY; i++) {
 		frame_build(frame, i, TCP_ACK);
-		if (pass_ns(fwd.fd, 1, frame, NULL, 0) < 0)
+		if (pass_ns(big.fwd.fd, 1, frame, NULL, 0) < 0)
 			return 1;
 	}
-	cc = case_ns(&fwd, &pass, flow_many, TCP_ACK, &raw, &base);
-	printf("%-34s %10.1f %10.1f %10.1f\n", "(c) 1M tracked flows", cc, raw, base);
-	{
-		uint64_t k[LB_CTR_MAX] = {0};
-
-		xdpfwd_counters(f, k);
-		printf("kernel counters: %llu frames, %llu hits, %llu misses, %llu sent\n",
-		       (unsigned long long)k[LB_CTR_RX_FRAMES],
-		       (unsigned long long)k[LB_CTR_CT_HIT], (unsigned long long)k[LB_CTR_CT_MISS],
-		       (unsigned long long)k[LB_CTR_TX_GRE_IPV4]);
-	}
-	xdpfwd_close(f);
-	snapshot_free(s);
-	bpf_object__close(fwd.obj);
+	ns = case_ns(&big.fwd, &pass, flow_many, TCP_ACK, &raw, &base);
+	printf("%-46s %10.1f %10.1f %10.1f\n", "(c) 1M tracked flows", ns, raw, base);
+	rig_close(&big);
 	bpf_object__close(pass.obj);
 	return 0;
 }

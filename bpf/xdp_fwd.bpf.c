@@ -14,12 +14,16 @@
  * 40-byte flow key with the generation's secret, as core/flow.h), the connection table (a hit
  * keeps its backend while that backend accepts the flow: same id and tag, in use, up, this VIP;
  * else the VIP's Maglev table slot hash % M, and a new entry), second chance (a new entry of a
- * TCP packet that is not a SYN carries the slot's previous owner). The connection table is two
- * LRU hashes: new SYN-only flows go into fwd_ct_syn (and move to fwd_ct once they are not), all
- * others into fwd_ct, so that a SYN flood replaces only SYN-only entries (the userspace table's
- * policy: SYN-only entries go first). Expiry and state flags follow the userspace table exactly;
- * what differs is what is evicted when a table is full (least recently used here, soonest to expire
- * there). The maps are bpf/xdp_fwd.h's.
+ * TCP packet that is not a SYN carries the slot's previous owner).
+ *
+ * The connection table is the userspace table (core/conntrack.h), one part per CPU: the same
+ * buckets, signatures, expiry, state flags and order of what a new flow may take, so a SYN flood
+ * replaces only SYN-only entries and never an established flow. What it leaves out is moving
+ * live flows to their other buckets to make room (the cuckoo search): when both buckets of a
+ * flow are full of established flows, the first bucket's soonest to expire is evicted. A flow
+ * whose packets come to another CPU (an RSS change, or on veth the sending CPU) is looked for in
+ * the other CPUs' parts on a miss, unless its packet is a bare SYN, and copied into this CPU's.
+ * The maps are bpf/xdp_fwd.h's.
  */
 #include "steer.h"
 #include "xdp_fwd.h"
@@ -107,27 +111,20 @@ struct {
 	__array(values, struct fwd_slot_array);
 } fwd_slots SEC(".maps");
 
+/* The connection table; its size as compiled is one bucket, the loader sets it. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, XDP_FWD_CT_DEFAULT);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
-	__type(key, struct xdp_fwd_key);
-	__type(value, struct xdp_fwd_ct);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct xdp_fwd_ct_block);
 } fwd_ct SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, XDP_FWD_CT_DEFAULT);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
-	__type(key, struct xdp_fwd_key);
-	__type(value, struct xdp_fwd_ct);
-} fwd_ct_syn SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XDP_FWD_STAT_MAX);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct xdp_fwd_stats);
 } fwd_stats SEC(".maps");
 
 struct {
@@ -151,7 +148,6 @@ BPF_NAME_IS(fwd_backends, XDP_FWD_MAP_BACKENDS);
 BPF_NAME_IS(fwd_nexthops, XDP_FWD_MAP_NEXTHOPS);
 BPF_NAME_IS(fwd_slots, XDP_FWD_MAP_SLOTS);
 BPF_NAME_IS(fwd_ct, XDP_FWD_MAP_CT);
-BPF_NAME_IS(fwd_ct_syn, XDP_FWD_MAP_CT_SYN);
 BPF_NAME_IS(fwd_stats, XDP_FWD_MAP_STATS);
 BPF_NAME_IS(fwd_bstats, XDP_FWD_MAP_BSTATS);
 BPF_NAME_IS(fwd_limit, XDP_FWD_MAP_LIMIT);
@@ -173,17 +169,33 @@ struct fwd_pkt {
 
 /* Counts in a frame's decision, added to fwd_stats only if the frame is decided here. */
 struct fwd_counts {
-	__u8 ct; /* XDP_FWD_CT_HIT / MISS / RECHOSEN, or 0 */
-	__u8 limited;
-	__u8 flow; /* a new flow was given to the backend */
+	__u8 ct;        /* XDP_FWD_CT_HIT / MISS / RECHOSEN, or 0 */
+	__u8 untracked; /* XDP_FWD_CT_INSERT_LIMITED / SYN_UNTRACKED, or 0 */
+	__u8 evicted;   /* XDP_FWD_CT_EVICTED_SYN / _ESTABLISHED, or 0 */
+	__u8 flow;      /* a new flow was given to the backend */
+	__u8 other;     /* the entry was found in another CPU's part */
 };
 
-static __always_inline void fwd_stat(__u32 k)
-{
-	__u64 *c = bpf_map_lookup_elem(&fwd_stats, &k);
+/* A frame's place in the connection table: this CPU's part, and the flow's first bucket. */
+struct ct_place {
+	__u32 base; /* this part's first bucket, in fwd_ct */
+	__u32 n;    /* buckets of a part */
+	__u32 b;    /* the flow's first bucket, in its part */
+	__u16 sig;
+};
 
-	if (c)
-		*c += 1;
+/* A way holding a flow. */
+struct ct_ref {
+	struct xdp_fwd_ct_bucket *h;
+	struct xdp_fwd_ct_entry *e;
+	__u32 way;
+};
+
+/* fwd_stats[i] += 1 in this CPU's value st (NULL: none). */
+static __always_inline void fwd_stat(struct xdp_fwd_stats *st, __u32 i)
+{
+	if (st && i < XDP_FWD_STAT_MAX)
+		st->v[i] += 1;
 }
 
 /* The high and low halves of a * b, folded: XXH3_mul128_fold64 in 32-bit pieces. */
@@ -245,35 +257,333 @@ static __always_inline __u32 ct_timeout(const struct xdp_fwd_config *c, __u8 pro
 	return (fl & XDP_FWD_CT_F_SYN) ? c->to_tcp_syn : c->to_tcp;
 }
 
-/*
- * Stores entry e of flow k: in fwd_ct_syn while it is SYN-only, else in fwd_ct; was_syn says
- * where it was (a SYN-only entry that stops being one moves).
- */
-static __always_inline void ct_store(const struct xdp_fwd_key *k, const struct xdp_fwd_ct *e,
-                                     int was_syn)
+/* ct_bucket_of, ct_sig_of and ct_other_bucket of the userspace table, for a part of n buckets. */
+static __always_inline __u32 ct_bucket_of(__u64 hash, __u32 n)
 {
-	if (e->flags & XDP_FWD_CT_F_SYN) {
-		bpf_map_update_elem(&fwd_ct_syn, k, e, BPF_ANY);
-		return;
-	}
-	bpf_map_update_elem(&fwd_ct, k, e, BPF_ANY);
-	if (was_syn)
-		bpf_map_delete_elem(&fwd_ct_syn, k);
+	return (__u32)(((hash & 0xffffffffu) * (__u64)n) >> 32);
 }
 
-/* The live entry of flow k at tick now, or NULL; *syn: it is fwd_ct_syn's. */
-static __always_inline struct xdp_fwd_ct *ct_find(const struct xdp_fwd_key *k, __u32 now, int *syn)
+static __always_inline __u16 ct_sig_of(__u64 hash)
 {
-	struct xdp_fwd_ct *e = bpf_map_lookup_elem(&fwd_ct, k);
+	__u16 s = (__u16)(hash >> 48);
 
-	*syn = 0;
-	if (e && !ct_expired(e->expires, now))
-		return e;
-	e = bpf_map_lookup_elem(&fwd_ct_syn, k);
-	*syn = 1;
-	if (e && !ct_expired(e->expires, now))
-		return e;
-	return 0;
+	return s ? s : 1;
+}
+
+static __always_inline __u32 ct_other_bucket(__u32 b, __u16 sig, __u32 n)
+{
+	__u32 f = (__u32)(((__u64)(__u32)(sig * XDP_FWD_CT_OTHER_MIX) * n) >> 32);
+
+	return f >= b ? f - b : f - b + n;
+}
+
+/* The header of bucket b of the part at base (the start of its block), or NULL. */
+static __always_inline struct xdp_fwd_ct_bucket *ct_header(__u32 base, __u32 b)
+{
+	__u32 k = base + b;
+	struct xdp_fwd_ct_block *blk = bpf_map_lookup_elem(&fwd_ct, &k);
+
+	return blk ? &blk->h : 0;
+}
+
+/* The entry of way w of the bucket of header h (ct_header's). */
+static __always_inline struct xdp_fwd_ct_entry *ct_way(const struct xdp_fwd_ct_bucket *h, __u32 w)
+{
+	return &((struct xdp_fwd_ct_block *)h)->e[w & (XDP_FWD_CT_WAYS - 1)];
+}
+
+static __always_inline int key_eq(const struct xdp_fwd_key *a, const struct xdp_fwd_key *b)
+{
+	return ((a->w[0] ^ b->w[0]) | (a->w[1] ^ b->w[1]) | (a->w[2] ^ b->w[2]) |
+	        (a->w[3] ^ b->w[3]) | (a->w[4] ^ b->w[4])) == 0;
+}
+
+/* ct_find_way: the way of the bucket of header h holding live flow k, or -1. */
+static __always_inline int ct_find_way(const struct xdp_fwd_ct_bucket *h, __u16 sig,
+                                       const struct xdp_fwd_key *k, __u32 now)
+{
+#pragma unroll
+	for (int i = 0; i < (int)XDP_FWD_CT_WAYS; i++)
+		if (h->sig[i] == sig && !ct_expired(h->expires[i], now) &&
+		    key_eq(&ct_way(h, (__u32)i)->key, k))
+			return i;
+	return -1;
+}
+
+/*
+ * ct_lookup of the userspace table: flow k at place pl, live at tick now. Its slot in the part
+ * (bucket * CT_WAYS + way), or -1. A global function (the verifier checks it once, not at every
+ * call) of scalars and memory.
+ */
+__attribute__((noinline)) int fwd_ct_find(const struct ct_place *pl, const struct xdp_fwd_key *k,
+                                          __u32 now)
+{
+	struct xdp_fwd_ct_bucket *h;
+	__u32 b;
+	int i;
+
+	if (!pl || !k)
+		return -1;
+	b = pl->b;
+	h = ct_header(pl->base, b);
+	if (!h)
+		return -1;
+	i = ct_find_way(h, pl->sig, k, now);
+	if (i >= 0)
+		return (int)(b * XDP_FWD_CT_WAYS) + i;
+	if (!h->away)
+		return -1;
+	b = ct_other_bucket(b, pl->sig, pl->n);
+	h = ct_header(pl->base, b);
+	if (!h)
+		return -1;
+	i = ct_find_way(h, pl->sig, k, now);
+	return i < 0 ? -1 : (int)(b * XDP_FWD_CT_WAYS) + i;
+}
+
+/* The way of slot (fwd_ct_find's) of the part at base: true and *r, false if out of range. */
+static __always_inline int ct_ref_of(__u32 base, int slot, struct ct_ref *r)
+{
+	__u32 b = (__u32)slot / XDP_FWD_CT_WAYS;
+
+	r->way = (__u32)slot & (XDP_FWD_CT_WAYS - 1);
+	r->h = ct_header(base, b);
+	if (!r->h)
+		return 0;
+	r->e = ct_way(r->h, r->way);
+	return 1;
+}
+
+/* fwd_ct_find of flow k at place pl: true and its way in *r. */
+static __always_inline int ct_lookup(const struct ct_place *pl, const struct xdp_fwd_key *k,
+                                     __u32 now, struct ct_ref *r)
+{
+	int slot = fwd_ct_find(pl, k, now);
+
+	return slot >= 0 && ct_ref_of(pl->base, slot, r);
+}
+
+/* What the search of the other CPUs' parts (bpf_loop) looks for and finds. */
+struct ct_search {
+	const struct xdp_fwd_key *k;
+	struct ct_place pl; /* the flow's place in the part searched */
+	__u32 now, cpu;
+	__u8 found;
+	__u8 flags;
+	__u32 expires, bref, secondary;
+};
+
+static long ct_search_part(__u64 cpu, void *ctx)
+{
+	struct ct_search *q = ctx;
+	struct ct_ref r;
+	int slot;
+
+	if (cpu == q->cpu)
+		return 0;
+	q->pl.base = (__u32)cpu * q->pl.n;
+	slot = fwd_ct_find(&q->pl, q->k, q->now);
+	if (slot < 0 || !ct_ref_of(q->pl.base, slot, &r))
+		return 0;
+	q->found = 1;
+	q->flags = r.h->flags[r.way];
+	q->expires = r.h->expires[r.way];
+	q->bref = r.e->bref;
+	q->secondary = r.e->secondary;
+	return 1;
+}
+
+/* Bit i set when way i of h is free: empty, or expired at tick now (ct_free_mask). */
+static __always_inline __u32 ct_free_mask(const struct xdp_fwd_ct_bucket *h, __u32 now)
+{
+	__u32 m = 0;
+
+#pragma unroll
+	for (int i = 0; i < (int)XDP_FWD_CT_WAYS; i++)
+		m |= (__u32)(h->sig[i] == 0 || ct_expired(h->expires[i], now)) << i;
+	return m;
+}
+
+/* Bit i set when way i of h is SYN-only (ct_syn_mask). */
+static __always_inline __u32 ct_syn_mask(const struct xdp_fwd_ct_bucket *h)
+{
+	__u32 m = 0;
+
+#pragma unroll
+	for (int i = 0; i < (int)XDP_FWD_CT_WAYS; i++)
+		m |= (__u32)((h->flags[i] & XDP_FWD_CT_F_SYN) != 0) << i;
+	return m;
+}
+
+/* The lowest way of mask m (not 0). */
+static __always_inline __u32 ct_lowest(__u32 m)
+{
+	__u32 w = 0;
+
+#pragma unroll
+	for (int i = XDP_FWD_CT_WAYS - 1; i >= 0; i--)
+		if (m & (1u << i))
+			w = (__u32)i;
+	return w;
+}
+
+/* Of the ways m (not 0) of h, the one that expires soonest after now (ct_soonest); *left. */
+static __always_inline __u32 ct_soonest(const struct xdp_fwd_ct_bucket *h, __u32 m, __u32 now,
+                                        __u32 *left)
+{
+	__u32 best = 0, lb = 0xffffffffu;
+
+#pragma unroll
+	for (int i = 0; i < (int)XDP_FWD_CT_WAYS; i++) {
+		__u32 l = h->expires[i] - now;
+
+		if ((m & (1u << i)) && l < lb) {
+			best = (__u32)i;
+			lb = l;
+		}
+	}
+	*left = lb;
+	return best;
+}
+
+/*
+ * A new entry's content, in two words (fwd_ct_insert's arguments: a global function has five at
+ * most, and a struct of them would cost the caller's stack, which XDP's 512 bytes bound).
+ */
+struct ct_new {
+	const struct xdp_fwd_key *k;
+	__u64 refs;  /* bref << 32 | secondary */
+	__u64 state; /* expires << 8 | flags */
+};
+
+static __always_inline __u64 ct_refs(__u32 bref, __u32 secondary)
+{
+	return (__u64)bref << 32 | secondary;
+}
+
+static __always_inline __u64 ct_state(__u32 expires, __u8 flags)
+{
+	return (__u64)expires << 8 | flags;
+}
+
+/*
+ * Writes entry v into way w of bucket bb (header hb) of the part pl, for a flow whose first
+ * bucket is pl->b (header h1): the away count of the way's previous flow's first bucket goes
+ * down if it lived away, that of h1 up if this one does.
+ */
+static __always_inline void ct_take(const struct ct_place *pl, struct xdp_fwd_ct_bucket *h1,
+                                    __u32 bb, struct xdp_fwd_ct_bucket *hb, __u32 w,
+                                    const struct ct_new *v)
+{
+	struct xdp_fwd_ct_entry *e;
+	__u8 bit;
+
+	w &= XDP_FWD_CT_WAYS - 1;
+	bit = (__u8)(1u << w);
+	e = ct_way(hb, w);
+	if ((hb->second & bit) && hb->sig[w]) {
+		struct xdp_fwd_ct_bucket *ho =
+		    ct_header(pl->base, ct_other_bucket(bb, hb->sig[w], pl->n));
+
+		if (ho && ho->away && ho->away != XDP_FWD_CT_AWAY_STICKY)
+			ho->away--;
+	}
+	hb->second &= (__u8)~bit;
+	if (bb != pl->b) {
+		hb->second |= bit;
+		if (h1->away != XDP_FWD_CT_AWAY_STICKY)
+			h1->away++;
+	}
+	e->key = *v->k;
+	e->bref = (__u32)(v->refs >> 32);
+	e->secondary = (__u32)v->refs;
+	hb->sig[w] = pl->sig;
+	hb->expires[w] = (__u32)(v->state >> 8);
+	hb->flags[w] = (__u8)v->state;
+}
+
+/* What evicting way w of h drops: XDP_FWD_CT_EVICTED_SYN or _ESTABLISHED. */
+static __always_inline __u8 ct_evicts(const struct xdp_fwd_ct_bucket *h, __u32 w)
+{
+	return (h->flags[w & (XDP_FWD_CT_WAYS - 1)] & XDP_FWD_CT_F_SYN)
+	           ? XDP_FWD_CT_EVICTED_SYN
+	           : XDP_FWD_CT_EVICTED_ESTABLISHED;
+}
+
+/*
+ * ct_insert of the userspace table without its cuckoo moves: flow v (not in the part) into the
+ * part pl at tick now. A free way of its first bucket, then of its second; else the SYN-only way
+ * of either that expires soonest; else the first bucket's way that expires soonest. A flow that
+ * starts SYN-only takes a free or SYN-only way of its first bucket, then of its second, and else
+ * is not inserted. What was dropped (XDP_FWD_CT_EVICTED_*, or 0 if nothing), or -1 if not
+ * inserted. A global function, as fwd_ct_find.
+ */
+__attribute__((noinline)) int fwd_ct_insert(const struct ct_place *pl, const struct xdp_fwd_key *k,
+                                            __u64 refs, __u64 state, __u32 now)
+{
+	const struct ct_new nv = {.k = k, .refs = refs, .state = state}, *v = &nv;
+	struct xdp_fwd_ct_bucket *h1, *h2 = 0;
+	__u32 m1, m2, s1, s2 = 0, b2, l1, l2, w1, w2;
+	int evicted;
+
+	if (!pl || !k)
+		return -1;
+	h1 = ct_header(pl->base, pl->b);
+	if (!h1)
+		return -1;
+	evicted = 0;
+	m1 = ct_free_mask(h1, now);
+	if (m1) {
+		ct_take(pl, h1, pl->b, h1, ct_lowest(m1), v);
+		return evicted;
+	}
+	b2 = ct_other_bucket(pl->b, pl->sig, pl->n);
+	if (b2 != pl->b)
+		h2 = ct_header(pl->base, b2);
+	s1 = ct_syn_mask(h1);
+	if (state & XDP_FWD_CT_F_SYN) {
+		if (s1) {
+			w1 = ct_soonest(h1, s1, now, &l1);
+			evicted = XDP_FWD_CT_EVICTED_SYN;
+			ct_take(pl, h1, pl->b, h1, w1, v);
+			return evicted;
+		}
+		if (!h2)
+			return -1;
+		m2 = ct_free_mask(h2, now);
+		s2 = m2 ? 0 : ct_syn_mask(h2);
+		if (!m2 && !s2)
+			return -1;
+		if (m2) {
+			ct_take(pl, h1, b2, h2, ct_lowest(m2), v);
+		} else {
+			evicted = XDP_FWD_CT_EVICTED_SYN;
+			ct_take(pl, h1, b2, h2, ct_soonest(h2, s2, now, &l2), v);
+		}
+		return evicted;
+	}
+	if (h2) {
+		m2 = ct_free_mask(h2, now);
+		if (m2) {
+			ct_take(pl, h1, b2, h2, ct_lowest(m2), v);
+			return evicted;
+		}
+		s2 = ct_syn_mask(h2);
+	}
+	if (s1 || s2) {
+		w1 = s1 ? ct_soonest(h1, s1, now, &l1) : 0;
+		w2 = s2 && h2 ? ct_soonest(h2, s2, now, &l2) : 0;
+		evicted = XDP_FWD_CT_EVICTED_SYN;
+		if (s1 && (!s2 || l1 <= l2))
+			ct_take(pl, h1, pl->b, h1, w1, v);
+		else if (h2)
+			ct_take(pl, h1, b2, h2, w2, v);
+		return evicted;
+	}
+	w1 = ct_soonest(h1, (1u << XDP_FWD_CT_WAYS) - 1, now, &l1);
+	evicted = ct_evicts(h1, w1);
+	ct_take(pl, h1, pl->b, h1, w1, v);
+	return evicted;
 }
 
 /* The insert cap (ct_insert_allowed): true, counting the insert, if one may be made now. */
@@ -377,6 +687,29 @@ static __always_inline int source_refused(const struct fwd_pkt *p)
 }
 
 /*
+ * The flow of p in the other CPUs' parts, copied into this one's (pl) if found: true and its way
+ * in *r. For a packet that is not a bare SYN: a bare SYN starts a flow, or retransmits one whose
+ * first SYN came here too.
+ */
+static __always_inline int ct_lookup_others(const struct xdp_fwd_config *c,
+                                            const struct ct_place *pl, const struct fwd_pkt *p,
+                                            __u32 cpu, __u32 now, struct ct_ref *r)
+{
+	struct ct_search q = {.k = &p->key, .pl = *pl, .now = now, .cpu = cpu};
+	__u32 n = c->ct_cpus < XDP_FWD_CT_CPUS_MAX ? c->ct_cpus : XDP_FWD_CT_CPUS_MAX;
+
+	if (n < 2 || (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN))
+		return 0;
+	bpf_loop(n, ct_search_part, &q, 0);
+	if (!q.found)
+		return 0;
+	if (fwd_ct_insert(pl, &p->key, ct_refs(q.bref, q.secondary), ct_state(q.expires, q.flags),
+	                  now) < 0)
+		return 0;
+	return ct_lookup(pl, &p->key, now, r);
+}
+
+/*
  * The backend of the flow, as the pipeline's choose(): its id, XDP_FWD_ID_NONE if none, or
  * FWD_CHOOSE_STEER for the slow path; *sec the secondary the packet carries.
  */
@@ -385,21 +718,28 @@ static __always_inline __u32 choose(const struct xdp_fwd_config *c, const struct
                                     const struct fwd_pkt *p, __u64 hash, __u32 now, __u32 *sec,
                                     struct fwd_counts *n)
 {
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct ct_place pl = {.base = cpu * c->ct_buckets,
+	                      .n = c->ct_buckets,
+	                      .b = ct_bucket_of(hash, c->ct_buckets),
+	                      .sig = ct_sig_of(hash)};
 	const struct xdp_fwd_backend *b;
-	struct xdp_fwd_ct *e, ne = {};
+	struct ct_ref r;
 	__u32 id, sref;
-	int syn;
+	int evicted;
 	__u8 fl;
 
 	*sec = XDP_FWD_ID_NONE;
-	e = ct_find(&p->key, now, &syn);
-	if (e) {
-		__u32 bref = e->bref;
+	if (ct_lookup(&pl, &p->key, now, &r) ||
+	    (n->other = ct_lookup_others(c, &pl, p, cpu, now, &r))) {
+		__u32 bref = r.e->bref;
 
-		fl = p->proto == IPPROTO_TCP ? ct_flags_after(e->flags, p->tcp_flags) : e->flags;
+		fl = r.h->flags[r.way];
+		if (p->proto == IPPROTO_TCP)
+			fl = ct_flags_after(fl, p->tcp_flags);
 		if (backend_usable(g, gen, bref, v->index)) {
 			n->ct = XDP_FWD_CT_HIT;
-			sref = e->secondary;
+			sref = r.e->secondary;
 		} else {
 			id = slot_id(slots, v->table_off + (__u32)(hash % v->table_size));
 			if (id == XDP_FWD_ID_NONE)
@@ -411,20 +751,11 @@ static __always_inline __u32 choose(const struct xdp_fwd_config *c, const struct
 			n->flow = 1;
 			bref = (__u32)b->tag << 16 | id;
 			sref = secondary_of(p, v, slots, gen, hash, id);
+			r.e->bref = bref;
+			r.e->secondary = sref;
 		}
-		ne.bref = bref;
-		ne.secondary = sref;
-		ne.flags = fl;
-		ne.expires = now + ct_timeout(c, p->proto, fl) + 1;
-		if (syn && !(fl & XDP_FWD_CT_F_SYN)) {
-			ct_store(&p->key, &ne, 1);
-		} else {
-			/* In place: the entry stays in its map. */
-			e->bref = ne.bref;
-			e->secondary = ne.secondary;
-			e->flags = ne.flags;
-			e->expires = ne.expires;
-		}
+		r.h->flags[r.way] = fl;
+		r.h->expires[r.way] = now + ct_timeout(c, p->proto, fl) + 1;
 		*sec = secondary_usable(g, gen, sref, v->index);
 		return bref & 0xffffu;
 	}
@@ -437,18 +768,20 @@ static __always_inline __u32 choose(const struct xdp_fwd_config *c, const struct
 	sref = secondary_of(p, v, slots, gen, hash, id);
 	*sec = secondary_usable(g, gen, sref, v->index);
 	if (!ct_insert_allowed(c, now)) {
-		n->limited = 1;
+		n->untracked = XDP_FWD_CT_INSERT_LIMITED;
 		return id;
 	}
-	fl = p->proto == IPPROTO_TCP ? ct_flags_after(XDP_FWD_CT_F_SYN, p->tcp_flags) : 0;
 	b = backend_of(gen, id);
 	if (!b)
 		return XDP_FWD_ID_NONE;
-	ne.bref = (__u32)b->tag << 16 | id;
-	ne.secondary = sref;
-	ne.flags = fl;
-	ne.expires = now + ct_timeout(c, p->proto, fl) + 1;
-	ct_store(&p->key, &ne, 0);
+	fl = p->proto == IPPROTO_TCP ? ct_flags_after(XDP_FWD_CT_F_SYN, p->tcp_flags) : 0;
+	evicted = fwd_ct_insert(&pl, &p->key, ct_refs((__u32)b->tag << 16 | id, sref),
+	                        ct_state(now + ct_timeout(c, p->proto, fl) + 1, fl), now);
+	if (evicted < 0) {
+		n->untracked = XDP_FWD_CT_SYN_UNTRACKED;
+		return id;
+	}
+	n->evicted = (__u8)evicted;
 	n->flow = 1;
 	return id;
 }
@@ -654,13 +987,17 @@ static __always_inline int encap_to(struct xdp_md *ctx, const struct fwd_pkt *p,
 }
 
 /* Adds what the decision counted (the frame is decided here). */
-static __always_inline void count_decision(const struct fwd_counts *n)
+static __always_inline void count_decision(struct xdp_fwd_stats *st, const struct fwd_counts *n)
 {
-	fwd_stat(XDP_FWD_RX_FRAMES);
+	fwd_stat(st, XDP_FWD_RX_FRAMES);
 	if (n->ct)
-		fwd_stat(n->ct);
-	if (n->limited)
-		fwd_stat(XDP_FWD_CT_INSERT_LIMITED);
+		fwd_stat(st, n->ct);
+	if (n->untracked)
+		fwd_stat(st, n->untracked);
+	if (n->evicted)
+		fwd_stat(st, n->evicted);
+	if (n->other)
+		fwd_stat(st, XDP_FWD_CT_OTHER_CPU);
 }
 
 /* Forwards a plain VIP packet: an XDP action, or FWD_STEER for steering to decide. */
@@ -673,13 +1010,14 @@ static __always_inline int fwd_frame(struct xdp_md *ctx)
 	const struct xdp_fwd_gen *g;
 	const struct xdp_fwd_vip *v;
 	struct xdp_fwd_bstats *bs;
+	struct xdp_fwd_stats *st;
 	struct xdp_fwd_vip_key vk;
 	struct fwd_counts n = {};
 	struct fwd_pkt p;
 	__u64 hash, *mac;
 	void *slots;
 
-	if (!c || !vc || fwd_parse(ctx, vc, &p))
+	if (!c || !vc || !c->ct_buckets || fwd_parse(ctx, vc, &p))
 		return FWD_STEER;
 	gen = c->gen & 1;
 	__builtin_memcpy(vk.addr, p.daddr, 16);
@@ -698,16 +1036,17 @@ static __always_inline int fwd_frame(struct xdp_md *ctx)
 	slots = bpf_map_lookup_elem(&fwd_slots, &gen);
 	if (!g || !slots)
 		return FWD_STEER;
+	st = bpf_map_lookup_elem(&fwd_stats, &k0);
 	hash = flow_hash(&p.key, g->secret);
 	id = choose(c, g, gen, v, slots, &p, hash,
-	            (__u32)(bpf_ktime_get_ns() >> XDP_FWD_TICK_SHIFT), &sid, &n);
+	            (__u32)(bpf_ktime_get_coarse_ns() >> XDP_FWD_TICK_SHIFT), &sid, &n);
 	if (id == FWD_CHOOSE_STEER) {
-		fwd_stat(XDP_FWD_SLOW_SOURCE);
+		fwd_stat(st, XDP_FWD_SLOW_SOURCE);
 		return FWD_STEER;
 	}
 	if (id == XDP_FWD_ID_NONE) {
-		count_decision(&n);
-		fwd_stat(XDP_FWD_DROP_NO_BACKEND);
+		count_decision(st, &n);
+		fwd_stat(st, XDP_FWD_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
 	b = backend_of(gen, id);
@@ -716,11 +1055,11 @@ static __always_inline int fwd_frame(struct xdp_md *ctx)
 	nk = gen * XDP_FWD_IDS + (b->nexthop & (XDP_FWD_IDS - 1));
 	mac = bpf_map_lookup_elem(&fwd_nexthops, &nk);
 	if (!mac || !(*mac & XDP_FWD_NH_VALID) || !b->has_source) {
-		fwd_stat(XDP_FWD_SLOW_NEXTHOP);
+		fwd_stat(st, XDP_FWD_SLOW_NEXTHOP);
 		return FWD_STEER;
 	}
 	if (p.ip_len > b->inner_mtu) {
-		fwd_stat(XDP_FWD_SLOW_TOO_BIG);
+		fwd_stat(st, XDP_FWD_SLOW_TOO_BIG);
 		return FWD_STEER;
 	}
 	if (sid != XDP_FWD_ID_NONE) {
@@ -729,13 +1068,13 @@ static __always_inline int fwd_frame(struct xdp_md *ctx)
 			return FWD_STEER;
 	}
 	if (encap_to(ctx, &p, b, sb, *mac, vc->mac)) {
-		fwd_stat(XDP_FWD_SLOW_HEADROOM);
+		fwd_stat(st, XDP_FWD_SLOW_HEADROOM);
 		return FWD_STEER;
 	}
-	count_decision(&n);
+	count_decision(st, &n);
 	if (sb)
-		fwd_stat(XDP_FWD_TX_SECOND_CHANCE);
-	fwd_stat(b->family == XDP_FAMILY_IPV4 ? XDP_FWD_TX_GRE_IPV4 : XDP_FWD_TX_GRE_IPV6);
+		fwd_stat(st, XDP_FWD_TX_SECOND_CHANCE);
+	fwd_stat(st, b->family == XDP_FAMILY_IPV4 ? XDP_FWD_TX_GRE_IPV4 : XDP_FWD_TX_GRE_IPV6);
 	bk = id;
 	bs = bpf_map_lookup_elem(&fwd_bstats, &bk);
 	if (bs) {

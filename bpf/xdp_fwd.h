@@ -12,6 +12,13 @@
  * an array of maps returns only after an RCU grace period), so the next publication may rewrite
  * it. The connection table is not per generation: its entries name backends by id and tag
  * (LB_BREF), checked against the generation's backends as the userspace pipeline does.
+ *
+ * The connection table is the userspace table's layout (core/conntrack.h: 8-way buckets, a
+ * header of signatures, expiry ticks and flags per bucket, two buckets a flow), one part per
+ * possible CPU, each part written only by its CPU's XDP program: fwd_ct's elements are
+ * buckets, header and entries together (one page holds both, so a lookup out of cache misses the
+ * TLB once), CPU c's part from element c * ct_buckets. It is mmapable: user space reads a
+ * bucket with core/conntrack.h's own code (ct_peek_bucket).
  */
 #ifndef MAGLEV_BPF_XDP_FWD_H
 #define MAGLEV_BPF_XDP_FWD_H
@@ -31,20 +38,20 @@
 #define XDP_FWD_MAP_BACKENDS "fwd_backends" /* array [2 x XDP_FWD_IDS] of xdp_fwd_backend */
 #define XDP_FWD_MAP_NEXTHOPS "fwd_nexthops" /* array [2 x XDP_FWD_IDS] of __u64 (mmapable) */
 #define XDP_FWD_MAP_SLOTS    "fwd_slots"    /* array of maps [2]: a generation's slots */
-#define XDP_FWD_MAP_CT       "fwd_ct"       /* LRU hash: flow key -> struct xdp_fwd_ct */
-#define XDP_FWD_MAP_CT_SYN   "fwd_ct_syn"   /* LRU hash: flow key -> struct xdp_fwd_ct */
-#define XDP_FWD_MAP_STATS    "fwd_stats"    /* per-CPU array of __u64, enum xdp_fwd_stat */
+#define XDP_FWD_MAP_CT       "fwd_ct"       /* array of struct xdp_fwd_ct_block (mmapable) */
+#define XDP_FWD_MAP_STATS    "fwd_stats"    /* per-CPU array of one struct xdp_fwd_stats */
 #define XDP_FWD_MAP_BSTATS   "fwd_bstats"   /* per-CPU array [XDP_FWD_IDS] xdp_fwd_bstats */
 #define XDP_FWD_MAP_LIMIT    "fwd_limit"    /* per-CPU array of one struct xdp_fwd_limit */
 
-#define XDP_FWD_GENS       2u     /* generations: the one packets read and the next */
-#define XDP_FWD_IDS        65536u /* backend ids (LB_BACKEND_IDS_MAX + 1), next hops too */
-#define XDP_FWD_VIPS_MAX   (XDP_FWD_GENS * XDP_VIP_MAP_ENTRIES) /* fwd_vips entries */
-#define XDP_FWD_ID_NONE    0xffffu      /* no backend in a slot (LB_BACKEND_NONE) */
-#define XDP_FWD_CT_DEFAULT 65536u       /* fwd_ct entries as compiled; the loader sets the size */
-#define XDP_FWD_SLOTS_MAX  (1u << 30)   /* slots one generation may have (loader's bound) */
-#define XDP_FWD_TICK_SHIFT 20u          /* expiry ticks: 2^20 ns, as the userspace table's */
-#define XDP_FWD_NH_VALID   (1ull << 63) /* fwd_nexthops: resolved (as LB_NH_VALID) */
+#define XDP_FWD_GENS        2u     /* generations: the one packets read and the next */
+#define XDP_FWD_IDS         65536u /* backend ids (LB_BACKEND_IDS_MAX + 1), next hops too */
+#define XDP_FWD_VIPS_MAX    (XDP_FWD_GENS * XDP_VIP_MAP_ENTRIES) /* fwd_vips entries */
+#define XDP_FWD_ID_NONE     0xffffu      /* no backend in a slot (LB_BACKEND_NONE) */
+#define XDP_FWD_CT_WAYS     8u           /* entries a bucket (CT_WAYS) */
+#define XDP_FWD_CT_CPUS_MAX 1024u        /* parts of the connection table the program searches */
+#define XDP_FWD_SLOTS_MAX   (1u << 30)   /* slots one generation may have (loader's bound) */
+#define XDP_FWD_TICK_SHIFT  20u          /* expiry ticks: 2^20 ns, as the userspace table's */
+#define XDP_FWD_NH_VALID    (1ull << 63) /* fwd_nexthops: resolved (as LB_NH_VALID) */
 
 /* fwd_config's one entry: set once at start, except gen (switched by each publication). */
 struct xdp_fwd_config {
@@ -53,6 +60,8 @@ struct xdp_fwd_config {
 	__u32 to_tcp, to_tcp_fin, to_tcp_syn, to_udp;
 	__u32 max_inserts;  /* new entries a second per CPU (conntrack.max_inserts_per_second) */
 	__u32 window_ticks; /* one second in ticks: the window max_inserts counts in */
+	__u32 ct_buckets;   /* buckets of one CPU's part of the connection table; 0: none yet */
+	__u32 ct_cpus;      /* parts: the possible CPUs */
 	__u32 pad;
 };
 
@@ -106,20 +115,34 @@ struct xdp_fwd_backend {
 };
 
 /*
- * Key of fwd_ct and fwd_ct_syn: the flow key, core/flow.h's struct lb_flow_key, as the five
- * 64-bit words (of the host's byte order) that the flow hash reads.
+ * The flow key, core/flow.h's struct lb_flow_key, as the five 64-bit words (of the host's byte
+ * order) that the flow hash reads.
  */
 struct xdp_fwd_key {
 	__u64 w[5];
 };
 
-/* A connection-table entry (fwd_ct and fwd_ct_syn). */
-struct xdp_fwd_ct {
+/* A bucket header: core/conntrack.h's struct ct_bucket, field for field. */
+struct xdp_fwd_ct_bucket {
+	__u16 sig[XDP_FWD_CT_WAYS];     /* the flow hash's top 16 bits (0 -> 1); 0: an empty way */
+	__u32 expires[XDP_FWD_CT_WAYS]; /* tick from which the way is free (modulo 2^32) */
+	__u8 flags[XDP_FWD_CT_WAYS];    /* XDP_FWD_CT_F_* */
+	__u16 away;  /* ways of other buckets holding a flow whose first bucket is this one */
+	__u8 second; /* bit i: way i holds a flow whose first bucket is another */
+	__u8 spare[5];
+};
+
+/* An entry: core/conntrack.h's struct ct_entry. */
+struct xdp_fwd_ct_entry {
+	struct xdp_fwd_key key;
 	__u32 bref;      /* LB_BREF(id, tag) */
 	__u32 secondary; /* second chance's reference, LB_BREF_NONE if none */
-	__u32 expires;   /* tick from which the entry is dead (compared modulo 2^32) */
-	__u8 flags;      /* XDP_FWD_CT_F_*: CT_F_* of the userspace table */
-	__u8 pad[3];
+};
+
+/* A bucket: its header, then its ways' entries (448 bytes). */
+struct xdp_fwd_ct_block {
+	struct xdp_fwd_ct_bucket h;
+	struct xdp_fwd_ct_entry e[XDP_FWD_CT_WAYS];
 };
 
 #define XDP_FWD_FLOW_KEY_LEN 40u
@@ -132,7 +155,9 @@ struct xdp_fwd_ct {
 #define XDP_FWD_SLOTS_PER_ELEM 4u
 #define XDP_FWD_SLOTS_FLAGS    (BPF_F_INNER_MAP | BPF_F_MMAPABLE) /* theirs and the template's */
 #define XDP_FWD_CT_F_FIN       0x01u                              /* FIN or RST seen */
-#define XDP_FWD_CT_F_SYN       0x02u /* SYN-only: lives in fwd_ct_syn */
+#define XDP_FWD_CT_F_SYN       0x02u       /* SYN-only: bare SYNs seen, evicted first */
+#define XDP_FWD_CT_AWAY_STICKY 0xffffu     /* away saturates here (CT_AWAY_STICKY) */
+#define XDP_FWD_CT_OTHER_MIX   0x9e3779b1u /* CT_OTHER_MIX */
 
 /* Per backend id, per CPU: as struct lb_backend_counters. */
 struct xdp_fwd_bstats {
@@ -156,6 +181,9 @@ enum xdp_fwd_stat {
 	XDP_FWD_CT_MISS,
 	XDP_FWD_CT_RECHOSEN,
 	XDP_FWD_CT_INSERT_LIMITED,
+	XDP_FWD_CT_SYN_UNTRACKED,
+	XDP_FWD_CT_EVICTED_SYN,
+	XDP_FWD_CT_EVICTED_ESTABLISHED,
 	XDP_FWD_TX_GRE_IPV4,
 	XDP_FWD_TX_GRE_IPV6,
 	XDP_FWD_TX_SECOND_CHANCE,
@@ -164,7 +192,13 @@ enum xdp_fwd_stat {
 	XDP_FWD_SLOW_NEXTHOP,  /* the backend's next hop is unresolved, or it has no source */
 	XDP_FWD_SLOW_TOO_BIG,  /* too big once encapsulated: the pipeline answers ICMP */
 	XDP_FWD_SLOW_HEADROOM, /* the frame could not grow (bpf_xdp_adjust_head refused) */
+	XDP_FWD_CT_OTHER_CPU,  /* a flow found in another CPU's part (and copied to this one's) */
 	XDP_FWD_STAT_MAX
+};
+
+/* fwd_stats' one per-CPU value: a frame's counts take one lookup. */
+struct xdp_fwd_stats {
+	__u64 v[XDP_FWD_STAT_MAX];
 };
 
 #endif

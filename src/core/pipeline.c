@@ -664,7 +664,7 @@ static uint32_t choose(struct lb_worker *w, const struct lb_snapshot *s, struct 
 	if (__builtin_expect(w->p.ct_fallback != NULL, 0)) {
 		uint32_t bref, sref;
 
-		if (w->p.ct_fallback(w->p.ct_fallback_ctx, &j->key, now, &bref, &sref) &&
+		if (w->p.ct_fallback(w->p.ct_fallback_ctx, &j->key, j->hash, now, &bref, &sref) &&
 		    backend_usable(s, bref, j->vip)) {
 			count(w, LB_CTR_CT_HIT);
 			j->sec = secondary_usable(s, j, sref);

@@ -40,11 +40,11 @@ enum lb_verdict {
  * A connection table besides the worker's own, which its lookups fall back on (xdp mode: the
  * kernel's, which has the flows the XDP program forwards, so that what comes to the worker of
  * such a flow, an ICMP error about it say, goes where the flow goes): true with the bref and
- * secondary of flow k's entry if that table has it live at tick now. Called from the worker's
- * thread, for a tracked packet its own table does not have.
+ * secondary of flow k's (of flow hash hash) entry if that table has it live at tick now. Called
+ * from the worker's thread, for a tracked packet its own table does not have.
  */
-typedef bool (*lb_ct_fallback_fn)(void *ctx, const struct lb_flow_key *k, uint32_t now,
-                                  uint32_t *bref, uint32_t *secondary);
+typedef bool (*lb_ct_fallback_fn)(void *ctx, const struct lb_flow_key *k, uint64_t hash,
+                                  uint32_t now, uint32_t *bref, uint32_t *secondary);
 
 struct lb_worker_params {
 	uint32_t id;

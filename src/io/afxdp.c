@@ -338,6 +338,7 @@ static void afxdp_counters(struct io_dev *d, uint32_t qid, uint64_t *out)
 			out[IO_CTR_XDP_SLOW_NEXTHOP] += sl.nexthop;
 			out[IO_CTR_XDP_SLOW_TOO_BIG] += sl.too_big;
 			out[IO_CTR_XDP_SLOW_HEADROOM] += sl.headroom;
+			out[IO_CTR_XDP_CT_OTHER_CPU] += sl.ct_other_cpu;
 		}
 	}
 }

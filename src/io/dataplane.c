@@ -337,13 +337,13 @@ static void dp_afpacket_check_forwarding(const char *ifname)
 }
 
 /* lb_ct_fallback_fn over the kernel's connection table (xdp mode). */
-static bool dp_kernel_ct(void *ctx, const struct lb_flow_key *k, uint32_t now, uint32_t *bref,
-                         uint32_t *secondary)
+static bool dp_kernel_ct(void *ctx, const struct lb_flow_key *k, uint64_t hash, uint32_t now,
+                         uint32_t *bref, uint32_t *secondary)
 {
 	uint32_t expires;
 	uint8_t flags;
 
-	return xdpfwd_ct_peek(ctx, k, bref, secondary, &expires, &flags) &&
+	return xdpfwd_ct_peek(ctx, k, hash, bref, secondary, &expires, &flags) &&
 	       !ct_expired(expires, now);
 }
 
@@ -518,7 +518,7 @@ bool dataplane_kernel_explain(const struct dataplane *dp, const struct lb_snapsh
 	uint8_t flags;
 
 	if (!dp->fwd || lb_explain(NULL, s, k, out) < 0 ||
-	    !xdpfwd_ct_peek(dp->fwd, k, &bref, &sref, &expires, &flags))
+	    !xdpfwd_ct_peek(dp->fwd, k, out->hash, &bref, &sref, &expires, &flags))
 		return false;
 	lb_explain_tracked(s, k, bref, sref, expires, flags, out);
 	return true;

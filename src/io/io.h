@@ -66,7 +66,10 @@
 	  "(interface-wide, on worker 0)")                                                         \
 	X(XDP_SLOW_HEADROOM, "io_xdp_slow_headroom",                                               \
 	  "xdp mode: packets the driver could not grow for the headers, left to the slow path "    \
-	  "(interface-wide, on worker 0)")
+	  "(interface-wide, on worker 0)")                                                         \
+	X(XDP_CT_OTHER_CPU, "io_xdp_ct_other_cpu",                                                 \
+	  "xdp mode: tracked flows whose packet came to another CPU than before, found in that "   \
+	  "CPU's part of the kernel's table and copied (interface-wide, on worker 0)")
 
 #define IO_CTR_ROW(id, name, help) IO_CTR_##id,
 COUNTER_LIST_DECLARE(io_counter, IO_COUNTERS, IO_CTR_ROW, IO_CTR_MAX);

@@ -24,6 +24,23 @@ _Static_assert(XDP_FWD_NH_VALID == LB_NH_VALID, "next-hop encoding");
 _Static_assert(XDP_FWD_TICK_SHIFT == CT_TICK_SHIFT, "expiry ticks");
 _Static_assert(XDP_FWD_CT_F_FIN == CT_F_FIN && XDP_FWD_CT_F_SYN == CT_F_SYN, "entry flags");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "slot arrays are read as u16 arrays");
+/* The kernel's connection table is read by core/conntrack.h's code: the same layout. */
+_Static_assert(XDP_FWD_CT_WAYS == CT_WAYS && XDP_FWD_CT_OTHER_MIX == CT_OTHER_MIX &&
+                   XDP_FWD_CT_AWAY_STICKY == CT_AWAY_STICKY,
+               "bucket geometry");
+_Static_assert(sizeof(struct xdp_fwd_ct_bucket) == sizeof(struct ct_bucket) &&
+                   offsetof(struct xdp_fwd_ct_bucket, expires) ==
+                       offsetof(struct ct_bucket, expires) &&
+                   offsetof(struct xdp_fwd_ct_bucket, flags) == offsetof(struct ct_bucket, flags) &&
+                   offsetof(struct xdp_fwd_ct_bucket, away) == offsetof(struct ct_bucket, away) &&
+                   offsetof(struct xdp_fwd_ct_bucket, second) == offsetof(struct ct_bucket, second),
+               "bucket header layout");
+_Static_assert(offsetof(struct xdp_fwd_ct_block, e) == sizeof(struct ct_bucket), "block layout");
+_Static_assert(sizeof(struct xdp_fwd_ct_entry) == sizeof(struct ct_entry) &&
+                   offsetof(struct xdp_fwd_ct_entry, bref) == offsetof(struct ct_entry, bref) &&
+                   offsetof(struct xdp_fwd_ct_entry, secondary) ==
+                       offsetof(struct ct_entry, secondary),
+               "entry layout");
 
 /* The pipeline counter each of the program's own decisions adds to. */
 static const uint16_t xdpfwd_ctr_of[] = {
@@ -32,6 +49,9 @@ static const uint16_t xdpfwd_ctr_of[] = {
     [XDP_FWD_CT_MISS] = LB_CTR_CT_MISS,
     [XDP_FWD_CT_RECHOSEN] = LB_CTR_CT_RECHOSEN,
     [XDP_FWD_CT_INSERT_LIMITED] = LB_CTR_CT_INSERT_LIMITED,
+    [XDP_FWD_CT_SYN_UNTRACKED] = LB_CTR_CT_SYN_UNTRACKED,
+    [XDP_FWD_CT_EVICTED_SYN] = LB_CTR_CT_EVICTED_SYN,
+    [XDP_FWD_CT_EVICTED_ESTABLISHED] = LB_CTR_CT_EVICTED_ESTABLISHED,
     [XDP_FWD_TX_GRE_IPV4] = LB_CTR_TX_GRE_IPV4,
     [XDP_FWD_TX_GRE_IPV6] = LB_CTR_TX_GRE_IPV6,
     [XDP_FWD_TX_SECOND_CHANCE] = LB_CTR_TX_SECOND_CHANCE,
@@ -45,10 +65,12 @@ struct xdpfwd_gen {
 };
 
 struct xdpfwd {
-	int gens_fd, vips_fd, backends_fd, slots_fd, ct_fd, ct_syn_fd, stats_fd, bstats_fd;
+	int gens_fd, vips_fd, backends_fd, slots_fd, stats_fd, bstats_fd;
 	int ncpus;
 	struct xdp_fwd_config *config; /* mmap of fwd_config */
 	_Atomic uint64_t *nexthops;    /* mmap of fwd_nexthops: XDP_FWD_GENS x XDP_FWD_IDS */
+	struct xdp_fwd_ct_block *ct;   /* mmap of fwd_ct: ncpus parts of ct_n buckets */
+	uint32_t ct_n;                 /* buckets a part */
 	struct xdpfwd_gen gen[XDP_FWD_GENS];
 	uint32_t *bkeys; /* scratch for the backends' batch update: XDP_FWD_IDS keys, values */
 	struct xdp_fwd_backend *bvals;
@@ -62,20 +84,34 @@ static size_t page_round(size_t n)
 	return (n + pg - 1) / pg * pg;
 }
 
+/* Buckets of one CPU's part of the kernel's table: conntrack.entries over the CPUs. */
+static uint32_t ct_part_buckets(const struct config_conntrack *ct, int ncpus)
+{
+	uint32_t n = (ct->entries / (uint32_t)ncpus + CT_WAYS - 1) / CT_WAYS;
+
+	return n > XDPFWD_CT_PART_BUCKETS_MIN ? n : XDPFWD_CT_PART_BUCKETS_MIN;
+}
+
 int xdpfwd_size(struct bpf_object *obj, const struct config_conntrack *ct)
 {
 	struct bpf_map *m = bpf_object__find_map_by_name(obj, XDP_FWD_MAP_CT);
-	struct bpf_map *ms = bpf_object__find_map_by_name(obj, XDP_FWD_MAP_CT_SYN);
-	uint32_t syn = ct->entries / XDPFWD_CT_SYN_SHARE;
-	int rc;
+	int ncpus = libbpf_num_possible_cpus();
+	uint64_t n;
 
-	if (!m || !ms)
+	if (!m)
 		return -ENOENT;
-	rc = bpf_map__set_max_entries(m, ct->entries);
-	if (!rc)
-		rc =
-		    bpf_map__set_max_entries(ms, syn > XDPFWD_CT_SYN_MIN ? syn : XDPFWD_CT_SYN_MIN);
-	return rc;
+	if (ncpus <= 0)
+		return ncpus < 0 ? ncpus : -EINVAL;
+	n = (uint64_t)ct_part_buckets(ct, ncpus) * (uint64_t)ncpus;
+	if (n * CT_WAYS > UINT32_MAX)
+		return -E2BIG;
+	return bpf_map__set_max_entries(m, (uint32_t)n);
+}
+
+/* Bytes of the mmap of fwd_ct. */
+static size_t ct_bytes(const struct xdpfwd *f)
+{
+	return page_round((size_t)f->ncpus * f->ct_n * sizeof(struct xdp_fwd_ct_block));
 }
 
 static int map_fd(struct bpf_object *obj, const char *name, char *err, size_t errlen)
@@ -91,13 +127,14 @@ int xdpfwd_open(struct xdpfwd **out, struct bpf_object *obj, const struct config
                 char *err, size_t errlen)
 {
 	struct xdpfwd *f = calloc(1, sizeof(*f));
-	int config_fd, nh_fd, rc = -ENOENT;
+	int config_fd, nh_fd, ct_fd, rc = -ENOENT;
 
 	*out = NULL;
 	if (!f)
 		return -ENOMEM;
 	f->config = MAP_FAILED;
 	f->nexthops = MAP_FAILED;
+	f->ct = MAP_FAILED;
 	for (unsigned g = 0; g < XDP_FWD_GENS; g++)
 		f->gen[g].slots_fd = -1;
 	if ((config_fd = map_fd(obj, XDP_FWD_MAP_CONFIG, err, errlen)) < 0 ||
@@ -106,15 +143,15 @@ int xdpfwd_open(struct xdpfwd **out, struct bpf_object *obj, const struct config
 	    (f->vips_fd = map_fd(obj, XDP_FWD_MAP_VIPS, err, errlen)) < 0 ||
 	    (f->backends_fd = map_fd(obj, XDP_FWD_MAP_BACKENDS, err, errlen)) < 0 ||
 	    (f->slots_fd = map_fd(obj, XDP_FWD_MAP_SLOTS, err, errlen)) < 0 ||
-	    (f->ct_fd = map_fd(obj, XDP_FWD_MAP_CT, err, errlen)) < 0 ||
-	    (f->ct_syn_fd = map_fd(obj, XDP_FWD_MAP_CT_SYN, err, errlen)) < 0 ||
+	    (ct_fd = map_fd(obj, XDP_FWD_MAP_CT, err, errlen)) < 0 ||
 	    (f->stats_fd = map_fd(obj, XDP_FWD_MAP_STATS, err, errlen)) < 0 ||
 	    (f->bstats_fd = map_fd(obj, XDP_FWD_MAP_BSTATS, err, errlen)) < 0)
 		goto fail;
 	f->ncpus = libbpf_num_possible_cpus();
 	f->bkeys = calloc(XDP_FWD_IDS, sizeof(*f->bkeys));
 	f->bvals = calloc(XDP_FWD_IDS, sizeof(*f->bvals));
-	f->percpu = calloc(f->ncpus > 0 ? (size_t)f->ncpus * 3 : 1, sizeof(*f->percpu));
+	f->percpu =
+	    calloc(f->ncpus > 0 ? (size_t)f->ncpus * XDP_FWD_STAT_MAX : 1, sizeof(*f->percpu));
 	rc = -ENOMEM;
 	if (f->ncpus <= 0 || !f->bkeys || !f->bvals || !f->percpu) {
 		snprintf(err, errlen, "xdp: out of memory");
@@ -130,12 +167,23 @@ int xdpfwd_open(struct xdpfwd **out, struct bpf_object *obj, const struct config
 		         XDP_FWD_MAP_NEXTHOPS, strerror(errno));
 		goto fail;
 	}
+	f->ct_n = ct_part_buckets(ct, f->ncpus);
+	f->ct = mmap(NULL, ct_bytes(f), PROT_READ, MAP_SHARED, ct_fd, 0);
+	if (f->ct == MAP_FAILED) {
+		rc = -errno;
+		snprintf(err, errlen, "xdp: cannot map the connection table %s: %s", XDP_FWD_MAP_CT,
+		         strerror(errno));
+		goto fail;
+	}
 	f->config->to_tcp = ct_secs_to_ticks(ct->tcp_timeout);
 	f->config->to_tcp_fin = ct_secs_to_ticks(ct->tcp_fin_timeout);
 	f->config->to_tcp_syn = ct_secs_to_ticks(ct->tcp_syn_timeout);
 	f->config->to_udp = ct_secs_to_ticks(ct->udp_timeout);
 	f->config->max_inserts = ct->max_inserts_per_second;
 	f->config->window_ticks = ct_secs_to_ticks(1);
+	f->config->ct_cpus = (uint32_t)f->ncpus;
+	/* Last: until it is set, the program forwards nothing itself (it has no table). */
+	__atomic_store_n(&f->config->ct_buckets, f->ct_n, __ATOMIC_RELEASE);
 	*out = f;
 	return 0;
 fail:
@@ -152,6 +200,8 @@ void xdpfwd_close(struct xdpfwd *f)
 	if (f->nexthops != MAP_FAILED)
 		munmap((void *)f->nexthops,
 		       page_round((size_t)XDP_FWD_GENS * XDP_FWD_IDS * sizeof(uint64_t)));
+	if (f->ct != MAP_FAILED)
+		munmap(f->ct, ct_bytes(f));
 	for (unsigned g = 0; g < XDP_FWD_GENS; g++) {
 		free(f->gen[g].keys);
 		if (f->gen[g].slots_fd >= 0)
@@ -381,23 +431,37 @@ static void percpu_sum(struct xdpfwd *f, int fd, uint32_t key, unsigned n, uint6
 			out[i] += f->percpu[(size_t)c * n + i];
 }
 
+/* fwd_stats summed over the CPUs. */
+static void stats_sum(struct xdpfwd *f, uint64_t *v)
+{
+	memset(v, 0, XDP_FWD_STAT_MAX * sizeof(*v));
+	percpu_sum(f, f->stats_fd, 0, XDP_FWD_STAT_MAX, v);
+}
+
 void xdpfwd_counters(struct xdpfwd *f, uint64_t *ctr)
 {
-	for (uint32_t k = 0; k < ARRAY_SIZE(xdpfwd_ctr_of); k++) {
-		uint64_t v = 0;
+	uint64_t v[XDP_FWD_STAT_MAX];
 
-		percpu_sum(f, f->stats_fd, k, 1, &v);
-		ctr[xdpfwd_ctr_of[k]] += v;
-	}
+	stats_sum(f, v);
+	for (uint32_t k = 0; k < ARRAY_SIZE(xdpfwd_ctr_of); k++)
+		ctr[xdpfwd_ctr_of[k]] += v[k];
+	if (v[XDP_FWD_CT_EVICTED_SYN] || v[XDP_FWD_CT_EVICTED_ESTABLISHED])
+		ctr[LB_CTR_CT_EVICTED] +=
+		    v[XDP_FWD_CT_EVICTED_SYN] + v[XDP_FWD_CT_EVICTED_ESTABLISHED];
 }
 
 void xdpfwd_slow_counters(struct xdpfwd *f, struct xdpfwd_slow *out)
 {
-	memset(out, 0, sizeof(*out));
-	percpu_sum(f, f->stats_fd, XDP_FWD_SLOW_SOURCE, 1, &out->source);
-	percpu_sum(f, f->stats_fd, XDP_FWD_SLOW_NEXTHOP, 1, &out->nexthop);
-	percpu_sum(f, f->stats_fd, XDP_FWD_SLOW_TOO_BIG, 1, &out->too_big);
-	percpu_sum(f, f->stats_fd, XDP_FWD_SLOW_HEADROOM, 1, &out->headroom);
+	uint64_t v[XDP_FWD_STAT_MAX];
+
+	stats_sum(f, v);
+	*out = (struct xdpfwd_slow){
+	    .source = v[XDP_FWD_SLOW_SOURCE],
+	    .nexthop = v[XDP_FWD_SLOW_NEXTHOP],
+	    .too_big = v[XDP_FWD_SLOW_TOO_BIG],
+	    .headroom = v[XDP_FWD_SLOW_HEADROOM],
+	    .ct_other_cpu = v[XDP_FWD_CT_OTHER_CPU],
+	};
 }
 
 void xdpfwd_backend_counters(struct xdpfwd *f, uint16_t id, struct lb_backend_counters *out)
@@ -410,26 +474,22 @@ void xdpfwd_backend_counters(struct xdpfwd *f, uint16_t id, struct lb_backend_co
 	out->flows += v[2];
 }
 
-bool xdpfwd_ct_peek(struct xdpfwd *f, const struct lb_flow_key *k, uint32_t *bref,
+bool xdpfwd_ct_peek(struct xdpfwd *f, const struct lb_flow_key *k, uint64_t hash, uint32_t *bref,
                     uint32_t *secondary, uint32_t *expires, uint8_t *flags)
 {
-	struct xdp_fwd_ct e, best = {0};
+	const struct ct_table geometry = {.n_buckets = f->ct_n}; /* of a part */
+	uint16_t sig = ct_sig_of(hash);
+	uint32_t b[2] = {ct_bucket_of(&geometry, hash)};
 	bool found = false;
-	int fds[] = {f->ct_fd, f->ct_syn_fd};
 
-	for (unsigned i = 0; i < ARRAY_SIZE(fds); i++) {
-		if (bpf_map_lookup_elem(fds[i], k, &e))
-			continue;
-		if (!found || (int32_t)(e.expires - best.expires) > 0)
-			best = e;
-		found = true;
-	}
-	if (!found)
-		return false;
-	*bref = best.bref;
-	if (secondary)
-		*secondary = best.secondary;
-	*expires = best.expires;
-	*flags = best.flags;
-	return true;
+	b[1] = ct_other_bucket(&geometry, b[0], sig);
+	for (size_t c = 0; c < (size_t)f->ncpus; c++)
+		for (unsigned i = 0; i < (b[1] == b[0] ? 1u : 2u); i++) {
+			const struct xdp_fwd_ct_block *blk = &f->ct[c * f->ct_n + b[i]];
+
+			found = ct_peek_bucket((const struct ct_bucket *)&blk->h,
+			                       (const struct ct_entry *)blk->e, sig, k, found, bref,
+			                       secondary, expires, flags);
+		}
+	return found;
 }

@@ -21,12 +21,10 @@
 #include "core/snapshot.h"
 
 /*
- * The kernel's connection table holds conntrack.entries established flows (fwd_ct) and a
- * quarter as many SYN-only ones (fwd_ct_syn, at least XDPFWD_CT_SYN_MIN): a SYN-only entry lives
- * for tcp_syn_timeout, far shorter than an established one.
+ * The kernel's connection table holds conntrack.entries flows, split evenly over the possible
+ * CPUs (each CPU's XDP program writes its own part), at least this many buckets a part.
  */
-#define XDPFWD_CT_SYN_SHARE 4u    /* fwd_ct_syn = entries / this */
-#define XDPFWD_CT_SYN_MIN   1024u /* entries */
+#define XDPFWD_CT_PART_BUCKETS_MIN 128u
 
 struct xdpfwd;
 
@@ -61,6 +59,7 @@ void xdpfwd_counters(struct xdpfwd *f, uint64_t *ctr);
 /* Why frames for a VIP went to the slow path (enum xdp_fwd_stat's SLOW_*), summed over CPUs. */
 struct xdpfwd_slow {
 	uint64_t source, nexthop, too_big, headroom;
+	uint64_t ct_other_cpu; /* not the slow path: flows found in another CPU's part */
 };
 void xdpfwd_slow_counters(struct xdpfwd *f, struct xdpfwd_slow *out);
 
@@ -68,10 +67,11 @@ void xdpfwd_slow_counters(struct xdpfwd *f, struct xdpfwd_slow *out);
 void xdpfwd_backend_counters(struct xdpfwd *f, uint16_t id, struct lb_backend_counters *out);
 
 /*
- * Looks flow k up in the kernel's connection table (both maps), as ct_peek does in a worker's:
- * true and the bref, secondary, expiry tick and CT_F_* flags of the entry that expires last.
+ * Looks flow k (of flow hash hash) up in the kernel's connection table, every CPU's part, with
+ * ct_peek: true and the bref, secondary, expiry tick and CT_F_* flags of the copy that expires
+ * last. Any thread; best effort, as ct_peek.
  */
-bool xdpfwd_ct_peek(struct xdpfwd *f, const struct lb_flow_key *k, uint32_t *bref,
+bool xdpfwd_ct_peek(struct xdpfwd *f, const struct lb_flow_key *k, uint64_t hash, uint32_t *bref,
                     uint32_t *secondary, uint32_t *expires, uint8_t *flags);
 
 #endif

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@
 #include <bpf/libbpf.h>
 
 #include "base/util.h"
+#include "core/conntrack.h"
 #include "core/counters.h"
 #include "core/pipeline.h"
 #include "helpers.h"
@@ -238,49 +240,69 @@ static enum side run_both(struct fx *f, struct lb_worker *w, const struct lb_sna
 	return side;
 }
 
-static int setup(void **state)
+/* Loads xdp_fwd into f with a connection table sized for ct, our MAC set. 0 or -1. */
+static int fx_open(struct fx *f, const struct config_conntrack *ct)
 {
-	static struct fx f;
 	char path[PATH_MAX], err[256] = "";
+	struct xdp_vip_config vc = {0};
 	struct bpf_program *prog;
-	struct config *c = tcfg_fixture();
-	cpu_set_t one;
-	int rc;
+	uint32_t zero = 0;
+	int cfd;
 
-	*state = NULL;
-	if (geteuid() != 0 || th_bpf_obj_path(XDP_FWD_OBJ_FILE, path, sizeof(path)) != 0) {
-		config_free(c);
-		return 0;
-	}
-	/* One CPU: the program's per-CPU insert cap and LRU lists are then the worker's. */
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu(), &one);
-	sched_setaffinity(0, sizeof(one), &one);
-	libbpf_set_print(quiet);
-	f.obj = bpf_object__open_file(path, NULL);
-	if (!f.obj || xdpfwd_size(f.obj, &c->conntrack) || bpf_object__load(f.obj))
+	if (th_bpf_obj_path(XDP_FWD_OBJ_FILE, path, sizeof(path)) != 0)
 		return -1;
-	prog = bpf_object__find_program_by_name(f.obj, XDP_FWD_PROG_NAME);
-	rc = xdpfwd_open(&f.fwd, f.obj, &c->conntrack, err, sizeof(err));
-	if (!prog || rc) {
+	f->obj = bpf_object__open_file(path, NULL);
+	if (!f->obj || xdpfwd_size(f->obj, ct) || bpf_object__load(f->obj))
+		return -1;
+	prog = bpf_object__find_program_by_name(f->obj, XDP_FWD_PROG_NAME);
+	if (!prog || xdpfwd_open(&f->fwd, f->obj, ct, err, sizeof(err))) {
 		fprintf(stderr, "setup: %s\n", err);
 		return -1;
 	}
-	f.prog_fd = bpf_program__fd(prog);
-	f.vip_fd = bpf_object__find_map_fd_by_name(f.obj, XDP_VIP_MAP_VIPS);
-	f.addr_fd = bpf_object__find_map_fd_by_name(f.obj, XDP_VIP_MAP_ADDRS);
-	f.steer_stats_fd = bpf_object__find_map_fd_by_name(f.obj, XDP_VIP_MAP_STATS);
-	f.ncpus = libbpf_num_possible_cpus();
-	{
-		struct xdp_vip_config vc = {0};
-		uint32_t zero = 0;
-		int cfd = bpf_object__find_map_fd_by_name(f.obj, XDP_VIP_MAP_CONFIG);
+	f->prog_fd = bpf_program__fd(prog);
+	f->vip_fd = bpf_object__find_map_fd_by_name(f->obj, XDP_VIP_MAP_VIPS);
+	f->addr_fd = bpf_object__find_map_fd_by_name(f->obj, XDP_VIP_MAP_ADDRS);
+	f->steer_stats_fd = bpf_object__find_map_fd_by_name(f->obj, XDP_VIP_MAP_STATS);
+	f->ncpus = libbpf_num_possible_cpus();
+	cfd = bpf_object__find_map_fd_by_name(f->obj, XDP_VIP_MAP_CONFIG);
+	memcpy(vc.mac, TCFG_MAC_ME, 6);
+	return cfd < 0 || bpf_map_update_elem(cfd, &zero, &vc, BPF_ANY) ? -1 : 0;
+}
 
-		memcpy(vc.mac, TCFG_MAC_ME, 6);
-		if (cfd < 0 || bpf_map_update_elem(cfd, &zero, &vc, BPF_ANY))
-			return -1;
+static void fx_close(struct fx *f)
+{
+	xdpfwd_close(f->fwd);
+	bpf_object__close(f->obj);
+}
+
+/* Runs this thread on CPU cpu only (the program's table part is the CPU's). */
+static void pin(int cpu)
+{
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+}
+
+static int setup(void **state)
+{
+	static struct fx f;
+	struct config *c = tcfg_fixture();
+	int rc;
+
+	*state = NULL;
+	if (geteuid() != 0 || th_bpf_obj_path(XDP_FWD_OBJ_FILE, (char[PATH_MAX]){0}, PATH_MAX)) {
+		config_free(c);
+		return 0;
 	}
+	/* One CPU: the program's per-CPU insert cap and table part are then the worker's. */
+	pin(sched_getcpu());
+	libbpf_set_print(quiet);
+	rc = fx_open(&f, &c->conntrack);
 	config_free(c);
+	if (rc)
+		return -1;
 	*state = &f;
 	return 0;
 }
@@ -289,26 +311,29 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	if (f) {
-		xdpfwd_close(f->fwd);
-		bpf_object__close(f->obj);
-	}
+	if (f)
+		fx_close(f);
 	return 0;
 }
 
-/* Empties the program's connection tables (each test starts where a new worker does). */
+/* Empties the program's connection table (each test starts where a new worker does). */
 static void ct_clear(struct fx *f)
 {
-	const char *names[] = {XDP_FWD_MAP_CT, XDP_FWD_MAP_CT_SYN};
+	const char *names[] = {XDP_FWD_MAP_CT};
 
 	for (unsigned i = 0; i < ARRAY_SIZE(names); i++) {
 		int fd = bpf_object__find_map_fd_by_name(f->obj, names[i]);
-		struct xdp_fwd_key k, next;
+		struct bpf_map_info info = {0};
+		uint32_t len = sizeof(info);
+		size_t bytes;
+		void *m;
 
-		while (bpf_map_get_next_key(fd, NULL, &next) == 0) {
-			k = next;
-			bpf_map_delete_elem(fd, &k);
-		}
+		assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+		bytes = (size_t)info.max_entries * info.value_size;
+		m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		assert_true(m != MAP_FAILED);
+		memset(m, 0, bytes);
+		munmap(m, bytes);
 	}
 }
 
@@ -602,11 +627,179 @@ static void test_random(void **state)
 	config_free(c);
 }
 
+/* ---- the kernel's connection table itself ---- */
+
+#define CT_VIP        "203.0.113.20" /* tcfg_fixture's "multi": TCP port 80, 4 backends */
+#define CT_ESTAB      600u           /* established flows, of a part's 1024 */
+#define CT_SYN_FLOOD  5000u          /* new SYN-only flows after them */
+#define CT_LATE_ESTAB 3000u          /* new established flows after those */
+
+/* Flow n of the table tests: client 198.18.(n / 250).(n % 250 + 1):(1024 + n) -> CT_VIP:80. */
+static void ct_flow(uint32_t n, char *src, struct lb_flow_key *k)
+{
+	struct lb_addr a, v = tcfg_addr(CT_VIP);
+
+	snprintf(src, 16, "198.18.%u.%u", n / 250u % 256u, n % 250u + 1u);
+	a = tcfg_addr(src);
+	lb_flow_key_make(k, &a, &v, IPPROTO_TCP, (uint16_t)(1024u + n), 80);
+}
+
+/* Sends one TCP packet of flow n with flags through the program: its XDP action. */
+static uint32_t ct_send(struct fx *f, uint32_t n, uint8_t flags)
+{
+	uint8_t in[128], out[OUT_MAX];
+	struct lb_flow_key k;
+	char src[16];
+	uint32_t len;
+
+	ct_flow(n, src, &k);
+	len = tf_flow4(in, src, CT_VIP, IPPROTO_TCP, (uint16_t)(1024u + n), 80, flags);
+	{
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len,
+		            .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
+
+		assert_int_equal(bpf_prog_test_run_opts(f->prog_fd, &o), 0);
+		return o.retval;
+	}
+}
+
+/* Whether the kernel's table has flow n, and its state flags in *flags. */
+static bool ct_has(struct fx *f, const struct lb_snapshot *s, uint32_t n, uint8_t *flags)
+{
+	uint32_t bref, expires;
+	struct lb_flow_key k;
+	char src[16];
+
+	ct_flow(n, src, &k);
+	return xdpfwd_ct_peek(f->fwd, &k, lb_flow_hash(&k, s->hash_seed), &bref, NULL, &expires,
+	                      flags) &&
+	       !ct_expired(expires, ct_tick(now_ns()));
+}
+
+static uint64_t kctr(struct fx *f, unsigned c)
+{
+	uint64_t k[LB_CTR_MAX] = {0};
+
+	xdpfwd_counters(f->fwd, k);
+	return k[c];
+}
+
+/* The smallest table: one part of 128 buckets (1024 flows) for each CPU. */
+static int ct_small_open(struct fx *g, struct config *c, struct lb_snapshot **s)
+{
+	c->conntrack.entries = CONFIG_CT_ENTRIES_MIN;
+	c->conntrack.max_inserts_per_second = 0;
+	if (fx_open(g, &c->conntrack))
+		return -1;
+	*s = snap(c, NULL, NULL);
+	publish(g, *s);
+	return 0;
+}
+
+/*
+ * The userspace table's policy, in the kernel: a SYN flood into a part already holding
+ * established flows takes free and SYN-only ways only, so every established flow stays; new
+ * established flows then evict SYN-only ones first. What the program inserts, user space reads
+ * with core/conntrack.h's own lookup (xdpfwd_ct_peek).
+ */
+static void test_ct_policy(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct fx g = {0};
+	struct lb_snapshot *s = NULL;
+	uint64_t evs, eve, untracked;
+	uint32_t kept = 0, syn_left = 0;
+	uint8_t fl;
+
+	if (!*state)
+		skip();
+	assert_int_equal(ct_small_open(&g, c, &s), 0);
+	for (uint32_t n = 0; n < CT_ESTAB; n++)
+		assert_int_equal(ct_send(&g, n, 0x10 /* ACK */), XDP_TX);
+	for (uint32_t n = 0; n < CT_ESTAB; n++)
+		kept += ct_has(&g, s, n, &fl) && fl == 0;
+	assert_int_equal(kept, CT_ESTAB);
+	for (uint32_t n = CT_ESTAB; n < CT_ESTAB + CT_SYN_FLOOD; n++)
+		assert_int_equal(ct_send(&g, n, 0x02 /* SYN */), XDP_TX);
+	kept = 0;
+	for (uint32_t n = 0; n < CT_ESTAB; n++)
+		kept += ct_has(&g, s, n, &fl) && fl == 0;
+	evs = kctr(&g, LB_CTR_CT_EVICTED_SYN);
+	eve = kctr(&g, LB_CTR_CT_EVICTED_ESTABLISHED);
+	untracked = kctr(&g, LB_CTR_CT_SYN_UNTRACKED);
+	fprintf(stderr,
+	        "policy: %u established flows, then %u SYNs: %u established kept, %llu SYN-only "
+	        "evicted, %llu SYNs untracked, %llu established evicted\n",
+	        CT_ESTAB, CT_SYN_FLOOD, kept, (unsigned long long)evs,
+	        (unsigned long long)untracked, (unsigned long long)eve);
+	assert_int_equal(kept, CT_ESTAB);
+	assert_int_equal(eve, 0);
+	assert_true(evs > 0 && untracked > 0);
+	assert_int_equal(kctr(&g, LB_CTR_CT_EVICTED), evs);
+	/* Established newcomers take SYN-only ways before any established one. */
+	for (uint32_t n = 0; n < CT_LATE_ESTAB; n++)
+		assert_int_equal(ct_send(&g, 100000u + n, 0x10), XDP_TX);
+	for (uint32_t n = CT_ESTAB; n < CT_ESTAB + CT_SYN_FLOOD; n++)
+		syn_left += ct_has(&g, s, n, &fl);
+	fprintf(stderr,
+	        "policy: then %u established: %llu more SYN-only evicted (%u left), "
+	        "%llu established evicted\n",
+	        CT_LATE_ESTAB, (unsigned long long)(kctr(&g, LB_CTR_CT_EVICTED_SYN) - evs),
+	        syn_left, (unsigned long long)kctr(&g, LB_CTR_CT_EVICTED_ESTABLISHED));
+	assert_true(kctr(&g, LB_CTR_CT_EVICTED_SYN) > evs);
+	assert_true(syn_left < CT_SYN_FLOOD - untracked - evs);
+	assert_true(kctr(&g, LB_CTR_CT_EVICTED_ESTABLISHED) > 0); /* 3600 into 1024: some go */
+	fx_close(&g);
+	snapshot_free(s);
+	config_free(c);
+	pin(sched_getcpu());
+}
+
+/*
+ * A flow whose packets move to another CPU is found in the part of the CPU it was on and copied
+ * (a hit, not a new flow); a bare SYN is not looked for elsewhere.
+ */
+static void test_ct_other_cpu(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct fx g = {0};
+	struct lb_snapshot *s = NULL;
+	struct xdpfwd_slow sl;
+	uint64_t hits, misses;
+	int a = sched_getcpu(), b;
+	uint8_t fl;
+
+	if (!*state || libbpf_num_possible_cpus() < 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		skip();
+	b = a == 0 ? 1 : 0;
+	assert_int_equal(ct_small_open(&g, c, &s), 0);
+	pin(a);
+	assert_int_equal(ct_send(&g, 7, 0x10), XDP_TX);
+	assert_int_equal(ct_send(&g, 8, 0x02), XDP_TX);
+	pin(b);
+	hits = kctr(&g, LB_CTR_CT_HIT);
+	misses = kctr(&g, LB_CTR_CT_MISS);
+	assert_int_equal(ct_send(&g, 7, 0x10), XDP_TX); /* found on a, copied to b */
+	assert_int_equal(ct_send(&g, 7, 0x10), XDP_TX); /* b's own now */
+	assert_int_equal(ct_send(&g, 8, 0x02), XDP_TX); /* a SYN: not searched, a new entry */
+	xdpfwd_slow_counters(g.fwd, &sl);
+	assert_int_equal(sl.ct_other_cpu, 1);
+	assert_int_equal(kctr(&g, LB_CTR_CT_HIT) - hits, 2);
+	assert_int_equal(kctr(&g, LB_CTR_CT_MISS) - misses, 1);
+	assert_true(ct_has(&g, s, 7, &fl) && fl == 0);
+	fx_close(&g);
+	snapshot_free(s);
+	config_free(c);
+	pin(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fixtures),
 	    cmocka_unit_test(test_random),
+	    cmocka_unit_test(test_ct_policy),
+	    cmocka_unit_test(test_ct_other_cpu),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
