@@ -28,6 +28,14 @@
 # after BENCH_WARMUP (default 1) seconds of the same traffic, so the rows of a round see the same
 # load from the rest of the machine. A row shows its median offered and delivered rates, and the
 # median over rounds of its delivered rate divided by kernel forwarding's in the same round.
+# CPU: every row also shows the CPU time of the whole machine (/proc/stat: user, nice, system,
+# irq, softirq, steal, over all CPUs) per delivered packet, and the same less what generating
+# the packets costs: each round first measures trafgen alone (its frames dropped by an XDP sink
+# on the router's client side, so that nothing else handles them) as machine CPU per offered
+# packet, and a row subtracts that times its offered packets. What remains is the path's cost:
+# router, load balancer and backends' sinks, wherever it runs (on veth an XDP program runs on the
+# sending CPU, so per-process times would hide the xdp mode's work in trafgen's). Other work on
+# the machine counts too: run it on a quiet one.
 # Figures are noisy on a shared 2-core machine: the per-round ratio is the figure to compare.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -43,6 +51,7 @@ BENCH_TABLE=100       # router's routing table for what comes back from the lb (
 SINK_OBJ=$E2E_BUILD/bpf/xdp_bench_sink.bpf.o
 BENCH_LB_CPU=${BENCH_LB_CPU:-$(($(nproc) - 1))}
 BENCH_LB_NICE=${BENCH_LB_NICE:--10} # maglevd's threads; 0 = leave them at the default
+CLK_TCK=$(getconf CLK_TCK)
 
 e2e_init
 command -v trafgen >/dev/null || e2e_skip "no trafgen (Debian package netsniff-ng)"
@@ -65,19 +74,38 @@ traffic() {
 	sleep 0.3 # frames still on their way
 }
 
-# run_once: warm-up, then one timed run; prints "delivered_pps offered_pps".
+# busy_ticks: CPU time of the machine so far, in USER_HZ ticks (every state but idle and iowait).
+busy_ticks() {
+	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# run_once: warm-up, then one timed run; prints "delivered_pps offered_pps delivered offered
+# busy_us" (the last three: totals of the timed run).
 run_once() {
-	local d0 d1 t0 t1 s0 s1 secs
+	local d0 d1 t0 t1 s0 s1 b0 b1 secs
 	traffic "$BENCH_WARMUP"
 	d0=$(delivered)
 	t0=$(link_stat "$NS_CLIENT" "$CLIENT_IF" tx_packets)
+	b0=$(busy_ticks)
 	s0=$(date +%s.%N)
 	traffic "$BENCH_SECONDS"
 	s1=$(date +%s.%N)
+	b1=$(busy_ticks)
 	d1=$(delivered)
 	t1=$(link_stat "$NS_CLIENT" "$CLIENT_IF" tx_packets)
 	secs=$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.3f", b - a }')
-	awk -v d="$((d1 - d0))" -v t="$((t1 - t0))" -v s="$secs" 'BEGIN { printf "%d %d\n", d / s, t / s }'
+	awk -v d="$((d1 - d0))" -v t="$((t1 - t0))" -v s="$secs" -v b="$((b1 - b0))" -v hz="$CLK_TCK" \
+		'BEGIN { printf "%d %d %d %d %d\n", d / s, t / s, d, t, b * 1000000 / hz }'
+}
+
+# generator_run ROUND: trafgen alone (the router's client side drops its frames); appends
+# "round cpu_us_per_offered" to runs.gen.
+generator_run() {
+	local r
+	run_in "$NS_ROUTER" ip link set dev "$ROUTER_CLIENT_IF" xdpdrv obj "$SINK_OBJ" sec xdp || return 0
+	r=$(run_once)
+	run_in "$NS_ROUTER" ip link set dev "$ROUTER_CLIENT_IF" xdpdrv off
+	echo "$1 $r" | awk '$5 > 0 { printf "%s %.4f\n", $1, $6 / $5 }' >>"$E2E_DIR/runs.gen"
 }
 
 # median: the median of the numbers on stdin, one a line.
@@ -85,17 +113,20 @@ median() {
 	sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else print v[int((NR + 1) / 2)] }'
 }
 
-# row NAME: the line of row NAME from $E2E_DIR/runs.NAME ("round delivered offered" lines) and
-# the kernel row's runs of the same rounds.
+# row NAME: the line of row NAME from $E2E_DIR/runs.NAME (run_once lines after the round) and
+# the kernel row's and the generator's runs of the same rounds.
 row() {
-	local f=$E2E_DIR/runs.$1 k=$E2E_DIR/runs.kernel off dlv ratio each
+	local f=$E2E_DIR/runs.$1 k=$E2E_DIR/runs.kernel g=$E2E_DIR/runs.gen off dlv ratio each cpu path
 	off=$(awk '{ print $3 }' "$f" | median)
 	dlv=$(awk '{ print $2 }' "$f" | median)
 	ratio=$(awk 'NR == FNR { k[$1] = $2; next } ($1 in k) && k[$1] > 0 { printf "%.3f\n", $2 / k[$1] }' \
 		"$k" "$f" | median)
 	[ "$ratio" = - ] || ratio=$(printf '%.2f' "$ratio")
+	cpu=$(awk '$4 > 0 { printf "%.3f\n", $6 / $4 }' "$f" | median)
+	path=$(awk 'NR == FNR { g[$1] = $2; next } ($1 in g) && $4 > 0 { printf "%.3f\n", ($6 - g[$1] * $5) / $4 }' \
+		"$g" "$f" 2>/dev/null | median)
 	each=$(awk '{ printf "%s%s", sep, $2; sep = " " }' "$f")
-	printf '%-24s %12s %14s %10s   %s\n' "$2" "$off" "$dlv" "$ratio" "$each"
+	printf '%-24s %12s %14s %10s %9s %9s   %s\n' "$2" "$off" "$dlv" "$ratio" "$cpu" "$path" "$each"
 }
 
 # lb_rps MASK: the CPUs (hex mask; 0 = off) that process what the lb's interface receives.
@@ -205,6 +236,7 @@ EOF
 echo "end to end: 64-byte UDP to $VIP_DNS4:53, $((BENCH_SPORT_MAX - BENCH_SPORT_MIN + 1)) flows, $BENCH_REPEAT rounds of ${BENCH_SECONDS}s a row, medians"
 echo "trafgen on $BENCH_CPUS CPU(s) from CPU 0; the load balancer on CPU $BENCH_LB_CPU (maglevd pinned at nice $BENCH_LB_NICE, kernel via RPS)"
 for ((round = 1; round <= BENCH_REPEAT; round++)); do
+	generator_run "$round"
 	kernel_forwarding 1
 	echo "$round $(run_once)" >>"$E2E_DIR/runs.kernel"
 	kernel_forwarding 0
@@ -212,8 +244,10 @@ for ((round = 1; round <= BENCH_REPEAT; round++)); do
 	maglevd_run xdp "$round"
 	maglevd_run afpacket "$round"
 done
-printf '%-24s %12s %14s %10s   %s\n' "path" "offered pps" "delivered pps" "vs kernel" \
-	"delivered pps of each round"
+printf '%-24s %12s %14s %10s %9s %9s   %s\n' "path" "offered pps" "delivered pps" "vs kernel" \
+	"CPU us" "path us" "delivered pps of each round"
+echo "(CPU us: the machine's CPU time per delivered packet; path us: the same less trafgen's" \
+	"own, $(awk '{ print $2 }' "$E2E_DIR/runs.gen" 2>/dev/null | median) us per offered packet alone)"
 row kernel "kernel IP forwarding"
 maglevd_row afxdp
 maglevd_row xdp
