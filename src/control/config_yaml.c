@@ -722,8 +722,11 @@ static int cy_dataplane(struct cy_ctx *ctx, const struct cy_node *node, int key_
 			d->mode = DP_MODE_AFPACKET;
 		else if (r == 0 && strcmp(v[DP_MODE]->str, "xdp") == 0)
 			d->mode = DP_MODE_XDP;
+		else if (r == 0 && strcmp(v[DP_MODE]->str, "auto") == 0)
+			d->mode = DP_MODE_AUTO;
 		else if (r == 0)
-			r = cy_err_val(ctx, v[DP_MODE], "mode", "expected afxdp, xdp or afpacket");
+			r = cy_err_val(ctx, v[DP_MODE], "mode",
+			               "expected afxdp, xdp, auto or afpacket");
 	}
 	if (r == 0 && v[DP_INTERFACE])
 		r = cy_get_word(ctx, v[DP_INTERFACE], "interface", d->interface,

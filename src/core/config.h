@@ -82,6 +82,7 @@ enum dp_mode {
 	DP_MODE_AFXDP,    /* AF_XDP through libxdp (default) */
 	DP_MODE_AFPACKET, /* TPACKET_V3 fallback */
 	DP_MODE_XDP,      /* forwarding in the XDP program, AF_XDP for the slow path */
+	DP_MODE_AUTO,     /* afxdp where the driver has zero-copy AF_XDP, else xdp (at start) */
 };
 
 enum hc_type {

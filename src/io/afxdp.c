@@ -380,6 +380,49 @@ static void afxdp_queue_free(struct afxdp_queue *q)
 	free(q);
 }
 
+#define AFXDP_PROBE_FRAMES 64u /* the zero-copy probe's UMEM, frames */
+
+int io_afxdp_zerocopy(const char *ifname)
+{
+	const struct xsk_umem_config ucfg = {
+	    .fill_size = AFXDP_PROBE_FRAMES,
+	    .comp_size = AFXDP_PROBE_FRAMES,
+	    .frame_size = AFXDP_FRAME_SIZE,
+	};
+	const struct xsk_socket_config scfg = {
+	    .rx_size = AFXDP_PROBE_FRAMES,
+	    .tx_size = AFXDP_PROBE_FRAMES,
+	    .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+	    .xdp_flags = XDP_FLAGS_DRV_MODE,
+	    .bind_flags = XDP_ZEROCOPY,
+	};
+	size_t size = (size_t)AFXDP_PROBE_FRAMES * AFXDP_FRAME_SIZE;
+	struct xsk_ring_prod fill, tx;
+	struct xsk_ring_cons comp, rx;
+	struct xsk_socket *xsk = NULL;
+	struct xsk_umem *umem = NULL;
+	void *area;
+	int rc;
+
+	area = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED)
+		return -errno;
+	rc = xsk_umem__create(&umem, area, size, &fill, &comp, &ucfg);
+	if (!rc) {
+		rc = xsk_socket__create(&xsk, ifname, 0, umem, &rx, &tx, &scfg);
+		/* Refusals of zero-copy itself; anything else is the probe's own failure. */
+		rc = rc == 0                                                          ? 1
+		     : (rc == -EOPNOTSUPP || rc == -EINVAL || rc == -EPROTONOSUPPORT) ? 0
+		                                                                      : rc;
+	}
+	if (xsk)
+		xsk_socket__delete(xsk);
+	if (umem)
+		xsk_umem__delete(umem);
+	munmap(area, size);
+	return rc;
+}
+
 static int afxdp_queue_open(struct afxdp_dev *dev, uint32_t id, struct afxdp_queue **out, char *err,
                             size_t errlen)
 {

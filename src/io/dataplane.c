@@ -347,6 +347,21 @@ static bool dp_kernel_ct(void *ctx, const struct lb_flow_key *k, uint64_t hash, 
 	       !ct_expired(expires, now);
 }
 
+/* dataplane.mode auto: afxdp where the driver takes zero-copy AF_XDP sockets, else xdp. */
+static enum dp_mode dp_mode_auto(const char *ifname)
+{
+	int zc = io_afxdp_zerocopy(ifname);
+
+	if (zc < 0)
+		log_warn("dataplane.mode auto: cannot probe %s for zero-copy AF_XDP (%s): xdp",
+		         ifname, strerror(-zc));
+	else
+		log_info("dataplane.mode auto: %s %s: %s", ifname,
+		         zc ? "takes zero-copy AF_XDP sockets" : "has no zero-copy AF_XDP",
+		         zc ? "afxdp" : "xdp");
+	return zc == 1 ? DP_MODE_AFXDP : DP_MODE_XDP;
+}
+
 int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_snapshot **current,
                     char *err, size_t errlen)
 {
@@ -362,14 +377,17 @@ int dataplane_start(struct dataplane **out, const struct config *cfg, struct lb_
 	if (!dp)
 		return -ENOMEM;
 	dp->cfg = *c;
+	c = &dp->cfg; /* with auto's choice of mode */
 	dp->current = current;
-	dp->ops = c->mode == DP_MODE_AFPACKET ? &io_afpacket_ops : &io_afxdp_ops;
 	ifindex = (int)if_nametoindex(c->interface);
 	if (ifindex == 0) {
 		rc = -ENODEV;
 		snprintf(err, errlen, "dataplane.interface: no such interface '%s'", c->interface);
 		goto out;
 	}
+	if (c->mode == DP_MODE_AUTO)
+		dp->cfg.mode = dp_mode_auto(c->interface);
+	dp->ops = c->mode == DP_MODE_AFPACKET ? &io_afpacket_ops : &io_afxdp_ops;
 	rc = dp_if_mac(c->interface, wp.mac);
 	if (rc) {
 		snprintf(err, errlen, "dataplane.interface '%s': cannot read its MAC: %s",

@@ -151,6 +151,13 @@ extern const struct io_ops io_afxdp_ops;
 extern const struct io_ops io_afpacket_ops;
 
 /*
+ * Whether ifname's driver takes a zero-copy AF_XDP socket on queue 0: binds one (native XDP,
+ * XDP_ZEROCOPY, no program loaded) on a small UMEM and closes it. 1 if it does, 0 if it
+ * refuses, negative errno if the probe itself failed. Nothing stays attached either way.
+ */
+int io_afxdp_zerocopy(const char *ifname);
+
+/*
  * Warns (stderr) when ifname merges received segments (GRO, LRO): AF_PACKET and generic-mode XDP
  * see the merged frames, which are larger than the MTU. who names the backend in the message.
  */

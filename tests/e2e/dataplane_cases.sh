@@ -324,6 +324,26 @@ case_restart_after_kill() {
 	fi
 }
 
+# auto (xdp runs only): dataplane.mode auto on veth, which has no zero-copy AF_XDP, picks xdp;
+# the probe leaves nothing attached, and traffic flows.
+case_auto() {
+	local cfg=$E2E_DIR/auto.yaml n rc=0 line
+	dp_stopped
+	e2e_write_config "$cfg" --mode auto --default-vips
+	dp_start_maglevd "$cfg" auto || { bad "auto: maglevd did not start"; return; }
+	line=$(grep '^maglevd: dataplane.mode auto' "$MAGLEVD_LOG")
+	n=$(dp_http_answered 20)
+	grep -q "^maglevd: running on $LB_IF, xdp (" "$MAGLEVD_LOG" ||
+		bad "auto: not running in xdp mode: $(grep '^maglevd: running' "$MAGLEVD_LOG")"
+	stop_maglevd || rc=$?
+	if [ "$line" = "maglevd: dataplane.mode auto: $LB_IF has no zero-copy AF_XDP: xdp" ] &&
+		[ "$n" -eq 20 ] && [ "$rc" -eq 0 ] && ! lb_xdp_attached; then
+		ok "auto: '$line', 20/20 answered, clean stop"
+	else
+		bad "auto: '$line', $n of 20 answered, exit $rc, attached: $(lb_xdp_id)"
+	fi
+}
+
 case_nexthop_flush() {
 	local i ok=0 out
 	dp_running "nexthop_flush" || return
@@ -606,6 +626,7 @@ dp_main() {
 	local cases=(http iperf dsr host udp_icmp pmtu nexthop_flush reload retarget refused_frames
 		syn_burst stop bad_start)
 	dp_xdp && cases+=(restart_after_kill)
+	[ "$DP_MODE" = xdp ] && cases+=(auto)
 	cases+=(nexthop_mac workers)
 	e2e_cases "${cases[@]}"
 	e2e_init

@@ -556,7 +556,7 @@ static const struct bad bad[] = {
     {VIP_HEAD "    health:\n      interval: 5ms\n" ONE_BACKEND, 7,
      "out of range 10ms..3600000ms '5ms'"},
     /* enumerations and strings */
-    {"dataplane:\n  mode: dpdk\n", 2, "expected afxdp, xdp or afpacket 'dpdk'"},
+    {"dataplane:\n  mode: dpdk\n", 2, "expected afxdp, xdp, auto or afpacket 'dpdk'"},
     {"dataplane:\n  interface: a-very-long-interface-name\n", 2, "longer than 15 bytes"},
     {"dataplane:\n  interface: 'eth 0'\n", 2, "must not hold spaces"},
     {"dataplane:\n  interface: ''\n", 2, "must not be empty"},
@@ -690,8 +690,10 @@ static void test_modes(void **state)
 	static const struct {
 		const char *name;
 		enum dp_mode mode;
-	} modes[] = {
-	    {"afxdp", DP_MODE_AFXDP}, {"xdp", DP_MODE_XDP}, {"afpacket", DP_MODE_AFPACKET}};
+	} modes[] = {{"afxdp", DP_MODE_AFXDP},
+	             {"xdp", DP_MODE_XDP},
+	             {"auto", DP_MODE_AUTO},
+	             {"afpacket", DP_MODE_AFPACKET}};
 
 	(void)state;
 	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
