@@ -41,10 +41,11 @@ check "unit is Type=notify with a watchdog" bash -c \
 check "unit makes the control socket's directory (control.socket's default /run/maglevd/)" \
 	grep -qx 'RuntimeDirectory=maglevd' "$tmp/stage/usr/local/lib/systemd/system/maglevd.service"
 if command -v systemd-analyze >/dev/null; then
-	check "systemd-analyze verify finds nothing wrong with the installed unit" bash -c \
+	# MANPATH: the unit's Documentation= man pages must be the installed ones.
+	check "systemd-analyze verify finds nothing wrong with the installed unit (man pages too)" bash -c \
 		"sed 's|^ExecStart=[^ ]*|ExecStart=$tmp/stage/usr/local/sbin/maglevd|' \
 			'$tmp/stage/usr/local/lib/systemd/system/maglevd.service' >'$tmp/maglevd.service' &&
-		 systemd-analyze verify '$tmp/maglevd.service'"
+		 MANPATH='$tmp/stage/usr/local/share/man' systemd-analyze verify '$tmp/maglevd.service'"
 else
 	skipped "systemd-analyze verify (no systemd-analyze)"
 fi

@@ -187,7 +187,7 @@ closing_line() {
 	[ "$3" -eq 0 ]
 }
 
-E2E_TEST=$(basename "$0" .sh) # the test's name in its closing line
+E2E_TEST=${E2E_TEST:-$(basename "$0" .sh)} # the test's name in its closing line
 
 # e2e_summary: the closing line over this test's checks; its status is the test's.
 e2e_summary() {

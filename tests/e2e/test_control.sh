@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# End-to-end test of the control plane (issue 5) on the namespace topology of lib.sh, afxdp mode.
+# End-to-end test of the control plane (issue 5) on the namespace topology of lib.sh, in
+# CONTROL_MODE (default afxdp; test_control_xdp.sh runs it in xdp mode, where the kernel forwards:
+# long-lived connections, drain and health failover then go through the XDP program's table).
 # Shared setup: the topology, the backends' servers, one maglevd (web VIP with HTTP health checks,
 # dns VIP) started with a soft open files limit of 1024, every backend healthy. The cases
 # (E2E_CASES selects among them; see lib.sh), in the order they run:
@@ -21,6 +23,7 @@
 # Exit 0 pass, 4 skip, anything else fail.
 set -u
 export E2E_PREFIX=${E2E_PREFIX:-mgc}
+CONTROL_MODE=${CONTROL_MODE:-afxdp}
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -306,13 +309,18 @@ e2e_cases startup long_lived drain health fail_open explain vip_steering metrics
 e2e_init
 [ -x "$MAGLEVD" ] && [ -x "$MAGLEVCTL" ] || e2e_skip "build maglevd and maglevctl first (make)"
 e2e_topology_up || e2e_abort "topology"
+# xdp mode sends by XDP_TX: the router's veth takes those frames only with an XDP program.
+if [ "$CONTROL_MODE" = xdp ]; then
+	run_in "$NS_ROUTER" ip link set dev "$ROUTER_LB_IF" xdp obj "$E2E_BUILD/bpf/xdp_pass.bpf.o" sec xdp ||
+		e2e_abort "XDP_PASS on the router's link to the lb"
+fi
 start_backend_servers || e2e_abort "backend servers"
 CFG=$E2E_DIR/maglevd.yaml
 write_config "$CFG" 0:1 1:1 2:1
 # Started with the usual soft open files limit: maglevd raises it to the hard one itself.
 NOFILE_HARD=$(ulimit -Hn)
 [ "$NOFILE_HARD" = unlimited ] || [ "$NOFILE_HARD" -le 1024 ] || ulimit -Sn 1024
-start_maglevd afxdp "$CFG" || e2e_abort "maglevd starts"
+start_maglevd "$CONTROL_MODE" "$CFG" || e2e_abort "maglevd starts"
 wait_for 10 test -S "$MAGLEVD_SOCKET" || e2e_abort "control socket appears"
 wait_for 10 all_up
 
