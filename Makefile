@@ -27,9 +27,17 @@ PKGS      := libxdp libbpf yaml-0.1 libxxhash liburcu liburcu-cds libmnl libmicr
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+# Only maglevctl's top.c draws on a terminal: only it sees curses, only maglevctl links it.
+CURSES_CFLAGS := $(shell pkg-config --cflags ncursesw 2>/dev/null)
+CURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null)
 ifeq ($(PKG_LIBS),)
 ifeq ($(filter help clean format,$(MAKECMDGOALS)),)
 $(warning pkg-config knows not all of: $(PKGS); run scripts/install-deps.sh (as root))
+endif
+endif
+ifeq ($(CURSES_LIBS),)
+ifeq ($(filter help clean format,$(MAKECMDGOALS)),)
+$(warning pkg-config does not know ncursesw; run scripts/install-deps.sh (as root))
 endif
 endif
 
@@ -165,9 +173,11 @@ $(BUILD)/maglevd: $(BUILD)/src/maglevd/main.o $(LIB_MAGLEVD) $(LAYER_LIBS)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/src/maglevctl/top.o: CFLAGS += $(CURSES_CFLAGS)
+
 $(BUILD)/maglevctl: $(BUILD)/src/maglevctl/main.o $(LIB_MAGLEVCTL) $(LAYER_LIBS)
 	@$(if $(Q),echo '  LD      $@')
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CURSES_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)

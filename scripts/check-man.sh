@@ -42,7 +42,7 @@ check "maglevd --help named options ($n)" [ "$n" -ge 6 ]
 
 help_c=$("$MAGLEVCTL" help) || e2e_abort "maglevctl help failed"
 # The commands: the first word of each two-space-indented line of the command lists.
-cmds=$(awk '/^(Offline and backend|Online) commands/ { on = 1; next }
+cmds=$(awk '/^((Offline and backend|Online) commands|Live view)/ { on = 1; next }
 	/^[^ ]/ { on = 0 } on && /^  [a-z]/ { print $1 }' <<<"$help_c" | sort -u)
 check "maglevctl help lists commands ($(wc -w <<<"$cmds"))" [ "$(wc -w <<<"$cmds")" -ge 10 ]
 usages=$help_c
@@ -84,6 +84,8 @@ if [ -r /usr/share/bash-completion/bash_completion ]; then
 	check "completion: 'maglevctl dr' offers drain ($got)" [ "$got" = "drain " ]
 	got=$(complete_words maglevctl -s /run/x.sock und)
 	check "completion: after -s PATH, 'und' offers undrain ($got)" [ "$got" = "undrain " ]
+	got=$(complete_words maglevctl top --o)
+	check "completion: 'top --o' offers --once ($got)" [ "$got" = "--once " ]
 	got=$(complete_words maglevctl decap "")
 	check "completion: decap offers its actions ($got)" [ "$got" = "--help -h attach detach status " ]
 	got=$(complete_words maglevctl table -c docs/examples/maglevd.yaml --vip "")

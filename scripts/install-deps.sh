@@ -23,6 +23,7 @@ PKGS=(
 	libjansson-dev     # the control socket's JSON
 	libpcap-dev        # maglevd --replay, the AF_PACKET filter compiler in tests
 	libsystemd-dev     # sd_notify: Type=notify, READY/RELOADING/STOPPING, the watchdog
+	libncurses-dev     # maglevctl top: the live view's screen (ncursesw)
 	# tests
 	libcmocka-dev      # unit tests
 	libclang-rt-14-dev # ASan/UBSan runtime for check-san and the fuzzers
@@ -40,6 +41,7 @@ PKGS=(
 	tcpdump            # captures on the wire (DSR, decap checks)
 	bird2              # BGP for the scale-out test
 	prometheus         # promtool and a real Prometheus server scraping maglevd (test_prometheus)
+	tmux               # a real terminal for maglevctl top (test_top: send-keys, capture-pane)
 	# make check-kernel: the BPF tests in a VM on Debian's kernel (the kernel itself is fetched by
 	# apt-get download, not installed)
 	qemu-system-x86    # the VM

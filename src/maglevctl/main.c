@@ -11,6 +11,8 @@
 #include "maglevctl/offline.h"
 #include "control/ctlsock.h"
 #include "maglevctl/decap.h"
+#include "maglevctl/top.h"
+#include "maglevctl/top_view.h"
 
 #define MAGLEVCTL_EXIT_FAIL  1 /* refused, unreachable daemon, bad config, ... */
 #define MAGLEVCTL_EXIT_USAGE 2 /* unknown command, bad arguments */
@@ -48,6 +50,8 @@ static void usage_print(FILE *out)
 		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].usage);
 	fprintf(out, "\n");
 	online_usage(out);
+	fprintf(out, "\n");
+	top_usage(out);
 }
 
 int main(int argc, char **argv)
@@ -70,6 +74,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < COMMANDS_N && !run; i++)
 		if (strcmp(args[0], commands[i].name) == 0)
 			run = commands[i].run;
+	if (!run && strcmp(args[0], "top") == 0) /* online, but its own loop: not online_run's */
+		run = top_run;
 	if (!run && online_is_command(args[0]))
 		run = online_run;
 	if (!run) {

@@ -259,9 +259,8 @@ bad:
 	return NULL;
 }
 
-/* The socket path: -s, else -c's control.socket, else the default. */
-static int online_socket(const char *sock, const char *config, char *out, size_t len, char *err,
-                         size_t errlen)
+int online_socket(const char *sock, const char *config, char *out, size_t len, char *err,
+                  size_t errlen)
 {
 	struct config *cfg;
 	int ret;

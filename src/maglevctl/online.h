@@ -36,6 +36,13 @@ int online_parse(int argc, char **argv, struct online_args *out, char *err, size
  */
 int online_run(int argc, char **argv, char *err, size_t errlen);
 
+/*
+ * The control socket's path into out: sock (-s), else control.socket of the config file (-c),
+ * else CONFIG_SOCKET_DEFAULT. Returns 0, or the config's error (negative errno, one line in err).
+ */
+int online_socket(const char *sock, const char *config, char *out, size_t len, char *err,
+                  size_t errlen);
+
 /* True if name is one of the online commands. */
 bool online_is_command(const char *name);
 
