@@ -9,8 +9,9 @@
  * not have sent it. A frame the program hands to the slow path (steered to the AF_XDP socket: here,
  * with no socket in the XSKMAP, XDP_PASS under the NO_SOCKET statistic) is lb_process's to decide
  * and may be anything. Frames: every byte-exact pipeline fixture, then seeded random flows (IPv4
- * and IPv6, VLAN tags, TCP flags, sizes up to past the MTU, padding, other MACs), mutated frames,
- * and reloads between them (backends removed, added, down; second chance). Needs root and
+ * and IPv6, VLAN tags, TCP flags, sizes up to past the MTU, padding, other MACs; the hash: source
+ * VIPs' from a few clients with many ports), mutated frames, and reloads between them (backends
+ * removed, added, down; second chance on a 5-tuple and a source VIP). Needs root and
  * build/bpf/xdp_fwd.bpf.o; skipped otherwise. SEED=N in the environment picks another seed.
  */
 #include <arpa/inet.h>
@@ -339,8 +340,15 @@ static void test_fixtures(void **state)
 	w = worker_new(c);
 	ct_clear(f);
 	publish(f, s);
-	for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++)
-		run_both(f, w, s, fixtures[i].in, fixtures[i].in_len, fixtures[i].name, &t);
+	for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++) {
+		const char *n = fixtures[i].name;
+		enum side side = run_both(f, w, s, fixtures[i].in, fixtures[i].in_len, n, &t);
+
+		/* The plain frames to the hash: source VIPs and their 5-tuple twin. */
+		if ((!strncmp(n, "hsrc", 4) || !strncmp(n, "htup", 4)) && !strstr(n, "icmp") &&
+		    !strstr(n, "retarget") && !strstr(n, "fragment") && side != SIDE_TX)
+			fail_msg("%s: not forwarded by the program", n);
+	}
 	report("fixtures", &t);
 	/* The plain fixtures are forwarded in the kernel, not merely handed on. */
 	assert_true(t.fast_tx >= 5);
@@ -384,6 +392,17 @@ static void rflow_new(uint64_t *r, const struct lb_snapshot *s, struct rflow *fl
 		memcpy(fl->src, pre, sizeof(pre));
 		x = rng_next(r);
 		memcpy(fl->src + 8, &x, 8);
+	}
+	/* A source VIP's clients: a few addresses, many ports each (every flow of one meets one
+	 * backend). */
+	if (v->hash == VIP_HASH_SOURCE && x % 4) {
+		static const uint8_t few4[3] = {198, 19, 200};
+
+		if (v->addr.family == AF_INET)
+			memcpy(fl->src, few4, sizeof(few4));
+		else
+			memset(fl->src + 8, 0, 8);
+		fl->src[v->addr.family == AF_INET ? 3 : 15] = (uint8_t)(1 + (x >> 32) % 8);
 	}
 	fl->sport = (uint16_t)(1024 + (rng_next(r) % 60000));
 	fl->dport = v->port ? v->port : (uint16_t)(1 + rng_next(r) % 65535);
@@ -480,22 +499,27 @@ static uint32_t mutate(uint64_t *r, uint8_t *p, uint32_t n)
 static void reload_change(struct config *c, unsigned round, struct snapshot_override *ov,
                           uint32_t *n_ov)
 {
-	struct config_vip *multi = NULL, *multiu = NULL;
+	struct config_vip *multi = NULL, *multiu = NULL, *srcweb = NULL;
 
 	for (uint32_t i = 0; i < c->n_vips; i++) {
 		if (!strcmp(c->vips[i].name, "multi"))
 			multi = &c->vips[i];
 		if (!strcmp(c->vips[i].name, "multiu"))
 			multiu = &c->vips[i];
+		if (!strcmp(c->vips[i].name, "srcweb"))
+			srcweb = &c->vips[i];
 	}
 	assert_non_null(multi);
 	assert_non_null(multiu);
+	assert_non_null(srcweb);
 	*n_ov = 0;
 	if (round == 1) {
 		tcfg_backend_del(multi, 1);
 		tcfg_backend_add(multiu, "198.18.2.9", 1);
+		tcfg_backend_del(srcweb, 2);
 	} else if (round == 2) {
 		tcfg_backend_add(multi, "198.18.2.8", 2);
+		tcfg_backend_add(srcweb, "198.18.3.9", 1);
 		ov[0] = (struct snapshot_override){.weight = -1, .down = true};
 		snprintf(ov[0].vip, sizeof(ov[0].vip), "multiu");
 		ov[0].backend = tcfg_addr("198.18.2.2");
@@ -530,8 +554,9 @@ static void test_random(void **state)
 	if (!f)
 		skip();
 	c = tcfg_fixture();
+	/* Second chance on a 5-tuple VIP and on a source one (their backends change below). */
 	for (uint32_t i = 0; i < c->n_vips; i++)
-		if (!strcmp(c->vips[i].name, "multi"))
+		if (!strcmp(c->vips[i].name, "multi") || !strcmp(c->vips[i].name, "srcweb"))
 			c->vips[i].second_chance = true;
 	s = snap(c, NULL, NULL);
 	w = worker_new(c);
