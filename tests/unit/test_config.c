@@ -1025,6 +1025,8 @@ static void test_example_file(void **state)
 	assert_non_null(c);
 	assert_int_equal(c->n_vips, 3);
 	assert_int_equal(c->vips[1].table_size, 251);
+	assert_int_equal(c->vips[1].hash, VIP_HASH_SOURCE);
+	assert_int_equal(c->vips[0].hash, VIP_HASH_5TUPLE);
 	assert_int_equal(c->vips[2].health.port, 443);
 	assert_string_equal(c->control.state_dir, CONFIG_STATE_DIR_DEFAULT);
 	assert_int_equal(config_check_dataplane(c, err, sizeof(err)), 0);
