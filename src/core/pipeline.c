@@ -589,22 +589,40 @@ static inline bool backend_usable(const struct lb_snapshot *s, uint32_t bref, ui
 
 /*
  * The hash of j's Maglev slot in VIP v: the flow hash, or for a VIP with hash: source that of the
- * key without its ports, computed here, only when a slot is needed (a table miss, a re-choice),
- * so that the connection table keeps hashing flows apart and a tracked flow costs nothing more.
+ * key without its ports (slot_hash_source), computed only when a slot is needed (a table miss, a
+ * re-choice), so that the connection table keeps hashing flows apart and a tracked flow costs
+ * nothing more.
  */
+static __attribute__((noinline, cold)) uint64_t slot_hash_source(const struct lb_snapshot *s,
+                                                                 const struct lb_job *j)
+{
+	return lb_flow_hash_source_secret(&j->key, s->hash_secret);
+}
+
 static inline uint64_t slot_hash(const struct lb_snapshot *s, const struct lb_vip *v,
                                  const struct lb_job *j)
 {
 	if (__builtin_expect(v->hash == VIP_HASH_SOURCE, 0))
-		return lb_flow_hash_source_secret(&j->key, s->hash_secret);
+		return slot_hash_source(s, j);
 	return j->hash;
+}
+
+/* Out of line, as slot_hash_source: the 5-tuple path keeps the code it had. */
+static __attribute__((noinline, cold)) uint16_t table_choice_source(const struct lb_snapshot *s,
+                                                                    const struct lb_job *j)
+{
+	const struct lb_vip *v = &s->vips[j->vip];
+
+	return v->table[slot_hash_source(s, j) % v->table_size];
 }
 
 static inline uint16_t table_choice(const struct lb_snapshot *s, const struct lb_job *j)
 {
 	const struct lb_vip *v = &s->vips[j->vip];
 
-	return v->table[slot_hash(s, v, j) % v->table_size];
+	if (__builtin_expect(v->hash == VIP_HASH_SOURCE, 0))
+		return table_choice_source(s, j);
+	return v->table[j->hash % v->table_size];
 }
 
 /*
