@@ -11,7 +11,8 @@
  * or to the kernel.
  *
  * The decision is the pipeline's (src/core/pipeline.c, choose): the flow hash (XXH3 over the
- * 40-byte flow key with the generation's secret, as core/flow.h), the connection table (a hit
+ * 40-byte flow key with the generation's secret, as core/flow.h; for the slot of a hash: source
+ * VIP, over the key with its ports zero), the connection table (a hit
  * keeps its backend while that backend accepts the flow: same id and tag, in use, up, this VIP;
  * else the VIP's Maglev table slot hash % M, and a new entry), second chance (a new entry of a
  * TCP packet that is not a SYN carries the slot's previous owner).
@@ -217,16 +218,17 @@ static __always_inline __u64 mix16(__u64 lo, __u64 hi, __u64 slo, __u64 shi)
 
 /*
  * XXH3_64bits_withSecret over the 40 key bytes (its 17..128-byte path): the four 16-byte reads
- * at 16, 8 (len - 32), 0 and 24 (len - 16) against secret bytes 32, 48, 0 and 16.
+ * at 16, 8 (len - 32), 0 and 24 (len - 16) against secret bytes 32, 48, 0 and 16. The last word
+ * is w4 in place of k->w[4], so that a source VIP's slot hashes k without ports at no copy.
  */
-static __always_inline __u64 flow_hash(const struct xdp_fwd_key *k, const __u64 *s)
+static __always_inline __u64 flow_hash(const struct xdp_fwd_key *k, __u64 w4, const __u64 *s)
 {
 	__u64 acc = XDP_FWD_FLOW_KEY_LEN * XXH_PRIME64_1;
 
 	acc += mix16(k->w[2], k->w[3], s[4], s[5]);
 	acc += mix16(k->w[1], k->w[2], s[6], s[7]);
 	acc += mix16(k->w[0], k->w[1], s[0], s[1]);
-	acc += mix16(k->w[3], k->w[4], s[2], s[3]);
+	acc += mix16(k->w[3], w4, s[2], s[3]);
 	acc ^= acc >> 37;
 	acc *= XXH_AVALANCHE_M;
 	acc ^= acc >> 32;
@@ -711,18 +713,19 @@ static __always_inline int ct_lookup_others(const struct xdp_fwd_config *c,
 
 /*
  * The backend of the flow, as the pipeline's choose(): its id, XDP_FWD_ID_NONE if none, or
- * FWD_CHOOSE_STEER for the slow path; *sec the secondary the packet carries.
+ * FWD_CHOOSE_STEER for the slow path; *sec the secondary the packet carries. hash is the slot's
+ * (the VIP's hash mode), ct_hash the connection table's (the 5-tuple's).
  */
 static __always_inline __u32 choose(const struct xdp_fwd_config *c, const struct xdp_fwd_gen *g,
                                     __u32 gen, const struct xdp_fwd_vip *v, void *slots,
-                                    const struct fwd_pkt *p, __u64 hash, __u32 now, __u32 *sec,
-                                    struct fwd_counts *n)
+                                    const struct fwd_pkt *p, __u64 hash, __u64 ct_hash, __u32 now,
+                                    __u32 *sec, struct fwd_counts *n)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct ct_place pl = {.base = cpu * c->ct_buckets,
 	                      .n = c->ct_buckets,
-	                      .b = ct_bucket_of(hash, c->ct_buckets),
-	                      .sig = ct_sig_of(hash)};
+	                      .b = ct_bucket_of(ct_hash, c->ct_buckets),
+	                      .sig = ct_sig_of(ct_hash)};
 	const struct xdp_fwd_backend *b;
 	struct ct_ref r;
 	__u32 id, sref;
@@ -1014,7 +1017,7 @@ static __always_inline int fwd_frame(struct xdp_md *ctx)
 	struct xdp_fwd_vip_key vk;
 	struct fwd_counts n = {};
 	struct fwd_pkt p;
-	__u64 hash, *mac;
+	__u64 hash, ct_hash, *mac;
 	void *slots;
 
 	if (!c || !vc || !c->ct_buckets || fwd_parse(ctx, vc, &p))
@@ -1037,8 +1040,13 @@ static __always_inline int fwd_frame(struct xdp_md *ctx)
 	if (!g || !slots)
 		return FWD_STEER;
 	st = bpf_map_lookup_elem(&fwd_stats, &k0);
-	hash = flow_hash(&p.key, g->secret);
-	id = choose(c, g, gen, v, slots, &p, hash,
+	/* The connection table's hash is the 5-tuple's; a hash: source VIP's slot leaves out ports.
+	 */
+	ct_hash = flow_hash(&p.key, p.key.w[4], g->secret);
+	hash = ct_hash;
+	if (v->flags & XDP_FWD_VIP_HASH_SOURCE)
+		hash = flow_hash(&p.key, p.key.w[4] & ~XDP_FWD_KEY_PORTS, g->secret);
+	id = choose(c, g, gen, v, slots, &p, hash, ct_hash,
 	            (__u32)(bpf_ktime_get_coarse_ns() >> XDP_FWD_TICK_SHIFT), &sid, &n);
 	if (id == FWD_CHOOSE_STEER) {
 		fwd_stat(st, XDP_FWD_SLOW_SOURCE);

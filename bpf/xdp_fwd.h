@@ -86,6 +86,11 @@ struct xdp_fwd_vip_key {
 };
 
 #define XDP_FWD_VIP_SECOND_CHANCE 1u /* lb_vip.second_chance */
+/*
+ * lb_vip.hash is VIP_HASH_SOURCE: the Maglev slot's hash leaves both ports out of the flow key
+ * (lb_flow_key_source: xdp_fwd_key.w[4] & ~XDP_FWD_KEY_PORTS); the connection table keeps the key.
+ */
+#define XDP_FWD_VIP_HASH_SOURCE 2u
 
 /* Value of fwd_vips: where the VIP's tables are in its generation's slot array. */
 struct xdp_fwd_vip {
@@ -121,6 +126,9 @@ struct xdp_fwd_backend {
 struct xdp_fwd_key {
 	__u64 w[5];
 };
+
+/* The two ports in w[4] (key bytes 32..35 on the little-endian hosts maglevd runs on). */
+#define XDP_FWD_KEY_PORTS 0xffffffffull
 
 /* A bucket header: core/conntrack.h's struct ct_bucket, field for field. */
 struct xdp_fwd_ct_bucket {

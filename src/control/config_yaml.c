@@ -1093,11 +1093,30 @@ enum {
 	VIP_HEALTH,
 	VIP_BACKENDS,
 	VIP_SECOND_CHANCE,
+	VIP_HASH,
 	VIP_N
 };
 static const char *const vip_keys[VIP_N] = {
-    "name", "address", "protocol", "port", "table_size", "health", "backends", "second_chance",
+    "name",   "address",  "protocol",      "port", "table_size",
+    "health", "backends", "second_chance", "hash",
 };
+
+/* hash: 5-tuple (the default) or source. */
+static int cy_vip_hash(struct cy_ctx *ctx, const struct cy_node *v, enum vip_hash *out)
+{
+	static const enum vip_hash modes[] = {VIP_HASH_5TUPLE, VIP_HASH_SOURCE};
+	int r = cy_scalar(ctx, v, "hash");
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+		if (strcmp(v->str, config_vip_hash_name(modes[i])) == 0) {
+			*out = modes[i];
+			return 0;
+		}
+	}
+	return cy_err_val(ctx, v, "hash", "expected 5-tuple or source");
+}
 
 static int cy_vip(struct cy_ctx *ctx, const struct cy_node *node, const struct config *c,
                   struct config_vip *vip)
@@ -1148,6 +1167,8 @@ static int cy_vip(struct cy_ctx *ctx, const struct cy_node *node, const struct c
 		r = cy_health(ctx, v[VIP_HEALTH], vip->port, &vip->health);
 	if (r == 0 && v[VIP_SECOND_CHANCE])
 		r = cy_get_bool(ctx, v[VIP_SECOND_CHANCE], "second_chance", &vip->second_chance);
+	if (r == 0 && v[VIP_HASH])
+		r = cy_vip_hash(ctx, v[VIP_HASH], &vip->hash);
 	if (r < 0)
 		return r;
 	/* A backend can ask its kernel whether a TCP connection is its own; not a UDP flow. */

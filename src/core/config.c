@@ -79,6 +79,11 @@ const struct config_backend *config_backend_find(const struct config_vip *v,
 	return NULL;
 }
 
+const char *config_vip_hash_name(enum vip_hash h)
+{
+	return h == VIP_HASH_SOURCE ? "source" : "5-tuple";
+}
+
 void config_free(struct config *c)
 {
 	if (!c)

@@ -85,6 +85,15 @@ enum dp_mode {
 	DP_MODE_AUTO,     /* afxdp where the driver has zero-copy AF_XDP, else xdp (at start) */
 };
 
+/*
+ * What a VIP's Maglev slot is hashed on (docs/pipeline.md, "Flow hash"): the whole flow key, or
+ * the key without its ports, so that every connection of one client address meets one backend.
+ */
+enum vip_hash {
+	VIP_HASH_5TUPLE, /* hash: 5-tuple (default) */
+	VIP_HASH_SOURCE, /* hash: source */
+};
+
 enum hc_type {
 	HC_NONE, /* no health check: the backend is always up */
 	HC_TCP,  /* TCP connect */
@@ -119,6 +128,7 @@ struct config_vip {
 	uint32_t table_size;         /* M for this VIP (cluster's unless overridden) */
 	struct config_health health; /* type HC_NONE if none */
 	bool second_chance;          /* GRE to backends carries the previous owner (TCP only) */
+	enum vip_hash hash;          /* what the Maglev slot is hashed on */
 	struct config_backend *backends;
 	uint32_t n_backends;
 	int line;
@@ -198,6 +208,9 @@ const struct config_vip *config_vip_find(const struct config *c, const char *nam
 /* The backend of v with address a, or NULL (also for NULL v). */
 const struct config_backend *config_backend_find(const struct config_vip *v,
                                                  const struct lb_addr *a);
+
+/* The config file's word for h: "5-tuple" or "source". */
+const char *config_vip_hash_name(enum vip_hash h);
 
 /* Frees what config_load allocated, including c itself; NULL is fine. */
 void config_free(struct config *c);

@@ -23,7 +23,9 @@
  *   byte  36      IP protocol (6 TCP, 17 UDP)
  *   byte  37      address family: 4 or 6 (not the OS's AF_ value, so every OS hashes alike)
  *   bytes 38..39  zero
- * The flow hash is XXH3_64bits_withSeed(key, 40, hash_seed) and the Maglev slot is hash % M.
+ * The flow hash is XXH3_64bits_withSeed(key, 40, hash_seed). The Maglev slot is hash % M, or for
+ * a VIP with hash: source the same hash of the key with both ports zero (lb_flow_key_source); the
+ * connection table always uses the flow hash.
  */
 struct __attribute__((aligned(8))) lb_flow_key {
 	uint8_t src[16];
@@ -83,6 +85,41 @@ static inline int lb_flow_key_eq(const struct lb_flow_key *a, const struct lb_fl
 	        (lb_flow_word(a, 2) ^ lb_flow_word(b, 2)) |
 	        (lb_flow_word(a, 3) ^ lb_flow_word(b, 3)) |
 	        (lb_flow_word(a, 4) ^ lb_flow_word(b, 4))) == 0;
+}
+
+/*
+ * The key a VIP with hash: source hashes for its Maglev slot: k with both ports zero (bytes
+ * 32..35), the rest as it is (addresses, protocol, family). Leaving the destination port out too,
+ * not only the client's, sends every connection of one client address to one backend whatever
+ * port of a port-0 VIP it goes to, and makes the key of a fragment (its ports are 0 already)
+ * the key of the client's unfragmented packets, so both meet the same backend. Copied word by word
+ * (see lb_flow_key_fill on store forwarding).
+ */
+static inline void lb_flow_key_source(struct lb_flow_key *out, const struct lb_flow_key *k)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	const uint64_t ports = 0xffffffffull; /* bytes 32..35 of the last word */
+#else
+	const uint64_t ports = 0xffffffffull << 32;
+#endif
+	uint64_t w4 = lb_flow_word(k, 4) & ~ports;
+
+	for (unsigned i = 0; i < 4; i++) {
+		uint64_t w = lb_flow_word(k, i);
+
+		memcpy((uint8_t *)out + 8 * i, &w, 8);
+	}
+	memcpy((uint8_t *)out + 32, &w4, 8);
+}
+
+/* The slot hash of a hash: source VIP, lb_flow_hash of lb_flow_key_source(k), from the secret. */
+static inline uint64_t lb_flow_hash_source_secret(const struct lb_flow_key *k,
+                                                  const uint8_t secret[LB_FLOW_SECRET_LEN])
+{
+	struct lb_flow_key s;
+
+	lb_flow_key_source(&s, k);
+	return lb_flow_hash_secret(&s, secret);
 }
 
 /*

@@ -587,10 +587,41 @@ static inline bool backend_usable(const struct lb_snapshot *s, uint32_t bref, ui
 	return id < s->n_backends && s->backends[id].accept == LB_BACKEND_ACCEPT(vip, bref);
 }
 
+/*
+ * The hash of j's Maglev slot in VIP v: the flow hash, or for a VIP with hash: source that of the
+ * key without its ports (slot_hash_source), computed only when a slot is needed (a table miss, a
+ * re-choice), so that the connection table keeps hashing flows apart and a tracked flow costs
+ * nothing more.
+ */
+static __attribute__((noinline, cold)) uint64_t slot_hash_source(const struct lb_snapshot *s,
+                                                                 const struct lb_job *j)
+{
+	return lb_flow_hash_source_secret(&j->key, s->hash_secret);
+}
+
+static inline uint64_t slot_hash(const struct lb_snapshot *s, const struct lb_vip *v,
+                                 const struct lb_job *j)
+{
+	if (__builtin_expect(v->hash == VIP_HASH_SOURCE, 0))
+		return slot_hash_source(s, j);
+	return j->hash;
+}
+
+/* Out of line, as slot_hash_source: the 5-tuple path keeps the code it had. */
+static __attribute__((noinline, cold)) uint16_t table_choice_source(const struct lb_snapshot *s,
+                                                                    const struct lb_job *j)
+{
+	const struct lb_vip *v = &s->vips[j->vip];
+
+	return v->table[slot_hash_source(s, j) % v->table_size];
+}
+
 static inline uint16_t table_choice(const struct lb_snapshot *s, const struct lb_job *j)
 {
 	const struct lb_vip *v = &s->vips[j->vip];
 
+	if (__builtin_expect(v->hash == VIP_HASH_SOURCE, 0))
+		return table_choice_source(s, j);
 	return v->table[j->hash % v->table_size];
 }
 
@@ -609,7 +640,7 @@ static inline uint32_t secondary_of(const struct lb_snapshot *s, const struct lb
 	if (__builtin_expect(!v->second_chance, 1) || j->tcp_flags & PKT_TCP_SYN || j->steer ||
 	    j->key.proto != IPPROTO_TCP)
 		return LB_BREF_NONE;
-	sec = snapshot_secondary(s, v, j->hash, id);
+	sec = snapshot_secondary(s, v, slot_hash(s, v, j), id);
 	return sec == LB_BACKEND_NONE ? LB_BREF_NONE : LB_BREF(sec, s->backends[sec].tag);
 }
 
@@ -915,14 +946,20 @@ int lb_explain(const struct lb_worker *w, const struct lb_snapshot *s, const str
 	if (vip < 0)
 		return -ENOENT;
 	j.vip = (uint16_t)vip;
+	j.key = *k;
+	/* The connection table's hash; the slot's may leave the ports out (slot_hash). */
 	j.hash = lb_flow_hash(k, s->hash_seed);
 	out->vip = vip;
-	out->hash = j.hash;
-	out->slot = (uint32_t)(j.hash % s->vips[vip].table_size);
+	out->hash_source = s->vips[vip].hash == VIP_HASH_SOURCE;
+	if (out->hash_source)
+		lb_flow_key_source(&out->hash_key, k);
+	else
+		out->hash_key = *k;
+	out->hash = lb_flow_hash(&out->hash_key, s->hash_seed);
+	out->slot = (uint32_t)(out->hash % s->vips[vip].table_size);
 	out->table_backend = table_choice(s, &j);
 	out->backend = out->table_backend;
 	/* As for a new flow's first packet that is not a SYN. */
-	j.key = *k;
 	j.tcp_flags = 0;
 	j.steer = false;
 	if (out->table_backend != LB_BACKEND_NONE)

@@ -101,12 +101,14 @@ size_t lb_worker_ct_bytes(const struct lb_worker *w);
 
 /* What the pipeline would do with a flow, for `maglevctl explain`. */
 struct lb_explanation {
-	int32_t vip;            /* VIP index in the snapshot, -1 if the tuple is for no VIP */
-	uint64_t hash;          /* flow hash (docs/pipeline.md) */
-	uint32_t slot;          /* hash % M */
-	uint16_t table_backend; /* backend id in that slot, LB_BACKEND_NONE if none */
-	bool tracked;           /* the worker's connection table has the flow */
-	uint32_t tracked_bref;  /* its LB_BREF */
+	int32_t vip;                 /* VIP index in the snapshot, -1 if the tuple is for no VIP */
+	bool hash_source;            /* the VIP has hash: source: its slots leave the ports out */
+	struct lb_flow_key hash_key; /* the key its slot is hashed on (lb_flow_key_source) */
+	uint64_t hash;               /* the slot's hash of hash_key (docs/pipeline.md) */
+	uint32_t slot;               /* hash % M */
+	uint16_t table_backend;      /* backend id in that slot, LB_BACKEND_NONE if none */
+	bool tracked;                /* the worker's connection table has the flow */
+	uint32_t tracked_bref;       /* its LB_BREF */
 	uint64_t
 	    tracked_expires_ns; /* when its entry expires: worker clock modulo 2^52 ns, ~1 ms */
 	bool tracked_usable;   /* the tracked backend still takes the flow (in use, same tag, up) */

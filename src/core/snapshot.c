@@ -779,6 +779,7 @@ int snapshot_build(const struct config *cfg, const struct lb_snapshot *prev,
 		if (ret)
 			goto out;
 		v->second_chance = cv->second_chance;
+		v->hash = (uint8_t)cv->hash;
 		ret = build_prev(s, v, prev, state, cfg->hash_seed);
 		if (ret)
 			goto out;

@@ -109,6 +109,7 @@ struct lb_vip {
 	uint16_t *backends;  /* ids of this VIP's backends */
 	uint32_t n_backends;
 	bool second_chance;  /* new flows' GRE carries the previous owner (see prev_table) */
+	uint8_t hash;        /* enum vip_hash: what its slots are hashed on (lb_flow_hash_source) */
 	uint8_t prev_origin; /* enum lb_prev_origin of prev */
 	/*
 	 * The previous generation: the table of the last snapshot whose slot owners differ from

@@ -536,7 +536,8 @@ bool dataplane_kernel_explain(const struct dataplane *dp, const struct lb_snapsh
 	uint8_t flags;
 
 	if (!dp->fwd || lb_explain(NULL, s, k, out) < 0 ||
-	    !xdpfwd_ct_peek(dp->fwd, k, out->hash, &bref, &sref, &expires, &flags))
+	    !xdpfwd_ct_peek(dp->fwd, k, lb_flow_hash(k, s->hash_seed), &bref, &sref, &expires,
+	                    &flags))
 		return false;
 	lb_explain_tracked(s, k, bref, sref, expires, flags, out);
 	return true;

@@ -118,6 +118,7 @@ int offline_vip_diff(const struct config *oldc, const struct config_vip *ov,
 	    .new_size = nv->table_size,
 	    .size_changed = ov->table_size != nv->table_size,
 	    .seed_changed = oldc->hash_seed != newc->hash_seed,
+	    .hash_changed = ov->hash != nv->hash,
 	};
 	snprintf(out->name, sizeof(out->name), "%s", ov->name);
 	err = offline_table_build(oldc, ov, &to);
@@ -137,7 +138,7 @@ int offline_vip_diff(const struct config *oldc, const struct config_vip *ov,
 	e1 = offline_empty_slots(&to, ov->n_backends);
 	e2 = offline_empty_slots(&tn, nv->n_backends);
 
-	if (!out->size_changed && !out->seed_changed) {
+	if (!out->size_changed && !out->seed_changed && !out->hash_changed) {
 		/* A flow keeps its slot: count the slots whose backend differs, in slots of M. */
 		for (uint32_t s = 0; s < m1; s++) {
 			uint16_t o = to.table[s], n = tn.table[s];
@@ -152,7 +153,7 @@ int offline_vip_diff(const struct config *oldc, const struct config_vip *ov,
 		/*
 		 * Pairs (old slot, new slot), each a 1/(m1*m2) share of the flow hashes: a flow's
 		 * slots h mod m1 and h mod m2 are independent for distinct primes, as are its old
-		 * and new hashes under two seeds.
+		 * and new hashes under two seeds, or of two keys (with and without the ports).
 		 */
 		uint64_t same = e1 * e2; /* empty in both: nothing changes for those flows */
 
@@ -291,9 +292,9 @@ static void offline_table_print_text(FILE *out, const struct config_vip *v,
 	char buf[LB_ADDR_STRLEN];
 	int w = (int)strlen("backend");
 
-	fprintf(out, "vip %s  %s %s port %u  table_size %u  digest %016" PRIx64 "\n", v->name,
-	        lb_addr_str(&v->addr, buf, sizeof(buf)), offline_proto_name(v->proto), v->port,
-	        t->table_size, t->digest);
+	fprintf(out, "vip %s  %s %s port %u  hash %s  table_size %u  digest %016" PRIx64 "\n",
+	        v->name, lb_addr_str(&v->addr, buf, sizeof(buf)), offline_proto_name(v->proto),
+	        v->port, config_vip_hash_name(v->hash), t->table_size, t->digest);
 	for (uint32_t i = 0; i < v->n_backends; i++) {
 		int l = (int)strlen(lb_addr_str(&v->backends[i].addr, buf, sizeof(buf)));
 
@@ -356,12 +357,13 @@ int offline_table_print(FILE *out, const struct config *c, const char *vip, bool
 			char addr[LB_ADDR_STRLEN];
 
 			/* The same fields, under the same keys, as `maglevctl vips --json`. */
-			o = bs ? json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:o}", "name", v->name,
-			                   "address", lb_addr_str(&v->addr, addr, sizeof(addr)),
-			                   "protocol", offline_proto_name(v->proto), "port",
-			                   (json_int_t)v->port, "table_size",
-			                   (json_int_t)t.table_size, "digest", digest, "backends",
-			                   bs)
+			o = bs ? json_pack(
+			             "{s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:o}", "name", v->name,
+			             "address", lb_addr_str(&v->addr, addr, sizeof(addr)),
+			             "protocol", offline_proto_name(v->proto), "port",
+			             (json_int_t)v->port, "hash", config_vip_hash_name(v->hash),
+			             "table_size", (json_int_t)t.table_size, "digest", digest,
+			             "backends", bs)
 			       : NULL;
 			if (!o || json_array_append_new(vips, o) != 0)
 				rc = -ENOMEM;
@@ -392,7 +394,7 @@ static const char *offline_status_name(enum offline_vip_status s)
 
 static void offline_diff_print_text(FILE *out, const struct offline_vip_diff *d, uint32_t n)
 {
-	bool size_changed = false, seed_changed = false;
+	bool size_changed = false, seed_changed = false, hash_changed = false;
 	int w = (int)strlen("vip");
 
 	for (uint32_t i = 0; i < n; i++) {
@@ -418,12 +420,17 @@ static void offline_diff_print_text(FILE *out, const struct offline_vip_diff *d,
 	for (uint32_t i = 0; i < n; i++) {
 		size_changed |= d[i].size_changed;
 		seed_changed |= d[i].seed_changed;
+		hash_changed |= d[i].hash_changed;
 	}
 	if (size_changed)
 		fprintf(out, "table_size changed: slots are flow-hash shares in units of the new "
 		             "table (see docs/maglev.md)\n");
 	if (seed_changed)
 		fprintf(out, "hash_seed changed: every flow is hashed anew (see docs/maglev.md)\n");
+	if (hash_changed)
+		fprintf(out,
+		        "hash changed (5-tuple, source): every flow of such a VIP is hashed anew "
+		        "(see docs/pipeline.md)\n");
 }
 
 int offline_diff_print(FILE *out, const struct config *oldc, const struct config *newc, bool json,

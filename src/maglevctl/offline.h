@@ -39,10 +39,10 @@ enum offline_vip_status {
  * max(0, old share - new share) (a removed or drained backend's whole share, a backend's loss to
  * one added or given more weight): flows moved that did not have to.
  * With the same table size and hash_seed a flow keeps its slot and the counts are slots of M.
- * Otherwise (size_changed or seed_changed) slot i of the old table and slot j of the new one
- * serve a share 1/(M_old * M_new) of all flows; the shares are summed over all pairs and the
- * counts reported in slots of the new table (rounded).
- * ADDED and REMOVED VIPs count every slot of the table they have as changed, none as excess.
+ * Otherwise (size_changed, seed_changed or hash_changed) slot i of the old table and slot j of the
+ * new one serve a share 1/(M_old * M_new) of all flows; the shares are summed over all pairs and
+ * the counts reported in slots of the new table (rounded). ADDED and REMOVED VIPs count every slot
+ * of the table they have as changed, none as excess.
  */
 struct offline_vip_diff {
 	char name[CONFIG_NAME_MAX];
@@ -51,6 +51,7 @@ struct offline_vip_diff {
 	uint32_t new_size; /* 0 if REMOVED */
 	bool size_changed; /* BOTH with old_size != new_size */
 	bool seed_changed; /* BOTH, and the configs' hash_seed differ: every flow is hashed anew */
+	bool hash_changed; /* BOTH, and the VIP's hash (5-tuple, source) differs: the same */
 	uint64_t changed_slots;
 	uint64_t excess_slots;
 	double changed_pct; /* % of flows (of M when the sizes agree) */
@@ -71,7 +72,8 @@ int offline_diff(const struct config *oldc, const struct config *newc,
 
 /*
  * Prints the tables of c (only the VIP named vip if not NULL) as aligned text or as JSON
- * {"vips":[{"name","table_size","digest","backends":[{"address","weight","slots"}]}]}.
+ * {"vips":[{"name","address","protocol","port","hash","table_size","digest",
+ *           "backends":[{"address","weight","slots"}]}]}.
  * -ENOENT with err set if no VIP has that name.
  */
 int offline_table_print(FILE *out, const struct config *c, const char *vip, bool json, char *err,

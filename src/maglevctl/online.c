@@ -28,8 +28,8 @@ static const struct online_cmd online_cmds[] = {
      "version, uptime, mode, workers, config file and generation, digests\n"
      "                              (current and previous), state file writes"},
     {"vips", 0, 0, "",
-     "VIPs: address, protocol, port, table size, digest and previous digest,\n"
-     "                              traffic"},
+     "VIPs: address, protocol, port, hash, table size, digest and previous\n"
+     "                              digest, traffic"},
     {"backends", 0, 1, "[VIP]",
      "backends: address, weight, health, slots, share, packets/bytes/flows"},
     {"counters", 0, 0, "", "every counter, summed and per worker"},

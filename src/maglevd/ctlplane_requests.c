@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /* The control socket requests: status, vips, backends, counters, reload, weight/drain, explain. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,14 +148,16 @@ static json_t *cp_req_vips(struct ctlplane *cp)
 		}
 		json_array_append_new(
 		    vips,
-		    json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:s}",
-		              "name", v->name, "address", lb_addr_str(&v->addr, a, sizeof(a)),
-		              "protocol", cp_proto_str(v->proto), "port", v->port, "table_size",
-		              (json_int_t)v->table_size, "digest", cp_digest_str(v->digest, d),
-		              "previous_digest", cp_prev_digest_json(v), "backends",
-		              (json_int_t)v->n_backends, "up", (json_int_t)up, "packets",
-		              (json_int_t)sum.packets, "bytes", (json_int_t)sum.bytes, "flows",
-		              (json_int_t)sum.flows, "announce", cp_announce_state(cp, v->name)));
+		    json_pack(
+		        "{s:s, s:s, s:s, s:i, s:s, s:I, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:s}",
+		        "name", v->name, "address", lb_addr_str(&v->addr, a, sizeof(a)), "protocol",
+		        cp_proto_str(v->proto), "port", v->port, "hash",
+		        config_vip_hash_name(v->hash), "table_size", (json_int_t)v->table_size,
+		        "digest", cp_digest_str(v->digest, d), "previous_digest",
+		        cp_prev_digest_json(v), "backends", (json_int_t)v->n_backends, "up",
+		        (json_int_t)up, "packets", (json_int_t)sum.packets, "bytes",
+		        (json_int_t)sum.bytes, "flows", (json_int_t)sum.flows, "announce",
+		        cp_announce_state(cp, v->name)));
 	}
 	return json_pack("{s:o}", "vips", vips);
 }
@@ -338,6 +341,30 @@ static const char *cp_ct_state_str(uint8_t proto, const struct lb_explanation *x
 	return x->tracked_closing ? "closing" : "established";
 }
 
+/*
+ * What v's slot was hashed on (lb_explanation.hash_key): the hash mode, the key as a flow ("tcp
+ * SRC:PORT -> VIP:PORT", ports 0 for a source VIP) and its 40 bytes in hex, set on res.
+ */
+static void cp_explain_hash_key(json_t *res, const struct lb_vip *v,
+                                const struct lb_explanation *ex)
+{
+	const struct lb_flow_key *k = &ex->hash_key;
+	struct lb_addr src = {.family = v->addr.family}, dst = src;
+	char sa[LB_ADDR_STRLEN], da[LB_ADDR_STRLEN], line[CP_LINE_MAX];
+	char hex[2 * LB_FLOW_KEY_LEN + 1];
+
+	memcpy(src.b, k->src, lb_addr_len(&src));
+	memcpy(dst.b, k->dst, lb_addr_len(&dst));
+	snprintf(line, sizeof(line), "%s %s:%u -> %s:%u", cp_proto_str(k->proto),
+	         lb_addr_str(&src, sa, sizeof(sa)), ntohs(k->sport),
+	         lb_addr_str(&dst, da, sizeof(da)), ntohs(k->dport));
+	for (unsigned i = 0; i < LB_FLOW_KEY_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", ((const uint8_t *)k)[i]);
+	json_object_set_new(res, "hash_mode", json_string(config_vip_hash_name(v->hash)));
+	json_object_set_new(res, "hash_key", json_string(line));
+	json_object_set_new(res, "hash_key_bytes", json_string(hex));
+}
+
 static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req, char *err,
                               size_t errlen)
 {
@@ -434,6 +461,7 @@ static json_t *cp_req_explain(struct ctlplane *cp, const struct ctl_request *req
 		char h[CP_DIGEST_STRLEN];
 
 		json_object_set_new(res, "hash", json_string(cp_digest_str(ex.hash, h)));
+		cp_explain_hash_key(res, v, &ex);
 		/* Second chance: the previous owner the backend (primary) hands unknown packets to.
 		 */
 		json_object_set_new(res, "secondary", cp_addr_json(s, secondary));

@@ -23,6 +23,11 @@
 #   refused_frames     SYNs to the VIP sent to the broadcast, a multicast or another host's MAC,
 #                      or from sources no client can have: no GRE out, each counted; the same SYNs
 #                      from the client to our MAC go out
+#   hash_source        hash: source VIPs (sticky, sticky6: TCP 80 on the dns VIPs' addresses):
+#                      40 connections of one client (distinct source ports) all meet one backend,
+#                      over IPv4 and IPv6; 12 more client addresses each meet one backend and
+#                      together more than one; the 5-tuple VIP web spreads the client's 40;
+#                      explain shows the mode and the key without ports
 #   syn_burst          20 kpps of new flows (SYNs with distinct source ports, for 3 s) in
 #                      trafgen's rate mode, which sends each second's 20000 in one burst: < 1%
 #                      lost, counted at the backends and by maglevd
@@ -74,7 +79,9 @@ dp_write_config() {
 	shift
 	e2e_write_config "$f" --mode "$DP_MODE" --default-vips \
 		--vip bulk "$VIP_WEB4" tcp "$VIP_BULK_PORT" 0 \
-		--vip burst "$VIP_WEB4" tcp "$VIP_BURST_PORT" all "$@"
+		--vip burst "$VIP_WEB4" tcp "$VIP_BURST_PORT" all \
+		--vip sticky "$VIP_DNS4" tcp 80 all --hash source \
+		--vip sticky6 "$VIP_DNS6" tcp 80 all --hash source "$@"
 }
 
 # dp_start_maglevd CONFIG [TAG]: maglevd in the lb namespace, log maglevd.MODE[.TAG].log;
@@ -467,6 +474,72 @@ case_retarget() {
 		bad "retarget: $out"
 }
 
+DP_HASH_CONNS=40   # connections of one client in hash_source
+DP_HASH_CLIENTS=12 # more client addresses in hash_source (198.18.0.100 ...), 3 connections each
+
+# dp_answers URL [CURL_OPTION...]: the backend names that answered each new connection to URL
+# (a curl URL range: one connection each, so each from its own source port), one a line.
+dp_answers() {
+	local url=$1
+	shift
+	run_in "$NS_CLIENT" curl -s --connect-timeout 3 -m 10 -H 'Connection: close' "$@" "$url" |
+		grep '^be[0-9]$'
+}
+
+case_hash_source() {
+	local out n names a i per all=() ex
+	dp_running "hash_source" || return
+	for a in "$VIP_DNS4" "[$VIP_DNS6]"; do
+		out=$(dp_answers "http://$a/?[1-$DP_HASH_CONNS]")
+		n=$(grep -c . <<<"$out")
+		names=$(sort -u <<<"$out" | tr '\n' ' ')
+		if [ "$n" -eq "$DP_HASH_CONNS" ] && [ "$(sort -u <<<"$out" | wc -l)" -eq 1 ]; then
+			ok "hash_source: $DP_HASH_CONNS connections of $CLIENT4 to source VIP $a all on $names"
+		else
+			bad "hash_source: $DP_HASH_CONNS connections to source VIP $a: $n answered, by $names"
+		fi
+	done
+	out=$(dp_answers "http://$VIP_WEB4/?[1-$DP_HASH_CONNS]")
+	n=$(sort -u <<<"$out" | wc -l)
+	[ "$(grep -c . <<<"$out")" -eq "$DP_HASH_CONNS" ] && [ "$n" -gt 1 ] &&
+		ok "hash_source: the 5-tuple VIP web spreads the same client's $DP_HASH_CONNS connections over $n backends" ||
+		bad "hash_source: 5-tuple VIP web: $(grep -c . <<<"$out") answered by $n backends"
+	for ((i = 0; i < DP_HASH_CLIENTS; i++)); do
+		run_in "$NS_CLIENT" ip addr add "198.18.0.$((100 + i))/32" dev "$CLIENT_IF"
+	done
+	for ((i = 0; i < DP_HASH_CLIENTS; i++)); do
+		a=198.18.0.$((100 + i))
+		out=$(dp_answers "http://$VIP_DNS4/?[1-3]" --interface "$a")
+		per=$(sort -u <<<"$out")
+		if [ "$(grep -c . <<<"$out")" -ne 3 ] || [ "$(wc -l <<<"$per")" -ne 1 ]; then
+			bad "hash_source: client $a: $(grep -c . <<<"$out") of 3 answered, by $(tr '\n' ' ' <<<"$per")"
+			per=
+		fi
+		all+=("$per")
+	done
+	for ((i = 0; i < DP_HASH_CLIENTS; i++)); do
+		run_in "$NS_CLIENT" ip addr del "198.18.0.$((100 + i))/32" dev "$CLIENT_IF"
+	done
+	n=$(printf '%s\n' "${all[@]}" | grep . | sort -u | wc -l)
+	[ "$n" -gt 1 ] &&
+		ok "hash_source: $DP_HASH_CLIENTS client addresses, each on one backend, spread over $n: $(printf '%s\n' "${all[@]}" | sort | uniq -c | tr -s ' \n' ' ')" ||
+		bad "hash_source: $DP_HASH_CLIENTS client addresses all on one backend or unanswered: ${all[*]}"
+	# explain: the mode, the key without ports, and the backend the client's connections met.
+	ex=$(run_in "$NS_LB" "$MAGLEVCTL" explain sticky "$CLIENT4:40000" -s "$E2E_DIR/maglevd.sock" --json)
+	out=$(dp_answers "http://$VIP_DNS4/?[1-1]")
+	"$E2E_PYTHON" -c '
+import json, sys
+e = json.loads(sys.argv[1])
+want_key = "tcp %s:0 -> %s:0" % (sys.argv[2], sys.argv[3])
+backend = "198.18.1.1" + sys.argv[4][2:]
+assert e["hash_mode"] == "source", e["hash_mode"]
+assert e["hash_key"] == want_key, e["hash_key"]
+assert e["table_backend"] == backend, (e["table_backend"], backend)
+' "$ex" "$CLIENT4" "$VIP_DNS4" "$out" 2>"$E2E_DIR/hash_explain.err" &&
+		ok "hash_source: explain sticky: hash_mode source, key without ports, the backend that answered ($out)" ||
+		bad "hash_source: explain sticky: $(tail -1 "$E2E_DIR/hash_explain.err"): $ex"
+}
+
 DP_PROBE_FRAMES=20 # frames of each kind frame_probe.py sends
 
 # dp_counter NAME: maglevd's counter NAME, summed over workers (0 if it has none).
@@ -624,7 +697,7 @@ EOF
 
 dp_main() {
 	local cases=(http iperf dsr host udp_icmp pmtu nexthop_flush reload retarget refused_frames
-		syn_burst stop bad_start)
+		hash_source syn_burst stop bad_start)
 	dp_xdp && cases+=(restart_after_kill)
 	[ "$DP_MODE" = xdp ] && cases+=(auto)
 	cases+=(nexthop_mac workers)

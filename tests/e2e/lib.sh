@@ -574,12 +574,13 @@ stop_backend_servers() {
 #                          order
 #   --health YAML          the health check (a YAML flow mapping) of the --vip before it
 #   --second-chance        second_chance: true for the --vip before it
+#   --hash MODE            hash: MODE (5-tuple or source) for the --vip before it
 #   --default-vips         the four default VIPs, here in the order of the --vip options
 #   --append TEXT          TEXT verbatim at the end (under vips:, e.g. a broken VIP)
 e2e_write_config() {
 	local f=$1 mode=afxdp ifname=$LB_IF src4=$LB4 src6=$LB6 workers='' nhmac='' ct='' sock
 	local an_table='' an_proto='' an_delay='' append=() k
-	local names=() addrs=() protos=() ports=() backends=() health=() sc=()
+	local names=() addrs=() protos=() ports=() backends=() health=() sc=() hash=()
 	sock=$E2E_DIR/maglevd.sock
 	shift
 	while [ $# -gt 0 ]; do
@@ -595,8 +596,13 @@ e2e_write_config() {
 		--vip)
 			[ $# -ge 6 ] || { e2e_log "e2e_write_config: --vip NAME ADDR PROTO PORT BACKENDS"; return 1; }
 			names+=("$2") addrs+=("$3") protos+=("$4") ports+=("$5") backends+=("$6") health+=("")
-			sc+=("")
+			sc+=("") hash+=("")
 			shift 6
+			;;
+		--hash)
+			[ ${#names[@]} -gt 0 ] || { e2e_log "e2e_write_config: $1 before any --vip"; return 1; }
+			hash[${#names[@]} - 1]=$2
+			shift 2
 			;;
 		--health | --second-chance)
 			[ ${#names[@]} -gt 0 ] || { e2e_log "e2e_write_config: $1 before any --vip"; return 1; }
@@ -637,7 +643,7 @@ e2e_write_config() {
 		echo "vips:"
 		for k in "${!names[@]}"; do
 			e2e_config_vip "${names[$k]}" "${addrs[$k]}" "${protos[$k]}" "${ports[$k]}" \
-				"${backends[$k]}" "${health[$k]}" "${sc[$k]}"
+				"${backends[$k]}" "${health[$k]}" "${sc[$k]}" "${hash[$k]}"
 		done
 		[ ${#append[@]} -eq 0 ] || printf '%s\n' "${append[@]}"
 	} >"$f"
@@ -652,12 +658,15 @@ e2e_default_vips() {
 	backends+=(all all all all)
 	health+=("" "" "" "")
 	sc+=("" "" "" "")
+	hash+=("" "" "" "")
 }
 
-# e2e_config_vip NAME ADDR PROTO PORT BACKENDS [HEALTH [SECOND_CHANCE]]: one VIP of
-# e2e_write_config (BACKENDS and HEALTH as there; SECOND_CHANCE "true" or empty).
+# e2e_config_vip NAME ADDR PROTO PORT BACKENDS [HEALTH [SECOND_CHANCE [HASH]]]: one VIP of
+# e2e_write_config (BACKENDS and HEALTH as there; SECOND_CHANCE "true" or empty; HASH 5-tuple,
+# source or empty).
 e2e_config_vip() {
-	local name=$1 addr=$2 proto=$3 port=$4 spec=${5//,/ } hc=${6:-} chance=${7:-} s i fam=BACKENDS4
+	local name=$1 addr=$2 proto=$3 port=$4 spec=${5//,/ } hc=${6:-} chance=${7:-} hmode=${8:-}
+	local s i fam=BACKENDS4
 	case $addr in *:*) fam=BACKENDS6 ;; esac
 	local -n e2e_addrs=$fam
 	[ "$spec" = all ] && spec=${!e2e_addrs[*]}
@@ -667,6 +676,7 @@ e2e_config_vip() {
 	echo "    port: $port"
 	[ -z "$hc" ] || echo "    health: $hc"
 	[ -z "$chance" ] || echo "    second_chance: $chance"
+	[ -z "$hmode" ] || echo "    hash: $hmode"
 	echo "    backends:"
 	for s in $spec; do
 		i=${s%%:*}

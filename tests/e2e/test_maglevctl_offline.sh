@@ -39,15 +39,17 @@ case_table() {
 import json, re, sys
 doc = json.load(open(sys.argv[1]))
 assert set(doc) == {"vips"}, doc.keys()
-# "vip NAME  ADDRESS PROTO port PORT  table_size M  digest D" in the text output.
+# "vip NAME  ADDRESS PROTO port PORT  hash H  table_size M  digest D" in the text output.
 text = [l.split() for l in open(sys.argv[2]) if l.startswith("vip ")]
 assert len(text) == len(doc["vips"]) > 0, text
 for v, t in zip(doc["vips"], text):
-    assert set(v) == {"name", "address", "protocol", "port", "table_size", "digest",
+    assert set(v) == {"name", "address", "protocol", "port", "hash", "table_size", "digest",
                       "backends"}, v.keys()
-    want = [t[1], t[2], t[3], int(t[5]), int(t[7]), t[9]]
-    got = [v["name"], v["address"], v["protocol"], v["port"], v["table_size"], v["digest"]]
+    want = [t[1], t[2], t[3], int(t[5]), t[7], int(t[9]), t[11]]
+    got = [v["name"], v["address"], v["protocol"], v["port"], v["hash"], v["table_size"],
+           v["digest"]]
     assert got == want, (got, want)
+    assert v["hash"] in ("5-tuple", "source"), v["hash"]
     assert re.fullmatch(r"[0-9a-f]{16}", v["digest"]), v["digest"]
     assert sum(b["slots"] for b in v["backends"]) == v["table_size"], v["name"]
     for b in v["backends"]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 # maglevd --replay over the scapy-built fixture frames: every transmitted frame must equal the
-# independently built expected frame, in order, and the counters are printed. No root needed.
+# independently built expected frame, in order, and the counters are printed (hash: source VIPs
+# among them, so the replay chooses as the pipeline does). No root needed.
 # Shared setup: the fixture captures and a replay config. The cases (E2E_CASES selects among
 # them; see lib.sh), each needing only that setup:
 #   frames           every frame out byte-identical to the expected one; the counters printed
@@ -99,6 +100,12 @@ vips:
   - { name: dns4, address: 203.0.113.12, protocol: udp, port: 0, backends: [ { address: 198.18.1.12, weight: 1 } ] }
   - { name: web6, address: "2001:db8:100::10", protocol: tcp, port: 443, backends: [ { address: "2001:db8:1::13", weight: 1 } ] }
   - { name: web6v4, address: "2001:db8:100::11", protocol: udp, port: 53, backends: [ { address: 198.18.1.14, weight: 1 } ] }
+  - { name: srcweb, address: 203.0.113.30, protocol: tcp, port: 80, hash: source,
+      backends: [ { address: 198.18.3.1 }, { address: 198.18.3.2 }, { address: 198.18.3.3 }, { address: 198.18.3.4 } ] }
+  - { name: tupweb, address: 203.0.113.31, protocol: tcp, port: 80, hash: 5-tuple,
+      backends: [ { address: 198.18.3.1 }, { address: 198.18.3.2 }, { address: 198.18.3.3 }, { address: 198.18.3.4 } ] }
+  - { name: srcdns6, address: "2001:db8:100::31", protocol: udp, port: 0, hash: source,
+      backends: [ { address: "2001:db8:3::1" }, { address: "2001:db8:3::2" }, { address: "2001:db8:3::3" }, { address: "2001:db8:3::4" } ] }
 YAML
 
 e2e_run_cases

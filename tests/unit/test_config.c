@@ -582,6 +582,14 @@ static const struct bad bad[] = {
      "vips[0].second_chance: expected true or false 'please'"},
     {"vips:\n" VIP("a", "203.0.113.1", "udp", "53") "    second_chance: true\n" ONE_BACKEND, 6,
      "vips[0].second_chance: applies to TCP VIPs only 'true'"},
+    {VIP_HEAD "    hash: src\n" ONE_BACKEND, 6, "vips[0].hash: expected 5-tuple or source 'src'"},
+    {VIP_HEAD "    hash: Source\n" ONE_BACKEND, 6,
+     "vips[0].hash: expected 5-tuple or source 'Source'"},
+    {VIP_HEAD "    hash: 5tuple\n" ONE_BACKEND, 6,
+     "vips[0].hash: expected 5-tuple or source '5tuple'"},
+    {VIP_HEAD "    hash:\n" ONE_BACKEND, 6, "vips[0].hash: value missing"},
+    {VIP_HEAD "    hash: [ source ]\n" ONE_BACKEND, 6,
+     "vips[0].hash: expected a scalar, not a list"},
     {"vips:\n" VIP("a", "203.0.113.1", "tcp", "0") "    health: { type: tcp }\n" ONE_BACKEND, 6,
      "port is required when the VIP's port is 0"},
     /* addresses */
@@ -681,6 +689,25 @@ static void test_second_chance(void **state)
 	(void)state;
 	assert_true(c->vips[0].second_chance);
 	assert_false(c->vips[1].second_chance);
+	config_free(c);
+}
+
+/* hash: 5-tuple unless a VIP says source; both words parse, for TCP and UDP VIPs alike. */
+static void test_vip_hash(void **state)
+{
+	struct config *c = parse_ok(
+	    "vips:\n" VIP("a", "203.0.113.1", "tcp", "80") "    hash: source\n" ONE_BACKEND VIP(
+	        "b", "203.0.113.1", "tcp", "81")
+	        ONE_BACKEND VIP("c", "203.0.113.1", "udp", "0") "    hash: '5-tuple'\n" ONE_BACKEND
+	            VIP("d", "203.0.113.2", "udp", "53") "    hash: source\n" ONE_BACKEND);
+
+	(void)state;
+	assert_int_equal(c->vips[0].hash, VIP_HASH_SOURCE);
+	assert_int_equal(c->vips[1].hash, VIP_HASH_5TUPLE);
+	assert_int_equal(c->vips[2].hash, VIP_HASH_5TUPLE);
+	assert_int_equal(c->vips[3].hash, VIP_HASH_SOURCE);
+	assert_string_equal(config_vip_hash_name(c->vips[0].hash), "source");
+	assert_string_equal(config_vip_hash_name(c->vips[1].hash), "5-tuple");
 	config_free(c);
 }
 
@@ -1000,6 +1027,8 @@ static void test_example_file(void **state)
 	assert_non_null(c);
 	assert_int_equal(c->n_vips, 3);
 	assert_int_equal(c->vips[1].table_size, 251);
+	assert_int_equal(c->vips[1].hash, VIP_HASH_SOURCE);
+	assert_int_equal(c->vips[0].hash, VIP_HASH_5TUPLE);
 	assert_int_equal(c->vips[2].health.port, 443);
 	assert_string_equal(c->control.state_dir, CONFIG_STATE_DIR_DEFAULT);
 	assert_int_equal(config_check_dataplane(c, err, sizeof(err)), 0);
@@ -1019,6 +1048,7 @@ int main(void)
 	    cmocka_unit_test(test_ipv6),
 	    cmocka_unit_test(test_state_dir),
 	    cmocka_unit_test(test_second_chance),
+	    cmocka_unit_test(test_vip_hash),
 	    cmocka_unit_test(test_modes),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_limits),

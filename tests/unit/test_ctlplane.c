@@ -102,7 +102,13 @@ static void write_config(struct fixture *f, int n_web, bool broken)
 	    "    health: { type: tcp, port: %u, interval: 40ms, timeout: 30ms, rise: 1, fall: 2 }\n"
 	    "    backends:\n"
 	    "      - { address: 127.0.0.1, weight: 1 }\n"
-	    "      - { address: 127.0.0.2, weight: 1 }\n",
+	    "      - { address: 127.0.0.2, weight: 1 }\n"
+	    "  - name: sticky\n"
+	    "    address: 203.0.113.30\n"
+	    "    protocol: tcp\n"
+	    "    port: 443\n"
+	    "    hash: source\n"
+	    "    backends: [ { address: 198.18.1.11 }, { address: 198.18.1.12 } ]\n",
 	    f->hc_port);
 	if (broken)
 		fprintf(fp, "  - name: bad\n    address: 203.0.113.300\n    protocol: tcp\n"
@@ -243,7 +249,7 @@ static void test_status_and_counters(void **state)
 	assert_int_equal(row_int(r, "workers"), 2);
 	assert_int_equal(row_int(r, "config_generation"), 1);
 	assert_string_equal(row_str(r, "config"), f->cfg_path);
-	assert_int_equal(json_array_size(json_object_get(r, "vips")), 2);
+	assert_int_equal(json_array_size(json_object_get(r, "vips")), 3);
 	assert_int_equal(strlen(row_str(json_array_get(json_object_get(r, "vips"), 0), "digest")),
 	                 16);
 	assert_true(row_int(r, "health_probes_inflight_max") >= 1);
@@ -268,6 +274,11 @@ static void test_status_and_counters(void **state)
 	assert_non_null(r);
 	assert_string_equal(row_str(json_array_get(json_object_get(r, "vips"), 0), "address"),
 	                    "203.0.113.10");
+	/* Each VIP's hash mode: the default, and sticky's hash: source. */
+	assert_string_equal(row_str(json_array_get(json_object_get(r, "vips"), 0), "hash"),
+	                    "5-tuple");
+	assert_string_equal(row_str(json_array_get(json_object_get(r, "vips"), 2), "hash"),
+	                    "source");
 	json_decref(resp);
 
 	r = call(f, json_pack("{s:s, s:s}", "cmd", "backends", "vip", "nope"), &resp, err);
@@ -411,14 +422,14 @@ static void test_reload_checks_like_start(void **state)
 	assert_null(r);
 	assert_non_null(strstr(err, "the file is empty"));
 	json_decref(resp);
-	assert_int_equal(status_vips(f), 2);
+	assert_int_equal(status_vips(f), 3);
 
 	write_text(f, "dataplane: { interface: lo, source_ipv4: 198.18.2.2 }\n" TH_YAML_VIPS_WEB6);
 	r = call(f, json_pack("{s:s}", "cmd", "reload"), &resp, err);
 	assert_null(r);
 	assert_non_null(strstr(err, "dataplane.source_ipv6 is not set"));
 	json_decref(resp);
-	assert_int_equal(status_vips(f), 2);
+	assert_int_equal(status_vips(f), 3);
 
 	snprintf(hdr, sizeof(hdr),
 	         "dataplane: { interface: lo, source_ipv4: 198.18.2.2 }\n"
@@ -455,7 +466,40 @@ static void test_explain(void **state)
 	assert_string_equal(row_str(r, "backend_state"), "active");
 	/* No second chance on web, nor a previous generation: no secondary. */
 	assert_true(json_is_null(json_object_get(r, "secondary")));
+	/* A 5-tuple VIP hashes the flow itself. */
+	assert_string_equal(row_str(r, "hash_mode"), "5-tuple");
+	assert_string_equal(row_str(r, "hash_key"), "tcp 198.18.0.2:40000 -> 203.0.113.10:80");
+	assert_string_equal(row_str(r, "hash_key_bytes"),
+	                    "c6120002000000000000000000000000cb00710a000000000000000000000000"
+	                    "9c40005006040000");
 	json_decref(resp);
+
+	/* A source VIP hashes the key without ports, so every port of the client is one slot. */
+	{
+		char hash[17] = "", slot[16] = "";
+
+		for (int port = 40000; port < 40003; port++) {
+			r = call(f,
+			         json_pack("{s:s, s:s, s:s, s:i}", "cmd", "explain", "vip",
+			                   "sticky", "src", "198.18.0.2", "src_port", port),
+			         &resp, err);
+			assert_non_null(r);
+			assert_string_equal(row_str(r, "hash_mode"), "source");
+			assert_string_equal(row_str(r, "hash_key"),
+			                    "tcp 198.18.0.2:0 -> 203.0.113.30:0");
+			assert_string_equal(
+			    row_str(r, "hash_key_bytes"),
+			    "c6120002000000000000000000000000cb00711e000000000000000000000000"
+			    "0000000006040000");
+			if (port == 40000) {
+				snprintf(hash, sizeof(hash), "%s", row_str(r, "hash"));
+				snprintf(slot, sizeof(slot), "%lld", (long long)row_int(r, "slot"));
+			}
+			assert_string_equal(row_str(r, "hash"), hash);
+			assert_int_equal(row_int(r, "slot"), strtoll(slot, NULL, 10));
+			json_decref(resp);
+		}
+	}
 
 	r = call(f,
 	         json_pack("{s:s, s:s, s:s}", "cmd", "explain", "vip", "web", "src", "2001:db8::1"),
@@ -880,7 +924,7 @@ static void test_state_writes(void **state)
 	assert_int_equal(status_int(f, "state_write_errors"), 1);
 	web_weight(f, 2);
 	assert_int_equal(status_int(f, "state_write_errors"), 2);
-	assert_int_equal(status_vips(f), 2);
+	assert_int_equal(status_vips(f), 3);
 	r = call(f, json_pack("{s:s}", "cmd", "status"), &resp, err);
 	assert_string_equal(row_str(r, "state_dir"), f->state_dir);
 	json_decref(resp);

@@ -194,7 +194,33 @@ static void test_table(void **state)
 	assert_string_equal(json_string_value(json_object_get(v, "address")), "198.51.100.53");
 	assert_string_equal(json_string_value(json_object_get(v, "protocol")), "udp");
 	assert_int_equal(json_integer_value(json_object_get(v, "port")), 53);
+	assert_string_equal(json_string_value(json_object_get(v, "hash")), "5-tuple");
 	json_decref(root);
+
+	/* The VIP's hash mode, in both outputs; the table itself does not depend on it. */
+	{
+		char *text = NULL;
+		size_t len = 0;
+		FILE *mem = open_memstream(&text, &len);
+		struct offline_table t2;
+
+		assert_int_equal(offline_table_build(c, &c->vips[1], &t), 0);
+		c->vips[1].hash = VIP_HASH_SOURCE;
+		assert_int_equal(offline_table_build(c, &c->vips[1], &t2), 0);
+		assert_true(t2.digest == t.digest);
+		offline_table_free(&t);
+		offline_table_free(&t2);
+		root = print_json(c, NULL, "dns", NULL);
+		v = json_array_get(json_object_get(root, "vips"), 0);
+		assert_string_equal(json_string_value(json_object_get(v, "hash")), "source");
+		json_decref(root);
+		assert_non_null(mem);
+		assert_int_equal(offline_table_print(mem, c, NULL, false, err, sizeof(err)), 0);
+		fclose(mem);
+		assert_non_null(strstr(text, "vip web  203.0.113.10 tcp port 80  hash 5-tuple  "));
+		assert_non_null(strstr(text, "vip dns  198.51.100.53 udp port 53  hash source  "));
+		free(text);
+	}
 
 	assert_int_equal(offline_table_print(stdout, c, "nope", false, err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "'nope'"));
@@ -353,8 +379,10 @@ struct replay {
 
 /*
  * Flow i comes from 198.19.x.y (x.y = i mod 65536) port REPLAY_PORT_FIRST + i / 65536 to the VIP;
- * its old and new backends are the tables' slots for lb_flow_hash of its key under each
- * snapshot's seed, as the packet path finds them.
+ * its old and new backends are the tables' slots for lb_flow_hash of its key (without ports for
+ * a hash: source VIP) under each snapshot's seed, as the packet path finds them. The flows of one
+ * source share a slot under hash: source, but whether each changed backend stays independent of
+ * the others' (their old slots are independent), so the binomial tolerance still holds.
  *
  * between_min: survivors whose share shrinks must give up loss_s of the flows; the backends that
  * are not survivors (each has a share in at most one table) can take at most what they hold in
@@ -387,15 +415,18 @@ static void replay(const struct lb_snapshot *so, const struct lb_snapshot *sn, s
 	}
 	r->between_min = fmax(0.0, loss_s - (1.0 - new_s));
 	for (uint32_t i = 0; i < REPLAY_FLOWS; i++) {
-		struct lb_flow_key k;
+		struct lb_flow_key k, ks;
 		uint16_t io, in;
 
 		src.b[2] = (uint8_t)(i >> 8);
 		src.b[3] = (uint8_t)i;
 		lb_flow_key_make(&k, &src, &vo->addr, IPPROTO_TCP,
 		                 (uint16_t)(REPLAY_PORT_FIRST + (i >> 16)), vo->port);
-		io = vo->table[lb_flow_hash(&k, so->hash_seed) % vo->table_size];
-		in = vn->table[lb_flow_hash(&k, sn->hash_seed) % vn->table_size];
+		lb_flow_key_source(&ks, &k);
+		io = vo->table[lb_flow_hash(vo->hash == VIP_HASH_SOURCE ? &ks : &k, so->hash_seed) %
+		               vo->table_size];
+		in = vn->table[lb_flow_hash(vn->hash == VIP_HASH_SOURCE ? &ks : &k, sn->hash_seed) %
+		               vn->table_size];
 		assert_true(io != LB_BACKEND_NONE && in != LB_BACKEND_NONE);
 		if (lb_addr_eq(&so->backends[io].addr, &sn->backends[in].addr))
 			continue;
@@ -433,18 +464,21 @@ struct replay_case {
 	int heavy;                         /* backend given weight 2 in the new config, -1 none */
 	uint64_t seed_new;                 /* the new config's hash_seed; 0: the same */
 	double excess_max_pct;             /* the diff's excess must be below */
+	bool source_new;                   /* the new config's VIP has hash: source */
 };
 
 static const struct replay_case replay_cases[] = {
-    {"add 1 to 10", 65537, 10, 65537, 11, 0, -1, -1, 0, 1.0},
-    {"remove 1 of 10", 65537, 10, 65537, 10, 10, -1, -1, 0, 1.0},
-    {"drain 1 of 10", 65537, 10, 65537, 10, 0, 3, -1, 0, 1.0},
-    {"weight 1 -> 2 on 1 of 10", 65537, 10, 65537, 10, 0, -1, 5, 0, 1.0},
-    {"add 3 to 7", 4099, 7, 4099, 10, 0, -1, -1, 0, 2.0},
-    {"table size 65537 -> 655373", 65537, 10, 655373, 10, 0, -1, -1, 0, 100.0},
-    {"table size 65537 -> 655373, add 1 to 10", 65537, 10, 655373, 11, 0, -1, -1, 0, 100.0},
-    {"hash_seed changed", 65537, 10, 65537, 10, 0, -1, -1, 0x5eed5, 100.0},
-    {"hash_seed changed, M = 7", 7, 2, 7, 2, 0, -1, -1, 0x5eed5, 100.0},
+    {"add 1 to 10", 65537, 10, 65537, 11, 0, -1, -1, 0, 1.0, false},
+    {"remove 1 of 10", 65537, 10, 65537, 10, 10, -1, -1, 0, 1.0, false},
+    {"drain 1 of 10", 65537, 10, 65537, 10, 0, 3, -1, 0, 1.0, false},
+    {"weight 1 -> 2 on 1 of 10", 65537, 10, 65537, 10, 0, -1, 5, 0, 1.0, false},
+    {"add 3 to 7", 4099, 7, 4099, 10, 0, -1, -1, 0, 2.0, false},
+    {"table size 65537 -> 655373", 65537, 10, 655373, 10, 0, -1, -1, 0, 100.0, false},
+    {"table size 65537 -> 655373, add 1 to 10", 65537, 10, 655373, 11, 0, -1, -1, 0, 100.0, false},
+    {"hash_seed changed", 65537, 10, 65537, 10, 0, -1, -1, 0x5eed5, 100.0, false},
+    {"hash_seed changed, M = 7", 7, 2, 7, 2, 0, -1, -1, 0x5eed5, 100.0, false},
+    {"hash 5-tuple -> source", 65537, 10, 65537, 10, 0, -1, -1, 0, 100.0, true},
+    {"hash 5-tuple -> source, add 1 to 10", 4099, 10, 4099, 11, 0, -1, -1, 0, 100.0, true},
 };
 
 /*
@@ -474,9 +508,12 @@ static void test_diff_replay(void **state)
 			nc->vips[0].backends[rc->heavy].weight = 2;
 		if (rc->seed_new)
 			nc->hash_seed = rc->seed_new;
+		if (rc->source_new)
+			nc->vips[0].hash = VIP_HASH_SOURCE;
 		so = snap(oc, NULL, NULL);
 		sn = snap(nc, NULL, NULL);
 		assert_int_equal(offline_vip_diff(oc, &oc->vips[0], nc, &nc->vips[0], &d), 0);
+		assert_int_equal(d.hash_changed, rc->source_new);
 		replay(so, sn, &r);
 		print_message("%-40s diff: changed %8.4f%% excess %8.4f%%  replay: changed %8.4f%% "
 		              "excess %8.4f%%\n",

@@ -1063,6 +1063,184 @@ static void test_backend_counters_explain(void **state)
 	config_free(c);
 }
 
+/* The index of the fixture config's VIP named name. */
+static uint32_t vip_index(const struct lb_snapshot *s, const char *name)
+{
+	for (uint32_t i = 0; i < s->n_vips; i++)
+		if (!strcmp(s->vips[i].name, name))
+			return i;
+	fail_msg("no VIP %s", name);
+	return 0;
+}
+
+/*
+ * hash: source. Every connection of one client to srcweb (40 source ports) meets one backend,
+ * the one explain names from the key without ports; the 5-tuple VIP tupweb (the same backends,
+ * so the same table) spreads the same connections; several clients spread over srcweb too.
+ */
+static void test_hash_source(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+	struct lb_worker *w = worker_new(1 << 12);
+	struct lb_addr cl = tcfg_addr("198.18.100.7"), vip = tcfg_addr("203.0.113.30");
+	uint32_t si = vip_index(s, "srcweb"), ti = vip_index(s, "tupweb");
+	char got[LB_ADDR_STRLEN], first[LB_ADDR_STRLEN], seen[4][LB_ADDR_STRLEN];
+	unsigned n_seen = 0;
+	struct lb_flow_key k, nk;
+	struct lb_explanation e;
+
+	(void)state;
+	assert_int_equal(s->vips[si].hash, VIP_HASH_SOURCE);
+	assert_int_equal(s->vips[ti].hash, VIP_HASH_5TUPLE);
+	/* The same table: the difference below is only what is hashed. */
+	assert_int_equal(s->vips[si].table_size, s->vips[ti].table_size);
+	for (uint32_t i = 0; i < s->vips[si].table_size; i++)
+		assert_true(lb_addr_eq(&s->backends[s->vips[si].table[i]].addr,
+		                       &s->backends[s->vips[ti].table[i]].addr));
+	lb_flow_key_make(&k, &cl, &vip, 6, 41000, 80);
+	lb_flow_key_make(&nk, &cl, &vip, 6, 0, 0);
+	assert_int_equal(lb_explain(NULL, s, &k, &e), 0);
+	assert_true(e.hash_source);
+	assert_true(lb_flow_key_eq(&e.hash_key, &nk));
+	assert_true(e.hash == lb_flow_hash(&nk, s->hash_seed));
+	assert_int_equal(e.slot, (uint32_t)(e.hash % s->vips[si].table_size));
+	lb_addr_str(&s->backends[e.table_backend].addr, first, sizeof(first));
+	for (unsigned i = 0; i < 40; i++) {
+		uint16_t port = (uint16_t)(41000 + 97 * i);
+
+		send_flow(w, s, "198.18.100.7", "203.0.113.30", 6, port, 80, 0x02, NOW_NS, got);
+		assert_string_equal(got, first);
+		/* Later packets too, from the flow's own entry. */
+		send_flow(w, s, "198.18.100.7", "203.0.113.30", 6, port, 80, 0x10, NOW_NS, got);
+		assert_string_equal(got, first);
+		send_flow(w, s, "198.18.100.7", "203.0.113.31", 6, port, 80, 0x02, NOW_NS, got);
+		for (unsigned j = 0; j <= n_seen && j < ARRAY_SIZE(seen); j++) {
+			if (j == n_seen) {
+				snprintf(seen[n_seen++], sizeof(seen[0]), "%s", got);
+				break;
+			}
+			if (!strcmp(seen[j], got))
+				break;
+		}
+	}
+	/* A 5-tuple VIP: the 40 connections of the client land on more than one backend. */
+	assert_true(n_seen > 1);
+	/* Each connection is still a flow of its own: 80 table misses, 40 hits. */
+	assert_int_equal(ctr(w, LB_CTR_CT_MISS), 80);
+	assert_int_equal(ctr(w, LB_CTR_CT_HIT), 40);
+	n_seen = 0;
+	for (unsigned i = 0; i < 40; i++) {
+		char cl_s[LB_ADDR_STRLEN];
+
+		snprintf(cl_s, sizeof(cl_s), "198.18.101.%u", i + 1);
+		send_flow(w, s, cl_s, "203.0.113.30", 6, 41000, 80, 0x02, NOW_NS, got);
+		n_seen += strcmp(got, first) != 0;
+	}
+	/* Clients of other addresses spread over the backends. */
+	assert_in_range(n_seen, 10, 39);
+	/* explain of the 5-tuple VIP: the flow key itself. */
+	vip = tcfg_addr("203.0.113.31");
+	lb_flow_key_make(&k, &cl, &vip, 6, 41000, 80);
+	assert_int_equal(lb_explain(NULL, s, &k, &e), 0);
+	assert_false(e.hash_source);
+	assert_true(lb_flow_key_eq(&e.hash_key, &k));
+	assert_true(e.hash == lb_flow_hash(&k, s->hash_seed));
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/*
+ * The connection table keeps hashing flows apart for a source VIP: 400 connections of one client
+ * fill a 1024-flow table to 40% with no eviction (one bucket pair would hold 16), each tracked.
+ */
+static void test_hash_source_tracked_apart(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s = snap(c, NULL, NULL);
+	struct lb_worker *w = worker_new(1024);
+	struct lb_addr cl = tcfg_addr("198.18.100.7"), vip = tcfg_addr("203.0.113.30");
+	char got[LB_ADDR_STRLEN];
+
+	(void)state;
+	for (unsigned i = 0; i < N_FLOWS; i++)
+		send_flow(w, s, "198.18.100.7", "203.0.113.30", 6, (uint16_t)(20000 + i), 80, 0x10,
+		          NOW_NS, got);
+	assert_int_equal(ctr(w, LB_CTR_CT_MISS), N_FLOWS);
+	assert_int_equal(ctr(w, LB_CTR_CT_EVICTED), 0);
+	for (unsigned i = 0; i < N_FLOWS; i++) {
+		struct lb_flow_key k;
+		struct lb_explanation e;
+
+		lb_flow_key_make(&k, &cl, &vip, 6, (uint16_t)(20000 + i), 80);
+		assert_int_equal(lb_explain(w, s, &k, &e), 0);
+		assert_true(e.tracked && e.tracked_usable);
+	}
+	lb_worker_destroy(w);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/*
+ * Second chance on a source VIP: after a backend is added, every connection of a client that
+ * moved carries the client's previous owner (the old table's slot of the key without ports),
+ * and all its connections the same one.
+ */
+static void test_hash_source_second_chance(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s1, *s2;
+	struct lb_worker *w = worker_new(1 << 14);
+	static struct tbuf b;
+	uint32_t si;
+	unsigned moved = 0;
+
+	(void)state;
+	for (si = 0; strcmp(c->vips[si].name, "srcweb"); si++)
+		;
+	c->vips[si].second_chance = true;
+	s1 = snap(c, NULL, NULL);
+	tcfg_backend_add(&c->vips[si], "198.18.3.5", 1);
+	s2 = snap(c, s1, NULL);
+	for (unsigned ci = 0; ci < 40; ci++) {
+		char client[LB_ADDR_STRLEN], want[LB_ADDR_STRLEN] = "", pri[LB_ADDR_STRLEN];
+		struct lb_addr cl, vip = tcfg_addr("203.0.113.30");
+		struct lb_flow_key k;
+		struct lb_explanation e;
+		uint16_t old;
+
+		snprintf(client, sizeof(client), "198.18.102.%u", ci + 1);
+		cl = tcfg_addr(client);
+		lb_flow_key_make(&k, &cl, &vip, 6, 0, 0);
+		old = s1->vips[si].table[lb_flow_hash(&k, s1->hash_seed) % s1->vips[si].table_size];
+		lb_flow_key_make(&k, &cl, &vip, 6, 1234, 80);
+		assert_int_equal(lb_explain(NULL, s2, &k, &e), 0);
+		lb_addr_str(&s2->backends[e.table_backend].addr, pri, sizeof(pri));
+		if (!lb_addr_eq(&s1->backends[old].addr, &s2->backends[e.table_backend].addr))
+			lb_addr_str(&s1->backends[old].addr, want, sizeof(want));
+		moved += want[0] != 0;
+		for (unsigned p = 0; p < 5; p++) {
+			uint8_t pkt[128];
+			uint32_t n = tf_flow4(pkt, client, "203.0.113.30", 6,
+			                      (uint16_t)(30000 + 11 * p), 80, 0x10);
+			struct lb_frame f = tbuf_frame(&b, pkt, n);
+			char got[LB_ADDR_STRLEN];
+
+			assert_int_equal(lb_process(w, s2, &f, NOW_NS), LB_TX);
+			assert_string_equal(tf_outer_dst(&f, got), pri);
+			assert_string_equal(sent_secondary(&f, pkt + 14, n - 14, got), want);
+		}
+	}
+	/* About the fifth of the clients, whose slots the new backend took. */
+	assert_in_range(moved, 2, 20);
+	assert_int_equal(ctr(w, LB_CTR_TX_SECOND_CHANCE), 5 * moved);
+	lb_worker_destroy(w);
+	snapshot_free(s1);
+	snapshot_free(s2);
+	config_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1084,6 +1262,9 @@ int main(void)
 	    cmocka_unit_test(test_syn_flood_reload),
 	    cmocka_unit_test(test_insert_cap),
 	    cmocka_unit_test(test_backend_counters_explain),
+	    cmocka_unit_test(test_hash_source),
+	    cmocka_unit_test(test_hash_source_tracked_apart),
+	    cmocka_unit_test(test_hash_source_second_chance),
 	};
 
 	return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);

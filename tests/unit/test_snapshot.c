@@ -28,7 +28,7 @@ static void test_build_basics(void **state)
 	(void)state;
 	assert_int_equal(s->generation, 1);
 	assert_int_equal(s->n_vips, c->n_vips);
-	assert_int_equal(s->n_backends, 1 + 1 + 1 + 1 + 1 + 4 + 4 + 3);
+	assert_int_equal(s->n_backends, 1 + 1 + 1 + 1 + 1 + 4 + 4 + 3 + 4 + 4 + 4);
 	assert_int_equal(s->ttl, 64);
 	assert_int_equal(s->mtu, 1500);
 	assert_true(s->hash_seed == c->hash_seed);
@@ -39,6 +39,10 @@ static void test_build_basics(void **state)
 		uint16_t *t = malloc(vip->table_size * sizeof(*t));
 
 		assert_int_equal(vip->table_size, v == 5 ? 65537 : 251);
+		/* The config's hash mode: srcweb and srcdns6 hash on the source. */
+		assert_int_equal(vip->hash, c->vips[v].hash);
+		assert_int_equal(vip->hash, strncmp(vip->name, "src", 3) == 0 ? VIP_HASH_SOURCE
+		                                                              : VIP_HASH_5TUPLE);
 		for (uint32_t j = 0; j < vip->n_backends; j++) {
 			const struct lb_backend *b = &s->backends[vip->backends[j]];
 
@@ -57,8 +61,11 @@ static void test_build_basics(void **state)
 		assert_true(vip->digest == maglev_digest(t, vip->table_size, mb, vip->n_backends));
 		free(t);
 	}
-	/* One next hop per distinct address: 198.18.2.1..4 are shared by three VIPs. */
-	assert_int_equal(s->n_nexthops, 5 + 4 + 2);
+	/*
+	 * One next hop per distinct address: 198.18.2.1..4 are shared by three VIPs, 198.18.3.1..4
+	 * by two.
+	 */
+	assert_int_equal(s->n_nexthops, 5 + 4 + 2 + 4 + 4);
 	assert_int_equal(s->backends[id_of(s, 5, "198.18.2.3")].nexthop,
 	                 s->backends[id_of(s, 7, "198.18.2.3")].nexthop);
 	for (uint32_t i = 0; i < s->n_nexthops; i++)

@@ -9,8 +9,9 @@
  * not have sent it. A frame the program hands to the slow path (steered to the AF_XDP socket: here,
  * with no socket in the XSKMAP, XDP_PASS under the NO_SOCKET statistic) is lb_process's to decide
  * and may be anything. Frames: every byte-exact pipeline fixture, then seeded random flows (IPv4
- * and IPv6, VLAN tags, TCP flags, sizes up to past the MTU, padding, other MACs), mutated frames,
- * and reloads between them (backends removed, added, down; second chance). Needs root and
+ * and IPv6, VLAN tags, TCP flags, sizes up to past the MTU, padding, other MACs; the hash: source
+ * VIPs' from a few clients with many ports), mutated frames, and reloads between them (backends
+ * removed, added, down; second chance on a 5-tuple and a source VIP). Needs root and
  * build/bpf/xdp_fwd.bpf.o; skipped otherwise. SEED=N in the environment picks another seed.
  */
 #include <arpa/inet.h>
@@ -364,8 +365,15 @@ static void test_fixtures(void **state)
 	w = worker_new(c);
 	ct_clear(f);
 	publish(f, s);
-	for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++)
-		run_both(f, w, s, fixtures[i].in, fixtures[i].in_len, fixtures[i].name, &t);
+	for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++) {
+		const char *n = fixtures[i].name;
+		enum side side = run_both(f, w, s, fixtures[i].in, fixtures[i].in_len, n, &t);
+
+		/* The plain frames to the hash: source VIPs and their 5-tuple twin. */
+		if ((!strncmp(n, "hsrc", 4) || !strncmp(n, "htup", 4)) && !strstr(n, "icmp") &&
+		    !strstr(n, "retarget") && !strstr(n, "fragment") && side != SIDE_TX)
+			fail_msg("%s: not forwarded by the program", n);
+	}
 	report("fixtures", &t);
 	/* The plain fixtures are forwarded in the kernel, not merely handed on. */
 	assert_true(t.fast_tx >= 5);
@@ -409,6 +417,17 @@ static void rflow_new(uint64_t *r, const struct lb_snapshot *s, struct rflow *fl
 		memcpy(fl->src, pre, sizeof(pre));
 		x = rng_next(r);
 		memcpy(fl->src + 8, &x, 8);
+	}
+	/* A source VIP's clients: a few addresses, many ports each (every flow of one meets one
+	 * backend). */
+	if (v->hash == VIP_HASH_SOURCE && x % 4) {
+		static const uint8_t few4[3] = {198, 19, 200};
+
+		if (v->addr.family == AF_INET)
+			memcpy(fl->src, few4, sizeof(few4));
+		else
+			memset(fl->src + 8, 0, 8);
+		fl->src[v->addr.family == AF_INET ? 3 : 15] = (uint8_t)(1 + (x >> 32) % 8);
 	}
 	fl->sport = (uint16_t)(1024 + (rng_next(r) % 60000));
 	fl->dport = v->port ? v->port : (uint16_t)(1 + rng_next(r) % 65535);
@@ -505,22 +524,27 @@ static uint32_t mutate(uint64_t *r, uint8_t *p, uint32_t n)
 static void reload_change(struct config *c, unsigned round, struct snapshot_override *ov,
                           uint32_t *n_ov)
 {
-	struct config_vip *multi = NULL, *multiu = NULL;
+	struct config_vip *multi = NULL, *multiu = NULL, *srcweb = NULL;
 
 	for (uint32_t i = 0; i < c->n_vips; i++) {
 		if (!strcmp(c->vips[i].name, "multi"))
 			multi = &c->vips[i];
 		if (!strcmp(c->vips[i].name, "multiu"))
 			multiu = &c->vips[i];
+		if (!strcmp(c->vips[i].name, "srcweb"))
+			srcweb = &c->vips[i];
 	}
 	assert_non_null(multi);
 	assert_non_null(multiu);
+	assert_non_null(srcweb);
 	*n_ov = 0;
 	if (round == 1) {
 		tcfg_backend_del(multi, 1);
 		tcfg_backend_add(multiu, "198.18.2.9", 1);
+		tcfg_backend_del(srcweb, 2);
 	} else if (round == 2) {
 		tcfg_backend_add(multi, "198.18.2.8", 2);
+		tcfg_backend_add(srcweb, "198.18.3.9", 1);
 		ov[0] = (struct snapshot_override){.weight = -1, .down = true};
 		snprintf(ov[0].vip, sizeof(ov[0].vip), "multiu");
 		ov[0].backend = tcfg_addr("198.18.2.2");
@@ -555,8 +579,9 @@ static void test_random(void **state)
 	if (!f)
 		skip();
 	c = tcfg_fixture();
+	/* Second chance on a 5-tuple VIP and on a source one (their backends change below). */
 	for (uint32_t i = 0; i < c->n_vips; i++)
-		if (!strcmp(c->vips[i].name, "multi"))
+		if (!strcmp(c->vips[i].name, "multi") || !strcmp(c->vips[i].name, "srcweb"))
 			c->vips[i].second_chance = true;
 	s = snap(c, NULL, NULL);
 	w = worker_new(c);
@@ -629,17 +654,26 @@ static void test_random(void **state)
 
 /* ---- the kernel's connection table itself ---- */
 
-#define CT_VIP        "203.0.113.20" /* tcfg_fixture's "multi": TCP port 80, 4 backends */
-#define CT_ESTAB      600u           /* established flows, of a part's 1024 */
-#define CT_SYN_FLOOD  5000u          /* new SYN-only flows after them */
-#define CT_LATE_ESTAB 3000u          /* new established flows after those */
+#define CT_VIP          "203.0.113.20" /* tcfg_fixture's "multi": TCP port 80, 4 backends */
+#define CT_SOURCE_VIP   "203.0.113.30" /* its "srcweb": the same, hash: source */
+#define CT_CLIENT_FLOWS 200u           /* flows of one client in test_ct_source_vip */
+#define CT_ESTAB        600u           /* established flows, of a part's 1024 */
+#define CT_SYN_FLOOD    5000u          /* new SYN-only flows after them */
+#define CT_LATE_ESTAB   3000u          /* new established flows after those */
 
-/* Flow n of the table tests: client 198.18.(n / 250).(n % 250 + 1):(1024 + n) -> CT_VIP:80. */
+static const char *ct_vip = CT_VIP; /* the VIP of the table tests' flows */
+static bool ct_one_client;          /* every flow from one client address */
+
+/*
+ * Flow n of the table tests: client 198.18.(n / 250).(n % 250 + 1) (198.18.0.1 with
+ * ct_one_client), port 1024 + n, to ct_vip:80.
+ */
 static void ct_flow(uint32_t n, char *src, struct lb_flow_key *k)
 {
-	struct lb_addr a, v = tcfg_addr(CT_VIP);
+	struct lb_addr a, v = tcfg_addr(ct_vip);
 
-	snprintf(src, 16, "198.18.%u.%u", n / 250u % 256u, n % 250u + 1u);
+	snprintf(src, 16, "198.18.%u.%u", ct_one_client ? 0u : n / 250u % 256u,
+	         ct_one_client ? 1u : n % 250u + 1u);
 	a = tcfg_addr(src);
 	lb_flow_key_make(k, &a, &v, IPPROTO_TCP, (uint16_t)(1024u + n), 80);
 }
@@ -653,7 +687,7 @@ static uint32_t ct_send(struct fx *f, uint32_t n, uint8_t flags)
 	uint32_t len;
 
 	ct_flow(n, src, &k);
-	len = tf_flow4(in, src, CT_VIP, IPPROTO_TCP, (uint16_t)(1024u + n), 80, flags);
+	len = tf_flow4(in, src, ct_vip, IPPROTO_TCP, (uint16_t)(1024u + n), 80, flags);
 	{
 		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len,
 		            .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
@@ -756,6 +790,38 @@ static void test_ct_policy(void **state)
 }
 
 /*
+ * A hash: source VIP's flows are tracked by their 5-tuple hash like any other: all of one
+ * client's flows (one slot, one backend) spread over the table instead of filling one bucket
+ * pair, and user space finds each under its 5-tuple hash.
+ */
+static void test_ct_source_vip(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct fx g = {0};
+	struct lb_snapshot *s = NULL;
+	uint32_t found = 0;
+	uint8_t fl;
+
+	if (!*state)
+		skip();
+	assert_int_equal(ct_small_open(&g, c, &s), 0);
+	ct_vip = CT_SOURCE_VIP;
+	ct_one_client = true;
+	for (uint32_t n = 0; n < CT_CLIENT_FLOWS; n++)
+		assert_int_equal(ct_send(&g, n, 0x10), XDP_TX);
+	for (uint32_t n = 0; n < CT_CLIENT_FLOWS; n++)
+		found += ct_has(&g, s, n, &fl);
+	ct_vip = CT_VIP;
+	ct_one_client = false;
+	assert_int_equal(found, CT_CLIENT_FLOWS);
+	assert_int_equal(kctr(&g, LB_CTR_CT_EVICTED), 0);
+	assert_int_equal(kctr(&g, LB_CTR_CT_MISS), CT_CLIENT_FLOWS);
+	fx_close(&g);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/*
  * A flow whose packets move to another CPU is found in the part of the CPU it was on and copied
  * (a hit, not a new flow); a bare SYN is not looked for elsewhere.
  */
@@ -796,10 +862,9 @@ static void test_ct_other_cpu(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_fixtures),
-	    cmocka_unit_test(test_random),
-	    cmocka_unit_test(test_ct_policy),
-	    cmocka_unit_test(test_ct_other_cpu),
+	    cmocka_unit_test(test_fixtures),      cmocka_unit_test(test_random),
+	    cmocka_unit_test(test_ct_policy),     cmocka_unit_test(test_ct_other_cpu),
+	    cmocka_unit_test(test_ct_source_vip),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
