@@ -4,7 +4,7 @@
 # probe is an HTTP GET to the VIP that maglevd's tc egress filter GRE-encapsulates to the backend,
 # as client traffic goes, so a backend without the VIP on lo or without its decapsulation fails
 # it; a direct check of the same backends (the VIP webd, same servers) stays up all along.
-# Shared setup: the topology with two backends, their servers, one maglevd (afxdp) with
+# Shared setup: the topology with two backends, their servers, one maglevd (afxdp, or HT_MODE) with
 #   web   203.0.113.10 tcp 80   HTTP check through the tunnel
 #   web6  2001:db8:100::10 tcp 80   the same over IPv6 (GRE over IPv6)
 #   webd  198.51.100.10 tcp 80  HTTP check direct to the backends' own addresses
@@ -19,6 +19,7 @@
 #                 reattached: up again
 #   stale         maglevd killed (SIGKILL) leaves its filter; the next start replaces it; a clean
 #                 stop removes the filter, and the clsact qdisc when that maglevd made it
+# HT_MODE=xdp|afpacket runs it in another data-plane mode (default afxdp).
 # Exit 0 pass, 4 skip, anything else fail.
 set -u
 export E2E_PREFIX=${E2E_PREFIX:-mgt}
@@ -35,6 +36,7 @@ HC_SLACK_MS=700 # polling (100 ms), rebuild and scheduling on a loaded 2-core ma
 HC_BOUND_MS=$((HC_FALL * HC_INTERVAL_MS + HC_TIMEOUT_MS + HC_SLACK_MS))
 VIP_DIRECT4=198.51.100.10
 CURLS=20
+HT_MODE=${HT_MODE:-afxdp}
 
 ctl() { "$MAGLEVCTL" "$@" -s "$MAGLEVD_SOCKET"; }
 
@@ -159,7 +161,7 @@ case_stale() {
 	wait "$MAGLEVD_PID" 2>/dev/null
 	MAGLEVD_PID=
 	check "a killed maglevd leaves its filter on $LB_IF" lb_tc_filter
-	start_maglevd afxdp "$CONFIG" || e2e_abort "maglevd restart"
+	start_maglevd "$HT_MODE" "$CONFIG" || e2e_abort "maglevd restart"
 	check "the next start replaces the stale filter (logged)" \
 		wait_for 5 grep -q "removed a stale hc_tunnel tc filter" "$MAGLEVD_LOG"
 	check "every check up again" wait_for 10 all_up
@@ -171,7 +173,7 @@ case_stale() {
 	# The clsact qdisc the killed maglevd made stays (the next one cannot tell it from an
 	# operator's): removed by hand here, a clean start and stop then leave none.
 	run_in "$NS_LB" tc qdisc del dev "$LB_IF" clsact
-	start_maglevd afxdp "$CONFIG" || e2e_abort "maglevd restart"
+	start_maglevd "$HT_MODE" "$CONFIG" || e2e_abort "maglevd restart"
 	check "a fresh start makes the filter" wait_for 5 lb_tc_filter
 	stop_maglevd
 	check "a clean stop removes the filter" no_tc_filter
@@ -185,12 +187,17 @@ e2e_init
 command -v tc >/dev/null || e2e_skip "no tc (iproute2)"
 e2e_topology_up --backends 2 || e2e_abort "topology"
 start_backend_servers || e2e_abort "backend servers"
+# xdp mode sends with XDP_TX: the router's veth takes those frames only with a program of its own.
+if [ "$HT_MODE" = xdp ]; then
+	run_in "$NS_ROUTER" ip link set dev "$ROUTER_LB_IF" xdp obj "$E2E_BUILD/bpf/xdp_pass.bpf.o" sec xdp ||
+		e2e_abort "xdp_pass on the router's $ROUTER_LB_IF"
+fi
 HC="type: http, path: /, interval: ${HC_INTERVAL_MS}ms, timeout: ${HC_TIMEOUT_MS}ms, rise: $HC_RISE, fall: $HC_FALL"
 CONFIG=$E2E_DIR/maglevd.tunnel.yaml
-e2e_write_config "$CONFIG" \
+e2e_write_config "$CONFIG" --mode "$HT_MODE" \
 	--vip web "$VIP_WEB4" tcp 80 all --health "{ $HC, through: tunnel }" \
 	--vip web6 "$VIP_WEB6" tcp 80 all --health "{ $HC, through: tunnel }" \
 	--vip webd "$VIP_DIRECT4" tcp 80 all --health "{ $HC }"
-start_maglevd afxdp "$CONFIG" || e2e_abort "maglevd"
+start_maglevd "$HT_MODE" "$CONFIG" || e2e_abort "maglevd"
 e2e_run_cases
 e2e_summary
