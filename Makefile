@@ -93,7 +93,8 @@ TESTS     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/te
 BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 FUZZERS   := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(wildcard bpf/*.bpf.c))
-BPF_INSTALL := $(BUILD)/bpf/xdp_vip.bpf.o $(BUILD)/bpf/xdp_fwd.bpf.o $(BUILD)/bpf/xdp_decap.bpf.o # what the binaries load
+BPF_INSTALL := $(BUILD)/bpf/xdp_vip.bpf.o $(BUILD)/bpf/xdp_fwd.bpf.o $(BUILD)/bpf/xdp_decap.bpf.o \
+               $(BUILD)/bpf/hc_tunnel.bpf.o # what the binaries load
 BPFOBJ_DIR_H := $(BUILD)/gen/bpfobj_dir.h
 MAN_PAGES := docs/man/maglevd.8 docs/man/maglevctl.8 docs/man/maglevd.yaml.5
 BASH_COMPLETION := dist/bash-completion/maglevctl
@@ -218,9 +219,10 @@ check-unit: $(TESTS)
 
 # The tests that run the BPF programs, and the objects, under a Debian kernel in qemu (about 10 s
 # with TCG on two cores; the kernel package is downloaded once into $(BUILD)/kernels/).
-KERNEL_TESTS := $(BUILD)/tests/test_xdp_vip $(BUILD)/tests/test_xdp_fwd $(BUILD)/tests/test_decap
+KERNEL_TESTS := $(BUILD)/tests/test_xdp_vip $(BUILD)/tests/test_xdp_fwd $(BUILD)/tests/test_decap \
+                $(BUILD)/tests/test_hc_tunnel
 check-kernel: $(KERNEL_TESTS) $(BUILD)/bpf/xdp_vip.bpf.o $(BUILD)/bpf/xdp_fwd.bpf.o \
-              $(BUILD)/bpf/xdp_decap.bpf.o
+              $(BUILD)/bpf/xdp_decap.bpf.o $(BUILD)/bpf/hc_tunnel.bpf.o
 	$(Q)BUILD=$(BUILD) scripts/check-kernel.sh $(KERNEL)
 
 check-san:

@@ -22,6 +22,7 @@ trap cleanup EXIT
 make -s install DESTDIR="$tmp/stage" >/dev/null || e2e_abort "make install DESTDIR=$tmp/stage"
 for f in usr/local/sbin/maglevd usr/local/sbin/maglevctl \
 	usr/local/lib/maglevd/bpf/xdp_vip.bpf.o usr/local/lib/maglevd/bpf/xdp_decap.bpf.o \
+	usr/local/lib/maglevd/bpf/hc_tunnel.bpf.o \
 	etc/maglevd/maglevd.yaml.example usr/local/lib/systemd/system/maglevd.service \
 	usr/local/share/man/man8/maglevd.8 usr/local/share/man/man8/maglevctl.8 \
 	usr/local/share/man/man5/maglevd.yaml.5 usr/local/share/bash-completion/completions/maglevctl; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# Runs the BPF programs' unit tests (test_xdp_vip, test_xdp_fwd, test_decap: BPF_PROG_TEST_RUN
-# against the verifier and the helpers of the kernel they run on) under a Debian kernel in a VM,
+# Runs the BPF programs' unit tests (test_xdp_vip, test_xdp_fwd, test_decap, test_hc_tunnel:
+# BPF_PROG_TEST_RUN against the verifier and the helpers of the kernel they run on) under a Debian
+# kernel in a VM,
 # so that what the project ships is checked on the kernel Debian 12 machines boot, not only on the
 # host's.
 #
@@ -12,10 +13,11 @@
 #   ACCEL=kvm|tcg  default kvm where the CPU has VT-x or AMD-V and /dev/kvm opens, else tcg.
 #   CHECK_KERNEL_TIMEOUT=seconds  for the whole VM run (default 600; a run takes about 10).
 #
-# The package is downloaded once into build/kernels/PACKAGE/ (vmlinuz and veth.ko only: the
-# kernel has BPF, XDP, bpffs, devtmpfs and IPv6 built in; veth is a module on Debian's kernels
-# and test_decap's second-chance cases need a veth pair). The initramfs holds busybox (/init's
-# shell and tools), dash as /bin/sh, the three tests and the BPF objects with every library they
+# The package is downloaded once into build/kernels/PACKAGE/ (vmlinuz and three modules only:
+# the kernel has BPF, XDP, bpffs, devtmpfs and IPv6 built in; veth, the clsact qdisc and cls_bpf
+# are modules on Debian's kernels, and test_decap's second-chance cases need a veth pair,
+# test_hc_tunnel a tc filter). The initramfs holds busybox (/init's
+# shell and tools), dash as /bin/sh, the tests and the BPF objects with every library they
 # load, iproute2's ip (test_decap builds its namespace with it) and bpftool: when a test fails,
 # /init loads each object with `bpftool prog loadall` so that the verifier's log is in the serial
 # log. Prints one line "check-kernel: PASS|FAIL TEST (...)" per test from the VM, keeps the whole
@@ -28,8 +30,8 @@ cd "$(dirname "$0")/.."
 . tests/e2e/lib.sh # closing_line
 
 BUILD=${BUILD:-build}
-TESTS=(test_xdp_vip test_xdp_fwd test_decap)
-BPF_OBJS=(xdp_vip.bpf.o xdp_fwd.bpf.o xdp_decap.bpf.o)
+TESTS=(test_xdp_vip test_xdp_fwd test_decap test_hc_tunnel)
+BPF_OBJS=(xdp_vip.bpf.o xdp_fwd.bpf.o xdp_decap.bpf.o hc_tunnel.bpf.o)
 TIMEOUT=${CHECK_KERNEL_TIMEOUT:-600}
 
 die() {
@@ -57,28 +59,41 @@ if [ -z "$pkg" ]; then
 fi
 cache="$BUILD/kernels/$pkg"
 vmlinuz="$cache/vmlinuz"
-veth="$cache/veth.ko"
+# The modules the tests need, loaded in this order: veth (test_decap's namespace), the clsact
+# qdisc and cls_bpf (test_hc_tunnel's tc filter).
+MODULES=(drivers/net/veth net/sched/sch_ingress net/sched/cls_bpf)
+have_all=1
+for m in "${MODULES[@]}"; do
+	[ -r "$cache/$(basename "$m").ko" ] || have_all=0
+done
 
 dl="" root=""
 trap 'rm -rf "$dl" "$root"' EXIT
 
-# The kernel: downloaded once, only the two files kept (the package unpacks to 400 MB).
-if [ ! -r "$vmlinuz" ] || [ ! -r "$veth" ]; then
+# The kernel: downloaded once, only vmlinuz and the modules kept (the package unpacks to 400 MB).
+if [ ! -r "$vmlinuz" ] || [ "$have_all" -eq 0 ]; then
 	dl=$(mktemp -d)
 	# As root into a directory _apt cannot write: download as root, not as _apt.
 	(cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$pkg") ||
 		die "apt-get download $pkg failed"
 	mkdir -p "$dl/x"
+	pats=()
+	for m in "${MODULES[@]}"; do
+		pats+=("./lib/modules/*/kernel/$m.ko*")
+	done
 	dpkg-deb --fsys-tarfile "$dl"/*.deb |
-		tar -x -C "$dl/x" --wildcards './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/net/veth.ko*'
+		tar -x -C "$dl/x" --wildcards './boot/vmlinuz-*' "${pats[@]}"
 	mkdir -p "$cache"
 	cp "$dl"/x/boot/vmlinuz-* "$vmlinuz"
-	ko=$(find "$dl/x/lib/modules" -name 'veth.ko*' | head -n1)
-	case "$ko" in
-	*.ko) cp "$ko" "$veth" ;;
-	*.ko.xz) xz -dc "$ko" >"$veth" ;; # busybox insmod takes a plain module
-	*) die "no veth module in $pkg" ;;
-	esac
+	for m in "${MODULES[@]}"; do
+		n=$(basename "$m")
+		ko=$(find "$dl/x/lib/modules" -name "$n.ko*" | head -n1)
+		case "$ko" in
+		*.ko) cp "$ko" "$cache/$n.ko" ;;
+		*.ko.xz) xz -dc "$ko" >"$cache/$n.ko" ;; # busybox insmod takes a plain module
+		*) die "no $n module in $pkg" ;;
+		esac
+	done
 fi
 
 # The initramfs.
@@ -99,7 +114,11 @@ done
 for o in "${BPF_OBJS[@]}"; do
 	cp "$BUILD/bpf/$o" "$root/bpf/"
 done
-cp "$veth" "$root/lib/modules/veth.ko"
+mods=""
+for m in "${MODULES[@]}"; do
+	cp "$cache/$(basename "$m").ko" "$root/lib/modules/"
+	mods="$mods $(basename "$m")"
+done
 # Every library and the loader, at the path ldd resolves (the loader finds them there without a
 # cache: /lib/x86_64-linux-gnu is its default directory).
 for lib in $(ldd "$root"/tests/* "$root/bin/sh" "$root/bin/ip" "$root/bin/bpftool" |
@@ -120,7 +139,9 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
 echo "check-kernel: kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs"
-insmod /lib/modules/veth.ko || echo "check-kernel: insmod veth failed"
+for m in MODULES; do
+	insmod /lib/modules/$m.ko || echo "check-kernel: insmod $m failed"
+done
 failed=0
 for t in TESTS; do
 	MAGLEV_BPF_DIR=/bpf /tests/$t >/tmp/$t.log 2>&1
@@ -152,7 +173,7 @@ fi
 echo "check-kernel: done"
 poweroff -f
 EOF
-sed -i "s/^for t in TESTS; do/for t in ${TESTS[*]}; do/" "$root/init"
+sed -i -e "s/^for t in TESTS; do/for t in ${TESTS[*]}; do/" -e "s/^for m in MODULES; do/for m in$mods; do/" "$root/init"
 chmod 755 "$root/init"
 initrd="$cache/initramfs.cpio.gz"
 (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null) | gzip -1 >"$initrd"

@@ -67,7 +67,8 @@ check "built $(basename "$deb")" [ -f "$deb" ]
 
 dpkg-deb -c "$deb" | awk '{ print $6 }' | sed 's|^\./|/|' >"$tmp/files"
 for f in /usr/sbin/maglevd /usr/sbin/maglevctl /usr/lib/maglevd/bpf/xdp_vip.bpf.o \
-	/usr/lib/maglevd/bpf/xdp_decap.bpf.o /etc/maglevd/maglevd.yaml.example \
+	/usr/lib/maglevd/bpf/xdp_decap.bpf.o /usr/lib/maglevd/bpf/hc_tunnel.bpf.o \
+	/etc/maglevd/maglevd.yaml.example \
 	/lib/systemd/system/maglevd.service /usr/share/man/man8/maglevd.8.gz \
 	/usr/share/man/man8/maglevctl.8.gz /usr/share/man/man5/maglevd.yaml.5.gz \
 	/usr/share/bash-completion/completions/maglevctl /usr/share/doc/maglevd/copyright; do

@@ -899,10 +899,11 @@ enum {
 	HC_KEY_TIMEOUT,
 	HC_KEY_RISE,
 	HC_KEY_FALL,
+	HC_KEY_THROUGH,
 	HC_KEY_N
 };
 static const char *const health_keys[HC_KEY_N] = {
-    "type", "port", "path", "expect_status", "interval", "timeout", "rise", "fall",
+    "type", "port", "path", "expect_status", "interval", "timeout", "rise", "fall", "through",
 };
 
 /*
@@ -1001,8 +1002,24 @@ static int cy_health(struct cy_ctx *ctx, const struct cy_node *node, uint16_t vi
 		if (r < 0)
 			goto out;
 	}
+	if (v[HC_KEY_THROUGH]) {
+		const struct cy_node *t = v[HC_KEY_THROUGH];
+
+		r = cy_scalar(ctx, t, "through");
+		if (r < 0)
+			goto out;
+		if (strcmp(t->str, "tunnel") == 0)
+			h->tunnel = true;
+		else if (strcmp(t->str, "direct") == 0)
+			h->tunnel = false;
+		else {
+			r = cy_err_val(ctx, t, "through", "expected direct or tunnel");
+			goto out;
+		}
+	}
 	if (h->type == HC_NONE) {
 		h->port = 0;
+		h->tunnel = false;
 	} else if (!v[HC_KEY_PORT] && h->port == 0) {
 		if (vip_port == 0) {
 			r = cy_err(ctx, node->line, NULL,

@@ -109,7 +109,8 @@ struct config_health {
 	uint32_t timeout_ms;        /* default 500 */
 	uint32_t rise;              /* successes in a row to come up; default 2 */
 	uint32_t fall;              /* failures in a row to go down; default 3 */
-	int line;                   /* line of the health: mapping; 0 if defaulted */
+	bool tunnel; /* through: tunnel: probes to the VIP, GRE-encapsulated (default direct) */
+	int line;    /* line of the health: mapping; 0 if defaulted */
 };
 
 struct config_backend {

@@ -152,6 +152,17 @@ static void xprog_kept_clear(void)
 	pthread_mutex_unlock(&xprog_kept_lock);
 }
 
+void xprog_lib_enter(void)
+{
+	xprog_enter();
+	xprog_kept_clear();
+}
+
+void xprog_lib_leave(void)
+{
+	xprog_leave();
+}
+
 const char *xprog_log_kept(void)
 {
 	return xprog_kept;

@@ -117,6 +117,13 @@ const char *xprog_mode_name(enum xdp_attach_mode m);
  */
 #define XPROG_LOG_KEEP 16384u /* bytes of library messages kept */
 
+/*
+ * Brackets a libbpf call made outside xprog (a tc program, src/io/hctunnel.c) the way every xprog
+ * call is: the hooks installed, the kept messages cleared, warnings kept for the caller's report.
+ */
+void xprog_lib_enter(void);
+void xprog_lib_leave(void);
+
 /* The messages kept, whole lines each ending in '\n' ("" if none), until the libraries print again.
  */
 const char *xprog_log_kept(void);

@@ -21,6 +21,7 @@
 #include "control/config_yaml.h"
 #include "control/ctlsock.h"
 #include "core/counters.h"
+#include "io/hctunnel.h"
 #include "maglevd/ctlplane_int.h"
 #include "maglevd/health.h"
 #include "maglevd/metrics.h"
@@ -35,7 +36,7 @@ static bool cp_target(const struct config_vip *v, const struct config_backend *b
 
 	if (h->type == HC_NONE)
 		return false;
-	return health_target_from_config(t, h, &b->addr, v->port) == 0;
+	return health_target_from_config(t, h, &b->addr, v) == 0;
 }
 
 struct cp_override *cp_override_find(struct ctlplane *cp, const char *vip, const struct lb_addr *a)
@@ -53,6 +54,98 @@ int cp_health(const struct ctlplane *cp, const struct config_vip *v, const struc
 	if (!v || !b || !cp_target(v, b, &t))
 		return -1;
 	return health_is_up(cp->hc, &t) ? 1 : 0;
+}
+
+const char *cp_health_reason(const struct ctlplane *cp, const struct config_vip *v,
+                             const struct config_backend *b)
+{
+	struct health_target t;
+
+	if (!v || !b || !cp_target(v, b, &t))
+		return NULL;
+	return health_reason(cp->hc, &t);
+}
+
+/*
+ * The checker's tunnel hook: points slot at t's backend as the data path reaches it now (outer
+ * source of its family, the configured TTL, the next hop MAC the resolver keeps in the current
+ * snapshot), so the probe's packets leave as a client's would. A next hop not resolved (yet)
+ * fails the probe with that reason.
+ */
+static int cp_tunnel_prepare(void *ctx, const struct health_target *t, uint32_t slot,
+                             uint32_t *mark, char *why, size_t len)
+{
+	const struct ctlplane *cp = ctx;
+	const struct config_dataplane *dp = &cp->cfg->dataplane;
+	const struct lb_snapshot *s = cp->cur;
+	const struct lb_addr *src = t->addr.family == AF_INET ? &dp->source_ipv4 : &dp->source_ipv6;
+	uint64_t m = 0;
+	uint8_t mac[ETH_ALEN];
+	int ret;
+
+	if (!cp->hct) {
+		snprintf(why, len, "no tunnel: %s", cp->hct_err);
+		return -ENODEV;
+	}
+	if (src->family != t->addr.family) {
+		snprintf(why, len, "no dataplane.source_ipv%c",
+		         t->addr.family == AF_INET ? '4' : '6');
+		return -EINVAL;
+	}
+	/* One next hop per distinct backend address; probes are few next to packets. */
+	for (uint32_t i = 0; i < s->n_nexthops; i++) {
+		if (lb_addr_eq(&s->nexthops[i].addr, &t->addr)) {
+			m = atomic_load_explicit(&s->nexthops[i].mac, memory_order_relaxed);
+			break;
+		}
+	}
+	if (!(m & LB_NH_VALID)) {
+		snprintf(why, len, "next hop unresolved");
+		return -EHOSTUNREACH;
+	}
+	for (int i = 0; i < ETH_ALEN; i++)
+		mac[i] = (uint8_t)(m >> (8 * (ETH_ALEN - 1 - i)));
+	ret = hct_set(cp->hct, slot, src, &t->addr, dp->ttl, mac);
+	if (ret < 0) {
+		snprintf(why, len, "tunnel slot: %s", strerror(-ret));
+		return ret;
+	}
+	*mark = hct_mark(slot);
+	return 0;
+}
+
+static void cp_tunnel_release(void *ctx, uint32_t slot)
+{
+	struct ctlplane *cp = ctx;
+
+	if (cp->hct)
+		hct_clear(cp->hct, slot);
+}
+
+/*
+ * Opens the tunnel when cfg has tunnel checks (n_tunnel) and it is not open, or tried again
+ * after a failure at an earlier reload; closes it when none are left.
+ */
+static void cp_tunnel_sync(struct ctlplane *cp, const struct config *cfg, uint32_t n_tunnel)
+{
+	int ret;
+
+	if (!n_tunnel) {
+		hct_close(cp->hct);
+		cp->hct = NULL;
+		return;
+	}
+	if (cp->hct)
+		return;
+	ret = hct_open(&cp->hct, cfg->dataplane.interface, cp->hct_err, sizeof(cp->hct_err));
+	if (ret < 0) {
+		cp->hct = NULL;
+		log_err("health: %u checks through the tunnel will fail: %s", n_tunnel,
+		        cp->hct_err);
+		return;
+	}
+	log_info("health: probes of %u checks go through the tunnel (tc egress on %s)", n_tunnel,
+	         cfg->dataplane.interface);
 }
 
 /*
@@ -124,7 +217,7 @@ static int cp_state_build(struct ctlplane *cp, const struct config *cfg,
 static void cp_targets_set(struct ctlplane *cp, const struct config *cfg)
 {
 	struct health_target *t = NULL;
-	uint32_t n = 0, cap = 0;
+	uint32_t n = 0, cap = 0, n_tunnel = 0;
 	int ret;
 
 	for (uint32_t i = 0; i < cfg->n_vips; i++) {
@@ -145,7 +238,7 @@ static void cp_targets_set(struct ctlplane *cp, const struct config *cfg)
 					goto out;
 				t = nt;
 			}
-			if (health_target_from_config(&t[n], h, &b->addr, v->port) < 0) {
+			if (health_target_from_config(&t[n], h, &b->addr, v) < 0) {
 				char a[LB_ADDR_STRLEN];
 
 				log_warn(
@@ -155,15 +248,21 @@ static void cp_targets_set(struct ctlplane *cp, const struct config *cfg)
 				continue;
 			}
 			snprintf(t[n].vip, sizeof(t[n].vip), "%s", v->name);
+			n_tunnel += t[n].tunnel;
 			n++;
 		}
 	}
+	/* Open before the checks that need it are set: their first probes find it. */
+	if (n_tunnel)
+		cp_tunnel_sync(cp, cfg, n_tunnel);
 	/* The metrics thread reads the checker under the lock (cp_health). */
 	pthread_mutex_lock(&cp->lock);
 	ret = health_set_targets(cp->hc, t, n);
 	pthread_mutex_unlock(&cp->lock);
 	if (ret < 0)
 		log_err("health checks not updated: %s", strerror(-ret));
+	else if (!n_tunnel)
+		cp_tunnel_sync(cp, cfg, 0);
 out:
 	free(t);
 }
@@ -538,6 +637,13 @@ int ctlplane_create(struct ctlplane **out, const char *path, struct config *cfg,
 		snprintf(err, errlen, "health checks: %s", strerror(-ret));
 		goto out;
 	}
+	{
+		struct health_tunnel tun = {
+		    .prepare = cp_tunnel_prepare, .release = cp_tunnel_release, .ctx = cp};
+
+		snprintf(tun.ifname, sizeof(tun.ifname), "%s", cfg->dataplane.interface);
+		health_set_tunnel(cp->hc, &tun);
+	}
 	cp_targets_set(cp, cfg);
 	ret = ctl_socket_dir_prepare(cfg->control.socket, err, errlen);
 	if (ret < 0)
@@ -659,6 +765,7 @@ void ctlplane_destroy(struct ctlplane *cp, struct lb_snapshot **cur, struct conf
 	free(cp->ann_want);
 	ctl_server_close(cp->srv);
 	health_destroy(cp->hc);
+	hct_close(cp->hct);
 	if (cp->epfd >= 0)
 		close(cp->epfd);
 	if (cur)

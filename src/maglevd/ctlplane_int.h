@@ -62,6 +62,10 @@ struct ctlplane {
 	uint64_t started_ms;
 
 	struct health_checker *hc;
+	/* The tunnel of `through: tunnel` checks, open while there are some; NULL otherwise or
+	 * when it could not be opened (hct_err says why, the probes' failure reason). */
+	struct hct *hct;
+	char hct_err[CTL_ERR_MAX];
 	struct ctl_server *srv;
 	struct metrics_server *ms;
 	int epfd; /* holds the socket's and the checker's fds */
@@ -100,6 +104,10 @@ struct cp_override *cp_override_find(struct ctlplane *cp, const char *vip, const
 /* Health of a configured backend: 1 up, 0 down, -1 not checked (also for NULL v or b). */
 int cp_health(const struct ctlplane *cp, const struct config_vip *v,
               const struct config_backend *b);
+
+/* Why a configured backend's check is down (its last probe's failure), NULL if it is not down. */
+const char *cp_health_reason(const struct ctlplane *cp, const struct config_vip *v,
+                             const struct config_backend *b);
 
 /* "announced", "withdrawn" (no backend up), "failed" (route not in the table), or "off". */
 const char *cp_announce_state(const struct ctlplane *cp, const char *vip);

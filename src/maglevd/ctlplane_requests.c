@@ -47,16 +47,18 @@ static json_t *cp_backend_json(const struct ctlplane *cp, const struct lb_vip *v
 	char a[LB_ADDR_STRLEN];
 	int health = cp_health(cp, cv, cb);
 	const char *state = !b->up ? "down" : b->weight == 0 ? "drained" : "active";
+	const char *why = cp_health_reason(cp, cv, cb);
 
 	cp_backend_counters(cp, id, &c);
 	return json_pack(
-	    "{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:f, s:I, s:I, s:I}", "vip", v->name, "address",
-	    lb_addr_str(&b->addr, a, sizeof(a)), "weight", (json_int_t)b->weight, "config_weight",
-	    (json_int_t)(cb ? cb->weight : 0), "health",
+	    "{s:s, s:s, s:I, s:I, s:s, s:o, s:s, s:I, s:f, s:I, s:I, s:I}", "vip", v->name,
+	    "address", lb_addr_str(&b->addr, a, sizeof(a)), "weight", (json_int_t)b->weight,
+	    "config_weight", (json_int_t)(cb ? cb->weight : 0), "health",
 	    health < 0 ? "unchecked"
 	    : health   ? "up"
 	               : "down",
-	    "state", state, "slots", (json_int_t)b->slots, "share_pct",
+	    "health_reason", why ? json_string(why) : json_null(), "state", state, "slots",
+	    (json_int_t)b->slots, "share_pct",
 	    v->table_size ? CP_PERCENT * b->slots / v->table_size : 0.0, "packets",
 	    (json_int_t)c.packets, "bytes", (json_int_t)c.bytes, "flows", (json_int_t)c.flows);
 }

@@ -6,6 +6,7 @@
 #include "maglevd/health.h"
 
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@ struct health_check {
 	uint32_t ok_run;   /* successes in a row */
 	uint32_t fail_run; /* failures in a row */
 	enum probe_state state;
+	uint32_t slot;     /* a tunnel check's slot (struct health_tunnel) */
 	int fd;            /* probe socket, -1 when idle */
 	uint64_t next_ms;  /* idle: start time of the next probe; in flight: its deadline */
 	uint64_t start_ms; /* start time of the current or last probe */
@@ -67,6 +69,10 @@ struct health_checker {
 	uint64_t local_unlogged; /* local errors since then */
 	health_change_fn cb;
 	void *ctx;
+	struct health_tunnel tun;
+	bool has_tun;
+	uint32_t *free_slots; /* a stack of the tunnel slots no check holds */
+	uint32_t n_free;
 };
 
 static int health_timer_arm(struct health_checker *hc);
@@ -81,6 +87,10 @@ static int health_target_cmp(const struct health_target *a, const struct health_
 		return a->type < b->type ? -1 : 1;
 	if (a->port != b->port)
 		return a->port < b->port ? -1 : 1;
+	if (a->tunnel != b->tunnel)
+		return a->tunnel ? 1 : -1;
+	if (a->tunnel && (r = lb_addr_cmp(&a->vip_addr, &b->vip_addr)))
+		return r;
 	if (a->type != HC_HTTP)
 		return 0;
 	if (a->expect_status != b->expect_status)
@@ -135,27 +145,35 @@ static int health_check_qcmp(const void *key, const void *elem)
 
 const char *health_target_str(const struct health_target *t, char *buf, size_t len)
 {
-	char a[LB_ADDR_STRLEN];
+	char a[LB_ADDR_STRLEN], v[LB_ADDR_STRLEN];
+	int n;
 
 	lb_addr_str(&t->addr, a, sizeof(a));
 	if (t->type == HC_HTTP)
-		snprintf(buf, len, t->addr.family == AF_INET6 ? "[%s]:%u http %s" : "%s:%u http %s",
-		         a, t->port, t->path);
+		n = snprintf(buf, len,
+		             t->addr.family == AF_INET6 ? "[%s]:%u http %s" : "%s:%u http %s", a,
+		             t->port, t->path);
 	else
-		snprintf(buf, len, t->addr.family == AF_INET6 ? "[%s]:%u tcp" : "%s:%u tcp", a,
-		         t->port);
+		n = snprintf(buf, len, t->addr.family == AF_INET6 ? "[%s]:%u tcp" : "%s:%u tcp", a,
+		             t->port);
+	if (t->tunnel && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, " through tunnel to %s",
+		         lb_addr_str(&t->vip_addr, v, sizeof(v)));
 	return buf;
 }
 
 int health_target_from_config(struct health_target *t, const struct config_health *h,
-                              const struct lb_addr *addr, uint16_t vip_port)
+                              const struct lb_addr *addr, const struct config_vip *v)
 {
 	if (h->type != HC_TCP && h->type != HC_HTTP)
 		return -EINVAL;
 	memset(t, 0, sizeof(*t));
 	t->addr = *addr;
 	t->type = h->type;
-	t->port = h->port ? h->port : vip_port;
+	t->tunnel = h->tunnel;
+	if (h->tunnel)
+		t->vip_addr = v->addr;
+	t->port = h->port ? h->port : v->port;
 	t->expect_status = h->expect_status ? h->expect_status : CONFIG_HC_EXPECT_STATUS_DEFAULT;
 	snprintf(t->path, sizeof(t->path), "%s", h->path[0] ? h->path : CONFIG_HC_PATH_DEFAULT);
 	t->interval_ms = h->interval_ms;
@@ -168,8 +186,9 @@ int health_target_from_config(struct health_target *t, const struct config_healt
 static bool health_target_valid(const struct health_target *t)
 {
 	return (t->type == HC_TCP || t->type == HC_HTTP) && t->port != 0 &&
-	       (t->addr.family == AF_INET || t->addr.family == AF_INET6) && t->interval_ms > 0 &&
-	       t->timeout_ms > 0 && t->rise > 0 && t->fall > 0 &&
+	       (t->addr.family == AF_INET || t->addr.family == AF_INET6) &&
+	       (!t->tunnel || t->vip_addr.family == AF_INET || t->vip_addr.family == AF_INET6) &&
+	       t->interval_ms > 0 && t->timeout_ms > 0 && t->rise > 0 && t->fall > 0 &&
 	       memchr(t->path, '\0', sizeof(t->path)) != NULL;
 }
 
@@ -202,6 +221,15 @@ int health_create(struct health_checker **out, health_change_fn cb, void *ctx)
 	hc->ctx = ctx;
 	hc->inflight_max = health_inflight_cap();
 	hc->tfd = -1;
+	hc->free_slots = malloc(HEALTH_CHECKS_MAX * sizeof(*hc->free_slots));
+	if (!hc->free_slots) {
+		free(hc);
+		return -ENOMEM;
+	}
+	/* Popped from the end: slot 0 first. */
+	for (uint32_t i = 0; i < HEALTH_CHECKS_MAX; i++)
+		hc->free_slots[i] = HEALTH_CHECKS_MAX - 1 - i;
+	hc->n_free = HEALTH_CHECKS_MAX;
 	hc->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (hc->epfd < 0) {
 		ret = -errno;
@@ -235,14 +263,32 @@ static void health_probe_close(struct health_checker *hc, struct health_check *c
 	c->state = PROBE_IDLE;
 }
 
+/* Frees check c, which has left the set; a tunnel check's slot goes back to the stack. */
+static void health_check_free(struct health_checker *hc, struct health_check *c)
+{
+	health_probe_close(hc, c);
+	if (c->t.tunnel) {
+		hc->free_slots[hc->n_free++] = c->slot;
+		if (hc->has_tun && hc->tun.release)
+			hc->tun.release(hc->tun.ctx, c->slot);
+	}
+	free(c);
+}
+
+void health_set_tunnel(struct health_checker *hc, const struct health_tunnel *tun)
+{
+	hc->tun = *tun;
+	hc->tun.ifname[sizeof(hc->tun.ifname) - 1] = '\0';
+	hc->has_tun = true;
+}
+
 void health_destroy(struct health_checker *hc)
 {
 	if (!hc)
 		return;
-	for (uint32_t i = 0; i < hc->n; i++) {
-		health_probe_close(hc, hc->checks[i]);
-		free(hc->checks[i]);
-	}
+	for (uint32_t i = 0; i < hc->n; i++)
+		health_check_free(hc, hc->checks[i]);
+	free(hc->free_slots);
 	free(hc->checks);
 	free(hc->due);
 	if (hc->tfd >= 0)
@@ -293,6 +339,13 @@ bool health_is_up(const struct health_checker *hc, const struct health_target *t
 	const struct health_check *c = health_find(hc, t);
 
 	return !c || c->up;
+}
+
+const char *health_reason(const struct health_checker *hc, const struct health_target *t)
+{
+	const struct health_check *c = health_find(hc, t);
+
+	return c && !c->up ? c->reason : NULL;
 }
 
 int health_set_targets(struct health_checker *hc, const struct health_target *t, uint32_t n)
@@ -356,12 +409,9 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 		hc->checks[i]->keep = false;
 	for (uint32_t j = 0; j < m; j++)
 		next[j]->keep = true;
-	for (uint32_t i = 0; i < hc->n; i++) {
-		if (!hc->checks[i]->keep) {
-			health_probe_close(hc, hc->checks[i]);
-			free(hc->checks[i]);
-		}
-	}
+	for (uint32_t i = 0; i < hc->n; i++)
+		if (!hc->checks[i]->keep)
+			health_check_free(hc, hc->checks[i]);
 	/* Spread the first probes of new checks over one interval instead of a burst. Checks that
 	 * stay take the new timing (a reload may change it) from their next probe on. */
 	for (uint32_t j = 0, k = 0; j < m; j++) {
@@ -374,6 +424,9 @@ int health_set_targets(struct health_checker *hc, const struct health_target *t,
 			continue;
 		}
 		next[j]->fresh = false;
+		/* At most HEALTH_CHECKS_MAX checks, and the gone ones gave theirs back. */
+		if (next[j]->t.tunnel)
+			next[j]->slot = hc->free_slots[--hc->n_free];
 		next[j]->next_ms = now + (uint64_t)next[j]->t.interval_ms * k / n_fresh;
 		next[j]->start_ms = now;
 		k++;
@@ -516,13 +569,16 @@ static int health_probe_watch(struct health_checker *hc, struct health_check *c,
 static bool health_request_format(struct health_check *c)
 {
 	char a[LB_ADDR_STRLEN], host[LB_ADDR_STRLEN + sizeof("[]:65535")];
+
+	/* The address connected to: a tunnel check's request is one to the VIP. */
+	const struct lb_addr *to = c->t.tunnel ? &c->t.vip_addr : &c->t.addr;
 	int len;
 
-	lb_addr_str(&c->t.addr, a, sizeof(a));
+	lb_addr_str(to, a, sizeof(a));
 	if (c->t.port == HEALTH_HTTP_PORT)
-		snprintf(host, sizeof(host), c->t.addr.family == AF_INET6 ? "[%s]" : "%s", a);
+		snprintf(host, sizeof(host), to->family == AF_INET6 ? "[%s]" : "%s", a);
 	else
-		snprintf(host, sizeof(host), c->t.addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
+		snprintf(host, sizeof(host), to->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
 		         c->t.port);
 	len = snprintf(c->req, sizeof(c->req),
 	               "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: maglevd-health\r\n"
@@ -535,23 +591,55 @@ static bool health_request_format(struct health_check *c)
 	return true;
 }
 
+/*
+ * A tunnel check's socket options: the mark its packets carry (prepare has readied the path the
+ * mark names) and the interface they leave by, so that no route can take a probe past the
+ * tunnel. Returns 0, or an errno for health_probe_error.
+ */
+static int health_tunnel_sockopts(struct health_checker *hc, struct health_check *c, uint32_t mark)
+{
+	if (setsockopt(c->fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
+		return errno;
+	if (setsockopt(c->fd, SOL_SOCKET, SO_BINDTODEVICE, hc->tun.ifname,
+	               (socklen_t)strlen(hc->tun.ifname)) < 0)
+		return errno;
+	return 0;
+}
+
 /* Starts a probe of c; the caller has checked that a probe slot is free. */
 static void health_probe_start(struct health_checker *hc, struct health_check *c, uint64_t now)
 {
 	struct sockaddr_storage ss;
-	socklen_t sl = lb_addr_sockaddr(&c->t.addr, c->t.port, &ss);
+	socklen_t sl = lb_addr_sockaddr(c->t.tunnel ? &c->t.vip_addr : &c->t.addr, c->t.port, &ss);
+	char why[HEALTH_REASON_MAX];
+	uint32_t mark = 0;
 	int ret;
 
 	c->start_ms = now;
 	c->next_ms = now + c->t.timeout_ms;
 	c->resp_len = 0;
 	c->deferred = false;
+	if (c->t.tunnel) {
+		ret = hc->has_tun
+		          ? hc->tun.prepare(hc->tun.ctx, &c->t, c->slot, &mark, why, sizeof(why))
+		          : -ENODEV;
+		if (ret < 0) {
+			health_probe_end(hc, c, false, hc->has_tun ? why : "no tunnel", now);
+			return;
+		}
+	}
 	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		health_probe_error(hc, c, errno, now);
 		return;
 	}
 	hc->inflight++;
+	if (c->t.tunnel && (ret = health_tunnel_sockopts(hc, c, mark))) {
+		/* Failed, not skipped: a check whose probes cannot go as they must is not up. */
+		snprintf(why, sizeof(why), "tunnel socket: %s", strerror(ret));
+		health_probe_end(hc, c, false, why, now);
+		return;
+	}
 	if (c->t.type == HC_TCP) {
 		/* A TCP check closes with RST so that probes leave no TIME_WAIT behind on either
 		 * side. */

@@ -45,8 +45,9 @@ COUNTER_LIST_DECLARE(health_counter, HEALTH_COUNTERS, HEALTH_CTR_ROW, HEALTH_CTR
 #undef HEALTH_CTR_ROW
 
 /*
- * What one check probes. Two targets are the same check when address, kind, port, path and
- * expected status are equal; a backend serving several VIPs with the same check is probed once.
+ * What one check probes. Two targets are the same check when address, kind, port, path,
+ * expected status and mode (with a tunnel check's VIP address) are equal; a backend serving
+ * several VIPs with the same direct check is probed once.
  * Its timing (interval, timeout, rise, fall, taken together) is that of the target with the
  * shortest interval, the first given of those if several have it: no VIP's check runs less often
  * than it asks. Targets of one check with different timing are logged (a warning each).
@@ -54,7 +55,14 @@ COUNTER_LIST_DECLARE(health_counter, HEALTH_COUNTERS, HEALTH_CTR_ROW, HEALTH_CTR
 struct health_target {
 	struct lb_addr addr;
 	enum hc_type type; /* HC_TCP or HC_HTTP */
-	uint16_t port;     /* host order, non-zero */
+	/*
+	 * through: tunnel: the probe goes to vip_addr:port, GRE-encapsulated to addr by the
+	 * checker's tunnel (health_set_tunnel), as client traffic does; part of the check's
+	 * identity. Direct: to addr:port, vip_addr unused (zero).
+	 */
+	bool tunnel;
+	struct lb_addr vip_addr;
+	uint16_t port; /* host order, non-zero */
 	uint16_t expect_status;
 	char path[CONFIG_PATH_MAX];
 	uint32_t interval_ms;
@@ -78,6 +86,25 @@ typedef void (*health_change_fn)(void *ctx, const struct health_target *t, bool 
  * the limit first. Returns 0 or a negative errno.
  */
 int health_create(struct health_checker **out, health_change_fn cb, void *ctx);
+
+/*
+ * The tunnel that tunnel checks send their probes through (maglevd: src/io/hctunnel.c). Each
+ * tunnel check holds a slot (< HEALTH_CHECKS_MAX) while it lives. Before every probe, prepare
+ * readies the slot's path for target t (the backend's next hop as it is now) and sets *mark,
+ * the SO_MARK of the probe's socket; or returns a negative errno and why, the probe's failure
+ * reason (the probe fails: no next hop, no tunnel). release says that slot's check is gone.
+ * Probes leave by the interface ifname (SO_BINDTODEVICE). Both run on the checker's thread.
+ */
+struct health_tunnel {
+	int (*prepare)(void *ctx, const struct health_target *t, uint32_t slot, uint32_t *mark,
+	               char *why, size_t len);
+	void (*release)(void *ctx, uint32_t slot);
+	void *ctx;
+	char ifname[16]; /* IF_NAMESIZE */
+};
+
+/* Sets the tunnel (copied); without one, every probe of a tunnel check fails. */
+void health_set_tunnel(struct health_checker *hc, const struct health_tunnel *tun);
 
 /* Stops every probe and frees the checker; NULL is fine. */
 void health_destroy(struct health_checker *hc);
@@ -103,6 +130,12 @@ uint64_t health_counter_get(const struct health_checker *hc, enum health_counter
 /* True unless the check matching t is down; a target that is not checked is up. */
 bool health_is_up(const struct health_checker *hc, const struct health_target *t);
 
+/*
+ * Why the last probe of the check matching t failed, while the check is down; NULL when it is
+ * up or not checked. Valid until the next health_dispatch or health_set_targets.
+ */
+const char *health_reason(const struct health_checker *hc, const struct health_target *t);
+
 /* A pollable fd (epoll) that is readable when health_dispatch has work. */
 int health_fd(const struct health_checker *hc);
 
@@ -112,10 +145,13 @@ int health_fd(const struct health_checker *hc);
  */
 int health_dispatch(struct health_checker *hc, int timeout_ms);
 
-/* Fills a target from a config check for backend addr under a VIP with port vip_port. -EINVAL if
- * the check has no port (HTTP/TCP check on a port-0 VIP without health.port) or type HC_NONE. */
+/*
+ * Fills a target from a config check h for backend addr of VIP v (its port fills an unset one;
+ * its address is where a tunnel check's probes go). -EINVAL if the check has no port (HTTP/TCP
+ * check on a port-0 VIP without health.port) or type HC_NONE.
+ */
 int health_target_from_config(struct health_target *t, const struct config_health *h,
-                              const struct lb_addr *addr, uint16_t vip_port);
+                              const struct lb_addr *addr, const struct config_vip *v);
 
 /*
  * Parses the status line at the start of an HTTP/1.x response, buf[0..len) (not NUL-terminated),
@@ -129,7 +165,7 @@ int health_target_from_config(struct health_target *t, const struct config_healt
  */
 int health_http_status_parse(const char *buf, size_t len);
 
-/* "198.18.1.11:80 http /healthz" into buf; returns buf. */
+/* "198.18.1.11:80 http /healthz" (tunnel: "... through tunnel to VIP") into buf; returns buf. */
 const char *health_target_str(const struct health_target *t, char *buf, size_t len);
 
 #endif

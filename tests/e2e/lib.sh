@@ -455,8 +455,8 @@ e2e_topology_up() {
 	if [ "$sc" -eq 1 ]; then
 		backends_second_chance || return 1
 	fi
-	wait_for 5 run_in "$NS_CLIENT" ping -c1 -W1 "${BACKENDS4[2]}" || {
-		e2e_log "topology: client cannot reach ${BACKENDS4[2]}"
+	wait_for 5 run_in "$NS_CLIENT" ping -c1 -W1 "${BACKENDS4[-1]}" || {
+		e2e_log "topology: client cannot reach ${BACKENDS4[-1]}"
 		return 1
 	}
 }

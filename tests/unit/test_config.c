@@ -42,56 +42,56 @@ static void addr_is(const struct lb_addr *a, const char *want)
 }
 
 static const char full_yaml[] =
-    "cluster:\n"                                                  /* 1 */
-    "  hash_seed: 0xdeadbeefcafef00d\n"                           /* 2 */
-    "  table_size: 251\n"                                         /* 3 */
-    "dataplane:\n"                                                /* 4 */
-    "  mode: afpacket\n"                                          /* 5 */
-    "  interface: veth0\n"                                        /* 6 */
-    "  workers: 4\n"                                              /* 7 */
-    "  source_ipv4: 198.18.0.2\n"                                 /* 8 */
-    "  source_ipv6: 2001:db8::2\n"                                /* 9 */
-    "  ttl: 32\n"                                                 /* 10 */
-    "  mtu: 9000\n"                                               /* 11 */
-    "  nexthop_mac: 02:00:0a:0B:ff:01\n"                          /* 12 */
-    "  icmp_rate: 250\n"                                          /* 13 */
-    "conntrack:\n"                                                /* 14 */
-    "  entries: 4096\n"                                           /* 15 */
-    "  tcp_timeout: 2h\n"                                         /* 16 */
-    "  tcp_fin_timeout: 15\n"                                     /* 17 */
-    "  udp_timeout: 3m\n"                                         /* 18 */
-    "  icmp_timeout: 2000ms\n"                                    /* 19 */
-    "control:\n"                                                  /* 20 */
-    "  socket: /tmp/m.sock\n"                                     /* 21 */
-    "  metrics: { enabled: false, address: '::1', port: 9999 }\n" /* 22 */
-    "vips:\n"                                                     /* 23 */
-    "  - name: web\n"                                             /* 24 */
-    "    address: 203.0.113.10\n"                                 /* 25 */
-    "    protocol: tcp\n"                                         /* 26 */
-    "    port: 80\n"                                              /* 27 */
-    "    table_size: 65537\n"                                     /* 28 */
-    "    health:\n"                                               /* 29 */
-    "      type: http\n"                                          /* 30 */
-    "      port: 8081\n"                                          /* 31 */
-    "      path: /healthz\n"                                      /* 32 */
-    "      expect_status: 204\n"                                  /* 33 */
-    "      interval: 2s\n"                                        /* 34 */
-    "      timeout: 750ms\n"                                      /* 35 */
-    "      rise: 4\n"                                             /* 36 */
-    "      fall: 5\n"                                             /* 37 */
-    "    backends:\n"                                             /* 38 */
-    "      - { address: 198.18.1.11, weight: 0 }\n"               /* 39 */
-    "      - address: 198.18.1.12\n"                              /* 40 */
-    "        weight: 65535\n"                                     /* 41 */
-    "        health: { type: tcp, port: 8080 }\n"                 /* 42 */
-    "      - address: 2001:db8:1::13\n"                           /* 43 */
-    "  - name: dns.v6_1-a\n"                                      /* 44 */
-    "    address: 2001:db8:100::53\n"                             /* 45 */
-    "    protocol: udp\n"                                         /* 46 */
-    "    port: 0\n"                                               /* 47 */
-    "    backends:\n"                                             /* 48 */
-    "      - address: 2001:db8:1::1\n"                            /* 49 */
-    "        weight: 7\n";                                        /* 50 */
+    "cluster:\n"                                                   /* 1 */
+    "  hash_seed: 0xdeadbeefcafef00d\n"                            /* 2 */
+    "  table_size: 251\n"                                          /* 3 */
+    "dataplane:\n"                                                 /* 4 */
+    "  mode: afpacket\n"                                           /* 5 */
+    "  interface: veth0\n"                                         /* 6 */
+    "  workers: 4\n"                                               /* 7 */
+    "  source_ipv4: 198.18.0.2\n"                                  /* 8 */
+    "  source_ipv6: 2001:db8::2\n"                                 /* 9 */
+    "  ttl: 32\n"                                                  /* 10 */
+    "  mtu: 9000\n"                                                /* 11 */
+    "  nexthop_mac: 02:00:0a:0B:ff:01\n"                           /* 12 */
+    "  icmp_rate: 250\n"                                           /* 13 */
+    "conntrack:\n"                                                 /* 14 */
+    "  entries: 4096\n"                                            /* 15 */
+    "  tcp_timeout: 2h\n"                                          /* 16 */
+    "  tcp_fin_timeout: 15\n"                                      /* 17 */
+    "  udp_timeout: 3m\n"                                          /* 18 */
+    "  icmp_timeout: 2000ms\n"                                     /* 19 */
+    "control:\n"                                                   /* 20 */
+    "  socket: /tmp/m.sock\n"                                      /* 21 */
+    "  metrics: { enabled: false, address: '::1', port: 9999 }\n"  /* 22 */
+    "vips:\n"                                                      /* 23 */
+    "  - name: web\n"                                              /* 24 */
+    "    address: 203.0.113.10\n"                                  /* 25 */
+    "    protocol: tcp\n"                                          /* 26 */
+    "    port: 80\n"                                               /* 27 */
+    "    table_size: 65537\n"                                      /* 28 */
+    "    health:\n"                                                /* 29 */
+    "      type: http\n"                                           /* 30 */
+    "      port: 8081\n"                                           /* 31 */
+    "      path: /healthz\n"                                       /* 32 */
+    "      expect_status: 204\n"                                   /* 33 */
+    "      interval: 2s\n"                                         /* 34 */
+    "      timeout: 750ms\n"                                       /* 35 */
+    "      rise: 4\n"                                              /* 36 */
+    "      fall: 5\n"                                              /* 37 */
+    "    backends:\n"                                              /* 38 */
+    "      - { address: 198.18.1.11, weight: 0 }\n"                /* 39 */
+    "      - address: 198.18.1.12\n"                               /* 40 */
+    "        weight: 65535\n"                                      /* 41 */
+    "        health: { type: tcp, port: 8080, through: tunnel }\n" /* 42 */
+    "      - address: 2001:db8:1::13\n"                            /* 43 */
+    "  - name: dns.v6_1-a\n"                                       /* 44 */
+    "    address: 2001:db8:100::53\n"                              /* 45 */
+    "    protocol: udp\n"                                          /* 46 */
+    "    port: 0\n"                                                /* 47 */
+    "    backends:\n"                                              /* 48 */
+    "      - address: 2001:db8:1::1\n"                             /* 49 */
+    "        weight: 7\n";                                         /* 50 */
 
 static void test_full_round_trip(void **state)
 {
@@ -145,6 +145,7 @@ static void test_full_round_trip(void **state)
 	assert_int_equal(v->health.timeout_ms, 750);
 	assert_int_equal(v->health.rise, 4);
 	assert_int_equal(v->health.fall, 5);
+	assert_false(v->health.tunnel);
 	assert_int_equal(v->n_backends, 3);
 
 	b = &v->backends[0];
@@ -158,6 +159,7 @@ static void test_full_round_trip(void **state)
 	assert_int_equal(b->weight, 65535);
 	assert_int_equal(b->line, 40);
 	assert_true(b->has_health);
+	assert_true(b->health.tunnel);
 	assert_int_equal(b->health.type, HC_TCP);
 	assert_int_equal(b->health.port, 8080);
 	/* The rest is inherited from the VIP's check. */
@@ -578,6 +580,8 @@ static const struct bad bad[] = {
      "must start with / 'healthz'"},
     {VIP_HEAD "    health: { type: http, expect_status: 600 }\n" ONE_BACKEND, 6,
      "out of range 100..599"},
+    {VIP_HEAD "    health: { type: http, through: gre }\n" ONE_BACKEND, 6,
+     "vips[0].health.through: expected direct or tunnel 'gre'"},
     {VIP_HEAD "    second_chance: please\n" ONE_BACKEND, 6,
      "vips[0].second_chance: expected true or false 'please'"},
     {"vips:\n" VIP("a", "203.0.113.1", "udp", "53") "    second_chance: true\n" ONE_BACKEND, 6,

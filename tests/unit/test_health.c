@@ -636,6 +636,7 @@ static void test_bad_targets(void **state)
 	struct health_target t;
 	struct config_health h = {
 	    .type = HC_HTTP, .interval_ms = 1000, .timeout_ms = 500, .rise = 2, .fall = 3};
+	struct config_vip v = {0};
 	struct lb_addr a;
 
 	(void)state;
@@ -648,14 +649,125 @@ static void test_bad_targets(void **state)
 	assert_int_equal(health_count(hc), 0);
 
 	assert_int_equal(lb_addr_parse("2001:db8::1", &a), 0);
-	assert_int_equal(health_target_from_config(&t, &h, &a, 0), -EINVAL);
-	assert_int_equal(health_target_from_config(&t, &h, &a, 8080), 0);
+	v.addr = th_addr("2001:db8:100::10");
+	v.port = 0;
+	assert_int_equal(health_target_from_config(&t, &h, &a, &v), -EINVAL);
+	v.port = 8080;
+	assert_int_equal(health_target_from_config(&t, &h, &a, &v), 0);
 	assert_int_equal(t.port, 8080);
 	assert_string_equal(t.path, "/");
 	assert_int_equal(t.expect_status, 200);
+	assert_false(t.tunnel);
+	assert_int_equal(t.vip_addr.family, 0);
+	h.tunnel = true;
+	assert_int_equal(health_target_from_config(&t, &h, &a, &v), 0);
+	assert_true(t.tunnel);
+	assert_true(lb_addr_eq(&t.vip_addr, &v.addr));
 	h.type = HC_NONE;
-	assert_int_equal(health_target_from_config(&t, &h, &a, 80), -EINVAL);
+	v.port = 80;
+	assert_int_equal(health_target_from_config(&t, &h, &a, &v), -EINVAL);
 	health_destroy(hc);
+}
+
+/* A tunnel for the checker: prepare fails with fail_why unless it is NULL, and records slots. */
+struct fake_tunnel {
+	const char *fail_why;
+	int prepared;
+	uint32_t last_slot;
+	uint32_t released[4];
+	int n_released;
+};
+
+static int fake_prepare(void *ctx, const struct health_target *t, uint32_t slot, uint32_t *mark,
+                        char *why, size_t len)
+{
+	struct fake_tunnel *f = ctx;
+
+	assert_true(t->tunnel);
+	f->prepared++;
+	f->last_slot = slot;
+	if (f->fail_why) {
+		snprintf(why, len, "%s", f->fail_why);
+		return -EHOSTUNREACH;
+	}
+	*mark = 0x4d470000u | slot;
+	return 0;
+}
+
+static void fake_release(void *ctx, uint32_t slot)
+{
+	struct fake_tunnel *f = ctx;
+
+	assert_true(f->n_released < (int)ARRAY_SIZE(f->released));
+	f->released[f->n_released++] = slot;
+}
+
+/*
+ * Tunnel checks: a check of their own next to the direct check of the same backend, probes to
+ * the VIP address, a slot each, a failing tunnel's reason on the down check, the slot released
+ * with the check. The probe's socket marks and binds to lo, which needs CAP_NET_ADMIN: as root
+ * the check comes up through it, else it stays down with the socket's error.
+ */
+static void test_tunnel_checks(void **state)
+{
+	struct fake_tunnel f = {.fail_why = "next hop unresolved"};
+	struct health_tunnel tun = {
+	    .prepare = fake_prepare, .release = fake_release, .ctx = &f, .ifname = "lo"};
+	struct health_checker *hc;
+	struct health_target t[3];
+	struct events e = {0};
+	char s[256], want[256];
+	uint16_t port = 0;
+	int lfd = th_listen_loopback(&port);
+	uint32_t slot;
+
+	(void)state;
+	assert_int_equal(health_create(&hc, on_change, &e), 0);
+	health_set_tunnel(hc, &tun);
+	/* t[0] direct to the backend; t[1] through the tunnel to the VIP 127.0.0.1, backend
+	 * 198.18.1.11 (never connected to: the probe goes to the VIP); t[2] to another VIP. */
+	target_init(&t[0], HC_TCP, port, "");
+	t[1] = t[0];
+	t[1].addr = th_addr("198.18.1.11");
+	t[1].tunnel = true;
+	t[1].vip_addr = th_addr("127.0.0.1");
+	t[2] = t[1];
+	t[2].vip_addr = th_addr("127.0.0.2");
+	snprintf(want, sizeof(want), "198.18.1.11:%u tcp through tunnel to 127.0.0.1", port);
+	assert_string_equal(health_target_str(&t[1], s, sizeof(s)), want);
+	assert_int_equal(health_set_targets(hc, t, 3), 0);
+	assert_int_equal(health_count(hc), 3);
+	run_until(hc, &e, 2);
+	assert_int_equal(e.n, 2);
+	assert_true(health_is_up(hc, &t[0]));
+	assert_null(health_reason(hc, &t[0]));
+	assert_false(health_is_up(hc, &t[1]));
+	assert_false(health_is_up(hc, &t[2]));
+	assert_string_equal(health_reason(hc, &t[1]), "next hop unresolved");
+	assert_true(f.prepared >= 4);
+
+	/* Only t[1] from here on: t[2]'s slot is released, t[1] keeps its own. */
+	f.fail_why = NULL;
+	f.prepared = 0;
+	assert_int_equal(health_set_targets(hc, t, 2), 0);
+	assert_int_equal(f.n_released, 1);
+	run_for(hc, 200);
+	assert_true(f.prepared > 0);
+	slot = f.last_slot;
+	assert_int_not_equal(slot, f.released[0]);
+	if (geteuid() == 0) {
+		run_until(hc, &e, 3);
+		assert_true(health_is_up(hc, &t[1]));
+	} else {
+		assert_false(health_is_up(hc, &t[1]));
+		assert_string_equal(health_reason(hc, &t[1]),
+		                    "tunnel socket: Operation not permitted");
+	}
+	assert_int_equal(health_set_targets(hc, t, 1), 0);
+	assert_int_equal(f.n_released, 2);
+	assert_int_equal(f.released[1], slot);
+	health_destroy(hc);
+	close(lfd);
 }
 
 int main(void)
@@ -667,6 +779,7 @@ int main(void)
 	    cmocka_unit_test(test_merge_and_keep_state),
 	    cmocka_unit_test(test_timing_shortest_interval),
 	    cmocka_unit_test(test_bad_targets),
+	    cmocka_unit_test(test_tunnel_checks),
 	    cmocka_unit_test(test_status_line_parse),
 	    cmocka_unit_test(test_http_status_line_strict),
 	    cmocka_unit_test_setup_teardown(test_probes_capped, nofile_save, nofile_restore),
