@@ -118,8 +118,16 @@ struct {
 	__uint(max_entries, 1);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, struct xdp_fwd_ct_block);
-} fwd_ct SEC(".maps");
+	__type(value, struct xdp_fwd_ct_bucket);
+} fwd_ct_buckets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDP_FWD_CT_WAYS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct xdp_fwd_ct_entry);
+} fwd_ct_entries SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -148,7 +156,8 @@ BPF_NAME_IS(fwd_vips, XDP_FWD_MAP_VIPS);
 BPF_NAME_IS(fwd_backends, XDP_FWD_MAP_BACKENDS);
 BPF_NAME_IS(fwd_nexthops, XDP_FWD_MAP_NEXTHOPS);
 BPF_NAME_IS(fwd_slots, XDP_FWD_MAP_SLOTS);
-BPF_NAME_IS(fwd_ct, XDP_FWD_MAP_CT);
+BPF_NAME_IS(fwd_ct_buckets, XDP_FWD_MAP_CT_BUCKETS);
+BPF_NAME_IS(fwd_ct_entries, XDP_FWD_MAP_CT_ENTRIES);
 BPF_NAME_IS(fwd_stats, XDP_FWD_MAP_STATS);
 BPF_NAME_IS(fwd_bstats, XDP_FWD_MAP_BSTATS);
 BPF_NAME_IS(fwd_limit, XDP_FWD_MAP_LIMIT);
@@ -179,7 +188,7 @@ struct fwd_counts {
 
 /* A frame's place in the connection table: this CPU's part, and the flow's first bucket. */
 struct ct_place {
-	__u32 base; /* this part's first bucket, in fwd_ct */
+	__u32 base; /* this part's first bucket, in fwd_ct_buckets */
 	__u32 n;    /* buckets of a part */
 	__u32 b;    /* the flow's first bucket, in its part */
 	__u16 sig;
@@ -279,19 +288,20 @@ static __always_inline __u32 ct_other_bucket(__u32 b, __u16 sig, __u32 n)
 	return f >= b ? f - b : f - b + n;
 }
 
-/* The header of bucket b of the part at base (the start of its block), or NULL. */
+/* The header of bucket b of the part at base, or NULL. */
 static __always_inline struct xdp_fwd_ct_bucket *ct_header(__u32 base, __u32 b)
 {
 	__u32 k = base + b;
-	struct xdp_fwd_ct_block *blk = bpf_map_lookup_elem(&fwd_ct, &k);
 
-	return blk ? &blk->h : 0;
+	return bpf_map_lookup_elem(&fwd_ct_buckets, &k);
 }
 
-/* The entry of way w of the bucket of header h (ct_header's). */
-static __always_inline struct xdp_fwd_ct_entry *ct_way(const struct xdp_fwd_ct_bucket *h, __u32 w)
+/* The entry of way w of bucket idx (a part's base plus the bucket), or NULL. */
+static __always_inline struct xdp_fwd_ct_entry *ct_way(__u32 idx, __u32 w)
 {
-	return &((struct xdp_fwd_ct_block *)h)->e[w & (XDP_FWD_CT_WAYS - 1)];
+	__u32 k = idx * XDP_FWD_CT_WAYS + (w & (XDP_FWD_CT_WAYS - 1));
+
+	return bpf_map_lookup_elem(&fwd_ct_entries, &k);
 }
 
 static __always_inline int key_eq(const struct xdp_fwd_key *a, const struct xdp_fwd_key *b)
@@ -300,15 +310,20 @@ static __always_inline int key_eq(const struct xdp_fwd_key *a, const struct xdp_
 	        (a->w[3] ^ b->w[3]) | (a->w[4] ^ b->w[4])) == 0;
 }
 
-/* ct_find_way: the way of the bucket of header h holding live flow k, or -1. */
-static __always_inline int ct_find_way(const struct xdp_fwd_ct_bucket *h, __u16 sig,
+/* ct_find_way: the way of bucket idx (header h) holding live flow k, or -1. */
+static __always_inline int ct_find_way(__u32 idx, const struct xdp_fwd_ct_bucket *h, __u16 sig,
                                        const struct xdp_fwd_key *k, __u32 now)
 {
 #pragma unroll
-	for (int i = 0; i < (int)XDP_FWD_CT_WAYS; i++)
-		if (h->sig[i] == sig && !ct_expired(h->expires[i], now) &&
-		    key_eq(&ct_way(h, (__u32)i)->key, k))
+	for (int i = 0; i < (int)XDP_FWD_CT_WAYS; i++) {
+		struct xdp_fwd_ct_entry *e;
+
+		if (h->sig[i] != sig || ct_expired(h->expires[i], now))
+			continue;
+		e = ct_way(idx, (__u32)i);
+		if (e && key_eq(&e->key, k))
 			return i;
+	}
 	return -1;
 }
 
@@ -330,7 +345,7 @@ __attribute__((noinline)) int fwd_ct_find(const struct ct_place *pl, const struc
 	h = ct_header(pl->base, b);
 	if (!h)
 		return -1;
-	i = ct_find_way(h, pl->sig, k, now);
+	i = ct_find_way(pl->base + b, h, pl->sig, k, now);
 	if (i >= 0)
 		return (int)(b * XDP_FWD_CT_WAYS) + i;
 	if (!h->away)
@@ -339,7 +354,7 @@ __attribute__((noinline)) int fwd_ct_find(const struct ct_place *pl, const struc
 	h = ct_header(pl->base, b);
 	if (!h)
 		return -1;
-	i = ct_find_way(h, pl->sig, k, now);
+	i = ct_find_way(pl->base + b, h, pl->sig, k, now);
 	return i < 0 ? -1 : (int)(b * XDP_FWD_CT_WAYS) + i;
 }
 
@@ -352,8 +367,8 @@ static __always_inline int ct_ref_of(__u32 base, int slot, struct ct_ref *r)
 	r->h = ct_header(base, b);
 	if (!r->h)
 		return 0;
-	r->e = ct_way(r->h, r->way);
-	return 1;
+	r->e = ct_way(base + b, r->way);
+	return r->e != 0;
 }
 
 /* fwd_ct_find of flow k at place pl: true and its way in *r. */
@@ -482,7 +497,9 @@ static __always_inline void ct_take(const struct ct_place *pl, struct xdp_fwd_ct
 
 	w &= XDP_FWD_CT_WAYS - 1;
 	bit = (__u8)(1u << w);
-	e = ct_way(hb, w);
+	e = ct_way(pl->base + bb, w);
+	if (!e)
+		return;
 	if ((hb->second & bit) && hb->sig[w]) {
 		struct xdp_fwd_ct_bucket *ho =
 		    ct_header(pl->base, ct_other_bucket(bb, hb->sig[w], pl->n));

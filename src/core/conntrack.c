@@ -287,40 +287,34 @@ take:
 	return (int64_t)first[c] * CT_WAYS + way;
 }
 
-bool ct_peek_bucket(const struct ct_bucket *h, const struct ct_entry *entries, uint16_t sig,
-                    const struct lb_flow_key *k, bool found, uint32_t *bref, uint32_t *secondary,
-                    uint32_t *expires, uint8_t *flags)
-{
-	for (unsigned i = 0; i < CT_WAYS; i++) {
-		struct ct_entry e;
-		uint32_t x;
-
-		if (__atomic_load_n(&h->sig[i], __ATOMIC_RELAXED) != sig)
-			continue;
-		memcpy(&e, &entries[i], sizeof(e));
-		x = __atomic_load_n(&h->expires[i], __ATOMIC_RELAXED);
-		if (!lb_flow_key_eq(&e.key, k) || (found && (int32_t)(x - *expires) <= 0))
-			continue;
-		found = true;
-		*bref = e.bref;
-		if (secondary)
-			*secondary = e.secondary;
-		*expires = x;
-		*flags = __atomic_load_n(&h->flags[i], __ATOMIC_RELAXED);
-	}
-	return found;
-}
-
 bool ct_peek(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t *bref,
              uint32_t *secondary, uint32_t *expires, uint8_t *flags)
 {
 	uint16_t sig = ct_sig_of(hash);
-	uint32_t b = ct_bucket_of(t, hash), b2 = ct_other_bucket(t, b, sig);
-	bool found = ct_peek_bucket(&t->buckets[b], &t->entries[(uint64_t)b * CT_WAYS], sig, k,
-	                            false, bref, secondary, expires, flags);
+	uint32_t first[2] = {ct_bucket_of(t, hash), 0};
+	bool found = false;
 
-	if (b2 != b)
-		found = ct_peek_bucket(&t->buckets[b2], &t->entries[(uint64_t)b2 * CT_WAYS], sig, k,
-		                       found, bref, secondary, expires, flags);
+	first[1] = ct_other_bucket(t, first[0], sig);
+	for (unsigned c = 0; c < 2 && (c == 0 || first[1] != first[0]); c++) {
+		const struct ct_bucket *h = &t->buckets[first[c]];
+
+		for (unsigned i = 0; i < CT_WAYS; i++) {
+			struct ct_entry e;
+			uint32_t x;
+
+			if (__atomic_load_n(&h->sig[i], __ATOMIC_RELAXED) != sig)
+				continue;
+			memcpy(&e, &t->entries[(uint64_t)first[c] * CT_WAYS + i], sizeof(e));
+			x = __atomic_load_n(&h->expires[i], __ATOMIC_RELAXED);
+			if (!lb_flow_key_eq(&e.key, k) || (found && (int32_t)(x - *expires) <= 0))
+				continue;
+			found = true;
+			*bref = e.bref;
+			if (secondary)
+				*secondary = e.secondary;
+			*expires = x;
+			*flags = __atomic_load_n(&h->flags[i], __ATOMIC_RELAXED);
+		}
+	}
 	return found;
 }

@@ -512,14 +512,4 @@ int64_t ct_insert(struct ct_table *t, const struct lb_flow_key *k, uint64_t hash
 bool ct_peek(const struct ct_table *t, const struct lb_flow_key *k, uint64_t hash, uint32_t *bref,
              uint32_t *secondary, uint32_t *expires, uint8_t *flags);
 
-/*
- * ct_peek's look at one bucket, header h and its CT_WAYS entries, for flow k of signature sig
- * (also for a table of the same layout elsewhere: the xdp mode's, in the kernel): if a copy of k
- * there expires after *expires, or found is false and it has one, its fields go into the
- * outputs. Returns found, or true if a copy was taken.
- */
-bool ct_peek_bucket(const struct ct_bucket *h, const struct ct_entry *entries, uint16_t sig,
-                    const struct lb_flow_key *k, bool found, uint32_t *bref, uint32_t *secondary,
-                    uint32_t *expires, uint8_t *flags);
-
 #endif

@@ -620,7 +620,7 @@ static const char *const afxdp_prog_maps[] = {XDP_VIP_MAP_VIPS, XDP_VIP_MAP_ADDR
                                               XDP_VIP_MAP_STATS};
 /* The xdp mode's program, xdp_fwd: its own maps besides the steering ones. */
 static const char *const afxdp_fwd_maps[] = {XDP_VIP_MAP_VIPS, XDP_VIP_MAP_XSKS, XDP_FWD_MAP_VIPS,
-                                             XDP_FWD_MAP_CT};
+                                             XDP_FWD_MAP_CT_BUCKETS};
 static const struct xprog_match afxdp_matches[] = {
     {.name = XDP_VIP_PROG_NAME, .maps = afxdp_prog_maps, .n_maps = ARRAY_SIZE(afxdp_prog_maps)},
     {.name = XDP_FWD_PROG_NAME, .maps = afxdp_fwd_maps, .n_maps = ARRAY_SIZE(afxdp_fwd_maps)},

@@ -35,7 +35,6 @@ _Static_assert(sizeof(struct xdp_fwd_ct_bucket) == sizeof(struct ct_bucket) &&
                    offsetof(struct xdp_fwd_ct_bucket, away) == offsetof(struct ct_bucket, away) &&
                    offsetof(struct xdp_fwd_ct_bucket, second) == offsetof(struct ct_bucket, second),
                "bucket header layout");
-_Static_assert(offsetof(struct xdp_fwd_ct_block, e) == sizeof(struct ct_bucket), "block layout");
 _Static_assert(sizeof(struct xdp_fwd_ct_entry) == sizeof(struct ct_entry) &&
                    offsetof(struct xdp_fwd_ct_entry, bref) == offsetof(struct ct_entry, bref) &&
                    offsetof(struct xdp_fwd_ct_entry, secondary) ==
@@ -69,7 +68,8 @@ struct xdpfwd {
 	int ncpus;
 	struct xdp_fwd_config *config; /* mmap of fwd_config */
 	_Atomic uint64_t *nexthops;    /* mmap of fwd_nexthops: XDP_FWD_GENS x XDP_FWD_IDS */
-	struct xdp_fwd_ct_block *ct;   /* mmap of fwd_ct: ncpus parts of ct_n buckets */
+	struct ct_bucket *ct_buckets;  /* mmap of fwd_ct_buckets: ncpus parts of ct_n buckets */
+	struct ct_entry *ct_entries;   /* mmap of fwd_ct_entries: CT_WAYS a bucket */
 	uint32_t ct_n;                 /* buckets a part */
 	struct xdpfwd_gen gen[XDP_FWD_GENS];
 	uint32_t *bkeys; /* scratch for the backends' batch update: XDP_FWD_IDS keys, values */
@@ -94,24 +94,26 @@ static uint32_t ct_part_buckets(const struct config_conntrack *ct, int ncpus)
 
 int xdpfwd_size(struct bpf_object *obj, const struct config_conntrack *ct)
 {
-	struct bpf_map *m = bpf_object__find_map_by_name(obj, XDP_FWD_MAP_CT);
-	int ncpus = libbpf_num_possible_cpus();
+	struct bpf_map *mb = bpf_object__find_map_by_name(obj, XDP_FWD_MAP_CT_BUCKETS);
+	struct bpf_map *me = bpf_object__find_map_by_name(obj, XDP_FWD_MAP_CT_ENTRIES);
+	int ncpus = libbpf_num_possible_cpus(), rc;
 	uint64_t n;
 
-	if (!m)
+	if (!mb || !me)
 		return -ENOENT;
 	if (ncpus <= 0)
 		return ncpus < 0 ? ncpus : -EINVAL;
 	n = (uint64_t)ct_part_buckets(ct, ncpus) * (uint64_t)ncpus;
 	if (n * CT_WAYS > UINT32_MAX)
 		return -E2BIG;
-	return bpf_map__set_max_entries(m, (uint32_t)n);
+	rc = bpf_map__set_max_entries(mb, (uint32_t)n);
+	return rc ? rc : bpf_map__set_max_entries(me, (uint32_t)(n * CT_WAYS));
 }
 
-/* Bytes of the mmap of fwd_ct. */
-static size_t ct_bytes(const struct xdpfwd *f)
+/* Bytes of the mmap of a connection-table map of per bytes a bucket. */
+static size_t ct_bytes(const struct xdpfwd *f, size_t per)
 {
-	return page_round((size_t)f->ncpus * f->ct_n * sizeof(struct xdp_fwd_ct_block));
+	return page_round((size_t)f->ncpus * f->ct_n * per);
 }
 
 static int map_fd(struct bpf_object *obj, const char *name, char *err, size_t errlen)
@@ -127,14 +129,15 @@ int xdpfwd_open(struct xdpfwd **out, struct bpf_object *obj, const struct config
                 char *err, size_t errlen)
 {
 	struct xdpfwd *f = calloc(1, sizeof(*f));
-	int config_fd, nh_fd, ct_fd, rc = -ENOENT;
+	int config_fd, nh_fd, ctb_fd, cte_fd, rc = -ENOENT;
 
 	*out = NULL;
 	if (!f)
 		return -ENOMEM;
 	f->config = MAP_FAILED;
 	f->nexthops = MAP_FAILED;
-	f->ct = MAP_FAILED;
+	f->ct_buckets = MAP_FAILED;
+	f->ct_entries = MAP_FAILED;
 	for (unsigned g = 0; g < XDP_FWD_GENS; g++)
 		f->gen[g].slots_fd = -1;
 	if ((config_fd = map_fd(obj, XDP_FWD_MAP_CONFIG, err, errlen)) < 0 ||
@@ -143,7 +146,8 @@ int xdpfwd_open(struct xdpfwd **out, struct bpf_object *obj, const struct config
 	    (f->vips_fd = map_fd(obj, XDP_FWD_MAP_VIPS, err, errlen)) < 0 ||
 	    (f->backends_fd = map_fd(obj, XDP_FWD_MAP_BACKENDS, err, errlen)) < 0 ||
 	    (f->slots_fd = map_fd(obj, XDP_FWD_MAP_SLOTS, err, errlen)) < 0 ||
-	    (ct_fd = map_fd(obj, XDP_FWD_MAP_CT, err, errlen)) < 0 ||
+	    (ctb_fd = map_fd(obj, XDP_FWD_MAP_CT_BUCKETS, err, errlen)) < 0 ||
+	    (cte_fd = map_fd(obj, XDP_FWD_MAP_CT_ENTRIES, err, errlen)) < 0 ||
 	    (f->stats_fd = map_fd(obj, XDP_FWD_MAP_STATS, err, errlen)) < 0 ||
 	    (f->bstats_fd = map_fd(obj, XDP_FWD_MAP_BSTATS, err, errlen)) < 0)
 		goto fail;
@@ -168,11 +172,14 @@ int xdpfwd_open(struct xdpfwd **out, struct bpf_object *obj, const struct config
 		goto fail;
 	}
 	f->ct_n = ct_part_buckets(ct, f->ncpus);
-	f->ct = mmap(NULL, ct_bytes(f), PROT_READ, MAP_SHARED, ct_fd, 0);
-	if (f->ct == MAP_FAILED) {
+	f->ct_buckets =
+	    mmap(NULL, ct_bytes(f, sizeof(struct ct_bucket)), PROT_READ, MAP_SHARED, ctb_fd, 0);
+	f->ct_entries = mmap(NULL, ct_bytes(f, CT_WAYS * sizeof(struct ct_entry)), PROT_READ,
+	                     MAP_SHARED, cte_fd, 0);
+	if (f->ct_buckets == MAP_FAILED || f->ct_entries == MAP_FAILED) {
 		rc = -errno;
-		snprintf(err, errlen, "xdp: cannot map the connection table %s: %s", XDP_FWD_MAP_CT,
-		         strerror(errno));
+		snprintf(err, errlen, "xdp: cannot map the connection table (%s, %s): %s",
+		         XDP_FWD_MAP_CT_BUCKETS, XDP_FWD_MAP_CT_ENTRIES, strerror(errno));
 		goto fail;
 	}
 	f->config->to_tcp = ct_secs_to_ticks(ct->tcp_timeout);
@@ -200,8 +207,10 @@ void xdpfwd_close(struct xdpfwd *f)
 	if (f->nexthops != MAP_FAILED)
 		munmap((void *)f->nexthops,
 		       page_round((size_t)XDP_FWD_GENS * XDP_FWD_IDS * sizeof(uint64_t)));
-	if (f->ct != MAP_FAILED)
-		munmap(f->ct, ct_bytes(f));
+	if (f->ct_buckets != MAP_FAILED)
+		munmap(f->ct_buckets, ct_bytes(f, sizeof(struct ct_bucket)));
+	if (f->ct_entries != MAP_FAILED)
+		munmap(f->ct_entries, ct_bytes(f, CT_WAYS * sizeof(struct ct_entry)));
 	for (unsigned g = 0; g < XDP_FWD_GENS; g++) {
 		free(f->gen[g].keys);
 		if (f->gen[g].slots_fd >= 0)
@@ -478,19 +487,26 @@ void xdpfwd_backend_counters(struct xdpfwd *f, uint16_t id, struct lb_backend_co
 bool xdpfwd_ct_peek(struct xdpfwd *f, const struct lb_flow_key *k, uint64_t hash, uint32_t *bref,
                     uint32_t *secondary, uint32_t *expires, uint8_t *flags)
 {
-	const struct ct_table geometry = {.n_buckets = f->ct_n}; /* of a part */
-	uint16_t sig = ct_sig_of(hash);
-	uint32_t b[2] = {ct_bucket_of(&geometry, hash)};
 	bool found = false;
 
-	b[1] = ct_other_bucket(&geometry, b[0], sig);
-	for (size_t c = 0; c < (size_t)f->ncpus; c++)
-		for (unsigned i = 0; i < (b[1] == b[0] ? 1u : 2u); i++) {
-			const struct xdp_fwd_ct_block *blk = &f->ct[c * f->ct_n + b[i]];
+	for (size_t c = 0; c < (size_t)f->ncpus; c++) {
+		const struct ct_table part = {
+		    .buckets = f->ct_buckets + c * f->ct_n,
+		    .entries = f->ct_entries + c * f->ct_n * CT_WAYS,
+		    .n_buckets = f->ct_n,
+		};
+		uint32_t b, sref, e;
+		uint8_t fl;
 
-			found = ct_peek_bucket((const struct ct_bucket *)&blk->h,
-			                       (const struct ct_entry *)blk->e, sig, k, found, bref,
-			                       secondary, expires, flags);
-		}
+		if (!ct_peek(&part, k, hash, &b, &sref, &e, &fl) ||
+		    (found && (int32_t)(e - *expires) <= 0))
+			continue;
+		found = true;
+		*bref = b;
+		if (secondary)
+			*secondary = sref;
+		*expires = e;
+		*flags = fl;
+	}
 	return found;
 }

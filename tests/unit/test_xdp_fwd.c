@@ -320,7 +320,7 @@ static int teardown(void **state)
 /* Empties the program's connection table (each test starts where a new worker does). */
 static void ct_clear(struct fx *f)
 {
-	const char *names[] = {XDP_FWD_MAP_CT};
+	const char *names[] = {XDP_FWD_MAP_CT_BUCKETS, XDP_FWD_MAP_CT_ENTRIES};
 
 	for (unsigned i = 0; i < ARRAY_SIZE(names); i++) {
 		int fd = bpf_object__find_map_fd_by_name(f->obj, names[i]);
