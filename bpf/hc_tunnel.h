@@ -58,12 +58,14 @@ struct hct_dest {
 /* clang-format off */
 /* X(ENUM_SUFFIX, "name", "help"). Every probe packet is counted once; other packets are not. */
 #define HCT_COUNTERS(X)                                                                            \
-	X(ENCAPSULATED, "encapsulated", "Probe packets sent GRE-encapsulated to their backend")    \
-	X(NO_DEST, "no_destination", "Probe packets whose mark names an empty slot: dropped")      \
-	X(MALFORMED, "malformed",                                                                  \
-	  "Probe packets that are not Ethernet with a whole IPv4 or IPv6 header: dropped")         \
-	X(NO_ROOM, "no_room", "Probe packets the kernel could not grow by the outer headers: "     \
-	  "dropped")
+	X(ENCAPSULATED, "health_tunnel_encapsulated",                                              \
+	  "Health probe packets sent GRE-encapsulated to their backend (checks through the tunnel)") \
+	X(NO_DEST, "health_tunnel_no_destination",                                                 \
+	  "Health probe packets whose mark names an empty tunnel slot: dropped")                   \
+	X(MALFORMED, "health_tunnel_malformed",                                                    \
+	  "Health probe packets that are not Ethernet with a whole IPv4 or IPv6 header: dropped")  \
+	X(NO_ROOM, "health_tunnel_no_room",                                                        \
+	  "Health probe packets the kernel could not grow by the outer headers: dropped")
 
 enum hct_counter {
 #define HCT_COUNTER_ENUM(id, name, help) HCT_CTR_##id,

@@ -25,6 +25,11 @@ const char *const hct_counter_name[HCT_CTR_MAX] = {
 	HCT_COUNTERS(HCT_COUNTER_NAME)
 #undef HCT_COUNTER_NAME
 };
+const char *const hct_counter_help[HCT_CTR_MAX] = {
+#define HCT_COUNTER_HELP(id, name, help) [HCT_CTR_##id] = help,
+	HCT_COUNTERS(HCT_COUNTER_HELP)
+#undef HCT_COUNTER_HELP
+};
 /* clang-format on */
 
 struct hct {

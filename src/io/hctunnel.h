@@ -48,6 +48,7 @@ int hct_clear(struct hct *t, uint32_t slot);
 uint64_t hct_counter(const struct hct *t, enum hct_counter k);
 
 extern const char *const hct_counter_name[HCT_CTR_MAX];
+extern const char *const hct_counter_help[HCT_CTR_MAX];
 
 /* Detaches the filter (and the qdisc if hct_open made it) and frees t; NULL is fine. */
 void hct_close(struct hct *t);

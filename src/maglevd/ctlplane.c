@@ -122,28 +122,44 @@ static void cp_tunnel_release(void *ctx, uint32_t slot)
 		hct_clear(cp->hct, slot);
 }
 
+uint64_t cp_tunnel_counter(const struct ctlplane *cp, unsigned k)
+{
+	if (k >= HCT_CTR_MAX)
+		return 0;
+	return cp->hct_gone[k] + (cp->hct ? hct_counter(cp->hct, (enum hct_counter)k) : 0);
+}
+
 /*
  * Opens the tunnel when cfg has tunnel checks (n_tunnel) and it is not open, or tried again
  * after a failure at an earlier reload; closes it when none are left.
  */
 static void cp_tunnel_sync(struct ctlplane *cp, const struct config *cfg, uint32_t n_tunnel)
 {
+	struct hct *t = NULL;
 	int ret;
 
+	/* cp->hct changes under the lock: the metrics thread reads its counters. */
 	if (!n_tunnel) {
-		hct_close(cp->hct);
+		pthread_mutex_lock(&cp->lock);
+		t = cp->hct;
+		for (unsigned k = 0; t && k < HCT_CTR_MAX; k++)
+			cp->hct_gone[k] += hct_counter(t, (enum hct_counter)k);
 		cp->hct = NULL;
+		pthread_mutex_unlock(&cp->lock);
+		hct_close(t);
 		return;
 	}
 	if (cp->hct)
 		return;
-	ret = hct_open(&cp->hct, cfg->dataplane.interface, cp->hct_err, sizeof(cp->hct_err));
+	ret = hct_open(&t, cfg->dataplane.interface, cp->hct_err, sizeof(cp->hct_err));
 	if (ret < 0) {
-		cp->hct = NULL;
 		log_err("health: %u checks through the tunnel will fail: %s", n_tunnel,
 		        cp->hct_err);
 		return;
 	}
+	pthread_mutex_lock(&cp->lock);
+	cp->hct = t;
+	pthread_mutex_unlock(&cp->lock);
 	log_info("health: probes of %u checks go through the tunnel (tc egress on %s)", n_tunnel,
 	         cfg->dataplane.interface);
 }

@@ -17,6 +17,7 @@
 #include "core/config.h"
 #include "core/pipeline.h"
 #include "core/snapshot.h"
+#include "io/hctunnel.h"
 #include "maglevd/ctlplane.h"
 #include "maglevd/metrics.h"
 #include "maglevd/state.h"
@@ -66,6 +67,8 @@ struct ctlplane {
 	 * when it could not be opened (hct_err says why, the probes' failure reason). */
 	struct hct *hct;
 	char hct_err[CTL_ERR_MAX];
+	/* The counters of tunnels closed so far (a reload without tunnel checks closes it). */
+	uint64_t hct_gone[HCT_CTR_MAX];
 	struct ctl_server *srv;
 	struct metrics_server *ms;
 	int epfd; /* holds the socket's and the checker's fds */
@@ -127,5 +130,8 @@ json_t *cp_handle(void *ctx, const struct ctl_request *req, char *err, size_t er
 
 /* ctlplane_metrics.c: the metrics endpoint's collector, ctx = cp; takes cp->lock. */
 void cp_collect(void *ctx, struct metrics_writer *w);
+
+/* Tunnel counter k (enum hct_counter) since start: closed tunnels' and the open one's. */
+uint64_t cp_tunnel_counter(const struct ctlplane *cp, unsigned k);
 
 #endif

@@ -233,6 +233,11 @@ void cp_collect(void *ctx, struct metrics_writer *w)
 		metrics_family(w, name, "counter", health_counter_help[k]);
 		metrics_sample(w, name, NULL, health_counter_get(cp->hc, k));
 	}
+	for (uint32_t k = 0; k < HCT_CTR_MAX; k++) {
+		cp_metric_name(name, hct_counter_name[k], "_total");
+		metrics_family(w, name, "counter", hct_counter_help[k]);
+		metrics_sample(w, name, NULL, cp_tunnel_counter(cp, k));
+	}
 	metrics_family(w, "maglevd_uptime_seconds", "gauge", "Seconds since maglevd started");
 	metrics_sample(w, "maglevd_uptime_seconds", NULL,
 	               (clock_now_ms() - cp->started_ms) / MSEC_PER_SEC);

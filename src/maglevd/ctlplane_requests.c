@@ -241,6 +241,10 @@ static json_t *cp_req_counters(struct ctlplane *cp)
 		json_array_append_new(health, json_pack("{s:s, s:I}", "name",
 		                                        health_counter_name[k], "total",
 		                                        (json_int_t)health_counter_get(cp->hc, k)));
+	for (uint32_t k = 0; k < HCT_CTR_MAX; k++)
+		json_array_append_new(health,
+		                      json_pack("{s:s, s:I}", "name", hct_counter_name[k], "total",
+		                                (json_int_t)cp_tunnel_counter(cp, k)));
 	return json_pack("{s:I, s:o, s:o}", "workers", (json_int_t)nw, "counters", rows, "health",
 	                 health);
 }

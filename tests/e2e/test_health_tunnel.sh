@@ -106,6 +106,16 @@ down_within() {
 	fi
 }
 
+# tunnel_counted: maglevctl counters has health_tunnel_encapsulated > 0 and the drops at 0.
+tunnel_counted() {
+	"$MAGLEVCTL" counters -s "$MAGLEVD_SOCKET" --json | "$E2E_PYTHON" -c '
+import json, sys
+c = {r["name"]: r["total"] for r in json.load(sys.stdin)["health"]}
+print("    tunnel counters:", {k: v for k, v in c.items() if k.startswith("health_tunnel_")})
+sys.exit(not (c["health_tunnel_encapsulated"] > 0 and c["health_tunnel_no_destination"] == 0 and
+              c["health_tunnel_malformed"] == 0 and c["health_tunnel_no_room"] == 0))'
+}
+
 case_all_up() {
 	local before after
 	check "every check up (web, web6 through the tunnel; webd direct)" wait_for 10 all_up
@@ -115,6 +125,7 @@ case_all_up() {
 	after=$(decap_counter 0 decapsulated)
 	echo "    be1 decapsulated $before -> $after in 1 s with no client traffic"
 	check "the probes reach be1 as GRE (its decap counts them)" [ "$after" -ge $((before + 4)) ]
+	check "maglevd counts them (health_tunnel_encapsulated), none dropped" tunnel_counted
 	check "new connections to web reach both backends" both_serve "$VIP_WEB4"
 }
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "control/config_yaml.h"
+#include "io/hctunnel.h"
 #include "maglevd/ctlplane.h"
 #include "control/ctlsock.h"
 #include "maglevd/health.h"
@@ -264,10 +265,20 @@ static void test_status_and_counters(void **state)
 	assert_int_equal(json_array_size(json_object_get(
 	                     json_array_get(json_object_get(r, "counters"), 0), "per_worker")),
 	                 2);
-	assert_int_equal(json_array_size(json_object_get(r, "health")), HEALTH_CTR_MAX);
+	/* The checker's counters, then the tunnel's (0: no check goes through it). */
+	assert_int_equal(json_array_size(json_object_get(r, "health")),
+	                 HEALTH_CTR_MAX + HCT_CTR_MAX);
 	assert_string_equal(
 	    row_str(json_array_get(json_object_get(r, "health"), HEALTH_CTR_LOCAL_ERRORS), "name"),
 	    "health_local_errors");
+	assert_string_equal(row_str(json_array_get(json_object_get(r, "health"),
+	                                           HEALTH_CTR_MAX + HCT_CTR_ENCAPSULATED),
+	                            "name"),
+	                    "health_tunnel_encapsulated");
+	assert_int_equal(row_int(json_array_get(json_object_get(r, "health"),
+	                                        HEALTH_CTR_MAX + HCT_CTR_ENCAPSULATED),
+	                         "total"),
+	                 0);
 	json_decref(resp);
 
 	r = call(f, json_pack("{s:s}", "cmd", "vips"), &resp, err);
