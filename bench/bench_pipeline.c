@@ -25,7 +25,6 @@
 #include "tests/unit/tcfg.h"
 
 #define BATCH      32u
-#define FRAME_LEN  60u        /* 64 bytes on the wire with the FCS */
 #define FLOWS_MANY (1u << 20) /* case (b) */
 #define CT_ENTRIES (1u << 21) /* flows per worker table: 1M flows at half load */
 #define BACKENDS   16u
@@ -57,32 +56,17 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* An IPv4 TCP frame client:sport -> dst:80 with tcp_flags, padded to 60 bytes. */
+/* An IPv4 TCP frame 198.18.100.1:39936 -> dst:80 with tcp_flags. */
 static void frame_build(uint8_t *p, const char *dst, uint8_t tcp_flags)
 {
 	struct lb_addr s = tcfg_addr("198.18.100.1"), d = tcfg_addr(dst);
 
-	memset(p, 0, FRAME_LEN);
-	memcpy(p, TCFG_MAC_ME, 6);
-	memcpy(p + 6, "\x02\x00\x00\x00\x00\xaa", 6);
-	p[12] = 0x08;
-	p[14] = 0x45;
-	p[17] = 40;
-	p[20] = 0x40;
-	p[22] = 64;
-	p[23] = 6;
-	memcpy(p + 26, s.b, 4);
-	memcpy(p + 30, d.b, 4);
-	p[34] = 0x9c;
-	p[36] = 0;
-	p[37] = 80;
-	p[46] = 5 << 4;
-	p[47] = tcp_flags;
+	bench_tcp4_frame(p, TCFG_MAC_ME, s.b, 0x9c00, d.b, 80, tcp_flags);
 }
 
 struct bench_frames {
-	uint8_t mem[BATCH][LB_HEADROOM + FRAME_LEN] __attribute__((aligned(64)));
-	uint8_t pristine[FRAME_LEN];
+	uint8_t mem[BATCH][LB_HEADROOM + BENCH_FRAME_LEN] __attribute__((aligned(64)));
+	uint8_t pristine[BENCH_FRAME_LEN];
 	struct lb_frame f[BATCH];
 	enum lb_verdict v[BATCH];
 };
@@ -91,7 +75,7 @@ static void frames_init(struct bench_frames *b, const char *dst, uint8_t tcp_fla
 {
 	frame_build(b->pristine, dst, tcp_flags);
 	for (unsigned i = 0; i < BATCH; i++)
-		memcpy(b->mem[i] + LB_HEADROOM, b->pristine, FRAME_LEN);
+		memcpy(b->mem[i] + LB_HEADROOM, b->pristine, BENCH_FRAME_LEN);
 }
 
 /* Flow n's source address and port: 2^32 flows from 10.0.0.0/8-like space, port by n. */
@@ -111,7 +95,7 @@ static inline void batch_reset(struct bench_frames *b, enum mode m, uint64_t *se
 		uint8_t *p = b->mem[i] + LB_HEADROOM;
 
 		memcpy(p, b->pristine, 14);
-		b->f[i] = (struct lb_frame){p, FRAME_LEN, LB_HEADROOM};
+		b->f[i] = (struct lb_frame){p, BENCH_FRAME_LEN, LB_HEADROOM};
 		if (m == M_MANY) {
 			/* A fixed odd multiplier walks all 2^20 flows in a scattered order. */
 			flow_set(p, (uint32_t)((*seq)++ * 0x9e3779b1u) & (FLOWS_MANY - 1));
@@ -212,7 +196,7 @@ int main(void)
 	}
 	printf("bench_pipeline: one core, %u-byte TCP frames, batches of %u, %u backends, M=65537, "
 	       "thread CPU time, median of %u runs\n",
-	       FRAME_LEN + 4, BATCH, BACKENDS, BENCH_RUNS);
+	       BENCH_FRAME_LEN + 4, BATCH, BACKENDS, BENCH_RUNS);
 	printf("conntrack: entry %zu B + bucket header %zu B per %u ways = %zu B/flow; %u flows, "
 	       "%.1f MiB\n",
 	       sizeof(struct ct_entry), sizeof(struct ct_bucket), CT_WAYS,

@@ -32,7 +32,6 @@
 #include "io/xdpfwd.h"
 #include "tests/unit/tcfg.h"
 
-#define FRAME_LEN  60u        /* 64 bytes on the wire with the FCS */
 #define CALLS      200000u    /* test runs per timed pass */
 #define FLOWS_MANY (1u << 20) /* case (c) */
 #define CT_PART    (1u << 21) /* one CPU's part of the table: 1M flows at half load */
@@ -88,29 +87,14 @@ static int prog_load(struct prog *p, const char *file, const char *name,
 	return 0;
 }
 
-/* A TCP frame client (198.18.x.y by n) -> VIP:80 with flags, FRAME_LEN bytes. */
+/* Flow n's TCP frame, client 198.18.x.y:(1024 + n % 256) by n -> VIP:80, with flags. */
 static void frame_build(uint8_t *p, uint32_t n, uint8_t flags)
 {
 	struct lb_addr vip = tcfg_addr(VIP_ADDR);
+	const uint8_t src[4] = {198, (uint8_t)(18 + (n >> 24 & 1)), (uint8_t)(n >> 16),
+	                        (uint8_t)(n >> 8)};
 
-	memset(p, 0, FRAME_LEN);
-	memcpy(p, TCFG_MAC_ME, 6);
-	memcpy(p + 6, "\x02\x00\x00\x00\x00\xaa", 6);
-	p[12] = 0x08;
-	p[14] = 0x45;
-	p[17] = 40;
-	p[22] = 64;
-	p[23] = 6;
-	p[26] = 198;
-	p[27] = 18 + (uint8_t)(n >> 24 & 1);
-	p[28] = (uint8_t)(n >> 16);
-	p[29] = (uint8_t)(n >> 8);
-	memcpy(p + 30, vip.b, 4);
-	p[34] = (uint8_t)((1024 + n % 256) >> 8);
-	p[35] = (uint8_t)(n % 256);
-	p[37] = 80;
-	p[46] = 5 << 4;
-	p[47] = flags;
+	bench_tcp4_frame(p, TCFG_MAC_ME, src, (uint16_t)(1024 + n % 256), vip.b, 80, flags);
 }
 
 /*
@@ -124,7 +108,7 @@ static double pass_ns(int fd, uint32_t calls, uint8_t *frame, uint32_t (*next)(u
 	uint64_t sum = 0;
 
 	for (uint32_t i = 0; i < calls; i++) {
-		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = FRAME_LEN,
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = BENCH_FRAME_LEN,
 		            .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
 
 		if (next)
@@ -155,7 +139,7 @@ static double case_ns(const struct prog *fwd, const struct prog *pass, uint32_t 
                       uint8_t flags, double *raw, double *base)
 {
 	double f[BENCH_RUNS], b[BENCH_RUNS];
-	uint8_t frame[FRAME_LEN];
+	uint8_t frame[BENCH_FRAME_LEN];
 
 	frame_build(frame, 1, flags);
 	for (unsigned r = 0; r < BENCH_RUNS; r++) {
@@ -231,7 +215,7 @@ int main(void)
 	struct rig small = {0}, big = {0};
 	struct prog pass = {0};
 	double raw, base, ns;
-	uint8_t frame[FRAME_LEN];
+	uint8_t frame[BENCH_FRAME_LEN];
 	char exe[PATH_MAX], dir[PATH_MAX + 8];
 	cpu_set_t one;
 	ssize_t n;
