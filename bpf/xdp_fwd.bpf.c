@@ -179,11 +179,12 @@ struct fwd_pkt {
 
 /* Counts in a frame's decision, added to fwd_stats only if the frame is decided here. */
 struct fwd_counts {
-	__u8 ct;        /* XDP_FWD_CT_HIT / MISS / RECHOSEN, or 0 */
-	__u8 untracked; /* XDP_FWD_CT_INSERT_LIMITED / SYN_UNTRACKED, or 0 */
-	__u8 evicted;   /* XDP_FWD_CT_EVICTED_SYN / _ESTABLISHED, or 0 */
-	__u8 flow;      /* a new flow was given to the backend */
-	__u8 other;     /* the entry was found in another CPU's part */
+	__u8 ct;             /* XDP_FWD_CT_HIT / MISS / RECHOSEN, or 0 */
+	__u8 untracked;      /* XDP_FWD_CT_INSERT_LIMITED / SYN_UNTRACKED, or 0 */
+	__u8 evicted;        /* XDP_FWD_CT_EVICTED_SYN / _ESTABLISHED, or 0 */
+	__u8 flow;           /* a new flow was given to the backend */
+	__u8 other;          /* the entry was found in another CPU's part */
+	__u8 search_limited; /* a miss not searched for in the other parts (the budget is spent) */
 };
 
 /* A frame's place in the connection table: this CPU's part, and the flow's first bucket. */
@@ -712,13 +713,27 @@ static __always_inline int source_refused(const struct fwd_pkt *p)
  */
 static __always_inline int ct_lookup_others(const struct xdp_fwd_config *c,
                                             const struct ct_place *pl, const struct fwd_pkt *p,
-                                            __u32 cpu, __u32 now, struct ct_ref *r)
+                                            __u32 cpu, __u32 now, struct ct_ref *r,
+                                            struct fwd_counts *cn)
 {
 	struct ct_search q = {.k = &p->key, .pl = *pl, .now = now, .cpu = cpu};
-	__u32 n = c->ct_cpus < XDP_FWD_CT_CPUS_MAX ? c->ct_cpus : XDP_FWD_CT_CPUS_MAX;
+	__u32 n = c->ct_cpus < XDP_FWD_CT_CPUS_MAX ? c->ct_cpus : XDP_FWD_CT_CPUS_MAX, k0 = 0;
+	struct xdp_fwd_limit *l;
 
 	if (n < 2 || (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN))
 		return 0;
+	l = bpf_map_lookup_elem(&fwd_limit, &k0);
+	if (!l)
+		return 0;
+	if (now - l->search_window_start >= c->window_ticks) {
+		l->search_window_start = now;
+		l->searches = 0;
+	}
+	if (l->searches >= XDP_FWD_CT_SEARCHES_MAX) {
+		cn->search_limited = 1;
+		return 0;
+	}
+	l->searches++;
 	bpf_loop(n, ct_search_part, &q, 0);
 	if (!q.found)
 		return 0;
@@ -751,7 +766,7 @@ static __always_inline __u32 choose(const struct xdp_fwd_config *c, const struct
 
 	*sec = XDP_FWD_ID_NONE;
 	if (ct_lookup(&pl, &p->key, now, &r) ||
-	    (n->other = ct_lookup_others(c, &pl, p, cpu, now, &r))) {
+	    (n->other = ct_lookup_others(c, &pl, p, cpu, now, &r, n))) {
 		__u32 bref = r.e->bref;
 
 		fl = r.h->flags[r.way];
@@ -1018,6 +1033,8 @@ static __always_inline void count_decision(struct xdp_fwd_stats *st, const struc
 		fwd_stat(st, n->evicted);
 	if (n->other)
 		fwd_stat(st, XDP_FWD_CT_OTHER_CPU);
+	if (n->search_limited)
+		fwd_stat(st, XDP_FWD_CT_SEARCH_LIMITED);
 }
 
 /* Forwards a plain VIP packet: an XDP action, or FWD_STEER for steering to decide. */

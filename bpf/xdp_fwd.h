@@ -170,10 +170,19 @@ struct xdp_fwd_bstats {
 	__u64 packets, bytes, flows;
 };
 
-/* Per CPU: the insert cap's window. */
+/*
+ * Searches of the other CPUs' parts a second per CPU at most (each reads a bucket header of every
+ * other part): a flow moves CPUs rarely (an RSS change), while a flood of packets that miss
+ * (spoofed ACKs, new UDP flows) would make every one of them cost (CPUs - 1) cache misses.
+ */
+#define XDP_FWD_CT_SEARCHES_MAX 10000u
+
+/* Per CPU: the windows of the insert cap and of the searches of other parts. */
 struct xdp_fwd_limit {
 	__u32 window_start;
 	__u32 inserts;
+	__u32 search_window_start;
+	__u32 searches;
 };
 
 /*
@@ -199,6 +208,7 @@ enum xdp_fwd_stat {
 	XDP_FWD_SLOW_TOO_BIG,  /* too big once encapsulated: the pipeline answers ICMP */
 	XDP_FWD_SLOW_HEADROOM, /* the frame could not grow (bpf_xdp_adjust_head refused) */
 	XDP_FWD_CT_OTHER_CPU,  /* a flow found in another CPU's part (and copied to this one's) */
+	XDP_FWD_CT_SEARCH_LIMITED, /* a miss not searched for: XDP_FWD_CT_SEARCHES_MAX reached */
 	XDP_FWD_STAT_MAX
 };
 

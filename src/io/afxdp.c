@@ -339,6 +339,7 @@ static void afxdp_counters(struct io_dev *d, uint32_t qid, uint64_t *out)
 			out[IO_CTR_XDP_SLOW_TOO_BIG] += sl.too_big;
 			out[IO_CTR_XDP_SLOW_HEADROOM] += sl.headroom;
 			out[IO_CTR_XDP_CT_OTHER_CPU] += sl.ct_other_cpu;
+			out[IO_CTR_XDP_CT_SEARCH_LIMITED] += sl.ct_search_limited;
 		}
 	}
 }

@@ -69,7 +69,10 @@
 	  "(interface-wide, on worker 0)")                                                         \
 	X(XDP_CT_OTHER_CPU, "io_xdp_ct_other_cpu",                                                 \
 	  "xdp mode: tracked flows whose packet came to another CPU than before, found in that "   \
-	  "CPU's part of the kernel's table and copied (interface-wide, on worker 0)")
+	  "CPU's part of the kernel's table and copied (interface-wide, on worker 0)")             \
+	X(XDP_CT_SEARCH_LIMITED, "io_xdp_ct_search_limited",                                       \
+	  "xdp mode: packets of no tracked flow not looked for in the other CPUs' parts of the "   \
+	  "kernel's table: 10000 searches a second per CPU at most (interface-wide, on worker 0)")
 
 #define IO_CTR_ROW(id, name, help) IO_CTR_##id,
 COUNTER_LIST_DECLARE(io_counter, IO_COUNTERS, IO_CTR_ROW, IO_CTR_MAX);

@@ -471,6 +471,7 @@ void xdpfwd_slow_counters(struct xdpfwd *f, struct xdpfwd_slow *out)
 	    .too_big = v[XDP_FWD_SLOW_TOO_BIG],
 	    .headroom = v[XDP_FWD_SLOW_HEADROOM],
 	    .ct_other_cpu = v[XDP_FWD_CT_OTHER_CPU],
+	    .ct_search_limited = v[XDP_FWD_CT_SEARCH_LIMITED],
 	};
 }
 

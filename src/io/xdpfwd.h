@@ -59,7 +59,8 @@ void xdpfwd_counters(struct xdpfwd *f, uint64_t *ctr);
 /* Why frames for a VIP went to the slow path (enum xdp_fwd_stat's SLOW_*), summed over CPUs. */
 struct xdpfwd_slow {
 	uint64_t source, nexthop, too_big, headroom;
-	uint64_t ct_other_cpu; /* not the slow path: flows found in another CPU's part */
+	uint64_t ct_other_cpu;      /* not the slow path: flows found in another CPU's part */
+	uint64_t ct_search_limited; /* misses not searched for in the others (their budget spent) */
 };
 void xdpfwd_slow_counters(struct xdpfwd *f, struct xdpfwd_slow *out);
 

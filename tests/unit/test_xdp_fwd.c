@@ -822,6 +822,36 @@ static void test_ct_source_vip(void **state)
 }
 
 /*
+ * The search of other CPUs' parts has a budget: past XDP_FWD_CT_SEARCHES_MAX misses in a second
+ * (a flood of ACKs of no flow), a miss is forwarded as a new flow without it, and counted.
+ */
+static void test_ct_search_budget(void **state)
+{
+	const uint32_t extra = 100, n = XDP_FWD_CT_SEARCHES_MAX + extra;
+	struct config *c = tcfg_fixture();
+	struct fx g = {0};
+	struct lb_snapshot *s = NULL;
+	struct xdpfwd_slow sl;
+	uint64_t t0 = now_ns();
+
+	if (!*state || libbpf_num_possible_cpus() < 2)
+		skip();
+	assert_int_equal(ct_small_open(&g, c, &s), 0);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(ct_send(&g, 200000u + i, 0x10), XDP_TX);
+	xdpfwd_slow_counters(g.fwd, &sl);
+	fprintf(stderr, "search budget: %u misses in %.0f ms: %llu not searched\n", n,
+	        (double)(now_ns() - t0) / 1e6, (unsigned long long)sl.ct_search_limited);
+	/* All within one second here: exactly the extra ones; more windows would allow more. */
+	if (now_ns() - t0 < 900000000ull)
+		assert_int_equal(sl.ct_search_limited, extra);
+	assert_int_equal(kctr(&g, LB_CTR_CT_MISS), n);
+	fx_close(&g);
+	snapshot_free(s);
+	config_free(c);
+}
+
+/*
  * A flow whose packets move to another CPU is found in the part of the CPU it was on and copied
  * (a hit, not a new flow); a bare SYN is not looked for elsewhere.
  */
@@ -864,7 +894,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fixtures),      cmocka_unit_test(test_random),
 	    cmocka_unit_test(test_ct_policy),     cmocka_unit_test(test_ct_other_cpu),
-	    cmocka_unit_test(test_ct_source_vip),
+	    cmocka_unit_test(test_ct_source_vip), cmocka_unit_test(test_ct_search_budget),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
