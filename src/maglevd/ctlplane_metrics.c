@@ -168,8 +168,9 @@ void cp_collect(void *ctx, struct metrics_writer *w)
 			}
 		}
 	}
-	metrics_family(w, "maglevd_vip_info", "gauge",
-	               "One per VIP; the digest label proves equal tables across maglevd");
+	metrics_family(
+	    w, "maglevd_vip_info", "gauge",
+	    "One per VIP; equal digest and hash labels prove equal choices across maglevd");
 	for (uint32_t i = 0; i < s->n_vips; i++) {
 		const struct lb_vip *v = &s->vips[i];
 		const char *l[] = {"vip",        v->name,
@@ -178,6 +179,7 @@ void cp_collect(void *ctx, struct metrics_writer *w)
 		                   "port",       port,
 		                   "table_size", m,
 		                   "digest",     cp_digest_str(v->digest, d),
+		                   "hash",       config_vip_hash_name(v->hash),
 		                   NULL};
 
 		snprintf(port, sizeof(port), "%u", v->port);

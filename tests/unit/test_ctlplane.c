@@ -702,6 +702,17 @@ static void test_health_and_metrics(void **state)
 	    strstr(m, "maglevd_backend_slots{vip=\"hc\",backend=\"127.0.0.1\"} 1009\n"));
 	assert_non_null(strstr(m, "maglevd_vip_info{vip=\"web\",address=\"203.0.113.10\","
 	                          "protocol=\"tcp\",port=\"80\",table_size=\"1009\",digest=\""));
+	assert_non_null(strstr(m, "\",hash=\"5-tuple\"} 1\n"));
+	{
+		/* sticky (hash: source) has the label too: its line ends with it. */
+		static const char tail[] = ",hash=\"source\"} 1";
+		const char *sticky = strstr(m, "maglevd_vip_info{vip=\"sticky\",");
+		const char *end = sticky ? strchr(sticky, '\n') : NULL;
+		const size_t n = sizeof(tail) - 1;
+
+		assert_non_null(end);
+		assert_true((size_t)(end - sticky) > n && memcmp(end - n, tail, n) == 0);
+	}
 	assert_non_null(strstr(m, "# TYPE maglevd_rx_frames_total counter\n"));
 	assert_non_null(strstr(m, "maglevd_rx_frames_total{worker=\"1\"} 0\n"));
 	/* Drops are one family by reason, not a family per reason. */
