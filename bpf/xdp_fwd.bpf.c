@@ -194,6 +194,26 @@ static __always_inline __u64 flow_hash(const struct xdp_fwd_key *k, __u64 w4, co
 	return acc;
 }
 
+/* A packet's hashes. */
+struct fwd_hashes {
+	__u64 ct;        /* the connection table's: the 5-tuple's */
+	__u64 slot;      /* its Maglev slot's: the VIP's hash mode */
+	__u64 prev_slot; /* its slot in the previous table: the mode flows were hashed with then */
+};
+
+/* The hashes of key k for a VIP of flags (XDP_FWD_VIP_*), under secret s. */
+static __always_inline void fwd_hashes_of(struct fwd_hashes *hs, const struct xdp_fwd_key *k,
+                                          __u8 flags, const __u64 *s)
+{
+	__u64 src = 0;
+
+	hs->ct = flow_hash(k, k->w[4], s);
+	if (flags & (XDP_FWD_VIP_HASH_SOURCE | XDP_FWD_VIP_PREV_HASH_SOURCE))
+		src = flow_hash(k, k->w[4] & ~XDP_FWD_KEY_PORTS, s);
+	hs->slot = (flags & XDP_FWD_VIP_HASH_SOURCE) ? src : hs->ct;
+	hs->prev_slot = (flags & XDP_FWD_VIP_PREV_HASH_SOURCE) ? src : hs->ct;
+}
+
 static __always_inline const struct xdp_fwd_backend *backend_of(__u32 gen, __u32 id)
 {
 	__u32 k = gen * XDP_FWD_IDS + (id & (XDP_FWD_IDS - 1));
@@ -275,14 +295,14 @@ static __always_inline int source_refused(const struct fwd_pkt *p)
 
 /*
  * The backend of the flow, as the pipeline's choose(): its id, XDP_FWD_ID_NONE if none, or
- * FWD_CHOOSE_STEER for the slow path; *sec the secondary the packet carries. hash is the slot's
- * (the VIP's hash mode), ct_hash the connection table's (the 5-tuple's).
+ * FWD_CHOOSE_STEER for the slow path; *sec the secondary the packet carries.
  */
 static __always_inline __u32 choose(const struct xdp_fwd_config *c, const struct xdp_fwd_gen *g,
                                     __u32 gen, const struct xdp_fwd_vip *v, void *slots,
-                                    const struct fwd_pkt *p, __u64 hash, __u64 ct_hash, __u32 now,
+                                    const struct fwd_pkt *p, const struct fwd_hashes *hs, __u32 now,
                                     __u32 *sec, struct fwd_counts *n)
 {
+	const __u64 hash = hs->slot, ct_hash = hs->ct;
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct ct_place pl = {.base = cpu * c->ct_buckets,
 	                      .n = c->ct_buckets,
@@ -318,7 +338,7 @@ static __always_inline __u32 choose(const struct xdp_fwd_config *c, const struct
 			n->ct = XDP_FWD_CT_RECHOSEN;
 			n->flow = 1;
 			bref = (__u32)b->tag << 16 | id;
-			sref = secondary_of(p, v, slots, gen, hash, id);
+			sref = secondary_of(p, v, slots, gen, hs->prev_slot, id);
 			r.e->bref = bref;
 			r.e->secondary = sref;
 		}
@@ -333,7 +353,7 @@ static __always_inline __u32 choose(const struct xdp_fwd_config *c, const struct
 	id = slot_id(slots, v->table_off + (__u32)(hash % v->table_size));
 	if (id == XDP_FWD_ID_NONE)
 		return id;
-	sref = secondary_of(p, v, slots, gen, hash, id);
+	sref = secondary_of(p, v, slots, gen, hs->prev_slot, id);
 	*sec = secondary_usable(g, gen, sref, v->index);
 	if (!ct_insert_allowed(c, now)) {
 		n->untracked = XDP_FWD_CT_INSERT_LIMITED;
@@ -584,7 +604,8 @@ static __always_inline int fwd_frame(struct xdp_md *ctx)
 	struct xdp_fwd_vip_key vk;
 	struct fwd_counts n = {};
 	struct fwd_pkt p;
-	__u64 hash, ct_hash, *mac;
+	struct fwd_hashes hs;
+	__u64 *mac;
 	void *slots;
 
 	if (!c || !vc || !c->ct_buckets || fwd_parse(ctx, vc, &p))
@@ -607,13 +628,8 @@ static __always_inline int fwd_frame(struct xdp_md *ctx)
 	if (!g || !slots)
 		return FWD_STEER;
 	st = bpf_map_lookup_elem(&fwd_stats, &k0);
-	/* The connection table's hash is the 5-tuple's; a hash: source VIP's slot leaves out ports.
-	 */
-	ct_hash = flow_hash(&p.key, p.key.w[4], g->secret);
-	hash = ct_hash;
-	if (v->flags & XDP_FWD_VIP_HASH_SOURCE)
-		hash = flow_hash(&p.key, p.key.w[4] & ~XDP_FWD_KEY_PORTS, g->secret);
-	id = choose(c, g, gen, v, slots, &p, hash, ct_hash,
+	fwd_hashes_of(&hs, &p.key, v->flags, g->secret);
+	id = choose(c, g, gen, v, slots, &p, &hs,
 	            (__u32)(bpf_ktime_get_coarse_ns() >> XDP_FWD_TICK_SHIFT), &sid, &n);
 	if (id == FWD_CHOOSE_STEER) {
 		fwd_stat(st, XDP_FWD_SLOW_SOURCE);

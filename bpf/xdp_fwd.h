@@ -95,6 +95,8 @@ struct xdp_fwd_vip_key {
  * (lb_flow_key_source: xdp_fwd_key.w[4] & ~XDP_FWD_KEY_PORTS); the connection table keeps the key.
  */
 #define XDP_FWD_VIP_HASH_SOURCE 2u
+/* The previous table's flows were hashed so (lb_vip.prev.hash): second chance looks up there. */
+#define XDP_FWD_VIP_PREV_HASH_SOURCE 4u
 
 /* Value of fwd_vips: where the VIP's tables are in its generation's slot array. */
 struct xdp_fwd_vip {

@@ -599,10 +599,11 @@ static __attribute__((noinline, cold)) uint64_t slot_hash_source(const struct lb
 	return lb_flow_hash_source_secret(&j->key, s->hash_secret);
 }
 
-static inline uint64_t slot_hash(const struct lb_snapshot *s, const struct lb_vip *v,
-                                 const struct lb_job *j)
+/* The slot hash of j under hash mode mode (enum vip_hash). */
+static inline uint64_t slot_hash_mode(const struct lb_snapshot *s, uint8_t mode,
+                                      const struct lb_job *j)
 {
-	if (__builtin_expect(v->hash == VIP_HASH_SOURCE, 0))
+	if (__builtin_expect(mode == VIP_HASH_SOURCE, 0))
 		return slot_hash_source(s, j);
 	return j->hash;
 }
@@ -640,7 +641,8 @@ static inline uint32_t secondary_of(const struct lb_snapshot *s, const struct lb
 	if (__builtin_expect(!v->second_chance, 1) || j->tcp_flags & PKT_TCP_SYN || j->steer ||
 	    j->key.proto != IPPROTO_TCP)
 		return LB_BREF_NONE;
-	sec = snapshot_secondary(s, v, slot_hash(s, v, j), id);
+	/* The previous generation's slot, under the mode flows were hashed with then. */
+	sec = snapshot_secondary(s, v, slot_hash_mode(s, v->prev.hash, j), id);
 	return sec == LB_BACKEND_NONE ? LB_BREF_NONE : LB_BREF(sec, s->backends[sec].tag);
 }
 

@@ -229,7 +229,7 @@ static const struct snapshot_override *find_override(const struct pairmap *om,
 /* The generation v's current table is built from (digest: v's). */
 static int gen_of(const struct lb_snapshot *s, const struct lb_vip *v, struct lb_gen *g)
 {
-	*g = (struct lb_gen){.table_size = v->table_size, .digest = v->digest};
+	*g = (struct lb_gen){.table_size = v->table_size, .digest = v->digest, .hash = v->hash};
 	g->backends = calloc(v->n_backends ? v->n_backends : 1, sizeof(*g->backends));
 	if (!g->backends)
 		return -ENOMEM;
@@ -398,7 +398,9 @@ static int prev_from_snapshot(struct lb_vip *v, const struct lb_snapshot *s,
 
 	if (!map)
 		return -ENOMEM;
-	if (!same_owners(v, pv->table, pv->table_size, map, prev->n_backends)) {
+	/* A new hash mode moves flows to other slots as new owners would. */
+	if (pv->hash != v->hash ||
+	    !same_owners(v, pv->table, pv->table_size, map, prev->n_backends)) {
 		ret = gen_of(prev, pv, &cur);
 		if (!ret)
 			ret = prev_set(v, &cur, pv->table, map, prev->n_backends);
@@ -447,7 +449,8 @@ static int prev_from_history(struct lb_vip *v, const struct lb_snapshot *s, uint
 			v->prev_origin = LB_PREV_HISTORY_MISMATCH;
 			break;
 		}
-		if (round == 1 || !same_owners(v, table, g->table_size, map, g->n_backends)) {
+		if (round == 1 || g->hash != v->hash ||
+		    !same_owners(v, table, g->table_size, map, g->n_backends)) {
 			ret = prev_set(v, g, table, map, g->n_backends);
 			if (!ret)
 				v->prev_origin = LB_PREV_HISTORY;

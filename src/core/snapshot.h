@@ -84,6 +84,12 @@ struct lb_gen {
 	uint64_t digest;
 	struct lb_gen_backend *backends;
 	uint32_t n_backends;
+	/*
+	 * enum vip_hash: what flows were hashed on to meet this table's slots. Not part of the
+	 * table (nor its digest), but of what a flow's slot in it was: second chance looks a flow
+	 * up in the previous generation with the previous generation's mode.
+	 */
+	uint8_t hash;
 };
 
 /* Where a VIP's previous generation came from, as snapshot_build found it (lb_vip.prev_origin). */
@@ -112,9 +118,9 @@ struct lb_vip {
 	uint8_t hash;        /* enum vip_hash: what its slots are hashed on (lb_flow_hash_source) */
 	uint8_t prev_origin; /* enum lb_prev_origin of prev */
 	/*
-	 * The previous generation: the table of the last snapshot whose slot owners differ from
-	 * this one's, as this snapshot's backend ids (LB_BACKEND_NONE where that owner is no
-	 * backend of this VIP now), and what it was built from. prev_table NULL: none known.
+	 * The previous generation: the table of the last snapshot whose slot owners, or hash mode,
+	 * differ from this one's, as this snapshot's backend ids (LB_BACKEND_NONE where that owner
+	 * is no backend of this VIP now), and what it was built from. prev_table NULL: none known.
 	 */
 	uint16_t *prev_table; /* prev.table_size ids */
 	struct lb_gen prev;
@@ -371,7 +377,8 @@ int32_t snapshot_vip_lookup(const struct lb_snapshot *s, const struct lb_addr *a
                             uint16_t port);
 
 /*
- * The previous owner of the flow whose hash is hash, if VIP v has second chance on and that
+ * The previous owner of the flow whose hash is hash (its slot hash under v->prev.hash, the
+ * previous generation's mode), if VIP v has second chance on and that
  * owner is another backend than primary, of primary's address family (a backend forwards to a
  * peer of its own family), in use and up; else LB_BACKEND_NONE.
  */

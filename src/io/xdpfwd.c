@@ -262,7 +262,8 @@ static int publish_vips(struct xdpfwd *f, const struct lb_snapshot *s, uint32_t 
 		    .prev_size = v->prev_table ? v->prev.table_size : 0,
 		    .index = (uint16_t)i,
 		    .flags = (v->second_chance ? XDP_FWD_VIP_SECOND_CHANCE : 0) |
-		             (v->hash == VIP_HASH_SOURCE ? XDP_FWD_VIP_HASH_SOURCE : 0),
+		             (v->hash == VIP_HASH_SOURCE ? XDP_FWD_VIP_HASH_SOURCE : 0) |
+		             (v->prev.hash == VIP_HASH_SOURCE ? XDP_FWD_VIP_PREV_HASH_SOURCE : 0),
 		};
 
 		memset(k, 0, sizeof(*k));

@@ -135,8 +135,12 @@ static void sb_gen(struct state_buf *b, const struct lb_gen *g)
 {
 	char a[LB_ADDR_STRLEN];
 
-	sb_printf(b, "{\"table_size\":%u,\"digest\":\"%016llx\",\"backends\":[", g->table_size,
+	sb_printf(b, "{\"table_size\":%u,\"digest\":\"%016llx\",", g->table_size,
 	          (unsigned long long)g->digest);
+	/* Only when not the default, so files of the 5-tuple mode read as before. */
+	if (g->hash == VIP_HASH_SOURCE)
+		SB_LITERAL(b, "\"hash\":\"source\",");
+	SB_LITERAL(b, "\"backends\":[");
 	for (uint32_t i = 0; i < g->n_backends; i++) {
 		if (i)
 			SB_LITERAL(b, ",");
@@ -245,7 +249,7 @@ static bool state_get_uint(const json_t *o, const char *key, uint64_t lo, uint64
 static int state_gen_decode(const json_t *o, const char *where, struct lb_gen *g, char *err,
                             size_t errlen)
 {
-	const json_t *bs = json_object_get(o, "backends"), *b;
+	const json_t *bs = json_object_get(o, "backends"), *b, *h;
 	uint64_t x;
 	size_t i;
 
@@ -258,6 +262,16 @@ static int state_gen_decode(const json_t *o, const char *where, struct lb_gen *g
 	if (state_parse_hex64(json_object_get(o, "digest"), &g->digest) < 0)
 		return state_err(err, errlen, "%s.digest: not %u hex digits", where,
 		                 STATE_HEX64_LEN);
+	/* Absent: 5-tuple (a file from before hash modes, or the default mode). */
+	h = json_object_get(o, "hash");
+	if (h && !json_is_string(h))
+		return state_err(err, errlen, "%s.hash: not 5-tuple or source", where);
+	if (!h || strcmp(json_string_value(h), config_vip_hash_name(VIP_HASH_5TUPLE)) == 0)
+		g->hash = VIP_HASH_5TUPLE;
+	else if (strcmp(json_string_value(h), config_vip_hash_name(VIP_HASH_SOURCE)) == 0)
+		g->hash = VIP_HASH_SOURCE;
+	else
+		return state_err(err, errlen, "%s.hash: not 5-tuple or source", where);
 	if (!json_is_array(bs) || json_array_size(bs) == 0 ||
 	    json_array_size(bs) > CONFIG_BACKENDS_MAX)
 		return state_err(err, errlen, "%s.backends: not a list of 1..%u backends", where,

@@ -1241,10 +1241,73 @@ static void test_hash_source_second_chance(void **state)
 	config_free(c);
 }
 
+/*
+ * A reload that changes only a VIP's hash mode moves flows to other slots as a new backend set
+ * would: the table the flows were hashed onto with the old mode is the previous generation, and
+ * second chance looks a flow up there with the old mode's key. Here the 5-tuple VIP tupweb
+ * becomes hash: source; each flow's secondary is the backend the old mode gave it (computed from
+ * the old snapshot's table directly), wherever the new mode puts it elsewhere.
+ */
+static void test_hash_mode_change_second_chance(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s1, *s2;
+	struct lb_worker *w = worker_new(1 << 14);
+	static struct tbuf b;
+	unsigned moved = 0, flows = 0;
+	uint32_t ti;
+
+	(void)state;
+	for (ti = 0; strcmp(c->vips[ti].name, "tupweb"); ti++)
+		;
+	c->vips[ti].second_chance = true;
+	s1 = snap(c, NULL, NULL);
+	c->vips[ti].hash = VIP_HASH_SOURCE;
+	s2 = snap(c, s1, NULL);
+	assert_int_equal(s2->vips[ti].prev_origin, LB_PREV_SNAPSHOT);
+	assert_int_equal(s2->vips[ti].prev.hash, VIP_HASH_5TUPLE);
+	assert_int_equal(s2->vips[ti].hash, VIP_HASH_SOURCE);
+	for (unsigned ci = 0; ci < 20; ci++)
+		for (unsigned p = 0; p < 4; p++) {
+			char client[LB_ADDR_STRLEN], want[LB_ADDR_STRLEN] = "", got[LB_ADDR_STRLEN];
+			struct lb_addr cl, vip = tcfg_addr("203.0.113.31");
+			uint16_t sport = (uint16_t)(31000 + 7 * p + ci), old, now;
+			struct lb_flow_key k;
+			uint8_t pkt[128];
+			uint32_t n;
+			struct lb_frame f;
+
+			snprintf(client, sizeof(client), "198.18.103.%u", ci + 1);
+			cl = tcfg_addr(client);
+			lb_flow_key_make(&k, &cl, &vip, 6, sport, 80);
+			old = s1->vips[ti]
+			          .table[lb_flow_hash(&k, s1->hash_seed) % s1->vips[ti].table_size];
+			lb_flow_key_make(&k, &cl, &vip, 6, 0, 0);
+			now = s2->vips[ti]
+			          .table[lb_flow_hash(&k, s2->hash_seed) % s2->vips[ti].table_size];
+			if (!lb_addr_eq(&s1->backends[old].addr, &s2->backends[now].addr))
+				lb_addr_str(&s1->backends[old].addr, want, sizeof(want));
+			moved += want[0] != 0;
+			flows++;
+			n = tf_flow4(pkt, client, "203.0.113.31", 6, sport, 80, 0x10);
+			f = tbuf_frame(&b, pkt, n);
+			assert_int_equal(lb_process(w, s2, &f, NOW_NS), LB_TX);
+			assert_string_equal(sent_secondary(&f, pkt + 14, n - 14, got), want);
+		}
+	/* Four backends: about three flows in four meet another one under the new mode. */
+	assert_in_range(moved, flows / 2, flows - 1);
+	assert_int_equal(ctr(w, LB_CTR_TX_SECOND_CHANCE), moved);
+	lb_worker_destroy(w);
+	snapshot_free(s1);
+	snapshot_free(s2);
+	config_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fixtures),
+	    cmocka_unit_test(test_hash_mode_change_second_chance),
 	    cmocka_unit_test(test_fixtures_batch),
 	    cmocka_unit_test(test_refused_untracked),
 	    cmocka_unit_test(test_truncations),

@@ -103,6 +103,7 @@ static void gen_equal(const struct lb_gen *a, const struct lb_gen *b)
 {
 	assert_int_equal(a->table_size, b->table_size);
 	assert_true(a->digest == b->digest);
+	assert_int_equal(a->hash, b->hash);
 	assert_int_equal(a->n_backends, b->n_backends);
 	for (uint32_t i = 0; i < a->n_backends; i++) {
 		assert_true(lb_addr_eq(&a->backends[i].addr, &b->backends[i].addr));
@@ -164,6 +165,9 @@ static void test_round_trip(void **state)
 	assert_int_equal(h.v[0].current.backends[0].weight, 0);
 	assert_null(s2->vips[1].prev_table);
 	assert_null(strstr(text, "\"previous\":null"));
+	/* srcweb's generation says its mode; the 5-tuple ones leave it out. */
+	assert_non_null(strstr(text, "\"hash\":\"source\""));
+	assert_null(strstr(text, "\"hash\":\"5-tuple\""));
 
 	/* Restarted with the same config: the previous generation is s1's table again. */
 	r = snap(c, NULL, &st);
@@ -222,6 +226,47 @@ static void test_name_escaped(void **state)
 	state_history_free(&h);
 	free(text);
 	snapshot_free(s);
+	config_free(c);
+}
+
+/*
+ * A VIP whose hash mode changed keeps, across a restart, the table its flows were hashed onto
+ * with the old mode as its previous generation, with that mode (second chance looks there).
+ */
+static void test_hash_mode_history(void **state)
+{
+	struct config *c = tcfg_fixture();
+	struct lb_snapshot *s1, *s2, *r;
+	struct snapshot_history h;
+	struct snapshot_state st = {.history = &h};
+	char err[STATE_ERR_MAX];
+	size_t len;
+	char *text;
+	uint32_t ti;
+
+	(void)state;
+	for (ti = 0; strcmp(c->vips[ti].name, "tupweb"); ti++)
+		;
+	s1 = snap(c, NULL, NULL);
+	c->vips[ti].hash = VIP_HASH_SOURCE;
+	s2 = snap(c, s1, NULL);
+	assert_int_equal(s2->vips[ti].prev.hash, VIP_HASH_5TUPLE);
+	assert_true(s2->vips[ti].prev.digest == s1->vips[ti].digest); /* the same table */
+	text = state_encode(s2, &len);
+	assert_non_null(text);
+	assert_int_equal(state_decode(text, len, &h, err, sizeof(err)), 0);
+	assert_int_equal(h.v[ti].current.hash, VIP_HASH_SOURCE);
+	assert_int_equal(h.v[ti].previous.hash, VIP_HASH_5TUPLE);
+	r = snap(c, NULL, &st);
+	assert_int_equal(r->vips[ti].prev_origin, LB_PREV_HISTORY);
+	assert_int_equal(r->vips[ti].prev.hash, VIP_HASH_5TUPLE);
+	assert_memory_equal(r->vips[ti].prev_table, s2->vips[ti].prev_table,
+	                    s2->vips[ti].prev.table_size * sizeof(uint16_t));
+	snapshot_free(r);
+	state_history_free(&h);
+	free(text);
+	snapshot_free(s1);
+	snapshot_free(s2);
 	config_free(c);
 }
 
@@ -401,6 +446,12 @@ static const struct bad_file bad_files[] = {
                        GEN("7", D16, B1))),
      "vips[0].name: not a name of 1..63 bytes"},
     {WITH_VIPS(GOOD_VIP "," GOOD_VIP), "vips[1].name: 'web' twice"},
+    {WITH_VIPS(VIP_CUR("web", "{\"table_size\":7,\"digest\":\"" D16 "\",\"hash\":\"ports\","
+                              "\"backends\":[" B1 "]}")),
+     "vips[0].current.hash: not 5-tuple or source"},
+    {WITH_VIPS(VIP_CUR("web", "{\"table_size\":7,\"digest\":\"" D16 "\",\"hash\":1,"
+                              "\"backends\":[" B1 "]}")),
+     "vips[0].current.hash: not 5-tuple or source"},
     /* The reason quotes the file; its control bytes become '?', so it stays one line. */
     {WITH_VIPS(VIP_CUR("a\\nb", GEN("7", D16, B1)) "," VIP_CUR("a\\nb", GEN("7", D16, B1))),
      "vips[1].name: 'a?b' twice"},
@@ -605,10 +656,11 @@ static void test_load_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_name_escaped),
-	    cmocka_unit_test(test_atomic_replace),     cmocka_unit_test(test_write_failure),
-	    cmocka_unit_test(test_bad_files),          cmocka_unit_test(test_limits),
-	    cmocka_unit_test(test_largest_state_fits), cmocka_unit_test(test_load_files),
+	    cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_hash_mode_history),
+	    cmocka_unit_test(test_name_escaped),  cmocka_unit_test(test_atomic_replace),
+	    cmocka_unit_test(test_write_failure), cmocka_unit_test(test_bad_files),
+	    cmocka_unit_test(test_limits),        cmocka_unit_test(test_largest_state_fits),
+	    cmocka_unit_test(test_load_files),
 	};
 
 	return cmocka_run_group_tests_name("state", tests, NULL, NULL);

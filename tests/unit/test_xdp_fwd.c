@@ -524,9 +524,11 @@ static uint32_t mutate(uint64_t *r, uint8_t *p, uint32_t n)
 static void reload_change(struct config *c, unsigned round, struct snapshot_override *ov,
                           uint32_t *n_ov)
 {
-	struct config_vip *multi = NULL, *multiu = NULL, *srcweb = NULL;
+	struct config_vip *multi = NULL, *multiu = NULL, *srcweb = NULL, *tupweb = NULL;
 
 	for (uint32_t i = 0; i < c->n_vips; i++) {
+		if (!strcmp(c->vips[i].name, "tupweb"))
+			tupweb = &c->vips[i];
 		if (!strcmp(c->vips[i].name, "multi"))
 			multi = &c->vips[i];
 		if (!strcmp(c->vips[i].name, "multiu"))
@@ -537,6 +539,7 @@ static void reload_change(struct config *c, unsigned round, struct snapshot_over
 	assert_non_null(multi);
 	assert_non_null(multiu);
 	assert_non_null(srcweb);
+	assert_non_null(tupweb);
 	*n_ov = 0;
 	if (round == 1) {
 		tcfg_backend_del(multi, 1);
@@ -552,6 +555,10 @@ static void reload_change(struct config *c, unsigned round, struct snapshot_over
 	} else {
 		tcfg_backend_del(multi, 0);
 		tcfg_backend_del(multiu, 0);
+		/* Hash modes swapped: second chance looks the previous tables up in the old modes.
+		 */
+		srcweb->hash = VIP_HASH_5TUPLE;
+		tupweb->hash = VIP_HASH_SOURCE;
 	}
 }
 
@@ -579,9 +586,10 @@ static void test_random(void **state)
 	if (!f)
 		skip();
 	c = tcfg_fixture();
-	/* Second chance on a 5-tuple VIP and on a source one (their backends change below). */
+	/* Second chance on 5-tuple VIPs and a source one (backends and modes change below). */
 	for (uint32_t i = 0; i < c->n_vips; i++)
-		if (!strcmp(c->vips[i].name, "multi") || !strcmp(c->vips[i].name, "srcweb"))
+		if (!strcmp(c->vips[i].name, "multi") || !strcmp(c->vips[i].name, "srcweb") ||
+		    !strcmp(c->vips[i].name, "tupweb"))
 			c->vips[i].second_chance = true;
 	s = snap(c, NULL, NULL);
 	w = worker_new(c);
