@@ -258,7 +258,7 @@ case_metrics() {
 	pk1=$(metric_sum maglevd_backend_packets_total)
 	check "metrics: rx_frames moved ($rx0 -> $rx1)" [ "$rx1" -gt "$rx0" ]
 	check "metrics: backend packets moved ($pk0 -> $pk1)" [ "$pk1" -gt "$pk0" ]
-	check "metrics: vip_info with digest" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_vip_info{vip=\"web\".*digest=\"[0-9a-f]\{16\}\"} 1'"
+	check "metrics: vip_info with digest and hash mode" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_vip_info{vip=\"web\".*digest=\"[0-9a-f]\{16\}\",hash=\"5-tuple\"} 1'"
 	check "metrics: reload failures counted ($RELOAD_FAILURES made by this run)" bash -c "ip netns exec '$NS_LB' curl -s '$METRICS_URL' | grep -q '^maglevd_reloads_total{result=\"failure\"} $RELOAD_FAILURES'"
 }
 
