@@ -182,9 +182,7 @@ maglevd_run() {
 		return
 	fi
 	lb_renice "$MAGLEVD_PID"
-	# xdp mode sends by XDP_TX: the router's veth takes those frames only with an XDP program.
-	[ "$mode" = xdp ] && run_in "$NS_ROUTER" ip link set dev "$ROUTER_LB_IF" xdp obj \
-		"$E2E_BUILD/bpf/xdp_pass.bpf.o" sec xdp
+	router_takes_xdp_tx "$mode"
 	echo "$round $(run_once)" >>"$E2E_DIR/runs.$mode"
 	[ "$mode" = xdp ] && run_in "$NS_ROUTER" ip link set dev "$ROUTER_LB_IF" xdp off
 	run_in "$NS_LB" "$MAGLEVCTL" counters -s "$MAGLEVD_SOCKET" 2>/dev/null |

@@ -55,14 +55,6 @@ DP_MODE=${DP_MODE:?DP_MODE=afxdp, xdp or afpacket}
 dp_xdp() { [ "$DP_MODE" != afpacket ]; }
 [ "$DP_MODE" = xdp ] && DP_PROG=xdp_fwd || DP_PROG=xdp_vip
 
-# dp_router_takes_xdp_tx: in xdp mode maglevd sends with XDP_TX, and a veth takes what its peer
-# sends that way only while an XDP program of its own runs (GRO was not enough here): an
-# XDP_PASS program on the router's side of the lb's link (a physical NIC sends XDP_TX frames to
-# the wire without any of this).
-dp_router_takes_xdp_tx() {
-	[ "$DP_MODE" = xdp ] || return 0
-	run_in "$NS_ROUTER" ip link set dev "$ROUTER_LB_IF" xdp obj "$E2E_BUILD/bpf/xdp_pass.bpf.o" sec xdp
-}
 
 DP_REQUESTS=300
 DP_SHARE_MIN=60 # requests per backend: 20% of DP_REQUESTS
@@ -391,7 +383,7 @@ dp_lb_link_multiqueue() {
 		run_in "$NS_ROUTER" ip -6 route replace "$r" via "$LB6"
 	done
 	e2e_sysctl "$NS_ROUTER" "net.ipv4.conf.$ROUTER_LB_IF.rp_filter=0"
-	dp_router_takes_xdp_tx || return 1
+	router_takes_xdp_tx "$DP_MODE" || return 1
 	wait_for 5 run_in "$NS_LB" ping -c1 -W1 "$ROUTER_LB4"
 }
 
@@ -706,7 +698,7 @@ dp_main() {
 	[ -x "$MAGLEVD" ] || e2e_skip "no $MAGLEVD (run make)"
 	[ -x "$MAGLEVCTL" ] || e2e_skip "no $MAGLEVCTL (run make)"
 	e2e_topology_up || e2e_abort "topology"
-	dp_router_takes_xdp_tx || e2e_abort "XDP_PASS on the router's link to the lb"
+	router_takes_xdp_tx "$DP_MODE" || e2e_abort "XDP_PASS on the router's link to the lb"
 	start_backend_servers || e2e_abort "backend servers"
 	DP_CONFIG=$E2E_DIR/maglevd.yaml
 	dp_write_config "$DP_CONFIG"

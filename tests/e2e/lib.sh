@@ -359,6 +359,15 @@ e2e_addr() {
 	run_in "$ns" ip -6 addr add "$a6" dev "$dev" nodad
 }
 
+# router_takes_xdp_tx MODE: for dataplane.mode MODE xdp (else nothing), an XDP_PASS program on
+# the router's side of the lb's link. In xdp mode maglevd sends with XDP_TX, and a veth takes what
+# its peer sends that way only while an XDP program of its own runs (GRO was not enough here); a
+# physical NIC sends XDP_TX frames to the wire without any of this.
+router_takes_xdp_tx() {
+	[ "$1" = xdp ] || return 0
+	run_in "$NS_ROUTER" ip link set dev "$ROUTER_LB_IF" xdp obj "$E2E_BUILD/bpf/xdp_pass.bpf.o" sec xdp
+}
+
 # e2e_topology_up [--no-decap] [--two-lbs] [--no-vip-routes] [--backends N] [--second-chance]:
 # builds the whole topology; the backends get the XDP GRE decap program (maglevctl decap attach)
 # unless --no-decap. --two-lbs adds the second maglevd host $NS_LB2; --no-vip-routes leaves the

@@ -309,11 +309,7 @@ e2e_cases startup long_lived drain health fail_open explain vip_steering metrics
 e2e_init
 [ -x "$MAGLEVD" ] && [ -x "$MAGLEVCTL" ] || e2e_skip "build maglevd and maglevctl first (make)"
 e2e_topology_up || e2e_abort "topology"
-# xdp mode sends by XDP_TX: the router's veth takes those frames only with an XDP program.
-if [ "$CONTROL_MODE" = xdp ]; then
-	run_in "$NS_ROUTER" ip link set dev "$ROUTER_LB_IF" xdp obj "$E2E_BUILD/bpf/xdp_pass.bpf.o" sec xdp ||
-		e2e_abort "XDP_PASS on the router's link to the lb"
-fi
+router_takes_xdp_tx "$CONTROL_MODE" || e2e_abort "XDP_PASS on the router's link to the lb"
 start_backend_servers || e2e_abort "backend servers"
 CFG=$E2E_DIR/maglevd.yaml
 write_config "$CFG" 0:1 1:1 2:1

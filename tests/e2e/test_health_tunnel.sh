@@ -198,11 +198,7 @@ e2e_init
 command -v tc >/dev/null || e2e_skip "no tc (iproute2)"
 e2e_topology_up --backends 2 || e2e_abort "topology"
 start_backend_servers || e2e_abort "backend servers"
-# xdp mode sends with XDP_TX: the router's veth takes those frames only with a program of its own.
-if [ "$HT_MODE" = xdp ]; then
-	run_in "$NS_ROUTER" ip link set dev "$ROUTER_LB_IF" xdp obj "$E2E_BUILD/bpf/xdp_pass.bpf.o" sec xdp ||
-		e2e_abort "xdp_pass on the router's $ROUTER_LB_IF"
-fi
+router_takes_xdp_tx "$HT_MODE" || e2e_abort "xdp_pass on the router's $ROUTER_LB_IF"
 HC="type: http, path: /, interval: ${HC_INTERVAL_MS}ms, timeout: ${HC_TIMEOUT_MS}ms, rise: $HC_RISE, fall: $HC_FALL"
 CONFIG=$E2E_DIR/maglevd.tunnel.yaml
 e2e_write_config "$CONFIG" --mode "$HT_MODE" \
